@@ -1,0 +1,66 @@
+#include "testutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "its/alloc.h"
+
+static const char *join(const char *env, const char *fallback, const char *rel, char *buf,
+                        size_t len)
+{
+    const char *base = getenv(env);
+    if (!base)
+        base = fallback;
+    snprintf(buf, len, "%s/%s", base, rel);
+    return buf;
+}
+
+const char *its_test_shared_path(const char *rel, char *buf, size_t len)
+{
+    join("ITS_SHARED_DIR", "../shared", rel, buf, len);
+    return access(buf, R_OK) == 0 ? buf : NULL;
+}
+
+const char *its_test_source_path(const char *rel, char *buf, size_t len)
+{
+    return join("ITS_SOURCE_DIR", ".", rel, buf, len);
+}
+
+const char *its_test_tmpdir(char *buf, size_t len)
+{
+    snprintf(buf, len, "/tmp/its-test-XXXXXX");
+    return mkdtemp(buf);
+}
+
+uint8_t *its_test_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *d = n >= 0 ? its_malloc(ITS_MOD_TEST, (size_t)n + 1) : NULL;
+    if (d && fread(d, 1, (size_t)n, f) != (size_t)n) {
+        its_free(d);
+        d = NULL;
+    }
+    fclose(f);
+    if (d) {
+        d[n] = 0;
+        *len = (size_t)n;
+    }
+    return d;
+}
+
+int its_test_write_file(const char *path, const void *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return -1;
+    size_t w = fwrite(data, 1, len, f);
+    return (fclose(f) == 0 && w == len) ? 0 : -1;
+}
