@@ -54,8 +54,7 @@ static void fill_desc(const its_graph *g, int t, its_tensor_desc *d, int symboli
 }
 
 /* Turn graph inputs into constants with the given values (before inference and folding). */
-static int freeze_inputs(its_graph *g, const its_input_value *vals, int n, char *err,
-                         size_t errlen)
+static int freeze_inputs(its_graph *g, const its_input_value *vals, int n, char *err, size_t errlen)
 {
     for (int v = 0; v < n; v++) {
         int k = 0;
@@ -71,8 +70,7 @@ static int freeze_inputs(its_graph *g, const its_input_value *vals, int n, char 
             ne *= T->shape.dims[d] < 0 ? -1 : T->shape.dims[d];
         size_t want = ne < 0 ? 0 : (size_t)ne * its__dtype_size(T->dtype);
         if (ne < 0 || want != vals[v].bytes) {
-            set_err(err, errlen, "frozen input '%s': size does not match its shape",
-                    vals[v].name);
+            set_err(err, errlen, "frozen input '%s': size does not match its shape", vals[v].name);
             return ITS_EINVAL;
         }
         T->data = its_malloc(ITS_MOD_ENGINE, want ? want : 1);
@@ -87,8 +85,7 @@ static int freeze_inputs(its_graph *g, const its_input_value *vals, int n, char 
     return 0;
 }
 
-int its_model_load_buffer(const void *data, size_t len, its_model_t **out, char *err,
-                          size_t errlen)
+int its_model_load_buffer(const void *data, size_t len, its_model_t **out, char *err, size_t errlen)
 {
     return its_model_load_buffer_frozen(data, len, NULL, 0, out, err, errlen);
 }

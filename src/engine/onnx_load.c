@@ -503,8 +503,8 @@ int its__onnx_load(const void *data, size_t len, its_graph *g, char *err, size_t
     return rc;
 }
 
-int its__onnx_load_tensor(const void *data, size_t len, its_dtype *dt, its_shape *shape,
-                          void **out, char *name, size_t namelen, char *err, size_t errlen)
+int its__onnx_load_tensor(const void *data, size_t len, its_dtype *dt, its_shape *shape, void **out,
+                          char *name, size_t namelen, char *err, size_t errlen)
 {
     Onnx__TensorProto *tp = onnx__tensor_proto__unpack(&pb_allocator, len, data);
     if (!tp) {

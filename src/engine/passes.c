@@ -164,8 +164,8 @@ int its__pass_fuse_conv_sum(its_graph *g)
             int t = a->in[side], r = a->in[1 - side];
             int p = g->tensors[t].producer;
             if (p < 0 || g->nodes[p].op != ITS_OP_CONV || g->nodes[p].sum >= 0 ||
-                g->tensors[g->nodes[p].in[1]].kind != ITS_TK_CONST ||
-                !only_consumer(g, t) || t == r)
+                g->tensors[g->nodes[p].in[1]].kind != ITS_TK_CONST || !only_consumer(g, t) ||
+                t == r)
                 continue;
             const its_shape *ts = &g->tensors[t].shape, *rs = &g->tensors[r].shape;
             if (ts->rank != rs->rank || memcmp(ts->dims, rs->dims, sizeof(int64_t) * ts->rank))

@@ -30,11 +30,28 @@
 #define NODE_DIR "/usr/include/onnx/backend/test/data/node"
 
 static const char *const ops[] = {
-    "conv",      "convinteger", "dynamicquantizelinear", "quantizelinear", "dequantizelinear",
-    "matmul",    "add",         "sub",                   "mul",            "div",
-    "sigmoid",   "leakyrelu",   "softmax",               "concat",         "split",
-    "slice",     "reshape",     "transpose",             "resize",         "maxpool",
-    "cast",      NULL,
+    "conv",
+    "convinteger",
+    "dynamicquantizelinear",
+    "quantizelinear",
+    "dequantizelinear",
+    "matmul",
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "sigmoid",
+    "leakyrelu",
+    "softmax",
+    "concat",
+    "split",
+    "slice",
+    "reshape",
+    "transpose",
+    "resize",
+    "maxpool",
+    "cast",
+    NULL,
 };
 
 static char skips[256][96];
@@ -170,9 +187,8 @@ static int run_set(const char *model_path, const char *dpath, char *why, size_t 
             snprintf(why, whylen, "cannot read input %d", k);
             fail = 1;
         } else if (freeze_it(k, idt[k], iname[k])) {
-            frozen[nf++] = (its_input_value){iname[k], in[k],
-                                             (size_t)its__shape_numel(&ish[k]) *
-                                                 its__dtype_size(idt[k])};
+            frozen[nf++] = (its_input_value){
+                iname[k], in[k], (size_t)its__shape_numel(&ish[k]) * its__dtype_size(idt[k])};
         } else {
             rt_in[nrt++] = in[k];
         }
