@@ -618,6 +618,9 @@ static int infer_node(const its_graph *g, const its_ir_node *n, int batch, its_s
         FAIL(ITS_EMODEL, "has %d inputs (expects %d to %d)", n->n_in, min_in, max_in);
     if (!x)
         FAIL(ITS_EMODEL, "first input is missing");
+    for (int k = 1; k < min_in; k++)
+        if (n->in[k] < 0)
+            FAIL(ITS_EMODEL, "required input %d is missing", k);
     if (nout < 1 || nout > ITS_IR_MAX_IO || n->n_out < 1 ||
         (n->op != ITS_OP_MAXPOOL && n->n_out != nout))
         FAIL(ITS_EMODEL, "has %d outputs", n->n_out);
