@@ -621,6 +621,8 @@ static int infer_node(const its_graph *g, const its_ir_node *n, int batch, its_s
     for (int k = 1; k < min_in; k++)
         if (n->in[k] < 0)
             FAIL(ITS_EMODEL, "required input %d is missing", k);
+    if (n->op != ITS_OP_SPLIT && n->out[0] < 0)
+        FAIL(ITS_EMODEL, "output 0 is missing");
     if (nout < 1 || nout > ITS_IR_MAX_IO || n->n_out < 1 ||
         (n->op != ITS_OP_MAXPOOL && n->n_out != nout))
         FAIL(ITS_EMODEL, "has %d outputs", n->n_out);
