@@ -604,9 +604,9 @@ static int infer_node(const its_graph *g, const its_ir_node *n, int batch, its_s
     case ITS_OP_RESHAPE:
         min_in = max_in = g->opset < 5 ? 1 : 2;
         break;
-    case ITS_OP_RESIZE:
+    case ITS_OP_RESIZE: /* roi is optional from opset 13; scales/sizes checked later */
         max_in = 4;
-        min_in = 2;
+        min_in = 1;
         break;
     case ITS_OP_MAXPOOL:
         nout = n->n_out;
