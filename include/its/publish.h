@@ -37,6 +37,8 @@
  *   (reason "redis_error") and logged.
  * - Strings (camera ids, windows, event types, model names) must match [A-Za-z0-9_.-]{1,64}
  *   so that they cannot break a key; JSON payloads passed in must be JSON objects.
+ * - its_publisher_create sets SIGPIPE to SIG_IGN if it is at its default (hiredis writes
+ *   with write(2); a vanished Redis must give EPIPE, not kill the process).
  * - The its_cache is thread-safe (a mutex): publishers write through it, API threads read.
  */
 #ifndef ITS_PUBLISH_H
@@ -171,7 +173,9 @@ int its_publish_cache(its_publisher *pub, const its_pub_meta *meta, its_ttl_type
  * waiting out the reconnect backoff, ITS_ENET when the connection failed (messages stay
  * queued), ITS_EAUTH when AUTH or SELECT was refused. */
 int its_publish_flush(its_publisher *pub);
-/* Flush until the outbox is empty or timeout_ms passes (sleeping through backoffs). */
+/* Flush until the outbox is empty or timeout_ms passes (sleeping through backoffs). Returns
+ * the messages acknowledged, or at the deadline the last connection error (ITS_ENET,
+ * ITS_EAUTH), or ITS_ETIMEDOUT. */
 int its_publish_drain(its_publisher *pub, int timeout_ms);
 
 typedef struct its_publish_stats {

@@ -11,6 +11,7 @@
  * live video analytics a fresh result is worth more than an old one.
  */
 #include <hiredis/hiredis.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/time.h>
@@ -134,6 +135,11 @@ int its_publisher_create(const its_publish_config *cfg, its_metrics *metrics, it
         its_publisher_destroy(p);
         return ITS_ENOMEM;
     }
+    /* hiredis writes with write(2): a peer that went away would raise SIGPIPE and kill the
+     * daemon instead of returning EPIPE. A service never wants that signal. */
+    struct sigaction sa;
+    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
+        signal(SIGPIPE, SIG_IGN);
     p->rng = its_now_ns() | 1;
     p->l1 = l1;
     if (metrics) {
@@ -665,16 +671,18 @@ int its_publish_drain(its_publisher *p, int timeout_ms)
     if (!p)
         return ITS_EINVAL;
     uint64_t deadline = its_now_ns() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * ITS_NS_PER_MS;
-    int total = 0, rc = 0;
+    int total = 0, err = 0;
     while (p->count) {
-        rc = its_publish_flush(p);
+        int rc = its_publish_flush(p);
         if (rc > 0)
             total += rc;
+        if (rc < 0 && rc != ITS_EAGAIN)
+            err = rc;
         if (!p->count)
             break;
         uint64_t now = its_now_ns();
         if (now >= deadline)
-            return rc < 0 ? rc : ITS_ETIMEDOUT;
+            return err < 0 ? err : ITS_ETIMEDOUT;
         uint64_t wake = p->next_attempt_ns > now ? p->next_attempt_ns : now + ITS_NS_PER_MS;
         its_sleep_until_ns(wake < deadline ? wake : deadline);
     }
