@@ -10,6 +10,7 @@
 #include "its/queue.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <time.h>
 
@@ -96,7 +97,15 @@ static int try_push(its_queue_t *q, void *item)
                 return 0;
             }
         } else if (dif < 0) {
-            return ITS_EFULL;
+            /* The cell is still held by a consumer that claimed it and has not yet handed it
+             * back. Only if the ring really holds capacity items is this "full"; otherwise
+             * that consumer is mid-operation and the cell frees in a moment. Reporting full
+             * here would lose a buffer in a pool whose ring holds every buffer. */
+            size_t deq = atomic_load_explicit(&q->deq, memory_order_acquire);
+            if (pos - deq > q->mask)
+                return ITS_EFULL;
+            sched_yield();
+            pos = atomic_load_explicit(&q->enq, memory_order_relaxed);
         } else {
             pos = atomic_load_explicit(&q->enq, memory_order_relaxed);
         }
@@ -118,7 +127,12 @@ static int try_pop(its_queue_t *q, void **item)
                 return 0;
             }
         } else if (dif < 0) {
-            return ITS_EEMPTY;
+            /* Empty, unless a producer has claimed this cell and is about to publish it. */
+            size_t enq = atomic_load_explicit(&q->enq, memory_order_acquire);
+            if (enq == pos)
+                return ITS_EEMPTY;
+            sched_yield();
+            pos = atomic_load_explicit(&q->deq, memory_order_relaxed);
         } else {
             pos = atomic_load_explicit(&q->deq, memory_order_relaxed);
         }
