@@ -144,7 +144,7 @@ static void wake(its_queue_t *q, atomic_int *waiters, pthread_cond_t *cv)
     atomic_thread_fence(memory_order_seq_cst);
     if (atomic_load(waiters) > 0) {
         pthread_mutex_lock(&q->mu);
-        pthread_cond_broadcast(cv);
+        pthread_cond_signal(cv); /* one item (or one free cell): one waiter can use it */
         pthread_mutex_unlock(&q->mu);
     }
 }
@@ -184,6 +184,14 @@ static int wait_op(its_queue_t *q, int is_push, void *item, void **out, uint64_t
     int would_block = is_push ? ITS_EFULL : ITS_EEMPTY;
     if (rc != would_block || timeout_ns == 0)
         return rc;
+    /* Brief spin before parking: under load the other side usually answers within a few
+     * scheduler slices, and parking costs two context switches. */
+    for (int spin = 0; spin < 16; spin++) {
+        sched_yield();
+        rc = is_push ? its_queue_push(q, item) : its_queue_pop(q, out);
+        if (rc != would_block)
+            return rc;
+    }
     uint64_t now = its_now_ns();
     uint64_t deadline = timeout_ns > UINT64_MAX - now ? UINT64_MAX : now + timeout_ns;
     atomic_int *waiters = is_push ? &q->push_waiters : &q->pop_waiters;
