@@ -94,7 +94,10 @@ function(its_add_fuzz name)
     target_link_libraries(fuzz_${name} PRIVATE ${F_DEPS})
     if(F_CORPUS)
         if(ITS_FUZZ)
-            add_test(NAME fuzz_${name} COMMAND fuzz_${name} -max_total_time=20 -rss_limit_mb=2048 ${F_CORPUS})
+            # New inputs go to the first folder (in the build tree), seeds stay untouched.
+            file(MAKE_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR}/corpus_${name})
+            add_test(NAME fuzz_${name} COMMAND fuzz_${name} -max_total_time=20 -rss_limit_mb=2048
+                     -timeout=10 ${CMAKE_CURRENT_BINARY_DIR}/corpus_${name} ${F_CORPUS})
         else()
             add_test(NAME fuzz_${name} COMMAND fuzz_${name} ${F_CORPUS})
         endif()
