@@ -47,6 +47,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "its/config.h"
 #include "its/metrics.h"
 
 #define ITS_PUB_SCHEMA_VERSION 1
@@ -192,5 +193,53 @@ typedef struct its_publish_stats {
 
 /* Any thread may read the stats (they are atomics). */
 void its_publisher_get_stats(its_publisher *pub, its_publish_stats *out);
+
+/* ---- configuration rows for a program's options table (its/config.h) ------------------- */
+
+/* The "redis.*" section of a YAML configuration. An empty host means: do not publish. */
+typedef struct its_publish_settings {
+    char *host, *username, *password;
+    int port, db;
+    int connect_timeout_ms, command_timeout_ms, backoff_min_ms, backoff_max_ms;
+    int outbox_max_msgs, outbox_max_mb, stream_maxlen, max_pipeline;
+    int cache_max_entries, cache_max_mb;
+} its_publish_settings;
+
+/* Rows for a settings struct T holding an its_publish_settings member m:
+ *     static const its_option tab[] = { ITS_PUBLISH_OPTIONS(itsd_settings, redis), ... };
+ * The password is ITS_OPT_SECRET (printed as ***; ITS_REDIS_PASSWORD in the environment). */
+#define ITS_PUBLISH_OPTIONS(T, m)                                                                  \
+    ITS_OPT_STR("redis.host", T, m.host, "", 0, "Redis host; empty: do not publish"),              \
+        ITS_OPT_INT("redis.port", T, m.port, "6379", 1, 65535, 0, "Redis port"),                   \
+        ITS_OPT_STR("redis.username", T, m.username, "", 0, "Redis ACL user (Redis 6+)"),          \
+        ITS_OPT_STR("redis.password", T, m.password, "", ITS_OPT_SECRET, "Redis password"),        \
+        ITS_OPT_INT("redis.db", T, m.db, "0", 0, 1024, 0, "Redis database (SELECT)"),              \
+        ITS_OPT_INT("redis.connect_timeout_ms", T, m.connect_timeout_ms, "200", 1, 60000, 0,       \
+                    "Redis connect timeout"),                                                      \
+        ITS_OPT_INT("redis.command_timeout_ms", T, m.command_timeout_ms, "100", 1, 60000, 0,       \
+                    "Redis command timeout (bounds one pipelined round trip)"),                    \
+        ITS_OPT_INT("redis.backoff_min_ms", T, m.backoff_min_ms, "50", 0, 60000, 0,                \
+                    "First reconnect delay"),                                                      \
+        ITS_OPT_INT("redis.backoff_max_ms", T, m.backoff_max_ms, "5000", 1, 600000, 0,             \
+                    "Largest reconnect delay"),                                                    \
+        ITS_OPT_INT("redis.outbox_max_msgs", T, m.outbox_max_msgs, "10000", 1, 10000000, 0,        \
+                    "Messages kept while Redis is away (oldest dropped beyond)"),                  \
+        ITS_OPT_INT("redis.outbox_max_mb", T, m.outbox_max_mb, "32", 1, 65536, 0,                  \
+                    "Bytes kept while Redis is away, MiB"),                                        \
+        ITS_OPT_INT("redis.stream_maxlen", T, m.stream_maxlen, "100000", 1, 1000000000, 0,         \
+                    "Approximate length of its:events:stream"),                                    \
+        ITS_OPT_INT("redis.max_pipeline", T, m.max_pipeline, "256", 1, 65536, 0,                   \
+                    "Messages per pipelined round trip"),                                          \
+        ITS_OPT_INT("redis.cache_max_entries", T, m.cache_max_entries, "1000", 1, 16777216, 0,     \
+                    "Entries of the in-process L1 cache"),                                         \
+        ITS_OPT_INT("redis.cache_max_mb", T, m.cache_max_mb, "16", 1, 65536, 0,                    \
+                    "Bytes of the in-process L1 cache, MiB")
+#define ITS_PUBLISH_N_OPTIONS 15
+
+/* Fill the publisher and cache configurations from loaded settings (either may be NULL). The
+ * configurations point into s: keep s alive while they are used. Returns 1 if Redis is
+ * configured (host not empty), 0 if not. */
+int its_publish_settings_apply(const its_publish_settings *s, its_publish_config *pub,
+                               its_cache_config *cache);
 
 #endif

@@ -651,3 +651,17 @@ void its_api_response_free(its_api_response *resp)
     resp->body = NULL;
     resp->len = 0;
 }
+
+void its_api_settings_apply(const its_api_settings *s, its_api_config *cfg)
+{
+    its_api_config_default(cfg);
+    if (s->bind && s->bind[0])
+        cfg->bind_addr = s->bind;
+    cfg->port = s->port;
+    cfg->token = s->token && s->token[0] ? s->token : NULL;
+    cfg->threads = s->threads;
+    cfg->max_connections = s->max_connections;
+    cfg->timeout_s = s->timeout_s;
+    cfg->max_body_bytes = (size_t)s->max_body_kb << 10;
+    cfg->max_frame_bytes = (size_t)s->max_frame_mb << 20;
+}

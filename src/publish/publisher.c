@@ -705,3 +705,39 @@ void its_publisher_get_stats(its_publisher *p, its_publish_stats *out)
     out->outbox_bytes = atomic_load(&p->outbox_bytes);
     out->connected = atomic_load(&p->connected);
 }
+
+int its_publish_settings_apply(const its_publish_settings *s, its_publish_config *pub,
+                               its_cache_config *cache)
+{
+    int enabled = s->host && s->host[0];
+    if (pub) {
+        its_publish_config_default(pub);
+        if (enabled)
+            pub->host = s->host;
+        pub->port = s->port;
+        pub->username = s->username && s->username[0] ? s->username : NULL;
+        pub->password = s->password && s->password[0] ? s->password : NULL;
+        pub->db = s->db;
+        pub->connect_timeout_ms = s->connect_timeout_ms;
+        pub->command_timeout_ms = s->command_timeout_ms;
+        pub->backoff_min_ms = s->backoff_min_ms;
+        pub->backoff_max_ms = s->backoff_max_ms;
+        pub->outbox_max_msgs = (size_t)s->outbox_max_msgs;
+        pub->outbox_max_bytes = (size_t)s->outbox_max_mb << 20;
+        pub->stream_maxlen = s->stream_maxlen;
+        pub->max_pipeline = s->max_pipeline;
+    }
+    if (cache) {
+        its_cache_config_default(cache);
+        cache->max_entries = (size_t)s->cache_max_entries;
+        cache->max_bytes = (size_t)s->cache_max_mb << 20;
+        cache->host = enabled ? s->host : NULL;
+        cache->port = s->port;
+        cache->username = s->username && s->username[0] ? s->username : NULL;
+        cache->password = s->password && s->password[0] ? s->password : NULL;
+        cache->db = s->db;
+        cache->connect_timeout_ms = s->connect_timeout_ms;
+        cache->command_timeout_ms = s->command_timeout_ms;
+    }
+    return enabled;
+}
