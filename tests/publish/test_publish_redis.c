@@ -487,6 +487,49 @@ static void test_outage_and_recovery(void **state)
     its_metrics_destroy(reg);
 }
 
+/* A Redis that stops answering (SIGSTOP) must not hang the publisher: the flush gives up
+ * after the command timeout, keeps the message, and delivers it once Redis answers again. */
+static void test_command_timeout(void **state)
+{
+    its_publish_config cfg;
+    its_publish_config_default(&cfg);
+    cfg.port = srv.port;
+    cfg.command_timeout_ms = 100;
+    cfg.backoff_min_ms = 5;
+    cfg.backoff_max_ms = 20;
+    its_publisher *p = NULL;
+    assert_int_equal(its_publisher_create(&cfg, NULL, NULL, &p), 0);
+    its_pub_meta m = {"cam-t", 1, its_wall_ns(), its_now_ns()};
+    assert_int_equal(its_publish_event(p, &m, "tick", "{\"n\":1}"), 0);
+    assert_int_equal(its_publish_flush(p), 1);
+
+    kill(srv.pid, SIGSTOP);
+    m.frame = 2;
+    assert_int_equal(its_publish_event(p, &m, "tick", "{\"n\":2}"), 0);
+    uint64_t t0 = its_now_ns();
+    assert_int_equal(its_publish_flush(p), ITS_ENET);
+    uint64_t took = its_now_ns() - t0;
+    assert_true(took >= 90 * ITS_NS_PER_MS && took < 1000 * ITS_NS_PER_MS);
+    its_publish_stats st;
+    its_publisher_get_stats(p, &st);
+    assert_int_equal(st.outbox_msgs, 1);
+    kill(srv.pid, SIGCONT);
+
+    assert_int_equal(its_publish_drain(p, 3000), 1);
+    /* At least once: the stalled copy may have been executed too. */
+    redisContext *c = client(0);
+    redisReply *r = redisCommand(c, "XRANGE its:events:stream - +");
+    int twos = 0;
+    for (size_t i = 0; i < r->elements; i++)
+        twos += strstr(r->element[i]->element[1]->element[1]->str, "\"n\":2") != NULL;
+    assert_true(twos >= 1 && twos <= 2);
+    freeReplyObject(r);
+    r = redisCommand(c, "DEL its:events:stream");
+    freeReplyObject(r);
+    redisFree(c);
+    its_publisher_destroy(p);
+}
+
 static void test_no_server(void **state)
 {
     its_publish_config cfg;
@@ -520,6 +563,7 @@ int main(void)
         cmocka_unit_test(test_stream_maxlen),
         cmocka_unit_test(test_auth_and_db),
         cmocka_unit_test(test_outage_and_recovery),
+        cmocka_unit_test(test_command_timeout),
         cmocka_unit_test(test_no_server),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
