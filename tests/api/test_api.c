@@ -248,10 +248,28 @@ static void test_status(void **state)
     assert_float_equal(json_number_value(json_object_get(cam, "fps")), 29.5, 0);
     assert_float_equal(json_number_value(json_object_get(cam, "frames")), 1000, 0);
     assert_float_equal(json_number_value(json_object_get(cam, "drops")), 5, 0);
+    assert_null(json_object_get(j, "scaling")); /* no scaling collector attached yet */
     json_t *e2e = json_object_get(j, "end_to_end");
     assert_float_equal(json_number_value(json_object_get(e2e, "budget_ms")), 100, 0);
     assert_true(json_is_null(json_object_get(e2e, "p99_ms")));
     json_decref(j);
+
+    /* With the scaling collector: after two scrapes, the decision and its inputs. */
+    assert_int_equal(its_metrics_scaling_attach(reg), 0);
+    for (int i = 0; i < 2; i++) {
+        r = get("/metrics");
+        free(r.body);
+        its_metric_set(its_metrics_series_v(its_metrics_std(reg, ITS_M_QUEUE_DEPTH), "batch"), 650);
+    }
+    r = get("/v1/status");
+    j = body_json(&r);
+    free(r.body);
+    json_t *sc = json_object_get(j, "scaling");
+    assert_non_null(sc);
+    assert_float_equal(json_number_value(json_object_get(sc, "queue_depth")), 650, 0);
+    assert_int_equal(json_integer_value(json_object_get(sc, "recommendation")), 1);
+    json_decref(j);
+    its_metric_set(its_metrics_series_v(its_metrics_std(reg, ITS_M_QUEUE_DEPTH), "batch"), 0);
 }
 
 static void test_auth(void **state)
