@@ -52,6 +52,8 @@ struct its_publisher {
     _Atomic size_t outbox_msgs, outbox_bytes;
     atomic_int connected;
     /* metrics */
+    its_metric *m_invalid, *m_nomem; /* its_errors_total{module="publish"} */
+    uint64_t last_reject_log_ns;
     its_metric *m_sent[K_COUNT], *m_drop_outbox, *m_drop_large, *m_drop_redis, *m_outbox,
         *m_outbox_bytes, *m_reconnects, *m_connect_fail, *m_up, *m_e2e, *m_stage;
 };
@@ -158,6 +160,9 @@ int its_publisher_create(const its_publish_config *cfg, its_metrics *metrics, it
             its_metrics_series(its_metrics_std(metrics, ITS_M_PUB_CONNECT_FAIL), NULL);
         p->m_up = its_metrics_series(its_metrics_std(metrics, ITS_M_REDIS_UP), NULL);
         p->m_e2e = its_metrics_series(its_metrics_std(metrics, ITS_M_LATENCY), NULL);
+        f = its_metrics_std(metrics, ITS_M_ERRORS);
+        p->m_invalid = its_metrics_series_v(f, "publish", its_errname(ITS_EINVAL));
+        p->m_nomem = its_metrics_series_v(f, "publish", its_errname(ITS_ENOMEM));
         p->m_stage = its_metrics_series_v(its_metrics_std(metrics, ITS_M_STAGE_LATENCY), "publish");
     }
     *out = p;
@@ -349,8 +354,8 @@ static its__buf *cmd_buf(its_publisher *p)
     return &p->cmds;
 }
 
-int its_publish_detections(its_publisher *p, const its_pub_meta *meta,
-                           const its_pub_detection *dets, int n)
+static int do_detections(its_publisher *p, const its_pub_meta *meta, const its_pub_detection *dets,
+                         int n)
 {
     if (!p || !meta || !its_publish_valid_id(meta->camera_id) || n < 0 || (n && !dets))
         return ITS_EINVAL;
@@ -399,8 +404,8 @@ int its_publish_detections(its_publisher *p, const its_pub_meta *meta,
     return enqueue(p, cmds, 2, K_DETECTIONS, meta);
 }
 
-int its_publish_analytics(its_publisher *p, const its_pub_meta *meta, const char *window,
-                          const char *payload_json)
+static int do_analytics(its_publisher *p, const its_pub_meta *meta, const char *window,
+                        const char *payload_json)
 {
     if (!p || !meta || !its_publish_valid_id(meta->camera_id) || !its_publish_valid_id(window) ||
         !payload_ok(payload_json))
@@ -426,8 +431,8 @@ int its_publish_analytics(its_publisher *p, const its_pub_meta *meta, const char
     return enqueue(p, cmds, 2, K_ANALYTICS, meta);
 }
 
-int its_publish_event(its_publisher *p, const its_pub_meta *meta, const char *event_type,
-                      const char *payload_json)
+static int do_event(its_publisher *p, const its_pub_meta *meta, const char *event_type,
+                    const char *payload_json)
 {
     if (!p || !meta || !its_publish_valid_id(meta->camera_id) ||
         !its_publish_valid_id(event_type) || !payload_ok(payload_json))
@@ -449,8 +454,8 @@ int its_publish_event(its_publisher *p, const its_pub_meta *meta, const char *ev
     return enqueue(p, cmds, 2, K_EVENT, meta);
 }
 
-int its_publish_cache(its_publisher *p, const its_pub_meta *meta, its_ttl_type type,
-                      const char *name, double freshness, const char *payload_json)
+static int do_cache(its_publisher *p, const its_pub_meta *meta, its_ttl_type type, const char *name,
+                    double freshness, const char *payload_json)
 {
     if (!p || !meta || !payload_ok(payload_json))
         return ITS_EINVAL;
@@ -740,4 +745,50 @@ int its_publish_settings_apply(const its_publish_settings *s, its_publish_config
         cache->command_timeout_ms = s->command_timeout_ms;
     }
     return enabled;
+}
+
+/* Every refused message is counted (its_errors_total{module="publish",kind=...}) and logged
+ * at most once a second; the caller also gets the code. Outbox drops are counted where they
+ * happen. */
+static int rejected(its_publisher *p, const its_pub_meta *meta, const char *what, int rc)
+{
+    if (rc >= 0 || !p)
+        return rc;
+    if (rc == ITS_EINVAL)
+        its_metric_inc(p->m_invalid);
+    else if (rc == ITS_ENOMEM)
+        its_metric_inc(p->m_nomem);
+    uint64_t now = its_now_ns();
+    if (now - p->last_reject_log_ns > ITS_NS_PER_S) {
+        p->last_reject_log_ns = now;
+        its_logw("publish",
+                 meta && meta->camera_id && its_publish_valid_id(meta->camera_id) ? meta->camera_id
+                                                                                  : NULL,
+                 "%s message refused: %s", what, its_strerror(rc));
+    }
+    return rc;
+}
+
+int its_publish_detections(its_publisher *p, const its_pub_meta *meta,
+                           const its_pub_detection *dets, int n)
+{
+    return rejected(p, meta, "detections", do_detections(p, meta, dets, n));
+}
+
+int its_publish_analytics(its_publisher *p, const its_pub_meta *meta, const char *window,
+                          const char *payload_json)
+{
+    return rejected(p, meta, "analytics", do_analytics(p, meta, window, payload_json));
+}
+
+int its_publish_event(its_publisher *p, const its_pub_meta *meta, const char *event_type,
+                      const char *payload_json)
+{
+    return rejected(p, meta, "event", do_event(p, meta, event_type, payload_json));
+}
+
+int its_publish_cache(its_publisher *p, const its_pub_meta *meta, its_ttl_type type,
+                      const char *name, double freshness, const char *payload_json)
+{
+    return rejected(p, meta, "cache", do_cache(p, meta, type, name, freshness, payload_json));
 }
