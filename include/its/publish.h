@@ -34,7 +34,9 @@
  *   outbox in order. Delivery is at least once: a message whose reply was lost with the
  *   connection is sent again.
  * - A command that Redis rejects (an error reply) is not retried: it is dropped and counted
- *   (reason "redis_error") and logged.
+ *   (reason "redis_error") and logged. Error replies that mean "not now" (LOADING, BUSY,
+ *   TRYAGAIN, MASTERDOWN, CLUSTERDOWN, READONLY, NOAUTH) instead keep the message queued and
+ *   retry after the backoff, on a new connection.
  * - Strings (camera ids, windows, event types, model names) must match [A-Za-z0-9_.-]{1,64}
  *   so that they cannot break a key; JSON payloads passed in must be JSON objects.
  * - its_publisher_create sets SIGPIPE to SIG_IGN if it is at its default (hiredis writes
@@ -171,8 +173,8 @@ int its_publish_cache(its_publisher *pub, const its_pub_meta *meta, its_ttl_type
                       const char *name, double freshness, const char *payload_json);
 
 /* Send what is queued. Returns the number of messages acknowledged (>= 0), ITS_EAGAIN while
- * waiting out the reconnect backoff, ITS_ENET when the connection failed (messages stay
- * queued), ITS_EAUTH when AUTH or SELECT was refused. */
+ * waiting out the reconnect backoff or when Redis said "not now" (READONLY, LOADING...), ITS_ENET
+ * when the connection failed (messages stay queued), ITS_EAUTH when AUTH or SELECT was refused. */
 int its_publish_flush(its_publisher *pub);
 /* Flush until the outbox is empty or timeout_ms passes (sleeping through backoffs). Returns
  * the messages acknowledged, or at the deadline the last connection error (ITS_ENET,

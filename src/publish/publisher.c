@@ -598,6 +598,18 @@ static void connection_lost(its_publisher *p)
     p->next_attempt_ns = its_now_ns() + backoff_ns(p);
 }
 
+/* Error replies that say "not now" rather than "never": a server loading its data set, a
+ * busy script, a replica or a cluster in failover, a password set since we connected. */
+static int transient_error(const char *e)
+{
+    static const char *const prefixes[] = {"LOADING",     "BUSY",     "TRYAGAIN", "MASTERDOWN",
+                                           "CLUSTERDOWN", "READONLY", "NOAUTH"};
+    for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
+        if (!strncmp(e, prefixes[i], strlen(prefixes[i])))
+            return 1;
+    return 0;
+}
+
 /* One pipelined round: up to max_pipeline messages. Returns messages confirmed, or
  * ITS_ENET after losing the connection. */
 static int flush_round(its_publisher *p)
@@ -620,6 +632,16 @@ static int flush_round(its_publisher *p)
                 connection_lost(p);
                 update_outbox_gauges(p);
                 return ITS_ENET;
+            }
+            if (r->type == REDIS_REPLY_ERROR && transient_error(r->str)) {
+                /* Not this message's fault: keep it (and the rest) and retry later. */
+                its_logw("publish", NULL, "Redis not accepting writes (%s); retrying", r->str);
+                freeReplyObject(r);
+                disconnect(p);
+                p->failures = 1;
+                p->next_attempt_ns = its_now_ns() + backoff_ns(p);
+                update_outbox_gauges(p);
+                return ITS_EAGAIN;
             }
             if (r->type == REDIS_REPLY_ERROR) {
                 rejected = 1;

@@ -592,6 +592,44 @@ static void test_command_timeout(void **state)
     its_publisher_destroy(p);
 }
 
+/* A server that refuses writes for a while (here: turned into a read-only replica, as in a
+ * failover) keeps the messages queued instead of dropping them as rejected. */
+static void test_transient_refusal(void **state)
+{
+    its_publish_config cfg;
+    its_publish_config_default(&cfg);
+    cfg.port = srv.port;
+    cfg.backoff_min_ms = 5;
+    cfg.backoff_max_ms = 20;
+    its_publisher *p = NULL;
+    assert_int_equal(its_publisher_create(&cfg, NULL, NULL, &p), 0);
+    its_pub_meta m = {"cam-r", 1, its_wall_ns(), its_now_ns()};
+    assert_int_equal(its_publish_detections(p, &m, NULL, 0), 0);
+    assert_int_equal(its_publish_flush(p), 1);
+    redisContext *c = client(0);
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "REPLICAOF 127.0.0.1 %d", its_redis_free_port());
+    redisReply *r = redisCommand(c, cmd);
+    assert_int_equal(r->type, REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    m.frame = 2;
+    assert_int_equal(its_publish_detections(p, &m, NULL, 0), 0);
+    assert_int_equal(its_publish_flush(p), ITS_EAGAIN); /* SET: READONLY */
+    its_publish_stats st;
+    its_publisher_get_stats(p, &st);
+    assert_int_equal(st.outbox_msgs, 1);
+    assert_int_equal(st.dropped_redis_error, 0);
+    r = redisCommand(c, "REPLICAOF NO ONE");
+    freeReplyObject(r);
+    assert_int_equal(its_publish_drain(p, 3000), 1);
+    long long ttl;
+    json_t *j = get_json(c, "its:cam:cam-r:latest", &ttl);
+    assert_int_equal(json_integer_value(json_object_get(j, "frame")), 2);
+    json_decref(j);
+    redisFree(c);
+    its_publisher_destroy(p);
+}
+
 static void test_no_server(void **state)
 {
     its_publish_config cfg;
@@ -627,6 +665,7 @@ int main(void)
         cmocka_unit_test(test_auth_and_db),
         cmocka_unit_test(test_outage_and_recovery),
         cmocka_unit_test(test_command_timeout),
+        cmocka_unit_test(test_transient_refusal),
         cmocka_unit_test(test_no_server),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
