@@ -172,6 +172,28 @@ int its_publish_event(its_publisher *pub, const its_pub_meta *meta, const char *
 int its_publish_cache(its_publisher *pub, const its_pub_meta *meta, its_ttl_type type,
                       const char *name, double freshness, const char *payload_json);
 
+/* A message the caller built itself (itsd's own JSON), published unchanged on the channel,
+ * key, stream and TTL of its kind. It should carry the envelope fields (v, type, camera,
+ * frame, capture and publish timestamps); it must be one JSON object (only the braces are
+ * checked) without NUL bytes. */
+typedef enum its_pub_kind {
+    ITS_PUB_DETECTIONS = 0, /* its:cam:{id}:detections + :latest */
+    ITS_PUB_ANALYTICS,      /* its:cam:{id}:analytics + :analytics:{window} */
+    ITS_PUB_EVENT,          /* its:events + its:events:stream */
+    ITS_PUB_CACHE,          /* SET only, key and TTL from ttl_type/name/freshness */
+} its_pub_kind;
+
+typedef struct its_pub_raw {
+    its_pub_kind kind;
+    const char *window;    /* ITS_PUB_ANALYTICS: "1m", "15m" */
+    its_ttl_type ttl_type; /* ITS_PUB_CACHE */
+    const char *name;      /* ITS_PUB_CACHE with ITS_TTL_MODEL_BASELINES: the model */
+    double freshness;      /* ITS_PUB_CACHE: [0, 1] */
+} its_pub_raw;
+
+int its_publish_raw(its_publisher *pub, const its_pub_meta *meta, const its_pub_raw *how,
+                    const char *json, size_t len);
+
 /* Send what is queued. Returns the number of messages acknowledged (>= 0), ITS_EAGAIN while
  * waiting out the reconnect backoff or when Redis said "not now" (READONLY, LOADING...), ITS_ENET
  * when the connection failed (messages stay queued), ITS_EAUTH when AUTH or SELECT was refused. */
@@ -195,6 +217,46 @@ typedef struct its_publish_stats {
 
 /* Any thread may read the stats (they are atomics). */
 void its_publisher_get_stats(its_publisher *pub, its_publish_stats *out);
+
+/* ---- publishing from many threads ------------------------------------------------------ */
+
+/*
+ * A publisher thread behind a bounded, thread-safe queue, for callers on several threads
+ * (itsd's analytics workers):
+ *
+ *     its_publish_service *svc;
+ *     its_publish_service_create(&cfg, NULL, metrics, l1, &svc);   // starts the thread
+ *     its_pub_raw how = {.kind = ITS_PUB_DETECTIONS};
+ *     its_publish_service_submit(svc, &meta, &how, json, len);     // from any thread
+ *     its_publish_service_destroy(svc);                             // drains, then stops
+ *
+ * submit validates, copies the message into a queue slot (slots keep their capacity, so the
+ * steady state does not allocate) and returns: it never waits for Redis. When the queue is
+ * full the oldest queued message is dropped (its_publish_dropped_total{reason="queue_full"}).
+ * The thread moves queued messages into its publisher and flushes them, pipelined; while
+ * Redis is away they wait in the publisher's outbox as described above.
+ */
+typedef struct its_publish_service its_publish_service;
+
+typedef struct its_publish_service_config {
+    size_t queue_max_msgs; /* default 4096 */
+    int idle_wait_ms;      /* thread sleep when idle, default 2 */
+    int drain_timeout_ms;  /* destroy: time to deliver what is queued, default 2000 */
+} its_publish_service_config;
+
+void its_publish_service_config_default(its_publish_service_config *cfg);
+/* scfg may be NULL (defaults); metrics and l1 may be NULL. */
+int its_publish_service_create(const its_publish_config *cfg,
+                               const its_publish_service_config *scfg, its_metrics *metrics,
+                               its_cache *l1, its_publish_service **out);
+/* 0, ITS_EINVAL (bad message), ITS_ENOMEM, ITS_ECLOSED (being destroyed). */
+int its_publish_service_submit(its_publish_service *svc, const its_pub_meta *meta,
+                               const its_pub_raw *how, const char *json, size_t len);
+/* Publisher stats plus the queue's own. */
+void its_publish_service_get_stats(its_publish_service *svc, its_publish_stats *pub,
+                                   uint64_t *submitted, uint64_t *dropped_queue, size_t *queued);
+/* Delivers what it can within drain_timeout_ms, then stops the thread and frees. */
+void its_publish_service_destroy(its_publish_service *svc);
 
 /* ---- configuration rows for a program's options table (its/config.h) ------------------- */
 

@@ -354,6 +354,99 @@ static its__buf *cmd_buf(its_publisher *p)
     return &p->cmds;
 }
 
+/* The commands of each kind, around the message already in p->json. */
+static int tail_detections(its_publisher *p, const its_pub_meta *meta)
+{
+    its__buf *cmds = cmd_buf(p);
+    int base = p->cfg.ttl_base_s[ITS_TTL_LATEST];
+    int ttl = its_publish_adaptive_ttl_s(base, age_freshness(meta, base));
+    const char *ch = cam_key(p, meta->camera_id, ":detections", NULL);
+    if (!ch || p->json.err)
+        return ITS_ENOMEM;
+    add_publish(p, cmds, ch);
+    const char *key = cam_key(p, meta->camera_id, ":latest", NULL);
+    if (!key)
+        return ITS_ENOMEM;
+    add_set(p, cmds, key, ttl);
+    return enqueue(p, cmds, 2, K_DETECTIONS, meta);
+}
+
+static int tail_analytics(its_publisher *p, const its_pub_meta *meta, const char *window)
+{
+    its__buf *cmds = cmd_buf(p);
+    int base = p->cfg.ttl_base_s[ITS_TTL_ANALYTICS];
+    int ttl = its_publish_adaptive_ttl_s(base, age_freshness(meta, base));
+    const char *ch = cam_key(p, meta->camera_id, ":analytics", NULL);
+    if (!ch || p->json.err)
+        return ITS_ENOMEM;
+    add_publish(p, cmds, ch);
+    const char *key = cam_key(p, meta->camera_id, ":analytics:", window);
+    if (!key)
+        return ITS_ENOMEM;
+    add_set(p, cmds, key, ttl);
+    return enqueue(p, cmds, 2, K_ANALYTICS, meta);
+}
+
+static int tail_event(its_publisher *p, const its_pub_meta *meta)
+{
+    if (p->json.err)
+        return p->json.err;
+    its__buf *cmds = cmd_buf(p);
+    add_publish(p, cmds, "its:events");
+    char maxlen[24];
+    int n = snprintf(maxlen, sizeof maxlen, "%ld", p->cfg.stream_maxlen);
+    const char *argv[] = {"XADD",   "its:events:stream", "MAXLEN", "~", maxlen, "*", "json",
+                          p->json.p};
+    size_t lens[] = {4, 17, 6, 1, (size_t)n, 1, 4, p->json.len};
+    its__resp_cmd(cmds, 8, argv, lens);
+    return enqueue(p, cmds, 2, K_EVENT, meta);
+}
+
+/* The key of a cache-only type into p->key, and the message type name. */
+static int cache_key(its_publisher *p, const its_pub_meta *meta, its_ttl_type type,
+                     const char *name, const char **tname)
+{
+    switch (type) {
+    case ITS_TTL_QUALITY_SCORES:
+    case ITS_TTL_PREDICTIONS_SHORT:
+    case ITS_TTL_PREDICTIONS_LONG:
+        if (!its_publish_valid_id(meta->camera_id) || (name && !its_publish_valid_id(name)))
+            return ITS_EINVAL;
+        *tname = type == ITS_TTL_QUALITY_SCORES      ? "quality"
+                 : type == ITS_TTL_PREDICTIONS_SHORT ? "predictions_short"
+                                                     : "predictions_long";
+        cam_key(p, meta->camera_id,
+                type == ITS_TTL_QUALITY_SCORES      ? ":quality"
+                : type == ITS_TTL_PREDICTIONS_SHORT ? ":predictions:short"
+                                                    : ":predictions:long",
+                NULL);
+        break;
+    case ITS_TTL_MODEL_BASELINES:
+        if (!its_publish_valid_id(name) ||
+            (meta->camera_id && !its_publish_valid_id(meta->camera_id)))
+            return ITS_EINVAL;
+        *tname = "model_baseline";
+        its__buf_reset(&p->key);
+        its__buf_str(&p->key, "its:model:");
+        its__buf_str(&p->key, name);
+        its__buf_str(&p->key, ":baseline");
+        break;
+    default:
+        return ITS_EINVAL;
+    }
+    return p->key.err ? ITS_ENOMEM : 0;
+}
+
+static int tail_cache(its_publisher *p, const its_pub_meta *meta, its_ttl_type type,
+                      double freshness)
+{
+    if (p->json.err)
+        return p->json.err;
+    its__buf *cmds = cmd_buf(p);
+    add_set(p, cmds, p->key.p, its_publish_adaptive_ttl_s(p->cfg.ttl_base_s[type], freshness));
+    return enqueue(p, cmds, 1, K_CACHE, meta);
+}
+
 static int do_detections(its_publisher *p, const its_pub_meta *meta, const its_pub_detection *dets,
                          int n)
 {
@@ -390,18 +483,7 @@ static int do_detections(its_publisher *p, const its_pub_meta *meta, const its_p
         its__buf_put(b, "}", 1);
     }
     its__buf_str(b, "]}");
-    its__buf *cmds = cmd_buf(p);
-    int base = p->cfg.ttl_base_s[ITS_TTL_LATEST];
-    int ttl = its_publish_adaptive_ttl_s(base, age_freshness(meta, base));
-    const char *ch = cam_key(p, meta->camera_id, ":detections", NULL);
-    if (!ch || b->err)
-        return ITS_ENOMEM;
-    add_publish(p, cmds, ch);
-    const char *key = cam_key(p, meta->camera_id, ":latest", NULL);
-    if (!key)
-        return ITS_ENOMEM;
-    add_set(p, cmds, key, ttl);
-    return enqueue(p, cmds, 2, K_DETECTIONS, meta);
+    return tail_detections(p, meta);
 }
 
 static int do_analytics(its_publisher *p, const its_pub_meta *meta, const char *window,
@@ -415,20 +497,7 @@ static int do_analytics(its_publisher *p, const its_pub_meta *meta, const char *
     its__json_key(b, "window", 0);
     its__json_str(b, window);
     finish_with_data(b, payload_json);
-    if (b->err)
-        return b->err;
-    its__buf *cmds = cmd_buf(p);
-    int base = p->cfg.ttl_base_s[ITS_TTL_ANALYTICS];
-    int ttl = its_publish_adaptive_ttl_s(base, age_freshness(meta, base));
-    const char *ch = cam_key(p, meta->camera_id, ":analytics", NULL);
-    if (!ch)
-        return ITS_ENOMEM;
-    add_publish(p, cmds, ch);
-    const char *key = cam_key(p, meta->camera_id, ":analytics:", window);
-    if (!key)
-        return ITS_ENOMEM;
-    add_set(p, cmds, key, ttl);
-    return enqueue(p, cmds, 2, K_ANALYTICS, meta);
+    return tail_analytics(p, meta, window);
 }
 
 static int do_event(its_publisher *p, const its_pub_meta *meta, const char *event_type,
@@ -442,16 +511,7 @@ static int do_event(its_publisher *p, const its_pub_meta *meta, const char *even
     its__json_key(b, "event", 0);
     its__json_str(b, event_type);
     finish_with_data(b, payload_json);
-    if (b->err)
-        return b->err;
-    its__buf *cmds = cmd_buf(p);
-    add_publish(p, cmds, "its:events");
-    char maxlen[24];
-    int n = snprintf(maxlen, sizeof maxlen, "%ld", p->cfg.stream_maxlen);
-    const char *argv[] = {"XADD", "its:events:stream", "MAXLEN", "~", maxlen, "*", "json", b->p};
-    size_t lens[] = {4, 17, 6, 1, (size_t)n, 1, 4, b->len};
-    its__resp_cmd(cmds, 8, argv, lens);
-    return enqueue(p, cmds, 2, K_EVENT, meta);
+    return tail_event(p, meta);
 }
 
 static int do_cache(its_publisher *p, const its_pub_meta *meta, its_ttl_type type, const char *name,
@@ -459,52 +519,90 @@ static int do_cache(its_publisher *p, const its_pub_meta *meta, its_ttl_type typ
 {
     if (!p || !meta || !payload_ok(payload_json))
         return ITS_EINVAL;
-    const char *key = NULL, *tname = NULL;
-    switch (type) {
-    case ITS_TTL_QUALITY_SCORES:
-    case ITS_TTL_PREDICTIONS_SHORT:
-    case ITS_TTL_PREDICTIONS_LONG:
-        if (!its_publish_valid_id(meta->camera_id))
-            return ITS_EINVAL;
-        tname = type == ITS_TTL_QUALITY_SCORES      ? "quality"
-                : type == ITS_TTL_PREDICTIONS_SHORT ? "predictions_short"
-                                                    : "predictions_long";
-        key = cam_key(p, meta->camera_id,
-                      type == ITS_TTL_QUALITY_SCORES      ? ":quality"
-                      : type == ITS_TTL_PREDICTIONS_SHORT ? ":predictions:short"
-                                                          : ":predictions:long",
-                      NULL);
-        break;
-    case ITS_TTL_MODEL_BASELINES:
-        if (!its_publish_valid_id(name) ||
-            (meta->camera_id && !its_publish_valid_id(meta->camera_id)))
-            return ITS_EINVAL;
-        tname = "model_baseline";
-        its__buf_reset(&p->key);
-        its__buf_str(&p->key, "its:model:");
-        its__buf_str(&p->key, name);
-        its__buf_str(&p->key, ":baseline");
-        key = p->key.err ? NULL : p->key.p;
-        break;
-    default:
-        return ITS_EINVAL;
-    }
-    if (!key)
-        return ITS_ENOMEM;
+    const char *tname = NULL;
+    int rc = cache_key(p, meta, type, name, &tname);
+    if (rc < 0)
+        return rc;
     its__buf *b = &p->json;
     envelope(b, tname, meta);
     if (name) {
-        if (!its_publish_valid_id(name))
-            return ITS_EINVAL;
         its__json_key(b, "name", 0);
         its__json_str(b, name);
     }
     finish_with_data(b, payload_json);
-    if (b->err)
-        return b->err;
-    its__buf *cmds = cmd_buf(p);
-    add_set(p, cmds, key, its_publish_adaptive_ttl_s(p->cfg.ttl_base_s[type], freshness));
-    return enqueue(p, cmds, 1, K_CACHE, meta);
+    return tail_cache(p, meta, type, freshness);
+}
+
+/* Checks a caller-built message without a publisher: ITS_EINVAL or 0; *start and *end
+ * delimit the JSON object without surrounding white space. */
+int its__publish_raw_check(const its_pub_meta *meta, const its_pub_raw *how, const char *json,
+                           size_t len, size_t *start, size_t *end)
+{
+    if (!meta || !how || !json || len < 2 || memchr(json, 0, len))
+        return ITS_EINVAL;
+    size_t a = 0, z = len;
+    while (a < z && (json[a] == ' ' || json[a] == '\n' || json[a] == '\r' || json[a] == '\t'))
+        a++;
+    while (z > a && (json[z - 1] == ' ' || json[z - 1] == '\n' || json[z - 1] == '\r' ||
+                     json[z - 1] == '\t'))
+        z--;
+    if (z - a < 2 || json[a] != '{' || json[z - 1] != '}')
+        return ITS_EINVAL;
+    int ok;
+    switch (how->kind) {
+    case ITS_PUB_DETECTIONS:
+    case ITS_PUB_EVENT:
+        ok = its_publish_valid_id(meta->camera_id);
+        break;
+    case ITS_PUB_ANALYTICS:
+        ok = its_publish_valid_id(meta->camera_id) && its_publish_valid_id(how->window);
+        break;
+    case ITS_PUB_CACHE:
+        if (how->ttl_type == ITS_TTL_MODEL_BASELINES)
+            ok = its_publish_valid_id(how->name) &&
+                 (!meta->camera_id || its_publish_valid_id(meta->camera_id));
+        else
+            ok = (how->ttl_type == ITS_TTL_QUALITY_SCORES ||
+                  how->ttl_type == ITS_TTL_PREDICTIONS_SHORT ||
+                  how->ttl_type == ITS_TTL_PREDICTIONS_LONG) &&
+                 its_publish_valid_id(meta->camera_id) &&
+                 (!how->name || its_publish_valid_id(how->name));
+        break;
+    default:
+        ok = 0;
+    }
+    if (!ok)
+        return ITS_EINVAL;
+    *start = a;
+    *end = z;
+    return 0;
+}
+
+/* A message built by the caller, published unchanged through the same commands. */
+static int do_raw(its_publisher *p, const its_pub_meta *meta, const its_pub_raw *how,
+                  const char *json, size_t len)
+{
+    size_t a, z;
+    if (!p || its__publish_raw_check(meta, how, json, len, &a, &z) < 0)
+        return ITS_EINVAL;
+    if (how->kind == ITS_PUB_CACHE) {
+        const char *tname;
+        int rc = cache_key(p, meta, how->ttl_type, how->name, &tname);
+        if (rc < 0)
+            return rc;
+    }
+    its__buf_reset(&p->json);
+    its__buf_put(&p->json, json + a, z - a);
+    switch (how->kind) {
+    case ITS_PUB_DETECTIONS:
+        return tail_detections(p, meta);
+    case ITS_PUB_ANALYTICS:
+        return tail_analytics(p, meta, how->window);
+    case ITS_PUB_EVENT:
+        return tail_event(p, meta);
+    default:
+        return tail_cache(p, meta, how->ttl_type, how->freshness);
+    }
 }
 
 /* ---- connection ------------------------------------------------------------------------ */
@@ -813,4 +911,10 @@ int its_publish_cache(its_publisher *p, const its_pub_meta *meta, its_ttl_type t
                       const char *name, double freshness, const char *payload_json)
 {
     return rejected(p, meta, "cache", do_cache(p, meta, type, name, freshness, payload_json));
+}
+
+int its_publish_raw(its_publisher *p, const its_pub_meta *meta, const its_pub_raw *how,
+                    const char *json, size_t len)
+{
+    return rejected(p, meta, "raw", do_raw(p, meta, how, json, len));
 }
