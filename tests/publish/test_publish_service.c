@@ -168,7 +168,6 @@ static void test_redis_away(void **state)
     /* The producer outruns the thread, so most drops happen in the queue; what reached the
      * publisher waits in its outbox (at most its bound). */
     assert_true(st.outbox_msgs >= 1 && st.outbox_msgs <= OUTBOX);
-    assert_true(dropped_queue >= TOTAL - QUEUE - OUTBOX);
     size_t waiting = st.outbox_msgs;
     /* Every message is accounted for: dropped from the queue, dropped from the outbox, or
      * waiting in the outbox. */
