@@ -112,9 +112,9 @@ typedef struct its_scene {
     double fps;
     int width_px, height_px; /* 0: not checked */
     int has_calibration;
-    its_pt calib_image[4]; /* pixels */
-    its_pt calib_road[4];  /* metres */
-    double H[9];           /* image -> road, row-major, fitted by its_scene_validate */
+    its_pt calib_image[4];      /* pixels */
+    its_pt calib_road[4];       /* metres */
+    double H[9];                /* image -> road, row-major, fitted by its_scene_validate */
     signed char class_map[256]; /* COCO id -> its_class_group, -1: ignored */
     int n_lines, n_zones, n_lanes;
     its_scene_line lines[ITS_SCENE_MAX_LINES];
@@ -142,10 +142,10 @@ char its_los_from_density(double veh_per_km_lane);
 typedef struct its_forecast {
     double alpha, beta;
     double level, trend;
-    uint64_t n;                  /* observations so far */
-    double hist[64];             /* last observations, ring by n */
-    double f15[64], f60[64];     /* forecasts made after observation n, ring by n */
-    double next1;                /* one-step forecast for the next observation */
+    uint64_t n;                            /* observations so far */
+    double hist[64];                       /* last observations, ring by n */
+    double f15[64], f60[64];               /* forecasts made after observation n, ring by n */
+    double next1;                          /* one-step forecast for the next observation */
     double abs_err1, abs_err15, abs_err60; /* sums of absolute errors */
     uint64_t n_err1, n_err15, n_err60;
 } its_forecast;
@@ -198,19 +198,19 @@ typedef struct its_analytics_frame {
 
 /* One rolling window (1 minute or 15 minutes) at one line. */
 typedef struct its_line_window {
-    double span_s;                             /* time covered (less at start-up) */
-    uint32_t count[ITS_CLS_COUNT][2];          /* [group][0 positive, 1 negative] */
-    uint32_t vehicles;                         /* car + truck + bus + motorcycle */
-    double flow_vph;                           /* vehicles per hour */
-    double sms_kmh;                            /* space-mean speed (harmonic mean) */
-    double density_vpkml;                      /* flow / speed / lanes */
-    char los;                                  /* 'A'..'F', '?' unknown */
-    double headway_mean_s, headway_min_s;      /* NaN with fewer than 2 vehicles */
+    double span_s;                        /* time covered (less at start-up) */
+    uint32_t count[ITS_CLS_COUNT][2];     /* [group][0 positive, 1 negative] */
+    uint32_t vehicles;                    /* car + truck + bus + motorcycle */
+    double flow_vph;                      /* vehicles per hour */
+    double sms_kmh;                       /* space-mean speed (harmonic mean) */
+    double density_vpkml;                 /* flow / speed / lanes */
+    char los;                             /* 'A'..'F', '?' unknown */
+    double headway_mean_s, headway_min_s; /* NaN with fewer than 2 vehicles */
 } its_line_window;
 
 typedef struct its_line_stats {
-    uint32_t total[ITS_CLS_COUNT][2]; /* since start */
-    its_line_window win[2];           /* [0] 1 minute, [1] 15 minutes */
+    uint32_t total[ITS_CLS_COUNT][2];      /* since start */
+    its_line_window win[2];                /* [0] 1 minute, [1] 15 minutes */
     double forecast15_vph, forecast60_vph; /* mean flow over the next 15 / 60 min */
     double forecast_mae1_vph, forecast_mae15_vph, forecast_mae60_vph;
     uint64_t forecast_minutes; /* completed minutes fed to the forecast */
@@ -260,7 +260,7 @@ const its_scene *its_analytics_scene(const its_analytics_t *a);
 /* JSON into buf; length or ITS_EOVERFLOW. */
 int its_analytics_frame_to_json(const its_analytics_t *a, const its_analytics_frame *r, char *buf,
                                 size_t len);
-int its_analytics_report_to_json(const its_analytics_t *a, const its_analytics_report *r,
-                                 char *buf, size_t len);
+int its_analytics_report_to_json(const its_analytics_t *a, const its_analytics_report *r, char *buf,
+                                 size_t len);
 
 #endif

@@ -64,16 +64,16 @@ typedef enum its_track_state {
 } its_track_state;
 
 typedef struct its_track {
-    uint32_t id;                /* unique per tracker, from 1 */
-    int class_id;               /* class of the latest matched detection */
-    float score;                /* score of the latest matched detection */
-    float x1, y1, x2, y2;       /* Kalman-filtered box, source pixels */
-    float vx, vy;               /* centre velocity, pixels per frame */
-    its_track_state state;      /* always CONFIRMED in update's output */
-    int det_index;              /* index in the frame's dets of the matched detection */
-    uint32_t hits;              /* frames matched */
-    uint32_t age;               /* frames since start */
-    uint64_t start_frame;       /* frame_no when it started */
+    uint32_t id;           /* unique per tracker, from 1 */
+    int class_id;          /* class of the latest matched detection */
+    float score;           /* score of the latest matched detection */
+    float x1, y1, x2, y2;  /* Kalman-filtered box, source pixels */
+    float vx, vy;          /* centre velocity, pixels per frame */
+    its_track_state state; /* always CONFIRMED in update's output */
+    int det_index;         /* index in the frame's dets of the matched detection */
+    uint32_t hits;         /* frames matched */
+    uint32_t age;          /* frames since start */
+    uint64_t start_frame;  /* frame_no when it started */
 } its_track;
 
 typedef struct its_tracker_params {
@@ -89,11 +89,11 @@ typedef struct its_tracker_params {
 
 typedef struct its_tracker_stats {
     uint64_t frames;
-    uint64_t tracks_started;  /* tentative tracks created */
+    uint64_t tracks_started; /* tentative tracks created */
     uint64_t tracks_confirmed;
-    uint64_t dets_dropped;    /* over max_dets */
-    uint64_t dets_invalid;    /* non-finite or empty boxes, scores outside [0, 1] */
-    uint64_t tracks_dropped;  /* new tracks refused because max_tracks were live */
+    uint64_t dets_dropped;   /* over max_dets */
+    uint64_t dets_invalid;   /* non-finite or empty boxes, scores outside [0, 1] */
+    uint64_t tracks_dropped; /* new tracks refused because max_tracks were live */
 } its_tracker_stats;
 
 typedef struct its_tracker its_tracker_t;

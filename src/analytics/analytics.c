@@ -14,12 +14,12 @@
 #include "its/analytics.h"
 #include "its/error.h"
 
-#define HIST      64 /* road positions kept per track (2 s at 30 fps) */
-#define SPH       16 /* speed samples per track for the sudden-drop test */
-#define SP_STEP   250000000LL /* ns between speed samples */
-#define NS        1e9
-#define B1_N      60
-#define B15_N     15
+#define HIST             64          /* road positions kept per track (2 s at 30 fps) */
+#define SPH              16          /* speed samples per track for the sudden-drop test */
+#define SP_STEP          250000000LL /* ns between speed samples */
+#define NS               1e9
+#define B1_N             60
+#define B15_N            15
 #define MAX_EV_PER_TRACK 4
 
 typedef struct tstate {
@@ -570,8 +570,8 @@ static void update_queues(its_analytics_t *a)
                 t->speed >= p->queue_speed_kmh || t->last_ts != a->last_ts)
                 continue;
             /* distance back from the stop line, against the travel direction */
-            double d = -((t->road.x - ls->stop_a.x) * ls->dir.x +
-                         (t->road.y - ls->stop_a.y) * ls->dir.y);
+            double d =
+                -((t->road.x - ls->stop_a.x) * ls->dir.x + (t->road.y - ls->stop_a.y) * ls->dir.y);
             if (d < -2)
                 continue; /* past the stop line */
             qitem it = {d < 0 ? 0 : d, a->live[k]};
@@ -610,8 +610,8 @@ static void forget(its_analytics_t *a, int k, int64_t ts)
     a->live[k] = a->live[--a->n_live];
 }
 
-int its_analytics_update(its_analytics_t *a, int64_t ts, uint64_t frame_no,
-                         const its_track *tracks, int n, const its_analytics_frame **out)
+int its_analytics_update(its_analytics_t *a, int64_t ts, uint64_t frame_no, const its_track *tracks,
+                         int n, const its_analytics_frame **out)
 {
     if (!a || !out || n < 0 || (n > 0 && !tracks))
         return ITS_EINVAL;
@@ -877,10 +877,10 @@ static void event_json(its_jsonw *w, const its_scene *s, const its_event *e)
     its_jsonw_key(w, "speed_kmh");
     its_jsonw_num(w, e->speed_kmh);
     if (isfinite(e->value)) {
-        its_jsonw_key(w, e->type == ITS_EV_ZONE_EXIT        ? "dwell_s"
-                         : e->type == ITS_EV_SPEED_DROP     ? "drop_kmh"
+        its_jsonw_key(w, e->type == ITS_EV_ZONE_EXIT         ? "dwell_s"
+                         : e->type == ITS_EV_SPEED_DROP      ? "drop_kmh"
                          : e->type == ITS_EV_STOPPED_VEHICLE ? "stopped_s"
-                                                            : "value");
+                                                             : "value");
         its_jsonw_num(w, e->value);
     }
     its_jsonw_key(w, "ts_ns");
@@ -980,8 +980,8 @@ static void window_json(its_jsonw *w, const its_line_window *o)
     its_jsonw_obj_end(w);
 }
 
-int its_analytics_report_to_json(const its_analytics_t *a, const its_analytics_report *r,
-                                 char *buf, size_t len)
+int its_analytics_report_to_json(const its_analytics_t *a, const its_analytics_report *r, char *buf,
+                                 size_t len)
 {
     const its_scene *s = &a->sc;
     its_jsonw w;

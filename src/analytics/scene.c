@@ -94,22 +94,23 @@ static const cyaml_schema_value_t pt_schema = {
     CYAML_VALUE_SEQUENCE_FIXED(CYAML_FLAG_DEFAULT, double, &dbl_schema, 2)};
 
 #define OPT CYAML_FLAG_OPTIONAL
-#define PTS(key, st, m)     CYAML_FIELD_SEQUENCE(key, CYAML_FLAG_POINTER | OPT, st, m, &pt_schema, 0, CYAML_UNLIMITED)
-#define DBLS(key, st, m)    CYAML_FIELD_SEQUENCE(key, CYAML_FLAG_POINTER | OPT, st, m, &dbl_schema, 0, CYAML_UNLIMITED)
-#define INTS(key, st, m)    CYAML_FIELD_SEQUENCE(key, CYAML_FLAG_POINTER | OPT, st, m, &int_schema, 0, CYAML_UNLIMITED)
-#define STR(key, st, m)     CYAML_FIELD_STRING_PTR(key, CYAML_FLAG_POINTER | OPT, st, m, 0, CYAML_UNLIMITED)
+#define PTS(key, st, m)                                                                            \
+    CYAML_FIELD_SEQUENCE(key, CYAML_FLAG_POINTER | OPT, st, m, &pt_schema, 0, CYAML_UNLIMITED)
+#define DBLS(key, st, m)                                                                           \
+    CYAML_FIELD_SEQUENCE(key, CYAML_FLAG_POINTER | OPT, st, m, &dbl_schema, 0, CYAML_UNLIMITED)
+#define INTS(key, st, m)                                                                           \
+    CYAML_FIELD_SEQUENCE(key, CYAML_FLAG_POINTER | OPT, st, m, &int_schema, 0, CYAML_UNLIMITED)
+#define STR(key, st, m)                                                                            \
+    CYAML_FIELD_STRING_PTR(key, CYAML_FLAG_POINTER | OPT, st, m, 0, CYAML_UNLIMITED)
 
 static const cyaml_schema_field_t line_fields[] = {
-    STR("name", rline, name),
-    PTS("points", rline, points),
-    DBLS("positive", rline, positive),
-    CYAML_FIELD_INT_PTR("lanes", CYAML_FLAG_POINTER | OPT, rline, lanes),
-    CYAML_FIELD_END};
+    STR("name", rline, name), PTS("points", rline, points), DBLS("positive", rline, positive),
+    CYAML_FIELD_INT_PTR("lanes", CYAML_FLAG_POINTER | OPT, rline, lanes), CYAML_FIELD_END};
 static const cyaml_schema_value_t line_schema = {
     CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, rline, line_fields)};
 
-static const cyaml_schema_field_t zone_fields[] = {
-    STR("name", rzone, name), PTS("polygon", rzone, polygon), CYAML_FIELD_END};
+static const cyaml_schema_field_t zone_fields[] = {STR("name", rzone, name),
+                                                   PTS("polygon", rzone, polygon), CYAML_FIELD_END};
 static const cyaml_schema_value_t zone_schema = {
     CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, rzone, zone_fields)};
 
@@ -119,20 +120,30 @@ static const cyaml_schema_field_t lane_fields[] = {
 static const cyaml_schema_value_t lane_schema = {
     CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, rlane, lane_fields)};
 
-static const cyaml_schema_field_t calib_fields[] = {
-    PTS("image", rcalib, image), PTS("road", rcalib, road), CYAML_FIELD_END};
+static const cyaml_schema_field_t calib_fields[] = {PTS("image", rcalib, image),
+                                                    PTS("road", rcalib, road), CYAML_FIELD_END};
 
-static const cyaml_schema_field_t class_fields[] = {
-    INTS("car", rclasses, car),         INTS("truck", rclasses, truck),
-    INTS("bus", rclasses, bus),         INTS("motorcycle", rclasses, motorcycle),
-    INTS("bicycle", rclasses, bicycle), INTS("person", rclasses, person),
-    CYAML_FIELD_END};
+static const cyaml_schema_field_t class_fields[] = {INTS("car", rclasses, car),
+                                                    INTS("truck", rclasses, truck),
+                                                    INTS("bus", rclasses, bus),
+                                                    INTS("motorcycle", rclasses, motorcycle),
+                                                    INTS("bicycle", rclasses, bicycle),
+                                                    INTS("person", rclasses, person),
+                                                    CYAML_FIELD_END};
 
-static const char *const param_names[13] = {
-    "speed_window_s",    "line_hysteresis_px", "track_timeout_s",         "stopped_speed_kmh",
-    "stopped_time_s",    "wrong_way_time_s",   "wrong_way_min_speed_kmh", "speed_drop_kmh",
-    "speed_drop_window_s", "queue_speed_kmh",  "queue_gap_m",             "forecast_alpha",
-    "forecast_beta"};
+static const char *const param_names[13] = {"speed_window_s",
+                                            "line_hysteresis_px",
+                                            "track_timeout_s",
+                                            "stopped_speed_kmh",
+                                            "stopped_time_s",
+                                            "wrong_way_time_s",
+                                            "wrong_way_min_speed_kmh",
+                                            "speed_drop_kmh",
+                                            "speed_drop_window_s",
+                                            "queue_speed_kmh",
+                                            "queue_gap_m",
+                                            "forecast_alpha",
+                                            "forecast_beta"};
 /* Bounds of each parameter, inclusive. */
 static const double param_min[13] = {0.1, 0, 0.1, 0, 0.5, 0.1, 0, 1, 0.1, 0, 0.5, 0.01, 0.0};
 static const double param_max[13] = {10, 100, 600, 50, 3600, 600, 200, 300, 60, 50, 200, 1, 1};
@@ -142,14 +153,20 @@ static const double param_max[13] = {10, 100, 600, 50, 3600, 600, 200, 300, 60, 
         .key = k, .data_offset = offsetof(rparams, v) + (i) * sizeof(double *),                    \
         .value = {CYAML_VALUE_FLOAT(CYAML_FLAG_POINTER | OPT, double)},                            \
     }
-static const cyaml_schema_field_t param_fields[14] = {
-    PARAM(0, "speed_window_s"),      PARAM(1, "line_hysteresis_px"),
-    PARAM(2, "track_timeout_s"),     PARAM(3, "stopped_speed_kmh"),
-    PARAM(4, "stopped_time_s"),      PARAM(5, "wrong_way_time_s"),
-    PARAM(6, "wrong_way_min_speed_kmh"), PARAM(7, "speed_drop_kmh"),
-    PARAM(8, "speed_drop_window_s"), PARAM(9, "queue_speed_kmh"),
-    PARAM(10, "queue_gap_m"),        PARAM(11, "forecast_alpha"),
-    PARAM(12, "forecast_beta"),      CYAML_FIELD_END};
+static const cyaml_schema_field_t param_fields[14] = {PARAM(0, "speed_window_s"),
+                                                      PARAM(1, "line_hysteresis_px"),
+                                                      PARAM(2, "track_timeout_s"),
+                                                      PARAM(3, "stopped_speed_kmh"),
+                                                      PARAM(4, "stopped_time_s"),
+                                                      PARAM(5, "wrong_way_time_s"),
+                                                      PARAM(6, "wrong_way_min_speed_kmh"),
+                                                      PARAM(7, "speed_drop_kmh"),
+                                                      PARAM(8, "speed_drop_window_s"),
+                                                      PARAM(9, "queue_speed_kmh"),
+                                                      PARAM(10, "queue_gap_m"),
+                                                      PARAM(11, "forecast_alpha"),
+                                                      PARAM(12, "forecast_beta"),
+                                                      CYAML_FIELD_END};
 
 static const cyaml_schema_field_t top_fields[] = {
     STR("camera", rscene, camera),
@@ -164,8 +181,7 @@ static const cyaml_schema_field_t top_fields[] = {
                          CYAML_UNLIMITED),
     CYAML_FIELD_SEQUENCE("lanes", CYAML_FLAG_POINTER | OPT, rscene, lanes, &lane_schema, 0,
                          CYAML_UNLIMITED),
-    CYAML_FIELD_MAPPING_PTR("analytics", CYAML_FLAG_POINTER | OPT, rscene, analytics,
-                            param_fields),
+    CYAML_FIELD_MAPPING_PTR("analytics", CYAML_FLAG_POINTER | OPT, rscene, analytics, param_fields),
     CYAML_FIELD_END};
 static const cyaml_schema_value_t top_schema = {
     CYAML_VALUE_MAPPING(CYAML_FLAG_POINTER, rscene, top_fields)};
@@ -261,11 +277,6 @@ static int segs_cross(its_pt a, its_pt b, its_pt c, its_pt d)
 /* "" if the polygon is usable, else why not. */
 static const char *poly_problem(const its_pt *p, int n)
 {
-    double area = 0;
-    for (int i = 0; i < n; i++)
-        area += p[i].x * p[(i + 1) % n].y - p[(i + 1) % n].x * p[i].y;
-    if (fabs(area) < 1e-6)
-        return "has zero area";
     for (int i = 0; i < n; i++)
         for (int j = i + 2; j < n; j++) {
             if (i == 0 && j == n - 1)
@@ -273,6 +284,11 @@ static const char *poly_problem(const its_pt *p, int n)
             if (segs_cross(p[i], p[(i + 1) % n], p[j], p[(j + 1) % n]))
                 return "is self-intersecting";
         }
+    double area = 0;
+    for (int i = 0; i < n; i++)
+        area += p[i].x * p[(i + 1) % n].y - p[(i + 1) % n].x * p[i].y;
+    if (fabs(area) < 1e-6)
+        return "has zero area";
     return "";
 }
 
@@ -390,8 +406,7 @@ int its_scene_validate(its_scene *s, const char *o, char *err, size_t errlen)
         return fail(err, errlen, ITS_ECONFIG, "%s: fps: %g is outside (0, 1000]", o, s->fps);
     if (s->width_px < 0 || s->height_px < 0 || s->width_px > 65536 || s->height_px > 65536 ||
         (s->width_px > 0) != (s->height_px > 0))
-        return fail(err, errlen, ITS_ECONFIG, "%s: frame: width and height must be in 1..65536",
-                    o);
+        return fail(err, errlen, ITS_ECONFIG, "%s: frame: width and height must be in 1..65536", o);
     if (s->n_lines < 0 || s->n_lines > ITS_SCENE_MAX_LINES)
         return fail(err, errlen, ITS_ECONFIG, "%s: lines: at most %d lines", o,
                     ITS_SCENE_MAX_LINES);
@@ -411,8 +426,7 @@ int its_scene_validate(its_scene *s, const char *o, char *err, size_t errlen)
             return fail(err, errlen, ITS_ECONFIG,
                         "%s: calibration: three of the four points are collinear", o);
         if (fit_homography(s->calib_image, s->calib_road, s->H) < 0)
-            return fail(err, errlen, ITS_ECONFIG, "%s: calibration: the homography is singular",
-                        o);
+            return fail(err, errlen, ITS_ECONFIG, "%s: calibration: the homography is singular", o);
         /* The road plane must not fold over itself inside the calibrated area. */
         for (int i = 0; i < 4; i++) {
             const double *H = s->H;
@@ -433,8 +447,8 @@ int its_scene_validate(its_scene *s, const char *o, char *err, size_t errlen)
             return fail(err, errlen, ITS_ECONFIG, "%s: lines[%d].name: missing", o, i);
         for (int j = 0; j < i; j++)
             if (!strcmp(s->lines[j].name, l->name))
-                return fail(err, errlen, ITS_ECONFIG, "%s: lines[%d].name: '%s' is used twice",
-                            o, i, l->name);
+                return fail(err, errlen, ITS_ECONFIG, "%s: lines[%d].name: '%s' is used twice", o,
+                            i, l->name);
         if (!pt_ok(s, l->a) || !pt_ok(s, l->b))
             return fail(err, errlen, ITS_ECONFIG,
                         "%s: lines[%d].points: not finite or outside the %dx%d frame", o, i,
@@ -451,8 +465,8 @@ int its_scene_validate(its_scene *s, const char *o, char *err, size_t errlen)
             return fail(err, errlen, ITS_ECONFIG,
                         "%s: lines[%d].positive: runs along the line, it must cross it", o, i);
         if (l->lanes < 1 || l->lanes > 16)
-            return fail(err, errlen, ITS_ECONFIG, "%s: lines[%d].lanes: %d is outside 1..16", o,
-                        i, l->lanes);
+            return fail(err, errlen, ITS_ECONFIG, "%s: lines[%d].lanes: %d is outside 1..16", o, i,
+                        l->lanes);
     }
     for (int i = 0; i < s->n_zones; i++) {
         its_scene_zone *z = &s->zones[i];
@@ -460,16 +474,17 @@ int its_scene_validate(its_scene *s, const char *o, char *err, size_t errlen)
             return fail(err, errlen, ITS_ECONFIG, "%s: zones[%d].name: missing", o, i);
         for (int j = 0; j < i; j++)
             if (!strcmp(s->zones[j].name, z->name))
-                return fail(err, errlen, ITS_ECONFIG, "%s: zones[%d].name: '%s' is used twice",
-                            o, i, z->name);
+                return fail(err, errlen, ITS_ECONFIG, "%s: zones[%d].name: '%s' is used twice", o,
+                            i, z->name);
         if (z->n < 3 || z->n > ITS_SCENE_MAX_POLY)
-            return fail(err, errlen, ITS_ECONFIG, "%s: zones[%d].polygon: 3..%d points needed, got %d",
-                        o, i, ITS_SCENE_MAX_POLY, z->n);
+            return fail(err, errlen, ITS_ECONFIG,
+                        "%s: zones[%d].polygon: 3..%d points needed, got %d", o, i,
+                        ITS_SCENE_MAX_POLY, z->n);
         for (int k = 0; k < z->n; k++)
             if (!pt_ok(s, z->poly[k]))
                 return fail(err, errlen, ITS_ECONFIG,
-                            "%s: zones[%d].polygon: point %d is not finite or outside the frame",
-                            o, i, k);
+                            "%s: zones[%d].polygon: point %d is not finite or outside the frame", o,
+                            i, k);
         const char *why = poly_problem(z->poly, z->n);
         if (*why)
             return fail(err, errlen, ITS_ECONFIG, "%s: zones[%d].polygon: %s", o, i, why);
@@ -480,16 +495,17 @@ int its_scene_validate(its_scene *s, const char *o, char *err, size_t errlen)
             return fail(err, errlen, ITS_ECONFIG, "%s: lanes[%d].name: missing", o, i);
         for (int j = 0; j < i; j++)
             if (!strcmp(s->lanes[j].name, l->name))
-                return fail(err, errlen, ITS_ECONFIG, "%s: lanes[%d].name: '%s' is used twice",
-                            o, i, l->name);
+                return fail(err, errlen, ITS_ECONFIG, "%s: lanes[%d].name: '%s' is used twice", o,
+                            i, l->name);
         if (l->n < 3 || l->n > ITS_SCENE_MAX_POLY)
-            return fail(err, errlen, ITS_ECONFIG, "%s: lanes[%d].polygon: 3..%d points needed, got %d",
-                        o, i, ITS_SCENE_MAX_POLY, l->n);
+            return fail(err, errlen, ITS_ECONFIG,
+                        "%s: lanes[%d].polygon: 3..%d points needed, got %d", o, i,
+                        ITS_SCENE_MAX_POLY, l->n);
         for (int k = 0; k < l->n; k++)
             if (!pt_ok(s, l->poly[k]))
                 return fail(err, errlen, ITS_ECONFIG,
-                            "%s: lanes[%d].polygon: point %d is not finite or outside the frame",
-                            o, i, k);
+                            "%s: lanes[%d].polygon: point %d is not finite or outside the frame", o,
+                            i, k);
         const char *why = poly_problem(l->poly, l->n);
         if (*why)
             return fail(err, errlen, ITS_ECONFIG, "%s: lanes[%d].polygon: %s", o, i, why);
@@ -513,14 +529,14 @@ int its_scene_validate(its_scene *s, const char *o, char *err, size_t errlen)
 
 /* ---- raw document -> its_scene ---- */
 
-static int copy_name(char *dst, const char *src, const char *o, const char *what, int i,
-                     char *err, size_t errlen)
+static int copy_name(char *dst, const char *src, const char *o, const char *what, int i, char *err,
+                     size_t errlen)
 {
     if (!src || !src[0])
         return fail(err, errlen, ITS_ECONFIG, "%s: %s[%d].name: missing", o, what, i);
     if (strlen(src) >= ITS_SCENE_NAME_MAX)
-        return fail(err, errlen, ITS_ECONFIG, "%s: %s[%d].name: longer than %d characters", o,
-                    what, i, ITS_SCENE_NAME_MAX - 1);
+        return fail(err, errlen, ITS_ECONFIG, "%s: %s[%d].name: longer than %d characters", o, what,
+                    i, ITS_SCENE_NAME_MAX - 1);
     strcpy(dst, src);
     return 0;
 }
@@ -529,8 +545,8 @@ static int copy_poly(its_pt *dst, int *n, const rpt *src, unsigned cnt, const ch
                      const char *what, int i, char *err, size_t errlen)
 {
     if (!src || cnt < 3 || cnt > ITS_SCENE_MAX_POLY)
-        return fail(err, errlen, ITS_ECONFIG, "%s: %s[%d].polygon: 3..%d points needed, got %u",
-                    o, what, i, ITS_SCENE_MAX_POLY, src ? cnt : 0);
+        return fail(err, errlen, ITS_ECONFIG, "%s: %s[%d].polygon: 3..%d points needed, got %u", o,
+                    what, i, ITS_SCENE_MAX_POLY, src ? cnt : 0);
     for (unsigned k = 0; k < cnt; k++) {
         dst[k].x = src[k].v[0];
         dst[k].y = src[k].v[1];
@@ -553,8 +569,8 @@ static int convert(const rscene *r, its_scene *s, const char *o, char *err, size
         s->fps = *r->fps;
     if (r->frame) {
         if (r->frame_count != 2)
-            return fail(err, errlen, ITS_ECONFIG, "%s: frame: [width, height] needed, got %u values",
-                        o, r->frame_count);
+            return fail(err, errlen, ITS_ECONFIG,
+                        "%s: frame: [width, height] needed, got %u values", o, r->frame_count);
         s->width_px = r->frame[0];
         s->height_px = r->frame[1];
         if (s->width_px <= 0 || s->height_px <= 0)
@@ -583,9 +599,9 @@ static int convert(const rscene *r, its_scene *s, const char *o, char *err, size
         const rclasses *c = r->classes;
         const int *ids[ITS_CLS_COUNT] = {c->car,        c->truck,   c->bus,
                                          c->motorcycle, c->bicycle, c->person};
-        const unsigned cnt[ITS_CLS_COUNT] = {c->car_count,        c->truck_count,
-                                             c->bus_count,        c->motorcycle_count,
-                                             c->bicycle_count,    c->person_count};
+        const unsigned cnt[ITS_CLS_COUNT] = {c->car_count,     c->truck_count,
+                                             c->bus_count,     c->motorcycle_count,
+                                             c->bicycle_count, c->person_count};
         memset(s->class_map, -1, sizeof s->class_map);
         for (int g = 0; g < ITS_CLS_COUNT; g++)
             for (unsigned k = 0; ids[g] && k < cnt[g]; k++) {
@@ -595,8 +611,8 @@ static int convert(const rscene *r, its_scene *s, const char *o, char *err, size
                                 "%s: classes.%s: class id %d is outside 0..255", o, gn[g], id);
                 if (s->class_map[id] >= 0)
                     return fail(err, errlen, ITS_ECONFIG,
-                                "%s: classes.%s: class id %d is already in group %s", o, gn[g],
-                                id, gn[(int)s->class_map[id]]);
+                                "%s: classes.%s: class id %d is already in group %s", o, gn[g], id,
+                                gn[(int)s->class_map[id]]);
                 s->class_map[id] = (signed char)g;
             }
     }
@@ -655,8 +671,8 @@ static int convert(const rscene *r, its_scene *s, const char *o, char *err, size
                 if (!strcmp(s->lines[k].name, l->stop_line))
                     d->stop_line = k;
             if (d->stop_line < 0)
-                return fail(err, errlen, ITS_ECONFIG,
-                            "%s: lanes[%u].stop_line: no line named '%s'", o, i, l->stop_line);
+                return fail(err, errlen, ITS_ECONFIG, "%s: lanes[%u].stop_line: no line named '%s'",
+                            o, i, l->stop_line);
         }
     }
     s->n_lanes = r->lanes ? (int)r->lanes_count : 0;
@@ -669,8 +685,8 @@ static int convert(const rscene *r, its_scene *s, const char *o, char *err, size
     return its_scene_validate(s, o, err, errlen);
 }
 
-static int load(const char *path, const char *yaml, size_t len, const char *origin,
-                its_scene *out, char *err, size_t errlen)
+static int load(const char *path, const char *yaml, size_t len, const char *origin, its_scene *out,
+                char *err, size_t errlen)
 {
     capture cap = {{0}, {0}};
     cyaml_config_t cc = {.log_fn = capture_log,

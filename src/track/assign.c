@@ -153,8 +153,8 @@ static void greedy(its__assign *a, const its__edge *edges, const int *idx, int n
     }
 }
 
-void its__assign_solve(its__assign *a, int n_rows, int n_cols, const its__edge *edges,
-                       int n_edges, float limit, int *row_match, int *col_match)
+void its__assign_solve(its__assign *a, int n_rows, int n_cols, const its__edge *edges, int n_edges,
+                       float limit, int *row_match, int *col_match)
 {
     for (int i = 0; i < n_rows; i++)
         row_match[i] = -1;

@@ -30,8 +30,8 @@ typedef struct trk {
 
 struct its_tracker {
     its_tracker_params p;
-    trk *trk;         /* slots */
-    int *live;        /* slot indices in use */
+    trk *trk;  /* slots */
+    int *live; /* slot indices in use */
     int n_live;
     int *free_slots;
     int n_free;
@@ -40,12 +40,12 @@ struct its_tracker {
     its_tracker_stats stats;
     /* per-frame scratch */
     its_track *out;
-    int *high, *low;  /* indices into dets */
+    int *high, *low; /* indices into dets */
     int *pool, *unconf, *rem_tr;
     int *det_left;
     its__edge *edges;
     int max_edges;
-    int *sorted;      /* detection list indices sorted by x1 */
+    int *sorted; /* detection list indices sorted by x1 */
     int *row_match, *col_match;
     its__assign as;
 };
