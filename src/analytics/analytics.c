@@ -29,9 +29,10 @@ typedef struct tstate {
     its_pt img, road;
     its_pt rh[HIST];
     int64_t th[HIST];
-    int hn, hh;
-    double speed; /* km/h, NaN unknown */
-    its_pt vel;   /* road m/s */
+    uint32_t hcount; /* positions ever added; entry k lives at k % HIST */
+    uint32_t wstart; /* oldest entry inside the speed window */
+    double speed;    /* km/h, NaN unknown */
+    its_pt vel;      /* road m/s */
     signed char side[ITS_SCENE_MAX_LINES];
     its_pt ref[ITS_SCENE_MAX_LINES];
     uint32_t counted;
@@ -45,6 +46,7 @@ typedef struct tstate {
     int64_t spt[SPH];
     int spn, sph;
     int64_t sp_last;
+    double sp_max; /* max of the samples inside the drop window, updated per sample */
 } tstate;
 
 typedef struct bucket {
@@ -388,33 +390,30 @@ static void add_crossing(its_analytics_t *a, lstate *l, const tstate *t, int dir
     }
 }
 
-/* Kinematics from the road-position history: displacement over the speed window. */
+/* Kinematics from the road-position history: displacement over the speed window. The start
+ * of the window only moves forward, so finding it is O(1) amortised per frame. */
 static void update_speed(its_analytics_t *a, tstate *t, int64_t ts)
 {
-    t->rh[t->hh] = t->road;
-    t->th[t->hh] = ts;
-    t->hh = (t->hh + 1) % HIST;
-    if (t->hn < HIST)
-        t->hn++;
+    uint32_t k = t->hcount++;
+    t->rh[k % HIST] = t->road;
+    t->th[k % HIST] = ts;
     t->speed = NAN;
     t->vel.x = t->vel.y = 0;
     if (!a->sc.has_calibration)
         return;
     int64_t win = (int64_t)(a->sc.params.speed_window_s * NS);
-    int oldest = -1;
-    for (int k = 1; k < t->hn; k++) {
-        int i = (t->hh - 1 - k + 2 * HIST) % HIST;
-        if (ts - t->th[i] > win)
-            break;
-        oldest = i;
-    }
-    if (oldest < 0)
+    if (t->hcount - t->wstart > HIST)
+        t->wstart = t->hcount - HIST;
+    while (t->wstart < k && ts - t->th[t->wstart % HIST] > win)
+        t->wstart++;
+    if (t->wstart == k)
         return;
-    double dt = (double)(ts - t->th[oldest]) / NS;
+    const its_pt *o = &t->rh[t->wstart % HIST];
+    double dt = (double)(ts - t->th[t->wstart % HIST]) / NS;
     if (dt < a->sc.params.speed_window_s * 0.5)
         return;
-    t->vel.x = (t->road.x - t->rh[oldest].x) / dt;
-    t->vel.y = (t->road.y - t->rh[oldest].y) / dt;
+    t->vel.x = (t->road.x - o->x) / dt;
+    t->vel.y = (t->road.y - o->y) / dt;
     t->speed = hypot(t->vel.x, t->vel.y) * 3.6;
 }
 
@@ -491,7 +490,9 @@ static void update_zones(its_analytics_t *a, tstate *t, int64_t ts)
     }
 }
 
-static void sample_speed(tstate *t, int64_t ts)
+/* Speed samples every SP_STEP for the sudden-drop test; the maximum over the drop window is
+ * refreshed when a sample is added (so a sample may count up to SP_STEP past the window). */
+static void sample_speed(its_analytics_t *a, tstate *t, int64_t ts)
 {
     if (!isfinite(t->speed) || (t->spn && ts - t->sp_last < SP_STEP))
         return;
@@ -501,6 +502,11 @@ static void sample_speed(tstate *t, int64_t ts)
     if (t->spn < SPH)
         t->spn++;
     t->sp_last = ts;
+    int64_t win = (int64_t)(a->sc.params.speed_drop_window_s * NS);
+    t->sp_max = 0;
+    for (int k = 0; k < t->spn; k++)
+        if (ts - t->spt[k] <= win && t->sp[k] > t->sp_max)
+            t->sp_max = t->sp[k];
 }
 
 static void incidents(its_analytics_t *a, tstate *t, int64_t ts)
@@ -510,10 +516,7 @@ static void incidents(its_analytics_t *a, tstate *t, int64_t ts)
         return;
     /* sudden speed drop: anywhere in view */
     if (!t->drop_fired) {
-        double mx = 0;
-        for (int k = 0; k < t->spn; k++)
-            if (ts - t->spt[k] <= (int64_t)(p->speed_drop_window_s * NS) && t->sp[k] > mx)
-                mx = t->sp[k];
+        double mx = t->sp_max;
         if (mx - t->speed >= p->speed_drop_kmh) {
             its_event *e = emit(a, ITS_EV_SPEED_DROP, t, t->lane, ts);
             if (e)
@@ -683,7 +686,7 @@ int its_analytics_update(its_analytics_t *a, int64_t ts, uint64_t frame_no, cons
         t->road = its_scene_to_road(s, t->img);
         t->queued = 0;
         update_speed(a, t, ts);
-        sample_speed(t, ts);
+        sample_speed(a, t, ts);
         update_lines(a, t, ts, fresh);
         update_zones(a, t, ts);
         t->lane = -1;

@@ -223,7 +223,7 @@ static double plausibility(its_quality_t *q, const its_det *d, int W, int H)
     /* position: height against the learnt height-for-this-row line (vehicles only) */
     double pos_ok = 1;
     int vehicle = d->class_id == 2 || d->class_id == 5 || d->class_id == 7;
-    double y = d->y2 / H, l = log(h / H);
+    double y = d->y2 / H, l = vehicle ? log(h / H) : 0;
     if (vehicle && q->n >= 50) {
         double my = q->sy / q->n, var = q->syy / q->n - my * my;
         if (var > 1e-3) {
@@ -243,10 +243,19 @@ static double plausibility(its_quality_t *q, const its_det *d, int W, int H)
     return size_ok * aspect_ok * inside_ok * pos_ok;
 }
 
-static int cmp_u32(const void *a, const void *b)
+/* Insertion sort: a tracker lists its tracks nearly in id order, so this is close to linear
+ * (and, unlike glibc's qsort, it never allocates). */
+static void sort_ids(uint32_t *v, int n)
 {
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return x < y ? -1 : x > y;
+    for (int i = 1; i < n; i++) {
+        uint32_t x = v[i];
+        int j = i;
+        while (j > 0 && v[j - 1] > x) {
+            v[j] = v[j - 1];
+            j--;
+        }
+        v[j] = x;
+    }
 }
 
 int its_quality_update(its_quality_t *q, const its_quality_image *img, const its_det_frame *f,
@@ -289,7 +298,7 @@ int its_quality_update(its_quality_t *q, const its_quality_image *img, const its
         int n = n_tracks < q->p.max_tracks ? n_tracks : q->p.max_tracks;
         for (int i = 0; i < n; i++)
             q->ids_cur[i] = tracks[i].id;
-        qsort(q->ids_cur, (size_t)n, sizeof(uint32_t), cmp_u32);
+        sort_ids(q->ids_cur, n);
         if (q->has_prev_ids) {
             int i = 0, j = 0, changes = 0;
             while (i < q->n_prev || j < n) {

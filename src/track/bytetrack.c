@@ -28,6 +28,11 @@ typedef struct trk {
     uint64_t start_fid;
 } trk;
 
+typedef struct keyidx {
+    float key;
+    int idx;
+} keyidx;
+
 struct its_tracker {
     its_tracker_params p;
     trk *trk;  /* slots */
@@ -45,7 +50,7 @@ struct its_tracker {
     int *det_left;
     its__edge *edges;
     int max_edges;
-    int *sorted; /* detection list indices sorted by x1 */
+    keyidx *keys, *keys_tmp; /* detections sorted by x1 */
     int *row_match, *col_match;
     its__assign as;
 };
@@ -78,7 +83,8 @@ void its_tracker_destroy(its_tracker_t *t)
     its_free(t->rem_tr);
     its_free(t->det_left);
     its_free(t->edges);
-    its_free(t->sorted);
+    its_free(t->keys);
+    its_free(t->keys_tmp);
     its_free(t->row_match);
     its_free(t->col_match);
     its_free(t);
@@ -109,12 +115,14 @@ int its_tracker_create(const its_tracker_params *p, its_tracker_t **out)
     t->rem_tr = its_malloc(ITS_MOD_TRACK, nt * sizeof(int));
     t->det_left = its_malloc(ITS_MOD_TRACK, nd * sizeof(int));
     t->edges = its_malloc(ITS_MOD_TRACK, (size_t)t->max_edges * sizeof(its__edge));
-    t->sorted = its_malloc(ITS_MOD_TRACK, nd * sizeof(int));
+    t->keys = its_malloc(ITS_MOD_TRACK, nd * sizeof(*t->keys));
+    t->keys_tmp = its_malloc(ITS_MOD_TRACK, nd * sizeof(*t->keys));
     t->row_match = its_malloc(ITS_MOD_TRACK, nt * sizeof(int));
     t->col_match = its_malloc(ITS_MOD_TRACK, nd * sizeof(int));
     if (!t->trk || !t->live || !t->free_slots || !t->out || !t->high || !t->low || !t->pool ||
-        !t->unconf || !t->rem_tr || !t->det_left || !t->edges || !t->sorted || !t->row_match ||
-        !t->col_match || its__assign_init(&t->as, p->max_tracks, p->max_dets) < 0) {
+        !t->unconf || !t->rem_tr || !t->det_left || !t->edges || !t->keys || !t->keys_tmp ||
+        !t->row_match || !t->col_match ||
+        its__assign_init(&t->as, p->max_tracks, p->max_dets) < 0) {
         its_tracker_destroy(t);
         return ITS_ENOMEM;
     }
@@ -209,26 +217,43 @@ static int det_ok(const its_det *d)
            d->x2 > d->x1 && d->y2 > d->y1 && d->score >= 0 && d->score <= 1;
 }
 
+/* Bottom-up merge sort of (key, index) pairs: O(n log n), no allocation, stable. */
+static keyidx *sort_keys(keyidx *a, keyidx *tmp, int n)
+{
+    for (int w = 1; w < n; w *= 2) {
+        for (int lo = 0; lo < n; lo += 2 * w) {
+            int mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
+            int i = lo, j = mid, k = lo;
+            while (i < mid && j < hi)
+                tmp[k++] = a[j].key < a[i].key ? a[j++] : a[i++];
+            while (i < mid)
+                tmp[k++] = a[i++];
+            while (j < hi)
+                tmp[k++] = a[j++];
+        }
+        keyidx *t = a;
+        a = tmp;
+        tmp = t;
+    }
+    return a;
+}
+
 /* Candidate pairs (cost < limit) between track slots tr[] and detections dl[] (indices into
  * dets): detections sorted by x1, so each track only looks at those whose x range can reach
- * its own. cost = 1 - IoU, or 1 - IoU * score when fusing the detection score. */
+ * its own, and rejects on y before any arithmetic. cost = 1 - IoU, or 1 - IoU * score when
+ * fusing the detection score. */
 static int build_edges(its_tracker_t *t, const int *tr, int ntr, const int *dl, int ndl,
                        const its_det *dets, int fuse, float limit)
 {
-    int *s = t->sorted;
     float maxw = 0;
     for (int i = 0; i < ndl; i++) {
-        int k = i;
-        float x = dets[dl[i]].x1;
-        while (k > 0 && dets[dl[s[k - 1]]].x1 > x) {
-            s[k] = s[k - 1];
-            k--;
-        }
-        s[k] = i;
-        float w = dets[dl[i]].x2 - dets[dl[i]].x1;
-        if (w > maxw)
-            maxw = w;
+        const its_det *d = &dets[dl[i]];
+        t->keys[i].key = d->x1;
+        t->keys[i].idx = i;
+        if (d->x2 - d->x1 > maxw)
+            maxw = d->x2 - d->x1;
     }
+    const keyidx *s = sort_keys(t->keys, t->keys_tmp, ndl);
     int ne = 0;
     for (int r = 0; r < ntr; r++) {
         float a1, b1, a2, b2;
@@ -238,22 +263,21 @@ static int build_edges(its_tracker_t *t, const int *tr, int ntr, const int *dl, 
             continue;
         /* first detection with x1 >= a1 - maxw */
         int lo = 0, hi = ndl;
+        float from = a1 - maxw;
         while (lo < hi) {
             int mid = (lo + hi) / 2;
-            if (dets[dl[s[mid]]].x1 < a1 - maxw)
+            if (s[mid].key < from)
                 lo = mid + 1;
             else
                 hi = mid;
         }
-        for (int q = lo; q < ndl; q++) {
-            int c = s[q];
+        for (int q = lo; q < ndl && s[q].key < a2; q++) {
+            int c = s[q].idx;
             const its_det *d = &dets[dl[c]];
-            if (d->x1 >= a2)
-                break;
-            float iw = fminf(a2, d->x2) - fmaxf(a1, d->x1);
-            float ih = fminf(b2, d->y2) - fmaxf(b1, d->y1);
-            if (iw <= 0 || ih <= 0)
+            if (d->y1 >= b2 || d->y2 <= b1 || d->x2 <= a1)
                 continue;
+            float iw = (a2 < d->x2 ? a2 : d->x2) - (a1 > d->x1 ? a1 : d->x1);
+            float ih = (b2 < d->y2 ? b2 : d->y2) - (b1 > d->y1 ? b1 : d->y1);
             float inter = iw * ih;
             float iou = inter / (area_t + (d->x2 - d->x1) * (d->y2 - d->y1) - inter);
             float cost = 1.0f - (fuse ? iou * d->score : iou);
