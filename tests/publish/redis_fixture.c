@@ -129,6 +129,7 @@ void its_redis_stop(its_redis_fixture *r, int sig)
     if (r->pid <= 0)
         return;
     kill(r->pid, sig);
+    kill(r->pid, SIGCONT); /* a stopped server (SIGSTOP tests) must see the signal */
     int st;
     waitpid(r->pid, &st, 0);
     r->pid = 0;
