@@ -25,10 +25,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum its_pixfmt {
-    ITS_PIX_RGB24 = 0, /* packed R, G, B */
-    ITS_PIX_BGR24 = 1, /* packed B, G, R (OpenCV order) */
-} its_pixfmt;
+#include "its/video.h"
+
+/* its_pixfmt (ITS_PIX_RGB24, ITS_PIX_BGR24) is defined once, in its/video.h: decoded video
+ * frames and still images share it. */
 
 typedef enum its_image_format {
     ITS_IMG_UNKNOWN = 0,

@@ -140,17 +140,57 @@ static int decode_png(const uint8_t *data, size_t len, its_pixfmt fmt, long max_
         png_image_free(&pi);
         return rc;
     }
-    pi.format = fmt == ITS_PIX_BGR24 ? PNG_FORMAT_BGR : PNG_FORMAT_RGB;
+    /* libpng's simplified API works in linear light whenever it has to convert bit depth or
+     * remove alpha: 16-bit samples would come out gamma-encoded (far too bright) and alpha
+     * removal loses precision in the shadows. So such files are read without conversion
+     * (16-bit and/or with alpha kept) and narrowed here: 16 -> 8 bits by rounding, alpha
+     * dropped as OpenCV's imread(IMREAD_COLOR) does. Plain 8-bit files decode directly. */
+    const int wide = (pi.format & PNG_FORMAT_FLAG_LINEAR) != 0;
+    const int alpha = (pi.format & PNG_FORMAT_FLAG_ALPHA) != 0;
+    const int direct = !wide && !alpha;
+    if (direct)
+        pi.format = fmt == ITS_PIX_BGR24 ? PNG_FORMAT_BGR : PNG_FORMAT_RGB;
+    else
+        pi.format =
+            (wide ? PNG_FORMAT_LINEAR_RGB : PNG_FORMAT_RGB) | (alpha ? PNG_FORMAT_FLAG_ALPHA : 0);
     rc = its_image_alloc(out, (int)pi.width, (int)pi.height, fmt);
     if (rc < 0) {
         png_image_free(&pi);
         return fail(rc, err, errlen, "PNG: cannot allocate %ux%u image", pi.width, pi.height);
     }
-    /* Transparent pixels are composited on black (background NULL). */
-    if (!png_image_finish_read(&pi, NULL, out->data, out->stride, NULL)) {
+    const size_t ch = alpha ? 4 : 3, bps = wide ? 2 : 1;
+    void *wbuf = NULL;
+    if (!direct) {
+        wbuf = its_malloc(ITS_MOD_INGEST, (size_t)pi.width * pi.height * ch * bps);
+        if (!wbuf) {
+            its_image_free(out);
+            png_image_free(&pi);
+            return fail(ITS_ENOMEM, err, errlen, "PNG: cannot allocate %ux%u staging image",
+                        pi.width, pi.height);
+        }
+    }
+    if (!png_image_finish_read(&pi, NULL, direct ? (void *)out->data : wbuf,
+                               direct ? out->stride : 0, NULL)) {
         rc = fail(ITS_EDECODE, err, errlen, "PNG: corrupt or truncated data: %s", pi.message);
         its_image_free(out);
+    } else if (!direct) {
+        const int swap = fmt == ITS_PIX_BGR24;
+        for (size_t y = 0; y < pi.height; y++) {
+            uint8_t *d = out->data + y * (size_t)out->stride;
+            for (size_t x = 0; x < pi.width; x++, d += 3) {
+                size_t i = (y * pi.width + x) * ch;
+                for (int c = 0; c < 3; c++) {
+                    uint8_t v;
+                    if (wide)
+                        v = (uint8_t)(((uint32_t)((uint16_t *)wbuf)[i + c] * 255 + 32767) / 65535);
+                    else
+                        v = ((uint8_t *)wbuf)[i + c];
+                    d[swap ? 2 - c : c] = v;
+                }
+            }
+        }
     }
+    its_free(wbuf);
     png_image_free(&pi);
     return rc;
 }
