@@ -48,6 +48,9 @@ typedef struct its_image {
 /* Default cap on decoded size: 2^27 pixels (e.g. 16384 x 8192), 384 MiB of RGB. */
 #define ITS_IMAGE_DEFAULT_MAX_PIXELS (1L << 27)
 
+/* its_image_load refuses files larger than this (ITS_ERANGE). */
+#define ITS_IMAGE_MAX_FILE_BYTES (256L << 20)
+
 typedef struct its_image_opts {
     its_pixfmt fmt;  /* output channel order */
     long max_pixels; /* 0 = ITS_IMAGE_DEFAULT_MAX_PIXELS */

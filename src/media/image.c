@@ -15,6 +15,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <turbojpeg.h>
 
 #include "its/alloc.h"
@@ -229,13 +230,17 @@ int its_image_load(const char *path, const its_image_opts *opts, its_image *out,
         return fail(errno == ENOENT ? ITS_ENOENT : ITS_EIO, err, errlen, "%s: %s", path,
                     strerror(errno));
     uint8_t *buf = NULL;
-    long n = -1;
-    if (fseek(f, 0, SEEK_END) == 0)
-        n = ftell(f);
-    if (n < 0 || fseek(f, 0, SEEK_SET) != 0) {
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
         fclose(f);
-        return fail(ITS_EIO, err, errlen, "%s: cannot size the file (not a regular file?)", path);
+        return fail(ITS_EIO, err, errlen, "%s: not a regular file", path);
     }
+    if (st.st_size > ITS_IMAGE_MAX_FILE_BYTES) {
+        fclose(f);
+        return fail(ITS_ERANGE, err, errlen, "%s: %lld bytes is too large for an image", path,
+                    (long long)st.st_size);
+    }
+    long n = (long)st.st_size;
     buf = its_malloc(ITS_MOD_INGEST, n > 0 ? (size_t)n : 1);
     if (!buf) {
         fclose(f);

@@ -238,7 +238,9 @@ static void test_jpeg_roundtrip(void **state)
     for (int i = 0; i < img.width * img.height * 3; i++)
         sum += abs((int)img.data[i] - back.data[i]);
     assert_true((double)sum / (img.width * img.height * 3) < 4.0);
+    its_free(jpg);
     assert_int_equal(its_image_encode_jpeg(&img, 0, &jpg, &n, err, sizeof err), ITS_EINVAL);
+    assert_null(jpg);
     char tmp[256], path[400];
     assert_non_null(its_test_tmpdir(tmp, sizeof tmp));
     snprintf(path, sizeof path, "%s/out.jpg", tmp);
