@@ -86,6 +86,15 @@ int its_engine_run(its_engine_t *e, int n, const float *input, float *const *out
  * its_model_n_meta / its_model_meta_at: iterate over metadata_props (strings owned by m).
  * its_model_n_nodes: nodes after the load-time passes (for a model-info dump).
  */
+/* its_model_load_buffer_frozen: load with some graph inputs fixed to the given values (they
+ * become constants, so shape inputs such as Reshape's shape may come from the caller). */
+typedef struct its_input_value {
+    const char *name;
+    const void *data;
+    size_t bytes;
+} its_input_value;
+int its_model_load_buffer_frozen(const void *data, size_t len, const its_input_value *vals,
+                                 int n_vals, its_model_t **out, char *err, size_t errlen);
 int its_engine_run_io(its_engine_t *e, int n, const void *const *inputs, void *const *outputs);
 int its_engine_output_shape(const its_engine_t *e, int i, int n, its_tensor_desc *out);
 int its_engine_max_batch(const its_engine_t *e);

@@ -53,7 +53,45 @@ static void fill_desc(const its_graph *g, int t, its_tensor_desc *d, int symboli
         d->dims[0] = -1;
 }
 
+/* Turn graph inputs into constants with the given values (before inference and folding). */
+static int freeze_inputs(its_graph *g, const its_input_value *vals, int n, char *err, size_t errlen)
+{
+    for (int v = 0; v < n; v++) {
+        int k = 0;
+        while (k < g->n_inputs && strcmp(g->tensors[g->inputs[k]].name, vals[v].name) != 0)
+            k++;
+        if (k == g->n_inputs) {
+            set_err(err, errlen, "no graph input '%s' to freeze", vals[v].name);
+            return ITS_ENOENT;
+        }
+        its_ir_tensor *T = &g->tensors[g->inputs[k]];
+        int64_t ne = 1;
+        for (int d = 0; d < T->shape.rank; d++)
+            ne *= T->shape.dims[d] < 0 ? -1 : T->shape.dims[d];
+        size_t want = ne < 0 ? 0 : (size_t)ne * its__dtype_size(T->dtype);
+        if (ne < 0 || want != vals[v].bytes) {
+            set_err(err, errlen, "frozen input '%s': size does not match its shape", vals[v].name);
+            return ITS_EINVAL;
+        }
+        T->data = its_malloc(ITS_MOD_ENGINE, want ? want : 1);
+        if (!T->data)
+            return ITS_ENOMEM;
+        if (want)
+            memcpy(T->data, vals[v].data, want);
+        T->kind = ITS_TK_CONST;
+        memmove(&g->inputs[k], &g->inputs[k + 1], (size_t)(g->n_inputs - k - 1) * sizeof(int));
+        g->n_inputs--;
+    }
+    return 0;
+}
+
 int its_model_load_buffer(const void *data, size_t len, its_model_t **out, char *err, size_t errlen)
+{
+    return its_model_load_buffer_frozen(data, len, NULL, 0, out, err, errlen);
+}
+
+int its_model_load_buffer_frozen(const void *data, size_t len, const its_input_value *vals,
+                                 int n_vals, its_model_t **out, char *err, size_t errlen)
 {
     char local[256];
     if (!err || !errlen) {
@@ -70,6 +108,8 @@ int its_model_load_buffer(const void *data, size_t len, its_model_t **out, char 
         return ITS_ENOMEM;
     }
     int rc = its__onnx_load(data, len, &m->g, err, errlen);
+    if (rc == 0 && n_vals > 0)
+        rc = freeze_inputs(&m->g, vals, n_vals, err, errlen);
     if (rc == 0)
         rc = its__graph_infer(&m->g, err, errlen);
     if (rc == 0)

@@ -199,7 +199,7 @@ const char *its__dtype_name(its_dtype dt);
 int its__onnx_load(const void *data, size_t len, its_graph *g, char *err, size_t errlen);
 /* One serialized TensorProto (the conformance data's input_N.pb) -> dense data (its_free). */
 int its__onnx_load_tensor(const void *data, size_t len, its_dtype *dt, its_shape *shape, void **out,
-                          char *err, size_t errlen);
+                          char *name, size_t namelen, char *err, size_t errlen);
 
 /* ---- shape inference (shape.c) ----
  * Fills shapes[t] for every tensor at the given batch size and checks every node's inputs

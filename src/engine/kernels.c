@@ -332,15 +332,17 @@ static void split(int no, int axis, const its_shape *xs, const void *x, const it
 
 /* ---- Resize (last two dims) ---- */
 
-static float src_coord(its_resize_coord c, float dst, float scale, int64_t in, int64_t out)
+/* out_len is in * scale (fractional when scales were given), as the ONNX reference uses. */
+static float src_coord(its_resize_coord c, float dst, float scale, int64_t in, float out_len)
 {
+    int64_t out = (int64_t)out_len;
     switch (c) {
     case ITS_RC_ASYMMETRIC:
         return dst / scale;
     case ITS_RC_PYTORCH_HALF_PIXEL:
         return out > 1 ? (dst + 0.5f) / scale - 0.5f : 0.f;
     case ITS_RC_ALIGN_CORNERS:
-        return out > 1 ? dst * (float)(in - 1) / (float)(out - 1) : 0.f;
+        return out_len > 1.f ? dst * (float)(in - 1) / (out_len - 1.f) : 0.f;
     case ITS_RC_TF_HALF_PIXEL_FOR_NN:
         return (dst + 0.5f) / scale;
     default:
@@ -395,9 +397,9 @@ static void resize(const its_resize_params *p, const its_shape *xs, const float 
         const float *xp = x + pl * ih * iw;
         float *yp = y + pl * oh * ow;
         for (int64_t i = 0; i < oh; i++) {
-            float fy = src_coord(p->coord, (float)i, sh, ih, oh);
+            float fy = src_coord(p->coord, (float)i, sh, ih, (float)ih * sh);
             for (int64_t j = 0; j < ow; j++) {
-                float fx = src_coord(p->coord, (float)j, sw, iw, ow);
+                float fx = src_coord(p->coord, (float)j, sw, iw, (float)iw * sw);
                 if (!p->linear) {
                     yp[i * ow + j] =
                         xp[nearest_idx(p->nearest, fy, ih) * iw + nearest_idx(p->nearest, fx, iw)];

@@ -208,6 +208,58 @@ static int copy_attr(const Onnx__NodeProto *np, const Onnx__AttributeProto *ap, 
     return ITS_EUNSUPPORTED;
 }
 
+/* A Constant node becomes a constant tensor (no node). */
+static int load_constant_node(const Onnx__NodeProto *np, its_graph *g, char *err, size_t errlen)
+{
+    const char *nname = np->name ? np->name : "";
+    if (np->n_output != 1 || np->n_attribute != 1 || !np->output[0] || !*np->output[0]) {
+        snprintf(err, errlen, "node '%s' (Constant): needs one output and one attribute", nname);
+        return ITS_EMODEL;
+    }
+    int t = its__graph_find_tensor(g, np->output[0]);
+    if (t < 0 || g->tensors[t].kind != ITS_TK_ACT || g->tensors[t].data) {
+        snprintf(err, errlen, "node '%s' (Constant): output '%s' is defined twice", nname,
+                 np->output[0]);
+        return ITS_EMODEL;
+    }
+    its_ir_tensor *T = &g->tensors[t];
+    const Onnx__AttributeProto *a = np->attribute[0];
+    const char *an = a->name ? a->name : "";
+    T->kind = ITS_TK_CONST;
+    if (strcmp(an, "value") == 0 && a->t)
+        return load_tensor(a->t, g, t, "Constant node", err, errlen);
+    size_t n = 1;
+    if (strcmp(an, "value_float") == 0) {
+        T->dtype = ITS_DT_FLOAT32;
+    } else if (strcmp(an, "value_int") == 0) {
+        T->dtype = ITS_DT_INT64;
+    } else if (strcmp(an, "value_floats") == 0 && a->n_floats <= (1u << 20)) {
+        T->dtype = ITS_DT_FLOAT32;
+        n = a->n_floats;
+        T->shape.rank = 1;
+    } else if (strcmp(an, "value_ints") == 0 && a->n_ints <= (1u << 20)) {
+        T->dtype = ITS_DT_INT64;
+        n = a->n_ints;
+        T->shape.rank = 1;
+    } else {
+        snprintf(err, errlen, "node '%s' (Constant): unsupported attribute '%s'", nname, an);
+        return ITS_EUNSUPPORTED;
+    }
+    T->shape.dims[0] = (int64_t)n;
+    T->data = its_malloc(ITS_MOD_ENGINE, (n ? n : 1) * 8);
+    if (!T->data)
+        return ITS_ENOMEM;
+    if (strcmp(an, "value_float") == 0)
+        ((float *)T->data)[0] = a->f;
+    else if (strcmp(an, "value_int") == 0)
+        ((int64_t *)T->data)[0] = a->i;
+    else if (T->dtype == ITS_DT_FLOAT32 && n)
+        memcpy(T->data, a->floats, n * sizeof(float));
+    else if (n)
+        memcpy(T->data, a->ints, n * sizeof(int64_t));
+    return 0;
+}
+
 /* Tensor for a name, created (as an activation) on first use. */
 static int tensor_for(its_graph *g, const char *name)
 {
@@ -353,6 +405,12 @@ static int build_graph(const Onnx__ModelProto *mp, its_graph *g, char *err, size
                      np->domain);
             return ITS_EUNSUPPORTED;
         }
+        if (strcmp(opn, "Constant") == 0) {
+            rc = load_constant_node(np, g, err, errlen);
+            if (rc < 0)
+                return rc;
+            continue;
+        }
         its_op op = its__op_from_name(opn);
         if (op == ITS_OP_NONE) {
             snprintf(err, errlen, "node '%s' (%s): unsupported op", nname, opn);
@@ -446,7 +504,7 @@ int its__onnx_load(const void *data, size_t len, its_graph *g, char *err, size_t
 }
 
 int its__onnx_load_tensor(const void *data, size_t len, its_dtype *dt, its_shape *shape, void **out,
-                          char *err, size_t errlen)
+                          char *name, size_t namelen, char *err, size_t errlen)
 {
     Onnx__TensorProto *tp = onnx__tensor_proto__unpack(&pb_allocator, len, data);
     if (!tp) {
@@ -462,6 +520,8 @@ int its__onnx_load_tensor(const void *data, size_t len, its_dtype *dt, its_shape
         *shape = g.tensors[t].shape;
         *out = g.tensors[t].data;
         g.tensors[t].data = NULL;
+        if (name && namelen)
+            snprintf(name, namelen, "%s", tp->name ? tp->name : "");
     }
     its__graph_free(&g);
     onnx__tensor_proto__free_unpacked(tp, &pb_allocator);

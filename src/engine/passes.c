@@ -117,7 +117,8 @@ int its__pass_fuse_conv_act(its_graph *g, unsigned acts)
     int changed = 0;
     for (int i = 0; i < g->n_nodes; i++) {
         its_ir_node *c = &g->nodes[i];
-        if (c->op != ITS_OP_CONV || c->act != ITS_ACT_NONE || c->sum >= 0)
+        if (c->op != ITS_OP_CONV || c->act != ITS_ACT_NONE || c->sum >= 0 ||
+            g->tensors[c->in[1]].kind != ITS_TK_CONST)
             continue;
         int t = c->out[0];
         if (!only_consumer(g, t))
@@ -163,7 +164,8 @@ int its__pass_fuse_conv_sum(its_graph *g)
             int t = a->in[side], r = a->in[1 - side];
             int p = g->tensors[t].producer;
             if (p < 0 || g->nodes[p].op != ITS_OP_CONV || g->nodes[p].sum >= 0 ||
-                !only_consumer(g, t) || t == r)
+                g->tensors[g->nodes[p].in[1]].kind != ITS_TK_CONST || !only_consumer(g, t) ||
+                t == r)
                 continue;
             const its_shape *ts = &g->tensors[t].shape, *rs = &g->tensors[r].shape;
             if (ts->rank != rs->rank || memcmp(ts->dims, rs->dims, sizeof(int64_t) * ts->rank))

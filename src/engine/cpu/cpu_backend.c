@@ -100,6 +100,8 @@ static int cpu_optimize(void *ctx, its_graph *g, char *err, size_t errlen)
     return its__graph_compact(g);
 }
 
+static int is_dnnl_conv(const its_graph *g, const its_ir_node *n);
+
 static int cpu_supports(void *ctx, const its_graph *g, int i)
 {
     (void)ctx;
@@ -110,12 +112,19 @@ static int cpu_supports(void *ctx, const its_graph *g, int i)
     case ITS_OP_NONE:
     case ITS_OP_COUNT:
         return 0;
-    case ITS_OP_CONV:
+    case ITS_OP_CONV: /* runtime weights: the reference kernel, without fusions */
         return g->tensors[n->in[0]].dtype == ITS_DT_FLOAT32 &&
-               g->tensors[n->in[1]].kind == ITS_TK_CONST;
+               (is_dnnl_conv(g, n) || (n->act == ITS_ACT_NONE && n->sum < 0));
     default:
         return 1;
     }
+}
+
+/* Conv with constant weights (and bias) runs on oneDNN; anything else on the reference. */
+static int is_dnnl_conv(const its_graph *g, const its_ir_node *n)
+{
+    return n->op == ITS_OP_CONV && g->tensors[n->in[1]].kind == ITS_TK_CONST &&
+           (n->n_in < 3 || n->in[2] < 0 || g->tensors[n->in[2]].kind == ITS_TK_CONST);
 }
 
 static void *tptr(const cpu_ctx *c, const plan *p, int t)
@@ -352,7 +361,7 @@ static int cpu_prepare(void *ctx, const its_graph *g, int batch, const its_shape
     }
     c->n_plans++; /* from here free_plan runs on failure through cpu_free */
     for (int i = 0; i < nn && rc == 0; i++)
-        if (g->nodes[i].op == ITS_OP_CONV)
+        if (is_dnnl_conv(g, &g->nodes[i]))
             rc = prepare_conv(c, p, i, err, errlen);
 out:
     its_free(alias);
@@ -413,7 +422,7 @@ static int cpu_run(void *ctx, int batch, int nb, const void *const *inputs, void
     for (int i = 0; i < g->n_nodes; i++) {
         const its_ir_node *n = &g->nodes[i];
         int rc;
-        if (n->op == ITS_OP_CONV) {
+        if (p->conv[i].prim) {
             rc = run_conv(c, p, i);
         } else {
             its_shape is[ITS_IR_MAX_IO], os[ITS_IR_MAX_IO];
