@@ -25,11 +25,12 @@ step() { printf '\n==== %s\n' "$*"; }
 if [ -f "$here/stage.tar.xz" ]; then
     W=/tmp/its-gpu
     rm -rf "$W" && mkdir -p "$W" && tar -C "$W" -xJf "$here/stage.tar.xz"
-    BIN=$W/bin MODELS=$W/models MEDIA=$W/media SRC=$W/src
+    BIN=$W/bin SHARED=$W/shared SRC=$W/src
 else
     SRC=$(cd "$here/../.." && pwd)
-    BIN=${ITS_BUILD:-$SRC/build}/bin MODELS=${ITS_SHARED_DIR:-$SRC/../shared}/models
-    MEDIA=${ITS_SHARED_DIR:-$SRC/../shared}/media
+    B=${ITS_BUILD:-$SRC/build}
+    BIN=$OUT/bin SHARED=${ITS_SHARED_DIR:-$SRC/../shared}
+    mkdir -p "$BIN" && cp "$B"/tests/cuda/test_cuda* "$B"/bench/gpu/bench_cuda "$BIN/" 2>/dev/null
 fi
 
 step "machine"
@@ -40,22 +41,26 @@ CUDNN_DIR=$(pyd nvidia.cudnn)
 CUBLAS_DIR=$(pyd nvidia.cublas)
 echo "cuDNN (python): $CUDNN_DIR  cuBLAS: $CUBLAS_DIR"
 export LD_LIBRARY_PATH=${W:+$W/lib:}$CUDNN_DIR/lib:$CUBLAS_DIR/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
-export ITS_SHARED_DIR=${MODELS%/models}
+export ITS_SHARED_DIR=$SHARED
+Y11=$SHARED/models/yolo11n-fp32-dequant/yolo11n_fp32_dequant.onnx
+Y8=$SHARED/models/yolov8n-int8-qdq/yolov8n_entropy.onnx
+MEDIA=$SHARED/media
 nvcc --version | tail -1
 
 step "GPU tests"
 for t in "$BIN"/test_cuda*; do
     [ -x "$t" ] || continue
-    if "$t" >"$OUT/$(basename "$t").log" 2>&1; then r=0; else r=$?; fi
-    grep -E "^(letterbox|decode|parity|op |e2e|\[  (PASSED|FAILED)|\[  FAILED)" "$OUT/$(basename "$t").log"
+    if timeout 400 "$t" >"$OUT/$(basename "$t").log" 2>&1; then r=0; else r=$?; fi
+    grep -E "^(letterbox|decode|parity|op |e2e|  e2e|\[  (PASSED|FAILED|ERROR)|\[  FAILED|\[   LINE)|load:" "$OUT/$(basename "$t").log"
     echo "$(basename "$t"): exit $r"
     [ $r = 0 ] || fail=1
 done
 
 step "compute-sanitizer memcheck"
 if command -v compute-sanitizer >/dev/null; then
-    target=$BIN/test_cuda_prepost
-    [ -x "$BIN/its-infer" ] && target="$BIN/its-infer --device cuda -m $MODELS/yolo11n_fp32_dequant.onnx $MEDIA/bus.jpg"
+    # one full run of the backend: load, plan, algorithm search, graph capture, graph
+    # replays and the host path (run/sync), batches 1 and 2
+    target="$BIN/bench_cuda --batches 1,2 --iters 3 $Y11"
     if compute-sanitizer --tool memcheck --leak-check full --error-exitcode 9 $target \
         >"$OUT/memcheck.log" 2>&1; then
         echo "memcheck: clean ($target)"
@@ -68,14 +73,21 @@ fi
 if [ -x "$BIN/bench_cuda" ]; then
     step "its engine (cuda) timings"
     "$BIN/bench_cuda" --json "$OUT/ours.json" --batches "$BATCHES" --iters "$ITERS" \
-        "$MODELS/yolo11n_fp32_dequant.onnx" "$MODELS/yolov8n_entropy.onnx" || fail=1
+        "$Y11" "$Y8" || fail=1
+    if [ "${PROFILE:-1}" = 1 ] && command -v ncu >/dev/null; then
+        step "per-kernel times (ncu, one graph replay, YOLO11n batch 32)"
+        ncu --profile-from-start off --graph-profiling node --metrics gpu__time_duration.sum \
+            --csv "$BIN/bench_cuda" --profile 32 --batches 32 "$Y11" >"$OUT/ncu.csv" 2>"$OUT/ncu.err" &&
+            python3 "$SRC/bench/gpu/kernels.py" "$OUT/ncu.csv" | tee "$OUT/kernels.txt" ||
+            tail -5 "$OUT/ncu.err"
+    fi
 fi
 
 if [ "${PEER:-1}" = 1 ]; then
     step "PyTorch peer"
     PYTHONUNBUFFERED=1 python3 "$SRC/bench/gpu/peer.py" --out "$OUT/peer.json" \
         --batches "$BATCHES" --iters "$ITERS" --image "$MEDIA/bus.jpg" \
-        "$MODELS/yolo11n_fp32_dequant.onnx" "$MODELS/yolov8n_entropy.onnx" 2>"$OUT/peer.err" || {
+        "$Y11" "$Y8" 2>"$OUT/peer.err" || {
         fail=1; tail -20 "$OUT/peer.err"; }
 fi
 

@@ -14,19 +14,20 @@ build=${BUILD_DIR:-$root/build-gpu}
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DITS_WERROR=ON -DITS_CUDA=ON >/dev/null
 make -C "$build" -j2 >/dev/null
 tmp=$(mktemp -d)
-mkdir -p "$tmp/s/bin" "$tmp/s/lib" "$tmp/s/models" "$tmp/s/media"
+mkdir -p "$tmp/s/bin" "$tmp/s/lib" "$tmp/s/shared/models" "$tmp/s/shared/media"
 for t in $(find "$build/tests/cuda" "$build/bench" "$build/tools" -maxdepth 2 -type f -executable \
-           \( -name 'test_cuda*' -o -name 'its-*' -o -name 'bench_*' \) 2>/dev/null); do
+           \( -name 'test_cuda*' -o -name 'its-*' -o -name 'bench_cuda' \) 2>/dev/null); do
     cp "$t" "$tmp/s/bin/"
 done
 # the Debian libraries the binaries need that an Ubuntu CUDA image lacks
 for b in "$tmp"/s/bin/*; do
     ldd "$b" | awk '/=> \//{print $3}' | grep -vE 'libc\.so|libm\.so|libdl\.so|librt\.so|libpthread|libstdc\+\+|libgcc_s|ld-linux|libcudnn|libcublas|libcudart|libnvidia|libcuda\.so' || true
 done | sort -u | while read -r l; do cp -L "$l" "$tmp/s/lib/"; done
-cp "$shared"/models/yolo11n-fp32-dequant/*.onnx "$shared"/models/yolov8n-int8-qdq/*.onnx "$tmp/s/models/"
-cp "$shared"/models/yolo11n-fp32-dequant/expected_detections.json "$tmp/s/models/yolo11n_expected.json"
-cp "$shared"/models/yolov8n-int8-qdq/expected_detections.json "$tmp/s/models/yolov8n_expected.json"
-cp "$shared"/media/{bus,zidane,street_nyc_bus_lane}.jpg "$tmp/s/media/"
+for m in yolo11n-fp32-dequant yolov8n-int8-qdq; do
+    mkdir -p "$tmp/s/shared/models/$m"
+    cp "$shared/models/$m"/*.onnx "$shared/models/$m"/expected_detections.json "$tmp/s/shared/models/$m/"
+done
+cp "$shared"/media/{bus,zidane,street_nyc_bus_lane,person}.jpg "$tmp/s/shared/media/"
 git -C "$root" archive --format=tar --prefix=src/ HEAD | tar -x -C "$tmp/s"
 for f in bench/gpu/*.py bench/gpu/*.sh; do cp "$root/$f" "$tmp/s/src/$f"; done  # uncommitted edits too
 mkdir -p "$dest"

@@ -46,7 +46,7 @@
 #define ALIGN     256
 #define CONV_WS   ((size_t)64 << 20) /* cuDNN workspace: algorithms needing more are skipped */
 #define CUBLAS_WS ((size_t)8 << 20)
-#define MAX_IO    8
+#define MAX_IO    512 /* graph inputs/outputs (the parity test exports every tensor) */
 #define LAY_PLAIN 0
 #define LAY_NHWC  1
 #define LAY_F32   2 /* graph input staging: fp32 row-major */
@@ -1480,6 +1480,17 @@ int its__cuda_time_net(void *vctx, int batch, int iters, float *ms, int n_ms)
     }
     cudaEventDestroy(ev[0]);
     cudaEventDestroy(ev[1]);
+    return 0;
+}
+
+int its__cuda_replay_net(void *vctx, int batch)
+{
+    cuda_ctx *c = vctx;
+    plan *p = find_plan(c, batch);
+    if (!p || !c->finalized)
+        return ITS_EINVAL;
+    ITS_CUDA_TRY(cudaGraphLaunch(p->exec_net, c->stream));
+    ITS_CUDA_TRY(cudaStreamSynchronize(c->stream));
     return 0;
 }
 
