@@ -239,6 +239,7 @@ static int cuda_optimize(void *vctx, its_graph *g, char *err, size_t errlen)
         /* activation quantisation is dropped: DQ(Q(x)) -> x */
         repl[n->out[0]] = g->nodes[p].in[0];
         n->op = ITS_OP_NONE;
+        n->n_in = 0; /* no longer a consumer of the Q output */
         dropped++;
     }
     for (int k = 0; k < g->n_outputs; k++) {

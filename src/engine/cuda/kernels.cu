@@ -86,6 +86,89 @@ __global__ void ewise_nd(int op, const void *a, const __half *b, void *out, nd_a
     }
 }
 
+__device__ __forceinline__ float ew_apply(int op, float x, float y, float alpha)
+{
+    switch (op) {
+    case ITS_CUDA_EW_ADD:
+        return x + y;
+    case ITS_CUDA_EW_SUB:
+        return x - y;
+    case ITS_CUDA_EW_MUL:
+        return x * y;
+    case ITS_CUDA_EW_DIV:
+        return x / y;
+    case ITS_CUDA_EW_SIGMOID:
+        return act_f(3, x, 0.0f);
+    case ITS_CUDA_EW_SILU:
+        return act_f(4, x, 0.0f);
+    case ITS_CUDA_EW_RELU:
+        return act_f(1, x, 0.0f);
+    case ITS_CUDA_EW_LEAKY:
+        return act_f(2, x, alpha);
+    default:
+        return x;
+    }
+}
+
+/* fp16 -> fp16, innermost dim contiguous in out and a (and b, or b constant along it), a
+ * multiple of 8: 16-byte loads and stores, 32-bit index arithmetic over <= 4 collapsed dims.
+ * dims[rank-1] is counted in groups of 8. */
+struct vec_args {
+    int rank;
+    int dims[4];
+    int st[3][4]; /* element strides; st[k][rank-1] is 1 (or 0 for a broadcast b) */
+};
+
+__global__ void ewise_vec8(int op, const __half *a, const __half *b, __half *out, vec_args v,
+                           int total8, float alpha)
+{
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total8; i += gridDim.x * blockDim.x) {
+        int rem = i, oo = 0, ia = 0, ib = 0;
+        for (int d = v.rank - 1; d >= 0; d--) {
+            int dd = d == v.rank - 1 ? v.dims[d] / 8 : v.dims[d];
+            int q = rem / dd, idx = rem - q * dd;
+            rem = q;
+            if (d == v.rank - 1)
+                idx *= 8;
+            oo += idx * v.st[0][d];
+            ia += idx * v.st[1][d];
+            ib += idx * v.st[2][d];
+        }
+        uint4 va = *reinterpret_cast<const uint4 *>(a + ia);
+        if (op == ITS_CUDA_EW_COPY) {
+            *reinterpret_cast<uint4 *>(out + oo) = va;
+            continue;
+        }
+        __half2 *ha = reinterpret_cast<__half2 *>(&va);
+        float bv[8];
+        if (b) {
+            if (v.st[2][v.rank - 1] == 1) {
+                uint4 vb = *reinterpret_cast<const uint4 *>(b + ib);
+                const __half2 *hb = reinterpret_cast<const __half2 *>(&vb);
+#pragma unroll
+                for (int j = 0; j < 4; j++) {
+                    float2 f = __half22float2(hb[j]);
+                    bv[2 * j] = f.x;
+                    bv[2 * j + 1] = f.y;
+                }
+            } else {
+                float f = __half2float(b[ib]);
+#pragma unroll
+                for (int j = 0; j < 8; j++)
+                    bv[j] = f;
+            }
+        }
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            float2 f = __half22float2(ha[j]);
+            f.x = ew_apply(op, f.x, b ? bv[2 * j] : 0.0f, alpha);
+            f.y = ew_apply(op, f.y, b ? bv[2 * j + 1] : 0.0f, alpha);
+            ha[j] = __floats2half2_rn(f.x, f.y);
+        }
+        *reinterpret_cast<uint4 *>(out + oo) = va;
+    }
+}
+
 /* 8 channels (16 bytes) per thread when k % 8 == 0, the common case. */
 __global__ void conv_epilogue8(__half *y, const float *bias, const __half *sum, int64_t total8,
                                int k, int act, float alpha, int sum_first)
@@ -231,26 +314,70 @@ unsigned grid_for(int64_t total, int threads)
 } // namespace
 
 extern "C" int its_cuda_ewise(its_cuda_ew op, const void *a, int a_f32, const void *b, void *out,
-                              int out_f32, const its_cuda_nd *nd, float alpha, cudaStream_t stream)
+                              int out_f32, const its_cuda_nd *nd, float alpha,
+                              cudaStream_t stream)
 {
     if (!nd || nd->rank < 0 || nd->rank > ITS_CUDA_ND_MAX || !a || !out)
         return ITS_EINVAL;
     bool binary = op >= ITS_CUDA_EW_ADD && op <= ITS_CUDA_EW_DIV;
     if (binary && !b)
         return ITS_EINVAL;
+    /* Collapse: drop size-1 dims, merge neighbours that are contiguous for every operand. */
     nd_args args;
-    args.rank = nd->rank;
+    args.rank = 0;
     int64_t total = 1;
     for (int d = 0; d < nd->rank; d++) {
-        args.dims[d] = nd->dims[d];
         total *= nd->dims[d];
+        if (nd->dims[d] == 1)
+            continue;
+        int r = args.rank;
+        bool merge = r > 0;
+        for (int k = 0; k < 3 && merge; k++)
+            merge = args.st[k][r - 1] == nd->stride[k][d] * nd->dims[d];
+        if (merge) {
+            args.dims[r - 1] *= nd->dims[d];
+            for (int k = 0; k < 3; k++)
+                args.st[k][r - 1] = nd->stride[k][d];
+            continue;
+        }
+        args.dims[r] = nd->dims[d];
         for (int k = 0; k < 3; k++)
-            args.st[k][d] = nd->stride[k][d];
+            args.st[k][r] = nd->stride[k][d];
+        args.rank++;
     }
     if (total <= 0)
         return 0;
-    unsigned g = grid_for(total, 256);
+    if (args.rank == 0) {
+        args.rank = 1;
+        args.dims[0] = 1;
+        for (int k = 0; k < 3; k++)
+            args.st[k][0] = 1;
+    }
     const __half *hb = (const __half *)b;
+    int r = args.rank;
+    bool vec = !a_f32 && !out_f32 && r <= 4 && total < (1ll << 31) &&
+               args.dims[r - 1] % 8 == 0 && args.st[0][r - 1] == 1 && args.st[1][r - 1] == 1 &&
+               (!binary || args.st[2][r - 1] == 1 || args.st[2][r - 1] == 0) &&
+               ((uintptr_t)a & 15) == 0 && ((uintptr_t)out & 15) == 0 &&
+               (!binary || ((uintptr_t)b & 15) == 0);
+    for (int d = 0; vec && d < r - 1; d++)
+        for (int k = 0; k < 3; k++)
+            vec = vec && args.st[k][d] % 8 == 0 && args.st[k][d] < (1ll << 31);
+    if (vec) {
+        vec_args v;
+        v.rank = r;
+        for (int d = 0; d < r; d++) {
+            v.dims[d] = (int)args.dims[d];
+            for (int k = 0; k < 3; k++)
+                v.st[k][d] = (int)args.st[k][d];
+        }
+        int total8 = (int)(total / 8);
+        ewise_vec8<<<grid_for(total8, 256), 256, 0, stream>>>(
+            op, (const __half *)a, binary ? hb : nullptr, (__half *)out, v, total8, alpha);
+        ITS_CUDA_TRY_LAUNCH();
+        return 0;
+    }
+    unsigned g = grid_for(total, 256);
     if (a_f32 && out_f32)
         ewise_nd<true, true><<<g, 256, 0, stream>>>(op, a, hb, out, args, total, alpha);
     else if (a_f32)
