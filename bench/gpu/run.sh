@@ -74,6 +74,10 @@ if [ -x "$BIN/bench_cuda" ]; then
     step "its engine (cuda) timings"
     "$BIN/bench_cuda" --json "$OUT/ours.json" --batches "$BATCHES" --iters "$ITERS" \
         "$Y11" "$Y8" || fail=1
+    if [ "${LEGACY:-0}" = 1 ]; then
+        step "its engine (cuda), legacy cuDNN convolutions + our epilogue kernel, for comparison"
+        ITS_CUDA_LEGACY_CONV=1 "$BIN/bench_cuda" --batches "$BATCHES" --iters "$ITERS" "$Y11"
+    fi
     if [ "${PROFILE:-1}" = 1 ] && command -v ncu >/dev/null; then
         step "per-kernel times (ncu, one graph replay, YOLO11n batch 32)"
         ncu --profile-from-start off --graph-profiling node --metrics gpu__time_duration.sum \

@@ -41,6 +41,7 @@
 #include "cuda_backend_impl.h"
 #include "cuda_check.h"
 #include "cuda_kernels.h"
+#include "cudnn_fused.h"
 
 #define MAX_PLANS 8
 #define ALIGN     256
@@ -72,6 +73,8 @@ typedef struct conv_desc {
     cudnnConvolutionDescriptor_t c;
     cudnnConvolutionFwdAlgo_t algo;
     int key[12];
+    its_fconv_spec spec;
+    int fused; /* index+1 into cuda_ctx.fcache when the fused cuDNN graph is used */
 } conv_desc;
 
 typedef struct step {
@@ -115,6 +118,12 @@ typedef struct plan {
     cudaGraphExec_t exec_full, exec_net;
 } plan;
 
+typedef struct fused_cache {
+    its_fconv_spec spec;
+    its_fconv f;
+    int ok;
+} fused_cache;
+
 typedef struct algo_cache {
     int key[12];
     cudnnConvolutionFwdAlgo_t algo;
@@ -139,6 +148,8 @@ typedef struct cuda_ctx {
     size_t pin_in_bytes[MAX_IO], pin_out_bytes[MAX_IO];
     algo_cache *algos;
     int n_algos, cap_algos;
+    fused_cache *fcache;
+    int n_fused, cap_fused, n_fused_ok, n_fused_fail;
     int finalized;
     /* the run in flight (sync copies its outputs out) */
     int pending;
@@ -658,6 +669,30 @@ static int plan_conv(cuda_ctx *c, const its_graph *g, plan *p, int i, char *err,
                    (int)ws->dims[0], (int)ws->dims[2], (int)ws->dims[3], ph * 64 + pw,
                    sh * 64 + sw,     dh * 64 + dw,     groups,           0};
     memcpy(cd->key, key, sizeof key);
+    its_fconv_spec *sp = &cd->spec;
+    memset(sp, 0, sizeof *sp); /* compared with memcmp in the cache */
+    sp->n = xs->dims[0];
+    sp->c = xs->dims[1];
+    sp->h = xs->dims[2];
+    sp->w = xs->dims[3];
+    sp->k = ws->dims[0];
+    sp->r = ws->dims[2];
+    sp->s = ws->dims[3];
+    sp->oh = ys->dims[2];
+    sp->ow = ys->dims[3];
+    sp->ph = ph;
+    sp->pw = pw;
+    sp->sh = sh;
+    sp->sw = sw;
+    sp->dh = dh;
+    sp->dw = dw;
+    sp->groups = groups;
+    sp->act = (int)n->act;
+    sp->alpha = n->act_alpha;
+    sp->has_bias = n->n_in > 2 && n->in[2] >= 0;
+    sp->has_sum = n->sum >= 0;
+    sp->sum_first = n->sum_first;
+    sp->max_ws = (int64_t)CONV_WS;
     ITS_CUDNN_TRY(cudnnCreateTensorDescriptor(&cd->x));
     ITS_CUDNN_TRY(cudnnCreateTensorDescriptor(&cd->y));
     ITS_CUDNN_TRY(cudnnCreateFilterDescriptor(&cd->w));
@@ -1125,6 +1160,29 @@ static void *ptr_of(cuda_ctx *c, const plan *p, const opnd *o)
     return c->arena + p->bufs[o->buf].off + o->off;
 }
 
+/* The fused cuDNN graph for this conv (cached per distinct spec); 0 if none. */
+static int find_fused(cuda_ctx *c, conv_desc *cd)
+{
+    if (getenv("ITS_CUDA_LEGACY_CONV"))
+        return 0;
+    for (int i = 0; i < c->n_fused; i++)
+        if (memcmp(&c->fcache[i].spec, &cd->spec, sizeof cd->spec) == 0)
+            return c->fcache[i].ok ? i + 1 : 0;
+    if (grow((void **)&c->fcache, &c->cap_fused, c->n_fused + 1, sizeof(fused_cache)) < 0)
+        return ITS_ENOMEM;
+    fused_cache *fc = &c->fcache[c->n_fused++];
+    fc->spec = cd->spec;
+    int rc = its__fconv_build(c->dnn, &cd->spec, &fc->f);
+    fc->ok = rc == 0;
+    if (fc->ok)
+        c->n_fused_ok++;
+    else
+        c->n_fused_fail++;
+    if (rc == ITS_ENOMEM || rc == ITS_EOVERFLOW)
+        return rc;
+    return fc->ok ? c->n_fused : 0;
+}
+
 static int find_algo(cuda_ctx *c, plan *p, const step *s)
 {
     conv_desc *cd = &p->convs[s->conv];
@@ -1169,6 +1227,10 @@ static int exec_step(cuda_ctx *c, plan *p, const step *s, cudaStream_t strm)
     case ST_CONV: {
         conv_desc *cd = &p->convs[s->conv];
         const float one = 1.0f, zero = 0.0f;
+        if (cd->fused)
+            return its__fconv_exec(c->dnn, &c->fcache[cd->fused - 1].f, ptr_of(c, p, &s->a), s->w,
+                                   s->bias, s->b.buf >= 0 ? ptr_of(c, p, &s->b) : NULL,
+                                   ptr_of(c, p, &s->out), c->conv_ws);
         ITS_CUDNN_TRY(cudnnConvolutionForward(c->dnn, &one, cd->x, ptr_of(c, p, &s->a), cd->w, s->w,
                                               cd->c, cd->algo, c->conv_ws, CONV_WS, &zero, cd->y,
                                               ptr_of(c, p, &s->out)));
@@ -1283,7 +1345,14 @@ static int finalize(cuda_ctx *c, char *err, size_t errlen)
         plan *p = &c->plans[i];
         for (int s = 0; s < p->n_steps; s++)
             if (p->steps[s].kind == ST_CONV) {
-                int rc = find_algo(c, p, &p->steps[s]);
+                conv_desc *cd = &p->convs[p->steps[s].conv];
+                int rc = find_fused(c, cd);
+                if (rc > 0) {
+                    cd->fused = rc;
+                    continue;
+                }
+                if (rc == 0)
+                    rc = find_algo(c, p, &p->steps[s]);
                 if (rc < 0)
                     FAIL(rc, "node '%s' (Conv): no usable cuDNN algorithm (batch %d)",
                          g->nodes[p->steps[s].node].name, p->batch);
@@ -1301,9 +1370,11 @@ static int finalize(cuda_ctx *c, char *err, size_t errlen)
     ITS_CUDA_TRY(cudaStreamSynchronize(c->stream));
     c->finalized = 1;
     its_logi("engine", "cuda",
-             "device arena %zu bytes (activations %zu), weights %zu bytes, %d cuDNN algorithms "
-             "chosen in %.0f ms, %d graphs captured",
-             c->arena_size, c->act_size, c->wbytes, c->n_algos, c->load_ms_find, 2 * c->n_plans);
+             "device arena %zu bytes (activations %zu), weights %zu bytes, %d fused cuDNN conv "
+             "graphs (%d shapes without one), %d legacy algorithms chosen, in %.0f ms; %d CUDA "
+             "graphs captured",
+             c->arena_size, c->act_size, c->wbytes, c->n_fused_ok, c->n_fused_fail, c->n_algos,
+             c->load_ms_find, 2 * c->n_plans);
     return 0;
 }
 
@@ -1453,6 +1524,9 @@ static void cuda_free(void *vctx)
         cudaStreamDestroy(c->stream);
     if (c->copy_stream)
         cudaStreamDestroy(c->copy_stream);
+    for (int i = 0; i < c->n_fused; i++)
+        its__fconv_free(&c->fcache[i].f);
+    its_free(c->fcache);
     its_free(c->cdev);
     its_free(c->algos);
     its_free(c);
