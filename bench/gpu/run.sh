@@ -51,7 +51,7 @@ step "GPU tests"
 for t in "$BIN"/test_cuda*; do
     [ -x "$t" ] || continue
     if timeout 400 "$t" >"$OUT/$(basename "$t").log" 2>&1; then r=0; else r=$?; fi
-    grep -E "^(letterbox|decode|parity|op |e2e|  e2e|\[  (PASSED|FAILED|ERROR)|\[  FAILED|\[   LINE)|load:" "$OUT/$(basename "$t").log"
+    grep -E "^(letterbox|decode|parity|public|op |e2e|  e2e|create|\[  (PASSED|FAILED|ERROR)|\[  FAILED|\[   LINE)|load:" "$OUT/$(basename "$t").log"
     echo "$(basename "$t"): exit $r"
     [ $r = 0 ] || fail=1
 done

@@ -17,6 +17,7 @@
 #include <turbojpeg.h>
 
 #include "backend_harness.h"
+#include "cuda_backend_impl.h"
 #include "cuda_prepost.h"
 #include "its/core.h"
 #include "testutil.h"
@@ -30,6 +31,8 @@ static const char *photos[] = {"media/bus.jpg", "media/zidane.jpg", "media/stree
 
 /* Decode a JPEG to RGB and letterbox it (the Ultralytics recipe, OpenCV-style bilinear) into
  * NCHW float; geometry in g. */
+static uint8_t *last_rgb; /* the decoded pixels of the last load_photo (caller frees) */
+
 static int load_photo(const char *rel, float *out, its_cuda_frame *g)
 {
     char path[512];
@@ -76,7 +79,8 @@ static int load_photo(const char *rel, float *out, its_cuda_frame *g)
             for (int c = 0; c < 3; c++)
                 out[(size_t)c * S * S + (size_t)y * S + x] = (float)(v[c] / 255.0);
         }
-    free(rgb);
+    free(last_rgb);
+    last_rgb = rgb;
     return 0;
 }
 
@@ -273,6 +277,144 @@ static void test_model(const char *rel)
     its_bh_free(&gpu);
 }
 
+/* The frames path: 8-bit RGB and BGR frames of different sizes -> GPU letterbox, network,
+ * decode and NMS in one graph -> compact lists; against the cpu backend on the reference
+ * letterbox with the same decode. Two batches in flight (both staging slots). */
+static void test_frames_path(void **st)
+{
+    (void)st;
+    char path[512], err[512];
+    assert_non_null(its_test_shared_path(models[0], path, sizeof path));
+    size_t in1 = (size_t)3 * S * S;
+    float *x = malloc(in1 * 4 * sizeof(float));
+    uint8_t *pix[4];
+    its_cuda_frame geo[4], fr[4];
+    memset(fr, 0, sizeof fr);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(load_photo(photos[i], x + i * in1, &geo[i]), 0);
+        pix[i] = last_rgb;
+        last_rgb = NULL;
+        fr[i].width = geo[i].width;
+        fr[i].height = geo[i].height;
+        fr[i].stride = geo[i].width * 3;
+        fr[i].fmt = i % 2 ? ITS_CUDA_BGR24 : ITS_CUDA_RGB24;
+        if (i % 2) /* swap to BGR in place */
+            for (size_t k = 0; k < (size_t)geo[i].width * geo[i].height; k++) {
+                uint8_t t = pix[i][3 * k];
+                pix[i][3 * k] = pix[i][3 * k + 2];
+                pix[i][3 * k + 2] = t;
+            }
+        fr[i].data = pix[i];
+    }
+    its_bh cpu, gpu;
+    assert_int_equal(its_bh_load(&cpu, path, "cpu", 4, 0, err, sizeof err), 0);
+    assert_int_equal(its_bh_load(&gpu, path, "cuda", 4, 0, err, sizeof err), 0);
+    its__cuda_det_opts o = {.conf = 0.25f,
+                            .iou = 0.45f,
+                            .max_cand = 1024,
+                            .max_det = 300,
+                            .max_frame_bytes = (size_t)4096 * 2160 * 3};
+    int rc = its__cuda_detect_setup(gpu.ctx, &o);
+    assert_int_equal(rc, 0);
+    int t0 = its__cuda_detect_submit(gpu.ctx, 4, 4, fr);
+    int t1 = its__cuda_detect_submit(gpu.ctx, 4, 3, fr); /* padded batch, second slot */
+    assert_true(t0 >= 0 && t1 >= 0 && t0 != t1);
+    assert_int_equal(its__cuda_detect_submit(gpu.ctx, 4, 4, fr), ITS_EBUSY);
+    its_cuda_det_list l0[4], l1[4];
+    its_cuda_det *d0 = malloc(sizeof(its_cuda_det) * 4 * 300);
+    its_cuda_det *d1 = malloc(sizeof(its_cuda_det) * 4 * 300);
+    assert_int_equal(its__cuda_detect_wait(gpu.ctx, t0, l0, d0), 4);
+    assert_int_equal(its__cuda_detect_wait(gpu.ctx, t1, l1, d1), 3);
+    int na = (int)its_bh_shapes(&cpu, 4)[cpu.g.outputs[0]].dims[2];
+    size_t o1 = (size_t)84 * na;
+    float *hc = malloc(o1 * 4 * sizeof(float));
+    const void *in[1] = {x};
+    void *outc[1] = {hc};
+    assert_int_equal(its_bh_run(&cpu, 4, 4, in, outc), 0);
+    int bad = 0, total = 0;
+    for (int i = 0; i < 4; i++) {
+        det dc[300], dg[300];
+        int nc = decode(hc + i * o1, na, &geo[i], 0.25f, dc, 300);
+        int ng = l0[i].count;
+        for (int j = 0; j < ng; j++) {
+            const its_cuda_det *e = &d0[i * 300 + j];
+            det q = {{e->x1, e->y1, e->x2, e->y2}, e->score, e->class_id};
+            dg[j] = q;
+        }
+        bad += unmatched(dc, nc, dg, ng, "cpu") + unmatched(dg, ng, dc, nc, "cuda frames");
+        for (int j = 0; j < nc; j++)
+            total += dc[j].score >= 0.5f;
+        if (i < 3) { /* the second batch (3 real frames) gives the same lists */
+            assert_int_equal(l1[i].count, l0[i].count);
+            for (int j = 0; j < l0[i].count; j++)
+                assert_true(fabsf(d1[i * 300 + j].score - d0[i * 300 + j].score) < 1e-6f);
+        }
+    }
+    printf("e2e frames path (GPU letterbox RGB/BGR + decode + NMS, batch 4, 2 in flight): %d cpu "
+           "detections >= 0.5, %d unmatched\n",
+           total, bad);
+    assert_true(total > 0);
+    assert_int_equal(bad, 0);
+    for (int i = 0; i < 4; i++)
+        free(pix[i]);
+    free(d0);
+    free(d1);
+    free(hc);
+    free(x);
+    free(last_rgb);
+    last_rgb = NULL;
+    its_bh_free(&cpu);
+    its_bh_free(&gpu);
+}
+
+/* The public API with the cuda backend: its_engine_create, its_engine_run, and the
+ * asynchronous its_engine_submit / its_engine_wait pair (same result as run). */
+static void test_public_api(void **st)
+{
+    (void)st;
+    char path[512], err[512];
+    assert_non_null(its_test_shared_path(models[0], path, sizeof path));
+    its_model_t *m;
+    assert_int_equal(its_model_load(path, &m, err, sizeof err), 0);
+    its_engine_opts o = {.backend = "cuda", .max_batch = 2};
+    its_engine_t *e;
+    int rc = its_engine_create(m, &o, &e, err, sizeof err);
+    if (rc < 0)
+        printf("create: %s\n", err);
+    assert_int_equal(rc, 0);
+    assert_string_equal(its_engine_backend_name(e), "cuda");
+    assert_true(its_engine_arena_bytes(e) > 0);
+    size_t in1 = (size_t)3 * S * S, o1 = (size_t)84 * 8400;
+    float *x = malloc(in1 * 2 * sizeof(float));
+    its_cuda_frame g;
+    assert_int_equal(load_photo(photos[0], x, &g), 0);
+    assert_int_equal(load_photo(photos[1], x + in1, &g), 0);
+    float *a = malloc(o1 * 2 * sizeof(float)), *b = malloc(o1 * 2 * sizeof(float));
+    float *outa[1] = {a}, *outb[1] = {b};
+    assert_int_equal(its_engine_run(e, 2, x, outa), 0);
+    const void *in[1] = {x};
+    memset(b, 0xFF, o1 * 2 * sizeof(float));
+    assert_int_equal(its_engine_submit(e, 2, in, (void *const *)outb), 0);
+    assert_int_equal(its_engine_wait(e), 0);
+    assert_memory_equal(a, b, o1 * 2 * sizeof(float));
+    assert_int_equal(its_engine_run(e, 1, x + in1, outb), 0); /* batch 1 plan */
+    double md = 0, mx = 0;
+    for (size_t i = 0; i < o1; i++) {
+        md = fmax(md, fabs((double)b[i] - a[o1 + i]));
+        mx = fmax(mx, fabs((double)a[o1 + i]));
+    }
+    printf("public API: run == submit/wait bit for bit; batch-1 vs batch-2 max rel %.2e\n",
+           md / mx);
+    assert_true(md / mx < 1e-2);
+    its_engine_destroy(e);
+    its_model_free(m);
+    free(x);
+    free(a);
+    free(b);
+    free(last_rgb);
+    last_rgb = NULL;
+}
+
 static void test_yolo11n(void **st)
 {
     (void)st;
@@ -296,7 +438,8 @@ int main(void)
         printf("shared models missing: skipped\n");
         return ITS_TEST_SKIP_CODE;
     }
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_yolo11n),
-                                       cmocka_unit_test(test_yolov8n_qdq)};
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_yolo11n), cmocka_unit_test(test_yolov8n_qdq),
+        cmocka_unit_test(test_frames_path), cmocka_unit_test(test_public_api)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -205,7 +205,7 @@ static void test_letterbox_mixed_batch(void **st)
             }
     printf("letterbox: max abs error fp16 NHWC %.3g, fp32 NCHW %.3g\n", max16, max32);
     assert_true(max16 < 1.0 / 1024); /* fp16 has 11 significant bits */
-    assert_true(max32 < 1e-4); /* fp32 source coordinates of 4K frames: ~0.03 grey levels */
+    assert_true(max32 < 1e-4);       /* fp32 source coordinates of 4K frames: ~0.03 grey levels */
     for (int i = 0; i < N; i++) {
         CK(cudaFree((void *)f[i].data));
         free(hf[i].pix);

@@ -41,6 +41,7 @@
 #include "cuda_backend_impl.h"
 #include "cuda_check.h"
 #include "cuda_kernels.h"
+#include "cuda_prepost.h"
 #include "cudnn_fused.h"
 
 #define MAX_PLANS 8
@@ -116,7 +117,19 @@ typedef struct plan {
     size_t in_bytes[MAX_IO], out_bytes[MAX_IO]; /* whole batch, fp32 */
     size_t arena;
     cudaGraphExec_t exec_full, exec_net;
+    cudaGraphExec_t exec_det[2]; /* frames -> detections, one per staging slot */
 } plan;
+
+/* The frames path (its__cuda_detect_*): double-buffered staging, one slot per batch in
+ * flight, so the upload of batch n+1 (copy stream) overlaps the compute of batch n. */
+typedef struct det_slot {
+    uint8_t *pin_pix, *dev_pix;      /* frame bytes */
+    its_cuda_frame *pin_fr, *dev_fr; /* descriptors (device pointers into dev_pix) */
+    its_cuda_det_list *pin_lists, *dev_lists;
+    its_cuda_det *pin_dets, *dev_dets;
+    cudaEvent_t uploaded, done;
+    int busy, batch, n;
+} det_slot;
 
 typedef struct fused_cache {
     its_fconv_spec spec;
@@ -158,6 +171,12 @@ typedef struct cuda_ctx {
     void *const *pend_out;
     void *pend_out_ptrs[MAX_IO];
     double load_ms_find;
+    /* frames path */
+    int det_ready;
+    its__cuda_det_opts det;
+    det_slot slots[2];
+    void *det_scratch;
+    int next_slot;
 } cuda_ctx;
 
 #define FAIL(code, ...)                                                                            \
@@ -1489,6 +1508,9 @@ static void free_plan(plan *p)
         cudaGraphExecDestroy(p->exec_full);
     if (p->exec_net)
         cudaGraphExecDestroy(p->exec_net);
+    for (int k = 0; k < 2; k++)
+        if (p->exec_det[k])
+            cudaGraphExecDestroy(p->exec_det[k]);
     its_free(p->convs);
     its_free(p->steps);
     its_free(p->bufs);
@@ -1512,6 +1534,31 @@ static void cuda_free(void *vctx)
         if (c->pin_out[k])
             cudaFreeHost(c->pin_out[k]);
     }
+    for (int k = 0; k < 2; k++) {
+        det_slot *d = &c->slots[k];
+        if (d->pin_pix)
+            cudaFreeHost(d->pin_pix);
+        if (d->pin_fr)
+            cudaFreeHost(d->pin_fr);
+        if (d->pin_lists)
+            cudaFreeHost(d->pin_lists);
+        if (d->pin_dets)
+            cudaFreeHost(d->pin_dets);
+        if (d->dev_pix)
+            cudaFree(d->dev_pix);
+        if (d->dev_fr)
+            cudaFree(d->dev_fr);
+        if (d->dev_lists)
+            cudaFree(d->dev_lists);
+        if (d->dev_dets)
+            cudaFree(d->dev_dets);
+        if (d->uploaded)
+            cudaEventDestroy(d->uploaded);
+        if (d->done)
+            cudaEventDestroy(d->done);
+    }
+    if (c->det_scratch)
+        cudaFree(c->det_scratch);
     if (c->arena)
         cudaFree(c->arena);
     if (c->wmem)
@@ -1572,6 +1619,159 @@ int its__cuda_replay_net(void *vctx, int batch)
 size_t its__cuda_weight_bytes(void *vctx)
 {
     return ((cuda_ctx *)vctx)->wbytes;
+}
+
+/* ---- the frames path ---------------------------------------------------------------------- */
+
+static int capture_det(cuda_ctx *c, plan *p, det_slot *d, cudaGraphExec_t *exec)
+{
+    const its_graph *g = c->g;
+    const its_shape *is = &p->shapes[g->inputs[0]], *os = &p->shapes[g->outputs[0]];
+    cudaGraph_t graph;
+    ITS_CUDA_TRY(cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal));
+    int rc = 0;
+    if (cudaMemcpyAsync(d->dev_fr, d->pin_fr, sizeof(its_cuda_frame) * (size_t)p->batch,
+                        cudaMemcpyHostToDevice, c->stream) != cudaSuccess)
+        rc = ITS_EBACKEND;
+    if (rc == 0)
+        rc =
+            its_cuda_letterbox_nchw_f32(d->dev_fr, p->batch, (int)is->dims[3], (int)is->dims[2],
+                                        (float *)(c->arena + p->bufs[p->in_buf[0]].off), c->stream);
+    if (rc == 0)
+        rc = exec_net(c, p, c->stream);
+    if (rc == 0)
+        rc = its_cuda_decode_nms(c->arena + p->bufs[p->out_buf[0]].off, 0, p->batch,
+                                 (int)os->dims[1] - 4, (int)os->dims[2], c->det.conf, c->det.iou,
+                                 c->det.max_cand, c->det.max_det, d->dev_fr, c->det_scratch,
+                                 d->dev_lists, d->dev_dets, c->stream);
+    if (rc == 0 &&
+        (cudaMemcpyAsync(d->pin_lists, d->dev_lists, sizeof(its_cuda_det_list) * (size_t)p->batch,
+                         cudaMemcpyDeviceToHost, c->stream) != cudaSuccess ||
+         cudaMemcpyAsync(d->pin_dets, d->dev_dets,
+                         sizeof(its_cuda_det) * (size_t)p->batch * (size_t)c->det.max_det,
+                         cudaMemcpyDeviceToHost, c->stream) != cudaSuccess))
+        rc = ITS_EBACKEND;
+    cudaError_t e = cudaStreamEndCapture(c->stream, &graph);
+    if (rc < 0) {
+        if (e == cudaSuccess)
+            cudaGraphDestroy(graph);
+        return rc;
+    }
+    ITS_CUDA_TRY(e);
+    e = cudaGraphInstantiate(exec, graph, 0);
+    cudaGraphDestroy(graph);
+    ITS_CUDA_TRY(e);
+    return 0;
+}
+
+int its__cuda_detect_setup(void *vctx, const its__cuda_det_opts *o)
+{
+    cuda_ctx *c = vctx;
+    const its_graph *g = c->g;
+    if (!c->finalized || c->det_ready || !o || o->max_det < 1 || o->max_cand < 1 ||
+        o->max_cand > 1024 || o->max_frame_bytes == 0)
+        return ITS_EINVAL;
+    if (g->n_inputs != 1 || g->n_outputs != 1)
+        return ITS_EUNSUPPORTED;
+    const its_shape *is = &c->plans[c->n_plans - 1].shapes[g->inputs[0]];
+    const its_shape *os = &c->plans[c->n_plans - 1].shapes[g->outputs[0]];
+    if (is->rank != 4 || is->dims[1] != 3 || os->rank != 3 || os->dims[1] < 5)
+        return ITS_EUNSUPPORTED; /* a YOLOv8-style [N, 4 + C, A] head */
+    c->det = *o;
+    int maxb = c->plans[c->n_plans - 1].batch;
+    size_t pix = o->max_frame_bytes * (size_t)maxb;
+    for (int k = 0; k < 2; k++) {
+        det_slot *d = &c->slots[k];
+        ITS_CUDA_TRY(cudaHostAlloc((void **)&d->pin_pix, pix, cudaHostAllocWriteCombined));
+        ITS_CUDA_TRY(cudaMalloc((void **)&d->dev_pix, pix));
+        ITS_CUDA_TRY(cudaHostAlloc((void **)&d->pin_fr, sizeof(its_cuda_frame) * (size_t)maxb,
+                                   cudaHostAllocDefault));
+        ITS_CUDA_TRY(cudaMalloc((void **)&d->dev_fr, sizeof(its_cuda_frame) * (size_t)maxb));
+        ITS_CUDA_TRY(cudaHostAlloc((void **)&d->pin_lists, sizeof(its_cuda_det_list) * (size_t)maxb,
+                                   cudaHostAllocDefault));
+        ITS_CUDA_TRY(cudaMalloc((void **)&d->dev_lists, sizeof(its_cuda_det_list) * (size_t)maxb));
+        size_t db = sizeof(its_cuda_det) * (size_t)maxb * (size_t)o->max_det;
+        ITS_CUDA_TRY(cudaHostAlloc((void **)&d->pin_dets, db, cudaHostAllocDefault));
+        ITS_CUDA_TRY(cudaMalloc((void **)&d->dev_dets, db));
+        ITS_CUDA_TRY(cudaEventCreateWithFlags(&d->uploaded, cudaEventDisableTiming));
+        ITS_CUDA_TRY(cudaEventCreateWithFlags(&d->done, cudaEventDisableTiming));
+        memset(d->pin_fr, 0, sizeof(its_cuda_frame) * (size_t)maxb);
+    }
+    ITS_CUDA_TRY(
+        cudaMalloc(&c->det_scratch, its_cuda_decode_scratch_bytes(maxb, (int)os->dims[2])));
+    for (int i = 0; i < c->n_plans; i++)
+        for (int k = 0; k < 2; k++) {
+            int rc = capture_det(c, &c->plans[i], &c->slots[k], &c->plans[i].exec_det[k]);
+            if (rc < 0)
+                return rc;
+        }
+    c->det_ready = 1;
+    return 0;
+}
+
+int its__cuda_detect_submit(void *vctx, int batch, int n, const its_cuda_frame *frames)
+{
+    cuda_ctx *c = vctx;
+    plan *p = find_plan(c, batch);
+    if (!c->det_ready || !p || n < 1 || n > batch || !frames)
+        return ITS_EINVAL;
+    int slot = c->next_slot;
+    det_slot *d = &c->slots[slot];
+    if (d->busy)
+        return ITS_EBUSY; /* wait for it first */
+    /* pixels into pinned staging (a real pipeline decodes straight into it), then one
+     * upload on the copy stream while the compute stream may still run the other slot */
+    size_t off = 0;
+    for (int i = 0; i < n; i++) {
+        const its_cuda_frame *f = &frames[i];
+        size_t bytes = f->fmt == ITS_CUDA_NV12 ? (size_t)f->stride * f->height +
+                                                     (size_t)f->uv_stride * ((f->height + 1) / 2)
+                                               : (size_t)f->stride * f->height;
+        if (f->width < 1 || f->height < 1 || f->fmt < 0 || f->fmt > ITS_CUDA_NV12 || !f->data ||
+            (f->fmt == ITS_CUDA_NV12 && !f->uv) || bytes > c->det.max_frame_bytes)
+            return ITS_EINVAL;
+        uint8_t *dst = d->pin_pix + off;
+        its_cuda_frame *fd = &d->pin_fr[i];
+        *fd = *f;
+        if (f->fmt == ITS_CUDA_NV12) {
+            size_t yb = (size_t)f->stride * f->height;
+            memcpy(dst, f->data, yb);
+            memcpy(dst + yb, f->uv, bytes - yb);
+            fd->uv = d->dev_pix + off + yb;
+        } else {
+            memcpy(dst, f->data, bytes);
+        }
+        fd->data = d->dev_pix + off;
+        off += (bytes + 255) & ~(size_t)255;
+    }
+    its_cuda_letterbox_plan(d->pin_fr, n, (int)p->shapes[c->g->inputs[0]].dims[3],
+                            (int)p->shapes[c->g->inputs[0]].dims[2]);
+    for (int i = n; i < batch; i++) /* padding items repeat the last frame */
+        d->pin_fr[i] = d->pin_fr[n - 1];
+    ITS_CUDA_TRY(
+        cudaMemcpyAsync(d->dev_pix, d->pin_pix, off, cudaMemcpyHostToDevice, c->copy_stream));
+    ITS_CUDA_TRY(cudaEventRecord(d->uploaded, c->copy_stream));
+    ITS_CUDA_TRY(cudaStreamWaitEvent(c->stream, d->uploaded, 0));
+    ITS_CUDA_TRY(cudaGraphLaunch(p->exec_det[slot], c->stream));
+    ITS_CUDA_TRY(cudaEventRecord(d->done, c->stream));
+    d->busy = 1;
+    d->batch = batch;
+    d->n = n;
+    c->next_slot ^= 1;
+    return slot;
+}
+
+int its__cuda_detect_wait(void *vctx, int ticket, its_cuda_det_list *lists, its_cuda_det *dets)
+{
+    cuda_ctx *c = vctx;
+    if (ticket < 0 || ticket > 1 || !c->slots[ticket].busy)
+        return ITS_EINVAL;
+    det_slot *d = &c->slots[ticket];
+    ITS_CUDA_TRY(cudaEventSynchronize(d->done));
+    d->busy = 0;
+    memcpy(lists, d->pin_lists, sizeof(its_cuda_det_list) * (size_t)d->n);
+    memcpy(dets, d->pin_dets, sizeof(its_cuda_det) * (size_t)d->n * (size_t)c->det.max_det);
+    return d->n;
 }
 
 static const its_backend_i cuda_iface = {

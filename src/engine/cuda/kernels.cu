@@ -286,6 +286,60 @@ __global__ void maxpool_nhwc(const __half *x, __half *y, int b, int h, int w, in
     }
 }
 
+/* 8 channels (16 bytes) per thread: c8 = c / 8. */
+__global__ void upsample_nhwc8(const uint4 *x, uint4 *y, int b, int h, int w, int c8, int fy,
+                               int fx)
+{
+    int oh = h * fy, ow = w * fx;
+    int64_t total = (int64_t)b * oh * ow * c8;
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total;
+         i += (int64_t)gridDim.x * blockDim.x) {
+        int ch = (int)(i % c8);
+        int64_t p = i / c8;
+        int ox = (int)(p % ow);
+        p /= ow;
+        int oy = (int)(p % oh);
+        int bb = (int)(p / oh);
+        y[i] = x[(((int64_t)bb * h + oy / fy) * w + ox / fx) * c8 + ch];
+    }
+}
+
+__global__ void maxpool_nhwc8(const __half2 *x, __half2 *y, int b, int h, int w, int c2, int k,
+                              int stride, int pad, int oh, int ow)
+{
+    int c8 = c2 / 4;
+    int64_t total = (int64_t)b * oh * ow * c8;
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total;
+         i += (int64_t)gridDim.x * blockDim.x) {
+        int ch = (int)(i % c8);
+        int64_t p = i / c8;
+        int ox = (int)(p % ow);
+        p /= ow;
+        int oy = (int)(p % oh);
+        int bb = (int)(p / oh);
+        __half2 m[4];
+        for (int j = 0; j < 4; j++)
+            m[j] = __float2half2_rn(-65504.0f);
+        for (int dy = 0; dy < k; dy++) {
+            int iy = oy * stride - pad + dy;
+            if (iy < 0 || iy >= h)
+                continue;
+            for (int dx = 0; dx < k; dx++) {
+                int ix = ox * stride - pad + dx;
+                if (ix < 0 || ix >= w)
+                    continue;
+                uint4 v =
+                    reinterpret_cast<const uint4 *>(x + (((int64_t)bb * h + iy) * w + ix) * c2)[ch];
+                const __half2 *hv = reinterpret_cast<const __half2 *>(&v);
+                for (int j = 0; j < 4; j++)
+                    m[j] = __hmax2(m[j], hv[j]);
+            }
+        }
+        reinterpret_cast<uint4 *>(y + (((int64_t)bb * oh + oy) * ow + ox) * c2)[ch] =
+            *reinterpret_cast<uint4 *>(m);
+    }
+}
+
 __global__ void upsample_nhwc(const uint16_t *x, uint16_t *y, int b, int h, int w, int c, int fy,
                               int fx)
 {
@@ -314,19 +368,30 @@ unsigned grid_for(int64_t total, int threads)
 } // namespace
 
 extern "C" int its_cuda_ewise(its_cuda_ew op, const void *a, int a_f32, const void *b, void *out,
-                              int out_f32, const its_cuda_nd *nd, float alpha,
-                              cudaStream_t stream)
+                              int out_f32, const its_cuda_nd *nd, float alpha, cudaStream_t stream)
 {
     if (!nd || nd->rank < 0 || nd->rank > ITS_CUDA_ND_MAX || !a || !out)
         return ITS_EINVAL;
     bool binary = op >= ITS_CUDA_EW_ADD && op <= ITS_CUDA_EW_DIV;
     if (binary && !b)
         return ITS_EINVAL;
-    /* Collapse: drop size-1 dims, merge neighbours that are contiguous for every operand. */
+    /* Visit dims in the output's physical order (largest stride first: NHWC outputs are
+     * walked N, H, W, C), drop size-1 dims, merge neighbours that are contiguous for every
+     * operand: a channel concat into NHWC becomes [N*H*W, C_in] with a contiguous inner dim. */
+    int order[ITS_CUDA_ND_MAX];
+    for (int d = 0; d < nd->rank; d++) {
+        int j = d;
+        while (j > 0 && nd->stride[0][order[j - 1]] < nd->stride[0][d]) {
+            order[j] = order[j - 1];
+            j--;
+        }
+        order[j] = d;
+    }
     nd_args args;
     args.rank = 0;
     int64_t total = 1;
-    for (int d = 0; d < nd->rank; d++) {
+    for (int dd = 0; dd < nd->rank; dd++) {
+        int d = order[dd];
         total *= nd->dims[d];
         if (nd->dims[d] == 1)
             continue;
@@ -355,8 +420,8 @@ extern "C" int its_cuda_ewise(its_cuda_ew op, const void *a, int a_f32, const vo
     }
     const __half *hb = (const __half *)b;
     int r = args.rank;
-    bool vec = !a_f32 && !out_f32 && r <= 4 && total < (1ll << 31) &&
-               args.dims[r - 1] % 8 == 0 && args.st[0][r - 1] == 1 && args.st[1][r - 1] == 1 &&
+    bool vec = !a_f32 && !out_f32 && r <= 4 && total < (1ll << 31) && args.dims[r - 1] % 8 == 0 &&
+               args.st[0][r - 1] == 1 && args.st[1][r - 1] == 1 &&
                (!binary || args.st[2][r - 1] == 1 || args.st[2][r - 1] == 0) &&
                ((uintptr_t)a & 15) == 0 && ((uintptr_t)out & 15) == 0 &&
                (!binary || ((uintptr_t)b & 15) == 0);
@@ -428,8 +493,12 @@ extern "C" int its_cuda_maxpool_nhwc(const void *x, void *y, int b, int h, int w
 {
     if (!x || !y || b <= 0 || k <= 0 || stride <= 0 || pad < 0 || pad >= k)
         return ITS_EINVAL;
-    maxpool_nhwc<<<grid_for((int64_t)b * oh * ow * c, 256), 256, 0, stream>>>(
-        (const __half *)x, (__half *)y, b, h, w, c, k, stride, pad, oh, ow);
+    if (c % 8 == 0 && ((uintptr_t)x & 15) == 0 && ((uintptr_t)y & 15) == 0)
+        maxpool_nhwc8<<<grid_for((int64_t)b * oh * ow * (c / 8), 256), 256, 0, stream>>>(
+            (const __half2 *)x, (__half2 *)y, b, h, w, c / 2, k, stride, pad, oh, ow);
+    else
+        maxpool_nhwc<<<grid_for((int64_t)b * oh * ow * c, 256), 256, 0, stream>>>(
+            (const __half *)x, (__half *)y, b, h, w, c, k, stride, pad, oh, ow);
     ITS_CUDA_TRY_LAUNCH();
     return 0;
 }
@@ -439,8 +508,12 @@ extern "C" int its_cuda_upsample_nhwc(const void *x, void *y, int b, int h, int 
 {
     if (!x || !y || b <= 0 || fy <= 0 || fx <= 0)
         return ITS_EINVAL;
-    upsample_nhwc<<<grid_for((int64_t)b * h * fy * w * fx * c, 256), 256, 0, stream>>>(
-        (const uint16_t *)x, (uint16_t *)y, b, h, w, c, fy, fx);
+    if (c % 8 == 0 && ((uintptr_t)x & 15) == 0 && ((uintptr_t)y & 15) == 0)
+        upsample_nhwc8<<<grid_for((int64_t)b * h * fy * w * fx * (c / 8), 256), 256, 0, stream>>>(
+            (const uint4 *)x, (uint4 *)y, b, h, w, c / 8, fy, fx);
+    else
+        upsample_nhwc<<<grid_for((int64_t)b * h * fy * w * fx * c, 256), 256, 0, stream>>>(
+            (const uint16_t *)x, (uint16_t *)y, b, h, w, c, fy, fx);
     ITS_CUDA_TRY_LAUNCH();
     return 0;
 }
