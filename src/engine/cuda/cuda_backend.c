@@ -247,6 +247,57 @@ static int resolve(const int *repl, int t)
     return t;
 }
 
+static int is_const(const its_graph *g, int t);
+
+/* Conv (no bias) -> Add(constant [1, K, 1, 1]): the exporters that dequantised ConvInteger
+ * models left the bias as a separate Add; it becomes the Conv's bias input, so the Conv's
+ * activation and residual can fuse after it. */
+static int fold_conv_bias(its_graph *g)
+{
+    for (int i = 0; i < g->n_nodes; i++) {
+        its_ir_node *c = &g->nodes[i];
+        if (c->op != ITS_OP_CONV || (c->n_in > 2 && c->in[2] >= 0) || c->act || c->sum >= 0)
+            continue;
+        int t = c->out[0];
+        const its_ir_tensor *T = &g->tensors[t];
+        if (T->n_consumers != 1 || (T->flags & ITS_TF_OUTPUT) || T->shape.rank != 4 ||
+            !is_const(g, c->in[1]))
+            continue;
+        int64_t K = g->tensors[c->in[1]].shape.dims[0];
+        for (int j = i + 1; j < g->n_nodes; j++) {
+            its_ir_node *a = &g->nodes[j];
+            if (a->op == ITS_OP_NONE || a->n_in < 1)
+                continue;
+            int side = a->in[0] == t ? 0 : (a->n_in > 1 && a->in[1] == t ? 1 : -1);
+            if (side < 0)
+                continue;
+            int bt = a->n_in == 2 ? a->in[1 - side] : -1;
+            if (a->op != ITS_OP_ADD || bt < 0 || !is_const(g, bt) ||
+                g->tensors[bt].dtype != ITS_DT_FLOAT32)
+                break;
+            const its_shape *bs = &g->tensors[bt].shape;
+            int ok = its__shape_numel(bs) == K &&
+                     ((bs->rank == 4 && bs->dims[0] == 1 && bs->dims[1] == K) ||
+                      (bs->rank == 3 && bs->dims[0] == K));
+            if (!ok)
+                break;
+            if (c->n_in < 3) {
+                int *in = its_realloc(ITS_MOD_ENGINE, c->in, 3 * sizeof(int));
+                if (!in)
+                    return ITS_ENOMEM;
+                c->in = in;
+                c->n_in = 3;
+            }
+            c->in[2] = bt;
+            c->out[0] = a->out[0];
+            a->op = ITS_OP_NONE;
+            a->n_in = 0;
+            break;
+        }
+    }
+    return 0;
+}
+
 static int cuda_optimize(void *vctx, its_graph *g, char *err, size_t errlen)
 {
     (void)vctx;
@@ -293,6 +344,10 @@ static int cuda_optimize(void *vctx, its_graph *g, char *err, size_t errlen)
     if ((rc = its__graph_compact(g)) < 0)
         return rc;
     if (!getenv("ITS_CUDA_NO_FUSION")) {
+        if ((rc = fold_conv_bias(g)) < 0)
+            return rc;
+        if ((rc = its__graph_toposort(g, err, errlen)) < 0 || (rc = its__graph_compact(g)) < 0)
+            return rc;
         its__pass_fuse_conv_act(g, (1u << ITS_ACT_SILU) | (1u << ITS_ACT_RELU) |
                                        (1u << ITS_ACT_LEAKY) | (1u << ITS_ACT_SIGMOID));
         its__pass_fuse_conv_sum(g);

@@ -169,6 +169,29 @@ __global__ void ewise_vec8(int op, const __half *a, const __half *b, __half *out
     }
 }
 
+/* Batched 2-D transpose through shared memory (layout changes NCHW <-> NHWC):
+ * out[b][i][j] = in[b][j][i], i < d1, j < d2; both sides coalesced. */
+template <typename TI, typename TO>
+__global__ void transpose_tiled(const TI *in, TO *out, int d1, int d2)
+{
+    __shared__ float tile[32][33];
+    int b = blockIdx.z;
+    int i0 = blockIdx.y * 32, j0 = blockIdx.x * 32;
+    const TI *src = in + (size_t)b * d1 * d2;
+    TO *dst = out + (size_t)b * d1 * d2;
+    for (int k = threadIdx.y; k < 32; k += 8) {
+        int j = j0 + k, i = i0 + threadIdx.x;
+        if (i < d1 && j < d2)
+            tile[k][threadIdx.x] = (float)src[(size_t)j * d1 + i];
+    }
+    __syncthreads();
+    for (int k = threadIdx.y; k < 32; k += 8) {
+        int i = i0 + k, j = j0 + threadIdx.x;
+        if (i < d1 && j < d2)
+            dst[(size_t)i * d2 + j] = (TO)tile[threadIdx.x][k];
+    }
+}
+
 /* 8 channels (16 bytes) per thread when k % 8 == 0, the common case. */
 __global__ void conv_epilogue8(__half *y, const float *bias, const __half *sum, int64_t total8,
                                int k, int act, float alpha, int sum_first)
@@ -420,6 +443,31 @@ extern "C" int its_cuda_ewise(its_cuda_ew op, const void *a, int a_f32, const vo
     }
     const __half *hb = (const __half *)b;
     int r = args.rank;
+    if (op == ITS_CUDA_EW_COPY && (r == 2 || r == 3)) {
+        int64_t bt = r == 3 ? args.dims[0] : 1, d1 = args.dims[r - 2], d2 = args.dims[r - 1];
+        const int64_t *so = args.st[0] + (r - 2), *si = args.st[1] + (r - 2);
+        bool tr = so[0] == d2 && so[1] == 1 && si[0] == 1 && si[1] == d1 &&
+                  (r == 2 || (args.st[0][0] == d1 * d2 && args.st[1][0] == d1 * d2)) &&
+                  d1 < 65536 * 32 && bt < 65536;
+        if (tr) {
+            dim3 grid((unsigned)((d2 + 31) / 32), (unsigned)((d1 + 31) / 32), (unsigned)bt);
+            dim3 block(32, 8);
+            if (a_f32 && !out_f32)
+                transpose_tiled<float, __half>
+                    <<<grid, block, 0, stream>>>((const float *)a, (__half *)out, (int)d1, (int)d2);
+            else if (!a_f32 && out_f32)
+                transpose_tiled<__half, float>
+                    <<<grid, block, 0, stream>>>((const __half *)a, (float *)out, (int)d1, (int)d2);
+            else if (a_f32)
+                transpose_tiled<float, float>
+                    <<<grid, block, 0, stream>>>((const float *)a, (float *)out, (int)d1, (int)d2);
+            else
+                transpose_tiled<__half, __half><<<grid, block, 0, stream>>>(
+                    (const __half *)a, (__half *)out, (int)d1, (int)d2);
+            ITS_CUDA_TRY_LAUNCH();
+            return 0;
+        }
+    }
     bool vec = !a_f32 && !out_f32 && r <= 4 && total < (1ll << 31) && args.dims[r - 1] % 8 == 0 &&
                args.st[0][r - 1] == 1 && args.st[1][r - 1] == 1 &&
                (!binary || args.st[2][r - 1] == 1 || args.st[2][r - 1] == 0) &&
