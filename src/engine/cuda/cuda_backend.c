@@ -288,10 +288,27 @@ static int fold_conv_bias(its_graph *g)
                 c->in = in;
                 c->n_in = 3;
             }
-            c->in[2] = bt;
+            /* the bias as its own [K] constant (shape inference wants [K]) */
+            char name[64];
+            snprintf(name, sizeof name, "cuda_bias_%d", i);
+            int nb = its__graph_add_tensor(g, name, ITS_DT_FLOAT32, ITS_TK_CONST);
+            if (nb < 0)
+                return nb;
+            float *data = its_malloc(ITS_MOD_ENGINE, (size_t)K * sizeof(float));
+            if (!data)
+                return ITS_ENOMEM;
+            memcpy(data, g->tensors[bt].data, (size_t)K * sizeof(float));
+            g->tensors[nb].data = data;
+            g->tensors[nb].shape.rank = 1;
+            g->tensors[nb].shape.dims[0] = K;
+            g->tensors[nb].producer = -1;
+            c = &g->nodes[i]; /* nodes did not move, but stay safe */
+            a = &g->nodes[j];
+            c->in[2] = nb;
             c->out[0] = a->out[0];
             a->op = ITS_OP_NONE;
             a->n_in = 0;
+            a->n_out = 0; /* the Conv produces its output now */
             break;
         }
     }
