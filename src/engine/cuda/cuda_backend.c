@@ -838,6 +838,12 @@ static int plan_node(cuda_ctx *c, const its_graph *g, plan *p, int i, char *err,
     st.node = i;
     st.b = nobuf();
     int rc;
+    for (int k = 0; k < n->n_in + n->n_out; k++) {
+        int t = k < n->n_in ? n->in[k] : n->out[k - n->n_in];
+        if (t >= 0 && p->shapes[t].rank > ITS_CUDA_ND_MAX)
+            FAIL(ITS_EUNSUPPORTED, "node '%s' (%s): rank above %d", n->name, its__op_name(n->op),
+                 ITS_CUDA_ND_MAX);
+    }
     switch (n->op) {
     case ITS_OP_CONV:
         return plan_conv(c, g, p, i, err, errlen);
@@ -910,7 +916,7 @@ static int plan_node(cuda_ctx *c, const its_graph *g, plan *p, int i, char *err,
             }
             cs.nd.rank = is->rank;
             memcpy(cs.nd.dims, is->dims, sizeof(int64_t) * (size_t)is->rank);
-            memcpy(cs.nd.stride[0], ost, sizeof ost);
+            memcpy(cs.nd.stride[0], ost, sizeof(int64_t) * (size_t)is->rank);
             strides_of(is, tl, cs.nd.stride[1]);
             cs.out = bufop(b);
             cs.out.off = (size_t)(pos * ost[ax]) * 2;
@@ -981,7 +987,7 @@ static int plan_node(cuda_ctx *c, const its_graph *g, plan *p, int i, char *err,
             }
             st.nd.rank = os->rank;
             memcpy(st.nd.dims, os->dims, sizeof(int64_t) * (size_t)os->rank);
-            memcpy(st.nd.stride[1], sst, sizeof sst);
+            memcpy(st.nd.stride[1], sst, sizeof(int64_t) * (size_t)os->rank);
             strides_of(os, lay, st.nd.stride[0]);
             int b = new_buf(p, tbytes(os, 2));
             if (b < 0)
@@ -1004,7 +1010,7 @@ static int plan_node(cuda_ctx *c, const its_graph *g, plan *p, int i, char *err,
             step cs = st;
             cs.nd.rank = ks->rank;
             memcpy(cs.nd.dims, ks->dims, sizeof(int64_t) * (size_t)ks->rank);
-            memcpy(cs.nd.stride[1], ist, sizeof ist);
+            memcpy(cs.nd.stride[1], ist, sizeof(int64_t) * (size_t)ks->rank);
             strides_of(ks, lay, cs.nd.stride[0]);
             int b = new_buf(p, tbytes(ks, 2));
             if (b < 0)

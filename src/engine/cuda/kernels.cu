@@ -169,6 +169,21 @@ __global__ void ewise_vec8(int op, const __half *a, const __half *b, __half *out
     }
 }
 
+/* Planar to interleaved with few channels (NCHW fp32 input -> NHWC fp16): one thread per
+ * pixel, each plane read coalesced. out[b][i][c] = in[b][c][i], c < nc <= 8. */
+template <typename TI, typename TO>
+__global__ void planar_to_packed(const TI *in, TO *out, int64_t pix, int nc, int batch)
+{
+    int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+    if (t >= pix * batch)
+        return;
+    int64_t b = t / pix, i = t - b * pix;
+    const TI *src = in + b * pix * nc + i;
+    TO *dst = out + (b * pix + i) * nc;
+    for (int c = 0; c < nc; c++)
+        dst[c] = (TO)(float)src[(int64_t)c * pix];
+}
+
 /* Batched 2-D transpose through shared memory (layout changes NCHW <-> NHWC):
  * out[b][i][j] = in[b][j][i], i < d1, j < d2; both sides coalesced. */
 template <typename TI, typename TO>
@@ -449,6 +464,22 @@ extern "C" int its_cuda_ewise(its_cuda_ew op, const void *a, int a_f32, const vo
         bool tr = so[0] == d2 && so[1] == 1 && si[0] == 1 && si[1] == d1 &&
                   (r == 2 || (args.st[0][0] == d1 * d2 && args.st[1][0] == d1 * d2)) &&
                   d1 < 65536 * 32 && bt < 65536;
+        if (tr && d2 <= 8) {
+            int64_t t = bt * d1;
+            unsigned g = (unsigned)((t + 255) / 256);
+            if (a_f32 && !out_f32)
+                planar_to_packed<float, __half>
+                    <<<g, 256, 0, stream>>>((const float *)a, (__half *)out, d1, (int)d2, (int)bt);
+            else if (!a_f32 && !out_f32)
+                planar_to_packed<__half, __half>
+                    <<<g, 256, 0, stream>>>((const __half *)a, (__half *)out, d1, (int)d2, (int)bt);
+            else
+                tr = false; /* fall through to the generic kernel */
+            if (tr) {
+                ITS_CUDA_TRY_LAUNCH();
+                return 0;
+            }
+        }
         if (tr) {
             dim3 grid((unsigned)((d2 + 31) / 32), (unsigned)((d1 + 31) / 32), (unsigned)bt);
             dim3 block(32, 8);
