@@ -12,7 +12,9 @@
 # bench/gpu/stage.sh (binaries built on the dev machine plus the libraries they need), or, in
 # a checkout with a build: ITS_BUILD=build bash bench/gpu/run.sh.
 # Environment: OUT (results folder, default /tmp/its-gpu-out), BATCHES (default 1,8,16,32),
-# PEER=0 to skip the PyTorch peer, ITERS (timed iterations, default 200).
+# ITERS (timed iterations, default 200); to shorten a run: PEER=0 (no PyTorch peer),
+# MEMCHECK=0, PROFILE=0 (no ncu table), LEGACY=1 adds a run with the legacy conv path,
+# TESTS=_parity runs only test_cuda_parity.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 OUT=${OUT:-/tmp/its-gpu-out}
@@ -48,7 +50,7 @@ MEDIA=$SHARED/media
 nvcc --version | tail -1
 
 step "GPU tests"
-for t in "$BIN"/test_cuda*; do
+for t in "$BIN"/test_cuda${TESTS:-*}; do
     [ -x "$t" ] || continue
     if timeout 400 "$t" >"$OUT/$(basename "$t").log" 2>&1; then r=0; else r=$?; fi
     grep -E "^(letterbox|decode|parity|public|op |e2e|  e2e|create|\[  (PASSED|FAILED|ERROR)|\[  FAILED|\[   LINE)|load:" "$OUT/$(basename "$t").log"
@@ -57,7 +59,7 @@ for t in "$BIN"/test_cuda*; do
 done
 
 step "compute-sanitizer memcheck"
-if command -v compute-sanitizer >/dev/null; then
+if [ "${MEMCHECK:-1}" = 1 ] && command -v compute-sanitizer >/dev/null; then
     # one full run of the backend: load, plan, algorithm search, graph capture, graph
     # replays and the host path (run/sync), batches 1 and 2
     target="$BIN/bench_cuda --batches 1,2 --iters 3 $Y11"
