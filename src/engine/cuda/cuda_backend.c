@@ -401,6 +401,8 @@ static int cuda_supports(void *vctx, const its_graph *g, int i)
     }
     switch (n->op) {
     case ITS_OP_CONV: {
+        if (n->fq_on[0] || n->fq_on[1]) /* fake quantisation: the cpu backend's fusion */
+            return 0;
         if (!is_const(g, n->in[1]) || g->tensors[n->in[1]].shape.rank != 4 ||
             g->tensors[n->in[1]].dtype != ITS_DT_FLOAT32)
             return 0;
