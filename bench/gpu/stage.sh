@@ -16,7 +16,7 @@ make -C "$build" -j2 >/dev/null
 tmp=$(mktemp -d)
 mkdir -p "$tmp/s/bin" "$tmp/s/lib" "$tmp/s/shared/models" "$tmp/s/shared/media"
 for t in $(find "$build/tests/cuda" "$build/bench" "$build/tools" -maxdepth 2 -type f -executable \
-           \( -name 'test_cuda*' -o -name 'its-*' -o -name 'bench_cuda' \) 2>/dev/null); do
+           \( -name 'test_cuda*' -o -name 'bench_cuda' \) 2>/dev/null); do
     cp "$t" "$tmp/s/bin/"
 done
 # the Debian libraries the binaries need that an Ubuntu CUDA image lacks
