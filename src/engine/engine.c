@@ -448,6 +448,24 @@ const char *its_engine_backend_name(const its_engine_t *e)
     return e->b->name;
 }
 
+/* Asynchronous runs: the backend's run without its sync (see engine.h). */
+int its_engine_submit(its_engine_t *e, int n, const void *const *inputs, void *const *outputs)
+{
+    if (!e || !inputs || !outputs || n < 1)
+        return ITS_EINVAL;
+    int p = pick_plan(e, n);
+    if (p < 0)
+        return ITS_ERANGE;
+    return e->b->run(e->ctx, e->batches[p], n, inputs, outputs);
+}
+
+int its_engine_wait(its_engine_t *e)
+{
+    if (!e)
+        return ITS_EINVAL;
+    return e->b->sync(e->ctx);
+}
+
 int its_engine_describe(const its_engine_t *e, char *buf, size_t len)
 {
     if (!e || !buf || !len)
