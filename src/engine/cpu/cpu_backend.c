@@ -78,6 +78,8 @@ static int cpu_init(const its_engine_opts *o, void **out, char *err, size_t errl
     if (!c)
         return ITS_ENOMEM;
     c->threads = o->threads > 0 ? o->threads : omp_get_num_procs();
+    /* primitives are created for the thread count they will run with */
+    omp_set_num_threads(c->threads);
     if (dnnl_engine_create(&c->eng, dnnl_cpu, 0) != dnnl_success ||
         dnnl_stream_create(&c->strm, c->eng, dnnl_stream_default_flags) != dnnl_success) {
         if (c->eng)
