@@ -196,7 +196,7 @@ static void run_model(const char *dir, const char *file)
            "matches %.3f\n",
            dir, ng, total_ref, bad, max_ds);
 #ifdef ITS_HAVE_ENGINE
-    printf("  %s: engine vs ONNX Runtime raw outputs: max relative error %.3g (bound %.0e), "
+    printf("  %s: engine vs ONNX Runtime raw outputs: max relative error %.3g (bound %.2g), "
            "%.4f%% of elements off by > 1%% of range (bound %.2f%%), %d photos\n",
            dir, worst_rel, parity_bound(dir), 100.0 * n_far / (n_elems ? n_elems : 1),
            100.0 * far_bound(dir), n_engine);

@@ -396,6 +396,10 @@ static int add_frame(app *a, const infer_source *src, int64_t frame, int64_t pts
 
 static int is_image_file(const char *path, int *exists)
 {
+    if (strstr(path, "://")) { /* rtsp://, http://...: a stream for FFmpeg */
+        *exists = 1;
+        return 0;
+    }
     FILE *f = fopen(path, "rb");
     *exists = f != NULL || errno != ENOENT;
     if (!f)
