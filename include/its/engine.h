@@ -85,6 +85,7 @@ int its_engine_run(its_engine_t *e, int n, const float *input, float *const *out
  * its_engine_output_shape: the shape output i has for a batch of n (n <= max_batch).
  * its_model_n_meta / its_model_meta_at: iterate over metadata_props (strings owned by m).
  * its_model_n_nodes: nodes after the load-time passes (for a model-info dump).
+ * its_engine_describe: see below.
  */
 /* its_model_load_buffer_frozen: load with some graph inputs fixed to the given values (they
  * become constants, so shape inputs such as Reshape's shape may come from the caller). */
@@ -101,6 +102,8 @@ int its_engine_max_batch(const its_engine_t *e);
 int its_model_n_meta(const its_model_t *m);
 int its_model_meta_at(const its_model_t *m, int i, const char **key, const char **value);
 int its_model_n_nodes(const its_model_t *m);
+/* One line describing the prepared graph: backend, op counts after all passes, fusions. */
+int its_engine_describe(const its_engine_t *e, char *buf, size_t len);
 
 /* Bytes of the activation arena planned for max_batch. */
 size_t its_engine_arena_bytes(const its_engine_t *e);

@@ -28,10 +28,14 @@
 #define MAX_NUMEL ((int64_t)1 << 31)
 #define MAX_NODES 1000000
 
+/* allocator_data points at a flag set when an allocation fails, so that a NULL from
+ * protobuf-c can be told apart: out of memory versus corrupt input. */
 static void *pb_alloc(void *data, size_t size)
 {
-    (void)data;
-    return its_malloc(ITS_MOD_ENGINE, size ? size : 1);
+    void *p = its_malloc(ITS_MOD_ENGINE, size ? size : 1);
+    if (!p && data)
+        *(int *)data = 1;
+    return p;
 }
 
 static void pb_free(void *data, void *p)
@@ -39,8 +43,6 @@ static void pb_free(void *data, void *p)
     (void)data;
     its_free(p);
 }
-
-static ProtobufCAllocator pb_allocator = {pb_alloc, pb_free, NULL};
 
 static int dtype_ok(int32_t dt)
 {
@@ -176,7 +178,8 @@ static int copy_attr(const Onnx__NodeProto *np, const Onnx__AttributeProto *ap, 
         return 0;
     case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING:
         a->kind = ITS_ATTR_STRING;
-        a->s = its_strndup(ITS_MOD_ENGINE, (const char *)ap->s.data, ap->s.len);
+        a->s = its_strndup(ITS_MOD_ENGINE, ap->s.data ? (const char *)ap->s.data : "",
+                           ap->s.data ? ap->s.len : 0);
         return a->s ? 0 : ITS_ENOMEM;
     case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS:
         a->kind = ITS_ATTR_INTS;
@@ -491,7 +494,13 @@ int its__onnx_load(const void *data, size_t len, its_graph *g, char *err, size_t
         snprintf(err, errlen, "empty model file");
         return ITS_EMODEL;
     }
+    int oom = 0;
+    ProtobufCAllocator pb_allocator = {pb_alloc, pb_free, &oom};
     Onnx__ModelProto *mp = onnx__model_proto__unpack(&pb_allocator, len, data);
+    if (!mp && oom) {
+        snprintf(err, errlen, "out of memory while decoding the model");
+        return ITS_ENOMEM;
+    }
     if (!mp) {
         snprintf(err, errlen, "not a valid ONNX protobuf (truncated or corrupt, %zu bytes)", len);
         return ITS_EMODEL;
@@ -506,6 +515,7 @@ int its__onnx_load(const void *data, size_t len, its_graph *g, char *err, size_t
 int its__onnx_load_tensor(const void *data, size_t len, its_dtype *dt, its_shape *shape, void **out,
                           char *name, size_t namelen, char *err, size_t errlen)
 {
+    ProtobufCAllocator pb_allocator = {pb_alloc, pb_free, NULL};
     Onnx__TensorProto *tp = onnx__tensor_proto__unpack(&pb_allocator, len, data);
     if (!tp) {
         snprintf(err, errlen, "not a valid TensorProto");
