@@ -334,15 +334,22 @@ static int flush(app *a)
         return 0;
     int rc = its_engine_run(a->engine, a->pending, a->input, a->outputs);
     if (rc < 0) {
-        fprintf(stderr, "its-infer: inference failed: %s\n", its_strerror(rc));
+        /* The batch's frames are lost (and reported); the slots are free again. */
+        fprintf(stderr, "its-infer: inference of %d frame(s) failed: %s\n", a->pending,
+                its_strerror(rc));
+        a->pending = 0;
         return rc;
     }
     for (int b = 0; b < a->pending; b++) {
         slot *s = &a->slots[b];
         int n = its_detector_decode(a->det, (const float *const *)a->outputs, b, &s->lb, a->dets,
                                     MAX_DETS);
-        if (n < 0)
-            return n;
+        if (n < 0) {
+            fprintf(stderr, "its-infer: %s frame %lld: decode failed: %s\n", s->src->path,
+                    (long long)s->frame, its_strerror(n));
+            a->failures++;
+            continue;
+        }
         infer_result r = {.src = s->src,
                           .frame = s->frame,
                           .pts_ns = s->pts_ns,
