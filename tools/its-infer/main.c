@@ -93,7 +93,9 @@ static void usage(FILE *f)
                "      --rgb | --bgr     override the model's input channel order\n"
                "      --max-frames N    frames per video (default all)\n"
                "  -h, --help\n"
-               "Prints one JSON object per image or video frame on stdout.\n");
+               "Prints one JSON object per image or video frame on stdout.\n"
+               "On a machine shared with other work, set OMP_WAIT_POLICY=passive (the CPU\n"
+               "engine's OpenMP threads otherwise spin-wait).\n");
 }
 
 static int parse_float(const char *s, float lo, float hi, float *out)
