@@ -105,6 +105,15 @@ int its_model_n_nodes(const its_model_t *m);
 /* One line describing the prepared graph: backend, op counts after all passes, fusions. */
 int its_engine_describe(const its_engine_t *e, char *buf, size_t len);
 
+/* Process-wide counters for /metrics (the metrics module reads them): models loaded and
+ * rejected, engines created and refused, runs and failed runs. Thread-safe. */
+typedef struct its_engine_counters {
+    uint64_t models_loaded, models_rejected;
+    uint64_t engines_created, engines_failed;
+    uint64_t runs, runs_failed;
+} its_engine_counters;
+void its_engine_get_counters(its_engine_counters *out);
+
 /* Bytes of the activation arena planned for max_batch. */
 size_t its_engine_arena_bytes(const its_engine_t *e);
 const char *its_engine_backend_name(const its_engine_t *e);

@@ -17,6 +17,19 @@
 #include "its/engine.h"
 #include "its/error.h"
 
+/* Under AddressSanitizer our kernels run several times slower; the int8-dynamic model (whose
+ * ConvInteger runs on the reference kernel) then runs at batch 1 only. */
+#if defined(__SANITIZE_ADDRESS__)
+#define ITS_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ITS_SANITIZED 1
+#endif
+#endif
+#ifndef ITS_SANITIZED
+#define ITS_SANITIZED 0
+#endif
+
 typedef struct model_case {
     const char *path;
     float scale; /* input values in [0, scale] */
@@ -60,7 +73,8 @@ static void run_model(const model_case *mc)
     assert_int_equal(its_model_n_inputs(m), 1);
     const its_tensor_desc *in = its_model_input(m, 0);
     assert_int_equal(in->rank, 4);
-    its_engine_opts o = {.backend = "cpu", .threads = 2, .max_batch = 2};
+    int light = ITS_SANITIZED && mc->dynamic_quant;
+    its_engine_opts o = {.backend = "cpu", .threads = 2, .max_batch = light ? 1 : 2};
     its_engine_t *e = NULL;
     rc = its_engine_create(m, &o, &e, err, sizeof err);
     if (rc < 0)
@@ -77,8 +91,10 @@ static void run_model(const model_case *mc)
     for (int k = 0; k < no; k++) {
         its_tensor_desc d1, d2;
         assert_int_equal(its_engine_output_shape(e, k, 1, &d1), 0);
-        assert_int_equal(its_engine_output_shape(e, k, 2, &d2), 0);
-        assert_int_equal(d2.dims[0], 2 * d1.dims[0]);
+        if (!light) {
+            assert_int_equal(its_engine_output_shape(e, k, 2, &d2), 0);
+            assert_int_equal(d2.dims[0], 2 * d1.dims[0]);
+        }
         size_t n = 1;
         for (int r = 0; r < d1.rank; r++)
             n *= (size_t)d1.dims[r];
@@ -91,7 +107,8 @@ static void run_model(const model_case *mc)
     assert_int_equal(its_engine_run(e, 1, x, o1), 0);
     if (!mc->dynamic_quant) /* its batch 2 cannot equal two batch-1 runs (see below) */
         assert_int_equal(its_engine_run(e, 1, x + item, o2), 0);
-    assert_int_equal(its_engine_run(e, 2, x, ob), 0);
+    if (!light)
+        assert_int_equal(its_engine_run(e, 2, x, ob), 0);
     /* runs allocate nothing through its_malloc */
     assert_int_equal(its_alloc_count(), allocs);
     double maxrel = 0, maxabs = 0;

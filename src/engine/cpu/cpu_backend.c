@@ -311,7 +311,8 @@ static void *tptr(const cpu_ctx *c, const plan *p, int t)
     const its_ir_tensor *T = &c->g->tensors[t];
     if (T->kind == ITS_TK_CONST)
         return T->data;
-    return c->arena + p->off[t];
+    /* zero-sized tensors get no block: any valid address will do, nothing is accessed */
+    return p->off[t] == SIZE_MAX ? c->arena : c->arena + p->off[t];
 }
 
 static dnnl_alg_kind_t act_alg(its_act a, float *alpha)
@@ -570,8 +571,9 @@ static int cpu_prepare(void *ctx, const its_graph *g, int batch, const its_shape
     rc = its__plan_memory(g, p->bytes, alias, ALIGN, p->off, &p->arena);
     if (rc < 0)
         goto out;
-    if (p->arena > c->arena_size) {
-        uint8_t *na = its_aligned_alloc(ITS_MOD_ENGINE, 4096, p->arena);
+    if (p->arena > c->arena_size || !c->arena) {
+        /* never NULL, even when every tensor is empty: kernels get valid addresses */
+        uint8_t *na = its_aligned_alloc(ITS_MOD_ENGINE, 4096, p->arena ? p->arena : ALIGN);
         if (!na) {
             rc = ITS_ENOMEM;
             goto out;
