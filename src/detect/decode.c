@@ -205,7 +205,16 @@ int its_det_config_init(const its_det_model_info *info, its_det_family family, i
         cfg->num_classes = o && o->rank == 3 ? (int)o->dims[2] - 5 : 0;
         break;
     case ITS_DET_NANODET:
+        /* The class outputs are the ones whose width is not the 4 x 8 distribution (with
+         * 32 classes both are 32 wide and the first output is taken). */
         cfg->num_classes = o && o->rank == 3 ? (int)o->dims[2] : 0;
+        for (int i = 0; i < info->n_outputs; i++) {
+            const its_tensor_desc *t = info->outputs[i];
+            if (t && t->rank == 3 && t->dims[2] > 0 && t->dims[2] != 4 * (cfg->reg_max + 1)) {
+                cfg->num_classes = (int)t->dims[2];
+                break;
+            }
+        }
         break;
     default:
         seterr(err, errlen, "detector: unknown family %d", (int)family);

@@ -243,6 +243,14 @@ static void test_nanodet(void **state)
     assert_int_equal(its_detector_decode(d, outs, 0, &big, dets, 4), 2);
     assert_box(&dets[0], 96, 12, 136, 20);
     its_detector_destroy(d);
+    /* Outputs in another order (distributions first): matched by shape, same result. */
+    its_tensor_desc swapped[6] = {outs_d[3], outs_d[4], outs_d[5], outs_d[0], outs_d[1], outs_d[2]};
+    d = make(&in, swapped, 6, ITS_DET_AUTO, &cfg);
+    assert_int_equal(cfg.num_classes, 2);
+    const float *outs2[6] = {outs[3], outs[4], outs[5], outs[0], outs[1], outs[2]};
+    assert_int_equal(its_detector_decode(d, outs2, 0, &big, dets, 4), 2);
+    assert_box(&dets[0], 96, 12, 136, 20);
+    its_detector_destroy(d);
 }
 
 static void test_family_guess_and_errors(void **state)

@@ -28,11 +28,13 @@
 #include "its/media.h"
 #include "testutil.h"
 
-/* Score margin at the 0.5 boundary. The int8 QDQ model quantizes its output: its scores
- * move in steps of about 0.057 near 0.5, so a one-step flip gets one step of margin. */
+/* Score margin at the 0.5 boundary. The int8 QDQ model quantizes its output logits: its
+ * scores near 0.5 move in steps of 0.057 to 0.074 (the step depends on the head branch), so
+ * one requantization flip between two runtimes moves a score by a whole step; its margin is
+ * one step. */
 static float margin_for(const char *dir)
 {
-    return strstr(dir, "qdq") ? 0.06f : 0.05f;
+    return strstr(dir, "qdq") ? 0.08f : 0.05f;
 }
 #define MAX_IMAGES 16
 
@@ -196,7 +198,7 @@ static void run_model(const char *dir, const char *file)
            "matches %.3f\n",
            dir, ng, total_ref, bad, max_ds);
 #ifdef ITS_HAVE_ENGINE
-    printf("  %s: engine vs ONNX Runtime raw outputs: max relative error %.3g (bound %.0e), "
+    printf("  %s: engine vs ONNX Runtime raw outputs: max relative error %.3g (bound %.2g), "
            "%.4f%% of elements off by > 1%% of range (bound %.2f%%), %d photos\n",
            dir, worst_rel, parity_bound(dir), 100.0 * n_far / (n_elems ? n_elems : 1),
            100.0 * far_bound(dir), n_engine);

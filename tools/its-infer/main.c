@@ -93,7 +93,9 @@ static void usage(FILE *f)
                "      --rgb | --bgr     override the model's input channel order\n"
                "      --max-frames N    frames per video (default all)\n"
                "  -h, --help\n"
-               "Prints one JSON object per image or video frame on stdout.\n");
+               "Prints one JSON object per image or video frame on stdout.\n"
+               "On a machine shared with other work, set OMP_WAIT_POLICY=passive (the CPU\n"
+               "engine's OpenMP threads otherwise spin-wait).\n");
 }
 
 static int parse_float(const char *s, float lo, float hi, float *out)
@@ -334,15 +336,22 @@ static int flush(app *a)
         return 0;
     int rc = its_engine_run(a->engine, a->pending, a->input, a->outputs);
     if (rc < 0) {
-        fprintf(stderr, "its-infer: inference failed: %s\n", its_strerror(rc));
+        /* The batch's frames are lost (and reported); the slots are free again. */
+        fprintf(stderr, "its-infer: inference of %d frame(s) failed: %s\n", a->pending,
+                its_strerror(rc));
+        a->pending = 0;
         return rc;
     }
     for (int b = 0; b < a->pending; b++) {
         slot *s = &a->slots[b];
         int n = its_detector_decode(a->det, (const float *const *)a->outputs, b, &s->lb, a->dets,
                                     MAX_DETS);
-        if (n < 0)
-            return n;
+        if (n < 0) {
+            fprintf(stderr, "its-infer: %s frame %lld: decode failed: %s\n", s->src->path,
+                    (long long)s->frame, its_strerror(n));
+            a->failures++;
+            continue;
+        }
         infer_result r = {.src = s->src,
                           .frame = s->frame,
                           .pts_ns = s->pts_ns,
@@ -396,6 +405,10 @@ static int add_frame(app *a, const infer_source *src, int64_t frame, int64_t pts
 
 static int is_image_file(const char *path, int *exists)
 {
+    if (strstr(path, "://")) { /* rtsp://, http://...: a stream for FFmpeg */
+        *exists = 1;
+        return 0;
+    }
     FILE *f = fopen(path, "rb");
     *exists = f != NULL || errno != ENOENT;
     if (!f)
