@@ -10,6 +10,7 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j "$(nproc)"
 shared=${ITS_SHARED_DIR:-$root/../shared}
 export ITS_SHARED_DIR=$shared
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 if [ -x build/tools/itsd/itsd ]; then
     # The service: several looped sample videos through the CPU engine, results as JSON lines.
     exec build/tools/itsd/itsd -c deploy/itsd.yaml --duration "${ITS_DEMO_SECONDS:-30}"

@@ -7,6 +7,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 "$root/scripts/setup.sh" >/dev/null
+# oneDNN runs on OpenMP; spinning idle threads cost 5-10x on shared cores (docs/engine.md).
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 jobs=$(nproc 2>/dev/null || echo 2)
 args=(-DITS_WERROR=ON)
 if [ "${ITS_SANITIZE:-0}" = 1 ]; then
