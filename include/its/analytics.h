@@ -105,6 +105,8 @@ typedef struct its_analytics_params {
     double queue_gap_m;             /* largest gap inside one queue (15) */
     double forecast_alpha;          /* Holt level smoothing (0.3) */
     double forecast_beta;           /* Holt trend smoothing (0.1) */
+    double duplicate_iou;           /* push: drop a box of another class overlapping a
+                                       higher-scored one this much (0.7; 0 off) */
 } its_analytics_params;
 
 typedef struct its_scene {
@@ -236,6 +238,7 @@ typedef struct its_analytics_report {
     double mean_speed_kmh; /* over vehicles in view now; NaN if none */
     uint64_t incidents[ITS_EV_COUNT];
     uint64_t frames_refused, events_dropped, tracks_dropped;
+    uint64_t duplicates_dropped; /* push: cross-class duplicate detections removed */
     its_line_stats lines[ITS_SCENE_MAX_LINES];
     its_zone_stats zones[ITS_SCENE_MAX_ZONES];
     its_lane_stats lanes[ITS_SCENE_MAX_LANES];
@@ -249,7 +252,10 @@ void its_analytics_params_default(its_analytics_params *p);
 int its_analytics_create(const its_scene *scene, const its_tracker_params *tp,
                          its_analytics_t **out);
 void its_analytics_destroy(its_analytics_t *a);
-/* Detections of one frame: runs the camera's tracker, then update. */
+/* Detections of one frame: runs the camera's tracker, then update. Detectors with per-class
+ * NMS may report one vehicle twice (car and truck, same box); before tracking, a detection
+ * overlapping a higher-scored one of another class by duplicate_iou or more is dropped, so
+ * it cannot start a second track and be counted twice. r->tracks[i].det_index refers to f. */
 int its_analytics_push(its_analytics_t *a, const its_det_frame *f, const its_analytics_frame **out);
 /* Tracks of one frame from a tracker of the caller's own. */
 int its_analytics_update(its_analytics_t *a, int64_t ts_ns, uint64_t frame_no,

@@ -95,7 +95,10 @@ typedef struct lanestate {
 struct its_analytics {
     its_scene sc;
     its_tracker_t *trk;
-    int max_tracks;
+    int max_tracks, max_dets;
+    its_det *dbuf;   /* push: the frame's detections after duplicate removal */
+    int *dmap;       /* dbuf index -> index in the caller's frame */
+    its_track *tbuf; /* push: tracks with det_index mapped back to the caller's frame */
     tstate *st;
     int *hidx; /* slot + 1, 0 empty */
     uint32_t hmask;
@@ -107,7 +110,7 @@ struct its_analytics {
     zstate zones[ITS_SCENE_MAX_ZONES];
     lanestate lanes[ITS_SCENE_MAX_LANES];
     int64_t t0, last_ts;
-    uint64_t frames, refused, ev_dropped, tr_dropped;
+    uint64_t frames, refused, ev_dropped, tr_dropped, dups;
     uint64_t incidents[ITS_EV_COUNT];
     /* per frame */
     its_event *ev;
@@ -215,6 +218,9 @@ void its_analytics_destroy(its_analytics_t *a)
     its_free(a->speed_out);
     its_free(a->lane_out);
     its_free(a->q);
+    its_free(a->dbuf);
+    its_free(a->dmap);
+    its_free(a->tbuf);
     its_free(a);
 }
 
@@ -258,8 +264,12 @@ int its_analytics_create(const its_scene *scene, const its_tracker_params *tp,
     a->speed_out = its_malloc(ITS_MOD_ANALYTICS, (size_t)mt * sizeof(float));
     a->lane_out = its_malloc(ITS_MOD_ANALYTICS, (size_t)mt);
     a->q = its_malloc(ITS_MOD_ANALYTICS, (size_t)mt * sizeof(qitem));
+    a->max_dets = p.max_dets;
+    a->dbuf = its_malloc(ITS_MOD_ANALYTICS, (size_t)p.max_dets * sizeof(its_det));
+    a->dmap = its_malloc(ITS_MOD_ANALYTICS, (size_t)p.max_dets * sizeof(int));
+    a->tbuf = its_malloc(ITS_MOD_ANALYTICS, (size_t)mt * sizeof(its_track));
     if (!a->st || !a->hidx || !a->live || !a->free_slots || !a->ev || !a->speed_out ||
-        !a->lane_out || !a->q) {
+        !a->lane_out || !a->q || !a->dbuf || !a->dmap || !a->tbuf) {
         its_analytics_destroy(a);
         return ITS_ENOMEM;
     }
@@ -736,19 +746,60 @@ int its_analytics_update(its_analytics_t *a, int64_t ts, uint64_t frame_no, cons
     return 0;
 }
 
+/* Cross-class duplicates: detectors that run NMS per class can report one vehicle as a car
+ * and as a truck with nearly the same box. Pairs of different classes only (same-class
+ * duplicates are the detector's NMS's business); the lower score goes. */
+static int dedupe(its_analytics_t *a, const its_det_frame *f)
+{
+    int n = f->n < a->max_dets ? f->n : a->max_dets;
+    float thr = (float)a->sc.params.duplicate_iou;
+    int m = 0;
+    for (int i = 0; i < n; i++) {
+        const its_det *d = &f->dets[i];
+        int drop = 0;
+        for (int j = 0; thr > 0 && j < n && !drop; j++) {
+            const its_det *e = &f->dets[j];
+            if (j == i || e->class_id == d->class_id || e->score < d->score ||
+                (e->score == d->score && j > i) || e->x1 >= d->x2 || e->x2 <= d->x1 ||
+                e->y1 >= d->y2 || e->y2 <= d->y1)
+                continue;
+            float iw = (d->x2 < e->x2 ? d->x2 : e->x2) - (d->x1 > e->x1 ? d->x1 : e->x1);
+            float ih = (d->y2 < e->y2 ? d->y2 : e->y2) - (d->y1 > e->y1 ? d->y1 : e->y1);
+            float in = iw * ih;
+            float un = (d->x2 - d->x1) * (d->y2 - d->y1) + (e->x2 - e->x1) * (e->y2 - e->y1) - in;
+            drop = un > 0 && in >= thr * un;
+        }
+        if (drop) {
+            a->dups++;
+            continue;
+        }
+        a->dbuf[m] = *d;
+        a->dmap[m++] = i;
+    }
+    return m;
+}
+
 int its_analytics_push(its_analytics_t *a, const its_det_frame *f, const its_analytics_frame **out)
 {
-    if (!a || !f || !out)
+    if (!a || !f || !out || f->n < 0 || (f->n > 0 && !f->dets))
         return ITS_EINVAL;
     if (a->frames && f->ts_ns < a->last_ts) {
         a->refused++;
         return ITS_EINVAL;
     }
+    its_det_frame g = *f;
+    g.dets = a->dbuf;
+    g.n = dedupe(a, f);
     const its_track *tracks;
-    int n = its_tracker_update(a->trk, f, &tracks);
+    int n = its_tracker_update(a->trk, &g, &tracks);
     if (n < 0)
         return n;
-    return its_analytics_update(a, f->ts_ns, f->frame_no, tracks, n, out);
+    for (int i = 0; i < n; i++) {
+        a->tbuf[i] = tracks[i];
+        if (tracks[i].det_index >= 0)
+            a->tbuf[i].det_index = a->dmap[tracks[i].det_index];
+    }
+    return its_analytics_update(a, f->ts_ns, f->frame_no, a->tbuf, n, out);
 }
 
 /* ---- reports ---- */
@@ -811,6 +862,7 @@ int its_analytics_get_report(its_analytics_t *a, its_analytics_report *r)
     r->frames_refused = a->refused;
     r->events_dropped = a->ev_dropped;
     r->tracks_dropped = a->tr_dropped;
+    r->duplicates_dropped = a->dups;
     for (int i = 0; i < s->n_lines; i++) {
         const lstate *l = &a->lines[i];
         its_line_stats *o = &r->lines[i];
@@ -1083,6 +1135,8 @@ int its_analytics_report_to_json(const its_analytics_t *a, const its_analytics_r
     its_jsonw_uint(&w, r->events_dropped);
     its_jsonw_key(&w, "tracks");
     its_jsonw_uint(&w, r->tracks_dropped);
+    its_jsonw_key(&w, "duplicate_detections");
+    its_jsonw_uint(&w, r->duplicates_dropped);
     its_jsonw_obj_end(&w);
     its_jsonw_obj_end(&w);
     return its_jsonw_finish(&w);

@@ -69,7 +69,7 @@ typedef struct rclasses {
 } rclasses;
 
 typedef struct rparams {
-    double *v[13]; /* same order as its_analytics_params */
+    double *v[14]; /* same order as its_analytics_params */
 } rparams;
 
 typedef struct rscene {
@@ -131,29 +131,22 @@ static const cyaml_schema_field_t class_fields[] = {INTS("car", rclasses, car),
                                                     INTS("person", rclasses, person),
                                                     CYAML_FIELD_END};
 
-static const char *const param_names[13] = {"speed_window_s",
-                                            "line_hysteresis_px",
-                                            "track_timeout_s",
-                                            "stopped_speed_kmh",
-                                            "stopped_time_s",
-                                            "wrong_way_time_s",
-                                            "wrong_way_min_speed_kmh",
-                                            "speed_drop_kmh",
-                                            "speed_drop_window_s",
-                                            "queue_speed_kmh",
-                                            "queue_gap_m",
-                                            "forecast_alpha",
-                                            "forecast_beta"};
+static const char *const param_names[14] = {
+    "speed_window_s",          "line_hysteresis_px", "track_timeout_s",
+    "stopped_speed_kmh",       "stopped_time_s",     "wrong_way_time_s",
+    "wrong_way_min_speed_kmh", "speed_drop_kmh",     "speed_drop_window_s",
+    "queue_speed_kmh",         "queue_gap_m",        "forecast_alpha",
+    "forecast_beta",           "duplicate_iou"};
 /* Bounds of each parameter, inclusive. */
-static const double param_min[13] = {0.1, 0, 0.1, 0, 0.5, 0.1, 0, 1, 0.1, 0, 0.5, 0.01, 0.0};
-static const double param_max[13] = {10, 100, 600, 50, 3600, 600, 200, 300, 60, 50, 200, 1, 1};
+static const double param_min[14] = {0.1, 0, 0.1, 0, 0.5, 0.1, 0, 1, 0.1, 0, 0.5, 0.01, 0.0, 0.0};
+static const double param_max[14] = {10, 100, 600, 50, 3600, 600, 200, 300, 60, 50, 200, 1, 1, 1};
 
 #define PARAM(i, k)                                                                                \
     {                                                                                              \
         .key = k, .data_offset = offsetof(rparams, v) + (i) * sizeof(double *),                    \
         .value = {CYAML_VALUE_FLOAT(CYAML_FLAG_POINTER | OPT, double)},                            \
     }
-static const cyaml_schema_field_t param_fields[14] = {PARAM(0, "speed_window_s"),
+static const cyaml_schema_field_t param_fields[15] = {PARAM(0, "speed_window_s"),
                                                       PARAM(1, "line_hysteresis_px"),
                                                       PARAM(2, "track_timeout_s"),
                                                       PARAM(3, "stopped_speed_kmh"),
@@ -166,6 +159,7 @@ static const cyaml_schema_field_t param_fields[14] = {PARAM(0, "speed_window_s")
                                                       PARAM(10, "queue_gap_m"),
                                                       PARAM(11, "forecast_alpha"),
                                                       PARAM(12, "forecast_beta"),
+                                                      PARAM(13, "duplicate_iou"),
                                                       CYAML_FIELD_END};
 
 static const cyaml_schema_field_t top_fields[] = {
@@ -222,6 +216,9 @@ static void prepend(capture *c, const char *s)
     memcpy(tmp + ls + (size_t)dot, c->path, lp + 1);
     memcpy(c->path, tmp, sizeof tmp);
 }
+
+static void capture_log(cyaml_log_t level, void *ctx, const char *fmt, va_list args)
+    __attribute__((format(printf, 3, 0)));
 
 static void capture_log(cyaml_log_t level, void *ctx, const char *fmt, va_list args)
 {
@@ -358,6 +355,7 @@ void its_analytics_params_default(its_analytics_params *p)
     p->queue_gap_m = 15.0;
     p->forecast_alpha = 0.3;
     p->forecast_beta = 0.1;
+    p->duplicate_iou = 0.7;
 }
 
 static const int default_map[][2] = {{0, ITS_CLS_PERSON}, {1, ITS_CLS_BICYCLE},
@@ -542,7 +540,7 @@ int its_scene_validate(its_scene *s, const char *o, char *err, size_t errlen)
                         "%s: lanes[%d].stop_line: queue length needs a calibration section", o, i);
     }
     const double *pv = &s->params.speed_window_s;
-    for (int i = 0; i < 13; i++)
+    for (int i = 0; i < 14; i++)
         if (!(pv[i] >= param_min[i] && pv[i] <= param_max[i]))
             return fail(err, errlen, ITS_ECONFIG, "%s: analytics.%s: %g is outside [%g, %g]", o,
                         param_names[i], pv[i], param_min[i], param_max[i]);
@@ -700,7 +698,7 @@ static int convert(const rscene *r, its_scene *s, const char *o, char *err, size
     s->n_lanes = r->lanes ? (int)r->lanes_count : 0;
     if (r->analytics) {
         double *pv = &s->params.speed_window_s;
-        for (int i = 0; i < 13; i++)
+        for (int i = 0; i < 14; i++)
             if (r->analytics->v[i])
                 pv[i] = *r->analytics->v[i];
     }

@@ -278,6 +278,45 @@ static void test_crossing_paths_tracker(void **state)
     its_analytics_destroy(a);
 }
 
+/* One vehicle reported twice (car 0.8 and truck 0.6, same box, as per-class NMS leaves it):
+ * counted once; with duplicate removal off, twice. */
+static int run_duplicate(double iou, uint64_t *dups)
+{
+    its_scene s;
+    sim_scene(&s);
+    sim_add_line(&s, "mid", 20);
+    s.params.duplicate_iou = iou;
+    its_analytics_t *a = make(&s);
+    int crossings = 0;
+    for (int f = 0; f < 90; f++) {
+        its_pt p = sim_to_img(&s, (its_pt){5, 8 + 10 * f / SIM_FPS});
+        its_det d[2] = {
+            {(float)p.x - 30, (float)p.y - 40, (float)p.x + 30, (float)p.y, 0.8f, COCO_CAR},
+            {(float)p.x - 29, (float)p.y - 41, (float)p.x + 30, (float)p.y + 1, 0.6f, COCO_TRUCK}};
+        its_det_frame fr = {d, 2, 1280, 720, sim_ts(f), (uint64_t)f};
+        const its_analytics_frame *r;
+        assert_int_equal(its_analytics_push(a, &fr, &r), 0);
+        crossings += count_events(r, ITS_EV_LINE_CROSSING);
+        for (int i = 0; i < r->n_tracks && iou > 0; i++)
+            assert_int_equal(r->tracks[i].det_index, 0); /* index in the caller's frame */
+    }
+    its_analytics_report rep;
+    its_analytics_get_report(a, &rep);
+    *dups = rep.duplicates_dropped;
+    its_analytics_destroy(a);
+    return crossings;
+}
+
+static void test_duplicates(void **state)
+{
+    (void)state;
+    uint64_t dups;
+    assert_int_equal(run_duplicate(0.7, &dups), 1);
+    assert_int_equal(dups, 90);
+    assert_int_equal(run_duplicate(0, &dups), 2);
+    assert_int_equal(dups, 0);
+}
+
 /* Queue back from a stop line: stopped vehicles chained with gaps <= 10 m. */
 static void test_queue(void **state)
 {
@@ -636,19 +675,13 @@ static void test_no_alloc(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_straight),
-        cmocka_unit_test(test_turning),
-        cmocka_unit_test(test_back_and_forth),
-        cmocka_unit_test(test_stop_and_go),
-        cmocka_unit_test(test_occlusion_gap),
-        cmocka_unit_test(test_crossing_paths_tracker),
-        cmocka_unit_test(test_queue),
-        cmocka_unit_test(test_incidents),
-        cmocka_unit_test(test_zones),
-        cmocka_unit_test(test_windows),
-        cmocka_unit_test(test_los),
-        cmocka_unit_test(test_forecast),
-        cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_straight),       cmocka_unit_test(test_turning),
+        cmocka_unit_test(test_back_and_forth), cmocka_unit_test(test_stop_and_go),
+        cmocka_unit_test(test_occlusion_gap),  cmocka_unit_test(test_crossing_paths_tracker),
+        cmocka_unit_test(test_duplicates),     cmocka_unit_test(test_queue),
+        cmocka_unit_test(test_incidents),      cmocka_unit_test(test_zones),
+        cmocka_unit_test(test_windows),        cmocka_unit_test(test_los),
+        cmocka_unit_test(test_forecast),       cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_no_alloc),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
