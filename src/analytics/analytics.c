@@ -72,7 +72,30 @@ typedef struct lstate {
     double len;
 } lstate;
 
+/* Bounding box of a polygon, tested before the polygon itself. */
+typedef struct bbox {
+    double x0, y0, x1, y1;
+} bbox;
+
+static bbox poly_bbox(const its_pt *p, int n)
+{
+    bbox b = {p[0].x, p[0].y, p[0].x, p[0].y};
+    for (int i = 1; i < n; i++) {
+        b.x0 = p[i].x < b.x0 ? p[i].x : b.x0;
+        b.x1 = p[i].x > b.x1 ? p[i].x : b.x1;
+        b.y0 = p[i].y < b.y0 ? p[i].y : b.y0;
+        b.y1 = p[i].y > b.y1 ? p[i].y : b.y1;
+    }
+    return b;
+}
+
+static int in_bbox(const bbox *b, its_pt q)
+{
+    return q.x >= b->x0 && q.x <= b->x1 && q.y >= b->y0 && q.y <= b->y1;
+}
+
 typedef struct zstate {
+    bbox box;
     int count;
     int64_t occupied_ns, total_ns;
     uint64_t entries;
@@ -86,6 +109,7 @@ typedef struct qitem {
 } qitem;
 
 typedef struct lanestate {
+    bbox box;
     its_pt stop_a, stop_b; /* road */
     its_pt dir;            /* road unit travel direction */
     double queue_m, queue_max;
@@ -291,9 +315,12 @@ int its_analytics_create(const its_scene *scene, const its_tracker_params *tp,
             l->b15[k].idx = -1;
         its_forecast_init(&l->fc, s->params.forecast_alpha, s->params.forecast_beta);
     }
+    for (int i = 0; i < s->n_zones; i++)
+        a->zones[i].box = poly_bbox(s->zones[i].poly, s->zones[i].n);
     for (int i = 0; i < s->n_lanes; i++) {
         lanestate *ls = &a->lanes[i];
         const its_scene_lane *sl = &s->lanes[i];
+        ls->box = poly_bbox(sl->poly, sl->n);
         ls->queue_m = ls->queue_max = NAN;
         its_pt c = {0, 0};
         for (int k = 0; k < sl->n; k++) {
@@ -424,7 +451,7 @@ static void update_speed(its_analytics_t *a, tstate *t, int64_t ts)
         return;
     t->vel.x = (t->road.x - o->x) / dt;
     t->vel.y = (t->road.y - o->y) / dt;
-    t->speed = hypot(t->vel.x, t->vel.y) * 3.6;
+    t->speed = sqrt(t->vel.x * t->vel.x + t->vel.y * t->vel.y) * 3.6;
 }
 
 static void update_lines(its_analytics_t *a, tstate *t, int64_t ts, int fresh)
@@ -486,7 +513,8 @@ static void update_zones(its_analytics_t *a, tstate *t, int64_t ts)
 {
     const its_scene *s = &a->sc;
     for (int i = 0; i < s->n_zones; i++) {
-        int in = point_in_poly(s->zones[i].poly, s->zones[i].n, t->img);
+        int in = in_bbox(&a->zones[i].box, t->img) &&
+                 point_in_poly(s->zones[i].poly, s->zones[i].n, t->img);
         int was = (t->in_zone >> i) & 1;
         if (in && !was) {
             t->in_zone |= 1u << i;
@@ -553,7 +581,7 @@ static void incidents(its_analytics_t *a, tstate *t, int64_t ts)
         t->stopped_fired = 0;
     }
     const lanestate *ls = &a->lanes[t->lane];
-    double v = hypot(t->vel.x, t->vel.y);
+    double v = sqrt(t->vel.x * t->vel.x + t->vel.y * t->vel.y);
     if (t->speed > p->wrong_way_min_speed_kmh &&
         (t->vel.x * ls->dir.x + t->vel.y * ls->dir.y) < -0.5 * v) {
         if (!t->wrong_since)
@@ -701,7 +729,8 @@ int its_analytics_update(its_analytics_t *a, int64_t ts, uint64_t frame_no, cons
         update_zones(a, t, ts);
         t->lane = -1;
         for (int k = 0; k < s->n_lanes; k++)
-            if (point_in_poly(s->lanes[k].poly, s->lanes[k].n, t->img)) {
+            if (in_bbox(&a->lanes[k].box, t->img) &&
+                point_in_poly(s->lanes[k].poly, s->lanes[k].n, t->img)) {
                 t->lane = k;
                 break;
             }
