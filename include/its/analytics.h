@@ -101,6 +101,7 @@ typedef struct its_analytics_params {
     double wrong_way_min_speed_kmh; /* only moving vehicles can be wrong-way (10) */
     double speed_drop_kmh;          /* sudden drop: speed falls by this much (30) */
     double speed_drop_window_s;     /* ... within this time (2) */
+    double speed_drop_ratio;        /* ... and by at least this share of the speed (0.4) */
     double queue_speed_kmh;         /* slower than this counts as queued (5) */
     double queue_gap_m;             /* largest gap inside one queue (15) */
     double forecast_alpha;          /* Holt level smoothing (0.3) */
@@ -114,9 +115,13 @@ typedef struct its_scene {
     double fps;
     int width_px, height_px; /* 0: not checked */
     int has_calibration;
-    its_pt calib_image[4];      /* pixels */
-    its_pt calib_road[4];       /* metres */
-    double H[9];                /* image -> road, row-major, fitted by its_scene_validate */
+    its_pt calib_image[4]; /* pixels */
+    its_pt calib_road[4];  /* metres */
+    double H[9];           /* image -> road, row-major, fitted by its_scene_validate */
+    /* Where speeds are measured (image polygon; 0 points: everywhere). Far from the
+     * calibration points a by-eye homography extrapolates badly: keep speeds where it holds. */
+    int speed_zone_n;
+    its_pt speed_zone[ITS_SCENE_MAX_POLY];
     signed char class_map[256]; /* COCO id -> its_class_group, -1: ignored */
     int n_lines, n_zones, n_lanes;
     its_scene_line lines[ITS_SCENE_MAX_LINES];

@@ -21,6 +21,9 @@
 #define B1_N             60
 #define B15_N            15
 #define MAX_EV_PER_TRACK 4
+#define MAX_SPEED_KMH    250.0       /* faster is a measurement error (identity switch, glitch) */
+#define EDGE_PX          2.0         /* a box this close to the frame edge is cut off by it */
+#define DROP_HOLD_NS     500000000LL /* a speed drop must last this long to be reported */
 
 typedef struct tstate {
     uint32_t id;
@@ -42,6 +45,7 @@ typedef struct tstate {
     int queued;
     int64_t stopped_since, wrong_since;
     int stopped_fired, wrong_fired, drop_fired;
+    int64_t drop_since;
     float sp[SPH];
     int64_t spt[SPH];
     int spn, sph;
@@ -120,6 +124,8 @@ struct its_analytics {
     its_scene sc;
     its_tracker_t *trk;
     int max_tracks, max_dets;
+    int fw, fh; /* frame size (push, else the scene's), 0 unknown */
+    bbox speed_box;
     its_det *dbuf;   /* push: the frame's detections after duplicate removal */
     int *dmap;       /* dbuf index -> index in the caller's frame */
     its_track *tbuf; /* push: tracks with det_index mapped back to the caller's frame */
@@ -289,6 +295,8 @@ int its_analytics_create(const its_scene *scene, const its_tracker_params *tp,
     a->lane_out = its_malloc(ITS_MOD_ANALYTICS, (size_t)mt);
     a->q = its_malloc(ITS_MOD_ANALYTICS, (size_t)mt * sizeof(qitem));
     a->max_dets = p.max_dets;
+    a->fw = scene->width_px;
+    a->fh = scene->height_px;
     a->dbuf = its_malloc(ITS_MOD_ANALYTICS, (size_t)p.max_dets * sizeof(its_det));
     a->dmap = its_malloc(ITS_MOD_ANALYTICS, (size_t)p.max_dets * sizeof(int));
     a->tbuf = its_malloc(ITS_MOD_ANALYTICS, (size_t)mt * sizeof(its_track));
@@ -317,6 +325,8 @@ int its_analytics_create(const its_scene *scene, const its_tracker_params *tp,
     }
     for (int i = 0; i < s->n_zones; i++)
         a->zones[i].box = poly_bbox(s->zones[i].poly, s->zones[i].n);
+    if (s->speed_zone_n)
+        a->speed_box = poly_bbox(s->speed_zone, s->speed_zone_n);
     for (int i = 0; i < s->n_lanes; i++) {
         lanestate *ls = &a->lanes[i];
         const its_scene_lane *sl = &s->lanes[i];
@@ -429,8 +439,15 @@ static void add_crossing(its_analytics_t *a, lstate *l, const tstate *t, int dir
 
 /* Kinematics from the road-position history: displacement over the speed window. The start
  * of the window only moves forward, so finding it is O(1) amortised per frame. */
-static void update_speed(its_analytics_t *a, tstate *t, int64_t ts)
+static void update_speed(its_analytics_t *a, tstate *t, int64_t ts, int clipped)
 {
+    if (clipped) {
+        /* The box is cut by the frame edge: its bottom centre is not where the vehicle
+         * touches the road, so it is kept out of the history and no speed is given. */
+        t->speed = NAN;
+        t->vel.x = t->vel.y = 0;
+        return;
+    }
     uint32_t k = t->hcount++;
     t->rh[k % HIST] = t->road;
     t->th[k % HIST] = ts;
@@ -452,6 +469,10 @@ static void update_speed(its_analytics_t *a, tstate *t, int64_t ts)
     t->vel.x = (t->road.x - o->x) / dt;
     t->vel.y = (t->road.y - o->y) / dt;
     t->speed = sqrt(t->vel.x * t->vel.x + t->vel.y * t->vel.y) * 3.6;
+    if (t->speed > MAX_SPEED_KMH) {
+        t->speed = NAN;
+        t->vel.x = t->vel.y = 0;
+    }
 }
 
 static void update_lines(its_analytics_t *a, tstate *t, int64_t ts, int fresh)
@@ -552,14 +573,21 @@ static void incidents(its_analytics_t *a, tstate *t, int64_t ts)
     const its_analytics_params *p = &a->sc.params;
     if (!isfinite(t->speed) || !is_vehicle(t->group))
         return;
-    /* sudden speed drop: anywhere in view */
-    if (!t->drop_fired) {
+    /* sudden speed drop: anywhere in view, held for DROP_HOLD_NS (one glitchy measurement
+     * is not an incident), on a track followed for at least the drop window */
+    if (!t->drop_fired && ts - t->first_ts >= (int64_t)(p->speed_drop_window_s * NS)) {
         double mx = t->sp_max;
-        if (mx - t->speed >= p->speed_drop_kmh) {
-            its_event *e = emit(a, ITS_EV_SPEED_DROP, t, t->lane, ts);
-            if (e)
-                e->value = mx - t->speed;
-            t->drop_fired = 1;
+        if (mx - t->speed >= p->speed_drop_kmh && mx - t->speed >= p->speed_drop_ratio * mx) {
+            if (!t->drop_since)
+                t->drop_since = ts;
+            if (ts - t->drop_since >= DROP_HOLD_NS) {
+                its_event *e = emit(a, ITS_EV_SPEED_DROP, t, t->lane, ts);
+                if (e)
+                    e->value = mx - t->speed;
+                t->drop_fired = 1;
+            }
+        } else {
+            t->drop_since = 0;
         }
     }
     if (t->lane < 0) {
@@ -723,7 +751,12 @@ int its_analytics_update(its_analytics_t *a, int64_t ts, uint64_t frame_no, cons
         t->img.y = tr->y2;
         t->road = its_scene_to_road(s, t->img);
         t->queued = 0;
-        update_speed(a, t, ts);
+        int clipped = a->fw > 0 && (tr->x1 <= EDGE_PX || tr->y1 <= EDGE_PX ||
+                                    tr->x2 >= a->fw - EDGE_PX || tr->y2 >= a->fh - EDGE_PX);
+        if (s->speed_zone_n && !(in_bbox(&a->speed_box, t->img) &&
+                                 point_in_poly(s->speed_zone, s->speed_zone_n, t->img)))
+            clipped = 1; /* outside where speeds are trusted: same treatment */
+        update_speed(a, t, ts, clipped);
         sample_speed(a, t, ts);
         update_lines(a, t, ts, fresh);
         update_zones(a, t, ts);
@@ -815,6 +848,10 @@ int its_analytics_push(its_analytics_t *a, const its_det_frame *f, const its_ana
     if (a->frames && f->ts_ns < a->last_ts) {
         a->refused++;
         return ITS_EINVAL;
+    }
+    if (f->width_px > 0 && f->height_px > 0) {
+        a->fw = f->width_px;
+        a->fh = f->height_px;
     }
     its_det_frame g = *f;
     g.dets = a->dbuf;
