@@ -15,7 +15,8 @@
  *
  * Endpoints (docs/operations.md has examples):
  *   GET  /healthz                     200 while the process serves
- *   GET  /readyz                      200 when provider->ready says so, else 503 + reason
+ *   GET  /readyz                      200 when provider->ready says so (and, with
+ *                                     require_redis, the publisher is connected), else 503
  *   GET  /metrics                     Prometheus text format
  *   GET  /v1/status                   stage latency p50/p95/p99 vs budget, batch, queues, cameras
  *   GET  /v1/cameras                  list            POST /v1/cameras         add (JSON)
@@ -43,6 +44,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "its/config.h"
 #include "its/metrics.h"
 #include "its/publish.h"
 
@@ -93,6 +95,7 @@ typedef struct its_api_config {
     int threads;            /* default 2 */
     int max_connections;    /* default 64 */
     int timeout_s;          /* idle connection timeout, default 10 */
+    int require_redis;      /* /readyz also needs its_redis_up == 1 (the publisher connected) */
 } its_api_config;
 
 typedef struct its_api its_api;
@@ -134,5 +137,34 @@ typedef struct its_api_response {
  * fails for memory); returns 0, or ITS_ENOMEM when the body could not be allocated. */
 int its_api_handle(its_api *api, const its_api_request *req, its_api_response *resp);
 void its_api_response_free(its_api_response *resp);
+
+/* ---- configuration rows for a program's options table (its/config.h) ------------------- */
+
+/* The "api.*" section. The token is ITS_OPT_SECRET; ITS_API_TOKEN in the environment. */
+typedef struct its_api_settings {
+    char *bind, *token;
+    int port, threads, max_connections, timeout_s, max_body_kb, max_frame_mb, require_redis;
+} its_api_settings;
+
+#define ITS_API_OPTIONS(T, m)                                                                      \
+    ITS_OPT_STR("api.bind", T, m.bind, "127.0.0.1", 0,                                             \
+                "Address of the HTTP API and /metrics (non-loopback needs api.token)"),            \
+        ITS_OPT_INT("api.port", T, m.port, "8080", 0, 65535, 0, "HTTP API port (0: any)"),         \
+        ITS_OPT_STR("api.token", T, m.token, "", ITS_OPT_SECRET,                                   \
+                    "Bearer token required by every mutating API call"),                           \
+        ITS_OPT_INT("api.threads", T, m.threads, "2", 1, 64, 0, "HTTP server threads"),            \
+        ITS_OPT_INT("api.max_connections", T, m.max_connections, "64", 1, 100000, 0,               \
+                    "Concurrent HTTP connections"),                                                \
+        ITS_OPT_INT("api.timeout_s", T, m.timeout_s, "10", 0, 3600, 0, "Idle connection timeout"), \
+        ITS_OPT_INT("api.max_body_kb", T, m.max_body_kb, "64", 1, 65536, 0,                        \
+                    "Largest JSON request body, KiB"),                                             \
+        ITS_OPT_INT("api.max_frame_mb", T, m.max_frame_mb, "8", 1, 1024, 0,                        \
+                    "Largest pushed JPEG, MiB"),                                                   \
+        ITS_OPT_BOOL("api.require_redis", T, m.require_redis, "false", 0,                          \
+                     "/readyz fails while Redis is unreachable")
+#define ITS_API_N_OPTIONS 9
+
+/* Fill an its_api_config from loaded settings; it points into s. */
+void its_api_settings_apply(const its_api_settings *s, its_api_config *cfg);
 
 #endif

@@ -60,9 +60,10 @@ typedef enum its_bucket_set {
     X("modelmon", 5.0)                                                                             \
     X("analytics", 15.0)                                                                           \
     X("publish", 5.0)
-#define ITS_STAGE_COUNT        8
-#define ITS_E2E_BUDGET_MS      100.0
-#define ITS_METRICS_MAX_LABELS 4
+#define ITS_STAGE_COUNT         8
+#define ITS_E2E_BUDGET_MS       100.0
+#define ITS_METRICS_MAX_LABELS  4
+#define ITS_METRICS_MAX_BUCKETS 32
 
 typedef struct its_metrics its_metrics;
 typedef struct its_metric_family its_metric_family;
@@ -104,6 +105,14 @@ double its_metric_sum(const its_metric *m);
  * PromQL's histogram_quantile does; NaN without samples. */
 double its_metric_quantile(const its_metric *m, double q);
 
+/* A histogram's finite bucket bounds and cumulative counts (the last count is +Inf, so cum
+ * holds nb + 1 entries). Returns nb, or a negative ITS_E* if m is not a histogram or max is
+ * too small. For windowed quantiles: subtract an earlier snapshot, then
+ * its_histogram_quantile. */
+int its_metric_buckets(const its_metric *m, double *bounds, uint64_t *cum, int max);
+/* histogram_quantile over explicit cumulative counts; NaN without samples. */
+double its_histogram_quantile(const double *bounds, const uint64_t *cum, int nb, double q);
+
 /* Called at the start of every render, e.g. to sample queue depths or the GPU. */
 typedef void (*its_metrics_collect_fn)(void *ud, its_metrics *reg);
 int its_metrics_add_collector(its_metrics *reg, its_metrics_collect_fn fn, void *ud);
@@ -128,6 +137,32 @@ int its_metrics_std_flags(its_metric_id id);
 /* Budget (ms) of a stage name from ITS_STAGE_TABLE; a negative value for unknown stages. */
 double its_metrics_stage_budget_ms(const char *stage);
 const char *its_metrics_stage_name(int i);
+
+/*
+ * SPEC's AutoScalingConfig. Scale out when ANY input is above its SCALE_OUT threshold (GPU
+ * 0.90, queue 600, p99 0.080 s, error rate 0.005, CPU 0.70); scale in when ALL are below
+ * their SCALE_IN thresholds (0.50, 100, 0.060 s, 0.001, 0.30); otherwise hold. An input that
+ * is not known (no GPU, no latency samples in the window) is left out of both tests.
+ */
+typedef struct its_scaling_inputs {
+    double gpu_utilization; /* 0..1; NaN: no GPU */
+    double queue_depth;     /* largest queue */
+    double latency_p99_s;   /* NaN: no samples */
+    double error_rate;      /* errors per frame; NaN: no frames */
+    double cpu_utilization; /* 0..1; NaN: unknown */
+} its_scaling_inputs;
+
+/* +1 scale out, -1 scale in, 0 hold. */
+int its_scaling_decide(const its_scaling_inputs *in);
+/*
+ * Adds a collector that, at every render, computes the inputs over the time since the
+ * previous render from the standard metrics (gpu_utilization_percent, its_queue_depth,
+ * analytics_latency_seconds, its_errors_total / its_frames_total) and the host's CPU
+ * (/proc/stat), and sets its_scaling_recommendation. The last inputs are available through
+ * its_metrics_scaling_last for /v1/status.
+ */
+int its_metrics_scaling_attach(its_metrics *reg);
+int its_metrics_scaling_last(its_metrics *reg, its_scaling_inputs *in, int *decision);
 
 /*
  * GPU metrics through NVML, loaded with dlopen("libnvidia-ml.so.1") (or $ITS_NVML_LIBRARY) so

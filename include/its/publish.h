@@ -25,16 +25,18 @@
  *
  * Contract
  * - A publisher owns one Redis connection and is used by ONE thread (run one publisher per
- *   publisher thread). The its_publish_* calls only format into the outbox and never touch
- *   the network; its_publish_flush sends everything queued as one pipeline and reads the
- *   replies, bounded by the command timeout.
+ *   publisher thread; producers on many threads use its_publish_service, below). The its_publish_*
+ * calls only format into the outbox and never touch the network; its_publish_flush sends everything
+ * queued as one pipeline and reads the replies, bounded by the command timeout.
  * - While Redis is away, messages wait in a bounded outbox (messages and bytes); when it is
  *   full the OLDEST message is dropped and counted (its_publish_dropped_total{reason=
  *   "outbox_full"}). Flush reconnects with exponential backoff (with jitter) and drains the
  *   outbox in order. Delivery is at least once: a message whose reply was lost with the
  *   connection is sent again.
  * - A command that Redis rejects (an error reply) is not retried: it is dropped and counted
- *   (reason "redis_error") and logged.
+ *   (reason "redis_error") and logged. Error replies that mean "not now" (LOADING, BUSY,
+ *   TRYAGAIN, MASTERDOWN, CLUSTERDOWN, READONLY, NOAUTH) instead keep the message queued and
+ *   retry after the backoff, on a new connection.
  * - Strings (camera ids, windows, event types, model names) must match [A-Za-z0-9_.-]{1,64}
  *   so that they cannot break a key; JSON payloads passed in must be JSON objects.
  * - its_publisher_create sets SIGPIPE to SIG_IGN if it is at its default (hiredis writes
@@ -47,6 +49,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "its/config.h"
 #include "its/metrics.h"
 
 #define ITS_PUB_SCHEMA_VERSION 1
@@ -169,9 +172,31 @@ int its_publish_event(its_publisher *pub, const its_pub_meta *meta, const char *
 int its_publish_cache(its_publisher *pub, const its_pub_meta *meta, its_ttl_type type,
                       const char *name, double freshness, const char *payload_json);
 
+/* A message the caller built itself (itsd's own JSON), published unchanged on the channel,
+ * key, stream and TTL of its kind. It should carry the envelope fields (v, type, camera,
+ * frame, capture and publish timestamps); it must be one JSON object (only the braces are
+ * checked) without NUL bytes. */
+typedef enum its_pub_kind {
+    ITS_PUB_DETECTIONS = 0, /* its:cam:{id}:detections + :latest */
+    ITS_PUB_ANALYTICS,      /* its:cam:{id}:analytics + :analytics:{window} */
+    ITS_PUB_EVENT,          /* its:events + its:events:stream */
+    ITS_PUB_CACHE,          /* SET only, key and TTL from ttl_type/name/freshness */
+} its_pub_kind;
+
+typedef struct its_pub_raw {
+    its_pub_kind kind;
+    const char *window;    /* ITS_PUB_ANALYTICS: "1m", "15m" */
+    its_ttl_type ttl_type; /* ITS_PUB_CACHE */
+    const char *name;      /* ITS_PUB_CACHE with ITS_TTL_MODEL_BASELINES: the model */
+    double freshness;      /* ITS_PUB_CACHE: [0, 1] */
+} its_pub_raw;
+
+int its_publish_raw(its_publisher *pub, const its_pub_meta *meta, const its_pub_raw *how,
+                    const char *json, size_t len);
+
 /* Send what is queued. Returns the number of messages acknowledged (>= 0), ITS_EAGAIN while
- * waiting out the reconnect backoff, ITS_ENET when the connection failed (messages stay
- * queued), ITS_EAUTH when AUTH or SELECT was refused. */
+ * waiting out the reconnect backoff or when Redis said "not now" (READONLY, LOADING...), ITS_ENET
+ * when the connection failed (messages stay queued), ITS_EAUTH when AUTH or SELECT was refused. */
 int its_publish_flush(its_publisher *pub);
 /* Flush until the outbox is empty or timeout_ms passes (sleeping through backoffs). Returns
  * the messages acknowledged, or at the deadline the last connection error (ITS_ENET,
@@ -192,5 +217,93 @@ typedef struct its_publish_stats {
 
 /* Any thread may read the stats (they are atomics). */
 void its_publisher_get_stats(its_publisher *pub, its_publish_stats *out);
+
+/* ---- publishing from many threads ------------------------------------------------------ */
+
+/*
+ * A publisher thread behind a bounded, thread-safe queue, for callers on several threads
+ * (itsd's analytics workers):
+ *
+ *     its_publish_service *svc;
+ *     its_publish_service_create(&cfg, NULL, metrics, l1, &svc);   // starts the thread
+ *     its_pub_raw how = {.kind = ITS_PUB_DETECTIONS};
+ *     its_publish_service_submit(svc, &meta, &how, json, len);     // from any thread
+ *     its_publish_service_destroy(svc);                             // drains, then stops
+ *
+ * submit validates, copies the message into a queue slot (slots keep their capacity, so the
+ * steady state does not allocate) and returns: it never waits for Redis. When the queue is
+ * full the oldest queued message is dropped (its_publish_dropped_total{reason="queue_full"}).
+ * The thread moves queued messages into its publisher and flushes them, pipelined; while
+ * Redis is away they wait in the publisher's outbox as described above.
+ */
+typedef struct its_publish_service its_publish_service;
+
+typedef struct its_publish_service_config {
+    size_t queue_max_msgs; /* default 4096 */
+    int idle_wait_ms;      /* thread sleep when idle, default 2 */
+    int drain_timeout_ms;  /* destroy: time to deliver what is queued, default 2000 */
+} its_publish_service_config;
+
+void its_publish_service_config_default(its_publish_service_config *cfg);
+/* scfg may be NULL (defaults); metrics and l1 may be NULL. */
+int its_publish_service_create(const its_publish_config *cfg,
+                               const its_publish_service_config *scfg, its_metrics *metrics,
+                               its_cache *l1, its_publish_service **out);
+/* 0, ITS_EINVAL (bad message), ITS_ENOMEM, ITS_ECLOSED (being destroyed). */
+int its_publish_service_submit(its_publish_service *svc, const its_pub_meta *meta,
+                               const its_pub_raw *how, const char *json, size_t len);
+/* Publisher stats plus the queue's own. */
+void its_publish_service_get_stats(its_publish_service *svc, its_publish_stats *pub,
+                                   uint64_t *submitted, uint64_t *dropped_queue, size_t *queued);
+/* Delivers what it can within drain_timeout_ms, then stops the thread and frees. */
+void its_publish_service_destroy(its_publish_service *svc);
+
+/* ---- configuration rows for a program's options table (its/config.h) ------------------- */
+
+/* The "redis.*" section of a YAML configuration. An empty host means: do not publish. */
+typedef struct its_publish_settings {
+    char *host, *username, *password;
+    int port, db;
+    int connect_timeout_ms, command_timeout_ms, backoff_min_ms, backoff_max_ms;
+    int outbox_max_msgs, outbox_max_mb, stream_maxlen, max_pipeline;
+    int cache_max_entries, cache_max_mb;
+} its_publish_settings;
+
+/* Rows for a settings struct T holding an its_publish_settings member m:
+ *     static const its_option tab[] = { ITS_PUBLISH_OPTIONS(itsd_settings, redis), ... };
+ * The password is ITS_OPT_SECRET (printed as ***; ITS_REDIS_PASSWORD in the environment). */
+#define ITS_PUBLISH_OPTIONS(T, m)                                                                  \
+    ITS_OPT_STR("redis.host", T, m.host, "", 0, "Redis host; empty: do not publish"),              \
+        ITS_OPT_INT("redis.port", T, m.port, "6379", 1, 65535, 0, "Redis port"),                   \
+        ITS_OPT_STR("redis.username", T, m.username, "", 0, "Redis ACL user (Redis 6+)"),          \
+        ITS_OPT_STR("redis.password", T, m.password, "", ITS_OPT_SECRET, "Redis password"),        \
+        ITS_OPT_INT("redis.db", T, m.db, "0", 0, 1024, 0, "Redis database (SELECT)"),              \
+        ITS_OPT_INT("redis.connect_timeout_ms", T, m.connect_timeout_ms, "200", 1, 60000, 0,       \
+                    "Redis connect timeout"),                                                      \
+        ITS_OPT_INT("redis.command_timeout_ms", T, m.command_timeout_ms, "100", 1, 60000, 0,       \
+                    "Redis command timeout (bounds one pipelined round trip)"),                    \
+        ITS_OPT_INT("redis.backoff_min_ms", T, m.backoff_min_ms, "50", 0, 60000, 0,                \
+                    "First reconnect delay"),                                                      \
+        ITS_OPT_INT("redis.backoff_max_ms", T, m.backoff_max_ms, "5000", 1, 600000, 0,             \
+                    "Largest reconnect delay"),                                                    \
+        ITS_OPT_INT("redis.outbox_max_msgs", T, m.outbox_max_msgs, "10000", 1, 10000000, 0,        \
+                    "Messages kept while Redis is away (oldest dropped beyond)"),                  \
+        ITS_OPT_INT("redis.outbox_max_mb", T, m.outbox_max_mb, "32", 1, 65536, 0,                  \
+                    "Bytes kept while Redis is away, MiB"),                                        \
+        ITS_OPT_INT("redis.stream_maxlen", T, m.stream_maxlen, "100000", 1, 1000000000, 0,         \
+                    "Approximate length of its:events:stream"),                                    \
+        ITS_OPT_INT("redis.max_pipeline", T, m.max_pipeline, "256", 1, 65536, 0,                   \
+                    "Messages per pipelined round trip"),                                          \
+        ITS_OPT_INT("redis.cache_max_entries", T, m.cache_max_entries, "1000", 1, 16777216, 0,     \
+                    "Entries of the in-process L1 cache"),                                         \
+        ITS_OPT_INT("redis.cache_max_mb", T, m.cache_max_mb, "16", 1, 65536, 0,                    \
+                    "Bytes of the in-process L1 cache, MiB")
+#define ITS_PUBLISH_N_OPTIONS 15
+
+/* Fill the publisher and cache configurations from loaded settings (either may be NULL). The
+ * configurations point into s: keep s alive while they are used. Returns 1 if Redis is
+ * configured (host not empty), 0 if not. */
+int its_publish_settings_apply(const its_publish_settings *s, its_publish_config *pub,
+                               its_cache_config *cache);
 
 #endif

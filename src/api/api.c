@@ -257,6 +257,11 @@ static json_t *ms_or_null(double seconds)
     return isnan(seconds) ? json_null() : json_real(seconds * 1000.0);
 }
 
+static json_t *num_or_null(double v)
+{
+    return isfinite(v) ? json_real(v) : json_null();
+}
+
 struct stage_ctx {
     json_t *arr;
 };
@@ -362,6 +367,17 @@ static int h_status(its_api *api, its_api_response *resp)
         its_metrics_each(its_metrics_std(reg, ITS_M_FRAMES), cam_frames, cams);
         its_metrics_each(its_metrics_std(reg, ITS_M_FRAMES_DROPPED), cam_drops, cams);
         json_object_set_new(st, "cameras", cams);
+        its_scaling_inputs si;
+        int decision;
+        if (its_metrics_scaling_last(reg, &si, &decision) == 0) {
+            json_t *scale = json_pack("{s:i}", "recommendation", decision);
+            json_object_set_new(scale, "gpu_utilization", num_or_null(si.gpu_utilization));
+            json_object_set_new(scale, "queue_depth", num_or_null(si.queue_depth));
+            json_object_set_new(scale, "latency_p99_s", num_or_null(si.latency_p99_s));
+            json_object_set_new(scale, "error_rate", num_or_null(si.error_rate));
+            json_object_set_new(scale, "cpu_utilization", num_or_null(si.cpu_utilization));
+            json_object_set_new(st, "scaling", scale);
+        }
         json_object_set_new(st, "redis",
                             json_pack("{s:b,s:f,s:f}", "up", std_value(reg, ITS_M_REDIS_UP) > 0,
                                       "outbox_messages", std_value(reg, ITS_M_PUB_OUTBOX),
@@ -374,6 +390,11 @@ static int h_ready(its_api *api, its_api_response *resp)
 {
     char reason[256] = "no pipeline attached";
     int ready = api->prov.ready ? api->prov.ready(api->prov.ud, reason, sizeof reason) : 0;
+    if (ready > 0 && api->cfg.require_redis &&
+        !(api->metrics && std_value(api->metrics, ITS_M_REDIS_UP) > 0)) {
+        snprintf(reason, sizeof reason, "Redis unreachable");
+        ready = 0;
+    }
     if (ready > 0)
         return reply_json(resp, 200, json_pack("{s:b}", "ready", 1));
     reason[sizeof reason - 1] = 0;
@@ -650,4 +671,19 @@ void its_api_response_free(its_api_response *resp)
     its_free(resp->body);
     resp->body = NULL;
     resp->len = 0;
+}
+
+void its_api_settings_apply(const its_api_settings *s, its_api_config *cfg)
+{
+    its_api_config_default(cfg);
+    if (s->bind && s->bind[0])
+        cfg->bind_addr = s->bind;
+    cfg->port = s->port;
+    cfg->token = s->token && s->token[0] ? s->token : NULL;
+    cfg->threads = s->threads;
+    cfg->max_connections = s->max_connections;
+    cfg->timeout_s = s->timeout_s;
+    cfg->max_body_bytes = (size_t)s->max_body_kb << 10;
+    cfg->max_frame_bytes = (size_t)s->max_frame_mb << 20;
+    cfg->require_redis = s->require_redis;
 }

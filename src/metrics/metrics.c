@@ -18,7 +18,7 @@
 #include "its/core.h"
 #include "metrics_impl.h"
 
-#define MAX_BUCKETS    32
+#define MAX_BUCKETS    ITS_METRICS_MAX_BUCKETS
 #define MAX_COLLECTORS 16
 
 struct its_metric {
@@ -57,7 +57,8 @@ struct its_metrics {
     its_metric_family *std[ITS_M_COUNT];
     struct collector collectors[MAX_COLLECTORS];
     int ncollectors;
-    void *gpu; /* metrics_gpu.c state */
+    void *gpu;     /* gpu.c state */
+    void *scaling; /* scaling.c state */
 };
 
 static inline double from_bits(uint64_t b)
@@ -114,6 +115,7 @@ void its_metrics_destroy(its_metrics *reg)
     if (!reg)
         return;
     its__metrics_gpu_free(reg->gpu);
+    its_free(reg->scaling);
     its_metric_family *f = reg->families;
     while (f) {
         its_metric_family *n = f->next;
@@ -128,6 +130,11 @@ void its_metrics_destroy(its_metrics *reg)
 void **its__metrics_gpu_slot(its_metrics *reg)
 {
     return &reg->gpu;
+}
+
+void **its__metrics_scaling_slot(its_metrics *reg)
+{
+    return &reg->scaling;
 }
 
 /* [a-zA-Z_:][a-zA-Z0-9_:]* for metric names; labels may not use ':' nor start with "__". */
@@ -364,27 +371,45 @@ static uint64_t snapshot(const its_metric *m, uint64_t *cum)
     return total;
 }
 
-double its_metric_quantile(const its_metric *m, double q)
+double its_histogram_quantile(const double *bounds, const uint64_t *cum, int nb, double q)
 {
-    if (!m || m->fam->type != ITS_METRIC_HISTOGRAM || !(q >= 0 && q <= 1))
+    if (nb < 1 || !(q >= 0 && q <= 1))
         return NAN;
-    uint64_t cum[MAX_BUCKETS + 1];
-    uint64_t total = snapshot(m, cum);
+    uint64_t total = cum[nb];
     if (total == 0)
         return NAN;
-    const its_metric_family *f = m->fam;
     double rank = q * (double)total;
     int b = 0;
-    while (b < f->nbuckets && (double)cum[b] < rank)
+    while (b < nb && (double)cum[b] < rank)
         b++;
-    if (b == f->nbuckets) /* in +Inf: the highest finite bound, as histogram_quantile does */
-        return f->bounds[f->nbuckets - 1];
-    double lo = b ? f->bounds[b - 1] : 0.0, hi = f->bounds[b];
+    if (b == nb) /* in +Inf: the highest finite bound, as histogram_quantile does */
+        return bounds[nb - 1];
+    double lo = b ? bounds[b - 1] : 0.0, hi = bounds[b];
     if (b == 0 && hi <= 0)
         return hi;
     double below = b ? (double)cum[b - 1] : 0.0;
     double in = (double)cum[b] - below;
     return in > 0 ? lo + (hi - lo) * (rank - below) / in : hi;
+}
+
+double its_metric_quantile(const its_metric *m, double q)
+{
+    if (!m || m->fam->type != ITS_METRIC_HISTOGRAM)
+        return NAN;
+    uint64_t cum[MAX_BUCKETS + 1];
+    snapshot(m, cum);
+    return its_histogram_quantile(m->fam->bounds, cum, m->fam->nbuckets, q);
+}
+
+int its_metric_buckets(const its_metric *m, double *bounds, uint64_t *cum, int max)
+{
+    if (!m || m->fam->type != ITS_METRIC_HISTOGRAM || !bounds || !cum)
+        return ITS_EINVAL;
+    if (max < m->fam->nbuckets + 1)
+        return ITS_ERANGE;
+    memcpy(bounds, m->fam->bounds, (size_t)m->fam->nbuckets * sizeof(double));
+    snapshot(m, cum);
+    return m->fam->nbuckets;
 }
 
 int its_metrics_add_collector(its_metrics *reg, its_metrics_collect_fn fn, void *ud)

@@ -41,4 +41,9 @@ void its__json_num(its__buf *b, double v);                 /* null for NaN/Inf *
 /* One RESP array command: *argc, then each argument as a bulk string. */
 void its__resp_cmd(its__buf *b, int argc, const char *const *argv, const size_t *lens);
 
+struct its_pub_meta;
+struct its_pub_raw;
+int its__publish_raw_check(const struct its_pub_meta *meta, const struct its_pub_raw *how,
+                           const char *json, size_t len, size_t *start, size_t *end);
+
 #endif

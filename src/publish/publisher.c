@@ -52,6 +52,8 @@ struct its_publisher {
     _Atomic size_t outbox_msgs, outbox_bytes;
     atomic_int connected;
     /* metrics */
+    its_metric *m_invalid, *m_nomem; /* its_errors_total{module="publish"} */
+    uint64_t last_reject_log_ns;
     its_metric *m_sent[K_COUNT], *m_drop_outbox, *m_drop_large, *m_drop_redis, *m_outbox,
         *m_outbox_bytes, *m_reconnects, *m_connect_fail, *m_up, *m_e2e, *m_stage;
 };
@@ -158,6 +160,9 @@ int its_publisher_create(const its_publish_config *cfg, its_metrics *metrics, it
             its_metrics_series(its_metrics_std(metrics, ITS_M_PUB_CONNECT_FAIL), NULL);
         p->m_up = its_metrics_series(its_metrics_std(metrics, ITS_M_REDIS_UP), NULL);
         p->m_e2e = its_metrics_series(its_metrics_std(metrics, ITS_M_LATENCY), NULL);
+        f = its_metrics_std(metrics, ITS_M_ERRORS);
+        p->m_invalid = its_metrics_series_v(f, "publish", its_errname(ITS_EINVAL));
+        p->m_nomem = its_metrics_series_v(f, "publish", its_errname(ITS_ENOMEM));
         p->m_stage = its_metrics_series_v(its_metrics_std(metrics, ITS_M_STAGE_LATENCY), "publish");
     }
     *out = p;
@@ -349,8 +354,101 @@ static its__buf *cmd_buf(its_publisher *p)
     return &p->cmds;
 }
 
-int its_publish_detections(its_publisher *p, const its_pub_meta *meta,
-                           const its_pub_detection *dets, int n)
+/* The commands of each kind, around the message already in p->json. */
+static int tail_detections(its_publisher *p, const its_pub_meta *meta)
+{
+    its__buf *cmds = cmd_buf(p);
+    int base = p->cfg.ttl_base_s[ITS_TTL_LATEST];
+    int ttl = its_publish_adaptive_ttl_s(base, age_freshness(meta, base));
+    const char *ch = cam_key(p, meta->camera_id, ":detections", NULL);
+    if (!ch || p->json.err)
+        return ITS_ENOMEM;
+    add_publish(p, cmds, ch);
+    const char *key = cam_key(p, meta->camera_id, ":latest", NULL);
+    if (!key)
+        return ITS_ENOMEM;
+    add_set(p, cmds, key, ttl);
+    return enqueue(p, cmds, 2, K_DETECTIONS, meta);
+}
+
+static int tail_analytics(its_publisher *p, const its_pub_meta *meta, const char *window)
+{
+    its__buf *cmds = cmd_buf(p);
+    int base = p->cfg.ttl_base_s[ITS_TTL_ANALYTICS];
+    int ttl = its_publish_adaptive_ttl_s(base, age_freshness(meta, base));
+    const char *ch = cam_key(p, meta->camera_id, ":analytics", NULL);
+    if (!ch || p->json.err)
+        return ITS_ENOMEM;
+    add_publish(p, cmds, ch);
+    const char *key = cam_key(p, meta->camera_id, ":analytics:", window);
+    if (!key)
+        return ITS_ENOMEM;
+    add_set(p, cmds, key, ttl);
+    return enqueue(p, cmds, 2, K_ANALYTICS, meta);
+}
+
+static int tail_event(its_publisher *p, const its_pub_meta *meta)
+{
+    if (p->json.err)
+        return p->json.err;
+    its__buf *cmds = cmd_buf(p);
+    add_publish(p, cmds, "its:events");
+    char maxlen[24];
+    int n = snprintf(maxlen, sizeof maxlen, "%ld", p->cfg.stream_maxlen);
+    const char *argv[] = {"XADD",   "its:events:stream", "MAXLEN", "~", maxlen, "*", "json",
+                          p->json.p};
+    size_t lens[] = {4, 17, 6, 1, (size_t)n, 1, 4, p->json.len};
+    its__resp_cmd(cmds, 8, argv, lens);
+    return enqueue(p, cmds, 2, K_EVENT, meta);
+}
+
+/* The key of a cache-only type into p->key, and the message type name. */
+static int cache_key(its_publisher *p, const its_pub_meta *meta, its_ttl_type type,
+                     const char *name, const char **tname)
+{
+    switch (type) {
+    case ITS_TTL_QUALITY_SCORES:
+    case ITS_TTL_PREDICTIONS_SHORT:
+    case ITS_TTL_PREDICTIONS_LONG:
+        if (!its_publish_valid_id(meta->camera_id) || (name && !its_publish_valid_id(name)))
+            return ITS_EINVAL;
+        *tname = type == ITS_TTL_QUALITY_SCORES      ? "quality"
+                 : type == ITS_TTL_PREDICTIONS_SHORT ? "predictions_short"
+                                                     : "predictions_long";
+        cam_key(p, meta->camera_id,
+                type == ITS_TTL_QUALITY_SCORES      ? ":quality"
+                : type == ITS_TTL_PREDICTIONS_SHORT ? ":predictions:short"
+                                                    : ":predictions:long",
+                NULL);
+        break;
+    case ITS_TTL_MODEL_BASELINES:
+        if (!its_publish_valid_id(name) ||
+            (meta->camera_id && !its_publish_valid_id(meta->camera_id)))
+            return ITS_EINVAL;
+        *tname = "model_baseline";
+        its__buf_reset(&p->key);
+        its__buf_str(&p->key, "its:model:");
+        its__buf_str(&p->key, name);
+        its__buf_str(&p->key, ":baseline");
+        break;
+    default:
+        return ITS_EINVAL;
+    }
+    return p->key.err ? ITS_ENOMEM : 0;
+}
+
+static int tail_cache(its_publisher *p, const its_pub_meta *meta, its_ttl_type type,
+                      double freshness)
+{
+    if (p->json.err)
+        return p->json.err;
+    its__buf *cmds = cmd_buf(p);
+    add_set(p, cmds, p->key.p, its_publish_adaptive_ttl_s(p->cfg.ttl_base_s[type], freshness));
+    return enqueue(p, cmds, 1, K_CACHE, meta);
+}
+
+static int do_detections(its_publisher *p, const its_pub_meta *meta, const its_pub_detection *dets,
+                         int n)
 {
     if (!p || !meta || !its_publish_valid_id(meta->camera_id) || n < 0 || (n && !dets))
         return ITS_EINVAL;
@@ -385,22 +483,11 @@ int its_publish_detections(its_publisher *p, const its_pub_meta *meta,
         its__buf_put(b, "}", 1);
     }
     its__buf_str(b, "]}");
-    its__buf *cmds = cmd_buf(p);
-    int base = p->cfg.ttl_base_s[ITS_TTL_LATEST];
-    int ttl = its_publish_adaptive_ttl_s(base, age_freshness(meta, base));
-    const char *ch = cam_key(p, meta->camera_id, ":detections", NULL);
-    if (!ch || b->err)
-        return ITS_ENOMEM;
-    add_publish(p, cmds, ch);
-    const char *key = cam_key(p, meta->camera_id, ":latest", NULL);
-    if (!key)
-        return ITS_ENOMEM;
-    add_set(p, cmds, key, ttl);
-    return enqueue(p, cmds, 2, K_DETECTIONS, meta);
+    return tail_detections(p, meta);
 }
 
-int its_publish_analytics(its_publisher *p, const its_pub_meta *meta, const char *window,
-                          const char *payload_json)
+static int do_analytics(its_publisher *p, const its_pub_meta *meta, const char *window,
+                        const char *payload_json)
 {
     if (!p || !meta || !its_publish_valid_id(meta->camera_id) || !its_publish_valid_id(window) ||
         !payload_ok(payload_json))
@@ -410,24 +497,11 @@ int its_publish_analytics(its_publisher *p, const its_pub_meta *meta, const char
     its__json_key(b, "window", 0);
     its__json_str(b, window);
     finish_with_data(b, payload_json);
-    if (b->err)
-        return b->err;
-    its__buf *cmds = cmd_buf(p);
-    int base = p->cfg.ttl_base_s[ITS_TTL_ANALYTICS];
-    int ttl = its_publish_adaptive_ttl_s(base, age_freshness(meta, base));
-    const char *ch = cam_key(p, meta->camera_id, ":analytics", NULL);
-    if (!ch)
-        return ITS_ENOMEM;
-    add_publish(p, cmds, ch);
-    const char *key = cam_key(p, meta->camera_id, ":analytics:", window);
-    if (!key)
-        return ITS_ENOMEM;
-    add_set(p, cmds, key, ttl);
-    return enqueue(p, cmds, 2, K_ANALYTICS, meta);
+    return tail_analytics(p, meta, window);
 }
 
-int its_publish_event(its_publisher *p, const its_pub_meta *meta, const char *event_type,
-                      const char *payload_json)
+static int do_event(its_publisher *p, const its_pub_meta *meta, const char *event_type,
+                    const char *payload_json)
 {
     if (!p || !meta || !its_publish_valid_id(meta->camera_id) ||
         !its_publish_valid_id(event_type) || !payload_ok(payload_json))
@@ -437,69 +511,98 @@ int its_publish_event(its_publisher *p, const its_pub_meta *meta, const char *ev
     its__json_key(b, "event", 0);
     its__json_str(b, event_type);
     finish_with_data(b, payload_json);
-    if (b->err)
-        return b->err;
-    its__buf *cmds = cmd_buf(p);
-    add_publish(p, cmds, "its:events");
-    char maxlen[24];
-    int n = snprintf(maxlen, sizeof maxlen, "%ld", p->cfg.stream_maxlen);
-    const char *argv[] = {"XADD", "its:events:stream", "MAXLEN", "~", maxlen, "*", "json", b->p};
-    size_t lens[] = {4, 17, 6, 1, (size_t)n, 1, 4, b->len};
-    its__resp_cmd(cmds, 8, argv, lens);
-    return enqueue(p, cmds, 2, K_EVENT, meta);
+    return tail_event(p, meta);
 }
 
-int its_publish_cache(its_publisher *p, const its_pub_meta *meta, its_ttl_type type,
-                      const char *name, double freshness, const char *payload_json)
+static int do_cache(its_publisher *p, const its_pub_meta *meta, its_ttl_type type, const char *name,
+                    double freshness, const char *payload_json)
 {
     if (!p || !meta || !payload_ok(payload_json))
         return ITS_EINVAL;
-    const char *key = NULL, *tname = NULL;
-    switch (type) {
-    case ITS_TTL_QUALITY_SCORES:
-    case ITS_TTL_PREDICTIONS_SHORT:
-    case ITS_TTL_PREDICTIONS_LONG:
-        if (!its_publish_valid_id(meta->camera_id))
-            return ITS_EINVAL;
-        tname = type == ITS_TTL_QUALITY_SCORES      ? "quality"
-                : type == ITS_TTL_PREDICTIONS_SHORT ? "predictions_short"
-                                                    : "predictions_long";
-        key = cam_key(p, meta->camera_id,
-                      type == ITS_TTL_QUALITY_SCORES      ? ":quality"
-                      : type == ITS_TTL_PREDICTIONS_SHORT ? ":predictions:short"
-                                                          : ":predictions:long",
-                      NULL);
-        break;
-    case ITS_TTL_MODEL_BASELINES:
-        if (!its_publish_valid_id(name) ||
-            (meta->camera_id && !its_publish_valid_id(meta->camera_id)))
-            return ITS_EINVAL;
-        tname = "model_baseline";
-        its__buf_reset(&p->key);
-        its__buf_str(&p->key, "its:model:");
-        its__buf_str(&p->key, name);
-        its__buf_str(&p->key, ":baseline");
-        key = p->key.err ? NULL : p->key.p;
-        break;
-    default:
-        return ITS_EINVAL;
-    }
-    if (!key)
-        return ITS_ENOMEM;
+    const char *tname = NULL;
+    int rc = cache_key(p, meta, type, name, &tname);
+    if (rc < 0)
+        return rc;
     its__buf *b = &p->json;
     envelope(b, tname, meta);
     if (name) {
-        if (!its_publish_valid_id(name))
-            return ITS_EINVAL;
         its__json_key(b, "name", 0);
         its__json_str(b, name);
     }
     finish_with_data(b, payload_json);
-    if (b->err)
-        return b->err;
-    its__buf *cmds = cmd_buf(p);
-    add_set(p, cmds, key, its_publish_adaptive_ttl_s(p->cfg.ttl_base_s[type], freshness));
-    return enqueue(p, cmds, 1, K_CACHE, meta);
+    return tail_cache(p, meta, type, freshness);
+}
+
+/* Checks a caller-built message without a publisher: ITS_EINVAL or 0; *start and *end
+ * delimit the JSON object without surrounding white space. */
+int its__publish_raw_check(const its_pub_meta *meta, const its_pub_raw *how, const char *json,
+                           size_t len, size_t *start, size_t *end)
+{
+    if (!meta || !how || !json || len < 2 || memchr(json, 0, len))
+        return ITS_EINVAL;
+    size_t a = 0, z = len;
+    while (a < z && (json[a] == ' ' || json[a] == '\n' || json[a] == '\r' || json[a] == '\t'))
+        a++;
+    while (z > a && (json[z - 1] == ' ' || json[z - 1] == '\n' || json[z - 1] == '\r' ||
+                     json[z - 1] == '\t'))
+        z--;
+    if (z - a < 2 || json[a] != '{' || json[z - 1] != '}')
+        return ITS_EINVAL;
+    int ok;
+    switch (how->kind) {
+    case ITS_PUB_DETECTIONS:
+    case ITS_PUB_EVENT:
+        ok = its_publish_valid_id(meta->camera_id);
+        break;
+    case ITS_PUB_ANALYTICS:
+        ok = its_publish_valid_id(meta->camera_id) && its_publish_valid_id(how->window);
+        break;
+    case ITS_PUB_CACHE:
+        if (how->ttl_type == ITS_TTL_MODEL_BASELINES)
+            ok = its_publish_valid_id(how->name) &&
+                 (!meta->camera_id || its_publish_valid_id(meta->camera_id));
+        else
+            ok = (how->ttl_type == ITS_TTL_QUALITY_SCORES ||
+                  how->ttl_type == ITS_TTL_PREDICTIONS_SHORT ||
+                  how->ttl_type == ITS_TTL_PREDICTIONS_LONG) &&
+                 its_publish_valid_id(meta->camera_id) &&
+                 (!how->name || its_publish_valid_id(how->name));
+        break;
+    default:
+        ok = 0;
+    }
+    if (!ok)
+        return ITS_EINVAL;
+    *start = a;
+    *end = z;
+    return 0;
+}
+
+/* A message built by the caller, published unchanged through the same commands. */
+static int do_raw(its_publisher *p, const its_pub_meta *meta, const its_pub_raw *how,
+                  const char *json, size_t len)
+{
+    size_t a, z;
+    if (!p || its__publish_raw_check(meta, how, json, len, &a, &z) < 0)
+        return ITS_EINVAL;
+    if (how->kind == ITS_PUB_CACHE) {
+        const char *tname;
+        int rc = cache_key(p, meta, how->ttl_type, how->name, &tname);
+        if (rc < 0)
+            return rc;
+    }
+    its__buf_reset(&p->json);
+    its__buf_put(&p->json, json + a, z - a);
+    switch (how->kind) {
+    case ITS_PUB_DETECTIONS:
+        return tail_detections(p, meta);
+    case ITS_PUB_ANALYTICS:
+        return tail_analytics(p, meta, how->window);
+    case ITS_PUB_EVENT:
+        return tail_event(p, meta);
+    default:
+        return tail_cache(p, meta, how->ttl_type, how->freshness);
+    }
 }
 
 /* ---- connection ------------------------------------------------------------------------ */
@@ -593,6 +696,18 @@ static void connection_lost(its_publisher *p)
     p->next_attempt_ns = its_now_ns() + backoff_ns(p);
 }
 
+/* Error replies that say "not now" rather than "never": a server loading its data set, a
+ * busy script, a replica or a cluster in failover, a password set since we connected. */
+static int transient_error(const char *e)
+{
+    static const char *const prefixes[] = {"LOADING",     "BUSY",     "TRYAGAIN", "MASTERDOWN",
+                                           "CLUSTERDOWN", "READONLY", "NOAUTH"};
+    for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
+        if (!strncmp(e, prefixes[i], strlen(prefixes[i])))
+            return 1;
+    return 0;
+}
+
 /* One pipelined round: up to max_pipeline messages. Returns messages confirmed, or
  * ITS_ENET after losing the connection. */
 static int flush_round(its_publisher *p)
@@ -615,6 +730,16 @@ static int flush_round(its_publisher *p)
                 connection_lost(p);
                 update_outbox_gauges(p);
                 return ITS_ENET;
+            }
+            if (r->type == REDIS_REPLY_ERROR && transient_error(r->str)) {
+                /* Not this message's fault: keep it (and the rest) and retry later. */
+                its_logw("publish", NULL, "Redis not accepting writes (%s); retrying", r->str);
+                freeReplyObject(r);
+                disconnect(p);
+                p->failures = 1;
+                p->next_attempt_ns = its_now_ns() + backoff_ns(p);
+                update_outbox_gauges(p);
+                return ITS_EAGAIN;
             }
             if (r->type == REDIS_REPLY_ERROR) {
                 rejected = 1;
@@ -704,4 +829,92 @@ void its_publisher_get_stats(its_publisher *p, its_publish_stats *out)
     out->outbox_msgs = atomic_load(&p->outbox_msgs);
     out->outbox_bytes = atomic_load(&p->outbox_bytes);
     out->connected = atomic_load(&p->connected);
+}
+
+int its_publish_settings_apply(const its_publish_settings *s, its_publish_config *pub,
+                               its_cache_config *cache)
+{
+    int enabled = s->host && s->host[0];
+    if (pub) {
+        its_publish_config_default(pub);
+        if (enabled)
+            pub->host = s->host;
+        pub->port = s->port;
+        pub->username = s->username && s->username[0] ? s->username : NULL;
+        pub->password = s->password && s->password[0] ? s->password : NULL;
+        pub->db = s->db;
+        pub->connect_timeout_ms = s->connect_timeout_ms;
+        pub->command_timeout_ms = s->command_timeout_ms;
+        pub->backoff_min_ms = s->backoff_min_ms;
+        pub->backoff_max_ms = s->backoff_max_ms;
+        pub->outbox_max_msgs = (size_t)s->outbox_max_msgs;
+        pub->outbox_max_bytes = (size_t)s->outbox_max_mb << 20;
+        pub->stream_maxlen = s->stream_maxlen;
+        pub->max_pipeline = s->max_pipeline;
+    }
+    if (cache) {
+        its_cache_config_default(cache);
+        cache->max_entries = (size_t)s->cache_max_entries;
+        cache->max_bytes = (size_t)s->cache_max_mb << 20;
+        cache->host = enabled ? s->host : NULL;
+        cache->port = s->port;
+        cache->username = s->username && s->username[0] ? s->username : NULL;
+        cache->password = s->password && s->password[0] ? s->password : NULL;
+        cache->db = s->db;
+        cache->connect_timeout_ms = s->connect_timeout_ms;
+        cache->command_timeout_ms = s->command_timeout_ms;
+    }
+    return enabled;
+}
+
+/* Every refused message is counted (its_errors_total{module="publish",kind=...}) and logged
+ * at most once a second; the caller also gets the code. Outbox drops are counted where they
+ * happen. */
+static int rejected(its_publisher *p, const its_pub_meta *meta, const char *what, int rc)
+{
+    if (rc >= 0 || !p)
+        return rc;
+    if (rc == ITS_EINVAL)
+        its_metric_inc(p->m_invalid);
+    else if (rc == ITS_ENOMEM)
+        its_metric_inc(p->m_nomem);
+    uint64_t now = its_now_ns();
+    if (now - p->last_reject_log_ns > ITS_NS_PER_S) {
+        p->last_reject_log_ns = now;
+        its_logw("publish",
+                 meta && meta->camera_id && its_publish_valid_id(meta->camera_id) ? meta->camera_id
+                                                                                  : NULL,
+                 "%s message refused: %s", what, its_strerror(rc));
+    }
+    return rc;
+}
+
+int its_publish_detections(its_publisher *p, const its_pub_meta *meta,
+                           const its_pub_detection *dets, int n)
+{
+    return rejected(p, meta, "detections", do_detections(p, meta, dets, n));
+}
+
+int its_publish_analytics(its_publisher *p, const its_pub_meta *meta, const char *window,
+                          const char *payload_json)
+{
+    return rejected(p, meta, "analytics", do_analytics(p, meta, window, payload_json));
+}
+
+int its_publish_event(its_publisher *p, const its_pub_meta *meta, const char *event_type,
+                      const char *payload_json)
+{
+    return rejected(p, meta, "event", do_event(p, meta, event_type, payload_json));
+}
+
+int its_publish_cache(its_publisher *p, const its_pub_meta *meta, its_ttl_type type,
+                      const char *name, double freshness, const char *payload_json)
+{
+    return rejected(p, meta, "cache", do_cache(p, meta, type, name, freshness, payload_json));
+}
+
+int its_publish_raw(its_publisher *p, const its_pub_meta *meta, const its_pub_raw *how,
+                    const char *json, size_t len)
+{
+    return rejected(p, meta, "raw", do_raw(p, meta, how, json, len));
 }

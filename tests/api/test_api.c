@@ -6,6 +6,7 @@
 #include <jansson.h>
 #include <math.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -247,10 +248,28 @@ static void test_status(void **state)
     assert_float_equal(json_number_value(json_object_get(cam, "fps")), 29.5, 0);
     assert_float_equal(json_number_value(json_object_get(cam, "frames")), 1000, 0);
     assert_float_equal(json_number_value(json_object_get(cam, "drops")), 5, 0);
+    assert_null(json_object_get(j, "scaling")); /* no scaling collector attached yet */
     json_t *e2e = json_object_get(j, "end_to_end");
     assert_float_equal(json_number_value(json_object_get(e2e, "budget_ms")), 100, 0);
     assert_true(json_is_null(json_object_get(e2e, "p99_ms")));
     json_decref(j);
+
+    /* With the scaling collector: after two scrapes, the decision and its inputs. */
+    assert_int_equal(its_metrics_scaling_attach(reg), 0);
+    for (int i = 0; i < 2; i++) {
+        r = get("/metrics");
+        free(r.body);
+        its_metric_set(its_metrics_series_v(its_metrics_std(reg, ITS_M_QUEUE_DEPTH), "batch"), 650);
+    }
+    r = get("/v1/status");
+    j = body_json(&r);
+    free(r.body);
+    json_t *sc = json_object_get(j, "scaling");
+    assert_non_null(sc);
+    assert_float_equal(json_number_value(json_object_get(sc, "queue_depth")), 650, 0);
+    assert_int_equal(json_integer_value(json_object_get(sc, "recommendation")), 1);
+    json_decref(j);
+    its_metric_set(its_metrics_series_v(its_metrics_std(reg, ITS_M_QUEUE_DEPTH), "batch"), 0);
 }
 
 static void test_auth(void **state)
@@ -390,8 +409,19 @@ static void test_malformed_and_oversized(void **state)
     free(chunked);
     /* A body on a GET is not expected. */
     expect(http("GET", "/v1/cameras", NULL, "application/json", "{}", 2), 413, "payload_too_large");
+    /* Headers larger than the connection's memory: refused by the HTTP layer (431 or 413),
+     * and the server stays up. */
+    size_t hl = 64 * 1024;
+    char *hugehead = malloc(hl + 128);
+    int hn = snprintf(hugehead, 128, "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ");
+    memset(hugehead + hn, 'a', hl);
+    snprintf(hugehead + hn + hl, 32, "\r\nConnection: close\r\n\r\n");
+    http_resp r = http_raw(hugehead, NULL, 0);
+    assert_true(r.status == 431 || r.status == 413 || r.status == 414);
+    free(r.body);
+    free(hugehead);
     /* Garbage instead of HTTP: the server answers 400 and stays up. */
-    http_resp r = http_raw("NOT HTTP AT ALL\r\n\r\n", NULL, 0);
+    r = http_raw("NOT HTTP AT ALL\r\n\r\n", NULL, 0);
     assert_int_equal(r.status, 400);
     free(r.body);
     expect(get("/healthz"), 200, NULL);
@@ -512,6 +542,115 @@ static void test_bind_policy(void **state)
     its_api_destroy(a);
 }
 
+/* Raw request without cmocka asserts (safe off the main thread); returns the status. */
+static int quick_status(const char *head, const void *body, size_t len)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    int status = -1;
+    if (write(fd, head, strlen(head)) == (ssize_t)strlen(head) &&
+        (len == 0 || write(fd, body, len) == (ssize_t)len)) {
+        char buf[256];
+        ssize_t n = read(fd, buf, sizeof buf - 1);
+        if (n > 0) {
+            buf[n] = 0;
+            if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1)
+                status = -1;
+        }
+        while (read(fd, buf, sizeof buf) > 0) {
+        }
+    }
+    close(fd);
+    return status;
+}
+
+static int ok_count;
+static pthread_mutex_t ok_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void *client_thread(void *arg)
+{
+    (void)arg;
+    static const uint8_t jpeg[] = {0xff, 0xd8, 0xff, 0xe0, 0, 16, 'J', 'F', 'I', 'F'};
+    char post[512];
+    snprintf(post, sizeof post,
+             "POST /v1/cameras/conc/frames HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+             "Authorization: Bearer " TOKEN "\r\nContent-Type: image/jpeg\r\n"
+             "Content-Length: %zu\r\n\r\n",
+             sizeof jpeg);
+    static const char *const gets[] = {
+        "GET /v1/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "GET /v1/cameras HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    };
+    int ok = 0;
+    for (int i = 0; i < 40; i++) {
+        int st =
+            i % 4 == 3 ? quick_status(post, jpeg, sizeof jpeg) : quick_status(gets[i % 4], NULL, 0);
+        ok += (i % 4 == 3 && st == 202) || (i % 4 != 3 && st == 200);
+    }
+    pthread_mutex_lock(&ok_lock);
+    ok_count += ok;
+    pthread_mutex_unlock(&ok_lock);
+    return NULL;
+}
+
+static void test_concurrent_clients(void **state)
+{
+    expect(post_json("POST", "/v1/cameras", TOKEN, "{\"id\":\"conc\",\"url\":\"push\"}"), 201,
+           NULL);
+    int before = table.frames_pushed;
+    pthread_t t[4];
+    ok_count = 0;
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, client_thread, NULL), 0);
+    /* Meanwhile the "pipeline" keeps updating metrics, lock-free. */
+    its_metric *m = its_metrics_series_v(its_metrics_std(reg, ITS_M_FRAMES), "conc");
+    for (int i = 0; i < 100000; i++)
+        its_metric_inc(m);
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    assert_int_equal(ok_count, 4 * 40);
+    assert_int_equal(table.frames_pushed, before + 4 * 10);
+    expect(http("DELETE", "/v1/cameras/conc", TOKEN, NULL, NULL, 0), 200, NULL);
+}
+
+static void test_ready_requires_redis(void **state)
+{
+    its_api_config cfg;
+    its_api_config_default(&cfg);
+    cfg.require_redis = 1;
+    its_api_provider prov = camera_table_provider(&table);
+    its_api *a = NULL;
+    assert_int_equal(its_api_create(&cfg, &prov, reg, NULL, &a), 0);
+    table.ready = 1;
+    its_metric *up = its_metrics_series(its_metrics_std(reg, ITS_M_REDIS_UP), NULL);
+    its_metric_set(up, 0);
+    its_api_request req = {.method = "GET", .path = "/readyz"};
+    its_api_response resp;
+    assert_int_equal(its_api_handle(a, &req, &resp), 0);
+    assert_int_equal(resp.status, 503);
+    assert_non_null(strstr(resp.body, "Redis unreachable"));
+    its_api_response_free(&resp);
+    its_metric_set(up, 1); /* what the publisher sets once connected */
+    assert_int_equal(its_api_handle(a, &req, &resp), 0);
+    assert_int_equal(resp.status, 200);
+    its_api_response_free(&resp);
+    table.ready = 0; /* the model still decides first */
+    assert_int_equal(its_api_handle(a, &req, &resp), 0);
+    assert_int_equal(resp.status, 503);
+    assert_non_null(strstr(resp.body, "model not loaded"));
+    its_api_response_free(&resp);
+    table.ready = 1;
+    its_metric_set(up, 0);
+    its_api_destroy(a);
+}
+
 static void test_request_counter(void **state)
 {
     its_metric *m =
@@ -525,11 +664,18 @@ int main(void)
 {
     signal(SIGPIPE, SIG_IGN); /* the client writes bodies the server may refuse early */
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_health_ready), cmocka_unit_test(test_metrics_endpoint),
-        cmocka_unit_test(test_status),       cmocka_unit_test(test_auth),
-        cmocka_unit_test(test_cameras_crud), cmocka_unit_test(test_malformed_and_oversized),
-        cmocka_unit_test(test_frames),       cmocka_unit_test(test_analytics),
-        cmocka_unit_test(test_bind_policy),  cmocka_unit_test(test_request_counter),
+        cmocka_unit_test(test_health_ready),
+        cmocka_unit_test(test_metrics_endpoint),
+        cmocka_unit_test(test_status),
+        cmocka_unit_test(test_auth),
+        cmocka_unit_test(test_cameras_crud),
+        cmocka_unit_test(test_malformed_and_oversized),
+        cmocka_unit_test(test_frames),
+        cmocka_unit_test(test_analytics),
+        cmocka_unit_test(test_bind_policy),
+        cmocka_unit_test(test_request_counter),
+        cmocka_unit_test(test_concurrent_clients),
+        cmocka_unit_test(test_ready_requires_redis),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -239,12 +239,101 @@ static void test_gpu_absent_is_not_an_error(void **state)
     its_metrics_destroy(reg);
 }
 
+static void test_scaling_decision(void **state)
+{
+    /* SPEC AutoScalingConfig: out if ANY above SCALE_OUT, in if ALL below SCALE_IN. */
+    const its_scaling_inputs low = {0.40, 50, 0.050, 0.0005, 0.20};
+    its_scaling_inputs in = low;
+    assert_int_equal(its_scaling_decide(&in), -1);
+    in = low, in.gpu_utilization = 0.95;
+    assert_int_equal(its_scaling_decide(&in), 1);
+    in = low, in.queue_depth = 601;
+    assert_int_equal(its_scaling_decide(&in), 1);
+    in = low, in.latency_p99_s = 0.081;
+    assert_int_equal(its_scaling_decide(&in), 1);
+    in = low, in.error_rate = 0.006;
+    assert_int_equal(its_scaling_decide(&in), 1);
+    in = low, in.cpu_utilization = 0.71;
+    assert_int_equal(its_scaling_decide(&in), 1);
+    in = low, in.queue_depth = 600; /* at the trigger: not above it, not below 100 */
+    assert_int_equal(its_scaling_decide(&in), 0);
+    in = low, in.latency_p99_s = 0.070;
+    assert_int_equal(its_scaling_decide(&in), 0);
+    in = low, in.gpu_utilization = 0.50; /* scale in needs strictly below */
+    assert_int_equal(its_scaling_decide(&in), 0);
+    in = low, in.gpu_utilization = NAN, in.latency_p99_s = NAN; /* no GPU, no samples */
+    assert_int_equal(its_scaling_decide(&in), -1);
+}
+
+static void test_scaling_collector(void **state)
+{
+    its_metrics *reg = its_metrics_create();
+    assert_int_equal(its_metrics_std_register(reg), 0);
+    assert_int_equal(its_metrics_scaling_attach(reg), 0);
+    its_metric *rec = its_metrics_series(its_metrics_std(reg, ITS_M_SCALING), NULL);
+    its_metric *e2e = its_metrics_series(its_metrics_std(reg, ITS_M_LATENCY), NULL);
+    its_metric *q = its_metrics_series_v(its_metrics_std(reg, ITS_M_QUEUE_DEPTH), "batch");
+    its_metric *frames = its_metrics_series_v(its_metrics_std(reg, ITS_M_FRAMES), "c");
+    its_metric *errs = its_metrics_series_v(its_metrics_std(reg, ITS_M_ERRORS), "engine", "x");
+    char *out = render(reg); /* first window: primes, holds */
+    its_free(out);
+    assert_float_equal(its_metric_value(rec), 0, 0);
+
+    /* Window 2: every frame at 150 ms -> p99 in (0.12, 0.15] > 80 ms: scale out. */
+    for (int i = 0; i < 100; i++)
+        its_metric_observe(e2e, 0.14);
+    its_metric_add(frames, 100);
+    out = render(reg);
+    its_free(out);
+    its_scaling_inputs in;
+    int d;
+    assert_int_equal(its_metrics_scaling_last(reg, &in, &d), 0);
+    assert_true(in.latency_p99_s > 0.12 && in.latency_p99_s <= 0.15);
+    assert_float_equal(in.error_rate, 0, 0);
+    assert_true(isnan(in.gpu_utilization));
+    assert_int_equal(d, 1);
+    assert_float_equal(its_metric_value(rec), 1, 0);
+
+    /* Window 3: fast frames only; the slow ones of window 2 no longer count. */
+    for (int i = 0; i < 100; i++)
+        its_metric_observe(e2e, 0.004);
+    its_metric_add(frames, 100);
+    its_metric_add(errs, 2); /* 2% errors: above SPEC's 0.5% */
+    out = render(reg);
+    its_free(out);
+    assert_int_equal(its_metrics_scaling_last(reg, &in, &d), 0);
+    assert_true(in.latency_p99_s <= 0.005);
+    assert_float_equal(in.error_rate, 0.02, 1e-12);
+    assert_int_equal(d, 1);
+
+    /* Window 4: nothing processed, queue above 600. */
+    its_metric_set(q, 700);
+    out = render(reg);
+    its_free(out);
+    assert_int_equal(its_metrics_scaling_last(reg, &in, &d), 0);
+    assert_true(isnan(in.latency_p99_s));
+    assert_true(isnan(in.error_rate));
+    assert_float_equal(in.queue_depth, 700, 0);
+    assert_int_equal(d, 1);
+
+    /* Window 5: quiet; the decision follows the host CPU, whatever it is now. */
+    its_metric_set(q, 10);
+    out = render(reg);
+    its_free(out);
+    assert_int_equal(its_metrics_scaling_last(reg, &in, &d), 0);
+    assert_int_equal(d, its_scaling_decide(&in));
+    assert_true(d == -1 || d == 0 || (d == 1 && in.cpu_utilization > 0.70));
+    assert_float_equal(its_metric_value(rec), d, 0);
+    its_metrics_destroy(reg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_exposition_text), cmocka_unit_test(test_registration_rules),
-        cmocka_unit_test(test_quantiles),       cmocka_unit_test(test_concurrent_updates),
-        cmocka_unit_test(test_standard_table),  cmocka_unit_test(test_gpu_absent_is_not_an_error),
+        cmocka_unit_test(test_exposition_text),  cmocka_unit_test(test_registration_rules),
+        cmocka_unit_test(test_quantiles),        cmocka_unit_test(test_concurrent_updates),
+        cmocka_unit_test(test_standard_table),   cmocka_unit_test(test_gpu_absent_is_not_an_error),
+        cmocka_unit_test(test_scaling_decision), cmocka_unit_test(test_scaling_collector),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -27,6 +27,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     its_redis_stop(&srv, SIGTERM);
+    its_redis_cleanup(&srv);
     return 0;
 }
 
@@ -280,9 +281,54 @@ static void test_schema_channels_keys_ttls(void **state)
     its_metrics_destroy(reg);
 }
 
+/* ARCHITECTURE §2: nothing on the hot path allocates after start-up. Once the outbox slots,
+ * scratch buffers and L1 entries have their size, publishing and flushing frame after frame
+ * makes no its_malloc call (hiredis' own reply objects aside). */
+static void test_steady_state_does_not_allocate(void **state)
+{
+    its_metrics *reg = its_metrics_create();
+    assert_int_equal(its_metrics_std_register(reg), 0);
+    its_cache *l1 = NULL;
+    assert_int_equal(its_cache_create(NULL, reg, &l1), 0);
+    its_publisher *p = make_pub(reg, l1, 0, NULL, 64);
+    static const char *const cams[] = {"cam-a", "cam-b", "cam-c", "cam-d"};
+    its_pub_detection dets[3] = {
+        {2, "car", 0.9f, 0.1f, 0.1f, 0.2f, 0.2f, 1},
+        {7, "truck", 0.8f, 0.5f, 0.5f, 0.3f, 0.3f, 2},
+        {0, "person", 0.7f, 0.2f, 0.6f, 0.05f, 0.1f, 3},
+    };
+    uint64_t before = 0;
+    for (int round = 0; round < 300; round++) {
+        if (round == 100)
+            before = its_alloc_count();
+        for (int c = 0; c < 4; c++) {
+            its_pub_meta m = {cams[c], (uint64_t)(1000 + round), its_wall_ns(), its_now_ns()};
+            assert_int_equal(its_publish_detections(p, &m, dets, 3), 0);
+            if (round % 10 == 0) {
+                assert_int_equal(its_publish_analytics(p, &m, "1m", "{\"flow_vph\":1200}"), 0);
+                assert_int_equal(its_publish_event(p, &m, "line_crossing", "{\"line\":\"n\"}"), 0);
+            }
+        }
+        assert_true(its_publish_flush(p) >= 4);
+    }
+    assert_int_equal(its_alloc_count(), before);
+    its_publish_stats st;
+    its_publisher_get_stats(p, &st);
+    assert_int_equal(st.sent, st.enqueued);
+    redisContext *c = client(0);
+    redisReply *r = redisCommand(c, "DEL its:events:stream");
+    freeReplyObject(r);
+    redisFree(c);
+    its_publisher_destroy(p);
+    its_cache_destroy(l1);
+    its_metrics_destroy(reg);
+}
+
 static void test_invalid_input(void **state)
 {
-    its_publisher *p = make_pub(NULL, NULL, 0, NULL, 0);
+    its_metrics *reg = its_metrics_create();
+    assert_int_equal(its_metrics_std_register(reg), 0);
+    its_publisher *p = make_pub(reg, NULL, 0, NULL, 0);
     its_pub_meta bad = {"cam 1", 1, its_wall_ns(), its_now_ns()};
     its_pub_meta ok = {"cam-1", 1, its_wall_ns(), its_now_ns()};
     assert_int_equal(its_publish_detections(p, &bad, NULL, 0), ITS_EINVAL);
@@ -297,6 +343,22 @@ static void test_invalid_input(void **state)
     its_publish_stats st;
     its_publisher_get_stats(p, &st);
     assert_int_equal(st.enqueued, 0);
+    its_metric *inval =
+        its_metrics_series_v(its_metrics_std(reg, ITS_M_ERRORS), "publish", "ITS_EINVAL");
+    assert_float_equal(its_metric_value(inval), 8, 0); /* every refusal counted */
+    /* Out of memory while formatting: refused and counted, nothing half-queued. */
+    its_alloc_fail_after(ITS_MOD_PUBLISH, 0, -1);
+    its_pub_detection many[64];
+    memset(many, 0, sizeof many);
+    int rc = its_publish_detections(p, &ok, many, 64);
+    its_alloc_fail_reset();
+    assert_int_equal(rc, ITS_ENOMEM);
+    its_publisher_get_stats(p, &st);
+    assert_int_equal(st.enqueued, 0);
+    assert_int_equal(st.outbox_msgs, 0);
+    assert_float_equal(its_metric_value(its_metrics_series_v(its_metrics_std(reg, ITS_M_ERRORS),
+                                                             "publish", "ITS_ENOMEM")),
+                       1, 0);
     /* A payload Redis accepts but whose key holds the wrong type is rejected by Redis,
      * counted and not retried. */
     redisContext *c = client(0);
@@ -311,6 +373,7 @@ static void test_invalid_input(void **state)
     freeReplyObject(r);
     redisFree(c);
     its_publisher_destroy(p);
+    its_metrics_destroy(reg);
 
     its_publish_config cfg;
     its_publish_config_default(&cfg);
@@ -415,6 +478,7 @@ static void test_auth_and_db(void **state)
 
     its_publisher_destroy(p);
     its_metrics_destroy(reg);
+    its_redis_cleanup(&sec);
     srv = saved;
 }
 
@@ -487,6 +551,87 @@ static void test_outage_and_recovery(void **state)
     its_metrics_destroy(reg);
 }
 
+/* A Redis that stops answering (SIGSTOP) must not hang the publisher: the flush gives up
+ * after the command timeout, keeps the message, and delivers it once Redis answers again. */
+static void test_command_timeout(void **state)
+{
+    its_publish_config cfg;
+    its_publish_config_default(&cfg);
+    cfg.port = srv.port;
+    cfg.command_timeout_ms = 100;
+    cfg.backoff_min_ms = 5;
+    cfg.backoff_max_ms = 20;
+    its_publisher *p = NULL;
+    assert_int_equal(its_publisher_create(&cfg, NULL, NULL, &p), 0);
+    its_pub_meta m = {"cam-t", 1, its_wall_ns(), its_now_ns()};
+    assert_int_equal(its_publish_event(p, &m, "tick", "{\"n\":1}"), 0);
+    assert_int_equal(its_publish_flush(p), 1);
+
+    kill(srv.pid, SIGSTOP);
+    m.frame = 2;
+    assert_int_equal(its_publish_event(p, &m, "tick", "{\"n\":2}"), 0);
+    uint64_t t0 = its_now_ns();
+    assert_int_equal(its_publish_flush(p), ITS_ENET);
+    uint64_t took = its_now_ns() - t0;
+    assert_true(took >= 90 * ITS_NS_PER_MS && took < 1000 * ITS_NS_PER_MS);
+    its_publish_stats st;
+    its_publisher_get_stats(p, &st);
+    assert_int_equal(st.outbox_msgs, 1);
+    kill(srv.pid, SIGCONT);
+
+    assert_int_equal(its_publish_drain(p, 3000), 1);
+    /* At least once: the stalled copy may have been executed too. */
+    redisContext *c = client(0);
+    redisReply *r = redisCommand(c, "XRANGE its:events:stream - +");
+    int twos = 0;
+    for (size_t i = 0; i < r->elements; i++)
+        twos += strstr(r->element[i]->element[1]->element[1]->str, "\"n\":2") != NULL;
+    assert_true(twos >= 1 && twos <= 2);
+    freeReplyObject(r);
+    r = redisCommand(c, "DEL its:events:stream");
+    freeReplyObject(r);
+    redisFree(c);
+    its_publisher_destroy(p);
+}
+
+/* A server that refuses writes for a while (here: turned into a read-only replica, as in a
+ * failover) keeps the messages queued instead of dropping them as rejected. */
+static void test_transient_refusal(void **state)
+{
+    its_publish_config cfg;
+    its_publish_config_default(&cfg);
+    cfg.port = srv.port;
+    cfg.backoff_min_ms = 5;
+    cfg.backoff_max_ms = 20;
+    its_publisher *p = NULL;
+    assert_int_equal(its_publisher_create(&cfg, NULL, NULL, &p), 0);
+    its_pub_meta m = {"cam-r", 1, its_wall_ns(), its_now_ns()};
+    assert_int_equal(its_publish_detections(p, &m, NULL, 0), 0);
+    assert_int_equal(its_publish_flush(p), 1);
+    redisContext *c = client(0);
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "REPLICAOF 127.0.0.1 %d", its_redis_free_port());
+    redisReply *r = redisCommand(c, cmd);
+    assert_int_equal(r->type, REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    m.frame = 2;
+    assert_int_equal(its_publish_detections(p, &m, NULL, 0), 0);
+    assert_int_equal(its_publish_flush(p), ITS_EAGAIN); /* SET: READONLY */
+    its_publish_stats st;
+    its_publisher_get_stats(p, &st);
+    assert_int_equal(st.outbox_msgs, 1);
+    assert_int_equal(st.dropped_redis_error, 0);
+    r = redisCommand(c, "REPLICAOF NO ONE");
+    freeReplyObject(r);
+    assert_int_equal(its_publish_drain(p, 3000), 1);
+    long long ttl;
+    json_t *j = get_json(c, "its:cam:cam-r:latest", &ttl);
+    assert_int_equal(json_integer_value(json_object_get(j, "frame")), 2);
+    json_decref(j);
+    redisFree(c);
+    its_publisher_destroy(p);
+}
+
 static void test_no_server(void **state)
 {
     its_publish_config cfg;
@@ -516,10 +661,13 @@ int main(void)
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_schema_channels_keys_ttls),
+        cmocka_unit_test(test_steady_state_does_not_allocate),
         cmocka_unit_test(test_invalid_input),
         cmocka_unit_test(test_stream_maxlen),
         cmocka_unit_test(test_auth_and_db),
         cmocka_unit_test(test_outage_and_recovery),
+        cmocka_unit_test(test_command_timeout),
+        cmocka_unit_test(test_transient_refusal),
         cmocka_unit_test(test_no_server),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -1,0 +1,133 @@
+/*
+ * its/video.h - a small synchronous video reader on FFmpeg (libavformat, libavcodec,
+ * libswscale): open a file or URL, read decoded frames as packed 8-bit RGB or BGR.
+ *
+ *     its_video_opts o = {.pixfmt = ITS_PIX_BGR24};
+ *     its_video_t *v;
+ *     char err[256];
+ *     if (its_video_open("traffic.mp4", &o, &v, err, sizeof err) < 0) {
+ *         fprintf(stderr, "%s\n", err);    // "traffic.mp4: cannot open: No such file ..."
+ *         return;
+ *     }
+ *     its_video_frame f;
+ *     int rc;
+ *     while ((rc = its_video_read(v, &f)) == 1)
+ *         use(f.data, f.width, f.height, f.stride, f.pts_ns);  // valid until the next read
+ *     if (rc != ITS_EEOF)
+ *         fprintf(stderr, "%s\n", its_video_error(v));
+ *     its_video_close(v);
+ *
+ * Inputs: anything libavformat opens - files (MP4, MKV, AVI, TS, raw H.264, a single JPEG or
+ * PNG image), rtsp:// (TCP transport by default), http(s)://, HLS playlists (.m3u8).
+ *
+ * Contract:
+ * - One thread at a time uses a reader; its_video_interrupt may be called from any thread
+ *   (a signal handler excepted) and makes a blocked open/read return ITS_ECLOSED soon after.
+ * - its_video_read returns 1 with a frame, ITS_EEOF at the end of the input, or a negative
+ *   ITS_E* code: ITS_ETIMEDOUT (no data for timeout_ms), ITS_ENET (connection lost),
+ *   ITS_EDECODE (too many corrupt packets in a row, max_bad_packets), ITS_ECLOSED
+ *   (interrupted). The reason is in its_video_error(). After an error other than
+ *   ITS_EDECODE, reopen the input to continue (the reader does not reconnect by itself).
+ * - Corrupt packets that the decoder rejects are skipped and counted (its_video_stats), so a
+ *   damaged stretch loses frames, never the stream, unless it lasts max_bad_packets packets.
+ * - The frame size may change mid-stream; each frame reports its own width and height.
+ *   Frames larger than max_width x max_height are scaled down to fit, keeping their aspect.
+ * - its_video_read's frame points into the reader's own buffer, valid until the next read or
+ *   close. its_video_read_into converts into a caller buffer instead (no copy, no allocation
+ *   per frame once the size is known: the reader allocates only when the frame size changes).
+ * - Timestamps: pts_ns is the frame's presentation time in ns since the stream's start
+ *   (from the best-effort timestamp; frames without one get the previous one plus a frame
+ *   period). Wall/monotonic capture time is the caller's business (its_now_ns at read).
+ */
+#ifndef ITS_VIDEO_H
+#define ITS_VIDEO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct its_video its_video_t;
+
+typedef enum its_pixfmt {
+    ITS_PIX_RGB24 = 0, /* packed R,G,B bytes */
+    ITS_PIX_BGR24 = 1, /* packed B,G,R bytes (OpenCV order) */
+} its_pixfmt;
+
+typedef struct its_video_opts {
+    its_pixfmt pixfmt;   /* output layout; default RGB24 */
+    int max_width;       /* frames wider/taller are scaled down to fit; 0: 4096 */
+    int max_height;      /* 0: 4096 */
+    int timeout_ms;      /* network open/read timeout; 0: 5000 */
+    int rtsp_udp;        /* 1: RTSP over UDP; default 0 = TCP interleaved */
+    int threads;         /* decoder threads; 0: 1 (the pipeline parallelises across cameras) */
+    int max_bad_packets; /* consecutive undecodable packets before ITS_EDECODE; 0: 200 */
+    const char *format;  /* force a demuxer ("mjpeg", "h264"...); NULL: probe */
+} its_video_opts;
+
+typedef struct its_video_frame {
+    uint8_t *data;  /* packed pixels, stride bytes per row */
+    int width;      /* pixels */
+    int height;     /* pixels */
+    int stride;     /* bytes per row (width * 3 for read_into) */
+    int64_t pts_ns; /* presentation time since stream start, ns */
+    uint64_t index; /* 0-based count of frames returned since open/rewind */
+} its_video_frame;
+
+typedef struct its_video_info {
+    int width, height;  /* first video stream's coded size (0 if unknown before decoding) */
+    double fps;         /* nominal frame rate, 0 if unknown */
+    double duration_s;  /* 0 if unknown (live streams) */
+    int64_t n_frames;   /* container's frame count, 0 if unknown */
+    const char *codec;  /* decoder name ("h264") */
+    const char *format; /* demuxer name ("mov,mp4,m4a,3gp,3g2,mj2") */
+    int seekable;       /* 1 if its_video_rewind can work */
+} its_video_info;
+
+typedef struct its_video_stats {
+    uint64_t frames;         /* frames returned */
+    uint64_t packets;        /* video packets read */
+    uint64_t bad_packets;    /* packets the demuxer or decoder rejected (skipped) */
+    uint64_t corrupt_frames; /* frames returned with concealed decoding errors */
+    uint64_t size_changes;   /* times the frame size changed */
+    uint64_t bytes;          /* demuxed bytes of video packets */
+} its_video_stats;
+
+/* Open and probe; find the best video stream and open its decoder. err gets
+ * "<url>: <what>: <reason>". Errors: ITS_ENOENT (no such file), ITS_EDECODE (not a video or
+ * no decoder), ITS_ENET, ITS_ETIMEDOUT, ITS_ECLOSED, ITS_ENOMEM. opts may be NULL. */
+int its_video_open(const char *url, const its_video_opts *opts, its_video_t **out, char *err,
+                   size_t errlen);
+/* NULL is a no-op. */
+void its_video_close(its_video_t *v);
+
+/* Next frame into the reader's buffer: 1, ITS_EEOF, or an error (see the contract). */
+int its_video_read(its_video_t *v, its_video_frame *f);
+/*
+ * libswscale's SIMD converters may write a few bytes past the last row of a packed picture
+ * whose width is not a multiple of their vector width. Buffers with ITS_VIDEO_PAD spare bytes
+ * beyond the picture are converted into directly; smaller ones go through the reader's own
+ * buffer and one copy.
+ */
+#define ITS_VIDEO_PAD 256
+
+/* Next frame converted into dst (capacity cap bytes, rows of width*3). If the frame needs
+ * more than cap bytes it is dropped and ITS_ERANGE returned, with f's width/height set. */
+int its_video_read_into(its_video_t *v, uint8_t *dst, size_t cap, its_video_frame *f);
+
+/* Seek back to the start (for looping files). ITS_EUNSUPPORTED on unseekable inputs. */
+int its_video_rewind(its_video_t *v);
+
+/* Make a blocked or later open/read return ITS_ECLOSED. Any thread; async-signal-unsafe. */
+void its_video_interrupt(its_video_t *v);
+
+int its_video_get_info(const its_video_t *v, its_video_info *out);
+void its_video_get_stats(const its_video_t *v, its_video_stats *out);
+/* The last error's text, "" if none. */
+const char *its_video_error(const its_video_t *v);
+
+/* Bytes of a packed 8-bit 3-channel frame. */
+static inline size_t its_video_frame_bytes(int width, int height)
+{
+    return (size_t)width * (size_t)height * 3;
+}
+
+#endif

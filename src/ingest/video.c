@@ -1,0 +1,574 @@
+/*
+ * The FFmpeg video reader behind its/video.h.
+ *
+ * Blocking I/O in libavformat is bounded by an interrupt callback that FFmpeg polls while it
+ * waits: it fires when the reader is interrupted (shutdown) or when the current operation has
+ * run past its deadline (a stalled camera). Each open/read sets the deadline afresh, so a
+ * slow but living stream is fine and a dead one returns ITS_ETIMEDOUT within about
+ * timeout_ms.
+ *
+ * Decoding errors are expected on real cameras (packet loss, a truncated upload), so a packet
+ * that the decoder rejects is counted and skipped rather than ending the stream. Only a long
+ * run of them, or a long run of packets with no picture at all, makes the input undecodable.
+ *
+ * FFmpeg's own log lines go to our log at debug level: the reader counts the errors and the
+ * source above it logs once per incident with the camera's name, which is what an operator
+ * needs, rather than one line per damaged macroblock.
+ */
+#include "its/video.h"
+
+#include <libavcodec/avcodec.h>
+#include <libavformat/avformat.h>
+#include <libavutil/imgutils.h>
+#include <libswscale/swscale.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "its/alloc.h"
+#include "its/clock.h"
+#include "its/error.h"
+#include "its/log.h"
+
+#define DEFAULT_MAX_DIM    4096
+#define DEFAULT_TIMEOUT_MS 5000
+#define DEFAULT_MAX_BAD    200
+/* Packets without any decoded picture, as a multiple of max_bad_packets: long GOPs on a
+ * stream joined mid-way legitimately give a few hundred packets before the first keyframe. */
+#define NO_FRAME_FACTOR 4
+
+struct its_video {
+    AVFormatContext *fmt;
+    AVCodecContext *dec;
+    AVPacket *pkt;
+    AVFrame *frame;
+    struct SwsContext *sws;
+    int stream;
+    int network;
+    int eof_sent;
+    its_video_opts opts;
+    char url[512];
+    char err[640];
+
+    /* interrupt state, read by FFmpeg's callback on the reader's thread */
+    atomic_int interrupted;
+    uint64_t deadline_ns;
+    int timed_out;
+
+    /* conversion state: the key of the current sws context */
+    int src_w, src_h, src_fmt, src_cs, src_range;
+    int out_w, out_h;
+    int last_w, last_h; /* last decoded source size, for size_changes */
+
+    uint8_t *buf; /* its_video_read's frame buffer */
+    size_t buf_cap;
+
+    int64_t start_pts;
+    int64_t last_pts;
+    int64_t period_pts; /* one frame in stream time base units, 0 if unknown */
+    uint64_t index;
+    unsigned consecutive_bad;
+    unsigned since_frame;
+    its_video_stats stats;
+};
+
+static void ff_log(void *avcl, int level, const char *fmt, va_list ap)
+{
+    if (level > AV_LOG_ERROR || its_log_get_level() > ITS_LOG_DEBUG)
+        return;
+    char line[512];
+    vsnprintf(line, sizeof line, fmt, ap);
+    size_t n = strlen(line);
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        line[--n] = 0;
+    if (n)
+        its_logd("ffmpeg", NULL, "%s", line);
+}
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+
+static void global_init(void)
+{
+    av_log_set_callback(ff_log);
+    avformat_network_init();
+}
+
+static int interrupt_cb(void *opaque)
+{
+    its_video_t *v = opaque;
+    if (atomic_load_explicit(&v->interrupted, memory_order_relaxed))
+        return 1;
+    if (v->deadline_ns && its_now_ns() > v->deadline_ns) {
+        v->timed_out = 1;
+        return 1;
+    }
+    return 0;
+}
+
+static void arm(its_video_t *v)
+{
+    v->timed_out = 0;
+    v->deadline_ns = its_now_ns() + (uint64_t)v->opts.timeout_ms * ITS_NS_PER_MS;
+}
+
+static int set_err(its_video_t *v, int code, const char *what, int averr)
+{
+    char reason[128];
+    if (averr)
+        av_strerror(averr, reason, sizeof reason);
+    else
+        snprintf(reason, sizeof reason, "%s", its_strerror(code));
+    snprintf(v->err, sizeof v->err, "%.400s: %.80s: %.127s", v->url, what, reason);
+    return code;
+}
+
+/* Map an FFmpeg error from I/O to our codes, telling interrupts from timeouts. */
+static int map_io_error(its_video_t *v, int averr)
+{
+    if (averr == AVERROR_EXIT || averr == AVERROR(EINTR)) {
+        if (atomic_load(&v->interrupted))
+            return ITS_ECLOSED;
+        if (v->timed_out)
+            return ITS_ETIMEDOUT;
+    }
+    if (averr == AVERROR(ETIMEDOUT))
+        return ITS_ETIMEDOUT;
+    if (averr == AVERROR(ENOENT))
+        return ITS_ENOENT;
+    if (averr == AVERROR(ENOMEM))
+        return ITS_ENOMEM;
+    if (averr == AVERROR_INVALIDDATA || averr == AVERROR_DECODER_NOT_FOUND ||
+        averr == AVERROR_DEMUXER_NOT_FOUND || averr == AVERROR_STREAM_NOT_FOUND)
+        return ITS_EDECODE;
+    return v->network ? ITS_ENET : ITS_EIO;
+}
+
+static int is_network_url(const char *url)
+{
+    const char *p = strstr(url, "://");
+    if (!p)
+        return 0;
+    return !(p - url == 4 && strncmp(url, "file", 4) == 0);
+}
+
+int its_video_open(const char *url, const its_video_opts *opts, its_video_t **out, char *err,
+                   size_t errlen)
+{
+    pthread_once(&init_once, global_init);
+    *out = NULL;
+    if (!url || !*url) {
+        if (err && errlen)
+            snprintf(err, errlen, "video: empty url");
+        return ITS_EINVAL;
+    }
+    its_video_t *v = its_calloc(ITS_MOD_INGEST, 1, sizeof *v);
+    if (!v) {
+        if (err && errlen)
+            snprintf(err, errlen, "%s: out of memory", url);
+        return ITS_ENOMEM;
+    }
+    if (opts)
+        v->opts = *opts;
+    if (v->opts.max_width <= 0)
+        v->opts.max_width = DEFAULT_MAX_DIM;
+    if (v->opts.max_height <= 0)
+        v->opts.max_height = DEFAULT_MAX_DIM;
+    if (v->opts.timeout_ms <= 0)
+        v->opts.timeout_ms = DEFAULT_TIMEOUT_MS;
+    if (v->opts.threads <= 0)
+        v->opts.threads = 1;
+    if (v->opts.max_bad_packets <= 0)
+        v->opts.max_bad_packets = DEFAULT_MAX_BAD;
+    v->opts.format = NULL; /* not kept: the caller's string may go away */
+    snprintf(v->url, sizeof v->url, "%s", url);
+    v->network = is_network_url(url);
+    v->stream = -1;
+    v->start_pts = AV_NOPTS_VALUE;
+    v->last_pts = AV_NOPTS_VALUE;
+    v->src_fmt = -1;
+    atomic_init(&v->interrupted, 0);
+
+    int rc = 0, ret;
+    AVDictionary *dict = NULL;
+    v->fmt = avformat_alloc_context();
+    v->pkt = av_packet_alloc();
+    v->frame = av_frame_alloc();
+    if (!v->fmt || !v->pkt || !v->frame) {
+        rc = set_err(v, ITS_ENOMEM, "open", 0);
+        goto fail;
+    }
+    v->fmt->interrupt_callback.callback = interrupt_cb;
+    v->fmt->interrupt_callback.opaque = v;
+    if (strncmp(url, "rtsp://", 7) == 0 || strncmp(url, "rtsps://", 8) == 0)
+        av_dict_set(&dict, "rtsp_transport", v->opts.rtsp_udp ? "udp" : "tcp", 0);
+    const AVInputFormat *ifmt = NULL;
+    if (opts && opts->format) {
+        ifmt = av_find_input_format(opts->format);
+        if (!ifmt) {
+            rc = set_err(v, ITS_EINVAL, "open", 0);
+            snprintf(v->err, sizeof v->err, "%.400s: unknown input format '%.64s'", url,
+                     opts->format);
+            goto fail;
+        }
+    }
+    arm(v);
+    ret = avformat_open_input(&v->fmt, url, ifmt, &dict);
+    if (ret < 0) {
+        /* avformat_open_input frees the context on failure */
+        rc = set_err(v, map_io_error(v, ret), "cannot open", ret);
+        goto fail;
+    }
+    arm(v);
+    ret = avformat_find_stream_info(v->fmt, NULL);
+    if (ret < 0) {
+        rc = set_err(v, map_io_error(v, ret), "cannot read stream info", ret);
+        goto fail;
+    }
+    const AVCodec *codec = NULL;
+    ret = av_find_best_stream(v->fmt, AVMEDIA_TYPE_VIDEO, -1, -1, &codec, 0);
+    if (ret < 0) {
+        rc = set_err(v, ITS_EDECODE, "no decodable video stream", ret);
+        goto fail;
+    }
+    v->stream = ret;
+    for (unsigned i = 0; i < v->fmt->nb_streams; i++)
+        if ((int)i != v->stream)
+            v->fmt->streams[i]->discard = AVDISCARD_ALL;
+    AVStream *st = v->fmt->streams[v->stream];
+    v->dec = avcodec_alloc_context3(codec);
+    if (!v->dec) {
+        rc = set_err(v, ITS_ENOMEM, "decoder", 0);
+        goto fail;
+    }
+    ret = avcodec_parameters_to_context(v->dec, st->codecpar);
+    if (ret < 0) {
+        rc = set_err(v, ITS_EDECODE, "decoder parameters", ret);
+        goto fail;
+    }
+    v->dec->thread_count = v->opts.threads;
+    v->dec->pkt_timebase = st->time_base;
+    ret = avcodec_open2(v->dec, codec, NULL);
+    if (ret < 0) {
+        rc = set_err(v, ITS_EDECODE, "cannot open decoder", ret);
+        goto fail;
+    }
+    AVRational fr = av_guess_frame_rate(v->fmt, st, NULL);
+    if (fr.num > 0 && fr.den > 0)
+        v->period_pts = av_rescale_q(1, av_inv_q(fr), st->time_base);
+    if (st->start_time != AV_NOPTS_VALUE)
+        v->start_pts = st->start_time;
+    v->deadline_ns = 0;
+    av_dict_free(&dict);
+    *out = v;
+    return 0;
+
+fail:
+    av_dict_free(&dict);
+    if (err && errlen)
+        snprintf(err, errlen, "%s", v->err);
+    its_video_close(v);
+    return rc;
+}
+
+void its_video_close(its_video_t *v)
+{
+    if (!v)
+        return;
+    sws_freeContext(v->sws);
+    avcodec_free_context(&v->dec);
+    avformat_close_input(&v->fmt);
+    av_frame_free(&v->frame);
+    av_packet_free(&v->pkt);
+    its_free(v->buf);
+    its_free(v);
+}
+
+void its_video_interrupt(its_video_t *v)
+{
+    if (v)
+        atomic_store(&v->interrupted, 1);
+}
+
+/* Deprecated "J" formats mean full-range YUV; swscale wants the plain format plus a range. */
+static enum AVPixelFormat unjay(enum AVPixelFormat f, int *full)
+{
+    switch (f) {
+    case AV_PIX_FMT_YUVJ420P:
+        *full = 1;
+        return AV_PIX_FMT_YUV420P;
+    case AV_PIX_FMT_YUVJ422P:
+        *full = 1;
+        return AV_PIX_FMT_YUV422P;
+    case AV_PIX_FMT_YUVJ444P:
+        *full = 1;
+        return AV_PIX_FMT_YUV444P;
+    case AV_PIX_FMT_YUVJ440P:
+        *full = 1;
+        return AV_PIX_FMT_YUV440P;
+    default:
+        return f;
+    }
+}
+
+static void fit(int w, int h, int max_w, int max_h, int *ow, int *oh)
+{
+    if (w <= max_w && h <= max_h) {
+        *ow = w;
+        *oh = h;
+        return;
+    }
+    double s = (double)max_w / w;
+    if ((double)max_h / h < s)
+        s = (double)max_h / h;
+    *ow = (int)(w * s);
+    *oh = (int)(h * s);
+    if (*ow < 1)
+        *ow = 1;
+    if (*oh < 1)
+        *oh = 1;
+}
+
+/* (Re)build the swscale context when the decoded frame's geometry or format changes. */
+static int prepare_sws(its_video_t *v, const AVFrame *fr)
+{
+    int full = fr->color_range == AVCOL_RANGE_JPEG;
+    enum AVPixelFormat sf = unjay((enum AVPixelFormat)fr->format, &full);
+    int cs = fr->colorspace;
+    if (v->sws && fr->width == v->src_w && fr->height == v->src_h && (int)sf == v->src_fmt &&
+        cs == v->src_cs && full == v->src_range)
+        return 0;
+    if (v->last_w && (fr->width != v->last_w || fr->height != v->last_h))
+        v->stats.size_changes++;
+    v->last_w = fr->width;
+    v->last_h = fr->height;
+    int ow, oh;
+    fit(fr->width, fr->height, v->opts.max_width, v->opts.max_height, &ow, &oh);
+    enum AVPixelFormat df = v->opts.pixfmt == ITS_PIX_BGR24 ? AV_PIX_FMT_BGR24 : AV_PIX_FMT_RGB24;
+    sws_freeContext(v->sws);
+    v->sws = sws_getContext(fr->width, fr->height, sf, ow, oh, df, SWS_BILINEAR, NULL, NULL, NULL);
+    if (!v->sws) {
+        v->src_fmt = -1;
+        return set_err(v, ITS_EDECODE, "unsupported pixel format",
+                       AVERROR(EINVAL)); /* counted by the caller */
+    }
+    int sws_cs = SWS_CS_DEFAULT;
+    if (cs == AVCOL_SPC_BT709)
+        sws_cs = SWS_CS_ITU709;
+    else if (cs == AVCOL_SPC_BT2020_NCL || cs == AVCOL_SPC_BT2020_CL)
+        sws_cs = SWS_CS_BT2020;
+    const int *coef = sws_getCoefficients(sws_cs);
+    /* Conversions from RGB-like inputs ignore this (and report an error we can ignore). */
+    sws_setColorspaceDetails(v->sws, coef, full, coef, 1, 0, 1 << 16, 1 << 16);
+    v->src_w = fr->width;
+    v->src_h = fr->height;
+    v->src_fmt = sf;
+    v->src_cs = cs;
+    v->src_range = full;
+    v->out_w = ow;
+    v->out_h = oh;
+    return 0;
+}
+
+static void stamp(its_video_t *v, const AVFrame *fr, its_video_frame *f)
+{
+    AVStream *st = v->fmt->streams[v->stream];
+    int64_t pts = fr->best_effort_timestamp;
+    if (pts == AV_NOPTS_VALUE)
+        pts = v->last_pts == AV_NOPTS_VALUE ? 0 : v->last_pts + v->period_pts;
+    if (v->start_pts == AV_NOPTS_VALUE)
+        v->start_pts = pts;
+    v->last_pts = pts;
+    f->pts_ns = av_rescale_q(pts - v->start_pts, st->time_base, (AVRational){1, 1000000000});
+    f->index = v->index++;
+}
+
+/* Decode until a picture is ready in v->frame: 1, ITS_EEOF or an error. */
+static int decode_next(its_video_t *v)
+{
+    unsigned max_bad = (unsigned)v->opts.max_bad_packets;
+    for (;;) {
+        if (atomic_load_explicit(&v->interrupted, memory_order_relaxed))
+            return set_err(v, ITS_ECLOSED, "read", 0);
+        int ret = avcodec_receive_frame(v->dec, v->frame);
+        if (ret == 0) {
+            v->consecutive_bad = 0;
+            v->since_frame = 0;
+            return 1;
+        }
+        if (ret == AVERROR_EOF)
+            return ITS_EEOF;
+        if (ret != AVERROR(EAGAIN)) {
+            /* a decoding error surfaced at output: count it like a bad packet */
+            v->stats.bad_packets++;
+            if (++v->consecutive_bad >= max_bad)
+                return set_err(v, ITS_EDECODE, "too many undecodable packets", ret);
+            continue;
+        }
+        if (v->eof_sent)
+            return ITS_EEOF;
+        arm(v);
+        ret = av_read_frame(v->fmt, v->pkt);
+        v->deadline_ns = 0;
+        if (ret == AVERROR_EOF || (ret < 0 && v->fmt->pb && avio_feof(v->fmt->pb) &&
+                                   ret != AVERROR_EXIT && !v->network)) {
+            /* end of input (a truncated file ends here too): drain the decoder */
+            v->eof_sent = 1;
+            avcodec_send_packet(v->dec, NULL);
+            continue;
+        }
+        if (ret < 0) {
+            int code = map_io_error(v, ret);
+            if (code == ITS_EDECODE) {
+                /* the demuxer found garbage; it resynchronises on the next read */
+                v->stats.bad_packets++;
+                if (++v->consecutive_bad >= max_bad)
+                    return set_err(v, ITS_EDECODE, "too many unreadable packets", ret);
+                continue;
+            }
+            return set_err(v, code, code == ITS_ETIMEDOUT ? "stalled" : "read", ret);
+        }
+        if (v->pkt->stream_index != v->stream) {
+            av_packet_unref(v->pkt);
+            continue;
+        }
+        v->stats.packets++;
+        v->stats.bytes += (uint64_t)v->pkt->size;
+        ret = avcodec_send_packet(v->dec, v->pkt);
+        av_packet_unref(v->pkt);
+        if (ret < 0 && ret != AVERROR(EAGAIN)) {
+            v->stats.bad_packets++;
+            if (++v->consecutive_bad >= max_bad)
+                return set_err(v, ITS_EDECODE, "too many undecodable packets", ret);
+        } else if (++v->since_frame >= max_bad * NO_FRAME_FACTOR) {
+            return set_err(v, ITS_EDECODE, "no picture decoded", AVERROR_INVALIDDATA);
+        }
+    }
+}
+
+static int next_frame(its_video_t *v, uint8_t *dst, size_t cap, its_video_frame *f)
+{
+    memset(f, 0, sizeof *f);
+    for (;;) {
+        int rc = decode_next(v);
+        if (rc != 1)
+            return rc;
+        AVFrame *fr = v->frame;
+        if (fr->width <= 0 || fr->height <= 0 || prepare_sws(v, fr) < 0) {
+            v->stats.bad_packets++;
+            av_frame_unref(fr);
+            if (++v->consecutive_bad >= (unsigned)v->opts.max_bad_packets)
+                return set_err(v, ITS_EDECODE, "undecodable frames", AVERROR_INVALIDDATA);
+            continue;
+        }
+        size_t need = its_video_frame_bytes(v->out_w, v->out_h);
+        f->width = v->out_w;
+        f->height = v->out_h;
+        f->stride = v->out_w * 3;
+        if (dst && cap < need) {
+            stamp(v, fr, f);
+            av_frame_unref(fr);
+            return set_err(v, ITS_ERANGE, "frame larger than the buffer", 0);
+        }
+        uint8_t *target = dst;
+        if (!dst || cap < need + ITS_VIDEO_PAD) {
+            /* the reader's buffer, padded for swscale's overshoot */
+            if (v->buf_cap < need + ITS_VIDEO_PAD) {
+                uint8_t *nb = its_aligned_alloc(ITS_MOD_INGEST, 64, need + ITS_VIDEO_PAD);
+                if (!nb) {
+                    av_frame_unref(fr);
+                    return set_err(v, ITS_ENOMEM, "frame buffer", 0);
+                }
+                its_free(v->buf);
+                v->buf = nb;
+                v->buf_cap = need + ITS_VIDEO_PAD;
+            }
+            target = v->buf;
+        }
+        uint8_t *planes[4] = {target, NULL, NULL, NULL};
+        int strides[4] = {f->stride, 0, 0, 0};
+        int h = sws_scale(v->sws, (const uint8_t *const *)fr->data, fr->linesize, 0, fr->height,
+                          planes, strides);
+        if (dst && target != dst)
+            memcpy(dst, target, need);
+        else if (!dst)
+            dst = target;
+        stamp(v, fr, f);
+        if ((fr->flags & AV_FRAME_FLAG_CORRUPT) || fr->decode_error_flags)
+            v->stats.corrupt_frames++;
+        av_frame_unref(fr);
+        if (h != v->out_h)
+            return set_err(v, ITS_EDECODE, "pixel conversion failed", AVERROR_EXTERNAL);
+        f->data = dst;
+        v->stats.frames++;
+        return 1;
+    }
+}
+
+int its_video_read(its_video_t *v, its_video_frame *f)
+{
+    return next_frame(v, NULL, 0, f);
+}
+
+int its_video_read_into(its_video_t *v, uint8_t *dst, size_t cap, its_video_frame *f)
+{
+    if (!dst)
+        return ITS_EINVAL;
+    return next_frame(v, dst, cap, f);
+}
+
+int its_video_rewind(its_video_t *v)
+{
+    if (!v->fmt->pb || !(v->fmt->pb->seekable & AVIO_SEEKABLE_NORMAL)) {
+        if (!v->fmt->iformat || !(v->fmt->iformat->flags & AVFMT_NOFILE))
+            return set_err(v, ITS_EUNSUPPORTED, "rewind", 0);
+    }
+    AVStream *st = v->fmt->streams[v->stream];
+    int64_t ts = st->start_time != AV_NOPTS_VALUE ? st->start_time : 0;
+    arm(v);
+    int ret = av_seek_frame(v->fmt, v->stream, ts, AVSEEK_FLAG_BACKWARD);
+    if (ret < 0)
+        ret = avformat_seek_file(v->fmt, -1, INT64_MIN, 0, 0, 0);
+    v->deadline_ns = 0;
+    if (ret < 0)
+        return set_err(v, ITS_EUNSUPPORTED, "rewind", ret);
+    avcodec_flush_buffers(v->dec);
+    v->eof_sent = 0;
+    v->index = 0;
+    v->last_pts = AV_NOPTS_VALUE;
+    v->start_pts = st->start_time;
+    v->consecutive_bad = 0;
+    v->since_frame = 0;
+    return 0;
+}
+
+int its_video_get_info(const its_video_t *v, its_video_info *out)
+{
+    memset(out, 0, sizeof *out);
+    AVStream *st = v->fmt->streams[v->stream];
+    out->width = st->codecpar->width;
+    out->height = st->codecpar->height;
+    AVRational fr = av_guess_frame_rate(v->fmt, st, NULL);
+    if (fr.num > 0 && fr.den > 0)
+        out->fps = av_q2d(fr);
+    if (v->fmt->duration > 0)
+        out->duration_s = (double)v->fmt->duration / AV_TIME_BASE;
+    else if (st->duration > 0)
+        out->duration_s = (double)st->duration * av_q2d(st->time_base);
+    out->n_frames = st->nb_frames;
+    out->codec = v->dec->codec ? v->dec->codec->name : "";
+    out->format = v->fmt->iformat ? v->fmt->iformat->name : "";
+    out->seekable = v->fmt->pb && (v->fmt->pb->seekable & AVIO_SEEKABLE_NORMAL);
+    return 0;
+}
+
+void its_video_get_stats(const its_video_t *v, its_video_stats *out)
+{
+    *out = v->stats;
+}
+
+const char *its_video_error(const its_video_t *v)
+{
+    return v ? v->err : "";
+}

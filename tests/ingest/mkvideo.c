@@ -1,0 +1,82 @@
+#include "mkvideo.h"
+
+#include <libavcodec/avcodec.h>
+#include <libavutil/frame.h>
+#include <errno.h>
+#include <stdio.h>
+
+static int encode_segment(FILE *f, const mkv_segment *s, int first_index)
+{
+    const AVCodec *c = avcodec_find_encoder(AV_CODEC_ID_MJPEG);
+    if (!c)
+        return AVERROR_ENCODER_NOT_FOUND;
+    AVCodecContext *enc = avcodec_alloc_context3(c);
+    AVFrame *fr = av_frame_alloc();
+    AVPacket *pkt = av_packet_alloc();
+    int ret = AVERROR(ENOMEM);
+    if (!enc || !fr || !pkt)
+        goto out;
+    enc->width = s->width;
+    enc->height = s->height;
+    enc->pix_fmt = AV_PIX_FMT_YUVJ420P;
+    enc->time_base = (AVRational){1, 25};
+    enc->color_range = AVCOL_RANGE_JPEG;
+    if ((ret = avcodec_open2(enc, c, NULL)) < 0)
+        goto out;
+    fr->format = enc->pix_fmt;
+    fr->width = s->width;
+    fr->height = s->height;
+    if ((ret = av_frame_get_buffer(fr, 0)) < 0)
+        goto out;
+    for (int i = 0; i < s->frames; i++) {
+        if ((ret = av_frame_make_writable(fr)) < 0)
+            goto out;
+        int n = first_index + i;
+        int sq = s->height / 8, sx = (n * 7) % (s->width - sq), sy = (n * 5) % (s->height - sq);
+        for (int y = 0; y < s->height; y++)
+            for (int x = 0; x < s->width; x++) {
+                int in = x >= sx && x < sx + sq && y >= sy && y < sy + sq;
+                fr->data[0][y * fr->linesize[0] + x] = in ? 235 : (uint8_t)((x + y) / 8);
+            }
+        for (int y = 0; y < s->height / 2; y++)
+            for (int x = 0; x < s->width / 2; x++) {
+                fr->data[1][y * fr->linesize[1] + x] = 128;
+                fr->data[2][y * fr->linesize[2] + x] = (uint8_t)(100 + n % 50);
+            }
+        fr->pts = n;
+        if ((ret = avcodec_send_frame(enc, fr)) < 0)
+            goto out;
+        while ((ret = avcodec_receive_packet(enc, pkt)) == 0) {
+            fwrite(pkt->data, 1, (size_t)pkt->size, f);
+            av_packet_unref(pkt);
+        }
+        if (ret != AVERROR(EAGAIN))
+            goto out;
+    }
+    avcodec_send_frame(enc, NULL);
+    while ((ret = avcodec_receive_packet(enc, pkt)) == 0) {
+        fwrite(pkt->data, 1, (size_t)pkt->size, f);
+        av_packet_unref(pkt);
+    }
+    ret = ret == AVERROR_EOF ? 0 : ret;
+out:
+    av_packet_free(&pkt);
+    av_frame_free(&fr);
+    avcodec_free_context(&enc);
+    return ret;
+}
+
+int mkv_write_mjpeg(const char *path, const mkv_segment *segs, int n_segs)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return AVERROR(errno);
+    int ret = 0, index = 0;
+    for (int i = 0; i < n_segs && ret == 0; i++) {
+        ret = encode_segment(f, &segs[i], index);
+        index += segs[i].frames;
+    }
+    if (fclose(f) != 0 && ret == 0)
+        ret = AVERROR(EIO);
+    return ret;
+}
