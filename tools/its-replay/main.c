@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,11 +140,14 @@ int main(int argc, char **argv)
                                : (e->type == ITS_EV_ZONE_ENTER || e->type == ITS_EV_ZONE_EXIT)
                                    ? scene.zones[e->index].name
                                    : "";
+            char speed[32] = "null";
+            if (isfinite(e->speed_kmh))
+                snprintf(speed, sizeof speed, "%.1f", e->speed_kmh);
             printf("{\"frame\":%llu,\"t_s\":%.3f,\"event\":\"%s\",\"where\":\"%s\",\"track\":%u,"
-                   "\"class\":\"%s\",\"direction\":%d,\"speed_kmh\":%.1f}\n",
+                   "\"class\":\"%s\",\"direction\":%d,\"speed_kmh\":%s}\n",
                    (unsigned long long)f.frame_no, (double)f.ts_ns / 1e9,
                    its_event_type_name(e->type), what, e->track_id, its_class_group_name(e->group),
-                   e->direction, e->speed_kmh);
+                   e->direction, speed);
         }
     }
     if (ferror(in)) {
