@@ -107,6 +107,11 @@ typedef struct zstate {
     uint64_t dwell_n;
 } zstate;
 
+typedef struct xkey {
+    float x;
+    int i;
+} xkey;
+
 typedef struct qitem {
     double d;
     int slot;
@@ -126,7 +131,9 @@ struct its_analytics {
     int max_tracks, max_dets;
     int fw, fh; /* frame size (push, else the scene's), 0 unknown */
     bbox speed_box;
-    its_det *dbuf;   /* push: the frame's detections after duplicate removal */
+    its_det *dbuf; /* push: the frame's detections after duplicate removal */
+    xkey *xkeys, *xkeys_tmp;
+    unsigned char *drop;
     int *dmap;       /* dbuf index -> index in the caller's frame */
     its_track *tbuf; /* push: tracks with det_index mapped back to the caller's frame */
     tstate *st;
@@ -249,6 +256,9 @@ void its_analytics_destroy(its_analytics_t *a)
     its_free(a->lane_out);
     its_free(a->q);
     its_free(a->dbuf);
+    its_free(a->xkeys);
+    its_free(a->xkeys_tmp);
+    its_free(a->drop);
     its_free(a->dmap);
     its_free(a->tbuf);
     its_free(a);
@@ -299,9 +309,13 @@ int its_analytics_create(const its_scene *scene, const its_tracker_params *tp,
     a->fh = scene->height_px;
     a->dbuf = its_malloc(ITS_MOD_ANALYTICS, (size_t)p.max_dets * sizeof(its_det));
     a->dmap = its_malloc(ITS_MOD_ANALYTICS, (size_t)p.max_dets * sizeof(int));
+    a->xkeys = its_malloc(ITS_MOD_ANALYTICS, (size_t)p.max_dets * sizeof(xkey));
+    a->xkeys_tmp = its_malloc(ITS_MOD_ANALYTICS, (size_t)p.max_dets * sizeof(xkey));
+    a->drop = its_malloc(ITS_MOD_ANALYTICS, (size_t)p.max_dets);
     a->tbuf = its_malloc(ITS_MOD_ANALYTICS, (size_t)mt * sizeof(its_track));
     if (!a->st || !a->hidx || !a->live || !a->free_slots || !a->ev || !a->speed_out ||
-        !a->lane_out || !a->q || !a->dbuf || !a->dmap || !a->tbuf) {
+        !a->lane_out || !a->q || !a->dbuf || !a->dmap || !a->tbuf || !a->xkeys || !a->xkeys_tmp ||
+        !a->drop) {
         its_analytics_destroy(a);
         return ITS_ENOMEM;
     }
@@ -810,32 +824,62 @@ int its_analytics_update(its_analytics_t *a, int64_t ts, uint64_t frame_no, cons
 
 /* Cross-class duplicates: detectors that run NMS per class can report one vehicle as a car
  * and as a truck with nearly the same box. Pairs of different classes only (same-class
- * duplicates are the detector's NMS's business); the lower score goes. */
+ * duplicates are the detector's NMS's business); the lower score goes. Detections are swept
+ * in x1 order so only boxes that overlap in x are compared. */
 static int dedupe(its_analytics_t *a, const its_det_frame *f)
 {
     int n = f->n < a->max_dets ? f->n : a->max_dets;
     float thr = (float)a->sc.params.duplicate_iou;
+    for (int i = 0; i < n; i++) {
+        a->drop[i] = 0;
+        a->xkeys[i].x = f->dets[i].x1;
+        a->xkeys[i].i = i;
+    }
+    if (thr > 0) {
+        /* bottom-up merge sort by x1 */
+        xkey *src = a->xkeys, *dst = a->xkeys_tmp;
+        for (int w = 1; w < n; w *= 2) {
+            for (int lo = 0; lo < n; lo += 2 * w) {
+                int mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
+                int i = lo, j = mid, k = lo;
+                while (i < mid && j < hi)
+                    dst[k++] = src[j].x < src[i].x ? src[j++] : src[i++];
+                while (i < mid)
+                    dst[k++] = src[i++];
+                while (j < hi)
+                    dst[k++] = src[j++];
+            }
+            xkey *t = src;
+            src = dst;
+            dst = t;
+        }
+        for (int p = 0; p < n; p++) {
+            const its_det *d = &f->dets[src[p].i];
+            for (int q = p + 1; q < n && src[q].x < d->x2; q++) {
+                const its_det *e = &f->dets[src[q].i];
+                if (e->class_id == d->class_id || e->y1 >= d->y2 || e->y2 <= d->y1)
+                    continue;
+                float iw = (d->x2 < e->x2 ? d->x2 : e->x2) - e->x1;
+                float ih = (d->y2 < e->y2 ? d->y2 : e->y2) - (d->y1 > e->y1 ? d->y1 : e->y1);
+                float in = iw * ih;
+                float un =
+                    (d->x2 - d->x1) * (d->y2 - d->y1) + (e->x2 - e->x1) * (e->y2 - e->y1) - in;
+                if (!(un > 0 && in >= thr * un))
+                    continue;
+                int lose = e->score < d->score || (e->score == d->score && src[q].i > src[p].i)
+                               ? src[q].i
+                               : src[p].i;
+                a->drop[lose] = 1;
+            }
+        }
+    }
     int m = 0;
     for (int i = 0; i < n; i++) {
-        const its_det *d = &f->dets[i];
-        int drop = 0;
-        for (int j = 0; thr > 0 && j < n && !drop; j++) {
-            const its_det *e = &f->dets[j];
-            if (j == i || e->class_id == d->class_id || e->score < d->score ||
-                (e->score == d->score && j > i) || e->x1 >= d->x2 || e->x2 <= d->x1 ||
-                e->y1 >= d->y2 || e->y2 <= d->y1)
-                continue;
-            float iw = (d->x2 < e->x2 ? d->x2 : e->x2) - (d->x1 > e->x1 ? d->x1 : e->x1);
-            float ih = (d->y2 < e->y2 ? d->y2 : e->y2) - (d->y1 > e->y1 ? d->y1 : e->y1);
-            float in = iw * ih;
-            float un = (d->x2 - d->x1) * (d->y2 - d->y1) + (e->x2 - e->x1) * (e->y2 - e->y1) - in;
-            drop = un > 0 && in >= thr * un;
-        }
-        if (drop) {
+        if (a->drop[i]) {
             a->dups++;
             continue;
         }
-        a->dbuf[m] = *d;
+        a->dbuf[m] = f->dets[i];
         a->dmap[m++] = i;
     }
     return m;
