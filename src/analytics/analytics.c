@@ -27,7 +27,8 @@
 
 typedef struct tstate {
     uint32_t id;
-    int group;
+    int group;                     /* majority of the class votes */
+    uint16_t votes[ITS_CLS_COUNT]; /* detections seen per class group */
     int64_t first_ts, last_ts;
     its_pt img, road;
     its_pt rh[HIST];
@@ -759,7 +760,12 @@ int its_analytics_update(its_analytics_t *a, int64_t ts, uint64_t frame_no, cons
             fresh = 1;
         }
         tstate *t = &a->st[slot];
-        t->group = g;
+        /* A detector often hesitates between car/truck/bus on one vehicle: the track's class is
+         * the one it was seen as most often (ties: the latest). */
+        if (t->votes[g] < UINT16_MAX)
+            t->votes[g]++;
+        if (t->votes[g] >= t->votes[t->group] || fresh)
+            t->group = g;
         t->last_ts = ts;
         t->img.x = (tr->x1 + tr->x2) * 0.5;
         t->img.y = tr->y2;
