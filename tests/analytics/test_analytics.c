@@ -318,6 +318,26 @@ static void test_duplicates(void **state)
     assert_int_equal(dups, 0);
 }
 
+/* A detector hesitating between car and truck: the track counts as what it was seen as most. */
+static void test_class_vote(void **state)
+{
+    (void)state;
+    its_scene s;
+    sim_scene(&s);
+    sim_add_line(&s, "mid", 20);
+    its_analytics_t *a = make(&s);
+    for (int f = 0; f < 90; f++) {
+        its_track t =
+            sim_track(&s, 1, f % 3 == 0 ? COCO_TRUCK : COCO_CAR, (its_pt){5, 8 + 10 * f / SIM_FPS});
+        step(a, f, &t, 1);
+    }
+    its_analytics_report rep;
+    its_analytics_get_report(a, &rep);
+    assert_int_equal(rep.lines[0].total[ITS_CLS_CAR][0], 1);
+    assert_int_equal(rep.lines[0].total[ITS_CLS_TRUCK][0], 0);
+    its_analytics_destroy(a);
+}
+
 /* Queue back from a stop line: stopped vehicles chained with gaps <= 10 m. */
 static void test_queue(void **state)
 {
@@ -734,14 +754,23 @@ static void test_no_alloc(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_straight),       cmocka_unit_test(test_turning),
-        cmocka_unit_test(test_back_and_forth), cmocka_unit_test(test_stop_and_go),
-        cmocka_unit_test(test_occlusion_gap),  cmocka_unit_test(test_crossing_paths_tracker),
-        cmocka_unit_test(test_duplicates),     cmocka_unit_test(test_queue),
-        cmocka_unit_test(test_incidents),      cmocka_unit_test(test_edge_clipping),
-        cmocka_unit_test(test_speed_zone),     cmocka_unit_test(test_zones),
-        cmocka_unit_test(test_windows),        cmocka_unit_test(test_los),
-        cmocka_unit_test(test_forecast),       cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_straight),
+        cmocka_unit_test(test_turning),
+        cmocka_unit_test(test_back_and_forth),
+        cmocka_unit_test(test_stop_and_go),
+        cmocka_unit_test(test_occlusion_gap),
+        cmocka_unit_test(test_crossing_paths_tracker),
+        cmocka_unit_test(test_duplicates),
+        cmocka_unit_test(test_class_vote),
+        cmocka_unit_test(test_queue),
+        cmocka_unit_test(test_incidents),
+        cmocka_unit_test(test_edge_clipping),
+        cmocka_unit_test(test_speed_zone),
+        cmocka_unit_test(test_zones),
+        cmocka_unit_test(test_windows),
+        cmocka_unit_test(test_los),
+        cmocka_unit_test(test_forecast),
+        cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_no_alloc),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
