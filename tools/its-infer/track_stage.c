@@ -56,7 +56,12 @@ static int start(track_ctx *t, const infer_result *r)
 static int track_frame(void *ctx, infer_result *r)
 {
     track_ctx *t = ctx;
-    int n = r->n < TRACK_MAX_DETS ? r->n : TRACK_MAX_DETS;
+    if (r->n > TRACK_MAX_DETS) { /* more than the printer's ids array: track the first ones */
+        its_logw("track", r->src->path, "frame %lld: %d detections, tracking the first %d",
+                 (long long)r->frame, r->n, TRACK_MAX_DETS);
+        r->n = TRACK_MAX_DETS;
+    }
+    int n = r->n;
     for (int i = 0; i < n; i++)
         t->ids[i] = -1;
     r->track_ids = t->ids;
