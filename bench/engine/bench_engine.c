@@ -39,6 +39,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", err);
         return 1;
     }
+    char desc[1024];
+    its_engine_describe(e, desc, sizeof desc);
+    fprintf(stderr, "%s\n", desc);
     const its_tensor_desc *in = its_model_input(m, 0);
     size_t n = (size_t)batch;
     for (int r = 1; r < in->rank; r++)

@@ -85,6 +85,7 @@ int its_engine_run(its_engine_t *e, int n, const float *input, float *const *out
  * its_engine_output_shape: the shape output i has for a batch of n (n <= max_batch).
  * its_model_n_meta / its_model_meta_at: iterate over metadata_props (strings owned by m).
  * its_model_n_nodes: nodes after the load-time passes (for a model-info dump).
+ * its_engine_describe: see below.
  */
 /* its_model_load_buffer_frozen: load with some graph inputs fixed to the given values (they
  * become constants, so shape inputs such as Reshape's shape may come from the caller). */
@@ -101,6 +102,29 @@ int its_engine_max_batch(const its_engine_t *e);
 int its_model_n_meta(const its_model_t *m);
 int its_model_meta_at(const its_model_t *m, int i, const char **key, const char **value);
 int its_model_n_nodes(const its_model_t *m);
+/* One line describing the prepared graph: backend, op counts after all passes, fusions. */
+int its_engine_describe(const its_engine_t *e, char *buf, size_t len);
+
+/* Process-wide counters for /metrics (the metrics module reads them): models loaded and
+ * rejected, engines created and refused, runs and failed runs. Thread-safe. */
+typedef struct its_engine_counters {
+    uint64_t models_loaded, models_rejected;
+    uint64_t engines_created, engines_failed;
+    uint64_t runs, runs_failed;
+} its_engine_counters;
+void its_engine_get_counters(its_engine_counters *out);
+
+/*
+ * Asynchronous runs (additive; the service's batcher uses them): its_engine_submit starts a
+ * batch like its_engine_run_io and returns at once where the backend is asynchronous (cuda:
+ * the input is copied into pinned staging, the batch's CUDA graph is launched); the input
+ * buffers may be reused as soon as it returns. its_engine_wait blocks until that batch is
+ * done and its outputs are in the `outputs` buffers given to submit (which must stay valid
+ * until then). One batch in flight per engine: a submit while one is in flight waits for it
+ * first. The cpu backend runs the batch inside submit; wait then returns at once.
+ */
+int its_engine_submit(its_engine_t *e, int n, const void *const *inputs, void *const *outputs);
+int its_engine_wait(its_engine_t *e);
 
 /* Bytes of the activation arena planned for max_batch. */
 size_t its_engine_arena_bytes(const its_engine_t *e);

@@ -13,7 +13,20 @@
 #include "ir.h"
 
 #define MAX_MODEL_BYTES ((size_t)1 << 30)
-#define MAX_PLANS       8
+
+static _Atomic uint64_t n_models_loaded, n_models_rejected, n_engines_created, n_engines_failed,
+    n_runs, n_runs_failed;
+
+void its_engine_get_counters(its_engine_counters *out)
+{
+    out->models_loaded = n_models_loaded;
+    out->models_rejected = n_models_rejected;
+    out->engines_created = n_engines_created;
+    out->engines_failed = n_engines_failed;
+    out->runs = n_runs;
+    out->runs_failed = n_runs_failed;
+}
+#define MAX_PLANS 8
 
 struct its_model {
     its_graph g;
@@ -135,11 +148,13 @@ int its_model_load_buffer_frozen(const void *data, size_t len, const its_input_v
         if (rc == ITS_ENOMEM && !err[0])
             set_err(err, errlen, "%s", "out of memory");
         its_loge("engine", NULL, "model rejected: %s", err);
+        n_models_rejected++;
         its_model_free(m);
         return rc;
     }
     its_logi("engine", NULL, "model loaded: opset %lld, %d nodes after passes, %d tensors",
              (long long)m->g.opset, m->g.n_nodes, m->g.n_tensors);
+    n_models_loaded++;
     *out = m;
     return 0;
 }
@@ -338,11 +353,13 @@ int its_engine_create(const its_model_t *m, const its_engine_opts *opts, its_eng
         if (rc == ITS_ENOMEM && !err[0])
             set_err(err, errlen, "%s", "out of memory");
         its_loge("engine", bname, "engine creation failed: %s", err);
+        n_engines_failed++;
         its_engine_destroy(e);
         return rc;
     }
     its_logi("engine", bname, "engine ready: %d nodes, batch sizes up to %d, arena %zu bytes",
              e->g.n_nodes, max_batch, b->arena_bytes(e->ctx));
+    n_engines_created++;
     *out = e;
     return 0;
 }
@@ -377,6 +394,11 @@ int its_engine_run_io(its_engine_t *e, int n, const void *const *inputs, void *c
     int rc = e->b->run(e->ctx, e->batches[p], n, inputs, outputs);
     if (rc == 0)
         rc = e->b->sync(e->ctx);
+    n_runs++;
+    if (rc < 0) {
+        n_runs_failed++;
+        its_loge("engine", e->b->name, "run of batch %d failed: %s", n, its_strerror(rc));
+    }
     return rc;
 }
 
@@ -424,4 +446,48 @@ size_t its_engine_arena_bytes(const its_engine_t *e)
 const char *its_engine_backend_name(const its_engine_t *e)
 {
     return e->b->name;
+}
+
+/* Asynchronous runs: the backend's run without its sync (see engine.h). */
+int its_engine_submit(its_engine_t *e, int n, const void *const *inputs, void *const *outputs)
+{
+    if (!e || !inputs || !outputs || n < 1)
+        return ITS_EINVAL;
+    int p = pick_plan(e, n);
+    if (p < 0)
+        return ITS_ERANGE;
+    return e->b->run(e->ctx, e->batches[p], n, inputs, outputs);
+}
+
+int its_engine_wait(its_engine_t *e)
+{
+    if (!e)
+        return ITS_EINVAL;
+    return e->b->sync(e->ctx);
+}
+
+int its_engine_describe(const its_engine_t *e, char *buf, size_t len)
+{
+    if (!e || !buf || !len)
+        return ITS_EINVAL;
+    int counts[ITS_OP_COUNT] = {0}, fused_act = 0, fused_sum = 0, fused_fq = 0;
+    for (int i = 0; i < e->g.n_nodes; i++) {
+        const its_ir_node *n = &e->g.nodes[i];
+        counts[n->op]++;
+        fused_act += n->act != ITS_ACT_NONE;
+        fused_sum += n->sum >= 0;
+        fused_fq += n->fq_on[0] + n->fq_on[1];
+    }
+    size_t off = 0;
+    int w = snprintf(buf, len,
+                     "backend %s, %d nodes (conv+act %d, conv+sum %d, conv+qdq %d):", e->b->name,
+                     e->g.n_nodes, fused_act, fused_sum, fused_fq);
+    off = w > 0 ? (size_t)w : 0;
+    for (int op = 1; op < ITS_OP_COUNT && off < len; op++) {
+        if (!counts[op])
+            continue;
+        w = snprintf(buf + off, len - off, " %s %d", its__op_name((its_op)op), counts[op]);
+        off += w > 0 ? (size_t)w : 0;
+    }
+    return 0;
 }

@@ -237,6 +237,13 @@ int its__graph_clone(const its_graph *src, its_graph *dst)
         d->act_alpha = s->act_alpha;
         d->sum = s->sum;
         d->sum_first = s->sum_first;
+        for (int f = 0; f < 2; f++) {
+            d->fq_on[f] = s->fq_on[f];
+            d->fq_scale[f] = s->fq_scale[f];
+            d->fq_zp[f] = s->fq_zp[f];
+            d->fq_lo[f] = s->fq_lo[f];
+            d->fq_hi[f] = s->fq_hi[f];
+        }
         if (s->n_attrs) {
             d->attrs = its_calloc(ITS_MOD_ENGINE, (size_t)s->n_attrs, sizeof(its_attr));
             if (!d->attrs)

@@ -66,7 +66,8 @@
     X(MAXPOOL, "MaxPool")                                                                          \
     X(CAST, "Cast")                                                                                \
     X(IDENTITY, "Identity")                                                                        \
-    X(SILU, "(Silu)") /* internal: x * sigmoid(x), from the SiLU fusion */
+    X(SILU, "(Silu)")     /* internal: x * sigmoid(x), from the SiLU fusion */                     \
+    X(LAYOUT, "(Layout)") /* internal: 4-D layout change, attr "to": 0 NCHW, 1 NHWC */
 
 typedef enum its_op {
 #define ITS__OP_ENUM(id, name) ITS_OP_##id,
@@ -151,6 +152,12 @@ typedef struct its_ir_node {
     float act_alpha;
     int sum;
     int sum_first;
+    /* Fused fake quantization (a QuantizeLinear + DequantizeLinear pair of a QDQ model, per
+     * tensor), ITS_OP_CONV only: k = 0 applies to the conv result before the activation,
+     * k = 1 after it: y = (clamp(round(y / s), lo - zp, hi - zp)) * s. */
+    int fq_on[2];
+    float fq_scale[2];
+    int32_t fq_zp[2], fq_lo[2], fq_hi[2];
 } its_ir_node;
 
 typedef struct its_meta {
@@ -212,9 +219,13 @@ int its__graph_infer(its_graph *g, char *err, size_t errlen);
 
 /* ---- passes (passes.c) ---- all keep the graph topologically sorted and shapes valid. */
 int its__pass_fold_constants(its_graph *g, char *err, size_t errlen); /* incl. DQ on weights */
-int its__pass_fuse_silu(its_graph *g);                                /* Sigmoid(x)*x -> SILU */
+int its__pass_fold_conv_bias(its_graph *g); /* Conv + Add(const per-channel) -> bias */
+int its__pass_fuse_silu(its_graph *g);      /* Sigmoid(x)*x -> SILU */
 int its__pass_fuse_conv_act(its_graph *g, unsigned acts); /* acts: 1u << its_act accepted */
-int its__pass_fuse_conv_sum(its_graph *g);                /* Conv(+act) + Add(residual) -> sum */
+int its__pass_fuse_conv_sum(its_graph *g);
+/* Conv(+act) followed by QuantizeLinear + DequantizeLinear (same per-tensor constants) ->
+ * fq_on[stage] (stage 0: no activation fused yet; 1: after the activation). */
+int its__pass_fuse_conv_fq(its_graph *g, int stage); /* Conv(+act) + Add(residual) -> sum */
 /* The generic pipeline run at load time: fold constants, fuse SiLU, compact. */
 int its__graph_optimize(its_graph *g, char *err, size_t errlen);
 

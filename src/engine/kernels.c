@@ -678,8 +678,8 @@ static void dequantize(const its_shape *xs, its_dtype xt, const void *x, int axi
 /*
  * DynamicQuantizeLinear (uint8): the range always includes 0; scale = (max - min) / 255;
  * zero point = saturate(round_half_even(0 - min / scale)); y = saturate(round(x / scale) +
- * zp). A constant-zero input gives scale 0: ONNX Runtime then outputs zero point 0 and
- * y = 0, which we reproduce rather than divide by zero.
+ * zp). An all-zero input would give scale 0; like ONNX Runtime we report scale 1 and zero
+ * point 0 instead of dividing by zero.
  */
 static void dyn_quant(const float *x, int64_t ne, uint8_t *y, float *yscale, uint8_t *yzp)
 {
@@ -688,13 +688,13 @@ static void dyn_quant(const float *x, int64_t ne, uint8_t *y, float *yscale, uin
         mn = x[i] < mn ? x[i] : mn;
         mx = x[i] > mx ? x[i] : mx;
     }
-    float scale = (mx - mn) / 255.f;
-    if (scale == 0.f) {
-        *yscale = 0.f;
+    if (mx == mn) { /* all zeros: ONNX Runtime reports scale 1, zero point 0 */
+        *yscale = 1.f;
         *yzp = 0;
         memset(y, 0, (size_t)ne);
         return;
     }
+    float scale = (mx - mn) / 255.f;
     float zpf = nearbyintf(0.f - mn / scale);
     int32_t zp = sat(zpf, 0, 255);
     *yscale = scale;
@@ -901,6 +901,199 @@ int its__kernel_run(const its_graph *g, const its_ir_node *n, const its_shape *i
     case ITS_OP_CAST:
         cast(xt, in[0], yt, out[0], numel(&is[0]));
         return 0;
+    case ITS_OP_LAYOUT:
+        return its__kernel_run_nhwc(g, n, is, in, os, out);
+    default:
+        return ITS_EUNSUPPORTED;
+    }
+}
+
+/* ---- channels-last variants ---- */
+
+static its_shape nhwc_shape(const its_shape *s)
+{
+    its_shape p = *s;
+    p.dims[1] = s->dims[2];
+    p.dims[2] = s->dims[3];
+    p.dims[3] = s->dims[1];
+    return p;
+}
+
+static int same_shape(const its_shape *a, const its_shape *b)
+{
+    if (a->rank != b->rank)
+        return 0;
+    for (int i = 0; i < a->rank; i++)
+        if (a->dims[i] != b->dims[i])
+            return 0;
+    return 1;
+}
+
+int its__nhwc_capable(const its_graph *g, const its_ir_node *n)
+{
+    const its_ir_tensor *x = n->n_in > 0 && n->in[0] >= 0 ? &g->tensors[n->in[0]] : NULL;
+    if (!x || x->shape.rank != 4)
+        return 0;
+    if (n->op == ITS_OP_QUANTIZE_LINEAR || n->op == ITS_OP_DEQUANTIZE_LINEAR)
+        return its__shape_numel(&g->tensors[n->in[1]].shape) == 1; /* per-tensor: elementwise */
+    if (x->dtype != ITS_DT_FLOAT32)
+        return 0;
+    char err[8];
+    switch (n->op) {
+    case ITS_OP_SIGMOID:
+    case ITS_OP_SILU:
+    case ITS_OP_RELU:
+    case ITS_OP_LEAKY_RELU:
+    case ITS_OP_LAYOUT:
+        return 1;
+    case ITS_OP_ADD:
+    case ITS_OP_SUB:
+    case ITS_OP_MUL:
+    case ITS_OP_DIV: {
+        /* same-shape activations, or a scalar operand; never a broadcast */
+        const its_ir_tensor *y = &g->tensors[n->in[1]];
+        if (its__shape_numel(&y->shape) == 1)
+            return 1;
+        return same_shape(&x->shape, &y->shape) && x->kind != ITS_TK_CONST &&
+               y->kind != ITS_TK_CONST && x->batched == y->batched;
+    }
+    case ITS_OP_CONCAT: {
+        int axis;
+        return its__concat_axis(n, 4, &axis, err, sizeof err) == 0 && axis == 1;
+    }
+    case ITS_OP_SPLIT:
+        return its__attr_i(n, "axis", 0) == 1 || its__attr_i(n, "axis", 0) == -3;
+    case ITS_OP_MAXPOOL:
+    case ITS_OP_RESIZE:
+        return n->n_out == 1 || n->out[1] < 0;
+    default:
+        return 0;
+    }
+}
+
+static void maxpool_nhwc(const its_win_params *p, const float *x, float *y)
+{
+    int64_t C = p->c;
+#pragma omp parallel for collapse(2)
+    for (int64_t nn = 0; nn < p->n; nn++)
+        for (int64_t i = 0; i < p->oh; i++) {
+            for (int64_t j = 0; j < p->ow; j++) {
+                float *yp = y + ((nn * p->oh + i) * p->ow + j) * C;
+                for (int64_t c = 0; c < C; c++)
+                    yp[c] = -INFINITY;
+                for (int64_t ki = 0; ki < p->kh; ki++) {
+                    int64_t yy = i * p->sh - p->pt + ki * p->dh;
+                    if (yy < 0 || yy >= p->ih)
+                        continue;
+                    for (int64_t kj = 0; kj < p->kw; kj++) {
+                        int64_t xx = j * p->sw - p->pl + kj * p->dw;
+                        if (xx < 0 || xx >= p->iw)
+                            continue;
+                        const float *xp = x + ((nn * p->ih + yy) * p->iw + xx) * C;
+                        for (int64_t c = 0; c < C; c++)
+                            yp[c] = xp[c] > yp[c] ? xp[c] : yp[c];
+                    }
+                }
+            }
+        }
+}
+
+static void resize_nhwc(const its_resize_params *p, const its_shape *xs, const float *x,
+                        const its_shape *os, float *y)
+{
+    int64_t N = xs->dims[0], C = xs->dims[1], ih = xs->dims[2], iw = xs->dims[3];
+    int64_t oh = os->dims[2], ow = os->dims[3];
+    float sh = p->scale[2], sw = p->scale[3];
+    size_t px = (size_t)C * sizeof(float);
+#pragma omp parallel for collapse(2)
+    for (int64_t nn = 0; nn < N; nn++)
+        for (int64_t i = 0; i < oh; i++) {
+            float fy = src_coord(p->coord, (float)i, sh, ih, (float)ih * sh);
+            for (int64_t j = 0; j < ow; j++) {
+                float fx = src_coord(p->coord, (float)j, sw, iw, (float)iw * sw);
+                float *yp = y + ((nn * oh + i) * ow + j) * C;
+                if (!p->linear) {
+                    int64_t sy = nearest_idx(p->nearest, fy, ih);
+                    int64_t sx = nearest_idx(p->nearest, fx, iw);
+                    memcpy(yp, x + ((nn * ih + sy) * iw + sx) * C, px);
+                    continue;
+                }
+                float cy = fy < 0.f ? 0.f : fy > (float)(ih - 1) ? (float)(ih - 1) : fy;
+                float cx = fx < 0.f ? 0.f : fx > (float)(iw - 1) ? (float)(iw - 1) : fx;
+                int64_t y0 = (int64_t)cy, x0 = (int64_t)cx;
+                int64_t y1 = y0 + 1 < ih ? y0 + 1 : y0, x1 = x0 + 1 < iw ? x0 + 1 : x0;
+                float dy = cy - (float)y0, dx = cx - (float)x0;
+                const float *p00 = x + ((nn * ih + y0) * iw + x0) * C;
+                const float *p01 = x + ((nn * ih + y0) * iw + x1) * C;
+                const float *p10 = x + ((nn * ih + y1) * iw + x0) * C;
+                const float *p11 = x + ((nn * ih + y1) * iw + x1) * C;
+                float w00 = (1 - dy) * (1 - dx), w01 = (1 - dy) * dx, w10 = dy * (1 - dx),
+                      w11 = dy * dx;
+                for (int64_t c = 0; c < C; c++)
+                    yp[c] = p00[c] * w00 + p01[c] * w01 + p10[c] * w10 + p11[c] * w11;
+            }
+        }
+}
+
+int its__kernel_run_nhwc(const its_graph *g, const its_ir_node *n, const its_shape *is,
+                         const void *const *in, const its_shape *os, void *const *out)
+{
+    char err[8];
+    const size_t E = sizeof err;
+    int rc;
+    switch (n->op) {
+    case ITS_OP_LAYOUT: {
+        int to = (int)its__attr_i(n, "to", 1);
+        if (to) { /* NCHW -> NHWC */
+            int perm[4] = {0, 2, 3, 1};
+            transpose(&is[0], in[0], perm, out[0], sizeof(float));
+        } else { /* physical NHWC -> NCHW */
+            its_shape ps = nhwc_shape(&is[0]);
+            int perm[4] = {0, 3, 1, 2};
+            transpose(&ps, in[0], perm, out[0], sizeof(float));
+        }
+        return 0;
+    }
+    case ITS_OP_CONCAT: {
+        its_shape ps[ITS_IR_MAX_IO], po = nhwc_shape(&os[0]);
+        for (int k = 0; k < n->n_in; k++)
+            ps[k] = nhwc_shape(&is[k]);
+        concat(n, 3, ps, in, &po, out[0], sizeof(float));
+        return 0;
+    }
+    case ITS_OP_SPLIT: {
+        its_shape px = nhwc_shape(&is[0]), po[ITS_IR_MAX_IO];
+        for (int k = 0; k < n->n_out; k++)
+            po[k] = n->out[k] >= 0 ? nhwc_shape(&os[k]) : px;
+        split(n->n_out, 3, &px, in[0], po, out, sizeof(float));
+        return 0;
+    }
+    case ITS_OP_MAXPOOL: {
+        its_win_params p;
+        if ((rc = its__win_params(g, n, &is[0], NULL, &p, err, E)) < 0)
+            return rc;
+        maxpool_nhwc(&p, in[0], out[0]);
+        return 0;
+    }
+    case ITS_OP_RESIZE: {
+        its_resize_params p;
+        its_shape o;
+        if ((rc = its__resize_params(g, n, &is[0], (int)os[0].dims[0], &p, &o, err, E)) < 0)
+            return rc;
+        resize_nhwc(&p, &is[0], in[0], &os[0], out[0]);
+        return 0;
+    }
+    case ITS_OP_SIGMOID:
+    case ITS_OP_SILU:
+    case ITS_OP_RELU:
+    case ITS_OP_LEAKY_RELU:
+    case ITS_OP_ADD:
+    case ITS_OP_SUB:
+    case ITS_OP_MUL:
+    case ITS_OP_DIV: /* elementwise: the same in any layout shared by all operands */
+    case ITS_OP_QUANTIZE_LINEAR:
+    case ITS_OP_DEQUANTIZE_LINEAR:
+        return its__kernel_run(g, n, is, in, os, out);
     default:
         return ITS_EUNSUPPORTED;
     }

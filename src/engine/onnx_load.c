@@ -178,7 +178,8 @@ static int copy_attr(const Onnx__NodeProto *np, const Onnx__AttributeProto *ap, 
         return 0;
     case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING:
         a->kind = ITS_ATTR_STRING;
-        a->s = its_strndup(ITS_MOD_ENGINE, (const char *)ap->s.data, ap->s.len);
+        a->s = its_strndup(ITS_MOD_ENGINE, ap->s.data ? (const char *)ap->s.data : "",
+                           ap->s.data ? ap->s.len : 0);
         return a->s ? 0 : ITS_ENOMEM;
     case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS:
         a->kind = ITS_ATTR_INTS;

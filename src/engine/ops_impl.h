@@ -80,6 +80,17 @@ int its__broadcast(const its_shape *a, const its_shape *b, its_shape *out);
 float its__half_to_float(uint16_t h);
 uint16_t its__float_to_half(float f);
 
+/*
+ * Channels-last execution (CPU backend layout pass): in[]/out[] of 4-D float tensors hold
+ * NHWC data while the shapes stay logical NCHW. Handles Concat/Split on the channel axis,
+ * MaxPool, Resize, LAYOUT and every elementwise op (same shape or scalar operand); anything
+ * else returns ITS_EUNSUPPORTED.
+ */
+int its__kernel_run_nhwc(const its_graph *g, const its_ir_node *n, const its_shape *in_shapes,
+                         const void *const *in, const its_shape *out_shapes, void *const *out);
+/* 1 if node n can run channels-last (see above) given the batch-1 shapes in the graph. */
+int its__nhwc_capable(const its_graph *g, const its_ir_node *n);
+
 /* Largest element count any tensor may have (hostile dims are refused above it). */
 #define ITS_MAX_NUMEL ((int64_t)1 << 31)
 

@@ -117,7 +117,7 @@ int its__pass_fuse_conv_act(its_graph *g, unsigned acts)
     int changed = 0;
     for (int i = 0; i < g->n_nodes; i++) {
         its_ir_node *c = &g->nodes[i];
-        if (c->op != ITS_OP_CONV || c->act != ITS_ACT_NONE || c->sum >= 0 ||
+        if (c->op != ITS_OP_CONV || c->act != ITS_ACT_NONE || c->sum >= 0 || c->fq_on[1] ||
             g->tensors[c->in[1]].kind != ITS_TK_CONST)
             continue;
         int t = c->out[0];
@@ -164,6 +164,7 @@ int its__pass_fuse_conv_sum(its_graph *g)
             int t = a->in[side], r = a->in[1 - side];
             int p = g->tensors[t].producer;
             if (p < 0 || g->nodes[p].op != ITS_OP_CONV || g->nodes[p].sum >= 0 ||
+                g->nodes[p].fq_on[0] || g->nodes[p].fq_on[1] ||
                 g->tensors[g->nodes[p].in[1]].kind != ITS_TK_CONST || !only_consumer(g, t) ||
                 t == r)
                 continue;
@@ -188,10 +189,173 @@ int its__pass_fuse_conv_sum(its_graph *g)
     return changed;
 }
 
+/*
+ * Conv (float, constant weights) followed by Add of a constant per-channel vector ([1, M, 1, 1],
+ * [M, 1, 1] or anything with M elements broadcasting along the channel axis): the vector
+ * joins the Conv's bias. Exporters that keep biases separate (yolo11n-fp32-dequant) then get
+ * the same Conv + activation fusions as the others.
+ */
+int its__pass_fold_conv_bias(its_graph *g)
+{
+    int changed = 0;
+    for (int j = 0; j < g->n_nodes; j++) {
+        its_ir_node *a = &g->nodes[j];
+        if (a->op != ITS_OP_ADD || a->n_in != 2 || a->in[0] < 0 || a->in[1] < 0)
+            continue;
+        for (int side = 0; side < 2; side++) {
+            int t = a->in[side], b = a->in[1 - side];
+            int p = g->tensors[t].producer;
+            if (p < 0 || g->nodes[p].op != ITS_OP_CONV || !only_consumer(g, t))
+                continue;
+            its_ir_node *c = &g->nodes[p];
+            const its_ir_tensor *B = &g->tensors[b], *T = &g->tensors[t];
+            if (B->kind != ITS_TK_CONST || B->dtype != ITS_DT_FLOAT32 ||
+                g->tensors[c->in[1]].kind != ITS_TK_CONST || c->act != ITS_ACT_NONE ||
+                c->sum >= 0 || T->shape.rank < 3)
+                continue;
+            int64_t m = T->shape.dims[1];
+            /* B must broadcast as [.., M, 1, ..., 1] aligned to the channel axis */
+            int r = T->shape.rank, ok = B->shape.rank <= r;
+            for (int d = 0; ok && d < B->shape.rank; d++) {
+                int td = d + (r - B->shape.rank);
+                int64_t want = td == 1 ? m : 1;
+                ok = B->shape.dims[d] == want;
+            }
+            if (!ok || its__shape_numel(&B->shape) != m)
+                continue;
+            int has_bias = c->n_in > 2 && c->in[2] >= 0;
+            if (has_bias && g->tensors[c->in[2]].kind != ITS_TK_CONST)
+                continue;
+            char name[256];
+            snprintf(name, sizeof name, "%s.bias_folded", c->name);
+            int nb = its__graph_add_tensor(g, name, ITS_DT_FLOAT32, ITS_TK_CONST);
+            if (nb < 0)
+                return nb;
+            c = &g->nodes[p]; /* the arrays may have moved */
+            a = &g->nodes[j];
+            float *d = its_malloc(ITS_MOD_ENGINE, (size_t)m * sizeof(float));
+            if (!d)
+                return ITS_ENOMEM;
+            const float *add = g->tensors[b].data;
+            const float *old = has_bias ? g->tensors[c->in[2]].data : NULL;
+            for (int64_t i = 0; i < m; i++)
+                d[i] = (old ? old[i] : 0.f) + add[i];
+            its_ir_tensor *NB = &g->tensors[nb];
+            NB->data = d;
+            NB->shape.rank = 1;
+            NB->shape.dims[0] = m;
+            if (!has_bias) {
+                int *in = its_realloc(ITS_MOD_ENGINE, c->in, 3 * sizeof(int));
+                if (!in)
+                    return ITS_ENOMEM;
+                c->in = in;
+                c->n_in = 3;
+            }
+            c->in[2] = nb;
+            c->out[0] = a->out[0];
+            g->tensors[a->out[0]].producer = p;
+            a->op = ITS_OP_NONE;
+            changed++;
+            break;
+        }
+    }
+    return changed;
+}
+
+/* The single reader of tensor t (only_consumer(g, t) must hold), or -1. */
+static int reader_of(const its_graph *g, int t, int from)
+{
+    for (int j = from; j < g->n_nodes; j++) {
+        const its_ir_node *n = &g->nodes[j];
+        if (n->op == ITS_OP_NONE)
+            continue;
+        for (int k = 0; k < n->n_in; k++)
+            if (n->in[k] == t)
+                return j;
+        if (n->sum == t)
+            return j;
+    }
+    return -1;
+}
+
+static int scalar_const(const its_graph *g, const its_ir_node *n, int k)
+{
+    return n->n_in > k && n->in[k] >= 0 && g->tensors[n->in[k]].kind == ITS_TK_CONST &&
+           its__shape_numel(&g->tensors[n->in[k]].shape) == 1;
+}
+
+static int zp_value(const its_graph *g, const its_ir_node *n, int32_t *zp, int *is_signed)
+{
+    if (n->n_in < 3 || n->in[2] < 0) {
+        *zp = 0;
+        *is_signed = 0;
+        return 1;
+    }
+    const its_ir_tensor *z = &g->tensors[n->in[2]];
+    if (z->dtype == ITS_DT_UINT8)
+        *zp = *(const uint8_t *)z->data, *is_signed = 0;
+    else if (z->dtype == ITS_DT_INT8)
+        *zp = *(const int8_t *)z->data, *is_signed = 1;
+    else
+        return 0;
+    return 1;
+}
+
+int its__pass_fuse_conv_fq(its_graph *g, int stage)
+{
+    int changed = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        its_ir_node *c = &g->nodes[i];
+        if (c->op != ITS_OP_CONV || c->sum >= 0 || g->tensors[c->in[1]].kind != ITS_TK_CONST ||
+            c->fq_on[stage] || (stage == 0 && (c->act != ITS_ACT_NONE || c->fq_on[1])) ||
+            (stage == 1 && c->act == ITS_ACT_NONE))
+            continue;
+        int t = c->out[0];
+        if (!only_consumer(g, t))
+            continue;
+        int qi = reader_of(g, t, i + 1);
+        if (qi < 0 || g->nodes[qi].op != ITS_OP_QUANTIZE_LINEAR || g->nodes[qi].in[0] != t)
+            continue;
+        its_ir_node *q = &g->nodes[qi];
+        int qt = q->out[0];
+        if (!only_consumer(g, qt) || !scalar_const(g, q, 1) ||
+            (q->n_in > 2 && !scalar_const(g, q, 2)))
+            continue;
+        int di = reader_of(g, qt, qi + 1);
+        if (di < 0 || g->nodes[di].op != ITS_OP_DEQUANTIZE_LINEAR)
+            continue;
+        its_ir_node *d = &g->nodes[di];
+        if (!scalar_const(g, d, 1) || (d->n_in > 2 && !scalar_const(g, d, 2)))
+            continue;
+        int32_t zq, zd;
+        int sq, sd;
+        float s1 = *(const float *)g->tensors[q->in[1]].data;
+        float s2 = *(const float *)g->tensors[d->in[1]].data;
+        if (!zp_value(g, q, &zq, &sq) || !zp_value(g, d, &zd, &sd) || zq != zd || sq != sd ||
+            s1 != s2 || !(s1 > 0.f))
+            continue;
+        c->fq_on[stage] = 1;
+        c->fq_scale[stage] = s1;
+        c->fq_zp[stage] = zq;
+        c->fq_lo[stage] = sq ? -128 : 0;
+        c->fq_hi[stage] = sq ? 127 : 255;
+        c->out[0] = d->out[0];
+        g->tensors[d->out[0]].producer = i;
+        q->op = ITS_OP_NONE;
+        d->op = ITS_OP_NONE;
+        changed++;
+    }
+    return changed;
+}
+
 int its__graph_optimize(its_graph *g, char *err, size_t errlen)
 {
     int rc = its__pass_fold_constants(g, err, errlen);
     if (rc < 0)
+        return rc;
+    if ((rc = its__graph_compact(g)) < 0)
+        return rc;
+    if ((rc = its__pass_fold_conv_bias(g)) < 0)
         return rc;
     if ((rc = its__graph_compact(g)) < 0)
         return rc;

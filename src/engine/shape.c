@@ -604,9 +604,9 @@ static int infer_node(const its_graph *g, const its_ir_node *n, int batch, its_s
     case ITS_OP_RESHAPE:
         min_in = max_in = g->opset < 5 ? 1 : 2;
         break;
-    case ITS_OP_RESIZE:
+    case ITS_OP_RESIZE: /* roi is optional from opset 13; scales/sizes checked later */
         max_in = 4;
-        min_in = 2;
+        min_in = 1;
         break;
     case ITS_OP_MAXPOOL:
         nout = n->n_out;
@@ -618,6 +618,11 @@ static int infer_node(const its_graph *g, const its_ir_node *n, int batch, its_s
         FAIL(ITS_EMODEL, "has %d inputs (expects %d to %d)", n->n_in, min_in, max_in);
     if (!x)
         FAIL(ITS_EMODEL, "first input is missing");
+    for (int k = 1; k < min_in; k++)
+        if (n->in[k] < 0)
+            FAIL(ITS_EMODEL, "required input %d is missing", k);
+    if (n->op != ITS_OP_SPLIT && n->out[0] < 0)
+        FAIL(ITS_EMODEL, "output 0 is missing");
     if (nout < 1 || nout > ITS_IR_MAX_IO || n->n_out < 1 ||
         (n->op != ITS_OP_MAXPOOL && n->n_out != nout))
         FAIL(ITS_EMODEL, "has %d outputs", n->n_out);
@@ -874,6 +879,10 @@ static int infer_node(const its_graph *g, const its_ir_node *n, int batch, its_s
         break;
     }
     case ITS_OP_IDENTITY:
+        break;
+    case ITS_OP_LAYOUT: /* logical shape unchanged; only the memory order differs */
+        if (x->rank != 4 || xt != ITS_DT_FLOAT32)
+            FAIL(ITS_EINTERNAL, "layout change of a non 4-D float tensor");
         break;
     default:
         FAIL(ITS_EUNSUPPORTED, "no shape inference");

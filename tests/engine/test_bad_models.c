@@ -21,6 +21,8 @@
 static void test_broken_variants(void **state)
 {
     (void)state;
+    its_engine_counters before, after;
+    its_engine_get_counters(&before);
     for (int v = 1; v < ZOO_COUNT; v++) {
         pbw m;
         zoo_build(v, &m);
@@ -34,6 +36,9 @@ static void test_broken_variants(void **state)
             fail_msg("%s: error '%s' lacks '%s'", zoo_name(v), err, zoo_expect(v));
         pbw_free(&m);
     }
+    its_engine_get_counters(&after);
+    assert_int_equal(after.models_rejected - before.models_rejected, ZOO_COUNT - 1);
+    assert_int_equal(after.models_loaded, before.models_loaded);
 }
 
 /* The zoo model computed directly: conv 3x3 pad 1, SiLU, maxpool 2x2. */

@@ -17,18 +17,35 @@
 #include "its/engine.h"
 #include "its/error.h"
 
+/* Under AddressSanitizer our kernels run several times slower; the int8-dynamic model (whose
+ * ConvInteger runs on the reference kernel) then runs at batch 1 only. */
+#if defined(__SANITIZE_ADDRESS__)
+#define ITS_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ITS_SANITIZED 1
+#endif
+#endif
+#ifndef ITS_SANITIZED
+#define ITS_SANITIZED 0
+#endif
+
 typedef struct model_case {
     const char *path;
     float scale; /* input values in [0, scale] */
     int dynamic_quant;
+    double max_tol, mean_tol; /* optimized vs plain path, relative to the output range */
 } model_case;
 
 static const model_case cases[] = {
-    {"models/yolo11n-fp32-dequant/yolo11n_fp32_dequant.onnx", 1.f, 0},
-    {"models/yolo11n-int8-dynamic/yolo11n_quantized.onnx", 1.f, 1},
-    {"models/yolov8n-int8-qdq/yolov8n_entropy.onnx", 1.f, 0},
-    {"models/yolox-nano/yolox_nano.onnx", 255.f, 0},
-    {"models/nanodet-m/nanodet_m.onnx", 2.f, 0},
+    {"models/yolo11n-fp32-dequant/yolo11n_fp32_dequant.onnx", 1.f, 0, 1e-4, 1e-6},
+    /* ConvInteger runs on our reference kernel in both paths: no plain-path check */
+    {"models/yolo11n-int8-dynamic/yolo11n_quantized.onnx", 1.f, 1, -1, -1},
+    /* QDQ: float rounding differences flip single quantization steps (x/s vs x*(1/s) in the
+     * fused post-ops), which the DFL head can turn into a few pixels of one box */
+    {"models/yolov8n-int8-qdq/yolov8n_entropy.onnx", 1.f, 0, 0.25, 1e-3},
+    {"models/yolox-nano/yolox_nano.onnx", 255.f, 0, 1e-4, 1e-6},
+    {"models/nanodet-m/nanodet_m.onnx", 2.f, 0, 1e-4, 1e-6},
 };
 
 static void fill(float *x, size_t n, float scale, unsigned seed)
@@ -56,7 +73,8 @@ static void run_model(const model_case *mc)
     assert_int_equal(its_model_n_inputs(m), 1);
     const its_tensor_desc *in = its_model_input(m, 0);
     assert_int_equal(in->rank, 4);
-    its_engine_opts o = {.backend = "cpu", .threads = 2, .max_batch = 2};
+    int light = ITS_SANITIZED && mc->dynamic_quant;
+    its_engine_opts o = {.backend = "cpu", .threads = 2, .max_batch = light ? 1 : 2};
     its_engine_t *e = NULL;
     rc = its_engine_create(m, &o, &e, err, sizeof err);
     if (rc < 0)
@@ -73,8 +91,10 @@ static void run_model(const model_case *mc)
     for (int k = 0; k < no; k++) {
         its_tensor_desc d1, d2;
         assert_int_equal(its_engine_output_shape(e, k, 1, &d1), 0);
-        assert_int_equal(its_engine_output_shape(e, k, 2, &d2), 0);
-        assert_int_equal(d2.dims[0], 2 * d1.dims[0]);
+        if (!light) {
+            assert_int_equal(its_engine_output_shape(e, k, 2, &d2), 0);
+            assert_int_equal(d2.dims[0], 2 * d1.dims[0]);
+        }
         size_t n = 1;
         for (int r = 0; r < d1.rank; r++)
             n *= (size_t)d1.dims[r];
@@ -85,16 +105,18 @@ static void run_model(const model_case *mc)
     }
     uint64_t allocs = its_alloc_count();
     assert_int_equal(its_engine_run(e, 1, x, o1), 0);
-    assert_int_equal(its_engine_run(e, 1, x + item, o2), 0);
-    assert_int_equal(its_engine_run(e, 2, x, ob), 0);
+    if (!mc->dynamic_quant) /* its batch 2 cannot equal two batch-1 runs (see below) */
+        assert_int_equal(its_engine_run(e, 1, x + item, o2), 0);
+    if (!light)
+        assert_int_equal(its_engine_run(e, 2, x, ob), 0);
     /* runs allocate nothing through its_malloc */
     assert_int_equal(its_alloc_count(), allocs);
     double maxrel = 0, maxabs = 0;
-    for (int k = 0; k < no; k++) {
+    for (int k = 0; k < no && !mc->dynamic_quant; k++) {
         for (size_t i = 0; i < 2 * osz[k]; i++) {
             float a = i < osz[k] ? o1[k][i] : o2[k][i - osz[k]];
             float b = ob[k][i];
-            assert_true(isfinite(b));
+            assert_true(isfinite(b) && isfinite(a));
             double d = fabs((double)a - b);
             maxabs = d > maxabs ? d : maxabs;
             double rel = d / (fabs((double)a) + 1e-3);
@@ -112,6 +134,42 @@ static void run_model(const model_case *mc)
         mx = o1[0][i] > mx ? o1[0][i] : mx;
     }
     assert_true(mx > mn);
+    /* the plain path (NCHW everywhere, no fusions: oneDNN's GEMM convolutions and our
+     * kernels) agrees with the optimized one (NHWC, fused post-ops) */
+    if (mc->max_tol < 0)
+        goto done;
+    setenv("ITS_ENGINE_NCHW", "1", 1);
+    setenv("ITS_ENGINE_NO_FUSE", "1", 1);
+    its_engine_opts op = {.backend = "cpu", .threads = 2, .max_batch = 1};
+    its_engine_t *ep = NULL;
+    rc = its_engine_create(m, &op, &ep, err, sizeof err);
+    unsetenv("ITS_ENGINE_NCHW");
+    unsetenv("ITS_ENGINE_NO_FUSE");
+    if (rc < 0)
+        fail_msg("%s (plain): %s", mc->path, err);
+    assert_int_equal(its_engine_run(ep, 1, x, o2), 0);
+    /* error relative to each output's range; the int8 graphs amplify float rounding
+     * differences into whole quantization steps, hence their looser bound */
+    double prel = 0, pmean = 0;
+    size_t ptot = 0;
+    for (int k = 0; k < no; k++) {
+        double range = 0;
+        for (size_t i = 0; i < osz[k]; i++)
+            range = fabs((double)o1[k][i]) > range ? fabs((double)o1[k][i]) : range;
+        for (size_t i = 0; i < osz[k]; i++) {
+            double d = fabs((double)o1[k][i] - o2[k][i]) / (range + 1e-6);
+            prel = d > prel ? d : prel;
+            pmean += d;
+        }
+        ptot += osz[k];
+    }
+    pmean /= (double)ptot;
+    printf("%s: optimized vs plain path: max diff %.3g, mean diff %.3g (of output range)\n",
+           mc->path, prel, pmean);
+    assert_true(prel < mc->max_tol);
+    assert_true(pmean < mc->mean_tol);
+    its_engine_destroy(ep);
+done:
     for (int k = 0; k < no; k++) {
         its_free(o1[k]);
         its_free(o2[k]);

@@ -119,6 +119,30 @@ static void on_message(const bench_opts *o, bench_result *r, const char *payload
     (void)o;
 }
 
+/* Wait up to timeout_ms for subscription data and handle every complete message: the number
+ * handled, or -1 if the connection broke. */
+static int receive(const bench_opts *o, bench_result *r, redisContext *sub, int timeout_ms,
+                   uint64_t measure_from)
+{
+    struct pollfd pfd = {.fd = sub->fd, .events = POLLIN};
+    if (poll(&pfd, 1, timeout_ms) <= 0)
+        return 0;
+    if (redisBufferRead(sub) != REDIS_OK)
+        return -1;
+    int n = 0;
+    void *reply;
+    while (redisGetReplyFromReader(sub, &reply) == REDIS_OK && reply) {
+        redisReply *m = reply;
+        uint64_t arrival = its_now_ns();
+        if (m->type == REDIS_REPLY_ARRAY && m->elements == 4 &&
+            !strcmp(m->element[0]->str, "pmessage"))
+            on_message(o, r, m->element[3]->str, m->element[3]->len, arrival, measure_from);
+        freeReplyObject(m);
+        n++;
+    }
+    return n;
+}
+
 static void scrape(int api_port, bench_result *r, double *gpu_sum, int *gpu_n, int final)
 {
     char *text = http_get(api_port, "/metrics", 2000);
@@ -135,20 +159,36 @@ static void scrape(int api_port, bench_result *r, double *gpu_sum, int *gpu_n, i
     if (final) {
         double errs = prom_sum(text, "its_errors_total", NULL);
         r->errors += isnan(errs) ? 0 : (uint64_t)errs;
-        r->frames_in = r->frames_dropped = 0;
-        for (int i = 0; i < r->n_cams; i++) {
-            char lab[64];
-            snprintf(lab, sizeof lab, "camera=\"cam-%d\"", i);
-            double in = prom_sum(text, "its_frames_captured_total", lab);
-            double dr = prom_sum(text, "its_frames_dropped_total", lab);
-            r->cams[i].frames_in = isnan(in) ? -1 : in;
-            r->cams[i].dropped = isnan(dr) ? 0 : dr;
-            if (!isnan(in))
-                r->frames_in += (uint64_t)in;
-            r->frames_dropped += (uint64_t)r->cams[i].dropped;
-        }
     }
     its_free(text);
+}
+
+/* itsd's last words: one accounting line per camera after the drain, e.g.
+ * "itsd: camera cam-0: in 903, processed 900, dropped 3 (...)". These are final (the sources
+ * stopped first), unlike a scrape taken while frames are still flowing. */
+static void read_final_accounting(const char *log, bench_result *r)
+{
+    FILE *f = fopen(log, "r");
+    char line[1024];
+    for (int i = 0; i < r->n_cams; i++)
+        r->cams[i].frames_in = r->cams[i].dropped = -1;
+    r->frames_in = r->frames_dropped = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        const char *p = strstr(line, "camera cam-");
+        int idx;
+        unsigned long long in, processed, dropped;
+        if (!p || sscanf(p, "camera cam-%d: in %llu, processed %llu, dropped %llu", &idx, &in,
+                         &processed, &dropped) != 4)
+            continue;
+        if (idx < 0 || idx >= r->n_cams)
+            continue;
+        r->cams[idx].frames_in = (double)in;
+        r->cams[idx].dropped = (double)dropped;
+        r->frames_in += in;
+        r->frames_dropped += dropped;
+    }
+    if (f)
+        fclose(f);
 }
 
 int bench_run_itsd(const bench_opts *o, bench_result *r, char *err, size_t errlen)
@@ -271,23 +311,14 @@ int bench_run_itsd(const bench_opts *o, bench_result *r, char *err, size_t errle
             last_count = r->messages;
             next_progress += ITS_NS_PER_S;
         }
-        struct pollfd pfd = {.fd = sub->fd, .events = POLLIN};
-        if (poll(&pfd, 1, 100) <= 0)
-            continue;
-        if (redisBufferRead(sub) != REDIS_OK) {
+        if (receive(o, r, sub, 100, measure_from) < 0) {
             snprintf(err, errlen, "Redis subscription lost: %s", sub->errstr);
             rc = ITS_ENET;
             break;
         }
-        void *reply;
-        while (redisGetReplyFromReader(sub, &reply) == REDIS_OK && reply) {
-            redisReply *m = reply;
-            uint64_t arrival = its_now_ns();
-            if (m->type == REDIS_REPLY_ARRAY && m->elements == 4 &&
-                !strcmp(m->element[0]->str, "pmessage"))
-                on_message(o, r, m->element[3]->str, m->element[3]->len, arrival, measure_from);
-            freeReplyObject(m);
-        }
+    }
+    /* What itsd published during its drain may still be on the way: read until quiet. */
+    while (rc == 0 && receive(o, r, sub, 300, measure_from) > 0) {
     }
     if (!o->quiet)
         fputc('\n', stderr);
@@ -295,6 +326,8 @@ int bench_run_itsd(const bench_opts *o, bench_result *r, char *err, size_t errle
     r->peak_rss_mb = peak;
     r->gpu_util_mean = gpu_n ? gpu_sum / gpu_n : NAN;
     r->errors += r->bad_messages;
+    if (itsd_pid < 0)
+        read_final_accounting(log, r);
 out:
     if (itsd_pid > 0) {
         kill(itsd_pid, SIGKILL);

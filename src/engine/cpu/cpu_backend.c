@@ -10,6 +10,7 @@
  */
 #include <omp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <oneapi/dnnl/dnnl.h>
@@ -36,6 +37,7 @@
     } while (0)
 
 typedef struct conv_step {
+    int sum_idx; /* position of the residual's binary post-op */
     dnnl_primitive_t prim;
     dnnl_memory_t src, wei, bias, dst, sum, scratch;
 } conv_step;
@@ -57,6 +59,8 @@ typedef struct cpu_ctx {
     plan plans[MAX_PLANS];
     int n_plans;
     dnnl_memory_t *wcache; /* per node: weights in oneDNN's layout */
+    char *nhwc;            /* per tensor: 1 if stored channels-last (see assign_layouts) */
+    int n_nhwc;
     uint8_t *arena;
     size_t arena_size;
     uint8_t *scratch;
@@ -86,18 +90,193 @@ static int cpu_init(const its_engine_opts *o, void **out, char *err, size_t errl
     return 0;
 }
 
+static int is_dnnl_conv(const its_graph *g, const its_ir_node *n);
+
+/* A LAYOUT node converting tensor t to layout `to`; its output tensor in *out. */
+static int add_layout_node(its_graph *g, int t, int to, int *out)
+{
+    char name[512];
+    snprintf(name, sizeof name, "%s.%s", g->tensors[t].name, to ? "nhwc" : "nchw");
+    int nt = its__graph_add_tensor(g, name, ITS_DT_FLOAT32, ITS_TK_ACT);
+    if (nt < 0)
+        return nt;
+    g->tensors[nt].shape = g->tensors[t].shape;
+    g->tensors[nt].batched = g->tensors[t].batched;
+    int in[1] = {t}, o[1] = {nt};
+    int k = its__graph_add_node(g, name, ITS_OP_LAYOUT, 1, in, 1, o);
+    if (k < 0)
+        return k;
+    its_ir_node *n = &g->nodes[k];
+    n->attrs = its_calloc(ITS_MOD_ENGINE, 1, sizeof(its_attr));
+    if (!n->attrs)
+        return ITS_ENOMEM;
+    n->attrs[0].name = its_strdup(ITS_MOD_ENGINE, "to");
+    if (!n->attrs[0].name)
+        return ITS_ENOMEM;
+    n->attrs[0].kind = ITS_ATTR_INT;
+    n->attrs[0].i = to;
+    n->n_attrs = 1;
+    *out = nt;
+    return 0;
+}
+
+static int eligible(const its_graph *g, int t)
+{
+    const its_ir_tensor *T = &g->tensors[t];
+    return T->kind == ITS_TK_ACT && T->shape.rank == 4 && !(T->flags & ITS_TF_OUTPUT) &&
+           (T->dtype == ITS_DT_FLOAT32 || T->dtype == ITS_DT_UINT8 || T->dtype == ITS_DT_INT8);
+}
+
+/*
+ * Layout assignment. oneDNN's fast convolutions (brgconv, jit) want channels-last (NHWC)
+ * activations; with plain NCHW it falls back to im2col + GEMM, where fused post-ops are slow
+ * too. So every 4-D float activation between convolutions is kept NHWC when all the ops that
+ * touch it can work channels-last (elementwise ops, Concat/Split on channels, MaxPool,
+ * Resize: its__nhwc_capable); a fixpoint removes tensors whose producer has an NCHW input.
+ * Where an NHWC tensor meets an op that needs NCHW (Reshape, Transpose, Softmax, graph
+ * outputs...), a LAYOUT node converts it, once per tensor. A conv's source and residual are
+ * converted to the layout of its output, so oneDNN never mixes layouts (it would pick its
+ * reference kernel).
+ */
+static int assign_layouts(cpu_ctx *c, its_graph *g, char *err, size_t errlen)
+{
+    int nt0 = g->n_tensors, nn0 = g->n_nodes, rc = 0;
+    char *nhwc = its_calloc(ITS_MOD_ENGINE, (size_t)nt0 + 1, 1);
+    int *conv_to[2];
+    conv_to[0] = its_malloc(ITS_MOD_ENGINE, (size_t)(nt0 + 1) * sizeof(int));
+    conv_to[1] = its_malloc(ITS_MOD_ENGINE, (size_t)(nt0 + 1) * sizeof(int));
+    if (!nhwc || !conv_to[0] || !conv_to[1]) {
+        rc = ITS_ENOMEM;
+        goto out;
+    }
+    for (int t = 0; t < nt0; t++)
+        conv_to[0][t] = conv_to[1][t] = -1;
+    for (int i = 0; i < nn0; i++) {
+        const its_ir_node *n = &g->nodes[i];
+        if (is_dnnl_conv(g, n) || its__nhwc_capable(g, n))
+            for (int k = 0; k < n->n_out; k++)
+                if (n->out[k] >= 0 && eligible(g, n->out[k]))
+                    nhwc[n->out[k]] = 1;
+    }
+    for (int changed = 1; changed;) {
+        changed = 0;
+        for (int i = 0; i < nn0; i++) {
+            const its_ir_node *n = &g->nodes[i];
+            if (is_dnnl_conv(g, n))
+                continue;
+            int any = 0, ok = 1;
+            for (int k = 0; k < n->n_out; k++)
+                any |= n->out[k] >= 0 && nhwc[n->out[k]];
+            if (!any)
+                continue;
+            for (int k = 0; k < n->n_in; k++) {
+                int t = n->in[k];
+                /* scalars and constant parameters (split sizes, scales) have no layout */
+                if (t < 0 || its__shape_numel(&g->tensors[t].shape) == 1 ||
+                    (g->tensors[t].kind == ITS_TK_CONST && g->tensors[t].shape.rank != 4))
+                    continue;
+                if (!nhwc[t])
+                    ok = 0;
+            }
+            for (int k = 0; k < n->n_out; k++)
+                if (n->out[k] >= 0 && !eligible(g, n->out[k]))
+                    ok = 0;
+            if (!ok) {
+                for (int k = 0; k < n->n_out; k++)
+                    if (n->out[k] >= 0)
+                        nhwc[n->out[k]] = 0;
+                changed = 1;
+            }
+        }
+        /* only float tensors can be converted (LAYOUT): an 8-bit NHWC tensor read by a node
+         * that runs NCHW must itself be NCHW */
+        for (int i = 0; i < nn0; i++) {
+            const its_ir_node *n = &g->nodes[i];
+            int cl = !is_dnnl_conv(g, n) && n->n_out > 0 && n->out[0] >= 0 && nhwc[n->out[0]];
+            if (cl)
+                continue;
+            for (int k = 0; k < n->n_in; k++) {
+                int t = n->in[k];
+                if (t >= 0 && nhwc[t] && g->tensors[t].dtype != ITS_DT_FLOAT32) {
+                    nhwc[t] = 0;
+                    changed = 1;
+                }
+            }
+        }
+    }
+    for (int i = 0; i < nn0 && rc == 0; i++) {
+        int dnnl = is_dnnl_conv(g, &g->nodes[i]);
+        int mode = 0;
+        if (dnnl)
+            mode = nhwc[g->nodes[i].out[0]];
+        else if (g->nodes[i].n_out > 0 && g->nodes[i].out[0] >= 0 && nhwc[g->nodes[i].out[0]])
+            continue; /* runs channels-last; its inputs are NHWC (or scalars) already */
+        int nslots = g->nodes[i].n_in + 1;
+        for (int k = 0; k < nslots && rc == 0; k++) {
+            int t = k < g->nodes[i].n_in ? g->nodes[i].in[k] : g->nodes[i].sum;
+            if (t < 0 || t >= nt0 || (dnnl && k != 0 && k != nslots - 1))
+                continue;
+            int have = nhwc[t];
+            if (have == mode)
+                continue;
+            if (!have && (g->tensors[t].dtype != ITS_DT_FLOAT32 || g->tensors[t].shape.rank != 4 ||
+                          g->tensors[t].kind == ITS_TK_CONST))
+                continue;
+            if (conv_to[mode][t] < 0) {
+                int nt;
+                rc = add_layout_node(g, t, mode, &nt);
+                if (rc < 0)
+                    break;
+                conv_to[mode][t] = nt;
+            }
+            if (k < g->nodes[i].n_in)
+                g->nodes[i].in[k] = conv_to[mode][t];
+            else
+                g->nodes[i].sum = conv_to[mode][t];
+        }
+    }
+    if (rc == 0)
+        rc = its__graph_toposort(g, err, errlen);
+    if (rc == 0) {
+        c->nhwc = its_calloc(ITS_MOD_ENGINE, (size_t)g->n_tensors + 1, 1);
+        if (!c->nhwc) {
+            rc = ITS_ENOMEM;
+            goto out;
+        }
+        c->n_nhwc = g->n_tensors;
+        memcpy(c->nhwc, nhwc, (size_t)nt0);
+        for (int i = 0; i < g->n_nodes; i++)
+            if (g->nodes[i].op == ITS_OP_LAYOUT)
+                c->nhwc[g->nodes[i].out[0]] = (char)its__attr_i(&g->nodes[i], "to", 0);
+    }
+out:
+    its_free(nhwc);
+    its_free(conv_to[0]);
+    its_free(conv_to[1]);
+    return rc;
+}
+
 static int cpu_optimize(void *ctx, its_graph *g, char *err, size_t errlen)
 {
-    (void)ctx;
-    (void)err;
-    (void)errlen;
     int rc;
+    if (getenv("ITS_ENGINE_NO_FUSE")) /* debugging knob: run every op on its own */
+        return getenv("ITS_ENGINE_NCHW") ? 0 : assign_layouts(ctx, g, err, errlen);
+    its__pass_fuse_conv_fq(g, 0);
+    if ((rc = its__graph_compact(g)) < 0)
+        return rc;
     its__pass_fuse_conv_act(g, 1u << ITS_ACT_SILU | 1u << ITS_ACT_RELU | 1u << ITS_ACT_LEAKY |
                                    1u << ITS_ACT_SIGMOID);
     if ((rc = its__graph_compact(g)) < 0)
         return rc;
+    its__pass_fuse_conv_fq(g, 1);
+    if ((rc = its__graph_compact(g)) < 0)
+        return rc;
     its__pass_fuse_conv_sum(g);
-    return its__graph_compact(g);
+    if ((rc = its__graph_compact(g)) < 0)
+        return rc;
+    if (getenv("ITS_ENGINE_NCHW")) /* debugging knob: plain layouts everywhere */
+        return 0;
+    return assign_layouts(ctx, g, err, errlen);
 }
 
 static int is_dnnl_conv(const its_graph *g, const its_ir_node *n);
@@ -132,7 +311,8 @@ static void *tptr(const cpu_ctx *c, const plan *p, int t)
     const its_ir_tensor *T = &c->g->tensors[t];
     if (T->kind == ITS_TK_CONST)
         return T->data;
-    return c->arena + p->off[t];
+    /* zero-sized tensors get no block: any valid address will do, nothing is accessed */
+    return p->off[t] == SIZE_MAX ? c->arena : c->arena + p->off[t];
 }
 
 static dnnl_alg_kind_t act_alg(its_act a, float *alpha)
@@ -153,6 +333,52 @@ static dnnl_alg_kind_t act_alg(its_act a, float *alpha)
     }
 }
 
+static dnnl_format_tag_t layout_tag(const cpu_ctx *c, int t)
+{
+    return t >= 0 && t < c->n_nhwc && c->nhwc[t] ? dnnl_nhwc : dnnl_nchw;
+}
+
+/*
+ * Fake quantization as post-ops: q = clamp(round(x * (1/s)), lo - zp, hi - zp), y = q * s.
+ * This is DequantizeLinear(QuantizeLinear(x)) except that x / s becomes x * (1/s), which can
+ * differ in the last bit and so, rarely, move a value by one quantization step.
+ *
+ * oneDNN 2.6's JIT convolutions apply the parameters of the first post-op of a kind to every
+ * later post-op of the same kind (seen here: two eltwise_linear post-ops both scaled by the
+ * first alpha). So no kind appears twice with different parameters: the 1/s multiply of the
+ * second quantizer rides on the activation's output scale, the *s on the clip's output scale,
+ * and the two clips use the two clip algorithms (same semantics).
+ */
+static int append_conv_post_ops(dnnl_post_ops_t po, const its_ir_node *n)
+{
+    int npo = 0;
+    if (n->fq_on[0]) {
+        dnnl_post_ops_append_eltwise(po, 1.f, dnnl_eltwise_linear, 1.f / n->fq_scale[0], 0.f);
+        dnnl_post_ops_append_eltwise(po, 1.f, dnnl_eltwise_round, 0.f, 0.f);
+        dnnl_post_ops_append_eltwise(po, n->fq_scale[0], dnnl_eltwise_clip,
+                                     (float)(n->fq_lo[0] - n->fq_zp[0]),
+                                     (float)(n->fq_hi[0] - n->fq_zp[0]));
+        npo += 3;
+    }
+    if (n->act != ITS_ACT_NONE) {
+        float alpha;
+        dnnl_alg_kind_t alg = act_alg(n->act, &alpha);
+        if (n->act == ITS_ACT_LEAKY)
+            alpha = n->act_alpha;
+        float scale = n->fq_on[1] ? 1.f / n->fq_scale[1] : 1.f;
+        dnnl_post_ops_append_eltwise(po, scale, alg, alpha, 0.f);
+        npo++;
+    }
+    if (n->fq_on[1]) { /* only fused after an activation, which applied the 1/s */
+        dnnl_post_ops_append_eltwise(po, 1.f, dnnl_eltwise_round, 0.f, 0.f);
+        dnnl_post_ops_append_eltwise(po, n->fq_scale[1], dnnl_eltwise_clip_v2,
+                                     (float)(n->fq_lo[1] - n->fq_zp[1]),
+                                     (float)(n->fq_hi[1] - n->fq_zp[1]));
+        npo += 2;
+    }
+    return npo;
+}
+
 static int prepare_conv(cpu_ctx *c, plan *p, int i, char *err, size_t errlen)
 {
     const its_graph *g = c->g;
@@ -165,8 +391,9 @@ static int prepare_conv(cpu_ctx *c, plan *p, int i, char *err, size_t errlen)
     dnnl_dims_t sd = {w.n, w.c, w.ih, w.iw}, dd = {w.n, w.m, w.oh, w.ow};
     dnnl_dims_t bd = {w.m};
     dnnl_memory_desc_t src_md, dst_md, wany_md, wuser_md, b_md, sum_md;
-    DNNL_CHECK(dnnl_memory_desc_init_by_tag(&src_md, 4, sd, dnnl_f32, dnnl_nchw));
-    DNNL_CHECK(dnnl_memory_desc_init_by_tag(&dst_md, 4, dd, dnnl_f32, dnnl_nchw));
+    dnnl_format_tag_t src_tag = layout_tag(c, n->in[0]), dst_tag = layout_tag(c, n->out[0]);
+    DNNL_CHECK(dnnl_memory_desc_init_by_tag(&src_md, 4, sd, dnnl_f32, src_tag));
+    DNNL_CHECK(dnnl_memory_desc_init_by_tag(&dst_md, 4, dd, dnnl_f32, dst_tag));
     DNNL_CHECK(dnnl_memory_desc_init_by_tag(&b_md, 1, bd, dnnl_f32, dnnl_x));
     if (w.group > 1) {
         dnnl_dims_t wd = {w.group, w.m / w.group, w.c / w.group, w.kh, w.kw};
@@ -189,15 +416,10 @@ static int prepare_conv(cpu_ctx *c, plan *p, int i, char *err, size_t errlen)
     DNNL_CHECK(dnnl_primitive_attr_create(&attr));
     dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
     dnnl_post_ops_create(&po);
-    if (n->act != ITS_ACT_NONE) {
-        float alpha;
-        dnnl_alg_kind_t alg = act_alg(n->act, &alpha);
-        if (n->act == ITS_ACT_LEAKY)
-            alpha = n->act_alpha;
-        dnnl_post_ops_append_eltwise(po, 1.f, alg, alpha, 0.f);
-    }
+    int npo = append_conv_post_ops(po, n);
+    s->sum_idx = npo;
     if (n->sum >= 0) {
-        DNNL_CHECK(dnnl_memory_desc_init_by_tag(&sum_md, 4, dd, dnnl_f32, dnnl_nchw));
+        DNNL_CHECK(dnnl_memory_desc_init_by_tag(&sum_md, 4, dd, dnnl_f32, layout_tag(c, n->sum)));
         dnnl_post_ops_append_binary(po, dnnl_binary_add, &sum_md);
     }
     dnnl_primitive_attr_set_post_ops(attr, po);
@@ -349,8 +571,9 @@ static int cpu_prepare(void *ctx, const its_graph *g, int batch, const its_shape
     rc = its__plan_memory(g, p->bytes, alias, ALIGN, p->off, &p->arena);
     if (rc < 0)
         goto out;
-    if (p->arena > c->arena_size) {
-        uint8_t *na = its_aligned_alloc(ITS_MOD_ENGINE, 4096, p->arena);
+    if (p->arena > c->arena_size || !c->arena) {
+        /* never NULL, even when every tensor is empty: kernels get valid addresses */
+        uint8_t *na = its_aligned_alloc(ITS_MOD_ENGINE, 4096, p->arena ? p->arena : ALIGN);
         if (!na) {
             rc = ITS_ENOMEM;
             goto out;
@@ -393,9 +616,8 @@ static int run_conv(cpu_ctx *c, const plan *p, int i)
         args[na++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, s->bias};
     if (s->sum) {
         dnnl_memory_set_data_handle(s->sum, tptr(c, p, n->sum));
-        int idx = n->act != ITS_ACT_NONE ? 1 : 0;
         args[na++] =
-            (dnnl_exec_arg_t){DNNL_ARG_ATTR_MULTIPLE_POST_OP(idx) | DNNL_ARG_SRC_1, s->sum};
+            (dnnl_exec_arg_t){DNNL_ARG_ATTR_MULTIPLE_POST_OP(s->sum_idx) | DNNL_ARG_SRC_1, s->sum};
     }
     if (s->scratch) {
         dnnl_memory_set_data_handle(s->scratch, c->scratch);
@@ -438,7 +660,10 @@ static int cpu_run(void *ctx, int batch, int nb, const void *const *inputs, void
                 if (n->out[k] >= 0)
                     os[k] = p->shapes[n->out[k]];
             }
-            rc = its__kernel_run(g, n, is, in, os, out);
+            int cl = n->op == ITS_OP_LAYOUT || (n->n_out > 0 && n->out[0] >= 0 &&
+                                                n->out[0] < c->n_nhwc && c->nhwc[n->out[0]]);
+            rc = cl ? its__kernel_run_nhwc(g, n, is, in, os, out)
+                    : its__kernel_run(g, n, is, in, os, out);
         }
         if (rc < 0)
             return rc;
@@ -481,6 +706,7 @@ static void cpu_free(void *ctx)
     }
     its_free(c->arena);
     its_free(c->scratch);
+    its_free(c->nhwc);
     dnnl_stream_destroy(c->strm);
     dnnl_engine_destroy(c->eng);
     its_free(c);

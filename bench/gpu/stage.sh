@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Prepare the folder that the GPU machine receives (run here, on the dev machine):
+#   bench/gpu/stage.sh DEST        (DEST: an ignored folder of the checkout the device tool sends)
+# It builds the GPU binaries here (Release, sm_90 + PTX), and packs them with the non-system
+# shared libraries they need (the GPU machine lacks our Debian libraries), the models, a few
+# photos and this branch's sources into DEST/stage.tar.xz. On the GPU machine:
+#   bash DEST/run.sh        (run.sh unpacks, checks and times; see run.sh)
+set -euo pipefail
+dest=${1:?usage: stage.sh DEST}
+root=$(cd "$(dirname "$0")/../.." && pwd)
+shared=${ITS_SHARED_DIR:-$root/../shared}
+[ -d "$shared/models" ] || shared=/work/shared
+build=${BUILD_DIR:-$root/build-gpu}
+cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DITS_WERROR=ON -DITS_CUDA=ON >/dev/null
+make -C "$build" -j2 >/dev/null
+tmp=$(mktemp -d)
+mkdir -p "$tmp/s/bin" "$tmp/s/lib" "$tmp/s/shared/models" "$tmp/s/shared/media"
+for t in $(find "$build/tests/cuda" "$build/bench" "$build/tools" -maxdepth 2 -type f -executable \
+           \( -name 'test_cuda*' -o -name 'bench_cuda' \) 2>/dev/null); do
+    cp "$t" "$tmp/s/bin/"
+done
+# the Debian libraries the binaries need that an Ubuntu CUDA image lacks
+for b in "$tmp"/s/bin/*; do
+    ldd "$b" | awk '/=> \//{print $3}' | grep -vE 'libc\.so|libm\.so|libdl\.so|librt\.so|libpthread|libstdc\+\+|libgcc_s|ld-linux|libcudnn|libcublas|libcudart|libnvidia|libcuda\.so' || true
+done | sort -u | while read -r l; do cp -L "$l" "$tmp/s/lib/"; done
+for m in yolo11n-fp32-dequant yolov8n-int8-qdq; do
+    mkdir -p "$tmp/s/shared/models/$m"
+    cp "$shared/models/$m"/*.onnx "$shared/models/$m"/expected_detections.json "$tmp/s/shared/models/$m/"
+done
+cp "$shared"/media/{bus,zidane,street_nyc_bus_lane,person}.jpg "$tmp/s/shared/media/"
+git -C "$root" archive --format=tar --prefix=src/ HEAD | tar -x -C "$tmp/s"
+for f in bench/gpu/*.py bench/gpu/*.sh; do cp "$root/$f" "$tmp/s/src/$f"; done  # uncommitted edits too
+mkdir -p "$dest"
+rm -f "$dest"/stage.tar.xz
+tar -C "$tmp/s" -cJf "$dest/stage.tar.xz" .
+cp "$root/bench/gpu/run.sh" "$dest/run.sh"
+rm -rf "$tmp"
+du -sh "$dest"/*
