@@ -4,7 +4,7 @@
     scripts/scene-overlay.py deploy/scenes/X.yaml VIDEO OUT.png [SECONDS]
 
 Counting lines red (with a tick on the positive side), lanes green (with the travel
-direction), zones blue, the calibration quadrilateral yellow. Needs ffmpeg and PyYAML.
+direction), zones blue, the calibration quadrilateral yellow, the speed zone white. Needs ffmpeg and PyYAML.
 """
 import subprocess
 import sys
@@ -47,6 +47,8 @@ def main():
 
     if "calibration" in sc:
         poly(sc["calibration"]["image"], (255, 255, 0))
+    if "speed_zone" in sc:
+        poly(sc["speed_zone"], (255, 255, 255))
     for z in sc.get("zones", []):
         poly(z["polygon"], (60, 120, 255))
     for ln in sc.get("lanes", []):

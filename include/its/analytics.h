@@ -101,10 +101,13 @@ typedef struct its_analytics_params {
     double wrong_way_min_speed_kmh; /* only moving vehicles can be wrong-way (10) */
     double speed_drop_kmh;          /* sudden drop: speed falls by this much (30) */
     double speed_drop_window_s;     /* ... within this time (2) */
+    double speed_drop_ratio;        /* ... and by at least this share of the speed (0.4) */
     double queue_speed_kmh;         /* slower than this counts as queued (5) */
     double queue_gap_m;             /* largest gap inside one queue (15) */
     double forecast_alpha;          /* Holt level smoothing (0.3) */
     double forecast_beta;           /* Holt trend smoothing (0.1) */
+    double duplicate_iou;           /* push: drop a box of another class overlapping a
+                                       higher-scored one this much (0.7; 0 off) */
 } its_analytics_params;
 
 typedef struct its_scene {
@@ -112,9 +115,13 @@ typedef struct its_scene {
     double fps;
     int width_px, height_px; /* 0: not checked */
     int has_calibration;
-    its_pt calib_image[4];      /* pixels */
-    its_pt calib_road[4];       /* metres */
-    double H[9];                /* image -> road, row-major, fitted by its_scene_validate */
+    its_pt calib_image[4]; /* pixels */
+    its_pt calib_road[4];  /* metres */
+    double H[9];           /* image -> road, row-major, fitted by its_scene_validate */
+    /* Where speeds are measured (image polygon; 0 points: everywhere). Far from the
+     * calibration points a by-eye homography extrapolates badly: keep speeds where it holds. */
+    int speed_zone_n;
+    its_pt speed_zone[ITS_SCENE_MAX_POLY];
     signed char class_map[256]; /* COCO id -> its_class_group, -1: ignored */
     int n_lines, n_zones, n_lanes;
     its_scene_line lines[ITS_SCENE_MAX_LINES];
@@ -236,6 +243,7 @@ typedef struct its_analytics_report {
     double mean_speed_kmh; /* over vehicles in view now; NaN if none */
     uint64_t incidents[ITS_EV_COUNT];
     uint64_t frames_refused, events_dropped, tracks_dropped;
+    uint64_t duplicates_dropped; /* push: cross-class duplicate detections removed */
     its_line_stats lines[ITS_SCENE_MAX_LINES];
     its_zone_stats zones[ITS_SCENE_MAX_ZONES];
     its_lane_stats lanes[ITS_SCENE_MAX_LANES];
@@ -249,7 +257,10 @@ void its_analytics_params_default(its_analytics_params *p);
 int its_analytics_create(const its_scene *scene, const its_tracker_params *tp,
                          its_analytics_t **out);
 void its_analytics_destroy(its_analytics_t *a);
-/* Detections of one frame: runs the camera's tracker, then update. */
+/* Detections of one frame: runs the camera's tracker, then update. Detectors with per-class
+ * NMS may report one vehicle twice (car and truck, same box); before tracking, a detection
+ * overlapping a higher-scored one of another class by duplicate_iou or more is dropped, so
+ * it cannot start a second track and be counted twice. r->tracks[i].det_index refers to f. */
 int its_analytics_push(its_analytics_t *a, const its_det_frame *f, const its_analytics_frame **out);
 /* Tracks of one frame from a tracker of the caller's own. */
 int its_analytics_update(its_analytics_t *a, int64_t ts_ns, uint64_t frame_no,

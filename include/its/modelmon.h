@@ -86,6 +86,7 @@ typedef struct its_modelmon_report {
     int baseline_ready;
     uint64_t baseline_frames;
     uint64_t frames, detections;
+    uint64_t rejected; /* observe calls refused with ITS_EINVAL */
     its_mm_drift drift[ITS_MM_FEATURES];
     int drift_alert; /* any feature */
     /* latency and throughput from record_inference */

@@ -73,6 +73,7 @@ typedef struct its_quality_score {
     double matched_share, flicker, temporal_score; /* NaN without detections */
     double frame_score, camera_score;
     uint64_t frames;
+    uint64_t rejected; /* calls refused with ITS_EINVAL (bad plane, bad arguments) */
 } its_quality_score;
 
 typedef struct its_quality its_quality_t;

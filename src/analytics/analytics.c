@@ -21,10 +21,14 @@
 #define B1_N             60
 #define B15_N            15
 #define MAX_EV_PER_TRACK 4
+#define MAX_SPEED_KMH    250.0       /* faster is a measurement error (identity switch, glitch) */
+#define EDGE_PX          2.0         /* a box this close to the frame edge is cut off by it */
+#define DROP_HOLD_NS     500000000LL /* a speed drop must last this long to be reported */
 
 typedef struct tstate {
     uint32_t id;
-    int group;
+    int group;                     /* majority of the class votes */
+    uint16_t votes[ITS_CLS_COUNT]; /* detections seen per class group */
     int64_t first_ts, last_ts;
     its_pt img, road;
     its_pt rh[HIST];
@@ -42,6 +46,7 @@ typedef struct tstate {
     int queued;
     int64_t stopped_since, wrong_since;
     int stopped_fired, wrong_fired, drop_fired;
+    int64_t drop_since;
     float sp[SPH];
     int64_t spt[SPH];
     int spn, sph;
@@ -72,7 +77,30 @@ typedef struct lstate {
     double len;
 } lstate;
 
+/* Bounding box of a polygon, tested before the polygon itself. */
+typedef struct bbox {
+    double x0, y0, x1, y1;
+} bbox;
+
+static bbox poly_bbox(const its_pt *p, int n)
+{
+    bbox b = {p[0].x, p[0].y, p[0].x, p[0].y};
+    for (int i = 1; i < n; i++) {
+        b.x0 = p[i].x < b.x0 ? p[i].x : b.x0;
+        b.x1 = p[i].x > b.x1 ? p[i].x : b.x1;
+        b.y0 = p[i].y < b.y0 ? p[i].y : b.y0;
+        b.y1 = p[i].y > b.y1 ? p[i].y : b.y1;
+    }
+    return b;
+}
+
+static int in_bbox(const bbox *b, its_pt q)
+{
+    return q.x >= b->x0 && q.x <= b->x1 && q.y >= b->y0 && q.y <= b->y1;
+}
+
 typedef struct zstate {
+    bbox box;
     int count;
     int64_t occupied_ns, total_ns;
     uint64_t entries;
@@ -80,12 +108,18 @@ typedef struct zstate {
     uint64_t dwell_n;
 } zstate;
 
+typedef struct xkey {
+    float x;
+    int i;
+} xkey;
+
 typedef struct qitem {
     double d;
     int slot;
 } qitem;
 
 typedef struct lanestate {
+    bbox box;
     its_pt stop_a, stop_b; /* road */
     its_pt dir;            /* road unit travel direction */
     double queue_m, queue_max;
@@ -95,7 +129,14 @@ typedef struct lanestate {
 struct its_analytics {
     its_scene sc;
     its_tracker_t *trk;
-    int max_tracks;
+    int max_tracks, max_dets;
+    int fw, fh; /* frame size (push, else the scene's), 0 unknown */
+    bbox speed_box;
+    its_det *dbuf; /* push: the frame's detections after duplicate removal */
+    xkey *xkeys, *xkeys_tmp;
+    unsigned char *drop;
+    int *dmap;       /* dbuf index -> index in the caller's frame */
+    its_track *tbuf; /* push: tracks with det_index mapped back to the caller's frame */
     tstate *st;
     int *hidx; /* slot + 1, 0 empty */
     uint32_t hmask;
@@ -107,7 +148,7 @@ struct its_analytics {
     zstate zones[ITS_SCENE_MAX_ZONES];
     lanestate lanes[ITS_SCENE_MAX_LANES];
     int64_t t0, last_ts;
-    uint64_t frames, refused, ev_dropped, tr_dropped;
+    uint64_t frames, refused, ev_dropped, tr_dropped, dups;
     uint64_t incidents[ITS_EV_COUNT];
     /* per frame */
     its_event *ev;
@@ -215,6 +256,12 @@ void its_analytics_destroy(its_analytics_t *a)
     its_free(a->speed_out);
     its_free(a->lane_out);
     its_free(a->q);
+    its_free(a->dbuf);
+    its_free(a->xkeys);
+    its_free(a->xkeys_tmp);
+    its_free(a->drop);
+    its_free(a->dmap);
+    its_free(a->tbuf);
     its_free(a);
 }
 
@@ -258,8 +305,18 @@ int its_analytics_create(const its_scene *scene, const its_tracker_params *tp,
     a->speed_out = its_malloc(ITS_MOD_ANALYTICS, (size_t)mt * sizeof(float));
     a->lane_out = its_malloc(ITS_MOD_ANALYTICS, (size_t)mt);
     a->q = its_malloc(ITS_MOD_ANALYTICS, (size_t)mt * sizeof(qitem));
+    a->max_dets = p.max_dets;
+    a->fw = scene->width_px;
+    a->fh = scene->height_px;
+    a->dbuf = its_malloc(ITS_MOD_ANALYTICS, (size_t)p.max_dets * sizeof(its_det));
+    a->dmap = its_malloc(ITS_MOD_ANALYTICS, (size_t)p.max_dets * sizeof(int));
+    a->xkeys = its_malloc(ITS_MOD_ANALYTICS, (size_t)p.max_dets * sizeof(xkey));
+    a->xkeys_tmp = its_malloc(ITS_MOD_ANALYTICS, (size_t)p.max_dets * sizeof(xkey));
+    a->drop = its_malloc(ITS_MOD_ANALYTICS, (size_t)p.max_dets);
+    a->tbuf = its_malloc(ITS_MOD_ANALYTICS, (size_t)mt * sizeof(its_track));
     if (!a->st || !a->hidx || !a->live || !a->free_slots || !a->ev || !a->speed_out ||
-        !a->lane_out || !a->q) {
+        !a->lane_out || !a->q || !a->dbuf || !a->dmap || !a->tbuf || !a->xkeys || !a->xkeys_tmp ||
+        !a->drop) {
         its_analytics_destroy(a);
         return ITS_ENOMEM;
     }
@@ -281,9 +338,14 @@ int its_analytics_create(const its_scene *scene, const its_tracker_params *tp,
             l->b15[k].idx = -1;
         its_forecast_init(&l->fc, s->params.forecast_alpha, s->params.forecast_beta);
     }
+    for (int i = 0; i < s->n_zones; i++)
+        a->zones[i].box = poly_bbox(s->zones[i].poly, s->zones[i].n);
+    if (s->speed_zone_n)
+        a->speed_box = poly_bbox(s->speed_zone, s->speed_zone_n);
     for (int i = 0; i < s->n_lanes; i++) {
         lanestate *ls = &a->lanes[i];
         const its_scene_lane *sl = &s->lanes[i];
+        ls->box = poly_bbox(sl->poly, sl->n);
         ls->queue_m = ls->queue_max = NAN;
         its_pt c = {0, 0};
         for (int k = 0; k < sl->n; k++) {
@@ -392,8 +454,15 @@ static void add_crossing(its_analytics_t *a, lstate *l, const tstate *t, int dir
 
 /* Kinematics from the road-position history: displacement over the speed window. The start
  * of the window only moves forward, so finding it is O(1) amortised per frame. */
-static void update_speed(its_analytics_t *a, tstate *t, int64_t ts)
+static void update_speed(its_analytics_t *a, tstate *t, int64_t ts, int clipped)
 {
+    if (clipped) {
+        /* The box is cut by the frame edge: its bottom centre is not where the vehicle
+         * touches the road, so it is kept out of the history and no speed is given. */
+        t->speed = NAN;
+        t->vel.x = t->vel.y = 0;
+        return;
+    }
     uint32_t k = t->hcount++;
     t->rh[k % HIST] = t->road;
     t->th[k % HIST] = ts;
@@ -414,7 +483,11 @@ static void update_speed(its_analytics_t *a, tstate *t, int64_t ts)
         return;
     t->vel.x = (t->road.x - o->x) / dt;
     t->vel.y = (t->road.y - o->y) / dt;
-    t->speed = hypot(t->vel.x, t->vel.y) * 3.6;
+    t->speed = sqrt(t->vel.x * t->vel.x + t->vel.y * t->vel.y) * 3.6;
+    if (t->speed > MAX_SPEED_KMH) {
+        t->speed = NAN;
+        t->vel.x = t->vel.y = 0;
+    }
 }
 
 static void update_lines(its_analytics_t *a, tstate *t, int64_t ts, int fresh)
@@ -476,7 +549,8 @@ static void update_zones(its_analytics_t *a, tstate *t, int64_t ts)
 {
     const its_scene *s = &a->sc;
     for (int i = 0; i < s->n_zones; i++) {
-        int in = point_in_poly(s->zones[i].poly, s->zones[i].n, t->img);
+        int in = in_bbox(&a->zones[i].box, t->img) &&
+                 point_in_poly(s->zones[i].poly, s->zones[i].n, t->img);
         int was = (t->in_zone >> i) & 1;
         if (in && !was) {
             t->in_zone |= 1u << i;
@@ -514,14 +588,21 @@ static void incidents(its_analytics_t *a, tstate *t, int64_t ts)
     const its_analytics_params *p = &a->sc.params;
     if (!isfinite(t->speed) || !is_vehicle(t->group))
         return;
-    /* sudden speed drop: anywhere in view */
-    if (!t->drop_fired) {
+    /* sudden speed drop: anywhere in view, held for DROP_HOLD_NS (one glitchy measurement
+     * is not an incident), on a track followed for at least the drop window */
+    if (!t->drop_fired && ts - t->first_ts >= (int64_t)(p->speed_drop_window_s * NS)) {
         double mx = t->sp_max;
-        if (mx - t->speed >= p->speed_drop_kmh) {
-            its_event *e = emit(a, ITS_EV_SPEED_DROP, t, t->lane, ts);
-            if (e)
-                e->value = mx - t->speed;
-            t->drop_fired = 1;
+        if (mx - t->speed >= p->speed_drop_kmh && mx - t->speed >= p->speed_drop_ratio * mx) {
+            if (!t->drop_since)
+                t->drop_since = ts;
+            if (ts - t->drop_since >= DROP_HOLD_NS) {
+                its_event *e = emit(a, ITS_EV_SPEED_DROP, t, t->lane, ts);
+                if (e)
+                    e->value = mx - t->speed;
+                t->drop_fired = 1;
+            }
+        } else {
+            t->drop_since = 0;
         }
     }
     if (t->lane < 0) {
@@ -543,7 +624,7 @@ static void incidents(its_analytics_t *a, tstate *t, int64_t ts)
         t->stopped_fired = 0;
     }
     const lanestate *ls = &a->lanes[t->lane];
-    double v = hypot(t->vel.x, t->vel.y);
+    double v = sqrt(t->vel.x * t->vel.x + t->vel.y * t->vel.y);
     if (t->speed > p->wrong_way_min_speed_kmh &&
         (t->vel.x * ls->dir.x + t->vel.y * ls->dir.y) < -0.5 * v) {
         if (!t->wrong_since)
@@ -679,19 +760,30 @@ int its_analytics_update(its_analytics_t *a, int64_t ts, uint64_t frame_no, cons
             fresh = 1;
         }
         tstate *t = &a->st[slot];
-        t->group = g;
+        /* A detector often hesitates between car/truck/bus on one vehicle: the track's class is
+         * the one it was seen as most often (ties: the latest). */
+        if (t->votes[g] < UINT16_MAX)
+            t->votes[g]++;
+        if (t->votes[g] >= t->votes[t->group] || fresh)
+            t->group = g;
         t->last_ts = ts;
         t->img.x = (tr->x1 + tr->x2) * 0.5;
         t->img.y = tr->y2;
         t->road = its_scene_to_road(s, t->img);
         t->queued = 0;
-        update_speed(a, t, ts);
+        int clipped = a->fw > 0 && (tr->x1 <= EDGE_PX || tr->y1 <= EDGE_PX ||
+                                    tr->x2 >= a->fw - EDGE_PX || tr->y2 >= a->fh - EDGE_PX);
+        if (s->speed_zone_n && !(in_bbox(&a->speed_box, t->img) &&
+                                 point_in_poly(s->speed_zone, s->speed_zone_n, t->img)))
+            clipped = 1; /* outside where speeds are trusted: same treatment */
+        update_speed(a, t, ts, clipped);
         sample_speed(a, t, ts);
         update_lines(a, t, ts, fresh);
         update_zones(a, t, ts);
         t->lane = -1;
         for (int k = 0; k < s->n_lanes; k++)
-            if (point_in_poly(s->lanes[k].poly, s->lanes[k].n, t->img)) {
+            if (in_bbox(&a->lanes[k].box, t->img) &&
+                point_in_poly(s->lanes[k].poly, s->lanes[k].n, t->img)) {
                 t->lane = k;
                 break;
             }
@@ -736,19 +828,94 @@ int its_analytics_update(its_analytics_t *a, int64_t ts, uint64_t frame_no, cons
     return 0;
 }
 
+/* Cross-class duplicates: detectors that run NMS per class can report one vehicle as a car
+ * and as a truck with nearly the same box. Pairs of different classes only (same-class
+ * duplicates are the detector's NMS's business); the lower score goes. Detections are swept
+ * in x1 order so only boxes that overlap in x are compared. */
+static int dedupe(its_analytics_t *a, const its_det_frame *f)
+{
+    int n = f->n < a->max_dets ? f->n : a->max_dets;
+    float thr = (float)a->sc.params.duplicate_iou;
+    for (int i = 0; i < n; i++) {
+        a->drop[i] = 0;
+        a->xkeys[i].x = f->dets[i].x1;
+        a->xkeys[i].i = i;
+    }
+    if (thr > 0) {
+        /* bottom-up merge sort by x1 */
+        xkey *src = a->xkeys, *dst = a->xkeys_tmp;
+        for (int w = 1; w < n; w *= 2) {
+            for (int lo = 0; lo < n; lo += 2 * w) {
+                int mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
+                int i = lo, j = mid, k = lo;
+                while (i < mid && j < hi)
+                    dst[k++] = src[j].x < src[i].x ? src[j++] : src[i++];
+                while (i < mid)
+                    dst[k++] = src[i++];
+                while (j < hi)
+                    dst[k++] = src[j++];
+            }
+            xkey *t = src;
+            src = dst;
+            dst = t;
+        }
+        for (int p = 0; p < n; p++) {
+            const its_det *d = &f->dets[src[p].i];
+            for (int q = p + 1; q < n && src[q].x < d->x2; q++) {
+                const its_det *e = &f->dets[src[q].i];
+                if (e->class_id == d->class_id || e->y1 >= d->y2 || e->y2 <= d->y1)
+                    continue;
+                float iw = (d->x2 < e->x2 ? d->x2 : e->x2) - e->x1;
+                float ih = (d->y2 < e->y2 ? d->y2 : e->y2) - (d->y1 > e->y1 ? d->y1 : e->y1);
+                float in = iw * ih;
+                float un =
+                    (d->x2 - d->x1) * (d->y2 - d->y1) + (e->x2 - e->x1) * (e->y2 - e->y1) - in;
+                if (!(un > 0 && in >= thr * un))
+                    continue;
+                int lose = e->score < d->score || (e->score == d->score && src[q].i > src[p].i)
+                               ? src[q].i
+                               : src[p].i;
+                a->drop[lose] = 1;
+            }
+        }
+    }
+    int m = 0;
+    for (int i = 0; i < n; i++) {
+        if (a->drop[i]) {
+            a->dups++;
+            continue;
+        }
+        a->dbuf[m] = f->dets[i];
+        a->dmap[m++] = i;
+    }
+    return m;
+}
+
 int its_analytics_push(its_analytics_t *a, const its_det_frame *f, const its_analytics_frame **out)
 {
-    if (!a || !f || !out)
+    if (!a || !f || !out || f->n < 0 || (f->n > 0 && !f->dets))
         return ITS_EINVAL;
     if (a->frames && f->ts_ns < a->last_ts) {
         a->refused++;
         return ITS_EINVAL;
     }
+    if (f->width_px > 0 && f->height_px > 0) {
+        a->fw = f->width_px;
+        a->fh = f->height_px;
+    }
+    its_det_frame g = *f;
+    g.dets = a->dbuf;
+    g.n = dedupe(a, f);
     const its_track *tracks;
-    int n = its_tracker_update(a->trk, f, &tracks);
+    int n = its_tracker_update(a->trk, &g, &tracks);
     if (n < 0)
         return n;
-    return its_analytics_update(a, f->ts_ns, f->frame_no, tracks, n, out);
+    for (int i = 0; i < n; i++) {
+        a->tbuf[i] = tracks[i];
+        if (tracks[i].det_index >= 0)
+            a->tbuf[i].det_index = a->dmap[tracks[i].det_index];
+    }
+    return its_analytics_update(a, f->ts_ns, f->frame_no, a->tbuf, n, out);
 }
 
 /* ---- reports ---- */
@@ -811,6 +978,7 @@ int its_analytics_get_report(its_analytics_t *a, its_analytics_report *r)
     r->frames_refused = a->refused;
     r->events_dropped = a->ev_dropped;
     r->tracks_dropped = a->tr_dropped;
+    r->duplicates_dropped = a->dups;
     for (int i = 0; i < s->n_lines; i++) {
         const lstate *l = &a->lines[i];
         its_line_stats *o = &r->lines[i];
@@ -1083,6 +1251,8 @@ int its_analytics_report_to_json(const its_analytics_t *a, const its_analytics_r
     its_jsonw_uint(&w, r->events_dropped);
     its_jsonw_key(&w, "tracks");
     its_jsonw_uint(&w, r->tracks_dropped);
+    its_jsonw_key(&w, "duplicate_detections");
+    its_jsonw_uint(&w, r->duplicates_dropped);
     its_jsonw_obj_end(&w);
     its_jsonw_obj_end(&w);
     return its_jsonw_finish(&w);

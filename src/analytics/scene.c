@@ -68,12 +68,19 @@ typedef struct rclasses {
     GROUP_FIELDS(person);
 } rclasses;
 
+/* The analytics: section maps onto its_analytics_params, a struct of doubles only. */
+#define N_PARAMS 15
+_Static_assert(sizeof(its_analytics_params) == N_PARAMS * sizeof(double),
+               "scene.c's parameter tables must follow its_analytics_params");
+
 typedef struct rparams {
-    double *v[13]; /* same order as its_analytics_params */
+    double *v[N_PARAMS]; /* same order as its_analytics_params */
 } rparams;
 
 typedef struct rscene {
     char *camera;
+    rpt *speed_zone;
+    unsigned speed_zone_count;
     double *fps;
     int *frame;
     unsigned frame_count;
@@ -131,47 +138,32 @@ static const cyaml_schema_field_t class_fields[] = {INTS("car", rclasses, car),
                                                     INTS("person", rclasses, person),
                                                     CYAML_FIELD_END};
 
-static const char *const param_names[13] = {"speed_window_s",
-                                            "line_hysteresis_px",
-                                            "track_timeout_s",
-                                            "stopped_speed_kmh",
-                                            "stopped_time_s",
-                                            "wrong_way_time_s",
-                                            "wrong_way_min_speed_kmh",
-                                            "speed_drop_kmh",
-                                            "speed_drop_window_s",
-                                            "queue_speed_kmh",
-                                            "queue_gap_m",
-                                            "forecast_alpha",
-                                            "forecast_beta"};
 /* Bounds of each parameter, inclusive. */
-static const double param_min[13] = {0.1, 0, 0.1, 0, 0.5, 0.1, 0, 1, 0.1, 0, 0.5, 0.01, 0.0};
-static const double param_max[13] = {10, 100, 600, 50, 3600, 600, 200, 300, 60, 50, 200, 1, 1};
+static const double param_min[N_PARAMS] = {0.1, 0, 0.1, 0,   0.5,  0.1, 0,  1,
+                                           0.1, 0, 0,   0.5, 0.01, 0.0, 0.0};
+static const double param_max[N_PARAMS] = {10, 100, 600, 50,  3600, 600, 200, 300,
+                                           60, 1,   50,  200, 1,    1,   1};
 
 #define PARAM(i, k)                                                                                \
     {                                                                                              \
         .key = k, .data_offset = offsetof(rparams, v) + (i) * sizeof(double *),                    \
         .value = {CYAML_VALUE_FLOAT(CYAML_FLAG_POINTER | OPT, double)},                            \
     }
-static const cyaml_schema_field_t param_fields[14] = {PARAM(0, "speed_window_s"),
-                                                      PARAM(1, "line_hysteresis_px"),
-                                                      PARAM(2, "track_timeout_s"),
-                                                      PARAM(3, "stopped_speed_kmh"),
-                                                      PARAM(4, "stopped_time_s"),
-                                                      PARAM(5, "wrong_way_time_s"),
-                                                      PARAM(6, "wrong_way_min_speed_kmh"),
-                                                      PARAM(7, "speed_drop_kmh"),
-                                                      PARAM(8, "speed_drop_window_s"),
-                                                      PARAM(9, "queue_speed_kmh"),
-                                                      PARAM(10, "queue_gap_m"),
-                                                      PARAM(11, "forecast_alpha"),
-                                                      PARAM(12, "forecast_beta"),
-                                                      CYAML_FIELD_END};
+static const cyaml_schema_field_t param_fields[N_PARAMS + 1] = {
+    PARAM(0, "speed_window_s"),          PARAM(1, "line_hysteresis_px"),
+    PARAM(2, "track_timeout_s"),         PARAM(3, "stopped_speed_kmh"),
+    PARAM(4, "stopped_time_s"),          PARAM(5, "wrong_way_time_s"),
+    PARAM(6, "wrong_way_min_speed_kmh"), PARAM(7, "speed_drop_kmh"),
+    PARAM(8, "speed_drop_window_s"),     PARAM(9, "speed_drop_ratio"),
+    PARAM(10, "queue_speed_kmh"),        PARAM(11, "queue_gap_m"),
+    PARAM(12, "forecast_alpha"),         PARAM(13, "forecast_beta"),
+    PARAM(14, "duplicate_iou"),          CYAML_FIELD_END};
 
 static const cyaml_schema_field_t top_fields[] = {
     STR("camera", rscene, camera),
     CYAML_FIELD_FLOAT_PTR("fps", CYAML_FLAG_POINTER | OPT, rscene, fps),
     INTS("frame", rscene, frame),
+    PTS("speed_zone", rscene, speed_zone),
     CYAML_FIELD_MAPPING_PTR("calibration", CYAML_FLAG_POINTER | OPT, rscene, calibration,
                             calib_fields),
     CYAML_FIELD_MAPPING_PTR("classes", CYAML_FLAG_POINTER | OPT, rscene, classes, class_fields),
@@ -222,6 +214,9 @@ static void prepend(capture *c, const char *s)
     memcpy(tmp + ls + (size_t)dot, c->path, lp + 1);
     memcpy(c->path, tmp, sizeof tmp);
 }
+
+static void capture_log(cyaml_log_t level, void *ctx, const char *fmt, va_list args)
+    __attribute__((format(printf, 3, 0)));
 
 static void capture_log(cyaml_log_t level, void *ctx, const char *fmt, va_list args)
 {
@@ -354,10 +349,12 @@ void its_analytics_params_default(its_analytics_params *p)
     p->wrong_way_min_speed_kmh = 10.0;
     p->speed_drop_kmh = 30.0;
     p->speed_drop_window_s = 2.0;
+    p->speed_drop_ratio = 0.4;
     p->queue_speed_kmh = 5.0;
     p->queue_gap_m = 15.0;
     p->forecast_alpha = 0.3;
     p->forecast_beta = 0.1;
+    p->duplicate_iou = 0.7;
 }
 
 static const int default_map[][2] = {{0, ITS_CLS_PERSON}, {1, ITS_CLS_BICYCLE},
@@ -454,6 +451,21 @@ int its_scene_validate(its_scene *s, const char *o, char *err, size_t errlen)
         for (int i = 0; i < 9; i++)
             s->H[i] = (i % 4 == 0);
     }
+    if (s->speed_zone_n) {
+        if (!s->has_calibration)
+            return fail(err, errlen, ITS_ECONFIG, "%s: speed_zone: needs a calibration section", o);
+        if (s->speed_zone_n < 3 || s->speed_zone_n > ITS_SCENE_MAX_POLY)
+            return fail(err, errlen, ITS_ECONFIG, "%s: speed_zone: 3..%d points needed, got %d", o,
+                        ITS_SCENE_MAX_POLY, s->speed_zone_n);
+        for (int k = 0; k < s->speed_zone_n; k++)
+            if (!pt_ok(s, s->speed_zone[k]) || !on_road(s, s->speed_zone[k]))
+                return fail(err, errlen, ITS_ECONFIG,
+                            "%s: speed_zone: point %d is outside the frame or beyond the horizon",
+                            o, k);
+        const char *why = poly_problem(s->speed_zone, s->speed_zone_n);
+        if (*why)
+            return fail(err, errlen, ITS_ECONFIG, "%s: speed_zone: %s", o, why);
+    }
     for (int i = 0; i < s->n_lines; i++) {
         its_scene_line *l = &s->lines[i];
         if (!l->name[0])
@@ -542,10 +554,10 @@ int its_scene_validate(its_scene *s, const char *o, char *err, size_t errlen)
                         "%s: lanes[%d].stop_line: queue length needs a calibration section", o, i);
     }
     const double *pv = &s->params.speed_window_s;
-    for (int i = 0; i < 13; i++)
+    for (int i = 0; i < N_PARAMS; i++)
         if (!(pv[i] >= param_min[i] && pv[i] <= param_max[i]))
             return fail(err, errlen, ITS_ECONFIG, "%s: analytics.%s: %g is outside [%g, %g]", o,
-                        param_names[i], pv[i], param_min[i], param_max[i]);
+                        param_fields[i].key, pv[i], param_min[i], param_max[i]);
     return 0;
 }
 
@@ -614,6 +626,16 @@ static int convert(const rscene *r, its_scene *s, const char *o, char *err, size
             s->calib_road[i].y = c->road[i].v[1];
         }
         s->has_calibration = 1;
+    }
+    if (r->speed_zone) {
+        if (r->speed_zone_count < 3 || r->speed_zone_count > ITS_SCENE_MAX_POLY)
+            return fail(err, errlen, ITS_ECONFIG, "%s: speed_zone: 3..%d points needed, got %u", o,
+                        ITS_SCENE_MAX_POLY, r->speed_zone_count);
+        for (unsigned k = 0; k < r->speed_zone_count; k++) {
+            s->speed_zone[k].x = r->speed_zone[k].v[0];
+            s->speed_zone[k].y = r->speed_zone[k].v[1];
+        }
+        s->speed_zone_n = (int)r->speed_zone_count;
     }
     if (r->classes) {
         static const char *const gn[ITS_CLS_COUNT] = {"car",        "truck",   "bus",
@@ -700,7 +722,7 @@ static int convert(const rscene *r, its_scene *s, const char *o, char *err, size
     s->n_lanes = r->lanes ? (int)r->lanes_count : 0;
     if (r->analytics) {
         double *pv = &s->params.speed_window_s;
-        for (int i = 0; i < 13; i++)
+        for (int i = 0; i < N_PARAMS; i++)
             if (r->analytics->v[i])
                 pv[i] = *r->analytics->v[i];
     }

@@ -33,7 +33,7 @@ struct its_modelmon {
     int base_ready;
     its_mm_hist *blocks; /* window_blocks x ITS_MM_FEATURES */
     int block_frames, cur_block, cur_frames;
-    uint64_t frames, dets;
+    uint64_t frames, dets, rejected;
     int64_t ob_sec[TP_N];
     uint64_t ob_dets[TP_N];
     int64_t ob_last;
@@ -154,8 +154,12 @@ static void add_frame(its_mm_hist *h, const its_det_frame *f)
 
 int its_modelmon_observe(its_modelmon_t *m, const its_det_frame *f)
 {
-    if (!m || !f || f->n < 0 || (f->n > 0 && !f->dets))
+    if (!m)
         return ITS_EINVAL;
+    if (!f || f->n < 0 || (f->n > 0 && !f->dets)) {
+        m->rejected++;
+        return ITS_EINVAL;
+    }
     m->frames++;
     m->dets += (uint64_t)f->n;
     int64_t sec = f->ts_ns / 1000000000LL;
@@ -296,6 +300,7 @@ int its_modelmon_get_report(its_modelmon_t *m, its_modelmon_report *r)
     r->baseline_frames = m->base_frames;
     r->frames = m->frames;
     r->detections = m->dets;
+    r->rejected = m->rejected;
     for (int f = 0; f < ITS_MM_FEATURES; f++) {
         its_mm_hist cur;
         its_modelmon_hist(m, (its_mm_feature)f, 0, &cur);
@@ -533,6 +538,8 @@ int its_modelmon_report_to_json(const its_modelmon_report *r, char *buf, size_t 
     its_jsonw_uint(&w, r->frames);
     its_jsonw_key(&w, "detections");
     its_jsonw_uint(&w, r->detections);
+    its_jsonw_key(&w, "rejected");
+    its_jsonw_uint(&w, r->rejected);
     its_jsonw_key(&w, "drift_alert");
     its_jsonw_bool(&w, r->drift_alert);
     its_jsonw_key(&w, "drift");

@@ -35,7 +35,7 @@ struct its_quality {
     int flicker_init;
     double camera;
     int camera_init;
-    uint64_t frames;
+    uint64_t frames, rejected;
     its_quality_score last;
 };
 
@@ -261,11 +261,15 @@ static void sort_ids(uint32_t *v, int n)
 int its_quality_update(its_quality_t *q, const its_quality_image *img, const its_det_frame *f,
                        const its_track *tracks, int n_tracks, its_quality_score *out)
 {
-    if (!q || n_tracks < 0 || (n_tracks > 0 && !tracks) || (f && f->n > 0 && !f->dets))
+    if (!q)
         return ITS_EINVAL;
-    if (img && (!img->luma || img->width < 8 || img->height < 8 || img->width > 16384 ||
-                img->height > 16384 || img->stride < img->width))
+    if (n_tracks < 0 || (n_tracks > 0 && !tracks) || (f && (f->n < 0 || (f->n > 0 && !f->dets))) ||
+        (img && (!img->luma || img->width < 8 || img->height < 8 || img->width > 16384 ||
+                 img->height > 16384 || img->stride < img->width))) {
+        q->rejected++;
+        q->last.rejected = q->rejected;
         return ITS_EINVAL;
+    }
     its_quality_score s;
     memset(&s, 0, sizeof s);
     s.image_score = s.det_confidence = s.det_plausibility = s.det_score = NAN;
@@ -346,6 +350,7 @@ int its_quality_update(its_quality_t *q, const its_quality_image *img, const its
     }
     s.camera_score = q->camera_init ? q->camera : NAN;
     s.frames = ++q->frames;
+    s.rejected = q->rejected;
     q->last = s;
     if (out)
         *out = s;
@@ -368,6 +373,8 @@ int its_quality_score_to_json(const its_quality_score *s, char *buf, size_t len)
     its_jsonw_num(&w, s->camera_score);
     its_jsonw_key(&w, "frames");
     its_jsonw_uint(&w, s->frames);
+    its_jsonw_key(&w, "rejected");
+    its_jsonw_uint(&w, s->rejected);
     its_jsonw_key(&w, "image");
     if (!s->has_image) {
         its_jsonw_null(&w);

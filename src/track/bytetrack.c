@@ -28,10 +28,13 @@ typedef struct trk {
     uint64_t start_fid;
 } trk;
 
-typedef struct keyidx {
-    float key;
+/* A detection box in grid order; w = the score when fusing, else 1. */
+typedef struct cbox {
+    float x1, y1, x2, y2, w;
     int idx;
-} keyidx;
+} cbox;
+
+#define GRID_SIDE 64
 
 struct its_tracker {
     its_tracker_params p;
@@ -50,7 +53,9 @@ struct its_tracker {
     int *det_left;
     its__edge *edges;
     int max_edges;
-    keyidx *keys, *keys_tmp; /* detections sorted by x1 */
+    cbox *cbox;      /* detections in grid-cell order */
+    int *cell_of;    /* detection -> grid cell */
+    int *cell_start; /* GRID_SIDE^2 + 1 */
     int *row_match, *col_match;
     its__assign as;
 };
@@ -83,8 +88,9 @@ void its_tracker_destroy(its_tracker_t *t)
     its_free(t->rem_tr);
     its_free(t->det_left);
     its_free(t->edges);
-    its_free(t->keys);
-    its_free(t->keys_tmp);
+    its_free(t->cbox);
+    its_free(t->cell_of);
+    its_free(t->cell_start);
     its_free(t->row_match);
     its_free(t->col_match);
     its_free(t);
@@ -115,13 +121,14 @@ int its_tracker_create(const its_tracker_params *p, its_tracker_t **out)
     t->rem_tr = its_malloc(ITS_MOD_TRACK, nt * sizeof(int));
     t->det_left = its_malloc(ITS_MOD_TRACK, nd * sizeof(int));
     t->edges = its_malloc(ITS_MOD_TRACK, (size_t)t->max_edges * sizeof(its__edge));
-    t->keys = its_malloc(ITS_MOD_TRACK, nd * sizeof(*t->keys));
-    t->keys_tmp = its_malloc(ITS_MOD_TRACK, nd * sizeof(*t->keys));
+    t->cbox = its_malloc(ITS_MOD_TRACK, nd * sizeof(cbox));
+    t->cell_of = its_malloc(ITS_MOD_TRACK, nd * sizeof(int));
+    t->cell_start = its_malloc(ITS_MOD_TRACK, (GRID_SIDE * GRID_SIDE + 1) * sizeof(int));
     t->row_match = its_malloc(ITS_MOD_TRACK, nt * sizeof(int));
     t->col_match = its_malloc(ITS_MOD_TRACK, nd * sizeof(int));
     if (!t->trk || !t->live || !t->free_slots || !t->out || !t->high || !t->low || !t->pool ||
-        !t->unconf || !t->rem_tr || !t->det_left || !t->edges || !t->keys || !t->keys_tmp ||
-        !t->row_match || !t->col_match ||
+        !t->unconf || !t->rem_tr || !t->det_left || !t->edges || !t->cbox || !t->cell_of ||
+        !t->cell_start || !t->row_match || !t->col_match ||
         its__assign_init(&t->as, p->max_tracks, p->max_dets) < 0) {
         its_tracker_destroy(t);
         return ITS_ENOMEM;
@@ -217,43 +224,53 @@ static int det_ok(const its_det *d)
            d->x2 > d->x1 && d->y2 > d->y1 && d->score >= 0 && d->score <= 1;
 }
 
-/* Bottom-up merge sort of (key, index) pairs: O(n log n), no allocation, stable. */
-static keyidx *sort_keys(keyidx *a, keyidx *tmp, int n)
-{
-    for (int w = 1; w < n; w *= 2) {
-        for (int lo = 0; lo < n; lo += 2 * w) {
-            int mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
-            int i = lo, j = mid, k = lo;
-            while (i < mid && j < hi)
-                tmp[k++] = a[j].key < a[i].key ? a[j++] : a[i++];
-            while (i < mid)
-                tmp[k++] = a[i++];
-            while (j < hi)
-                tmp[k++] = a[j++];
-        }
-        keyidx *t = a;
-        a = tmp;
-        tmp = t;
-    }
-    return a;
-}
-
 /* Candidate pairs (cost < limit) between track slots tr[] and detections dl[] (indices into
- * dets): detections sorted by x1, so each track only looks at those whose x range can reach
- * its own, and rejects on y before any arithmetic. cost = 1 - IoU, or 1 - IoU * score when
- * fusing the detection score. */
+ * dets). Detections go into a uniform grid by box centre, cells as large as the largest box,
+ * so a track only looks at the few cells its box (grown by half a box) covers: a handful of
+ * candidates per track however many objects are in view. cost = 1 - IoU, or 1 - IoU x score
+ * when fusing the detection score. */
 static int build_edges(its_tracker_t *t, const int *tr, int ntr, const int *dl, int ndl,
                        const its_det *dets, int fuse, float limit)
 {
-    float maxw = 0;
+    float maxw = 1, maxh = 1, minx = INFINITY, miny = INFINITY, maxx = -INFINITY, maxy = -INFINITY;
     for (int i = 0; i < ndl; i++) {
         const its_det *d = &dets[dl[i]];
-        t->keys[i].key = d->x1;
-        t->keys[i].idx = i;
-        if (d->x2 - d->x1 > maxw)
-            maxw = d->x2 - d->x1;
+        float cx = (d->x1 + d->x2) * 0.5f, cy = (d->y1 + d->y2) * 0.5f;
+        maxw = d->x2 - d->x1 > maxw ? d->x2 - d->x1 : maxw;
+        maxh = d->y2 - d->y1 > maxh ? d->y2 - d->y1 : maxh;
+        minx = cx < minx ? cx : minx;
+        maxx = cx > maxx ? cx : maxx;
+        miny = cy < miny ? cy : miny;
+        maxy = cy > maxy ? cy : maxy;
     }
-    const keyidx *s = sort_keys(t->keys, t->keys_tmp, ndl);
+    float cw = maxw, ch = maxh;
+    if ((maxx - minx) / cw >= GRID_SIDE - 1)
+        cw = (maxx - minx) / (GRID_SIDE - 1) * 1.001f;
+    if ((maxy - miny) / ch >= GRID_SIDE - 1)
+        ch = (maxy - miny) / (GRID_SIDE - 1) * 1.001f;
+    int gx = (int)((maxx - minx) / cw) + 1, gy = (int)((maxy - miny) / ch) + 1;
+    int *start = t->cell_start;
+    memset(start, 0, (size_t)(gx * gy + 1) * sizeof(int));
+    for (int i = 0; i < ndl; i++) {
+        const its_det *d = &dets[dl[i]];
+        int cx = (int)(((d->x1 + d->x2) * 0.5f - minx) / cw);
+        int cy = (int)(((d->y1 + d->y2) * 0.5f - miny) / ch);
+        t->cell_of[i] = cy * gx + cx;
+        start[t->cell_of[i] + 1]++;
+    }
+    for (int c = 0; c < gx * gy; c++)
+        start[c + 1] += start[c];
+    for (int i = 0; i < ndl; i++) {
+        const its_det *d = &dets[dl[i]];
+        cbox *b = &t->cbox[start[t->cell_of[i]]++];
+        b->x1 = d->x1;
+        b->y1 = d->y1;
+        b->x2 = d->x2;
+        b->y2 = d->y2;
+        b->w = fuse ? d->score : 1.0f;
+        b->idx = i;
+    }
+    /* start[c] is now the end of cell c, and cell c begins at start[c - 1] */
     int ne = 0;
     for (int r = 0; r < ntr; r++) {
         float a1, b1, a2, b2;
@@ -261,34 +278,32 @@ static int build_edges(its_tracker_t *t, const int *tr, int ntr, const int *dl, 
         float area_t = (a2 - a1) * (b2 - b1);
         if (!(area_t > 0))
             continue;
-        /* first detection with x1 >= a1 - maxw */
-        int lo = 0, hi = ndl;
-        float from = a1 - maxw;
-        while (lo < hi) {
-            int mid = (lo + hi) / 2;
-            if (s[mid].key < from)
-                lo = mid + 1;
-            else
-                hi = mid;
-        }
-        for (int q = lo; q < ndl && s[q].key < a2; q++) {
-            int c = s[q].idx;
-            const its_det *d = &dets[dl[c]];
-            if (d->y1 >= b2 || d->y2 <= b1 || d->x2 <= a1)
-                continue;
-            float iw = (a2 < d->x2 ? a2 : d->x2) - (a1 > d->x1 ? a1 : d->x1);
-            float ih = (b2 < d->y2 ? b2 : d->y2) - (b1 > d->y1 ? b1 : d->y1);
-            float inter = iw * ih;
-            float iou = inter / (area_t + (d->x2 - d->x1) * (d->y2 - d->y1) - inter);
-            float cost = 1.0f - (fuse ? iou * d->score : iou);
-            if (cost >= limit)
-                continue;
-            if (ne == t->max_edges)
-                return ne; /* pathological overlap: the cheapest pairs are usually found */
-            t->edges[ne].r = r;
-            t->edges[ne].c = c;
-            t->edges[ne].cost = cost;
-            ne++;
+        float fx0 = (a1 - maxw * 0.5f - minx) / cw, fx1 = (a2 + maxw * 0.5f - minx) / cw;
+        float fy0 = (b1 - maxh * 0.5f - miny) / ch, fy1 = (b2 + maxh * 0.5f - miny) / ch;
+        if (fx1 < 0 || fy1 < 0 || fx0 >= gx || fy0 >= gy || !(fx0 == fx0) || !(fy0 == fy0))
+            continue;
+        int x0 = fx0 < 0 ? 0 : (int)fx0, x1 = fx1 >= gx ? gx - 1 : (int)fx1;
+        int y0 = fy0 < 0 ? 0 : (int)fy0, y1 = fy1 >= gy ? gy - 1 : (int)fy1;
+        for (int cy = y0; cy <= y1; cy++) {
+            int from = cy * gx + x0 == 0 ? 0 : start[cy * gx + x0 - 1], to = start[cy * gx + x1];
+            for (int q = from; q < to; q++) {
+                const cbox *d = &t->cbox[q];
+                if (d->x1 >= a2 || d->x2 <= a1 || d->y1 >= b2 || d->y2 <= b1)
+                    continue;
+                float iw = (a2 < d->x2 ? a2 : d->x2) - (a1 > d->x1 ? a1 : d->x1);
+                float ih = (b2 < d->y2 ? b2 : d->y2) - (b1 > d->y1 ? b1 : d->y1);
+                float inter = iw * ih;
+                float iou = inter / (area_t + (d->x2 - d->x1) * (d->y2 - d->y1) - inter);
+                float cost = 1.0f - iou * d->w;
+                if (cost >= limit)
+                    continue;
+                if (ne == t->max_edges)
+                    return ne; /* pathological overlap: the cheapest pairs are usually found */
+                t->edges[ne].r = r;
+                t->edges[ne].c = d->idx;
+                t->edges[ne].cost = cost;
+                ne++;
+            }
         }
     }
     return ne;

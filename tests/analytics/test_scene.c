@@ -68,6 +68,31 @@ static void test_good(void **state)
     assert_int_equal(s.n_lines, 0);
 }
 
+/* Every analytics: key lands in its own field (the table in scene.c follows the struct). */
+static void test_params(void **state)
+{
+    (void)state;
+    const char *y = "analytics:\n  speed_window_s: 1.5\n  line_hysteresis_px: 3\n"
+                    "  track_timeout_s: 4\n  stopped_speed_kmh: 6\n  stopped_time_s: 25\n"
+                    "  wrong_way_time_s: 3.5\n  wrong_way_min_speed_kmh: 12\n"
+                    "  speed_drop_kmh: 35\n  speed_drop_window_s: 2.5\n"
+                    "  speed_drop_ratio: 0.45\n  queue_speed_kmh: 4\n  queue_gap_m: 11\n"
+                    "  forecast_alpha: 0.35\n  forecast_beta: 0.15\n  duplicate_iou: 0.65\n";
+    its_scene s;
+    char err[512] = "";
+    int rc = its_scene_load_string(y, strlen(y), "p.yaml", &s, err, sizeof err);
+    if (rc)
+        fprintf(stderr, "%s\n", err);
+    assert_int_equal(rc, 0);
+    const its_analytics_params *p = &s.params;
+    assert_true(p->speed_window_s == 1.5 && p->line_hysteresis_px == 3 && p->track_timeout_s == 4 &&
+                p->stopped_speed_kmh == 6 && p->stopped_time_s == 25 &&
+                p->wrong_way_time_s == 3.5 && p->wrong_way_min_speed_kmh == 12 &&
+                p->speed_drop_kmh == 35 && p->speed_drop_window_s == 2.5 &&
+                p->speed_drop_ratio == 0.45 && p->queue_speed_kmh == 4 && p->queue_gap_m == 11 &&
+                p->forecast_alpha == 0.35 && p->forecast_beta == 0.15 && p->duplicate_iou == 0.65);
+}
+
 typedef struct bad_case {
     const char *yaml;
     const char *expect; /* substring of the message, after "bad.yaml: " */
@@ -135,6 +160,13 @@ static const bad_case bad[] = {
      "  road: [[0, 0], [3.65, 0], [3.65, 60], [0, 60]]\n"
      "lines:\n  - {name: a, points: [[100, 50], [1000, 50]], positive: [0, 1]}\n",
      "lines[0].points: beyond the horizon of the calibration"},
+    {"speed_zone: [[0, 0], [10, 0], [10, 10]]\n", "speed_zone: needs a calibration section"},
+    {"calibration:\n  image: [[0, 0], [10, 0], [10, 10], [0, 10]]\n"
+     "  road: [[0, 0], [1, 0], [1, 1], [0, 1]]\nspeed_zone: [[0, 0], [10, 0]]\n",
+     "speed_zone: 3..32 points needed, got 2"},
+    {"calibration:\n  image: [[0, 0], [10, 0], [10, 10], [0, 10]]\n"
+     "  road: [[0, 0], [1, 0], [1, 1], [0, 1]]\nspeed_zone: [[0, 0], [10, 10], [10, 0], [0, 10]]\n",
+     "speed_zone: is self-intersecting"},
     {"classes: {car: [2, 300]}\n", "classes.car: class id 300 is outside 0..255"},
     {"classes: {car: [2], truck: [2]}\n", "classes.truck: class id 2 is already in group car"},
     {"classes: {tractor: [2]}\n", "classes: Unexpected key: tractor"},
@@ -211,9 +243,8 @@ static void test_shipped_scenes(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_good),
-        cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_limits_and_files),
+        cmocka_unit_test(test_good),           cmocka_unit_test(test_params),
+        cmocka_unit_test(test_errors),         cmocka_unit_test(test_limits_and_files),
         cmocka_unit_test(test_shipped_scenes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -278,6 +278,11 @@ static void test_bad_input_and_alloc(void **state)
     its_modelmon_t *m = make();
     its_det_frame f = {NULL, 3, 1280, 720, 0, 0};
     assert_int_equal(its_modelmon_observe(m, &f), ITS_EINVAL);
+    assert_int_equal(its_modelmon_observe(m, NULL), ITS_EINVAL);
+    its_modelmon_report rr;
+    its_modelmon_get_report(m, &rr);
+    assert_int_equal(rr.rejected, 2);
+    assert_int_equal(rr.frames, 0);
     its_det odd[3] = {{0, 0, 0, 0, NAN, -3}, {5, 5, 1, 1, 2.0f, 999}, {0, 0, INFINITY, 1, 0.5f, 2}};
     f = (its_det_frame){odd, 3, 0, 0, 0, 0};
     gen g = base_gen;

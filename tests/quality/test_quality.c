@@ -239,6 +239,9 @@ static void test_bad_input_and_alloc(void **state)
     im = (its_quality_image){NULL, W, H, W, 0};
     assert_int_equal(its_quality_update(q, &im, NULL, NULL, 0, NULL), ITS_EINVAL);
     assert_int_equal(its_quality_update(q, NULL, NULL, NULL, 3, NULL), ITS_EINVAL);
+    its_quality_score cached;
+    its_quality_get(q, &cached);
+    assert_int_equal(cached.rejected, 4); /* every refusal is counted */
     its_det nan_det = {NAN, NAN, NAN, NAN, NAN, 2};
     its_det_frame fr = {&nan_det, 1, W, H, 0, 0};
     its_quality_score s;

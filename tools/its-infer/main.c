@@ -7,7 +7,7 @@
  * via the FFmpeg reader of src/ingest), each frame is letterboxed straight into the next free
  * slot of the batch input tensor; a full batch (or the last, partial one) runs through the
  * engine and every frame's detections go through the stages (infer.h) in input order: an
- * optional tracker (--track, later), the JSON printer, the --draw writer.
+ * optional tracker (--track), the JSON printer, the --draw writer.
  *
  * Exit status: 0 all inputs processed; 1 some input failed (missing, corrupt: each reported,
  * the others still processed); 2 usage, model or engine error (nothing processed).
@@ -44,6 +44,8 @@ typedef struct options {
     float conf, iou;
     int max_frames; /* per video, 0 = all */
     int rgb, bgr;   /* force the model's channel order */
+    int track;      /* --track: ByteTrack + analytics (needs --scene) */
+    const char *scene_path;
 } options;
 
 /* One batch slot: the frame's identity, its letterbox, and (for --draw) its pixels. */
@@ -92,6 +94,9 @@ static void usage(FILE *f)
                "      --family NAME     head: auto (default), ultralytics, yolov5, yolox, nanodet\n"
                "      --rgb | --bgr     override the model's input channel order\n"
                "      --max-frames N    frames per video (default all)\n"
+               "      --track           track objects in videos (ByteTrack); needs --scene\n"
+               "      --scene FILE      scene file (lines, zones, lanes, calibration); with\n"
+               "                        --track, each video ends with an analytics JSON line\n"
                "  -h, --help\n"
                "Prints one JSON object per image or video frame on stdout.\n"
                "On a machine shared with other work, set OMP_WAIT_POLICY=passive (the CPU\n"
@@ -122,7 +127,16 @@ static int parse_int(const char *s, int lo, int hi, int *out)
 
 static int parse_args(int argc, char **argv, options *o)
 {
-    enum { OPT_DRAW = 256, OPT_NAMES, OPT_FAMILY, OPT_RGB, OPT_BGR, OPT_MAXF };
+    enum {
+        OPT_DRAW = 256,
+        OPT_NAMES,
+        OPT_FAMILY,
+        OPT_RGB,
+        OPT_BGR,
+        OPT_MAXF,
+        OPT_TRACK,
+        OPT_SCENE
+    };
     static const struct option longopts[] = {
         {"model", required_argument, 0, 'm'},
         {"conf", required_argument, 0, 'c'},
@@ -136,6 +150,8 @@ static int parse_args(int argc, char **argv, options *o)
         {"rgb", no_argument, 0, OPT_RGB},
         {"bgr", no_argument, 0, OPT_BGR},
         {"max-frames", required_argument, 0, OPT_MAXF},
+        {"track", no_argument, 0, OPT_TRACK},
+        {"scene", required_argument, 0, OPT_SCENE},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -200,6 +216,12 @@ static int parse_args(int argc, char **argv, options *o)
                 return -1;
             }
             break;
+        case OPT_TRACK:
+            o->track = 1;
+            break;
+        case OPT_SCENE:
+            o->scene_path = optarg;
+            break;
         case 'h':
             usage(stdout);
             exit(0);
@@ -211,6 +233,10 @@ static int parse_args(int argc, char **argv, options *o)
             usage(stderr);
             return -1;
         }
+    }
+    if (o->track != (o->scene_path != NULL)) {
+        fprintf(stderr, "its-infer: --track and --scene go together\n");
+        return -1;
     }
     if (!o->model) {
         fprintf(stderr, "its-infer: no model given (-m MODEL.onnx)\n");
@@ -500,7 +526,14 @@ int main(int argc, char **argv)
         teardown(&a);
         return 2;
     }
-    /* Stages in order: (--track would go here), JSON, --draw. */
+    /* Stages in order: --track, JSON, --draw. */
+    if (a.o.track) {
+        if (infer_stage_track(a.o.scene_path, stdout, &a.stages[a.n_stages]) < 0) {
+            teardown(&a);
+            return 2;
+        }
+        a.n_stages++;
+    }
     infer_stage_json(stdout, &a.stages[a.n_stages++]);
     if (a.o.draw_dir) {
         if (infer_stage_draw(a.o.draw_dir, &a.stages[a.n_stages]) < 0) {

@@ -1,0 +1,162 @@
+/*
+ * The --track stage of its-infer: ByteTrack and the scene's analytics (include/its/
+ * analytics.h) for each video. It runs before the JSON printer and fills each detection's
+ * track id (-1: no confirmed track this frame); at the end of each video it prints one more
+ * JSON line, {"source": ..., "analytics": {...}}, with the counts per line and the other
+ * analytics. Still images have no time axis: their detections pass with track id -1.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "infer.h"
+#include "its/alloc.h"
+#include "its/analytics.h"
+#include "its/error.h"
+#include "its/log.h"
+
+#define TRACK_MAX_DETS 1024
+#define REPORT_MAX     (256 * 1024)
+
+typedef struct track_ctx {
+    its_scene scene;
+    FILE *out;
+    its_analytics_t *a; /* per video, created at its first frame */
+    const infer_source *src;
+    int64_t last_ts;
+    its_det dets[TRACK_MAX_DETS];
+    int ids[TRACK_MAX_DETS];
+    char *json;
+} track_ctx;
+
+static int track_begin(void *ctx, const infer_source *src)
+{
+    track_ctx *t = ctx;
+    its_analytics_destroy(t->a);
+    t->a = NULL;
+    t->src = src;
+    return 0;
+}
+
+/* The tracker needs the stream's real rate (its buffer is in frames): the video's if known. */
+static int start(track_ctx *t, const infer_result *r)
+{
+    its_scene sc = t->scene;
+    if (r->src->fps > 0)
+        sc.fps = r->src->fps;
+    if (sc.width_px && (sc.width_px != r->width || sc.height_px != r->height))
+        its_logw("track", r->src->path, "scene is for %dx%d frames, the video is %dx%d",
+                 sc.width_px, sc.height_px, r->width, r->height);
+    int rc = its_analytics_create(&sc, NULL, &t->a);
+    if (rc < 0)
+        its_loge("track", r->src->path, "analytics: %s", its_strerror(rc));
+    t->last_ts = INT64_MIN;
+    return rc;
+}
+
+static int track_frame(void *ctx, infer_result *r)
+{
+    track_ctx *t = ctx;
+    if (r->n > TRACK_MAX_DETS) { /* more than the printer's ids array: track the first ones */
+        its_logw("track", r->src->path, "frame %lld: %d detections, tracking the first %d",
+                 (long long)r->frame, r->n, TRACK_MAX_DETS);
+        r->n = TRACK_MAX_DETS;
+    }
+    int n = r->n;
+    for (int i = 0; i < n; i++)
+        t->ids[i] = -1;
+    r->track_ids = t->ids;
+    if (!r->src->is_video)
+        return 0;
+    if (!t->a) {
+        int rc = start(t, r);
+        if (rc < 0)
+            return rc;
+    }
+    for (int i = 0; i < n; i++) {
+        const its_detection *d = &r->dets[i];
+        t->dets[i] = (its_det){d->x1, d->y1, d->x2, d->y2, d->score, d->class_id};
+    }
+    /* Presentation times drive speeds and windows; a stream without them (or going back)
+     * falls back to the frame index at the nominal rate. */
+    double fps = r->src->fps > 0 ? r->src->fps : t->scene.fps;
+    int64_t ts = r->pts_ns;
+    if (ts <= t->last_ts)
+        ts = (int64_t)((double)r->frame * 1e9 / fps);
+    if (ts <= t->last_ts)
+        ts = t->last_ts + 1;
+    t->last_ts = ts;
+    its_det_frame f = {t->dets, n, r->width, r->height, ts, (uint64_t)r->frame};
+    const its_analytics_frame *out;
+    int rc = its_analytics_push(t->a, &f, &out);
+    if (rc < 0) {
+        its_loge("track", r->src->path, "frame %lld: %s", (long long)r->frame, its_strerror(rc));
+        return 0; /* one bad frame must not stop the video */
+    }
+    for (int i = 0; i < out->n_tracks; i++) {
+        int di = out->tracks[i].det_index;
+        if (di >= 0 && di < n)
+            t->ids[di] = (int)out->tracks[i].id;
+    }
+    return 0;
+}
+
+static int track_end(void *ctx, const infer_source *src)
+{
+    track_ctx *t = ctx;
+    if (!t->a)
+        return 0;
+    its_analytics_report rep;
+    its_analytics_get_report(t->a, &rep);
+    its_jsonw w;
+    its_jsonw_init(&w, t->json, REPORT_MAX);
+    its_jsonw_obj_begin(&w);
+    its_jsonw_key(&w, "source");
+    its_jsonw_str(&w, src->path);
+    its_jsonw_key(&w, "analytics");
+    int head = its_jsonw_finish(&w);
+    int rc = head < 0 ? head
+                      : its_analytics_report_to_json(t->a, &rep, t->json + head,
+                                                     REPORT_MAX - (size_t)head - 2);
+    if (rc < 0) {
+        its_loge("track", src->path, "analytics report: %s", its_strerror(rc));
+    } else {
+        fprintf(t->out, "%s}\n", t->json);
+        fflush(t->out);
+    }
+    its_analytics_destroy(t->a);
+    t->a = NULL;
+    return ferror(t->out) ? ITS_EIO : 0;
+}
+
+static void track_destroy(void *ctx)
+{
+    track_ctx *t = ctx;
+    its_analytics_destroy(t->a);
+    its_free(t->json);
+    its_free(t);
+}
+
+int infer_stage_track(const char *scene_path, FILE *out, infer_stage *st)
+{
+    char err[512];
+    track_ctx *t = its_calloc(ITS_MOD_APP, 1, sizeof *t);
+    if (!t)
+        return ITS_ENOMEM;
+    t->json = its_malloc(ITS_MOD_APP, REPORT_MAX);
+    int rc = t->json ? its_scene_load(scene_path, &t->scene, err, sizeof err) : ITS_ENOMEM;
+    if (rc < 0) {
+        fprintf(stderr, "its-infer: %s\n", rc == ITS_ENOMEM ? "out of memory" : err);
+        its_free(t->json);
+        its_free(t);
+        return rc;
+    }
+    t->out = out;
+    memset(st, 0, sizeof *st);
+    st->name = "track";
+    st->begin_source = track_begin;
+    st->frame = track_frame;
+    st->end_source = track_end;
+    st->destroy = track_destroy;
+    st->ctx = t;
+    return 0;
+}
