@@ -43,8 +43,8 @@ int its_log_parse_format(const char *name, its_log_format *out);
 /* module: short stage name ("engine"); ctx: optional instance tag ("cam-3"), may be NULL. */
 void its_log(its_log_level level, const char *module, const char *ctx, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-void its_vlog(its_log_level level, const char *module, const char *ctx, const char *fmt,
-              va_list ap);
+void its_vlog(its_log_level level, const char *module, const char *ctx, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
 
 /* Number of lines written at each level since start, for the errors-by-level metric. */
 unsigned long its_log_count(its_log_level level);

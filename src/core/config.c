@@ -359,6 +359,9 @@ typedef struct log_capture {
 } log_capture;
 
 static void capture_log(cyaml_log_t level, void *ctx, const char *fmt, va_list args)
+    __attribute__((format(printf, 3, 0)));
+
+static void capture_log(cyaml_log_t level, void *ctx, const char *fmt, va_list args)
 {
     log_capture *c = ctx;
     char line[256];

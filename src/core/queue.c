@@ -10,6 +10,7 @@
 #include "its/queue.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <time.h>
 
@@ -96,7 +97,15 @@ static int try_push(its_queue_t *q, void *item)
                 return 0;
             }
         } else if (dif < 0) {
-            return ITS_EFULL;
+            /* The cell is still held by a consumer that claimed it and has not yet handed it
+             * back. Only if the ring really holds capacity items is this "full"; otherwise
+             * that consumer is mid-operation and the cell frees in a moment. Reporting full
+             * here would lose a buffer in a pool whose ring holds every buffer. */
+            size_t deq = atomic_load_explicit(&q->deq, memory_order_acquire);
+            if (pos - deq > q->mask)
+                return ITS_EFULL;
+            sched_yield();
+            pos = atomic_load_explicit(&q->enq, memory_order_relaxed);
         } else {
             pos = atomic_load_explicit(&q->enq, memory_order_relaxed);
         }
@@ -118,7 +127,12 @@ static int try_pop(its_queue_t *q, void **item)
                 return 0;
             }
         } else if (dif < 0) {
-            return ITS_EEMPTY;
+            /* Empty, unless a producer has claimed this cell and is about to publish it. */
+            size_t enq = atomic_load_explicit(&q->enq, memory_order_acquire);
+            if (enq == pos)
+                return ITS_EEMPTY;
+            sched_yield();
+            pos = atomic_load_explicit(&q->deq, memory_order_relaxed);
         } else {
             pos = atomic_load_explicit(&q->deq, memory_order_relaxed);
         }
@@ -130,7 +144,7 @@ static void wake(its_queue_t *q, atomic_int *waiters, pthread_cond_t *cv)
     atomic_thread_fence(memory_order_seq_cst);
     if (atomic_load(waiters) > 0) {
         pthread_mutex_lock(&q->mu);
-        pthread_cond_broadcast(cv);
+        pthread_cond_signal(cv); /* one item (or one free cell): one waiter can use it */
         pthread_mutex_unlock(&q->mu);
     }
 }
@@ -170,6 +184,14 @@ static int wait_op(its_queue_t *q, int is_push, void *item, void **out, uint64_t
     int would_block = is_push ? ITS_EFULL : ITS_EEMPTY;
     if (rc != would_block || timeout_ns == 0)
         return rc;
+    /* Brief spin before parking: under load the other side usually answers within a few
+     * scheduler slices, and parking costs two context switches. */
+    for (int spin = 0; spin < 16; spin++) {
+        sched_yield();
+        rc = is_push ? its_queue_push(q, item) : its_queue_pop(q, out);
+        if (rc != would_block)
+            return rc;
+    }
     uint64_t now = its_now_ns();
     uint64_t deadline = timeout_ns > UINT64_MAX - now ? UINT64_MAX : now + timeout_ns;
     atomic_int *waiters = is_push ? &q->push_waiters : &q->pop_waiters;

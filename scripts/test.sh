@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Configure, build (warnings are errors) and run the whole test suite with ctest.
+#   scripts/test.sh                 # build/ , the normal build
+#   ITS_SANITIZE=1 scripts/test.sh  # build-asan/ , AddressSanitizer + UndefinedBehaviorSanitizer
+# Extra ctest arguments pass through: scripts/test.sh -R core
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+"$root/scripts/setup.sh" >/dev/null
+jobs=$(nproc 2>/dev/null || echo 2)
+args=(-DITS_WERROR=ON)
+if [ "${ITS_SANITIZE:-0}" = 1 ]; then
+    dir=${ITS_BUILD_DIR:-build-asan}
+    args+=(-DITS_ASAN=ON -DITS_UBSAN=ON -DCMAKE_BUILD_TYPE=Debug)
+    export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:strict_string_checks=1}
+    export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+else
+    dir=${ITS_BUILD_DIR:-build}
+fi
+cmake -S "$root" -B "$root/$dir" "${args[@]}" >/dev/null
+cmake --build "$root/$dir" -j "$jobs"
+cd "$root/$dir"
+ctest --output-on-failure -j "$jobs" "$@"
