@@ -51,6 +51,7 @@ typedef enum its_ts {
     ITS_TS_BATCH,       /* taken into a batch */
     ITS_TS_INFER,       /* inference finished (pre-processing included) */
     ITS_TS_POST,        /* detections decoded, NMS done */
+    ITS_TS_DISPATCH,    /* picked up by the camera's analytics worker */
     ITS_TS_QUALITY,     /* quality scored */
     ITS_TS_MODELMON,    /* model metrics updated */
     ITS_TS_ANALYTICS,   /* tracking and analytics done */
