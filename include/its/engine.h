@@ -77,6 +77,31 @@ void its_engine_destroy(its_engine_t *e);
  */
 int its_engine_run(its_engine_t *e, int n, const float *input, float *const *outputs);
 
+/*
+ * Additions (additive to the lead's API):
+ * its_engine_run_io: like its_engine_run for any model: inputs[i] holds n items of graph
+ * input i in its own dtype (a non-batched input: the whole tensor), outputs[i] receives n
+ * items of output i in its dtype.
+ * its_engine_output_shape: the shape output i has for a batch of n (n <= max_batch).
+ * its_model_n_meta / its_model_meta_at: iterate over metadata_props (strings owned by m).
+ * its_model_n_nodes: nodes after the load-time passes (for a model-info dump).
+ */
+/* its_model_load_buffer_frozen: load with some graph inputs fixed to the given values (they
+ * become constants, so shape inputs such as Reshape's shape may come from the caller). */
+typedef struct its_input_value {
+    const char *name;
+    const void *data;
+    size_t bytes;
+} its_input_value;
+int its_model_load_buffer_frozen(const void *data, size_t len, const its_input_value *vals,
+                                 int n_vals, its_model_t **out, char *err, size_t errlen);
+int its_engine_run_io(its_engine_t *e, int n, const void *const *inputs, void *const *outputs);
+int its_engine_output_shape(const its_engine_t *e, int i, int n, its_tensor_desc *out);
+int its_engine_max_batch(const its_engine_t *e);
+int its_model_n_meta(const its_model_t *m);
+int its_model_meta_at(const its_model_t *m, int i, const char **key, const char **value);
+int its_model_n_nodes(const its_model_t *m);
+
 /* Bytes of the activation arena planned for max_batch. */
 size_t its_engine_arena_bytes(const its_engine_t *e);
 const char *its_engine_backend_name(const its_engine_t *e);

@@ -1,0 +1,427 @@
+/*
+ * engine.c - the public API (its/engine.h): models, engines, backend selection.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "its/alloc.h"
+#include "its/engine.h"
+#include "its/error.h"
+#include "its/log.h"
+
+#include "backend.h"
+#include "ir.h"
+
+#define MAX_MODEL_BYTES ((size_t)1 << 30)
+#define MAX_PLANS       8
+
+struct its_model {
+    its_graph g;
+    its_tensor_desc *in, *out;
+};
+
+struct its_engine {
+    const its_model_t *model;
+    its_graph g; /* the engine's copy, after backend passes */
+    const its_backend_i *b;
+    void *ctx;
+    int batches[MAX_PLANS], n_batches;
+    its_shape *shapes[MAX_PLANS]; /* per prepared batch, per tensor */
+};
+
+static void set_err(char *err, size_t errlen, const char *fmt, const char *a)
+    __attribute__((format(printf, 3, 0)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, const char *a)
+{
+    if (err && errlen) {
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+        snprintf(err, errlen, fmt, a);
+#pragma GCC diagnostic pop
+    }
+}
+
+static void fill_desc(const its_graph *g, int t, its_tensor_desc *d, int symbolic)
+{
+    const its_ir_tensor *T = &g->tensors[t];
+    d->name = T->name;
+    d->dtype = T->dtype;
+    d->rank = T->shape.rank;
+    memcpy(d->dims, T->shape.dims, sizeof d->dims);
+    if (symbolic && T->batched && d->rank > 0)
+        d->dims[0] = -1;
+}
+
+/* Turn graph inputs into constants with the given values (before inference and folding). */
+static int freeze_inputs(its_graph *g, const its_input_value *vals, int n, char *err, size_t errlen)
+{
+    for (int v = 0; v < n; v++) {
+        int k = 0;
+        while (k < g->n_inputs && strcmp(g->tensors[g->inputs[k]].name, vals[v].name) != 0)
+            k++;
+        if (k == g->n_inputs) {
+            set_err(err, errlen, "no graph input '%s' to freeze", vals[v].name);
+            return ITS_ENOENT;
+        }
+        its_ir_tensor *T = &g->tensors[g->inputs[k]];
+        int64_t ne = 1;
+        for (int d = 0; d < T->shape.rank; d++)
+            ne *= T->shape.dims[d] < 0 ? -1 : T->shape.dims[d];
+        size_t want = ne < 0 ? 0 : (size_t)ne * its__dtype_size(T->dtype);
+        if (ne < 0 || want != vals[v].bytes) {
+            set_err(err, errlen, "frozen input '%s': size does not match its shape", vals[v].name);
+            return ITS_EINVAL;
+        }
+        T->data = its_malloc(ITS_MOD_ENGINE, want ? want : 1);
+        if (!T->data)
+            return ITS_ENOMEM;
+        if (want)
+            memcpy(T->data, vals[v].data, want);
+        T->kind = ITS_TK_CONST;
+        memmove(&g->inputs[k], &g->inputs[k + 1], (size_t)(g->n_inputs - k - 1) * sizeof(int));
+        g->n_inputs--;
+    }
+    return 0;
+}
+
+int its_model_load_buffer(const void *data, size_t len, its_model_t **out, char *err, size_t errlen)
+{
+    return its_model_load_buffer_frozen(data, len, NULL, 0, out, err, errlen);
+}
+
+int its_model_load_buffer_frozen(const void *data, size_t len, const its_input_value *vals,
+                                 int n_vals, its_model_t **out, char *err, size_t errlen)
+{
+    char local[256];
+    if (!err || !errlen) {
+        err = local;
+        errlen = sizeof local;
+    }
+    err[0] = 0;
+    if (!out)
+        return ITS_EINVAL;
+    *out = NULL;
+    its_model_t *m = its_calloc(ITS_MOD_ENGINE, 1, sizeof *m);
+    if (!m) {
+        set_err(err, errlen, "%s", "out of memory");
+        return ITS_ENOMEM;
+    }
+    int rc = its__onnx_load(data, len, &m->g, err, errlen);
+    if (rc == 0 && n_vals > 0)
+        rc = freeze_inputs(&m->g, vals, n_vals, err, errlen);
+    if (rc == 0)
+        rc = its__graph_infer(&m->g, err, errlen);
+    if (rc == 0)
+        rc = its__graph_optimize(&m->g, err, errlen);
+    if (rc == 0) {
+        int symbolic = 0;
+        for (int k = 0; k < m->g.n_inputs; k++)
+            if (m->g.tensors[m->g.inputs[k]].shape.rank > 0 &&
+                m->g.tensors[m->g.inputs[k]].shape.dims[0] < 0)
+                symbolic = 1;
+        m->in = its_calloc(ITS_MOD_ENGINE, (size_t)m->g.n_inputs + 1, sizeof *m->in);
+        m->out = its_calloc(ITS_MOD_ENGINE, (size_t)m->g.n_outputs + 1, sizeof *m->out);
+        if (!m->in || !m->out) {
+            rc = ITS_ENOMEM;
+        } else {
+            for (int k = 0; k < m->g.n_inputs; k++)
+                fill_desc(&m->g, m->g.inputs[k], &m->in[k], symbolic);
+            for (int k = 0; k < m->g.n_outputs; k++)
+                fill_desc(&m->g, m->g.outputs[k], &m->out[k], symbolic);
+        }
+    }
+    if (rc < 0) {
+        if (rc == ITS_ENOMEM && !err[0])
+            set_err(err, errlen, "%s", "out of memory");
+        its_loge("engine", NULL, "model rejected: %s", err);
+        its_model_free(m);
+        return rc;
+    }
+    its_logi("engine", NULL, "model loaded: opset %lld, %d nodes after passes, %d tensors",
+             (long long)m->g.opset, m->g.n_nodes, m->g.n_tensors);
+    *out = m;
+    return 0;
+}
+
+int its_model_load(const char *path, its_model_t **out, char *err, size_t errlen)
+{
+    if (!path || !out) {
+        set_err(err, errlen, "%s", "no model path");
+        return ITS_EINVAL;
+    }
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        set_err(err, errlen, "cannot open model '%s'", path);
+        return ITS_ENOENT;
+    }
+    size_t cap = 1 << 20, len = 0;
+    uint8_t *buf = its_malloc(ITS_MOD_ENGINE, cap);
+    int rc = 0;
+    while (buf) {
+        if (len == cap) {
+            if (cap >= MAX_MODEL_BYTES) {
+                set_err(err, errlen, "model '%s' is larger than 1 GiB", path);
+                rc = ITS_EMODEL;
+                break;
+            }
+            uint8_t *nb = its_realloc(ITS_MOD_ENGINE, buf, cap * 2);
+            if (!nb)
+                break;
+            buf = nb;
+            cap *= 2;
+        }
+        size_t r = fread(buf + len, 1, cap - len, f);
+        len += r;
+        if (r == 0) {
+            if (ferror(f)) {
+                set_err(err, errlen, "read error on '%s'", path);
+                rc = ITS_EIO;
+            }
+            break;
+        }
+    }
+    fclose(f);
+    if (!buf) {
+        set_err(err, errlen, "%s", "out of memory");
+        return ITS_ENOMEM;
+    }
+    if (rc == 0)
+        rc = its_model_load_buffer(buf, len, out, err, errlen);
+    its_free(buf);
+    return rc;
+}
+
+void its_model_free(its_model_t *m)
+{
+    if (!m)
+        return;
+    its__graph_free(&m->g);
+    its_free(m->in);
+    its_free(m->out);
+    its_free(m);
+}
+
+int its_model_n_inputs(const its_model_t *m)
+{
+    return m->g.n_inputs;
+}
+
+int its_model_n_outputs(const its_model_t *m)
+{
+    return m->g.n_outputs;
+}
+
+const its_tensor_desc *its_model_input(const its_model_t *m, int i)
+{
+    return i >= 0 && i < m->g.n_inputs ? &m->in[i] : NULL;
+}
+
+const its_tensor_desc *its_model_output(const its_model_t *m, int i)
+{
+    return i >= 0 && i < m->g.n_outputs ? &m->out[i] : NULL;
+}
+
+const char *its_model_meta(const its_model_t *m, const char *key)
+{
+    for (int i = 0; i < m->g.n_meta; i++)
+        if (strcmp(m->g.meta[i].key, key) == 0)
+            return m->g.meta[i].value;
+    return NULL;
+}
+
+int its_model_n_meta(const its_model_t *m)
+{
+    return m->g.n_meta;
+}
+
+int its_model_meta_at(const its_model_t *m, int i, const char **key, const char **value)
+{
+    if (i < 0 || i >= m->g.n_meta)
+        return ITS_ERANGE;
+    *key = m->g.meta[i].key;
+    *value = m->g.meta[i].value;
+    return 0;
+}
+
+int its_model_n_nodes(const its_model_t *m)
+{
+    return m->g.n_nodes;
+}
+
+static const its_backend_i *find_backend(const char *name)
+{
+    for (int i = 0; its__backends[i]; i++)
+        if (strcmp(its__backends[i]->iface->name, name) == 0)
+            return its__backends[i]->iface;
+    return NULL;
+}
+
+int its_engine_backend_available(const char *backend)
+{
+    const its_backend_i *b = find_backend(backend ? backend : "cpu");
+    return b && b->available();
+}
+
+int its_engine_create(const its_model_t *m, const its_engine_opts *opts, its_engine_t **out,
+                      char *err, size_t errlen)
+{
+    char local[256];
+    if (!err || !errlen) {
+        err = local;
+        errlen = sizeof local;
+    }
+    err[0] = 0;
+    if (!m || !out)
+        return ITS_EINVAL;
+    *out = NULL;
+    its_engine_opts o = {0};
+    if (opts)
+        o = *opts;
+    const char *bname = o.backend ? o.backend : "cpu";
+    int max_batch = o.max_batch > 0 ? o.max_batch : 1;
+    if (max_batch > 1024) {
+        set_err(err, errlen, "%s", "max_batch above 1024");
+        return ITS_EINVAL;
+    }
+    const its_backend_i *b = find_backend(bname);
+    if (!b || !b->available()) {
+        set_err(err, errlen, "backend '%s' is not available here", bname);
+        return ITS_ENODEV;
+    }
+    its_engine_t *e = its_calloc(ITS_MOD_ENGINE, 1, sizeof *e);
+    if (!e)
+        return ITS_ENOMEM;
+    e->model = m;
+    e->b = b;
+    int rc = its__graph_clone(&m->g, &e->g);
+    if (rc < 0) {
+        its_free(e);
+        set_err(err, errlen, "%s", "out of memory");
+        return rc;
+    }
+    rc = b->init(&o, &e->ctx, err, errlen);
+    if (rc == 0 && b->optimize)
+        rc = b->optimize(e->ctx, &e->g, err, errlen);
+    for (int i = 0; rc == 0 && i < e->g.n_nodes; i++) {
+        if (!b->supports_op(e->ctx, &e->g, i)) {
+            snprintf(err, errlen, "node '%s' (%s): not supported by the %s backend",
+                     e->g.nodes[i].name, its__op_name(e->g.nodes[i].op), b->name);
+            rc = ITS_EUNSUPPORTED;
+        }
+    }
+    /* batch sizes 1, 2, 4, ... below max_batch, then max_batch */
+    int batched = 0;
+    for (int k = 0; k < e->g.n_inputs; k++)
+        batched |= e->g.tensors[e->g.inputs[k]].batched;
+    if (!batched)
+        max_batch = 1;
+    for (int bs = 1; rc == 0; bs *= 2) {
+        int B = bs < max_batch ? bs : max_batch;
+        if (e->n_batches == MAX_PLANS - 1 && B != max_batch)
+            B = max_batch;
+        e->shapes[e->n_batches] =
+            its_malloc(ITS_MOD_ENGINE, (size_t)(e->g.n_tensors + 1) * sizeof(its_shape));
+        if (!e->shapes[e->n_batches]) {
+            rc = ITS_ENOMEM;
+            break;
+        }
+        e->batches[e->n_batches] = B;
+        its_shape *sh = e->shapes[e->n_batches++];
+        rc = its__infer_shapes(&e->g, B, sh, err, errlen);
+        if (rc == 0)
+            rc = b->prepare(e->ctx, &e->g, B, sh, err, errlen);
+        if (B == max_batch)
+            break;
+    }
+    if (rc < 0) {
+        if (rc == ITS_ENOMEM && !err[0])
+            set_err(err, errlen, "%s", "out of memory");
+        its_loge("engine", bname, "engine creation failed: %s", err);
+        its_engine_destroy(e);
+        return rc;
+    }
+    its_logi("engine", bname, "engine ready: %d nodes, batch sizes up to %d, arena %zu bytes",
+             e->g.n_nodes, max_batch, b->arena_bytes(e->ctx));
+    *out = e;
+    return 0;
+}
+
+void its_engine_destroy(its_engine_t *e)
+{
+    if (!e)
+        return;
+    if (e->ctx)
+        e->b->free(e->ctx);
+    for (int i = 0; i < e->n_batches; i++)
+        its_free(e->shapes[i]);
+    its__graph_free(&e->g);
+    its_free(e);
+}
+
+static int pick_plan(const its_engine_t *e, int n)
+{
+    for (int i = 0; i < e->n_batches; i++)
+        if (e->batches[i] >= n)
+            return i;
+    return -1;
+}
+
+int its_engine_run_io(its_engine_t *e, int n, const void *const *inputs, void *const *outputs)
+{
+    if (!e || !inputs || !outputs || n < 1)
+        return ITS_EINVAL;
+    int p = pick_plan(e, n);
+    if (p < 0)
+        return ITS_ERANGE;
+    int rc = e->b->run(e->ctx, e->batches[p], n, inputs, outputs);
+    if (rc == 0)
+        rc = e->b->sync(e->ctx);
+    return rc;
+}
+
+int its_engine_run(its_engine_t *e, int n, const float *input, float *const *outputs)
+{
+    if (!e || !input || !outputs)
+        return ITS_EINVAL;
+    if (e->g.n_inputs != 1 || e->g.tensors[e->g.inputs[0]].dtype != ITS_DT_FLOAT32)
+        return ITS_EUNSUPPORTED;
+    for (int k = 0; k < e->g.n_outputs; k++)
+        if (e->g.tensors[e->g.outputs[k]].dtype != ITS_DT_FLOAT32)
+            return ITS_EUNSUPPORTED;
+    const void *in[1] = {input};
+    return its_engine_run_io(e, n, in, (void *const *)outputs);
+}
+
+int its_engine_max_batch(const its_engine_t *e)
+{
+    return e->batches[e->n_batches - 1];
+}
+
+int its_engine_output_shape(const its_engine_t *e, int i, int n, its_tensor_desc *out)
+{
+    if (!e || !out || i < 0 || i >= e->g.n_outputs || n < 1)
+        return ITS_EINVAL;
+    int p = pick_plan(e, n);
+    if (p < 0)
+        return ITS_ERANGE;
+    int t = e->g.outputs[i];
+    const its_ir_tensor *T = &e->g.tensors[t];
+    out->name = T->name;
+    out->dtype = T->dtype;
+    out->rank = e->shapes[p][t].rank;
+    memcpy(out->dims, e->shapes[p][t].dims, sizeof out->dims);
+    if (T->batched && out->rank > 0 && e->batches[p] > 0)
+        out->dims[0] = out->dims[0] / e->batches[p] * n;
+    return 0;
+}
+
+size_t its_engine_arena_bytes(const its_engine_t *e)
+{
+    return e->b->arena_bytes(e->ctx);
+}
+
+const char *its_engine_backend_name(const its_engine_t *e)
+{
+    return e->b->name;
+}

@@ -1,0 +1,907 @@
+/*
+ * kernels.c - portable reference kernels for every op, on dense row-major host memory.
+ *
+ * Constant folding runs them at load time, and the CPU backend runs them for every op that
+ * oneDNN does not take (everything but Conv): they are written to be reasonably fast
+ * (contiguous fast paths, OpenMP over the outer loops) rather than only obviously correct.
+ *
+ * Integer semantics follow the ONNX spec exactly: QuantizeLinear and DynamicQuantizeLinear
+ * round half to even (nearbyintf in the default rounding mode) and saturate; ConvInteger
+ * accumulates in int32; Cast from float to an integer saturates instead of invoking C's
+ * undefined behaviour.
+ */
+#include <float.h>
+#include <math.h>
+#include <string.h>
+
+#include "its/error.h"
+
+#include "ir.h"
+#include "ops_impl.h"
+
+#define PAR_MIN 32768 /* elements below which threading costs more than it gains */
+
+static int64_t numel(const its_shape *s)
+{
+    return its__shape_numel(s);
+}
+
+/* ---- elementwise binary with numpy broadcasting ---- */
+
+/* Strides (in elements) of `s` broadcast to rank r of the output: 0 on broadcast dims. */
+static void bstrides(const its_shape *s, const its_shape *o, int64_t *st)
+{
+    int64_t acc = 1;
+    for (int i = o->rank - 1; i >= 0; i--) {
+        int si = i - (o->rank - s->rank);
+        int64_t d = si >= 0 ? s->dims[si] : 1;
+        st[i] = d == 1 ? 0 : acc;
+        acc *= d;
+    }
+}
+
+#define BIN_LOOP(T, EXPR)                                                                          \
+    do {                                                                                           \
+        const T *A = a;                                                                            \
+        const T *B = b;                                                                            \
+        T *O = o;                                                                                  \
+        int64_t n = numel(os);                                                                     \
+        if (numel(as) == n && numel(bs) == n) {                                                    \
+            _Pragma("omp parallel for if (n > PAR_MIN)") for (int64_t i = 0; i < n; i++)           \
+            {                                                                                      \
+                T x = A[i], y = B[i];                                                              \
+                O[i] = (EXPR);                                                                     \
+            }                                                                                      \
+        } else if (numel(bs) == 1) {                                                               \
+            T y = B[0];                                                                            \
+            _Pragma("omp parallel for if (n > PAR_MIN)") for (int64_t i = 0; i < n; i++)           \
+            {                                                                                      \
+                T x = A[i];                                                                        \
+                O[i] = (EXPR);                                                                     \
+            }                                                                                      \
+        } else {                                                                                   \
+            int64_t sa[ITS_MAX_DIMS], sb[ITS_MAX_DIMS];                                            \
+            bstrides(as, os, sa);                                                                  \
+            bstrides(bs, os, sb);                                                                  \
+            int r = os->rank;                                                                      \
+            int64_t inner = r ? os->dims[r - 1] : 1;                                               \
+            int64_t rows = inner ? n / inner : 0;                                                  \
+            int64_t ia = r ? sa[r - 1] : 0, ib = r ? sb[r - 1] : 0;                                \
+            _Pragma("omp parallel for if (n > PAR_MIN)") for (int64_t row = 0; row < rows; row++)  \
+            {                                                                                      \
+                int64_t rem = row, oa = 0, ob = 0;                                                 \
+                for (int d = r - 2; d >= 0; d--) {                                                 \
+                    int64_t c = rem % os->dims[d];                                                 \
+                    rem /= os->dims[d];                                                            \
+                    oa += c * sa[d];                                                               \
+                    ob += c * sb[d];                                                               \
+                }                                                                                  \
+                T *orow = O + row * inner;                                                         \
+                for (int64_t j = 0; j < inner; j++) {                                              \
+                    T x = A[oa + j * ia], y = B[ob + j * ib];                                      \
+                    orow[j] = (EXPR);                                                              \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+
+static int int_div_ok(its_dtype dt, const void *b, const its_shape *bs)
+{
+    int64_t n = numel(bs);
+    for (int64_t i = 0; i < n; i++) {
+        int64_t v = dt == ITS_DT_INT32   ? ((const int32_t *)b)[i]
+                    : dt == ITS_DT_INT64 ? ((const int64_t *)b)[i]
+                    : dt == ITS_DT_UINT8 ? ((const uint8_t *)b)[i]
+                                         : ((const int8_t *)b)[i];
+        if (v == 0)
+            return 0;
+    }
+    return 1;
+}
+
+#define BIN_ALL(T)                                                                                 \
+    switch (op) {                                                                                  \
+    case ITS_OP_ADD:                                                                               \
+        BIN_LOOP(T, (T)(x + y));                                                                   \
+        break;                                                                                     \
+    case ITS_OP_SUB:                                                                               \
+        BIN_LOOP(T, (T)(x - y));                                                                   \
+        break;                                                                                     \
+    case ITS_OP_MUL:                                                                               \
+        BIN_LOOP(T, (T)(x * y));                                                                   \
+        break;                                                                                     \
+    default:                                                                                       \
+        BIN_LOOP(T, (T)(x / y));                                                                   \
+        break;                                                                                     \
+    }
+
+/* Integer add/sub/mul wrap like ONNX Runtime does; computed in unsigned to avoid C's UB. */
+#define BIN_INT(T, U)                                                                              \
+    switch (op) {                                                                                  \
+    case ITS_OP_ADD:                                                                               \
+        BIN_LOOP(T, (T)((U)x + (U)y));                                                             \
+        break;                                                                                     \
+    case ITS_OP_SUB:                                                                               \
+        BIN_LOOP(T, (T)((U)x - (U)y));                                                             \
+        break;                                                                                     \
+    case ITS_OP_MUL:                                                                               \
+        BIN_LOOP(T, (T)((U)x * (U)y));                                                             \
+        break;                                                                                     \
+    default:                                                                                       \
+        BIN_LOOP(T, (T)(x / y));                                                                   \
+        break;                                                                                     \
+    }
+
+static int binary(its_op op, its_dtype dt, const its_shape *as, const void *a, const its_shape *bs,
+                  const void *b, const its_shape *os, void *o)
+{
+    if (op == ITS_OP_DIV && dt != ITS_DT_FLOAT32 && !int_div_ok(dt, b, bs))
+        return ITS_ERANGE;
+    switch (dt) {
+    case ITS_DT_FLOAT32:
+        BIN_ALL(float);
+        return 0;
+    case ITS_DT_INT32:
+        BIN_INT(int32_t, uint32_t);
+        return 0;
+    case ITS_DT_INT64:
+        BIN_INT(int64_t, uint64_t);
+        return 0;
+    case ITS_DT_UINT8:
+        BIN_INT(uint8_t, uint32_t);
+        return 0;
+    case ITS_DT_INT8:
+        BIN_INT(int8_t, uint32_t);
+        return 0;
+    default:
+        return ITS_EUNSUPPORTED;
+    }
+}
+
+/* ---- unary ---- */
+
+static void unary(const its_ir_node *n, const float *x, float *y, int64_t ne)
+{
+    switch (n->op) {
+    case ITS_OP_SIGMOID:
+#pragma omp parallel for if (ne > PAR_MIN)
+        for (int64_t i = 0; i < ne; i++)
+            y[i] = 1.f / (1.f + expf(-x[i]));
+        break;
+    case ITS_OP_SILU:
+#pragma omp parallel for if (ne > PAR_MIN)
+        for (int64_t i = 0; i < ne; i++)
+            y[i] = x[i] / (1.f + expf(-x[i]));
+        break;
+    case ITS_OP_RELU:
+#pragma omp parallel for if (ne > PAR_MIN)
+        for (int64_t i = 0; i < ne; i++)
+            y[i] = x[i] > 0.f ? x[i] : 0.f;
+        break;
+    default: { /* LeakyRelu */
+        float al = its__attr_f(n, "alpha", 0.01f);
+#pragma omp parallel for if (ne > PAR_MIN)
+        for (int64_t i = 0; i < ne; i++)
+            y[i] = x[i] >= 0.f ? x[i] : x[i] * al;
+        break;
+    }
+    }
+}
+
+static void softmax(const float *x, float *y, int64_t outer, int64_t dim, int64_t inner)
+{
+#pragma omp parallel for if (outer * dim * inner > PAR_MIN)
+    for (int64_t o = 0; o < outer; o++) {
+        for (int64_t in = 0; in < inner; in++) {
+            const float *xp = x + o * dim * inner + in;
+            float *yp = y + o * dim * inner + in;
+            float mx = -INFINITY;
+            for (int64_t d = 0; d < dim; d++)
+                mx = xp[d * inner] > mx ? xp[d * inner] : mx;
+            float sum = 0.f;
+            for (int64_t d = 0; d < dim; d++) {
+                float e = expf(xp[d * inner] - mx);
+                yp[d * inner] = e;
+                sum += e;
+            }
+            float inv = 1.f / sum;
+            for (int64_t d = 0; d < dim; d++)
+                yp[d * inner] *= inv;
+        }
+    }
+}
+
+/* ---- data movement ---- */
+
+static void transpose(const its_shape *xs, const void *x, const int *perm, void *y, size_t es)
+{
+    int r = xs->rank;
+    int64_t xst[ITS_MAX_DIMS], ost[ITS_MAX_DIMS], od[ITS_MAX_DIMS];
+    int64_t acc = 1;
+    for (int i = r - 1; i >= 0; i--) {
+        xst[i] = acc;
+        acc *= xs->dims[i];
+    }
+    for (int i = 0; i < r; i++) {
+        od[i] = xs->dims[perm[i]];
+        ost[i] = xst[perm[i]]; /* input stride for output dim i */
+    }
+    int64_t n = acc;
+    if (r == 0) {
+        memcpy(y, x, es);
+        return;
+    }
+    int64_t inner = od[r - 1], rows = inner ? n / inner : 0, is = ost[r - 1];
+#pragma omp parallel for if (n > PAR_MIN)
+    for (int64_t row = 0; row < rows; row++) {
+        int64_t rem = row, off = 0;
+        for (int d = r - 2; d >= 0; d--) {
+            off += (rem % od[d]) * ost[d];
+            rem /= od[d];
+        }
+        char *yp = (char *)y + (size_t)(row * inner) * es;
+        const char *xp = (const char *)x;
+        if (es == 4) {
+            for (int64_t j = 0; j < inner; j++)
+                ((uint32_t *)yp)[j] = ((const uint32_t *)xp)[off + j * is];
+        } else {
+            for (int64_t j = 0; j < inner; j++)
+                memcpy(yp + (size_t)j * es, xp + (size_t)(off + j * is) * es, es);
+        }
+    }
+}
+
+static void slice(const its_shape *xs, const void *x, const its_slice_params *p,
+                  const its_shape *os, void *y, size_t es)
+{
+    int r = xs->rank;
+    int64_t xst[ITS_MAX_DIMS], acc = 1;
+    for (int i = r - 1; i >= 0; i--) {
+        xst[i] = acc;
+        acc *= xs->dims[i];
+    }
+    int64_t n = numel(os);
+    if (n == 0)
+        return;
+    if (r == 0) {
+        memcpy(y, x, es);
+        return;
+    }
+    int64_t inner = os->dims[r - 1], rows = n / inner;
+    int64_t base = 0;
+    for (int d = 0; d < r; d++)
+        base += p->start[d] * xst[d];
+    int contiguous = p->step[r - 1] == 1;
+#pragma omp parallel for if (n > PAR_MIN)
+    for (int64_t row = 0; row < rows; row++) {
+        int64_t rem = row, off = base;
+        for (int d = r - 2; d >= 0; d--) {
+            off += (rem % os->dims[d]) * p->step[d] * xst[d];
+            rem /= os->dims[d];
+        }
+        char *yp = (char *)y + (size_t)(row * inner) * es;
+        const char *xp = (const char *)x;
+        if (contiguous) {
+            memcpy(yp, xp + (size_t)off * es, (size_t)inner * es);
+        } else {
+            int64_t st = p->step[r - 1];
+            for (int64_t j = 0; j < inner; j++)
+                memcpy(yp + (size_t)j * es, xp + (size_t)(off + j * st) * es, es);
+        }
+    }
+}
+
+/* Concat/Split: [outer, axis*inner] blocks copied with memcpy. */
+static void concat(const its_ir_node *n, int axis, const its_shape *ins, const void *const *in,
+                   const its_shape *os, void *y, size_t es)
+{
+    int64_t outer = 1, inner = 1;
+    for (int d = 0; d < axis; d++)
+        outer *= os->dims[d];
+    for (int d = axis + 1; d < os->rank; d++)
+        inner *= os->dims[d];
+    int64_t orow = os->dims[axis] * inner;
+    int64_t off = 0;
+    for (int k = 0; k < n->n_in; k++) {
+        int64_t irow = ins[k].dims[axis] * inner;
+        for (int64_t o = 0; o < outer; o++)
+            memcpy((char *)y + (size_t)(o * orow + off) * es,
+                   (const char *)in[k] + (size_t)(o * irow) * es, (size_t)irow * es);
+        off += irow;
+    }
+}
+
+static void split(int no, int axis, const its_shape *xs, const void *x, const its_shape *os,
+                  void *const *out, size_t es)
+{
+    int64_t outer = 1, inner = 1;
+    for (int d = 0; d < axis; d++)
+        outer *= xs->dims[d];
+    for (int d = axis + 1; d < xs->rank; d++)
+        inner *= xs->dims[d];
+    int64_t irow = xs->dims[axis] * inner, off = 0;
+    for (int k = 0; k < no; k++) {
+        int64_t orow = os[k].dims[axis] * inner;
+        if (out[k])
+            for (int64_t o = 0; o < outer; o++)
+                memcpy((char *)out[k] + (size_t)(o * orow) * es,
+                       (const char *)x + (size_t)(o * irow + off) * es, (size_t)orow * es);
+        off += orow;
+    }
+}
+
+/* ---- Resize (last two dims) ---- */
+
+/* out_len is in * scale (fractional when scales were given), as the ONNX reference uses. */
+static float src_coord(its_resize_coord c, float dst, float scale, int64_t in, float out_len)
+{
+    int64_t out = (int64_t)out_len;
+    switch (c) {
+    case ITS_RC_ASYMMETRIC:
+        return dst / scale;
+    case ITS_RC_PYTORCH_HALF_PIXEL:
+        return out > 1 ? (dst + 0.5f) / scale - 0.5f : 0.f;
+    case ITS_RC_ALIGN_CORNERS:
+        return out_len > 1.f ? dst * (float)(in - 1) / (out_len - 1.f) : 0.f;
+    case ITS_RC_TF_HALF_PIXEL_FOR_NN:
+        return (dst + 0.5f) / scale;
+    default:
+        return (dst + 0.5f) / scale - 0.5f;
+    }
+}
+
+static int64_t nearest_idx(its_resize_nearest m, float s, int64_t in)
+{
+    int64_t i;
+    switch (m) {
+    case ITS_RN_FLOOR:
+        i = (int64_t)floorf(s);
+        break;
+    case ITS_RN_CEIL:
+        i = (int64_t)ceilf(s);
+        break;
+    case ITS_RN_ROUND_PREFER_CEIL:
+        i = (int64_t)floorf(s + 0.5f);
+        break;
+    default: /* round_prefer_floor */
+        i = (s - floorf(s) == 0.5f) ? (int64_t)floorf(s) : (int64_t)floorf(s + 0.5f);
+        break;
+    }
+    return i < 0 ? 0 : i >= in ? in - 1 : i;
+}
+
+static void resize(const its_resize_params *p, const its_shape *xs, const float *x,
+                   const its_shape *os, float *y)
+{
+    int r = xs->rank;
+    int64_t ih = xs->dims[r - 2], iw = xs->dims[r - 1], oh = os->dims[r - 2], ow = os->dims[r - 1];
+    int64_t hw = ih * iw;
+    int64_t planes = hw > 0 ? numel(xs) / hw : 0;
+    float sh = p->scale[r - 2], sw = p->scale[r - 1];
+    if (!p->linear && sh == 2.f && sw == 2.f && p->coord == ITS_RC_ASYMMETRIC &&
+        p->nearest == ITS_RN_FLOOR && oh == 2 * ih && ow == 2 * iw) {
+        /* the YOLO upsample: each input pixel becomes a 2x2 block */
+#pragma omp parallel for
+        for (int64_t pl = 0; pl < planes; pl++)
+            for (int64_t i = 0; i < ih; i++) {
+                const float *xr = x + (pl * ih + i) * iw;
+                float *y0 = y + (pl * oh + 2 * i) * ow;
+                for (int64_t j = 0; j < iw; j++)
+                    y0[2 * j] = y0[2 * j + 1] = xr[j];
+                memcpy(y0 + ow, y0, (size_t)ow * sizeof(float));
+            }
+        return;
+    }
+#pragma omp parallel for
+    for (int64_t pl = 0; pl < planes; pl++) {
+        const float *xp = x + pl * ih * iw;
+        float *yp = y + pl * oh * ow;
+        for (int64_t i = 0; i < oh; i++) {
+            float fy = src_coord(p->coord, (float)i, sh, ih, (float)ih * sh);
+            for (int64_t j = 0; j < ow; j++) {
+                float fx = src_coord(p->coord, (float)j, sw, iw, (float)iw * sw);
+                if (!p->linear) {
+                    yp[i * ow + j] =
+                        xp[nearest_idx(p->nearest, fy, ih) * iw + nearest_idx(p->nearest, fx, iw)];
+                    continue;
+                }
+                float cy = fy < 0.f ? 0.f : fy > (float)(ih - 1) ? (float)(ih - 1) : fy;
+                float cx = fx < 0.f ? 0.f : fx > (float)(iw - 1) ? (float)(iw - 1) : fx;
+                int64_t y0 = (int64_t)cy, x0 = (int64_t)cx;
+                int64_t y1 = y0 + 1 < ih ? y0 + 1 : y0, x1 = x0 + 1 < iw ? x0 + 1 : x0;
+                float dy = cy - (float)y0, dx = cx - (float)x0;
+                float v00 = xp[y0 * iw + x0], v01 = xp[y0 * iw + x1];
+                float v10 = xp[y1 * iw + x0], v11 = xp[y1 * iw + x1];
+                yp[i * ow + j] = v00 * (1 - dy) * (1 - dx) + v01 * (1 - dy) * dx +
+                                 v10 * dy * (1 - dx) + v11 * dy * dx;
+            }
+        }
+    }
+}
+
+/* ---- MaxPool ---- */
+
+#define MAXPOOL_T(T, LOWEST)                                                                       \
+    do {                                                                                           \
+        const T *X = x;                                                                            \
+        T *Y = y;                                                                                  \
+        _Pragma("omp parallel for") for (int64_t pl = 0; pl < p->n * p->c; pl++)                   \
+        {                                                                                          \
+            const T *xp = X + pl * p->ih * p->iw;                                                  \
+            T *yp = Y + pl * p->oh * p->ow;                                                        \
+            for (int64_t i = 0; i < p->oh; i++)                                                    \
+                for (int64_t j = 0; j < p->ow; j++) {                                              \
+                    T m = LOWEST;                                                                  \
+                    for (int64_t ki = 0; ki < p->kh; ki++) {                                       \
+                        int64_t yy = i * p->sh - p->pt + ki * p->dh;                               \
+                        if (yy < 0 || yy >= p->ih)                                                 \
+                            continue;                                                              \
+                        for (int64_t kj = 0; kj < p->kw; kj++) {                                   \
+                            int64_t xx = j * p->sw - p->pl + kj * p->dw;                           \
+                            if (xx < 0 || xx >= p->iw)                                             \
+                                continue;                                                          \
+                            T v = xp[yy * p->iw + xx];                                             \
+                            m = v > m ? v : m;                                                     \
+                        }                                                                          \
+                    }                                                                              \
+                    yp[i * p->ow + j] = m;                                                         \
+                }                                                                                  \
+        }                                                                                          \
+    } while (0)
+
+static void maxpool(const its_win_params *p, its_dtype dt, const void *x, void *y)
+{
+    if (dt == ITS_DT_FLOAT32)
+        MAXPOOL_T(float, -INFINITY);
+    else if (dt == ITS_DT_UINT8)
+        MAXPOOL_T(uint8_t, 0);
+    else
+        MAXPOOL_T(int8_t, -128);
+}
+
+/* ---- Conv (reference, float) and ConvInteger (int32 accumulation) ---- */
+
+static void conv_ref(const its_win_params *p, const float *x, const float *w, const float *b,
+                     float *y)
+{
+    int64_t cg = p->c / p->group, mg = p->m / p->group;
+#pragma omp parallel for collapse(2)
+    for (int64_t nn = 0; nn < p->n; nn++)
+        for (int64_t m = 0; m < p->m; m++) {
+            int64_t g = m / mg;
+            float *yp = y + (nn * p->m + m) * p->oh * p->ow;
+            for (int64_t i = 0; i < p->oh; i++)
+                for (int64_t j = 0; j < p->ow; j++) {
+                    float acc = b ? b[m] : 0.f;
+                    for (int64_t c = 0; c < cg; c++) {
+                        const float *xp = x + (nn * p->c + g * cg + c) * p->ih * p->iw;
+                        const float *wp = w + (m * cg + c) * p->kh * p->kw;
+                        for (int64_t ki = 0; ki < p->kh; ki++) {
+                            int64_t yy = i * p->sh - p->pt + ki * p->dh;
+                            if (yy < 0 || yy >= p->ih)
+                                continue;
+                            for (int64_t kj = 0; kj < p->kw; kj++) {
+                                int64_t xx = j * p->sw - p->pl + kj * p->dw;
+                                if (xx < 0 || xx >= p->iw)
+                                    continue;
+                                acc += xp[yy * p->iw + xx] * wp[ki * p->kw + kj];
+                            }
+                        }
+                    }
+                    yp[i * p->ow + j] = acc;
+                }
+        }
+}
+
+static inline int32_t ld8(const void *p, int64_t i, int is_signed)
+{
+    return is_signed ? ((const int8_t *)p)[i] : ((const uint8_t *)p)[i];
+}
+
+/*
+ * ConvInteger: y = sum (x - x_zp) * (w - w_zp) in int32. Padding contributes zero (the
+ * padded value equals x_zp). Weights are widened to int16 once per output channel so that
+ * the inner loop is a plain integer multiply-add the compiler vectorises.
+ */
+static void conv_integer(const its_win_params *p, const void *x, int xs, int32_t xzp, const void *w,
+                         int ws, const void *wzp, int64_t n_wzp, int32_t *y)
+{
+    int64_t cg = p->c / p->group, mg = p->m / p->group;
+    int64_t plane = p->ih * p->iw, kk = p->kh * p->kw;
+#pragma omp parallel for collapse(2)
+    for (int64_t nn = 0; nn < p->n; nn++)
+        for (int64_t m = 0; m < p->m; m++) {
+            int64_t g = m / mg;
+            int32_t wz = wzp ? ld8(wzp, n_wzp > 1 ? m : 0, ws) : 0;
+            int32_t *yp = y + (nn * p->m + m) * p->oh * p->ow;
+            for (int64_t i = 0; i < p->oh * p->ow; i++)
+                yp[i] = 0;
+            for (int64_t c = 0; c < cg; c++) {
+                const int64_t xbase = (nn * p->c + g * cg + c) * plane;
+                for (int64_t ki = 0; ki < p->kh; ki++)
+                    for (int64_t kj = 0; kj < p->kw; kj++) {
+                        int32_t wv = ld8(w, (m * cg + c) * kk + ki * p->kw + kj, ws) - wz;
+                        if (wv == 0)
+                            continue;
+                        for (int64_t i = 0; i < p->oh; i++) {
+                            int64_t yy = i * p->sh - p->pt + ki * p->dh;
+                            if (yy < 0 || yy >= p->ih)
+                                continue;
+                            int32_t *yr = yp + i * p->ow;
+                            int64_t j0 = 0, j1 = p->ow;
+                            /* columns whose tap lands inside the row */
+                            while (j0 < j1 && j0 * p->sw - p->pl + kj * p->dw < 0)
+                                j0++;
+                            while (j1 > j0 && (j1 - 1) * p->sw - p->pl + kj * p->dw >= p->iw)
+                                j1--;
+                            int64_t xo = xbase + yy * p->iw - p->pl + kj * p->dw;
+                            if (xs) {
+                                const int8_t *xp = (const int8_t *)x + xo;
+                                for (int64_t j = j0; j < j1; j++)
+                                    yr[j] += ((int32_t)xp[j * p->sw] - xzp) * wv;
+                            } else {
+                                const uint8_t *xp = (const uint8_t *)x + xo;
+                                for (int64_t j = j0; j < j1; j++)
+                                    yr[j] += ((int32_t)xp[j * p->sw] - xzp) * wv;
+                            }
+                        }
+                    }
+            }
+        }
+}
+
+/* ---- MatMul (float, broadcast batch) ---- */
+
+static void matmul(const its_shape *as, const float *a, const its_shape *bs, const float *b,
+                   const its_shape *os, float *y)
+{
+    its_shape A = *as, B = *bs;
+    if (A.rank == 1) {
+        A.rank = 2;
+        A.dims[1] = A.dims[0];
+        A.dims[0] = 1;
+    }
+    if (B.rank == 1) {
+        B.rank = 2;
+        B.dims[1] = 1;
+    }
+    int64_t M = A.dims[A.rank - 2], K = A.dims[A.rank - 1], N = B.dims[B.rank - 1];
+    its_shape ba = A, bb = B, bo;
+    ba.rank -= 2;
+    bb.rank -= 2;
+    its__broadcast(&ba, &bb, &bo);
+    int64_t sa[ITS_MAX_DIMS], sb[ITS_MAX_DIMS];
+    bstrides(&ba, &bo, sa);
+    bstrides(&bb, &bo, sb);
+    int64_t nb = numel(&bo);
+    (void)os;
+#pragma omp parallel for collapse(2)
+    for (int64_t bi = 0; bi < nb; bi++)
+        for (int64_t i = 0; i < M; i++) {
+            int64_t rem = bi, oa = 0, ob = 0;
+            for (int d = bo.rank - 1; d >= 0; d--) {
+                int64_t c = rem % bo.dims[d];
+                rem /= bo.dims[d];
+                oa += c * sa[d];
+                ob += c * sb[d];
+            }
+            const float *ap = a + oa * M * K + i * K;
+            const float *bp = b + ob * K * N;
+            float *yp = y + (bi * M + i) * N;
+            for (int64_t j = 0; j < N; j++)
+                yp[j] = 0.f;
+            for (int64_t k = 0; k < K; k++) {
+                float av = ap[k];
+                const float *br = bp + k * N;
+                for (int64_t j = 0; j < N; j++)
+                    yp[j] += av * br[j];
+            }
+        }
+}
+
+/* ---- quantization ---- */
+
+static inline int32_t sat(float v, int lo, int hi)
+{
+    if (!(v >= (float)lo)) /* also NaN */
+        return v != v ? 0 : lo;
+    if (v > (float)hi)
+        return hi;
+    return (int32_t)v;
+}
+
+static void quant_index(const its_shape *xs, int axis, int64_t *outer, int64_t *ch, int64_t *inner)
+{
+    *outer = 1;
+    *ch = 1;
+    *inner = 1;
+    if (axis < 0) {
+        *inner = numel(xs);
+        return;
+    }
+    for (int d = 0; d < xs->rank; d++) {
+        if (d < axis)
+            *outer *= xs->dims[d];
+        else if (d == axis)
+            *ch = xs->dims[d];
+        else
+            *inner *= xs->dims[d];
+    }
+}
+
+static void quantize(const its_shape *xs, its_dtype xt, const void *x, int axis, const float *scale,
+                     its_dtype yt, const void *zp, void *y)
+{
+    int64_t outer, ch, inner;
+    quant_index(xs, axis, &outer, &ch, &inner);
+    int lo = yt == ITS_DT_INT8 ? -128 : 0, hi = yt == ITS_DT_INT8 ? 127 : 255;
+#pragma omp parallel for collapse(2) if (outer * ch * inner > PAR_MIN)
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t c = 0; c < ch; c++) {
+            float s = scale[c];
+            int32_t z = zp ? ld8(zp, c, yt == ITS_DT_INT8) : 0;
+            int64_t base = (o * ch + c) * inner;
+            for (int64_t i = 0; i < inner; i++) {
+                float v = xt == ITS_DT_FLOAT32 ? ((const float *)x)[base + i]
+                                               : (float)((const int32_t *)x)[base + i];
+                float q = nearbyintf(v / s) + (float)z;
+                int32_t r = sat(q, lo, hi);
+                if (yt == ITS_DT_INT8)
+                    ((int8_t *)y)[base + i] = (int8_t)r;
+                else
+                    ((uint8_t *)y)[base + i] = (uint8_t)r;
+            }
+        }
+}
+
+static void dequantize(const its_shape *xs, its_dtype xt, const void *x, int axis,
+                       const float *scale, const void *zp, float *y)
+{
+    int64_t outer, ch, inner;
+    quant_index(xs, axis, &outer, &ch, &inner);
+#pragma omp parallel for collapse(2) if (outer * ch * inner > PAR_MIN)
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t c = 0; c < ch; c++) {
+            float s = scale[c];
+            int32_t z = 0;
+            if (zp)
+                z = xt == ITS_DT_INT32 ? ((const int32_t *)zp)[c] : ld8(zp, c, xt == ITS_DT_INT8);
+            int64_t base = (o * ch + c) * inner;
+            for (int64_t i = 0; i < inner; i++) {
+                int32_t v = xt == ITS_DT_INT32 ? ((const int32_t *)x)[base + i]
+                                               : ld8(x, base + i, xt == ITS_DT_INT8);
+                y[base + i] = (float)((int64_t)v - z) * s;
+            }
+        }
+}
+
+/*
+ * DynamicQuantizeLinear (uint8): the range always includes 0; scale = (max - min) / 255;
+ * zero point = saturate(round_half_even(0 - min / scale)); y = saturate(round(x / scale) +
+ * zp). A constant-zero input gives scale 0: ONNX Runtime then outputs zero point 0 and
+ * y = 0, which we reproduce rather than divide by zero.
+ */
+static void dyn_quant(const float *x, int64_t ne, uint8_t *y, float *yscale, uint8_t *yzp)
+{
+    float mn = 0.f, mx = 0.f;
+    for (int64_t i = 0; i < ne; i++) {
+        mn = x[i] < mn ? x[i] : mn;
+        mx = x[i] > mx ? x[i] : mx;
+    }
+    float scale = (mx - mn) / 255.f;
+    if (scale == 0.f) {
+        *yscale = 0.f;
+        *yzp = 0;
+        memset(y, 0, (size_t)ne);
+        return;
+    }
+    float zpf = nearbyintf(0.f - mn / scale);
+    int32_t zp = sat(zpf, 0, 255);
+    *yscale = scale;
+    *yzp = (uint8_t)zp;
+#pragma omp parallel for if (ne > PAR_MIN)
+    for (int64_t i = 0; i < ne; i++)
+        y[i] = (uint8_t)sat(nearbyintf(x[i] / scale) + (float)zp, 0, 255);
+}
+
+/* ---- Cast ---- */
+
+static double ld_any(its_dtype dt, const void *p, int64_t i)
+{
+    switch (dt) {
+    case ITS_DT_FLOAT32:
+        return ((const float *)p)[i];
+    case ITS_DT_UINT8:
+        return ((const uint8_t *)p)[i];
+    case ITS_DT_INT8:
+        return ((const int8_t *)p)[i];
+    case ITS_DT_INT32:
+        return ((const int32_t *)p)[i];
+    case ITS_DT_INT64:
+        return (double)((const int64_t *)p)[i];
+    case ITS_DT_BOOL:
+        return ((const uint8_t *)p)[i] != 0;
+    case ITS_DT_FLOAT16:
+        return its__half_to_float(((const uint16_t *)p)[i]);
+    }
+    return 0;
+}
+
+static double clampd(double v, double lo, double hi)
+{
+    if (v != v)
+        return 0;
+    return v < lo ? lo : v > hi ? hi : v;
+}
+
+static void cast(its_dtype xt, const void *x, its_dtype yt, void *y, int64_t ne)
+{
+    if (xt == yt) {
+        memcpy(y, x, (size_t)ne * its__dtype_size(xt));
+        return;
+    }
+    if (xt == ITS_DT_INT64 && yt == ITS_DT_FLOAT32) {
+        for (int64_t i = 0; i < ne; i++)
+            ((float *)y)[i] = (float)((const int64_t *)x)[i];
+        return;
+    }
+    if (xt == ITS_DT_INT32 && yt == ITS_DT_FLOAT32) { /* ConvInteger -> float, hot */
+#pragma omp parallel for if (ne > PAR_MIN)
+        for (int64_t i = 0; i < ne; i++)
+            ((float *)y)[i] = (float)((const int32_t *)x)[i];
+        return;
+    }
+    for (int64_t i = 0; i < ne; i++) {
+        double v = ld_any(xt, x, i);
+        switch (yt) {
+        case ITS_DT_FLOAT32:
+            ((float *)y)[i] = (float)v;
+            break;
+        case ITS_DT_FLOAT16:
+            ((uint16_t *)y)[i] = its__float_to_half((float)v);
+            break;
+        case ITS_DT_UINT8:
+            ((uint8_t *)y)[i] = (uint8_t)clampd(trunc(v), 0, 255);
+            break;
+        case ITS_DT_INT8:
+            ((int8_t *)y)[i] = (int8_t)clampd(trunc(v), -128, 127);
+            break;
+        case ITS_DT_INT32:
+            ((int32_t *)y)[i] = (int32_t)clampd(trunc(v), -2147483648.0, 2147483647.0);
+            break;
+        case ITS_DT_INT64:
+            ((int64_t *)y)[i] = (int64_t)clampd(trunc(v), -9.2e18, 9.2e18);
+            break;
+        case ITS_DT_BOOL:
+            ((uint8_t *)y)[i] = v != 0;
+            break;
+        }
+    }
+}
+
+/* ---- dispatch ---- */
+
+int its__kernel_run(const its_graph *g, const its_ir_node *n, const its_shape *is,
+                    const void *const *in, const its_shape *os, void *const *out)
+{
+    char err[8];
+    const size_t E = sizeof err;
+    its_dtype xt = g->tensors[n->in[0]].dtype;
+    its_dtype yt = n->n_out > 0 && n->out[0] >= 0 ? g->tensors[n->out[0]].dtype : xt;
+    size_t es = its__dtype_size(xt);
+    int rc = 0;
+    switch (n->op) {
+    case ITS_OP_ADD:
+    case ITS_OP_SUB:
+    case ITS_OP_MUL:
+    case ITS_OP_DIV:
+        return binary(n->op, xt, &is[0], in[0], &is[1], in[1], &os[0], out[0]);
+    case ITS_OP_SIGMOID:
+    case ITS_OP_LEAKY_RELU:
+    case ITS_OP_RELU:
+    case ITS_OP_SILU:
+        unary(n, in[0], out[0], numel(&is[0]));
+        return 0;
+    case ITS_OP_SOFTMAX: {
+        int64_t o, d, i;
+        if ((rc = its__softmax_params(g, n, &is[0], &o, &d, &i, err, E)) < 0)
+            return rc;
+        softmax(in[0], out[0], o, d, i);
+        return 0;
+    }
+    case ITS_OP_TRANSPOSE: {
+        int perm[ITS_MAX_DIMS];
+        if ((rc = its__transpose_perm(n, is[0].rank, perm, err, E)) < 0)
+            return rc;
+        transpose(&is[0], in[0], perm, out[0], es);
+        return 0;
+    }
+    case ITS_OP_SLICE: {
+        its_slice_params p;
+        its_shape o;
+        if ((rc = its__slice_params(g, n, &is[0], &p, &o, err, E)) < 0)
+            return rc;
+        slice(&is[0], in[0], &p, &os[0], out[0], es);
+        return 0;
+    }
+    case ITS_OP_CONCAT: {
+        int axis;
+        if ((rc = its__concat_axis(n, is[0].rank, &axis, err, E)) < 0)
+            return rc;
+        concat(n, axis, is, in, &os[0], out[0], es);
+        return 0;
+    }
+    case ITS_OP_SPLIT: {
+        int axis;
+        int64_t sizes[ITS_IR_MAX_IO];
+        if ((rc = its__split_params(g, n, &is[0], &axis, sizes, err, E)) < 0)
+            return rc;
+        split(n->n_out, axis, &is[0], in[0], os, out, es);
+        return 0;
+    }
+    case ITS_OP_RESHAPE:
+    case ITS_OP_IDENTITY:
+        if (out[0] != in[0])
+            memcpy(out[0], in[0], (size_t)numel(&is[0]) * es);
+        return 0;
+    case ITS_OP_RESIZE: {
+        its_resize_params p;
+        its_shape o;
+        if ((rc = its__resize_params(g, n, &is[0], (int)os[0].dims[0], &p, &o, err, E)) < 0)
+            return rc;
+        resize(&p, &is[0], in[0], &os[0], out[0]);
+        return 0;
+    }
+    case ITS_OP_MAXPOOL: {
+        its_win_params p;
+        if ((rc = its__win_params(g, n, &is[0], NULL, &p, err, E)) < 0)
+            return rc;
+        maxpool(&p, xt, in[0], out[0]);
+        return 0;
+    }
+    case ITS_OP_CONV: {
+        its_win_params p;
+        if ((rc = its__win_params(g, n, &is[0], &is[1], &p, err, E)) < 0)
+            return rc;
+        conv_ref(&p, in[0], in[1], n->n_in > 2 && n->in[2] >= 0 ? in[2] : NULL, out[0]);
+        return 0;
+    }
+    case ITS_OP_CONV_INTEGER: {
+        its_win_params p;
+        if ((rc = its__win_params(g, n, &is[0], &is[1], &p, err, E)) < 0)
+            return rc;
+        int xs = xt == ITS_DT_INT8, ws = g->tensors[n->in[1]].dtype == ITS_DT_INT8;
+        int32_t xzp = n->n_in > 2 && n->in[2] >= 0 ? ld8(in[2], 0, xs) : 0;
+        const void *wzp = n->n_in > 3 && n->in[3] >= 0 ? in[3] : NULL;
+        conv_integer(&p, in[0], xs, xzp, in[1], ws, wzp, wzp ? numel(&is[3]) : 0, out[0]);
+        return 0;
+    }
+    case ITS_OP_MATMUL:
+        matmul(&is[0], in[0], &is[1], in[1], &os[0], out[0]);
+        return 0;
+    case ITS_OP_QUANTIZE_LINEAR:
+    case ITS_OP_DEQUANTIZE_LINEAR: {
+        int axis;
+        if ((rc = its__quant_axis(g, n, &is[0], &is[1], &axis, err, E)) < 0)
+            return rc;
+        const void *zp = n->n_in > 2 && n->in[2] >= 0 ? in[2] : NULL;
+        if (n->op == ITS_OP_QUANTIZE_LINEAR)
+            quantize(&is[0], xt, in[0], axis, in[1], yt, zp, out[0]);
+        else
+            dequantize(&is[0], xt, in[0], axis, in[1], zp, out[0]);
+        return 0;
+    }
+    case ITS_OP_DYNAMIC_QUANTIZE_LINEAR: {
+        float sc;
+        uint8_t zp;
+        dyn_quant(in[0], numel(&is[0]), out[0], out[1] ? (float *)out[1] : &sc,
+                  out[2] ? (uint8_t *)out[2] : &zp);
+        return 0;
+    }
+    case ITS_OP_CAST:
+        cast(xt, in[0], yt, out[0], numel(&is[0]));
+        return 0;
+    default:
+        return ITS_EUNSUPPORTED;
+    }
+}
