@@ -1,0 +1,217 @@
+/*
+ * Golden detections and raw-tensor parity, per model in shared/models.
+ *
+ * For every photo of a model's expected_detections.json: decode (src/media), letterbox
+ * (src/detect) into the model input, and run ONNX Runtime (tests/ref/ort_ref.js) on exactly
+ * that tensor. Then:
+ *   1. our head decoder + NMS on ORT's raw outputs must reproduce the golden detections: this
+ *      checks letterbox, decoding, NMS and box mapping independently of our engine;
+ *   2. where the engine is built, our engine runs the same tensor: its raw outputs are
+ *      compared with ORT's (max relative error reported and bounded) and its detections must
+ *      pass the same golden rule.
+ * Golden rule (docs/detect.md): every reference detection with score >= 0.5 is found with the
+ * same class and IoU >= 0.7, and nothing >= 0.5 appears that the reference lacks; "found"
+ * allows the partner's score to be down to 0.5 - margin (and a detection of ours under 0.5 + margin
+ * may sit on a reference box of another class: an argmax flip between near-tied classes), because
+ * the reference was produced from Pillow's JPEG decoding and its own resize, so scores right at 0.5
+ * may fall either side.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "detref.h"
+#include "its/alloc.h"
+#include "its/detect.h"
+#include "its/media.h"
+#include "testutil.h"
+
+/* Score margin at the 0.5 boundary. The int8 QDQ model quantizes its output: its scores
+ * move in steps of about 0.057 near 0.5, so a one-step flip gets one step of margin. */
+static float margin_for(const char *dir)
+{
+    return strstr(dir, "qdq") ? 0.06f : 0.05f;
+}
+#define MAX_IMAGES 16
+
+#ifdef ITS_HAVE_ENGINE
+/* Bounds on max |ours - ort| / max |ort| per output tensor (see docs/detect.md). */
+static double parity_bound(const char *model_dir)
+{
+    if (strstr(model_dir, "int8"))
+        return 2e-2; /* requantisation: one int8 step can flip where the fp32 sums differ */
+    return 1e-3;
+}
+#endif
+
+static int g_have_ref;
+
+static void run_model(const char *dir, const char *file)
+{
+    char model[1024], jpath[1024], rel[512], tmp[256];
+    snprintf(rel, sizeof rel, "models/%s/%s", dir, file);
+    if (!its_test_shared_path(rel, model, sizeof model)) {
+        printf("  %s: model missing, skipped\n", dir);
+        skip();
+    }
+    snprintf(rel, sizeof rel, "models/%s/expected_detections.json", dir);
+    assert_non_null(its_test_shared_path(rel, jpath, sizeof jpath));
+
+    detref_info ri;
+    assert_int_equal(detref_model_info(model, &ri), 0);
+    its_det_model_info mi;
+    detref_fill_model_info(&ri, &mi);
+    its_det_config cfg;
+    char err[256] = "";
+    int rc = its_det_config_init(&mi, ITS_DET_AUTO, &cfg, err, sizeof err);
+    if (rc < 0)
+        printf("  %s: %s\n", dir, err);
+    assert_int_equal(rc, 0);
+    cfg.conf = 0.25f;
+    cfg.iou = 0.45f;
+    its_detector_t *det;
+    assert_int_equal(its_detector_create(&cfg, &mi, &det, err, sizeof err), 0);
+    printf("  %s: family %s, %d classes, input %dx%d %s\n", dir, its_det_family_name(cfg.family),
+           cfg.num_classes, cfg.pre.width, cfg.pre.height, cfg.pre.bgr ? "BGR" : "RGB");
+
+    static golden_image gold[MAX_IMAGES];
+    int ng = golden_load(jpath, gold, MAX_IMAGES);
+    assert_true(ng > 0);
+    assert_non_null(its_test_tmpdir(tmp, sizeof tmp));
+
+    const size_t in_n = its_detector_input_floats(det);
+    float *input = its_malloc(ITS_MOD_TEST, in_n * sizeof(float));
+    assert_non_null(input);
+    its_letterbox lb[MAX_IMAGES];
+    static char inpaths[MAX_IMAGES][512];
+    const char *inptr[MAX_IMAGES];
+    for (int i = 0; i < ng; i++) {
+        char ipath[1024];
+        snprintf(rel, sizeof rel, "media/%.120s", gold[i].name);
+        assert_non_null(its_test_shared_path(rel, ipath, sizeof ipath));
+        its_image img;
+        its_image_opts io = {.fmt = cfg.pre.bgr ? ITS_PIX_BGR24 : ITS_PIX_RGB24};
+        assert_int_equal(its_image_load(ipath, &io, &img, err, sizeof err), 0);
+        assert_int_equal(img.width, gold[i].w);
+        assert_int_equal(img.height, gold[i].h);
+        assert_int_equal(its_det_letterbox(&cfg.pre, &img, input, &lb[i]), 0);
+        its_image_free(&img);
+        snprintf(inpaths[i], sizeof inpaths[i], "%s/in%d.bin", tmp, i);
+        inptr[i] = inpaths[i];
+        assert_int_equal(its_test_write_file(inpaths[i], input, in_n * sizeof(float)), 0);
+    }
+    assert_int_equal(detref_run(model, tmp, inptr, ng), 0);
+
+    float *ref[8] = {0};
+    for (int o = 0; o < ri.n_outputs; o++) {
+        ref[o] = its_malloc(ITS_MOD_TEST, its_detector_output_floats(det, o) * sizeof(float));
+        assert_non_null(ref[o]);
+    }
+#ifdef ITS_HAVE_ENGINE
+    its_model_t *m = NULL;
+    its_engine_t *eng = NULL;
+    float *ours[8] = {0};
+    if (its_model_load(model, &m, err, sizeof err) < 0) {
+        printf("  %s: engine cannot load the model: %s\n", dir, err);
+        fail();
+    }
+    its_engine_opts eo = {.backend = "cpu", .threads = 2, .max_batch = 1};
+    if (its_engine_create(m, &eo, &eng, err, sizeof err) < 0) {
+        printf("  %s: engine create: %s\n", dir, err);
+        fail();
+    }
+    for (int o = 0; o < ri.n_outputs; o++) {
+        ours[o] = its_malloc(ITS_MOD_TEST, its_detector_output_floats(det, o) * sizeof(float));
+        assert_non_null(ours[o]);
+    }
+    double worst_rel = 0;
+#endif
+    its_detection dets[300];
+    int bad = 0, total_ref = 0;
+    float max_ds = 0;
+    for (int i = 0; i < ng; i++) {
+        for (int o = 0; o < ri.n_outputs; o++) {
+            char opath[600];
+            snprintf(opath, sizeof opath, "%s/in%d.o%d.bin", tmp, i, o);
+            assert_int_equal(read_floats(opath, ref[o], its_detector_output_floats(det, o)), 0);
+            unlink(opath);
+        }
+        int n = its_detector_decode(det, (const float *const *)ref, 0, &lb[i], dets, 300);
+        assert_true(n >= 0);
+        bad += golden_compare("ort+our-head", &gold[i], dets, n, margin_for(dir), &max_ds);
+        for (int k = 0; k < gold[i].n; k++)
+            total_ref += gold[i].dets[k].score >= 0.5f;
+#ifdef ITS_HAVE_ENGINE
+        assert_non_null(its_test_read_file(inpaths[i], &(size_t){0}) ? input : NULL);
+        assert_int_equal(read_floats(inpaths[i], input, in_n), 0);
+        assert_int_equal(its_engine_run(eng, 1, input, ours), 0);
+        for (int o = 0; o < ri.n_outputs; o++) {
+            size_t cnt = its_detector_output_floats(det, o);
+            double maxref = 0, maxdiff = 0;
+            for (size_t k = 0; k < cnt; k++) {
+                maxref = fmax(maxref, fabs(ref[o][k]));
+                maxdiff = fmax(maxdiff, fabs((double)ours[o][k] - ref[o][k]));
+            }
+            double rel = maxdiff / (maxref > 0 ? maxref : 1);
+            if (rel > worst_rel)
+                worst_rel = rel;
+        }
+        n = its_detector_decode(det, (const float *const *)ours, 0, &lb[i], dets, 300);
+        assert_true(n >= 0);
+        bad += golden_compare("engine", &gold[i], dets, n, margin_for(dir), &max_ds);
+#endif
+        unlink(inpaths[i]);
+    }
+    rmdir(tmp);
+    printf("  %s: %d images, %d reference detections >= 0.5, %d violations, max |dscore| of "
+           "matches %.3f\n",
+           dir, ng, total_ref, bad, max_ds);
+#ifdef ITS_HAVE_ENGINE
+    printf("  %s: engine vs ONNX Runtime raw outputs: max relative error %.3g (bound %.0e)\n", dir,
+           worst_rel, parity_bound(dir));
+    assert_true(worst_rel <= parity_bound(dir));
+    for (int o = 0; o < ri.n_outputs; o++)
+        its_free(ours[o]);
+    its_engine_destroy(eng);
+    its_model_free(m);
+#endif
+    for (int o = 0; o < ri.n_outputs; o++)
+        its_free(ref[o]);
+    its_free(input);
+    its_detector_destroy(det);
+    assert_int_equal(bad, 0);
+}
+
+#define MODEL_TEST(fn, dir, file)                                                                  \
+    static void fn(void **state)                                                                   \
+    {                                                                                              \
+        (void)state;                                                                               \
+        run_model(dir, file);                                                                      \
+    }
+MODEL_TEST(t_yolo11n_fp32, "yolo11n-fp32-dequant", "yolo11n_fp32_dequant.onnx")
+MODEL_TEST(t_yolo11n_int8, "yolo11n-int8-dynamic", "yolo11n_quantized.onnx")
+MODEL_TEST(t_yolov8n_qdq, "yolov8n-int8-qdq", "yolov8n_entropy.onnx")
+MODEL_TEST(t_yolox_nano, "yolox-nano", "yolox_nano.onnx")
+MODEL_TEST(t_nanodet_m, "nanodet-m", "nanodet_m.onnx")
+
+int main(void)
+{
+    char probe[1024];
+    if (!its_test_shared_path("models", probe, sizeof probe)) {
+        fprintf(stderr, "shared models missing (ITS_SHARED_DIR): skipped\n");
+        return ITS_TEST_SKIP_CODE;
+    }
+    g_have_ref = detref_available();
+    if (!g_have_ref) {
+        fprintf(stderr, "node or onnxruntime-node missing (run scripts/setup.sh): skipped\n");
+        return ITS_TEST_SKIP_CODE;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(t_yolo11n_fp32), cmocka_unit_test(t_yolo11n_int8),
+        cmocka_unit_test(t_yolov8n_qdq),  cmocka_unit_test(t_yolox_nano),
+        cmocka_unit_test(t_nanodet_m),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

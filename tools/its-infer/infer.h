@@ -1,0 +1,57 @@
+/*
+ * its-infer internals: the per-frame pipeline is a list of stages that see every frame's
+ * detections in input order. The JSON printer and the --draw writer are stages; --track
+ * (analytics) adds one in front of them that fills r->track_ids, and the printer then
+ * prints a "track_id" per detection. Videos are delivered one after another, framed by
+ * begin_source/end_source, their frames in order, so per-source state in a stage is enough;
+ * still images are independent frames (frame 0, no begin/end) and may share a batch.
+ */
+#ifndef ITS_INFER_H
+#define ITS_INFER_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "its/detect.h"
+#include "its/media.h"
+
+typedef struct infer_source {
+    const char *path; /* as given on the command line */
+    int is_video;
+    double fps; /* videos: nominal rate, 0 if unknown */
+} infer_source;
+
+typedef struct infer_result {
+    const infer_source *src;
+    int64_t frame;  /* 0 for images; frame index for videos */
+    int64_t pts_ns; /* videos: presentation time; images: 0 */
+    int width, height;
+    its_detection *dets;
+    int n;
+    const char *const *labels; /* label of class i (NULL entries allowed), n_labels of them */
+    int n_labels;
+    int *track_ids;         /* NULL, or one id per detection (-1: none) from a track stage */
+    const its_image *image; /* the frame's pixels, NULL unless a stage asked for them */
+} infer_result;
+
+typedef struct infer_stage {
+    const char *name;
+    int needs_pixels; /* 1: keep each frame's pixels until the stage saw it */
+    int (*begin_source)(void *ctx, const infer_source *src);
+    int (*frame)(void *ctx, infer_result *r);
+    int (*end_source)(void *ctx, const infer_source *src);
+    void (*destroy)(void *ctx);
+    void *ctx;
+} infer_stage;
+
+/* Built-in stages. */
+int infer_stage_json(FILE *out, infer_stage *st);
+int infer_stage_draw(const char *dir, infer_stage *st);
+
+/* Draw boxes and labels into an image (any size; clipped). */
+void infer_draw_box(its_image *img, int x1, int y1, int x2, int y2, int thick,
+                    const uint8_t rgb[3]);
+void infer_draw_text(its_image *img, int x, int y, int scale, const char *text, const uint8_t fg[3],
+                     const uint8_t bg[3]);
+
+#endif

@@ -1,0 +1,535 @@
+/*
+ * its-infer: run a detector on images and videos, print one JSON object per frame.
+ *
+ *     its-infer -m yolo11n.onnx [options] INPUT...
+ *
+ * Flow: inputs are read one after another (images: JPEG/PNG via src/media; anything else
+ * via the FFmpeg reader of src/ingest), each frame is letterboxed straight into the next free
+ * slot of the batch input tensor; a full batch (or the last, partial one) runs through the
+ * engine and every frame's detections go through the stages (infer.h) in input order: an
+ * optional tracker (--track, later), the JSON printer, the --draw writer.
+ *
+ * Exit status: 0 all inputs processed; 1 some input failed (missing, corrupt: each reported,
+ * the others still processed); 2 usage, model or engine error (nothing processed).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "infer.h"
+#include "its/alloc.h"
+#include "its/detect.h"
+#include "its/engine.h"
+#include "its/error.h"
+#include "its/log.h"
+#include "its/media.h"
+#include "its/video.h"
+
+#define MAX_BATCH  64
+#define MAX_STAGES 8
+#define MAX_DETS   300
+
+typedef struct options {
+    const char *model;
+    const char *draw_dir;
+    const char *names_path;
+    const char *device;
+    const char *family;
+    int batch;
+    int threads;
+    float conf, iou;
+    int max_frames; /* per video, 0 = all */
+    int rgb, bgr;   /* force the model's channel order */
+} options;
+
+/* One batch slot: the frame's identity, its letterbox, and (for --draw) its pixels. */
+typedef struct slot {
+    const infer_source *src;
+    int64_t frame, pts_ns;
+    int width, height;
+    its_letterbox lb;
+    its_image pixels; /* grown on demand, reused */
+} slot;
+
+typedef struct app {
+    options o;
+    its_model_t *model;
+    its_engine_t *engine;
+    its_detector_t *det;
+    its_det_config cfg;
+    char **names;
+    int n_names;
+    float *input;
+    size_t in_floats;
+    float *outputs[8];
+    int n_outputs;
+    slot slots[MAX_BATCH];
+    int pending;
+    infer_stage stages[MAX_STAGES];
+    int n_stages;
+    int keep_pixels;
+    its_detection dets[MAX_DETS];
+    int failures;
+} app;
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: its-infer -m MODEL.onnx [options] INPUT...\n"
+               "  INPUT                 JPEG or PNG image, or a video file/URL (FFmpeg)\n"
+               "  -m, --model FILE      ONNX detector (YOLOv8/YOLO11, YOLOv5, YOLOX, NanoDet)\n"
+               "  -c, --conf X          confidence threshold (default 0.25)\n"
+               "  -i, --iou X           NMS IoU threshold (default 0.45)\n"
+               "  -b, --batch N         frames per inference (default 1)\n"
+               "  -t, --threads N       CPU threads (default 0 = all cores)\n"
+               "  -d, --device NAME     engine backend: cpu (default) or cuda\n"
+               "      --draw DIR        write annotated JPEGs into DIR\n"
+               "      --names FILE      class names, one per line (default: model metadata,\n"
+               "                        else $ITS_SHARED_DIR/media/coco.names for 80 classes)\n"
+               "      --family NAME     head: auto (default), ultralytics, yolov5, yolox, nanodet\n"
+               "      --rgb | --bgr     override the model's input channel order\n"
+               "      --max-frames N    frames per video (default all)\n"
+               "  -h, --help\n"
+               "Prints one JSON object per image or video frame on stdout.\n");
+}
+
+static int parse_float(const char *s, float lo, float hi, float *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !(v >= lo && v <= hi))
+        return -1;
+    *out = (float)v;
+    return 0;
+}
+
+static int parse_int(const char *s, int lo, int hi, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+static int parse_args(int argc, char **argv, options *o)
+{
+    enum { OPT_DRAW = 256, OPT_NAMES, OPT_FAMILY, OPT_RGB, OPT_BGR, OPT_MAXF };
+    static const struct option longopts[] = {
+        {"model", required_argument, 0, 'm'},
+        {"conf", required_argument, 0, 'c'},
+        {"iou", required_argument, 0, 'i'},
+        {"batch", required_argument, 0, 'b'},
+        {"threads", required_argument, 0, 't'},
+        {"device", required_argument, 0, 'd'},
+        {"draw", required_argument, 0, OPT_DRAW},
+        {"names", required_argument, 0, OPT_NAMES},
+        {"family", required_argument, 0, OPT_FAMILY},
+        {"rgb", no_argument, 0, OPT_RGB},
+        {"bgr", no_argument, 0, OPT_BGR},
+        {"max-frames", required_argument, 0, OPT_MAXF},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    memset(o, 0, sizeof *o);
+    o->batch = 1;
+    o->conf = 0.25f;
+    o->iou = 0.45f;
+    o->device = "cpu";
+    o->family = "auto";
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "m:c:i:b:t:d:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'm':
+            o->model = optarg;
+            break;
+        case 'c':
+            if (parse_float(optarg, 0.0f, 1.0f, &o->conf) < 0) {
+                fprintf(stderr, "its-infer: --conf must be a number in [0, 1], not '%s'\n", optarg);
+                return -1;
+            }
+            break;
+        case 'i':
+            if (parse_float(optarg, 0.01f, 1.0f, &o->iou) < 0) {
+                fprintf(stderr, "its-infer: --iou must be a number in (0, 1], not '%s'\n", optarg);
+                return -1;
+            }
+            break;
+        case 'b':
+            if (parse_int(optarg, 1, MAX_BATCH, &o->batch) < 0) {
+                fprintf(stderr, "its-infer: --batch must be 1..%d, not '%s'\n", MAX_BATCH, optarg);
+                return -1;
+            }
+            break;
+        case 't':
+            if (parse_int(optarg, 0, 1024, &o->threads) < 0) {
+                fprintf(stderr, "its-infer: --threads must be 0..1024, not '%s'\n", optarg);
+                return -1;
+            }
+            break;
+        case 'd':
+            o->device = optarg;
+            break;
+        case OPT_DRAW:
+            o->draw_dir = optarg;
+            break;
+        case OPT_NAMES:
+            o->names_path = optarg;
+            break;
+        case OPT_FAMILY:
+            o->family = optarg;
+            break;
+        case OPT_RGB:
+            o->rgb = 1;
+            break;
+        case OPT_BGR:
+            o->bgr = 1;
+            break;
+        case OPT_MAXF:
+            if (parse_int(optarg, 0, INT_MAX, &o->max_frames) < 0) {
+                fprintf(stderr, "its-infer: --max-frames must be >= 0, not '%s'\n", optarg);
+                return -1;
+            }
+            break;
+        case 'h':
+            usage(stdout);
+            exit(0);
+        default:
+            if (optopt && optopt < 256)
+                fprintf(stderr, "its-infer: option -%c needs a value or is unknown\n", optopt);
+            else
+                fprintf(stderr, "its-infer: unknown option '%s'\n", argv[optind - 1]);
+            usage(stderr);
+            return -1;
+        }
+    }
+    if (!o->model) {
+        fprintf(stderr, "its-infer: no model given (-m MODEL.onnx)\n");
+        usage(stderr);
+        return -1;
+    }
+    if (optind >= argc) {
+        fprintf(stderr, "its-infer: no input given\n");
+        usage(stderr);
+        return -1;
+    }
+    if (o->rgb && o->bgr) {
+        fprintf(stderr, "its-infer: --rgb and --bgr exclude each other\n");
+        return -1;
+    }
+    return 0;
+}
+
+static const char *meta_fn(const void *ctx, const char *key)
+{
+    return its_model_meta(ctx, key);
+}
+
+static void load_names(app *a)
+{
+    int n = ITS_EINVAL;
+    if (a->o.names_path) {
+        n = its_det_names_load(a->o.names_path, &a->names);
+        if (n < 0)
+            fprintf(stderr, "its-infer: --names %s: %s; using class ids\n", a->o.names_path,
+                    its_strerror(n));
+    } else {
+        const char *meta = its_model_meta(a->model, "names");
+        if (meta)
+            n = its_det_names_parse_meta(meta, &a->names);
+        if (n < 0 && a->cfg.num_classes == 80) {
+            const char *shared = getenv("ITS_SHARED_DIR");
+            char path[1024];
+            snprintf(path, sizeof path, "%s/media/coco.names", shared ? shared : "../shared");
+            n = its_det_names_load(path, &a->names);
+        }
+    }
+    a->n_names = n > 0 ? n : 0;
+}
+
+static int setup(app *a)
+{
+    char err[512];
+    int rc = its_model_load(a->o.model, &a->model, err, sizeof err);
+    if (rc < 0) {
+        fprintf(stderr, "its-infer: cannot load model %s: %s\n", a->o.model, err);
+        return rc;
+    }
+    if (!its_engine_backend_available(a->o.device)) {
+        fprintf(stderr, "its-infer: backend '%s' is not available here\n", a->o.device);
+        return ITS_ENODEV;
+    }
+    its_engine_opts eo = {.backend = a->o.device, .threads = a->o.threads, .max_batch = a->o.batch};
+    rc = its_engine_create(a->model, &eo, &a->engine, err, sizeof err);
+    if (rc < 0) {
+        fprintf(stderr, "its-infer: cannot prepare %s on %s: %s\n", a->o.model, a->o.device, err);
+        return rc;
+    }
+    its_det_model_info info = {.input = its_model_input(a->model, 0),
+                               .n_outputs = its_model_n_outputs(a->model),
+                               .meta = meta_fn,
+                               .meta_ctx = a->model};
+    if (info.n_outputs < 1 || info.n_outputs > 8) {
+        fprintf(stderr, "its-infer: %s: %d outputs, not a detector\n", a->o.model, info.n_outputs);
+        return ITS_EUNSUPPORTED;
+    }
+    for (int i = 0; i < info.n_outputs; i++)
+        info.outputs[i] = its_model_output(a->model, i);
+    its_det_family fam;
+    if (its_det_family_parse(a->o.family, &fam) < 0) {
+        fprintf(stderr, "its-infer: unknown --family '%s'\n", a->o.family);
+        return ITS_EINVAL;
+    }
+    rc = its_det_config_init(&info, fam, &a->cfg, err, sizeof err);
+    if (rc < 0) {
+        fprintf(stderr, "its-infer: %s: %s\n", a->o.model, err);
+        return rc;
+    }
+    a->cfg.conf = a->o.conf;
+    a->cfg.iou = a->o.iou;
+    a->cfg.max_dets = MAX_DETS;
+    if (a->o.rgb)
+        a->cfg.pre.bgr = 0;
+    if (a->o.bgr)
+        a->cfg.pre.bgr = 1;
+    rc = its_detector_create(&a->cfg, &info, &a->det, err, sizeof err);
+    if (rc < 0) {
+        fprintf(stderr, "its-infer: %s: %s\n", a->o.model, err);
+        return rc;
+    }
+    a->n_outputs = info.n_outputs;
+    a->in_floats = its_detector_input_floats(a->det);
+    a->input = its_malloc(ITS_MOD_APP, a->in_floats * a->o.batch * sizeof(float));
+    if (!a->input)
+        return ITS_ENOMEM;
+    for (int i = 0; i < a->n_outputs; i++) {
+        a->outputs[i] = its_malloc(ITS_MOD_APP, its_detector_output_floats(a->det, i) * a->o.batch *
+                                                    sizeof(float));
+        if (!a->outputs[i])
+            return ITS_ENOMEM;
+    }
+    load_names(a);
+    its_logi("infer", NULL, "%s: %s head, %d classes, %dx%d %s, backend %s, batch %d", a->o.model,
+             its_det_family_name(a->cfg.family), a->cfg.num_classes, a->cfg.pre.width,
+             a->cfg.pre.height, a->cfg.pre.bgr ? "BGR" : "RGB", its_engine_backend_name(a->engine),
+             a->o.batch);
+    return 0;
+}
+
+/* Run the pending slots through the engine and the stages. */
+static int flush(app *a)
+{
+    if (a->pending == 0)
+        return 0;
+    int rc = its_engine_run(a->engine, a->pending, a->input, a->outputs);
+    if (rc < 0) {
+        fprintf(stderr, "its-infer: inference failed: %s\n", its_strerror(rc));
+        return rc;
+    }
+    for (int b = 0; b < a->pending; b++) {
+        slot *s = &a->slots[b];
+        int n = its_detector_decode(a->det, (const float *const *)a->outputs, b, &s->lb, a->dets,
+                                    MAX_DETS);
+        if (n < 0)
+            return n;
+        infer_result r = {.src = s->src,
+                          .frame = s->frame,
+                          .pts_ns = s->pts_ns,
+                          .width = s->width,
+                          .height = s->height,
+                          .dets = a->dets,
+                          .n = n,
+                          .labels = (const char *const *)a->names,
+                          .n_labels = a->n_names,
+                          .image = a->keep_pixels ? &s->pixels : NULL};
+        for (int i = 0; i < a->n_stages; i++) {
+            rc = a->stages[i].frame(a->stages[i].ctx, &r);
+            if (rc < 0)
+                a->failures++;
+        }
+    }
+    a->pending = 0;
+    return 0;
+}
+
+/* Letterbox one frame into the next slot; run the batch when it is full. */
+static int add_frame(app *a, const infer_source *src, int64_t frame, int64_t pts_ns,
+                     const uint8_t *px, int w, int h, int stride, its_pixfmt fmt)
+{
+    slot *s = &a->slots[a->pending];
+    float *dst = a->input + a->in_floats * a->pending;
+    int rc = its_det_letterbox_raw(&a->cfg.pre, px, w, h, stride, fmt, dst, &s->lb);
+    if (rc < 0)
+        return rc;
+    s->src = src;
+    s->frame = frame;
+    s->pts_ns = pts_ns;
+    s->width = w;
+    s->height = h;
+    if (a->keep_pixels) {
+        if (s->pixels.width != w || s->pixels.height != h) {
+            its_image_free(&s->pixels);
+            rc = its_image_alloc(&s->pixels, w, h, fmt);
+            if (rc < 0)
+                return rc;
+        }
+        s->pixels.fmt = fmt;
+        for (int y = 0; y < h; y++)
+            memcpy(s->pixels.data + (size_t)y * s->pixels.stride, px + (size_t)y * stride,
+                   (size_t)w * 3);
+    }
+    if (++a->pending == a->o.batch)
+        return flush(a);
+    return 0;
+}
+
+static int is_image_file(const char *path, int *exists)
+{
+    FILE *f = fopen(path, "rb");
+    *exists = f != NULL || errno != ENOENT;
+    if (!f)
+        return 0;
+    uint8_t head[8];
+    size_t n = fread(head, 1, sizeof head, f);
+    fclose(f);
+    return its_image_probe(head, n) != ITS_IMG_UNKNOWN;
+}
+
+static int run_image(app *a, const infer_source *src)
+{
+    its_image img;
+    char err[512];
+    its_pixfmt fmt = a->cfg.pre.bgr ? ITS_PIX_BGR24 : ITS_PIX_RGB24;
+    its_image_opts io = {.fmt = fmt};
+    int rc = its_image_load(src->path, &io, &img, err, sizeof err);
+    if (rc < 0) {
+        fprintf(stderr, "its-infer: %s\n", err);
+        return rc;
+    }
+    rc = add_frame(a, src, 0, 0, img.data, img.width, img.height, img.stride, img.fmt);
+    its_image_free(&img);
+    return rc;
+}
+
+static int run_video(app *a, infer_source *src)
+{
+    char err[512];
+    its_video_opts vo = {.pixfmt = a->cfg.pre.bgr ? ITS_PIX_BGR24 : ITS_PIX_RGB24};
+    its_video_t *v;
+    int rc = its_video_open(src->path, &vo, &v, err, sizeof err);
+    if (rc < 0) {
+        fprintf(stderr, "its-infer: %s\n", err);
+        return rc;
+    }
+    its_video_info info;
+    if (its_video_get_info(v, &info) == 0)
+        src->fps = info.fps;
+    its_video_frame f;
+    int64_t count = 0;
+    while ((rc = its_video_read(v, &f)) == 1) {
+        rc = add_frame(a, src, (int64_t)f.index, f.pts_ns, f.data, f.width, f.height, f.stride,
+                       vo.pixfmt);
+        if (rc < 0)
+            break;
+        if (a->o.max_frames && ++count >= a->o.max_frames)
+            break;
+    }
+    if (rc == ITS_EEOF || rc == 1)
+        rc = 0;
+    else if (rc < 0)
+        fprintf(stderr, "its-infer: %s: %s\n", src->path,
+                its_video_error(v)[0] ? its_video_error(v) : its_strerror(rc));
+    /* The stages see all of this video's frames before its end_source. */
+    int frc = flush(a);
+    its_video_close(v);
+    return rc < 0 ? rc : frc;
+}
+
+static void teardown(app *a)
+{
+    for (int i = 0; i < a->n_stages; i++)
+        if (a->stages[i].destroy)
+            a->stages[i].destroy(a->stages[i].ctx);
+    for (int i = 0; i < MAX_BATCH; i++)
+        its_image_free(&a->slots[i].pixels);
+    for (int i = 0; i < a->n_outputs; i++)
+        its_free(a->outputs[i]);
+    its_free(a->input);
+    its_det_names_free(a->names);
+    its_detector_destroy(a->det);
+    its_engine_destroy(a->engine);
+    its_model_free(a->model);
+}
+
+int main(int argc, char **argv)
+{
+    static app a;
+    if (parse_args(argc, argv, &a.o) < 0)
+        return 2;
+    its_log_set_level(ITS_LOG_WARN);
+    if (access(a.o.model, R_OK) != 0) {
+        fprintf(stderr, "its-infer: cannot read model %s: %s\n", a.o.model, strerror(errno));
+        return 2;
+    }
+    int rc = setup(&a);
+    if (rc < 0) {
+        teardown(&a);
+        return 2;
+    }
+    /* Stages in order: (--track would go here), JSON, --draw. */
+    infer_stage_json(stdout, &a.stages[a.n_stages++]);
+    if (a.o.draw_dir) {
+        if (infer_stage_draw(a.o.draw_dir, &a.stages[a.n_stages]) < 0) {
+            teardown(&a);
+            return 2;
+        }
+        a.n_stages++;
+    }
+    for (int i = 0; i < a.n_stages; i++)
+        a.keep_pixels |= a.stages[i].needs_pixels;
+
+    infer_source *srcs = its_calloc(ITS_MOD_APP, (size_t)(argc - optind), sizeof *srcs);
+    if (!srcs) {
+        teardown(&a);
+        return 2;
+    }
+    for (int i = optind; i < argc; i++) {
+        infer_source *src = &srcs[i - optind];
+        src->path = argv[i];
+        int exists;
+        if (is_image_file(src->path, &exists)) {
+            rc = run_image(&a, src);
+        } else if (!exists) {
+            fprintf(stderr, "its-infer: %s: no such file\n", src->path);
+            rc = ITS_ENOENT;
+        } else {
+            /* A video is a stream for the stages: begin, its frames in order, end. Images
+             * still pending in the batch are flushed first so nothing interleaves. */
+            src->is_video = 1;
+            rc = flush(&a);
+            for (int k = 0; rc == 0 && k < a.n_stages; k++)
+                if (a.stages[k].begin_source)
+                    a.stages[k].begin_source(a.stages[k].ctx, src);
+            if (rc == 0)
+                rc = run_video(&a, src);
+            for (int k = 0; k < a.n_stages; k++)
+                if (a.stages[k].end_source)
+                    a.stages[k].end_source(a.stages[k].ctx, src);
+        }
+        if (rc < 0)
+            a.failures++;
+    }
+    if (flush(&a) < 0)
+        a.failures++;
+    fflush(stdout);
+    its_free(srcs);
+    teardown(&a);
+    return a.failures ? 1 : 0;
+}
