@@ -154,9 +154,9 @@ static void run_model(const char *dir, const char *file)
                 maxref = fmax(maxref, fabs(ref[o][k]));
                 maxdiff = fmax(maxdiff, fabs((double)ours[o][k] - ref[o][k]));
             }
-            double rel = maxdiff / (maxref > 0 ? maxref : 1);
-            if (rel > worst_rel)
-                worst_rel = rel;
+            double relerr = maxdiff / (maxref > 0 ? maxref : 1);
+            if (relerr > worst_rel)
+                worst_rel = relerr;
         }
         n = its_detector_decode(det, (const float *const *)ours, 0, &lb[i], dets, 300);
         assert_true(n >= 0);
