@@ -267,15 +267,15 @@ static void build_json(its_pipeline_t *p, its_infer *inf, const cam *c, const it
     else
         jw_raw(w, "null");
     jw_raw(w, ",\"latency_ms\":{\"queue\":");
-    jw_num(w, ms(span(f, ITS_TS_ENQUEUE, ITS_TS_BATCH)), 4);
+    jw_num(w, ms(span(f, ITS_TS_ENQUEUE, ITS_TS_BATCH)), 7);
     jw_raw(w, ",\"infer\":");
-    jw_num(w, ms(span(f, ITS_TS_BATCH, ITS_TS_INFER)), 4);
+    jw_num(w, ms(span(f, ITS_TS_BATCH, ITS_TS_INFER)), 7);
     jw_raw(w, ",\"post\":");
-    jw_num(w, ms(span(f, ITS_TS_INFER, ITS_TS_POST)), 4);
+    jw_num(w, ms(span(f, ITS_TS_INFER, ITS_TS_POST)), 7);
     jw_raw(w, ",\"analytics\":");
-    jw_num(w, ms(span(f, ITS_TS_DISPATCH, ITS_TS_ANALYTICS)), 4);
+    jw_num(w, ms(span(f, ITS_TS_DISPATCH, ITS_TS_ANALYTICS)), 7);
     jw_raw(w, ",\"total\":");
-    jw_num(w, ms(span(f, ITS_TS_CAPTURE, ITS_TS_PUBLISH)), 4);
+    jw_num(w, ms(span(f, ITS_TS_CAPTURE, ITS_TS_PUBLISH)), 7);
     jw_raw(w, "}}");
 }
 
