@@ -1,0 +1,266 @@
+/*
+ * its/analytics.h - per-camera traffic analytics: scene configuration, line counts, zones,
+ * speed, flow/density/headway/level of service, queues, incidents, rolling windows, forecast.
+ *
+ *     its_scene scene;
+ *     char err[512];
+ *     if (its_scene_load("deploy/scenes/cam1.yaml", &scene, err, sizeof err) < 0) {
+ *         fprintf(stderr, "%s\n", err);   // "cam1.yaml: lines[1].points: 2 points needed, got 3"
+ *         return 1;
+ *     }
+ *     its_analytics_t *a;
+ *     its_analytics_create(&scene, NULL, &a);            // NULL: default ByteTrack params
+ *     for (each frame) {
+ *         its_det_frame f = {...};                       // detector output, source pixels
+ *         const its_analytics_frame *r;
+ *         if (its_analytics_push(a, &f, &r) < 0) ...      // track + analyse
+ *         its_analytics_frame_to_json(a, r, buf, sizeof buf);  // tracks, speeds, events
+ *     }
+ *     its_analytics_report rep;
+ *     its_analytics_get_report(a, &rep);                 // counts, windows, forecast
+ *     its_analytics_report_to_json(a, &rep, buf, sizeof buf);
+ *     its_analytics_destroy(a);
+ *
+ * Geometry: everything is measured at a track's anchor, the bottom centre of its box (where
+ * the vehicle touches the road). Image points are source pixels; road points are metres on the
+ * road plane, through the homography fitted to the scene's four calibration point pairs.
+ *
+ * Contract: one its_analytics_t per camera, used by one thread at a time (no locks, no
+ * globals). its_analytics_create allocates everything (sized by max_tracks); push/update
+ * never allocate. Results returned by push/update point into the context and stay valid
+ * until the next push/update/destroy. Timestamps must not go backwards (a frame that does is
+ * refused with ITS_EINVAL and counted). Without a calibration, speeds, queues, density and the
+ * speed-based incidents are not computed (reported as null), counts and zones still are.
+ * Errors: ITS_EINVAL, ITS_ENOMEM, ITS_ECONFIG (scene), ITS_ENOENT (file), ITS_EOVERFLOW (JSON).
+ */
+#ifndef ITS_ANALYTICS_H
+#define ITS_ANALYTICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "its/track.h"
+
+#define ITS_SCENE_MAX_LINES 16
+#define ITS_SCENE_MAX_ZONES 16
+#define ITS_SCENE_MAX_LANES 16
+#define ITS_SCENE_MAX_POLY  32
+#define ITS_SCENE_NAME_MAX  32
+
+/* Class groups, from COCO ids (default map: person 0, bicycle 1, car 2, motorcycle 3, bus 5,
+ * truck 7). The first four are "vehicles" for flow, density, queues and incidents. */
+typedef enum its_class_group {
+    ITS_CLS_CAR = 0,
+    ITS_CLS_TRUCK,
+    ITS_CLS_BUS,
+    ITS_CLS_MOTORCYCLE,
+    ITS_CLS_BICYCLE,
+    ITS_CLS_PERSON,
+    ITS_CLS_COUNT
+} its_class_group;
+
+const char *its_class_group_name(int group);
+
+typedef struct its_pt {
+    double x, y;
+} its_pt;
+
+/* A counting line from a to b; a crossing whose motion has a positive dot product with
+ * `positive` (an image-space vector) is counted in the positive direction. */
+typedef struct its_scene_line {
+    char name[ITS_SCENE_NAME_MAX];
+    its_pt a, b;
+    its_pt positive;
+    int lanes; /* lanes the line spans, for density per lane (default 1) */
+} its_scene_line;
+
+typedef struct its_scene_zone {
+    char name[ITS_SCENE_NAME_MAX];
+    int n;
+    its_pt poly[ITS_SCENE_MAX_POLY];
+} its_scene_zone;
+
+/* A lane: a polygon, the legal travel direction (image-space vector) and optionally the
+ * counting line that is its stop line (queue length is measured back from it). */
+typedef struct its_scene_lane {
+    char name[ITS_SCENE_NAME_MAX];
+    int n;
+    its_pt poly[ITS_SCENE_MAX_POLY];
+    its_pt direction;
+    int stop_line; /* index into lines, or -1 */
+} its_scene_lane;
+
+/* Tunables, the `analytics:` section of a scene file (defaults in docs/analytics.md). */
+typedef struct its_analytics_params {
+    double speed_window_s;          /* speed = displacement over this window (1.0) */
+    double line_hysteresis_px;      /* dead band either side of a counting line (2) */
+    double track_timeout_s;         /* forget a track unseen this long (2) */
+    double stopped_speed_kmh;       /* below this a vehicle is stopped (5) */
+    double stopped_time_s;          /* stopped-vehicle incident after this long (20) */
+    double wrong_way_time_s;        /* wrong-way incident after this long (2) */
+    double wrong_way_min_speed_kmh; /* only moving vehicles can be wrong-way (10) */
+    double speed_drop_kmh;          /* sudden drop: speed falls by this much (30) */
+    double speed_drop_window_s;     /* ... within this time (2) */
+    double queue_speed_kmh;         /* slower than this counts as queued (5) */
+    double queue_gap_m;             /* largest gap inside one queue (15) */
+    double forecast_alpha;          /* Holt level smoothing (0.3) */
+    double forecast_beta;           /* Holt trend smoothing (0.1) */
+} its_analytics_params;
+
+typedef struct its_scene {
+    char camera[64];
+    double fps;
+    int width_px, height_px; /* 0: not checked */
+    int has_calibration;
+    its_pt calib_image[4];      /* pixels */
+    its_pt calib_road[4];       /* metres */
+    double H[9];                /* image -> road, row-major, fitted by its_scene_validate */
+    signed char class_map[256]; /* COCO id -> its_class_group, -1: ignored */
+    int n_lines, n_zones, n_lanes;
+    its_scene_line lines[ITS_SCENE_MAX_LINES];
+    its_scene_zone zones[ITS_SCENE_MAX_ZONES];
+    its_scene_lane lanes[ITS_SCENE_MAX_LANES];
+    its_analytics_params params;
+} its_scene;
+
+/* Defaults: no lines/zones/lanes, no calibration, 30 fps, the COCO class map. */
+void its_scene_default(its_scene *s);
+/* Load and validate a scene file. Errors name the file, the key and the reason:
+ * "cam.yaml: zones[0].polygon: self-intersecting". ITS_ENOENT when the file cannot be read. */
+int its_scene_load(const char *path, its_scene *out, char *err, size_t errlen);
+int its_scene_load_string(const char *yaml, size_t len, const char *origin, its_scene *out,
+                          char *err, size_t errlen);
+/* Check a scene filled in by hand and fit its homography (also done by load). */
+int its_scene_validate(its_scene *s, const char *origin, char *err, size_t errlen);
+/* Image pixel -> road metres through s->H. */
+its_pt its_scene_to_road(const its_scene *s, its_pt img);
+
+/* HCM level of service from density in vehicles per km per lane: 'A'..'F' ('?' if NaN). */
+char its_los_from_density(double veh_per_km_lane);
+
+/* Holt's linear exponential smoothing with its error tracked, one observation per step. */
+typedef struct its_forecast {
+    double alpha, beta;
+    double level, trend;
+    uint64_t n;                            /* observations so far */
+    double hist[64];                       /* last observations, ring by n */
+    double f15[64], f60[64];               /* forecasts made after observation n, ring by n */
+    double next1;                          /* one-step forecast for the next observation */
+    double abs_err1, abs_err15, abs_err60; /* sums of absolute errors */
+    uint64_t n_err1, n_err15, n_err60;
+} its_forecast;
+
+void its_forecast_init(its_forecast *f, double alpha, double beta);
+/* Add one observation (one minute of flow, veh/h). */
+void its_forecast_add(its_forecast *f, double x);
+/* Mean of the next h steps; NaN before two observations. */
+double its_forecast_mean_ahead(const its_forecast *f, int h);
+/* Mean absolute errors of the 1-step, 15-step-mean and 60-step-mean forecasts; NaN if none. */
+double its_forecast_mae(const its_forecast *f, int horizon);
+
+typedef enum its_event_type {
+    ITS_EV_LINE_CROSSING = 0,
+    ITS_EV_ZONE_ENTER,
+    ITS_EV_ZONE_EXIT,
+    ITS_EV_STOPPED_VEHICLE,
+    ITS_EV_WRONG_WAY,
+    ITS_EV_SPEED_DROP,
+    ITS_EV_COUNT
+} its_event_type;
+
+const char *its_event_type_name(its_event_type t);
+
+typedef struct its_event {
+    its_event_type type;
+    uint32_t track_id;
+    int group;        /* its_class_group */
+    int index;        /* line, zone or lane index (-1: none) */
+    int direction;    /* crossings: +1 positive, -1 negative */
+    double speed_kmh; /* NaN if unknown */
+    double value;     /* zone exit: dwell s; stopped: s stopped; drop: km/h lost */
+    int64_t ts_ns;
+} its_event;
+
+/* Result of one frame. Arrays parallel to tracks: speed (NaN unknown), lane (-1 none). */
+typedef struct its_analytics_frame {
+    int64_t ts_ns;
+    uint64_t frame_no;
+    const its_track *tracks;
+    int n_tracks;
+    const float *speed_kmh;
+    const signed char *lane;
+    const its_event *events;
+    int n_events;
+    int zone_count[ITS_SCENE_MAX_ZONES];
+    double queue_m[ITS_SCENE_MAX_LANES]; /* NaN without calibration or stop line */
+    int queue_vehicles[ITS_SCENE_MAX_LANES];
+} its_analytics_frame;
+
+/* One rolling window (1 minute or 15 minutes) at one line. */
+typedef struct its_line_window {
+    double span_s;                        /* time covered (less at start-up) */
+    uint32_t count[ITS_CLS_COUNT][2];     /* [group][0 positive, 1 negative] */
+    uint32_t vehicles;                    /* car + truck + bus + motorcycle */
+    double flow_vph;                      /* vehicles per hour */
+    double sms_kmh;                       /* space-mean speed (harmonic mean) */
+    double density_vpkml;                 /* flow / speed / lanes */
+    char los;                             /* 'A'..'F', '?' unknown */
+    double headway_mean_s, headway_min_s; /* NaN with fewer than 2 vehicles */
+} its_line_window;
+
+typedef struct its_line_stats {
+    uint32_t total[ITS_CLS_COUNT][2];      /* since start */
+    its_line_window win[2];                /* [0] 1 minute, [1] 15 minutes */
+    double forecast15_vph, forecast60_vph; /* mean flow over the next 15 / 60 min */
+    double forecast_mae1_vph, forecast_mae15_vph, forecast_mae60_vph;
+    uint64_t forecast_minutes; /* completed minutes fed to the forecast */
+} its_line_stats;
+
+typedef struct its_zone_stats {
+    int count_now;
+    double occupied_pct; /* share of time with at least one object inside */
+    uint64_t entries;
+    double dwell_mean_s, dwell_max_s; /* over objects that left; NaN if none */
+} its_zone_stats;
+
+typedef struct its_lane_stats {
+    double queue_m, queue_max_m; /* NaN when not measured */
+    int queue_vehicles;
+} its_lane_stats;
+
+typedef struct its_analytics_report {
+    int64_t ts_ns;
+    uint64_t frames;
+    double elapsed_s;
+    int tracks_now;
+    double mean_speed_kmh; /* over vehicles in view now; NaN if none */
+    uint64_t incidents[ITS_EV_COUNT];
+    uint64_t frames_refused, events_dropped, tracks_dropped;
+    its_line_stats lines[ITS_SCENE_MAX_LINES];
+    its_zone_stats zones[ITS_SCENE_MAX_ZONES];
+    its_lane_stats lanes[ITS_SCENE_MAX_LANES];
+} its_analytics_report;
+
+typedef struct its_analytics its_analytics_t;
+
+void its_analytics_params_default(its_analytics_params *p);
+/* tp: tracker parameters for push (NULL: ByteTrack defaults with the scene's frame rate). The
+ * scene is copied. */
+int its_analytics_create(const its_scene *scene, const its_tracker_params *tp,
+                         its_analytics_t **out);
+void its_analytics_destroy(its_analytics_t *a);
+/* Detections of one frame: runs the camera's tracker, then update. */
+int its_analytics_push(its_analytics_t *a, const its_det_frame *f, const its_analytics_frame **out);
+/* Tracks of one frame from a tracker of the caller's own. */
+int its_analytics_update(its_analytics_t *a, int64_t ts_ns, uint64_t frame_no,
+                         const its_track *tracks, int n, const its_analytics_frame **out);
+int its_analytics_get_report(its_analytics_t *a, its_analytics_report *out);
+const its_scene *its_analytics_scene(const its_analytics_t *a);
+
+/* JSON into buf; length or ITS_EOVERFLOW. */
+int its_analytics_frame_to_json(const its_analytics_t *a, const its_analytics_frame *r, char *buf,
+                                size_t len);
+int its_analytics_report_to_json(const its_analytics_t *a, const its_analytics_report *r, char *buf,
+                                 size_t len);
+
+#endif

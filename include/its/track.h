@@ -1,0 +1,147 @@
+/*
+ * its/track.h - ByteTrack multi-object tracking, one tracker per camera.
+ *
+ *     its_tracker_params p;
+ *     its_tracker_params_default(&p);
+ *     its_tracker_t *t;
+ *     if (its_tracker_create(&p, &t) < 0)
+ *         return ITS_ENOMEM;
+ *     for (each frame) {
+ *         its_det dets[64];   // from the detector: source pixels, COCO class ids
+ *         its_det_frame f = {.dets = dets, .n = n, .width_px = 1280, .height_px = 720,
+ *                            .ts_ns = ts, .frame_no = k};
+ *         const its_track *tracks;
+ *         int n_tracks = its_tracker_update(t, &f, &tracks);   // <0: ITS_E* code
+ *         char json[65536];
+ *         its_tracks_to_json(&f, tracks, n_tracks, json, sizeof json);
+ *     }
+ *     its_tracker_destroy(t);
+ *
+ * Algorithm (ByteTrack, Zhang et al. 2022): detections are split by score into high
+ * (>= high_thresh) and low (>= low_thresh). Every live and recently lost track is predicted by
+ * a constant-velocity Kalman filter on (cx, cy, aspect, height). Stage 1 matches high
+ * detections to those tracks by IoU cost (fused with the detection score) with an optimal
+ * assignment; stage 2 matches the remaining live tracks to low detections (so occluded
+ * objects with weak detections keep their identity); stage 3 matches tentative tracks to the
+ * leftover high detections. A leftover high detection with score >= new_thresh starts a
+ * tentative track, confirmed when it is matched again in the next frame. A track that goes
+ * unmatched is "lost" and removed after track_buffer frames (scaled by frame_rate / 30).
+ *
+ * Contract: a tracker belongs to one camera and one thread at a time (no locks, no globals).
+ * All memory is allocated by its_tracker_create (sized by max_tracks and max_dets); update
+ * never allocates. The track array returned by update is owned by the tracker and valid until
+ * the next update or destroy; it holds the confirmed tracks matched in this frame. Detections
+ * beyond max_dets are ignored and counted (its_tracker_stats). Detections with a non-finite
+ * or empty box are ignored and counted. Errors: ITS_EINVAL for bad arguments, ITS_ENOMEM.
+ */
+#ifndef ITS_TRACK_H
+#define ITS_TRACK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* One detection, as the detector gives it: box corners in source-image pixels. */
+typedef struct its_det {
+    float x1, y1, x2, y2;
+    float score;  /* [0, 1] */
+    int class_id; /* COCO id (0 person, 1 bicycle, 2 car, 3 motorcycle, 5 bus, 7 truck) */
+} its_det;
+
+/* One frame's detections. */
+typedef struct its_det_frame {
+    const its_det *dets;
+    int n;
+    int width_px, height_px; /* source frame size */
+    int64_t ts_ns;           /* capture time, monotonic */
+    uint64_t frame_no;
+} its_det_frame;
+
+typedef enum its_track_state {
+    ITS_TRACK_TENTATIVE = 0, /* seen once, not yet confirmed */
+    ITS_TRACK_CONFIRMED,     /* matched in the current frame */
+    ITS_TRACK_LOST,          /* confirmed before, unmatched now, kept for track_buffer */
+    ITS_TRACK_REMOVED,
+} its_track_state;
+
+typedef struct its_track {
+    uint32_t id;           /* unique per tracker, from 1 */
+    int class_id;          /* class of the latest matched detection */
+    float score;           /* score of the latest matched detection */
+    float x1, y1, x2, y2;  /* Kalman-filtered box, source pixels */
+    float vx, vy;          /* centre velocity, pixels per frame */
+    its_track_state state; /* always CONFIRMED in update's output */
+    int det_index;         /* index in the frame's dets of the matched detection */
+    uint32_t hits;         /* frames matched */
+    uint32_t age;          /* frames since start */
+    uint64_t start_frame;  /* frame_no when it started */
+} its_track;
+
+typedef struct its_tracker_params {
+    float high_thresh;  /* first-association threshold (0.25) */
+    float low_thresh;   /* lowest score used at all (0.1) */
+    float new_thresh;   /* score needed to start a track (0.25) */
+    float match_thresh; /* stage-1 IoU cost limit (0.8) */
+    int track_buffer;   /* frames a lost track is kept, at 30 fps (30) */
+    float frame_rate;   /* stream frame rate (30) */
+    int max_tracks;     /* capacity of live + lost tracks (1024) */
+    int max_dets;       /* detections considered per frame (1024) */
+} its_tracker_params;
+
+typedef struct its_tracker_stats {
+    uint64_t frames;
+    uint64_t tracks_started; /* tentative tracks created */
+    uint64_t tracks_confirmed;
+    uint64_t dets_dropped;   /* over max_dets */
+    uint64_t dets_invalid;   /* non-finite or empty boxes, scores outside [0, 1] */
+    uint64_t tracks_dropped; /* new tracks refused because max_tracks were live */
+} its_tracker_stats;
+
+typedef struct its_tracker its_tracker_t;
+
+void its_tracker_params_default(its_tracker_params *p);
+int its_tracker_create(const its_tracker_params *p, its_tracker_t **out);
+void its_tracker_destroy(its_tracker_t *t);
+/* Track one frame. Returns the number of confirmed tracks matched in this frame (>= 0) and
+ * points *out at them, or a negative ITS_E* code. Frames must come in order. */
+int its_tracker_update(its_tracker_t *t, const its_det_frame *f, const its_track **out);
+/* Forget every track (stream restart); ids keep increasing. */
+void its_tracker_reset(its_tracker_t *t);
+void its_tracker_get_stats(const its_tracker_t *t, its_tracker_stats *out);
+
+/* {"frame":N,"ts_ns":T,"tracks":[{"id":..,"class":..,"score":..,"box":[x1,y1,x2,y2],
+ * "v":[vx,vy]},...]} into buf. Returns the length written (NUL excluded) or ITS_EOVERFLOW
+ * when buf is too small (buf then holds a truncated, NUL-terminated prefix). */
+int its_tracks_to_json(const its_det_frame *f, const its_track *tracks, int n, char *buf,
+                       size_t len);
+
+/*
+ * A small JSON writer into a caller's buffer, shared by the analytics modules (no allocation).
+ * Usage: its_jsonw w; its_jsonw_init(&w, buf, len); its_jsonw_obj_begin(&w); its_jsonw_key(&w,
+ * "a"); its_jsonw_int(&w, 1); its_jsonw_obj_end(&w); int n = its_jsonw_finish(&w);
+ * Commas are inserted automatically. Non-finite doubles are written as null.
+ */
+typedef struct its_jsonw {
+    char *buf;
+    size_t len, pos;
+    int overflow;
+    int depth;
+    uint64_t need_comma; /* bit per nesting level */
+    int after_key;
+} its_jsonw;
+
+void its_jsonw_init(its_jsonw *w, char *buf, size_t len);
+void its_jsonw_obj_begin(its_jsonw *w);
+void its_jsonw_obj_end(its_jsonw *w);
+void its_jsonw_arr_begin(its_jsonw *w);
+void its_jsonw_arr_end(its_jsonw *w);
+void its_jsonw_key(its_jsonw *w, const char *key);
+void its_jsonw_str(its_jsonw *w, const char *s);
+void its_jsonw_int(its_jsonw *w, int64_t v);
+void its_jsonw_uint(its_jsonw *w, uint64_t v);
+void its_jsonw_num(its_jsonw *w, double v);
+void its_jsonw_bool(its_jsonw *w, int v);
+void its_jsonw_null(its_jsonw *w);
+/* Length written, or ITS_EOVERFLOW. */
+int its_jsonw_finish(its_jsonw *w);
+
+#endif

@@ -1,0 +1,1089 @@
+/*
+ * Per-camera analytics over tracks. See include/its/analytics.h for the contract and
+ * docs/analytics.md for the definitions.
+ *
+ * State per track lives in a fixed table (open addressing on the track id, backward-shift
+ * deletion) sized at create time; per line, rolling windows are rings of buckets (60 of 1 s,
+ * 15 of 1 min) summed only when a report is asked for. So a frame costs O(tracks x (lines +
+ * zones + lanes)) with no allocation.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "its/alloc.h"
+#include "its/analytics.h"
+#include "its/error.h"
+
+#define HIST             64          /* road positions kept per track (2 s at 30 fps) */
+#define SPH              16          /* speed samples per track for the sudden-drop test */
+#define SP_STEP          250000000LL /* ns between speed samples */
+#define NS               1e9
+#define B1_N             60
+#define B15_N            15
+#define MAX_EV_PER_TRACK 4
+
+typedef struct tstate {
+    uint32_t id;
+    int group;
+    int64_t first_ts, last_ts;
+    its_pt img, road;
+    its_pt rh[HIST];
+    int64_t th[HIST];
+    uint32_t hcount; /* positions ever added; entry k lives at k % HIST */
+    uint32_t wstart; /* oldest entry inside the speed window */
+    double speed;    /* km/h, NaN unknown */
+    its_pt vel;      /* road m/s */
+    signed char side[ITS_SCENE_MAX_LINES];
+    its_pt ref[ITS_SCENE_MAX_LINES];
+    uint32_t counted;
+    uint32_t in_zone;
+    int64_t zone_enter[ITS_SCENE_MAX_ZONES];
+    int lane;
+    int queued;
+    int64_t stopped_since, wrong_since;
+    int stopped_fired, wrong_fired, drop_fired;
+    float sp[SPH];
+    int64_t spt[SPH];
+    int spn, sph;
+    int64_t sp_last;
+    double sp_max; /* max of the samples inside the drop window, updated per sample */
+} tstate;
+
+typedef struct bucket {
+    int64_t idx;
+    uint32_t count[ITS_CLS_COUNT][2];
+    double inv_speed_sum;
+    uint32_t n_speed;
+    double headway_sum, headway_min;
+    uint32_t n_headway;
+} bucket;
+
+typedef struct lstate {
+    bucket b1[B1_N];
+    bucket b15[B15_N];
+    int64_t last_cross_ts;
+    int has_last_cross;
+    uint32_t total[ITS_CLS_COUNT][2];
+    its_forecast fc;
+    int64_t minute;
+    uint32_t minute_vehicles;
+    /* geometry */
+    its_pt u, n;
+    double len;
+} lstate;
+
+typedef struct zstate {
+    int count;
+    int64_t occupied_ns, total_ns;
+    uint64_t entries;
+    double dwell_sum, dwell_max;
+    uint64_t dwell_n;
+} zstate;
+
+typedef struct qitem {
+    double d;
+    int slot;
+} qitem;
+
+typedef struct lanestate {
+    its_pt stop_a, stop_b; /* road */
+    its_pt dir;            /* road unit travel direction */
+    double queue_m, queue_max;
+    int queue_n;
+} lanestate;
+
+struct its_analytics {
+    its_scene sc;
+    its_tracker_t *trk;
+    int max_tracks;
+    tstate *st;
+    int *hidx; /* slot + 1, 0 empty */
+    uint32_t hmask;
+    int *live;
+    int n_live;
+    int *free_slots;
+    int n_free;
+    lstate lines[ITS_SCENE_MAX_LINES];
+    zstate zones[ITS_SCENE_MAX_ZONES];
+    lanestate lanes[ITS_SCENE_MAX_LANES];
+    int64_t t0, last_ts;
+    uint64_t frames, refused, ev_dropped, tr_dropped;
+    uint64_t incidents[ITS_EV_COUNT];
+    /* per frame */
+    its_event *ev;
+    int n_ev, max_ev;
+    float *speed_out;
+    signed char *lane_out;
+    qitem *q;
+    its_analytics_frame fr;
+    double mean_speed;
+    int tracks_now;
+};
+
+static const char *const group_names[ITS_CLS_COUNT] = {"car",        "truck",   "bus",
+                                                       "motorcycle", "bicycle", "person"};
+
+const char *its_class_group_name(int g)
+{
+    return g >= 0 && g < ITS_CLS_COUNT ? group_names[g] : "other";
+}
+
+const char *its_event_type_name(its_event_type t)
+{
+    static const char *const n[ITS_EV_COUNT] = {"line_crossing",   "zone_enter", "zone_exit",
+                                                "stopped_vehicle", "wrong_way",  "speed_drop"};
+    return (unsigned)t < ITS_EV_COUNT ? n[t] : "unknown";
+}
+
+char its_los_from_density(double d)
+{
+    /* HCM 6th ed., Exhibit 12-15 (basic freeway segments), pc/mi/ln. */
+    static const double lim[5] = {11, 18, 26, 35, 45};
+    if (!isfinite(d))
+        return '?';
+    double per_mile = d * 1.609344;
+    for (int i = 0; i < 5; i++)
+        if (per_mile <= lim[i])
+            return (char)('A' + i);
+    return 'F';
+}
+
+static int is_vehicle(int g)
+{
+    return g >= ITS_CLS_CAR && g <= ITS_CLS_MOTORCYCLE;
+}
+
+/* ---- track table ---- */
+
+static uint32_t hash_id(uint32_t id)
+{
+    return id * 2654435761u;
+}
+
+static int find_slot(const its_analytics_t *a, uint32_t id)
+{
+    for (uint32_t h = hash_id(id) & a->hmask;; h = (h + 1) & a->hmask) {
+        int v = a->hidx[h];
+        if (!v)
+            return -1;
+        if (a->st[v - 1].id == id)
+            return v - 1;
+    }
+}
+
+static void hash_insert(its_analytics_t *a, uint32_t id, int slot)
+{
+    uint32_t h = hash_id(id) & a->hmask;
+    while (a->hidx[h])
+        h = (h + 1) & a->hmask;
+    a->hidx[h] = slot + 1;
+}
+
+/* Linear probing deletion by backward shift: no tombstones, so lookups never slow down. */
+static void hash_remove(its_analytics_t *a, uint32_t id)
+{
+    uint32_t h = hash_id(id) & a->hmask;
+    while (a->hidx[h] && a->st[a->hidx[h] - 1].id != id)
+        h = (h + 1) & a->hmask;
+    if (!a->hidx[h])
+        return;
+    uint32_t hole = h;
+    for (uint32_t j = (h + 1) & a->hmask; a->hidx[j]; j = (j + 1) & a->hmask) {
+        uint32_t home = hash_id(a->st[a->hidx[j] - 1].id) & a->hmask;
+        /* move j into the hole unless its home lies cyclically in (hole, j] */
+        int in_range = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
+        if (!in_range) {
+            a->hidx[hole] = a->hidx[j];
+            hole = j;
+        }
+    }
+    a->hidx[hole] = 0;
+}
+
+/* ---- lifecycle ---- */
+
+void its_analytics_destroy(its_analytics_t *a)
+{
+    if (!a)
+        return;
+    its_tracker_destroy(a->trk);
+    its_free(a->st);
+    its_free(a->hidx);
+    its_free(a->live);
+    its_free(a->free_slots);
+    its_free(a->ev);
+    its_free(a->speed_out);
+    its_free(a->lane_out);
+    its_free(a->q);
+    its_free(a);
+}
+
+int its_analytics_create(const its_scene *scene, const its_tracker_params *tp,
+                         its_analytics_t **out)
+{
+    if (!scene || !out)
+        return ITS_EINVAL;
+    its_analytics_t *a = its_calloc(ITS_MOD_ANALYTICS, 1, sizeof *a);
+    if (!a)
+        return ITS_ENOMEM;
+    a->sc = *scene;
+    if (its_scene_validate(&a->sc, "scene", NULL, 0) < 0) {
+        its_free(a);
+        return ITS_EINVAL;
+    }
+    its_tracker_params p;
+    if (tp) {
+        p = *tp;
+    } else {
+        its_tracker_params_default(&p);
+        p.frame_rate = (float)scene->fps;
+    }
+    int rc = its_tracker_create(&p, &a->trk);
+    if (rc < 0) {
+        its_free(a);
+        return rc;
+    }
+    int mt = p.max_tracks;
+    a->max_tracks = mt;
+    uint32_t hcap = 1;
+    while (hcap < (uint32_t)mt * 2)
+        hcap <<= 1;
+    a->hmask = hcap - 1;
+    a->max_ev = mt * MAX_EV_PER_TRACK + 64;
+    a->st = its_calloc(ITS_MOD_ANALYTICS, (size_t)mt, sizeof *a->st);
+    a->hidx = its_calloc(ITS_MOD_ANALYTICS, hcap, sizeof(int));
+    a->live = its_malloc(ITS_MOD_ANALYTICS, (size_t)mt * sizeof(int));
+    a->free_slots = its_malloc(ITS_MOD_ANALYTICS, (size_t)mt * sizeof(int));
+    a->ev = its_malloc(ITS_MOD_ANALYTICS, (size_t)a->max_ev * sizeof(its_event));
+    a->speed_out = its_malloc(ITS_MOD_ANALYTICS, (size_t)mt * sizeof(float));
+    a->lane_out = its_malloc(ITS_MOD_ANALYTICS, (size_t)mt);
+    a->q = its_malloc(ITS_MOD_ANALYTICS, (size_t)mt * sizeof(qitem));
+    if (!a->st || !a->hidx || !a->live || !a->free_slots || !a->ev || !a->speed_out ||
+        !a->lane_out || !a->q) {
+        its_analytics_destroy(a);
+        return ITS_ENOMEM;
+    }
+    a->n_free = mt;
+    for (int i = 0; i < mt; i++)
+        a->free_slots[i] = mt - 1 - i;
+    const its_scene *s = &a->sc;
+    for (int i = 0; i < s->n_lines; i++) {
+        lstate *l = &a->lines[i];
+        const its_scene_line *sl = &s->lines[i];
+        l->len = hypot(sl->b.x - sl->a.x, sl->b.y - sl->a.y);
+        l->u.x = (sl->b.x - sl->a.x) / l->len;
+        l->u.y = (sl->b.y - sl->a.y) / l->len;
+        l->n.x = -l->u.y;
+        l->n.y = l->u.x;
+        for (int k = 0; k < B1_N; k++)
+            l->b1[k].idx = -1;
+        for (int k = 0; k < B15_N; k++)
+            l->b15[k].idx = -1;
+        its_forecast_init(&l->fc, s->params.forecast_alpha, s->params.forecast_beta);
+    }
+    for (int i = 0; i < s->n_lanes; i++) {
+        lanestate *ls = &a->lanes[i];
+        const its_scene_lane *sl = &s->lanes[i];
+        ls->queue_m = ls->queue_max = NAN;
+        its_pt c = {0, 0};
+        for (int k = 0; k < sl->n; k++) {
+            c.x += sl->poly[k].x / sl->n;
+            c.y += sl->poly[k].y / sl->n;
+        }
+        double dl = hypot(sl->direction.x, sl->direction.y);
+        its_pt c2 = {c.x + sl->direction.x / dl * 10, c.y + sl->direction.y / dl * 10};
+        its_pt r1 = its_scene_to_road(s, c), r2 = its_scene_to_road(s, c2);
+        double rl = hypot(r2.x - r1.x, r2.y - r1.y);
+        ls->dir.x = rl > 0 ? (r2.x - r1.x) / rl : 0;
+        ls->dir.y = rl > 0 ? (r2.y - r1.y) / rl : 0;
+        if (sl->stop_line >= 0) {
+            ls->stop_a = its_scene_to_road(s, s->lines[sl->stop_line].a);
+            ls->stop_b = its_scene_to_road(s, s->lines[sl->stop_line].b);
+        }
+    }
+    *out = a;
+    return 0;
+}
+
+const its_scene *its_analytics_scene(const its_analytics_t *a)
+{
+    return &a->sc;
+}
+
+/* ---- helpers ---- */
+
+static int point_in_poly(const its_pt *p, int n, its_pt q)
+{
+    int in = 0;
+    for (int i = 0, j = n - 1; i < n; j = i++) {
+        if ((p[i].y > q.y) != (p[j].y > q.y)) {
+            double x = p[j].x + (q.y - p[j].y) * (p[i].x - p[j].x) / (p[i].y - p[j].y);
+            if (q.x < x)
+                in = !in;
+        }
+    }
+    return in;
+}
+
+static its_event *emit(its_analytics_t *a, its_event_type type, const tstate *t, int index,
+                       int64_t ts)
+{
+    if (a->n_ev == a->max_ev) {
+        a->ev_dropped++;
+        return NULL;
+    }
+    its_event *e = &a->ev[a->n_ev++];
+    e->type = type;
+    e->track_id = t->id;
+    e->group = t->group;
+    e->index = index;
+    e->direction = 0;
+    e->speed_kmh = t->speed;
+    e->value = NAN;
+    e->ts_ns = ts;
+    if (type >= ITS_EV_STOPPED_VEHICLE)
+        a->incidents[type]++;
+    return e;
+}
+
+static bucket *get_bucket(bucket *ring, int n, int64_t idx)
+{
+    bucket *b = &ring[idx % n];
+    if (b->idx != idx) {
+        memset(b, 0, sizeof *b);
+        b->idx = idx;
+        b->headway_min = INFINITY;
+    }
+    return b;
+}
+
+static void add_crossing(its_analytics_t *a, lstate *l, const tstate *t, int dir, int64_t ts)
+{
+    int64_t rel = ts - a->t0;
+    bucket *bs[2] = {get_bucket(l->b1, B1_N, rel / (int64_t)NS),
+                     get_bucket(l->b15, B15_N, rel / (int64_t)(60 * NS))};
+    int di = dir > 0 ? 0 : 1;
+    l->total[t->group][di]++;
+    double hw = NAN;
+    if (is_vehicle(t->group)) {
+        if (l->has_last_cross)
+            hw = (double)(ts - l->last_cross_ts) / NS;
+        l->last_cross_ts = ts;
+        l->has_last_cross = 1;
+        l->minute_vehicles++;
+    }
+    for (int k = 0; k < 2; k++) {
+        bucket *b = bs[k];
+        b->count[t->group][di]++;
+        if (!is_vehicle(t->group))
+            continue;
+        if (isfinite(t->speed) && t->speed > 1) {
+            b->inv_speed_sum += 1.0 / t->speed;
+            b->n_speed++;
+        }
+        if (isfinite(hw)) {
+            b->headway_sum += hw;
+            b->n_headway++;
+            if (hw < b->headway_min)
+                b->headway_min = hw;
+        }
+    }
+}
+
+/* Kinematics from the road-position history: displacement over the speed window. The start
+ * of the window only moves forward, so finding it is O(1) amortised per frame. */
+static void update_speed(its_analytics_t *a, tstate *t, int64_t ts)
+{
+    uint32_t k = t->hcount++;
+    t->rh[k % HIST] = t->road;
+    t->th[k % HIST] = ts;
+    t->speed = NAN;
+    t->vel.x = t->vel.y = 0;
+    if (!a->sc.has_calibration)
+        return;
+    int64_t win = (int64_t)(a->sc.params.speed_window_s * NS);
+    if (t->hcount - t->wstart > HIST)
+        t->wstart = t->hcount - HIST;
+    while (t->wstart < k && ts - t->th[t->wstart % HIST] > win)
+        t->wstart++;
+    if (t->wstart == k)
+        return;
+    const its_pt *o = &t->rh[t->wstart % HIST];
+    double dt = (double)(ts - t->th[t->wstart % HIST]) / NS;
+    if (dt < a->sc.params.speed_window_s * 0.5)
+        return;
+    t->vel.x = (t->road.x - o->x) / dt;
+    t->vel.y = (t->road.y - o->y) / dt;
+    t->speed = hypot(t->vel.x, t->vel.y) * 3.6;
+}
+
+static void update_lines(its_analytics_t *a, tstate *t, int64_t ts, int fresh)
+{
+    const its_scene *s = &a->sc;
+    double hyst = s->params.line_hysteresis_px;
+    for (int i = 0; i < s->n_lines; i++) {
+        lstate *l = &a->lines[i];
+        const its_scene_line *sl = &s->lines[i];
+        double d = (t->img.x - sl->a.x) * l->n.x + (t->img.y - sl->a.y) * l->n.y;
+        int side = d > hyst ? 1 : d < -hyst ? -1 : 0;
+        if (!side)
+            continue;
+        if (fresh || t->side[i] == 0) {
+            t->side[i] = (signed char)side;
+            t->ref[i] = t->img;
+            continue;
+        }
+        if (side == t->side[i]) {
+            t->ref[i] = t->img;
+            continue;
+        }
+        /* Side changed: where did the path ref -> img meet the line? */
+        its_pt r = t->ref[i];
+        double dr = (r.x - sl->a.x) * l->n.x + (r.y - sl->a.y) * l->n.y;
+        double f = dr / (dr - d);
+        its_pt x = {r.x + f * (t->img.x - r.x), r.y + f * (t->img.y - r.y)};
+        double along = (x.x - sl->a.x) * l->u.x + (x.y - sl->a.y) * l->u.y;
+        if (along >= -hyst && along <= l->len + hyst && !(t->counted & (1u << i))) {
+            double m = (t->img.x - r.x) * sl->positive.x + (t->img.y - r.y) * sl->positive.y;
+            int dir = m > 0 ? 1 : -1;
+            t->counted |= 1u << i;
+            add_crossing(a, l, t, dir, ts);
+            its_event *e = emit(a, ITS_EV_LINE_CROSSING, t, i, ts);
+            if (e)
+                e->direction = dir;
+        }
+        t->side[i] = (signed char)side;
+        t->ref[i] = t->img;
+    }
+}
+
+static void zone_exit(its_analytics_t *a, tstate *t, int i, int64_t ts)
+{
+    zstate *z = &a->zones[i];
+    double dwell = (double)(ts - t->zone_enter[i]) / NS;
+    t->in_zone &= ~(1u << i);
+    z->count--;
+    z->dwell_sum += dwell;
+    z->dwell_n++;
+    if (dwell > z->dwell_max)
+        z->dwell_max = dwell;
+    its_event *e = emit(a, ITS_EV_ZONE_EXIT, t, i, ts);
+    if (e)
+        e->value = dwell;
+}
+
+static void update_zones(its_analytics_t *a, tstate *t, int64_t ts)
+{
+    const its_scene *s = &a->sc;
+    for (int i = 0; i < s->n_zones; i++) {
+        int in = point_in_poly(s->zones[i].poly, s->zones[i].n, t->img);
+        int was = (t->in_zone >> i) & 1;
+        if (in && !was) {
+            t->in_zone |= 1u << i;
+            t->zone_enter[i] = ts;
+            a->zones[i].count++;
+            a->zones[i].entries++;
+            emit(a, ITS_EV_ZONE_ENTER, t, i, ts);
+        } else if (!in && was) {
+            zone_exit(a, t, i, ts);
+        }
+    }
+}
+
+/* Speed samples every SP_STEP for the sudden-drop test; the maximum over the drop window is
+ * refreshed when a sample is added (so a sample may count up to SP_STEP past the window). */
+static void sample_speed(its_analytics_t *a, tstate *t, int64_t ts)
+{
+    if (!isfinite(t->speed) || (t->spn && ts - t->sp_last < SP_STEP))
+        return;
+    t->sp[t->sph] = (float)t->speed;
+    t->spt[t->sph] = ts;
+    t->sph = (t->sph + 1) % SPH;
+    if (t->spn < SPH)
+        t->spn++;
+    t->sp_last = ts;
+    int64_t win = (int64_t)(a->sc.params.speed_drop_window_s * NS);
+    t->sp_max = 0;
+    for (int k = 0; k < t->spn; k++)
+        if (ts - t->spt[k] <= win && t->sp[k] > t->sp_max)
+            t->sp_max = t->sp[k];
+}
+
+static void incidents(its_analytics_t *a, tstate *t, int64_t ts)
+{
+    const its_analytics_params *p = &a->sc.params;
+    if (!isfinite(t->speed) || !is_vehicle(t->group))
+        return;
+    /* sudden speed drop: anywhere in view */
+    if (!t->drop_fired) {
+        double mx = t->sp_max;
+        if (mx - t->speed >= p->speed_drop_kmh) {
+            its_event *e = emit(a, ITS_EV_SPEED_DROP, t, t->lane, ts);
+            if (e)
+                e->value = mx - t->speed;
+            t->drop_fired = 1;
+        }
+    }
+    if (t->lane < 0) {
+        t->stopped_since = t->wrong_since = 0;
+        return;
+    }
+    if (t->speed < p->stopped_speed_kmh) {
+        if (!t->stopped_since)
+            t->stopped_since = ts;
+        double stopped = (double)(ts - t->stopped_since) / NS;
+        if (!t->stopped_fired && !t->queued && stopped >= p->stopped_time_s) {
+            its_event *e = emit(a, ITS_EV_STOPPED_VEHICLE, t, t->lane, ts);
+            if (e)
+                e->value = stopped;
+            t->stopped_fired = 1;
+        }
+    } else if (t->speed > 2 * p->stopped_speed_kmh) {
+        t->stopped_since = 0;
+        t->stopped_fired = 0;
+    }
+    const lanestate *ls = &a->lanes[t->lane];
+    double v = hypot(t->vel.x, t->vel.y);
+    if (t->speed > p->wrong_way_min_speed_kmh &&
+        (t->vel.x * ls->dir.x + t->vel.y * ls->dir.y) < -0.5 * v) {
+        if (!t->wrong_since)
+            t->wrong_since = ts;
+        if (!t->wrong_fired && (double)(ts - t->wrong_since) / NS >= p->wrong_way_time_s) {
+            emit(a, ITS_EV_WRONG_WAY, t, t->lane, ts);
+            t->wrong_fired = 1;
+        }
+    } else {
+        t->wrong_since = 0;
+    }
+}
+
+/* Queue per lane: stopped vehicles chained back from the stop line with gaps <= queue_gap_m. */
+static void update_queues(its_analytics_t *a)
+{
+    const its_scene *s = &a->sc;
+    const its_analytics_params *p = &s->params;
+    for (int li = 0; li < s->n_lanes; li++) {
+        lanestate *ls = &a->lanes[li];
+        if (s->lanes[li].stop_line < 0)
+            continue;
+        int n = 0;
+        for (int k = 0; k < a->n_live; k++) {
+            tstate *t = &a->st[a->live[k]];
+            if (t->lane != li || !is_vehicle(t->group) || !isfinite(t->speed) ||
+                t->speed >= p->queue_speed_kmh || t->last_ts != a->last_ts)
+                continue;
+            /* distance back from the stop line, against the travel direction */
+            double d =
+                -((t->road.x - ls->stop_a.x) * ls->dir.x + (t->road.y - ls->stop_a.y) * ls->dir.y);
+            if (d < -2)
+                continue; /* past the stop line */
+            qitem it = {d < 0 ? 0 : d, a->live[k]};
+            int m = n++;
+            while (m > 0 && a->q[m - 1].d > it.d) {
+                a->q[m] = a->q[m - 1];
+                m--;
+            }
+            a->q[m] = it;
+        }
+        double end = 0;
+        int qn = 0;
+        for (int k = 0; k < n; k++) {
+            if (a->q[k].d - end > p->queue_gap_m)
+                break;
+            end = a->q[k].d;
+            a->st[a->q[k].slot].queued = 1;
+            qn++;
+        }
+        ls->queue_m = end;
+        ls->queue_n = qn;
+        if (!(ls->queue_max >= end))
+            ls->queue_max = end;
+    }
+}
+
+static void forget(its_analytics_t *a, int k, int64_t ts)
+{
+    int slot = a->live[k];
+    tstate *t = &a->st[slot];
+    for (int i = 0; i < a->sc.n_zones; i++)
+        if ((t->in_zone >> i) & 1)
+            zone_exit(a, t, i, ts);
+    hash_remove(a, t->id);
+    a->free_slots[a->n_free++] = slot;
+    a->live[k] = a->live[--a->n_live];
+}
+
+int its_analytics_update(its_analytics_t *a, int64_t ts, uint64_t frame_no, const its_track *tracks,
+                         int n, const its_analytics_frame **out)
+{
+    if (!a || !out || n < 0 || (n > 0 && !tracks))
+        return ITS_EINVAL;
+    if (a->frames && ts < a->last_ts) {
+        a->refused++;
+        return ITS_EINVAL;
+    }
+    const its_scene *s = &a->sc;
+    if (!a->frames)
+        a->t0 = ts;
+    int64_t dt = a->frames ? ts - a->last_ts : 0;
+    for (int i = 0; i < s->n_zones; i++) {
+        a->zones[i].total_ns += dt;
+        if (a->zones[i].count > 0)
+            a->zones[i].occupied_ns += dt;
+    }
+    /* Completed minutes feed the forecast (a long gap restarts it). */
+    int64_t minute = (ts - a->t0) / (int64_t)(60 * NS);
+    for (int i = 0; i < s->n_lines; i++) {
+        lstate *l = &a->lines[i];
+        if (minute - l->minute > 120) {
+            its_forecast_init(&l->fc, s->params.forecast_alpha, s->params.forecast_beta);
+            l->minute = minute;
+            l->minute_vehicles = 0;
+        }
+        while (l->minute < minute) {
+            its_forecast_add(&l->fc, l->minute_vehicles * 60.0);
+            l->minute_vehicles = 0;
+            l->minute++;
+        }
+    }
+    a->last_ts = ts;
+    a->frames++;
+    a->n_ev = 0;
+    if (n > a->max_tracks) {
+        a->tr_dropped += (uint64_t)(n - a->max_tracks);
+        n = a->max_tracks;
+    }
+    double sum_speed = 0;
+    int n_speed = 0;
+    for (int i = 0; i < n; i++) {
+        const its_track *tr = &tracks[i];
+        a->speed_out[i] = NAN;
+        a->lane_out[i] = -1;
+        int g = tr->class_id >= 0 && tr->class_id < 256 ? s->class_map[tr->class_id] : -1;
+        if (g < 0)
+            continue;
+        int slot = find_slot(a, tr->id), fresh = 0;
+        if (slot < 0) {
+            if (!a->n_free) {
+                a->tr_dropped++;
+                continue;
+            }
+            slot = a->free_slots[--a->n_free];
+            a->live[a->n_live++] = slot;
+            tstate *t = &a->st[slot];
+            memset(t, 0, sizeof *t);
+            t->id = tr->id;
+            t->first_ts = ts;
+            t->speed = NAN;
+            hash_insert(a, tr->id, slot);
+            fresh = 1;
+        }
+        tstate *t = &a->st[slot];
+        t->group = g;
+        t->last_ts = ts;
+        t->img.x = (tr->x1 + tr->x2) * 0.5;
+        t->img.y = tr->y2;
+        t->road = its_scene_to_road(s, t->img);
+        t->queued = 0;
+        update_speed(a, t, ts);
+        sample_speed(a, t, ts);
+        update_lines(a, t, ts, fresh);
+        update_zones(a, t, ts);
+        t->lane = -1;
+        for (int k = 0; k < s->n_lanes; k++)
+            if (point_in_poly(s->lanes[k].poly, s->lanes[k].n, t->img)) {
+                t->lane = k;
+                break;
+            }
+        a->speed_out[i] = (float)t->speed;
+        a->lane_out[i] = (signed char)t->lane;
+        if (is_vehicle(g) && isfinite(t->speed)) {
+            sum_speed += t->speed;
+            n_speed++;
+        }
+    }
+    int64_t timeout = (int64_t)(s->params.track_timeout_s * NS);
+    for (int k = 0; k < a->n_live;) {
+        if (ts - a->st[a->live[k]].last_ts > timeout)
+            forget(a, k, ts);
+        else
+            k++;
+    }
+    update_queues(a);
+    for (int k = 0; k < a->n_live; k++) {
+        tstate *t = &a->st[a->live[k]];
+        if (t->last_ts == ts)
+            incidents(a, t, ts);
+    }
+    a->mean_speed = n_speed ? sum_speed / n_speed : NAN;
+    a->tracks_now = n;
+    its_analytics_frame *r = &a->fr;
+    r->ts_ns = ts;
+    r->frame_no = frame_no;
+    r->tracks = tracks;
+    r->n_tracks = n;
+    r->speed_kmh = a->speed_out;
+    r->lane = a->lane_out;
+    r->events = a->ev;
+    r->n_events = a->n_ev;
+    for (int i = 0; i < s->n_zones; i++)
+        r->zone_count[i] = a->zones[i].count;
+    for (int i = 0; i < s->n_lanes; i++) {
+        r->queue_m[i] = s->lanes[i].stop_line >= 0 ? a->lanes[i].queue_m : NAN;
+        r->queue_vehicles[i] = a->lanes[i].queue_n;
+    }
+    *out = r;
+    return 0;
+}
+
+int its_analytics_push(its_analytics_t *a, const its_det_frame *f, const its_analytics_frame **out)
+{
+    if (!a || !f || !out)
+        return ITS_EINVAL;
+    if (a->frames && f->ts_ns < a->last_ts) {
+        a->refused++;
+        return ITS_EINVAL;
+    }
+    const its_track *tracks;
+    int n = its_tracker_update(a->trk, f, &tracks);
+    if (n < 0)
+        return n;
+    return its_analytics_update(a, f->ts_ns, f->frame_no, tracks, n, out);
+}
+
+/* ---- reports ---- */
+
+static void window(const its_analytics_t *a, const lstate *l, const its_scene_line *sl, int w,
+                   its_line_window *o)
+{
+    const bucket *ring = w ? l->b15 : l->b1;
+    int n = w ? B15_N : B1_N;
+    int64_t width = (int64_t)(w ? 60 * NS : NS);
+    int64_t now = (a->last_ts - a->t0) / width;
+    double inv = 0, hw = 0, hwmin = INFINITY;
+    uint32_t ns = 0, nh = 0;
+    memset(o, 0, sizeof *o);
+    for (int k = 0; k < n; k++) {
+        const bucket *b = &ring[k];
+        if (b->idx < 0 || b->idx > now || b->idx <= now - n)
+            continue;
+        for (int g = 0; g < ITS_CLS_COUNT; g++)
+            for (int d = 0; d < 2; d++) {
+                o->count[g][d] += b->count[g][d];
+                if (is_vehicle(g))
+                    o->vehicles += b->count[g][d];
+            }
+        inv += b->inv_speed_sum;
+        ns += b->n_speed;
+        hw += b->headway_sum;
+        nh += b->n_headway;
+        if (b->headway_min < hwmin)
+            hwmin = b->headway_min;
+    }
+    double elapsed = (double)(a->last_ts - a->t0) / NS;
+    double full = w ? 900.0 : 60.0;
+    o->span_s = elapsed < full ? elapsed : full;
+    o->flow_vph = o->span_s > 0 ? o->vehicles * 3600.0 / o->span_s : NAN;
+    o->sms_kmh = ns ? ns / inv : NAN;
+    if (o->vehicles == 0 && o->span_s > 0)
+        o->density_vpkml = 0;
+    else
+        o->density_vpkml = o->flow_vph / o->sms_kmh / sl->lanes;
+    if (!a->sc.has_calibration)
+        o->sms_kmh = o->density_vpkml = NAN;
+    o->los = its_los_from_density(o->density_vpkml);
+    o->headway_mean_s = nh ? hw / nh : NAN;
+    o->headway_min_s = nh ? hwmin : NAN;
+}
+
+int its_analytics_get_report(its_analytics_t *a, its_analytics_report *r)
+{
+    if (!a || !r)
+        return ITS_EINVAL;
+    const its_scene *s = &a->sc;
+    memset(r, 0, sizeof *r);
+    r->ts_ns = a->last_ts;
+    r->frames = a->frames;
+    r->elapsed_s = a->frames ? (double)(a->last_ts - a->t0) / NS : 0;
+    r->tracks_now = a->tracks_now;
+    r->mean_speed_kmh = a->frames ? a->mean_speed : NAN;
+    memcpy(r->incidents, a->incidents, sizeof r->incidents);
+    r->frames_refused = a->refused;
+    r->events_dropped = a->ev_dropped;
+    r->tracks_dropped = a->tr_dropped;
+    for (int i = 0; i < s->n_lines; i++) {
+        const lstate *l = &a->lines[i];
+        its_line_stats *o = &r->lines[i];
+        memcpy(o->total, l->total, sizeof o->total);
+        window(a, l, &s->lines[i], 0, &o->win[0]);
+        window(a, l, &s->lines[i], 1, &o->win[1]);
+        o->forecast15_vph = its_forecast_mean_ahead(&l->fc, 15);
+        o->forecast60_vph = its_forecast_mean_ahead(&l->fc, 60);
+        o->forecast_mae1_vph = its_forecast_mae(&l->fc, 1);
+        o->forecast_mae15_vph = its_forecast_mae(&l->fc, 15);
+        o->forecast_mae60_vph = its_forecast_mae(&l->fc, 60);
+        o->forecast_minutes = l->fc.n;
+    }
+    for (int i = 0; i < s->n_zones; i++) {
+        const zstate *z = &a->zones[i];
+        its_zone_stats *o = &r->zones[i];
+        o->count_now = z->count;
+        o->occupied_pct = z->total_ns ? 100.0 * (double)z->occupied_ns / (double)z->total_ns : 0;
+        o->entries = z->entries;
+        o->dwell_mean_s = z->dwell_n ? z->dwell_sum / (double)z->dwell_n : NAN;
+        o->dwell_max_s = z->dwell_n ? z->dwell_max : NAN;
+    }
+    for (int i = 0; i < s->n_lanes; i++) {
+        r->lanes[i].queue_m = s->lanes[i].stop_line >= 0 ? a->lanes[i].queue_m : NAN;
+        r->lanes[i].queue_max_m = s->lanes[i].stop_line >= 0 ? a->lanes[i].queue_max : NAN;
+        r->lanes[i].queue_vehicles = a->lanes[i].queue_n;
+    }
+    return 0;
+}
+
+/* ---- JSON ---- */
+
+static void counts_json(its_jsonw *w, const uint32_t c[ITS_CLS_COUNT][2])
+{
+    its_jsonw_obj_begin(w);
+    for (int g = 0; g < ITS_CLS_COUNT; g++) {
+        its_jsonw_key(w, group_names[g]);
+        its_jsonw_arr_begin(w);
+        its_jsonw_uint(w, c[g][0]);
+        its_jsonw_uint(w, c[g][1]);
+        its_jsonw_arr_end(w);
+    }
+    its_jsonw_obj_end(w);
+}
+
+static void event_json(its_jsonw *w, const its_scene *s, const its_event *e)
+{
+    its_jsonw_obj_begin(w);
+    its_jsonw_key(w, "type");
+    its_jsonw_str(w, its_event_type_name(e->type));
+    its_jsonw_key(w, "track");
+    its_jsonw_uint(w, e->track_id);
+    its_jsonw_key(w, "class");
+    its_jsonw_str(w, its_class_group_name(e->group));
+    if (e->type == ITS_EV_LINE_CROSSING) {
+        its_jsonw_key(w, "line");
+        its_jsonw_str(w, s->lines[e->index].name);
+        its_jsonw_key(w, "direction");
+        its_jsonw_str(w, e->direction > 0 ? "positive" : "negative");
+    } else if (e->type == ITS_EV_ZONE_ENTER || e->type == ITS_EV_ZONE_EXIT) {
+        its_jsonw_key(w, "zone");
+        its_jsonw_str(w, s->zones[e->index].name);
+    } else if (e->index >= 0) {
+        its_jsonw_key(w, "lane");
+        its_jsonw_str(w, s->lanes[e->index].name);
+    }
+    its_jsonw_key(w, "speed_kmh");
+    its_jsonw_num(w, e->speed_kmh);
+    if (isfinite(e->value)) {
+        its_jsonw_key(w, e->type == ITS_EV_ZONE_EXIT         ? "dwell_s"
+                         : e->type == ITS_EV_SPEED_DROP      ? "drop_kmh"
+                         : e->type == ITS_EV_STOPPED_VEHICLE ? "stopped_s"
+                                                             : "value");
+        its_jsonw_num(w, e->value);
+    }
+    its_jsonw_key(w, "ts_ns");
+    its_jsonw_int(w, e->ts_ns);
+    its_jsonw_obj_end(w);
+}
+
+int its_analytics_frame_to_json(const its_analytics_t *a, const its_analytics_frame *r, char *buf,
+                                size_t len)
+{
+    const its_scene *s = &a->sc;
+    its_jsonw w;
+    its_jsonw_init(&w, buf, len);
+    its_jsonw_obj_begin(&w);
+    its_jsonw_key(&w, "camera");
+    its_jsonw_str(&w, s->camera);
+    its_jsonw_key(&w, "frame");
+    its_jsonw_uint(&w, r->frame_no);
+    its_jsonw_key(&w, "ts_ns");
+    its_jsonw_int(&w, r->ts_ns);
+    its_jsonw_key(&w, "tracks");
+    its_jsonw_arr_begin(&w);
+    for (int i = 0; i < r->n_tracks; i++) {
+        const its_track *t = &r->tracks[i];
+        its_jsonw_obj_begin(&w);
+        its_jsonw_key(&w, "id");
+        its_jsonw_uint(&w, t->id);
+        its_jsonw_key(&w, "class_id");
+        its_jsonw_int(&w, t->class_id);
+        its_jsonw_key(&w, "score");
+        its_jsonw_num(&w, t->score);
+        its_jsonw_key(&w, "box");
+        its_jsonw_arr_begin(&w);
+        its_jsonw_num(&w, t->x1);
+        its_jsonw_num(&w, t->y1);
+        its_jsonw_num(&w, t->x2);
+        its_jsonw_num(&w, t->y2);
+        its_jsonw_arr_end(&w);
+        its_jsonw_key(&w, "speed_kmh");
+        its_jsonw_num(&w, r->speed_kmh[i]);
+        if (r->lane[i] >= 0) {
+            its_jsonw_key(&w, "lane");
+            its_jsonw_str(&w, s->lanes[(int)r->lane[i]].name);
+        }
+        its_jsonw_obj_end(&w);
+    }
+    its_jsonw_arr_end(&w);
+    its_jsonw_key(&w, "events");
+    its_jsonw_arr_begin(&w);
+    for (int i = 0; i < r->n_events; i++)
+        event_json(&w, s, &r->events[i]);
+    its_jsonw_arr_end(&w);
+    if (s->n_zones) {
+        its_jsonw_key(&w, "zones");
+        its_jsonw_obj_begin(&w);
+        for (int i = 0; i < s->n_zones; i++) {
+            its_jsonw_key(&w, s->zones[i].name);
+            its_jsonw_int(&w, r->zone_count[i]);
+        }
+        its_jsonw_obj_end(&w);
+    }
+    if (s->n_lanes) {
+        its_jsonw_key(&w, "queues_m");
+        its_jsonw_obj_begin(&w);
+        for (int i = 0; i < s->n_lanes; i++) {
+            its_jsonw_key(&w, s->lanes[i].name);
+            its_jsonw_num(&w, r->queue_m[i]);
+        }
+        its_jsonw_obj_end(&w);
+    }
+    its_jsonw_obj_end(&w);
+    return its_jsonw_finish(&w);
+}
+
+static void window_json(its_jsonw *w, const its_line_window *o)
+{
+    char los[2] = {o->los, 0};
+    its_jsonw_obj_begin(w);
+    its_jsonw_key(w, "span_s");
+    its_jsonw_num(w, o->span_s);
+    its_jsonw_key(w, "counts");
+    counts_json(w, o->count);
+    its_jsonw_key(w, "vehicles");
+    its_jsonw_uint(w, o->vehicles);
+    its_jsonw_key(w, "flow_vph");
+    its_jsonw_num(w, o->flow_vph);
+    its_jsonw_key(w, "space_mean_speed_kmh");
+    its_jsonw_num(w, o->sms_kmh);
+    its_jsonw_key(w, "density_veh_per_km_lane");
+    its_jsonw_num(w, o->density_vpkml);
+    its_jsonw_key(w, "los");
+    its_jsonw_str(w, los);
+    its_jsonw_key(w, "headway_mean_s");
+    its_jsonw_num(w, o->headway_mean_s);
+    its_jsonw_key(w, "headway_min_s");
+    its_jsonw_num(w, o->headway_min_s);
+    its_jsonw_obj_end(w);
+}
+
+int its_analytics_report_to_json(const its_analytics_t *a, const its_analytics_report *r, char *buf,
+                                 size_t len)
+{
+    const its_scene *s = &a->sc;
+    its_jsonw w;
+    its_jsonw_init(&w, buf, len);
+    its_jsonw_obj_begin(&w);
+    its_jsonw_key(&w, "camera");
+    its_jsonw_str(&w, s->camera);
+    its_jsonw_key(&w, "ts_ns");
+    its_jsonw_int(&w, r->ts_ns);
+    its_jsonw_key(&w, "frames");
+    its_jsonw_uint(&w, r->frames);
+    its_jsonw_key(&w, "elapsed_s");
+    its_jsonw_num(&w, r->elapsed_s);
+    its_jsonw_key(&w, "tracks_now");
+    its_jsonw_int(&w, r->tracks_now);
+    its_jsonw_key(&w, "mean_speed_kmh");
+    its_jsonw_num(&w, r->mean_speed_kmh);
+    its_jsonw_key(&w, "incidents");
+    its_jsonw_obj_begin(&w);
+    for (int t = ITS_EV_STOPPED_VEHICLE; t < ITS_EV_COUNT; t++) {
+        its_jsonw_key(&w, its_event_type_name((its_event_type)t));
+        its_jsonw_uint(&w, r->incidents[t]);
+    }
+    its_jsonw_obj_end(&w);
+    its_jsonw_key(&w, "lines");
+    its_jsonw_arr_begin(&w);
+    for (int i = 0; i < s->n_lines; i++) {
+        const its_line_stats *o = &r->lines[i];
+        its_jsonw_obj_begin(&w);
+        its_jsonw_key(&w, "name");
+        its_jsonw_str(&w, s->lines[i].name);
+        its_jsonw_key(&w, "total");
+        counts_json(&w, o->total);
+        its_jsonw_key(&w, "window_1min");
+        window_json(&w, &o->win[0]);
+        its_jsonw_key(&w, "window_15min");
+        window_json(&w, &o->win[1]);
+        its_jsonw_key(&w, "forecast");
+        its_jsonw_obj_begin(&w);
+        its_jsonw_key(&w, "minutes_seen");
+        its_jsonw_uint(&w, o->forecast_minutes);
+        its_jsonw_key(&w, "next_15min_vph");
+        its_jsonw_num(&w, o->forecast15_vph);
+        its_jsonw_key(&w, "next_60min_vph");
+        its_jsonw_num(&w, o->forecast60_vph);
+        its_jsonw_key(&w, "mae_1min_vph");
+        its_jsonw_num(&w, o->forecast_mae1_vph);
+        its_jsonw_key(&w, "mae_15min_vph");
+        its_jsonw_num(&w, o->forecast_mae15_vph);
+        its_jsonw_key(&w, "mae_60min_vph");
+        its_jsonw_num(&w, o->forecast_mae60_vph);
+        its_jsonw_obj_end(&w);
+        its_jsonw_obj_end(&w);
+    }
+    its_jsonw_arr_end(&w);
+    its_jsonw_key(&w, "zones");
+    its_jsonw_arr_begin(&w);
+    for (int i = 0; i < s->n_zones; i++) {
+        const its_zone_stats *z = &r->zones[i];
+        its_jsonw_obj_begin(&w);
+        its_jsonw_key(&w, "name");
+        its_jsonw_str(&w, s->zones[i].name);
+        its_jsonw_key(&w, "count_now");
+        its_jsonw_int(&w, z->count_now);
+        its_jsonw_key(&w, "occupied_pct");
+        its_jsonw_num(&w, z->occupied_pct);
+        its_jsonw_key(&w, "entries");
+        its_jsonw_uint(&w, z->entries);
+        its_jsonw_key(&w, "dwell_mean_s");
+        its_jsonw_num(&w, z->dwell_mean_s);
+        its_jsonw_key(&w, "dwell_max_s");
+        its_jsonw_num(&w, z->dwell_max_s);
+        its_jsonw_obj_end(&w);
+    }
+    its_jsonw_arr_end(&w);
+    its_jsonw_key(&w, "lanes");
+    its_jsonw_arr_begin(&w);
+    for (int i = 0; i < s->n_lanes; i++) {
+        its_jsonw_obj_begin(&w);
+        its_jsonw_key(&w, "name");
+        its_jsonw_str(&w, s->lanes[i].name);
+        its_jsonw_key(&w, "queue_m");
+        its_jsonw_num(&w, r->lanes[i].queue_m);
+        its_jsonw_key(&w, "queue_max_m");
+        its_jsonw_num(&w, r->lanes[i].queue_max_m);
+        its_jsonw_key(&w, "queue_vehicles");
+        its_jsonw_int(&w, r->lanes[i].queue_vehicles);
+        its_jsonw_obj_end(&w);
+    }
+    its_jsonw_arr_end(&w);
+    its_jsonw_key(&w, "dropped");
+    its_jsonw_obj_begin(&w);
+    its_jsonw_key(&w, "frames_refused");
+    its_jsonw_uint(&w, r->frames_refused);
+    its_jsonw_key(&w, "events");
+    its_jsonw_uint(&w, r->events_dropped);
+    its_jsonw_key(&w, "tracks");
+    its_jsonw_uint(&w, r->tracks_dropped);
+    its_jsonw_obj_end(&w);
+    its_jsonw_obj_end(&w);
+    return its_jsonw_finish(&w);
+}
