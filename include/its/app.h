@@ -68,6 +68,8 @@ typedef struct its_app_settings {
     int spread_phase;
     int max_cameras;
     int analytics_workers;
+    int analytics_enabled;
+    double window_s;
     int sink;
     char *sink_path;
     double status_interval_s;

@@ -48,11 +48,11 @@ typedef enum its_stage {
     ITS_STAGE_INFER,      /* batch formed -> inference done (pre-processing included) */
     ITS_STAGE_POST,       /* inference -> detections decoded (NMS) */
     ITS_STAGE_DISPATCH,   /* engine worker -> analytics worker hand-off and reordering */
+    ITS_STAGE_ANALYTICS,  /* tracking and analytics */
     ITS_STAGE_QUALITY,
     ITS_STAGE_MODELMON,
-    ITS_STAGE_ANALYTICS, /* tracking and analytics */
-    ITS_STAGE_PUBLISH,   /* message built and handed to the sinks */
-    ITS_STAGE_TOTAL,     /* published - captured: the end-to-end latency */
+    ITS_STAGE_PUBLISH, /* message built and handed to the sinks */
+    ITS_STAGE_TOTAL,   /* published - captured: the end-to-end latency */
     ITS_STAGE_COUNT
 } its_stage;
 
@@ -137,21 +137,23 @@ void its_sink_counts(its_sink *s, uint64_t *messages, uint64_t *bytes);
 /* ---- per-camera analytics hooks ---- */
 
 /*
- * Optional per-camera stages run on the camera's analytics worker, in order, with no locks
- * needed (one camera, one thread). `emit` publishes a window/event message for the camera.
+ * Optional per-camera stages run on the camera's analytics worker, in the order analytics,
+ * quality, modelmon, with no locks needed (one camera, one thread). `emit` publishes a
+ * window/event message for the camera.
  */
 typedef void (*its_emit_fn)(void *emit_ctx, its_msg_type type, const char *json, size_t len);
 typedef struct its_camera_hooks {
     /* create per-camera state (scene: the camera's scene file, may be NULL) */
     int (*open)(void *ctx, const char *camera, const char *scene, void **state, char *err,
                 size_t errlen);
-    /* stage ITS_TS_QUALITY: set frame->quality */
+    /* stage ITS_TS_QUALITY (after analytics): set frame->quality */
     void (*quality)(void *state, its_frame *f);
     /* stage ITS_TS_MODELMON */
     void (*modelmon)(void *state, its_frame *f);
     /* stage ITS_TS_ANALYTICS: set track ids, update analytics, emit windows/events */
     void (*analytics)(void *state, its_frame *f, its_emit_fn emit, void *emit_ctx);
     void (*close)(void *state);
+    void (*release)(void *ctx); /* frees ctx when the pipeline is destroyed; may be NULL */
     void *ctx;
 } its_camera_hooks;
 

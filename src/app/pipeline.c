@@ -81,11 +81,11 @@ struct its_pipeline_t {
 };
 
 static const char *const stage_names[ITS_STAGE_COUNT] = {
-    "ingest",  "queue",    "infer",     "post",    "dispatch",
-    "quality", "modelmon", "analytics", "publish", "total"};
+    "ingest",    "queue",   "infer",    "post",    "dispatch",
+    "analytics", "quality", "modelmon", "publish", "total"};
 /* SPEC budgets (ARCHITECTURE.md section 3): queue + batch 5 + 10, GPU 50, post 10, quality 5,
  * metrics 5, analytics 15, publish 5; end to end 100. */
-static const double stage_budget[ITS_STAGE_COUNT] = {0, 15, 50, 10, 0, 5, 5, 15, 5, 100};
+static const double stage_budget[ITS_STAGE_COUNT] = {0, 15, 50, 10, 0, 15, 5, 5, 5, 100};
 
 const char *its_stage_name(its_stage s)
 {
@@ -298,27 +298,27 @@ static void process(its_pipeline_t *p, its_lat_shard *sh, cam *c, its_frame *f, 
         }
     }
     int hooks = h->open && !c->hook_failed;
+    if (hooks && h->analytics) {
+        emit_ctx ec = {p, c};
+        h->analytics(c->hook_state, f, emit_msg, &ec);
+    }
+    f->ts_ns[ITS_TS_ANALYTICS] = its_now_ns();
     if (hooks && h->quality)
         h->quality(c->hook_state, f);
     f->ts_ns[ITS_TS_QUALITY] = its_now_ns();
     if (hooks && h->modelmon)
         h->modelmon(c->hook_state, f);
     f->ts_ns[ITS_TS_MODELMON] = its_now_ns();
-    if (hooks && h->analytics) {
-        emit_ctx ec = {p, c};
-        h->analytics(c->hook_state, f, emit_msg, &ec);
-    }
-    f->ts_ns[ITS_TS_ANALYTICS] = its_now_ns();
-    f->ts_ns[ITS_TS_PUBLISH] = f->ts_ns[ITS_TS_ANALYTICS];
+    f->ts_ns[ITS_TS_PUBLISH] = f->ts_ns[ITS_TS_MODELMON];
     jsonw w;
     jw_init(&w, buf, JSON_BUF);
     build_json(p, p->infers[0], c, f, &w);
     p->o.sink->publish(p->o.sink, ITS_MSG_FRAME, c->id, f, w.buf, w.len);
     uint64_t done = its_now_ns();
     its_lat_record(sh, ITS_STAGE_DISPATCH, span(f, ITS_TS_POST, ITS_TS_DISPATCH));
-    its_lat_record(sh, ITS_STAGE_QUALITY, span(f, ITS_TS_DISPATCH, ITS_TS_QUALITY));
+    its_lat_record(sh, ITS_STAGE_ANALYTICS, span(f, ITS_TS_DISPATCH, ITS_TS_ANALYTICS));
+    its_lat_record(sh, ITS_STAGE_QUALITY, span(f, ITS_TS_ANALYTICS, ITS_TS_QUALITY));
     its_lat_record(sh, ITS_STAGE_MODELMON, span(f, ITS_TS_QUALITY, ITS_TS_MODELMON));
-    its_lat_record(sh, ITS_STAGE_ANALYTICS, span(f, ITS_TS_MODELMON, ITS_TS_ANALYTICS));
     its_lat_record(sh, ITS_STAGE_PUBLISH, done - f->ts_ns[ITS_TS_PUBLISH]);
     its_lat_record(sh, ITS_STAGE_TOTAL, span(f, ITS_TS_CAPTURE, ITS_TS_PUBLISH));
     uint64_t tracked = 0;
@@ -655,6 +655,8 @@ void its_pipeline_destroy(its_pipeline_t *p)
     }
     if (p->o.infer.release)
         p->o.infer.release(p->o.infer.ctx);
+    if (p->o.hooks.release)
+        p->o.hooks.release(p->o.hooks.ctx);
     if (p->o.sink)
         p->o.sink->destroy(p->o.sink);
     its_lat_destroy(p->lat);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "its/app.h"
+#include "its/app_hooks.h"
 #include "its/core.h"
 
 static const char *const backends[] = {"noop", "cpu", "cuda", NULL};
@@ -66,6 +67,10 @@ static const its_option options[] = {
                 "camera slots over the daemon's life (adds via SIGHUP use new slots)"),
     ITS_OPT_INT("analytics.workers", S, analytics_workers, "2", 1, 32, 0,
                 "analytics threads; cameras are sharded over them"),
+    ITS_OPT_BOOL("analytics.enabled", S, analytics_enabled, "true", 0,
+                 "tracking, analytics, quality and model metrics per camera"),
+    ITS_OPT_DOUBLE("analytics.window_s", S, window_s, "60", 1, 3600, 0,
+                   "an analytics window message per camera every this many seconds"),
     ITS_OPT_ENUM("sink.type", S, sink, "stdout", sinks, 0,
                  "stdout (JSON lines), file (JSON lines to sink.path) or null"),
     ITS_OPT_STR("sink.path", S, sink_path, "", 0, "file for sink.type file"),
@@ -434,6 +439,16 @@ int its_app_pipeline_opts(const its_app_config *c, its_pipeline_opts *o, char *e
             fail(err, errlen, rc, "engine: out of memory");
         return rc;
     }
+    if (s->analytics_enabled) {
+        const char *slash = s->model ? strrchr(s->model, '/') : NULL;
+        its_app_hooks_opts ho = {.model_name = slash ? slash + 1 : s->model,
+                                 .window_s = s->window_s};
+        rc = its_app_hooks(&ho, &o->hooks);
+        if (rc == ITS_EUNSUPPORTED)
+            its_logw("app", NULL, "this build has no tracking/analytics modules");
+        else if (rc < 0)
+            return fail(err, errlen, rc, "analytics: out of memory");
+    }
     if (s->sink == ITS_SINKT_FILE)
         o->sink = its_sink_file(s->sink_path);
     else if (s->sink == ITS_SINKT_NULL)
@@ -444,6 +459,9 @@ int its_app_pipeline_opts(const its_app_config *c, its_pipeline_opts *o, char *e
         if (o->infer.release)
             o->infer.release(o->infer.ctx);
         memset(&o->infer, 0, sizeof o->infer);
+        if (o->hooks.release)
+            o->hooks.release(o->hooks.ctx);
+        memset(&o->hooks, 0, sizeof o->hooks);
         return fail(err, errlen, ITS_EIO, "sink: cannot open '%s'", s->sink_path);
     }
     return 0;
