@@ -121,6 +121,9 @@ int its_app_config_check_files(const its_app_config *c, char *err, size_t errlen
 /* Settings and cameras as YAML. */
 int its_app_config_print(const its_app_config *c, FILE *out);
 void its_app_config_free(its_app_config *c);
+/* Free dst and move src into it (the loader keeps pointers into the struct, so a plain
+ * struct copy is not enough). src is left empty. */
+void its_app_config_move(its_app_config *dst, its_app_config *src);
 
 /* ${VAR} / ${VAR:-default} expansion into buf; ITS_EOVERFLOW if it does not fit,
  * ITS_ECONFIG for an unterminated ${. */

@@ -401,6 +401,15 @@ void its_app_config_free(its_app_config *c)
     memset(c, 0, sizeof *c);
 }
 
+void its_app_config_move(its_app_config *dst, its_app_config *src)
+{
+    its_app_config_free(dst);
+    *dst = *src;
+    dst->cfg.settings = &dst->s;
+    dst->cfg.extra = &dst->cams;
+    memset(src, 0, sizeof *src);
+}
+
 int its_app_pipeline_opts(const its_app_config *c, its_pipeline_opts *o, char *err, size_t errlen)
 {
     const its_app_settings *s = &c->s;

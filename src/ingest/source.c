@@ -341,8 +341,9 @@ static void *replay_main(void *arg)
     double fps = s->o.fps > 0 ? s->o.fps : (c->fps > 0 ? c->fps : 30.0);
     uint64_t period = (uint64_t)(1e9 / fps);
     double phase = s->o.phase_s > 0 ? s->o.phase_s : 0;
-    uint64_t phase_frames = (uint64_t)(phase * fps);
-    uint64_t phase_ns = (uint64_t)((phase * fps - (double)phase_frames) * (double)period);
+    uint64_t whole = (uint64_t)(phase * fps);
+    uint64_t phase_ns = (uint64_t)((phase * fps - (double)whole) * (double)period);
+    uint64_t phase_frames = whole % (uint64_t)c->n;
     uint64_t t0 = its_now_ns() + phase_ns;
     uint64_t k = 0;
     while (!atomic_load(&s->stop)) {

@@ -95,8 +95,7 @@ static void reload(its_pipeline_t *p, its_app_config *cur, const char *path)
     apply_logging(&next.s);
     its_logi("app", NULL, "reloaded %s: %d cameras added, %d removed, %d failed", path, added,
              removed, failed);
-    its_app_config_free(cur);
-    *cur = next;
+    its_app_config_move(cur, &next);
 }
 
 static void summary(its_pipeline_t *p)
