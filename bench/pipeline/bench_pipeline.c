@@ -112,6 +112,10 @@ static int overhead_step(const char *clip, int cams, double fps, double seconds,
     double p50 = q_ms(lat, ITS_STAGE_TOTAL, 0.5), p99 = q_ms(lat, ITS_STAGE_TOTAL, 0.99);
     double qp99 = q_ms(lat, ITS_STAGE_QUEUE, 0.99);
     double ap99 = q_ms(lat, ITS_STAGE_ANALYTICS, 0.99) + q_ms(lat, ITS_STAGE_QUALITY, 0.99);
+    if (hooks)
+        fprintf(stderr, "stage p50 ms: analytics %.3f quality %.3f modelmon %.3f publish %.3f\n",
+                q_ms(lat, ITS_STAGE_ANALYTICS, 0.5), q_ms(lat, ITS_STAGE_QUALITY, 0.5),
+                q_ms(lat, ITS_STAGE_MODELMON, 0.5), q_ms(lat, ITS_STAGE_PUBLISH, 0.5));
     its_batcher_stats bs;
     its_pipeline_batch_stats(p, &bs);
     its_pipeline_stop(p, ITS_NS_PER_S);

@@ -211,8 +211,11 @@ static int run_connection(its_source_t *s, its_video_t *v, int *got_frames)
                 /* native pace follows the media clock; a fixed fps counts frames */
                 uint64_t off = s->o.fps > 0 ? k * period : (uint64_t)(media_base + f.pts_ns);
                 uint64_t due = t0 + off;
-                if (now + BEHIND_RESET_NS < due || now > due + BEHIND_RESET_NS) {
-                    t0 = now - off; /* jumped (bad timestamps) or fell far behind */
+                /* native pace: a timestamp jump of over a second restarts the clock; either
+                 * pace: falling over a second behind does too (no burst to catch up) */
+                int jumped = s->o.fps <= 0 && now + BEHIND_RESET_NS + period < due;
+                if (jumped || now > due + BEHIND_RESET_NS) {
+                    t0 = now - off;
                 } else if (due > now) {
                     if (sleep_until(s, due)) {
                         its_buf_unref(px);
