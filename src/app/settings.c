@@ -39,7 +39,7 @@ static const its_option options[] = {
     ITS_OPT_DOUBLE("engine.iou", S, iou, "0.45", 0.0, 1.0, 0, "NMS IoU threshold"),
     ITS_OPT_DOUBLE("engine.noop_cost_us", S, noop_cost_us, "0", 0, 1e6, 0,
                    "noop backend: CPU time burnt per frame, to stand in for a model"),
-    ITS_OPT_INT("batch.max_size", S, batch_max, "8", 1, 32, 0, "largest batch (1-32)"),
+    ITS_OPT_INT("batch.max_size", S, batch_max, "4", 1, 32, 0, "largest batch (1-32)"),
     ITS_OPT_DOUBLE("batch.max_delay_ms", S, batch_delay_ms, "5", 0, 1000, 0,
                    "longest a frame waits for a fuller batch"),
     ITS_OPT_INT("batch.per_camera", S, per_camera, "8", 1, 64, 0,
@@ -60,7 +60,8 @@ static const its_option options[] = {
                 "longest reconnect delay"),
     ITS_OPT_INT("ingest.max_width", S, max_width, "1920", 16, 8192, 0,
                 "larger frames are scaled down"),
-    ITS_OPT_INT("ingest.max_height", S, max_height, "1080", 16, 8192, 0, ""),
+    ITS_OPT_INT("ingest.max_height", S, max_height, "1080", 16, 8192, 0,
+                "larger frames are scaled down"),
     ITS_OPT_BOOL("ingest.spread_phase", S, spread_phase, "true", 0,
                  "replay cameras without phase_s start at spread-out offsets"),
     ITS_OPT_INT("ingest.max_cameras", S, max_cameras, "256", 1, 4096, 0,
@@ -76,7 +77,7 @@ static const its_option options[] = {
     ITS_OPT_STR("sink.path", S, sink_path, "", 0, "file for sink.type file"),
     ITS_OPT_DOUBLE("status.interval_s", S, status_interval_s, "5", 0, 3600, ITS_OPT_RUNTIME,
                    "status line on stderr every this many seconds (0: never)"),
-    ITS_OPT_DOUBLE("shutdown.drain_s", S, drain_s, "3", 0, 60, 0,
+    ITS_OPT_DOUBLE("shutdown.drain_s", S, drain_s, "2", 0, 60, 0,
                    "on SIGTERM, process queued frames for at most this long"),
 };
 #undef S

@@ -19,7 +19,7 @@ static void test_defaults_and_file(void **state)
     char err[512];
     assert_int_equal(its_app_config_load(&c, NULL, err, sizeof err), 0);
     assert_int_equal(c.s.backend, ITS_BACKEND_CPU);
-    assert_int_equal(c.s.batch_max, 8);
+    assert_int_equal(c.s.batch_max, 4);
     assert_int_equal(c.s.high_water, 800);
     assert_int_equal(c.s.low_water, 200);
     assert_int_equal(c.s.capacity, 1000);
