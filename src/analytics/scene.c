@@ -385,6 +385,21 @@ static int pt_ok(const its_scene *s, its_pt p)
     return 1;
 }
 
+/* Homogeneous w of an image point through H: its sign says which side of the horizon. */
+static double horizon_w(const its_scene *s, its_pt p)
+{
+    return s->H[6] * p.x + s->H[7] * p.y + s->H[8];
+}
+
+/* A point on the road side of the horizon, where image -> road is meaningful. */
+static int on_road(const its_scene *s, its_pt p)
+{
+    if (!s->has_calibration)
+        return 1;
+    double w0 = horizon_w(s, s->calib_image[0]), w = horizon_w(s, p);
+    return (w > 0) == (w0 > 0) && fabs(w) > 1e-9 * fabs(w0);
+}
+
 static int collinear3(const its_pt *p)
 {
     double scale = 0;
@@ -427,16 +442,14 @@ int its_scene_validate(its_scene *s, const char *o, char *err, size_t errlen)
                         "%s: calibration: three of the four points are collinear", o);
         if (fit_homography(s->calib_image, s->calib_road, s->H) < 0)
             return fail(err, errlen, ITS_ECONFIG, "%s: calibration: the homography is singular", o);
-        /* The road plane must not fold over itself inside the calibrated area. */
-        for (int i = 0; i < 4; i++) {
-            const double *H = s->H;
-            its_pt p = s->calib_image[i];
-            if (H[6] * p.x + H[7] * p.y + H[8] <= 0)
+        /* The road plane must not fold over itself inside the calibrated area: the image's
+         * horizon (w = 0) may not pass between the four points. */
+        for (int i = 1; i < 4; i++)
+            if ((horizon_w(s, s->calib_image[i]) > 0) != (horizon_w(s, s->calib_image[0]) > 0))
                 return fail(err, errlen, ITS_ECONFIG,
                             "%s: calibration: the points are not in the same order on the "
                             "image and the road",
                             o);
-        }
     } else {
         for (int i = 0; i < 9; i++)
             s->H[i] = (i % 4 == 0);
@@ -453,6 +466,9 @@ int its_scene_validate(its_scene *s, const char *o, char *err, size_t errlen)
             return fail(err, errlen, ITS_ECONFIG,
                         "%s: lines[%d].points: not finite or outside the %dx%d frame", o, i,
                         s->width_px, s->height_px);
+        if (!on_road(s, l->a) || !on_road(s, l->b))
+            return fail(err, errlen, ITS_ECONFIG,
+                        "%s: lines[%d].points: beyond the horizon of the calibration", o, i);
         double dx = l->b.x - l->a.x, dy = l->b.y - l->a.y, len = hypot(dx, dy);
         if (len < 1)
             return fail(err, errlen, ITS_ECONFIG, "%s: lines[%d].points: the two points coincide",
@@ -509,6 +525,12 @@ int its_scene_validate(its_scene *s, const char *o, char *err, size_t errlen)
         const char *why = poly_problem(l->poly, l->n);
         if (*why)
             return fail(err, errlen, ITS_ECONFIG, "%s: lanes[%d].polygon: %s", o, i, why);
+        for (int k = 0; k < l->n; k++)
+            if (!on_road(s, l->poly[k]))
+                return fail(err, errlen, ITS_ECONFIG,
+                            "%s: lanes[%d].polygon: point %d is beyond the horizon of the "
+                            "calibration",
+                            o, i, k);
         double dl = hypot(l->direction.x, l->direction.y);
         if (!(dl > 0) || !isfinite(dl))
             return fail(err, errlen, ITS_ECONFIG,

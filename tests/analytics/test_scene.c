@@ -131,6 +131,10 @@ static const bad_case bad[] = {
     {"calibration:\n  image: [[0, 0], [10, 0], [10, 10], [0, 10]]\n"
      "  road: [[0, 0], [1, 0], [0, 1], [1, 1]]\n",
      "calibration: the points are not in the same order"},
+    {"frame: [1280, 720]\ncalibration:\n  image: [[535, 690], [785, 690], [687, 385], [567, 385]]\n"
+     "  road: [[0, 0], [3.65, 0], [3.65, 60], [0, 60]]\n"
+     "lines:\n  - {name: a, points: [[100, 50], [1000, 50]], positive: [0, 1]}\n",
+     "lines[0].points: beyond the horizon of the calibration"},
     {"classes: {car: [2, 300]}\n", "classes.car: class id 300 is outside 0..255"},
     {"classes: {car: [2], truck: [2]}\n", "classes.truck: class id 2 is already in group car"},
     {"classes: {tractor: [2]}\n", "classes: Unexpected key: tractor"},

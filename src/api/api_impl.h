@@ -1,0 +1,33 @@
+/* Internals of src/api: routing, shared between the request logic and the server glue. */
+#ifndef ITS_API_IMPL_H
+#define ITS_API_IMPL_H
+
+#include <stddef.h>
+
+#include "its/api.h"
+
+typedef enum api_route {
+    R_NOT_FOUND = 0,
+    R_HEALTHZ,
+    R_READYZ,
+    R_METRICS,
+    R_STATUS,
+    R_CAMERAS,   /* /v1/cameras */
+    R_CAMERA,    /* /v1/cameras/{id} */
+    R_ANALYTICS, /* /v1/cameras/{id}/analytics */
+    R_FRAMES,    /* /v1/cameras/{id}/frames */
+    R_COUNT
+} api_route;
+
+/* Parse a path. id receives the camera id for the /v1/cameras/{id}... routes. A syntactically
+ * bad id (characters outside the id set, too long) gives R_CAMERA etc. with *bad_id set. */
+api_route its__api_route(const char *path, char *id, size_t idlen, int *bad_id);
+const char *its__api_route_name(api_route r);
+/* Largest body accepted for this request (0: a body is not expected). */
+size_t its__api_body_limit(const its_api *api, const char *method, const char *path);
+
+/* Server glue (server.c). */
+int its__api_server_start(its_api *api);
+void its__api_server_stop(its_api *api);
+
+#endif

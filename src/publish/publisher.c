@@ -1,0 +1,920 @@
+/*
+ * The publisher: an outbox ring of formatted messages and one hiredis connection.
+ *
+ * Each queued message is the RESP text of all its commands (for a frame: PUBLISH and SET),
+ * formatted once at enqueue time into a slot buffer that keeps its capacity, so the steady
+ * state does not allocate. Flush hands up to max_pipeline messages to hiredis in one go,
+ * then reads the replies in order; a message leaves the outbox only when every reply for it
+ * came back. If the connection breaks halfway, the unconfirmed messages stay at the head of
+ * the outbox and go out again after the reconnect (at-least-once). While Redis is away the
+ * outbox fills up to its bounds, and then the oldest message makes room for the newest: for
+ * live video analytics a fresh result is worth more than an old one.
+ */
+#include <hiredis/hiredis.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "its/core.h"
+#include "its/publish.h"
+#include "publish_impl.h"
+
+enum kind { K_DETECTIONS, K_ANALYTICS, K_EVENT, K_CACHE, K_COUNT };
+static const char *const kind_names[K_COUNT] = {"detections", "analytics", "event", "cache"};
+
+typedef struct msg {
+    its__buf resp;
+    int ncmd;
+    enum kind kind;
+    uint64_t enq_ns;
+    uint64_t capture_mono_ns;
+} msg;
+
+struct its_publisher {
+    its_publish_config cfg;
+    char *host, *username, *password;
+    redisContext *rc;
+    int failures;       /* consecutive failed connects, for the backoff */
+    int ever_connected; /* a later connect counts as a reconnect */
+    uint64_t next_attempt_ns;
+    uint64_t rng;
+    msg *ring;
+    size_t cap, head, count, bytes;
+    its__buf json; /* scratch for the message body */
+    its__buf key;  /* scratch for keys */
+    its__buf cmds; /* scratch for the RESP text */
+    its_cache *l1;
+    uint64_t last_err_log_ns;
+    /* stats, readable from any thread */
+    _Atomic uint64_t enqueued, sent, dropped_outbox, dropped_too_large, dropped_redis_error,
+        reconnects, connect_failures;
+    _Atomic size_t outbox_msgs, outbox_bytes;
+    atomic_int connected;
+    /* metrics */
+    its_metric *m_invalid, *m_nomem; /* its_errors_total{module="publish"} */
+    uint64_t last_reject_log_ns;
+    its_metric *m_sent[K_COUNT], *m_drop_outbox, *m_drop_large, *m_drop_redis, *m_outbox,
+        *m_outbox_bytes, *m_reconnects, *m_connect_fail, *m_up, *m_e2e, *m_stage;
+};
+
+static const int ttl_defaults[ITS_TTL_COUNT] = {
+    [ITS_TTL_LATEST] = 300,
+    [ITS_TTL_ANALYTICS] = 300,
+    [ITS_TTL_QUALITY_SCORES] = 300,
+    [ITS_TTL_PREDICTIONS_SHORT] = 1800,
+    [ITS_TTL_PREDICTIONS_LONG] = 7200,
+    [ITS_TTL_MODEL_BASELINES] = 86400,
+};
+
+int its_publish_ttl_base_s(its_ttl_type type)
+{
+    return type >= 0 && type < ITS_TTL_COUNT ? ttl_defaults[type] : 300;
+}
+
+int its_publish_adaptive_ttl_s(int base_s, double freshness)
+{
+    if (!(freshness >= 0)) /* NaN too */
+        freshness = 0;
+    if (freshness > 1)
+        freshness = 1;
+    int ttl = (int)((double)base_s * freshness);
+    return ttl < 1 ? 1 : ttl;
+}
+
+int its_publish_valid_id(const char *s)
+{
+    if (!s || !*s)
+        return 0;
+    size_t n = 0;
+    for (; s[n]; n++) {
+        char ch = s[n];
+        int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                 ch == '_' || ch == '-' || ch == '.';
+        if (!ok || n >= ITS_PUB_ID_MAX)
+            return 0;
+    }
+    return 1;
+}
+
+void its_publish_config_default(its_publish_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->host = "127.0.0.1";
+    cfg->port = 6379;
+    cfg->connect_timeout_ms = 200;
+    cfg->command_timeout_ms = 100;
+    cfg->backoff_min_ms = 50;
+    cfg->backoff_max_ms = 5000;
+    cfg->outbox_max_msgs = 10000;
+    cfg->outbox_max_bytes = 32u << 20;
+    cfg->stream_maxlen = 100000;
+    cfg->max_pipeline = 256;
+}
+
+int its_publisher_create(const its_publish_config *cfg, its_metrics *metrics, its_cache *l1,
+                         its_publisher **out)
+{
+    if (!cfg || !out || !cfg->host || cfg->port <= 0 || cfg->port > 65535 ||
+        cfg->outbox_max_msgs == 0 || cfg->outbox_max_bytes == 0 || cfg->max_pipeline <= 0 ||
+        cfg->connect_timeout_ms <= 0 || cfg->command_timeout_ms <= 0 || cfg->backoff_min_ms < 0 ||
+        cfg->backoff_max_ms < cfg->backoff_min_ms || cfg->stream_maxlen <= 0 || cfg->db < 0)
+        return ITS_EINVAL;
+    its_publisher *p = its_calloc(ITS_MOD_PUBLISH, 1, sizeof *p);
+    if (!p)
+        return ITS_ENOMEM;
+    p->cfg = *cfg;
+    for (int i = 0; i < ITS_TTL_COUNT; i++)
+        if (p->cfg.ttl_base_s[i] <= 0)
+            p->cfg.ttl_base_s[i] = ttl_defaults[i];
+    p->cap = cfg->outbox_max_msgs;
+    p->ring = its_calloc(ITS_MOD_PUBLISH, p->cap, sizeof *p->ring);
+    p->host = its_strdup(ITS_MOD_PUBLISH, cfg->host);
+    p->username = cfg->username ? its_strdup(ITS_MOD_PUBLISH, cfg->username) : NULL;
+    p->password = cfg->password ? its_strdup(ITS_MOD_PUBLISH, cfg->password) : NULL;
+    if (!p->ring || !p->host || (cfg->username && !p->username) ||
+        (cfg->password && !p->password)) {
+        its_publisher_destroy(p);
+        return ITS_ENOMEM;
+    }
+    /* hiredis writes with write(2): a peer that went away would raise SIGPIPE and kill the
+     * daemon instead of returning EPIPE. A service never wants that signal. */
+    struct sigaction sa;
+    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
+        signal(SIGPIPE, SIG_IGN);
+    p->rng = its_now_ns() | 1;
+    p->l1 = l1;
+    if (metrics) {
+        its_metric_family *f = its_metrics_std(metrics, ITS_M_PUB_MESSAGES);
+        for (int k = 0; k < K_COUNT; k++)
+            p->m_sent[k] = its_metrics_series_v(f, kind_names[k]);
+        f = its_metrics_std(metrics, ITS_M_PUB_DROPPED);
+        p->m_drop_outbox = its_metrics_series_v(f, "outbox_full");
+        p->m_drop_large = its_metrics_series_v(f, "too_large");
+        p->m_drop_redis = its_metrics_series_v(f, "redis_error");
+        p->m_outbox = its_metrics_series(its_metrics_std(metrics, ITS_M_PUB_OUTBOX), NULL);
+        p->m_outbox_bytes =
+            its_metrics_series(its_metrics_std(metrics, ITS_M_PUB_OUTBOX_BYTES), NULL);
+        p->m_reconnects = its_metrics_series(its_metrics_std(metrics, ITS_M_PUB_RECONNECTS), NULL);
+        p->m_connect_fail =
+            its_metrics_series(its_metrics_std(metrics, ITS_M_PUB_CONNECT_FAIL), NULL);
+        p->m_up = its_metrics_series(its_metrics_std(metrics, ITS_M_REDIS_UP), NULL);
+        p->m_e2e = its_metrics_series(its_metrics_std(metrics, ITS_M_LATENCY), NULL);
+        f = its_metrics_std(metrics, ITS_M_ERRORS);
+        p->m_invalid = its_metrics_series_v(f, "publish", its_errname(ITS_EINVAL));
+        p->m_nomem = its_metrics_series_v(f, "publish", its_errname(ITS_ENOMEM));
+        p->m_stage = its_metrics_series_v(its_metrics_std(metrics, ITS_M_STAGE_LATENCY), "publish");
+    }
+    *out = p;
+    return 0;
+}
+
+static void disconnect(its_publisher *p)
+{
+    if (p->rc) {
+        redisFree(p->rc);
+        p->rc = NULL;
+    }
+    atomic_store(&p->connected, 0);
+    its_metric_set(p->m_up, 0);
+}
+
+void its_publisher_destroy(its_publisher *p)
+{
+    if (!p)
+        return;
+    if (p->count && p->ring) {
+        /* One last attempt, ignoring the backoff; bounded by the timeouts. */
+        p->next_attempt_ns = 0;
+        its_publish_flush(p);
+        if (p->count)
+            its_logw("publish", NULL, "closing with %zu unsent message(s)", p->count);
+    }
+    disconnect(p);
+    for (size_t i = 0; p->ring && i < p->cap; i++)
+        its__buf_free(&p->ring[i].resp);
+    its_free(p->ring);
+    its__buf_free(&p->json);
+    its__buf_free(&p->key);
+    its__buf_free(&p->cmds);
+    its_free(p->host);
+    its_free(p->username);
+    its_free(p->password);
+    its_free(p);
+}
+
+/* ---- outbox ---------------------------------------------------------------------------- */
+
+static void update_outbox_gauges(its_publisher *p)
+{
+    atomic_store(&p->outbox_msgs, p->count);
+    atomic_store(&p->outbox_bytes, p->bytes);
+    its_metric_set(p->m_outbox, (double)p->count);
+    its_metric_set(p->m_outbox_bytes, (double)p->bytes);
+}
+
+static void pop_head(its_publisher *p)
+{
+    msg *m = &p->ring[p->head];
+    p->bytes -= m->resp.len;
+    its__buf_reset(&m->resp);
+    p->head = (p->head + 1) % p->cap;
+    p->count--;
+}
+
+/* The slot for a new message, after making room; NULL if the message alone is too big. */
+static msg *reserve_slot(its_publisher *p, size_t len)
+{
+    if (len > p->cfg.outbox_max_bytes) {
+        atomic_fetch_add(&p->dropped_too_large, 1);
+        its_metric_inc(p->m_drop_large);
+        return NULL;
+    }
+    while (p->count == p->cap || p->bytes + len > p->cfg.outbox_max_bytes) {
+        pop_head(p);
+        atomic_fetch_add(&p->dropped_outbox, 1);
+        its_metric_inc(p->m_drop_outbox);
+    }
+    return &p->ring[(p->head + p->count) % p->cap];
+}
+
+/* Scratch buffer `cmds` holds the RESP text of the message; copy it into the outbox. */
+static int enqueue(its_publisher *p, its__buf *cmds, int ncmd, enum kind kind,
+                   const its_pub_meta *meta)
+{
+    if (cmds->err)
+        return cmds->err;
+    msg *m = reserve_slot(p, cmds->len);
+    if (!m) {
+        its_logw("publish", meta && meta->camera_id ? meta->camera_id : NULL,
+                 "message of %zu bytes exceeds the outbox (%zu bytes): dropped", cmds->len,
+                 p->cfg.outbox_max_bytes);
+        return ITS_EOVERFLOW;
+    }
+    its__buf_reset(&m->resp);
+    its__buf_put(&m->resp, cmds->p, cmds->len);
+    if (m->resp.err)
+        return m->resp.err;
+    m->ncmd = ncmd;
+    m->kind = kind;
+    m->enq_ns = its_now_ns();
+    m->capture_mono_ns = meta ? meta->capture_mono_ns : 0;
+    p->count++;
+    p->bytes += m->resp.len;
+    atomic_fetch_add(&p->enqueued, 1);
+    update_outbox_gauges(p);
+    return 0;
+}
+
+/* ---- message formatting ---------------------------------------------------------------- */
+
+static void envelope(its__buf *b, const char *type, const its_pub_meta *meta)
+{
+    its__buf_reset(b);
+    its__buf_str(b, "{\"v\":");
+    its__buf_u64(b, ITS_PUB_SCHEMA_VERSION);
+    its__json_key(b, "type", 0);
+    its__json_str(b, type);
+    if (meta->camera_id) {
+        its__json_key(b, "camera", 0);
+        its__json_str(b, meta->camera_id);
+    }
+    its__json_key(b, "frame", 0);
+    its__buf_u64(b, meta->frame);
+    its__json_key(b, "capture_ts_us", 0);
+    its__buf_u64(b, meta->capture_wall_ns / 1000);
+    its__json_key(b, "publish_ts_us", 0);
+    its__buf_u64(b, its_wall_ns() / 1000);
+}
+
+static void finish_with_data(its__buf *b, const char *payload_json)
+{
+    its__json_key(b, "data", 0);
+    its__buf_str(b, payload_json);
+    its__buf_put(b, "}", 1);
+}
+
+/* Freshness of a result from its age at publication: 1 when new, 0 when a base TTL old. */
+static double age_freshness(const its_pub_meta *meta, int base_s)
+{
+    uint64_t now = its_wall_ns();
+    if (!meta->capture_wall_ns || meta->capture_wall_ns >= now)
+        return 1.0;
+    double age_s = (double)(now - meta->capture_wall_ns) / 1e9;
+    return 1.0 - age_s / (double)base_s;
+}
+
+static int payload_ok(const char *s)
+{
+    if (!s)
+        return 0;
+    while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')
+        s++;
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r'))
+        n--;
+    return n >= 2 && s[0] == '{' && s[n - 1] == '}';
+}
+
+/* Appends SET key <json> EX ttl to cmds and writes it through to L1. */
+static void add_set(its_publisher *p, its__buf *cmds, const char *key, int ttl)
+{
+    char ttlbuf[16];
+    int n = snprintf(ttlbuf, sizeof ttlbuf, "%d", ttl);
+    const char *argv[] = {"SET", key, p->json.p, "EX", ttlbuf};
+    size_t lens[] = {3, strlen(key), p->json.len, 2, (size_t)n};
+    its__resp_cmd(cmds, 5, argv, lens);
+    if (p->l1 && !p->json.err)
+        its_cache_put(p->l1, key, p->json.p, p->json.len, ttl);
+}
+
+static void add_publish(its_publisher *p, its__buf *cmds, const char *channel)
+{
+    const char *argv[] = {"PUBLISH", channel, p->json.p};
+    size_t lens[] = {7, strlen(channel), p->json.len};
+    its__resp_cmd(cmds, 3, argv, lens);
+}
+
+static const char *cam_key(its_publisher *p, const char *id, const char *suffix,
+                           const char *suffix2)
+{
+    its__buf_reset(&p->key);
+    its__buf_str(&p->key, "its:cam:");
+    its__buf_str(&p->key, id);
+    its__buf_str(&p->key, suffix);
+    if (suffix2)
+        its__buf_str(&p->key, suffix2);
+    return p->key.err ? NULL : p->key.p;
+}
+
+/* The RESP text of the message being built, before it is copied into its outbox slot. */
+static its__buf *cmd_buf(its_publisher *p)
+{
+    its__buf_reset(&p->cmds);
+    return &p->cmds;
+}
+
+/* The commands of each kind, around the message already in p->json. */
+static int tail_detections(its_publisher *p, const its_pub_meta *meta)
+{
+    its__buf *cmds = cmd_buf(p);
+    int base = p->cfg.ttl_base_s[ITS_TTL_LATEST];
+    int ttl = its_publish_adaptive_ttl_s(base, age_freshness(meta, base));
+    const char *ch = cam_key(p, meta->camera_id, ":detections", NULL);
+    if (!ch || p->json.err)
+        return ITS_ENOMEM;
+    add_publish(p, cmds, ch);
+    const char *key = cam_key(p, meta->camera_id, ":latest", NULL);
+    if (!key)
+        return ITS_ENOMEM;
+    add_set(p, cmds, key, ttl);
+    return enqueue(p, cmds, 2, K_DETECTIONS, meta);
+}
+
+static int tail_analytics(its_publisher *p, const its_pub_meta *meta, const char *window)
+{
+    its__buf *cmds = cmd_buf(p);
+    int base = p->cfg.ttl_base_s[ITS_TTL_ANALYTICS];
+    int ttl = its_publish_adaptive_ttl_s(base, age_freshness(meta, base));
+    const char *ch = cam_key(p, meta->camera_id, ":analytics", NULL);
+    if (!ch || p->json.err)
+        return ITS_ENOMEM;
+    add_publish(p, cmds, ch);
+    const char *key = cam_key(p, meta->camera_id, ":analytics:", window);
+    if (!key)
+        return ITS_ENOMEM;
+    add_set(p, cmds, key, ttl);
+    return enqueue(p, cmds, 2, K_ANALYTICS, meta);
+}
+
+static int tail_event(its_publisher *p, const its_pub_meta *meta)
+{
+    if (p->json.err)
+        return p->json.err;
+    its__buf *cmds = cmd_buf(p);
+    add_publish(p, cmds, "its:events");
+    char maxlen[24];
+    int n = snprintf(maxlen, sizeof maxlen, "%ld", p->cfg.stream_maxlen);
+    const char *argv[] = {"XADD",   "its:events:stream", "MAXLEN", "~", maxlen, "*", "json",
+                          p->json.p};
+    size_t lens[] = {4, 17, 6, 1, (size_t)n, 1, 4, p->json.len};
+    its__resp_cmd(cmds, 8, argv, lens);
+    return enqueue(p, cmds, 2, K_EVENT, meta);
+}
+
+/* The key of a cache-only type into p->key, and the message type name. */
+static int cache_key(its_publisher *p, const its_pub_meta *meta, its_ttl_type type,
+                     const char *name, const char **tname)
+{
+    switch (type) {
+    case ITS_TTL_QUALITY_SCORES:
+    case ITS_TTL_PREDICTIONS_SHORT:
+    case ITS_TTL_PREDICTIONS_LONG:
+        if (!its_publish_valid_id(meta->camera_id) || (name && !its_publish_valid_id(name)))
+            return ITS_EINVAL;
+        *tname = type == ITS_TTL_QUALITY_SCORES      ? "quality"
+                 : type == ITS_TTL_PREDICTIONS_SHORT ? "predictions_short"
+                                                     : "predictions_long";
+        cam_key(p, meta->camera_id,
+                type == ITS_TTL_QUALITY_SCORES      ? ":quality"
+                : type == ITS_TTL_PREDICTIONS_SHORT ? ":predictions:short"
+                                                    : ":predictions:long",
+                NULL);
+        break;
+    case ITS_TTL_MODEL_BASELINES:
+        if (!its_publish_valid_id(name) ||
+            (meta->camera_id && !its_publish_valid_id(meta->camera_id)))
+            return ITS_EINVAL;
+        *tname = "model_baseline";
+        its__buf_reset(&p->key);
+        its__buf_str(&p->key, "its:model:");
+        its__buf_str(&p->key, name);
+        its__buf_str(&p->key, ":baseline");
+        break;
+    default:
+        return ITS_EINVAL;
+    }
+    return p->key.err ? ITS_ENOMEM : 0;
+}
+
+static int tail_cache(its_publisher *p, const its_pub_meta *meta, its_ttl_type type,
+                      double freshness)
+{
+    if (p->json.err)
+        return p->json.err;
+    its__buf *cmds = cmd_buf(p);
+    add_set(p, cmds, p->key.p, its_publish_adaptive_ttl_s(p->cfg.ttl_base_s[type], freshness));
+    return enqueue(p, cmds, 1, K_CACHE, meta);
+}
+
+static int do_detections(its_publisher *p, const its_pub_meta *meta, const its_pub_detection *dets,
+                         int n)
+{
+    if (!p || !meta || !its_publish_valid_id(meta->camera_id) || n < 0 || (n && !dets))
+        return ITS_EINVAL;
+    its__buf *b = &p->json;
+    envelope(b, "detections", meta);
+    its__json_key(b, "detections", 0);
+    its__buf_put(b, "[", 1);
+    for (int i = 0; i < n; i++) {
+        const its_pub_detection *d = &dets[i];
+        its__buf_str(b, i ? ",{\"cls\":" : "{\"cls\":");
+        its__buf_i64(b, d->class_id);
+        if (d->label) {
+            its__json_key(b, "label", 0);
+            its__json_str(b, d->label);
+        }
+        its__json_key(b, "conf", 0);
+        its__json_num(b, d->confidence);
+        its__json_key(b, "box", 0);
+        its__buf_put(b, "[", 1);
+        its__json_num(b, d->x);
+        its__buf_put(b, ",", 1);
+        its__json_num(b, d->y);
+        its__buf_put(b, ",", 1);
+        its__json_num(b, d->w);
+        its__buf_put(b, ",", 1);
+        its__json_num(b, d->h);
+        its__buf_put(b, "]", 1);
+        if (d->track_id >= 0) {
+            its__json_key(b, "track", 0);
+            its__buf_i64(b, d->track_id);
+        }
+        its__buf_put(b, "}", 1);
+    }
+    its__buf_str(b, "]}");
+    return tail_detections(p, meta);
+}
+
+static int do_analytics(its_publisher *p, const its_pub_meta *meta, const char *window,
+                        const char *payload_json)
+{
+    if (!p || !meta || !its_publish_valid_id(meta->camera_id) || !its_publish_valid_id(window) ||
+        !payload_ok(payload_json))
+        return ITS_EINVAL;
+    its__buf *b = &p->json;
+    envelope(b, "analytics", meta);
+    its__json_key(b, "window", 0);
+    its__json_str(b, window);
+    finish_with_data(b, payload_json);
+    return tail_analytics(p, meta, window);
+}
+
+static int do_event(its_publisher *p, const its_pub_meta *meta, const char *event_type,
+                    const char *payload_json)
+{
+    if (!p || !meta || !its_publish_valid_id(meta->camera_id) ||
+        !its_publish_valid_id(event_type) || !payload_ok(payload_json))
+        return ITS_EINVAL;
+    its__buf *b = &p->json;
+    envelope(b, "event", meta);
+    its__json_key(b, "event", 0);
+    its__json_str(b, event_type);
+    finish_with_data(b, payload_json);
+    return tail_event(p, meta);
+}
+
+static int do_cache(its_publisher *p, const its_pub_meta *meta, its_ttl_type type, const char *name,
+                    double freshness, const char *payload_json)
+{
+    if (!p || !meta || !payload_ok(payload_json))
+        return ITS_EINVAL;
+    const char *tname = NULL;
+    int rc = cache_key(p, meta, type, name, &tname);
+    if (rc < 0)
+        return rc;
+    its__buf *b = &p->json;
+    envelope(b, tname, meta);
+    if (name) {
+        its__json_key(b, "name", 0);
+        its__json_str(b, name);
+    }
+    finish_with_data(b, payload_json);
+    return tail_cache(p, meta, type, freshness);
+}
+
+/* Checks a caller-built message without a publisher: ITS_EINVAL or 0; *start and *end
+ * delimit the JSON object without surrounding white space. */
+int its__publish_raw_check(const its_pub_meta *meta, const its_pub_raw *how, const char *json,
+                           size_t len, size_t *start, size_t *end)
+{
+    if (!meta || !how || !json || len < 2 || memchr(json, 0, len))
+        return ITS_EINVAL;
+    size_t a = 0, z = len;
+    while (a < z && (json[a] == ' ' || json[a] == '\n' || json[a] == '\r' || json[a] == '\t'))
+        a++;
+    while (z > a && (json[z - 1] == ' ' || json[z - 1] == '\n' || json[z - 1] == '\r' ||
+                     json[z - 1] == '\t'))
+        z--;
+    if (z - a < 2 || json[a] != '{' || json[z - 1] != '}')
+        return ITS_EINVAL;
+    int ok;
+    switch (how->kind) {
+    case ITS_PUB_DETECTIONS:
+    case ITS_PUB_EVENT:
+        ok = its_publish_valid_id(meta->camera_id);
+        break;
+    case ITS_PUB_ANALYTICS:
+        ok = its_publish_valid_id(meta->camera_id) && its_publish_valid_id(how->window);
+        break;
+    case ITS_PUB_CACHE:
+        if (how->ttl_type == ITS_TTL_MODEL_BASELINES)
+            ok = its_publish_valid_id(how->name) &&
+                 (!meta->camera_id || its_publish_valid_id(meta->camera_id));
+        else
+            ok = (how->ttl_type == ITS_TTL_QUALITY_SCORES ||
+                  how->ttl_type == ITS_TTL_PREDICTIONS_SHORT ||
+                  how->ttl_type == ITS_TTL_PREDICTIONS_LONG) &&
+                 its_publish_valid_id(meta->camera_id) &&
+                 (!how->name || its_publish_valid_id(how->name));
+        break;
+    default:
+        ok = 0;
+    }
+    if (!ok)
+        return ITS_EINVAL;
+    *start = a;
+    *end = z;
+    return 0;
+}
+
+/* A message built by the caller, published unchanged through the same commands. */
+static int do_raw(its_publisher *p, const its_pub_meta *meta, const its_pub_raw *how,
+                  const char *json, size_t len)
+{
+    size_t a, z;
+    if (!p || its__publish_raw_check(meta, how, json, len, &a, &z) < 0)
+        return ITS_EINVAL;
+    if (how->kind == ITS_PUB_CACHE) {
+        const char *tname;
+        int rc = cache_key(p, meta, how->ttl_type, how->name, &tname);
+        if (rc < 0)
+            return rc;
+    }
+    its__buf_reset(&p->json);
+    its__buf_put(&p->json, json + a, z - a);
+    switch (how->kind) {
+    case ITS_PUB_DETECTIONS:
+        return tail_detections(p, meta);
+    case ITS_PUB_ANALYTICS:
+        return tail_analytics(p, meta, how->window);
+    case ITS_PUB_EVENT:
+        return tail_event(p, meta);
+    default:
+        return tail_cache(p, meta, how->ttl_type, how->freshness);
+    }
+}
+
+/* ---- connection ------------------------------------------------------------------------ */
+
+static uint64_t backoff_ns(its_publisher *p)
+{
+    uint64_t ms = (uint64_t)p->cfg.backoff_min_ms;
+    for (int i = 1; i < p->failures && ms < (uint64_t)p->cfg.backoff_max_ms; i++)
+        ms *= 2;
+    if (ms > (uint64_t)p->cfg.backoff_max_ms)
+        ms = (uint64_t)p->cfg.backoff_max_ms;
+    /* Jitter to 50-100%, so that many publishers do not reconnect in lock-step. */
+    p->rng ^= p->rng << 13;
+    p->rng ^= p->rng >> 7;
+    p->rng ^= p->rng << 17;
+    uint64_t ns = ms * ITS_NS_PER_MS;
+    return ns / 2 + (ns / 2 ? p->rng % (ns / 2 + 1) : 0);
+}
+
+static int setup_command(its_publisher *p, redisContext *c, const char *what, int argc,
+                         const char **argv)
+{
+    redisReply *r = redisCommandArgv(c, argc, argv, NULL);
+    int ok = r && r->type == REDIS_REPLY_STATUS;
+    if (!ok)
+        its_loge("publish", NULL, "%s refused by %s:%d: %s", what, p->host, p->cfg.port,
+                 r && r->type == REDIS_REPLY_ERROR ? r->str : c->errstr);
+    int rc = ok ? 0 : (r ? ITS_EAUTH : ITS_ENET);
+    if (r)
+        freeReplyObject(r);
+    return rc;
+}
+
+static int try_connect(its_publisher *p)
+{
+    uint64_t now = its_now_ns();
+    if (now < p->next_attempt_ns)
+        return ITS_EAGAIN;
+    struct timeval ct = {p->cfg.connect_timeout_ms / 1000,
+                         (p->cfg.connect_timeout_ms % 1000) * 1000};
+    struct timeval cmd = {p->cfg.command_timeout_ms / 1000,
+                          (p->cfg.command_timeout_ms % 1000) * 1000};
+    redisContext *c = redisConnectWithTimeout(p->host, p->cfg.port, ct);
+    int rc = 0;
+    if (!c || c->err || redisSetTimeout(c, cmd) != REDIS_OK ||
+        redisEnableKeepAlive(c) != REDIS_OK) {
+        if (p->failures == 0)
+            its_logw("publish", NULL, "cannot connect to Redis %s:%d: %s", p->host, p->cfg.port,
+                     c ? c->errstr : "out of memory");
+        rc = ITS_ENET;
+    }
+    if (rc == 0 && p->password) {
+        const char *argv[] = {"AUTH", p->username ? p->username : p->password, p->password};
+        rc = setup_command(p, c, "AUTH", p->username ? 3 : 2, argv);
+    }
+    if (rc == 0 && p->cfg.db) {
+        char db[16];
+        snprintf(db, sizeof db, "%d", p->cfg.db);
+        const char *argv[] = {"SELECT", db};
+        rc = setup_command(p, c, "SELECT", 2, argv);
+    }
+    if (rc < 0) {
+        if (c)
+            redisFree(c);
+        p->failures++;
+        p->next_attempt_ns = its_now_ns() + backoff_ns(p);
+        atomic_fetch_add(&p->connect_failures, 1);
+        its_metric_inc(p->m_connect_fail);
+        return rc;
+    }
+    p->rc = c;
+    if (p->ever_connected) {
+        atomic_fetch_add(&p->reconnects, 1);
+        its_metric_inc(p->m_reconnects);
+        its_logi("publish", NULL, "reconnected to Redis %s:%d after %d failed attempt(s)", p->host,
+                 p->cfg.port, p->failures);
+    }
+    p->ever_connected = 1;
+    p->failures = 0;
+    atomic_store(&p->connected, 1);
+    its_metric_set(p->m_up, 1);
+    return 0;
+}
+
+static void connection_lost(its_publisher *p)
+{
+    its_logw("publish", NULL, "Redis connection lost: %s; %zu message(s) kept in the outbox",
+             p->rc && p->rc->errstr[0] ? p->rc->errstr : "I/O error", p->count);
+    disconnect(p);
+    p->failures = 1;
+    p->next_attempt_ns = its_now_ns() + backoff_ns(p);
+}
+
+/* Error replies that say "not now" rather than "never": a server loading its data set, a
+ * busy script, a replica or a cluster in failover, a password set since we connected. */
+static int transient_error(const char *e)
+{
+    static const char *const prefixes[] = {"LOADING",     "BUSY",     "TRYAGAIN", "MASTERDOWN",
+                                           "CLUSTERDOWN", "READONLY", "NOAUTH"};
+    for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
+        if (!strncmp(e, prefixes[i], strlen(prefixes[i])))
+            return 1;
+    return 0;
+}
+
+/* One pipelined round: up to max_pipeline messages. Returns messages confirmed, or
+ * ITS_ENET after losing the connection. */
+static int flush_round(its_publisher *p)
+{
+    size_t n = p->count < (size_t)p->cfg.max_pipeline ? p->count : (size_t)p->cfg.max_pipeline;
+    for (size_t i = 0; i < n; i++) {
+        const msg *m = &p->ring[(p->head + i) % p->cap];
+        if (redisAppendFormattedCommand(p->rc, m->resp.p, m->resp.len) != REDIS_OK) {
+            connection_lost(p);
+            return ITS_ENET;
+        }
+    }
+    int done = 0;
+    for (size_t i = 0; i < n; i++) {
+        msg *m = &p->ring[p->head];
+        int rejected = 0;
+        for (int j = 0; j < m->ncmd; j++) {
+            redisReply *r = NULL;
+            if (redisGetReply(p->rc, (void **)&r) != REDIS_OK || !r) {
+                connection_lost(p);
+                update_outbox_gauges(p);
+                return ITS_ENET;
+            }
+            if (r->type == REDIS_REPLY_ERROR && transient_error(r->str)) {
+                /* Not this message's fault: keep it (and the rest) and retry later. */
+                its_logw("publish", NULL, "Redis not accepting writes (%s); retrying", r->str);
+                freeReplyObject(r);
+                disconnect(p);
+                p->failures = 1;
+                p->next_attempt_ns = its_now_ns() + backoff_ns(p);
+                update_outbox_gauges(p);
+                return ITS_EAGAIN;
+            }
+            if (r->type == REDIS_REPLY_ERROR) {
+                rejected = 1;
+                uint64_t now = its_now_ns();
+                if (now - p->last_err_log_ns > ITS_NS_PER_S) {
+                    its_loge("publish", NULL, "Redis rejected a %s message: %s",
+                             kind_names[m->kind], r->str);
+                    p->last_err_log_ns = now;
+                }
+            }
+            freeReplyObject(r);
+        }
+        uint64_t now = its_now_ns();
+        if (rejected) {
+            atomic_fetch_add(&p->dropped_redis_error, 1);
+            its_metric_inc(p->m_drop_redis);
+        } else {
+            atomic_fetch_add(&p->sent, 1);
+            its_metric_inc(p->m_sent[m->kind]);
+            its_metric_observe(p->m_stage, (double)(now - m->enq_ns) / 1e9);
+            if (m->kind == K_DETECTIONS && m->capture_mono_ns && m->capture_mono_ns <= now)
+                its_metric_observe(p->m_e2e, (double)(now - m->capture_mono_ns) / 1e9);
+            done++;
+        }
+        pop_head(p);
+    }
+    update_outbox_gauges(p);
+    return done;
+}
+
+int its_publish_flush(its_publisher *p)
+{
+    if (!p)
+        return ITS_EINVAL;
+    if (p->count == 0)
+        return 0;
+    if (!p->rc) {
+        int rc = try_connect(p);
+        if (rc < 0)
+            return rc;
+    }
+    int total = 0;
+    while (p->count) {
+        int rc = flush_round(p);
+        if (rc < 0)
+            return rc;
+        total += rc;
+    }
+    return total;
+}
+
+int its_publish_drain(its_publisher *p, int timeout_ms)
+{
+    if (!p)
+        return ITS_EINVAL;
+    uint64_t deadline = its_now_ns() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * ITS_NS_PER_MS;
+    int total = 0, err = 0;
+    while (p->count) {
+        int rc = its_publish_flush(p);
+        if (rc > 0)
+            total += rc;
+        if (rc < 0 && rc != ITS_EAGAIN)
+            err = rc;
+        if (!p->count)
+            break;
+        uint64_t now = its_now_ns();
+        if (now >= deadline)
+            return err < 0 ? err : ITS_ETIMEDOUT;
+        uint64_t wake = p->next_attempt_ns > now ? p->next_attempt_ns : now + ITS_NS_PER_MS;
+        its_sleep_until_ns(wake < deadline ? wake : deadline);
+    }
+    return total;
+}
+
+void its_publisher_get_stats(its_publisher *p, its_publish_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!p)
+        return;
+    out->enqueued = atomic_load(&p->enqueued);
+    out->sent = atomic_load(&p->sent);
+    out->dropped_outbox = atomic_load(&p->dropped_outbox);
+    out->dropped_too_large = atomic_load(&p->dropped_too_large);
+    out->dropped_redis_error = atomic_load(&p->dropped_redis_error);
+    out->reconnects = atomic_load(&p->reconnects);
+    out->connect_failures = atomic_load(&p->connect_failures);
+    out->outbox_msgs = atomic_load(&p->outbox_msgs);
+    out->outbox_bytes = atomic_load(&p->outbox_bytes);
+    out->connected = atomic_load(&p->connected);
+}
+
+int its_publish_settings_apply(const its_publish_settings *s, its_publish_config *pub,
+                               its_cache_config *cache)
+{
+    int enabled = s->host && s->host[0];
+    if (pub) {
+        its_publish_config_default(pub);
+        if (enabled)
+            pub->host = s->host;
+        pub->port = s->port;
+        pub->username = s->username && s->username[0] ? s->username : NULL;
+        pub->password = s->password && s->password[0] ? s->password : NULL;
+        pub->db = s->db;
+        pub->connect_timeout_ms = s->connect_timeout_ms;
+        pub->command_timeout_ms = s->command_timeout_ms;
+        pub->backoff_min_ms = s->backoff_min_ms;
+        pub->backoff_max_ms = s->backoff_max_ms;
+        pub->outbox_max_msgs = (size_t)s->outbox_max_msgs;
+        pub->outbox_max_bytes = (size_t)s->outbox_max_mb << 20;
+        pub->stream_maxlen = s->stream_maxlen;
+        pub->max_pipeline = s->max_pipeline;
+    }
+    if (cache) {
+        its_cache_config_default(cache);
+        cache->max_entries = (size_t)s->cache_max_entries;
+        cache->max_bytes = (size_t)s->cache_max_mb << 20;
+        cache->host = enabled ? s->host : NULL;
+        cache->port = s->port;
+        cache->username = s->username && s->username[0] ? s->username : NULL;
+        cache->password = s->password && s->password[0] ? s->password : NULL;
+        cache->db = s->db;
+        cache->connect_timeout_ms = s->connect_timeout_ms;
+        cache->command_timeout_ms = s->command_timeout_ms;
+    }
+    return enabled;
+}
+
+/* Every refused message is counted (its_errors_total{module="publish",kind=...}) and logged
+ * at most once a second; the caller also gets the code. Outbox drops are counted where they
+ * happen. */
+static int rejected(its_publisher *p, const its_pub_meta *meta, const char *what, int rc)
+{
+    if (rc >= 0 || !p)
+        return rc;
+    if (rc == ITS_EINVAL)
+        its_metric_inc(p->m_invalid);
+    else if (rc == ITS_ENOMEM)
+        its_metric_inc(p->m_nomem);
+    uint64_t now = its_now_ns();
+    if (now - p->last_reject_log_ns > ITS_NS_PER_S) {
+        p->last_reject_log_ns = now;
+        its_logw("publish",
+                 meta && meta->camera_id && its_publish_valid_id(meta->camera_id) ? meta->camera_id
+                                                                                  : NULL,
+                 "%s message refused: %s", what, its_strerror(rc));
+    }
+    return rc;
+}
+
+int its_publish_detections(its_publisher *p, const its_pub_meta *meta,
+                           const its_pub_detection *dets, int n)
+{
+    return rejected(p, meta, "detections", do_detections(p, meta, dets, n));
+}
+
+int its_publish_analytics(its_publisher *p, const its_pub_meta *meta, const char *window,
+                          const char *payload_json)
+{
+    return rejected(p, meta, "analytics", do_analytics(p, meta, window, payload_json));
+}
+
+int its_publish_event(its_publisher *p, const its_pub_meta *meta, const char *event_type,
+                      const char *payload_json)
+{
+    return rejected(p, meta, "event", do_event(p, meta, event_type, payload_json));
+}
+
+int its_publish_cache(its_publisher *p, const its_pub_meta *meta, its_ttl_type type,
+                      const char *name, double freshness, const char *payload_json)
+{
+    return rejected(p, meta, "cache", do_cache(p, meta, type, name, freshness, payload_json));
+}
+
+int its_publish_raw(its_publisher *p, const its_pub_meta *meta, const its_pub_raw *how,
+                    const char *json, size_t len)
+{
+    return rejected(p, meta, "raw", do_raw(p, meta, how, json, len));
+}

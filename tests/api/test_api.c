@@ -1,0 +1,638 @@
+/*
+ * The HTTP API over real sockets: every endpoint, authentication, size limits, malformed
+ * requests, and the refusal to serve a non-loopback address without a token.
+ */
+#include <arpa/inet.h>
+#include <jansson.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "camera_table.h"
+#include "its/api.h"
+#include "its/core.h"
+#include "testutil.h"
+
+#define TOKEN "t0ken-abc"
+
+typedef struct http_resp {
+    int status;
+    char headers[4096];
+    char *body; /* malloc'd */
+    size_t len;
+} http_resp;
+
+static camera_table table;
+static its_metrics *reg;
+static its_cache *cache;
+static its_api *api;
+static int port;
+
+/* One request on a fresh connection; raw_body may hold anything (NUL bytes too). */
+static http_resp http_raw(const char *request_head, const void *raw_body, size_t body_len)
+{
+    http_resp r = {0};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(write(fd, request_head, strlen(request_head)), (ssize_t)strlen(request_head));
+    size_t off = 0;
+    while (off < body_len) {
+        ssize_t n = write(fd, (const char *)raw_body + off, body_len - off);
+        if (n <= 0)
+            break; /* the server may close early (413) */
+        off += (size_t)n;
+    }
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    for (;;) {
+        if (len + 4096 > cap)
+            buf = realloc(buf, cap *= 2);
+        ssize_t n = read(fd, buf + len, cap - len - 1);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    close(fd);
+    buf[len] = 0;
+    assert_true(sscanf(buf, "HTTP/1.%*d %d", &r.status) == 1);
+    char *sep = strstr(buf, "\r\n\r\n");
+    assert_non_null(sep);
+    size_t hlen = (size_t)(sep - buf);
+    snprintf(r.headers, sizeof r.headers, "%.*s", (int)hlen, buf);
+    r.len = len - hlen - 4;
+    r.body = malloc(r.len + 1);
+    memcpy(r.body, sep + 4, r.len);
+    r.body[r.len] = 0;
+    free(buf);
+    return r;
+}
+
+static http_resp http(const char *method, const char *path, const char *token,
+                      const char *content_type, const void *body, size_t len)
+{
+    char head[2048];
+    int n = snprintf(head, sizeof head,
+                     "%s %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n", method, path);
+    if (token)
+        n += snprintf(head + n, sizeof head - (size_t)n, "Authorization: Bearer %s\r\n", token);
+    if (content_type)
+        n += snprintf(head + n, sizeof head - (size_t)n, "Content-Type: %s\r\n", content_type);
+    if (body || !strcmp(method, "POST") || !strcmp(method, "PUT"))
+        n += snprintf(head + n, sizeof head - (size_t)n, "Content-Length: %zu\r\n", len);
+    snprintf(head + n, sizeof head - (size_t)n, "\r\n");
+    return http_raw(head, body, len);
+}
+
+static http_resp get(const char *path)
+{
+    return http("GET", path, NULL, NULL, NULL, 0);
+}
+
+static http_resp post_json(const char *method, const char *path, const char *token,
+                           const char *json)
+{
+    return http(method, path, token, "application/json", json, strlen(json));
+}
+
+static json_t *body_json(const http_resp *r)
+{
+    json_error_t err;
+    json_t *j = json_loads(r->body, 0, &err);
+    if (!j)
+        fail_msg("not JSON (%s): %s", err.text, r->body);
+    return j;
+}
+
+/* The status, and for errors the JSON error code. */
+static void expect(http_resp r, int status, const char *error_code)
+{
+    if (r.status != status)
+        fail_msg("want %d, got %d: %s", status, r.status, r.body);
+    if (error_code) {
+        json_t *j = body_json(&r);
+        json_t *e = json_object_get(j, "error");
+        assert_string_equal(json_string_value(json_object_get(e, "code")), error_code);
+        assert_true(json_string_length(json_object_get(e, "message")) > 0);
+        json_decref(j);
+    }
+    free(r.body);
+}
+
+static int setup(void **state)
+{
+    camera_table_init(&table);
+    reg = its_metrics_create();
+    if (its_metrics_std_register(reg) < 0)
+        return -1;
+    if (its_cache_create(NULL, reg, &cache) < 0)
+        return -1;
+    its_api_config cfg;
+    its_api_config_default(&cfg);
+    cfg.port = 0;
+    cfg.token = TOKEN;
+    cfg.max_frame_bytes = 4u << 20;
+    its_api_provider prov = camera_table_provider(&table);
+    if (its_api_create(&cfg, &prov, reg, cache, &api) < 0 || its_api_start(api) < 0)
+        return -1;
+    port = its_api_port(api);
+    return port > 0 ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    its_api_destroy(api);
+    its_cache_destroy(cache);
+    its_metrics_destroy(reg);
+    camera_table_free(&table);
+    return 0;
+}
+
+static void test_health_ready(void **state)
+{
+    http_resp r = get("/healthz");
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.headers, "Content-Type: application/json"));
+    json_t *j = body_json(&r);
+    assert_string_equal(json_string_value(json_object_get(j, "status")), "ok");
+    json_decref(j);
+    free(r.body);
+
+    table.ready = 0;
+    r = get("/readyz");
+    assert_int_equal(r.status, 503);
+    j = body_json(&r);
+    assert_false(json_boolean_value(json_object_get(j, "ready")));
+    assert_string_equal(json_string_value(json_object_get(j, "reason")), "model not loaded");
+    json_decref(j);
+    free(r.body);
+    table.ready = 1;
+    expect(get("/readyz"), 200, NULL);
+    expect(http("POST", "/healthz", TOKEN, NULL, NULL, 0), 405, "method_not_allowed");
+    expect(get("/nope"), 404, "not_found");
+    expect(get("/v1/cameras/a/b/c"), 404, "not_found");
+    expect(get("/v1/cameras/a/unknown"), 404, "not_found");
+}
+
+static void test_metrics_endpoint(void **state)
+{
+    expect(get("/healthz"), 200, NULL);
+    http_resp r = get("/metrics");
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.headers, "Content-Type: text/plain; version=0.0.4"));
+    assert_non_null(strstr(r.body, "# TYPE analytics_latency_seconds histogram\n"));
+    assert_non_null(strstr(r.body, "its_http_requests_total{route=\"healthz\",code=\"200\"}"));
+    free(r.body);
+}
+
+static void test_status(void **state)
+{
+    its_metric *inf = its_metrics_series_v(its_metrics_std(reg, ITS_M_STAGE_LATENCY), "inference");
+    its_metric *pubm = its_metrics_series_v(its_metrics_std(reg, ITS_M_STAGE_LATENCY), "publish");
+    /* Inference: all samples in (0.05, 0.075] -> p99 above its 50 ms budget. Publish: all
+     * in (0.001, 0.002] -> well inside 5 ms. */
+    for (int i = 0; i < 100; i++) {
+        its_metric_observe(inf, 0.06);
+        its_metric_observe(pubm, 0.0015);
+    }
+    its_metric *bs = its_metrics_series(its_metrics_std(reg, ITS_M_BATCH_SIZE), NULL);
+    its_metric_observe(bs, 8);
+    its_metric_observe(bs, 16);
+    its_metric_set(its_metrics_series_v(its_metrics_std(reg, ITS_M_QUEUE_DEPTH), "batch"), 42);
+    its_metric_set(its_metrics_series_v(its_metrics_std(reg, ITS_M_CAMERA_FPS), "cam-7"), 29.5);
+    its_metric_add(its_metrics_series_v(its_metrics_std(reg, ITS_M_FRAMES), "cam-7"), 1000);
+    its_metric_add(
+        its_metrics_series_v(its_metrics_std(reg, ITS_M_FRAMES_DROPPED), "cam-7", "queue_full"), 3);
+    its_metric_add(
+        its_metrics_series_v(its_metrics_std(reg, ITS_M_FRAMES_DROPPED), "cam-7", "too_old"), 2);
+    http_resp r = get("/v1/status");
+    assert_int_equal(r.status, 200);
+    json_t *j = body_json(&r);
+    free(r.body);
+    json_t *stages = json_object_get(j, "stages");
+    assert_int_equal(json_array_size(stages), ITS_STAGE_COUNT);
+    int seen = 0;
+    for (size_t i = 0; i < json_array_size(stages); i++) {
+        json_t *s = json_array_get(stages, i);
+        const char *name = json_string_value(json_object_get(s, "stage"));
+        if (!strcmp(name, "inference")) {
+            /* 99th of 100 samples in (50, 75] ms: 50 + 25 * 99/100. */
+            assert_float_equal(json_number_value(json_object_get(s, "p99_ms")), 74.75, 1e-9);
+            assert_float_equal(json_number_value(json_object_get(s, "budget_ms")), 50, 0);
+            assert_true(json_is_true(json_object_get(s, "over_budget")));
+            seen++;
+        } else if (!strcmp(name, "publish")) {
+            assert_float_equal(json_number_value(json_object_get(s, "p50_ms")), 1.5, 1e-9);
+            assert_float_equal(json_number_value(json_object_get(s, "budget_ms")), 5, 0);
+            assert_true(json_is_false(json_object_get(s, "over_budget")));
+            seen++;
+        } else if (!strcmp(name, "batch")) {
+            assert_true(json_is_null(json_object_get(s, "p99_ms"))); /* no samples yet */
+            seen++;
+        }
+    }
+    assert_int_equal(seen, 3);
+    json_t *b = json_object_get(j, "batch_size");
+    assert_float_equal(json_number_value(json_object_get(b, "mean")), 12, 0);
+    assert_int_equal(json_integer_value(json_object_get(b, "batches")), 2);
+    assert_float_equal(
+        json_number_value(json_object_get(json_object_get(j, "queue_depth"), "batch")), 42, 0);
+    json_t *cam = json_object_get(json_object_get(j, "cameras"), "cam-7");
+    assert_float_equal(json_number_value(json_object_get(cam, "fps")), 29.5, 0);
+    assert_float_equal(json_number_value(json_object_get(cam, "frames")), 1000, 0);
+    assert_float_equal(json_number_value(json_object_get(cam, "drops")), 5, 0);
+    assert_null(json_object_get(j, "scaling")); /* no scaling collector attached yet */
+    json_t *e2e = json_object_get(j, "end_to_end");
+    assert_float_equal(json_number_value(json_object_get(e2e, "budget_ms")), 100, 0);
+    assert_true(json_is_null(json_object_get(e2e, "p99_ms")));
+    json_decref(j);
+
+    /* With the scaling collector: after two scrapes, the decision and its inputs. */
+    assert_int_equal(its_metrics_scaling_attach(reg), 0);
+    for (int i = 0; i < 2; i++) {
+        r = get("/metrics");
+        free(r.body);
+        its_metric_set(its_metrics_series_v(its_metrics_std(reg, ITS_M_QUEUE_DEPTH), "batch"), 650);
+    }
+    r = get("/v1/status");
+    j = body_json(&r);
+    free(r.body);
+    json_t *sc = json_object_get(j, "scaling");
+    assert_non_null(sc);
+    assert_float_equal(json_number_value(json_object_get(sc, "queue_depth")), 650, 0);
+    assert_int_equal(json_integer_value(json_object_get(sc, "recommendation")), 1);
+    json_decref(j);
+    its_metric_set(its_metrics_series_v(its_metrics_std(reg, ITS_M_QUEUE_DEPTH), "batch"), 0);
+}
+
+static void test_auth(void **state)
+{
+    const char *body = "{\"id\":\"cam-a\",\"url\":\"rtsp://10.0.0.1/stream\"}";
+    http_resp r = post_json("POST", "/v1/cameras", NULL, body);
+    assert_int_equal(r.status, 401);
+    assert_non_null(strstr(r.headers, "WWW-Authenticate: Bearer"));
+    free(r.body);
+    expect(post_json("POST", "/v1/cameras", "wrong", body), 401, "unauthorized");
+    expect(post_json("POST", "/v1/cameras", TOKEN "x", body), 401, "unauthorized");
+    expect(post_json("POST", "/v1/cameras", "t0ken-ab", body), 401, "unauthorized");
+    expect(http("DELETE", "/v1/cameras/cam-a", NULL, NULL, NULL, 0), 401, "unauthorized");
+    expect(post_json("PUT", "/v1/cameras/cam-a", NULL, body), 401, "unauthorized");
+    expect(http("POST", "/v1/cameras/cam-a/frames", NULL, "image/jpeg", "\xff\xd8\xff\xe0", 4), 401,
+           "unauthorized");
+    /* A basic-auth header is not a bearer token. */
+    char head[512];
+    snprintf(head, sizeof head,
+             "POST /v1/cameras HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Basic "
+             "dDBrZW4=\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
+             strlen(body));
+    expect(http_raw(head, body, strlen(body)), 401, "unauthorized");
+    assert_int_equal(table.n, 0); /* nothing got through */
+    /* Reads need no token. */
+    expect(get("/v1/cameras"), 200, NULL);
+}
+
+static void test_cameras_crud(void **state)
+{
+    http_resp r = get("/v1/cameras");
+    json_t *j = body_json(&r);
+    size_t before = json_array_size(json_object_get(j, "cameras"));
+    json_decref(j);
+    free(r.body);
+
+    r = post_json("POST", "/v1/cameras", TOKEN,
+                  "{\"id\":\"cam-1\",\"url\":\"rtsp://10.0.0.1/s\",\"fps\":25,"
+                  "\"lines\":[{\"name\":\"north\"}]}");
+    assert_int_equal(r.status, 201);
+    assert_non_null(strstr(r.headers, "Location: /v1/cameras/cam-1"));
+    free(r.body);
+    assert_non_null(strstr(table.json[0], "\"lines\"")); /* the scene config reaches itsd */
+    expect(post_json("POST", "/v1/cameras", TOKEN, "{\"id\":\"cam-1\",\"url\":\"x\"}"), 409,
+           "conflict");
+
+    r = get("/v1/cameras/cam-1");
+    assert_int_equal(r.status, 200);
+    j = body_json(&r);
+    assert_string_equal(json_string_value(json_object_get(j, "id")), "cam-1");
+    assert_string_equal(json_string_value(json_object_get(j, "url")), "rtsp://10.0.0.1/s");
+    assert_float_equal(json_number_value(json_object_get(j, "fps")), 25, 0);
+    assert_string_equal(json_string_value(json_object_get(j, "state")), "connecting");
+    json_decref(j);
+    free(r.body);
+
+    r = get("/v1/cameras");
+    j = body_json(&r);
+    assert_int_equal(json_array_size(json_object_get(j, "cameras")), before + 1);
+    assert_int_equal(json_integer_value(json_object_get(j, "count")), before + 1);
+    json_decref(j);
+    free(r.body);
+
+    r = post_json("PUT", "/v1/cameras/cam-1", TOKEN, "{\"url\":\"rtsp://10.0.0.2/s\"}");
+    assert_int_equal(r.status, 200);
+    j = body_json(&r);
+    assert_string_equal(json_string_value(json_object_get(j, "result")), "replaced");
+    json_decref(j);
+    free(r.body);
+    expect(
+        post_json("PUT", "/v1/cameras/cam-2", TOKEN, "{\"id\":\"cam-2\",\"url\":\"file:a.mp4\"}"),
+        201, NULL);
+    expect(post_json("PUT", "/v1/cameras/cam-2", TOKEN, "{\"id\":\"cam-3\",\"url\":\"u\"}"), 400,
+           "bad_request");
+    expect(http("DELETE", "/v1/cameras/cam-2", TOKEN, NULL, NULL, 0), 200, NULL);
+    expect(http("DELETE", "/v1/cameras/cam-2", TOKEN, NULL, NULL, 0), 404, "not_found");
+    expect(get("/v1/cameras/cam-2"), 404, "not_found");
+    expect(get("/v1/cameras/bad%20id"), 400, "bad_request");
+    expect(get("/v1/cameras/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
+           400, "bad_request");
+    expect(http("PATCH", "/v1/cameras/cam-1", NULL, NULL, NULL, 0), 401, "unauthorized");
+    r = http("PATCH", "/v1/cameras/cam-1", TOKEN, NULL, NULL, 0);
+    assert_int_equal(r.status, 405);
+    assert_non_null(strstr(r.headers, "Allow: GET, PUT, DELETE"));
+    free(r.body);
+    expect(http("DELETE", "/v1/cameras", TOKEN, NULL, NULL, 0), 405, "method_not_allowed");
+    expect(http("DELETE", "/v1/cameras/cam-1", TOKEN, NULL, NULL, 0), 200, NULL);
+}
+
+static void test_malformed_and_oversized(void **state)
+{
+    expect(post_json("POST", "/v1/cameras", TOKEN, "{\"id\":\"c\",\"url\":"), 400, "bad_json");
+    expect(post_json("POST", "/v1/cameras", TOKEN, ""), 400, "bad_json");
+    expect(post_json("POST", "/v1/cameras", TOKEN, "[1,2]"), 400, "bad_request");
+    expect(post_json("POST", "/v1/cameras", TOKEN, "{\"id\":\"c\",\"id\":\"d\",\"url\":\"u\"}"),
+           400, "bad_json");
+    expect(post_json("POST", "/v1/cameras", TOKEN, "{\"url\":\"u\"}"), 400, "bad_request");
+    expect(post_json("POST", "/v1/cameras", TOKEN, "{\"id\":7,\"url\":\"u\"}"), 400, "bad_request");
+    expect(post_json("POST", "/v1/cameras", TOKEN, "{\"id\":\"a b\",\"url\":\"u\"}"), 400,
+           "bad_request");
+    expect(post_json("POST", "/v1/cameras", TOKEN, "{\"id\":\"c\"}"), 400, "bad_request");
+    expect(post_json("POST", "/v1/cameras", TOKEN, "{\"id\":\"c\",\"url\":\"\"}"), 400,
+           "bad_request");
+    expect(post_json("POST", "/v1/cameras", TOKEN, "{\"id\":\"c\",\"url\":\"a\\nb\"}"), 400,
+           "bad_request");
+    expect(post_json("POST", "/v1/cameras", TOKEN, "{\"id\":\"c\",\"url\":\"u\",\"fps\":0}"), 400,
+           "bad_request");
+    expect(post_json("POST", "/v1/cameras", TOKEN, "{\"id\":\"c\",\"url\":\"u\",\"fps\":\"9\"}"),
+           400, "bad_request");
+    expect(post_json("POST", "/v1/cameras", TOKEN, "{\"id\":\"c\",\"url\":\"u\",\"fps\":1000}"),
+           400, "bad_request");
+    expect(http("POST", "/v1/cameras", TOKEN, "text/plain", "{}", 2), 415,
+           "unsupported_media_type");
+    /* A body with a NUL byte in it. */
+    expect(http("POST", "/v1/cameras", TOKEN, "application/json", "{\"id\":\"c\"\0}", 11), 400,
+           "bad_json");
+    assert_int_equal(table.n, 0);
+
+    /* Announced too large: refused before the body is read. */
+    char head[512];
+    snprintf(head, sizeof head,
+             "POST /v1/cameras HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer "
+             "%s\r\nContent-Type: application/json\r\nContent-Length: 100000000\r\n\r\n",
+             TOKEN);
+    expect(http_raw(head, NULL, 0), 413, "payload_too_large");
+    /* Chunked without a length, growing past the limit while being read. */
+    size_t big = 70 * 1024;
+    char *chunked = malloc(big + 64);
+    int n = snprintf(chunked, 64, "%zx\r\n", big);
+    memset(chunked + n, ' ', big);
+    memcpy(chunked + n + big, "\r\n0\r\n\r\n", 7);
+    snprintf(head, sizeof head,
+             "POST /v1/cameras HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer "
+             "%s\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
+             TOKEN);
+    expect(http_raw(head, chunked, (size_t)n + big + 7), 413, "payload_too_large");
+    free(chunked);
+    /* A body on a GET is not expected. */
+    expect(http("GET", "/v1/cameras", NULL, "application/json", "{}", 2), 413, "payload_too_large");
+    /* Garbage instead of HTTP: the server answers 400 and stays up. */
+    http_resp r = http_raw("NOT HTTP AT ALL\r\n\r\n", NULL, 0);
+    assert_int_equal(r.status, 400);
+    free(r.body);
+    expect(get("/healthz"), 200, NULL);
+}
+
+static void test_frames(void **state)
+{
+    expect(post_json("POST", "/v1/cameras", TOKEN, "{\"id\":\"push-1\",\"url\":\"push\"}"), 201,
+           NULL);
+    char path[512];
+    assert_non_null(its_test_shared_path("media/zidane.jpg", path, sizeof path));
+    size_t len = 0;
+    uint8_t *jpeg = its_test_read_file(path, &len);
+    assert_non_null(jpeg);
+    int before = table.frames_pushed;
+    http_resp r = http("POST", "/v1/cameras/push-1/frames", TOKEN, "image/jpeg", jpeg, len);
+    assert_int_equal(r.status, 202);
+    json_t *j = body_json(&r);
+    assert_int_equal(json_integer_value(json_object_get(j, "bytes")), len);
+    json_decref(j);
+    free(r.body);
+    assert_int_equal(table.frames_pushed, before + 1);
+    assert_int_equal(table.last_len, len);
+    assert_memory_equal(table.last_frame, jpeg, len); /* byte for byte */
+    assert_string_equal(table.last_frame_cam, "push-1");
+
+    expect(http("POST", "/v1/cameras/nope/frames", TOKEN, "image/jpeg", jpeg, len), 404,
+           "not_found");
+    expect(http("POST", "/v1/cameras/push-1/frames", TOKEN, "image/png", jpeg, len), 415,
+           "unsupported_media_type");
+    expect(http("POST", "/v1/cameras/push-1/frames", TOKEN, "image/jpeg", "GIF89a....", 10), 400,
+           "bad_image");
+    expect(http("POST", "/v1/cameras/push-1/frames", TOKEN, "image/jpeg", "", 0), 400, "bad_image");
+    table.full = 1;
+    expect(http("POST", "/v1/cameras/push-1/frames", TOKEN, "image/jpeg", jpeg, len), 429, "busy");
+    table.full = 0;
+    expect(get("/v1/cameras/push-1/frames"), 405, "method_not_allowed");
+    /* Larger than max_frame_bytes (4 MiB here). */
+    size_t big = (4u << 20) + 1;
+    uint8_t *huge = its_calloc(ITS_MOD_TEST, 1, big);
+    memcpy(huge, jpeg, len);
+    expect(http("POST", "/v1/cameras/push-1/frames", TOKEN, "image/jpeg", huge, big), 413,
+           "payload_too_large");
+    its_free(huge);
+    its_free(jpeg);
+    assert_int_equal(table.frames_pushed, before + 1);
+    expect(http("DELETE", "/v1/cameras/push-1", TOKEN, NULL, NULL, 0), 200, NULL);
+}
+
+static void test_analytics(void **state)
+{
+    expect(post_json("POST", "/v1/cameras", TOKEN, "{\"id\":\"cam-an\",\"url\":\"push\"}"), 201,
+           NULL);
+    const char *v = "{\"v\":1,\"type\":\"analytics\",\"camera\":\"cam-an\",\"window\":\"15m\"}";
+    assert_int_equal(its_cache_put(cache, "its:cam:cam-an:analytics:15m", v, strlen(v), 60), 0);
+    http_resp r = get("/v1/cameras/cam-an/analytics?window=15m");
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, v);
+    free(r.body);
+    expect(get("/v1/cameras/cam-an/analytics"), 404, "not_found"); /* 1m not there yet */
+    expect(get("/v1/cameras/cam-an/analytics?window=a:b"), 400, "bad_request");
+    expect(get("/v1/cameras/ghost/analytics"), 404, "not_found");
+    expect(http("DELETE", "/v1/cameras/cam-an", TOKEN, NULL, NULL, 0), 200, NULL);
+}
+
+static void test_bind_policy(void **state)
+{
+    its_api_config cfg;
+    its_api_config_default(&cfg);
+    cfg.port = 0;
+    its_api *a = NULL;
+    cfg.bind_addr = "0.0.0.0";
+    assert_int_equal(its_api_create(&cfg, NULL, NULL, NULL, &a), 0);
+    assert_int_equal(its_api_start(a), ITS_EAUTH);
+    its_api_destroy(a);
+    cfg.bind_addr = "localhost"; /* a name, not an address */
+    assert_int_equal(its_api_create(&cfg, NULL, NULL, NULL, &a), 0);
+    assert_int_equal(its_api_start(a), ITS_EINVAL);
+    its_api_destroy(a);
+    cfg.bind_addr = "0.0.0.0";
+    cfg.token = "secret";
+    assert_int_equal(its_api_create(&cfg, NULL, NULL, NULL, &a), 0);
+    assert_int_equal(its_api_start(a), 0);
+    assert_true(its_api_port(a) > 0);
+    its_api_destroy(a);
+    cfg.bind_addr = "127.0.0.1";
+    cfg.token = NULL;
+    cfg.port = port; /* in use */
+    assert_int_equal(its_api_create(&cfg, NULL, NULL, NULL, &a), 0);
+    assert_int_equal(its_api_start(a), ITS_ENET);
+    its_api_destroy(a);
+    cfg.max_body_bytes = 0;
+    assert_int_equal(its_api_create(&cfg, NULL, NULL, NULL, &a), ITS_EINVAL);
+
+    /* Without a token on loopback, changes are allowed (development mode); without a
+     * provider the camera endpoints answer 501 and readiness 503. */
+    its_api_config_default(&cfg);
+    cfg.port = 0;
+    assert_int_equal(its_api_create(&cfg, NULL, NULL, NULL, &a), 0);
+    its_api_request req = {.method = "POST",
+                           .path = "/v1/cameras",
+                           .content_type = "application/json",
+                           .body = (const uint8_t *)"{}",
+                           .body_len = 2};
+    its_api_response resp;
+    assert_int_equal(its_api_handle(a, &req, &resp), 0);
+    assert_int_equal(resp.status, 501);
+    its_api_response_free(&resp);
+    req = (its_api_request){.method = "GET", .path = "/readyz"};
+    assert_int_equal(its_api_handle(a, &req, &resp), 0);
+    assert_int_equal(resp.status, 503);
+    its_api_response_free(&resp);
+    req = (its_api_request){.method = "GET", .path = "/metrics"};
+    assert_int_equal(its_api_handle(a, &req, &resp), 0);
+    assert_int_equal(resp.status, 200);
+    assert_int_equal(resp.len, 0);
+    its_api_response_free(&resp);
+    its_api_destroy(a);
+}
+
+/* Raw request without cmocka asserts (safe off the main thread); returns the status. */
+static int quick_status(const char *head, const void *body, size_t len)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    int status = -1;
+    if (write(fd, head, strlen(head)) == (ssize_t)strlen(head) &&
+        (len == 0 || write(fd, body, len) == (ssize_t)len)) {
+        char buf[256];
+        ssize_t n = read(fd, buf, sizeof buf - 1);
+        if (n > 0) {
+            buf[n] = 0;
+            if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1)
+                status = -1;
+        }
+        while (read(fd, buf, sizeof buf) > 0) {
+        }
+    }
+    close(fd);
+    return status;
+}
+
+static int ok_count;
+static pthread_mutex_t ok_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void *client_thread(void *arg)
+{
+    (void)arg;
+    static const uint8_t jpeg[] = {0xff, 0xd8, 0xff, 0xe0, 0, 16, 'J', 'F', 'I', 'F'};
+    char post[512];
+    snprintf(post, sizeof post,
+             "POST /v1/cameras/conc/frames HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+             "Authorization: Bearer " TOKEN "\r\nContent-Type: image/jpeg\r\n"
+             "Content-Length: %zu\r\n\r\n",
+             sizeof jpeg);
+    static const char *const gets[] = {
+        "GET /v1/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "GET /v1/cameras HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    };
+    int ok = 0;
+    for (int i = 0; i < 40; i++) {
+        int st =
+            i % 4 == 3 ? quick_status(post, jpeg, sizeof jpeg) : quick_status(gets[i % 4], NULL, 0);
+        ok += (i % 4 == 3 && st == 202) || (i % 4 != 3 && st == 200);
+    }
+    pthread_mutex_lock(&ok_lock);
+    ok_count += ok;
+    pthread_mutex_unlock(&ok_lock);
+    return NULL;
+}
+
+static void test_concurrent_clients(void **state)
+{
+    expect(post_json("POST", "/v1/cameras", TOKEN, "{\"id\":\"conc\",\"url\":\"push\"}"), 201,
+           NULL);
+    int before = table.frames_pushed;
+    pthread_t t[4];
+    ok_count = 0;
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, client_thread, NULL), 0);
+    /* Meanwhile the "pipeline" keeps updating metrics, lock-free. */
+    its_metric *m = its_metrics_series_v(its_metrics_std(reg, ITS_M_FRAMES), "conc");
+    for (int i = 0; i < 100000; i++)
+        its_metric_inc(m);
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    assert_int_equal(ok_count, 4 * 40);
+    assert_int_equal(table.frames_pushed, before + 4 * 10);
+    expect(http("DELETE", "/v1/cameras/conc", TOKEN, NULL, NULL, 0), 200, NULL);
+}
+
+static void test_request_counter(void **state)
+{
+    its_metric *m =
+        its_metrics_series_v(its_metrics_std(reg, ITS_M_HTTP_REQUESTS), "unknown", "404");
+    double before = its_metric_value(m);
+    expect(get("/definitely/not/here"), 404, "not_found");
+    assert_float_equal(its_metric_value(m), before + 1, 0);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN); /* the client writes bodies the server may refuse early */
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_health_ready),
+        cmocka_unit_test(test_metrics_endpoint),
+        cmocka_unit_test(test_status),
+        cmocka_unit_test(test_auth),
+        cmocka_unit_test(test_cameras_crud),
+        cmocka_unit_test(test_malformed_and_oversized),
+        cmocka_unit_test(test_frames),
+        cmocka_unit_test(test_analytics),
+        cmocka_unit_test(test_bind_policy),
+        cmocka_unit_test(test_request_counter),
+        cmocka_unit_test(test_concurrent_clients),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
