@@ -43,6 +43,7 @@
 
 #include "its/config.h"
 #include "its/pipeline.h"
+#include "its/publish.h"
 
 typedef enum { ITS_BACKEND_NOOP = 0, ITS_BACKEND_CPU, ITS_BACKEND_CUDA } its_backend_kind;
 typedef enum { ITS_SINKT_STDOUT = 0, ITS_SINKT_FILE, ITS_SINKT_NULL } its_sink_kind;
@@ -74,6 +75,7 @@ typedef struct its_app_settings {
     char *sink_path;
     double status_interval_s;
     double drain_s;
+    its_publish_settings redis; /* redis.*: an empty host means no Redis sink */
 } its_app_settings;
 
 /* One camera as written in the YAML file (strings owned by the loader). */

@@ -12,6 +12,9 @@
 
 #include "its/app.h"
 #include "its/app_hooks.h"
+#if ITS_APP_REDIS
+#include "its/app_redis.h"
+#endif
 #include "its/core.h"
 
 static const char *const backends[] = {"noop", "cpu", "cuda", NULL};
@@ -79,6 +82,7 @@ static const its_option options[] = {
                    "status line on stderr every this many seconds (0: never)"),
     ITS_OPT_DOUBLE("shutdown.drain_s", S, drain_s, "2", 0, 60, 0,
                    "on SIGTERM, process queued frames for at most this long"),
+    ITS_PUBLISH_OPTIONS(S, redis),
 };
 #undef S
 
@@ -465,6 +469,28 @@ int its_app_pipeline_opts(const its_app_config *c, its_pipeline_opts *o, char *e
         o->sink = its_sink_null();
     else
         o->sink = its_sink_stdout();
+#if ITS_APP_REDIS
+    /* with redis.host set, messages also go to Redis (the configured sink stays) */
+    its_publish_config pc; /* the publisher copies its strings */
+    if (o->sink && its_publish_settings_apply(&s->redis, &pc, NULL) == 1) {
+        its_sink *rs;
+        rc = its_sink_redis(&pc, &rs, err, errlen);
+        if (rc < 0) {
+            o->sink->destroy(o->sink);
+            o->sink = NULL;
+            if (o->infer.release)
+                o->infer.release(o->infer.ctx);
+            memset(&o->infer, 0, sizeof o->infer);
+            if (o->hooks.release)
+                o->hooks.release(o->hooks.ctx);
+            memset(&o->hooks, 0, sizeof o->hooks);
+            return rc;
+        } else {
+            its_sink *both[2] = {rs, o->sink};
+            o->sink = its_sink_tee(both, 2);
+        }
+    }
+#endif
     if (!o->sink) {
         if (o->infer.release)
             o->infer.release(o->infer.ctx);
