@@ -260,7 +260,7 @@ static void test_replay(void **state)
 typedef struct camserver {
     int port;
     int lfd;
-    int cfd;
+    atomic_int cfd;
     const uint8_t *data;
     size_t len;
     atomic_int stop;
@@ -277,7 +277,7 @@ static void *cam_main(void *arg)
         if (fd < 0)
             break;
         atomic_fetch_add(&c->connections, 1);
-        c->cfd = fd;
+        atomic_store(&c->cfd, fd);
         char req[2048];
         ssize_t r = recv(fd, req, sizeof req, 0);
         (void)r;
@@ -294,8 +294,8 @@ static void *cam_main(void *arg)
             off = (off + n) % c->len;
             its_sleep_ns(2 * ITS_NS_PER_MS);
         }
+        atomic_store(&c->cfd, -1);
         close(fd);
-        c->cfd = -1;
     }
     return NULL;
 }
@@ -312,7 +312,7 @@ static int cam_start(camserver *c)
     socklen_t al = sizeof a;
     getsockname(c->lfd, (struct sockaddr *)&a, &al);
     c->port = ntohs(a.sin_port);
-    c->cfd = -1;
+    atomic_store(&c->cfd, -1);
     atomic_store(&c->stop, 0);
     atomic_store(&c->stall, 0);
     return pthread_create(&c->thread, NULL, cam_main, c);
@@ -322,8 +322,9 @@ static void cam_stop(camserver *c)
 {
     atomic_store(&c->stop, 1);
     shutdown(c->lfd, SHUT_RDWR);
-    if (c->cfd >= 0)
-        shutdown(c->cfd, SHUT_RDWR);
+    int cfd = atomic_load(&c->cfd);
+    if (cfd >= 0)
+        shutdown(cfd, SHUT_RDWR);
     pthread_join(c->thread, NULL);
     close(c->lfd);
 }
@@ -368,7 +369,10 @@ static void test_http_reconnect(void **state)
     assert_int_equal(its_source_create(&o, on_frame, &s, &src, NULL, 0), 0);
     its_source_start(src);
     assert_true(wait_frames(&s, 20, 10));
-    assert_int_equal(s.w, 320);
+    pthread_mutex_lock(&s.mu);
+    int w = s.w;
+    pthread_mutex_unlock(&s.mu);
+    assert_int_equal(w, 320);
 
     /* the camera dies: connection cut, then refused */
     cam_stop(&cs);
@@ -391,7 +395,7 @@ static void test_http_reconnect(void **state)
     assert_true(st.stalls >= 1);
     atomic_store(&cs.stall, 0);
     /* the stalled connection is still held by the server thread; end it to accept again */
-    shutdown(cs.cfd, SHUT_RDWR);
+    shutdown(atomic_load(&cs.cfd), SHUT_RDWR);
     before = sink_count(&s);
     assert_true(wait_frames(&s, before + 20, 10));
     assert_true(atomic_load(&cs.connections) > conns);
