@@ -43,6 +43,7 @@
 
 #include "its/config.h"
 #include "its/pipeline.h"
+#include "its/api.h"
 #include "its/publish.h"
 
 typedef enum { ITS_BACKEND_NOOP = 0, ITS_BACKEND_CPU, ITS_BACKEND_CUDA } its_backend_kind;
@@ -76,6 +77,8 @@ typedef struct its_app_settings {
     double status_interval_s;
     double drain_s;
     its_publish_settings redis; /* redis.*: an empty host means no Redis sink */
+    int api_enabled;
+    its_api_settings api; /* api.* */
 } its_app_settings;
 
 /* One camera as written in the YAML file (strings owned by the loader). */

@@ -3,7 +3,7 @@
  * on read.
  *
  *     its_lat_t *lat;
- *     its_lat_create(ITS_STAGE_COUNT, 16, &lat);
+ *     its_lat_create(ITS_STAGE_N, 16, &lat);
  *     its_lat_shard *sh = its_lat_shard_claim(lat);   // once per recording thread
  *     its_lat_record(sh, ITS_STAGE_INFER, t1 - t0);   // ns; no lock, no allocation
  *     uint64_t p99 = its_lat_quantile(lat, ITS_STAGE_INFER, 0.99);   // any thread

@@ -19,7 +19,8 @@
  * instance, forming batches one at a time so a camera's frames leave in order); and
  * analytics_workers threads, camera c always on worker c % analytics_workers, which restore
  * each camera's order after the engine, run the per-camera stages and publish. Control calls
- * (add/remove camera, stop, stats) come from one control thread at a time.
+ * (add/remove camera, stop) are serialised by the pipeline; stats and lookups may be called
+ * from any thread.
  *
  * Accounting: for every camera, frames in = processed + dropped, exactly, once the pipeline
  * is stopped (its_pipeline_camera_stats). Drops are counted by reason: the source's buffers
@@ -53,7 +54,7 @@ typedef enum its_stage {
     ITS_STAGE_MODELMON,
     ITS_STAGE_PUBLISH, /* message built and handed to the sinks */
     ITS_STAGE_TOTAL,   /* published - captured: the end-to-end latency */
-    ITS_STAGE_COUNT
+    ITS_STAGE_N
 } its_stage;
 
 const char *its_stage_name(its_stage s);
@@ -230,6 +231,12 @@ its_lat_t *its_pipeline_latency(its_pipeline_t *p);
 void its_pipeline_batch_stats(its_pipeline_t *p, its_batcher_stats *out);
 /* One status line (no newline): per-camera FPS and drops, batch size, stage p99 vs budget. */
 int its_pipeline_status_line(its_pipeline_t *p, char *buf, size_t len);
+/* A function called for every published frame on its analytics worker, after the sinks
+ * (metrics). Set it before start. */
+typedef void (*its_frame_observer)(void *ctx, const its_frame *f, const char *camera);
+void its_pipeline_set_observer(its_pipeline_t *p, its_frame_observer fn, void *ctx);
+/* The url a camera slot was added with ("" for a bad slot). */
+const char *its_pipeline_camera_url(its_pipeline_t *p, int slot);
 /* Flush the sinks (the status timer does this). */
 void its_pipeline_flush(its_pipeline_t *p);
 /* Messages published so far (all types). */

@@ -60,7 +60,9 @@ struct its_pipeline_t {
     its_pipeline_opts o;
     its_infer *infers[MAX_WORKERS];
     cam *cams;
-    int n_used;
+    atomic_int n_used; /* slots ever used; grows under ctl_mu, read anywhere */
+    its_frame_observer observer;
+    void *observer_ctx;
     pthread_mutex_t ctl_mu;
     its_batcher_t *batcher;
     pthread_mutex_t form_mu;
@@ -77,24 +79,24 @@ struct its_pipeline_t {
     /* status line state (control thread) */
     uint64_t st_ns;
     uint64_t st_batches, st_items;
-    uint64_t *st_buckets; /* ITS_STAGE_COUNT x ITS_LAT_BUCKETS */
+    uint64_t *st_buckets; /* ITS_STAGE_N x ITS_LAT_BUCKETS */
 };
 
-static const char *const stage_names[ITS_STAGE_COUNT] = {
-    "ingest",    "queue",   "infer",    "post",    "dispatch",
-    "analytics", "quality", "modelmon", "publish", "total"};
+static const char *const stage_names[ITS_STAGE_N] = {"ingest",   "queue",     "infer",   "post",
+                                                     "dispatch", "analytics", "quality", "modelmon",
+                                                     "publish",  "total"};
 /* SPEC budgets (ARCHITECTURE.md section 3): queue + batch 5 + 10, GPU 50, post 10, quality 5,
  * metrics 5, analytics 15, publish 5; end to end 100. */
-static const double stage_budget[ITS_STAGE_COUNT] = {0, 15, 50, 10, 0, 15, 5, 5, 5, 100};
+static const double stage_budget[ITS_STAGE_N] = {0, 15, 50, 10, 0, 15, 5, 5, 5, 100};
 
 const char *its_stage_name(its_stage s)
 {
-    return (unsigned)s < ITS_STAGE_COUNT ? stage_names[s] : "?";
+    return (unsigned)s < ITS_STAGE_N ? stage_names[s] : "?";
 }
 
 double its_stage_budget_ms(its_stage s)
 {
-    return (unsigned)s < ITS_STAGE_COUNT ? stage_budget[s] : 0;
+    return (unsigned)s < ITS_STAGE_N ? stage_budget[s] : 0;
 }
 
 void its_pipeline_opts_default(its_pipeline_opts *o)
@@ -314,6 +316,8 @@ static void process(its_pipeline_t *p, its_lat_shard *sh, cam *c, its_frame *f, 
     jw_init(&w, buf, JSON_BUF);
     build_json(p, p->infers[0], c, f, &w);
     p->o.sink->publish(p->o.sink, ITS_MSG_FRAME, c->id, f, w.buf, w.len);
+    if (p->observer)
+        p->observer(p->observer_ctx, f, c->id);
     uint64_t done = its_now_ns();
     its_lat_record(sh, ITS_STAGE_DISPATCH, span(f, ITS_TS_POST, ITS_TS_DISPATCH));
     its_lat_record(sh, ITS_STAGE_ANALYTICS, span(f, ITS_TS_DISPATCH, ITS_TS_ANALYTICS));
@@ -425,10 +429,9 @@ int its_pipeline_create(its_pipeline_opts *o, its_pipeline_t **out, char *err, s
     rc = ITS_ENOMEM;
     p->cams = its_calloc(ITS_MOD_APP, (size_t)q->max_cameras, sizeof *p->cams);
     p->st_buckets =
-        its_calloc(ITS_MOD_APP, (size_t)ITS_STAGE_COUNT * ITS_LAT_BUCKETS, sizeof(uint64_t));
+        its_calloc(ITS_MOD_APP, (size_t)ITS_STAGE_N * ITS_LAT_BUCKETS, sizeof(uint64_t));
     if (!p->cams || !p->st_buckets ||
-        its_lat_create(ITS_STAGE_COUNT, q->engine_workers + q->analytics_workers + 2, &p->lat) <
-            0) {
+        its_lat_create(ITS_STAGE_N, q->engine_workers + q->analytics_workers + 2, &p->lat) < 0) {
         snprintf(err, errlen, "pipeline: out of memory");
         goto fail;
     }
@@ -510,7 +513,7 @@ int its_pipeline_add_camera(its_pipeline_t *p, const its_camera_cfg *c, char *er
         goto out;
     k->used = 1;
     atomic_store(&k->active, 1);
-    p->n_used++;
+    atomic_fetch_add(&p->n_used, 1);
     if (p->started && !p->stopped && (rc = its_source_start(k->src)) < 0)
         snprintf(err, errlen, "camera '%s': cannot start its thread", c->id);
     its_logi("app", k->id, "camera added: %s (%s)", k->url,
@@ -522,7 +525,8 @@ out:
 
 int its_pipeline_find_camera(its_pipeline_t *p, const char *id)
 {
-    for (int i = 0; i < p->n_used; i++)
+    int n = atomic_load(&p->n_used);
+    for (int i = 0; i < n; i++)
         if (atomic_load(&p->cams[i].active) && strcmp(p->cams[i].id, id) == 0)
             return i;
     return ITS_ENOENT;
@@ -671,12 +675,23 @@ void its_pipeline_destroy(its_pipeline_t *p)
 
 int its_pipeline_n_cameras(its_pipeline_t *p)
 {
-    return p->n_used;
+    return atomic_load(&p->n_used);
+}
+
+void its_pipeline_set_observer(its_pipeline_t *p, its_frame_observer fn, void *ctx)
+{
+    p->observer = fn;
+    p->observer_ctx = ctx;
+}
+
+const char *its_pipeline_camera_url(its_pipeline_t *p, int slot)
+{
+    return slot >= 0 && slot < atomic_load(&p->n_used) ? p->cams[slot].url : "";
 }
 
 int its_pipeline_camera_stats(its_pipeline_t *p, int slot, its_camera_stats *out)
 {
-    if (slot < 0 || slot >= p->n_used)
+    if (slot < 0 || slot >= atomic_load(&p->n_used))
         return ITS_ERANGE;
     cam *c = &p->cams[slot];
     memset(out, 0, sizeof *out);
@@ -789,7 +804,7 @@ int its_pipeline_status_line(its_pipeline_t *p, char *buf, size_t len)
            inf->name, inf->is_benchmark ? " (benchmark, no inference)" : "", active,
            dt > 0 ? (double)total_out / dt : 0, (unsigned long long)total_drop,
            db ? (double)di / (double)db : 0, bs.depth);
-    for (int s = ITS_STAGE_QUEUE; s < ITS_STAGE_COUNT; s++) {
+    for (int s = ITS_STAGE_QUEUE; s < ITS_STAGE_N; s++) {
         uint64_t cur[ITS_LAT_BUCKETS], *prev = p->st_buckets + (size_t)s * ITS_LAT_BUCKETS;
         its_lat_buckets(p->lat, s, cur);
         for (int b = 0; b < ITS_LAT_BUCKETS; b++) {

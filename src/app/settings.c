@@ -83,6 +83,9 @@ static const its_option options[] = {
     ITS_OPT_DOUBLE("shutdown.drain_s", S, drain_s, "2", 0, 60, 0,
                    "on SIGTERM, process queued frames for at most this long"),
     ITS_PUBLISH_OPTIONS(S, redis),
+    ITS_OPT_BOOL("api.enabled", S, api_enabled, "true", 0,
+                 "serve the HTTP API and /metrics (itsd)"),
+    ITS_API_OPTIONS(S, api),
 };
 #undef S
 

@@ -1,6 +1,9 @@
 /* The itsd executable: --check-config / --print-config exit codes, SIGHUP adding and
  * removing cameras while running, SIGTERM draining and exiting 0 within 5 s. */
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +15,7 @@
 #include "testutil.h"
 
 static char itsd[1024], media[512], dir[256];
+static int g_api_port;
 
 static pid_t spawn(const char *cfg, const char *extra, const char *out, const char *errf)
 {
@@ -45,6 +49,46 @@ static int wait_exit(pid_t pid, double seconds)
     return -1;
 }
 
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(fd, (struct sockaddr *)&a, sizeof a);
+    socklen_t al = sizeof a;
+    getsockname(fd, (struct sockaddr *)&a, &al);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+/* One HTTP/1.0 request to itsd's API; the whole response (status line included) into buf. */
+static int http(const char *method, const char *path, const char *body, char *buf, size_t len)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)g_api_port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+        close(fd);
+        return -1;
+    }
+    char req[2048];
+    int n = snprintf(req, sizeof req,
+                     "%s %s HTTP/1.0\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %zu\r\n\r\n%s",
+                     method, path, body ? strlen(body) : 0, body ? body : "");
+    if (send(fd, req, (size_t)n, 0) != n) {
+        close(fd);
+        return -1;
+    }
+    size_t got = 0;
+    ssize_t r;
+    while (got + 1 < len && (r = recv(fd, buf + got, len - got - 1, 0)) > 0)
+        got += (size_t)r;
+    buf[got] = 0;
+    close(fd);
+    return (int)got;
+}
+
 static void write_cfg(const char *path, const char *cams)
 {
     char buf[4096];
@@ -52,8 +96,9 @@ static void write_cfg(const char *path, const char *cams)
                      "engine:\n  backend: noop\n  noop_cost_us: 100\n"
                      "status:\n  interval_s: 0.5\n"
                      "shutdown:\n  drain_s: 2\n"
+                     "api:\n  port: %d\n"
                      "cameras:\n%s",
-                     cams);
+                     g_api_port, cams);
     assert_int_equal(its_test_write_file(path, buf, (size_t)n), 0);
 }
 
@@ -110,9 +155,35 @@ static void test_reload_and_term(void **state)
              "  - id: b\n    url: %s/traffic_bridge_720p.mp4\n    kind: replay\n"
              "    fps: 20\n    replay_frames: 10\n    loop: true\n",
              media, media);
+    g_api_port = free_port();
     write_cfg(cfg, cams);
     pid_t pid = spawn(cfg, NULL, out, err);
     its_sleep_ns(2000 * ITS_NS_PER_MS);
+
+    /* the HTTP API and /metrics while running */
+    static char resp[1 << 20];
+    assert_true(http("GET", "/readyz", NULL, resp, sizeof resp) > 0);
+    assert_non_null(strstr(resp, " 200 "));
+    assert_true(http("GET", "/metrics", NULL, resp, sizeof resp) > 0);
+    assert_non_null(strstr(resp, "its_frames_total{camera=\"a\"}"));
+    assert_non_null(strstr(resp, "its_stage_latency_seconds_bucket{stage=\"queue\""));
+    assert_non_null(strstr(resp, "analytics_latency_seconds_count"));
+    assert_non_null(strstr(resp, "its_camera_up{camera=\"b\"} 1"));
+    assert_true(http("GET", "/v1/cameras", NULL, resp, sizeof resp) > 0);
+    assert_non_null(strstr(resp, "\"b\""));
+    char body[1024];
+    snprintf(body, sizeof body,
+             "{\"id\": \"d\", \"url\": \"%s/traffic_bridge_720p.mp4\", \"fps\": 20, "
+             "\"kind\": \"replay\", \"loop\": true, \"replay_frames\": 10}",
+             media);
+    assert_true(http("POST", "/v1/cameras", body, resp, sizeof resp) > 0);
+    if (!strstr(resp, "created"))
+        fail_msg("POST /v1/cameras: %s", resp);
+    assert_true(http("GET", "/v1/status", NULL, resp, sizeof resp) > 0);
+    assert_non_null(strstr(resp, " 200 "));
+    its_sleep_ns(500 * ITS_NS_PER_MS);
+    assert_true(http("DELETE", "/v1/cameras/d", NULL, resp, sizeof resp) > 0);
+    assert_non_null(strstr(resp, "removed"));
     /* replace camera a by c */
     snprintf(cams, sizeof cams,
              "  - id: b\n    url: %s/traffic_bridge_720p.mp4\n    kind: replay\n"
@@ -132,7 +203,8 @@ static void test_reload_and_term(void **state)
     assert_int_equal(wait_exit(pid, 5.0), 0);
     assert_true(its_now_ns() - t0 < 5 * ITS_NS_PER_S);
     long a = count(out, "\"camera\":\"a\""), b = count(out, "\"camera\":\"b\""),
-         c = count(out, "\"camera\":\"c\"");
+         c = count(out, "\"camera\":\"c\""), d = count(out, "\"camera\":\"d\"");
+    assert_true(d > 0);
     if (!(a > 10 && b > 50 && c > 10))
         fail_msg("messages: a %ld b %ld c %ld", a, b, c);
     assert_true(b > a && b > c);
@@ -154,7 +226,7 @@ static void test_reload_and_term(void **state)
         assert_int_equal(in, processed + dropped);
         seen++;
     }
-    assert_int_equal(seen, 3);
+    assert_int_equal(seen, 4); /* a, b, c and d (added over the API) */
     its_free(e);
 }
 

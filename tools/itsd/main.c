@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "its/app.h"
+#include "its/app_services.h"
 #include "its/core.h"
 
 static void usage(FILE *out)
@@ -119,7 +120,7 @@ static void summary(its_pipeline_t *p)
     }
     its_lat_t *lat = its_pipeline_latency(p);
     fprintf(stderr, "itsd: latency ms p50/p99 (budget):");
-    for (int s = ITS_STAGE_QUEUE; s < ITS_STAGE_COUNT; s++)
+    for (int s = ITS_STAGE_QUEUE; s < ITS_STAGE_N; s++)
         fprintf(stderr, " %s %.1f/%.1f (%g)", its_stage_name((its_stage)s),
                 (double)its_lat_quantile(lat, s, 0.5) / 1e6,
                 (double)its_lat_quantile(lat, s, 0.99) / 1e6, its_stage_budget_ms((its_stage)s));
@@ -213,8 +214,18 @@ int main(int argc, char **argv)
         its_app_config_free(&cfg);
         return 1;
     }
+    its_app_services *svc = NULL;
+    int rc = its_app_services_create(&cfg, p, &svc, err, sizeof err);
+    if (rc < 0 && rc != ITS_EUNSUPPORTED) {
+        fprintf(stderr, "itsd: %s\n", err);
+        its_pipeline_destroy(p);
+        its_app_config_free(&cfg);
+        return 1;
+    }
     if (its_pipeline_start(p) < 0) {
         fprintf(stderr, "itsd: cannot start the pipeline threads\n");
+        its_pipeline_stop(p, 0);
+        its_app_services_destroy(svc);
         its_pipeline_destroy(p);
         its_app_config_free(&cfg);
         return 1;
@@ -250,6 +261,7 @@ int main(int argc, char **argv)
     }
     its_logi("app", NULL, "%s: stopping (drain up to %.1f s)", why, cfg.s.drain_s);
     its_pipeline_stop(p, (uint64_t)(cfg.s.drain_s * 1e9));
+    its_app_services_destroy(svc);
     summary(p);
     its_pipeline_destroy(p);
     its_app_config_free(&cfg);
