@@ -299,7 +299,9 @@ int main(int argc, char **argv)
     printf("\ntarget: >= 100000 msg/s with pipelining; SPEC publish budget 5 ms (p99)\n");
     its_free(lat);
     kill(sub, SIGTERM);
-    if (!remote)
+    if (!remote) {
         its_redis_stop(&srv, SIGTERM);
+        its_redis_cleanup(&srv);
+    }
     return status;
 }

@@ -15,7 +15,8 @@
  *
  * Endpoints (docs/operations.md has examples):
  *   GET  /healthz                     200 while the process serves
- *   GET  /readyz                      200 when provider->ready says so, else 503 + reason
+ *   GET  /readyz                      200 when provider->ready says so (and, with
+ *                                     require_redis, the publisher is connected), else 503
  *   GET  /metrics                     Prometheus text format
  *   GET  /v1/status                   stage latency p50/p95/p99 vs budget, batch, queues, cameras
  *   GET  /v1/cameras                  list            POST /v1/cameras         add (JSON)
@@ -94,6 +95,7 @@ typedef struct its_api_config {
     int threads;            /* default 2 */
     int max_connections;    /* default 64 */
     int timeout_s;          /* idle connection timeout, default 10 */
+    int require_redis;      /* /readyz also needs its_redis_up == 1 (the publisher connected) */
 } its_api_config;
 
 typedef struct its_api its_api;
@@ -141,7 +143,7 @@ void its_api_response_free(its_api_response *resp);
 /* The "api.*" section. The token is ITS_OPT_SECRET; ITS_API_TOKEN in the environment. */
 typedef struct its_api_settings {
     char *bind, *token;
-    int port, threads, max_connections, timeout_s, max_body_kb, max_frame_mb;
+    int port, threads, max_connections, timeout_s, max_body_kb, max_frame_mb, require_redis;
 } its_api_settings;
 
 #define ITS_API_OPTIONS(T, m)                                                                      \
@@ -157,8 +159,10 @@ typedef struct its_api_settings {
         ITS_OPT_INT("api.max_body_kb", T, m.max_body_kb, "64", 1, 65536, 0,                        \
                     "Largest JSON request body, KiB"),                                             \
         ITS_OPT_INT("api.max_frame_mb", T, m.max_frame_mb, "8", 1, 1024, 0,                        \
-                    "Largest pushed JPEG, MiB")
-#define ITS_API_N_OPTIONS 8
+                    "Largest pushed JPEG, MiB"),                                                   \
+        ITS_OPT_BOOL("api.require_redis", T, m.require_redis, "false", 0,                          \
+                     "/readyz fails while Redis is unreachable")
+#define ITS_API_N_OPTIONS 9
 
 /* Fill an its_api_config from loaded settings; it points into s. */
 void its_api_settings_apply(const its_api_settings *s, its_api_config *cfg);

@@ -25,9 +25,9 @@
  *
  * Contract
  * - A publisher owns one Redis connection and is used by ONE thread (run one publisher per
- *   publisher thread). The its_publish_* calls only format into the outbox and never touch
- *   the network; its_publish_flush sends everything queued as one pipeline and reads the
- *   replies, bounded by the command timeout.
+ *   publisher thread; producers on many threads use its_publish_service, below). The its_publish_*
+ * calls only format into the outbox and never touch the network; its_publish_flush sends everything
+ * queued as one pipeline and reads the replies, bounded by the command timeout.
  * - While Redis is away, messages wait in a bounded outbox (messages and bytes); when it is
  *   full the OLDEST message is dropped and counted (its_publish_dropped_total{reason=
  *   "outbox_full"}). Flush reconnects with exponential backoff (with jitter) and drains the

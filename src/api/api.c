@@ -390,6 +390,11 @@ static int h_ready(its_api *api, its_api_response *resp)
 {
     char reason[256] = "no pipeline attached";
     int ready = api->prov.ready ? api->prov.ready(api->prov.ud, reason, sizeof reason) : 0;
+    if (ready > 0 && api->cfg.require_redis &&
+        !(api->metrics && std_value(api->metrics, ITS_M_REDIS_UP) > 0)) {
+        snprintf(reason, sizeof reason, "Redis unreachable");
+        ready = 0;
+    }
     if (ready > 0)
         return reply_json(resp, 200, json_pack("{s:b}", "ready", 1));
     reason[sizeof reason - 1] = 0;
@@ -680,4 +685,5 @@ void its_api_settings_apply(const its_api_settings *s, its_api_config *cfg)
     cfg->timeout_s = s->timeout_s;
     cfg->max_body_bytes = (size_t)s->max_body_kb << 10;
     cfg->max_frame_bytes = (size_t)s->max_frame_mb << 20;
+    cfg->require_redis = s->require_redis;
 }

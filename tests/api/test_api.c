@@ -409,8 +409,19 @@ static void test_malformed_and_oversized(void **state)
     free(chunked);
     /* A body on a GET is not expected. */
     expect(http("GET", "/v1/cameras", NULL, "application/json", "{}", 2), 413, "payload_too_large");
+    /* Headers larger than the connection's memory: refused by the HTTP layer (431 or 413),
+     * and the server stays up. */
+    size_t hl = 64 * 1024;
+    char *hugehead = malloc(hl + 128);
+    int hn = snprintf(hugehead, 128, "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ");
+    memset(hugehead + hn, 'a', hl);
+    snprintf(hugehead + hn + hl, 32, "\r\nConnection: close\r\n\r\n");
+    http_resp r = http_raw(hugehead, NULL, 0);
+    assert_true(r.status == 431 || r.status == 413 || r.status == 414);
+    free(r.body);
+    free(hugehead);
     /* Garbage instead of HTTP: the server answers 400 and stays up. */
-    http_resp r = http_raw("NOT HTTP AT ALL\r\n\r\n", NULL, 0);
+    r = http_raw("NOT HTTP AT ALL\r\n\r\n", NULL, 0);
     assert_int_equal(r.status, 400);
     free(r.body);
     expect(get("/healthz"), 200, NULL);
@@ -609,6 +620,37 @@ static void test_concurrent_clients(void **state)
     expect(http("DELETE", "/v1/cameras/conc", TOKEN, NULL, NULL, 0), 200, NULL);
 }
 
+static void test_ready_requires_redis(void **state)
+{
+    its_api_config cfg;
+    its_api_config_default(&cfg);
+    cfg.require_redis = 1;
+    its_api_provider prov = camera_table_provider(&table);
+    its_api *a = NULL;
+    assert_int_equal(its_api_create(&cfg, &prov, reg, NULL, &a), 0);
+    table.ready = 1;
+    its_metric *up = its_metrics_series(its_metrics_std(reg, ITS_M_REDIS_UP), NULL);
+    its_metric_set(up, 0);
+    its_api_request req = {.method = "GET", .path = "/readyz"};
+    its_api_response resp;
+    assert_int_equal(its_api_handle(a, &req, &resp), 0);
+    assert_int_equal(resp.status, 503);
+    assert_non_null(strstr(resp.body, "Redis unreachable"));
+    its_api_response_free(&resp);
+    its_metric_set(up, 1); /* what the publisher sets once connected */
+    assert_int_equal(its_api_handle(a, &req, &resp), 0);
+    assert_int_equal(resp.status, 200);
+    its_api_response_free(&resp);
+    table.ready = 0; /* the model still decides first */
+    assert_int_equal(its_api_handle(a, &req, &resp), 0);
+    assert_int_equal(resp.status, 503);
+    assert_non_null(strstr(resp.body, "model not loaded"));
+    its_api_response_free(&resp);
+    table.ready = 1;
+    its_metric_set(up, 0);
+    its_api_destroy(a);
+}
+
 static void test_request_counter(void **state)
 {
     its_metric *m =
@@ -633,6 +675,7 @@ int main(void)
         cmocka_unit_test(test_bind_policy),
         cmocka_unit_test(test_request_counter),
         cmocka_unit_test(test_concurrent_clients),
+        cmocka_unit_test(test_ready_requires_redis),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -46,6 +46,7 @@ static void test_defaults(void **state)
     assert_null(api.token);
     assert_int_equal(api.max_body_bytes, adef.max_body_bytes);
     assert_int_equal(api.max_frame_bytes, adef.max_frame_bytes);
+    assert_int_equal(api.require_redis, 0);
     its_config_free(&cfg);
 }
 
@@ -54,8 +55,9 @@ static void test_yaml_env_and_secrets(void **state)
     settings s;
     memset(&s, 0, sizeof s);
     its_config cfg = {.options = table, .n_options = ITS_ARRAY_LEN(table), .settings = &s};
-    const char *yaml = "redis:\n  host: 10.1.2.3\n  port: 6380\n  db: 2\n  password: hunter2\n"
-                       "  outbox_max_msgs: 500\napi:\n  bind: 0.0.0.0\n  max_body_kb: 8\n";
+    const char *yaml =
+        "redis:\n  host: 10.1.2.3\n  port: 6380\n  db: 2\n  password: hunter2\n"
+        "  outbox_max_msgs: 500\napi:\n  bind: 0.0.0.0\n  max_body_kb: 8\n  require_redis: yes\n";
     char err[512];
     char *env[] = {"ITS_API_TOKEN=tok-from-env", "ITS_REDIS_MAX_PIPELINE=64", NULL};
     assert_int_equal(its_config_load_string(&cfg, yaml, strlen(yaml), "test.yaml", err, sizeof err),
@@ -77,6 +79,7 @@ static void test_yaml_env_and_secrets(void **state)
     assert_string_equal(api.bind_addr, "0.0.0.0");
     assert_string_equal(api.token, "tok-from-env");
     assert_int_equal(api.max_body_bytes, 8 * 1024);
+    assert_int_equal(api.require_redis, 1);
     /* Secrets never reach --print-config. */
     char path[256], dir[128];
     assert_non_null(its_test_tmpdir(dir, sizeof dir));

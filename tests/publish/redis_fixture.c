@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -96,10 +97,24 @@ int its_redis_start(its_redis_fixture *r)
             dup2(fd, 2);
             close(fd);
         }
-        const char *argv[20] = {
-            "redis-server", "--port", port,    "--bind", "127.0.0.1",   "--save", "",
-            "--appendonly", "no",     "--dir", r->dir,   "--daemonize", "no"};
+        const char *argv[20] = {"redis-server",
+                                "--port",
+                                port,
+                                "--bind",
+                                "127.0.0.1",
+                                "--save",
+                                "",
+                                "--appendonly",
+                                r->persist ? "yes" : "no",
+                                "--dir",
+                                r->dir,
+                                "--daemonize",
+                                "no"};
         int n = 13;
+        if (r->persist) {
+            argv[n++] = "--appendfsync";
+            argv[n++] = "always";
+        }
         if (r->password[0]) {
             argv[n++] = "--requirepass";
             argv[n++] = r->password;
@@ -133,4 +148,20 @@ void its_redis_stop(its_redis_fixture *r, int sig)
     int st;
     waitpid(r->pid, &st, 0);
     r->pid = 0;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+void its_redis_cleanup(its_redis_fixture *r)
+{
+    its_redis_stop(r, SIGKILL);
+    if (r->dir[0] && !strncmp(r->dir, "/tmp/its-redis-", 15))
+        nftw(r->dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+    r->dir[0] = 0;
 }

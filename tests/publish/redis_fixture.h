@@ -10,6 +10,7 @@ typedef struct its_redis_fixture {
     int port;
     char dir[128];
     char password[64];
+    int persist; /* append-only file fsynced on every write: acknowledged writes survive a kill */
 } its_redis_fixture;
 
 /* 1 if redis-server is on PATH. */
@@ -21,5 +22,7 @@ int its_redis_free_port(void);
 int its_redis_start(its_redis_fixture *r);
 /* Stop with the signal (SIGKILL to simulate a crash) and reap it. */
 void its_redis_stop(its_redis_fixture *r, int sig);
+/* Stop (if running) and remove the server's temporary directory. */
+void its_redis_cleanup(its_redis_fixture *r);
 
 #endif

@@ -27,6 +27,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     its_redis_stop(&srv, SIGTERM);
+    its_redis_cleanup(&srv);
     return 0;
 }
 
@@ -477,6 +478,7 @@ static void test_auth_and_db(void **state)
 
     its_publisher_destroy(p);
     its_metrics_destroy(reg);
+    its_redis_cleanup(&sec);
     srv = saved;
 }
 
