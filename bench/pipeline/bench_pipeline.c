@@ -14,7 +14,7 @@
  * the engine's capacity.
  *
  *     bench_pipeline [--cameras 100] [--levels 5,10,20,30] [--seconds 4] [--cpu-seconds 20]
- *                    [--no-cpu] [--no-hooks]
+ *                    [--no-cpu] [--no-hooks] [--no-overhead]
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -182,16 +182,14 @@ static void cpu_engine_run(const char *shared, const char *what, double fps, dou
 
 int main(int argc, char **argv)
 {
-    int cams = 100, do_cpu = 1, hooks = 1;
+    int cams = 100, do_cpu = 1, hooks = 1, do_overhead = 1;
     double seconds = 4, cpu_seconds = 20;
     char levels[256] = "5,10,20,30,60";
-    static const struct option longs[] = {{"cameras", required_argument, 0, 'c'},
-                                          {"levels", required_argument, 0, 'l'},
-                                          {"seconds", required_argument, 0, 's'},
-                                          {"cpu-seconds", required_argument, 0, 'C'},
-                                          {"no-cpu", no_argument, 0, 'n'},
-                                          {"no-hooks", no_argument, 0, 'H'},
-                                          {0, 0, 0, 0}};
+    static const struct option longs[] = {
+        {"cameras", required_argument, 0, 'c'}, {"levels", required_argument, 0, 'l'},
+        {"seconds", required_argument, 0, 's'}, {"cpu-seconds", required_argument, 0, 'C'},
+        {"no-cpu", no_argument, 0, 'n'},        {"no-hooks", no_argument, 0, 'H'},
+        {"no-overhead", no_argument, 0, 'O'},   {0, 0, 0, 0}};
     int opt;
     while ((opt = getopt_long(argc, argv, "", longs, NULL)) != -1) {
         switch (opt) {
@@ -213,9 +211,13 @@ int main(int argc, char **argv)
         case 'H':
             hooks = 0;
             break;
+        case 'O':
+            do_overhead = 0;
+            break;
         default:
-            fprintf(stderr, "usage: bench_pipeline [--cameras N] [--levels F,F,..] "
-                            "[--seconds S] [--cpu-seconds S] [--no-cpu] [--no-hooks]\n");
+            fprintf(stderr,
+                    "usage: bench_pipeline [--cameras N] [--levels F,F,..] "
+                    "[--seconds S] [--cpu-seconds S] [--no-cpu] [--no-hooks] [--no-overhead]\n");
             return 2;
         }
     }
@@ -226,7 +228,7 @@ int main(int argc, char **argv)
     snprintf(clip, sizeof clip, "%s/media/traffic_bridge_720p.mp4", shared);
     its_log_set_level(ITS_LOG_WARN);
 
-    for (int pass = 0; pass < 2; pass++) {
+    for (int pass = 0; do_overhead && pass < 2; pass++) {
         int with = pass == 1;
         if (with && !hooks)
             break;

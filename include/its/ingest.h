@@ -30,7 +30,9 @@
  * - Pixels are packed 8-bit, 3 channels, in the requested order, at most max_width x
  *   max_height (larger frames are scaled down keeping their aspect).
  * - Timestamps: ts_ns[ITS_TS_CAPTURE] is its_now_ns() when the frame was decoded (or, for a
- *   replay, when it was due); pts_ns is the media time.
+ *   replay, when it was due); pts_ns is the media time, which never goes backwards: it
+ *   continues across loops and reconnects. Motion analytics use pts_ns, so a file paced
+ *   slower than its own rate still gives true speeds.
  */
 #ifndef ITS_INGEST_H
 #define ITS_INGEST_H

@@ -172,7 +172,7 @@ static void cam_analytics(void *state, its_frame *f, its_emit_fn emit, void *ect
                             .n = n,
                             .width_px = f->width,
                             .height_px = f->height,
-                            .ts_ns = (int64_t)f->ts_ns[ITS_TS_CAPTURE],
+                            .ts_ns = f->pts_ns, /* media time: true speeds at any pace */
                             .frame_no = f->seq};
     s->last = NULL;
     if (its_analytics_push(s->an, &s->df, &s->last) < 0) {
@@ -185,7 +185,7 @@ static void cam_analytics(void *state, its_frame *f, its_emit_fn emit, void *ect
             f->dets[t->det_index].track_id = (int)t->id;
     }
     emit_events(s, f, emit, ectx);
-    int64_t ts = (int64_t)f->ts_ns[ITS_TS_CAPTURE];
+    int64_t ts = f->pts_ns;
     if (!s->next_window_ns)
         s->next_window_ns = ts + s->window_ns;
     else if (ts >= s->next_window_ns) {
@@ -222,7 +222,7 @@ static void cam_quality(void *state, its_frame *f)
     its_quality_image img = {0};
     if (f->width >= 16 && f->height >= 16) {
         luma_half(s, f, &w, &h);
-        img = (its_quality_image){s->luma, w, h, w, (int64_t)f->ts_ns[ITS_TS_CAPTURE]};
+        img = (its_quality_image){s->luma, w, h, w, f->pts_ns};
     }
     its_quality_score sc;
     const its_track *tracks = s->last ? s->last->tracks : NULL;

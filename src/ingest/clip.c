@@ -218,9 +218,11 @@ static int clip_build(const char *path, its_pixfmt pixfmt, int max_w, int max_h,
     int n = 0, cap = 0, rc;
     double fps = 0;
     struct stat st;
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
         rc = decode_folder(path, &vo, max_frames, &list, &n, &cap, err, errlen);
-    else
+        for (int i = 0; rc == 0 && i < n; i++) /* stills: one per 1/30 s of media time */
+            list[i].pts = (int64_t)i * 33333333;
+    } else
         rc = decode_video(path, &vo, max_frames, &list, &n, &cap, &fps, err, errlen);
     its__clip *c = NULL;
     if (rc == 0) {
@@ -248,6 +250,10 @@ static int clip_build(const char *path, its_pixfmt pixfmt, int max_w, int max_h,
                 c->n = i + 1;
             }
             c->fps = fps;
+            double per = fps > 0 ? 1e9 / fps : 1e9 / 30.0;
+            c->duration_ns = c->pts_ns[c->n - 1] + (int64_t)per;
+            if (c->duration_ns <= 0)
+                c->duration_ns = (int64_t)(per * c->n);
         } else {
             snprintf(err, errlen, "%s: out of memory for the clip", path);
             clip_free(c);

@@ -18,6 +18,7 @@ typedef struct its__clip {
     int *width, *height;
     int64_t *pts_ns;
     double fps;
+    int64_t duration_ns; /* last frame's pts plus one frame period */
 } its__clip;
 
 int its__clip_get(const char *path, its_pixfmt pixfmt, int max_w, int max_h, int max_frames,

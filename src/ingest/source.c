@@ -52,6 +52,7 @@ struct its_source {
     its_video_t *cur;
     its_source_stats st;
     uint64_t seq;
+    int64_t pts_end; /* media time just after the last frame, carried across reconnects */
     unsigned rng;
 };
 
@@ -196,8 +197,10 @@ static int run_connection(its_source_t *s, its_video_t *v, int *got_frames)
     double fps = s->o.fps > 0 ? s->o.fps : (info.fps > 0 ? info.fps : 25.0);
     uint64_t period = (uint64_t)(1e9 / fps);
     uint64_t t0 = its_now_ns();
-    int64_t media_base = 0, last_pts = 0;
-    uint64_t k = 0; /* frames since t0 */
+    /* media time continues across loops and reconnects, so it never goes backwards */
+    int64_t media_base = s->pts_end, last_pts = s->pts_end;
+    int64_t conn_base = media_base; /* pacing is relative to this connection's start */
+    uint64_t k = 0;                 /* frames since t0 */
     for (;;) {
         if (atomic_load(&s->stop))
             return 1;
@@ -209,7 +212,8 @@ static int run_connection(its_source_t *s, its_video_t *v, int *got_frames)
             uint64_t now = its_now_ns();
             if (pace) {
                 /* native pace follows the media clock; a fixed fps counts frames */
-                uint64_t off = s->o.fps > 0 ? k * period : (uint64_t)(media_base + f.pts_ns);
+                uint64_t off =
+                    s->o.fps > 0 ? k * period : (uint64_t)(media_base - conn_base + f.pts_ns);
                 uint64_t due = t0 + off;
                 /* native pace: a timestamp jump of over a second restarts the clock; either
                  * pace: falling over a second behind does too (no burst to catch up) */
@@ -226,6 +230,7 @@ static int run_connection(its_source_t *s, its_video_t *v, int *got_frames)
             }
             k++;
             last_pts = media_base + f.pts_ns;
+            s->pts_end = last_pts + (int64_t)period;
             if (!px) {
                 pthread_mutex_lock(&s->mu);
                 s->st.dropped_no_buffer++;
@@ -367,7 +372,10 @@ static void *replay_main(void *arg)
         }
         if (due > now && sleep_until(s, due))
             break;
-        emit(s, its_buf_ref(c->frames[i]), c->width[i], c->height[i], (int64_t)(k * period), due);
+        /* media time: the clip's own timestamps, continued across loops */
+        int64_t loops = (int64_t)(idx / (uint64_t)c->n);
+        emit(s, its_buf_ref(c->frames[i]), c->width[i], c->height[i],
+             loops * c->duration_ns + c->pts_ns[i], due);
         k++;
     }
     set_state(s, atomic_load(&s->stop) ? ITS_SOURCE_STOPPED : ITS_SOURCE_ENDED);

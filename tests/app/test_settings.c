@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "its/app.h"
 #include "its/core.h"
@@ -154,6 +155,10 @@ static void test_deploy_config(void **state)
         fail_msg("%s", err);
     assert_true(c.cams.cameras_count >= 3);
     assert_int_equal(c.s.backend, ITS_BACKEND_CPU);
+    /* its relative paths (scenes) are relative to the repository root, where itsd runs */
+    char root[1024];
+    its_test_source_path(".", root, sizeof root);
+    assert_int_equal(chdir(root), 0);
     if (its_app_config_check_files(&c, err, sizeof err) < 0)
         fail_msg("%s", err);
     its_app_config_free(&c);

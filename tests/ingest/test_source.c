@@ -19,6 +19,7 @@ typedef struct sink {
     pthread_mutex_t mu;
     uint64_t n;
     uint64_t next_seq;
+    int64_t last_pts;
     int order_ok;
     int hold; /* keep frames instead of releasing them */
     its_frame *held[64];
@@ -32,8 +33,9 @@ static void on_frame(its_frame *f, void *ctx)
 {
     sink *s = ctx;
     pthread_mutex_lock(&s->mu);
-    if (f->seq != s->next_seq)
-        s->order_ok = 0;
+    if (f->seq != s->next_seq || (s->n && f->pts_ns <= s->last_pts))
+        s->order_ok = 0; /* seq without gaps, media time strictly increasing */
+    s->last_pts = f->pts_ns;
     s->next_seq = f->seq + 1;
     if (!s->n)
         s->first_data = f->data;
