@@ -109,6 +109,15 @@ static int eng_create(void *ctx, its_infer **out, char *err, size_t errlen)
     e->sh = sh;
     e->base.name = sh->backend;
     e->base.max_batch = sh->max_batch;
+    if (strcmp(sh->backend, "cuda") == 0) {
+        /* the CUDA engine captures a graph per prepared size: the batcher rounds to them */
+        static const int prepared[] = {1, 2, 4, 8, 16, 32};
+        int n = 0;
+        while (n < 6 && prepared[n] <= sh->max_batch)
+            n++;
+        e->base.sizes = prepared;
+        e->base.n_sizes = n;
+    }
     e->base.run = eng_run;
     e->base.label = eng_label;
     e->base.destroy = eng_destroy;

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "its/app_hooks.h"
 #include "its/core.h"
 #include "its/pipeline.h"
 #include "mkvideo.h"
@@ -537,6 +538,44 @@ static void test_corrupt_inputs(void **state)
     its_pipeline_destroy(p);
 }
 
+/* Steady state allocates nothing: frames, batches and messages come from pools and buffers
+ * made at start (FFmpeg's own allocations inside a decoder are not ours to count; replayed
+ * frames do not decode). */
+static void test_no_allocation_per_frame(void **state)
+{
+    char bridge[600];
+    media_path("traffic_bridge_720p.mp4", bridge, sizeof bridge);
+    for (int with_hooks = 0; with_hooks < 2; with_hooks++) {
+        its_pipeline_opts o;
+        its_pipeline_opts_default(&o);
+        assert_int_equal(its_infer_noop_factory(0, &o.infer), 0);
+        o.sink = its_sink_null();
+        if (with_hooks) {
+            its_app_hooks_opts ho = {.model_name = "noop", .window_s = 3600};
+            if (its_app_hooks(&ho, &o.hooks) < 0)
+                continue;
+        }
+        its_pipeline_t *p;
+        assert_int_equal(its_pipeline_create(&o, &p, NULL, 0), 0);
+        for (int i = 0; i < 4; i++) {
+            char id[16];
+            snprintf(id, sizeof id, "cam-%d", i);
+            add(p, id, bridge, "replay", 1, 1, 100, 10);
+        }
+        its_pipeline_start(p);
+        its_sleep_ns(700 * ITS_NS_PER_MS); /* warm-up: per-camera state opens on frame 1 */
+        uint64_t a0 = its_alloc_count(), f0 = its_pipeline_messages(p);
+        its_sleep_ns(700 * ITS_NS_PER_MS);
+        uint64_t a1 = its_alloc_count(), f1 = its_pipeline_messages(p);
+        its_pipeline_stop(p, ITS_NS_PER_S);
+        its_pipeline_destroy(p);
+        assert_true(f1 - f0 > 100);
+        if (a1 != a0)
+            fail_msg("%s: %llu allocations over %llu frames", with_hooks ? "with hooks" : "bare",
+                     (unsigned long long)(a1 - a0), (unsigned long long)(f1 - f0));
+    }
+}
+
 int main(void)
 {
     if (!its_test_shared_path("media", media, sizeof media))
@@ -544,7 +583,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_noop_accounting), cmocka_unit_test(test_workers_order_and_failures),
         cmocka_unit_test(test_shutdown_drain),  cmocka_unit_test(test_hooks_and_runtime_cameras),
-        cmocka_unit_test(test_corrupt_inputs),
+        cmocka_unit_test(test_corrupt_inputs),  cmocka_unit_test(test_no_allocation_per_frame),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
