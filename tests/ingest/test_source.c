@@ -441,14 +441,49 @@ static void test_stop_while_blocked(void **state)
     close(lfd);
 }
 
+/* An HLS stream (a VOD playlist of MPEG-TS segments, made here with FFmpeg's muxer): every
+ * frame through the playlist, segment after segment, as kind "hls". */
+static void test_hls(void **state)
+{
+    char dir[256], url[400];
+    its_test_tmpdir(dir, sizeof dir);
+    assert_int_equal(mkv_write_hls(dir, 320, 240, 75, 1), 0);
+    snprintf(url, sizeof url, "%s/play.m3u8", dir);
+    assert_int_equal(its_source_kind_of(url), ITS_SOURCE_HLS);
+    its_source_opts o;
+    its_source_opts_default(&o);
+    o.url = url;
+    sink s;
+    sink_init(&s);
+    its_source_t *src;
+    assert_int_equal(its_source_create(&o, on_frame, &s, &src, NULL, 0), 0);
+    its_source_start(src);
+    /* a VOD playlist ends; a live source then reconnects, so wait for the frames */
+    uint64_t end = its_now_ns() + 20 * ITS_NS_PER_S;
+    while (sink_count(&s) < 75 && its_now_ns() < end)
+        its_sleep_ns(20 * ITS_NS_PER_MS);
+    its_source_stop(src);
+    its_source_stats st;
+    its_source_get_stats(src, &st);
+    its_source_destroy(src);
+    assert_true(st.frames >= 75);
+    assert_int_equal(s.w, 320);
+    assert_int_equal(st.decode_errors, 0);
+    assert_true(s.order_ok);
+}
+
 int main(void)
 {
     if (!its_test_shared_path("media", media, sizeof media))
         return ITS_TEST_SKIP_CODE;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_file_once),       cmocka_unit_test(test_file_paced_loop),
-        cmocka_unit_test(test_pool_exhaustion), cmocka_unit_test(test_replay),
-        cmocka_unit_test(test_http_reconnect),  cmocka_unit_test(test_stop_while_blocked),
+        cmocka_unit_test(test_file_once),
+        cmocka_unit_test(test_file_paced_loop),
+        cmocka_unit_test(test_pool_exhaustion),
+        cmocka_unit_test(test_replay),
+        cmocka_unit_test(test_http_reconnect),
+        cmocka_unit_test(test_stop_while_blocked),
+        cmocka_unit_test(test_hls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
