@@ -813,8 +813,11 @@ int its_pipeline_status_line(its_pipeline_t *p, char *buf, size_t len)
             cur[b] = d;
         }
         double p99 = ms(quantile_of(cur, 0.99));
-        APPEND(" %s %.1f (%g)%s", stage_names[s], p99, stage_budget[s],
-               stage_budget[s] > 0 && p99 > stage_budget[s] ? "!" : "");
+        if (stage_budget[s] > 0)
+            APPEND(" %s %.1f (%g)%s", stage_names[s], p99, stage_budget[s],
+                   p99 > stage_budget[s] ? "!" : "");
+        else
+            APPEND(" %s %.1f", stage_names[s], p99);
     }
     APPEND(" |%s%s", cams, active > 8 ? " ..." : "");
     p->st_ns = now;
