@@ -216,9 +216,9 @@ int its_pipeline_add_camera(its_pipeline_t *p, const its_camera_cfg *c, char *er
 int its_pipeline_remove_camera(its_pipeline_t *p, const char *id);
 int its_pipeline_start(its_pipeline_t *p);
 /*
- * Stop the sources, process what is queued for up to drain_ns (what is still queued then is
- * dropped, counted as ITS_DROP_SHUTDOWN; batches already running always finish), wait for
- * the analytics workers to publish everything in flight, flush the sinks. Idempotent.
+ * Stop the sources, process what is queued for up to drain_ns (what is still queued then, in
+ * the batcher or before the analytics workers, is dropped and counted as ITS_DROP_SHUTDOWN;
+ * batches already running always finish), flush the sinks. Idempotent.
  */
 int its_pipeline_stop(its_pipeline_t *p, uint64_t drain_ns);
 void its_pipeline_destroy(its_pipeline_t *p);

@@ -76,6 +76,7 @@ struct its_pipeline_t {
     int64_t wall_offset;
     atomic_ullong messages;
     atomic_ullong engine_errors;
+    atomic_int abandon; /* shutdown past its deadline: analytics workers drop what is left */
     /* status line state (control thread) */
     uint64_t st_ns;
     uint64_t st_batches, st_items;
@@ -285,6 +286,12 @@ static void process(its_pipeline_t *p, its_lat_shard *sh, cam *c, its_frame *f, 
 {
     if (f->failed) {
         atomic_fetch_add(&c->dropped[ITS_DROP_ENGINE_ERROR], 1);
+        its_frame_unref(f);
+        return;
+    }
+    if (atomic_load_explicit(&p->abandon, memory_order_relaxed)) {
+        /* past the drain deadline at shutdown: counted, not processed */
+        atomic_fetch_add(&c->dropped[ITS_DROP_SHUTDOWN], 1);
         its_frame_unref(f);
         return;
     }
@@ -620,6 +627,22 @@ int its_pipeline_stop(its_pipeline_t *p, uint64_t drain_ns)
         pthread_join(p->eng[i], NULL);
     for (int i = 0; i < p->o.analytics_workers; i++)
         its_queue_close(p->ana_q[i]);
+    /* the analytics workers drain their queues too, within the same deadline (a slow
+     * per-camera stage must not hold the exit); past it, what is left is counted as
+     * shutdown drops (the batches running in the engine always finish and are counted) */
+    for (;;) {
+        size_t left = 0;
+        for (int i = 0; i < p->o.analytics_workers; i++)
+            left += its_queue_size(p->ana_q[i]);
+        if (left == 0)
+            break;
+        if (its_now_ns() >= deadline) {
+            atomic_store(&p->abandon, 1);
+            its_logw("app", NULL, "drain deadline: %zu frames awaiting analytics dropped", left);
+            break;
+        }
+        its_sleep_ns(2 * ITS_NS_PER_MS);
+    }
     for (int i = 0; i < p->n_ana_started; i++)
         pthread_join(p->ana[i], NULL);
     p->o.sink->flush(p->o.sink);
