@@ -1,0 +1,504 @@
+/*
+ * its-bench: SPEC's stress test. N replayed cameras x F FPS for a duration against itsd (or
+ * the engine alone), from a YAML file shaped like SPEC's stress_test block; reports latency
+ * percentiles as a consumer of Redis sees them, throughput, drops, errors, CPU, memory and
+ * GPU use, and whether each expected result held. --find-capacity searches for the most
+ * cameras that still hold the p99 bound without drops.
+ *
+ *     its-bench -c bench/stress/spec.yaml [--duration 60] [--cameras 100] [--engine-only]
+ *     its-bench -c bench/stress/spec.yaml --find-capacity --p99-bound-ms 100
+ */
+#include <cyaml/cyaml.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bench_run.h"
+#include "bench_stats.h"
+#include "its/core.h"
+
+/* SPEC's block, as written there (strings keep their units). */
+typedef struct expected_results {
+    char *p99_latency;
+    char *throughput;
+    char *error_rate;
+    char *gpu_utilization;
+} expected_results;
+
+typedef struct stress_test {
+    char *duration;
+    int camera_streams;
+    double fps_per_camera;
+    int batch_size;
+    int concurrent_requests;
+    expected_results *expected;
+} stress_test;
+
+typedef struct stress_doc {
+    stress_test *stress;
+} stress_doc;
+
+static const cyaml_schema_field_t expected_fields[] = {
+    CYAML_FIELD_STRING_PTR("p99_latency", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
+                           expected_results, p99_latency, 1, 64),
+    CYAML_FIELD_STRING_PTR("throughput", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, expected_results,
+                           throughput, 1, 64),
+    CYAML_FIELD_STRING_PTR("error_rate", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, expected_results,
+                           error_rate, 1, 64),
+    CYAML_FIELD_STRING_PTR("gpu_utilization", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
+                           expected_results, gpu_utilization, 1, 64),
+    CYAML_FIELD_END};
+
+static const cyaml_schema_field_t stress_fields[] = {
+    CYAML_FIELD_STRING_PTR("duration", CYAML_FLAG_POINTER, stress_test, duration, 1, 32),
+    CYAML_FIELD_INT("camera_streams", CYAML_FLAG_DEFAULT, stress_test, camera_streams),
+    CYAML_FIELD_FLOAT("fps_per_camera", CYAML_FLAG_DEFAULT, stress_test, fps_per_camera),
+    CYAML_FIELD_INT("batch_size", CYAML_FLAG_OPTIONAL, stress_test, batch_size),
+    CYAML_FIELD_INT("concurrent_requests", CYAML_FLAG_OPTIONAL, stress_test, concurrent_requests),
+    CYAML_FIELD_MAPPING_PTR("expected_results", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
+                            stress_test, expected, expected_fields),
+    CYAML_FIELD_END};
+
+static const cyaml_schema_field_t doc_fields[] = {
+    CYAML_FIELD_MAPPING_PTR("stress_test", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, stress_doc,
+                            stress, stress_fields),
+    CYAML_FIELD_END};
+
+static const char *const backends[] = {"cpu", "cuda", NULL};
+
+typedef struct settings {
+    bench_opts o;
+    int backend;
+    char *json_out;
+    double step_s;
+    int max_cameras;
+} settings;
+
+static const its_option options[] = {
+    ITS_OPT_STR("bench.itsd", settings, o.itsd, "build/tools/itsd/itsd", 0, "itsd binary"),
+    ITS_OPT_STR("bench.model", settings, o.model,
+                "../shared/models/yolo11n-fp32-dequant/yolo11n_fp32_dequant.onnx", 0,
+                "ONNX detector"),
+    ITS_OPT_STR("bench.video", settings, o.video,
+                "../shared/media/traffic_highway_overpass_720p.mp4", 0,
+                "video every camera replays"),
+    ITS_OPT_ENUM("bench.backend", settings, backend, "cpu", backends, 0, "engine backend"),
+    ITS_OPT_INT("bench.threads", settings, o.threads, "0", 0, 256, 0, "CPU threads (0: all)"),
+    ITS_OPT_DOUBLE("bench.max_delay_ms", settings, o.max_delay_ms, "5", 0, 1000, 0,
+                   "longest wait for a batch to fill"),
+    ITS_OPT_DOUBLE("bench.warmup_s", settings, o.warmup_s, "5", 0, 3600, 0,
+                   "seconds before measuring (not counted)"),
+    ITS_OPT_STR("bench.redis_server", settings, o.redis_server, "redis-server", 0,
+                "redis-server to start on a free port (empty: use redis_host:redis_port)"),
+    ITS_OPT_STR("bench.redis_host", settings, o.redis_host, "127.0.0.1", 0, "Redis host"),
+    ITS_OPT_INT("bench.redis_port", settings, o.redis_port, "6379", 1, 65535, 0, "Redis port"),
+    ITS_OPT_STR("bench.extra_config", settings, o.extra_config, "", 0,
+                "YAML appended to the generated itsd configuration"),
+    ITS_OPT_STR("bench.workdir", settings, o.workdir, "/tmp", 0, "generated config and logs"),
+    ITS_OPT_DOUBLE("bench.p99_bound_ms", settings, o.p99_bound_ms, "100", 0.1, 1e6, 0,
+                   "latency bound of the capacity search"),
+    ITS_OPT_DOUBLE("bench.capacity_step_s", settings, step_s, "20", 1, 3600, 0,
+                   "measured seconds per capacity-search step"),
+    ITS_OPT_INT("bench.max_cameras", settings, max_cameras, "2048", 1, BENCH_MAX_CAMERAS, 0,
+                "upper end of the capacity search"),
+    ITS_OPT_STR("bench.json", settings, json_out, "", 0, "write the JSON summary here too"),
+};
+
+/* Defaults name ../shared (beside the checkout); ITS_SHARED_DIR moves it, as for the tests.
+ * Paths go to itsd absolute, since it runs in its own working directory. */
+static char *resolve_path(char *path)
+{
+    const char *shared = getenv("ITS_SHARED_DIR");
+    char buf[4096];
+    if (shared && !strncmp(path, "../shared/", 10)) {
+        snprintf(buf, sizeof buf, "%s/%s", shared, path + 10);
+    } else {
+        snprintf(buf, sizeof buf, "%s", path);
+    }
+    char *abs = realpath(buf, NULL);
+    char *out = its_strdup(ITS_MOD_APP, abs ? abs : buf);
+    free(abs);
+    if (out) {
+        its_free(path);
+        return out;
+    }
+    return path;
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: its-bench [-c STRESS.yaml] [options]\n"
+                 "  -c, --config FILE     stress_test block (SPEC) and bench.* settings\n"
+                 "      --cameras N       override stress_test.camera_streams\n"
+                 "      --fps F           override stress_test.fps_per_camera\n"
+                 "      --duration S      override stress_test.duration (seconds or 30s/5m/1h)\n"
+                 "      --batch N         override stress_test.batch_size\n"
+                 "      --engine-only     time the engine alone, no itsd\n"
+                 "      --find-capacity   raise cameras until p99 > bench.p99_bound_ms or drops\n"
+                 "      --set KEY=VALUE   any bench.* option (see --print-config)\n"
+                 "      --print-config    print the effective configuration\n"
+                 "      --quiet           no progress line\n");
+}
+
+typedef struct verdict {
+    const char *name;
+    const char *expect;
+    double measured;
+    const char *unit;
+    int known; /* 0: not measurable in this run (e.g. no GPU) */
+    int holds;
+} verdict;
+
+static int evaluate(const stress_test *st, const bench_result *r, verdict *v, char *err,
+                    size_t errlen)
+{
+    int n = 0;
+    const expected_results *x = st ? st->expected : NULL;
+    double minutes = r->measured_s / 60.0;
+    double frames = (double)r->lat.n + (double)r->frames_dropped;
+    struct {
+        const char *name, *text, *unit;
+        double value;
+        int known;
+    } rows[] = {
+        {"p99_latency", x ? x->p99_latency : NULL, "ms",
+         its_ns_to_ms(lat_percentile((lat_samples *)&r->lat, 99)), r->lat.n > 0},
+        {"throughput", x ? x->throughput : NULL, "detections/minute",
+         minutes > 0 ? (double)r->detections / minutes : 0, 1},
+        {"error_rate", x ? x->error_rate : NULL, "%", frames > 0 ? (double)r->errors / frames : 0,
+         1},
+        {"gpu_utilization", x ? x->gpu_utilization : NULL, "%", r->gpu_util_mean / 100.0,
+         !isnan(r->gpu_util_mean)},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        if (!rows[i].text)
+            continue;
+        expectation e;
+        if (parse_expectation(rows[i].text, &e, err, errlen) < 0)
+            return ITS_ECONFIG;
+        v[n] = (verdict){rows[i].name,  rows[i].text,
+                         rows[i].value, rows[i].unit,
+                         rows[i].known, rows[i].known && expectation_holds(&e, rows[i].value)};
+        n++;
+    }
+    return n;
+}
+
+static void print_report(const bench_opts *o, const stress_test *st, bench_result *r, FILE *out)
+{
+    char host[256] = "";
+    gethostname(host, sizeof host - 1);
+    fprintf(out,
+            "\n== its-bench: %d cameras x %g FPS, batch %d, %s, %s backend, %.0f s measured "
+            "(after %.0f s warm-up), host %s, %ld CPUs\n",
+            o->cameras, o->fps, o->batch, o->engine_only ? "engine only" : "itsd end to end",
+            o->backend, r->measured_s, o->warmup_s, host, sysconf(_SC_NPROCESSORS_ONLN));
+    fprintf(out, "\nLatency (%s), %zu frames:\n",
+            o->engine_only ? "inference done - frame due"
+                           : "Redis arrival at the subscriber - capture timestamp",
+            r->lat.n);
+    lat_print_chart(&r->lat, o->p99_bound_ms, out);
+    fprintf(out, "mean %.2f ms, max %.2f ms\n", lat_mean_ms(&r->lat),
+            its_ns_to_ms(lat_percentile(&r->lat, 100)));
+    if (r->lat.overflow)
+        fprintf(out, "(%zu samples beyond the buffer were not kept)\n", r->lat.overflow);
+
+    fprintf(out, "\n| camera | frames in | processed (received) | dropped | gaps | detections |\n"
+                 "|---|---|---|---|---|---|\n");
+    int shown = 0;
+    for (int i = 0; i < r->n_cams; i++) {
+        bench_camera *c = &r->cams[i];
+        if (shown++ >= 10 && i != r->n_cams - 1)
+            continue;
+        fprintf(out, "| cam-%d | %.0f | %llu | %.0f | %llu | %llu |\n", i, c->frames_in,
+                (unsigned long long)c->received, c->dropped, (unsigned long long)c->gaps,
+                (unsigned long long)c->detections);
+    }
+    if (r->n_cams > 11)
+        fprintf(out, "(%d cameras between not shown; totals below)\n", r->n_cams - 11);
+    double minutes = r->measured_s / 60;
+    fprintf(out,
+            "\n| metric | value |\n|---|---|\n"
+            "| frames in (sources) | %llu |\n| frames dropped | %llu |\n"
+            "| result messages | %llu |\n| bad messages | %llu |\n| errors | %llu |\n"
+            "| frames/s (measured window) | %.1f |\n| detections/minute | %.0f |\n"
+            "| CPU use (cores) | %.2f |\n| peak memory (MiB) | %.1f |\n",
+            (unsigned long long)r->frames_in, (unsigned long long)r->frames_dropped,
+            (unsigned long long)r->messages, (unsigned long long)r->bad_messages,
+            (unsigned long long)r->errors, r->measured_s > 0 ? r->lat.n / r->measured_s : 0,
+            minutes > 0 ? r->detections / minutes : 0, r->cpu_cores, r->peak_rss_mb);
+    if (isnan(r->gpu_util_mean))
+        fprintf(out, "| GPU utilisation | no GPU (NVML absent) |\n");
+    else
+        fprintf(out, "| GPU utilisation (mean) | %.1f%% |\n| GPU memory used | %.0f MiB |\n",
+                r->gpu_util_mean, r->gpu_mem_mb);
+
+    verdict v[8];
+    char err[256];
+    int nv = evaluate(st, r, v, err, sizeof err);
+    if (nv > 0) {
+        fprintf(out, "\n| expected (SPEC) | measured | held |\n|---|---|---|\n");
+        for (int i = 0; i < nv; i++) {
+            double shown_v = v[i].measured * (!strcmp(v[i].unit, "%") ? 100 : 1);
+            if (v[i].known)
+                fprintf(out, "| %s %s | %.3f %s | %s |\n", v[i].name, v[i].expect, shown_v,
+                        v[i].unit, v[i].holds ? "yes" : "NO");
+            else
+                fprintf(out, "| %s %s | not measured here | n/a |\n", v[i].name, v[i].expect);
+        }
+    }
+}
+
+static void write_json(const bench_opts *o, const stress_test *st, bench_result *r, FILE *out)
+{
+    verdict v[8];
+    char err[256];
+    int nv = evaluate(st, r, v, err, sizeof err);
+    fprintf(out,
+            "{\"cameras\":%d,\"fps\":%g,\"batch\":%d,\"mode\":\"%s\",\"backend\":\"%s\","
+            "\"measured_s\":%.1f,\"frames\":%zu,\"latency_ms\":{",
+            o->cameras, o->fps, o->batch, o->engine_only ? "engine" : "itsd", o->backend,
+            r->measured_s, r->lat.n);
+    static const double ps[] = {50, 75, 90, 95, 99, 99.9};
+    static const char *const pn[] = {"p50", "p75", "p90", "p95", "p99", "p99.9"};
+    for (int i = 0; i < 6; i++)
+        fprintf(out, "%s\"%s\":%.3f", i ? "," : "", pn[i],
+                its_ns_to_ms(lat_percentile(&r->lat, ps[i])));
+    fprintf(out,
+            "},\"frames_in\":%llu,\"frames_dropped\":%llu,\"messages\":%llu,"
+            "\"bad_messages\":%llu,\"errors\":%llu,\"detections_per_minute\":%.0f,"
+            "\"cpu_cores\":%.2f,\"peak_rss_mb\":%.1f,",
+            (unsigned long long)r->frames_in, (unsigned long long)r->frames_dropped,
+            (unsigned long long)r->messages, (unsigned long long)r->bad_messages,
+            (unsigned long long)r->errors,
+            r->measured_s > 0 ? r->detections / (r->measured_s / 60) : 0, r->cpu_cores,
+            r->peak_rss_mb);
+    if (isnan(r->gpu_util_mean))
+        fprintf(out, "\"gpu_utilization\":null,");
+    else
+        fprintf(out, "\"gpu_utilization\":%.1f,\"gpu_memory_mb\":%.0f,", r->gpu_util_mean,
+                r->gpu_mem_mb);
+    fprintf(out, "\"expected\":{");
+    for (int i = 0; i < nv; i++)
+        fprintf(out, "%s\"%s\":{\"expect\":\"%s\",\"measured\":%.6g,\"held\":%s}", i ? "," : "",
+                v[i].name, v[i].expect, v[i].measured,
+                v[i].known ? (v[i].holds ? "true" : "false") : "null");
+    fprintf(out, "}}\n");
+}
+
+static int run_once(const bench_opts *o, bench_result *r)
+{
+    char err[512] = "";
+    int rc = o->engine_only ? bench_run_engine(o, r, err, sizeof err)
+                            : bench_run_itsd(o, r, err, sizeof err);
+    if (rc < 0)
+        fprintf(stderr, "its-bench: %s (%s)\n", err[0] ? err : "run failed", its_strerror(rc));
+    return rc;
+}
+
+/* A step holds if p99 is within the bound, nothing was dropped and nothing went wrong. */
+static int step_holds(const bench_opts *o, bench_result *r)
+{
+    return r->lat.n > 0 && its_ns_to_ms(lat_percentile(&r->lat, 99)) <= o->p99_bound_ms &&
+           r->frames_dropped == 0 && r->errors == 0;
+}
+
+static int find_capacity(bench_opts o, int max_cameras, double step_s)
+{
+    int lo = 0, hi = 0, n = o.cameras > 0 ? o.cameras : 10;
+    o.duration_s = step_s;
+    printf("\n== capacity search: %g FPS per camera, p99 <= %g ms, no drops, %g s per step\n",
+           o.fps, o.p99_bound_ms, step_s);
+    printf("| cameras | p99 ms | dropped | errors | held |\n|---|---|---|---|---|\n");
+    while (n <= max_cameras) {
+        bench_result r;
+        o.cameras = n;
+        int rc = run_once(&o, &r);
+        int ok = rc == 0 && step_holds(&o, &r);
+        printf("| %d | %.2f | %llu | %llu | %s |\n", n, its_ns_to_ms(lat_percentile(&r.lat, 99)),
+               (unsigned long long)r.frames_dropped, (unsigned long long)r.errors,
+               ok ? "yes" : "no");
+        fflush(stdout);
+        bench_result_free(&r);
+        if (ok)
+            lo = n;
+        else
+            hi = n;
+        if (!hi)
+            n = n * 2 > max_cameras && n < max_cameras ? max_cameras : n * 2;
+        else if (hi - lo <= (lo / 20 > 1 ? lo / 20 : 1))
+            break;
+        else
+            n = (lo + hi) / 2;
+        if (!hi && lo == max_cameras)
+            break;
+    }
+    printf("\ncapacity: %d cameras x %g FPS held p99 <= %g ms with no drops%s\n", lo, o.fps,
+           o.p99_bound_ms, hi ? "" : " (the search's upper end)");
+    return lo;
+}
+
+int main(int argc, char **argv)
+{
+    settings s;
+    stress_doc doc;
+    memset(&s, 0, sizeof s);
+    memset(&doc, 0, sizeof doc);
+    its_config cfg = {.options = options,
+                      .n_options = ITS_ARRAY_LEN(options),
+                      .settings = &s,
+                      .extra_fields = doc_fields,
+                      .extra = &doc,
+                      .extra_size = sizeof doc};
+    const char *path = NULL;
+    double cameras = -1, fps = -1, duration = -1, batch = -1;
+    int find = 0, print = 0, engine_only = 0, quiet = 0;
+    char err[512];
+    enum { O_CAMERAS = 256, O_FPS, O_DURATION, O_BATCH, O_ENGINE, O_FIND, O_SET, O_PRINT, O_QUIET };
+    static const struct option longopts[] = {{"config", required_argument, NULL, 'c'},
+                                             {"cameras", required_argument, NULL, O_CAMERAS},
+                                             {"fps", required_argument, NULL, O_FPS},
+                                             {"duration", required_argument, NULL, O_DURATION},
+                                             {"batch", required_argument, NULL, O_BATCH},
+                                             {"engine-only", no_argument, NULL, O_ENGINE},
+                                             {"find-capacity", no_argument, NULL, O_FIND},
+                                             {"set", required_argument, NULL, O_SET},
+                                             {"print-config", no_argument, NULL, O_PRINT},
+                                             {"quiet", no_argument, NULL, O_QUIET},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
+    /* First pass: the file; the second applies --set over it. */
+    int c;
+    while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            path = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case '?':
+            usage(stderr);
+            return 2;
+        default:
+            break;
+        }
+    }
+    if (its_config_load(&cfg, path, err, sizeof err) < 0) {
+        fprintf(stderr, "its-bench: %s\n", err);
+        return 2;
+    }
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+        char *end = NULL;
+        switch (c) {
+        case O_CAMERAS:
+            cameras = strtod(optarg, &end);
+            break;
+        case O_FPS:
+            fps = strtod(optarg, &end);
+            break;
+        case O_DURATION:
+            duration = parse_duration_s(optarg);
+            end = duration < 0 ? optarg : optarg + strlen(optarg);
+            break;
+        case O_BATCH:
+            batch = strtod(optarg, &end);
+            break;
+        case O_ENGINE:
+            engine_only = 1;
+            break;
+        case O_FIND:
+            find = 1;
+            break;
+        case O_PRINT:
+            print = 1;
+            break;
+        case O_QUIET:
+            quiet = 1;
+            break;
+        case O_SET: {
+            char key[128];
+            const char *eq = strchr(optarg, '=');
+            if (!eq || (size_t)(eq - optarg) >= sizeof key) {
+                fprintf(stderr, "its-bench: --set %s: expected KEY=VALUE\n", optarg);
+                return 2;
+            }
+            memcpy(key, optarg, (size_t)(eq - optarg));
+            key[eq - optarg] = '\0';
+            if (its_config_set(&cfg, key, eq + 1, "--set", err, sizeof err) < 0) {
+                fprintf(stderr, "its-bench: %s\n", err);
+                return 2;
+            }
+            break;
+        }
+        default:
+            break;
+        }
+        if (end && *end) {
+            fprintf(stderr, "its-bench: bad number '%s'\n", optarg);
+            return 2;
+        }
+    }
+    if (print) {
+        its_config_print(&cfg, stdout);
+        its_config_free(&cfg);
+        return 0;
+    }
+    s.o.model = resolve_path(s.o.model);
+    s.o.video = resolve_path(s.o.video);
+    s.o.itsd = resolve_path(s.o.itsd);
+    stress_test *st = doc.stress;
+    bench_opts o = s.o;
+    o.backend = (char *)backends[s.backend];
+    o.cameras = cameras >= 0 ? (int)cameras : st ? st->camera_streams : 4;
+    o.fps = fps >= 0 ? fps : st ? st->fps_per_camera : 5;
+    o.batch = batch >= 0 ? (int)batch : st && st->batch_size ? st->batch_size : 8;
+    o.duration_s = duration >= 0 ? duration : st ? parse_duration_s(st->duration) : 30;
+    o.engine_only = engine_only;
+    o.quiet = quiet;
+    if (o.cameras < 1 || o.cameras > BENCH_MAX_CAMERAS || o.fps <= 0 || o.fps > 1000 ||
+        o.batch < 1 || o.batch > 32 || o.duration_s <= 0) {
+        fprintf(stderr,
+                "its-bench: %s: need 1-%d cameras, 0 < fps <= 1000, batch 1-32, a duration > 0 "
+                "(got %d, %g, %d, %g)\n",
+                path ? path : "(defaults)", BENCH_MAX_CAMERAS, o.cameras, o.fps, o.batch,
+                o.duration_s);
+        return 2;
+    }
+    mkdir(o.workdir, 0755);
+    int status = 0;
+    if (find) {
+        find_capacity(o, s.max_cameras, s.step_s);
+    } else {
+        bench_result r;
+        if (run_once(&o, &r) < 0) {
+            status = 1;
+        } else {
+            print_report(&o, st, &r, stdout);
+            printf("\n");
+            write_json(&o, st, &r, stdout);
+            if (s.json_out && *s.json_out) {
+                FILE *f = fopen(s.json_out, "w");
+                if (f) {
+                    write_json(&o, st, &r, f);
+                    fclose(f);
+                }
+            }
+            verdict v[8];
+            int nv = evaluate(st, &r, v, err, sizeof err);
+            for (int i = 0; i < nv; i++)
+                if (v[i].known && !v[i].holds)
+                    status = 3;
+            if (r.exit_status != 0)
+                status = status ? status : 4;
+        }
+        bench_result_free(&r);
+    }
+    its_config_free(&cfg);
+    return status;
+}
