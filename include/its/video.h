@@ -42,6 +42,7 @@
 #ifndef ITS_VIDEO_H
 #define ITS_VIDEO_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -61,6 +62,8 @@ typedef struct its_video_opts {
     int threads;         /* decoder threads; 0: 1 (the pipeline parallelises across cameras) */
     int max_bad_packets; /* consecutive undecodable packets before ITS_EDECODE; 0: 200 */
     const char *format;  /* force a demuxer ("mjpeg", "h264"...); NULL: probe */
+    atomic_int *cancel;  /* optional: while nonzero, open/read abort with ITS_ECLOSED (the
+                          * caller's stop flag; it must outlive the reader) */
 } its_video_opts;
 
 typedef struct its_video_frame {

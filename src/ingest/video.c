@@ -54,6 +54,7 @@ struct its_video {
 
     /* interrupt state, read by FFmpeg's callback on the reader's thread */
     atomic_int interrupted;
+    atomic_int *cancel; /* the caller's flag, or NULL */
     uint64_t deadline_ns;
     int timed_out;
 
@@ -98,8 +99,11 @@ static void global_init(void)
 static int interrupt_cb(void *opaque)
 {
     its_video_t *v = opaque;
-    if (atomic_load_explicit(&v->interrupted, memory_order_relaxed))
+    if (atomic_load_explicit(&v->interrupted, memory_order_relaxed) ||
+        (v->cancel && atomic_load_explicit(v->cancel, memory_order_relaxed))) {
+        atomic_store_explicit(&v->interrupted, 1, memory_order_relaxed);
         return 1;
+    }
     if (v->deadline_ns && its_now_ns() > v->deadline_ns) {
         v->timed_out = 1;
         return 1;
@@ -127,12 +131,13 @@ static int set_err(its_video_t *v, int code, const char *what, int averr)
 /* Map an FFmpeg error from I/O to our codes, telling interrupts from timeouts. */
 static int map_io_error(its_video_t *v, int averr)
 {
-    if (averr == AVERROR_EXIT || averr == AVERROR(EINTR)) {
-        if (atomic_load(&v->interrupted))
-            return ITS_ECLOSED;
-        if (v->timed_out)
-            return ITS_ETIMEDOUT;
-    }
+    /* AVERROR_EXIT comes only from our callback: stopped, or the deadline (a stall). It can
+     * surface on a later call than the one that timed out (avio keeps the error), so the
+     * timed_out flag alone cannot tell. */
+    if (averr == AVERROR_EXIT)
+        return atomic_load(&v->interrupted) ? ITS_ECLOSED : ITS_ETIMEDOUT;
+    if (averr == AVERROR(EINTR) && v->timed_out)
+        return ITS_ETIMEDOUT;
     if (averr == AVERROR(ETIMEDOUT))
         return ITS_ETIMEDOUT;
     if (averr == AVERROR(ENOENT))
@@ -182,6 +187,7 @@ int its_video_open(const char *url, const its_video_opts *opts, its_video_t **ou
     if (v->opts.max_bad_packets <= 0)
         v->opts.max_bad_packets = DEFAULT_MAX_BAD;
     v->opts.format = NULL; /* not kept: the caller's string may go away */
+    v->cancel = v->opts.cancel;
     snprintf(v->url, sizeof v->url, "%s", url);
     v->network = is_network_url(url);
     v->stream = -1;
@@ -389,7 +395,8 @@ static int decode_next(its_video_t *v)
 {
     unsigned max_bad = (unsigned)v->opts.max_bad_packets;
     for (;;) {
-        if (atomic_load_explicit(&v->interrupted, memory_order_relaxed))
+        if (atomic_load_explicit(&v->interrupted, memory_order_relaxed) ||
+            (v->cancel && atomic_load_explicit(v->cancel, memory_order_relaxed)))
             return set_err(v, ITS_ECLOSED, "read", 0);
         int ret = avcodec_receive_frame(v->dec, v->frame);
         if (ret == 0) {
@@ -411,7 +418,8 @@ static int decode_next(its_video_t *v)
         arm(v);
         ret = av_read_frame(v->fmt, v->pkt);
         v->deadline_ns = 0;
-        if (ret == AVERROR_EOF || (ret < 0 && v->fmt->pb && avio_feof(v->fmt->pb) &&
+        /* (pb->eof_reached, not avio_feof(): that one reads more, blocking without a deadline) */
+        if (ret == AVERROR_EOF || (ret < 0 && v->fmt->pb && v->fmt->pb->eof_reached &&
                                    ret != AVERROR_EXIT && !v->network)) {
             /* end of input (a truncated file ends here too): drain the decoder */
             v->eof_sent = 1;
@@ -427,7 +435,12 @@ static int decode_next(its_video_t *v)
                     return set_err(v, ITS_EDECODE, "too many unreadable packets", ret);
                 continue;
             }
-            return set_err(v, code, code == ITS_ETIMEDOUT ? "stalled" : "read", ret);
+            if (code == ITS_ETIMEDOUT) {
+                snprintf(v->err, sizeof v->err, "%.400s: stalled: no data for %d ms", v->url,
+                         v->opts.timeout_ms);
+                return code;
+            }
+            return set_err(v, code, "read", ret);
         }
         if (v->pkt->stream_index != v->stream) {
             av_packet_unref(v->pkt);

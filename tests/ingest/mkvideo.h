@@ -14,4 +14,10 @@ typedef struct mkv_segment {
  */
 int mkv_write_mjpeg(const char *path, const mkv_segment *segs, int n_segs);
 
+/*
+ * Write an HLS stream (VOD playlist + MPEG-TS segments of MPEG-2 video, segment_s seconds
+ * each) of `frames` frames at 25 fps into dir: dir/play.m3u8. 0 or a negative FFmpeg error.
+ */
+int mkv_write_hls(const char *dir, int width, int height, int frames, int segment_s);
+
 #endif

@@ -1,0 +1,27 @@
+/*
+ * its/app_hooks.h - itsd's per-camera stages for the pipeline (its_camera_hooks): ByteTrack
+ * tracking + traffic analytics with the camera's scene, quality score, model metrics.
+ *
+ *     its_app_hooks_opts ho = {.model_name = "yolo11n", .window_s = 60};
+ *     its_pipeline_opts o;  ...
+ *     if (its_app_hooks(&ho, &o.hooks) < 0) ...   // ITS_EUNSUPPORTED: built without them
+ *
+ * Contract: the hooks run on the camera's analytics worker only (no locks). Per camera they
+ * allocate at open (first frame) and never per frame. Track ids go into the frame's
+ * detections, the frame score into frame->quality; events and analytics windows are
+ * published as their own messages ("type": "event" / "window").
+ */
+#ifndef ITS_APP_HOOKS_H
+#define ITS_APP_HOOKS_H
+
+#include "its/pipeline.h"
+
+typedef struct its_app_hooks_opts {
+    const char *model_name; /* for the model metrics (copied) */
+    double window_s;        /* analytics window messages every this many seconds (60) */
+    char model_buf[64];     /* private */
+} its_app_hooks_opts;
+
+int its_app_hooks(const its_app_hooks_opts *o, its_camera_hooks *out);
+
+#endif

@@ -1,0 +1,33 @@
+/*
+ * its/app_services.h - itsd's HTTP API (health, readiness, /metrics, status, cameras) and
+ * Prometheus metrics, fed by a pipeline.
+ *
+ *     its_pipeline_t *p;  its_app_build_pipeline(&cfg, &p, ...);   // not started yet
+ *     its_app_services *svc;
+ *     its_app_services_create(&cfg, p, &svc, err, sizeof err);      // before the start
+ *     its_pipeline_start(p);
+ *     ...
+ *     its_pipeline_stop(p, drain);
+ *     its_app_services_destroy(svc);                                // after the stop
+ *     its_pipeline_destroy(p);
+ *
+ * Contract: create before the pipeline starts (it installs the per-frame observer) and
+ * destroy after it stops. The API threads call only the pipeline's thread-safe functions;
+ * cameras added through the API are ordinary pipeline cameras. ITS_EUNSUPPORTED where this
+ * build has no api/metrics modules.
+ */
+#ifndef ITS_APP_SERVICES_H
+#define ITS_APP_SERVICES_H
+
+#include "its/app.h"
+#include "its/pipeline.h"
+
+typedef struct its_app_services its_app_services;
+
+int its_app_services_create(const its_app_config *c, its_pipeline_t *p, its_app_services **out,
+                            char *err, size_t errlen);
+void its_app_services_destroy(its_app_services *s);
+/* The API's bound port (0 without an API). */
+int its_app_services_port(its_app_services *s);
+
+#endif

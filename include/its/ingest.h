@@ -1,0 +1,179 @@
+/*
+ * its/ingest.h - frames and camera sources: one thread per camera that decodes a file or a
+ * live stream (FFmpeg: files, RTSP over TCP, HTTP, HLS) or replays a clip held in memory,
+ * and hands each frame to a callback.
+ *
+ *     its_source_opts o = {.id = "cam-1", .url = "traffic.mp4", .loop = 1};
+ *     its_source_t *s;
+ *     char err[256];
+ *     if (its_source_create(&o, on_frame, ctx, &s, err, sizeof err) < 0) ...
+ *     its_source_start(s);
+ *     ...                              // on_frame(frame, ctx) runs on the source's thread
+ *     its_source_stop(s);              // interrupts blocking I/O, joins the thread
+ *     its_source_destroy(s);
+ *
+ *     static void on_frame(its_frame *f, void *ctx)
+ *     {
+ *         // f carries one reference, now the callee's: keep it (queue it) or its_frame_unref
+ *     }
+ *
+ * Contract:
+ * - Frames are reference counted (its_frame_ref/unref, any thread). A frame's header and
+ *   pixels come from pools made when the source is created; producing a frame allocates
+ *   nothing. A frame and its pixels stay valid while referenced, even after the source is
+ *   destroyed (the pools outlive their creator until their last buffer comes back).
+ * - When the pools are exhausted (the pipeline holds every buffer), the new frame is dropped
+ *   and counted (stats.dropped_no_buffer): a live camera never waits on the pipeline.
+ * - Network and file sources reconnect on failure or stall (no frame for stall_timeout_ms)
+ *   with exponential backoff and jitter, counted in stats.reconnects; they never give up
+ *   unless stopped. A file without loop ends at its end (state ITS_SOURCE_ENDED).
+ * - Pixels are packed 8-bit, 3 channels, in the requested order, at most max_width x
+ *   max_height (larger frames are scaled down keeping their aspect).
+ * - Timestamps: ts_ns[ITS_TS_CAPTURE] is its_now_ns() when the frame was decoded (or, for a
+ *   replay, when it was due); pts_ns is the media time, which never goes backwards: it
+ *   continues across loops and reconnects. Motion analytics use pts_ns, so a file paced
+ *   slower than its own rate still gives true speeds.
+ */
+#ifndef ITS_INGEST_H
+#define ITS_INGEST_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "its/pool.h"
+#include "its/video.h"
+
+typedef struct its_source its_source_t;
+
+/* Pipeline stage timestamps carried by every frame (monotonic ns; 0 = not reached). */
+typedef enum its_ts {
+    ITS_TS_CAPTURE = 0, /* decoded by the source */
+    ITS_TS_ENQUEUE,     /* accepted by the batcher */
+    ITS_TS_BATCH,       /* taken into a batch */
+    ITS_TS_INFER,       /* inference finished (pre-processing included) */
+    ITS_TS_POST,        /* detections decoded, NMS done */
+    ITS_TS_DISPATCH,    /* picked up by the camera's analytics worker */
+    ITS_TS_QUALITY,     /* quality scored */
+    ITS_TS_MODELMON,    /* model metrics updated */
+    ITS_TS_ANALYTICS,   /* tracking and analytics done */
+    ITS_TS_PUBLISH,     /* handed to the sinks */
+    ITS_TS_COUNT
+} its_ts;
+
+/* Largest number of detections kept per frame (Ultralytics' max_det default). */
+#define ITS_FRAME_MAX_DETS 300
+
+typedef struct its_frame_det {
+    float box[4]; /* x1, y1, x2, y2 normalised to [0, 1] of the frame */
+    float score;
+    int class_id;
+    int track_id; /* 0: not tracked */
+} its_frame_det;
+
+typedef struct its_frame {
+    const uint8_t *data; /* packed pixels, stride bytes per row; read-only once shared */
+    int width, height, stride;
+    its_pixfmt pixfmt;
+    int camera;     /* the pipeline's camera slot (its_source_opts.slot) */
+    uint64_t seq;   /* frame number from this source, from 0, with no gaps */
+    int64_t pts_ns; /* media time */
+    uint64_t ts_ns[ITS_TS_COUNT];
+    /* results, written by the pipeline stage that owns the frame at the time */
+    int n_dets;
+    int failed;    /* an error code if a stage failed on this frame, else 0 */
+    float quality; /* [0, 1], < 0 if not scored */
+    uint64_t pseq; /* the pipeline's per-camera order after batching (internal) */
+    void *user;    /* free for the pipeline's use */
+    its_frame_det dets[ITS_FRAME_MAX_DETS];
+    /* private */
+    atomic_int refs;
+    its_buf *self;   /* the pool buffer holding this header */
+    its_buf *pixels; /* the pool buffer holding the pixels */
+} its_frame;
+
+its_frame *its_frame_ref(its_frame *f);
+/* NULL is a no-op. The last unref returns the pixels and the header to their pools. */
+void its_frame_unref(its_frame *f);
+
+typedef enum its_source_kind {
+    ITS_SOURCE_AUTO = 0, /* from the URL: rtsp://, http(s)://, *.m3u8, a folder, else a file */
+    ITS_SOURCE_FILE,
+    ITS_SOURCE_RTSP,
+    ITS_SOURCE_HTTP,
+    ITS_SOURCE_HLS,
+    ITS_SOURCE_REPLAY, /* decode once into memory (a video, or a folder of JPEG/PNG files) */
+} its_source_kind;
+
+typedef enum its_source_state {
+    ITS_SOURCE_IDLE = 0,
+    ITS_SOURCE_CONNECTING,
+    ITS_SOURCE_RUNNING,
+    ITS_SOURCE_BACKOFF, /* waiting to reconnect */
+    ITS_SOURCE_ENDED,   /* a file without loop reached its end */
+    ITS_SOURCE_STOPPED,
+} its_source_state;
+
+typedef struct its_source_opts {
+    const char *id;  /* camera id, for logs */
+    const char *url; /* file path, URL, or folder (replay) */
+    its_source_kind kind;
+    int slot;             /* copied into every frame's `camera` */
+    its_pixfmt pixfmt;    /* default RGB24 */
+    int loop;             /* files and replay: start again at the end */
+    int realtime;         /* files: pace frames at `fps` or the media's own rate (1 by default
+                           * through its_source_opts_default); 0: as fast as decoded */
+    double fps;           /* pace; 0: the media's own frame rate (replay: 30 if unknown) */
+    double phase_s;       /* replay: start this far into the clip (load tests spread cameras) */
+    int replay_frames;    /* replay: keep at most this many frames of the clip; 0: all (<= 3000) */
+    int max_width;        /* 0: 1920 */
+    int max_height;       /* 0: 1080 */
+    int pool_frames;      /* frames this source may have in the pipeline at once; 0: 8 */
+    int stall_timeout_ms; /* no frame for this long: reconnect; 0: 5000 */
+    int backoff_min_ms;   /* first reconnect delay; 0: 250 */
+    int backoff_max_ms;   /* cap of the delay; 0: 30000 */
+} its_source_opts;
+
+typedef struct its_source_stats {
+    uint64_t frames;            /* frames handed to the callback */
+    uint64_t dropped_no_buffer; /* decoded but dropped: the pipeline held every buffer */
+    uint64_t reconnects;        /* reconnect attempts after a failure or stall */
+    uint64_t stalls;            /* of which: no frame for stall_timeout_ms */
+    uint64_t open_failures;     /* opens that failed */
+    uint64_t decode_errors;     /* packets skipped as corrupt, over all connections */
+    uint64_t corrupt_frames;    /* frames with concealed errors, over all connections */
+    uint64_t size_changes;      /* frame size changes, over all connections */
+    uint64_t loops;             /* times a looped file or clip started again */
+    its_source_state state;
+    int width, height; /* last frame's size */
+    double fps_nominal;
+    char last_error[256];
+} its_source_stats;
+
+typedef void (*its_frame_cb)(its_frame *frame, void *ctx);
+
+/* Defaults for every field (realtime = 1); the caller then sets id and url. */
+void its_source_opts_default(its_source_opts *o);
+its_source_kind its_source_kind_of(const char *url);
+const char *its_source_kind_name(its_source_kind k);
+/* "file", "rtsp", "http", "hls", "replay", "auto" -> kind; ITS_EINVAL otherwise. */
+int its_source_parse_kind(const char *name, its_source_kind *out);
+const char *its_source_state_name(its_source_state s);
+
+/* Create (pools allocated here; a replay source decodes its clip here, which may take a
+ * while). Errors: ITS_EINVAL (bad options), ITS_ENOMEM, and for replay the clip's decode
+ * error. Network sources do not connect until started. */
+int its_source_create(const its_source_opts *opts, its_frame_cb cb, void *ctx, its_source_t **out,
+                      char *err, size_t errlen);
+int its_source_start(its_source_t *s);
+/* Stop producing (interrupting blocked I/O) and join the thread; idempotent. */
+void its_source_stop(its_source_t *s);
+/* Stop if needed and free. Frames still referenced stay valid. NULL is a no-op. */
+void its_source_destroy(its_source_t *s);
+void its_source_get_stats(its_source_t *s, its_source_stats *out);
+const char *its_source_id(const its_source_t *s);
+
+/* Wait until the source has ended or stopped, up to timeout_ns: 0, or ITS_ETIMEDOUT. */
+int its_source_wait_end(its_source_t *s, uint64_t timeout_ns);
+
+#endif

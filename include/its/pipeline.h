@@ -1,0 +1,245 @@
+/*
+ * its/pipeline.h - the itsd streaming pipeline: camera sources -> SmartBatchProcessor ->
+ * engine workers -> analytics workers (sharded by camera) -> sinks.
+ *
+ *     its_pipeline_opts o;
+ *     its_pipeline_opts_default(&o);
+ *     its_infer_noop_factory(0, &o.infer);        // or its_infer_engine_factory(...)
+ *     o.sink = its_sink_stdout();
+ *     its_pipeline_t *p;
+ *     its_pipeline_create(&o, &p, err, sizeof err);
+ *     its_camera_cfg cam = {.id = "cam-1", .url = "traffic.mp4", .loop = 1};
+ *     its_pipeline_add_camera(p, &cam, err, sizeof err);
+ *     its_pipeline_start(p);
+ *     ...
+ *     its_pipeline_stop(p, 3 * ITS_NS_PER_S);     // stop sources, drain, flush the sinks
+ *     its_pipeline_destroy(p);
+ *
+ * Threads: one per camera source; engine_workers engine threads (each with its own engine
+ * instance, forming batches one at a time so a camera's frames leave in order); and
+ * analytics_workers threads, camera c always on worker c % analytics_workers, which restore
+ * each camera's order after the engine, run the per-camera stages and publish. Control calls
+ * (add/remove camera, stop) are serialised by the pipeline; stats and lookups may be called
+ * from any thread.
+ *
+ * Accounting: for every camera, frames in = processed + dropped, exactly, once the pipeline
+ * is stopped (its_pipeline_camera_stats). Drops are counted by reason: the source's buffers
+ * were all in use, the camera's pending limit, the global high-water mark, inference failed,
+ * or the drain deadline at shutdown.
+ *
+ * Messages: one JSON line per processed frame ("v": 1, schema in docs/service.md), boxes
+ * normalised to [0, 1]; analytics windows and events as their own messages. Timestamps in
+ * messages are wall-clock ns; latencies are from the monotonic clock.
+ */
+#ifndef ITS_PIPELINE_H
+#define ITS_PIPELINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "its/batch.h"
+#include "its/ingest.h"
+#include "its/latency.h"
+
+/* Latency stages (histograms) and their SPEC budgets. */
+typedef enum its_stage {
+    ITS_STAGE_INGEST = 0, /* capture -> enqueued */
+    ITS_STAGE_QUEUE,      /* enqueued -> batch formed (queue + batch wait) */
+    ITS_STAGE_INFER,      /* batch formed -> inference done (pre-processing included) */
+    ITS_STAGE_POST,       /* inference -> detections decoded (NMS) */
+    ITS_STAGE_DISPATCH,   /* engine worker -> analytics worker hand-off and reordering */
+    ITS_STAGE_ANALYTICS,  /* tracking and analytics */
+    ITS_STAGE_QUALITY,
+    ITS_STAGE_MODELMON,
+    ITS_STAGE_PUBLISH, /* message built and handed to the sinks */
+    ITS_STAGE_TOTAL,   /* published - captured: the end-to-end latency */
+    ITS_STAGE_N
+} its_stage;
+
+const char *its_stage_name(its_stage s);
+/* SPEC budget in ms (0: none). */
+double its_stage_budget_ms(its_stage s);
+
+/* ---- inference backends ---- */
+
+typedef struct its_infer its_infer;
+struct its_infer {
+    const char *name; /* "noop", "cpu", "cuda" */
+    int max_batch;    /* largest batch run() takes */
+    const int *sizes; /* prepared batch sizes, ascending, or NULL for any */
+    int n_sizes;
+    int is_benchmark; /* 1: not a detector (the no-op backend) */
+    /* Run n frames (padded: the prepared size chosen). Fill each frame's dets/n_dets (boxes
+     * normalised), stamp ITS_TS_INFER and ITS_TS_POST. A failure fails the whole batch. */
+    int (*run)(its_infer *inf, its_frame **frames, int n, int padded);
+    const char *(*label)(its_infer *inf, int class_id); /* class name, or NULL */
+    void (*destroy)(its_infer *inf);
+};
+
+/* Makes one backend instance per engine worker (engines are single-threaded). */
+typedef struct its_infer_factory {
+    int (*create)(void *ctx, its_infer **out, char *err, size_t errlen);
+    void (*release)(void *ctx); /* frees ctx when the pipeline is destroyed; may be NULL */
+    void *ctx;
+} its_infer_factory;
+
+/*
+ * The no-op backend, for benchmarks and tests of the pipeline itself: it produces no
+ * detections and spends cost_us microseconds per frame busy-waiting (0: nothing), standing
+ * in for an engine of known speed. It is not inference and says so in every status line.
+ */
+int its_infer_noop_factory(double cost_us, its_infer_factory *out);
+
+typedef struct its_infer_engine_opts {
+    const char *model;   /* ONNX file */
+    const char *backend; /* "cpu" (default) or "cuda" */
+    int threads;         /* cpu threads per engine; 0: cores */
+    int max_batch;       /* 1..32 */
+    float conf, iou;     /* 0: the detector's defaults */
+    const char *labels;  /* class-name file (one per line); NULL: the model's metadata */
+} its_infer_engine_opts;
+
+/* The real detector (engine + letterbox + decode + NMS); ITS_EUNSUPPORTED where this build
+ * has no engine. The model is loaded once and shared by the workers' engines. */
+int its_infer_engine_factory(const its_infer_engine_opts *o, its_infer_factory *out, char *err,
+                             size_t errlen);
+
+/* ---- sinks ---- */
+
+typedef enum its_msg_type {
+    ITS_MSG_FRAME = 0, /* one per processed frame */
+    ITS_MSG_WINDOW,    /* an analytics window (1 min, 15 min) */
+    ITS_MSG_EVENT,     /* a line crossing, an incident */
+} its_msg_type;
+
+typedef struct its_sink its_sink;
+struct its_sink {
+    const char *name;
+    /* One message as a JSON line (no newline). `frame` is set for ITS_MSG_FRAME. Called
+     * concurrently from the analytics workers: a sink serialises internally. */
+    int (*publish)(its_sink *s, its_msg_type type, const char *camera, const its_frame *frame,
+                   const char *json, size_t len);
+    void (*flush)(its_sink *s);
+    void (*destroy)(its_sink *s);
+};
+
+/* JSON lines on stdout (buffered, flushed every status interval and at exit). */
+its_sink *its_sink_stdout(void);
+/* JSON lines appended to a file. NULL on error. */
+its_sink *its_sink_file(const char *path);
+/* Counts and discards (benchmarks). */
+its_sink *its_sink_null(void);
+/* Fan out to several sinks (takes ownership of them). */
+its_sink *its_sink_tee(its_sink **sinks, int n);
+/* Messages and bytes a sink made with the functions above has taken. */
+void its_sink_counts(its_sink *s, uint64_t *messages, uint64_t *bytes);
+
+/* ---- per-camera analytics hooks ---- */
+
+/*
+ * Optional per-camera stages run on the camera's analytics worker, in the order analytics,
+ * quality, modelmon, with no locks needed (one camera, one thread). `emit` publishes a
+ * window/event message for the camera.
+ */
+typedef void (*its_emit_fn)(void *emit_ctx, its_msg_type type, const char *json, size_t len);
+typedef struct its_camera_hooks {
+    /* create per-camera state (scene: the camera's scene file, may be NULL) */
+    int (*open)(void *ctx, const char *camera, const char *scene, void **state, char *err,
+                size_t errlen);
+    /* stage ITS_TS_QUALITY (after analytics): set frame->quality */
+    void (*quality)(void *state, its_frame *f);
+    /* stage ITS_TS_MODELMON */
+    void (*modelmon)(void *state, its_frame *f);
+    /* stage ITS_TS_ANALYTICS: set track ids, update analytics, emit windows/events */
+    void (*analytics)(void *state, its_frame *f, its_emit_fn emit, void *emit_ctx);
+    void (*close)(void *state);
+    void (*release)(void *ctx); /* frees ctx when the pipeline is destroyed; may be NULL */
+    void *ctx;
+} its_camera_hooks;
+
+/* ---- the pipeline ---- */
+
+typedef struct its_camera_cfg {
+    char *id;
+    char *url;
+    char *kind;  /* "auto", "file", "rtsp", "http", "hls", "replay"; NULL: auto */
+    char *scene; /* analytics scene file, NULL: none */
+    int loop;
+    int realtime; /* -1: the default (1) */
+    double fps;
+    double phase_s; /* replay; < 0: spread automatically over the replay cameras */
+    int replay_frames;
+    int max_width, max_height;
+} its_camera_cfg;
+
+typedef struct its_pipeline_opts {
+    its_infer_factory infer; /* owned by the pipeline from create on */
+    its_sink *sink;          /* owned */
+    its_camera_hooks hooks;  /* optional */
+    int max_cameras;         /* slots over the pipeline's life; default 256 */
+    int engine_workers;      /* default 1 */
+    int analytics_workers;   /* default 2 */
+    /* batching */
+    int batch_max;
+    double batch_delay_ms;
+    int per_camera;
+    int queue_capacity, high_water, low_water;
+    /* ingest defaults for every camera */
+    its_pixfmt pixfmt;
+    int pool_frames;
+    int stall_timeout_ms, backoff_min_ms, backoff_max_ms;
+    int max_width, max_height;
+} its_pipeline_opts;
+
+typedef struct its_camera_stats {
+    char id[64];
+    int active;
+    uint64_t in;        /* frames decoded by the source */
+    uint64_t processed; /* frames published */
+    uint64_t dropped[ITS_DROP_REASON_COUNT];
+    uint64_t dropped_total;
+    uint64_t in_flight; /* in - processed - dropped: in the pipeline now */
+    uint64_t detections;
+    uint64_t tracked; /* detections with a track id */
+    its_source_stats source;
+} its_camera_stats;
+
+typedef struct its_pipeline_t its_pipeline_t;
+
+void its_pipeline_opts_default(its_pipeline_opts *o);
+int its_pipeline_create(its_pipeline_opts *o, its_pipeline_t **out, char *err, size_t errlen);
+/* Add a camera (started at once if the pipeline runs). Errors: ITS_EEXIST (id taken),
+ * ITS_EFULL (no slot left), the source's errors. */
+int its_pipeline_add_camera(its_pipeline_t *p, const its_camera_cfg *c, char *err, size_t errlen);
+/* Stop a camera's source; its frames in flight finish. ITS_ENOENT if unknown. */
+int its_pipeline_remove_camera(its_pipeline_t *p, const char *id);
+int its_pipeline_start(its_pipeline_t *p);
+/*
+ * Stop the sources, process what is queued for up to drain_ns (what is still queued then, in
+ * the batcher or before the analytics workers, is dropped and counted as ITS_DROP_SHUTDOWN;
+ * batches already running always finish), flush the sinks. Idempotent.
+ */
+int its_pipeline_stop(its_pipeline_t *p, uint64_t drain_ns);
+void its_pipeline_destroy(its_pipeline_t *p);
+
+/* Camera slots ever used (including removed ones). */
+int its_pipeline_n_cameras(its_pipeline_t *p);
+int its_pipeline_camera_stats(its_pipeline_t *p, int slot, its_camera_stats *out);
+int its_pipeline_find_camera(its_pipeline_t *p, const char *id);
+its_lat_t *its_pipeline_latency(its_pipeline_t *p);
+void its_pipeline_batch_stats(its_pipeline_t *p, its_batcher_stats *out);
+/* One status line (no newline): per-camera FPS and drops, batch size, stage p99 vs budget. */
+int its_pipeline_status_line(its_pipeline_t *p, char *buf, size_t len);
+/* A function called for every published frame on its analytics worker, after the sinks
+ * (metrics). Set it before start. */
+typedef void (*its_frame_observer)(void *ctx, const its_frame *f, const char *camera);
+void its_pipeline_set_observer(its_pipeline_t *p, its_frame_observer fn, void *ctx);
+/* The url a camera slot was added with ("" for a bad slot). */
+const char *its_pipeline_camera_url(its_pipeline_t *p, int slot);
+/* Flush the sinks (the status timer does this). */
+void its_pipeline_flush(its_pipeline_t *p);
+/* Messages published so far (all types). */
+uint64_t its_pipeline_messages(its_pipeline_t *p);
+
+#endif

@@ -1,0 +1,230 @@
+/*
+ * The real inference backend: the engine (its/engine.h) with the detector head
+ * (its/detect.h) around it. The model is loaded once (immutable, shared); each engine
+ * worker gets its own engine, detector and buffers sized for max_batch at creation, so a run
+ * allocates nothing: letterbox every frame of the batch into the input tensor, run, decode
+ * and NMS per frame, boxes normalised to [0, 1] of the source frame.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "its/core.h"
+#include "its/detect.h"
+#include "its/engine.h"
+#include "its/pipeline.h"
+
+typedef struct shared {
+    its_model_t *model;
+    its_det_config cfg;
+    its_det_model_info info;
+    char **names;
+    int n_names;
+    char backend[16];
+    int threads, max_batch;
+} shared;
+
+typedef struct engine_inf {
+    its_infer base;
+    shared *sh;
+    its_engine_t *engine;
+    its_detector_t *det;
+    float *input;
+    float *outputs[8];
+    int n_outputs;
+    size_t in_floats;
+    its_letterbox lb[32];
+    its_detection dets[ITS_FRAME_MAX_DETS];
+} engine_inf;
+
+static const char *meta_fn(const void *ctx, const char *key)
+{
+    return its_model_meta(ctx, key);
+}
+
+static int eng_run(its_infer *inf, its_frame **frames, int n, int padded)
+{
+    engine_inf *e = (engine_inf *)inf;
+    for (int b = 0; b < n; b++) {
+        its_frame *f = frames[b];
+        int rc = its_det_letterbox_raw(&e->sh->cfg.pre, f->data, f->width, f->height, f->stride,
+                                       f->pixfmt, e->input + (size_t)b * e->in_floats, &e->lb[b]);
+        if (rc < 0)
+            return rc;
+    }
+    int rc = its_engine_run(e->engine, n, e->input, e->outputs);
+    uint64_t t = its_now_ns();
+    for (int b = 0; b < n; b++)
+        frames[b]->ts_ns[ITS_TS_INFER] = t;
+    if (rc < 0)
+        return rc;
+    for (int b = 0; b < n; b++) {
+        its_frame *f = frames[b];
+        int k = its_detector_decode(e->det, (const float *const *)e->outputs, b, &e->lb[b], e->dets,
+                                    ITS_FRAME_MAX_DETS);
+        if (k < 0)
+            return k;
+        float sx = 1.0f / (float)f->width, sy = 1.0f / (float)f->height;
+        for (int i = 0; i < k; i++) {
+            const its_detection *d = &e->dets[i];
+            its_frame_det *o = &f->dets[i];
+            o->box[0] = ITS_CLAMP(d->x1 * sx, 0.0f, 1.0f);
+            o->box[1] = ITS_CLAMP(d->y1 * sy, 0.0f, 1.0f);
+            o->box[2] = ITS_CLAMP(d->x2 * sx, 0.0f, 1.0f);
+            o->box[3] = ITS_CLAMP(d->y2 * sy, 0.0f, 1.0f);
+            o->score = d->score;
+            o->class_id = d->class_id;
+            o->track_id = 0;
+        }
+        f->n_dets = k;
+        f->ts_ns[ITS_TS_POST] = its_now_ns();
+    }
+    return 0;
+}
+
+static const char *eng_label(its_infer *inf, int class_id)
+{
+    shared *sh = ((engine_inf *)inf)->sh;
+    return class_id >= 0 && class_id < sh->n_names ? sh->names[class_id] : NULL;
+}
+
+static void eng_destroy(its_infer *inf)
+{
+    engine_inf *e = (engine_inf *)inf;
+    if (!e)
+        return;
+    for (int i = 0; i < e->n_outputs; i++)
+        its_free(e->outputs[i]);
+    its_free(e->input);
+    its_detector_destroy(e->det);
+    its_engine_destroy(e->engine);
+    its_free(e);
+}
+
+static int eng_create(void *ctx, its_infer **out, char *err, size_t errlen)
+{
+    shared *sh = ctx;
+    engine_inf *e = its_calloc(ITS_MOD_APP, 1, sizeof *e);
+    if (!e)
+        return ITS_ENOMEM;
+    e->sh = sh;
+    e->base.name = sh->backend;
+    e->base.max_batch = sh->max_batch;
+    if (strcmp(sh->backend, "cuda") == 0) {
+        /* the CUDA engine captures a graph per prepared size: the batcher rounds to them */
+        static const int prepared[] = {1, 2, 4, 8, 16, 32};
+        int n = 0;
+        while (n < 6 && prepared[n] <= sh->max_batch)
+            n++;
+        e->base.sizes = prepared;
+        e->base.n_sizes = n;
+    }
+    e->base.run = eng_run;
+    e->base.label = eng_label;
+    e->base.destroy = eng_destroy;
+    its_engine_opts eo = {
+        .backend = sh->backend, .threads = sh->threads, .max_batch = sh->max_batch};
+    int rc = its_engine_create(sh->model, &eo, &e->engine, err, errlen);
+    if (rc == 0)
+        rc = its_detector_create(&sh->cfg, &sh->info, &e->det, err, errlen);
+    if (rc == 0) {
+        rc = ITS_ENOMEM;
+        e->in_floats = its_detector_input_floats(e->det);
+        e->input = its_malloc(ITS_MOD_APP, e->in_floats * (size_t)sh->max_batch * sizeof(float));
+        e->n_outputs = sh->info.n_outputs;
+        int ok = e->input != NULL;
+        for (int i = 0; ok && i < e->n_outputs; i++) {
+            e->outputs[i] = its_malloc(ITS_MOD_APP, its_detector_output_floats(e->det, i) *
+                                                        (size_t)sh->max_batch * sizeof(float));
+            ok = e->outputs[i] != NULL;
+        }
+        if (ok)
+            rc = 0;
+        else
+            snprintf(err, errlen, "engine: out of memory for batch buffers");
+    }
+    if (rc < 0) {
+        eng_destroy(&e->base);
+        return rc;
+    }
+    *out = &e->base;
+    return 0;
+}
+
+static void shared_free(void *ctx)
+{
+    shared *sh = ctx;
+    if (!sh)
+        return;
+    its_det_names_free(sh->names);
+    its_model_free(sh->model);
+    its_free(sh);
+}
+
+int its_infer_engine_factory(const its_infer_engine_opts *o, its_infer_factory *out, char *err,
+                             size_t errlen)
+{
+    const char *backend = o->backend ? o->backend : "cpu";
+    if (!its_engine_backend_available(backend)) {
+        snprintf(err, errlen, "engine: backend '%s' is not available here", backend);
+        return ITS_ENODEV;
+    }
+    shared *sh = its_calloc(ITS_MOD_APP, 1, sizeof *sh);
+    if (!sh) {
+        snprintf(err, errlen, "engine: out of memory");
+        return ITS_ENOMEM;
+    }
+    snprintf(sh->backend, sizeof sh->backend, "%s", backend);
+    sh->threads = o->threads;
+    sh->max_batch = ITS_CLAMP(o->max_batch, 1, 32);
+    char e2[384];
+    int rc = its_model_load(o->model, &sh->model, e2, sizeof e2);
+    if (rc < 0) {
+        snprintf(err, errlen, "engine.model %s: %s", o->model, e2);
+        shared_free(sh);
+        return rc;
+    }
+    sh->info.input = its_model_input(sh->model, 0);
+    sh->info.n_outputs = its_model_n_outputs(sh->model);
+    sh->info.meta = meta_fn;
+    sh->info.meta_ctx = sh->model;
+    if (sh->info.n_outputs < 1 || sh->info.n_outputs > 8) {
+        snprintf(err, errlen, "engine.model %s: %d outputs, not a detector", o->model,
+                 sh->info.n_outputs);
+        shared_free(sh);
+        return ITS_EUNSUPPORTED;
+    }
+    for (int i = 0; i < sh->info.n_outputs; i++)
+        sh->info.outputs[i] = its_model_output(sh->model, i);
+    rc = its_det_config_init(&sh->info, ITS_DET_AUTO, &sh->cfg, e2, sizeof e2);
+    if (rc < 0) {
+        snprintf(err, errlen, "engine.model %s: %s", o->model, e2);
+        shared_free(sh);
+        return rc;
+    }
+    if (o->conf > 0)
+        sh->cfg.conf = o->conf;
+    if (o->iou > 0)
+        sh->cfg.iou = o->iou;
+    sh->cfg.max_dets = ITS_FRAME_MAX_DETS;
+    int n = 0;
+    if (o->labels) {
+        n = its_det_names_load(o->labels, &sh->names);
+    } else {
+        const char *meta = its_model_meta(sh->model, "names");
+        if (meta)
+            n = its_det_names_parse_meta(meta, &sh->names);
+    }
+    if (n < 0) {
+        its_logw("engine", NULL, "no class names (%s); labels will be null", its_strerror(n));
+        sh->names = NULL;
+        n = 0;
+    }
+    sh->n_names = n;
+    its_logi("engine", NULL, "%s: %s head, %d classes, input %dx%d, backend %s, batch <= %d",
+             o->model, its_det_family_name(sh->cfg.family), sh->cfg.num_classes, sh->cfg.pre.width,
+             sh->cfg.pre.height, backend, sh->max_batch);
+    out->create = eng_create;
+    out->release = shared_free;
+    out->ctx = sh;
+    return 0;
+}

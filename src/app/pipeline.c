@@ -1,0 +1,848 @@
+/*
+ * The itsd pipeline (its/pipeline.h).
+ *
+ *   source threads --push--> batcher --next--> engine workers --queue[c % W]--> analytics
+ *   (one per camera)        (one lock)        (form one at a time,            workers
+ *                                               run in parallel)               (reorder, hooks,
+ *                                                                               JSON, sinks)
+ *
+ * Order. Batches are formed under form_mu, and each frame gets its camera's next pipeline
+ * sequence number (pseq) there, so pseq follows the batcher's per-camera order. With several
+ * engine workers, batches finish out of order; the analytics worker of a camera parks early
+ * frames in a small ring indexed by pseq and releases them in order. Every frame that left
+ * the batcher reaches its analytics worker, even when inference failed (it is then counted
+ * as dropped there), so the ring never waits for a frame that will not come.
+ *
+ * Accounting. in = source frames + source drops (no buffer); every frame that entered the
+ * batcher is either dropped by it (on_drop: camera limit, high water, shutdown), fails in
+ * the engine (engine_error), or is published (processed). All counters are per camera
+ * atomics, so in = processed + dropped holds exactly once the pipeline has stopped.
+ *
+ * Latency. Stage timestamps are taken by whichever thread owns the frame; the histograms are
+ * recorded only by engine and analytics workers (one shard each), never by source threads.
+ */
+#include "its/pipeline.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "its/core.h"
+#include "jsonw.h"
+
+#define REORDER     64 /* per camera; pool_frames is capped to it */
+#define ANA_QUEUE   4096
+#define JSON_BUF    (96 * 1024)
+#define POLL_NS     (100 * ITS_NS_PER_MS)
+#define MAX_WORKERS 32
+
+typedef struct cam {
+    int used;
+    atomic_int active;
+    char id[64];
+    char url[1024];
+    char scene[512];
+    its_source_t *src;
+    atomic_ullong processed, detections, tracked;
+    atomic_ullong dropped[ITS_DROP_REASON_COUNT];
+    uint64_t pseq_next; /* under form_mu */
+    /* analytics worker only */
+    uint64_t expect;
+    its_frame *held[REORDER];
+    void *hook_state;
+    int hook_opened, hook_failed;
+    /* control thread only (status line) */
+    uint64_t st_processed, st_dropped;
+} cam;
+
+struct its_pipeline_t {
+    its_pipeline_opts o;
+    its_infer *infers[MAX_WORKERS];
+    cam *cams;
+    atomic_int n_used; /* slots ever used; grows under ctl_mu, read anywhere */
+    its_frame_observer observer;
+    void *observer_ctx;
+    pthread_mutex_t ctl_mu;
+    its_batcher_t *batcher;
+    pthread_mutex_t form_mu;
+    atomic_int batches_in_flight;
+    pthread_t eng[MAX_WORKERS];
+    pthread_t ana[MAX_WORKERS];
+    its_queue_t *ana_q[MAX_WORKERS];
+    int n_eng_started, n_ana_started;
+    its_lat_t *lat;
+    int started, stopped;
+    int64_t wall_offset;
+    atomic_ullong messages;
+    atomic_ullong engine_errors;
+    atomic_int abandon; /* shutdown past its deadline: analytics workers drop what is left */
+    /* status line state (control thread) */
+    uint64_t st_ns;
+    uint64_t st_batches, st_items;
+    uint64_t *st_buckets; /* ITS_STAGE_N x ITS_LAT_BUCKETS */
+};
+
+static const char *const stage_names[ITS_STAGE_N] = {"ingest",   "queue",     "infer",   "post",
+                                                     "dispatch", "analytics", "quality", "modelmon",
+                                                     "publish",  "total"};
+/* SPEC budgets (ARCHITECTURE.md section 3): queue + batch 5 + 10, GPU 50, post 10, quality 5,
+ * metrics 5, analytics 15, publish 5; end to end 100. */
+static const double stage_budget[ITS_STAGE_N] = {0, 15, 50, 10, 0, 15, 5, 5, 5, 100};
+
+const char *its_stage_name(its_stage s)
+{
+    return (unsigned)s < ITS_STAGE_N ? stage_names[s] : "?";
+}
+
+double its_stage_budget_ms(its_stage s)
+{
+    return (unsigned)s < ITS_STAGE_N ? stage_budget[s] : 0;
+}
+
+void its_pipeline_opts_default(its_pipeline_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->max_cameras = 256;
+    o->engine_workers = 1;
+    o->analytics_workers = 2;
+    o->batch_max = 8;
+    o->batch_delay_ms = 5;
+    o->per_camera = 8;
+    o->queue_capacity = 1000;
+    o->high_water = 800;
+    o->low_water = 200;
+    o->pixfmt = ITS_PIX_RGB24;
+    o->pool_frames = 12;
+    o->stall_timeout_ms = 5000;
+    o->backoff_min_ms = 250;
+    o->backoff_max_ms = 30000;
+    o->max_width = 1920;
+    o->max_height = 1080;
+}
+
+static uint64_t span(const its_frame *f, its_ts a, its_ts b)
+{
+    return f->ts_ns[b] > f->ts_ns[a] ? f->ts_ns[b] - f->ts_ns[a] : 0;
+}
+
+/* ---- sources -> batcher ---- */
+
+static void on_drop(void *item, int camera, its_drop_reason reason, void *ctx)
+{
+    its_pipeline_t *p = ctx;
+    atomic_fetch_add_explicit(&p->cams[camera].dropped[reason], 1, memory_order_relaxed);
+    its_frame_unref(item);
+}
+
+static void on_frame(its_frame *f, void *ctx)
+{
+    its_pipeline_t *p = ctx;
+    f->ts_ns[ITS_TS_ENQUEUE] = its_now_ns();
+    if (its_batcher_push(p->batcher, f, f->camera, f->ts_ns[ITS_TS_ENQUEUE]) < 0) {
+        /* closed: only possible in the instant between a stop and the source's join */
+        atomic_fetch_add(&p->cams[f->camera].dropped[ITS_DROP_SHUTDOWN], 1);
+        its_frame_unref(f);
+    }
+}
+
+/* ---- engine workers ---- */
+
+typedef struct worker_arg {
+    its_pipeline_t *p;
+    int index;
+} worker_arg;
+
+static void *engine_main(void *arg)
+{
+    its_pipeline_t *p = ((worker_arg *)arg)->p;
+    int wi = ((worker_arg *)arg)->index;
+    its_free(arg);
+    its_infer *inf = p->infers[wi];
+    its_lat_shard *sh = its_lat_shard_claim(p->lat);
+    its_frame *frames[32];
+    int maxb = ITS_MIN(p->o.batch_max, inf->max_batch);
+    int nw = p->o.analytics_workers;
+    for (;;) {
+        int padded = 0;
+        pthread_mutex_lock(&p->form_mu);
+        int idle = atomic_load(&p->batches_in_flight) == 0;
+        int n = its_batcher_next(p->batcher, (void **)frames, maxb, idle, &padded, POLL_NS);
+        if (n > 0) {
+            uint64_t t = its_now_ns();
+            for (int i = 0; i < n; i++) {
+                frames[i]->pseq = p->cams[frames[i]->camera].pseq_next++;
+                frames[i]->ts_ns[ITS_TS_BATCH] = t;
+            }
+            atomic_fetch_add(&p->batches_in_flight, 1);
+        }
+        pthread_mutex_unlock(&p->form_mu);
+        if (n == ITS_ECLOSED)
+            break;
+        if (n <= 0)
+            continue;
+        for (int i = 0; i < n; i++) {
+            its_lat_record(sh, ITS_STAGE_INGEST, span(frames[i], ITS_TS_CAPTURE, ITS_TS_ENQUEUE));
+            its_lat_record(sh, ITS_STAGE_QUEUE, span(frames[i], ITS_TS_ENQUEUE, ITS_TS_BATCH));
+        }
+        int rc = inf->run(inf, frames, n, padded > n ? padded : n);
+        atomic_fetch_sub(&p->batches_in_flight, 1);
+        if (rc < 0) {
+            if (atomic_fetch_add(&p->engine_errors, 1) % 100 == 0)
+                its_loge("engine", inf->name, "batch of %d failed: %s", n, its_strerror(rc));
+            for (int i = 0; i < n; i++)
+                frames[i]->failed = rc;
+        } else {
+            for (int i = 0; i < n; i++) {
+                its_lat_record(sh, ITS_STAGE_INFER, span(frames[i], ITS_TS_BATCH, ITS_TS_INFER));
+                its_lat_record(sh, ITS_STAGE_POST, span(frames[i], ITS_TS_INFER, ITS_TS_POST));
+            }
+        }
+        for (int i = 0; i < n; i++)
+            its_queue_push_wait(p->ana_q[frames[i]->camera % nw], frames[i], UINT64_MAX);
+    }
+    return NULL;
+}
+
+/* ---- analytics workers ---- */
+
+typedef struct emit_ctx {
+    its_pipeline_t *p;
+    cam *c;
+} emit_ctx;
+
+static void emit_msg(void *ctx, its_msg_type type, const char *json, size_t len)
+{
+    emit_ctx *e = ctx;
+    e->p->o.sink->publish(e->p->o.sink, type, e->c->id, NULL, json, len);
+    atomic_fetch_add_explicit(&e->p->messages, 1, memory_order_relaxed);
+}
+
+static double ms(uint64_t ns)
+{
+    return (double)ns / 1e6;
+}
+
+static void build_json(its_pipeline_t *p, its_infer *inf, const cam *c, const its_frame *f,
+                       jsonw *w)
+{
+    jw_raw(w, "{\"v\":1,\"camera\":");
+    jw_str(w, c->id);
+    jw_raw(w, ",\"frame\":");
+    jw_u64(w, f->seq);
+    jw_raw(w, ",\"ts_capture_ns\":");
+    jw_i64(w, (int64_t)f->ts_ns[ITS_TS_CAPTURE] + p->wall_offset);
+    jw_raw(w, ",\"ts_publish_ns\":");
+    jw_i64(w, (int64_t)f->ts_ns[ITS_TS_PUBLISH] + p->wall_offset);
+    jw_raw(w, ",\"width\":");
+    jw_i64(w, f->width);
+    jw_raw(w, ",\"height\":");
+    jw_i64(w, f->height);
+    jw_raw(w, ",\"detections\":[");
+    for (int i = 0; i < f->n_dets; i++) {
+        const its_frame_det *d = &f->dets[i];
+        jw_raw(w, i ? ",{\"class_id\":" : "{\"class_id\":");
+        jw_i64(w, d->class_id);
+        const char *label = inf && inf->label ? inf->label(inf, d->class_id) : NULL;
+        jw_raw(w, ",\"label\":");
+        if (label)
+            jw_str(w, label);
+        else
+            jw_raw(w, "null");
+        jw_raw(w, ",\"score\":");
+        jw_num(w, d->score, 4);
+        jw_raw(w, ",\"box\":[");
+        for (int k = 0; k < 4; k++) {
+            if (k)
+                jw_raw(w, ",");
+            jw_num(w, d->box[k], 5);
+        }
+        jw_raw(w, "],\"track_id\":");
+        if (d->track_id > 0)
+            jw_i64(w, d->track_id);
+        else
+            jw_raw(w, "null");
+        jw_raw(w, "}");
+    }
+    jw_raw(w, "],\"quality\":");
+    if (f->quality >= 0)
+        jw_num(w, f->quality, 4);
+    else
+        jw_raw(w, "null");
+    jw_raw(w, ",\"latency_ms\":{\"queue\":");
+    jw_num(w, ms(span(f, ITS_TS_ENQUEUE, ITS_TS_BATCH)), 7);
+    jw_raw(w, ",\"infer\":");
+    jw_num(w, ms(span(f, ITS_TS_BATCH, ITS_TS_INFER)), 7);
+    jw_raw(w, ",\"post\":");
+    jw_num(w, ms(span(f, ITS_TS_INFER, ITS_TS_POST)), 7);
+    jw_raw(w, ",\"analytics\":");
+    jw_num(w, ms(span(f, ITS_TS_DISPATCH, ITS_TS_ANALYTICS)), 7);
+    jw_raw(w, ",\"total\":");
+    jw_num(w, ms(span(f, ITS_TS_CAPTURE, ITS_TS_PUBLISH)), 7);
+    jw_raw(w, "}}");
+}
+
+static void process(its_pipeline_t *p, its_lat_shard *sh, cam *c, its_frame *f, char *buf)
+{
+    if (f->failed) {
+        atomic_fetch_add(&c->dropped[ITS_DROP_ENGINE_ERROR], 1);
+        its_frame_unref(f);
+        return;
+    }
+    if (atomic_load_explicit(&p->abandon, memory_order_relaxed)) {
+        /* past the drain deadline at shutdown: counted, not processed */
+        atomic_fetch_add(&c->dropped[ITS_DROP_SHUTDOWN], 1);
+        its_frame_unref(f);
+        return;
+    }
+    f->ts_ns[ITS_TS_DISPATCH] = its_now_ns();
+    its_camera_hooks *h = &p->o.hooks;
+    if (h->open && !c->hook_opened) {
+        char err[256] = "";
+        c->hook_opened = 1;
+        if (h->open(h->ctx, c->id, c->scene[0] ? c->scene : NULL, &c->hook_state, err, sizeof err) <
+            0) {
+            c->hook_failed = 1;
+            its_loge("app", c->id, "analytics disabled for this camera: %s", err);
+        }
+    }
+    int hooks = h->open && !c->hook_failed;
+    if (hooks && h->analytics) {
+        emit_ctx ec = {p, c};
+        h->analytics(c->hook_state, f, emit_msg, &ec);
+    }
+    f->ts_ns[ITS_TS_ANALYTICS] = its_now_ns();
+    if (hooks && h->quality)
+        h->quality(c->hook_state, f);
+    f->ts_ns[ITS_TS_QUALITY] = its_now_ns();
+    if (hooks && h->modelmon)
+        h->modelmon(c->hook_state, f);
+    f->ts_ns[ITS_TS_MODELMON] = its_now_ns();
+    f->ts_ns[ITS_TS_PUBLISH] = f->ts_ns[ITS_TS_MODELMON];
+    jsonw w;
+    jw_init(&w, buf, JSON_BUF);
+    build_json(p, p->infers[0], c, f, &w);
+    p->o.sink->publish(p->o.sink, ITS_MSG_FRAME, c->id, f, w.buf, w.len);
+    if (p->observer)
+        p->observer(p->observer_ctx, f, c->id);
+    uint64_t done = its_now_ns();
+    its_lat_record(sh, ITS_STAGE_DISPATCH, span(f, ITS_TS_POST, ITS_TS_DISPATCH));
+    its_lat_record(sh, ITS_STAGE_ANALYTICS, span(f, ITS_TS_DISPATCH, ITS_TS_ANALYTICS));
+    its_lat_record(sh, ITS_STAGE_QUALITY, span(f, ITS_TS_ANALYTICS, ITS_TS_QUALITY));
+    its_lat_record(sh, ITS_STAGE_MODELMON, span(f, ITS_TS_QUALITY, ITS_TS_MODELMON));
+    its_lat_record(sh, ITS_STAGE_PUBLISH, done - f->ts_ns[ITS_TS_PUBLISH]);
+    its_lat_record(sh, ITS_STAGE_TOTAL, span(f, ITS_TS_CAPTURE, ITS_TS_PUBLISH));
+    uint64_t tracked = 0;
+    for (int i = 0; i < f->n_dets; i++)
+        tracked += f->dets[i].track_id > 0;
+    atomic_fetch_add_explicit(&c->detections, (uint64_t)f->n_dets, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->tracked, tracked, memory_order_relaxed);
+    atomic_fetch_add_explicit(&p->messages, 1, memory_order_relaxed);
+    /* counted last: a reader that sees processed also sees the frame's other counters */
+    atomic_fetch_add_explicit(&c->processed, 1, memory_order_release);
+    its_frame_unref(f);
+}
+
+static void *analytics_main(void *arg)
+{
+    its_pipeline_t *p = ((worker_arg *)arg)->p;
+    int wi = ((worker_arg *)arg)->index;
+    its_free(arg);
+    its_lat_shard *sh = its_lat_shard_claim(p->lat);
+    char *buf = its_malloc(ITS_MOD_APP, JSON_BUF);
+    for (;;) {
+        void *item;
+        int rc = its_queue_pop_wait(p->ana_q[wi], &item, POLL_NS);
+        if (rc == ITS_ECLOSED)
+            break;
+        if (rc < 0)
+            continue;
+        its_frame *f = item;
+        cam *c = &p->cams[f->camera];
+        if (!buf) { /* could not get a buffer at start: count, never crash */
+            atomic_fetch_add(&c->dropped[ITS_DROP_ENGINE_ERROR], 1);
+            its_frame_unref(f);
+            continue;
+        }
+        c->held[f->pseq % REORDER] = f;
+        while (c->held[c->expect % REORDER] && c->held[c->expect % REORDER]->pseq == c->expect) {
+            its_frame *g = c->held[c->expect % REORDER];
+            c->held[c->expect % REORDER] = NULL;
+            c->expect++;
+            process(p, sh, c, g, buf);
+        }
+    }
+    its_free(buf);
+    return NULL;
+}
+
+/* ---- lifecycle ---- */
+
+int its_pipeline_create(its_pipeline_opts *o, its_pipeline_t **out, char *err, size_t errlen)
+{
+    char dummy[8];
+    if (!err) {
+        err = dummy;
+        errlen = sizeof dummy;
+    }
+    *out = NULL;
+    its_pipeline_t *p = its_calloc(ITS_MOD_APP, 1, sizeof *p);
+    if (!p) {
+        snprintf(err, errlen, "pipeline: out of memory");
+        return ITS_ENOMEM;
+    }
+    p->o = *o;
+    /* ownership moved in: the caller must not free these even if we fail */
+    memset(&o->infer, 0, sizeof o->infer);
+    o->sink = NULL;
+    pthread_mutex_init(&p->ctl_mu, NULL);
+    pthread_mutex_init(&p->form_mu, NULL);
+    int rc = ITS_EINVAL;
+    its_pipeline_opts *q = &p->o;
+    q->engine_workers = ITS_CLAMP(q->engine_workers, 1, MAX_WORKERS);
+    q->analytics_workers = ITS_CLAMP(q->analytics_workers, 1, MAX_WORKERS);
+    q->pool_frames = ITS_CLAMP(q->pool_frames, 2, REORDER);
+    if (q->max_cameras < 1 || !q->sink || !q->infer.create) {
+        snprintf(err, errlen, "pipeline: a sink, an inference backend and cameras are needed");
+        goto fail;
+    }
+    for (int i = 0; i < q->engine_workers; i++) {
+        rc = q->infer.create(q->infer.ctx, &p->infers[i], err, errlen);
+        if (rc < 0)
+            goto fail;
+    }
+    its_infer *inf = p->infers[0];
+    int batch_max = ITS_CLAMP(ITS_MIN(q->batch_max, inf->max_batch), 1, 32);
+    q->batch_max = batch_max;
+    its_batcher_opts bo = {.max_batch = batch_max,
+                           .max_delay_ns = its_ms_to_ns(q->batch_delay_ms),
+                           .sizes = inf->sizes,
+                           .n_sizes = inf->n_sizes,
+                           .n_cameras = q->max_cameras,
+                           .per_camera = q->per_camera,
+                           .capacity = q->queue_capacity,
+                           .high_water = q->high_water,
+                           .low_water = q->low_water,
+                           .on_drop = on_drop,
+                           .drop_ctx = p};
+    rc = its_batcher_create(&bo, &p->batcher);
+    if (rc < 0) {
+        snprintf(err, errlen,
+                 "batch: invalid settings (max %d, per camera %d, capacity %d, "
+                 "high/low water %d/%d)",
+                 batch_max, q->per_camera, q->queue_capacity, q->high_water, q->low_water);
+        goto fail;
+    }
+    rc = ITS_ENOMEM;
+    p->cams = its_calloc(ITS_MOD_APP, (size_t)q->max_cameras, sizeof *p->cams);
+    p->st_buckets =
+        its_calloc(ITS_MOD_APP, (size_t)ITS_STAGE_N * ITS_LAT_BUCKETS, sizeof(uint64_t));
+    if (!p->cams || !p->st_buckets ||
+        its_lat_create(ITS_STAGE_N, q->engine_workers + q->analytics_workers + 2, &p->lat) < 0) {
+        snprintf(err, errlen, "pipeline: out of memory");
+        goto fail;
+    }
+    for (int i = 0; i < q->analytics_workers; i++)
+        if ((rc = its_queue_create(ITS_MOD_APP, ANA_QUEUE, &p->ana_q[i])) < 0) {
+            snprintf(err, errlen, "pipeline: out of memory");
+            goto fail;
+        }
+    p->wall_offset = (int64_t)its_wall_ns() - (int64_t)its_now_ns();
+    *out = p;
+    return 0;
+fail:
+    its_pipeline_destroy(p);
+    return rc;
+}
+
+static int source_kind(const its_camera_cfg *c, its_source_kind *k, char *err, size_t errlen)
+{
+    *k = ITS_SOURCE_AUTO;
+    if (c->kind && *c->kind && its_source_parse_kind(c->kind, k) < 0) {
+        snprintf(err, errlen, "camera '%s': unknown kind '%s'", c->id, c->kind);
+        return ITS_EINVAL;
+    }
+    return 0;
+}
+
+int its_pipeline_add_camera(its_pipeline_t *p, const its_camera_cfg *c, char *err, size_t errlen)
+{
+    char dummy[8];
+    if (!err) {
+        err = dummy;
+        errlen = sizeof dummy;
+    }
+    if (!c->id || !*c->id || !c->url || !*c->url) {
+        snprintf(err, errlen, "camera: id and url are required");
+        return ITS_EINVAL;
+    }
+    pthread_mutex_lock(&p->ctl_mu);
+    int rc = 0;
+    for (int i = 0; i < p->n_used; i++)
+        if (atomic_load(&p->cams[i].active) && strcmp(p->cams[i].id, c->id) == 0) {
+            snprintf(err, errlen, "camera '%s' already exists", c->id);
+            rc = ITS_EEXIST;
+            goto out;
+        }
+    if (p->n_used >= p->o.max_cameras) {
+        snprintf(err, errlen, "camera '%s': all %d camera slots are used", c->id, p->o.max_cameras);
+        rc = ITS_EFULL;
+        goto out;
+    }
+    its_source_opts so;
+    its_source_opts_default(&so);
+    if ((rc = source_kind(c, &so.kind, err, errlen)) < 0)
+        goto out;
+    int slot = p->n_used;
+    cam *k = &p->cams[slot];
+    snprintf(k->id, sizeof k->id, "%s", c->id);
+    snprintf(k->url, sizeof k->url, "%s", c->url);
+    snprintf(k->scene, sizeof k->scene, "%s", c->scene ? c->scene : "");
+    so.id = k->id;
+    so.url = k->url;
+    so.slot = slot;
+    so.pixfmt = p->o.pixfmt;
+    so.loop = c->loop;
+    so.realtime = c->realtime < 0 ? 1 : c->realtime;
+    so.fps = c->fps;
+    so.phase_s = c->phase_s;
+    if (c->phase_s < 0) /* spread replay cameras over 2 s of clip and a frame period */
+        so.phase_s = fmod(slot * 0.6180339887, 1.0) * 2.0;
+    so.replay_frames = c->replay_frames;
+    so.max_width = c->max_width > 0 ? c->max_width : p->o.max_width;
+    so.max_height = c->max_height > 0 ? c->max_height : p->o.max_height;
+    so.pool_frames = p->o.pool_frames;
+    so.stall_timeout_ms = p->o.stall_timeout_ms;
+    so.backoff_min_ms = p->o.backoff_min_ms;
+    so.backoff_max_ms = p->o.backoff_max_ms;
+    rc = its_source_create(&so, on_frame, p, &k->src, err, errlen);
+    if (rc < 0)
+        goto out;
+    k->used = 1;
+    atomic_store(&k->active, 1);
+    atomic_fetch_add(&p->n_used, 1);
+    if (p->started && !p->stopped && (rc = its_source_start(k->src)) < 0)
+        snprintf(err, errlen, "camera '%s': cannot start its thread", c->id);
+    its_logi("app", k->id, "camera added: %s (%s)", k->url,
+             its_source_kind_name(so.kind ? so.kind : its_source_kind_of(k->url)));
+out:
+    pthread_mutex_unlock(&p->ctl_mu);
+    return rc;
+}
+
+int its_pipeline_find_camera(its_pipeline_t *p, const char *id)
+{
+    int n = atomic_load(&p->n_used);
+    for (int i = 0; i < n; i++)
+        if (atomic_load(&p->cams[i].active) && strcmp(p->cams[i].id, id) == 0)
+            return i;
+    return ITS_ENOENT;
+}
+
+int its_pipeline_remove_camera(its_pipeline_t *p, const char *id)
+{
+    pthread_mutex_lock(&p->ctl_mu);
+    int i = its_pipeline_find_camera(p, id);
+    if (i >= 0) {
+        /* stopped, not destroyed: its frames in flight finish, its counters stay readable */
+        its_source_stop(p->cams[i].src);
+        atomic_store(&p->cams[i].active, 0);
+        its_logi("app", id, "camera removed");
+    }
+    pthread_mutex_unlock(&p->ctl_mu);
+    return i < 0 ? i : 0;
+}
+
+int its_pipeline_start(its_pipeline_t *p)
+{
+    pthread_mutex_lock(&p->ctl_mu);
+    int rc = 0;
+    if (p->started) {
+        pthread_mutex_unlock(&p->ctl_mu);
+        return ITS_EBUSY;
+    }
+    p->started = 1;
+    p->st_ns = its_now_ns();
+    for (int i = 0; i < p->o.analytics_workers && rc == 0; i++) {
+        worker_arg *a = its_malloc(ITS_MOD_APP, sizeof *a);
+        if (a) {
+            a->p = p;
+            a->index = i;
+        }
+        if (!a || pthread_create(&p->ana[i], NULL, analytics_main, a) != 0) {
+            its_free(a);
+            rc = ITS_ENOMEM;
+            break;
+        }
+        p->n_ana_started++;
+    }
+    for (int i = 0; i < p->o.engine_workers && rc == 0; i++) {
+        worker_arg *a = its_malloc(ITS_MOD_APP, sizeof *a);
+        if (a) {
+            a->p = p;
+            a->index = i;
+        }
+        if (!a || pthread_create(&p->eng[i], NULL, engine_main, a) != 0) {
+            its_free(a);
+            rc = ITS_ENOMEM;
+            break;
+        }
+        p->n_eng_started++;
+    }
+    for (int i = 0; i < p->n_used && rc == 0; i++)
+        if (atomic_load(&p->cams[i].active))
+            rc = its_source_start(p->cams[i].src);
+    pthread_mutex_unlock(&p->ctl_mu);
+    return rc;
+}
+
+int its_pipeline_stop(its_pipeline_t *p, uint64_t drain_ns)
+{
+    pthread_mutex_lock(&p->ctl_mu);
+    if (p->stopped || !p->started) {
+        p->stopped = 1;
+        pthread_mutex_unlock(&p->ctl_mu);
+        return 0;
+    }
+    p->stopped = 1;
+    uint64_t t0 = its_now_ns();
+    for (int i = 0; i < p->n_used; i++)
+        its_source_stop(p->cams[i].src);
+    its_batcher_close(p->batcher);
+    /* drain: the engine workers empty the batcher until the deadline */
+    uint64_t deadline = t0 + drain_ns;
+    for (;;) {
+        its_batcher_stats bs;
+        its_batcher_get_stats(p->batcher, &bs);
+        if (bs.depth == 0)
+            break;
+        if (its_now_ns() >= deadline) {
+            int n = its_batcher_flush_drop(p->batcher);
+            its_logw("app", NULL, "drain deadline: %d queued frames dropped", n);
+            break;
+        }
+        its_sleep_ns(2 * ITS_NS_PER_MS);
+    }
+    for (int i = 0; i < p->n_eng_started; i++)
+        pthread_join(p->eng[i], NULL);
+    for (int i = 0; i < p->o.analytics_workers; i++)
+        its_queue_close(p->ana_q[i]);
+    /* the analytics workers drain their queues too, within the same deadline (a slow
+     * per-camera stage must not hold the exit); past it, what is left is counted as
+     * shutdown drops (the batches running in the engine always finish and are counted) */
+    for (;;) {
+        size_t left = 0;
+        for (int i = 0; i < p->o.analytics_workers; i++)
+            left += its_queue_size(p->ana_q[i]);
+        if (left == 0)
+            break;
+        if (its_now_ns() >= deadline) {
+            atomic_store(&p->abandon, 1);
+            its_logw("app", NULL, "drain deadline: %zu frames awaiting analytics dropped", left);
+            break;
+        }
+        its_sleep_ns(2 * ITS_NS_PER_MS);
+    }
+    for (int i = 0; i < p->n_ana_started; i++)
+        pthread_join(p->ana[i], NULL);
+    p->o.sink->flush(p->o.sink);
+    its_logi("app", NULL, "stopped in %.0f ms", ms(its_now_ns() - t0));
+    pthread_mutex_unlock(&p->ctl_mu);
+    return 0;
+}
+
+void its_pipeline_destroy(its_pipeline_t *p)
+{
+    if (!p)
+        return;
+    if (p->started)
+        its_pipeline_stop(p, 0);
+    for (int i = 0; p->cams && i < p->n_used; i++) {
+        cam *c = &p->cams[i];
+        /* frames parked for reorder can only remain if a worker never got them in order */
+        for (int k = 0; k < REORDER; k++)
+            its_frame_unref(c->held[k]);
+        if (c->hook_opened && !c->hook_failed && p->o.hooks.close)
+            p->o.hooks.close(c->hook_state);
+        its_source_destroy(c->src);
+    }
+    for (int i = 0; i < MAX_WORKERS; i++) {
+        if (p->ana_q[i]) {
+            void *item;
+            while (its_queue_pop(p->ana_q[i], &item) == 0)
+                its_frame_unref(item);
+            its_queue_destroy(p->ana_q[i]);
+        }
+        if (p->infers[i])
+            p->infers[i]->destroy(p->infers[i]);
+    }
+    if (p->batcher) {
+        its_batcher_flush_drop(p->batcher);
+        its_batcher_destroy(p->batcher);
+    }
+    if (p->o.infer.release)
+        p->o.infer.release(p->o.infer.ctx);
+    if (p->o.hooks.release)
+        p->o.hooks.release(p->o.hooks.ctx);
+    if (p->o.sink)
+        p->o.sink->destroy(p->o.sink);
+    its_lat_destroy(p->lat);
+    its_free(p->st_buckets);
+    its_free(p->cams);
+    pthread_mutex_destroy(&p->ctl_mu);
+    pthread_mutex_destroy(&p->form_mu);
+    its_free(p);
+}
+
+/* ---- observation ---- */
+
+int its_pipeline_n_cameras(its_pipeline_t *p)
+{
+    return atomic_load(&p->n_used);
+}
+
+void its_pipeline_set_observer(its_pipeline_t *p, its_frame_observer fn, void *ctx)
+{
+    p->observer = fn;
+    p->observer_ctx = ctx;
+}
+
+const char *its_pipeline_camera_url(its_pipeline_t *p, int slot)
+{
+    return slot >= 0 && slot < atomic_load(&p->n_used) ? p->cams[slot].url : "";
+}
+
+int its_pipeline_camera_stats(its_pipeline_t *p, int slot, its_camera_stats *out)
+{
+    if (slot < 0 || slot >= atomic_load(&p->n_used))
+        return ITS_ERANGE;
+    cam *c = &p->cams[slot];
+    memset(out, 0, sizeof *out);
+    snprintf(out->id, sizeof out->id, "%s", c->id);
+    out->active = atomic_load(&c->active);
+    /* processed first: everything it counts was in before */
+    out->processed = atomic_load_explicit(&c->processed, memory_order_acquire);
+    out->detections = atomic_load(&c->detections);
+    out->tracked = atomic_load(&c->tracked);
+    for (int r = 0; r < ITS_DROP_REASON_COUNT; r++)
+        out->dropped[r] = atomic_load(&c->dropped[r]);
+    its_source_get_stats(c->src, &out->source);
+    out->dropped[ITS_DROP_NO_BUFFER] = out->source.dropped_no_buffer;
+    for (int r = 0; r < ITS_DROP_REASON_COUNT; r++)
+        out->dropped_total += out->dropped[r];
+    out->in = out->source.frames + out->source.dropped_no_buffer;
+    uint64_t done = out->processed + out->dropped_total;
+    out->in_flight = out->in > done ? out->in - done : 0;
+    return 0;
+}
+
+its_lat_t *its_pipeline_latency(its_pipeline_t *p)
+{
+    return p->lat;
+}
+
+void its_pipeline_batch_stats(its_pipeline_t *p, its_batcher_stats *out)
+{
+    its_batcher_get_stats(p->batcher, out);
+}
+
+void its_pipeline_flush(its_pipeline_t *p)
+{
+    p->o.sink->flush(p->o.sink);
+}
+
+uint64_t its_pipeline_messages(its_pipeline_t *p)
+{
+    return atomic_load(&p->messages);
+}
+
+static uint64_t quantile_of(const uint64_t *counts, double q)
+{
+    uint64_t n = 0;
+    for (int b = 0; b < ITS_LAT_BUCKETS; b++)
+        n += counts[b];
+    if (!n)
+        return 0;
+    uint64_t rank = (uint64_t)(q * (double)(n - 1)) + 1, seen = 0;
+    for (int b = 0; b < ITS_LAT_BUCKETS; b++) {
+        seen += counts[b];
+        if (seen >= rank) {
+            uint64_t lo, hi;
+            its_lat_bucket_bounds(b, &lo, &hi);
+            return lo + (hi - lo) / 2;
+        }
+    }
+    return 0;
+}
+
+#define APPEND(...)                                                                                \
+    do {                                                                                           \
+        if (n < len) {                                                                             \
+            int k_ = snprintf(buf + n, len - n, __VA_ARGS__);                                      \
+            if (k_ > 0)                                                                            \
+                n += (size_t)k_;                                                                   \
+        }                                                                                          \
+    } while (0)
+
+int its_pipeline_status_line(its_pipeline_t *p, char *buf, size_t len)
+{
+    size_t n = 0;
+    uint64_t now = its_now_ns();
+    double dt = p->st_ns && now > p->st_ns ? (double)(now - p->st_ns) / 1e9 : 0;
+    its_batcher_stats bs;
+    its_batcher_get_stats(p->batcher, &bs);
+    uint64_t db = bs.batches - p->st_batches, di = bs.items_out - p->st_items;
+    p->st_batches = bs.batches;
+    p->st_items = bs.items_out;
+    its_infer *inf = p->infers[0];
+    uint64_t total_out = 0, total_drop = 0;
+    int active = 0;
+    char cams[1024];
+    size_t cn = 0;
+    cams[0] = 0;
+    for (int i = 0; i < p->n_used; i++) {
+        its_camera_stats cs;
+        its_pipeline_camera_stats(p, i, &cs);
+        cam *c = &p->cams[i];
+        uint64_t dout = cs.processed - c->st_processed, ddrop = cs.dropped_total - c->st_dropped;
+        c->st_processed = cs.processed;
+        c->st_dropped = cs.dropped_total;
+        total_out += dout;
+        total_drop += ddrop;
+        if (!cs.active)
+            continue;
+        active++;
+        if (active <= 8 && cn < sizeof cams) {
+            int k = snprintf(cams + cn, sizeof cams - cn, " %s %.1ffps drop %llu%s;", cs.id,
+                             dt > 0 ? (double)dout / dt : 0, (unsigned long long)cs.dropped_total,
+                             cs.source.state == ITS_SOURCE_RUNNING ? ""
+                             : cs.source.state == ITS_SOURCE_ENDED ? " (ended)"
+                                                                   : " (reconnecting)");
+            if (k > 0)
+                cn += (size_t)k;
+        }
+    }
+    APPEND("status: backend %s%s | %d cams %.1f fps out, %llu dropped | batch avg %.1f, queue "
+           "%zu | p99 ms (budget):",
+           inf->name, inf->is_benchmark ? " (benchmark, no inference)" : "", active,
+           dt > 0 ? (double)total_out / dt : 0, (unsigned long long)total_drop,
+           db ? (double)di / (double)db : 0, bs.depth);
+    for (int s = ITS_STAGE_QUEUE; s < ITS_STAGE_N; s++) {
+        uint64_t cur[ITS_LAT_BUCKETS], *prev = p->st_buckets + (size_t)s * ITS_LAT_BUCKETS;
+        its_lat_buckets(p->lat, s, cur);
+        for (int b = 0; b < ITS_LAT_BUCKETS; b++) {
+            uint64_t d = cur[b] - prev[b];
+            prev[b] = cur[b];
+            cur[b] = d;
+        }
+        double p99 = ms(quantile_of(cur, 0.99));
+        if (stage_budget[s] > 0)
+            APPEND(" %s %.1f (%g)%s", stage_names[s], p99, stage_budget[s],
+                   p99 > stage_budget[s] ? "!" : "");
+        else
+            APPEND(" %s %.1f", stage_names[s], p99);
+    }
+    APPEND(" |%s%s", cams, active > 8 ? " ..." : "");
+    p->st_ns = now;
+    return (int)ITS_MIN(n, len ? len - 1 : 0);
+}

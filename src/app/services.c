@@ -1,0 +1,325 @@
+/*
+ * itsd's outward services around the pipeline: the Prometheus registry (its/metrics.h) fed
+ * from the pipeline, and the HTTP API (its/api.h) whose provider is the pipeline.
+ *
+ * Per frame (on the analytics worker, after publishing) the observer adds the frame's stage
+ * latencies to its_stage_latency_seconds{stage}, the end-to-end latency to SPEC's
+ * analytics_latency_seconds, and counts frames and detections per camera; the registry's
+ * updates are lock-free. Per-camera series are looked up once per camera slot and cached
+ * (a slot's frames all come through one worker, so the cache needs no lock). Everything
+ * that is a level rather than an event (queue depth, cameras, per-camera FPS and up/down,
+ * drops by reason, quality) is read from the pipeline by a collector at scrape time.
+ *
+ * The API's callbacks run on its threads: they use only the pipeline's thread-safe calls.
+ */
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "its/api.h"
+#include "its/app_services.h"
+#include "its/core.h"
+#include "its/metrics.h"
+
+typedef struct cam_series {
+    its_metric *frames;
+    its_metric *quality;
+    its_metric *dets[80 + 1]; /* per class id; [80]: other */
+    int ready;
+} cam_series;
+
+typedef struct cam_prev {
+    uint64_t dropped[ITS_DROP_REASON_COUNT];
+    uint64_t processed;
+    uint64_t ns;
+} cam_prev;
+
+struct its_app_services {
+    its_pipeline_t *p;
+    its_metrics *reg;
+    its_api *api;
+    its_metric *stage[ITS_STAGE_N]; /* NULL: not exported */
+    its_metric *e2e;
+    cam_series *cams;
+    int max_cams;
+    pthread_mutex_t collect_mu;
+    cam_prev *prev; /* collector only */
+    const char *(*label)(int class_id);
+};
+
+static const char *metric_stage_name(int s)
+{
+    switch (s) {
+    case ITS_STAGE_QUEUE:
+        return "queue";
+    case ITS_STAGE_INFER:
+        return "inference";
+    case ITS_STAGE_POST:
+        return "postprocess";
+    case ITS_STAGE_ANALYTICS:
+        return "analytics";
+    case ITS_STAGE_QUALITY:
+        return "quality";
+    case ITS_STAGE_MODELMON:
+        return "modelmon";
+    case ITS_STAGE_PUBLISH:
+        return "publish";
+    default:
+        return NULL;
+    }
+}
+
+static void observe(void *ctx, const its_frame *f, const char *camera)
+{
+    its_app_services *s = ctx;
+    static const struct {
+        int stage;
+        its_ts a, b;
+    } spans[] = {
+        {ITS_STAGE_QUEUE, ITS_TS_ENQUEUE, ITS_TS_BATCH},
+        {ITS_STAGE_INFER, ITS_TS_BATCH, ITS_TS_INFER},
+        {ITS_STAGE_POST, ITS_TS_INFER, ITS_TS_POST},
+        {ITS_STAGE_ANALYTICS, ITS_TS_DISPATCH, ITS_TS_ANALYTICS},
+        {ITS_STAGE_QUALITY, ITS_TS_ANALYTICS, ITS_TS_QUALITY},
+        {ITS_STAGE_MODELMON, ITS_TS_QUALITY, ITS_TS_MODELMON},
+    };
+    for (size_t i = 0; i < ITS_ARRAY_LEN(spans); i++) {
+        uint64_t a = f->ts_ns[spans[i].a], b = f->ts_ns[spans[i].b];
+        if (s->stage[spans[i].stage] && b >= a)
+            its_metric_observe(s->stage[spans[i].stage], (double)(b - a) / 1e9);
+    }
+    uint64_t now = its_now_ns();
+    if (s->stage[ITS_STAGE_PUBLISH] && now >= f->ts_ns[ITS_TS_PUBLISH])
+        its_metric_observe(s->stage[ITS_STAGE_PUBLISH],
+                           (double)(now - f->ts_ns[ITS_TS_PUBLISH]) / 1e9);
+    if (f->ts_ns[ITS_TS_PUBLISH] >= f->ts_ns[ITS_TS_CAPTURE])
+        its_metric_observe(s->e2e,
+                           (double)(f->ts_ns[ITS_TS_PUBLISH] - f->ts_ns[ITS_TS_CAPTURE]) / 1e9);
+    if (f->camera < 0 || f->camera >= s->max_cams)
+        return;
+    cam_series *cs = &s->cams[f->camera];
+    if (!cs->ready) {
+        cs->frames = its_metrics_series_v(its_metrics_std(s->reg, ITS_M_FRAMES), camera);
+        cs->quality = its_metrics_series_v(its_metrics_std(s->reg, ITS_M_QUALITY), camera);
+        cs->ready = 1;
+    }
+    its_metric_inc(cs->frames);
+    if (f->quality >= 0)
+        its_metric_set(cs->quality, f->quality);
+    for (int i = 0; i < f->n_dets; i++) {
+        int k = f->dets[i].class_id >= 0 && f->dets[i].class_id < 80 ? f->dets[i].class_id : 80;
+        if (!cs->dets[k]) {
+            char cls[16];
+            snprintf(cls, sizeof cls, "%d", k < 80 ? k : -1);
+            cs->dets[k] =
+                its_metrics_series_v(its_metrics_std(s->reg, ITS_M_DETECTIONS), camera, cls);
+        }
+        its_metric_inc(cs->dets[k]);
+    }
+}
+
+/* Scrape time: levels and per-reason drops from the pipeline. */
+static void collect(void *ud, its_metrics *reg)
+{
+    its_app_services *s = ud;
+    pthread_mutex_lock(&s->collect_mu);
+    its_batcher_stats bs;
+    its_pipeline_batch_stats(s->p, &bs);
+    its_metric_set(its_metrics_series_v(its_metrics_std(reg, ITS_M_QUEUE_DEPTH), "batch"),
+                   (double)bs.depth);
+    int n = its_pipeline_n_cameras(s->p), active = 0;
+    uint64_t now = its_now_ns();
+    for (int i = 0; i < n && i < s->max_cams; i++) {
+        its_camera_stats cs;
+        if (its_pipeline_camera_stats(s->p, i, &cs) < 0)
+            continue;
+        cam_prev *pv = &s->prev[i];
+        for (int r = 0; r < ITS_DROP_REASON_COUNT; r++) {
+            if (cs.dropped[r] > pv->dropped[r])
+                its_metric_add(its_metrics_series_v(its_metrics_std(reg, ITS_M_FRAMES_DROPPED),
+                                                    cs.id, its_drop_reason_name(r)),
+                               (double)(cs.dropped[r] - pv->dropped[r]));
+            pv->dropped[r] = cs.dropped[r];
+        }
+        if (!cs.active)
+            continue;
+        active++;
+        double fps = pv->ns && now > pv->ns
+                         ? (double)(cs.processed - pv->processed) * 1e9 / (double)(now - pv->ns)
+                         : 0;
+        pv->processed = cs.processed;
+        pv->ns = now;
+        its_metric_set(its_metrics_series_v(its_metrics_std(reg, ITS_M_CAMERA_FPS), cs.id), fps);
+        its_metric_set(its_metrics_series_v(its_metrics_std(reg, ITS_M_CAMERA_UP), cs.id),
+                       cs.source.state == ITS_SOURCE_RUNNING);
+    }
+    its_metric_set(its_metrics_series_v(its_metrics_std(reg, ITS_M_CAMERAS)), active);
+    pthread_mutex_unlock(&s->collect_mu);
+}
+
+/* ---- API provider ---- */
+
+static int prov_ready(void *ud, char *reason, size_t len)
+{
+    its_app_services *s = ud;
+    int n = its_pipeline_n_cameras(s->p);
+    for (int i = 0; i < n; i++) {
+        its_camera_stats cs;
+        if (its_pipeline_camera_stats(s->p, i, &cs) == 0 && cs.active &&
+            cs.source.state == ITS_SOURCE_RUNNING)
+            return 1;
+    }
+    snprintf(reason, len, n ? "no camera is delivering frames" : "no cameras configured");
+    return 0;
+}
+
+static void to_api(const its_camera_stats *cs, const char *url, its_api_camera *out)
+{
+    memset(out, 0, sizeof *out);
+    snprintf(out->id, sizeof out->id, "%s", cs->id);
+    snprintf(out->url, sizeof out->url, "%s", url ? url : "");
+    const char *st = !cs->active                                 ? "stopped"
+                     : cs->source.state == ITS_SOURCE_RUNNING    ? "running"
+                     : cs->source.state == ITS_SOURCE_CONNECTING ? "connecting"
+                                                                 : "down";
+    snprintf(out->state, sizeof out->state, "%s", st);
+    out->fps = cs->source.fps_nominal;
+    out->frames = cs->processed;
+    out->drops = cs->dropped_total;
+}
+
+static int prov_list(void *ud, its_api_camera *out, int max)
+{
+    its_app_services *s = ud;
+    int n = its_pipeline_n_cameras(s->p), k = 0;
+    for (int i = 0; i < n && k < max; i++) {
+        its_camera_stats cs;
+        if (its_pipeline_camera_stats(s->p, i, &cs) == 0 && cs.active)
+            to_api(&cs, its_pipeline_camera_url(s->p, i), &out[k++]);
+    }
+    return k;
+}
+
+static int prov_get(void *ud, const char *id, its_api_camera *out)
+{
+    its_app_services *s = ud;
+    int i = its_pipeline_find_camera(s->p, id);
+    its_camera_stats cs;
+    if (i < 0 || its_pipeline_camera_stats(s->p, i, &cs) < 0)
+        return ITS_ENOENT;
+    to_api(&cs, its_pipeline_camera_url(s->p, i), out);
+    return 0;
+}
+
+static int prov_add(void *ud, const its_api_camera_spec *spec)
+{
+    its_app_services *s = ud;
+    its_camera_cfg c = {.id = (char *)spec->id,
+                        .url = (char *)spec->url,
+                        .realtime = 1,
+                        .fps = spec->fps,
+                        .phase_s = -1};
+    /* optional fields of the body: kind, loop, scene, replay_frames */
+    json_t *j = spec->json ? json_loads(spec->json, 0, NULL) : NULL;
+    char kind[16] = "", scene[512] = "";
+    if (j) {
+        const char *k = json_string_value(json_object_get(j, "kind"));
+        const char *sc = json_string_value(json_object_get(j, "scene"));
+        if (k && snprintf(kind, sizeof kind, "%s", k) < (int)sizeof kind)
+            c.kind = kind;
+        if (sc && snprintf(scene, sizeof scene, "%s", sc) < (int)sizeof scene)
+            c.scene = scene;
+        c.loop = json_is_true(json_object_get(j, "loop"));
+        c.replay_frames = (int)json_integer_value(json_object_get(j, "replay_frames"));
+        json_decref(j);
+    }
+    int replaced = 0;
+    if (spec->replace && its_pipeline_find_camera(s->p, spec->id) >= 0) {
+        its_pipeline_remove_camera(s->p, spec->id);
+        replaced = 1;
+    }
+    char err[256];
+    int rc = its_pipeline_add_camera(s->p, &c, err, sizeof err);
+    if (rc < 0) {
+        its_logw("api", spec->id, "camera not added: %s", err);
+        return rc == ITS_EEXIST || rc == ITS_EFULL ? rc : ITS_EINVAL;
+    }
+    return replaced;
+}
+
+static int prov_remove(void *ud, const char *id)
+{
+    its_app_services *s = ud;
+    return its_pipeline_remove_camera(s->p, id) < 0 ? ITS_ENOENT : 0;
+}
+
+int its_app_services_create(const its_app_config *c, its_pipeline_t *p, its_app_services **out,
+                            char *err, size_t errlen)
+{
+    *out = NULL;
+    its_app_services *s = its_calloc(ITS_MOD_APP, 1, sizeof *s);
+    if (!s)
+        return ITS_ENOMEM;
+    s->p = p;
+    s->max_cams = c->s.max_cameras;
+    pthread_mutex_init(&s->collect_mu, NULL);
+    s->cams = its_calloc(ITS_MOD_APP, (size_t)s->max_cams, sizeof *s->cams);
+    s->prev = its_calloc(ITS_MOD_APP, (size_t)s->max_cams, sizeof *s->prev);
+    s->reg = its_metrics_create();
+    int rc = ITS_ENOMEM;
+    if (!s->cams || !s->prev || !s->reg || its_metrics_std_register(s->reg) < 0 ||
+        its_metrics_add_collector(s->reg, collect, s) < 0) {
+        snprintf(err, errlen, "metrics: out of memory");
+        goto fail;
+    }
+    s->e2e = its_metrics_series_v(its_metrics_std(s->reg, ITS_M_LATENCY));
+    for (int i = 0; i < ITS_STAGE_N; i++) {
+        const char *name = metric_stage_name(i);
+        if (name)
+            s->stage[i] = its_metrics_series_v(its_metrics_std(s->reg, ITS_M_STAGE_LATENCY), name);
+    }
+    its_pipeline_set_observer(p, observe, s);
+    if (c->s.api_enabled) {
+        its_api_config ac;
+        its_api_settings_apply(&c->s.api, &ac);
+        its_api_provider prov = {.ud = s,
+                                 .ready = prov_ready,
+                                 .camera_list = prov_list,
+                                 .camera_get = prov_get,
+                                 .camera_add = prov_add,
+                                 .camera_remove = prov_remove};
+        rc = its_api_create(&ac, &prov, s->reg, NULL, &s->api);
+        if (rc == 0)
+            rc = its_api_start(s->api);
+        if (rc < 0) {
+            snprintf(err, errlen, "api: cannot serve on %s:%d: %s", ac.bind_addr, ac.port,
+                     its_strerror(rc));
+            goto fail;
+        }
+        its_logi("api", NULL, "HTTP API and /metrics on %s:%d", ac.bind_addr, its_api_port(s->api));
+    }
+    *out = s;
+    return 0;
+fail:
+    its_pipeline_set_observer(p, NULL, NULL);
+    its_app_services_destroy(s);
+    return rc;
+}
+
+void its_app_services_destroy(its_app_services *s)
+{
+    if (!s)
+        return;
+    its_api_destroy(s->api); /* no API thread touches the pipeline after this */
+    its_metrics_destroy(s->reg);
+    its_free(s->cams);
+    its_free(s->prev);
+    pthread_mutex_destroy(&s->collect_mu);
+    its_free(s);
+}
+
+int its_app_services_port(its_app_services *s)
+{
+    return s->api ? its_api_port(s->api) : 0;
+}

@@ -1,0 +1,28 @@
+/* Private to src/ingest: frame construction and the shared replay clips. */
+#ifndef ITS_INGEST_IMPL_H
+#define ITS_INGEST_IMPL_H
+
+#include "its/ingest.h"
+
+/* A new frame with one reference, taking over `pixels` (its reference). NULL if the header
+ * pool is exhausted (pixels untouched then). */
+its_frame *its__frame_new(its_pool_t *hdr_pool, its_buf *pixels);
+
+/* A decoded clip held in memory, shared by every replay source with the same key. */
+typedef struct its__clip {
+    char key[1100];
+    int refs; /* guarded by the registry's lock */
+    int n;
+    its_pool_t *pool;
+    its_buf **frames; /* n buffers, one reference each held by the clip */
+    int *width, *height;
+    int64_t *pts_ns;
+    double fps;
+    int64_t duration_ns; /* last frame's pts plus one frame period */
+} its__clip;
+
+int its__clip_get(const char *path, its_pixfmt pixfmt, int max_w, int max_h, int max_frames,
+                  its__clip **out, char *err, size_t errlen);
+void its__clip_put(its__clip *c);
+
+#endif

@@ -1,0 +1,249 @@
+/* The itsd executable: --check-config / --print-config exit codes, SIGHUP adding and
+ * removing cameras while running, SIGTERM draining and exiting 0 within 5 s. */
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "its/core.h"
+#include "testutil.h"
+
+static char itsd[1024], media[512], dir[256];
+static int g_api_port;
+
+static pid_t spawn(const char *cfg, const char *extra, const char *out, const char *errf)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int e = open(errf, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(o, 1);
+        dup2(e, 2);
+        if (extra)
+            execl(itsd, itsd, "-c", cfg, extra, (char *)NULL);
+        else
+            execl(itsd, itsd, "-c", cfg, (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+static int wait_exit(pid_t pid, double seconds)
+{
+    uint64_t end = its_now_ns() + (uint64_t)(seconds * 1e9);
+    int st;
+    while (its_now_ns() < end) {
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid)
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        its_sleep_ns(10 * ITS_NS_PER_MS);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &st, 0);
+    return -1;
+}
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(fd, (struct sockaddr *)&a, sizeof a);
+    socklen_t al = sizeof a;
+    getsockname(fd, (struct sockaddr *)&a, &al);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+/* One HTTP/1.0 request to itsd's API; the whole response (status line included) into buf. */
+static int http(const char *method, const char *path, const char *body, char *buf, size_t len)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)g_api_port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+        close(fd);
+        return -1;
+    }
+    char req[2048];
+    int n = snprintf(req, sizeof req,
+                     "%s %s HTTP/1.0\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %zu\r\n\r\n%s",
+                     method, path, body ? strlen(body) : 0, body ? body : "");
+    if (send(fd, req, (size_t)n, 0) != n) {
+        close(fd);
+        return -1;
+    }
+    size_t got = 0;
+    ssize_t r;
+    while (got + 1 < len && (r = recv(fd, buf + got, len - got - 1, 0)) > 0)
+        got += (size_t)r;
+    buf[got] = 0;
+    close(fd);
+    return (int)got;
+}
+
+static void write_cfg(const char *path, const char *cams)
+{
+    char buf[4096];
+    int n = snprintf(buf, sizeof buf,
+                     "engine:\n  backend: noop\n  noop_cost_us: 100\n"
+                     "status:\n  interval_s: 0.5\n"
+                     "shutdown:\n  drain_s: 2\n"
+                     "api:\n  port: %d\n"
+                     "cameras:\n%s",
+                     g_api_port, cams);
+    assert_int_equal(its_test_write_file(path, buf, (size_t)n), 0);
+}
+
+static long count(const char *path, const char *needle)
+{
+    size_t len;
+    uint8_t *d = its_test_read_file(path, &len);
+    if (!d)
+        return -1;
+    long n = 0;
+    char *p = (char *)d;
+    d[len - (len ? 1 : 0)] = 0;
+    while ((p = strstr(p, needle))) {
+        n++;
+        p++;
+    }
+    its_free(d);
+    return n;
+}
+
+static void test_check_and_print(void **state)
+{
+    char cfg[400], out[400], err[400];
+    snprintf(cfg, sizeof cfg, "%s/bad.yaml", dir);
+    snprintf(out, sizeof out, "%s/o.txt", dir);
+    snprintf(err, sizeof err, "%s/e.txt", dir);
+    assert_int_equal(its_test_write_file(cfg, "batch:\n  max_size: 99\n", 22), 0);
+    assert_int_equal(wait_exit(spawn(cfg, "--check-config", out, err), 10), 2);
+    assert_int_equal(count(err, "batch.max_size"), 1);
+
+    char cams[1024];
+    snprintf(cams, sizeof cams, "  - id: a\n    url: %s/traffic_bridge_720p.mp4\n", media);
+    write_cfg(cfg, cams);
+    assert_int_equal(wait_exit(spawn(cfg, "--check-config", out, err), 10), 0);
+    assert_int_equal(wait_exit(spawn(cfg, "--print-config", out, err), 10), 0);
+    assert_int_equal(count(out, "noop_cost_us: 100"), 1);
+    assert_int_equal(count(out, "id: \"a\""), 1);
+
+    /* a camera file that is not there: --check-config says which */
+    write_cfg(cfg, "  - id: gone\n    url: /nonexistent/x.mp4\n");
+    assert_int_equal(wait_exit(spawn(cfg, "--check-config", out, err), 10), 2);
+    assert_int_equal(count(err, "cameras[0].url"), 1);
+}
+
+static void test_reload_and_term(void **state)
+{
+    char cfg[400], out[400], err[400], cams[2048];
+    snprintf(cfg, sizeof cfg, "%s/run.yaml", dir);
+    snprintf(out, sizeof out, "%s/run.jsonl", dir);
+    snprintf(err, sizeof err, "%s/run.err", dir);
+    snprintf(cams, sizeof cams,
+             "  - id: a\n    url: %s/traffic_bridge_720p.mp4\n    kind: replay\n"
+             "    fps: 20\n    replay_frames: 10\n    loop: true\n"
+             "  - id: b\n    url: %s/traffic_bridge_720p.mp4\n    kind: replay\n"
+             "    fps: 20\n    replay_frames: 10\n    loop: true\n",
+             media, media);
+    g_api_port = free_port();
+    write_cfg(cfg, cams);
+    pid_t pid = spawn(cfg, NULL, out, err);
+    /* the HTTP API and /metrics while running: ready once a camera delivers frames */
+    static char resp[1 << 20];
+    uint64_t until = its_now_ns() + 20 * ITS_NS_PER_S;
+    int ready = 0;
+    while (!ready && its_now_ns() < until) {
+        its_sleep_ns(100 * ITS_NS_PER_MS);
+        ready = http("GET", "/readyz", NULL, resp, sizeof resp) > 0 && strstr(resp, " 200 ");
+    }
+    assert_true(ready);
+    its_sleep_ns(1000 * ITS_NS_PER_MS);
+    assert_true(http("GET", "/metrics", NULL, resp, sizeof resp) > 0);
+    assert_non_null(strstr(resp, "its_frames_total{camera=\"a\"}"));
+    assert_non_null(strstr(resp, "its_stage_latency_seconds_bucket{stage=\"queue\""));
+    assert_non_null(strstr(resp, "analytics_latency_seconds_count"));
+    assert_non_null(strstr(resp, "its_camera_up{camera=\"b\"} 1"));
+    assert_true(http("GET", "/v1/cameras", NULL, resp, sizeof resp) > 0);
+    assert_non_null(strstr(resp, "\"b\""));
+    char body[1024];
+    snprintf(body, sizeof body,
+             "{\"id\": \"d\", \"url\": \"%s/traffic_bridge_720p.mp4\", \"fps\": 20, "
+             "\"kind\": \"replay\", \"loop\": true, \"replay_frames\": 10}",
+             media);
+    assert_true(http("POST", "/v1/cameras", body, resp, sizeof resp) > 0);
+    if (!strstr(resp, "created"))
+        fail_msg("POST /v1/cameras: %s", resp);
+    assert_true(http("GET", "/v1/status", NULL, resp, sizeof resp) > 0);
+    assert_non_null(strstr(resp, " 200 "));
+    its_sleep_ns(500 * ITS_NS_PER_MS);
+    assert_true(http("DELETE", "/v1/cameras/d", NULL, resp, sizeof resp) > 0);
+    assert_non_null(strstr(resp, "removed"));
+    /* replace camera a by c */
+    snprintf(cams, sizeof cams,
+             "  - id: b\n    url: %s/traffic_bridge_720p.mp4\n    kind: replay\n"
+             "    fps: 20\n    replay_frames: 10\n    loop: true\n"
+             "  - id: c\n    url: %s/traffic_bridge_720p.mp4\n    kind: replay\n"
+             "    fps: 20\n    replay_frames: 10\n    loop: true\n",
+             media, media);
+    write_cfg(cfg, cams);
+    kill(pid, SIGHUP);
+    its_sleep_ns(1500 * ITS_NS_PER_MS);
+    /* a broken file on reload keeps the daemon running as it was */
+    assert_int_equal(its_test_write_file(cfg, "cameras: [\n", 11), 0);
+    kill(pid, SIGHUP);
+    its_sleep_ns(500 * ITS_NS_PER_MS);
+    uint64_t t0 = its_now_ns();
+    kill(pid, SIGTERM);
+    assert_int_equal(wait_exit(pid, 5.0), 0);
+    assert_true(its_now_ns() - t0 < 5 * ITS_NS_PER_S);
+    long a = count(out, "\"camera\":\"a\""), b = count(out, "\"camera\":\"b\""),
+         c = count(out, "\"camera\":\"c\""), d = count(out, "\"camera\":\"d\"");
+    assert_true(d > 0);
+    if (!(a > 5 && b > 20 && c > 5))
+        fail_msg("messages: a %ld b %ld c %ld", a, b, c);
+    assert_true(b > a && b > c);
+    assert_true(count(err, "reloaded") == 1);
+    assert_true(count(err, "reload failed") == 1);
+    assert_true(count(err, "status: backend noop") >= 3);
+    /* the summary: in = processed + dropped for each camera, as printed */
+    size_t len;
+    char *e = (char *)its_test_read_file(err, &len);
+    assert_non_null(e);
+    e[len - 1] = 0;
+    int seen = 0;
+    for (char *p = strstr(e, "itsd: camera "); p; p = strstr(p + 1, "itsd: camera ")) {
+        char id[32];
+        unsigned long long in, processed, dropped;
+        assert_int_equal(sscanf(p, "itsd: camera %31[^:]: in %llu, processed %llu, dropped %llu",
+                                id, &in, &processed, &dropped),
+                         4);
+        assert_int_equal(in, processed + dropped);
+        seen++;
+    }
+    assert_int_equal(seen, 4); /* a, b, c and d (added over the API) */
+    its_free(e);
+}
+
+int main(void)
+{
+    const char *bin = getenv("ITS_BINARY_DIR");
+    snprintf(itsd, sizeof itsd, "%s/tools/itsd/itsd", bin ? bin : ".");
+    if (access(itsd, X_OK) != 0 || !its_test_shared_path("media", media, sizeof media))
+        return ITS_TEST_SKIP_CODE;
+    its_test_tmpdir(dir, sizeof dir);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_check_and_print),
+        cmocka_unit_test(test_reload_and_term),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

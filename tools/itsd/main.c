@@ -1,0 +1,269 @@
+/*
+ * itsd - the streaming analytics daemon.
+ *
+ *     itsd -c deploy/itsd.yaml                 run until SIGTERM/SIGINT
+ *     itsd -c deploy/itsd.yaml --duration 30   ... or for 30 seconds
+ *     itsd -c FILE --print-config              the effective configuration, then exit
+ *     itsd -c FILE --check-config              validate only (exit 0 or 2)
+ *
+ * Signals are taken synchronously by the main thread (sigtimedwait) with every other thread
+ * blocking them, so no work happens in a signal handler: SIGTERM/SIGINT stop the sources,
+ * drain, flush and exit 0; SIGHUP reloads the camera list from the same file, adding and
+ * removing cameras without a restart (a camera whose url or settings changed is replaced).
+ * Exit codes: 0 clean stop, 1 runtime failure at start, 2 bad usage or configuration.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "its/app.h"
+#include "its/app_services.h"
+#include "its/core.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: itsd -c CONFIG.yaml [--print-config | --check-config] [--duration S]\n"
+                 "  -c, --config FILE   YAML configuration (docs/service.md)\n"
+                 "      --print-config  print the effective configuration and exit\n"
+                 "      --check-config  validate the configuration and exit\n"
+                 "      --duration S    stop after S seconds (as on SIGTERM)\n"
+                 "  -h, --help          this text\n"
+                 "      --version       print the version\n"
+                 "Every setting can be overridden as ITS_<SECTION>_<KEY> in the environment.\n");
+}
+
+static void apply_logging(const its_app_settings *s)
+{
+    its_log_level lvl;
+    its_log_format fmt;
+    if (its_log_parse_level(s->log_level, &lvl) == 0)
+        its_log_set_level(lvl);
+    if (its_log_parse_format(s->log_format, &fmt) == 0)
+        its_log_set_format(fmt);
+}
+
+static int same_camera(const its_app_camera *a, const its_app_camera *b)
+{
+#define SAME_STR(x) ((!a->x && !b->x) || (a->x && b->x && strcmp(a->x, b->x) == 0))
+    return SAME_STR(url) && SAME_STR(kind) && SAME_STR(pace) && SAME_STR(scene) &&
+           a->loop == b->loop && a->fps == b->fps && a->phase_s == b->phase_s &&
+           a->replay_frames == b->replay_frames && a->max_width == b->max_width &&
+           a->max_height == b->max_height;
+#undef SAME_STR
+}
+
+static const its_app_camera *find_cam(const its_app_config *c, const char *id)
+{
+    for (unsigned i = 0; i < c->cams.cameras_count; i++)
+        if (strcmp(c->cams.cameras[i].id, id) == 0)
+            return &c->cams.cameras[i];
+    return NULL;
+}
+
+/* SIGHUP: diff the camera lists by id. The new configuration replaces the old one only when
+ * it loads and validates; otherwise the daemon keeps running as it was. */
+static void reload(its_pipeline_t *p, its_app_config *cur, const char *path)
+{
+    its_app_config next;
+    char err[512];
+    if (its_app_config_load(&next, path, err, sizeof err) < 0) {
+        its_loge("app", NULL, "reload failed, keeping the running configuration: %s", err);
+        its_app_config_free(&next);
+        return;
+    }
+    int removed = 0, added = 0, failed = 0;
+    for (unsigned i = 0; i < cur->cams.cameras_count; i++) {
+        const its_app_camera *old = &cur->cams.cameras[i];
+        const its_app_camera *now = find_cam(&next, old->id);
+        if (!now || !same_camera(old, now))
+            removed += its_pipeline_remove_camera(p, old->id) == 0;
+    }
+    for (unsigned i = 0; i < next.cams.cameras_count; i++) {
+        if (its_pipeline_find_camera(p, next.cams.cameras[i].id) >= 0)
+            continue;
+        if (its_pipeline_add_camera(p, &next.resolved[i], err, sizeof err) < 0) {
+            its_loge("app", next.cams.cameras[i].id, "cannot add camera: %s", err);
+            failed++;
+        } else {
+            added++;
+        }
+    }
+    /* run-time options */
+    apply_logging(&next.s);
+    its_logi("app", NULL, "reloaded %s: %d cameras added, %d removed, %d failed", path, added,
+             removed, failed);
+    its_app_config_move(cur, &next);
+}
+
+static void summary(its_pipeline_t *p)
+{
+    for (int i = 0; i < its_pipeline_n_cameras(p); i++) {
+        its_camera_stats cs;
+        its_pipeline_camera_stats(p, i, &cs);
+        fprintf(stderr,
+                "itsd: camera %s: in %llu, processed %llu, dropped %llu (no_buffer %llu, "
+                "camera_limit %llu, high_water %llu, engine_error %llu, shutdown %llu), "
+                "detections %llu, reconnects %llu, decode errors %llu\n",
+                cs.id, (unsigned long long)cs.in, (unsigned long long)cs.processed,
+                (unsigned long long)cs.dropped_total,
+                (unsigned long long)cs.dropped[ITS_DROP_NO_BUFFER],
+                (unsigned long long)cs.dropped[ITS_DROP_CAMERA_LIMIT],
+                (unsigned long long)cs.dropped[ITS_DROP_HIGH_WATER],
+                (unsigned long long)cs.dropped[ITS_DROP_ENGINE_ERROR],
+                (unsigned long long)cs.dropped[ITS_DROP_SHUTDOWN],
+                (unsigned long long)cs.detections, (unsigned long long)cs.source.reconnects,
+                (unsigned long long)cs.source.decode_errors);
+    }
+    its_lat_t *lat = its_pipeline_latency(p);
+    fprintf(stderr, "itsd: latency ms p50/p99 (budget):");
+    for (int s = ITS_STAGE_QUEUE; s < ITS_STAGE_N; s++)
+        fprintf(stderr, " %s %.1f/%.1f (%g)", its_stage_name((its_stage)s),
+                (double)its_lat_quantile(lat, s, 0.5) / 1e6,
+                (double)its_lat_quantile(lat, s, 0.99) / 1e6, its_stage_budget_ms((its_stage)s));
+    fputc('\n', stderr);
+}
+
+int main(int argc, char **argv)
+{
+    enum { OPT_PRINT = 1000, OPT_CHECK, OPT_DURATION, OPT_VERSION };
+    static const struct option longs[] = {{"config", required_argument, NULL, 'c'},
+                                          {"print-config", no_argument, NULL, OPT_PRINT},
+                                          {"check-config", no_argument, NULL, OPT_CHECK},
+                                          {"duration", required_argument, NULL, OPT_DURATION},
+                                          {"help", no_argument, NULL, 'h'},
+                                          {"version", no_argument, NULL, OPT_VERSION},
+                                          {NULL, 0, NULL, 0}};
+    const char *path = NULL;
+    int print = 0, check = 0, opt;
+    double duration = 0;
+    while ((opt = getopt_long(argc, argv, "c:h", longs, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            path = optarg;
+            break;
+        case OPT_PRINT:
+            print = 1;
+            break;
+        case OPT_CHECK:
+            check = 1;
+            break;
+        case OPT_DURATION: {
+            char *end;
+            duration = strtod(optarg, &end);
+            if (*end || duration < 0) {
+                fprintf(stderr, "itsd: --duration: '%s' is not a number of seconds\n", optarg);
+                return 2;
+            }
+            break;
+        }
+        case 'h':
+            usage(stdout);
+            return 0;
+        case OPT_VERSION:
+            printf("itsd %s\n", ITS_VERSION);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "itsd: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+    its_app_config cfg;
+    char err[512];
+    if (its_app_config_load(&cfg, path, err, sizeof err) < 0) {
+        fprintf(stderr, "itsd: %s\n", err);
+        its_app_config_free(&cfg);
+        return 2;
+    }
+    if (print || check) {
+        int rc = 0;
+        if (print) {
+            rc = its_app_config_print(&cfg, stdout) < 0;
+        } else if (its_app_config_check_files(&cfg, err, sizeof err) < 0) {
+            fprintf(stderr, "itsd: %s\n", err);
+            rc = 2;
+        } else {
+            fprintf(stderr, "itsd: %s: ok (%u cameras)\n", path ? path : "(defaults)",
+                    cfg.cams.cameras_count);
+        }
+        its_app_config_free(&cfg);
+        return rc;
+    }
+    apply_logging(&cfg.s);
+
+    /* every thread created from here on inherits the blocked set */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    its_pipeline_t *p;
+    if (its_app_build_pipeline(&cfg, &p, err, sizeof err) < 0) {
+        fprintf(stderr, "itsd: %s\n", err);
+        its_app_config_free(&cfg);
+        return 1;
+    }
+    its_app_services *svc = NULL;
+    int rc = its_app_services_create(&cfg, p, &svc, err, sizeof err);
+    if (rc < 0 && rc != ITS_EUNSUPPORTED) {
+        fprintf(stderr, "itsd: %s\n", err);
+        its_pipeline_destroy(p);
+        its_app_config_free(&cfg);
+        return 1;
+    }
+    if (its_pipeline_start(p) < 0) {
+        fprintf(stderr, "itsd: cannot start the pipeline threads\n");
+        its_pipeline_stop(p, 0);
+        its_app_services_destroy(svc);
+        its_pipeline_destroy(p);
+        its_app_config_free(&cfg);
+        return 1;
+    }
+    its_logi("app", NULL, "running %d cameras; SIGTERM/SIGINT stop, SIGHUP reloads %s",
+             its_pipeline_n_cameras(p), path ? path : "(no file)");
+    uint64_t t0 = its_now_ns();
+    uint64_t next_status = t0 + (uint64_t)(cfg.s.status_interval_s * 1e9);
+    const char *why = "duration reached";
+    for (;;) {
+        uint64_t now = its_now_ns();
+        double interval = cfg.s.status_interval_s;
+        if (interval > 0 && now >= next_status) {
+            char line[2048];
+            its_pipeline_status_line(p, line, sizeof line);
+            fprintf(stderr, "%s\n", line);
+            its_pipeline_flush(p);
+            next_status = now + (uint64_t)(interval * 1e9);
+        }
+        if (duration > 0 && now >= t0 + (uint64_t)(duration * 1e9))
+            break;
+        struct timespec ts = {0, 200 * 1000 * 1000};
+        int sig = sigtimedwait(&set, NULL, &ts);
+        if (sig == SIGHUP) {
+            if (path)
+                reload(p, &cfg, path);
+            else
+                its_logw("app", NULL, "SIGHUP ignored: no configuration file");
+        } else if (sig == SIGTERM || sig == SIGINT) {
+            why = sig == SIGTERM ? "SIGTERM" : "SIGINT";
+            break;
+        }
+    }
+    its_logi("app", NULL, "%s: stopping (drain up to %.1f s)", why, cfg.s.drain_s);
+    its_pipeline_stop(p, (uint64_t)(cfg.s.drain_s * 1e9));
+    its_app_services_destroy(svc);
+    summary(p);
+    its_pipeline_destroy(p);
+    its_app_config_free(&cfg);
+    return 0;
+}
