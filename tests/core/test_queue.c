@@ -97,7 +97,7 @@ static void test_close_wakes_waiters_and_drains(void **state)
 
 /* Contention: P producers push disjoint ranges through a small queue with blocking waits,
  * C consumers pop until closed; every item must arrive exactly once. */
-#define PER_PRODUCER 20000
+#define PER_PRODUCER 10000
 
 typedef struct ctx {
     its_queue_t *q;
