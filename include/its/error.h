@@ -12,6 +12,8 @@
 #ifndef ITS_ERROR_H
 #define ITS_ERROR_H
 
+#include <stddef.h>
+
 /* X(name, value, message). Values are stable: they appear in logs and metrics. */
 #define ITS_ERROR_TABLE(X)                                                                         \
     X(ITS_OK, 0, "success")                                                                        \
@@ -53,5 +55,13 @@ enum its_error {
 const char *its_strerror(int code);
 /* Symbolic name ("ITS_ENOMEM"), for logs and metric labels; "ITS_EUNKNOWN" outside the table. */
 const char *its_errname(int code);
+
+/*
+ * Write a formatted message into a caller's error buffer (err may be NULL or errlen 0: no
+ * message) and return code, so that a failure path is one statement:
+ *     return its_seterr(err, errlen, ITS_ECONFIG, "%s: %s: out of range", file, key);
+ */
+int its_seterr(char *err, size_t errlen, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 #endif

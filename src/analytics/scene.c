@@ -180,20 +180,6 @@ static const cyaml_schema_value_t top_schema = {
 
 /* ---- errors ---- */
 
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
 /* libcyaml logs the reason first, then a backtrace innermost first ("in mapping field 'x'",
  * "in sequence entry '2'"); rebuild "lines[2].points" from it. */
 typedef struct capture {
@@ -415,149 +401,159 @@ int its_scene_validate(its_scene *s, const char *o, char *err, size_t errlen)
     if (!o)
         o = "(scene)";
     if (!(s->fps > 0 && s->fps <= 1000))
-        return fail(err, errlen, ITS_ECONFIG, "%s: fps: %g is outside (0, 1000]", o, s->fps);
+        return its_seterr(err, errlen, ITS_ECONFIG, "%s: fps: %g is outside (0, 1000]", o, s->fps);
     if (s->width_px < 0 || s->height_px < 0 || s->width_px > 65536 || s->height_px > 65536 ||
         (s->width_px > 0) != (s->height_px > 0))
-        return fail(err, errlen, ITS_ECONFIG, "%s: frame: width and height must be in 1..65536", o);
+        return its_seterr(err, errlen, ITS_ECONFIG,
+                          "%s: frame: width and height must be in 1..65536", o);
     if (s->n_lines < 0 || s->n_lines > ITS_SCENE_MAX_LINES)
-        return fail(err, errlen, ITS_ECONFIG, "%s: lines: at most %d lines", o,
-                    ITS_SCENE_MAX_LINES);
+        return its_seterr(err, errlen, ITS_ECONFIG, "%s: lines: at most %d lines", o,
+                          ITS_SCENE_MAX_LINES);
     if (s->n_zones < 0 || s->n_zones > ITS_SCENE_MAX_ZONES)
-        return fail(err, errlen, ITS_ECONFIG, "%s: zones: at most %d zones", o,
-                    ITS_SCENE_MAX_ZONES);
+        return its_seterr(err, errlen, ITS_ECONFIG, "%s: zones: at most %d zones", o,
+                          ITS_SCENE_MAX_ZONES);
     if (s->n_lanes < 0 || s->n_lanes > ITS_SCENE_MAX_LANES)
-        return fail(err, errlen, ITS_ECONFIG, "%s: lanes: at most %d lanes", o,
-                    ITS_SCENE_MAX_LANES);
+        return its_seterr(err, errlen, ITS_ECONFIG, "%s: lanes: at most %d lanes", o,
+                          ITS_SCENE_MAX_LANES);
     if (s->has_calibration) {
         for (int i = 0; i < 4; i++)
             if (!pt_ok(s, s->calib_image[i]) || !isfinite(s->calib_road[i].x) ||
                 !isfinite(s->calib_road[i].y))
-                return fail(err, errlen, ITS_ECONFIG,
-                            "%s: calibration: point %d is not finite or outside the frame", o, i);
+                return its_seterr(err, errlen, ITS_ECONFIG,
+                                  "%s: calibration: point %d is not finite or outside the frame", o,
+                                  i);
         if (collinear3(s->calib_image) || collinear3(s->calib_road))
-            return fail(err, errlen, ITS_ECONFIG,
-                        "%s: calibration: three of the four points are collinear", o);
+            return its_seterr(err, errlen, ITS_ECONFIG,
+                              "%s: calibration: three of the four points are collinear", o);
         if (fit_homography(s->calib_image, s->calib_road, s->H) < 0)
-            return fail(err, errlen, ITS_ECONFIG, "%s: calibration: the homography is singular", o);
+            return its_seterr(err, errlen, ITS_ECONFIG,
+                              "%s: calibration: the homography is singular", o);
         /* The road plane must not fold over itself inside the calibrated area: the image's
          * horizon (w = 0) may not pass between the four points. */
         for (int i = 1; i < 4; i++)
             if ((horizon_w(s, s->calib_image[i]) > 0) != (horizon_w(s, s->calib_image[0]) > 0))
-                return fail(err, errlen, ITS_ECONFIG,
-                            "%s: calibration: the points are not in the same order on the "
-                            "image and the road",
-                            o);
+                return its_seterr(err, errlen, ITS_ECONFIG,
+                                  "%s: calibration: the points are not in the same order on the "
+                                  "image and the road",
+                                  o);
     } else {
         for (int i = 0; i < 9; i++)
             s->H[i] = (i % 4 == 0);
     }
     if (s->speed_zone_n) {
         if (!s->has_calibration)
-            return fail(err, errlen, ITS_ECONFIG, "%s: speed_zone: needs a calibration section", o);
+            return its_seterr(err, errlen, ITS_ECONFIG,
+                              "%s: speed_zone: needs a calibration section", o);
         if (s->speed_zone_n < 3 || s->speed_zone_n > ITS_SCENE_MAX_POLY)
-            return fail(err, errlen, ITS_ECONFIG, "%s: speed_zone: 3..%d points needed, got %d", o,
-                        ITS_SCENE_MAX_POLY, s->speed_zone_n);
+            return its_seterr(err, errlen, ITS_ECONFIG,
+                              "%s: speed_zone: 3..%d points needed, got %d", o, ITS_SCENE_MAX_POLY,
+                              s->speed_zone_n);
         for (int k = 0; k < s->speed_zone_n; k++)
             if (!pt_ok(s, s->speed_zone[k]) || !on_road(s, s->speed_zone[k]))
-                return fail(err, errlen, ITS_ECONFIG,
-                            "%s: speed_zone: point %d is outside the frame or beyond the horizon",
-                            o, k);
+                return its_seterr(
+                    err, errlen, ITS_ECONFIG,
+                    "%s: speed_zone: point %d is outside the frame or beyond the horizon", o, k);
         const char *why = poly_problem(s->speed_zone, s->speed_zone_n);
         if (*why)
-            return fail(err, errlen, ITS_ECONFIG, "%s: speed_zone: %s", o, why);
+            return its_seterr(err, errlen, ITS_ECONFIG, "%s: speed_zone: %s", o, why);
     }
     for (int i = 0; i < s->n_lines; i++) {
         its_scene_line *l = &s->lines[i];
         if (!l->name[0])
-            return fail(err, errlen, ITS_ECONFIG, "%s: lines[%d].name: missing", o, i);
+            return its_seterr(err, errlen, ITS_ECONFIG, "%s: lines[%d].name: missing", o, i);
         for (int j = 0; j < i; j++)
             if (!strcmp(s->lines[j].name, l->name))
-                return fail(err, errlen, ITS_ECONFIG, "%s: lines[%d].name: '%s' is used twice", o,
-                            i, l->name);
+                return its_seterr(err, errlen, ITS_ECONFIG,
+                                  "%s: lines[%d].name: '%s' is used twice", o, i, l->name);
         if (!pt_ok(s, l->a) || !pt_ok(s, l->b))
-            return fail(err, errlen, ITS_ECONFIG,
-                        "%s: lines[%d].points: not finite or outside the %dx%d frame", o, i,
-                        s->width_px, s->height_px);
+            return its_seterr(err, errlen, ITS_ECONFIG,
+                              "%s: lines[%d].points: not finite or outside the %dx%d frame", o, i,
+                              s->width_px, s->height_px);
         if (!on_road(s, l->a) || !on_road(s, l->b))
-            return fail(err, errlen, ITS_ECONFIG,
-                        "%s: lines[%d].points: beyond the horizon of the calibration", o, i);
+            return its_seterr(err, errlen, ITS_ECONFIG,
+                              "%s: lines[%d].points: beyond the horizon of the calibration", o, i);
         double dx = l->b.x - l->a.x, dy = l->b.y - l->a.y, len = hypot(dx, dy);
         if (len < 1)
-            return fail(err, errlen, ITS_ECONFIG, "%s: lines[%d].points: the two points coincide",
-                        o, i);
+            return its_seterr(err, errlen, ITS_ECONFIG,
+                              "%s: lines[%d].points: the two points coincide", o, i);
         double pl = hypot(l->positive.x, l->positive.y);
         if (!(pl > 0) || !isfinite(pl))
-            return fail(err, errlen, ITS_ECONFIG,
-                        "%s: lines[%d].positive: a non-zero direction [dx, dy] is needed", o, i);
+            return its_seterr(err, errlen, ITS_ECONFIG,
+                              "%s: lines[%d].positive: a non-zero direction [dx, dy] is needed", o,
+                              i);
         if (fabs(dx * l->positive.y - dy * l->positive.x) < 0.1 * len * pl)
-            return fail(err, errlen, ITS_ECONFIG,
-                        "%s: lines[%d].positive: runs along the line, it must cross it", o, i);
+            return its_seterr(err, errlen, ITS_ECONFIG,
+                              "%s: lines[%d].positive: runs along the line, it must cross it", o,
+                              i);
         if (l->lanes < 1 || l->lanes > 16)
-            return fail(err, errlen, ITS_ECONFIG, "%s: lines[%d].lanes: %d is outside 1..16", o, i,
-                        l->lanes);
+            return its_seterr(err, errlen, ITS_ECONFIG, "%s: lines[%d].lanes: %d is outside 1..16",
+                              o, i, l->lanes);
     }
     for (int i = 0; i < s->n_zones; i++) {
         its_scene_zone *z = &s->zones[i];
         if (!z->name[0])
-            return fail(err, errlen, ITS_ECONFIG, "%s: zones[%d].name: missing", o, i);
+            return its_seterr(err, errlen, ITS_ECONFIG, "%s: zones[%d].name: missing", o, i);
         for (int j = 0; j < i; j++)
             if (!strcmp(s->zones[j].name, z->name))
-                return fail(err, errlen, ITS_ECONFIG, "%s: zones[%d].name: '%s' is used twice", o,
-                            i, z->name);
+                return its_seterr(err, errlen, ITS_ECONFIG,
+                                  "%s: zones[%d].name: '%s' is used twice", o, i, z->name);
         if (z->n < 3 || z->n > ITS_SCENE_MAX_POLY)
-            return fail(err, errlen, ITS_ECONFIG,
-                        "%s: zones[%d].polygon: 3..%d points needed, got %d", o, i,
-                        ITS_SCENE_MAX_POLY, z->n);
+            return its_seterr(err, errlen, ITS_ECONFIG,
+                              "%s: zones[%d].polygon: 3..%d points needed, got %d", o, i,
+                              ITS_SCENE_MAX_POLY, z->n);
         for (int k = 0; k < z->n; k++)
             if (!pt_ok(s, z->poly[k]))
-                return fail(err, errlen, ITS_ECONFIG,
-                            "%s: zones[%d].polygon: point %d is not finite or outside the frame", o,
-                            i, k);
+                return its_seterr(
+                    err, errlen, ITS_ECONFIG,
+                    "%s: zones[%d].polygon: point %d is not finite or outside the frame", o, i, k);
         const char *why = poly_problem(z->poly, z->n);
         if (*why)
-            return fail(err, errlen, ITS_ECONFIG, "%s: zones[%d].polygon: %s", o, i, why);
+            return its_seterr(err, errlen, ITS_ECONFIG, "%s: zones[%d].polygon: %s", o, i, why);
     }
     for (int i = 0; i < s->n_lanes; i++) {
         its_scene_lane *l = &s->lanes[i];
         if (!l->name[0])
-            return fail(err, errlen, ITS_ECONFIG, "%s: lanes[%d].name: missing", o, i);
+            return its_seterr(err, errlen, ITS_ECONFIG, "%s: lanes[%d].name: missing", o, i);
         for (int j = 0; j < i; j++)
             if (!strcmp(s->lanes[j].name, l->name))
-                return fail(err, errlen, ITS_ECONFIG, "%s: lanes[%d].name: '%s' is used twice", o,
-                            i, l->name);
+                return its_seterr(err, errlen, ITS_ECONFIG,
+                                  "%s: lanes[%d].name: '%s' is used twice", o, i, l->name);
         if (l->n < 3 || l->n > ITS_SCENE_MAX_POLY)
-            return fail(err, errlen, ITS_ECONFIG,
-                        "%s: lanes[%d].polygon: 3..%d points needed, got %d", o, i,
-                        ITS_SCENE_MAX_POLY, l->n);
+            return its_seterr(err, errlen, ITS_ECONFIG,
+                              "%s: lanes[%d].polygon: 3..%d points needed, got %d", o, i,
+                              ITS_SCENE_MAX_POLY, l->n);
         for (int k = 0; k < l->n; k++)
             if (!pt_ok(s, l->poly[k]))
-                return fail(err, errlen, ITS_ECONFIG,
-                            "%s: lanes[%d].polygon: point %d is not finite or outside the frame", o,
-                            i, k);
+                return its_seterr(
+                    err, errlen, ITS_ECONFIG,
+                    "%s: lanes[%d].polygon: point %d is not finite or outside the frame", o, i, k);
         const char *why = poly_problem(l->poly, l->n);
         if (*why)
-            return fail(err, errlen, ITS_ECONFIG, "%s: lanes[%d].polygon: %s", o, i, why);
+            return its_seterr(err, errlen, ITS_ECONFIG, "%s: lanes[%d].polygon: %s", o, i, why);
         for (int k = 0; k < l->n; k++)
             if (!on_road(s, l->poly[k]))
-                return fail(err, errlen, ITS_ECONFIG,
-                            "%s: lanes[%d].polygon: point %d is beyond the horizon of the "
-                            "calibration",
-                            o, i, k);
+                return its_seterr(err, errlen, ITS_ECONFIG,
+                                  "%s: lanes[%d].polygon: point %d is beyond the horizon of the "
+                                  "calibration",
+                                  o, i, k);
         double dl = hypot(l->direction.x, l->direction.y);
         if (!(dl > 0) || !isfinite(dl))
-            return fail(err, errlen, ITS_ECONFIG,
-                        "%s: lanes[%d].direction: a non-zero direction [dx, dy] is needed", o, i);
+            return its_seterr(err, errlen, ITS_ECONFIG,
+                              "%s: lanes[%d].direction: a non-zero direction [dx, dy] is needed", o,
+                              i);
         if (l->stop_line < -1 || l->stop_line >= s->n_lines)
-            return fail(err, errlen, ITS_ECONFIG, "%s: lanes[%d].stop_line: no such line", o, i);
+            return its_seterr(err, errlen, ITS_ECONFIG, "%s: lanes[%d].stop_line: no such line", o,
+                              i);
         if (l->stop_line >= 0 && !s->has_calibration)
-            return fail(err, errlen, ITS_ECONFIG,
-                        "%s: lanes[%d].stop_line: queue length needs a calibration section", o, i);
+            return its_seterr(err, errlen, ITS_ECONFIG,
+                              "%s: lanes[%d].stop_line: queue length needs a calibration section",
+                              o, i);
     }
     const double *pv = &s->params.speed_window_s;
     for (int i = 0; i < N_PARAMS; i++)
         if (!(pv[i] >= param_min[i] && pv[i] <= param_max[i]))
-            return fail(err, errlen, ITS_ECONFIG, "%s: analytics.%s: %g is outside [%g, %g]", o,
-                        param_fields[i].key, pv[i], param_min[i], param_max[i]);
+            return its_seterr(err, errlen, ITS_ECONFIG, "%s: analytics.%s: %g is outside [%g, %g]",
+                              o, param_fields[i].key, pv[i], param_min[i], param_max[i]);
     return 0;
 }
 
@@ -567,10 +563,10 @@ static int copy_name(char *dst, const char *src, const char *o, const char *what
                      size_t errlen)
 {
     if (!src || !src[0])
-        return fail(err, errlen, ITS_ECONFIG, "%s: %s[%d].name: missing", o, what, i);
+        return its_seterr(err, errlen, ITS_ECONFIG, "%s: %s[%d].name: missing", o, what, i);
     if (strlen(src) >= ITS_SCENE_NAME_MAX)
-        return fail(err, errlen, ITS_ECONFIG, "%s: %s[%d].name: longer than %d characters", o, what,
-                    i, ITS_SCENE_NAME_MAX - 1);
+        return its_seterr(err, errlen, ITS_ECONFIG, "%s: %s[%d].name: longer than %d characters", o,
+                          what, i, ITS_SCENE_NAME_MAX - 1);
     strcpy(dst, src);
     return 0;
 }
@@ -579,8 +575,9 @@ static int copy_poly(its_pt *dst, int *n, const rpt *src, unsigned cnt, const ch
                      const char *what, int i, char *err, size_t errlen)
 {
     if (!src || cnt < 3 || cnt > ITS_SCENE_MAX_POLY)
-        return fail(err, errlen, ITS_ECONFIG, "%s: %s[%d].polygon: 3..%d points needed, got %u", o,
-                    what, i, ITS_SCENE_MAX_POLY, src ? cnt : 0);
+        return its_seterr(err, errlen, ITS_ECONFIG,
+                          "%s: %s[%d].polygon: 3..%d points needed, got %u", o, what, i,
+                          ITS_SCENE_MAX_POLY, src ? cnt : 0);
     for (unsigned k = 0; k < cnt; k++) {
         dst[k].x = src[k].v[0];
         dst[k].y = src[k].v[1];
@@ -595,30 +592,33 @@ static int convert(const rscene *r, its_scene *s, const char *o, char *err, size
     int rc;
     if (r->camera) {
         if (strlen(r->camera) >= sizeof s->camera)
-            return fail(err, errlen, ITS_ECONFIG, "%s: camera: longer than %zu characters", o,
-                        sizeof s->camera - 1);
+            return its_seterr(err, errlen, ITS_ECONFIG, "%s: camera: longer than %zu characters", o,
+                              sizeof s->camera - 1);
         strcpy(s->camera, r->camera);
     }
     if (r->fps)
         s->fps = *r->fps;
     if (r->frame) {
         if (r->frame_count != 2)
-            return fail(err, errlen, ITS_ECONFIG,
-                        "%s: frame: [width, height] needed, got %u values", o, r->frame_count);
+            return its_seterr(err, errlen, ITS_ECONFIG,
+                              "%s: frame: [width, height] needed, got %u values", o,
+                              r->frame_count);
         s->width_px = r->frame[0];
         s->height_px = r->frame[1];
         if (s->width_px <= 0 || s->height_px <= 0)
-            return fail(err, errlen, ITS_ECONFIG, "%s: frame: width and height must be positive",
-                        o);
+            return its_seterr(err, errlen, ITS_ECONFIG,
+                              "%s: frame: width and height must be positive", o);
     }
     if (r->calibration) {
         const rcalib *c = r->calibration;
         if (!c->image || c->image_count != 4)
-            return fail(err, errlen, ITS_ECONFIG, "%s: calibration.image: 4 points needed, got %u",
-                        o, c->image ? c->image_count : 0);
+            return its_seterr(err, errlen, ITS_ECONFIG,
+                              "%s: calibration.image: 4 points needed, got %u", o,
+                              c->image ? c->image_count : 0);
         if (!c->road || c->road_count != 4)
-            return fail(err, errlen, ITS_ECONFIG, "%s: calibration.road: 4 points needed, got %u",
-                        o, c->road ? c->road_count : 0);
+            return its_seterr(err, errlen, ITS_ECONFIG,
+                              "%s: calibration.road: 4 points needed, got %u", o,
+                              c->road ? c->road_count : 0);
         for (int i = 0; i < 4; i++) {
             s->calib_image[i].x = c->image[i].v[0];
             s->calib_image[i].y = c->image[i].v[1];
@@ -629,8 +629,9 @@ static int convert(const rscene *r, its_scene *s, const char *o, char *err, size
     }
     if (r->speed_zone) {
         if (r->speed_zone_count < 3 || r->speed_zone_count > ITS_SCENE_MAX_POLY)
-            return fail(err, errlen, ITS_ECONFIG, "%s: speed_zone: 3..%d points needed, got %u", o,
-                        ITS_SCENE_MAX_POLY, r->speed_zone_count);
+            return its_seterr(err, errlen, ITS_ECONFIG,
+                              "%s: speed_zone: 3..%d points needed, got %u", o, ITS_SCENE_MAX_POLY,
+                              r->speed_zone_count);
         for (unsigned k = 0; k < r->speed_zone_count; k++) {
             s->speed_zone[k].x = r->speed_zone[k].v[0];
             s->speed_zone[k].y = r->speed_zone[k].v[1];
@@ -651,41 +652,43 @@ static int convert(const rscene *r, its_scene *s, const char *o, char *err, size
             for (unsigned k = 0; ids[g] && k < cnt[g]; k++) {
                 int id = ids[g][k];
                 if (id < 0 || id > 255)
-                    return fail(err, errlen, ITS_ECONFIG,
-                                "%s: classes.%s: class id %d is outside 0..255", o, gn[g], id);
+                    return its_seterr(err, errlen, ITS_ECONFIG,
+                                      "%s: classes.%s: class id %d is outside 0..255", o, gn[g],
+                                      id);
                 if (s->class_map[id] >= 0)
-                    return fail(err, errlen, ITS_ECONFIG,
-                                "%s: classes.%s: class id %d is already in group %s", o, gn[g], id,
-                                gn[(int)s->class_map[id]]);
+                    return its_seterr(err, errlen, ITS_ECONFIG,
+                                      "%s: classes.%s: class id %d is already in group %s", o,
+                                      gn[g], id, gn[(int)s->class_map[id]]);
                 s->class_map[id] = (signed char)g;
             }
     }
     if (r->lines_count > ITS_SCENE_MAX_LINES)
-        return fail(err, errlen, ITS_ECONFIG, "%s: lines: %u lines, at most %d", o, r->lines_count,
-                    ITS_SCENE_MAX_LINES);
+        return its_seterr(err, errlen, ITS_ECONFIG, "%s: lines: %u lines, at most %d", o,
+                          r->lines_count, ITS_SCENE_MAX_LINES);
     for (unsigned i = 0; r->lines && i < r->lines_count; i++) {
         const rline *l = &r->lines[i];
         its_scene_line *d = &s->lines[i];
         if ((rc = copy_name(d->name, l->name, o, "lines", (int)i, err, errlen)) < 0)
             return rc;
         if (!l->points || l->points_count != 2)
-            return fail(err, errlen, ITS_ECONFIG, "%s: lines[%u].points: 2 points needed, got %u",
-                        o, i, l->points ? l->points_count : 0);
+            return its_seterr(err, errlen, ITS_ECONFIG,
+                              "%s: lines[%u].points: 2 points needed, got %u", o, i,
+                              l->points ? l->points_count : 0);
         d->a.x = l->points[0].v[0];
         d->a.y = l->points[0].v[1];
         d->b.x = l->points[1].v[0];
         d->b.y = l->points[1].v[1];
         if (!l->positive || l->positive_count != 2)
-            return fail(err, errlen, ITS_ECONFIG,
-                        "%s: lines[%u].positive: a direction [dx, dy] is needed", o, i);
+            return its_seterr(err, errlen, ITS_ECONFIG,
+                              "%s: lines[%u].positive: a direction [dx, dy] is needed", o, i);
         d->positive.x = l->positive[0];
         d->positive.y = l->positive[1];
         d->lanes = l->lanes ? *l->lanes : 1;
     }
     s->n_lines = r->lines ? (int)r->lines_count : 0;
     if (r->zones_count > ITS_SCENE_MAX_ZONES)
-        return fail(err, errlen, ITS_ECONFIG, "%s: zones: %u zones, at most %d", o, r->zones_count,
-                    ITS_SCENE_MAX_ZONES);
+        return its_seterr(err, errlen, ITS_ECONFIG, "%s: zones: %u zones, at most %d", o,
+                          r->zones_count, ITS_SCENE_MAX_ZONES);
     for (unsigned i = 0; r->zones && i < r->zones_count; i++) {
         const rzone *z = &r->zones[i];
         if ((rc = copy_name(s->zones[i].name, z->name, o, "zones", (int)i, err, errlen)) < 0 ||
@@ -695,8 +698,8 @@ static int convert(const rscene *r, its_scene *s, const char *o, char *err, size
     }
     s->n_zones = r->zones ? (int)r->zones_count : 0;
     if (r->lanes_count > ITS_SCENE_MAX_LANES)
-        return fail(err, errlen, ITS_ECONFIG, "%s: lanes: %u lanes, at most %d", o, r->lanes_count,
-                    ITS_SCENE_MAX_LANES);
+        return its_seterr(err, errlen, ITS_ECONFIG, "%s: lanes: %u lanes, at most %d", o,
+                          r->lanes_count, ITS_SCENE_MAX_LANES);
     for (unsigned i = 0; r->lanes && i < r->lanes_count; i++) {
         const rlane *l = &r->lanes[i];
         its_scene_lane *d = &s->lanes[i];
@@ -705,8 +708,8 @@ static int convert(const rscene *r, its_scene *s, const char *o, char *err, size
                             errlen)) < 0)
             return rc;
         if (!l->direction || l->direction_count != 2)
-            return fail(err, errlen, ITS_ECONFIG,
-                        "%s: lanes[%u].direction: a direction [dx, dy] is needed", o, i);
+            return its_seterr(err, errlen, ITS_ECONFIG,
+                              "%s: lanes[%u].direction: a direction [dx, dy] is needed", o, i);
         d->direction.x = l->direction[0];
         d->direction.y = l->direction[1];
         d->stop_line = -1;
@@ -715,8 +718,9 @@ static int convert(const rscene *r, its_scene *s, const char *o, char *err, size
                 if (!strcmp(s->lines[k].name, l->stop_line))
                     d->stop_line = k;
             if (d->stop_line < 0)
-                return fail(err, errlen, ITS_ECONFIG, "%s: lanes[%u].stop_line: no line named '%s'",
-                            o, i, l->stop_line);
+                return its_seterr(err, errlen, ITS_ECONFIG,
+                                  "%s: lanes[%u].stop_line: no line named '%s'", o, i,
+                                  l->stop_line);
         }
     }
     s->n_lanes = r->lanes ? (int)r->lanes_count : 0;
@@ -744,12 +748,13 @@ static int load(const char *path, const char *yaml, size_t len, const char *orig
                                             (cyaml_data_t **)&raw, NULL);
     if (ce != CYAML_OK) {
         if (ce == CYAML_ERR_FILE_OPEN)
-            return fail(err, errlen, ITS_ENOENT, "%s: cannot open: %s", origin, strerror(errno));
+            return its_seterr(err, errlen, ITS_ENOENT, "%s: cannot open: %s", origin,
+                              strerror(errno));
         if (ce == CYAML_ERR_OOM)
-            return fail(err, errlen, ITS_ENOMEM, "%s: out of memory", origin);
-        return fail(err, errlen, ITS_ECONFIG, "%s: %s: %s", origin,
-                    cap.path[0] ? cap.path : "(document)",
-                    cap.reason[0] ? cap.reason : cyaml_strerror(ce));
+            return its_seterr(err, errlen, ITS_ENOMEM, "%s: out of memory", origin);
+        return its_seterr(err, errlen, ITS_ECONFIG, "%s: %s: %s", origin,
+                          cap.path[0] ? cap.path : "(document)",
+                          cap.reason[0] ? cap.reason : cyaml_strerror(ce));
     }
     int rc;
     if (!raw) {
@@ -765,7 +770,7 @@ static int load(const char *path, const char *yaml, size_t len, const char *orig
 int its_scene_load(const char *path, its_scene *out, char *err, size_t errlen)
 {
     if (!path || !out)
-        return fail(err, errlen, ITS_EINVAL, "scene: no file given");
+        return its_seterr(err, errlen, ITS_EINVAL, "scene: no file given");
     return load(path, NULL, 0, path, out, err, errlen);
 }
 
@@ -773,6 +778,6 @@ int its_scene_load_string(const char *yaml, size_t len, const char *origin, its_
                           char *err, size_t errlen)
 {
     if (!yaml || !out)
-        return fail(err, errlen, ITS_EINVAL, "scene: no document given");
+        return its_seterr(err, errlen, ITS_EINVAL, "scene: no document given");
     return load(NULL, yaml, len, origin ? origin : "(string)", out, err, errlen);
 }

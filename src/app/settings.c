@@ -120,20 +120,6 @@ static const cyaml_schema_field_t extra_fields[] = {
                          cameras, &cam_schema, 0, 4096),
     CYAML_FIELD_END};
 
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
 int its_app_expand(const char *in, char *buf, size_t len)
 {
     size_t n = 0;
@@ -185,7 +171,7 @@ static char *keep(its_app_config *c, const char *in, const char *what, char *err
     char buf[2048];
     int r = its_app_expand(in, buf, sizeof buf);
     if (r < 0) {
-        *rc = fail(err, errlen, ITS_ECONFIG, "%s: %s: cannot expand '%s'", c->path, what, in);
+        *rc = its_seterr(err, errlen, ITS_ECONFIG, "%s: %s: cannot expand '%s'", c->path, what, in);
         return NULL;
     }
     char **ns = its_realloc(ITS_MOD_APP, c->strings, (size_t)(c->n_strings + 1) * sizeof *ns);
@@ -219,58 +205,63 @@ static int validate(its_app_config *c, char *err, size_t errlen)
     its_log_level lvl;
     its_log_format fmt;
     if (its_log_parse_level(s->log_level, &lvl) < 0)
-        return fail(err, errlen, ITS_ECONFIG, "%s: log.level: '%s' is not a log level", o,
-                    s->log_level);
+        return its_seterr(err, errlen, ITS_ECONFIG, "%s: log.level: '%s' is not a log level", o,
+                          s->log_level);
     if (its_log_parse_format(s->log_format, &fmt) < 0)
-        return fail(err, errlen, ITS_ECONFIG, "%s: log.format: '%s' is not text or json", o,
-                    s->log_format);
+        return its_seterr(err, errlen, ITS_ECONFIG, "%s: log.format: '%s' is not text or json", o,
+                          s->log_format);
     if (s->low_water >= s->high_water || s->high_water > s->capacity)
-        return fail(err, errlen, ITS_ECONFIG,
-                    "%s: batch: need low_water < high_water <= capacity (%d, %d, %d)", o,
-                    s->low_water, s->high_water, s->capacity);
+        return its_seterr(err, errlen, ITS_ECONFIG,
+                          "%s: batch: need low_water < high_water <= capacity (%d, %d, %d)", o,
+                          s->low_water, s->high_water, s->capacity);
     if (s->backoff_min_ms > s->backoff_max_ms)
-        return fail(err, errlen, ITS_ECONFIG,
-                    "%s: ingest: backoff_min_ms %d is above backoff_max_ms %d", o,
-                    s->backoff_min_ms, s->backoff_max_ms);
+        return its_seterr(err, errlen, ITS_ECONFIG,
+                          "%s: ingest: backoff_min_ms %d is above backoff_max_ms %d", o,
+                          s->backoff_min_ms, s->backoff_max_ms);
     if (s->backend != ITS_BACKEND_NOOP && (!s->model || !*s->model))
-        return fail(err, errlen, ITS_ECONFIG, "%s: engine.model: required for backend %s", o,
-                    backends[s->backend]);
+        return its_seterr(err, errlen, ITS_ECONFIG, "%s: engine.model: required for backend %s", o,
+                          backends[s->backend]);
     if (s->sink == ITS_SINKT_FILE && (!s->sink_path || !*s->sink_path))
-        return fail(err, errlen, ITS_ECONFIG, "%s: sink.path: required for sink.type file", o);
+        return its_seterr(err, errlen, ITS_ECONFIG, "%s: sink.path: required for sink.type file",
+                          o);
     if (c->cams.cameras_count > (unsigned)s->max_cameras)
-        return fail(err, errlen, ITS_ECONFIG, "%s: cameras: %u cameras but ingest.max_cameras %d",
-                    o, c->cams.cameras_count, s->max_cameras);
+        return its_seterr(err, errlen, ITS_ECONFIG,
+                          "%s: cameras: %u cameras but ingest.max_cameras %d", o,
+                          c->cams.cameras_count, s->max_cameras);
     int rc = 0;
     unsigned n = c->cams.cameras_count;
     c->resolved = its_calloc(ITS_MOD_APP, n ? n : 1, sizeof *c->resolved);
     if (!c->resolved)
-        return fail(err, errlen, ITS_ENOMEM, "%s: out of memory", o);
+        return its_seterr(err, errlen, ITS_ENOMEM, "%s: out of memory", o);
     for (unsigned i = 0; i < n; i++) {
         its_app_camera *a = &c->cams.cameras[i];
         its_camera_cfg *r = &c->resolved[i];
         if (!valid_id(a->id))
-            return fail(err, errlen, ITS_ECONFIG,
-                        "%s: cameras[%u].id: '%s' may hold only letters, digits, '-', '_', '.'", o,
-                        i, a->id);
+            return its_seterr(
+                err, errlen, ITS_ECONFIG,
+                "%s: cameras[%u].id: '%s' may hold only letters, digits, '-', '_', '.'", o, i,
+                a->id);
         for (unsigned k = 0; k < i; k++)
             if (strcmp(c->cams.cameras[k].id, a->id) == 0)
-                return fail(err, errlen, ITS_ECONFIG, "%s: cameras[%u].id: '%s' is used twice", o,
-                            i, a->id);
+                return its_seterr(err, errlen, ITS_ECONFIG,
+                                  "%s: cameras[%u].id: '%s' is used twice", o, i, a->id);
         its_source_kind kind;
         if (a->kind && its_source_parse_kind(a->kind, &kind) < 0)
-            return fail(err, errlen, ITS_ECONFIG,
-                        "%s: cameras[%u].kind: '%s' is not auto, file, rtsp, http, hls or replay",
-                        o, i, a->kind);
+            return its_seterr(
+                err, errlen, ITS_ECONFIG,
+                "%s: cameras[%u].kind: '%s' is not auto, file, rtsp, http, hls or replay", o, i,
+                a->kind);
         if (a->pace && strcmp(a->pace, "realtime") != 0 && strcmp(a->pace, "none") != 0)
-            return fail(err, errlen, ITS_ECONFIG,
-                        "%s: cameras[%u].pace: '%s' is not realtime or none", o, i, a->pace);
+            return its_seterr(err, errlen, ITS_ECONFIG,
+                              "%s: cameras[%u].pace: '%s' is not realtime or none", o, i, a->pace);
         if (a->fps < 0 || a->fps > 1000 || a->phase_s < 0 || a->phase_s > 86400 ||
             a->replay_frames < 0 || a->replay_frames > 100000 || a->max_width < 0 ||
             a->max_width > 8192 || a->max_height < 0 || a->max_height > 8192)
-            return fail(err, errlen, ITS_ECONFIG,
-                        "%s: cameras[%u] ('%s'): fps, phase_s, replay_frames or a size is out "
-                        "of range",
-                        o, i, a->id);
+            return its_seterr(
+                err, errlen, ITS_ECONFIG,
+                "%s: cameras[%u] ('%s'): fps, phase_s, replay_frames or a size is out "
+                "of range",
+                o, i, a->id);
         char what[96];
         snprintf(what, sizeof what, "cameras[%u].url", i);
         r->id = a->id;
@@ -330,11 +321,11 @@ int its_app_config_check_files(const its_app_config *c, char *err, size_t errlen
 {
     const its_app_settings *s = &c->s;
     if (s->backend != ITS_BACKEND_NOOP && !readable(s->model))
-        return fail(err, errlen, ITS_ENOENT, "%s: engine.model: cannot read '%s'", c->path,
-                    s->model);
+        return its_seterr(err, errlen, ITS_ENOENT, "%s: engine.model: cannot read '%s'", c->path,
+                          s->model);
     if (s->backend != ITS_BACKEND_NOOP && s->labels && *s->labels && !readable(s->labels))
-        return fail(err, errlen, ITS_ENOENT, "%s: engine.labels: cannot read '%s'", c->path,
-                    s->labels);
+        return its_seterr(err, errlen, ITS_ENOENT, "%s: engine.labels: cannot read '%s'", c->path,
+                          s->labels);
     for (unsigned i = 0; i < c->cams.cameras_count; i++) {
         const its_camera_cfg *r = &c->resolved[i];
         its_source_kind k = ITS_SOURCE_AUTO;
@@ -344,11 +335,11 @@ int its_app_config_check_files(const its_app_config *c, char *err, size_t errlen
             k = its_source_kind_of(r->url);
         if ((k == ITS_SOURCE_FILE || k == ITS_SOURCE_REPLAY) && !strstr(r->url, "://") &&
             !readable(r->url))
-            return fail(err, errlen, ITS_ENOENT, "%s: cameras[%u].url: cannot read '%s'", c->path,
-                        i, r->url);
+            return its_seterr(err, errlen, ITS_ENOENT, "%s: cameras[%u].url: cannot read '%s'",
+                              c->path, i, r->url);
         if (r->scene && *r->scene && !readable(r->scene))
-            return fail(err, errlen, ITS_ENOENT, "%s: cameras[%u].scene: cannot read '%s'", c->path,
-                        i, r->scene);
+            return its_seterr(err, errlen, ITS_ENOENT, "%s: cameras[%u].scene: cannot read '%s'",
+                              c->path, i, r->scene);
     }
     return 0;
 }
@@ -453,7 +444,7 @@ int its_app_pipeline_opts(const its_app_config *c, its_pipeline_opts *o, char *e
     }
     if (rc < 0) {
         if (rc == ITS_ENOMEM)
-            fail(err, errlen, rc, "engine: out of memory");
+            its_seterr(err, errlen, rc, "engine: out of memory");
         return rc;
     }
     if (s->analytics_enabled) {
@@ -464,7 +455,7 @@ int its_app_pipeline_opts(const its_app_config *c, its_pipeline_opts *o, char *e
         if (rc == ITS_EUNSUPPORTED)
             its_logw("app", NULL, "this build has no tracking/analytics modules");
         else if (rc < 0)
-            return fail(err, errlen, rc, "analytics: out of memory");
+            return its_seterr(err, errlen, rc, "analytics: out of memory");
     }
     if (s->sink == ITS_SINKT_FILE)
         o->sink = its_sink_file(s->sink_path);
@@ -501,7 +492,7 @@ int its_app_pipeline_opts(const its_app_config *c, its_pipeline_opts *o, char *e
         if (o->hooks.release)
             o->hooks.release(o->hooks.ctx);
         memset(&o->hooks, 0, sizeof o->hooks);
-        return fail(err, errlen, ITS_EIO, "sink: cannot open '%s'", s->sink_path);
+        return its_seterr(err, errlen, ITS_EIO, "sink: cannot open '%s'", s->sink_path);
     }
     return 0;
 }

@@ -26,20 +26,6 @@ extern char **environ;
 
 #define SLOT sizeof(char *)
 
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
 const its_option *its_config_find(const its_config *cfg, const char *name)
 {
     for (size_t i = 0; i < cfg->n_options; i++)
@@ -76,8 +62,8 @@ static int set_value(its_config *cfg, const its_option *o, const char *value, co
     case ITS_OPT_T_BOOL: {
         int b;
         if (parse_bool(v, &b) < 0)
-            return fail(err, errlen, ITS_ECONFIG, "%s: %s: '%s' is not a boolean (true/false)",
-                        origin, o->name, v);
+            return its_seterr(err, errlen, ITS_ECONFIG,
+                              "%s: %s: '%s' is not a boolean (true/false)", origin, o->name, v);
         *(int *)p = b;
         return 0;
     }
@@ -86,11 +72,11 @@ static int set_value(its_config *cfg, const its_option *o, const char *value, co
         errno = 0;
         long long x = strtoll(v, &end, 0);
         if (*v == '\0' || *end != '\0' || errno)
-            return fail(err, errlen, ITS_ECONFIG, "%s: %s: '%s' is not an integer", origin, o->name,
-                        v);
+            return its_seterr(err, errlen, ITS_ECONFIG, "%s: %s: '%s' is not an integer", origin,
+                              o->name, v);
         if ((double)x < o->min || (double)x > o->max)
-            return fail(err, errlen, ITS_ECONFIG, "%s: %s: %lld is out of range [%.0f, %.0f]",
-                        origin, o->name, x, o->min, o->max);
+            return its_seterr(err, errlen, ITS_ECONFIG, "%s: %s: %lld is out of range [%.0f, %.0f]",
+                              origin, o->name, x, o->min, o->max);
         *(int *)p = (int)x;
         return 0;
     }
@@ -99,18 +85,18 @@ static int set_value(its_config *cfg, const its_option *o, const char *value, co
         errno = 0;
         double x = strtod(v, &end);
         if (*v == '\0' || *end != '\0' || errno || !isfinite(x))
-            return fail(err, errlen, ITS_ECONFIG, "%s: %s: '%s' is not a number", origin, o->name,
-                        v);
+            return its_seterr(err, errlen, ITS_ECONFIG, "%s: %s: '%s' is not a number", origin,
+                              o->name, v);
         if (x < o->min || x > o->max)
-            return fail(err, errlen, ITS_ECONFIG, "%s: %s: %g is out of range [%g, %g]", origin,
-                        o->name, x, o->min, o->max);
+            return its_seterr(err, errlen, ITS_ECONFIG, "%s: %s: %g is out of range [%g, %g]",
+                              origin, o->name, x, o->min, o->max);
         *(double *)p = x;
         return 0;
     }
     case ITS_OPT_T_STRING: {
         char *d = its_strdup(ITS_MOD_CORE, v);
         if (!d)
-            return fail(err, errlen, ITS_ENOMEM, "%s: %s: out of memory", origin, o->name);
+            return its_seterr(err, errlen, ITS_ENOMEM, "%s: %s: out of memory", origin, o->name);
         its_free(*(char **)p);
         *(char **)p = d;
         return 0;
@@ -128,11 +114,11 @@ static int set_value(its_config *cfg, const its_option *o, const char *value, co
             for (int i = 0; o->choices && o->choices[i] && n < sizeof list; i++)
                 n += (size_t)snprintf(list + n, sizeof list - n, "%s%s", i ? ", " : "",
                                       o->choices[i]);
-            return fail(err, errlen, ITS_ECONFIG, "%s: %s: '%s' is not one of: %s", origin, o->name,
-                        v, list);
+            return its_seterr(err, errlen, ITS_ECONFIG, "%s: %s: '%s' is not one of: %s", origin,
+                              o->name, v, list);
         }
     }
-    return fail(err, errlen, ITS_EINTERNAL, "%s: %s: bad option type", origin, o->name);
+    return its_seterr(err, errlen, ITS_EINTERNAL, "%s: %s: bad option type", origin, o->name);
 }
 
 int its_config_set(its_config *cfg, const char *name, const char *value, const char *origin,
@@ -140,7 +126,7 @@ int its_config_set(its_config *cfg, const char *name, const char *value, const c
 {
     const its_option *o = its_config_find(cfg, name);
     if (!o)
-        return fail(err, errlen, ITS_ECONFIG, "%s: %s: unknown option", origin, name);
+        return its_seterr(err, errlen, ITS_ECONFIG, "%s: %s: unknown option", origin, name);
     return set_value(cfg, o, value, origin, err, errlen);
 }
 
@@ -430,7 +416,7 @@ static int load_common(its_config *cfg, const char *path, const char *yaml, size
     if (path || yaml) {
         gen_schema *g;
         if ((rc = gen_build(cfg, &g)) < 0)
-            return fail(err, errlen, rc, "%s: out of memory", origin);
+            return its_seterr(err, errlen, rc, "%s: out of memory", origin);
         log_capture cap = {{0}, {0}};
         cyaml_config_t cc = {.log_fn = capture_log,
                              .log_ctx = &cap,
@@ -444,13 +430,13 @@ static int load_common(its_config *cfg, const char *path, const char *yaml, size
         if (ce != CYAML_OK) {
             gen_free(g);
             if (ce == CYAML_ERR_FILE_OPEN)
-                return fail(err, errlen, ITS_ENOENT, "%s: cannot open: %s", origin,
-                            strerror(errno));
+                return its_seterr(err, errlen, ITS_ENOENT, "%s: cannot open: %s", origin,
+                                  strerror(errno));
             if (ce == CYAML_ERR_OOM)
-                return fail(err, errlen, ITS_ENOMEM, "%s: out of memory", origin);
-            return fail(err, errlen, ITS_ECONFIG, "%s: %s: %s", origin,
-                        cap.path[0] ? cap.path : "(document)",
-                        cap.reason[0] ? cap.reason : cyaml_strerror(ce));
+                return its_seterr(err, errlen, ITS_ENOMEM, "%s: out of memory", origin);
+            return its_seterr(err, errlen, ITS_ECONFIG, "%s: %s: %s", origin,
+                              cap.path[0] ? cap.path : "(document)",
+                              cap.reason[0] ? cap.reason : cyaml_strerror(ce));
         }
         cfg->priv_raw = raw;
         cfg->priv_schema = g;

@@ -1,6 +1,9 @@
 /* One table, two lookups: its_strerror() for people, its_errname() for metric labels. */
 #include "its/error.h"
 
+#include <stdarg.h>
+#include <stdio.h>
+
 const char *its_strerror(int code)
 {
     switch (code) {
@@ -23,4 +26,15 @@ const char *its_errname(int code)
 #undef ITS__ERR_NAME
     }
     return "ITS_EUNKNOWN";
+}
+
+int its_seterr(char *err, size_t errlen, int code, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return code;
 }

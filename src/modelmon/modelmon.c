@@ -337,31 +337,17 @@ int its_modelmon_get_report(its_modelmon_t *m, its_modelmon_report *r)
 
 /* ---- baseline files ---- */
 
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
 int its_modelmon_baseline_save(its_modelmon_t *m, const char *path, char *err, size_t errlen)
 {
     if (!m || !path)
-        return fail(err, errlen, ITS_EINVAL, "baseline: no file given");
+        return its_seterr(err, errlen, ITS_EINVAL, "baseline: no file given");
     if (!m->base_ready)
-        return fail(err, errlen, ITS_EAGAIN,
-                    "%s: the baseline is not complete yet (%llu of %d frames)", path,
-                    (unsigned long long)m->base_frames, m->p.baseline_frames);
+        return its_seterr(err, errlen, ITS_EAGAIN,
+                          "%s: the baseline is not complete yet (%llu of %d frames)", path,
+                          (unsigned long long)m->base_frames, m->p.baseline_frames);
     FILE *fp = fopen(path, "w");
     if (!fp)
-        return fail(err, errlen, ITS_EIO, "%s: cannot write: %s", path, strerror(errno));
+        return its_seterr(err, errlen, ITS_EIO, "%s: cannot write: %s", path, strerror(errno));
     fprintf(fp, "its-modelmon-baseline 1\nmodel %s\nframes %llu\n",
             m->p.model[0] ? m->p.model : "-", (unsigned long long)m->base_frames);
     for (int f = 0; f < ITS_MM_FEATURES; f++) {
@@ -371,7 +357,7 @@ int its_modelmon_baseline_save(its_modelmon_t *m, const char *path, char *err, s
         fputc('\n', fp);
     }
     if (ferror(fp) | (fclose(fp) != 0))
-        return fail(err, errlen, ITS_EIO, "%s: write failed", path);
+        return its_seterr(err, errlen, ITS_EIO, "%s: write failed", path);
     return 0;
 }
 
@@ -409,7 +395,7 @@ int its_modelmon_baseline_load_string(its_modelmon_t *m, const char *text, size_
                                       const char *o, char *err, size_t errlen)
 {
     if (!m || (!text && len))
-        return fail(err, errlen, ITS_EINVAL, "baseline: no text given");
+        return its_seterr(err, errlen, ITS_EINVAL, "baseline: no text given");
     if (!o)
         o = "(baseline)";
     its_mm_hist h[ITS_MM_FEATURES];
@@ -426,67 +412,69 @@ int its_modelmon_baseline_load_string(its_modelmon_t *m, const char *text, size_
         const char *q = p;
         int tl = token(&q, eol, tok, sizeof tok);
         if (tl < 0)
-            return fail(err, errlen, ITS_ECONFIG, "%s:%d: token too long", o, line);
+            return its_seterr(err, errlen, ITS_ECONFIG, "%s:%d: token too long", o, line);
         if (line == 1) {
             if (strcmp(tok, "its-modelmon-baseline") || token(&q, eol, tok, sizeof tok) <= 0 ||
                 strcmp(tok, "1"))
-                return fail(err, errlen, ITS_ECONFIG,
-                            "%s:1: not a baseline file (expected 'its-modelmon-baseline 1')", o);
+                return its_seterr(err, errlen, ITS_ECONFIG,
+                                  "%s:1: not a baseline file (expected 'its-modelmon-baseline 1')",
+                                  o);
         } else if (tl == 0 || tok[0] == '#') {
             /* blank line or comment */
         } else if (!strcmp(tok, "model")) {
             if (token(&q, eol, tok, sizeof tok) <= 0)
-                return fail(err, errlen, ITS_ECONFIG, "%s:%d: model: name missing", o, line);
+                return its_seterr(err, errlen, ITS_ECONFIG, "%s:%d: model: name missing", o, line);
             if (m->p.model[0] && strcmp(tok, "-") && strcmp(tok, m->p.model))
-                return fail(err, errlen, ITS_ECONFIG,
-                            "%s:%d: model: baseline is for '%s', not '%s'", o, line, tok,
-                            m->p.model);
+                return its_seterr(err, errlen, ITS_ECONFIG,
+                                  "%s:%d: model: baseline is for '%s', not '%s'", o, line, tok,
+                                  m->p.model);
         } else if (!strcmp(tok, "frames")) {
             if (token(&q, eol, tok, sizeof tok) <= 0 || parse_u64(tok, &frames) < 0 || !frames)
-                return fail(err, errlen, ITS_ECONFIG, "%s:%d: frames: a positive integer is needed",
-                            o, line);
+                return its_seterr(err, errlen, ITS_ECONFIG,
+                                  "%s:%d: frames: a positive integer is needed", o, line);
             have_frames = 1;
         } else {
             int f;
             for (f = 0; f < ITS_MM_FEATURES && strcmp(tok, feature_names[f]); f++) {
             }
             if (f == ITS_MM_FEATURES)
-                return fail(err, errlen, ITS_ECONFIG, "%s:%d: unknown key '%s'", o, line, tok);
+                return its_seterr(err, errlen, ITS_ECONFIG, "%s:%d: unknown key '%s'", o, line,
+                                  tok);
             if (seen[f])
-                return fail(err, errlen, ITS_ECONFIG, "%s:%d: %s: given twice", o, line, tok);
+                return its_seterr(err, errlen, ITS_ECONFIG, "%s:%d: %s: given twice", o, line, tok);
             uint64_t nb;
             if (token(&q, eol, tok, sizeof tok) <= 0 || parse_u64(tok, &nb) < 0 ||
                 nb != (uint64_t)feature_bins[f])
-                return fail(err, errlen, ITS_ECONFIG, "%s:%d: %s: %d bins expected", o, line,
-                            feature_names[f], feature_bins[f]);
+                return its_seterr(err, errlen, ITS_ECONFIG, "%s:%d: %s: %d bins expected", o, line,
+                                  feature_names[f], feature_bins[f]);
             hist_init(&h[f], f);
             for (int i = 0; i < feature_bins[f]; i++) {
                 uint64_t v;
                 if (token(&q, eol, tok, sizeof tok) <= 0 || parse_u64(tok, &v) < 0 ||
                     v > (1ULL << 50))
-                    return fail(err, errlen, ITS_ECONFIG, "%s:%d: %s: bin %d is not a count", o,
-                                line, feature_names[f], i);
+                    return its_seterr(err, errlen, ITS_ECONFIG, "%s:%d: %s: bin %d is not a count",
+                                      o, line, feature_names[f], i);
                 h[f].bins[i] = v;
                 h[f].n += v;
             }
             if (token(&q, eol, tok, sizeof tok) != 0)
-                return fail(err, errlen, ITS_ECONFIG, "%s:%d: %s: more than %d bins", o, line,
-                            feature_names[f], feature_bins[f]);
+                return its_seterr(err, errlen, ITS_ECONFIG, "%s:%d: %s: more than %d bins", o, line,
+                                  feature_names[f], feature_bins[f]);
             seen[f] = 1;
         }
         p = eol < end ? eol + 1 : end;
     }
     if (line == 0)
-        return fail(err, errlen, ITS_ECONFIG, "%s: empty baseline file", o);
+        return its_seterr(err, errlen, ITS_ECONFIG, "%s: empty baseline file", o);
     if (!have_frames)
-        return fail(err, errlen, ITS_ECONFIG, "%s: 'frames' missing", o);
+        return its_seterr(err, errlen, ITS_ECONFIG, "%s: 'frames' missing", o);
     for (int f = 0; f < ITS_MM_FEATURES; f++)
         if (!seen[f])
-            return fail(err, errlen, ITS_ECONFIG, "%s: '%s' missing", o, feature_names[f]);
+            return its_seterr(err, errlen, ITS_ECONFIG, "%s: '%s' missing", o, feature_names[f]);
     if (h[ITS_MM_COUNT].n != frames)
-        return fail(err, errlen, ITS_ECONFIG,
-                    "%s: count: %llu frames in the histogram, %llu declared", o,
-                    (unsigned long long)h[ITS_MM_COUNT].n, (unsigned long long)frames);
+        return its_seterr(err, errlen, ITS_ECONFIG,
+                          "%s: count: %llu frames in the histogram, %llu declared", o,
+                          (unsigned long long)h[ITS_MM_COUNT].n, (unsigned long long)frames);
     memcpy(m->base, h, sizeof h);
     m->base_frames = frames;
     m->base_ready = 1;
@@ -496,25 +484,25 @@ int its_modelmon_baseline_load_string(its_modelmon_t *m, const char *text, size_
 int its_modelmon_baseline_load(its_modelmon_t *m, const char *path, char *err, size_t errlen)
 {
     if (!m || !path)
-        return fail(err, errlen, ITS_EINVAL, "baseline: no file given");
+        return its_seterr(err, errlen, ITS_EINVAL, "baseline: no file given");
     FILE *fp = fopen(path, "rb");
     if (!fp)
-        return fail(err, errlen, errno == ENOENT ? ITS_ENOENT : ITS_EIO, "%s: cannot open: %s",
-                    path, strerror(errno));
+        return its_seterr(err, errlen, errno == ENOENT ? ITS_ENOENT : ITS_EIO,
+                          "%s: cannot open: %s", path, strerror(errno));
     enum { MAX = 1 << 20 };
     char *buf = its_malloc(ITS_MOD_MODELMON, MAX);
     if (!buf) {
         fclose(fp);
-        return fail(err, errlen, ITS_ENOMEM, "%s: out of memory", path);
+        return its_seterr(err, errlen, ITS_ENOMEM, "%s: out of memory", path);
     }
     size_t n = fread(buf, 1, MAX, fp);
     int bad = ferror(fp), more = !feof(fp) && fgetc(fp) != EOF;
     fclose(fp);
     int rc;
     if (bad)
-        rc = fail(err, errlen, ITS_EIO, "%s: read error", path);
+        rc = its_seterr(err, errlen, ITS_EIO, "%s: read error", path);
     else if (more)
-        rc = fail(err, errlen, ITS_ECONFIG, "%s: larger than 1 MiB", path);
+        rc = its_seterr(err, errlen, ITS_ECONFIG, "%s: larger than 1 MiB", path);
     else
         rc = its_modelmon_baseline_load_string(m, buf, n, path, err, errlen);
     its_free(buf);
