@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# SPEC's stress test on the GPU machine (issue 8), in one call:
+#   dev machine:  bench/gpu/stress.sh stage DEST   (DEST: an ignored folder of the checkout the
+#                 device tool sends, e.g. .gpu-stress; builds itsd + its-bench with CUDA and packs
+#                 them with redis-server and every non-system library they need)
+#   GPU machine:  bash DEST/stress.sh              (unpacks, starts nothing else by hand: its-bench
+#                 starts redis-server and itsd itself)
+# Runs 100 cameras x 30 FPS of replayed 720p traffic video with YOLO11n for STRESS_S seconds
+# (default 300), then the capacity search at 30 FPS (p99 < 100 ms, no drops), and prints the
+# tables last. Environment: STRESS_S, STEP_S (capacity step, default 20), OUT.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+if [ "${1:-}" = stage ]; then
+    dest=${2:?usage: stress.sh stage DEST}
+    root=$(cd "$here/../.." && pwd)
+    shared=${ITS_SHARED_DIR:-$root/../shared}
+    build=${BUILD_DIR:-$root/build-gpu}
+    cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DITS_CUDA=ON >/dev/null
+    make -C "$build" -j"$(nproc)" itsd its-bench >/dev/null
+    tmp=$(mktemp -d)
+    mkdir -p "$tmp/s/bin" "$tmp/s/lib" "$tmp/s/shared/models/yolo11n-fp32-dequant" "$tmp/s/shared/media"
+    cp "$build/tools/itsd/itsd" "$build/tools/its-bench/its-bench" "$(command -v redis-server)" "$tmp/s/bin/"
+    for b in "$tmp"/s/bin/*; do
+        ldd "$b" | awk '/=> \//{print $3}' |
+            grep -vE 'libc\.so|libm\.so|libdl\.so|librt\.so|libpthread|ld-linux|libcudnn|libcublas|libcudart|libnvidia|libcuda\.so' || true
+    done | sort -u | while read -r l; do cp -L "$l" "$tmp/s/lib/"; done
+    cp "$shared/models/yolo11n-fp32-dequant/"*.onnx "$tmp/s/shared/models/yolo11n-fp32-dequant/"
+    cp "$shared/media/traffic_highway_overpass_720p.mp4" "$shared/media/coco.names" "$tmp/s/shared/media/"
+    cp "$root/bench/stress/spec.yaml" "$tmp/s/"
+    mkdir -p "$dest" && rm -f "$dest/stress.tar.xz"
+    tar -C "$tmp/s" -cJf "$dest/stress.tar.xz" . && cp "$here/stress.sh" "$dest/stress.sh"
+    rm -rf "$tmp"
+    du -sh "$dest"/*
+    exit 0
+fi
+
+OUT=${OUT:-/tmp/its-stress-out}
+W=/tmp/its-stress
+rm -rf "$W" && mkdir -p "$W" "$OUT" && tar -C "$W" -xJf "$here/stress.tar.xz"
+pyd() { python3 -c "import $1, os; print(os.path.dirname($1.__file__))" 2>/dev/null; }
+export LD_LIBRARY_PATH=$W/lib:$(pyd nvidia.cudnn)/lib:$(pyd nvidia.cublas)/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+export ITS_SHARED_DIR=$W/shared OMP_WAIT_POLICY=passive PATH=$W/bin:$PATH
+CARD=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
+cd "$W"
+common=(--set bench.itsd=$W/bin/itsd --set bench.redis_server=$W/bin/redis-server
+        --set bench.workdir=$OUT --set bench.backend=cuda)
+echo "==== stress: 100 cameras x 30 FPS, ${STRESS_S:-300} s, $CARD"
+its-bench -c spec.yaml --duration "${STRESS_S:-300}" "${common[@]}" \
+    --set bench.json=$OUT/stress.json | tee "$OUT/stress.txt" || true
+echo "==== capacity search at 30 FPS, $CARD"
+its-bench -c spec.yaml --find-capacity --cameras 100 "${common[@]}" \
+    --set bench.capacity_step_s="${STEP_S:-20}" | tee "$OUT/capacity.txt" || true
+echo "==== summary ($CARD)"
+tail -n 30 "$OUT/stress.txt"
+tail -n 15 "$OUT/capacity.txt"
