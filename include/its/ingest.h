@@ -84,6 +84,7 @@ typedef struct its_frame {
     int failed;    /* an error code if a stage failed on this frame, else 0 */
     float quality; /* [0, 1], < 0 if not scored */
     uint64_t pseq; /* the pipeline's per-camera order after batching (internal) */
+    int batch_n;   /* size of its inference batch on the batch's first frame, else 0 */
     void *user;    /* free for the pipeline's use */
     its_frame_det dets[ITS_FRAME_MAX_DETS];
     /* private */

@@ -173,6 +173,7 @@ static void *engine_main(void *arg)
             for (int i = 0; i < n; i++) {
                 frames[i]->pseq = p->cams[frames[i]->camera].pseq_next++;
                 frames[i]->ts_ns[ITS_TS_BATCH] = t;
+                frames[i]->batch_n = i == 0 ? n : 0; /* counted once per batch */
             }
             atomic_fetch_add(&p->batches_in_flight, 1);
         }

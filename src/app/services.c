@@ -41,6 +41,7 @@ struct its_app_services {
     its_api *api;
     its_metric *stage[ITS_STAGE_N]; /* NULL: not exported */
     its_metric *e2e;
+    its_metric *batch_size;
     cam_series *cams;
     int max_cams;
     pthread_mutex_t collect_mu;
@@ -96,6 +97,8 @@ static void observe(void *ctx, const its_frame *f, const char *camera)
     if (f->ts_ns[ITS_TS_PUBLISH] >= f->ts_ns[ITS_TS_CAPTURE])
         its_metric_observe(s->e2e,
                            (double)(f->ts_ns[ITS_TS_PUBLISH] - f->ts_ns[ITS_TS_CAPTURE]) / 1e9);
+    if (f->batch_n > 0)
+        its_metric_observe(s->batch_size, (double)f->batch_n);
     if (f->camera < 0 || f->camera >= s->max_cams)
         return;
     cam_series *cs = &s->cams[f->camera];
@@ -274,6 +277,7 @@ int its_app_services_create(const its_app_config *c, its_pipeline_t *p, its_app_
         goto fail;
     }
     s->e2e = its_metrics_series_v(its_metrics_std(s->reg, ITS_M_LATENCY));
+    s->batch_size = its_metrics_series_v(its_metrics_std(s->reg, ITS_M_BATCH_SIZE));
     for (int i = 0; i < ITS_STAGE_N; i++) {
         const char *name = metric_stage_name(i);
         if (name)

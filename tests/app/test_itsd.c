@@ -172,6 +172,10 @@ static void test_reload_and_term(void **state)
     assert_non_null(strstr(resp, "its_frames_total{camera=\"a\"}"));
     assert_non_null(strstr(resp, "its_stage_latency_seconds_bucket{stage=\"queue\""));
     assert_non_null(strstr(resp, "analytics_latency_seconds_count"));
+    /* one batch-size observation per inference batch */
+    const char *bc = strstr(resp, "its_batch_size_count ");
+    assert_non_null(bc);
+    assert_true(strtod(bc + strlen("its_batch_size_count "), NULL) > 0);
     assert_non_null(strstr(resp, "its_camera_up{camera=\"b\"} 1"));
     assert_true(http("GET", "/v1/cameras", NULL, resp, sizeof resp) > 0);
     assert_non_null(strstr(resp, "\"b\""));
