@@ -104,6 +104,8 @@ typedef enum its_source_kind {
     ITS_SOURCE_HTTP,
     ITS_SOURCE_HLS,
     ITS_SOURCE_REPLAY, /* decode once into memory (a video, or a folder of JPEG/PNG files) */
+    ITS_SOURCE_PUSH,   /* no thread: frames arrive as JPEG/PNG through its_source_push_image
+                        * (the HTTP API's POST /v1/cameras/{id}/frames); url "push:" */
 } its_source_kind;
 
 typedef enum its_source_state {
@@ -157,7 +159,7 @@ typedef void (*its_frame_cb)(its_frame *frame, void *ctx);
 void its_source_opts_default(its_source_opts *o);
 its_source_kind its_source_kind_of(const char *url);
 const char *its_source_kind_name(its_source_kind k);
-/* "file", "rtsp", "http", "hls", "replay", "auto" -> kind; ITS_EINVAL otherwise. */
+/* "file", "rtsp", "http", "hls", "replay", "push", "auto" -> kind; ITS_EINVAL otherwise. */
 int its_source_parse_kind(const char *name, its_source_kind *out);
 const char *its_source_state_name(its_source_state s);
 
@@ -176,5 +178,17 @@ const char *its_source_id(const its_source_t *s);
 
 /* Wait until the source has ended or stopped, up to timeout_ns: 0, or ITS_ETIMEDOUT. */
 int its_source_wait_end(its_source_t *s, uint64_t timeout_ns);
+
+/*
+ * Push sources: decode one JPEG or PNG (from the HTTP API) into a pooled frame and hand it to
+ * the frame callback on the caller's thread, stamped captured at ts_ns (its_now_ns time
+ * base). Any thread may push; pushes to one source are serialised. Never blocks on the
+ * pipeline: ITS_EFULL when every frame buffer is in use (counted as dropped_no_buffer),
+ * ITS_EDECODE for an undecodable image, ITS_ERANGE for one larger than max_width x
+ * max_height, ITS_ECLOSED once stopped, ITS_EINVAL for a source of another kind. Decoding
+ * uses a temporary image: this is the API's path, not the streaming hot path.
+ */
+int its_source_push_image(its_source_t *s, const uint8_t *data, size_t len, uint64_t ts_ns,
+                          char *err, size_t errlen);
 
 #endif

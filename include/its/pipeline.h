@@ -227,6 +227,10 @@ void its_pipeline_destroy(its_pipeline_t *p);
 int its_pipeline_n_cameras(its_pipeline_t *p);
 int its_pipeline_camera_stats(its_pipeline_t *p, int slot, its_camera_stats *out);
 int its_pipeline_find_camera(its_pipeline_t *p, const char *id);
+/* Push a JPEG/PNG into a camera of kind "push" (its_source_push_image's errors; ITS_ENOENT
+ * for an unknown camera). Any thread; never waits for the pipeline. */
+int its_pipeline_push_image(its_pipeline_t *p, const char *id, const uint8_t *data, size_t len,
+                            uint64_t ts_ns, char *err, size_t errlen);
 its_lat_t *its_pipeline_latency(its_pipeline_t *p);
 void its_pipeline_batch_stats(its_pipeline_t *p, its_batcher_stats *out);
 /* One status line (no newline): per-camera FPS and drops, batch size, stage p99 vs budget. */

@@ -540,6 +540,18 @@ int its_pipeline_find_camera(its_pipeline_t *p, const char *id)
     return ITS_ENOENT;
 }
 
+int its_pipeline_push_image(its_pipeline_t *p, const char *id, const uint8_t *data, size_t len,
+                            uint64_t ts_ns, char *err, size_t errlen)
+{
+    /* ctl_mu keeps the camera from being removed (its source stopped) while we push */
+    pthread_mutex_lock(&p->ctl_mu);
+    int i = its_pipeline_find_camera(p, id);
+    int rc = i < 0 ? its_seterr(err, errlen, ITS_ENOENT, "%s: no such camera", id)
+                   : its_source_push_image(p->cams[i].src, data, len, ts_ns, err, errlen);
+    pthread_mutex_unlock(&p->ctl_mu);
+    return rc;
+}
+
 int its_pipeline_remove_camera(its_pipeline_t *p, const char *id)
 {
     pthread_mutex_lock(&p->ctl_mu);

@@ -257,6 +257,25 @@ static int prov_remove(void *ud, const char *id)
     return its_pipeline_remove_camera(s->p, id) < 0 ? ITS_ENOENT : 0;
 }
 
+/* POST /v1/cameras/{id}/frames: cameras of kind "push" take the JPEG (decoded into a pooled
+ * frame on the API's thread); the API maps the codes to 404/400/429. */
+static int prov_push(void *ud, const char *id, const uint8_t *jpeg, size_t len, uint64_t ts_ns)
+{
+    its_app_services *s = ud;
+    char err[256];
+    int rc = its_pipeline_push_image(s->p, id, jpeg, len, ts_ns, err, sizeof err);
+    if (rc < 0 && rc != ITS_EFULL)
+        its_logw("api", id, "frame push refused: %s", err);
+    switch (rc) {
+    case ITS_ERANGE:
+        return ITS_EDECODE;
+    case ITS_ECLOSED:
+        return ITS_ENOENT;
+    default:
+        return rc;
+    }
+}
+
 int its_app_services_create(const its_app_config *c, its_pipeline_t *p, its_app_services **out,
                             char *err, size_t errlen)
 {
@@ -292,7 +311,8 @@ int its_app_services_create(const its_app_config *c, its_pipeline_t *p, its_app_
                                  .camera_list = prov_list,
                                  .camera_get = prov_get,
                                  .camera_add = prov_add,
-                                 .camera_remove = prov_remove};
+                                 .camera_remove = prov_remove,
+                                 .frame_push = prov_push};
         rc = its_api_create(&ac, &prov, s->reg, NULL, &s->api);
         if (rc == 0)
             rc = its_api_start(s->api);

@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "its/core.h"
+#include "its/media.h"
 #include "ingest_impl.h"
 
 #define DEF_MAX_W       1920
@@ -54,6 +55,8 @@ struct its_source {
     uint64_t seq;
     int64_t pts_end; /* media time just after the last frame, carried across reconnects */
     unsigned rng;
+    pthread_mutex_t push_mu; /* push sources: one image at a time (seq, pts) */
+    uint64_t push_t0;        /* push sources: capture time of the first image */
 };
 
 void its_source_opts_default(its_source_opts *o)
@@ -66,6 +69,8 @@ its_source_kind its_source_kind_of(const char *url)
 {
     if (!url)
         return ITS_SOURCE_FILE;
+    if (strncasecmp(url, "push:", 5) == 0)
+        return ITS_SOURCE_PUSH;
     if (strncasecmp(url, "rtsp://", 7) == 0 || strncasecmp(url, "rtsps://", 8) == 0)
         return ITS_SOURCE_RTSP;
     const char *q = strchr(url, '?');
@@ -80,7 +85,7 @@ its_source_kind its_source_kind_of(const char *url)
     return ITS_SOURCE_FILE;
 }
 
-static const char *const kind_names[] = {"auto", "file", "rtsp", "http", "hls", "replay"};
+static const char *const kind_names[] = {"auto", "file", "rtsp", "http", "hls", "replay", "push"};
 
 const char *its_source_kind_name(its_source_kind k)
 {
@@ -434,6 +439,7 @@ int its_source_create(const its_source_opts *opts, its_frame_cb cb, void *ctx, i
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&s->cv, &ca);
     pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&s->push_mu, NULL);
     atomic_init(&s->stop, 0);
 
     int rc =
@@ -459,6 +465,11 @@ int its_source_start(its_source_t *s)
 {
     if (s->started)
         return ITS_EBUSY;
+    if (s->o.kind == ITS_SOURCE_PUSH) { /* nothing to run: frames come from its pushers */
+        s->started = s->joined = 1;
+        set_state(s, ITS_SOURCE_RUNNING);
+        return 0;
+    }
     int rc = pthread_create(&s->thread, NULL, s->clip ? replay_main : live_main, s);
     if (rc != 0)
         return ITS_ENOMEM;
@@ -495,7 +506,59 @@ void its_source_destroy(its_source_t *s)
     its__clip_put(s->clip);
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);
+    pthread_mutex_destroy(&s->push_mu);
     its_free(s);
+}
+
+int its_source_push_image(its_source_t *s, const uint8_t *data, size_t len, uint64_t ts_ns,
+                          char *err, size_t errlen)
+{
+    if (s->o.kind != ITS_SOURCE_PUSH)
+        return its_seterr(err, errlen, ITS_EINVAL, "%s: not a push camera", s->id);
+    if (atomic_load(&s->stop) || !s->started)
+        return its_seterr(err, errlen, ITS_ECLOSED, "%s: camera stopped", s->id);
+    its_image img;
+    its_image_opts io = {.fmt = s->o.pixfmt,
+                         .max_pixels = (long)s->o.max_width * (long)s->o.max_height};
+    int rc = its_image_decode(data, len, &io, &img, err, errlen);
+    if (rc < 0) {
+        note_error(s, err ? err : "undecodable image");
+        pthread_mutex_lock(&s->mu);
+        s->st.decode_errors++;
+        pthread_mutex_unlock(&s->mu);
+        return rc == ITS_ERANGE ? rc : ITS_EDECODE;
+    }
+    if (img.width > s->o.max_width || img.height > s->o.max_height) {
+        its_seterr(err, errlen, ITS_ERANGE, "%s: image %dx%d is larger than %dx%d", s->id,
+                   img.width, img.height, s->o.max_width, s->o.max_height);
+        its_image_free(&img);
+        return ITS_ERANGE;
+    }
+    its_buf *px = its_pool_get(s->pix_pool);
+    if (!px) {
+        its_image_free(&img);
+        pthread_mutex_lock(&s->mu);
+        s->st.dropped_no_buffer++;
+        pthread_mutex_unlock(&s->mu);
+        return its_seterr(err, errlen, ITS_EFULL, "%s: every frame buffer is in use", s->id);
+    }
+    for (int y = 0; y < img.height; y++)
+        memcpy(px->data + (size_t)y * (size_t)img.width * 3,
+               img.data + (size_t)y * (size_t)img.stride, (size_t)img.width * 3);
+    px->size = (size_t)img.width * (size_t)img.height * 3;
+    int w = img.width, h = img.height;
+    its_image_free(&img);
+    pthread_mutex_lock(&s->push_mu);
+    if (s->seq == 0)
+        s->push_t0 = ts_ns;
+    /* media time = time since the first push, never backwards */
+    int64_t pts = ts_ns > s->push_t0 ? (int64_t)(ts_ns - s->push_t0) : 0;
+    if (pts < s->pts_end)
+        pts = s->pts_end;
+    s->pts_end = pts + 1;
+    emit(s, px, w, h, pts, ts_ns);
+    pthread_mutex_unlock(&s->push_mu);
+    return 0;
 }
 
 void its_source_get_stats(its_source_t *s, its_source_stats *out)

@@ -89,6 +89,38 @@ static int http(const char *method, const char *path, const char *body, char *bu
     return (int)got;
 }
 
+/* POST a binary body; the HTTP status code, or -1. */
+static int http_post_bytes(const char *path, const char *type, const uint8_t *body, size_t n)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)g_api_port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+        close(fd);
+        return -1;
+    }
+    char head[512];
+    int h = snprintf(head, sizeof head,
+                     "POST %s HTTP/1.0\r\nContent-Type: %s\r\nContent-Length: %zu\r\n\r\n", path,
+                     type, n);
+    size_t off = 0;
+    int ok = send(fd, head, (size_t)h, 0) == h;
+    while (ok && off < n) {
+        ssize_t w = send(fd, body + off, n - off, 0);
+        ok = w > 0;
+        off += ok ? (size_t)w : 0;
+    }
+    char buf[2048];
+    ssize_t r = ok ? recv(fd, buf, sizeof buf - 1, 0) : -1;
+    close(fd);
+    int code = -1;
+    if (r > 12) {
+        buf[r] = 0;
+        sscanf(buf, "HTTP/%*s %d", &code);
+    }
+    return code;
+}
+
 static void write_cfg(const char *path, const char *cams)
 {
     char buf[4096];
@@ -238,6 +270,43 @@ static void test_reload_and_term(void **state)
     its_free(e);
 }
 
+/* POST /v1/cameras/{id}/frames: a JPEG pushed to a camera of kind "push" goes through the
+ * pipeline and comes out as a result message; bad images and unknown cameras are refused. */
+static void test_push_frames(void **state)
+{
+    char cfg[400], out[400], err[400], path[600];
+    snprintf(cfg, sizeof cfg, "%s/push.yaml", dir);
+    snprintf(out, sizeof out, "%s/push.jsonl", dir);
+    snprintf(err, sizeof err, "%s/push.err", dir);
+    snprintf(path, sizeof path, "%s/zidane.jpg", media);
+    size_t len;
+    uint8_t *jpeg = its_test_read_file(path, &len);
+    assert_non_null(jpeg);
+    g_api_port = free_port();
+    write_cfg(cfg, "  - id: p\n    url: \"push:\"\n    kind: push\n");
+    pid_t pid = spawn(cfg, NULL, out, err);
+    int code = -1;
+    uint64_t until = its_now_ns() + 20 * ITS_NS_PER_S;
+    while (code != 202 && its_now_ns() < until) {
+        its_sleep_ns(100 * ITS_NS_PER_MS);
+        code = http_post_bytes("/v1/cameras/p/frames", "image/jpeg", jpeg, len);
+    }
+    assert_int_equal(code, 202);
+    for (int i = 0; i < 4; i++) {
+        its_sleep_ns(50 * ITS_NS_PER_MS);
+        code = http_post_bytes("/v1/cameras/p/frames", "image/jpeg", jpeg, len);
+        assert_true(code == 202 || code == 429); /* 429: every frame buffer busy */
+    }
+    assert_int_equal(http_post_bytes("/v1/cameras/p/frames", "image/jpeg", jpeg, len / 4), 400);
+    assert_int_equal(http_post_bytes("/v1/cameras/zz/frames", "image/jpeg", jpeg, len), 404);
+    its_sleep_ns(500 * ITS_NS_PER_MS);
+    kill(pid, SIGTERM);
+    assert_int_equal(wait_exit(pid, 5.0), 0);
+    if (count(out, "\"camera\":\"p\"") < 1 || count(out, "\"width\":1280") < 1)
+        fail_msg("no result message for the pushed frames in %s", out);
+    its_free(jpeg);
+}
+
 int main(void)
 {
     const char *bin = getenv("ITS_BINARY_DIR");
@@ -248,6 +317,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_check_and_print),
         cmocka_unit_test(test_reload_and_term),
+        cmocka_unit_test(test_push_frames),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

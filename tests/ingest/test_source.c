@@ -486,6 +486,77 @@ static void test_hls(void **state)
     assert_true(s.order_ok);
 }
 
+/* Push: JPEGs from the HTTP API become pooled frames on the pusher's thread; a bad image,
+ * a full pool, a too-large image and a stopped camera are refused and counted. */
+static void test_push(void **state)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/zidane.jpg", media); /* 1280x720 */
+    size_t len;
+    uint8_t *jpeg = its_test_read_file(path, &len);
+    assert_non_null(jpeg);
+    its_source_opts o;
+    its_source_opts_default(&o);
+    o.url = "push:";
+    o.id = "pushed";
+    o.pool_frames = 2;
+    sink s;
+    sink_init(&s);
+    s.hold = 1;
+    its_source_t *src;
+    char err[256];
+    assert_int_equal(its_source_create(&o, on_frame, &s, &src, err, sizeof err), 0);
+    assert_int_equal(its_source_push_image(src, jpeg, len, its_now_ns(), err, sizeof err),
+                     ITS_ECLOSED); /* not started yet */
+    assert_int_equal(its_source_start(src), 0);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(its_source_push_image(src, jpeg, len, its_now_ns(), err, sizeof err), 0);
+    assert_int_equal(sink_count(&s), 2);
+    assert_int_equal(s.w, 1280);
+    assert_int_equal(s.h, 720);
+    assert_true(s.order_ok);
+    /* both buffers are held: the third push is refused at once, not waited for */
+    assert_int_equal(its_source_push_image(src, jpeg, len, its_now_ns(), err, sizeof err),
+                     ITS_EFULL);
+    sink_release(&s);
+    /* a truncated JPEG and plain garbage */
+    assert_int_equal(its_source_push_image(src, jpeg, len / 3, its_now_ns(), err, sizeof err),
+                     ITS_EDECODE);
+    static const uint8_t junk[] = {0xff, 0xd8, 0xff, 0x00, 1, 2, 3, 4, 5, 6, 7, 8};
+    assert_int_equal(its_source_push_image(src, junk, sizeof junk, its_now_ns(), err, sizeof err),
+                     ITS_EDECODE);
+    its_source_stats st;
+    its_source_get_stats(src, &st);
+    assert_int_equal(st.frames, 2);
+    assert_int_equal(st.dropped_no_buffer, 1);
+    assert_int_equal(st.decode_errors, 2);
+    its_source_stop(src);
+    assert_int_equal(its_source_push_image(src, jpeg, len, its_now_ns(), err, sizeof err),
+                     ITS_ECLOSED);
+    its_source_destroy(src);
+
+    /* larger than the camera's limit */
+    o.max_width = 640;
+    o.max_height = 480;
+    assert_int_equal(its_source_create(&o, on_frame, &s, &src, err, sizeof err), 0);
+    its_source_start(src);
+    int rc = its_source_push_image(src, jpeg, len, its_now_ns(), err, sizeof err);
+    assert_true(rc == ITS_ERANGE);
+    its_source_destroy(src);
+    sink_release(&s);
+
+    /* a file camera is not a push camera */
+    snprintf(path, sizeof path, "%s/traffic_bridge_720p.mp4", media);
+    its_source_opts f;
+    its_source_opts_default(&f);
+    f.url = path;
+    assert_int_equal(its_source_create(&f, on_frame, &s, &src, err, sizeof err), 0);
+    assert_int_equal(its_source_push_image(src, jpeg, len, its_now_ns(), err, sizeof err),
+                     ITS_EINVAL);
+    its_source_destroy(src);
+    its_free(jpeg);
+}
+
 int main(void)
 {
     if (!its_test_shared_path("media", media, sizeof media))
@@ -498,6 +569,7 @@ int main(void)
         cmocka_unit_test(test_http_reconnect),
         cmocka_unit_test(test_stop_while_blocked),
         cmocka_unit_test(test_hls),
+        cmocka_unit_test(test_push),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
