@@ -21,6 +21,7 @@
 #include "its/app_services.h"
 #include "its/core.h"
 #include "its/metrics.h"
+#include "its/publish.h"
 
 typedef struct cam_series {
     its_metric *frames;
@@ -39,6 +40,7 @@ struct its_app_services {
     its_pipeline_t *p;
     its_metrics *reg;
     its_api *api;
+    its_cache *cache; /* L1 in front of Redis for GET /v1/cameras/{id}/analytics; NULL: none */
     its_metric *stage[ITS_STAGE_N]; /* NULL: not exported */
     its_metric *e2e;
     its_metric *batch_size;
@@ -313,7 +315,16 @@ int its_app_services_create(const its_app_config *c, its_pipeline_t *p, its_app_
                                  .camera_add = prov_add,
                                  .camera_remove = prov_remove,
                                  .frame_push = prov_push};
-        rc = its_api_create(&ac, &prov, s->reg, NULL, &s->api);
+        /* With Redis configured, the analytics endpoint reads the windows the sink caches
+         * there, through an in-process L1 (its_cache). */
+        its_cache_config cc;
+        its_cache_config_default(&cc);
+        if (its_publish_settings_apply(&c->s.redis, NULL, &cc) == 1 &&
+            (rc = its_cache_create(&cc, s->reg, &s->cache)) < 0) {
+            snprintf(err, errlen, "api: cannot create the analytics cache: %s", its_strerror(rc));
+            goto fail;
+        }
+        rc = its_api_create(&ac, &prov, s->reg, s->cache, &s->api);
         if (rc == 0)
             rc = its_api_start(s->api);
         if (rc < 0) {
@@ -336,6 +347,7 @@ void its_app_services_destroy(its_app_services *s)
     if (!s)
         return;
     its_api_destroy(s->api); /* no API thread touches the pipeline after this */
+    its_cache_destroy(s->cache);
     its_metrics_destroy(s->reg);
     its_free(s->cams);
     its_free(s->prev);

@@ -307,6 +307,60 @@ static void test_push_frames(void **state)
     its_free(jpeg);
 }
 
+/* GET /v1/cameras/{id}/analytics: the window the Redis sink cached, read through the API's
+ * L1 + Redis cache, with a real redis-server. */
+static void test_analytics_endpoint(void **state)
+{
+    if (system("command -v redis-server >/dev/null 2>&1") != 0) {
+        print_message("redis-server not installed: skipped\n");
+        return;
+    }
+    char cfg[400], out[400], err[400], rlog[400], scene[600], port_s[16], buf[8192];
+    snprintf(cfg, sizeof cfg, "%s/an.yaml", dir);
+    snprintf(out, sizeof out, "%s/an.jsonl", dir);
+    snprintf(err, sizeof err, "%s/an.err", dir);
+    snprintf(rlog, sizeof rlog, "%s/redis.log", dir);
+    its_test_source_path("deploy/scenes/traffic_bridge_720p.yaml", scene, sizeof scene);
+    int rport = free_port();
+    snprintf(port_s, sizeof port_s, "%d", rport);
+    pid_t redis = fork();
+    if (redis == 0) {
+        int fd = open(rlog, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execlp("redis-server", "redis-server", "--port", port_s, "--bind", "127.0.0.1", "--save",
+               "", "--appendonly", "no", (char *)NULL);
+        _exit(127);
+    }
+    g_api_port = free_port();
+    int n = snprintf(buf, sizeof buf,
+                     "engine:\n  backend: noop\nanalytics:\n  window_s: 1\n"
+                     "sink:\n  type: \"null\"\nredis:\n  host: 127.0.0.1\n  port: %d\n"
+                     "api:\n  port: %d\ncameras:\n"
+                     "  - {id: x, url: %s/traffic_bridge_720p.mp4, kind: replay, fps: 10, "
+                     "replay_frames: 20, loop: true, scene: %s}\n",
+                     rport, g_api_port, media, scene);
+    assert_int_equal(its_test_write_file(cfg, buf, (size_t)n), 0);
+    pid_t pid = spawn(cfg, NULL, out, err);
+    static char resp[1 << 16];
+    int found = 0;
+    uint64_t until = its_now_ns() + 20 * ITS_NS_PER_S;
+    while (!found && its_now_ns() < until) {
+        its_sleep_ns(200 * ITS_NS_PER_MS);
+        found = http("GET", "/v1/cameras/x/analytics", NULL, resp, sizeof resp) > 0 &&
+                strstr(resp, " 200 ") && strstr(resp, "\"type\":\"window\"");
+    }
+    assert_true(http("GET", "/v1/cameras/nope/analytics", NULL, resp, sizeof resp) > 0);
+    int unknown_is_404 = strstr(resp, " 404 ") != NULL;
+    kill(pid, SIGTERM);
+    int st = wait_exit(pid, 5.0);
+    kill(redis, SIGTERM);
+    waitpid(redis, NULL, 0);
+    assert_true(found);
+    assert_true(unknown_is_404);
+    assert_int_equal(st, 0);
+}
+
 int main(void)
 {
     const char *bin = getenv("ITS_BINARY_DIR");
@@ -318,6 +372,7 @@ int main(void)
         cmocka_unit_test(test_check_and_print),
         cmocka_unit_test(test_reload_and_term),
         cmocka_unit_test(test_push_frames),
+        cmocka_unit_test(test_analytics_endpoint),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
