@@ -7,7 +7,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 scripts/setup.sh
 cmake -S . -B build >/dev/null
-cmake --build build -j "$(nproc)"
+cmake --build build -j "$(nproc)" >&2   # build log to stderr: stdout is the results
 shared=${ITS_SHARED_DIR:-$root/../shared}
 export ITS_SHARED_DIR=$shared
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
