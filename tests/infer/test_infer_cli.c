@@ -10,40 +10,15 @@
 #include <unistd.h>
 
 #include "its/alloc.h"
+#include "cli_run.h"
 #include "testutil.h"
 
 static const char *g_bin;
 static char g_tmp[256];
 
-typedef struct run_result {
-    int status;
-    char out[65536];
-    char err[8192];
-    int lines;
-} run_result;
-
-static void slurp(const char *path, char *buf, size_t cap)
-{
-    FILE *f = fopen(path, "rb");
-    size_t n = f ? fread(buf, 1, cap - 1, f) : 0;
-    buf[n] = '\0';
-    if (f)
-        fclose(f);
-}
-
 static void run(const char *args, run_result *r)
 {
-    char cmd[4096], o[300], e[300];
-    snprintf(o, sizeof o, "%s/out.txt", g_tmp);
-    snprintf(e, sizeof e, "%s/err.txt", g_tmp);
-    snprintf(cmd, sizeof cmd, "'%s' %s >'%s' 2>'%s'", g_bin, args, o, e);
-    int st = system(cmd);
-    r->status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    slurp(o, r->out, sizeof r->out);
-    slurp(e, r->err, sizeof r->err);
-    r->lines = 0;
-    for (const char *p = r->out; *p; p++)
-        r->lines += *p == '\n';
+    cli_run(g_bin, g_tmp, args, r);
 }
 
 static const char *shared(const char *rel)
