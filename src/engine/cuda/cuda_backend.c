@@ -1378,9 +1378,26 @@ static int exec_net(cuda_ctx *c, plan *p, cudaStream_t strm)
     return 0;
 }
 
-static int capture(cuda_ctx *c, plan *p, int full, cudaGraphExec_t *exec)
+/* End the stream capture begun by a capture function and instantiate the graph; rc is what the
+ * recorded work returned (on failure the partial graph is discarded). */
+static int end_capture(cuda_ctx *c, int rc, cudaGraphExec_t *exec)
 {
     cudaGraph_t graph;
+    cudaError_t e = cudaStreamEndCapture(c->stream, &graph);
+    if (rc < 0) {
+        if (e == cudaSuccess)
+            cudaGraphDestroy(graph);
+        return rc;
+    }
+    ITS_CUDA_TRY(e);
+    e = cudaGraphInstantiate(exec, graph, 0);
+    cudaGraphDestroy(graph);
+    ITS_CUDA_TRY(e);
+    return 0;
+}
+
+static int capture(cuda_ctx *c, plan *p, int full, cudaGraphExec_t *exec)
+{
     const its_graph *g = c->g;
     ITS_CUDA_TRY(cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal));
     int rc = 0;
@@ -1394,17 +1411,7 @@ static int capture(cuda_ctx *c, plan *p, int full, cudaGraphExec_t *exec)
         if (cudaMemcpyAsync(c->pin_out[k], c->arena + p->bufs[p->out_buf[k]].off, p->out_bytes[k],
                             cudaMemcpyDeviceToHost, c->stream) != cudaSuccess)
             rc = ITS_EBACKEND;
-    cudaError_t e = cudaStreamEndCapture(c->stream, &graph);
-    if (rc < 0) {
-        if (e == cudaSuccess)
-            cudaGraphDestroy(graph);
-        return rc;
-    }
-    ITS_CUDA_TRY(e);
-    e = cudaGraphInstantiate(exec, graph, 0);
-    cudaGraphDestroy(graph);
-    ITS_CUDA_TRY(e);
-    return 0;
+    return end_capture(c, rc, exec);
 }
 
 /* Allocate the arena and staging for the largest plan, choose algorithms, capture graphs. */
@@ -1707,7 +1714,6 @@ static int capture_det(cuda_ctx *c, plan *p, det_slot *d, cudaGraphExec_t *exec)
 {
     const its_graph *g = c->g;
     const its_shape *is = &p->shapes[g->inputs[0]], *os = &p->shapes[g->outputs[0]];
-    cudaGraph_t graph;
     ITS_CUDA_TRY(cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal));
     int rc = 0;
     if (cudaMemcpyAsync(d->dev_fr, d->pin_fr, sizeof(its_cuda_frame) * (size_t)p->batch,
@@ -1731,17 +1737,7 @@ static int capture_det(cuda_ctx *c, plan *p, det_slot *d, cudaGraphExec_t *exec)
                          sizeof(its_cuda_det) * (size_t)p->batch * (size_t)c->det.max_det,
                          cudaMemcpyDeviceToHost, c->stream) != cudaSuccess))
         rc = ITS_EBACKEND;
-    cudaError_t e = cudaStreamEndCapture(c->stream, &graph);
-    if (rc < 0) {
-        if (e == cudaSuccess)
-            cudaGraphDestroy(graph);
-        return rc;
-    }
-    ITS_CUDA_TRY(e);
-    e = cudaGraphInstantiate(exec, graph, 0);
-    cudaGraphDestroy(graph);
-    ITS_CUDA_TRY(e);
-    return 0;
+    return end_capture(c, rc, exec);
 }
 
 int its__cuda_detect_setup(void *vctx, const its__cuda_det_opts *o)
