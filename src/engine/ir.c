@@ -446,7 +446,8 @@ int its__graph_toposort(its_graph *g, char *err, size_t errlen)
         }
         for (int i = 0; i < nn; i++)
             nodes[i] = g->nodes[order[i]];
-        memcpy(g->nodes, nodes, (size_t)nn * sizeof *nodes);
+        if (nn > 0) /* a graph without nodes has no node array (fuzz finding) */
+            memcpy(g->nodes, nodes, (size_t)nn * sizeof *nodes);
         its_free(nodes);
         for (int i = 0; i < nn; i++)
             for (int o = 0; o < g->nodes[i].n_out; o++)
