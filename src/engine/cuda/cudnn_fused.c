@@ -99,24 +99,29 @@ static int pointwise(its_fconv *f, cudnnPointwiseMode_t mode, cudnnBackendDescri
     return 0;
 }
 
-static void nhwc_strides(const int64_t *d, int64_t *s)
+/* NHWC strides of dims d (N, C, H, W), cs elements from one pixel to the next (0: packed). */
+static void nhwc_strides(const int64_t *d, int64_t cs, int64_t *s)
 {
-    s[0] = d[1] * d[2] * d[3];
+    cs = cs > 0 ? cs : d[1];
+    s[0] = cs * d[2] * d[3];
     s[1] = 1;
-    s[2] = d[3] * d[1];
-    s[3] = d[1];
+    s[2] = d[3] * cs;
+    s[3] = cs;
 }
 
-static int build(cudnnHandle_t h, const its_fconv_spec *sp, its_fconv *f)
+static int build(cudnnHandle_t h, const its_fconv_spec *sp, int virt_like_y, its_fconv *f)
 {
     int rc;
     int64_t xd[4] = {sp->n, sp->c, sp->h, sp->w}, xs[4];
     int64_t wd[4] = {sp->k, sp->c / sp->groups, sp->r, sp->s}, ws[4];
-    int64_t yd[4] = {sp->n, sp->k, sp->oh, sp->ow}, ys[4];
+    int64_t yd[4] = {sp->n, sp->k, sp->oh, sp->ow}, ys[4], vs[4], ss[4];
     int64_t bd[4] = {1, sp->k, 1, 1}, bs[4] = {sp->k, 1, 1, 1};
-    nhwc_strides(xd, xs);
-    nhwc_strides(wd, ws);
-    nhwc_strides(yd, ys);
+    nhwc_strides(xd, sp->xcs, xs);
+    nhwc_strides(wd, 0, ws);
+    nhwc_strides(yd, sp->ycs, ys);
+    /* virtual (fp32, inside the kernel) tensors: packed, or laid out like y */
+    nhwc_strides(yd, virt_like_y ? sp->ycs : 0, vs);
+    nhwc_strides(yd, sp->scs, ss);
     cudnnBackendDescriptor_t tx, tw, ty, tb = NULL, tsum = NULL, cur, conv, opconv;
     if ((rc = tensor(f, UID_X, CUDNN_DATA_HALF, xd, xs, false, &tx)) < 0 ||
         (rc = tensor(f, UID_W, CUDNN_DATA_HALF, wd, ws, false, &tw)) < 0 ||
@@ -124,7 +129,7 @@ static int build(cudnnHandle_t h, const its_fconv_spec *sp, its_fconv *f)
         return rc;
     if (sp->has_bias && (rc = tensor(f, UID_B, CUDNN_DATA_FLOAT, bd, bs, false, &tb)) < 0)
         return rc;
-    if (sp->has_sum && (rc = tensor(f, UID_S, CUDNN_DATA_HALF, yd, ys, false, &tsum)) < 0)
+    if (sp->has_sum && (rc = tensor(f, UID_S, CUDNN_DATA_HALF, yd, ss, false, &tsum)) < 0)
         return rc;
 
     T(cudnnBackendCreateDescriptor(CUDNN_BACKEND_CONVOLUTION_DESCRIPTOR, &conv));
@@ -155,7 +160,7 @@ static int build(cudnnHandle_t h, const its_fconv_spec *sp, its_fconv *f)
     int n_pw = (sp->has_bias ? 1 : 0) + (sp->act ? 1 : 0) + (sp->has_sum ? 1 : 0);
     int64_t vuid = UID_V;
     cudnnBackendDescriptor_t convout = ty;
-    if (n_pw > 0 && (rc = tensor(f, vuid++, CUDNN_DATA_FLOAT, yd, ys, true, &convout)) < 0)
+    if (n_pw > 0 && (rc = tensor(f, vuid++, CUDNN_DATA_FLOAT, yd, vs, true, &convout)) < 0)
         return rc;
     T(cudnnBackendCreateDescriptor(CUDNN_BACKEND_OPERATION_CONVOLUTION_FORWARD_DESCRIPTOR,
                                    &opconv));
@@ -211,7 +216,7 @@ static int build(cudnnHandle_t h, const its_fconv_spec *sp, its_fconv *f)
         }
         left--;
         cudnnBackendDescriptor_t out = ty;
-        if (left > 0 && (rc = tensor(f, vuid++, CUDNN_DATA_FLOAT, yd, ys, true, &out)) < 0)
+        if (left > 0 && (rc = tensor(f, vuid++, CUDNN_DATA_FLOAT, yd, vs, true, &out)) < 0)
             return rc;
         if ((rc = pointwise(f, pm, cur, b, out, alpha, &ops[n_ops])) < 0)
             return rc;
@@ -280,9 +285,14 @@ int its__fconv_build(cudnnHandle_t h, const its_fconv_spec *sp, its_fconv *f)
     memset(f, 0, sizeof *f);
     if (sp->groups < 1 || sp->c % sp->groups)
         return ITS_EINVAL;
-    int rc = build(h, sp, f);
+    int rc = build(h, sp, 0, f);
     if (rc < 0)
         its__fconv_free(f);
+    if (rc == ITS_EUNSUPPORTED && sp->ycs > 0) { /* some engines want y's strides throughout */
+        rc = build(h, sp, 1, f);
+        if (rc < 0)
+            its__fconv_free(f);
+    }
     return rc;
 }
 

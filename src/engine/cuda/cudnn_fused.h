@@ -28,6 +28,9 @@ typedef struct its_fconv_spec {
     int act; /* ITS_FCONV_* (the values of its_act) */
     float alpha;
     int has_bias, has_sum, sum_first;
+    /* elements from one pixel to the next (0: packed): x, y or sum may be a channel slice of a
+     * wider NHWC tensor (a Split view read, a Concat slice written in place); 16-byte aligned */
+    int64_t xcs, ycs, scs;
     int64_t max_ws; /* largest workspace accepted */
 } its_fconv_spec;
 
