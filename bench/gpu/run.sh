@@ -14,6 +14,7 @@
 # Environment: OUT (results folder, default /tmp/its-gpu-out), BATCHES (default 1,8,16,32),
 # ITERS (timed iterations, default 200); to shorten a run: PEER=0 (no PyTorch peer),
 # MEMCHECK=0, PROFILE=0 (no ncu table), LEGACY=1 adds a run with the legacy conv path,
+# NOVIEWS=1 one without concat elimination (ITS_CUDA_NO_VIEWS=1),
 # TESTS=_parity runs only test_cuda_parity.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -63,7 +64,7 @@ if [ "${MEMCHECK:-1}" = 1 ] && command -v compute-sanitizer >/dev/null; then
     # one full run of the backend: load, plan, algorithm search, graph capture, graph
     # replays and the host path (run/sync), batches 1 and 2
     target="$BIN/bench_cuda --batches 1,2 --iters 3 $Y11"
-    if compute-sanitizer --tool memcheck --leak-check full --error-exitcode 9 $target \
+    if timeout "${MEMCHECK_S:-240}" compute-sanitizer --tool memcheck --leak-check full --error-exitcode 9 $target \
         >"$OUT/memcheck.log" 2>&1; then
         echo "memcheck: clean ($target)"
     else
@@ -76,6 +77,11 @@ if [ -x "$BIN/bench_cuda" ]; then
     step "its engine (cuda) timings"
     "$BIN/bench_cuda" --json "$OUT/ours.json" --batches "$BATCHES" --iters "$ITERS" \
         "$Y11" "$Y8" || fail=1
+    if [ "${NOVIEWS:-0}" = 1 ]; then
+        step "its engine (cuda) without concat elimination (ITS_CUDA_NO_VIEWS=1), for comparison"
+        ITS_CUDA_NO_VIEWS=1 "$BIN/bench_cuda" --json "$OUT/ours_noviews.json" --batches "$BATCHES" \
+            --iters "$ITERS" "$Y11"
+    fi
     if [ "${LEGACY:-0}" = 1 ]; then
         step "its engine (cuda), legacy cuDNN convolutions + our epilogue kernel, for comparison"
         ITS_CUDA_LEGACY_CONV=1 "$BIN/bench_cuda" --batches "$BATCHES" --iters "$ITERS" "$Y11"
