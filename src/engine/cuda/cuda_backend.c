@@ -143,7 +143,7 @@ typedef struct det_slot {
 typedef struct fused_cache {
     its_fconv_spec spec;
     its_fconv f;
-    int ok;
+    int ok, tuned;
 } fused_cache;
 
 typedef struct algo_cache {
@@ -1458,6 +1458,16 @@ static void *ptr_of(cuda_ctx *c, const plan *p, const opnd *o)
     return c->arena + p->bufs[o->buf].off + o->off;
 }
 
+/* ITS_CUDA_TUNE=K: keep cuDNN's first K engine configurations per fused convolution and time
+ * them at load (finalize), keeping the fastest; default 1 (cuDNN's heuristic pick; each extra
+ * candidate costs a plan compilation at load). */
+static int tune_candidates(void)
+{
+    const char *v = getenv("ITS_CUDA_TUNE");
+    int k = v ? atoi(v) : 1;
+    return k < 1 ? 1 : (k > ITS_FCONV_MAX_CAND ? ITS_FCONV_MAX_CAND : k);
+}
+
 /* The fused cuDNN graph for this conv (cached per distinct spec); 0 if none. */
 static int find_fused(cuda_ctx *c, conv_desc *cd)
 {
@@ -1471,7 +1481,7 @@ static int find_fused(cuda_ctx *c, conv_desc *cd)
     fused_cache *fc = &c->fcache[c->n_fused++];
     fc->spec = cd->spec;
     uint64_t t0 = its_now_ns();
-    int rc = its__fconv_build(c->dnn, &cd->spec, &fc->f);
+    int rc = its__fconv_build(c->dnn, &cd->spec, tune_candidates(), &fc->f);
     c->load_ms_find += (double)(its_now_ns() - t0) / 1e6;
     fc->ok = rc == 0;
     if (fc->ok)
@@ -1545,12 +1555,11 @@ static int exec_step(cuda_ctx *c, plan *p, const step *s, cudaStream_t strm)
                                 s->inner, strm);
     case ST_MAXPOOL:
         return its_cuda_maxpool_nhwc(ptr_of(c, p, &s->a), s->xcs, ptr_of(c, p, &s->out), s->ycs,
-                                     s->pb, s->ph,
-                                     s->pw, s->pc, s->ks, s->stride, s->pad, s->oh, s->ow, strm);
+                                     s->pb, s->ph, s->pw, s->pc, s->ks, s->stride, s->pad, s->oh,
+                                     s->ow, strm);
     case ST_UPSAMPLE:
         return its_cuda_upsample_nhwc(ptr_of(c, p, &s->a), s->xcs, ptr_of(c, p, &s->out), s->ycs,
-                                      s->pb, s->ph,
-                                      s->pw, s->pc, s->fy, s->fx, strm);
+                                      s->pb, s->ph, s->pw, s->pc, s->fy, s->fx, strm);
     case ST_MATMUL: {
         const float one = 1.0f, zero = 0.0f;
         /* row-major C = A B is column-major C^T = B^T A^T */
@@ -1654,16 +1663,28 @@ static int finalize(cuda_ctx *c, char *err, size_t errlen)
         plan *p = &c->plans[i];
         for (int s = 0; s < p->n_steps; s++)
             if (p->steps[s].kind == ST_CONV) {
-                conv_desc *cd = &p->convs[p->steps[s].conv];
-                if (cd->fused > 0)
-                    continue; /* the fused graph was built at planning */
-                int rc = find_algo(c, p, &p->steps[s]);
+                const step *st = &p->steps[s];
+                conv_desc *cd = &p->convs[st->conv];
+                int rc = 0;
+                if (cd->fused > 0) { /* built at planning; pick among its candidates */
+                    fused_cache *fc = &c->fcache[cd->fused - 1];
+                    if (!fc->tuned) {
+                        ITS_CUDNN_TRY(cudnnSetStream(c->dnn, c->stream));
+                        rc = its__fconv_tune(c->dnn, &fc->f, ptr_of(c, p, &st->a), st->w, st->bias,
+                                             st->b.buf >= 0 ? ptr_of(c, p, &st->b) : NULL,
+                                             ptr_of(c, p, &st->out), c->conv_ws, c->stream);
+                        fc->tuned = 1;
+                    }
+                } else {
+                    rc = find_algo(c, p, &p->steps[s]);
+                }
                 if (rc < 0)
                     FAIL(rc, "node '%s' (Conv): no usable cuDNN algorithm (batch %d)",
                          g->nodes[p->steps[s].node].name, p->batch);
             }
     }
     c->load_ms_find += ((double)its_now_ns() - t0) / 1e6;
+    ITS_CUDA_TRY(cudaMemset(c->arena, 0xFF, act)); /* tuning wrote into the arena: re-poison */
     for (int i = 0; i < c->n_plans; i++) {
         plan *p = &c->plans[i];
         int rc = capture(c, p, 1, &p->exec_full);

@@ -367,8 +367,8 @@ __global__ void maxpool_nhwc8(const __half2 *x, int64_t xcs2, __half2 *y, int64_
                 int ix = ox * stride - pad + dx;
                 if (ix < 0 || ix >= w)
                     continue;
-                uint4 v =
-                    reinterpret_cast<const uint4 *>(x + (((int64_t)bb * h + iy) * w + ix) * xcs2)[ch];
+                uint4 v = reinterpret_cast<const uint4 *>(x + (((int64_t)bb * h + iy) * w + ix) *
+                                                                  xcs2)[ch];
                 const __half2 *hv = reinterpret_cast<const __half2 *>(&v);
                 for (int j = 0; j < 4; j++)
                     m[j] = __hmax2(m[j], hv[j]);
@@ -379,8 +379,8 @@ __global__ void maxpool_nhwc8(const __half2 *x, int64_t xcs2, __half2 *y, int64_
     }
 }
 
-__global__ void upsample_nhwc(const uint16_t *x, int64_t xcs, uint16_t *y, int64_t ycs, int b, int h,
-                              int w, int c, int fy, int fx)
+__global__ void upsample_nhwc(const uint16_t *x, int64_t xcs, uint16_t *y, int64_t ycs, int b,
+                              int h, int w, int c, int fy, int fx)
 {
     int oh = h * fy, ow = w * fx;
     int64_t total = (int64_t)b * oh * ow * c;
@@ -591,8 +591,8 @@ extern "C" int its_cuda_maxpool_nhwc(const void *x, int64_t xcs, void *y, int64_
     return 0;
 }
 
-extern "C" int its_cuda_upsample_nhwc(const void *x, int64_t xcs, void *y, int64_t ycs, int b, int h,
-                                      int w, int c, int fy, int fx, cudaStream_t stream)
+extern "C" int its_cuda_upsample_nhwc(const void *x, int64_t xcs, void *y, int64_t ycs, int b,
+                                      int h, int w, int c, int fy, int fx, cudaStream_t stream)
 {
     if (!x || !y || b <= 0 || c <= 0 || fy <= 0 || fx <= 0)
         return ITS_EINVAL;
