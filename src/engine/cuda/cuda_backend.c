@@ -53,7 +53,15 @@
 #define LAY_NHWC  1
 #define LAY_F32   2 /* graph input staging: fp32 row-major */
 
-typedef enum skind { ST_EW, ST_CONV, ST_SOFTMAX, ST_MAXPOOL, ST_UPSAMPLE, ST_MATMUL } skind;
+typedef enum skind {
+    ST_EW,
+    ST_CONV,
+    ST_DIRECT, /* our direct convolution from the fp32 graph input (the stem) */
+    ST_SOFTMAX,
+    ST_MAXPOOL,
+    ST_UPSAMPLE,
+    ST_MATMUL
+} skind;
 
 typedef struct buf_t {
     size_t bytes;
@@ -786,12 +794,77 @@ static int cat_buf(plan *p, int cat)
     return p->tbuf[cat];
 }
 
+/*
+ * A convolution reading the fp32 NCHW graph input with few channels (the stem: 3) runs as our
+ * direct kernel, which also does the input conversion: cuDNN's tensor-core engines need 8
+ * channels and the fp32 -> fp16 NHWC copy of a 640x640 batch is not free. Returns 1 if
+ * planned that way, 0 if the node does not qualify.
+ */
+static int plan_direct(cuda_ctx *c, const its_graph *g, plan *p, int i)
+{
+    const its_ir_node *n = &g->nodes[i];
+    int o = n->out[0], xt = n->in[0];
+    const its_shape *xs = &p->shapes[xt], *ws = &g->tensors[n->in[1]].shape, *ys = &p->shapes[o];
+    const its_attr *pa = its__attr(n, "pads"), *sa = its__attr(n, "strides"),
+                   *da = its__attr(n, "dilations");
+    if (getenv("ITS_CUDA_NO_DIRECT") || p->tlay[xt] != LAY_F32 || xs->rank != 4 ||
+        xs->dims[1] > 4 || its__attr_i(n, "group", 1) != 1 || n->sum >= 0 || ws->dims[0] % 16 ||
+        ws->dims[0] * ws->dims[2] * ws->dims[3] * xs->dims[1] > ITS_CUDA_DIRECT_MAX_W)
+        return 0;
+    if (da && (da->ints[0] != 1 || (da->n > 1 && da->ints[1] != 1)))
+        return 0;
+    if (pa && pa->n == 4 && (pa->ints[0] != pa->ints[2] || pa->ints[1] != pa->ints[3]))
+        return 0;
+    int cat = p->acat[o];
+    int b = cat >= 0 ? cat_buf(p, cat) : new_buf(p, tbytes(ys, 2));
+    if (b < 0)
+        return b;
+    p->tbuf[o] = b;
+    p->tlay[o] = LAY_NHWC;
+    if (cat >= 0) {
+        p->toff[o] = (size_t)p->apos[o] * 2;
+        p->tcs[o] = p->shapes[cat].dims[1];
+    }
+    step st;
+    memset(&st, 0, sizeof st);
+    st.kind = ST_DIRECT;
+    st.node = i;
+    st.a = bufop(p->tbuf[xt]);
+    st.a.off = p->toff[xt];
+    st.b = nobuf();
+    st.out = bufop(b);
+    st.out.off = p->toff[o];
+    st.w = c->cdev[n->in[1]];
+    st.bias = n->n_in > 2 && n->in[2] >= 0 ? c->cdev[n->in[2]] : NULL;
+    st.act = n->act;
+    st.alpha = n->act_alpha;
+    st.pb = (int)xs->dims[0];
+    st.pc = (int)xs->dims[1];
+    st.ph = (int)xs->dims[2];
+    st.pw = (int)xs->dims[3];
+    st.k = (int)ws->dims[0];
+    st.M = (int)ws->dims[2]; /* kernel height / width */
+    st.N = (int)ws->dims[3];
+    st.stride = sa ? (int)sa->ints[0] : 1;
+    st.fx = sa && sa->n > 1 ? (int)sa->ints[1] : st.stride;
+    st.pad = pa ? (int)pa->ints[0] : 0;
+    st.fy = pa && pa->n > 1 ? (int)pa->ints[1] : st.pad;
+    st.oh = (int)ys->dims[2];
+    st.ow = (int)ys->dims[3];
+    st.ycs = p->tcs[o];
+    int rc = emit(p, &st);
+    return rc < 0 ? rc : 1;
+}
+
 static int plan_conv(cuda_ctx *c, const its_graph *g, plan *p, int i, char *err, size_t errlen)
 {
     const its_ir_node *n = &g->nodes[i];
     int o = n->out[0];
     const its_shape *xs = &p->shapes[n->in[0]], *ws = &g->tensors[n->in[1]].shape,
                     *ys = &p->shapes[o];
+    int direct = plan_direct(c, g, p, i);
+    if (direct != 0)
+        return direct < 0 ? direct : 0;
     opnd x;
     int rc = ensure(c, g, p, n->in[0], LAY_NHWC, 0, &x);
     if (rc < 0)
@@ -1550,6 +1623,12 @@ static int exec_step(cuda_ctx *c, plan *p, const step *s, cudaStream_t strm)
                                           s->act, s->alpha, s->sum_first, strm);
         return 0;
     }
+    case ST_DIRECT:
+        /* M, N: kernel size; stride / fx: strides y / x; pad / fy: pads y / x */
+        return its_cuda_conv_direct_f32in(ptr_of(c, p, &s->a), s->pb, s->pc, s->ph, s->pw, s->w,
+                                          s->bias, s->k, s->M, s->N, s->stride, s->fx, s->pad,
+                                          s->fy, s->oh, s->ow, s->act, s->alpha,
+                                          ptr_of(c, p, &s->out), s->ycs, strm);
     case ST_SOFTMAX:
         return its_cuda_softmax(ptr_of(c, p, &s->a), ptr_of(c, p, &s->out), s->outer, s->n,
                                 s->inner, strm);

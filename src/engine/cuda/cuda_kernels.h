@@ -66,6 +66,16 @@ int its_cuda_maxpool_nhwc(const void *x, int64_t xcs, void *y, int64_t ycs, int 
 int its_cuda_upsample_nhwc(const void *x, int64_t xcs, void *y, int64_t ycs, int b, int h, int w,
                            int c, int fy, int fx, cudaStream_t stream);
 
+/* Direct convolution reading the fp32 NCHW graph input (for a stem with few input channels,
+ * where cuDNN's tensor-core engines do not apply): groups 1, no dilation, k a multiple of 16,
+ * k*r*s*c <= ITS_CUDA_DIRECT_MAX_W; weights KRSC fp16, bias fp32 (or NULL), act as for
+ * its_cuda_conv_epilogue; y NHWC fp16 with ycs elements per pixel (0: k). */
+#define ITS_CUDA_DIRECT_MAX_W 12288
+int its_cuda_conv_direct_f32in(const float *x, int n, int c, int h, int w, const void *wt,
+                               const float *bias, int k, int r, int s, int sh, int sw, int ph,
+                               int pw, int oh, int ow, int act, float alpha, void *y, int64_t ycs,
+                               cudaStream_t stream);
+
 #ifdef __cplusplus
 }
 #endif

@@ -397,6 +397,87 @@ __global__ void upsample_nhwc(const uint16_t *x, int64_t xcs, uint16_t *y, int64
     }
 }
 
+/* Contiguous fp16 <-> fp32 conversion, 8 elements per thread (the graph's fp32 output). */
+__global__ void f16_to_f32_8(const uint4 *a, float4 *out, int64_t n8)
+{
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n8;
+         i += (int64_t)gridDim.x * blockDim.x) {
+        uint4 v = a[i];
+        const __half2 *h = reinterpret_cast<const __half2 *>(&v);
+        float2 f0 = __half22float2(h[0]), f1 = __half22float2(h[1]), f2 = __half22float2(h[2]),
+               f3 = __half22float2(h[3]);
+        out[2 * i] = make_float4(f0.x, f0.y, f1.x, f1.y);
+        out[2 * i + 1] = make_float4(f2.x, f2.y, f3.x, f3.y);
+    }
+}
+
+__global__ void f32_to_f16_8(const float4 *a, uint4 *out, int64_t n8)
+{
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n8;
+         i += (int64_t)gridDim.x * blockDim.x) {
+        float4 x = a[2 * i], y = a[2 * i + 1];
+        __half2 h[4] = {__floats2half2_rn(x.x, x.y), __floats2half2_rn(x.z, x.w),
+                        __floats2half2_rn(y.x, y.y), __floats2half2_rn(y.z, y.w)};
+        out[i] = *reinterpret_cast<uint4 *>(h);
+    }
+}
+
+/* Direct convolution from the fp32 NCHW graph input (few channels: the stem), fused bias and
+ * activation, NHWC fp16 out: one thread per output pixel, 16 output channels per pass, the
+ * weights (KRSC) as fp32 in shared memory. */
+__global__ void conv_direct_f32in(const float *x, int n, int c, int h, int w, const __half *wt,
+                                  const float *bias, int k, int r, int s, int sh, int sw, int ph,
+                                  int pw, int oh, int ow, int act, float alpha, __half *y,
+                                  int64_t ycs)
+{
+    extern __shared__ float swt[];
+    int nw = k * r * s * c;
+    for (int i = threadIdx.x; i < nw; i += blockDim.x)
+        swt[i] = __half2float(wt[i]);
+    __syncthreads();
+    int64_t total = (int64_t)n * oh * ow;
+    int64_t plane = (int64_t)h * w;
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total;
+         i += (int64_t)gridDim.x * blockDim.x) {
+        int ox = (int)(i % ow);
+        int64_t q = i / ow;
+        int oy = (int)(q % oh);
+        int b = (int)(q / oh);
+        const float *xb = x + (int64_t)b * c * plane;
+        for (int k0 = 0; k0 < k; k0 += 16) {
+            float acc[16];
+#pragma unroll
+            for (int j = 0; j < 16; j++)
+                acc[j] = bias ? bias[k0 + j] : 0.0f;
+            for (int dy = 0; dy < r; dy++) {
+                int iy = oy * sh - ph + dy;
+                if (iy < 0 || iy >= h)
+                    continue;
+                for (int dx = 0; dx < s; dx++) {
+                    int ix = ox * sw - pw + dx;
+                    if (ix < 0 || ix >= w)
+                        continue;
+                    for (int ci = 0; ci < c; ci++) {
+                        float v = xb[ci * plane + (int64_t)iy * w + ix];
+                        const float *wp = swt + ((k0 * r + dy) * s + dx) * c + ci;
+#pragma unroll
+                        for (int j = 0; j < 16; j++)
+                            acc[j] = fmaf(v, wp[j * r * s * c], acc[j]);
+                    }
+                }
+            }
+            __half2 hv[8];
+#pragma unroll
+            for (int j = 0; j < 8; j++)
+                hv[j] = __floats2half2_rn(act_f(act, acc[2 * j], alpha),
+                                          act_f(act, acc[2 * j + 1], alpha));
+            uint4 *dst = reinterpret_cast<uint4 *>(y + i * ycs + k0);
+            dst[0] = *reinterpret_cast<uint4 *>(&hv[0]);
+            dst[1] = *reinterpret_cast<uint4 *>(&hv[4]);
+        }
+    }
+}
+
 unsigned grid_for(int64_t total, int threads)
 {
     int64_t g = (total + threads - 1) / threads;
@@ -500,6 +581,18 @@ extern "C" int its_cuda_ewise(its_cuda_ew op, const void *a, int a_f32, const vo
             ITS_CUDA_TRY_LAUNCH();
             return 0;
         }
+    }
+    if (op == ITS_CUDA_EW_COPY && r == 1 && a_f32 != out_f32 && args.st[0][0] == 1 &&
+        args.st[1][0] == 1 && total % 8 == 0 && ((uintptr_t)a & 15) == 0 &&
+        ((uintptr_t)out & 15) == 0) {
+        if (a_f32)
+            f32_to_f16_8<<<grid_for(total / 8, 256), 256, 0, stream>>>((const float4 *)a,
+                                                                       (uint4 *)out, total / 8);
+        else
+            f16_to_f32_8<<<grid_for(total / 8, 256), 256, 0, stream>>>((const uint4 *)a,
+                                                                       (float4 *)out, total / 8);
+        ITS_CUDA_TRY_LAUNCH();
+        return 0;
     }
     bool vec = !a_f32 && !out_f32 && r <= 4 && total < (1ll << 31) && args.dims[r - 1] % 8 == 0 &&
                args.st[0][r - 1] == 1 && args.st[1][r - 1] == 1 &&
@@ -607,6 +700,26 @@ extern "C" int its_cuda_upsample_nhwc(const void *x, int64_t xcs, void *y, int64
     else
         upsample_nhwc<<<grid_for((int64_t)b * h * fy * w * fx * c, 256), 256, 0, stream>>>(
             (const uint16_t *)x, xcs, (uint16_t *)y, ycs, b, h, w, c, fy, fx);
+    ITS_CUDA_TRY_LAUNCH();
+    return 0;
+}
+
+extern "C" int its_cuda_conv_direct_f32in(const float *x, int n, int c, int h, int w,
+                                          const void *wt, const float *bias, int k, int r, int s,
+                                          int sh, int sw, int ph, int pw, int oh, int ow, int act,
+                                          float alpha, void *y, int64_t ycs, cudaStream_t stream)
+{
+    if (!x || !wt || !y || n <= 0 || c <= 0 || k <= 0 || k % 16 || r <= 0 || s <= 0 || sh <= 0 ||
+        sw <= 0 || ph < 0 || pw < 0 || oh <= 0 || ow <= 0 ||
+        (size_t)k * r * s * c > ITS_CUDA_DIRECT_MAX_W)
+        return ITS_EINVAL;
+    ycs = ycs > 0 ? ycs : k;
+    if (ycs < k || ycs % 8 || ((uintptr_t)y & 15))
+        return ITS_EINVAL;
+    size_t shm = sizeof(float) * (size_t)k * r * s * c;
+    conv_direct_f32in<<<grid_for((int64_t)n * oh * ow, 128), 128, shm, stream>>>(
+        x, n, c, h, w, (const __half *)wt, bias, k, r, s, sh, sw, ph, pw, oh, ow, act, alpha,
+        (__half *)y, ycs);
     ITS_CUDA_TRY_LAUNCH();
     return 0;
 }
