@@ -73,6 +73,14 @@ struct its_infer {
     /* Run n frames (padded: the prepared size chosen). Fill each frame's dets/n_dets (boxes
      * normalised), stamp ITS_TS_INFER and ITS_TS_POST. A failure fails the whole batch. */
     int (*run)(its_infer *inf, its_frame **frames, int n, int padded);
+    /* Optional pipelined pair (NULL: run only). submit starts a batch and returns a ticket
+     * (>= 0) without waiting for it; collect(ticket) finishes it as run would (detections,
+     * ITS_TS_INFER, ITS_TS_POST) and returns 0 or an error for the whole batch. The engine
+     * worker keeps at most two batches submitted and collects them in order, so the next
+     * batch's upload overlaps the current one's compute. A failed submit leaves nothing to
+     * collect. */
+    int (*submit)(its_infer *inf, its_frame **frames, int n, int padded);
+    int (*collect)(its_infer *inf, int ticket, its_frame **frames, int n);
     const char *(*label)(its_infer *inf, int class_id); /* class name, or NULL */
     void (*destroy)(its_infer *inf);
 };
@@ -97,6 +105,9 @@ typedef struct its_infer_engine_opts {
     int threads;         /* cpu threads per engine; 0: cores */
     int max_batch;       /* 1..32 */
     float conf, iou;     /* 0: the detector's defaults */
+    int max_width;       /* largest frame the engine's frames path (cuda) takes: 0 = 1920 */
+    int max_height;      /* 0 = 1080; larger frames are letterboxed on the host instead */
+    int host_letterbox;  /* 1: never use the frames path (letterbox on the host) */
     const char *labels;  /* class-name file (one per line); NULL: the model's metadata */
 } its_infer_engine_opts;
 

@@ -572,18 +572,22 @@ int its_engine_detect_setup(its_engine_t *e, const its_engine_detect_opts *opts,
                  "1..1000, max_cand 1..1024, frames up to 16384 x 16384)");
         return ITS_EINVAL;
     }
-    if (!e->b->detect_setup) {
+    /* the model first, so the reason given is the model's where both would refuse */
+    int rc = check_yolov8_head(e, err, errlen);
+    if (rc == 0 && !e->b->detect_setup) {
         snprintf(err, errlen, "frames path: the %s backend has none (pre-process on the host)",
                  e->b->name);
-        return ITS_EUNSUPPORTED;
+        rc = ITS_EUNSUPPORTED;
     }
-    int rc = check_yolov8_head(e, err, errlen);
     if (rc == 0)
         rc = e->b->detect_setup(e->ctx, &o, err, errlen);
     if (rc < 0) {
         if (!err[0])
             snprintf(err, errlen, "frames path: setup failed: %s", its_strerror(rc));
-        its_logw("engine", e->b->name, "%s", err);
+        if (rc == ITS_EUNSUPPORTED)
+            its_logi("engine", e->b->name, "%s", err);
+        else
+            its_logw("engine", e->b->name, "%s", err);
         return rc;
     }
     e->det_max = o.max_det;
