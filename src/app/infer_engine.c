@@ -28,6 +28,8 @@ typedef struct shared {
     char backend[16];
     int threads, max_batch;
     int max_width, max_height, host_letterbox;
+    int frames_ok;   /* the model fits the engine's frames path */
+    int clip_pinned; /* replay clips go to the engine's pinned memory (set by us) */
 } shared;
 
 typedef struct engine_inf {
@@ -224,19 +226,35 @@ static int host_buffers(engine_inf *e)
     return 0;
 }
 
-/* Use the engine's frames path where it has one and the model fits it: an Ultralytics head
- * with its own preprocessing (RGB, centred, padded with 114, / 255) and class-aware NMS,
- * which is what the GPU letterbox and decode do. Anything else stays on the host path. */
-static int frames_path_setup(engine_inf *e, char *err, size_t errlen)
+/* The GPU letterbox and decode do what the Ultralytics head's own preprocessing does (RGB,
+ * centred, padded with 114, / 255) with class-aware NMS: only such a model may use them. */
+static int fits_frames_path(const its_det_config *c)
 {
-    shared *sh = e->sh;
-    const its_det_config *c = &sh->cfg;
     const its_det_preproc *pp = &c->pre;
     int fits = c->family == ITS_DET_ULTRALYTICS && !c->class_agnostic && !pp->bgr && pp->center &&
                pp->pad == 114;
     for (int k = 0; k < 3 && fits; k++)
         fits = pp->mean[k] == 0.0f && fabsf(pp->scale[k] - 1.0f / 255.0f) < 1e-7f;
-    if (sh->host_letterbox || !fits)
+    return fits;
+}
+
+static void *pinned_alloc(void *ctx, size_t bytes)
+{
+    return its_engine_host_alloc(ctx, bytes);
+}
+
+static void pinned_free(void *ctx, void *p)
+{
+    its_engine_host_free(ctx, p);
+}
+
+/* Use the engine's frames path where it has one and the model fits it (fits_frames_path).
+ * Anything else stays on the host path. */
+static int frames_path_setup(engine_inf *e, char *err, size_t errlen)
+{
+    shared *sh = e->sh;
+    const its_det_config *c = &sh->cfg;
+    if (sh->host_letterbox || !sh->frames_ok)
         return 0;
     char why[256];
     its_engine_detect_opts o = {.conf = c->conf,
@@ -308,6 +326,8 @@ static void shared_free(void *ctx)
     shared *sh = ctx;
     if (!sh)
         return;
+    if (sh->clip_pinned)
+        its_ingest_set_clip_memory(NULL);
     its_det_names_free(sh->names);
     its_model_free(sh->model);
     its_free(sh);
@@ -376,6 +396,19 @@ int its_infer_engine_factory(const its_infer_engine_opts *o, its_infer_factory *
         n = 0;
     }
     sh->n_names = n;
+    sh->frames_ok = fits_frames_path(&sh->cfg);
+    /* replay clips in the engine's pinned memory: the frames path uploads them from there */
+    void *probe =
+        sh->frames_ok && !sh->host_letterbox ? its_engine_host_alloc(backend, 4096) : NULL;
+    if (probe) {
+        its_engine_host_free(backend, probe);
+        /* ctx outlives every clip: a clip may be released after this factory */
+        static char pin_backend[16];
+        snprintf(pin_backend, sizeof pin_backend, "%s", backend);
+        its_pool_mem pm = {pinned_alloc, pinned_free, pin_backend};
+        its_ingest_set_clip_memory(&pm);
+        sh->clip_pinned = 1;
+    }
     its_logi("engine", NULL, "%s: %s head, %d classes, input %dx%d, backend %s, batch <= %d",
              o->model, its_det_family_name(sh->cfg.family), sh->cfg.num_classes, sh->cfg.pre.width,
              sh->cfg.pre.height, backend, sh->max_batch);
