@@ -84,7 +84,8 @@ static int clip_pool(size_t bytes, int n, const char *path, its_pool_t **out)
     if (clip_mem_on) {
         int rc = its_pool_create_mem(ITS_MOD_INGEST, bytes, (size_t)n, &clip_mem, out);
         if (rc == 0) {
-            its_logi("ingest", NULL, "replay %s: %d frames, %.0f MB in the engine's pinned memory",
+            its_logi("ingest", NULL,
+                     "replay %s: %d frames, %.0f MB in the clip memory set by the service (pinned)",
                      path, n, (double)bytes * n / 1e6);
             return 0;
         }
