@@ -205,6 +205,9 @@ int its_engine_detect_submit(its_engine_t *e, int n, const its_engine_frame *fra
  * released either way). */
 int its_engine_detect_wait(its_engine_t *e, int ticket, its_engine_det_list *lists,
                            its_engine_det *dets);
+/* Without blocking: 1 if the batch of `ticket` is done (wait will not block), 0 if it is still
+ * running, or an ITS_E* code. */
+int its_engine_detect_poll(its_engine_t *e, int ticket);
 /* max_det as set up (0 before setup). */
 int its_engine_detect_max_det(const its_engine_t *e);
 

@@ -81,6 +81,10 @@ struct its_infer {
      * collect. */
     int (*submit)(its_infer *inf, its_frame **frames, int n, int padded);
     int (*collect)(its_infer *inf, int ticket, its_frame **frames, int n);
+    /* Optional with the pair: 1 if collect(ticket) would not block, 0 if the batch is still
+     * running (< 0: an error, collect will report it). Lets the worker form and submit the
+     * next batch while one runs. */
+    int (*ready)(its_infer *inf, int ticket);
     const char *(*label)(its_infer *inf, int class_id); /* class name, or NULL */
     void (*destroy)(its_infer *inf);
 };

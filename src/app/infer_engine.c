@@ -178,6 +178,12 @@ static int eng_collect(its_infer *inf, int ticket, its_frame **frames, int n)
     return 0;
 }
 
+static int eng_ready(its_infer *inf, int ticket)
+{
+    engine_inf *e = (engine_inf *)inf;
+    return ticket == TICKET_HOST ? 1 : its_engine_detect_poll(e->engine, ticket);
+}
+
 /* Used synchronously (a caller without the pipelined pair): submit, then collect. */
 static int eng_run_frames(its_infer *inf, its_frame **frames, int n, int padded)
 {
@@ -280,6 +286,7 @@ static int frames_path_setup(engine_inf *e, char *err, size_t errlen)
     e->base.run = eng_run_frames;
     e->base.submit = eng_submit;
     e->base.collect = eng_collect;
+    e->base.ready = eng_ready;
     return 0;
 }
 

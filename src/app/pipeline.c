@@ -159,15 +159,15 @@ typedef struct ebatch {
     int n, padded, ticket;
 } ebatch;
 
-/* Take the next batch off the batcher. wait_ns 0 with something in flight: only if the form
- * lock is free and a batch is due (a full one, or its delay passed), so a worker never sits
- * on a lock while its own batch waits to be collected. */
+/* Take the next batch off the batcher, waiting up to wait_ns. With a batch of its own in
+ * flight a worker never waits for the form lock (ITS_EBUSY: another worker holds it and will
+ * take the next batch) and takes only a due batch (full, or its delay passed). */
 static int form_batch(its_pipeline_t *p, ebatch *b, int maxb, uint64_t wait_ns, int in_flight)
 {
     b->padded = 0;
     if (in_flight) {
         if (pthread_mutex_trylock(&p->form_mu) != 0)
-            return ITS_ETIMEDOUT;
+            return ITS_EBUSY;
     } else {
         pthread_mutex_lock(&p->form_mu);
     }
@@ -210,6 +210,10 @@ static void finish_batch(its_pipeline_t *p, its_infer *inf, its_lat_shard *sh, e
     b->n = 0;
 }
 
+/* While a batch runs: how long one look for the next batch may wait, and the pause when
+ * another worker is forming one (it takes the next batch then). */
+#define INFLIGHT_SLICE_NS (200 * ITS_NS_PER_US)
+
 static void *engine_main(void *arg)
 {
     its_pipeline_t *p = ((worker_arg *)arg)->p;
@@ -222,8 +226,25 @@ static void *engine_main(void *arg)
     /* pipelined: `cur` is in flight while `next` is formed and submitted */
     ebatch slots[2], *cur = &slots[0], *next = &slots[1];
     cur->n = next->n = 0;
-    for (;;) {
-        int n = form_batch(p, next, maxb, cur->n ? 0 : POLL_NS, cur->n > 0);
+    int closed = 0;
+    while (!closed || cur->n) {
+        int n = 0;
+        if (!cur->n) {
+            n = form_batch(p, next, maxb, POLL_NS, 0);
+        } else if (!closed) {
+            /* a batch runs: look for the next one until it is due or this one is done */
+            for (;;) {
+                n = form_batch(p, next, maxb, INFLIGHT_SLICE_NS, 1);
+                if (n > 0 || n == ITS_ECLOSED)
+                    break;
+                if (!inf->ready || inf->ready(inf, cur->ticket) != 0)
+                    break;
+                if (n == ITS_EBUSY) /* another worker is forming: it takes the next one */
+                    its_sleep_ns(INFLIGHT_SLICE_NS / 2);
+            }
+        }
+        if (n == ITS_ECLOSED)
+            closed = 1;
         if (n > 0) {
             for (int i = 0; i < n; i++) {
                 its_lat_record(sh, ITS_STAGE_INGEST,
@@ -239,8 +260,7 @@ static void *engine_main(void *arg)
             if (next->ticket < 0)
                 finish_batch(p, inf, sh, next, next->ticket);
         }
-        /* collect the batch in flight: at once when nothing new came (the engine would idle
-         * otherwise), after submitting the next one when it did */
+        /* collect the batch in flight (after submitting the next one, if one came) */
         if (cur->n)
             finish_batch(p, inf, sh, cur, inf->collect(inf, cur->ticket, cur->frames, cur->n));
         if (next->n) {
@@ -248,8 +268,6 @@ static void *engine_main(void *arg)
             cur = next;
             next = t;
         }
-        if (n == ITS_ECLOSED && !cur->n)
-            break;
     }
     return NULL;
 }

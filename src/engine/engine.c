@@ -633,6 +633,13 @@ int its_engine_detect_wait(its_engine_t *e, int ticket, its_engine_det_list *lis
     return rc;
 }
 
+int its_engine_detect_poll(its_engine_t *e, int ticket)
+{
+    if (!e || !e->det_max || ticket < 0 || ticket > 1 || !e->det_n[ticket])
+        return ITS_EINVAL;
+    return e->b->detect_poll ? e->b->detect_poll(e->ctx, ticket) : 1;
+}
+
 int its_engine_detect_max_det(const its_engine_t *e)
 {
     return e ? e->det_max : 0;

@@ -1932,6 +1932,18 @@ int its__cuda_detect_wait(void *vctx, int ticket, its_cuda_det_list *lists, its_
     return d->n;
 }
 
+int its__cuda_detect_poll(void *vctx, int ticket)
+{
+    cuda_ctx *c = vctx;
+    if (ticket < 0 || ticket > 1 || !c->slots[ticket].busy)
+        return ITS_EINVAL;
+    cudaError_t e = cudaEventQuery(c->slots[ticket].done);
+    if (e == cudaErrorNotReady)
+        return 0;
+    ITS_CUDA_TRY(e);
+    return 1;
+}
+
 static const its_backend_i cuda_iface = {
     .name = "cuda",
     .available = cuda_available,
@@ -1946,6 +1958,7 @@ static const its_backend_i cuda_iface = {
     .detect_setup = its__cuda_vt_detect_setup,
     .detect_submit = its__cuda_vt_detect_submit,
     .detect_wait = its__cuda_vt_detect_wait,
+    .detect_poll = its__cuda_detect_poll,
     .host_alloc = its__cuda_host_alloc,
     .host_free = its__cuda_host_free,
 };

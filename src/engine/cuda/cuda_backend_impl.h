@@ -36,6 +36,9 @@ int its__cuda_detect_submit_frames(void *ctx, int batch, int n, const its_engine
 /* Waits for a ticket's batch; the ticket is released even on failure. Returns n. */
 int its__cuda_detect_wait(void *ctx, int ticket, its_cuda_det_list *lists, its_cuda_det *dets);
 
+/* 1 if the ticket's batch is done, 0 if not, or an ITS_E* code (never blocks). */
+int its__cuda_detect_poll(void *ctx, int ticket);
+
 /* cuda_frames.c: the backend vtable's frames-path entries (public types in, the functions
  * above underneath) and the pinned host allocator behind its_engine_host_alloc. */
 int its__cuda_vt_detect_setup(void *ctx, const its_engine_detect_opts *o, char *err, size_t errlen);
