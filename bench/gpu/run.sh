@@ -14,6 +14,9 @@
 # Environment: OUT (results folder, default /tmp/its-gpu-out), BATCHES (default 1,8,16,32),
 # ITERS (timed iterations, default 200); to shorten a run: PEER=0 (no PyTorch peer),
 # MEMCHECK=0, PROFILE=0 (no ncu table), LEGACY=1 adds a run with the legacy conv path,
+# NOVIEWS=1 one without concat elimination (ITS_CUDA_NO_VIEWS=1), TUNE=K one with the
+# convolutions autotuned at load among cuDNN's first K engines (ITS_CUDA_TUNE=K; also used for
+# the ncu profile),
 # TESTS=_parity runs only test_cuda_parity.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -63,7 +66,7 @@ if [ "${MEMCHECK:-1}" = 1 ] && command -v compute-sanitizer >/dev/null; then
     # one full run of the backend: load, plan, algorithm search, graph capture, graph
     # replays and the host path (run/sync), batches 1 and 2
     target="$BIN/bench_cuda --batches 1,2 --iters 3 $Y11"
-    if compute-sanitizer --tool memcheck --leak-check full --error-exitcode 9 $target \
+    if timeout "${MEMCHECK_S:-240}" compute-sanitizer --tool memcheck --leak-check full --error-exitcode 9 $target \
         >"$OUT/memcheck.log" 2>&1; then
         echo "memcheck: clean ($target)"
     else
@@ -76,13 +79,23 @@ if [ -x "$BIN/bench_cuda" ]; then
     step "its engine (cuda) timings"
     "$BIN/bench_cuda" --json "$OUT/ours.json" --batches "$BATCHES" --iters "$ITERS" \
         "$Y11" "$Y8" || fail=1
+    if [ -n "${TUNE:-}" ]; then
+        step "its engine (cuda), convolutions autotuned at load (ITS_CUDA_TUNE=$TUNE)"
+        ITS_CUDA_TUNE=$TUNE "$BIN/bench_cuda" --json "$OUT/ours_tuned.json" --batches "$BATCHES" \
+            --iters "$ITERS" "$Y11" "$Y8"
+    fi
+    if [ "${NOVIEWS:-0}" = 1 ]; then
+        step "its engine (cuda) without concat elimination (ITS_CUDA_NO_VIEWS=1), for comparison"
+        ITS_CUDA_NO_VIEWS=1 "$BIN/bench_cuda" --json "$OUT/ours_noviews.json" --batches "$BATCHES" \
+            --iters "$ITERS" "$Y11"
+    fi
     if [ "${LEGACY:-0}" = 1 ]; then
         step "its engine (cuda), legacy cuDNN convolutions + our epilogue kernel, for comparison"
         ITS_CUDA_LEGACY_CONV=1 "$BIN/bench_cuda" --batches "$BATCHES" --iters "$ITERS" "$Y11"
     fi
     if [ "${PROFILE:-1}" = 1 ] && command -v ncu >/dev/null; then
         step "per-kernel times (ncu, one graph replay, YOLO11n batch 32)"
-        ncu --profile-from-start off --graph-profiling node --metrics gpu__time_duration.sum \
+        ${TUNE:+env ITS_CUDA_TUNE=$TUNE} ncu --profile-from-start off --graph-profiling node --metrics gpu__time_duration.sum \
             --csv "$BIN/bench_cuda" --profile 32 --batches 32 "$Y11" >"$OUT/ncu.csv" 2>"$OUT/ncu.err" &&
             python3 "$SRC/bench/gpu/kernels.py" "$OUT/ncu.csv" | tee "$OUT/kernels.txt" ||
             tail -5 "$OUT/ncu.err"
@@ -98,6 +111,6 @@ if [ "${PEER:-1}" = 1 ]; then
 fi
 
 step "table ($CARD)"
-python3 "$SRC/bench/gpu/table.py" --card "$CARD" "$OUT"/ours.json "$OUT"/peer.json
+python3 "$SRC/bench/gpu/table.py" --card "$CARD" "$OUT"/ours*.json "$OUT"/peer.json
 echo "overall: $([ $fail = 0 ] && echo PASS || echo FAIL)"
 exit $fail

@@ -96,8 +96,9 @@ typedef struct step {
     /* ST_SOFTMAX */
     int64_t outer, inner;
     int n;
-    /* ST_MAXPOOL / ST_UPSAMPLE (NHWC b, h, w, c of the input) */
+    /* ST_MAXPOOL / ST_UPSAMPLE (NHWC b, h, w, c of the input; pixel strides, 0 = packed) */
     int pb, ph, pw, pc, ks, stride, pad, oh, ow, fy, fx;
+    int64_t xcs, ycs;
     /* ST_MATMUL: C[M,N] = A[M,K] B[K,N], batched */
     int M, N, K;
     int64_t batch, sa, sb;
@@ -111,6 +112,14 @@ typedef struct plan {
     buf_t *bufs;
     int n_bufs, cap_bufs;
     int *tbuf, *tlay, *tconv; /* per tensor: buffer, its layout, converted copy */
+    /* Views (concat elimination): an NHWC tensor may live at byte offset toff[t] of its buffer
+     * with tcs[t] elements from one pixel to the next (0: packed) - a Split output, or a
+     * producer writing straight into its slice of a Concat. tpack[t]: packed NHWC copy. */
+    size_t *toff;
+    int64_t *tcs;
+    int *tpack;
+    int *acat;     /* per tensor: the Concat output it is written into (-1: none) */
+    int64_t *apos; /* ... at this channel offset */
     conv_desc *convs;
     int n_convs, cap_convs;
     int in_buf[MAX_IO], out_buf[MAX_IO];
@@ -134,7 +143,7 @@ typedef struct det_slot {
 typedef struct fused_cache {
     its_fconv_spec spec;
     its_fconv f;
-    int ok;
+    int ok, tuned;
 } fused_cache;
 
 typedef struct algo_cache {
@@ -583,6 +592,32 @@ static void strides_of(const its_shape *s, int lay, int64_t *st)
     }
 }
 
+/* Elements from one NHWC pixel of tensor t to the next (its channel count when packed). */
+static int64_t pix_stride(const plan *p, int t)
+{
+    return p->tcs[t] > 0 ? p->tcs[t] : p->shapes[t].dims[1];
+}
+
+/* Is t an NHWC channel slice of a wider tensor? */
+static int is_strided(const plan *p, int t)
+{
+    return p->tlay[t] == LAY_NHWC && p->shapes[t].rank == 4 && p->tcs[t] > 0 &&
+           p->tcs[t] != p->shapes[t].dims[1];
+}
+
+/* Element strides of tensor t read in layout lay (its view strides where lay is its own). */
+static void tstrides(const plan *p, int t, int lay, int64_t *st)
+{
+    const its_shape *s = &p->shapes[t];
+    strides_of(s, lay, st);
+    if (lay == LAY_NHWC && s->rank == 4 && p->tcs[t] > 0) {
+        int64_t cs = p->tcs[t];
+        st[0] = s->dims[2] * s->dims[3] * cs;
+        st[2] = s->dims[3] * cs;
+        st[3] = cs;
+    }
+}
+
 static int new_buf(plan *p, size_t bytes)
 {
     if (grow((void **)&p->bufs, &p->cap_bufs, p->n_bufs + 1, sizeof(buf_t)) < 0)
@@ -634,8 +669,9 @@ static opnd bufop(int b)
     return o;
 }
 
-/* Operand for tensor t in layout lay (fp16), converting once if needed. */
-static int ensure(cuda_ctx *c, const its_graph *g, plan *p, int t, int lay, opnd *out)
+/* Operand for tensor t in layout lay (fp16), converting once if needed; with `packed`, an
+ * NHWC channel-slice view is first copied to a packed tensor. */
+static int ensure(cuda_ctx *c, const its_graph *g, plan *p, int t, int lay, int packed, opnd *out)
 {
     const its_shape *s = &p->shapes[t];
     if (is_const(g, t)) {
@@ -653,11 +689,14 @@ static int ensure(cuda_ctx *c, const its_graph *g, plan *p, int t, int lay, opnd
         return ITS_EINTERNAL;
     int cur = p->tlay[t];
     int same = cur == lay || (s->rank != 4 && cur != LAY_F32);
-    if (same) {
-        *out = bufop(p->tbuf[t]);
+    if (same && !(packed && is_strided(p, t))) {
+        out->buf = p->tbuf[t];
+        out->off = p->toff[t];
+        out->cptr = NULL;
         return 0;
     }
-    if (p->tconv[t] < 0) {
+    int *conv = cur == LAY_NHWC && lay == LAY_NHWC ? &p->tpack[t] : &p->tconv[t];
+    if (*conv < 0) {
         int b = new_buf(p, tbytes(s, 2));
         if (b < 0)
             return b;
@@ -668,26 +707,28 @@ static int ensure(cuda_ctx *c, const its_graph *g, plan *p, int t, int lay, opnd
         st.op = ITS_CUDA_EW_COPY;
         st.out = bufop(b);
         st.a = bufop(p->tbuf[t]);
+        st.a.off = p->toff[t];
         st.b = nobuf();
         st.a_f32 = cur == LAY_F32;
         st.nd.rank = s->rank;
         memcpy(st.nd.dims, s->dims, sizeof(int64_t) * (size_t)s->rank);
         strides_of(s, lay, st.nd.stride[0]);
-        strides_of(s, cur == LAY_F32 ? LAY_PLAIN : cur, st.nd.stride[1]);
+        tstrides(p, t, cur == LAY_F32 ? LAY_PLAIN : cur, st.nd.stride[1]);
         int rc = emit(p, &st);
         if (rc < 0)
             return rc;
-        p->tconv[t] = b;
+        *conv = b;
     }
-    *out = bufop(p->tconv[t]);
+    *out = bufop(*conv);
     return 0;
 }
 
-/* Broadcast strides of an operand (shape s, layout lay) against output dims (rank r). */
-static void bcast_strides(const its_shape *s, int lay, int r, const int64_t *odims, int64_t *st)
+/* Broadcast strides of operand t (read in layout lay) against output dims (rank r). */
+static void bcast_strides(const plan *p, int t, int lay, int r, const int64_t *odims, int64_t *st)
 {
+    const its_shape *s = &p->shapes[t];
     int64_t own[ITS_MAX_DIMS];
-    strides_of(s, lay, own);
+    tstrides(p, t, lay, own);
     for (int d = 0; d < r; d++) {
         int sd = d - (r - s->rank);
         st[d] = (sd < 0 || s->dims[sd] == 1 || odims[d] == 1) ? 0 : own[sd];
@@ -731,6 +772,21 @@ static int const_ints(const its_graph *g, int t, int64_t *v, int max)
     return (int)n;
 }
 
+static int find_fused(cuda_ctx *c, conv_desc *cd);
+
+/* The buffer of Concat output `cat`, created by the first producer writing into its slice. */
+static int cat_buf(plan *p, int cat)
+{
+    if (p->tbuf[cat] < 0) {
+        int b = new_buf(p, tbytes(&p->shapes[cat], 2));
+        if (b < 0)
+            return b;
+        p->tbuf[cat] = b;
+        p->tlay[cat] = LAY_NHWC;
+    }
+    return p->tbuf[cat];
+}
+
 static int plan_conv(cuda_ctx *c, const its_graph *g, plan *p, int i, char *err, size_t errlen)
 {
     const its_ir_node *n = &g->nodes[i];
@@ -738,17 +794,12 @@ static int plan_conv(cuda_ctx *c, const its_graph *g, plan *p, int i, char *err,
     const its_shape *xs = &p->shapes[n->in[0]], *ws = &g->tensors[n->in[1]].shape,
                     *ys = &p->shapes[o];
     opnd x;
-    int rc = ensure(c, g, p, n->in[0], LAY_NHWC, &x);
+    int rc = ensure(c, g, p, n->in[0], LAY_NHWC, 0, &x);
     if (rc < 0)
         FAIL(rc, "node '%s' (Conv): input layout", n->name);
     opnd sum = nobuf();
-    if (n->sum >= 0 && (rc = ensure(c, g, p, n->sum, LAY_NHWC, &sum)) < 0)
+    if (n->sum >= 0 && (rc = ensure(c, g, p, n->sum, LAY_NHWC, 0, &sum)) < 0)
         FAIL(rc, "node '%s' (Conv): residual layout", n->name);
-    int b = new_buf(p, tbytes(ys, 2));
-    if (b < 0)
-        return b;
-    p->tbuf[o] = b;
-    p->tlay[o] = LAY_NHWC;
     if (grow((void **)&p->convs, &p->cap_convs, p->n_convs + 1, sizeof(conv_desc)) < 0)
         return ITS_ENOMEM;
     conv_desc *cd = &p->convs[p->n_convs];
@@ -787,6 +838,13 @@ static int plan_conv(cuda_ctx *c, const its_graph *g, plan *p, int i, char *err,
     sp->has_sum = n->sum >= 0;
     sp->sum_first = n->sum_first;
     sp->max_ws = (int64_t)CONV_WS;
+    /* strided operands: x and the residual may be channel slices (Split views, Concat slices),
+     * y may go straight into its Concat slice; if cuDNN has no fused engine for that, the
+     * operands are packed (copies) and y gets its own buffer */
+    int cat = p->acat[o];
+    sp->xcs = x.buf >= 0 && is_strided(p, n->in[0]) ? pix_stride(p, n->in[0]) : 0;
+    sp->scs = sum.buf >= 0 && is_strided(p, n->sum) ? pix_stride(p, n->sum) : 0;
+    sp->ycs = cat >= 0 ? p->shapes[cat].dims[1] : 0;
     ITS_CUDNN_TRY(cudnnCreateTensorDescriptor(&cd->x));
     ITS_CUDNN_TRY(cudnnCreateTensorDescriptor(&cd->y));
     ITS_CUDNN_TRY(cudnnCreateFilterDescriptor(&cd->w));
@@ -812,11 +870,35 @@ static int plan_conv(cuda_ctx *c, const its_graph *g, plan *p, int i, char *err,
         if (oy[d] != ys->dims[d])
             FAIL(ITS_EMODEL, "node '%s' (Conv): cuDNN output dim %d is %d, graph says %lld",
                  n->name, d, oy[d], (long long)ys->dims[d]);
+    int fused = find_fused(c, cd);
+    if (fused == 0 && (sp->xcs || sp->scs || sp->ycs)) {
+        sp->xcs = sp->scs = sp->ycs = 0;
+        cat = -1;
+        if (is_strided(p, n->in[0]) && (rc = ensure(c, g, p, n->in[0], LAY_NHWC, 1, &x)) < 0)
+            FAIL(rc, "node '%s' (Conv): input copy", n->name);
+        if (n->sum >= 0 && is_strided(p, n->sum) &&
+            (rc = ensure(c, g, p, n->sum, LAY_NHWC, 1, &sum)) < 0)
+            FAIL(rc, "node '%s' (Conv): residual copy", n->name);
+        fused = find_fused(c, cd);
+    }
+    if (fused < 0)
+        return fused;
+    cd->fused = fused; /* 0: the legacy convolution (packed operands), chosen at finalize */
+    int b = cat >= 0 ? cat_buf(p, cat) : new_buf(p, tbytes(ys, 2));
+    if (b < 0)
+        return b;
+    p->tbuf[o] = b;
+    p->tlay[o] = LAY_NHWC;
+    if (cat >= 0) {
+        p->toff[o] = (size_t)p->apos[o] * 2;
+        p->tcs[o] = p->shapes[cat].dims[1];
+    }
     step st;
     memset(&st, 0, sizeof st);
     st.kind = ST_CONV;
     st.node = i;
     st.out = bufop(b);
+    st.out.off = p->toff[o];
     st.a = x;
     st.b = sum;
     st.conv = p->n_convs - 1;
@@ -828,6 +910,83 @@ static int plan_conv(cuda_ctx *c, const its_graph *g, plan *p, int i, char *err,
     st.k = (int)ys->dims[1];
     st.total = its__shape_numel(ys);
     return emit(p, &st);
+}
+
+static int no_views(void)
+{
+    static int v = -1;
+    if (v < 0)
+        v = getenv("ITS_CUDA_NO_VIEWS") != NULL;
+    return v;
+}
+
+/* Can the outputs of Split node n (input t, axis ax) be channel-slice views of t? Slices must
+ * start on 16-byte boundaries (cuDNN's alignment, our 16-byte kernels). */
+static int split_views(const its_ir_node *n, const plan *p, int t, int64_t ax)
+{
+    if (no_views() || ax != 1 || p->shapes[t].rank != 4 || p->tlay[t] != LAY_NHWC ||
+        pix_stride(p, t) % 8 || p->toff[t] % 16)
+        return 0;
+    int64_t pos = 0;
+    for (int k = 0; k < n->n_out; k++) {
+        if (pos % 8)
+            return 0;
+        if (n->out[k] >= 0)
+            pos += p->shapes[n->out[k]].dims[1];
+    }
+    return 1;
+}
+
+/*
+ * Concat elimination, decided before planning: for every channel Concat of 4-D tensors, each
+ * input made by a Conv, MaxPool or Resize (or a Split of one, whose outputs appear in order)
+ * is written by its producer straight into its slice of the Concat's output (acat/apos);
+ * the Concat then copies only the inputs nobody could place. A tensor goes into one Concat.
+ */
+static void plan_aliases(const its_graph *g, plan *p)
+{
+    if (no_views())
+        return;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const its_ir_node *n = &g->nodes[i];
+        int o = n->out[0];
+        if (n->op != ITS_OP_CONCAT || o < 0 || p->shapes[o].rank != 4 ||
+            norm_axis(its__attr_i(n, "axis", 0), 4) != 1 || p->shapes[o].dims[1] % 8)
+            continue;
+        int64_t pos = 0;
+        for (int k = 0; k < n->n_in;) {
+            int t = n->in[k], span = 1;
+            if (t < 0 || is_const(g, t) || p->shapes[t].rank != 4) {
+                pos += t >= 0 && p->shapes[t].rank == 4 ? p->shapes[t].dims[1] : 0;
+                k++;
+                continue;
+            }
+            int src = t, pr = g->tensors[t].producer;
+            if (pr >= 0 && g->nodes[pr].op == ITS_OP_SPLIT &&
+                norm_axis(its__attr_i(&g->nodes[pr], "axis", 0), 4) == 1) {
+                const its_ir_node *sn = &g->nodes[pr];
+                int whole = 1;
+                for (int j = 0; j < sn->n_out && whole; j++)
+                    whole = k + j < n->n_in && n->in[k + j] == sn->out[j];
+                if (whole) {
+                    src = sn->in[0];
+                    span = sn->n_out;
+                }
+            }
+            const its_shape *ss = &p->shapes[src];
+            int sp = g->tensors[src].producer;
+            int op = sp >= 0 ? (int)g->nodes[sp].op : -1;
+            if ((op == ITS_OP_CONV || op == ITS_OP_MAXPOOL || op == ITS_OP_RESIZE) &&
+                ss->rank == 4 && p->acat[src] < 0 && pos % 8 == 0 && ss->dims[1] % 8 == 0 &&
+                ss->dims[0] == p->shapes[o].dims[0] && ss->dims[2] == p->shapes[o].dims[2] &&
+                ss->dims[3] == p->shapes[o].dims[3]) {
+                p->acat[src] = o;
+                p->apos[src] = pos;
+            }
+            pos += span > 1 ? ss->dims[1] : p->shapes[t].dims[1];
+            k += span;
+        }
+    }
 }
 
 static int plan_node(cuda_ctx *c, const its_graph *g, plan *p, int i, char *err, size_t errlen)
@@ -872,9 +1031,9 @@ static int plan_node(cuda_ctx *c, const its_graph *g, plan *p, int i, char *err,
             int t = n->in[k];
             int tl = (p->shapes[t].rank == os->rank && !is_const(g, t)) ? lay : LAY_PLAIN;
             opnd *dst = k == 0 ? &st.a : &st.b;
-            if ((rc = ensure(c, g, p, t, tl, dst)) < 0)
+            if ((rc = ensure(c, g, p, t, tl, 0, dst)) < 0)
                 FAIL(rc, "node '%s' (%s): operand %d layout", n->name, its__op_name(n->op), k);
-            bcast_strides(&p->shapes[t], tl, os->rank, os->dims, st.nd.stride[1 + k]);
+            bcast_strides(p, t, tl, os->rank, os->dims, st.nd.stride[1 + k]);
         }
         strides_of(os, lay, st.nd.stride[0]);
         int b = new_buf(p, tbytes(os, 2));
@@ -893,11 +1052,15 @@ static int plan_node(cuda_ctx *c, const its_graph *g, plan *p, int i, char *err,
         int lay = (os->rank == 4 && first_act >= 0 && p->tlay[first_act] == LAY_NHWC) ? LAY_NHWC
                                                                                       : LAY_PLAIN;
         int64_t ax = norm_axis(its__attr_i(n, "axis", 0), os->rank);
-        int b = new_buf(p, tbytes(os, 2));
-        if (b < 0)
-            return b;
-        p->tbuf[o] = b;
-        p->tlay[o] = lay;
+        int b = p->tbuf[o]; /* producers already write into their slices (plan_aliases) */
+        if (b >= 0) {
+            lay = LAY_NHWC;
+        } else {
+            if ((b = new_buf(p, tbytes(os, 2))) < 0)
+                return b;
+            p->tbuf[o] = b;
+            p->tlay[o] = lay;
+        }
         int64_t ost[ITS_MAX_DIMS];
         strides_of(os, lay, ost);
         int64_t pos = 0;
@@ -906,24 +1069,29 @@ static int plan_node(cuda_ctx *c, const its_graph *g, plan *p, int i, char *err,
             if (t < 0)
                 continue;
             const its_shape *is = &p->shapes[t];
+            size_t slice = (size_t)(pos * ost[ax]) * 2;
+            pos += is->dims[ax];
+            if (!is_const(g, t) && p->tbuf[t] == b && p->toff[t] == slice &&
+                p->tlay[t] == LAY_NHWC && lay == LAY_NHWC && pix_stride(p, t) == os->dims[1])
+                continue; /* its producer wrote it in place */
             step cs = st;
             cs.op = ITS_CUDA_EW_COPY;
             int tl = is_const(g, t) ? LAY_PLAIN : p->tlay[t];
             if (tl == LAY_F32)
                 tl = LAY_PLAIN, cs.a_f32 = 1;
             if (is_const(g, t)) {
-                if ((rc = ensure(c, g, p, t, LAY_PLAIN, &cs.a)) < 0)
+                if ((rc = ensure(c, g, p, t, LAY_PLAIN, 0, &cs.a)) < 0)
                     FAIL(rc, "node '%s' (Concat): constant input", n->name);
             } else {
                 cs.a = bufop(p->tbuf[t]);
+                cs.a.off = p->toff[t];
             }
             cs.nd.rank = is->rank;
             memcpy(cs.nd.dims, is->dims, sizeof(int64_t) * (size_t)is->rank);
             memcpy(cs.nd.stride[0], ost, sizeof(int64_t) * (size_t)is->rank);
-            strides_of(is, tl, cs.nd.stride[1]);
+            tstrides(p, t, tl, cs.nd.stride[1]);
             cs.out = bufop(b);
-            cs.out.off = (size_t)(pos * ost[ax]) * 2;
-            pos += is->dims[ax];
+            cs.out.off = slice;
             if ((rc = emit(p, &cs)) < 0)
                 return rc;
         }
@@ -938,7 +1106,7 @@ static int plan_node(cuda_ctx *c, const its_graph *g, plan *p, int i, char *err,
         if (tl == LAY_F32)
             tl = LAY_PLAIN, st.a_f32 = 1;
         int64_t ist[ITS_MAX_DIMS];
-        strides_of(is, tl, ist);
+        tstrides(p, t, tl, ist);
         int lay = n->op == ITS_OP_TRANSPOSE ? LAY_PLAIN : (is->rank == 4 ? tl : LAY_PLAIN);
         st.op = ITS_CUDA_EW_COPY;
         if (n->op == ITS_OP_TRANSPOSE) {
@@ -956,6 +1124,7 @@ static int plan_node(cuda_ctx *c, const its_graph *g, plan *p, int i, char *err,
             p->tbuf[o] = b;
             p->tlay[o] = LAY_PLAIN;
             st.a = bufop(p->tbuf[t]);
+            st.a.off = p->toff[t];
             st.out = bufop(b);
             return emit(p, &st);
         }
@@ -998,13 +1167,26 @@ static int plan_node(cuda_ctx *c, const its_graph *g, plan *p, int i, char *err,
             p->tbuf[o] = b;
             p->tlay[o] = lay;
             st.a = bufop(p->tbuf[t]);
-            st.a.off = (size_t)off * (st.a_f32 ? 4 : 2);
+            st.a.off = p->toff[t] + (size_t)off * (st.a_f32 ? 4 : 2);
             st.out = bufop(b);
             return emit(p, &st);
         }
-        /* Split */
+        /* Split: channel slices of an NHWC tensor are views (no copy) */
         int64_t ax = norm_axis(its__attr_i(n, "axis", 0), is->rank);
         int64_t pos = 0;
+        if (split_views(n, p, t, ax)) {
+            for (int k = 0; k < n->n_out; k++) {
+                int ok = n->out[k];
+                if (ok < 0)
+                    continue;
+                p->tbuf[ok] = p->tbuf[t];
+                p->toff[ok] = p->toff[t] + (size_t)pos * 2;
+                p->tcs[ok] = pix_stride(p, t);
+                p->tlay[ok] = LAY_NHWC;
+                pos += p->shapes[ok].dims[1];
+            }
+            return 0;
+        }
         for (int k = 0; k < n->n_out; k++) {
             int ok = n->out[k];
             if (ok < 0)
@@ -1021,7 +1203,7 @@ static int plan_node(cuda_ctx *c, const its_graph *g, plan *p, int i, char *err,
             p->tbuf[ok] = b;
             p->tlay[ok] = lay;
             cs.a = bufop(p->tbuf[t]);
-            cs.a.off = (size_t)(pos * ist[ax]) * (cs.a_f32 ? 4 : 2);
+            cs.a.off = p->toff[t] + (size_t)(pos * ist[ax]) * (cs.a_f32 ? 4 : 2);
             cs.out = bufop(b);
             pos += ks->dims[ax];
             if ((rc = emit(p, &cs)) < 0)
@@ -1033,16 +1215,17 @@ static int plan_node(cuda_ctx *c, const its_graph *g, plan *p, int i, char *err,
     case ITS_OP_IDENTITY:
     case ITS_OP_CAST: {
         opnd a;
-        if ((rc = ensure(c, g, p, n->in[0], LAY_PLAIN, &a)) < 0)
+        if ((rc = ensure(c, g, p, n->in[0], LAY_PLAIN, 0, &a)) < 0)
             FAIL(rc, "node '%s' (%s): input layout", n->name, its__op_name(n->op));
         if (a.buf < 0)
             FAIL(ITS_EUNSUPPORTED, "node '%s': view of a constant", n->name);
         p->tbuf[o] = a.buf; /* a view: same bytes, extended liveness */
+        p->toff[o] = a.off;
         p->tlay[o] = LAY_PLAIN;
         return 0;
     }
     case ITS_OP_SOFTMAX: {
-        if ((rc = ensure(c, g, p, n->in[0], LAY_PLAIN, &st.a)) < 0)
+        if ((rc = ensure(c, g, p, n->in[0], LAY_PLAIN, 0, &st.a)) < 0)
             FAIL(rc, "node '%s' (Softmax): input layout", n->name);
         int64_t ax = norm_axis(its__attr_i(n, "axis", g->opset < 13 ? 1 : -1), os->rank);
         st.kind = ST_SOFTMAX;
@@ -1074,8 +1257,8 @@ static int plan_node(cuda_ctx *c, const its_graph *g, plan *p, int i, char *err,
         const its_shape *as = &p->shapes[n->in[0]], *bs = &p->shapes[n->in[1]];
         if (as->rank < 2 || bs->rank < 2)
             FAIL(ITS_EUNSUPPORTED, "node '%s' (MatMul): rank < 2", n->name);
-        if ((rc = ensure(c, g, p, n->in[0], LAY_PLAIN, &st.a)) < 0 ||
-            (rc = ensure(c, g, p, n->in[1], LAY_PLAIN, &st.b)) < 0)
+        if ((rc = ensure(c, g, p, n->in[0], LAY_PLAIN, 0, &st.a)) < 0 ||
+            (rc = ensure(c, g, p, n->in[1], LAY_PLAIN, 0, &st.b)) < 0)
             FAIL(rc, "node '%s' (MatMul): operand layout", n->name);
         st.kind = ST_MATMUL;
         st.M = (int)as->dims[as->rank - 2];
@@ -1099,8 +1282,9 @@ static int plan_node(cuda_ctx *c, const its_graph *g, plan *p, int i, char *err,
     case ITS_OP_MAXPOOL:
     case ITS_OP_RESIZE: {
         const its_shape *is = &p->shapes[n->in[0]];
-        if ((rc = ensure(c, g, p, n->in[0], LAY_NHWC, &st.a)) < 0)
+        if ((rc = ensure(c, g, p, n->in[0], LAY_NHWC, 0, &st.a)) < 0)
             FAIL(rc, "node '%s' (%s): input layout", n->name, its__op_name(n->op));
+        st.xcs = is_strided(p, n->in[0]) ? pix_stride(p, n->in[0]) : 0;
         st.pb = (int)is->dims[0];
         st.pc = (int)is->dims[1];
         st.ph = (int)is->dims[2];
@@ -1122,12 +1306,18 @@ static int plan_node(cuda_ctx *c, const its_graph *g, plan *p, int i, char *err,
             st.fy = st.oh / st.ph;
             st.fx = st.ow / st.pw;
         }
-        int b = new_buf(p, tbytes(os, 2));
+        int cat = p->acat[o]; /* written straight into its Concat slice? */
+        int b = cat >= 0 ? cat_buf(p, cat) : new_buf(p, tbytes(os, 2));
         if (b < 0)
             return b;
         p->tbuf[o] = b;
         p->tlay[o] = LAY_NHWC;
+        if (cat >= 0) {
+            p->toff[o] = (size_t)p->apos[o] * 2;
+            p->tcs[o] = st.ycs = p->shapes[cat].dims[1];
+        }
         st.out = bufop(b);
+        st.out.off = p->toff[o];
         return emit(p, &st);
     }
     default:
@@ -1187,13 +1377,22 @@ static int cuda_prepare_plan(cuda_ctx *c, const its_graph *g, plan *p, char *err
     p->tbuf = its_malloc(ITS_MOD_ENGINE, (size_t)(nt + 1) * sizeof(int));
     p->tlay = its_malloc(ITS_MOD_ENGINE, (size_t)(nt + 1) * sizeof(int));
     p->tconv = its_malloc(ITS_MOD_ENGINE, (size_t)(nt + 1) * sizeof(int));
-    if (!p->tbuf || !p->tlay || !p->tconv)
+    p->tpack = its_malloc(ITS_MOD_ENGINE, (size_t)(nt + 1) * sizeof(int));
+    p->acat = its_malloc(ITS_MOD_ENGINE, (size_t)(nt + 1) * sizeof(int));
+    p->toff = its_calloc(ITS_MOD_ENGINE, (size_t)nt + 1, sizeof(size_t));
+    p->tcs = its_calloc(ITS_MOD_ENGINE, (size_t)nt + 1, sizeof(int64_t));
+    p->apos = its_calloc(ITS_MOD_ENGINE, (size_t)nt + 1, sizeof(int64_t));
+    if (!p->tbuf || !p->tlay || !p->tconv || !p->tpack || !p->acat || !p->toff || !p->tcs ||
+        !p->apos)
         return ITS_ENOMEM;
     for (int t = 0; t < nt; t++) {
         p->tbuf[t] = -1;
         p->tlay[t] = LAY_PLAIN;
         p->tconv[t] = -1;
+        p->tpack[t] = -1;
+        p->acat[t] = -1;
     }
+    plan_aliases(g, p);
     if (g->n_inputs > MAX_IO || g->n_outputs > MAX_IO)
         FAIL(ITS_EUNSUPPORTED, "cuda: more than %d graph inputs or outputs", MAX_IO);
     for (int k = 0; k < g->n_inputs; k++) {
@@ -1222,7 +1421,7 @@ static int cuda_prepare_plan(cuda_ctx *c, const its_graph *g, plan *p, char *err
         int t = g->outputs[k];
         const its_shape *s = &p->shapes[t];
         opnd a;
-        int rc = ensure(c, g, p, t, LAY_PLAIN, &a);
+        int rc = ensure(c, g, p, t, LAY_PLAIN, 0, &a);
         if (rc < 0)
             FAIL(rc, "cuda: graph output '%s': layout", g->tensors[t].name);
         p->out_bytes[k] = tbytes(s, 4);
@@ -1260,6 +1459,16 @@ static void *ptr_of(cuda_ctx *c, const plan *p, const opnd *o)
     return c->arena + p->bufs[o->buf].off + o->off;
 }
 
+/* ITS_CUDA_TUNE=K: keep cuDNN's first K engine configurations per fused convolution and time
+ * them at load (finalize), keeping the fastest; default 1 (cuDNN's heuristic pick; each extra
+ * candidate costs a plan compilation at load). */
+static int tune_candidates(void)
+{
+    const char *v = getenv("ITS_CUDA_TUNE");
+    int k = v ? atoi(v) : 1;
+    return k < 1 ? 1 : (k > ITS_FCONV_MAX_CAND ? ITS_FCONV_MAX_CAND : k);
+}
+
 /* The fused cuDNN graph for this conv (cached per distinct spec); 0 if none. */
 static int find_fused(cuda_ctx *c, conv_desc *cd)
 {
@@ -1272,7 +1481,9 @@ static int find_fused(cuda_ctx *c, conv_desc *cd)
         return ITS_ENOMEM;
     fused_cache *fc = &c->fcache[c->n_fused++];
     fc->spec = cd->spec;
-    int rc = its__fconv_build(c->dnn, &cd->spec, &fc->f);
+    uint64_t t0 = its_now_ns();
+    int rc = its__fconv_build(c->dnn, &cd->spec, tune_candidates(), &fc->f);
+    c->load_ms_find += (double)(its_now_ns() - t0) / 1e6;
     fc->ok = rc == 0;
     if (fc->ok)
         c->n_fused_ok++;
@@ -1344,11 +1555,12 @@ static int exec_step(cuda_ctx *c, plan *p, const step *s, cudaStream_t strm)
         return its_cuda_softmax(ptr_of(c, p, &s->a), ptr_of(c, p, &s->out), s->outer, s->n,
                                 s->inner, strm);
     case ST_MAXPOOL:
-        return its_cuda_maxpool_nhwc(ptr_of(c, p, &s->a), ptr_of(c, p, &s->out), s->pb, s->ph,
-                                     s->pw, s->pc, s->ks, s->stride, s->pad, s->oh, s->ow, strm);
+        return its_cuda_maxpool_nhwc(ptr_of(c, p, &s->a), s->xcs, ptr_of(c, p, &s->out), s->ycs,
+                                     s->pb, s->ph, s->pw, s->pc, s->ks, s->stride, s->pad, s->oh,
+                                     s->ow, strm);
     case ST_UPSAMPLE:
-        return its_cuda_upsample_nhwc(ptr_of(c, p, &s->a), ptr_of(c, p, &s->out), s->pb, s->ph,
-                                      s->pw, s->pc, s->fy, s->fx, strm);
+        return its_cuda_upsample_nhwc(ptr_of(c, p, &s->a), s->xcs, ptr_of(c, p, &s->out), s->ycs,
+                                      s->pb, s->ph, s->pw, s->pc, s->fy, s->fx, strm);
     case ST_MATMUL: {
         const float one = 1.0f, zero = 0.0f;
         /* row-major C = A B is column-major C^T = B^T A^T */
@@ -1452,20 +1664,28 @@ static int finalize(cuda_ctx *c, char *err, size_t errlen)
         plan *p = &c->plans[i];
         for (int s = 0; s < p->n_steps; s++)
             if (p->steps[s].kind == ST_CONV) {
-                conv_desc *cd = &p->convs[p->steps[s].conv];
-                int rc = find_fused(c, cd);
-                if (rc > 0) {
-                    cd->fused = rc;
-                    continue;
-                }
-                if (rc == 0)
+                const step *st = &p->steps[s];
+                conv_desc *cd = &p->convs[st->conv];
+                int rc = 0;
+                if (cd->fused > 0) { /* built at planning; pick among its candidates */
+                    fused_cache *fc = &c->fcache[cd->fused - 1];
+                    if (!fc->tuned) {
+                        ITS_CUDNN_TRY(cudnnSetStream(c->dnn, c->stream));
+                        rc = its__fconv_tune(c->dnn, &fc->f, ptr_of(c, p, &st->a), st->w, st->bias,
+                                             st->b.buf >= 0 ? ptr_of(c, p, &st->b) : NULL,
+                                             ptr_of(c, p, &st->out), c->conv_ws, c->stream);
+                        fc->tuned = 1;
+                    }
+                } else {
                     rc = find_algo(c, p, &p->steps[s]);
+                }
                 if (rc < 0)
                     FAIL(rc, "node '%s' (Conv): no usable cuDNN algorithm (batch %d)",
                          g->nodes[p->steps[s].node].name, p->batch);
             }
     }
-    c->load_ms_find = ((double)its_now_ns() - t0) / 1e6;
+    c->load_ms_find += ((double)its_now_ns() - t0) / 1e6;
+    ITS_CUDA_TRY(cudaMemset(c->arena, 0xFF, act)); /* tuning wrote into the arena: re-poison */
     for (int i = 0; i < c->n_plans; i++) {
         plan *p = &c->plans[i];
         int rc = capture(c, p, 1, &p->exec_full);
@@ -1605,6 +1825,11 @@ static void free_plan(plan *p)
     its_free(p->tbuf);
     its_free(p->tlay);
     its_free(p->tconv);
+    its_free(p->tpack);
+    its_free(p->acat);
+    its_free(p->toff);
+    its_free(p->tcs);
+    its_free(p->apos);
 }
 
 static void cuda_free(void *vctx)

@@ -55,13 +55,16 @@ int its_cuda_conv_epilogue(void *y, const float *bias, const void *sum, int64_t 
 int its_cuda_softmax(const void *x, void *y, int64_t outer, int n, int64_t inner,
                      cudaStream_t stream);
 
-/* NHWC fp16 max pooling, square kernel, symmetric padding (padded cells never win). */
-int its_cuda_maxpool_nhwc(const void *x, void *y, int b, int h, int w, int c, int k, int stride,
-                          int pad, int oh, int ow, cudaStream_t stream);
+/* NHWC fp16 max pooling, square kernel, symmetric padding (padded cells never win). xcs / ycs:
+ * elements from one pixel to the next in x / y (0: packed, c), so that either may be a channel
+ * slice of a wider tensor (a Split view, a Concat slice). */
+int its_cuda_maxpool_nhwc(const void *x, int64_t xcs, void *y, int64_t ycs, int b, int h, int w,
+                          int c, int k, int stride, int pad, int oh, int ow, cudaStream_t stream);
 
-/* NHWC fp16 nearest upsampling by integer factors (asymmetric / floor: out[y] = in[y / f]). */
-int its_cuda_upsample_nhwc(const void *x, void *y, int b, int h, int w, int c, int fy, int fx,
-                           cudaStream_t stream);
+/* NHWC fp16 nearest upsampling by integer factors (asymmetric / floor: out[y] = in[y / f]);
+ * xcs / ycs as for max pooling. */
+int its_cuda_upsample_nhwc(const void *x, int64_t xcs, void *y, int64_t ycs, int b, int h, int w,
+                           int c, int fy, int fx, cudaStream_t stream);
 
 #ifdef __cplusplus
 }

@@ -99,24 +99,30 @@ static int pointwise(its_fconv *f, cudnnPointwiseMode_t mode, cudnnBackendDescri
     return 0;
 }
 
-static void nhwc_strides(const int64_t *d, int64_t *s)
+/* NHWC strides of dims d (N, C, H, W), cs elements from one pixel to the next (0: packed). */
+static void nhwc_strides(const int64_t *d, int64_t cs, int64_t *s)
 {
-    s[0] = d[1] * d[2] * d[3];
+    cs = cs > 0 ? cs : d[1];
+    s[0] = cs * d[2] * d[3];
     s[1] = 1;
-    s[2] = d[3] * d[1];
-    s[3] = d[1];
+    s[2] = d[3] * cs;
+    s[3] = cs;
 }
 
-static int build(cudnnHandle_t h, const its_fconv_spec *sp, its_fconv *f)
+static int build(cudnnHandle_t h, const its_fconv_spec *sp, int virt_like_y, int keep_n,
+                 its_fconv *f)
 {
     int rc;
     int64_t xd[4] = {sp->n, sp->c, sp->h, sp->w}, xs[4];
     int64_t wd[4] = {sp->k, sp->c / sp->groups, sp->r, sp->s}, ws[4];
-    int64_t yd[4] = {sp->n, sp->k, sp->oh, sp->ow}, ys[4];
+    int64_t yd[4] = {sp->n, sp->k, sp->oh, sp->ow}, ys[4], vs[4], ss[4];
     int64_t bd[4] = {1, sp->k, 1, 1}, bs[4] = {sp->k, 1, 1, 1};
-    nhwc_strides(xd, xs);
-    nhwc_strides(wd, ws);
-    nhwc_strides(yd, ys);
+    nhwc_strides(xd, sp->xcs, xs);
+    nhwc_strides(wd, 0, ws);
+    nhwc_strides(yd, sp->ycs, ys);
+    /* virtual (fp32, inside the kernel) tensors: packed, or laid out like y */
+    nhwc_strides(yd, virt_like_y ? sp->ycs : 0, vs);
+    nhwc_strides(yd, sp->scs, ss);
     cudnnBackendDescriptor_t tx, tw, ty, tb = NULL, tsum = NULL, cur, conv, opconv;
     if ((rc = tensor(f, UID_X, CUDNN_DATA_HALF, xd, xs, false, &tx)) < 0 ||
         (rc = tensor(f, UID_W, CUDNN_DATA_HALF, wd, ws, false, &tw)) < 0 ||
@@ -124,7 +130,7 @@ static int build(cudnnHandle_t h, const its_fconv_spec *sp, its_fconv *f)
         return rc;
     if (sp->has_bias && (rc = tensor(f, UID_B, CUDNN_DATA_FLOAT, bd, bs, false, &tb)) < 0)
         return rc;
-    if (sp->has_sum && (rc = tensor(f, UID_S, CUDNN_DATA_HALF, yd, ys, false, &tsum)) < 0)
+    if (sp->has_sum && (rc = tensor(f, UID_S, CUDNN_DATA_HALF, yd, ss, false, &tsum)) < 0)
         return rc;
 
     T(cudnnBackendCreateDescriptor(CUDNN_BACKEND_CONVOLUTION_DESCRIPTOR, &conv));
@@ -155,7 +161,7 @@ static int build(cudnnHandle_t h, const its_fconv_spec *sp, its_fconv *f)
     int n_pw = (sp->has_bias ? 1 : 0) + (sp->act ? 1 : 0) + (sp->has_sum ? 1 : 0);
     int64_t vuid = UID_V;
     cudnnBackendDescriptor_t convout = ty;
-    if (n_pw > 0 && (rc = tensor(f, vuid++, CUDNN_DATA_FLOAT, yd, ys, true, &convout)) < 0)
+    if (n_pw > 0 && (rc = tensor(f, vuid++, CUDNN_DATA_FLOAT, yd, vs, true, &convout)) < 0)
         return rc;
     T(cudnnBackendCreateDescriptor(CUDNN_BACKEND_OPERATION_CONVOLUTION_FORWARD_DESCRIPTOR,
                                    &opconv));
@@ -211,7 +217,7 @@ static int build(cudnnHandle_t h, const its_fconv_spec *sp, its_fconv *f)
         }
         left--;
         cudnnBackendDescriptor_t out = ty;
-        if (left > 0 && (rc = tensor(f, vuid++, CUDNN_DATA_FLOAT, yd, ys, true, &out)) < 0)
+        if (left > 0 && (rc = tensor(f, vuid++, CUDNN_DATA_FLOAT, yd, vs, true, &out)) < 0)
             return rc;
         if ((rc = pointwise(f, pm, cur, b, out, alpha, &ops[n_ops])) < 0)
             return rc;
@@ -247,7 +253,7 @@ static int build(cudnnHandle_t h, const its_fconv_spec *sp, its_fconv *f)
     cudnnStatus_t st = cudnnBackendGetAttribute(
         heur, CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR, MAX_CFG, &n_cfg, cfg);
     rc = ITS_EUNSUPPORTED;
-    for (int64_t i = 0; st == CUDNN_STATUS_SUCCESS && i < n_cfg && rc < 0; i++) {
+    for (int64_t i = 0; st == CUDNN_STATUS_SUCCESS && i < n_cfg && f->n_cand < keep_n; i++) {
         cudnnBackendDescriptor_t plan;
         if (cudnnBackendCreateDescriptor(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR, &plan) !=
             CUDNN_STATUS_SUCCESS)
@@ -262,9 +268,13 @@ static int build(cudnnHandle_t h, const its_fconv_spec *sp, its_fconv *f)
             cudnnBackendGetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE,
                                      CUDNN_TYPE_INT64, 1, &got, &wsz);
             if (wsz <= sp->max_ws) {
-                f->plan = plan;
-                f->ws = wsz;
-                rc = 0;
+                f->cand[f->n_cand] = plan;
+                f->cand_ws[f->n_cand++] = wsz;
+                if (rc < 0) { /* the first is cuDNN's pick */
+                    f->plan = plan;
+                    f->ws = wsz;
+                    rc = 0;
+                }
                 continue;
             }
         }
@@ -275,14 +285,20 @@ static int build(cudnnHandle_t h, const its_fconv_spec *sp, its_fconv *f)
     return rc;
 }
 
-int its__fconv_build(cudnnHandle_t h, const its_fconv_spec *sp, its_fconv *f)
+int its__fconv_build(cudnnHandle_t h, const its_fconv_spec *sp, int keep, its_fconv *f)
 {
     memset(f, 0, sizeof *f);
     if (sp->groups < 1 || sp->c % sp->groups)
         return ITS_EINVAL;
-    int rc = build(h, sp, f);
+    keep = keep < 1 ? 1 : (keep > ITS_FCONV_MAX_CAND ? ITS_FCONV_MAX_CAND : keep);
+    int rc = build(h, sp, 0, keep, f);
     if (rc < 0)
         its__fconv_free(f);
+    if (rc == ITS_EUNSUPPORTED && sp->ycs > 0) { /* some engines want y's strides throughout */
+        rc = build(h, sp, 1, keep, f);
+        if (rc < 0)
+            its__fconv_free(f);
+    }
     return rc;
 }
 
@@ -318,8 +334,57 @@ int its__fconv_exec(cudnnHandle_t h, const its_fconv *f, const void *x, const vo
     return 0;
 }
 
+int its__fconv_tune(cudnnHandle_t h, its_fconv *f, const void *x, const void *w, const void *bias,
+                    const void *sum, void *y, void *ws, cudaStream_t stream)
+{
+    if (f->n_cand <= 1)
+        return 0;
+    cudaEvent_t e0, e1;
+    if (cudaEventCreate(&e0) != cudaSuccess)
+        return ITS_EBACKEND;
+    if (cudaEventCreate(&e1) != cudaSuccess) {
+        cudaEventDestroy(e0);
+        return ITS_EBACKEND;
+    }
+    int best = -1, rc = 0;
+    float best_ms = 0.0f;
+    for (int i = 0; i < f->n_cand && rc == 0; i++) {
+        f->plan = f->cand[i];
+        int ok = 1;
+        for (int k = 0; k < 2 && ok; k++) /* warm-up; an engine that fails here is skipped */
+            ok = its__fconv_exec(h, f, x, w, bias, sum, y, ws) == 0;
+        float ms = 0.0f;
+        ok = ok && cudaEventRecord(e0, stream) == cudaSuccess;
+        for (int k = 0; k < 5 && ok; k++)
+            ok = its__fconv_exec(h, f, x, w, bias, sum, y, ws) == 0;
+        ok = ok && cudaEventRecord(e1, stream) == cudaSuccess &&
+             cudaEventSynchronize(e1) == cudaSuccess &&
+             cudaEventElapsedTime(&ms, e0, e1) == cudaSuccess;
+        if (!ok)
+            rc = cudaGetLastError() == cudaSuccess ? 0 : ITS_EBACKEND; /* sticky errors fail */
+        else if (best < 0 || ms < best_ms)
+            best = i, best_ms = ms;
+    }
+    cudaEventDestroy(e0);
+    cudaEventDestroy(e1);
+    if (rc < 0 || best < 0)
+        return rc < 0 ? rc : ITS_EBACKEND;
+    for (int i = 0; i < f->n_cand; i++)
+        if (i != best)
+            cudnnBackendDestroyDescriptor(f->cand[i]);
+    f->plan = f->cand[best];
+    f->ws = f->cand_ws[best];
+    f->cand[0] = f->plan;
+    f->cand_ws[0] = f->ws;
+    f->n_cand = 1;
+    return 0;
+}
+
 void its__fconv_free(its_fconv *f)
 {
+    for (int i = 0; i < f->n_cand; i++)
+        if (f->cand[i] != f->plan)
+            cudnnBackendDestroyDescriptor(f->cand[i]);
     if (f->plan)
         cudnnBackendDestroyDescriptor(f->plan);
     for (int i = f->n_desc - 1; i >= 0; i--)

@@ -296,8 +296,8 @@ __global__ void softmax_rows(const __half *x, __half *y, int64_t rows, int n)
 }
 
 /* One thread per (b, oy, ox, 2 channels). */
-__global__ void maxpool_nhwc(const __half *x, __half *y, int b, int h, int w, int c, int k,
-                             int stride, int pad, int oh, int ow)
+__global__ void maxpool_nhwc(const __half *x, int64_t xcs, __half *y, int64_t ycs, int b, int h,
+                             int w, int c, int k, int stride, int pad, int oh, int ow)
 {
     int64_t total = (int64_t)b * oh * ow * c;
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total;
@@ -317,16 +317,16 @@ __global__ void maxpool_nhwc(const __half *x, __half *y, int b, int h, int w, in
                 int ix = ox * stride - pad + dx;
                 if (ix < 0 || ix >= w)
                     continue;
-                m = fmaxf(m, __half2float(x[(((int64_t)bb * h + iy) * w + ix) * c + ch]));
+                m = fmaxf(m, __half2float(x[(((int64_t)bb * h + iy) * w + ix) * xcs + ch]));
             }
         }
-        y[i] = __float2half_rn(m);
+        y[(((int64_t)bb * oh + oy) * ow + ox) * ycs + ch] = __float2half_rn(m);
     }
 }
 
 /* 8 channels (16 bytes) per thread: c8 = c / 8. */
-__global__ void upsample_nhwc8(const uint4 *x, uint4 *y, int b, int h, int w, int c8, int fy,
-                               int fx)
+__global__ void upsample_nhwc8(const uint4 *x, int64_t xcs8, uint4 *y, int64_t ycs8, int b, int h,
+                               int w, int c8, int fy, int fx)
 {
     int oh = h * fy, ow = w * fx;
     int64_t total = (int64_t)b * oh * ow * c8;
@@ -338,12 +338,13 @@ __global__ void upsample_nhwc8(const uint4 *x, uint4 *y, int b, int h, int w, in
         p /= ow;
         int oy = (int)(p % oh);
         int bb = (int)(p / oh);
-        y[i] = x[(((int64_t)bb * h + oy / fy) * w + ox / fx) * c8 + ch];
+        y[(((int64_t)bb * oh + oy) * ow + ox) * ycs8 + ch] =
+            x[(((int64_t)bb * h + oy / fy) * w + ox / fx) * xcs8 + ch];
     }
 }
 
-__global__ void maxpool_nhwc8(const __half2 *x, __half2 *y, int b, int h, int w, int c2, int k,
-                              int stride, int pad, int oh, int ow)
+__global__ void maxpool_nhwc8(const __half2 *x, int64_t xcs2, __half2 *y, int64_t ycs2, int b,
+                              int h, int w, int c2, int k, int stride, int pad, int oh, int ow)
 {
     int c8 = c2 / 4;
     int64_t total = (int64_t)b * oh * ow * c8;
@@ -366,20 +367,20 @@ __global__ void maxpool_nhwc8(const __half2 *x, __half2 *y, int b, int h, int w,
                 int ix = ox * stride - pad + dx;
                 if (ix < 0 || ix >= w)
                     continue;
-                uint4 v =
-                    reinterpret_cast<const uint4 *>(x + (((int64_t)bb * h + iy) * w + ix) * c2)[ch];
+                uint4 v = reinterpret_cast<const uint4 *>(x + (((int64_t)bb * h + iy) * w + ix) *
+                                                                  xcs2)[ch];
                 const __half2 *hv = reinterpret_cast<const __half2 *>(&v);
                 for (int j = 0; j < 4; j++)
                     m[j] = __hmax2(m[j], hv[j]);
             }
         }
-        reinterpret_cast<uint4 *>(y + (((int64_t)bb * oh + oy) * ow + ox) * c2)[ch] =
+        reinterpret_cast<uint4 *>(y + (((int64_t)bb * oh + oy) * ow + ox) * ycs2)[ch] =
             *reinterpret_cast<uint4 *>(m);
     }
 }
 
-__global__ void upsample_nhwc(const uint16_t *x, uint16_t *y, int b, int h, int w, int c, int fy,
-                              int fx)
+__global__ void upsample_nhwc(const uint16_t *x, int64_t xcs, uint16_t *y, int64_t ycs, int b,
+                              int h, int w, int c, int fy, int fx)
 {
     int oh = h * fy, ow = w * fx;
     int64_t total = (int64_t)b * oh * ow * c;
@@ -391,7 +392,8 @@ __global__ void upsample_nhwc(const uint16_t *x, uint16_t *y, int b, int h, int 
         p /= ow;
         int oy = (int)(p % oh);
         int bb = (int)(p / oh);
-        y[i] = x[(((int64_t)bb * h + oy / fy) * w + ox / fx) * c + ch];
+        y[(((int64_t)bb * oh + oy) * ow + ox) * ycs + ch] =
+            x[(((int64_t)bb * h + oy / fy) * w + ox / fx) * xcs + ch];
     }
 }
 
@@ -567,32 +569,44 @@ extern "C" int its_cuda_softmax(const void *x, void *y, int64_t outer, int n, in
     return 0;
 }
 
-extern "C" int its_cuda_maxpool_nhwc(const void *x, void *y, int b, int h, int w, int c, int k,
-                                     int stride, int pad, int oh, int ow, cudaStream_t stream)
+extern "C" int its_cuda_maxpool_nhwc(const void *x, int64_t xcs, void *y, int64_t ycs, int b, int h,
+                                     int w, int c, int k, int stride, int pad, int oh, int ow,
+                                     cudaStream_t stream)
 {
-    if (!x || !y || b <= 0 || k <= 0 || stride <= 0 || pad < 0 || pad >= k)
+    if (!x || !y || b <= 0 || c <= 0 || k <= 0 || stride <= 0 || pad < 0 || pad >= k)
         return ITS_EINVAL;
-    if (c % 8 == 0 && ((uintptr_t)x & 15) == 0 && ((uintptr_t)y & 15) == 0)
+    xcs = xcs > 0 ? xcs : c;
+    ycs = ycs > 0 ? ycs : c;
+    if (xcs < c || ycs < c)
+        return ITS_EINVAL;
+    if (c % 8 == 0 && xcs % 8 == 0 && ycs % 8 == 0 && ((uintptr_t)x & 15) == 0 &&
+        ((uintptr_t)y & 15) == 0)
         maxpool_nhwc8<<<grid_for((int64_t)b * oh * ow * (c / 8), 256), 256, 0, stream>>>(
-            (const __half2 *)x, (__half2 *)y, b, h, w, c / 2, k, stride, pad, oh, ow);
+            (const __half2 *)x, xcs / 2, (__half2 *)y, ycs / 2, b, h, w, c / 2, k, stride, pad, oh,
+            ow);
     else
         maxpool_nhwc<<<grid_for((int64_t)b * oh * ow * c, 256), 256, 0, stream>>>(
-            (const __half *)x, (__half *)y, b, h, w, c, k, stride, pad, oh, ow);
+            (const __half *)x, xcs, (__half *)y, ycs, b, h, w, c, k, stride, pad, oh, ow);
     ITS_CUDA_TRY_LAUNCH();
     return 0;
 }
 
-extern "C" int its_cuda_upsample_nhwc(const void *x, void *y, int b, int h, int w, int c, int fy,
-                                      int fx, cudaStream_t stream)
+extern "C" int its_cuda_upsample_nhwc(const void *x, int64_t xcs, void *y, int64_t ycs, int b,
+                                      int h, int w, int c, int fy, int fx, cudaStream_t stream)
 {
-    if (!x || !y || b <= 0 || fy <= 0 || fx <= 0)
+    if (!x || !y || b <= 0 || c <= 0 || fy <= 0 || fx <= 0)
         return ITS_EINVAL;
-    if (c % 8 == 0 && ((uintptr_t)x & 15) == 0 && ((uintptr_t)y & 15) == 0)
+    xcs = xcs > 0 ? xcs : c;
+    ycs = ycs > 0 ? ycs : c;
+    if (xcs < c || ycs < c)
+        return ITS_EINVAL;
+    if (c % 8 == 0 && xcs % 8 == 0 && ycs % 8 == 0 && ((uintptr_t)x & 15) == 0 &&
+        ((uintptr_t)y & 15) == 0)
         upsample_nhwc8<<<grid_for((int64_t)b * h * fy * w * fx * (c / 8), 256), 256, 0, stream>>>(
-            (const uint4 *)x, (uint4 *)y, b, h, w, c / 8, fy, fx);
+            (const uint4 *)x, xcs / 8, (uint4 *)y, ycs / 8, b, h, w, c / 8, fy, fx);
     else
         upsample_nhwc<<<grid_for((int64_t)b * h * fy * w * fx * c, 256), 256, 0, stream>>>(
-            (const uint16_t *)x, (uint16_t *)y, b, h, w, c, fy, fx);
+            (const uint16_t *)x, xcs, (uint16_t *)y, ycs, b, h, w, c, fy, fx);
     ITS_CUDA_TRY_LAUNCH();
     return 0;
 }
