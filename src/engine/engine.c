@@ -627,8 +627,10 @@ int its_engine_detect_wait(its_engine_t *e, int ticket, its_engine_det_list *lis
     e->det_n[ticket] = 0;
     int rc = e->b->detect_wait(e->ctx, ticket, lists, dets);
     if (rc < 0) {
-        n_det_failed++;
-        its_loge("engine", e->b->name, "frames path: batch failed: %s", its_strerror(rc));
+        uint64_t k = ++n_det_failed; /* logged at the 1st, 2nd, 4th, 8th... failure */
+        if ((k & (k - 1)) == 0)
+            its_loge("engine", e->b->name, "frames path: batch failed: %s (%llu failures)",
+                     its_strerror(rc), (unsigned long long)k);
     }
     return rc;
 }
