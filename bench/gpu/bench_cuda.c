@@ -19,6 +19,8 @@
 #include "its/alloc.h"
 #include "its/clock.h"
 
+static uint8_t *pframe; /* a 720p frame in pinned memory (its__cuda_host_alloc) */
+
 static int cmp_f(const void *a, const void *b)
 {
     float x = *(const float *)a, y = *(const float *)b;
@@ -177,7 +179,6 @@ int main(int argc, char **argv)
                 its_cuda_det *dets = malloc(sizeof *dets * (size_t)B * 100);
                 /* the frame in ordinary memory (copied into pinned staging by submit), then in
                  * pinned memory from its__cuda_host_alloc (uploaded where it lies) */
-                static uint8_t *pframe;
                 if (!pframe && (pframe = its__cuda_host_alloc((size_t)fw * fh * 3)))
                     memcpy(pframe, frame, (size_t)fw * fh * 3);
                 for (int pin = 0; pin < 2 && (!pin || pframe); pin++) {
@@ -219,5 +220,6 @@ int main(int argc, char **argv)
         fclose(jf);
     }
     free(ms);
+    its__cuda_host_free(pframe);
     return rc_all;
 }
