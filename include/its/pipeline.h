@@ -260,5 +260,8 @@ const char *its_pipeline_camera_url(its_pipeline_t *p, int slot);
 void its_pipeline_flush(its_pipeline_t *p);
 /* Messages published so far (all types). */
 uint64_t its_pipeline_messages(its_pipeline_t *p);
+/* Inference batches that failed so far (a failed submit, run or collect); their frames are
+ * also counted as ITS_DROP_ENGINE_ERROR drops. */
+uint64_t its_pipeline_engine_errors(its_pipeline_t *p);
 
 #endif

@@ -836,6 +836,11 @@ uint64_t its_pipeline_messages(its_pipeline_t *p)
     return atomic_load(&p->messages);
 }
 
+uint64_t its_pipeline_engine_errors(its_pipeline_t *p)
+{
+    return atomic_load(&p->engine_errors);
+}
+
 static uint64_t quantile_of(const uint64_t *counts, double q)
 {
     uint64_t n = 0;

@@ -441,6 +441,9 @@ static void test_pipelined_workers(void **state)
             assert_int_equal(atomic_load(&chaos_max_inflight), 2);
         assert_true(atomic_load(&chaos_max_inflight) <= 2);
         assert_true(failed > 0);
+        /* every failed batch counted (its_errors_total{module="engine"} on /metrics) */
+        assert_true(its_pipeline_engine_errors(p) > 0);
+        assert_true(its_pipeline_engine_errors(p) <= failed);
         assert_true(processed > 100);
         its_pipeline_destroy(p);
     }
