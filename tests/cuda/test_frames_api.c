@@ -8,7 +8,8 @@
  * with no effect; a YOLOX model is refused at setup. Then the service's engine worker
  * (its_infer_engine_factory, src/app/infer_engine.c) on the same photos: the cuda worker's
  * submit/collect against the cpu worker's run, normalised boxes, and a frame above the
- * frames path's size going the host path. Exits 77 (skipped) without a GPU.
+ * frames path's size going the host path; and itsd's pipeline on the cuda engine (replay
+ * cameras, two pipelined workers). Exits 77 (skipped) without a GPU.
  */
 #include <math.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@
 #include "testutil.h"
 
 #include "its/alloc.h"
+#include "its/clock.h"
 #include "its/detect.h"
 #include "its/engine.h"
 #include "its/error.h"
@@ -376,6 +378,67 @@ static void test_infer_worker(void **st)
     }
 }
 
+/* itsd's pipeline on the cuda engine: replay cameras (the photo folder, mixed sizes, pinned
+ * clip) through two pipelined engine workers; every frame accounted for, none failed, the
+ * photos' objects found. */
+static void test_pipeline_cuda(void **st)
+{
+    (void)st;
+    char model[512], media[512], err[512];
+    assert_non_null(its_test_shared_path(MODEL, model, sizeof model));
+    assert_non_null(its_test_shared_path("media", media, sizeof media));
+    its_pipeline_opts po;
+    its_pipeline_opts_default(&po);
+    po.engine_workers = 2;
+    po.analytics_workers = 2;
+    po.batch_max = 8;
+    its_infer_engine_opts eo = {
+        .model = model, .backend = "cuda", .max_batch = 8, .conf = 0.5f, .iou = 0.45f};
+    if (its_infer_engine_factory(&eo, &po.infer, err, sizeof err) < 0)
+        fail_msg("factory: %s", err);
+    po.sink = its_sink_null();
+    its_pipeline_t *p;
+    if (its_pipeline_create(&po, &p, err, sizeof err) < 0)
+        fail_msg("pipeline: %s", err);
+    const int ncam = 6;
+    for (int i = 0; i < ncam; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "cam-%d", i);
+        its_camera_cfg c = {.id = id,
+                            .url = media,
+                            .kind = (char *)"replay",
+                            .loop = 1,
+                            .realtime = 1,
+                            .fps = 30,
+                            .phase_s = -1};
+        if (its_pipeline_add_camera(p, &c, err, sizeof err) < 0)
+            fail_msg("camera: %s", err);
+    }
+    assert_int_equal(its_pipeline_start(p), 0);
+    its_sleep_ns(3 * ITS_NS_PER_S);
+    its_pipeline_stop(p, 3 * ITS_NS_PER_S);
+    uint64_t in = 0, processed = 0, dets = 0, failed = 0;
+    for (int i = 0; i < ncam; i++) {
+        its_camera_stats cs;
+        assert_int_equal(its_pipeline_camera_stats(p, i, &cs), 0);
+        assert_true(cs.in == cs.processed + cs.dropped_total);
+        in += cs.in;
+        processed += cs.processed;
+        dets += cs.detections;
+        failed += cs.dropped[ITS_DROP_ENGINE_ERROR];
+    }
+    printf("e2e pipeline (cuda, 2 pipelined workers, %d replay cameras x 30 FPS, 3 s): %llu in, "
+           "%llu processed, %llu detections, %llu failed, %llu batch errors\n",
+           ncam, (unsigned long long)in, (unsigned long long)processed, (unsigned long long)dets,
+           (unsigned long long)failed, (unsigned long long)its_pipeline_engine_errors(p));
+    assert_int_equal(failed, 0);
+    assert_int_equal(its_pipeline_engine_errors(p), 0);
+    assert_true(in > (uint64_t)ncam * 30); /* more than a second's worth */
+    assert_true(processed * 10 >= in * 9);
+    assert_true(dets > processed); /* the photos average more than one object >= 0.5 */
+    its_pipeline_destroy(p);
+}
+
 int main(void)
 {
     if (!its_engine_backend_available("cuda")) {
@@ -394,6 +457,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_frames_api),
         cmocka_unit_test(test_infer_worker),
+        cmocka_unit_test(test_pipeline_cuda),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     for (int i = 0; i < NP; i++)
