@@ -141,7 +141,7 @@ static void test_frames_api(void **st)
     ref_total = cpu_reference(m, ref, nref);
     assert_true(ref_total > 5);
 
-    its_engine_opts eo = {.backend = "cuda", .max_batch = 8};
+    its_engine_opts eo = {.backend = "cuda", .max_batch = 4};
     its_engine_t *e;
     if (its_engine_create(m, &eo, &e, err, sizeof err) < 0)
         fail_msg("cuda engine: %s", err);
@@ -237,7 +237,7 @@ static void test_frames_api(void **st)
     bf = fa[1];
     bf.height = 1081 * 2; /* above 2048 x 1080 x 3 bytes */
     assert_int_equal(its_engine_detect_submit(e, 1, &bf), ITS_EINVAL);
-    assert_int_equal(its_engine_detect_submit(e, 9, fa), ITS_ERANGE); /* above max_batch */
+    assert_int_equal(its_engine_detect_submit(e, 5, fa), ITS_ERANGE); /* above max_batch */
     int t1 = its_engine_detect_submit(e, 1, &fa[1]);
     assert_true(t1 >= 0);
     assert_int_equal(its_engine_detect_wait(e, t1, lb, db), 1);
@@ -245,7 +245,7 @@ static void test_frames_api(void **st)
     int n1, na1;
     to_boxes(lb, db, 0, g1, &n1);
     to_boxes(la, da, 1, ga1, &na1);
-    assert_int_equal(unmatched(g1, n1, ga1, na1, "batch 1 vs batch 8", 1), 0);
+    assert_int_equal(unmatched(g1, n1, ga1, na1, "batch 1 vs batch 4", 1), 0);
 
     for (int i = 0; i < NP; i++)
         its_engine_host_free("cuda", pinned[i]);
@@ -279,7 +279,7 @@ static void run_infer(const char *backend, int max_w, its_frame **frames, int n,
     assert_non_null(its_test_shared_path(MODEL, path, sizeof path));
     its_infer_engine_opts o = {.model = path,
                                .backend = backend,
-                               .max_batch = 8,
+                               .max_batch = 4,
                                .conf = 0.25f,
                                .iou = 0.45f,
                                .max_width = max_w,
@@ -391,9 +391,9 @@ static void test_pipeline_cuda(void **st)
     its_pipeline_opts_default(&po);
     po.engine_workers = 2;
     po.analytics_workers = 2;
-    po.batch_max = 8;
+    po.batch_max = 4;
     its_infer_engine_opts eo = {
-        .model = model, .backend = "cuda", .max_batch = 8, .conf = 0.5f, .iou = 0.45f};
+        .model = model, .backend = "cuda", .max_batch = 4, .conf = 0.5f, .iou = 0.45f};
     if (its_infer_engine_factory(&eo, &po.infer, err, sizeof err) < 0)
         fail_msg("factory: %s", err);
     po.sink = its_sink_null();
