@@ -111,6 +111,8 @@ typedef struct its_engine_counters {
     uint64_t models_loaded, models_rejected;
     uint64_t engines_created, engines_failed;
     uint64_t runs, runs_failed;
+    /* the frames path: batches submitted, frames in them, submits refused or waits failed */
+    uint64_t detect_batches, detect_frames, detect_failed;
 } its_engine_counters;
 void its_engine_get_counters(its_engine_counters *out);
 
@@ -125,6 +127,99 @@ void its_engine_get_counters(its_engine_counters *out);
  */
 int its_engine_submit(its_engine_t *e, int n, const void *const *inputs, void *const *outputs);
 int its_engine_wait(its_engine_t *e);
+
+/*
+ * The frames path (additive): 8-bit frames in, a detection list per frame out, with
+ * pre-processing (letterbox), the network, decoding and NMS all on the backend's device.
+ * Only for a YOLOv8/YOLO11-style detector: one float32 input [N, 3, H, W] and one float32
+ * output [N, 4 + C, A] with A = the anchors of strides 8, 16 and 32 (rows cx, cy, w, h in
+ * input pixels, then C class scores). The letterbox follows Ultralytics (aspect kept,
+ * centred, padded with 114, RGB, / 255); NMS is class-aware; boxes come back in source
+ * pixels, clipped to the frame.
+ *
+ *     its_engine_detect_opts d = {.conf = 0.5f, .iou = 0.45f, .max_det = 100,
+ *                                 .max_width = 1920, .max_height = 1080};
+ *     if (its_engine_detect_setup(e, &d, err, sizeof err) == ITS_EUNSUPPORTED)
+ *         ... letterbox on the host and use its_engine_run ...
+ *     its_engine_frame f[16] = {{.data = px, .width = 1280, .height = 720, .stride = 3840,
+ *                                .pixfmt = ITS_ENGINE_RGB24}, ...};
+ *     int t = its_engine_detect_submit(e, 16, f);      // a ticket, or < 0
+ *     ... submit the next batch (a second ticket) while this one runs ...
+ *     its_engine_det_list lists[16];
+ *     its_engine_det dets[16 * 100];                    // n * max_det
+ *     its_engine_detect_wait(e, t, lists, dets);        // frame i: dets[i * max_det + j]
+ *
+ * Contract: setup once per engine, after create (it allocates device memory and captures a
+ * graph per prepared batch size; nothing allocates afterwards). It returns ITS_EUNSUPPORTED
+ * (with the reason in err) where the backend has no such path (cpu) or the model is not a
+ * YOLOv8/YOLO11 head, so the caller can fall back to host pre-processing. At most two
+ * batches are in flight per engine (ITS_EBUSY beyond: wait first); tickets are waited for in
+ * any order, each exactly once. The pixels must stay valid and unchanged until the wait for
+ * their ticket returns (where they are in memory from its_engine_host_alloc the upload reads
+ * them directly, otherwise submit copies them into staging first). A frame of stride *
+ * height bytes above max_width * max_height * 3 (NV12: its two planes) is refused
+ * (ITS_EINVAL), as are bad sizes, strides or formats: a refused submit has no effect.
+ * Thread use as for run: one thread at a time per engine.
+ */
+typedef enum its_engine_pixfmt {
+    ITS_ENGINE_RGB24 = 0, /* packed R, G, B (the values of its_pixfmt in its/video.h) */
+    ITS_ENGINE_BGR24 = 1, /* packed B, G, R */
+    ITS_ENGINE_NV12 = 2,  /* Y plane, then interleaved U, V at half resolution (BT.601) */
+} its_engine_pixfmt;
+
+typedef struct its_engine_frame {
+    const uint8_t *data; /* packed pixels, or the Y plane for NV12 */
+    const uint8_t *uv;   /* NV12: the interleaved chroma plane; NULL otherwise */
+    int width, height;
+    int stride, uv_stride; /* bytes per row */
+    int pixfmt;            /* its_engine_pixfmt */
+} its_engine_frame;
+
+typedef struct its_engine_detect_opts {
+    float conf;                /* keep detections with score >= conf (0: 0.25) */
+    float iou;                 /* NMS IoU threshold (0: 0.45) */
+    int max_det;               /* per frame after NMS (0: 300; at most 1000) */
+    int max_cand;              /* candidates per frame before NMS (0: 1024; at most 1024) */
+    int max_width, max_height; /* largest frame (0: 1920 x 1080) */
+} its_engine_detect_opts;
+
+typedef struct its_engine_det {
+    float x1, y1, x2, y2; /* source pixels */
+    float score;
+    int32_t class_id;
+} its_engine_det;
+
+typedef struct its_engine_det_list {
+    int32_t count;     /* detections of this frame (<= max_det) */
+    int32_t n_cand;    /* candidates over conf before NMS */
+    int32_t truncated; /* 1: more than max_cand candidates (the best max_cand were kept) */
+    int32_t reserved;
+} its_engine_det_list;
+
+int its_engine_detect_setup(its_engine_t *e, const its_engine_detect_opts *o, char *err,
+                            size_t errlen);
+/* n frames (1..max_batch); returns a ticket (>= 0) or an ITS_E* code. */
+int its_engine_detect_submit(its_engine_t *e, int n, const its_engine_frame *frames);
+/* Blocks until the batch of `ticket` is done; lists[0..n-1] and dets[0..n * max_det - 1]
+ * receive its results (max_det as set up). Returns n, or an ITS_E* code (the ticket is
+ * released either way). */
+int its_engine_detect_wait(its_engine_t *e, int ticket, its_engine_det_list *lists,
+                           its_engine_det *dets);
+/* Without blocking: 1 if the batch of `ticket` is done (wait will not block), 0 if it is still
+ * running, or an ITS_E* code. */
+int its_engine_detect_poll(its_engine_t *e, int ticket);
+/* max_det as set up (0 before setup). */
+int its_engine_detect_max_det(const its_engine_t *e);
+
+/*
+ * Host memory the backend can upload from directly (cuda: pinned with cudaHostAlloc, shared
+ * by every engine in the process); frames whose pixels live there skip the staging copy of
+ * the frames path. NULL where the backend has no such memory (cpu) or on failure: then use
+ * ordinary memory. Free with its_engine_host_free (NULL is a no-op). Any thread. Pinned
+ * memory is a scarce resource: use it for frame pools, not for everything.
+ */
+void *its_engine_host_alloc(const char *backend, size_t bytes);
+void its_engine_host_free(const char *backend, void *p);
 
 /* Bytes of the activation arena planned for max_batch. */
 size_t its_engine_arena_bytes(const its_engine_t *e);

@@ -93,6 +93,16 @@ typedef struct its_frame {
     its_buf *pixels; /* the pool buffer holding the pixels */
 } its_frame;
 
+/*
+ * Where replay clips keep their pixels (a clip is decoded once and served to every camera
+ * replaying it, by reference). Default: ordinary memory. The service points it at the
+ * engine's pinned host memory (its_engine_host_alloc) so the GPU uploads frames straight from
+ * the clip, with no copy on the host. Applies to clips decoded after the call; if that memory
+ * cannot be had, the clip falls back to ordinary memory (logged). NULL: the default again.
+ * Any thread; meant to be set once at start.
+ */
+void its_ingest_set_clip_memory(const its_pool_mem *mem);
+
 its_frame *its_frame_ref(its_frame *f);
 /* NULL is a no-op. The last unref returns the pixels and the header to their pools. */
 void its_frame_unref(its_frame *f);

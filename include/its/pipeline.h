@@ -73,6 +73,18 @@ struct its_infer {
     /* Run n frames (padded: the prepared size chosen). Fill each frame's dets/n_dets (boxes
      * normalised), stamp ITS_TS_INFER and ITS_TS_POST. A failure fails the whole batch. */
     int (*run)(its_infer *inf, its_frame **frames, int n, int padded);
+    /* Optional pipelined pair (NULL: run only). submit starts a batch and returns a ticket
+     * (>= 0) without waiting for it; collect(ticket) finishes it as run would (detections,
+     * ITS_TS_INFER, ITS_TS_POST) and returns 0 or an error for the whole batch. The engine
+     * worker keeps at most two batches submitted and collects them in order, so the next
+     * batch's upload overlaps the current one's compute. A failed submit leaves nothing to
+     * collect. */
+    int (*submit)(its_infer *inf, its_frame **frames, int n, int padded);
+    int (*collect)(its_infer *inf, int ticket, its_frame **frames, int n);
+    /* Optional with the pair: 1 if collect(ticket) would not block, 0 if the batch is still
+     * running (< 0: an error, collect will report it). Lets the worker form and submit the
+     * next batch while one runs. */
+    int (*ready)(its_infer *inf, int ticket);
     const char *(*label)(its_infer *inf, int class_id); /* class name, or NULL */
     void (*destroy)(its_infer *inf);
 };
@@ -97,6 +109,9 @@ typedef struct its_infer_engine_opts {
     int threads;         /* cpu threads per engine; 0: cores */
     int max_batch;       /* 1..32 */
     float conf, iou;     /* 0: the detector's defaults */
+    int max_width;       /* largest frame the engine's frames path (cuda) takes: 0 = 1920 */
+    int max_height;      /* 0 = 1080; larger frames are letterboxed on the host instead */
+    int host_letterbox;  /* 1: never use the frames path (letterbox on the host) */
     const char *labels;  /* class-name file (one per line); NULL: the model's metadata */
 } its_infer_engine_opts;
 
@@ -245,5 +260,8 @@ const char *its_pipeline_camera_url(its_pipeline_t *p, int slot);
 void its_pipeline_flush(its_pipeline_t *p);
 /* Messages published so far (all types). */
 uint64_t its_pipeline_messages(its_pipeline_t *p);
+/* Inference batches that failed so far (a failed submit, run or collect); their frames are
+ * also counted as ITS_DROP_ENGINE_ERROR drops. */
+uint64_t its_pipeline_engine_errors(its_pipeline_t *p);
 
 #endif

@@ -36,6 +36,19 @@ typedef struct its_buf {
 } its_buf;
 
 int its_pool_create(its_module mod, size_t buf_capacity, size_t count, its_pool_t **out);
+
+/* Where a pool's buffer memory comes from when it must be special (e.g. pinned host memory
+ * a GPU can DMA from). alloc returns memory aligned to at least 64 bytes, or NULL; free gets
+ * it back when the pool is released (its last buffer returned; any thread). */
+typedef struct its_pool_mem {
+    void *(*alloc)(void *ctx, size_t bytes);
+    void (*free)(void *ctx, void *p);
+    void *ctx;
+} its_pool_mem;
+/* As its_pool_create, the buffers' memory from mem (NULL: as its_pool_create). The pool's
+ * bookkeeping still comes from its_malloc. */
+int its_pool_create_mem(its_module mod, size_t buf_capacity, size_t count, const its_pool_mem *mem,
+                        its_pool_t **out);
 void its_pool_destroy(its_pool_t *pool);
 
 /* A free buffer with one reference, or NULL if none is free. */

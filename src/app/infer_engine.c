@@ -2,9 +2,15 @@
  * The real inference backend: the engine (its/engine.h) with the detector head
  * (its/detect.h) around it. The model is loaded once (immutable, shared); each engine
  * worker gets its own engine, detector and buffers sized for max_batch at creation, so a run
- * allocates nothing: letterbox every frame of the batch into the input tensor, run, decode
- * and NMS per frame, boxes normalised to [0, 1] of the source frame.
+ * allocates nothing. Two paths:
+ * - frames path (cuda, YOLOv8/YOLO11 heads): the 8-bit frames go to the engine as they are;
+ *   letterbox, network, decode and NMS run on the GPU (its_engine_detect_*), and the worker
+ *   keeps up to two batches in flight (submit/collect), so one uploads while one computes.
+ * - host path (cpu, other heads, or a frame larger than the frames path was set up for):
+ *   letterbox every frame into the fp32 input tensor, its_engine_run, decode and NMS here.
+ * Either way boxes are normalised to [0, 1] of the source frame.
  */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -21,6 +27,9 @@ typedef struct shared {
     int n_names;
     char backend[16];
     int threads, max_batch;
+    int max_width, max_height, host_letterbox;
+    int frames_ok;   /* the model fits the engine's frames path */
+    int clip_pinned; /* replay clips go to the engine's pinned memory (set by us) */
 } shared;
 
 typedef struct engine_inf {
@@ -34,6 +43,13 @@ typedef struct engine_inf {
     size_t in_floats;
     its_letterbox lb[32];
     its_detection dets[ITS_FRAME_MAX_DETS];
+    /* frames path (gpu != 0) */
+    int gpu, max_det;
+    its_engine_frame ef[32];
+    its_engine_det_list lists[32];
+    its_engine_det *gdets; /* max_batch * max_det */
+    int host_ready;        /* host path buffers allocated (frames path: on first need) */
+    uint64_t host_batches; /* frames path: batches that had to take the host path */
 } engine_inf;
 
 static const char *meta_fn(const void *ctx, const char *key)
@@ -41,17 +57,22 @@ static const char *meta_fn(const void *ctx, const char *key)
     return its_model_meta(ctx, key);
 }
 
-static int eng_run(its_infer *inf, its_frame **frames, int n, int padded)
+static int host_buffers(engine_inf *e);
+
+/* The host path: letterbox into fp32 NCHW here, run, decode and NMS here. */
+static int host_run(engine_inf *e, its_frame **frames, int n)
 {
-    engine_inf *e = (engine_inf *)inf;
+    int rc = host_buffers(e);
+    if (rc < 0)
+        return rc;
     for (int b = 0; b < n; b++) {
         its_frame *f = frames[b];
-        int rc = its_det_letterbox_raw(&e->sh->cfg.pre, f->data, f->width, f->height, f->stride,
-                                       f->pixfmt, e->input + (size_t)b * e->in_floats, &e->lb[b]);
+        rc = its_det_letterbox_raw(&e->sh->cfg.pre, f->data, f->width, f->height, f->stride,
+                                   f->pixfmt, e->input + (size_t)b * e->in_floats, &e->lb[b]);
         if (rc < 0)
             return rc;
     }
-    int rc = its_engine_run(e->engine, n, e->input, e->outputs);
+    rc = its_engine_run(e->engine, n, e->input, e->outputs);
     uint64_t t = its_now_ns();
     for (int b = 0; b < n; b++)
         frames[b]->ts_ns[ITS_TS_INFER] = t;
@@ -81,6 +102,95 @@ static int eng_run(its_infer *inf, its_frame **frames, int n, int padded)
     return 0;
 }
 
+static int eng_run(its_infer *inf, its_frame **frames, int n, int padded)
+{
+    (void)padded;
+    return host_run((engine_inf *)inf, frames, n);
+}
+
+/* ---- the frames path ---- */
+
+#define TICKET_HOST 2 /* a batch that went the host path inside submit: nothing to collect */
+
+static int eng_submit(its_infer *inf, its_frame **frames, int n, int padded)
+{
+    engine_inf *e = (engine_inf *)inf;
+    (void)padded;
+    size_t limit = (size_t)e->sh->max_width * (size_t)e->sh->max_height * 3;
+    int fits = 1;
+    for (int b = 0; b < n; b++) {
+        const its_frame *f = frames[b];
+        its_engine_frame *d = &e->ef[b];
+        d->data = f->data;
+        d->uv = NULL;
+        d->width = f->width;
+        d->height = f->height;
+        d->stride = f->stride;
+        d->uv_stride = 0;
+        d->pixfmt = f->pixfmt == ITS_PIX_BGR24 ? ITS_ENGINE_BGR24 : ITS_ENGINE_RGB24;
+        if (f->stride <= 0 || f->height <= 0 || (size_t)f->stride * (size_t)f->height > limit)
+            fits = 0;
+    }
+    if (!fits) { /* larger than the frames path was set up for: letterbox here instead */
+        if (e->host_batches++ == 0)
+            its_logw("engine", inf->name,
+                     "a frame above %dx%d (ingest.max_width/max_height): such batches are "
+                     "letterboxed on the host, more slowly",
+                     e->sh->max_width, e->sh->max_height);
+        int rc = host_run(e, frames, n);
+        return rc < 0 ? rc : TICKET_HOST;
+    }
+    return its_engine_detect_submit(e->engine, n, e->ef);
+}
+
+static int eng_collect(its_infer *inf, int ticket, its_frame **frames, int n)
+{
+    engine_inf *e = (engine_inf *)inf;
+    if (ticket == TICKET_HOST)
+        return 0;
+    int rc = its_engine_detect_wait(e->engine, ticket, e->lists, e->gdets);
+    uint64_t t = its_now_ns();
+    for (int b = 0; b < n; b++)
+        frames[b]->ts_ns[ITS_TS_INFER] = t;
+    if (rc < 0)
+        return rc;
+    if (rc != n)
+        return ITS_EBACKEND;
+    for (int b = 0; b < n; b++) {
+        its_frame *f = frames[b];
+        int k = ITS_MIN(e->lists[b].count, ITS_FRAME_MAX_DETS);
+        const its_engine_det *src = e->gdets + (size_t)b * (size_t)e->max_det;
+        float sx = 1.0f / (float)f->width, sy = 1.0f / (float)f->height;
+        for (int i = 0; i < k; i++) {
+            const its_engine_det *d = &src[i];
+            its_frame_det *o = &f->dets[i];
+            o->box[0] = ITS_CLAMP(d->x1 * sx, 0.0f, 1.0f);
+            o->box[1] = ITS_CLAMP(d->y1 * sy, 0.0f, 1.0f);
+            o->box[2] = ITS_CLAMP(d->x2 * sx, 0.0f, 1.0f);
+            o->box[3] = ITS_CLAMP(d->y2 * sy, 0.0f, 1.0f);
+            o->score = d->score;
+            o->class_id = d->class_id;
+            o->track_id = 0;
+        }
+        f->n_dets = k;
+        f->ts_ns[ITS_TS_POST] = its_now_ns();
+    }
+    return 0;
+}
+
+static int eng_ready(its_infer *inf, int ticket)
+{
+    engine_inf *e = (engine_inf *)inf;
+    return ticket == TICKET_HOST ? 1 : its_engine_detect_poll(e->engine, ticket);
+}
+
+/* Used synchronously (a caller without the pipelined pair): submit, then collect. */
+static int eng_run_frames(its_infer *inf, its_frame **frames, int n, int padded)
+{
+    int t = eng_submit(inf, frames, n, padded);
+    return t < 0 ? t : eng_collect(inf, t, frames, n);
+}
+
 static const char *eng_label(its_infer *inf, int class_id)
 {
     shared *sh = ((engine_inf *)inf)->sh;
@@ -95,9 +205,89 @@ static void eng_destroy(its_infer *inf)
     for (int i = 0; i < e->n_outputs; i++)
         its_free(e->outputs[i]);
     its_free(e->input);
+    its_free(e->gdets);
     its_detector_destroy(e->det);
     its_engine_destroy(e->engine);
     its_free(e);
+}
+
+/* fp32 input and output buffers of the host path, sized for max_batch (once). */
+static int host_buffers(engine_inf *e)
+{
+    if (e->host_ready)
+        return 0;
+    shared *sh = e->sh;
+    e->in_floats = its_detector_input_floats(e->det);
+    e->input = its_malloc(ITS_MOD_APP, e->in_floats * (size_t)sh->max_batch * sizeof(float));
+    e->n_outputs = sh->info.n_outputs;
+    if (!e->input)
+        return ITS_ENOMEM;
+    for (int i = 0; i < e->n_outputs; i++) {
+        e->outputs[i] = its_malloc(ITS_MOD_APP, its_detector_output_floats(e->det, i) *
+                                                    (size_t)sh->max_batch * sizeof(float));
+        if (!e->outputs[i])
+            return ITS_ENOMEM;
+    }
+    e->host_ready = 1;
+    return 0;
+}
+
+/* The GPU letterbox and decode do what the Ultralytics head's own preprocessing does (RGB,
+ * centred, padded with 114, / 255) with class-aware NMS: only such a model may use them. */
+static int fits_frames_path(const its_det_config *c)
+{
+    const its_det_preproc *pp = &c->pre;
+    int fits = c->family == ITS_DET_ULTRALYTICS && !c->class_agnostic && !pp->bgr && pp->center &&
+               pp->pad == 114;
+    for (int k = 0; k < 3 && fits; k++)
+        fits = pp->mean[k] == 0.0f && fabsf(pp->scale[k] - 1.0f / 255.0f) < 1e-7f;
+    return fits;
+}
+
+static void *pinned_alloc(void *ctx, size_t bytes)
+{
+    return its_engine_host_alloc(ctx, bytes);
+}
+
+static void pinned_free(void *ctx, void *p)
+{
+    its_engine_host_free(ctx, p);
+}
+
+/* Use the engine's frames path where it has one and the model fits it (fits_frames_path).
+ * Anything else stays on the host path. */
+static int frames_path_setup(engine_inf *e, char *err, size_t errlen)
+{
+    shared *sh = e->sh;
+    const its_det_config *c = &sh->cfg;
+    if (sh->host_letterbox || !sh->frames_ok)
+        return 0;
+    char why[256];
+    its_engine_detect_opts o = {.conf = c->conf,
+                                .iou = c->iou,
+                                .max_det = ITS_FRAME_MAX_DETS,
+                                .max_width = sh->max_width,
+                                .max_height = sh->max_height};
+    int rc = its_engine_detect_setup(e->engine, &o, why, sizeof why);
+    if (rc == ITS_EUNSUPPORTED)
+        return 0; /* cpu backend: the host path, said once by the factory */
+    if (rc < 0) {
+        its_logw("engine", sh->backend, "%s; letterboxing on the host instead", why);
+        return 0;
+    }
+    e->max_det = its_engine_detect_max_det(e->engine);
+    e->gdets =
+        its_malloc(ITS_MOD_APP, sizeof *e->gdets * (size_t)sh->max_batch * (size_t)e->max_det);
+    if (!e->gdets) {
+        snprintf(err, errlen, "engine: out of memory for detection buffers");
+        return ITS_ENOMEM;
+    }
+    e->gpu = 1;
+    e->base.run = eng_run_frames;
+    e->base.submit = eng_submit;
+    e->base.collect = eng_collect;
+    e->base.ready = eng_ready;
+    return 0;
 }
 
 static int eng_create(void *ctx, its_infer **out, char *err, size_t errlen)
@@ -126,22 +316,10 @@ static int eng_create(void *ctx, its_infer **out, char *err, size_t errlen)
     int rc = its_engine_create(sh->model, &eo, &e->engine, err, errlen);
     if (rc == 0)
         rc = its_detector_create(&sh->cfg, &sh->info, &e->det, err, errlen);
-    if (rc == 0) {
-        rc = ITS_ENOMEM;
-        e->in_floats = its_detector_input_floats(e->det);
-        e->input = its_malloc(ITS_MOD_APP, e->in_floats * (size_t)sh->max_batch * sizeof(float));
-        e->n_outputs = sh->info.n_outputs;
-        int ok = e->input != NULL;
-        for (int i = 0; ok && i < e->n_outputs; i++) {
-            e->outputs[i] = its_malloc(ITS_MOD_APP, its_detector_output_floats(e->det, i) *
-                                                        (size_t)sh->max_batch * sizeof(float));
-            ok = e->outputs[i] != NULL;
-        }
-        if (ok)
-            rc = 0;
-        else
-            snprintf(err, errlen, "engine: out of memory for batch buffers");
-    }
+    if (rc == 0)
+        rc = frames_path_setup(e, err, errlen);
+    if (rc == 0 && !e->gpu && (rc = host_buffers(e)) < 0)
+        snprintf(err, errlen, "engine: out of memory for batch buffers");
     if (rc < 0) {
         eng_destroy(&e->base);
         return rc;
@@ -155,6 +333,8 @@ static void shared_free(void *ctx)
     shared *sh = ctx;
     if (!sh)
         return;
+    if (sh->clip_pinned)
+        its_ingest_set_clip_memory(NULL);
     its_det_names_free(sh->names);
     its_model_free(sh->model);
     its_free(sh);
@@ -176,6 +356,9 @@ int its_infer_engine_factory(const its_infer_engine_opts *o, its_infer_factory *
     snprintf(sh->backend, sizeof sh->backend, "%s", backend);
     sh->threads = o->threads;
     sh->max_batch = ITS_CLAMP(o->max_batch, 1, 32);
+    sh->max_width = o->max_width > 0 ? o->max_width : 1920;
+    sh->max_height = o->max_height > 0 ? o->max_height : 1080;
+    sh->host_letterbox = o->host_letterbox;
     char e2[384];
     int rc = its_model_load(o->model, &sh->model, e2, sizeof e2);
     if (rc < 0) {
@@ -220,6 +403,19 @@ int its_infer_engine_factory(const its_infer_engine_opts *o, its_infer_factory *
         n = 0;
     }
     sh->n_names = n;
+    sh->frames_ok = fits_frames_path(&sh->cfg);
+    /* replay clips in the engine's pinned memory: the frames path uploads them from there */
+    void *probe =
+        sh->frames_ok && !sh->host_letterbox ? its_engine_host_alloc(backend, 4096) : NULL;
+    if (probe) {
+        its_engine_host_free(backend, probe);
+        /* ctx outlives every clip: a clip may be released after this factory */
+        static char pin_backend[16];
+        snprintf(pin_backend, sizeof pin_backend, "%s", backend);
+        its_pool_mem pm = {pinned_alloc, pinned_free, pin_backend};
+        its_ingest_set_clip_memory(&pm);
+        sh->clip_pinned = 1;
+    }
     its_logi("engine", NULL, "%s: %s head, %d classes, input %dx%d, backend %s, batch <= %d",
              o->model, its_det_family_name(sh->cfg.family), sh->cfg.num_classes, sh->cfg.pre.width,
              sh->cfg.pre.height, backend, sh->max_batch);

@@ -153,6 +153,67 @@ typedef struct worker_arg {
     int index;
 } worker_arg;
 
+/* One formed batch on its way through an engine worker. */
+typedef struct ebatch {
+    its_frame *frames[32];
+    int n, padded, ticket;
+} ebatch;
+
+/* Take the next batch off the batcher, waiting up to wait_ns. With a batch of its own in
+ * flight a worker never waits for the form lock (ITS_EBUSY: another worker holds it and will
+ * take the next batch) and takes only a due batch (full, or its delay passed). */
+static int form_batch(its_pipeline_t *p, ebatch *b, int maxb, uint64_t wait_ns, int in_flight)
+{
+    b->padded = 0;
+    if (in_flight) {
+        if (pthread_mutex_trylock(&p->form_mu) != 0)
+            return ITS_EBUSY;
+    } else {
+        pthread_mutex_lock(&p->form_mu);
+    }
+    int idle = !in_flight && atomic_load(&p->batches_in_flight) == 0;
+    int n = its_batcher_next(p->batcher, (void **)b->frames, maxb, idle, &b->padded, wait_ns);
+    if (n > 0) {
+        uint64_t t = its_now_ns();
+        for (int i = 0; i < n; i++) {
+            b->frames[i]->pseq = p->cams[b->frames[i]->camera].pseq_next++;
+            b->frames[i]->ts_ns[ITS_TS_BATCH] = t;
+            b->frames[i]->batch_n = i == 0 ? n : 0; /* counted once per batch */
+        }
+        atomic_fetch_add(&p->batches_in_flight, 1);
+    }
+    pthread_mutex_unlock(&p->form_mu);
+    b->n = n > 0 ? n : 0;
+    if (b->padded < b->n)
+        b->padded = b->n;
+    return n;
+}
+
+/* Record the batch's latencies (or its failure) and hand its frames to the analytics. */
+static void finish_batch(its_pipeline_t *p, its_infer *inf, its_lat_shard *sh, ebatch *b, int rc)
+{
+    atomic_fetch_sub(&p->batches_in_flight, 1);
+    if (rc < 0) {
+        if (atomic_fetch_add(&p->engine_errors, 1) % 100 == 0)
+            its_loge("engine", inf->name, "batch of %d failed: %s", b->n, its_strerror(rc));
+        for (int i = 0; i < b->n; i++)
+            b->frames[i]->failed = rc;
+    } else {
+        for (int i = 0; i < b->n; i++) {
+            its_lat_record(sh, ITS_STAGE_INFER, span(b->frames[i], ITS_TS_BATCH, ITS_TS_INFER));
+            its_lat_record(sh, ITS_STAGE_POST, span(b->frames[i], ITS_TS_INFER, ITS_TS_POST));
+        }
+    }
+    int nw = p->o.analytics_workers;
+    for (int i = 0; i < b->n; i++)
+        its_queue_push_wait(p->ana_q[b->frames[i]->camera % nw], b->frames[i], UINT64_MAX);
+    b->n = 0;
+}
+
+/* While a batch runs: how long one look for the next batch may wait, and the pause when
+ * another worker is forming one (it takes the next batch then). */
+#define INFLIGHT_SLICE_NS (200 * ITS_NS_PER_US)
+
 static void *engine_main(void *arg)
 {
     its_pipeline_t *p = ((worker_arg *)arg)->p;
@@ -160,47 +221,53 @@ static void *engine_main(void *arg)
     its_free(arg);
     its_infer *inf = p->infers[wi];
     its_lat_shard *sh = its_lat_shard_claim(p->lat);
-    its_frame *frames[32];
     int maxb = ITS_MIN(p->o.batch_max, inf->max_batch);
-    int nw = p->o.analytics_workers;
-    for (;;) {
-        int padded = 0;
-        pthread_mutex_lock(&p->form_mu);
-        int idle = atomic_load(&p->batches_in_flight) == 0;
-        int n = its_batcher_next(p->batcher, (void **)frames, maxb, idle, &padded, POLL_NS);
-        if (n > 0) {
-            uint64_t t = its_now_ns();
-            for (int i = 0; i < n; i++) {
-                frames[i]->pseq = p->cams[frames[i]->camera].pseq_next++;
-                frames[i]->ts_ns[ITS_TS_BATCH] = t;
-                frames[i]->batch_n = i == 0 ? n : 0; /* counted once per batch */
+    int async = inf->submit && inf->collect;
+    /* pipelined: `cur` is in flight while `next` is formed and submitted */
+    ebatch slots[2], *cur = &slots[0], *next = &slots[1];
+    cur->n = next->n = 0;
+    int closed = 0;
+    while (!closed || cur->n) {
+        int n = 0;
+        if (!cur->n) {
+            n = form_batch(p, next, maxb, POLL_NS, 0);
+        } else if (!closed) {
+            /* a batch runs: look for the next one until it is due or this one is done */
+            for (;;) {
+                n = form_batch(p, next, maxb, INFLIGHT_SLICE_NS, 1);
+                if (n > 0 || n == ITS_ECLOSED)
+                    break;
+                if (!inf->ready || inf->ready(inf, cur->ticket) != 0)
+                    break;
+                if (n == ITS_EBUSY) /* another worker is forming: it takes the next one */
+                    its_sleep_ns(INFLIGHT_SLICE_NS / 2);
             }
-            atomic_fetch_add(&p->batches_in_flight, 1);
         }
-        pthread_mutex_unlock(&p->form_mu);
         if (n == ITS_ECLOSED)
-            break;
-        if (n <= 0)
-            continue;
-        for (int i = 0; i < n; i++) {
-            its_lat_record(sh, ITS_STAGE_INGEST, span(frames[i], ITS_TS_CAPTURE, ITS_TS_ENQUEUE));
-            its_lat_record(sh, ITS_STAGE_QUEUE, span(frames[i], ITS_TS_ENQUEUE, ITS_TS_BATCH));
-        }
-        int rc = inf->run(inf, frames, n, padded > n ? padded : n);
-        atomic_fetch_sub(&p->batches_in_flight, 1);
-        if (rc < 0) {
-            if (atomic_fetch_add(&p->engine_errors, 1) % 100 == 0)
-                its_loge("engine", inf->name, "batch of %d failed: %s", n, its_strerror(rc));
-            for (int i = 0; i < n; i++)
-                frames[i]->failed = rc;
-        } else {
+            closed = 1;
+        if (n > 0) {
             for (int i = 0; i < n; i++) {
-                its_lat_record(sh, ITS_STAGE_INFER, span(frames[i], ITS_TS_BATCH, ITS_TS_INFER));
-                its_lat_record(sh, ITS_STAGE_POST, span(frames[i], ITS_TS_INFER, ITS_TS_POST));
+                its_lat_record(sh, ITS_STAGE_INGEST,
+                               span(next->frames[i], ITS_TS_CAPTURE, ITS_TS_ENQUEUE));
+                its_lat_record(sh, ITS_STAGE_QUEUE,
+                               span(next->frames[i], ITS_TS_ENQUEUE, ITS_TS_BATCH));
             }
+            if (!async) {
+                finish_batch(p, inf, sh, next, inf->run(inf, next->frames, n, next->padded));
+                continue;
+            }
+            next->ticket = inf->submit(inf, next->frames, n, next->padded);
+            if (next->ticket < 0)
+                finish_batch(p, inf, sh, next, next->ticket);
         }
-        for (int i = 0; i < n; i++)
-            its_queue_push_wait(p->ana_q[frames[i]->camera % nw], frames[i], UINT64_MAX);
+        /* collect the batch in flight (after submitting the next one, if one came) */
+        if (cur->n)
+            finish_batch(p, inf, sh, cur, inf->collect(inf, cur->ticket, cur->frames, cur->n));
+        if (next->n) {
+            ebatch *t = cur;
+            cur = next;
+            next = t;
+        }
     }
     return NULL;
 }
@@ -767,6 +834,11 @@ void its_pipeline_flush(its_pipeline_t *p)
 uint64_t its_pipeline_messages(its_pipeline_t *p)
 {
     return atomic_load(&p->messages);
+}
+
+uint64_t its_pipeline_engine_errors(its_pipeline_t *p)
+{
+    return atomic_load(&p->engine_errors);
 }
 
 static uint64_t quantile_of(const uint64_t *counts, double q)

@@ -47,7 +47,8 @@ struct its_app_services {
     cam_series *cams;
     int max_cams;
     pthread_mutex_t collect_mu;
-    cam_prev *prev; /* collector only */
+    cam_prev *prev;              /* collector only */
+    uint64_t prev_engine_errors; /* collector only */
     const char *(*label)(int class_id);
 };
 
@@ -160,6 +161,12 @@ static void collect(void *ud, its_metrics *reg)
                        cs.source.state == ITS_SOURCE_RUNNING);
     }
     its_metric_set(its_metrics_series_v(its_metrics_std(reg, ITS_M_CAMERAS)), active);
+    /* failed inference batches (the engine's log says why) */
+    uint64_t ee = its_pipeline_engine_errors(s->p);
+    if (ee > s->prev_engine_errors)
+        its_metric_add(its_metrics_series_v(its_metrics_std(reg, ITS_M_ERRORS), "engine", "batch"),
+                       (double)(ee - s->prev_engine_errors));
+    s->prev_engine_errors = ee;
     pthread_mutex_unlock(&s->collect_mu);
 }
 

@@ -433,12 +433,20 @@ int its_app_pipeline_opts(const its_app_config *c, its_pipeline_opts *o, char *e
     if (s->backend == ITS_BACKEND_NOOP) {
         rc = its_infer_noop_factory(s->noop_cost_us, &o->infer);
     } else {
+        /* the engine's frames path (cuda) is sized for the largest frame ingest makes */
+        int mw = s->max_width, mh = s->max_height;
+        for (unsigned i = 0; i < c->cams.cameras_count; i++) {
+            mw = ITS_MAX(mw, c->cams.cameras[i].max_width);
+            mh = ITS_MAX(mh, c->cams.cameras[i].max_height);
+        }
         its_infer_engine_opts eo = {.model = s->model,
                                     .backend = backends[s->backend],
                                     .threads = s->threads,
                                     .max_batch = s->batch_max,
                                     .conf = (float)s->conf,
                                     .iou = (float)s->iou,
+                                    .max_width = mw,
+                                    .max_height = mh,
                                     .labels = s->labels && *s->labels ? s->labels : NULL};
         rc = its_infer_engine_factory(&eo, &o->infer, err, errlen);
     }

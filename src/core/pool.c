@@ -19,21 +19,38 @@ struct its_pool {
     size_t capacity;
     atomic_long refs;
     atomic_ullong misses;
+    its_pool_mem mem; /* alloc NULL: its_aligned_alloc / its_free */
 };
+
+static void free_memory(its_pool_t *p)
+{
+    if (p->mem.alloc) {
+        if (p->memory)
+            p->mem.free(p->mem.ctx, p->memory);
+    } else {
+        its_free(p->memory);
+    }
+}
 
 static void pool_release(its_pool_t *p)
 {
     if (atomic_fetch_sub(&p->refs, 1) != 1)
         return;
     its_queue_destroy(p->free_list);
-    its_free(p->memory);
+    free_memory(p);
     its_free(p->bufs);
     its_free(p);
 }
 
 int its_pool_create(its_module mod, size_t buf_capacity, size_t count, its_pool_t **out)
 {
-    if (count == 0 || buf_capacity == 0)
+    return its_pool_create_mem(mod, buf_capacity, count, NULL, out);
+}
+
+int its_pool_create_mem(its_module mod, size_t buf_capacity, size_t count, const its_pool_mem *mem,
+                        its_pool_t **out)
+{
+    if (count == 0 || buf_capacity == 0 || (mem && (!mem->alloc || !mem->free)))
         return ITS_EINVAL;
     size_t stride = (buf_capacity + 63) & ~(size_t)63;
     if (stride < buf_capacity || count > SIZE_MAX / stride)
@@ -41,11 +58,18 @@ int its_pool_create(its_module mod, size_t buf_capacity, size_t count, its_pool_
     its_pool_t *p = its_calloc(mod, 1, sizeof *p);
     if (!p)
         return ITS_ENOMEM;
+    if (mem)
+        p->mem = *mem;
     p->bufs = its_calloc(mod, count, sizeof *p->bufs);
-    p->memory = its_aligned_alloc(mod, 64, stride * count);
+    p->memory =
+        mem ? mem->alloc(mem->ctx, stride * count) : its_aligned_alloc(mod, 64, stride * count);
     int rc = ITS_ENOMEM;
-    if (!p->bufs || !p->memory || (rc = its_queue_create(mod, count, &p->free_list)) < 0) {
-        its_free(p->memory);
+    if (p->memory && ((uintptr_t)p->memory & 63))
+        rc = ITS_EINVAL; /* the allocator broke its contract */
+    else if (p->bufs && p->memory)
+        rc = its_queue_create(mod, count, &p->free_list);
+    if (rc < 0) {
+        free_memory(p);
         its_free(p->bufs);
         its_free(p);
         return rc;

@@ -15,7 +15,7 @@
 #define MAX_MODEL_BYTES ((size_t)1 << 30)
 
 static _Atomic uint64_t n_models_loaded, n_models_rejected, n_engines_created, n_engines_failed,
-    n_runs, n_runs_failed;
+    n_runs, n_runs_failed, n_det_batches, n_det_frames, n_det_failed;
 
 void its_engine_get_counters(its_engine_counters *out)
 {
@@ -25,6 +25,9 @@ void its_engine_get_counters(its_engine_counters *out)
     out->engines_failed = n_engines_failed;
     out->runs = n_runs;
     out->runs_failed = n_runs_failed;
+    out->detect_batches = n_det_batches;
+    out->detect_frames = n_det_frames;
+    out->detect_failed = n_det_failed;
 }
 #define MAX_PLANS 8
 
@@ -40,6 +43,8 @@ struct its_engine {
     void *ctx;
     int batches[MAX_PLANS], n_batches;
     its_shape *shapes[MAX_PLANS]; /* per prepared batch, per tensor */
+    int det_max;                  /* frames path: max_det once set up, else 0 */
+    int det_n[2];                 /* frames path: frames of the batch behind each ticket */
 };
 
 static void set_err(char *err, size_t errlen, const char *fmt, const char *a)
@@ -490,4 +495,169 @@ int its_engine_describe(const its_engine_t *e, char *buf, size_t len)
         off += w > 0 ? (size_t)w : 0;
     }
     return 0;
+}
+
+/* ---- the frames path (its_engine_detect_*) ------------------------------------------------ */
+
+/* The frames path decodes a YOLOv8/YOLO11 head only: one float32 input [N, 3, H, W] (H, W
+ * multiples of 32) and one float32 output [N, 4 + C, A], A the anchors of strides 8/16/32.
+ * YOLOv5/YOLOX ([N, A, 5 + C]), NanoDet (several outputs) and end-to-end exports ([N, K, 6])
+ * do not fit and are refused. */
+static int check_yolov8_head(const its_engine_t *e, char *err, size_t errlen)
+{
+    const its_graph *g = &e->g;
+    if (g->n_inputs != 1 || g->n_outputs != 1) {
+        snprintf(err, errlen,
+                 "frames path: %d inputs and %d outputs; a YOLOv8/YOLO11 detector has "
+                 "one of each",
+                 g->n_inputs, g->n_outputs);
+        return ITS_EUNSUPPORTED;
+    }
+    const its_shape *sh = e->shapes[e->n_batches - 1];
+    const its_shape *is = &sh[g->inputs[0]], *os = &sh[g->outputs[0]];
+    if (g->tensors[g->inputs[0]].dtype != ITS_DT_FLOAT32 ||
+        g->tensors[g->outputs[0]].dtype != ITS_DT_FLOAT32 || is->rank != 4 || is->dims[1] != 3 ||
+        is->dims[2] < 32 || is->dims[3] < 32 || is->dims[2] % 32 || is->dims[3] % 32) {
+        snprintf(err, errlen,
+                 "frames path: the input is not float32 [N, 3, H, W] with H and W "
+                 "multiples of 32");
+        return ITS_EUNSUPPORTED;
+    }
+    int64_t h = is->dims[2], w = is->dims[3];
+    int64_t anchors = (h / 8) * (w / 8) + (h / 16) * (w / 16) + (h / 32) * (w / 32);
+    if (os->rank != 3 || os->dims[1] < 5 || os->dims[2] != anchors) {
+        snprintf(err, errlen,
+                 "frames path: the output is not a YOLOv8/YOLO11 head [N, 4 + C, %lld]",
+                 (long long)anchors);
+        return ITS_EUNSUPPORTED;
+    }
+    return 0;
+}
+
+int its_engine_detect_setup(its_engine_t *e, const its_engine_detect_opts *opts, char *err,
+                            size_t errlen)
+{
+    char local[256];
+    if (!err || !errlen) {
+        err = local;
+        errlen = sizeof local;
+    }
+    err[0] = 0;
+    if (!e || !opts) {
+        snprintf(err, errlen, "frames path: no engine or options");
+        return ITS_EINVAL;
+    }
+    if (e->det_max) {
+        snprintf(err, errlen, "frames path: already set up");
+        return ITS_EINVAL;
+    }
+    its_engine_detect_opts o = *opts;
+    if (o.conf == 0)
+        o.conf = 0.25f;
+    if (o.iou == 0)
+        o.iou = 0.45f;
+    if (!o.max_det)
+        o.max_det = 300;
+    if (!o.max_cand)
+        o.max_cand = 1024;
+    if (!o.max_width)
+        o.max_width = 1920;
+    if (!o.max_height)
+        o.max_height = 1080;
+    if (!(o.conf > 0 && o.conf <= 1) || !(o.iou > 0 && o.iou <= 1) || o.max_det < 1 ||
+        o.max_det > 1000 || o.max_cand < 1 || o.max_cand > 1024 || o.max_width < 1 ||
+        o.max_height < 1 || o.max_width > 16384 || o.max_height > 16384) {
+        snprintf(err, errlen,
+                 "frames path: options out of range (conf and iou in (0, 1], max_det "
+                 "1..1000, max_cand 1..1024, frames up to 16384 x 16384)");
+        return ITS_EINVAL;
+    }
+    /* the model first, so the reason given is the model's where both would refuse */
+    int rc = check_yolov8_head(e, err, errlen);
+    if (rc == 0 && !e->b->detect_setup) {
+        snprintf(err, errlen, "frames path: the %s backend has none (pre-process on the host)",
+                 e->b->name);
+        rc = ITS_EUNSUPPORTED;
+    }
+    if (rc == 0)
+        rc = e->b->detect_setup(e->ctx, &o, err, errlen);
+    if (rc < 0) {
+        if (!err[0])
+            snprintf(err, errlen, "frames path: setup failed: %s", its_strerror(rc));
+        if (rc == ITS_EUNSUPPORTED)
+            its_logi("engine", e->b->name, "%s", err);
+        else
+            its_logw("engine", e->b->name, "%s", err);
+        return rc;
+    }
+    e->det_max = o.max_det;
+    its_logi("engine", e->b->name,
+             "frames path ready: conf %.2f, iou %.2f, max_det %d, frames up to %dx%d", o.conf,
+             o.iou, o.max_det, o.max_width, o.max_height);
+    return 0;
+}
+
+int its_engine_detect_submit(its_engine_t *e, int n, const its_engine_frame *frames)
+{
+    if (!e || !frames || n < 1)
+        return ITS_EINVAL;
+    if (!e->det_max)
+        return ITS_EINVAL; /* not set up */
+    int p = pick_plan(e, n);
+    if (p < 0) {
+        n_det_failed++;
+        return ITS_ERANGE;
+    }
+    int t = e->b->detect_submit(e->ctx, e->batches[p], n, frames);
+    if (t < 0 || t > 1) {
+        n_det_failed++;
+        return t < 0 ? t : ITS_EBACKEND;
+    }
+    e->det_n[t] = n;
+    n_det_batches++;
+    n_det_frames += (uint64_t)n;
+    return t;
+}
+
+int its_engine_detect_wait(its_engine_t *e, int ticket, its_engine_det_list *lists,
+                           its_engine_det *dets)
+{
+    if (!e || !lists || !dets || !e->det_max || ticket < 0 || ticket > 1 || !e->det_n[ticket])
+        return ITS_EINVAL;
+    e->det_n[ticket] = 0;
+    int rc = e->b->detect_wait(e->ctx, ticket, lists, dets);
+    if (rc < 0) {
+        uint64_t k = ++n_det_failed; /* logged at the 1st, 2nd, 4th, 8th... failure */
+        if ((k & (k - 1)) == 0)
+            its_loge("engine", e->b->name, "frames path: batch failed: %s (%llu failures)",
+                     its_strerror(rc), (unsigned long long)k);
+    }
+    return rc;
+}
+
+int its_engine_detect_poll(its_engine_t *e, int ticket)
+{
+    if (!e || !e->det_max || ticket < 0 || ticket > 1 || !e->det_n[ticket])
+        return ITS_EINVAL;
+    return e->b->detect_poll ? e->b->detect_poll(e->ctx, ticket) : 1;
+}
+
+int its_engine_detect_max_det(const its_engine_t *e)
+{
+    return e ? e->det_max : 0;
+}
+
+void *its_engine_host_alloc(const char *backend, size_t bytes)
+{
+    const its_backend_i *b = find_backend(backend ? backend : "cpu");
+    if (!b || !b->host_alloc || !bytes || !b->available())
+        return NULL;
+    return b->host_alloc(bytes);
+}
+
+void its_engine_host_free(const char *backend, void *p)
+{
+    const its_backend_i *b = find_backend(backend ? backend : "cpu");
+    if (p && b && b->host_free)
+        b->host_free(p);
 }

@@ -64,6 +64,36 @@ typedef struct node {
 
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static node *reg_head;
+/* where new clips' pixels live (its_ingest_set_clip_memory); guarded by reg_lock */
+static its_pool_mem clip_mem;
+static int clip_mem_on;
+
+void its_ingest_set_clip_memory(const its_pool_mem *mem)
+{
+    pthread_mutex_lock(&reg_lock);
+    clip_mem_on = mem && mem->alloc && mem->free;
+    if (clip_mem_on)
+        clip_mem = *mem;
+    pthread_mutex_unlock(&reg_lock);
+}
+
+/* The clip's pool in the configured memory, else (none set, or it failed) in ordinary memory:
+ * a clip that cannot be pinned still replays, its frames are then copied on upload. */
+static int clip_pool(size_t bytes, int n, const char *path, its_pool_t **out)
+{
+    if (clip_mem_on) {
+        int rc = its_pool_create_mem(ITS_MOD_INGEST, bytes, (size_t)n, &clip_mem, out);
+        if (rc == 0) {
+            its_logi("ingest", NULL,
+                     "replay %s: %d frames, %.0f MB in the clip memory set by the service (pinned)",
+                     path, n, (double)bytes * n / 1e6);
+            return 0;
+        }
+        its_logw("ingest", NULL, "replay %s: no pinned memory for %.0f MB (%s); ordinary memory",
+                 path, (double)bytes * n / 1e6, its_strerror(rc));
+    }
+    return its_pool_create(ITS_MOD_INGEST, bytes, (size_t)n, out);
+}
 
 typedef struct staged {
     uint8_t *px;
@@ -235,7 +265,7 @@ static int clip_build(const char *path, its_pixfmt pixfmt, int max_w, int max_h,
             (c->width = its_calloc(ITS_MOD_INGEST, (size_t)n, sizeof(int))) &&
             (c->height = its_calloc(ITS_MOD_INGEST, (size_t)n, sizeof(int))) &&
             (c->pts_ns = its_calloc(ITS_MOD_INGEST, (size_t)n, sizeof(int64_t))) &&
-            (rc = its_pool_create(ITS_MOD_INGEST, maxb, (size_t)n, &c->pool)) == 0) {
+            (rc = clip_pool(maxb, n, path, &c->pool)) == 0) {
             for (int i = 0; i < n; i++) {
                 its_buf *b = its_pool_get(c->pool);
                 size_t bytes = its_video_frame_bytes(list[i].w, list[i].h);

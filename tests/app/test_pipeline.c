@@ -271,6 +271,64 @@ static int chaos_run(its_infer *inf, its_frame **frames, int n, int padded)
     return 0;
 }
 
+/* The pipelined pair (as the cuda frames path): submit only takes the batch, collect does the
+ * work; checks that the worker keeps at most two in flight and collects them in order. */
+static atomic_int chaos_max_inflight, chaos_order_bad;
+
+typedef struct chaos_async {
+    chaos c;
+    int fail_submit_every;
+    int submitted, collected, inflight;
+    int tickets[4];      /* submission order of the outstanding tickets */
+    uint64_t done_at[2]; /* per ticket: when its simulated compute ends */
+} chaos_async;
+
+static int chaos_submit(its_infer *inf, its_frame **frames, int n, int padded)
+{
+    chaos_async *a = (chaos_async *)inf;
+    (void)frames;
+    (void)n;
+    (void)padded;
+    a->submitted++;
+    if (a->fail_submit_every && a->submitted % a->fail_submit_every == 0)
+        return ITS_EBUSY; /* nothing to collect */
+    if (a->inflight >= 2) {
+        atomic_fetch_add(&chaos_order_bad, 1);
+        return ITS_EBUSY;
+    }
+    int t = a->submitted & 1;
+    /* the work runs "on the device" after the one in flight */
+    uint64_t start = a->inflight ? a->done_at[a->tickets[0]] : its_now_ns();
+    a->done_at[t] = start + (uint64_t)(rand_r(&a->c.rng) % 6000) * 1000;
+    a->tickets[a->inflight++] = t;
+    int m = atomic_load(&chaos_max_inflight);
+    while (a->inflight > m && !atomic_compare_exchange_weak(&chaos_max_inflight, &m, a->inflight))
+        ;
+    return t;
+}
+
+static int chaos_collect(its_infer *inf, int ticket, its_frame **frames, int n)
+{
+    chaos_async *a = (chaos_async *)inf;
+    if (a->inflight < 1 || a->tickets[0] != ticket) {
+        atomic_fetch_add(&chaos_order_bad, 1);
+        return ITS_EINVAL;
+    }
+    a->tickets[0] = a->tickets[1];
+    a->inflight--;
+    a->collected++;
+    uint64_t now = its_now_ns();
+    if (a->done_at[ticket] > now)
+        its_sleep_ns(a->done_at[ticket] - now);
+    return chaos_run(inf, frames, n, n);
+}
+
+static int chaos_ready(its_infer *inf, int ticket)
+{
+    chaos_async *a = (chaos_async *)inf;
+    return its_now_ns() >= a->done_at[ticket];
+}
+
 static void chaos_destroy(its_infer *inf)
 {
     its_free(inf);
@@ -279,12 +337,20 @@ static void chaos_destroy(its_infer *inf)
 typedef struct chaos_cfg {
     int fail_every;
     int max_sleep_us;
+    int pipelined, fail_submit_every;
 } chaos_cfg;
 
 static int chaos_create(void *ctx, its_infer **out, char *err, size_t errlen)
 {
     chaos_cfg *cfg = ctx;
-    chaos *c = its_calloc(ITS_MOD_TEST, 1, sizeof *c);
+    chaos_async *a = its_calloc(ITS_MOD_TEST, 1, sizeof *a);
+    chaos *c = &a->c;
+    if (cfg->pipelined) {
+        c->base.submit = chaos_submit;
+        c->base.collect = chaos_collect;
+        c->base.ready = chaos_ready;
+        a->fail_submit_every = cfg->fail_submit_every;
+    }
     c->base.name = "chaos";
     c->base.max_batch = 8;
     c->base.is_benchmark = 1;
@@ -329,6 +395,58 @@ static void test_workers_order_and_failures(void **state)
     assert_true(failed > 0);
     assert_true(processed > 100);
     its_pipeline_destroy(p);
+}
+
+/* Pipelined engine workers (submit n + 1, then collect n): two batches in flight, collected in
+ * order, failures of submit and of collect counted, every camera still in frame order, the
+ * accounting exact. */
+static void test_pipelined_workers(void **state)
+{
+    char out[400], bridge[600];
+    media_path("traffic_bridge_720p.mp4", bridge, sizeof bridge);
+    /* compute time is simulated by submit/ready/collect (up to 6 ms a batch) */
+    static chaos_cfg cc = {.fail_every = 5, .pipelined = 1, .fail_submit_every = 7};
+    /* one worker: it must pipeline; two: the idle one takes the next batch instead */
+    for (int workers = 1; workers <= 2; workers++) {
+        sink_file(out, sizeof out);
+        its_infer_factory inf = {.create = chaos_create, .ctx = &cc};
+        atomic_store(&chaos_max_inflight, 0);
+        atomic_store(&chaos_order_bad, 0);
+        its_pipeline_t *p = make(out, inf, workers, 8);
+        char id[16];
+        for (int i = 0; i < 6; i++) {
+            snprintf(id, sizeof id, "cam-%d", i);
+            add(p, id, bridge, "replay", 1, 1, 100, 10);
+        }
+        assert_int_equal(its_pipeline_start(p), 0);
+        its_sleep_ns(1200 * ITS_NS_PER_MS);
+        its_pipeline_stop(p, 3 * ITS_NS_PER_S);
+        outputs o;
+        read_outputs(out, &o);
+        check_accounting(p, &o);
+        uint64_t failed = 0, processed = 0;
+        for (int i = 0; i < 6; i++) {
+            its_camera_stats cs;
+            its_pipeline_camera_stats(p, i, &cs);
+            failed += cs.dropped[ITS_DROP_ENGINE_ERROR];
+            processed += cs.processed;
+            assert_int_equal(cs.detections, cs.processed);
+        }
+        printf("pipelined, %d worker(s): %llu processed, %llu failed, at most %d batches in "
+               "flight per worker\n",
+               workers, (unsigned long long)processed, (unsigned long long)failed,
+               atomic_load(&chaos_max_inflight));
+        assert_int_equal(atomic_load(&chaos_order_bad), 0);
+        if (workers == 1)
+            assert_int_equal(atomic_load(&chaos_max_inflight), 2);
+        assert_true(atomic_load(&chaos_max_inflight) <= 2);
+        assert_true(failed > 0);
+        /* every failed batch counted (its_errors_total{module="engine"} on /metrics) */
+        assert_true(its_pipeline_engine_errors(p) > 0);
+        assert_true(its_pipeline_engine_errors(p) <= failed);
+        assert_true(processed > 100);
+        its_pipeline_destroy(p);
+    }
 }
 
 /* A slow engine and a long drain: everything queued at stop is processed, none dropped. With
@@ -427,7 +545,7 @@ static void test_hooks_and_runtime_cameras(void **state)
     char out[400], bridge[600];
     sink_file(out, sizeof out);
     media_path("traffic_bridge_720p.mp4", bridge, sizeof bridge);
-    static chaos_cfg cc = {0, 0};
+    static chaos_cfg cc = {0};
     its_pipeline_opts o;
     its_pipeline_opts_default(&o);
     o.infer = (its_infer_factory){.create = chaos_create, .ctx = &cc};
@@ -580,9 +698,13 @@ int main(void)
     if (!its_test_shared_path("media", media, sizeof media))
         return ITS_TEST_SKIP_CODE;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_noop_accounting), cmocka_unit_test(test_workers_order_and_failures),
-        cmocka_unit_test(test_shutdown_drain),  cmocka_unit_test(test_hooks_and_runtime_cameras),
-        cmocka_unit_test(test_corrupt_inputs),  cmocka_unit_test(test_no_allocation_per_frame),
+        cmocka_unit_test(test_noop_accounting),
+        cmocka_unit_test(test_workers_order_and_failures),
+        cmocka_unit_test(test_pipelined_workers),
+        cmocka_unit_test(test_shutdown_drain),
+        cmocka_unit_test(test_hooks_and_runtime_cameras),
+        cmocka_unit_test(test_corrupt_inputs),
+        cmocka_unit_test(test_no_allocation_per_frame),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

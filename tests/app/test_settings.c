@@ -162,6 +162,17 @@ static void test_deploy_config(void **state)
     if (its_app_config_check_files(&c, err, sizeof err) < 0)
         fail_msg("%s", err);
     its_app_config_free(&c);
+    /* the GPU template: the cuda engine, two engine workers, batches of up to 16 */
+    its_test_source_path("deploy/itsd-gpu.yaml", path, sizeof path);
+    if (its_app_config_load(&c, path, err, sizeof err) < 0)
+        fail_msg("%s", err);
+    assert_int_equal(c.s.backend, ITS_BACKEND_CUDA);
+    assert_int_equal(c.s.engine_workers, 2);
+    assert_int_equal(c.s.batch_max, 16);
+    assert_true(c.s.analytics_workers >= 4);
+    if (its_app_config_check_files(&c, err, sizeof err) < 0)
+        fail_msg("%s", err);
+    its_app_config_free(&c);
 }
 
 int main(void)

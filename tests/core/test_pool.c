@@ -125,12 +125,67 @@ static void test_concurrent_churn(void **state)
     its_pool_destroy(p);
 }
 
+/* Memory from a caller's allocator (its_pool_create_mem): used for the buffers, handed back
+ * exactly once when the pool's last buffer returns, refused when it breaks alignment. */
+typedef struct mem_log {
+    int allocs, frees;
+    void *last;
+    int misalign;
+} mem_log;
+
+static void *log_alloc(void *ctx, size_t bytes)
+{
+    mem_log *l = ctx;
+    l->allocs++;
+    uint8_t *p = its_aligned_alloc(ITS_MOD_TEST, 64, bytes + 64);
+    l->last = p;
+    return p ? p + l->misalign : NULL;
+}
+
+static void log_free(void *ctx, void *p)
+{
+    mem_log *l = ctx;
+    l->frees++;
+    assert_ptr_equal((uint8_t *)p - l->misalign, l->last);
+    its_free(l->last);
+}
+
+static void test_caller_memory(void **state)
+{
+    (void)state;
+    mem_log l = {0};
+    its_pool_mem mem = {log_alloc, log_free, &l};
+    its_pool_t *p;
+    assert_int_equal(its_pool_create_mem(ITS_MOD_TEST, 100, 4, &mem, &p), 0);
+    assert_int_equal(l.allocs, 1);
+    its_buf *b = its_pool_get(p);
+    assert_non_null(b);
+    assert_true(b->data >= (uint8_t *)l.last && b->data < (uint8_t *)l.last + 4 * 128);
+    memset(b->data, 7, b->capacity);
+    its_pool_destroy(p); /* a buffer is out: the memory stays */
+    assert_int_equal(l.frees, 0);
+    its_buf_unref(b);
+    assert_int_equal(l.frees, 1);
+    /* a misaligned block is refused and given back */
+    mem_log bad = {.misalign = 8};
+    its_pool_mem mb = {log_alloc, log_free, &bad};
+    assert_int_equal(its_pool_create_mem(ITS_MOD_TEST, 100, 4, &mb, &p), ITS_EINVAL);
+    assert_int_equal(bad.frees, 1);
+    /* an allocator without free is refused before anything is allocated */
+    its_pool_mem half = {log_alloc, NULL, &l};
+    assert_int_equal(its_pool_create_mem(ITS_MOD_TEST, 100, 4, &half, &p), ITS_EINVAL);
+    assert_int_equal(l.allocs, 1);
+    /* NULL: ordinary memory */
+    assert_int_equal(its_pool_create_mem(ITS_MOD_TEST, 100, 4, NULL, &p), 0);
+    its_pool_destroy(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_get_ref_unref),    cmocka_unit_test(test_destroy_with_buffers_out),
         cmocka_unit_test(test_create_errors),    cmocka_unit_test(test_get_wait),
-        cmocka_unit_test(test_concurrent_churn),
+        cmocka_unit_test(test_concurrent_churn), cmocka_unit_test(test_caller_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -557,6 +557,72 @@ static void test_push(void **state)
     its_free(jpeg);
 }
 
+/* Replay clips in the caller's memory (its_ingest_set_clip_memory, which the service points
+ * at the engine's pinned memory): frames are served from that block, which goes back when
+ * the last frame of the last source using the clip does; a failing allocator falls back to
+ * ordinary memory and the clip still replays. */
+typedef struct clip_mem_log {
+    int allocs, frees, fail;
+    uint8_t *block;
+    size_t bytes;
+} clip_mem_log;
+
+static void *clip_alloc(void *ctx, size_t bytes)
+{
+    clip_mem_log *l = ctx;
+    l->allocs++;
+    if (l->fail)
+        return NULL;
+    l->block = its_aligned_alloc(ITS_MOD_TEST, 4096, bytes);
+    l->bytes = bytes;
+    return l->block;
+}
+
+static void clip_free_fn(void *ctx, void *p)
+{
+    clip_mem_log *l = ctx;
+    assert_ptr_equal(p, l->block);
+    l->frees++;
+    its_free(p);
+}
+
+static void test_replay_clip_memory(void **state)
+{
+    (void)state;
+    char url[600];
+    snprintf(url, sizeof url, "%s/traffic_road_cctv_360p.mp4", media);
+    for (int fail = 0; fail < 2; fail++) {
+        clip_mem_log l = {.fail = fail};
+        its_pool_mem pm = {clip_alloc, clip_free_fn, &l};
+        its_ingest_set_clip_memory(&pm);
+        its_source_opts o;
+        its_source_opts_default(&o);
+        o.url = url;
+        o.kind = ITS_SOURCE_REPLAY;
+        o.fps = 100;
+        o.loop = 1;
+        o.replay_frames = 10;
+        sink a;
+        sink_init(&a);
+        a.hold = 1;
+        its_source_t *sa;
+        assert_int_equal(its_source_create(&o, on_frame, &a, &sa, NULL, 0), 0);
+        its_ingest_set_clip_memory(NULL); /* clips made from now on: ordinary memory */
+        assert_int_equal(l.allocs, 1);
+        its_source_start(sa);
+        its_sleep_ns(150 * ITS_NS_PER_MS);
+        its_source_stop(sa);
+        assert_true(a.n >= 5 && a.order_ok);
+        if (!fail) /* served by reference from the caller's block */
+            for (int i = 0; i < 8 && i < (int)a.n; i++)
+                assert_true(a.datas[i] >= l.block && a.datas[i] < l.block + l.bytes);
+        its_source_destroy(sa);
+        assert_int_equal(l.frees, 0); /* held frames keep the clip's memory */
+        sink_release(&a);
+        assert_int_equal(l.frees, fail ? 0 : 1);
+    }
+}
+
 int main(void)
 {
     if (!its_test_shared_path("media", media, sizeof media))
@@ -566,6 +632,7 @@ int main(void)
         cmocka_unit_test(test_file_paced_loop),
         cmocka_unit_test(test_pool_exhaustion),
         cmocka_unit_test(test_replay),
+        cmocka_unit_test(test_replay_clip_memory),
         cmocka_unit_test(test_http_reconnect),
         cmocka_unit_test(test_stop_while_blocked),
         cmocka_unit_test(test_hls),

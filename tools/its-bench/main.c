@@ -88,6 +88,10 @@ static const its_option options[] = {
                 "video every camera replays"),
     ITS_OPT_ENUM("bench.backend", settings, backend, "cpu", backends, 0, "engine backend"),
     ITS_OPT_INT("bench.threads", settings, o.threads, "0", 0, 256, 0, "CPU threads (0: all)"),
+    ITS_OPT_INT("bench.engine_workers", settings, o.engine_workers, "1", 1, 8, 0,
+                "itsd engine workers (engine.workers)"),
+    ITS_OPT_INT("bench.analytics_workers", settings, o.analytics_workers, "0", 0, 32, 0,
+                "itsd analytics workers (analytics.workers; 0: itsd's default)"),
     ITS_OPT_DOUBLE("bench.max_delay_ms", settings, o.max_delay_ms, "5", 0, 1000, 0,
                    "longest wait for a batch to fill"),
     ITS_OPT_DOUBLE("bench.warmup_s", settings, o.warmup_s, "5", 0, 3600, 0,
@@ -193,10 +197,11 @@ static void print_report(const bench_opts *o, const stress_test *st, bench_resul
     char host[256] = "";
     gethostname(host, sizeof host - 1);
     fprintf(out,
-            "\n== its-bench: %d cameras x %g FPS, batch %d, %s, %s backend, %.0f s measured "
-            "(after %.0f s warm-up), host %s, %ld CPUs\n",
+            "\n== its-bench: %d cameras x %g FPS, batch %d, %s, %s backend (%d engine "
+            "workers), %.0f s measured (after %.0f s warm-up), host %s, %ld CPUs\n",
             o->cameras, o->fps, o->batch, o->engine_only ? "engine only" : "itsd end to end",
-            o->backend, r->measured_s, o->warmup_s, host, sysconf(_SC_NPROCESSORS_ONLN));
+            o->backend, o->engine_only ? 1 : o->engine_workers, r->measured_s, o->warmup_s, host,
+            sysconf(_SC_NPROCESSORS_ONLN));
     fprintf(out, "\nLatency (%s), %zu frames:\n",
             o->engine_only ? "inference done - frame due"
                            : "Redis arrival at the subscriber - capture timestamp",
@@ -260,9 +265,9 @@ static void write_json(const bench_opts *o, const stress_test *st, bench_result 
     int nv = evaluate(st, r, v, err, sizeof err);
     fprintf(out,
             "{\"cameras\":%d,\"fps\":%g,\"batch\":%d,\"mode\":\"%s\",\"backend\":\"%s\","
-            "\"measured_s\":%.1f,\"frames\":%zu,\"latency_ms\":{",
+            "\"engine_workers\":%d,\"measured_s\":%.1f,\"frames\":%zu,\"latency_ms\":{",
             o->cameras, o->fps, o->batch, o->engine_only ? "engine" : "itsd", o->backend,
-            r->measured_s, r->lat.n);
+            o->engine_only ? 1 : o->engine_workers, r->measured_s, r->lat.n);
     static const double ps[] = {50, 75, 90, 95, 99, 99.9};
     static const char *const pn[] = {"p50", "p75", "p90", "p95", "p99", "p99.9"};
     for (int i = 0; i < 6; i++)

@@ -36,5 +36,5 @@ target_compile_options(its_engine_cudak PRIVATE
 set_target_properties(its_engine_cudak PROPERTIES POSITION_INDEPENDENT_CODE ON)
 
 list(APPEND ITS_ENGINE_BACKENDS cuda)
-list(APPEND ITS_ENGINE_BACKEND_SOURCES ${_cu}/cuda_backend.c ${_cu}/cudnn_fused.c)
+list(APPEND ITS_ENGINE_BACKEND_SOURCES ${_cu}/cuda_backend.c ${_cu}/cuda_frames.c ${_cu}/cudnn_fused.c)
 list(APPEND ITS_ENGINE_BACKEND_LIBS its_engine_cudak)

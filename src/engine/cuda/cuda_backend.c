@@ -193,7 +193,8 @@ typedef struct cuda_ctx {
     its__cuda_det_opts det;
     det_slot slots[2];
     void *det_scratch;
-    int next_slot;
+    int next_slot, det_tried;
+    uint64_t det_direct, det_copied; /* frames uploaded from where they were / via staging */
 } cuda_ctx;
 
 #define FAIL(code, ...)                                                                            \
@@ -1918,6 +1919,13 @@ static void cuda_free(void *vctx)
         return;
     if (c->stream)
         cudaStreamSynchronize(c->stream);
+    if (c->copy_stream)
+        cudaStreamSynchronize(c->copy_stream);
+    if (c->det_ready)
+        its_logi("engine", "cuda",
+                 "frames path: %llu frames uploaded from pinned frame memory, %llu through "
+                 "staging",
+                 (unsigned long long)c->det_direct, (unsigned long long)c->det_copied);
     for (int i = 0; i < c->n_plans; i++)
         free_plan(&c->plans[i]);
     for (int k = 0; k < MAX_IO; k++) {
@@ -2049,18 +2057,24 @@ int its__cuda_detect_setup(void *vctx, const its__cuda_det_opts *o)
 {
     cuda_ctx *c = vctx;
     const its_graph *g = c->g;
-    if (!c->finalized || c->det_ready || !o || o->max_det < 1 || o->max_cand < 1 ||
-        o->max_cand > 1024 || o->max_frame_bytes == 0)
+    /* once per engine: a failed setup leaves its allocations to cuda_free */
+    if (!c->finalized || c->det_ready || c->det_tried || !o || o->max_det < 1 || o->max_cand < 1 ||
+        o->max_cand > 1024 || o->max_frame_bytes == 0 || o->max_frame_bytes > ((size_t)1 << 30))
         return ITS_EINVAL;
     if (g->n_inputs != 1 || g->n_outputs != 1)
         return ITS_EUNSUPPORTED;
     const its_shape *is = &c->plans[c->n_plans - 1].shapes[g->inputs[0]];
     const its_shape *os = &c->plans[c->n_plans - 1].shapes[g->outputs[0]];
-    if (is->rank != 4 || is->dims[1] != 3 || os->rank != 3 || os->dims[1] < 5)
-        return ITS_EUNSUPPORTED; /* a YOLOv8-style [N, 4 + C, A] head */
+    /* a YOLOv8-style [N, 4 + C, A] head: fewer rows than anchors ([N, A, 5 + C] heads and
+     * end-to-end [N, K, 6] outputs have it the other way round) */
+    if (is->rank != 4 || is->dims[1] != 3 || os->rank != 3 || os->dims[1] < 5 ||
+        os->dims[1] >= os->dims[2])
+        return ITS_EUNSUPPORTED;
+    c->det_tried = 1;
     c->det = *o;
     int maxb = c->plans[c->n_plans - 1].batch;
-    size_t pix = o->max_frame_bytes * (size_t)maxb;
+    size_t slot_bytes = (o->max_frame_bytes + 255) & ~(size_t)255;
+    size_t pix = slot_bytes * (size_t)maxb;
     for (int k = 0; k < 2; k++) {
         det_slot *d = &c->slots[k];
         ITS_CUDA_TRY(cudaHostAlloc((void **)&d->pin_pix, pix, cudaHostAllocWriteCombined));
@@ -2086,51 +2100,109 @@ int its__cuda_detect_setup(void *vctx, const its__cuda_det_opts *o)
             if (rc < 0)
                 return rc;
         }
+    ITS_CUDA_TRY(cudaStreamSynchronize(c->stream));
     c->det_ready = 1;
     return 0;
 }
 
-int its__cuda_detect_submit(void *vctx, int batch, int n, const its_cuda_frame *frames)
+/* The bytes of a frame's planes after checking its fields; -1 if they make no sense. */
+static int frame_planes(const its_cuda_frame *f, size_t *yb, size_t *uvb)
 {
-    cuda_ctx *c = vctx;
+    if (f->width < 1 || f->height < 1 || f->width > 16384 || f->height > 16384 || !f->data)
+        return -1;
+    *uvb = 0;
+    switch (f->fmt) {
+    case ITS_CUDA_RGB24:
+    case ITS_CUDA_BGR24:
+        if (f->stride < 3 * f->width)
+            return -1;
+        break;
+    case ITS_CUDA_NV12:
+        if (f->stride < f->width || !f->uv || f->uv_stride < 2 * ((f->width + 1) / 2))
+            return -1;
+        *uvb = (size_t)f->uv_stride * (size_t)((f->height + 1) / 2);
+        break;
+    default:
+        return -1;
+    }
+    *yb = (size_t)f->stride * (size_t)f->height;
+    return 0;
+}
+
+/* Submit n frames, given either as the backend's descriptors (cf, the tests and benchmark)
+ * or as the public ones (ef, its_engine_detect_submit). Every frame is checked before
+ * anything is queued, so a refused submit has no effect. Pixels in memory from
+ * its__cuda_host_alloc are uploaded from where they are; others are copied into the slot's
+ * pinned staging first. */
+static int det_submit(cuda_ctx *c, int batch, int n, const its_cuda_frame *cf,
+                      const its_engine_frame *ef)
+{
     plan *p = find_plan(c, batch);
-    if (!c->det_ready || !p || n < 1 || n > batch || !frames)
+    if (!c->det_ready || !p || n < 1 || n > batch || (!cf && !ef))
         return ITS_EINVAL;
     int slot = c->next_slot;
+    if (c->slots[slot].busy)
+        slot ^= 1;
     det_slot *d = &c->slots[slot];
     if (d->busy)
-        return ITS_EBUSY; /* wait for it first */
-    /* pixels into pinned staging (a real pipeline decodes straight into it), then one
-     * upload on the copy stream while the compute stream may still run the other slot */
-    size_t off = 0;
+        return ITS_EBUSY; /* wait for one first */
     for (int i = 0; i < n; i++) {
-        const its_cuda_frame *f = &frames[i];
-        size_t bytes = f->fmt == ITS_CUDA_NV12 ? (size_t)f->stride * f->height +
-                                                     (size_t)f->uv_stride * ((f->height + 1) / 2)
-                                               : (size_t)f->stride * f->height;
-        if (f->width < 1 || f->height < 1 || f->fmt < 0 || f->fmt > ITS_CUDA_NV12 || !f->data ||
-            (f->fmt == ITS_CUDA_NV12 && !f->uv) || bytes > c->det.max_frame_bytes)
-            return ITS_EINVAL;
-        uint8_t *dst = d->pin_pix + off;
         its_cuda_frame *fd = &d->pin_fr[i];
-        *fd = *f;
-        if (f->fmt == ITS_CUDA_NV12) {
-            size_t yb = (size_t)f->stride * f->height;
-            memcpy(dst, f->data, yb);
-            memcpy(dst + yb, f->uv, bytes - yb);
-            fd->uv = d->dev_pix + off + yb;
+        memset(fd, 0, sizeof *fd);
+        if (cf) {
+            fd->data = cf[i].data;
+            fd->uv = cf[i].uv;
+            fd->width = cf[i].width;
+            fd->height = cf[i].height;
+            fd->stride = cf[i].stride;
+            fd->uv_stride = cf[i].uv_stride;
+            fd->fmt = cf[i].fmt;
         } else {
-            memcpy(dst, f->data, bytes);
+            fd->data = ef[i].data;
+            fd->uv = ef[i].uv;
+            fd->width = ef[i].width;
+            fd->height = ef[i].height;
+            fd->stride = ef[i].stride;
+            fd->uv_stride = ef[i].uv_stride;
+            fd->fmt = ef[i].pixfmt;
+        }
+        size_t yb, uvb;
+        if (frame_planes(fd, &yb, &uvb) < 0 || yb + uvb > c->det.max_frame_bytes)
+            return ITS_EINVAL;
+    }
+    size_t slot_bytes = (c->det.max_frame_bytes + 255) & ~(size_t)255;
+    for (int i = 0; i < n; i++) {
+        its_cuda_frame *fd = &d->pin_fr[i];
+        size_t yb, uvb;
+        frame_planes(fd, &yb, &uvb);
+        size_t off = slot_bytes * (size_t)i;
+        const uint8_t *src_y = fd->data, *src_uv = fd->uv;
+        int direct =
+            its__cuda_host_pinned(src_y, yb) && (!uvb || its__cuda_host_pinned(src_uv, uvb));
+        if (direct) { /* DMA straight from the caller's pinned frame */
+            ITS_CUDA_TRY(cudaMemcpyAsync(d->dev_pix + off, src_y, yb, cudaMemcpyHostToDevice,
+                                         c->copy_stream));
+            if (uvb)
+                ITS_CUDA_TRY(cudaMemcpyAsync(d->dev_pix + off + yb, src_uv, uvb,
+                                             cudaMemcpyHostToDevice, c->copy_stream));
+        } else { /* into write-combined staging, then one DMA from there */
+            memcpy(d->pin_pix + off, src_y, yb);
+            if (uvb)
+                memcpy(d->pin_pix + off + yb, src_uv, uvb);
+            ITS_CUDA_TRY(cudaMemcpyAsync(d->dev_pix + off, d->pin_pix + off, yb + uvb,
+                                         cudaMemcpyHostToDevice, c->copy_stream));
         }
         fd->data = d->dev_pix + off;
-        off += (bytes + 255) & ~(size_t)255;
+        fd->uv = fd->fmt == ITS_CUDA_NV12 ? d->dev_pix + off + yb : NULL;
+        if (direct)
+            c->det_direct++;
+        else
+            c->det_copied++;
     }
     its_cuda_letterbox_plan(d->pin_fr, n, (int)p->shapes[c->g->inputs[0]].dims[3],
                             (int)p->shapes[c->g->inputs[0]].dims[2]);
     for (int i = n; i < batch; i++) /* padding items repeat the last frame */
         d->pin_fr[i] = d->pin_fr[n - 1];
-    ITS_CUDA_TRY(
-        cudaMemcpyAsync(d->dev_pix, d->pin_pix, off, cudaMemcpyHostToDevice, c->copy_stream));
     ITS_CUDA_TRY(cudaEventRecord(d->uploaded, c->copy_stream));
     ITS_CUDA_TRY(cudaStreamWaitEvent(c->stream, d->uploaded, 0));
     ITS_CUDA_TRY(cudaGraphLaunch(p->exec_det[slot], c->stream));
@@ -2138,21 +2210,43 @@ int its__cuda_detect_submit(void *vctx, int batch, int n, const its_cuda_frame *
     d->busy = 1;
     d->batch = batch;
     d->n = n;
-    c->next_slot ^= 1;
+    c->next_slot = slot ^ 1;
     return slot;
+}
+
+int its__cuda_detect_submit(void *vctx, int batch, int n, const its_cuda_frame *frames)
+{
+    return det_submit(vctx, batch, n, frames, NULL);
+}
+
+int its__cuda_detect_submit_frames(void *vctx, int batch, int n, const its_engine_frame *frames)
+{
+    return det_submit(vctx, batch, n, NULL, frames);
 }
 
 int its__cuda_detect_wait(void *vctx, int ticket, its_cuda_det_list *lists, its_cuda_det *dets)
 {
     cuda_ctx *c = vctx;
-    if (ticket < 0 || ticket > 1 || !c->slots[ticket].busy)
+    if (ticket < 0 || ticket > 1 || !c->slots[ticket].busy || !lists || !dets)
         return ITS_EINVAL;
     det_slot *d = &c->slots[ticket];
+    d->busy = 0; /* released even if the batch failed */
     ITS_CUDA_TRY(cudaEventSynchronize(d->done));
-    d->busy = 0;
     memcpy(lists, d->pin_lists, sizeof(its_cuda_det_list) * (size_t)d->n);
     memcpy(dets, d->pin_dets, sizeof(its_cuda_det) * (size_t)d->n * (size_t)c->det.max_det);
     return d->n;
+}
+
+int its__cuda_detect_poll(void *vctx, int ticket)
+{
+    cuda_ctx *c = vctx;
+    if (ticket < 0 || ticket > 1 || !c->slots[ticket].busy)
+        return ITS_EINVAL;
+    cudaError_t e = cudaEventQuery(c->slots[ticket].done);
+    if (e == cudaErrorNotReady)
+        return 0;
+    ITS_CUDA_TRY(e);
+    return 1;
 }
 
 static const its_backend_i cuda_iface = {
@@ -2166,6 +2260,12 @@ static const its_backend_i cuda_iface = {
     .sync = cuda_sync,
     .arena_bytes = cuda_arena_bytes,
     .free = cuda_free,
+    .detect_setup = its__cuda_vt_detect_setup,
+    .detect_submit = its__cuda_vt_detect_submit,
+    .detect_wait = its__cuda_vt_detect_wait,
+    .detect_poll = its__cuda_detect_poll,
+    .host_alloc = its__cuda_host_alloc,
+    .host_free = its__cuda_host_free,
 };
 
 const its_backend_reg its__backend_cuda = {&cuda_iface};
