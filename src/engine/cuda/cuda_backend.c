@@ -809,8 +809,8 @@ static int plan_direct(cuda_ctx *c, const its_graph *g, plan *p, int i)
     const its_shape *xs = &p->shapes[xt], *ws = &g->tensors[n->in[1]].shape, *ys = &p->shapes[o];
     const its_attr *pa = its__attr(n, "pads"), *sa = its__attr(n, "strides"),
                    *da = its__attr(n, "dilations");
-    if (!getenv("ITS_CUDA_DIRECT") || p->tlay[xt] != LAY_F32 || xs->rank != 4 ||
-        xs->dims[1] > 4 || its__attr_i(n, "group", 1) != 1 || n->sum >= 0 || ws->dims[0] % 16 ||
+    if (!getenv("ITS_CUDA_DIRECT") || p->tlay[xt] != LAY_F32 || xs->rank != 4 || xs->dims[1] > 4 ||
+        its__attr_i(n, "group", 1) != 1 || n->sum >= 0 || ws->dims[0] % 16 ||
         ws->dims[0] * ws->dims[2] * ws->dims[3] * xs->dims[1] > ITS_CUDA_DIRECT_MAX_W)
         return 0;
     if (da && (da->ints[0] != 1 || (da->n > 1 && da->ints[1] != 1)))
