@@ -72,6 +72,7 @@ typedef struct its_app_settings {
     int analytics_workers;
     int analytics_enabled;
     double window_s;
+    double quality_image_fps;
     int sink;
     char *sink_path;
     double status_interval_s;

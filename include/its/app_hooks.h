@@ -17,9 +17,10 @@
 #include "its/pipeline.h"
 
 typedef struct its_app_hooks_opts {
-    const char *model_name; /* for the model metrics (copied) */
-    double window_s;        /* analytics window messages every this many seconds (60) */
-    char model_buf[64];     /* private */
+    const char *model_name;   /* for the model metrics (copied) */
+    double window_s;          /* analytics window messages every this many seconds (60) */
+    double quality_image_fps; /* picture measurements per camera per second (0: every frame) */
+    char model_buf[64];       /* private */
 } its_app_hooks_opts;
 
 int its_app_hooks(const its_app_hooks_opts *o, its_camera_hooks *out);

@@ -46,6 +46,10 @@ typedef struct its_quality_params {
     double flat_block_std; /* a 8x8 block with a std dev below this is flat (2.5) */
     double sharpness_ref;  /* Laplacian std dev that scores 1 (12) */
     int max_tracks;        /* for the flicker bookkeeping (1024) */
+    /* update with img == NULL reuses the last image measurement instead of dropping the
+     * image part (for callers that measure the picture at a lower rate than they run
+     * detection; 0: no reuse, the default) */
+    int reuse_image;
 } its_quality_params;
 
 /* An 8-bit luma plane (Y of YUV, or grey). */

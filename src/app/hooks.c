@@ -40,6 +40,7 @@ typedef struct cam_state {
     char *json;
     int64_t window_ns;
     int64_t next_window_ns;
+    int64_t image_every_ns, next_image_ns; /* quality picture sampling (0: every frame) */
     uint64_t events, windows;
 } cam_state;
 
@@ -76,6 +77,7 @@ static int cam_open(void *ctx, const char *camera, const char *scene, void **sta
         rc = its_analytics_create(&sc, NULL, &s->an);
     its_quality_params qp;
     its_quality_params_default(&qp);
+    qp.reuse_image = o && o->quality_image_fps > 0;
     if (rc == 0)
         rc = its_quality_create(&qp, &s->q);
     its_modelmon_params mp;
@@ -96,6 +98,7 @@ static int cam_open(void *ctx, const char *camera, const char *scene, void **sta
         return rc;
     }
     s->window_ns = (int64_t)((o && o->window_s > 0 ? o->window_s : 60.0) * 1e9);
+    s->image_every_ns = o && o->quality_image_fps > 0 ? (int64_t)(1e9 / o->quality_image_fps) : 0;
     *state = s;
     return 0;
 }
@@ -220,9 +223,14 @@ static void cam_quality(void *state, its_frame *f)
     cam_state *s = state;
     int w, h;
     its_quality_image img = {0};
-    if (f->width >= 16 && f->height >= 16) {
+    /* the picture (luma, sharpness, exposure, frozen) is measured at quality.image_fps; the
+     * frames between reuse that measurement, their detection and temporal parts are fresh */
+    int due = !s->image_every_ns || f->pts_ns >= s->next_image_ns ||
+              f->pts_ns + s->image_every_ns < s->next_image_ns; /* clip looped: time went back */
+    if (due && f->width >= 16 && f->height >= 16) {
         luma_half(s, f, &w, &h);
         img = (its_quality_image){s->luma, w, h, w, f->pts_ns};
+        s->next_image_ns = f->pts_ns + s->image_every_ns;
     }
     its_quality_score sc;
     const its_track *tracks = s->last ? s->last->tracks : NULL;

@@ -75,6 +75,9 @@ static const its_option options[] = {
                  "tracking, analytics, quality and model metrics per camera"),
     ITS_OPT_DOUBLE("analytics.window_s", S, window_s, "60", 1, 3600, 0,
                    "an analytics window message per camera every this many seconds"),
+    ITS_OPT_DOUBLE("analytics.quality_image_fps", S, quality_image_fps, "0", 0, 1000, 0,
+                   "picture-quality measurements per camera per second (0: every frame; the "
+                   "frames between reuse the last one)"),
     ITS_OPT_ENUM("sink.type", S, sink, "stdout", sinks, 0,
                  "stdout (JSON lines), file (JSON lines to sink.path) or null"),
     ITS_OPT_STR("sink.path", S, sink_path, "", 0, "file for sink.type file"),
@@ -458,7 +461,8 @@ int its_app_pipeline_opts(const its_app_config *c, its_pipeline_opts *o, char *e
     if (s->analytics_enabled) {
         const char *slash = s->model ? strrchr(s->model, '/') : NULL;
         its_app_hooks_opts ho = {.model_name = slash ? slash + 1 : s->model,
-                                 .window_s = s->window_s};
+                                 .window_s = s->window_s,
+                                 .quality_image_fps = s->quality_image_fps};
         rc = its_app_hooks(&ho, &o->hooks);
         if (rc == ITS_EUNSUPPORTED)
             its_logw("app", NULL, "this build has no tracking/analytics modules");

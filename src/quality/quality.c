@@ -37,6 +37,7 @@ struct its_quality {
     int camera_init;
     uint64_t frames, rejected;
     its_quality_score last;
+    its_quality_score last_img; /* the image part of the last measured picture */
 };
 
 void its_quality_params_default(its_quality_params *p)
@@ -274,8 +275,12 @@ int its_quality_update(its_quality_t *q, const its_quality_image *img, const its
     memset(&s, 0, sizeof s);
     s.image_score = s.det_confidence = s.det_plausibility = s.det_score = NAN;
     s.matched_share = s.flicker = s.temporal_score = s.motion = NAN;
-    if (img)
+    if (img) {
         image_measures(q, img, &s);
+        q->last_img = s;
+    } else if (q->p.reuse_image && q->last_img.has_image) {
+        s = q->last_img; /* only its image fields are set: the rest is filled below */
+    }
     if (f && f->n > 0) {
         double sc = 0, sp = 0;
         int high = 0;

@@ -137,6 +137,37 @@ static void test_image(void **state)
     its_quality_destroy(q);
 }
 
+/* A caller measuring the picture at a lower rate: with reuse_image, a frame without a picture
+ * keeps the last picture's image part (and so the same frame score); without, it drops it. */
+static void test_reuse_image(void **state)
+{
+    (void)state;
+    for (int reuse = 0; reuse <= 1; reuse++) {
+        its_quality_params p;
+        its_quality_params_default(&p);
+        p.reuse_image = reuse;
+        its_quality_t *q;
+        assert_int_equal(its_quality_create(&p, &q), 0);
+        its_quality_score none, dark, after;
+        assert_int_equal(its_quality_update(q, NULL, NULL, NULL, 0, &none), 0);
+        assert_false(none.has_image); /* nothing measured yet: nothing to reuse */
+        scene(0);
+        darken();
+        dark = feed(q, 0);
+        assert_int_equal(its_quality_update(q, NULL, NULL, NULL, 0, &after), 0);
+        if (reuse) {
+            assert_true(after.has_image);
+            assert_true(fabs(after.image_score - dark.image_score) < 1e-12);
+            assert_true(fabs(after.frame_score - dark.frame_score) < 1e-12);
+            assert_true(after.s_brightness < 0.1);
+        } else {
+            assert_false(after.has_image);
+            assert_false(isfinite(after.frame_score));
+        }
+        its_quality_destroy(q);
+    }
+}
+
 static void test_frozen(void **state)
 {
     (void)state;
@@ -277,6 +308,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_image),
+        cmocka_unit_test(test_reuse_image),
         cmocka_unit_test(test_frozen),
         cmocka_unit_test(test_detections_and_temporal),
         cmocka_unit_test(test_bad_input_and_alloc),

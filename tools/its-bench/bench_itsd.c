@@ -40,8 +40,13 @@ static int write_itsd_config(const bench_opts *o, int redis_port, int api_port, 
             "api:\n  port: %d\n",
             o->backend, o->model, o->threads, o->engine_workers > 0 ? o->engine_workers : 1,
             o->batch, o->max_delay_ms, redis_port, api_port);
-    if (o->analytics_workers > 0)
-        fprintf(f, "analytics:\n  workers: %d\n", o->analytics_workers);
+    if (o->analytics_workers > 0 || o->quality_image_fps > 0) {
+        fprintf(f, "analytics:\n");
+        if (o->analytics_workers > 0)
+            fprintf(f, "  workers: %d\n", o->analytics_workers);
+        if (o->quality_image_fps > 0)
+            fprintf(f, "  quality_image_fps: %g\n", o->quality_image_fps);
+    }
     if (o->extra_config && *o->extra_config) {
         size_t len;
         FILE *x = fopen(o->extra_config, "r");

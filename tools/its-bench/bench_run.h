@@ -26,8 +26,9 @@ typedef struct bench_opts {
     char *video;
     char *backend; /* cpu | cuda */
     int threads;
-    int engine_workers;    /* itsd engine.workers (each its own engine: 2 overlap on a GPU) */
-    int analytics_workers; /* itsd analytics.workers; 0: itsd's default */
+    int engine_workers;       /* itsd engine.workers (each its own engine: 2 overlap on a GPU) */
+    int analytics_workers;    /* itsd analytics.workers; 0: itsd's default */
+    double quality_image_fps; /* itsd analytics.quality_image_fps; 0: every frame */
     double max_delay_ms;
     char *redis_server; /* redis-server binary started on a free port; "" : use redis_host */
     char *redis_host;

@@ -92,6 +92,9 @@ static const its_option options[] = {
                 "itsd engine workers (engine.workers)"),
     ITS_OPT_INT("bench.analytics_workers", settings, o.analytics_workers, "0", 0, 32, 0,
                 "itsd analytics workers (analytics.workers; 0: itsd's default)"),
+    ITS_OPT_DOUBLE("bench.quality_image_fps", settings, o.quality_image_fps, "0", 0, 1000, 0,
+                   "itsd analytics.quality_image_fps (picture-quality measurements per camera "
+                   "per second; 0: every frame)"),
     ITS_OPT_DOUBLE("bench.max_delay_ms", settings, o.max_delay_ms, "5", 0, 1000, 0,
                    "longest wait for a batch to fill"),
     ITS_OPT_DOUBLE("bench.warmup_s", settings, o.warmup_s, "5", 0, 3600, 0,
