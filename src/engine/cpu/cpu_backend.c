@@ -16,6 +16,7 @@
 #include <oneapi/dnnl/dnnl.h>
 
 #include "its/alloc.h"
+#include "its/clock.h"
 #include "its/error.h"
 
 #include "../backend.h"
@@ -36,18 +37,26 @@
         }                                                                                          \
     } while (0)
 
-typedef struct conv_step {
-    int sum_idx; /* position of the residual's binary post-op */
+#define STEP_MAX_ARGS 8
+#define BIND_FIXED    -1 /* memory bound once at prepare (weights, bias) */
+#define BIND_SCRATCH  -2 /* the shared user scratchpad */
+
+/* One oneDNN primitive and its arguments; tensor[k] is bound to mem[k] before each run. */
+typedef struct prim_step {
     dnnl_primitive_t prim;
-    dnnl_memory_t src, wei, bias, dst, sum, scratch;
-} conv_step;
+    int n;
+    int arg[STEP_MAX_ARGS];
+    int tensor[STEP_MAX_ARGS];
+    dnnl_memory_t mem[STEP_MAX_ARGS];
+    char owned[STEP_MAX_ARGS]; /* 0 for the shared weight cache */
+} prim_step;
 
 typedef struct plan {
     int batch;
     const its_shape *shapes;
     size_t *off;     /* per tensor: arena offset or SIZE_MAX */
     size_t *bytes;   /* per tensor */
-    conv_step *conv; /* per node (prim NULL for non-conv nodes) */
+    prim_step *step; /* per node (prim NULL: the node runs on our kernels) */
     size_t arena;
 } plan;
 
@@ -65,6 +74,14 @@ typedef struct cpu_ctx {
     size_t arena_size;
     uint8_t *scratch;
     size_t scratch_size;
+    /* ITS_ENGINE_PROFILE=1: time per op kind (and per oneDNN conv), printed by cpu_free */
+    int profile;
+    int no_prims; /* ITS_ENGINE_NO_PRIMS=1: only convolutions on oneDNN (debugging knob) */
+    /* Graphs with DynamicQuantizeLinear keep our libm sigmoid/SiLU: the dynamic scale turns
+     * last-bit differences of oneDNN's exp into whole quantization steps (docs/engine.md). */
+    int libm_unary;
+    double prof_ns[ITS_OP_COUNT + 1];
+    long prof_calls[ITS_OP_COUNT + 1];
 } cpu_ctx;
 
 static int cpu_available(void)
@@ -78,6 +95,8 @@ static int cpu_init(const its_engine_opts *o, void **out, char *err, size_t errl
     if (!c)
         return ITS_ENOMEM;
     c->threads = o->threads > 0 ? o->threads : omp_get_num_procs();
+    c->profile = getenv("ITS_ENGINE_PROFILE") != NULL;
+    c->no_prims = getenv("ITS_ENGINE_NO_PRIMS") != NULL;
     /* primitives are created for the thread count they will run with */
     omp_set_num_threads(c->threads);
     if (dnnl_engine_create(&c->eng, dnnl_cpu, 0) != dnnl_success ||
@@ -381,11 +400,293 @@ static int append_conv_post_ops(dnnl_post_ops_t po, const its_ir_node *n)
     return npo;
 }
 
+static void free_step(prim_step *s)
+{
+    if (s->prim)
+        dnnl_primitive_destroy(s->prim);
+    for (int k = 0; k < s->n; k++)
+        if (s->owned[k] && s->mem[k])
+            dnnl_memory_destroy(s->mem[k]);
+    memset(s, 0, sizeof *s);
+}
+
+/* Grow the shared user scratchpad to what pd needs. */
+static int grow_scratch(cpu_ctx *c, const_dnnl_primitive_desc_t pd)
+{
+    const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    size_t ssz = smd ? dnnl_memory_desc_get_size(smd) : 0;
+    if (ssz > c->scratch_size) {
+        uint8_t *nb = its_aligned_alloc(ITS_MOD_ENGINE, ALIGN, ssz);
+        if (!nb)
+            return ITS_ENOMEM;
+        its_free(c->scratch);
+        c->scratch = nb;
+        c->scratch_size = ssz;
+    }
+    return 0;
+}
+
+/* Add an argument to a step: a memory object for md, bound to tensor t at run time (or to
+ * the fixed handle when t is BIND_FIXED). */
+static dnnl_status_t step_arg(cpu_ctx *c, prim_step *s, int arg, int t,
+                              const dnnl_memory_desc_t *md, void *handle)
+{
+    if (s->n == STEP_MAX_ARGS)
+        return dnnl_invalid_arguments;
+    dnnl_memory_t m;
+    dnnl_status_t st = dnnl_memory_create(&m, md, c->eng, t == BIND_FIXED ? handle : NULL);
+    if (st != dnnl_success)
+        return st;
+    s->arg[s->n] = arg;
+    s->tensor[s->n] = t;
+    s->mem[s->n] = m;
+    s->owned[s->n++] = 1;
+    return dnnl_success;
+}
+
+static dnnl_status_t step_scratch(cpu_ctx *c, prim_step *s, const_dnnl_primitive_desc_t pd)
+{
+    const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    if (!smd || dnnl_memory_desc_get_size(smd) == 0)
+        return dnnl_success;
+    return step_arg(c, s, DNNL_ARG_SCRATCHPAD, BIND_SCRATCH, smd, NULL);
+}
+
+/* A primitive for pd with attr's scratchpad user-managed; NULL pd (no implementation) is not
+ * an error: the node then runs on our kernel. */
+static int finish_prim(cpu_ctx *c, prim_step *s, dnnl_primitive_desc_t pd)
+{
+    int rc = grow_scratch(c, pd);
+    if (rc == 0 && dnnl_primitive_create(&s->prim, pd) != dnnl_success)
+        s->prim = NULL;
+    return rc;
+}
+
+/* Dense row-major descriptor of shape dims[0..rank-1]. */
+static dnnl_status_t plain_md(dnnl_memory_desc_t *md, int rank, const int64_t *dims)
+{
+    dnnl_dims_t d, st;
+    int64_t acc = 1;
+    for (int k = rank - 1; k >= 0; k--) {
+        d[k] = dims[k];
+        st[k] = acc;
+        acc *= dims[k] > 0 ? dims[k] : 1;
+    }
+    return dnnl_memory_desc_init_by_strides(md, rank, d, dnnl_f32, st);
+}
+
+static int is_f32(const its_graph *g, int t)
+{
+    return t >= 0 && g->tensors[t].dtype == ITS_DT_FLOAT32;
+}
+
+/* Bind tensor t (a constant: its data, fixed) as argument arg. */
+static dnnl_status_t step_tensor(cpu_ctx *c, prim_step *s, int arg, int t,
+                                 const dnnl_memory_desc_t *md)
+{
+    const its_ir_tensor *T = &c->g->tensors[t];
+    return T->kind == ITS_TK_CONST ? step_arg(c, s, arg, BIND_FIXED, md, T->data)
+                                   : step_arg(c, s, arg, t, md, NULL);
+}
+
+/* MatMul of float tensors of rank >= 2 (batch dims broadcast) as a oneDNN matmul. */
+static int prim_matmul(cpu_ctx *c, plan *p, const its_ir_node *n, dnnl_primitive_desc_t *pd,
+                       prim_step *s)
+{
+    const its_shape *a = &p->shapes[n->in[0]], *b = &p->shapes[n->in[1]],
+                    *y = &p->shapes[n->out[0]];
+    if (a->rank < 2 || b->rank < 2 || y->rank > DNNL_MAX_NDIMS)
+        return 0;
+    int r = y->rank;
+    int64_t ad[ITS_MAX_DIMS], bd[ITS_MAX_DIMS];
+    for (int k = 0; k < r; k++) {
+        ad[k] = k < r - a->rank ? 1 : a->dims[k - (r - a->rank)];
+        bd[k] = k < r - b->rank ? 1 : b->dims[k - (r - b->rank)];
+    }
+    dnnl_memory_desc_t amd, bmd, ymd;
+    dnnl_matmul_desc_t md;
+    if (plain_md(&amd, r, ad) != dnnl_success || plain_md(&bmd, r, bd) != dnnl_success ||
+        plain_md(&ymd, r, y->dims) != dnnl_success ||
+        dnnl_matmul_desc_init(&md, &amd, &bmd, NULL, &ymd) != dnnl_success)
+        return 0;
+    dnnl_primitive_attr_t attr;
+    if (dnnl_primitive_attr_create(&attr) != dnnl_success)
+        return 0;
+    dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+    dnnl_status_t st = dnnl_primitive_desc_create(pd, &md, attr, c->eng, NULL);
+    dnnl_primitive_attr_destroy(attr);
+    if (st != dnnl_success)
+        return 0;
+    if (step_tensor(c, s, DNNL_ARG_SRC, n->in[0], &amd) != dnnl_success ||
+        step_tensor(c, s, DNNL_ARG_WEIGHTS, n->in[1], &bmd) != dnnl_success ||
+        step_arg(c, s, DNNL_ARG_DST, n->out[0], &ymd, NULL) != dnnl_success)
+        return ITS_EBACKEND;
+    return 1;
+}
+
+static int prim_softmax(cpu_ctx *c, plan *p, const its_ir_node *n, dnnl_primitive_desc_t *pd,
+                        prim_step *s)
+{
+    int64_t d[3];
+    char e[8];
+    /* oneDNN's fast softmax reduces over the innermost dimension; other axes get its
+     * reference implementation, slower than our kernel */
+    if (its__softmax_params(c->g, n, &p->shapes[n->in[0]], &d[0], &d[1], &d[2], e, sizeof e) < 0 ||
+        d[2] != 1)
+        return 0;
+    dnnl_memory_desc_t md;
+    dnnl_softmax_desc_t sd;
+    if (plain_md(&md, 3, d) != dnnl_success ||
+        dnnl_softmax_forward_desc_init(&sd, dnnl_forward_inference, &md, 1) != dnnl_success)
+        return 0;
+    dnnl_primitive_attr_t attr;
+    if (dnnl_primitive_attr_create(&attr) != dnnl_success)
+        return 0;
+    dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+    dnnl_status_t st = dnnl_primitive_desc_create(pd, &sd, attr, c->eng, NULL);
+    dnnl_primitive_attr_destroy(attr);
+    if (st != dnnl_success)
+        return 0;
+    if (step_tensor(c, s, DNNL_ARG_SRC, n->in[0], &md) != dnnl_success ||
+        step_arg(c, s, DNNL_ARG_DST, n->out[0], &md, NULL) != dnnl_success)
+        return ITS_EBACKEND;
+    return 1;
+}
+
+/* Unary activations: eltwise on the flat tensor (any layout). */
+static int prim_eltwise(cpu_ctx *c, plan *p, const its_ir_node *n, dnnl_primitive_desc_t *pd,
+                        prim_step *s)
+{
+    dnnl_alg_kind_t alg;
+    float alpha = 0.f;
+    switch (n->op) {
+    case ITS_OP_SIGMOID:
+        alg = dnnl_eltwise_logistic;
+        break;
+    case ITS_OP_SILU:
+        alg = dnnl_eltwise_swish;
+        alpha = 1.f;
+        break;
+    case ITS_OP_RELU:
+        alg = dnnl_eltwise_relu;
+        break;
+    default:
+        alg = dnnl_eltwise_relu;
+        alpha = its__attr_f(n, "alpha", 0.01f);
+        break;
+    }
+    int64_t ne = its__shape_numel(&p->shapes[n->in[0]]);
+    dnnl_memory_desc_t md;
+    dnnl_eltwise_desc_t ed;
+    if (plain_md(&md, 1, &ne) != dnnl_success ||
+        dnnl_eltwise_forward_desc_init(&ed, dnnl_forward_inference, alg, &md, alpha, 0.f) !=
+            dnnl_success)
+        return 0;
+    dnnl_primitive_attr_t attr;
+    if (dnnl_primitive_attr_create(&attr) != dnnl_success)
+        return 0;
+    dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+    dnnl_status_t st = dnnl_primitive_desc_create(pd, &ed, attr, c->eng, NULL);
+    dnnl_primitive_attr_destroy(attr);
+    if (st != dnnl_success)
+        return 0;
+    if (step_tensor(c, s, DNNL_ARG_SRC, n->in[0], &md) != dnnl_success ||
+        step_arg(c, s, DNNL_ARG_DST, n->out[0], &md, NULL) != dnnl_success)
+        return ITS_EBACKEND;
+    return 1;
+}
+
+/* 2-D float MaxPool (one output) in the tensor's layout. */
+static int prim_maxpool(cpu_ctx *c, plan *p, const its_ir_node *n, dnnl_primitive_desc_t *pd,
+                        prim_step *s)
+{
+    its_win_params w;
+    char e[8];
+    if ((n->n_out > 1 && n->out[1] >= 0) ||
+        its__win_params(c->g, n, &p->shapes[n->in[0]], NULL, &w, e, sizeof e) < 0 ||
+        w.spatial != 2)
+        return 0;
+    /* oneDNN derives the output size from the pads: skip shapes (ceil_mode) it would not */
+    if ((w.ih + w.pt + w.pb - ((w.kh - 1) * w.dh + 1)) / w.sh + 1 != w.oh ||
+        (w.iw + w.pl + w.pr - ((w.kw - 1) * w.dw + 1)) / w.sw + 1 != w.ow)
+        return 0;
+    dnnl_dims_t sd = {w.n, w.c, w.ih, w.iw}, dd = {w.n, w.c, w.oh, w.ow};
+    dnnl_dims_t k = {w.kh, w.kw}, st2 = {w.sh, w.sw}, dil = {w.dh - 1, w.dw - 1};
+    dnnl_dims_t pl = {w.pt, w.pl}, pr = {w.pb, w.pr};
+    dnnl_memory_desc_t smd, dmd;
+    dnnl_pooling_v2_desc_t pdsc;
+    if (dnnl_memory_desc_init_by_tag(&smd, 4, sd, dnnl_f32, layout_tag(c, n->in[0])) !=
+            dnnl_success ||
+        dnnl_memory_desc_init_by_tag(&dmd, 4, dd, dnnl_f32, layout_tag(c, n->out[0])) !=
+            dnnl_success ||
+        dnnl_pooling_v2_forward_desc_init(&pdsc, dnnl_forward_inference, dnnl_pooling_max, &smd,
+                                          &dmd, st2, k, dil, pl, pr) != dnnl_success)
+        return 0;
+    dnnl_primitive_attr_t attr;
+    if (dnnl_primitive_attr_create(&attr) != dnnl_success)
+        return 0;
+    dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+    dnnl_status_t st = dnnl_primitive_desc_create(pd, &pdsc, attr, c->eng, NULL);
+    dnnl_primitive_attr_destroy(attr);
+    if (st != dnnl_success)
+        return 0;
+    if (step_tensor(c, s, DNNL_ARG_SRC, n->in[0], &smd) != dnnl_success ||
+        step_arg(c, s, DNNL_ARG_DST, n->out[0], &dmd, NULL) != dnnl_success)
+        return ITS_EBACKEND;
+    return 1;
+}
+
+/*
+ * Non-convolution nodes that oneDNN runs faster than our kernels: MatMul, Softmax, the unary
+ * activations, MaxPool. Anything oneDNN declines (no implementation, odd shapes) stays on
+ * our kernel, so this never refuses a model.
+ */
+static int prepare_other(cpu_ctx *c, plan *p, int i)
+{
+    const its_ir_node *n = &c->g->nodes[i];
+    prim_step *s = &p->step[i];
+    if (n->n_out < 1 || n->out[0] < 0 || !is_f32(c->g, n->in[0]) || !is_f32(c->g, n->out[0]) ||
+        its__shape_numel(&p->shapes[n->out[0]]) == 0 ||
+        its__shape_numel(&p->shapes[n->in[0]]) == 0)
+        return 0;
+    dnnl_primitive_desc_t pd = NULL;
+    int rc;
+    switch (n->op) {
+    case ITS_OP_MATMUL:
+        rc = is_f32(c->g, n->in[1]) ? prim_matmul(c, p, n, &pd, s) : 0;
+        break;
+    case ITS_OP_SOFTMAX:
+        rc = prim_softmax(c, p, n, &pd, s);
+        break;
+    case ITS_OP_SIGMOID:
+    case ITS_OP_SILU:
+    case ITS_OP_RELU:
+    case ITS_OP_LEAKY_RELU:
+        rc = c->libm_unary ? 0 : prim_eltwise(c, p, n, &pd, s);
+        break;
+    case ITS_OP_MAXPOOL:
+        rc = prim_maxpool(c, p, n, &pd, s);
+        break;
+    default:
+        rc = 0;
+    }
+    if (rc > 0) {
+        rc = finish_prim(c, s, pd);
+        if (rc == 0 && s->prim && step_scratch(c, s, pd) != dnnl_success)
+            rc = ITS_EBACKEND;
+    }
+    if (pd)
+        dnnl_primitive_desc_destroy(pd);
+    if (rc < 0 || !s->prim)
+        free_step(s);
+    return rc < 0 ? rc : 0;
+}
+
 static int prepare_conv(cpu_ctx *c, plan *p, int i, char *err, size_t errlen)
 {
     const its_graph *g = c->g;
     const its_ir_node *n = &g->nodes[i];
-    conv_step *s = &p->conv[i];
+    prim_step *s = &p->step[i];
     its_win_params w;
     int rc = its__win_params(g, n, &p->shapes[n->in[0]], &p->shapes[n->in[1]], &w, err, errlen);
     if (rc < 0)
@@ -418,8 +719,7 @@ static int prepare_conv(cpu_ctx *c, plan *p, int i, char *err, size_t errlen)
     DNNL_CHECK(dnnl_primitive_attr_create(&attr));
     dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
     dnnl_post_ops_create(&po);
-    int npo = append_conv_post_ops(po, n);
-    s->sum_idx = npo;
+    int sum_idx = append_conv_post_ops(po, n);
     if (n->sum >= 0) {
         DNNL_CHECK(dnnl_memory_desc_init_by_tag(&sum_md, 4, dd, dnnl_f32, layout_tag(c, n->sum)));
         dnnl_post_ops_append_binary(po, dnnl_binary_add, &sum_md);
@@ -435,17 +735,9 @@ static int prepare_conv(cpu_ctx *c, plan *p, int i, char *err, size_t errlen)
         return ITS_EBACKEND;
     }
     const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-    const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
-    size_t ssz = smd ? dnnl_memory_desc_get_size(smd) : 0;
-    if (ssz > c->scratch_size) {
-        uint8_t *nb = its_aligned_alloc(ITS_MOD_ENGINE, ALIGN, ssz);
-        if (!nb) {
-            dnnl_primitive_desc_destroy(pd);
-            return ITS_ENOMEM;
-        }
-        its_free(c->scratch);
-        c->scratch = nb;
-        c->scratch_size = ssz;
+    if ((rc = grow_scratch(c, pd)) < 0) {
+        dnnl_primitive_desc_destroy(pd);
+        return rc;
     }
     /* weights: reorder once, reuse across plans when oneDNN picks the same layout */
     dnnl_memory_t wm = c->wcache[i];
@@ -493,17 +785,22 @@ static int prepare_conv(cpu_ctx *c, plan *p, int i, char *err, size_t errlen)
     }
     st = dnnl_primitive_create(&s->prim, pd);
     if (st == dnnl_success)
-        st = dnnl_memory_create(&s->src, &src_md, c->eng, NULL);
+        st = step_arg(c, s, DNNL_ARG_SRC, n->in[0], &src_md, NULL);
     if (st == dnnl_success)
-        st = dnnl_memory_create(&s->dst, &dst_md, c->eng, NULL);
+        st = step_arg(c, s, DNNL_ARG_DST, n->out[0], &dst_md, NULL);
+    if (st == dnnl_success) { /* the weight cache owns wm */
+        s->arg[s->n] = DNNL_ARG_WEIGHTS;
+        s->tensor[s->n] = BIND_FIXED;
+        s->mem[s->n++] = wm;
+    }
     if (st == dnnl_success && has_bias)
-        st = dnnl_memory_create(&s->bias, &b_md, c->eng, g->tensors[n->in[2]].data);
+        st = step_arg(c, s, DNNL_ARG_BIAS, BIND_FIXED, &b_md, g->tensors[n->in[2]].data);
     if (st == dnnl_success && n->sum >= 0)
-        st = dnnl_memory_create(&s->sum, &sum_md, c->eng, NULL);
-    if (st == dnnl_success && ssz)
-        st = dnnl_memory_create(&s->scratch, smd, c->eng, NULL);
+        st = step_arg(c, s, DNNL_ARG_ATTR_MULTIPLE_POST_OP(sum_idx) | DNNL_ARG_SRC_1, n->sum,
+                      &sum_md, NULL);
+    if (st == dnnl_success)
+        st = step_scratch(c, s, pd);
     dnnl_primitive_desc_destroy(pd);
-    s->wei = wm;
     if (st != dnnl_success) {
         snprintf(err, errlen, "node '%s' (Conv): oneDNN setup failed (status %d)", n->name,
                  (int)st);
@@ -514,18 +811,10 @@ static int prepare_conv(cpu_ctx *c, plan *p, int i, char *err, size_t errlen)
 
 static void free_plan(plan *p, int n_nodes)
 {
-    if (p->conv) {
-        for (int i = 0; i < n_nodes; i++) {
-            conv_step *s = &p->conv[i];
-            if (s->prim)
-                dnnl_primitive_destroy(s->prim);
-            dnnl_memory_t ms[] = {s->src, s->bias, s->dst, s->sum, s->scratch};
-            for (size_t k = 0; k < sizeof ms / sizeof ms[0]; k++)
-                if (ms[k])
-                    dnnl_memory_destroy(ms[k]);
-        }
-    }
-    its_free(p->conv);
+    if (p->step)
+        for (int i = 0; i < n_nodes; i++)
+            free_step(&p->step[i]);
+    its_free(p->step);
     its_free(p->off);
     its_free(p->bytes);
     memset(p, 0, sizeof *p);
@@ -546,14 +835,16 @@ static int cpu_prepare(void *ctx, const its_graph *g, int batch, const its_shape
     }
     plan *p = &c->plans[c->n_plans];
     memset(p, 0, sizeof *p);
+    for (int i = 0; i < nn; i++)
+        c->libm_unary |= g->nodes[i].op == ITS_OP_DYNAMIC_QUANTIZE_LINEAR;
     p->batch = batch;
     p->shapes = shapes;
     p->off = its_malloc(ITS_MOD_ENGINE, (size_t)(nt + 1) * sizeof(size_t));
     p->bytes = its_calloc(ITS_MOD_ENGINE, (size_t)nt + 1, sizeof(size_t));
-    p->conv = its_calloc(ITS_MOD_ENGINE, (size_t)nn + 1, sizeof(conv_step));
+    p->step = its_calloc(ITS_MOD_ENGINE, (size_t)nn + 1, sizeof(prim_step));
     int *alias = its_malloc(ITS_MOD_ENGINE, (size_t)(nt + 1) * sizeof(int));
     int rc = 0;
-    if (!p->off || !p->bytes || !p->conv || !alias) {
+    if (!p->off || !p->bytes || !p->step || !alias) {
         rc = ITS_ENOMEM;
         goto out;
     }
@@ -585,9 +876,12 @@ static int cpu_prepare(void *ctx, const its_graph *g, int batch, const its_shape
         c->arena_size = p->arena;
     }
     c->n_plans++; /* from here free_plan runs on failure through cpu_free */
-    for (int i = 0; i < nn && rc == 0; i++)
+    for (int i = 0; i < nn && rc == 0; i++) {
         if (is_dnnl_conv(g, &g->nodes[i]))
             rc = prepare_conv(c, p, i, err, errlen);
+        else if (!c->no_prims)
+            rc = prepare_other(c, p, i);
+    }
 out:
     its_free(alias);
     if (rc < 0 && (c->n_plans == 0 || &c->plans[c->n_plans - 1] != p))
@@ -603,29 +897,17 @@ static const plan *find_plan(const cpu_ctx *c, int batch)
     return NULL;
 }
 
-static int run_conv(cpu_ctx *c, const plan *p, int i)
+static int run_step(cpu_ctx *c, const plan *p, const prim_step *s)
 {
-    const its_ir_node *n = &c->g->nodes[i];
-    const conv_step *s = &p->conv[i];
-    dnnl_exec_arg_t args[6];
-    int na = 0;
-    dnnl_memory_set_data_handle(s->src, tptr(c, p, n->in[0]));
-    dnnl_memory_set_data_handle(s->dst, tptr(c, p, n->out[0]));
-    args[na++] = (dnnl_exec_arg_t){DNNL_ARG_SRC, s->src};
-    args[na++] = (dnnl_exec_arg_t){DNNL_ARG_WEIGHTS, s->wei};
-    args[na++] = (dnnl_exec_arg_t){DNNL_ARG_DST, s->dst};
-    if (s->bias)
-        args[na++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, s->bias};
-    if (s->sum) {
-        dnnl_memory_set_data_handle(s->sum, tptr(c, p, n->sum));
-        args[na++] =
-            (dnnl_exec_arg_t){DNNL_ARG_ATTR_MULTIPLE_POST_OP(s->sum_idx) | DNNL_ARG_SRC_1, s->sum};
+    dnnl_exec_arg_t args[STEP_MAX_ARGS];
+    for (int k = 0; k < s->n; k++) {
+        if (s->tensor[k] >= 0)
+            dnnl_memory_set_data_handle(s->mem[k], tptr(c, p, s->tensor[k]));
+        else if (s->tensor[k] == BIND_SCRATCH)
+            dnnl_memory_set_data_handle(s->mem[k], c->scratch);
+        args[k] = (dnnl_exec_arg_t){s->arg[k], s->mem[k]};
     }
-    if (s->scratch) {
-        dnnl_memory_set_data_handle(s->scratch, c->scratch);
-        args[na++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, s->scratch};
-    }
-    return dnnl_primitive_execute(s->prim, c->strm, na, args) == dnnl_success ? 0 : ITS_EBACKEND;
+    return dnnl_primitive_execute(s->prim, c->strm, s->n, args) == dnnl_success ? 0 : ITS_EBACKEND;
 }
 
 static int cpu_run(void *ctx, int batch, int nb, const void *const *inputs, void *const *outputs)
@@ -646,8 +928,9 @@ static int cpu_run(void *ctx, int batch, int nb, const void *const *inputs, void
     for (int i = 0; i < g->n_nodes; i++) {
         const its_ir_node *n = &g->nodes[i];
         int rc;
-        if (p->conv[i].prim) {
-            rc = run_conv(c, p, i);
+        uint64_t t0 = c->profile ? its_now_ns() : 0;
+        if (p->step[i].prim) {
+            rc = run_step(c, p, &p->step[i]);
         } else {
             its_shape is[ITS_IR_MAX_IO], os[ITS_IR_MAX_IO];
             const void *in[ITS_IR_MAX_IO];
@@ -669,6 +952,11 @@ static int cpu_run(void *ctx, int batch, int nb, const void *const *inputs, void
         }
         if (rc < 0)
             return rc;
+        if (c->profile) {
+            int slot = p->step[i].prim && n->op == ITS_OP_CONV ? ITS_OP_COUNT : (int)n->op;
+            c->prof_ns[slot] += (double)(its_now_ns() - t0);
+            c->prof_calls[slot]++;
+        }
     }
     for (int k = 0; k < g->n_outputs; k++) {
         int t = g->outputs[k];
@@ -698,6 +986,11 @@ static void cpu_free(void *ctx)
 {
     cpu_ctx *c = ctx;
     int nn = c->g ? c->g->n_nodes : 0;
+    for (int op = 0; c->profile && op <= ITS_OP_COUNT; op++)
+        if (c->prof_calls[op])
+            fprintf(stderr, "profile: %-22s %6ld calls %10.3f ms\n",
+                    op == ITS_OP_COUNT ? "Conv (oneDNN)" : its__op_name((its_op)op),
+                    c->prof_calls[op], c->prof_ns[op] / 1e6);
     for (int i = 0; i < c->n_plans; i++)
         free_plan(&c->plans[i], nn);
     if (c->wcache) {
