@@ -629,12 +629,75 @@ static void quant_index(const its_shape *xs, int axis, int64_t *outer, int64_t *
     }
 }
 
+/*
+ * float -> 8 bit: sat(round_half_even(x / s) + z). Clamping x / s to [lo - z, hi - z] before
+ * rounding is the same (the bounds are integers) and lets the rounding be the add-subtract of
+ * 1.5 * 2^23 (exact round-half-even for |q| < 2^22 in the default rounding mode), so the loop
+ * vectorizes. NaN gives 0 like sat().
+ */
+static void quant_f32_run(const float *x, int64_t ne, float s, int32_t z, int is_s8, void *y)
+{
+    const float lo = (float)((is_s8 ? -128 : 0) - z), hi = (float)((is_s8 ? 127 : 255) - z);
+    const float magic = 12582912.f, fz = (float)z;
+    if (is_s8) {
+        int8_t *o = y;
+#pragma omp simd
+        for (int64_t i = 0; i < ne; i++) {
+            float q = x[i] / s;
+            q = q == q ? q : -fz;
+            q = q > lo ? q : lo;
+            q = q < hi ? q : hi;
+            o[i] = (int8_t)((int32_t)((q + magic) - magic) + z);
+        }
+    } else {
+        uint8_t *o = y;
+#pragma omp simd
+        for (int64_t i = 0; i < ne; i++) {
+            float q = x[i] / s;
+            q = q == q ? q : -fz;
+            q = q > lo ? q : lo;
+            q = q < hi ? q : hi;
+            o[i] = (uint8_t)((int32_t)((q + magic) - magic) + z);
+        }
+    }
+}
+
+static void dequant_8_run(const void *x, int64_t ne, float s, int32_t z, int is_s8, float *y)
+{
+    if (is_s8) {
+        const int8_t *v = x;
+#pragma omp simd
+        for (int64_t i = 0; i < ne; i++)
+            y[i] = (float)((int32_t)v[i] - z) * s;
+    } else {
+        const uint8_t *v = x;
+#pragma omp simd
+        for (int64_t i = 0; i < ne; i++)
+            y[i] = (float)((int32_t)v[i] - z) * s;
+    }
+}
+
+#define QCHUNK 16384 /* elements per parallel chunk of the 8-bit fast paths */
+
 static void quantize(const its_shape *xs, its_dtype xt, const void *x, int axis, const float *scale,
                      its_dtype yt, const void *zp, void *y)
 {
     int64_t outer, ch, inner;
     quant_index(xs, axis, &outer, &ch, &inner);
     int lo = yt == ITS_DT_INT8 ? -128 : 0, hi = yt == ITS_DT_INT8 ? 127 : 255;
+    if (xt == ITS_DT_FLOAT32) { /* the fast path: chunks of one channel's run */
+        int64_t per = (inner + QCHUNK - 1) / QCHUNK, total = outer * ch * per;
+        int s8 = yt == ITS_DT_INT8;
+#pragma omp parallel for if (outer * ch * inner > PAR_MIN)
+        for (int64_t k = 0; k < total; k++) {
+            int64_t oc = k / per, part = k % per, c = oc % ch;
+            int64_t i0 = part * QCHUNK, i1 = i0 + QCHUNK < inner ? i0 + QCHUNK : inner;
+            int32_t z = zp ? ld8(zp, c, s8) : 0;
+            quant_f32_run((const float *)x + oc * inner + i0, i1 - i0, scale[c], z, s8,
+                          (uint8_t *)y + oc * inner + i0);
+        }
+        return;
+    }
 #pragma omp parallel for collapse(2) if (outer * ch * inner > PAR_MIN)
     for (int64_t o = 0; o < outer; o++)
         for (int64_t c = 0; c < ch; c++) {
@@ -642,8 +705,7 @@ static void quantize(const its_shape *xs, its_dtype xt, const void *x, int axis,
             int32_t z = zp ? ld8(zp, c, yt == ITS_DT_INT8) : 0;
             int64_t base = (o * ch + c) * inner;
             for (int64_t i = 0; i < inner; i++) {
-                float v = xt == ITS_DT_FLOAT32 ? ((const float *)x)[base + i]
-                                               : (float)((const int32_t *)x)[base + i];
+                float v = (float)((const int32_t *)x)[base + i];
                 float q = nearbyintf(v / s) + (float)z;
                 int32_t r = sat(q, lo, hi);
                 if (yt == ITS_DT_INT8)
@@ -659,19 +721,27 @@ static void dequantize(const its_shape *xs, its_dtype xt, const void *x, int axi
 {
     int64_t outer, ch, inner;
     quant_index(xs, axis, &outer, &ch, &inner);
+    if (xt != ITS_DT_INT32) { /* 8-bit fast path, chunked like quantize */
+        int64_t per = (inner + QCHUNK - 1) / QCHUNK, total = outer * ch * per;
+        int s8 = xt == ITS_DT_INT8;
+#pragma omp parallel for if (outer * ch * inner > PAR_MIN)
+        for (int64_t k = 0; k < total; k++) {
+            int64_t oc = k / per, part = k % per, c = oc % ch;
+            int64_t i0 = part * QCHUNK, i1 = i0 + QCHUNK < inner ? i0 + QCHUNK : inner;
+            int32_t z = zp ? ld8(zp, c, s8) : 0;
+            dequant_8_run((const uint8_t *)x + oc * inner + i0, i1 - i0, scale[c], z, s8,
+                          y + oc * inner + i0);
+        }
+        return;
+    }
 #pragma omp parallel for collapse(2) if (outer * ch * inner > PAR_MIN)
     for (int64_t o = 0; o < outer; o++)
         for (int64_t c = 0; c < ch; c++) {
             float s = scale[c];
-            int32_t z = 0;
-            if (zp)
-                z = xt == ITS_DT_INT32 ? ((const int32_t *)zp)[c] : ld8(zp, c, xt == ITS_DT_INT8);
+            int32_t z = zp ? ((const int32_t *)zp)[c] : 0;
             int64_t base = (o * ch + c) * inner;
-            for (int64_t i = 0; i < inner; i++) {
-                int32_t v = xt == ITS_DT_INT32 ? ((const int32_t *)x)[base + i]
-                                               : ld8(x, base + i, xt == ITS_DT_INT8);
-                y[base + i] = (float)((int64_t)v - z) * s;
-            }
+            for (int64_t i = 0; i < inner; i++)
+                y[base + i] = (float)((int64_t)((const int32_t *)x)[base + i] - z) * s;
         }
 }
 
