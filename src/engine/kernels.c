@@ -190,7 +190,7 @@ static void unary(const its_ir_node *n, const float *x, float *y, int64_t ne)
 
 static void softmax(const float *x, float *y, int64_t outer, int64_t dim, int64_t inner)
 {
-#pragma omp parallel for if (outer * dim * inner > PAR_MIN)
+#pragma omp parallel for collapse(2) if (outer * dim * inner > PAR_MIN)
     for (int64_t o = 0; o < outer; o++) {
         for (int64_t in = 0; in < inner; in++) {
             const float *xp = x + o * dim * inner + in;
@@ -291,7 +291,8 @@ static void slice(const its_shape *xs, const void *x, const its_slice_params *p,
     }
 }
 
-/* Concat/Split: [outer, axis*inner] blocks copied with memcpy. */
+/* Concat/Split: [outer, axis*inner] blocks copied with memcpy, rows in parallel (channels-last
+ * tensors have one short row per pixel). */
 static void concat(const its_ir_node *n, int axis, const its_shape *ins, const void *const *in,
                    const its_shape *os, void *y, size_t es)
 {
@@ -301,14 +302,17 @@ static void concat(const its_ir_node *n, int axis, const its_shape *ins, const v
     for (int d = axis + 1; d < os->rank; d++)
         inner *= os->dims[d];
     int64_t orow = os->dims[axis] * inner;
-    int64_t off = 0;
-    for (int k = 0; k < n->n_in; k++) {
-        int64_t irow = ins[k].dims[axis] * inner;
-        for (int64_t o = 0; o < outer; o++)
-            memcpy((char *)y + (size_t)(o * orow + off) * es,
+    int64_t offs[ITS_IR_MAX_IO + 1], nk = n->n_in < ITS_IR_MAX_IO ? n->n_in : ITS_IR_MAX_IO;
+    offs[0] = 0;
+    for (int k = 0; k < nk; k++)
+        offs[k + 1] = offs[k] + ins[k].dims[axis] * inner;
+#pragma omp parallel for if (outer * orow > PAR_MIN && outer > 1)
+    for (int64_t o = 0; o < outer; o++)
+        for (int k = 0; k < nk; k++) {
+            int64_t irow = offs[k + 1] - offs[k];
+            memcpy((char *)y + (size_t)(o * orow + offs[k]) * es,
                    (const char *)in[k] + (size_t)(o * irow) * es, (size_t)irow * es);
-        off += irow;
-    }
+        }
 }
 
 static void split(int no, int axis, const its_shape *xs, const void *x, const its_shape *os,
@@ -319,14 +323,43 @@ static void split(int no, int axis, const its_shape *xs, const void *x, const it
         outer *= xs->dims[d];
     for (int d = axis + 1; d < xs->rank; d++)
         inner *= xs->dims[d];
-    int64_t irow = xs->dims[axis] * inner, off = 0;
-    for (int k = 0; k < no; k++) {
-        int64_t orow = os[k].dims[axis] * inner;
-        if (out[k])
-            for (int64_t o = 0; o < outer; o++)
+    int64_t irow = xs->dims[axis] * inner, offs[ITS_IR_MAX_IO + 1];
+    int nk = no < ITS_IR_MAX_IO ? no : ITS_IR_MAX_IO;
+    offs[0] = 0;
+    for (int k = 0; k < nk; k++)
+        offs[k + 1] = offs[k] + os[k].dims[axis] * inner;
+#pragma omp parallel for if (outer * irow > PAR_MIN && outer > 1)
+    for (int64_t o = 0; o < outer; o++)
+        for (int k = 0; k < nk; k++) {
+            int64_t orow = offs[k + 1] - offs[k];
+            if (out[k])
                 memcpy((char *)out[k] + (size_t)(o * orow) * es,
-                       (const char *)x + (size_t)(o * irow + off) * es, (size_t)orow * es);
-        off += orow;
+                       (const char *)x + (size_t)(o * irow + offs[k]) * es, (size_t)orow * es);
+        }
+}
+
+/* y[c][r] = x[r][c] for each of n [rows, cols] matrices of 4-byte (es 4) or 1-byte elements,
+ * in 32x32 tiles. */
+static void transpose_2d(int64_t n, int64_t rows, int64_t cols, const void *xv, void *yv, size_t es)
+{
+    const int64_t T = 32, tr = (rows + T - 1) / T, tc = (cols + T - 1) / T;
+#pragma omp parallel for if (n * rows * cols > PAR_MIN)
+    for (int64_t t = 0; t < n * tr * tc; t++) {
+        int64_t b = t / (tr * tc), r0 = (t / tc) % tr * T, c0 = t % tc * T;
+        int64_t r1 = r0 + T < rows ? r0 + T : rows, c1 = c0 + T < cols ? c0 + T : cols;
+        if (es == 4) {
+            const float *xb = (const float *)xv + b * rows * cols;
+            float *yb = (float *)yv + b * rows * cols;
+            for (int64_t c = c0; c < c1; c++)
+                for (int64_t r = r0; r < r1; r++)
+                    yb[c * rows + r] = xb[r * cols + c];
+        } else {
+            const uint8_t *xb = (const uint8_t *)xv + b * rows * cols;
+            uint8_t *yb = (uint8_t *)yv + b * rows * cols;
+            for (int64_t c = c0; c < c1; c++)
+                for (int64_t r = r0; r < r1; r++)
+                    yb[c * rows + r] = xb[r * cols + c];
+        }
     }
 }
 
@@ -1114,14 +1147,12 @@ int its__kernel_run_nhwc(const its_graph *g, const its_ir_node *n, const its_sha
     switch (n->op) {
     case ITS_OP_LAYOUT: {
         int to = (int)its__attr_i(n, "to", 1);
-        if (to) { /* NCHW -> NHWC */
-            int perm[4] = {0, 2, 3, 1};
-            transpose(&is[0], in[0], perm, out[0], sizeof(float));
-        } else { /* physical NHWC -> NCHW */
-            its_shape ps = nhwc_shape(&is[0]);
-            int perm[4] = {0, 3, 1, 2};
-            transpose(&ps, in[0], perm, out[0], sizeof(float));
-        }
+        int64_t N = is[0].dims[0], C = is[0].dims[1], HW = is[0].dims[2] * is[0].dims[3];
+        size_t es = its__dtype_size(g->tensors[n->in[0]].dtype);
+        if (to) /* NCHW -> NHWC: per image [C, HW] -> [HW, C] */
+            transpose_2d(N, C, HW, in[0], out[0], es);
+        else /* physical NHWC -> NCHW */
+            transpose_2d(N, HW, C, in[0], out[0], es);
         return 0;
     }
     case ITS_OP_CONCAT: {

@@ -8,6 +8,7 @@
  * The scratchpad is user-managed (one buffer sized for the largest primitive), so a run
  * allocates nothing: it binds arena addresses to the memory objects and executes.
  */
+#include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,6 +69,7 @@ typedef struct cpu_ctx {
     plan plans[MAX_PLANS];
     int n_plans;
     dnnl_memory_t *wcache; /* per node: weights in oneDNN's layout */
+    float **qbias;         /* per node: an integer conv's bias / s0 */
     char *nhwc;            /* per tensor: 1 if stored channels-last (see assign_layouts) */
     int n_nhwc;
     uint8_t *arena;
@@ -118,7 +120,7 @@ static int add_layout_node(its_graph *g, int t, int to, int *out)
 {
     char name[512];
     snprintf(name, sizeof name, "%s.%s", g->tensors[t].name, to ? "nhwc" : "nchw");
-    int nt = its__graph_add_tensor(g, name, ITS_DT_FLOAT32, ITS_TK_ACT);
+    int nt = its__graph_add_tensor(g, name, g->tensors[t].dtype, ITS_TK_ACT);
     if (nt < 0)
         return nt;
     g->tensors[nt].shape = g->tensors[t].shape;
@@ -213,8 +215,9 @@ static int assign_layouts(cpu_ctx *c, its_graph *g, char *err, size_t errlen)
          * that runs NCHW must itself be NCHW */
         for (int i = 0; i < nn0; i++) {
             const its_ir_node *n = &g->nodes[i];
-            int cl = !is_dnnl_conv(g, n) && n->n_out > 0 && n->out[0] >= 0 && nhwc[n->out[0]];
-            if (cl)
+            /* (an integer conv's 8-bit source gets a LAYOUT node when needed, below) */
+            int cl = n->n_out > 0 && n->out[0] >= 0 && nhwc[n->out[0]];
+            if (cl || n->q_src)
                 continue;
             for (int k = 0; k < n->n_in; k++) {
                 int t = n->in[k];
@@ -240,7 +243,8 @@ static int assign_layouts(cpu_ctx *c, its_graph *g, char *err, size_t errlen)
             int have = nhwc[t];
             if (have == mode)
                 continue;
-            if (!have && (g->tensors[t].dtype != ITS_DT_FLOAT32 || g->tensors[t].shape.rank != 4 ||
+            int dt_ok = g->tensors[t].dtype == ITS_DT_FLOAT32 || (dnnl && k == 0 && g->nodes[i].q_src);
+            if (!have && (!dt_ok || g->tensors[t].shape.rank != 4 ||
                           g->tensors[t].kind == ITS_TK_CONST))
                 continue;
             if (conv_to[mode][t] < 0) {
@@ -277,6 +281,156 @@ out:
     return rc;
 }
 
+/*
+ * The int8 weights of a conv whose float weights were folded from DequantizeLinear(int8,
+ * per-tensor scale, zero point 0): scale = max|w| / 127 (symmetric quantization puts the
+ * largest weight at +-127) and every w / scale must be an integer within 1e-3; anything else
+ * (per-channel or asymmetric weights, plain float models) returns 0 and the conv stays float.
+ * q may be NULL (check only).
+ */
+static int int8_weights(const its_ir_tensor *w, int8_t *q, float *scale)
+{
+    int64_t ne = its__shape_numel(&w->shape);
+    const float *d = w->data;
+    float mx = 0.f;
+    for (int64_t i = 0; i < ne; i++)
+        mx = fabsf(d[i]) > mx ? fabsf(d[i]) : mx;
+    if (!(mx > 0.f) || !isfinite(mx))
+        return 0;
+    float s = mx / 127.f;
+    for (int64_t i = 0; i < ne; i++) {
+        float r = d[i] / s, ri = nearbyintf(r);
+        if (fabsf(r - ri) > 1e-3f || fabsf(ri) > 127.f)
+            return 0;
+        if (q)
+            q[i] = (int8_t)ri;
+    }
+    *scale = s;
+    return 1;
+}
+
+/* The 8-bit quantization a conv applies last (its output holds s * (q - zp)), or 0. */
+static int conv_out_quant(const its_ir_node *n, float *s, int32_t *zp, its_dtype *dt)
+{
+    int k = n->fq_on[1] ? 1 : (n->fq_on[0] && n->act == ITS_ACT_NONE) ? 0 : -1;
+    if (k < 0)
+        return 0;
+    if (n->fq_lo[k] == 0 && n->fq_hi[k] == 255)
+        *dt = ITS_DT_UINT8;
+    else if (n->fq_lo[k] == -128 && n->fq_hi[k] == 127)
+        *dt = ITS_DT_INT8;
+    else
+        return 0;
+    *s = n->fq_scale[k];
+    *zp = n->fq_zp[k];
+    return 1;
+}
+
+/*
+ * Integer convolutions for QDQ models. A conv with constant int8-representable weights and a
+ * fused fake quantization (fq_on[0]: the model quantizes its result) runs as a oneDNN int8
+ * convolution when its source is available as 8-bit integers:
+ *  - the source is DequantizeLinear(q) with per-tensor constants: the conv reads q directly
+ *    (the DequantizeLinear disappears when nothing else reads it);
+ *  - the source is the output of another such conv that quantizes its result last, and every
+ *    reader of it is such a conv: the producer then writes the 8-bit integers (q_dst) and the
+ *    readers take them as source.
+ * Everything else is unchanged (the conv stays float with fake quantization).
+ */
+static int pass_int8_conv(its_graph *g, char *err, size_t errlen)
+{
+    int nn = g->n_nodes, rc = 0;
+    char *cand = its_calloc(ITS_MOD_ENGINE, (size_t)nn + 1, 1);
+    char *ok = its_calloc(ITS_MOD_ENGINE, (size_t)nn + 1, 1);
+    if (!cand || !ok) {
+        rc = ITS_ENOMEM;
+        goto out;
+    }
+    for (int i = 0; i < nn; i++) {
+        const its_ir_node *n = &g->nodes[i];
+        float s;
+        cand[i] = is_dnnl_conv(g, n) && n->fq_on[0] && n->sum < 0 &&
+                  g->tensors[n->in[0]].shape.rank == 4 &&
+                  g->tensors[n->in[0]].dtype == ITS_DT_FLOAT32 &&
+                  int8_weights(&g->tensors[n->in[1]], NULL, &s);
+    }
+    int changed = 0;
+    for (int i = 0; i < nn; i++) {
+        if (!cand[i])
+            continue;
+        its_ir_node *n = &g->nodes[i];
+        int x = n->in[0], pi = g->tensors[x].producer;
+        if (pi < 0)
+            continue;
+        its_ir_node *pn = &g->nodes[pi];
+        if (pn->op == ITS_OP_DEQUANTIZE_LINEAR) {
+            int q = pn->in[0];
+            const its_ir_tensor *S = &g->tensors[pn->in[1]];
+            const its_ir_tensor *Z = pn->n_in > 2 && pn->in[2] >= 0 ? &g->tensors[pn->in[2]] : NULL;
+            its_dtype qt = g->tensors[q].dtype;
+            if ((qt != ITS_DT_UINT8 && qt != ITS_DT_INT8) || S->kind != ITS_TK_CONST ||
+                its__shape_numel(&S->shape) != 1 || S->dtype != ITS_DT_FLOAT32 ||
+                (Z && (Z->kind != ITS_TK_CONST || its__shape_numel(&Z->shape) != 1 ||
+                       Z->dtype != qt)) ||
+                g->tensors[q].shape.rank != 4)
+                continue;
+            n->q_src = 1;
+            n->q_src_scale = *(const float *)S->data;
+            n->q_src_zp = !Z                    ? 0
+                          : qt == ITS_DT_UINT8 ? *(const uint8_t *)Z->data
+                                               : *(const int8_t *)Z->data;
+            n->in[0] = q;
+            ok[i] = 1;
+            changed = 1;
+            continue;
+        }
+        float s;
+        int32_t zp;
+        its_dtype dt;
+        if (!ok[pi] || !conv_out_quant(pn, &s, &zp, &dt) || (g->tensors[x].flags & ITS_TF_OUTPUT))
+            continue;
+        int all = 1; /* every reader is a candidate reading x as its source only */
+        for (int j = pi + 1; j < nn && all; j++) {
+            const its_ir_node *m = &g->nodes[j];
+            for (int k = 0; k < m->n_in; k++)
+                if (m->in[k] == x && (k != 0 || !cand[j]))
+                    all = 0;
+            if (m->sum == x)
+                all = 0;
+        }
+        if (!all)
+            continue;
+        for (int j = pi + 1; j < nn; j++) {
+            its_ir_node *m = &g->nodes[j];
+            if (m->op == ITS_OP_CONV && m->in[0] == x) {
+                m->q_src = 1;
+                m->q_src_scale = s;
+                m->q_src_zp = zp;
+                ok[j] = 1;
+            }
+        }
+        pn->q_dst = dt;
+        g->tensors[x].dtype = dt;
+        changed = 1;
+    }
+    if (!changed)
+        goto out;
+    if ((rc = its__graph_toposort(g, err, errlen)) < 0)
+        goto out;
+    /* DequantizeLinear nodes nobody reads any more */
+    for (int i = 0; i < g->n_nodes; i++) {
+        its_ir_node *n = &g->nodes[i];
+        if (n->op == ITS_OP_DEQUANTIZE_LINEAR && g->tensors[n->out[0]].n_consumers == 0 &&
+            !(g->tensors[n->out[0]].flags & ITS_TF_OUTPUT))
+            n->op = ITS_OP_NONE;
+    }
+    rc = its__graph_compact(g);
+out:
+    its_free(cand);
+    its_free(ok);
+    return rc;
+}
+
 static int cpu_optimize(void *ctx, its_graph *g, char *err, size_t errlen)
 {
     int rc;
@@ -295,9 +449,12 @@ static int cpu_optimize(void *ctx, its_graph *g, char *err, size_t errlen)
     its__pass_fuse_conv_sum(g);
     if ((rc = its__graph_compact(g)) < 0)
         return rc;
+    if (!getenv("ITS_ENGINE_NO_INT8") && (rc = pass_int8_conv(g, err, errlen)) < 0)
+        return rc;
     if (getenv("ITS_ENGINE_NCHW")) /* debugging knob: plain layouts everywhere */
         return 0;
-    return assign_layouts(ctx, g, err, errlen);
+    rc = assign_layouts(ctx, g, err, errlen);
+    return rc;
 }
 
 static int is_dnnl_conv(const its_graph *g, const its_ir_node *n);
@@ -313,6 +470,8 @@ static int cpu_supports(void *ctx, const its_graph *g, int i)
     case ITS_OP_COUNT:
         return 0;
     case ITS_OP_CONV: /* runtime weights: the reference kernel, without fusions */
+        if (n->q_src)
+            return is_dnnl_conv(g, n);
         return g->tensors[n->in[0]].dtype == ITS_DT_FLOAT32 &&
                (is_dnnl_conv(g, n) || (n->act == ITS_ACT_NONE && n->sum < 0));
     default:
@@ -682,6 +841,49 @@ static int prepare_other(cpu_ctx *c, plan *p, int i)
     return rc < 0 ? rc : 0;
 }
 
+static dnnl_data_type_t dnnl_dt(its_dtype dt)
+{
+    return dt == ITS_DT_UINT8 ? dnnl_u8 : dt == ITS_DT_INT8 ? dnnl_s8 : dnnl_f32;
+}
+
+/*
+ * Post-ops of an integer conv, whose output scale already divided by the first quantizer's
+ * scale s0: round, clip to [lo0 - zp0, hi0 - zp0] (x s0: back to real units, or not when the
+ * 8-bit output is this quantizer's), then the activation (x 1/s1 when a second quantizer
+ * follows), then the second quantizer: round + clip x s1 for a float output, or + zp1 and
+ * oneDNN's rounding, saturating conversion for an 8-bit output. No eltwise kind repeats with
+ * different parameters (oneDNN 2.6 bug, see append_conv_post_ops).
+ */
+static void append_int8_post_ops(dnnl_post_ops_t po, const its_ir_node *n)
+{
+    int emit0 = n->q_dst && n->act == ITS_ACT_NONE; /* the 8-bit output is q0 itself */
+    dnnl_post_ops_append_eltwise(po, 1.f, dnnl_eltwise_round, 0.f, 0.f);
+    dnnl_post_ops_append_eltwise(po, emit0 ? 1.f : n->fq_scale[0], dnnl_eltwise_clip,
+                                 (float)(n->fq_lo[0] - n->fq_zp[0]),
+                                 (float)(n->fq_hi[0] - n->fq_zp[0]));
+    if (emit0) {
+        dnnl_post_ops_append_eltwise(po, 1.f, dnnl_eltwise_linear, 1.f, (float)n->fq_zp[0]);
+        return;
+    }
+    if (n->act != ITS_ACT_NONE) {
+        float alpha;
+        dnnl_alg_kind_t alg = act_alg(n->act, &alpha);
+        if (n->act == ITS_ACT_LEAKY)
+            alpha = n->act_alpha;
+        dnnl_post_ops_append_eltwise(po, n->fq_on[1] ? 1.f / n->fq_scale[1] : 1.f, alg, alpha, 0.f);
+    }
+    if (!n->fq_on[1])
+        return;
+    if (n->q_dst) {
+        dnnl_post_ops_append_eltwise(po, 1.f, dnnl_eltwise_linear, 1.f, (float)n->fq_zp[1]);
+    } else {
+        dnnl_post_ops_append_eltwise(po, 1.f, dnnl_eltwise_round, 0.f, 0.f);
+        dnnl_post_ops_append_eltwise(po, n->fq_scale[1], dnnl_eltwise_clip_v2,
+                                     (float)(n->fq_lo[1] - n->fq_zp[1]),
+                                     (float)(n->fq_hi[1] - n->fq_zp[1]));
+    }
+}
+
 static int prepare_conv(cpu_ctx *c, plan *p, int i, char *err, size_t errlen)
 {
     const its_graph *g = c->g;
@@ -695,17 +897,35 @@ static int prepare_conv(cpu_ctx *c, plan *p, int i, char *err, size_t errlen)
     dnnl_dims_t bd = {w.m};
     dnnl_memory_desc_t src_md, dst_md, wany_md, wuser_md, b_md, sum_md;
     dnnl_format_tag_t src_tag = layout_tag(c, n->in[0]), dst_tag = layout_tag(c, n->out[0]);
-    DNNL_CHECK(dnnl_memory_desc_init_by_tag(&src_md, 4, sd, dnnl_f32, src_tag));
-    DNNL_CHECK(dnnl_memory_desc_init_by_tag(&dst_md, 4, dd, dnnl_f32, dst_tag));
+    /* integer conv (pass_int8_conv): 8-bit source, int8 weights, float or 8-bit result */
+    int q = n->q_src;
+    float wscale = 1.f;
+    int8_t *wq = NULL;
+    dnnl_data_type_t wdt = q ? dnnl_s8 : dnnl_f32;
+    if (q) {
+        const its_ir_tensor *W = &g->tensors[n->in[1]];
+        wq = its_malloc(ITS_MOD_ENGINE, (size_t)its__shape_numel(&W->shape) + 1);
+        if (!wq)
+            return ITS_ENOMEM;
+        if (!int8_weights(W, wq, &wscale)) { /* checked by the pass: cannot happen */
+            its_free(wq);
+            snprintf(err, errlen, "node '%s' (Conv): weights are not int8", n->name);
+            return ITS_EINTERNAL;
+        }
+    }
+    DNNL_CHECK(dnnl_memory_desc_init_by_tag(&src_md, 4, sd, dnnl_dt(g->tensors[n->in[0]].dtype),
+                                            src_tag));
+    DNNL_CHECK(dnnl_memory_desc_init_by_tag(&dst_md, 4, dd, dnnl_dt(g->tensors[n->out[0]].dtype),
+                                            dst_tag));
     DNNL_CHECK(dnnl_memory_desc_init_by_tag(&b_md, 1, bd, dnnl_f32, dnnl_x));
     if (w.group > 1) {
         dnnl_dims_t wd = {w.group, w.m / w.group, w.c / w.group, w.kh, w.kw};
-        DNNL_CHECK(dnnl_memory_desc_init_by_tag(&wany_md, 5, wd, dnnl_f32, dnnl_format_tag_any));
-        DNNL_CHECK(dnnl_memory_desc_init_by_tag(&wuser_md, 5, wd, dnnl_f32, dnnl_goihw));
+        DNNL_CHECK(dnnl_memory_desc_init_by_tag(&wany_md, 5, wd, wdt, dnnl_format_tag_any));
+        DNNL_CHECK(dnnl_memory_desc_init_by_tag(&wuser_md, 5, wd, wdt, dnnl_goihw));
     } else {
         dnnl_dims_t wd = {w.m, w.c, w.kh, w.kw};
-        DNNL_CHECK(dnnl_memory_desc_init_by_tag(&wany_md, 4, wd, dnnl_f32, dnnl_format_tag_any));
-        DNNL_CHECK(dnnl_memory_desc_init_by_tag(&wuser_md, 4, wd, dnnl_f32, dnnl_oihw));
+        DNNL_CHECK(dnnl_memory_desc_init_by_tag(&wany_md, 4, wd, wdt, dnnl_format_tag_any));
+        DNNL_CHECK(dnnl_memory_desc_init_by_tag(&wuser_md, 4, wd, wdt, dnnl_oihw));
     }
     dnnl_dims_t strides = {w.sh, w.sw}, dil = {w.dh - 1, w.dw - 1};
     dnnl_dims_t pl = {w.pt, w.pl}, pr = {w.pb, w.pr};
@@ -713,13 +933,42 @@ static int prepare_conv(cpu_ctx *c, plan *p, int i, char *err, size_t errlen)
     dnnl_convolution_desc_t cd;
     DNNL_CHECK(dnnl_dilated_convolution_forward_desc_init(
         &cd, dnnl_forward_inference, dnnl_convolution_direct, &src_md, &wany_md,
-        has_bias ? &b_md : NULL, &dst_md, strides, dil, pl, pr));
+        has_bias && !q ? &b_md : NULL, &dst_md, strides, dil, pl, pr));
+    /* int8: the bias rides on a per-channel binary add after the output scale */
+    dnnl_memory_desc_t qb_md;
+    dnnl_dims_t qbd = {1, w.m, 1, 1};
+    DNNL_CHECK(dnnl_memory_desc_init_by_tag(&qb_md, 4, qbd, dnnl_f32, dnnl_nchw));
+    if (q && has_bias && !c->qbias[i]) {
+        c->qbias[i] = its_malloc(ITS_MOD_ENGINE, (size_t)w.m * sizeof(float));
+        if (!c->qbias[i]) {
+            its_free(wq);
+            return ITS_ENOMEM;
+        }
+        const float *b = g->tensors[n->in[2]].data;
+        for (int64_t k = 0; k < w.m; k++)
+            c->qbias[i][k] = b[k] / n->fq_scale[0];
+    }
     dnnl_primitive_attr_t attr;
     dnnl_post_ops_t po;
     DNNL_CHECK(dnnl_primitive_attr_create(&attr));
     dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
     dnnl_post_ops_create(&po);
-    int sum_idx = append_conv_post_ops(po, n);
+    int sum_idx;
+    if (q) {
+        /* acc * (sx * sw / s0) + bias / s0 = the conv result in units of the first quantizer */
+        float os = n->q_src_scale * wscale / n->fq_scale[0];
+        dnnl_primitive_attr_set_output_scales(attr, 1, 0, &os);
+        if (n->q_src_zp) {
+            const int32_t rt = DNNL_RUNTIME_S32_VAL;
+            dnnl_primitive_attr_set_zero_points(attr, DNNL_ARG_SRC, 1, 0, &rt);
+        }
+        if (has_bias)
+            dnnl_post_ops_append_binary(po, dnnl_binary_add, &qb_md);
+        append_int8_post_ops(po, n);
+        sum_idx = -1;
+    } else {
+        sum_idx = append_conv_post_ops(po, n);
+    }
     if (n->sum >= 0) {
         DNNL_CHECK(dnnl_memory_desc_init_by_tag(&sum_md, 4, dd, dnnl_f32, layout_tag(c, n->sum)));
         dnnl_post_ops_append_binary(po, dnnl_binary_add, &sum_md);
@@ -730,17 +979,20 @@ static int prepare_conv(cpu_ctx *c, plan *p, int i, char *err, size_t errlen)
     dnnl_post_ops_destroy(po);
     dnnl_primitive_attr_destroy(attr);
     if (st != dnnl_success) {
+        its_free(wq);
         snprintf(err, errlen, "node '%s' (Conv): oneDNN has no implementation (status %d)", n->name,
                  (int)st);
         return ITS_EBACKEND;
     }
     const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
     if ((rc = grow_scratch(c, pd)) < 0) {
+        its_free(wq);
         dnnl_primitive_desc_destroy(pd);
         return rc;
     }
     /* weights: reorder once, reuse across plans when oneDNN picks the same layout */
     dnnl_memory_t wm = c->wcache[i];
+    int wown = 0;
     if (wm) {
         const dnnl_memory_desc_t *have;
         dnnl_memory_get_memory_desc(wm, &have);
@@ -754,7 +1006,8 @@ static int prepare_conv(cpu_ctx *c, plan *p, int i, char *err, size_t errlen)
         dnnl_primitive_t rp = NULL;
         st = dnnl_memory_create(&wm, wmd, c->eng, DNNL_MEMORY_ALLOCATE);
         if (st == dnnl_success)
-            st = dnnl_memory_create(&user, &wuser_md, c->eng, g->tensors[n->in[1]].data);
+            st = dnnl_memory_create(&user, &wuser_md, c->eng,
+                                    q ? (void *)wq : g->tensors[n->in[1]].data);
         if (st == dnnl_success)
             st = dnnl_reorder_primitive_desc_create(&rpd, &wuser_md, c->eng, wmd, c->eng, NULL);
         if (st == dnnl_success)
@@ -771,6 +1024,8 @@ static int prepare_conv(cpu_ctx *c, plan *p, int i, char *err, size_t errlen)
             dnnl_primitive_desc_destroy(rpd);
         if (user)
             dnnl_memory_destroy(user);
+        its_free(wq);
+        wq = NULL;
         if (st != dnnl_success) {
             if (wm)
                 dnnl_memory_destroy(wm);
@@ -779,22 +1034,39 @@ static int prepare_conv(cpu_ctx *c, plan *p, int i, char *err, size_t errlen)
                      (int)st);
             return ITS_EBACKEND;
         }
-        if (c->wcache[i])
-            dnnl_memory_destroy(c->wcache[i]);
-        c->wcache[i] = wm;
+        if (!c->wcache[i])
+            c->wcache[i] = wm;
+        else /* another plan's primitive uses the cached layout: this one owns its copy */
+            wown = 1;
     }
+    its_free(wq);
     st = dnnl_primitive_create(&s->prim, pd);
     if (st == dnnl_success)
         st = step_arg(c, s, DNNL_ARG_SRC, n->in[0], &src_md, NULL);
     if (st == dnnl_success)
         st = step_arg(c, s, DNNL_ARG_DST, n->out[0], &dst_md, NULL);
-    if (st == dnnl_success) { /* the weight cache owns wm */
+    if (st == dnnl_success) { /* the weight cache owns wm, unless wown */
         s->arg[s->n] = DNNL_ARG_WEIGHTS;
         s->tensor[s->n] = BIND_FIXED;
+        s->owned[s->n] = (char)wown;
         s->mem[s->n++] = wm;
+    } else if (wown) {
+        dnnl_memory_destroy(wm);
     }
-    if (st == dnnl_success && has_bias)
+    if (st == dnnl_success && has_bias && !q)
         st = step_arg(c, s, DNNL_ARG_BIAS, BIND_FIXED, &b_md, g->tensors[n->in[2]].data);
+    if (st == dnnl_success && has_bias && q)
+        st = step_arg(c, s, DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, BIND_FIXED, &qb_md,
+                      c->qbias[i]);
+    if (st == dnnl_success && q && n->q_src_zp) {
+        dnnl_memory_desc_t zmd;
+        dnnl_dims_t one = {1};
+        st = dnnl_memory_desc_init_by_tag(&zmd, 1, one, dnnl_s32, dnnl_x);
+        /* the zero point lives in the node (the graph outlives the engine); oneDNN only reads */
+        if (st == dnnl_success)
+            st = step_arg(c, s, DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC, BIND_FIXED, &zmd,
+                          (void *)(uintptr_t)&n->q_src_zp);
+    }
     if (st == dnnl_success && n->sum >= 0)
         st = step_arg(c, s, DNNL_ARG_ATTR_MULTIPLE_POST_OP(sum_idx) | DNNL_ARG_SRC_1, n->sum,
                       &sum_md, NULL);
@@ -831,6 +1103,11 @@ static int cpu_prepare(void *ctx, const its_graph *g, int batch, const its_shape
     if (!c->wcache) {
         c->wcache = its_calloc(ITS_MOD_ENGINE, (size_t)nn + 1, sizeof *c->wcache);
         if (!c->wcache)
+            return ITS_ENOMEM;
+    }
+    if (!c->qbias) {
+        c->qbias = its_calloc(ITS_MOD_ENGINE, (size_t)nn + 1, sizeof *c->qbias);
+        if (!c->qbias)
             return ITS_ENOMEM;
     }
     plan *p = &c->plans[c->n_plans];
@@ -998,6 +1275,11 @@ static void cpu_free(void *ctx)
             if (c->wcache[i])
                 dnnl_memory_destroy(c->wcache[i]);
         its_free(c->wcache);
+    }
+    if (c->qbias) {
+        for (int i = 0; i < nn; i++)
+            its_free(c->qbias[i]);
+        its_free(c->qbias);
     }
     its_free(c->arena);
     its_free(c->scratch);
