@@ -188,8 +188,70 @@ static void unary(const its_ir_node *n, const float *x, float *y, int64_t ne)
     }
 }
 
+/*
+ * expf for the softmax's vector loops: 2^n * p(r) with n = round(x / ln2), r = x - n ln2
+ * (ln2 split in two for accuracy) and a degree-6 polynomial for e^r on [-ln2/2, ln2/2];
+ * relative error below 2e-7 (a few ulp), no libm call, so the loops vectorize. Inputs are
+ * <= 0 here (x - max); below -87 the result flushes to 0.
+ */
+static inline float exp_neg(float x)
+{
+    x = x > -87.f ? x : -87.f;
+    float n = (x * 1.44269504f + 12582912.f) - 12582912.f; /* round to nearest */
+    float r = x - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    float p = 1.f / 720.f;
+    p = p * r + 1.f / 120.f;
+    p = p * r + 1.f / 24.f;
+    p = p * r + 1.f / 6.f;
+    p = p * r + 0.5f;
+    p = p * r + 1.f;
+    p = p * r + 1.f;
+    union {
+        int32_t i;
+        float f;
+    } sc = {.i = ((int32_t)n + 127) << 23};
+    return p * sc.f;
+}
+
 static void softmax(const float *x, float *y, int64_t outer, int64_t dim, int64_t inner)
 {
+    if (inner >= 16) {
+        /* reduce across rows of `inner` contiguous floats: vector loops over chunks of the
+         * inner dimension (the DFL head: [1, 16, 4, 8400] over axis 1) */
+        enum { CH = 256 };
+        int64_t per = (inner + CH - 1) / CH;
+#pragma omp parallel for if (outer * dim * inner > PAR_MIN)
+        for (int64_t t = 0; t < outer * per; t++) {
+            int64_t o = t / per, j0 = t % per * CH;
+            int64_t nj = inner - j0 < CH ? inner - j0 : CH;
+            const float *xp = x + o * dim * inner + j0;
+            float *yp = y + o * dim * inner + j0;
+            float mx[CH], sum[CH];
+            for (int64_t j = 0; j < nj; j++) {
+                mx[j] = xp[j];
+                sum[j] = 0.f;
+            }
+            for (int64_t d = 1; d < dim; d++)
+#pragma omp simd
+                for (int64_t j = 0; j < nj; j++)
+                    mx[j] = xp[d * inner + j] > mx[j] ? xp[d * inner + j] : mx[j];
+            for (int64_t d = 0; d < dim; d++)
+#pragma omp simd
+                for (int64_t j = 0; j < nj; j++) {
+                    float e = exp_neg(xp[d * inner + j] - mx[j]);
+                    yp[d * inner + j] = e;
+                    sum[j] += e;
+                }
+            for (int64_t j = 0; j < nj; j++)
+                sum[j] = 1.f / sum[j];
+            for (int64_t d = 0; d < dim; d++)
+#pragma omp simd
+                for (int64_t j = 0; j < nj; j++)
+                    yp[d * inner + j] *= sum[j];
+        }
+        return;
+    }
 #pragma omp parallel for collapse(2) if (outer * dim * inner > PAR_MIN)
     for (int64_t o = 0; o < outer; o++) {
         for (int64_t in = 0; in < inner; in++) {
@@ -291,6 +353,13 @@ static void slice(const its_shape *xs, const void *x, const its_slice_params *p,
     }
 }
 
+static inline void copy_f32(float *restrict y, const float *restrict x, int64_t n)
+{
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++)
+        y[i] = x[i];
+}
+
 /* Concat/Split: [outer, axis*inner] blocks copied with memcpy, rows in parallel (channels-last
  * tensors have one short row per pixel). */
 static void concat(const its_ir_node *n, int axis, const its_shape *ins, const void *const *in,
@@ -310,8 +379,11 @@ static void concat(const its_ir_node *n, int axis, const its_shape *ins, const v
     for (int64_t o = 0; o < outer; o++)
         for (int k = 0; k < nk; k++) {
             int64_t irow = offs[k + 1] - offs[k];
-            memcpy((char *)y + (size_t)(o * orow + offs[k]) * es,
-                   (const char *)in[k] + (size_t)(o * irow) * es, (size_t)irow * es);
+            if (es == 4 && irow <= 256) /* short rows: an inline loop beats memcpy calls */
+                copy_f32((float *)y + o * orow + offs[k], (const float *)in[k] + o * irow, irow);
+            else
+                memcpy((char *)y + (size_t)(o * orow + offs[k]) * es,
+                       (const char *)in[k] + (size_t)(o * irow) * es, (size_t)irow * es);
         }
 }
 
@@ -332,7 +404,11 @@ static void split(int no, int axis, const its_shape *xs, const void *x, const it
     for (int64_t o = 0; o < outer; o++)
         for (int k = 0; k < nk; k++) {
             int64_t orow = offs[k + 1] - offs[k];
-            if (out[k])
+            if (!out[k])
+                continue;
+            if (es == 4 && orow <= 256)
+                copy_f32((float *)out[k] + o * orow, (const float *)x + o * irow + offs[k], orow);
+            else
                 memcpy((char *)out[k] + (size_t)(o * orow) * es,
                        (const char *)x + (size_t)(o * irow + offs[k]) * es, (size_t)orow * es);
         }
@@ -342,6 +418,20 @@ static void split(int no, int axis, const its_shape *xs, const void *x, const it
  * in 32x32 tiles. */
 static void transpose_2d(int64_t n, int64_t rows, int64_t cols, const void *xv, void *yv, size_t es)
 {
+    if (rows <= 4 && es == 4) { /* a few planes (the network input): interleave per pixel */
+        enum { CH = 4096 };
+        int64_t per = (cols + CH - 1) / CH;
+#pragma omp parallel for if (n * rows * cols > PAR_MIN)
+        for (int64_t t = 0; t < n * per; t++) {
+            int64_t b = t / per, c0 = t % per * CH, c1 = c0 + CH < cols ? c0 + CH : cols;
+            const float *xb = (const float *)xv + b * rows * cols;
+            float *yb = (float *)yv + b * rows * cols;
+            for (int64_t r = 0; r < rows; r++)
+                for (int64_t c = c0; c < c1; c++)
+                    yb[c * rows + r] = xb[r * cols + c];
+        }
+        return;
+    }
     const int64_t T = 32, tr = (rows + T - 1) / T, tc = (cols + T - 1) / T;
 #pragma omp parallel for if (n * rows * cols > PAR_MIN)
     for (int64_t t = 0; t < n * tr * tc; t++) {

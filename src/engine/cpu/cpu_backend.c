@@ -84,6 +84,7 @@ typedef struct cpu_ctx {
     int libm_unary;
     double prof_ns[ITS_OP_COUNT + 1];
     long prof_calls[ITS_OP_COUNT + 1];
+    double *prof_node; /* per node (profile only) */
 } cpu_ctx;
 
 static int cpu_available(void)
@@ -1105,6 +1106,8 @@ static int cpu_prepare(void *ctx, const its_graph *g, int batch, const its_shape
         if (!c->wcache)
             return ITS_ENOMEM;
     }
+    if (c->profile && !c->prof_node)
+        c->prof_node = its_calloc(ITS_MOD_ENGINE, (size_t)nn + 1, sizeof *c->prof_node);
     if (!c->qbias) {
         c->qbias = its_calloc(ITS_MOD_ENGINE, (size_t)nn + 1, sizeof *c->qbias);
         if (!c->qbias)
@@ -1231,8 +1234,11 @@ static int cpu_run(void *ctx, int batch, int nb, const void *const *inputs, void
             return rc;
         if (c->profile) {
             int slot = p->step[i].prim && n->op == ITS_OP_CONV ? ITS_OP_COUNT : (int)n->op;
-            c->prof_ns[slot] += (double)(its_now_ns() - t0);
+            double dt = (double)(its_now_ns() - t0);
+            c->prof_ns[slot] += dt;
             c->prof_calls[slot]++;
+            if (c->prof_node)
+                c->prof_node[i] += dt;
         }
     }
     for (int k = 0; k < g->n_outputs; k++) {
@@ -1268,6 +1274,26 @@ static void cpu_free(void *ctx)
             fprintf(stderr, "profile: %-22s %6ld calls %10.3f ms\n",
                     op == ITS_OP_COUNT ? "Conv (oneDNN)" : its__op_name((its_op)op),
                     c->prof_calls[op], c->prof_ns[op] / 1e6);
+    if (c->prof_node && c->g) { /* the 12 costliest non-conv nodes */
+        for (int r = 0; r < 12; r++) {
+            int best = -1;
+            for (int i = 0; i < nn; i++)
+                if (c->g->nodes[i].op != ITS_OP_CONV && c->prof_node[i] > 0 &&
+                    (best < 0 || c->prof_node[i] > c->prof_node[best]))
+                    best = i;
+            if (best < 0)
+                break;
+            const its_ir_node *n = &c->g->nodes[best];
+            const its_shape *sh = &c->g->tensors[n->in[0]].shape;
+            fprintf(stderr, "profile:   %-10s %-40.40s in0 [%lld %lld %lld %lld] %8.3f ms\n",
+                    its__op_name(n->op), n->name, (long long)sh->dims[0],
+                    (long long)(sh->rank > 1 ? sh->dims[1] : 0),
+                    (long long)(sh->rank > 2 ? sh->dims[2] : 0),
+                    (long long)(sh->rank > 3 ? sh->dims[3] : 0), c->prof_node[best] / 1e6);
+            c->prof_node[best] = 0;
+        }
+    }
+    its_free(c->prof_node);
     for (int i = 0; i < c->n_plans; i++)
         free_plan(&c->plans[i], nn);
     if (c->wcache) {
