@@ -887,8 +887,7 @@ static int infer_node(const its_graph *g, const its_ir_node *n, int batch, its_s
     case ITS_OP_IDENTITY:
         break;
     case ITS_OP_LAYOUT: /* logical shape unchanged; only the memory order differs */
-        if (x->rank != 4 ||
-            (xt != ITS_DT_FLOAT32 && xt != ITS_DT_UINT8 && xt != ITS_DT_INT8))
+        if (x->rank != 4 || (xt != ITS_DT_FLOAT32 && xt != ITS_DT_UINT8 && xt != ITS_DT_INT8))
             FAIL(ITS_EINTERNAL, "layout change of a non 4-D float or 8-bit tensor");
         break;
     default:

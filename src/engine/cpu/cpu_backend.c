@@ -244,9 +244,10 @@ static int assign_layouts(cpu_ctx *c, its_graph *g, char *err, size_t errlen)
             int have = nhwc[t];
             if (have == mode)
                 continue;
-            int dt_ok = g->tensors[t].dtype == ITS_DT_FLOAT32 || (dnnl && k == 0 && g->nodes[i].q_src);
-            if (!have && (!dt_ok || g->tensors[t].shape.rank != 4 ||
-                          g->tensors[t].kind == ITS_TK_CONST))
+            int dt_ok =
+                g->tensors[t].dtype == ITS_DT_FLOAT32 || (dnnl && k == 0 && g->nodes[i].q_src);
+            if (!have &&
+                (!dt_ok || g->tensors[t].shape.rank != 4 || g->tensors[t].kind == ITS_TK_CONST))
                 continue;
             if (conv_to[mode][t] < 0) {
                 int nt;
@@ -371,13 +372,13 @@ static int pass_int8_conv(its_graph *g, char *err, size_t errlen)
             its_dtype qt = g->tensors[q].dtype;
             if ((qt != ITS_DT_UINT8 && qt != ITS_DT_INT8) || S->kind != ITS_TK_CONST ||
                 its__shape_numel(&S->shape) != 1 || S->dtype != ITS_DT_FLOAT32 ||
-                (Z && (Z->kind != ITS_TK_CONST || its__shape_numel(&Z->shape) != 1 ||
-                       Z->dtype != qt)) ||
+                (Z &&
+                 (Z->kind != ITS_TK_CONST || its__shape_numel(&Z->shape) != 1 || Z->dtype != qt)) ||
                 g->tensors[q].shape.rank != 4)
                 continue;
             n->q_src = 1;
             n->q_src_scale = *(const float *)S->data;
-            n->q_src_zp = !Z                    ? 0
+            n->q_src_zp = !Z                   ? 0
                           : qt == ITS_DT_UINT8 ? *(const uint8_t *)Z->data
                                                : *(const int8_t *)Z->data;
             n->in[0] = q;
@@ -763,8 +764,7 @@ static int prim_maxpool(cpu_ctx *c, plan *p, const its_ir_node *n, dnnl_primitiv
     its_win_params w;
     char e[8];
     if ((n->n_out > 1 && n->out[1] >= 0) ||
-        its__win_params(c->g, n, &p->shapes[n->in[0]], NULL, &w, e, sizeof e) < 0 ||
-        w.spatial != 2)
+        its__win_params(c->g, n, &p->shapes[n->in[0]], NULL, &w, e, sizeof e) < 0 || w.spatial != 2)
         return 0;
     /* oneDNN derives the output size from the pads: skip shapes (ceil_mode) it would not */
     if ((w.ih + w.pt + w.pb - ((w.kh - 1) * w.dh + 1)) / w.sh + 1 != w.oh ||
@@ -806,8 +806,7 @@ static int prepare_other(cpu_ctx *c, plan *p, int i)
     const its_ir_node *n = &c->g->nodes[i];
     prim_step *s = &p->step[i];
     if (n->n_out < 1 || n->out[0] < 0 || !is_f32(c->g, n->in[0]) || !is_f32(c->g, n->out[0]) ||
-        its__shape_numel(&p->shapes[n->out[0]]) == 0 ||
-        its__shape_numel(&p->shapes[n->in[0]]) == 0)
+        its__shape_numel(&p->shapes[n->out[0]]) == 0 || its__shape_numel(&p->shapes[n->in[0]]) == 0)
         return 0;
     dnnl_primitive_desc_t pd = NULL;
     int rc;
@@ -914,8 +913,8 @@ static int prepare_conv(cpu_ctx *c, plan *p, int i, char *err, size_t errlen)
             return ITS_EINTERNAL;
         }
     }
-    DNNL_CHECK(dnnl_memory_desc_init_by_tag(&src_md, 4, sd, dnnl_dt(g->tensors[n->in[0]].dtype),
-                                            src_tag));
+    DNNL_CHECK(
+        dnnl_memory_desc_init_by_tag(&src_md, 4, sd, dnnl_dt(g->tensors[n->in[0]].dtype), src_tag));
     DNNL_CHECK(dnnl_memory_desc_init_by_tag(&dst_md, 4, dd, dnnl_dt(g->tensors[n->out[0]].dtype),
                                             dst_tag));
     DNNL_CHECK(dnnl_memory_desc_init_by_tag(&b_md, 1, bd, dnnl_f32, dnnl_x));
