@@ -294,6 +294,41 @@ static void transpose(const its_shape *xs, const void *x, const int *perm, void 
         return;
     }
     int64_t inner = od[r - 1], rows = inner ? n / inner : 0, is = ost[r - 1];
+    int kc = -1; /* the output dim that walks the input contiguously */
+    for (int d = 0; d < r - 1; d++)
+        if (ost[d] == 1 && od[d] > 1)
+            kc = d;
+    if (es == 4 && is != 1 && kc >= 0 && inner > 1) {
+        /* a strided gather along the output rows: tile output dims (kc, r-1) in 32x32
+         * blocks so that reads (along kc) and writes (along r-1) both stay in cache lines */
+        int64_t yst[ITS_MAX_DIMS], a2 = 1;
+        for (int d = r - 1; d >= 0; d--) {
+            yst[d] = a2;
+            a2 *= od[d];
+        }
+        const int64_t T = 32, ta = (od[kc] + T - 1) / T, tb = (inner + T - 1) / T;
+        int64_t outer = n / (od[kc] * inner);
+#pragma omp parallel for if (n > PAR_MIN)
+        for (int64_t t = 0; t < outer * ta * tb; t++) {
+            int64_t o = t / (ta * tb), a0 = (t / tb) % ta * T, b0 = t % tb * T;
+            int64_t a1 = a0 + T < od[kc] ? a0 + T : od[kc], b1 = b0 + T < inner ? b0 + T : inner;
+            int64_t rem = o, xo = 0, yo = 0;
+            for (int d = r - 2; d >= 0; d--) {
+                if (d == kc)
+                    continue;
+                int64_t c = rem % od[d];
+                rem /= od[d];
+                xo += c * ost[d];
+                yo += c * yst[d];
+            }
+            const float *xp = (const float *)x + xo;
+            float *yp = (float *)y + yo;
+            for (int64_t a = a0; a < a1; a++)
+                for (int64_t b = b0; b < b1; b++)
+                    yp[a * yst[kc] + b] = xp[a + b * is];
+        }
+        return;
+    }
 #pragma omp parallel for if (n > PAR_MIN)
     for (int64_t row = 0; row < rows; row++) {
         int64_t rem = row, off = 0;
@@ -345,6 +380,11 @@ static void slice(const its_shape *xs, const void *x, const its_slice_params *p,
         const char *xp = (const char *)x;
         if (contiguous) {
             memcpy(yp, xp + (size_t)off * es, (size_t)inner * es);
+        } else if (es == 4) {
+            int64_t st = p->step[r - 1];
+            const uint32_t *xr = (const uint32_t *)xp + off;
+            for (int64_t j = 0; j < inner; j++)
+                ((uint32_t *)yp)[j] = xr[j * st];
         } else {
             int64_t st = p->step[r - 1];
             for (int64_t j = 0; j < inner; j++)
@@ -418,6 +458,20 @@ static void split(int no, int axis, const its_shape *xs, const void *x, const it
  * in 32x32 tiles. */
 static void transpose_2d(int64_t n, int64_t rows, int64_t cols, const void *xv, void *yv, size_t es)
 {
+    if (rows <= 4 && es == 1) { /* 8-bit planes (a quantized network input) */
+        enum { CH = 4096 };
+        int64_t per = (cols + CH - 1) / CH;
+#pragma omp parallel for if (n * rows * cols > PAR_MIN)
+        for (int64_t t = 0; t < n * per; t++) {
+            int64_t b = t / per, c0 = t % per * CH, c1 = c0 + CH < cols ? c0 + CH : cols;
+            const uint8_t *xb = (const uint8_t *)xv + b * rows * cols;
+            uint8_t *yb = (uint8_t *)yv + b * rows * cols;
+            for (int64_t r = 0; r < rows; r++)
+                for (int64_t c = c0; c < c1; c++)
+                    yb[c * rows + r] = xb[r * cols + c];
+        }
+        return;
+    }
     if (rows <= 4 && es == 4) { /* a few planes (the network input): interleave per pixel */
         enum { CH = 4096 };
         int64_t per = (cols + CH - 1) / CH;
