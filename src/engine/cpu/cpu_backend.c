@@ -1274,7 +1274,9 @@ static void cpu_free(void *ctx)
                     op == ITS_OP_COUNT ? "Conv (oneDNN)" : its__op_name((its_op)op),
                     c->prof_calls[op], c->prof_ns[op] / 1e6);
     if (c->prof_node && c->g) { /* the 12 costliest non-conv nodes */
-        for (int r = 0; r < 12; r++) {
+        for (int r = 0;
+             r < (getenv("ITS_ENGINE_PROFILE_TOP") ? atoi(getenv("ITS_ENGINE_PROFILE_TOP")) : 12);
+             r++) {
             int best = -1;
             for (int i = 0; i < nn; i++)
                 if (c->g->nodes[i].op != ITS_OP_CONV && c->prof_node[i] > 0 &&
