@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # CPU benchmark: our engine against ONNX Runtime (onnxruntime-node), same photo, same thread
 # count, every model x batch size in a fresh process (so peak RSS is per configuration).
-#   bench/cpu/run.sh [BUILD_DIR]     (default build/; ITERS=20 THREADS=2 to change)
+#   bench/cpu/run.sh [BUILD_DIR]     (default build/; ITERS=20 THREADS=2 to change;
+#                                     ORT_SPIN=0: ONNX Runtime's threads do not spin-wait)
 # Prints a Markdown table: median latency per batch, images/s, peak RSS and the ratios.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -29,7 +30,7 @@ for m in $models; do
         node "$root/bench/cpu/ort_bench.js" "$shared/models/$m" "$tmp/input.bin" "$b" "$iters" "$threads" >> "$results"
     done
 done
-echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores visible, load average $(cut -d' ' -f1-3 /proc/loadavg), threads=$threads, iters=$iters, image=$(basename "$image"), OMP_WAIT_POLICY=$OMP_WAIT_POLICY"
+echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores visible, load average $(cut -d' ' -f1-3 /proc/loadavg), threads=$threads, iters=$iters, image=$(basename "$image"), OMP_WAIT_POLICY=$OMP_WAIT_POLICY, ORT spinning ${ORT_SPIN:-1}"
 node -e '
 const rows = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").map(JSON.parse);
 const key = (r) => r.model + "|" + r.batch;
