@@ -328,15 +328,50 @@ static int conv_out_quant(const its_ir_node *n, float *s, int32_t *zp, its_dtype
     return 1;
 }
 
+/* A QuantizeLinear of float tensor x (per-tensor s, zp) into a new 8-bit tensor *out. */
+static int add_quantize(its_graph *g, int x, float s, int32_t zp, its_dtype dt, int *out)
+{
+    char name[512];
+    int t[3];
+    const char *sfx[3] = {"q", "q_scale", "q_zero_point"};
+    its_dtype dts[3] = {dt, ITS_DT_FLOAT32, dt};
+    for (int k = 0; k < 3; k++) {
+        snprintf(name, sizeof name, "%s.%s", g->tensors[x].name, sfx[k]);
+        t[k] = its__graph_add_tensor(g, name, dts[k], k ? ITS_TK_CONST : ITS_TK_ACT);
+        if (t[k] < 0)
+            return t[k];
+    }
+    g->tensors[t[0]].shape = g->tensors[x].shape;
+    g->tensors[t[0]].batched = g->tensors[x].batched;
+    float *sd = its_malloc(ITS_MOD_ENGINE, sizeof(float));
+    if (!sd)
+        return ITS_ENOMEM;
+    *sd = s;
+    g->tensors[t[1]].data = sd; /* rank-0 shape: a scalar */
+    uint8_t *zd = its_malloc(ITS_MOD_ENGINE, 1);
+    if (!zd)
+        return ITS_ENOMEM;
+    *zd = dt == ITS_DT_INT8 ? (uint8_t)(int8_t)zp : (uint8_t)zp;
+    g->tensors[t[2]].data = zd;
+    snprintf(name, sizeof name, "%s.q", g->tensors[x].name);
+    int in[3] = {x, t[1], t[2]};
+    int k = its__graph_add_node(g, name, ITS_OP_QUANTIZE_LINEAR, 3, in, 1, t);
+    if (k < 0)
+        return k;
+    *out = t[0];
+    return 0;
+}
+
 /*
  * Integer convolutions for QDQ models. A conv with constant int8-representable weights and a
  * fused fake quantization (fq_on[0]: the model quantizes its result) runs as a oneDNN int8
  * convolution when its source is available as 8-bit integers:
  *  - the source is DequantizeLinear(q) with per-tensor constants: the conv reads q directly
  *    (the DequantizeLinear disappears when nothing else reads it);
- *  - the source is the output of another such conv that quantizes its result last, and every
- *    reader of it is such a conv: the producer then writes the 8-bit integers (q_dst) and the
- *    readers take them as source.
+ *  - the source is the output of a conv that quantizes its result last: when every reader of
+ *    it is such a conv and the producer is one too, the producer writes the 8-bit integers
+ *    (q_dst) and the readers take them as source; otherwise a QuantizeLinear (exact: the
+ *    tensor holds s * (q - zp)) makes the integers once for the integer readers.
  * Everything else is unchanged (the conv stays float with fake quantization).
  */
 static int pass_int8_conv(its_graph *g, char *err, size_t errlen)
@@ -389,9 +424,9 @@ static int pass_int8_conv(its_graph *g, char *err, size_t errlen)
         float s;
         int32_t zp;
         its_dtype dt;
-        if (!ok[pi] || !conv_out_quant(pn, &s, &zp, &dt) || (g->tensors[x].flags & ITS_TF_OUTPUT))
+        if (!is_dnnl_conv(g, pn) || !conv_out_quant(pn, &s, &zp, &dt))
             continue;
-        int all = 1; /* every reader is a candidate reading x as its source only */
+        int all = !(g->tensors[x].flags & ITS_TF_OUTPUT); /* every reader: a candidate's source */
         for (int j = pi + 1; j < nn && all; j++) {
             const its_ir_node *m = &g->nodes[j];
             for (int k = 0; k < m->n_in; k++)
@@ -400,19 +435,25 @@ static int pass_int8_conv(its_graph *g, char *err, size_t errlen)
             if (m->sum == x)
                 all = 0;
         }
-        if (!all)
-            continue;
+        int src = x;
+        if (all && ok[pi]) { /* the producer writes the integers */
+            pn->q_dst = dt;
+            g->tensors[x].dtype = dt;
+        } else { /* others read the float values: quantize them once for the integer convs
+                  * (exact: x holds s * (q - zp)) */
+            if ((rc = add_quantize(g, x, s, zp, dt, &src)) < 0)
+                goto out;
+        }
         for (int j = pi + 1; j < nn; j++) {
             its_ir_node *m = &g->nodes[j];
-            if (m->op == ITS_OP_CONV && m->in[0] == x) {
+            if (cand[j] && m->in[0] == x && m->sum != x) {
+                m->in[0] = src;
                 m->q_src = 1;
                 m->q_src_scale = s;
                 m->q_src_zp = zp;
                 ok[j] = 1;
             }
         }
-        pn->q_dst = dt;
-        g->tensors[x].dtype = dt;
         changed = 1;
     }
     if (!changed)
