@@ -80,7 +80,7 @@ typedef struct cpu_ctx {
     int profile;
     int no_prims; /* ITS_ENGINE_NO_PRIMS=1: only convolutions on oneDNN (debugging knob) */
     /* Graphs with DynamicQuantizeLinear keep our libm sigmoid/SiLU: the dynamic scale turns
-     * last-bit differences of oneDNN's exp into whole quantization steps (docs/engine.md). */
+     * last-bit differences of oneDNN's exp into whole quantization steps (docs/engine-cpu.md). */
     int libm_unary;
     double prof_ns[ITS_OP_COUNT + 1];
     long prof_calls[ITS_OP_COUNT + 1];
