@@ -191,9 +191,8 @@ static void unary(const its_ir_node *n, const float *x, float *y, int64_t ne)
 /*
  * expf for the softmax's vector loops: 2^n * p(r) with n = round(x / ln2), r = x - n ln2
  * (ln2 split in two for accuracy) and a degree-6 polynomial for e^r on [-ln2/2, ln2/2];
- * relative error at most 2.5e-7 (measured over [-80, 0]), no libm call, so the loops vectorize.
- * Inputs are
- * <= 0 here (x - max); below -87 the result flushes to 0.
+ * relative error at most 2.5e-7 (measured over [-80, 0]); no libm call, so the loops
+ * vectorize. Inputs are <= 0 here (x - max); below -87 the result flushes to 0.
  */
 static inline float exp_neg(float x)
 {
