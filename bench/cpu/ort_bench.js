@@ -32,6 +32,9 @@ async function main() {
     intraOpNumThreads: threads,
     interOpNumThreads: 1,
     executionMode: 'sequential',
+    // ORT_SPIN=0: intra-op threads do not spin-wait (the counterpart of our
+    // OMP_WAIT_POLICY=passive; fairer on a machine shared with other work)
+    ...(process.env.ORT_SPIN === '0' ? { extra: { session: { intra_op: { allow_spinning: '0' } } } } : {}),
   });
   const shape = s.inputMetadata[0].shape.map((d) => (typeof d === 'number' && d > 0 ? d : 1));
   const buf = fs.readFileSync(input);

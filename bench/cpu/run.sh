@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # CPU benchmark: our engine against ONNX Runtime (onnxruntime-node), same photo, same thread
 # count, every model x batch size in a fresh process (so peak RSS is per configuration).
-#   bench/cpu/run.sh [BUILD_DIR]     (default build/; ITERS=20 THREADS=2 to change)
+#   bench/cpu/run.sh [BUILD_DIR]     (default build/; ITERS=20 THREADS=2 to change;
+#                                     ORT_SPIN=0: ONNX Runtime's threads do not spin-wait)
 # Prints a Markdown table: median latency per batch, images/s, peak RSS and the ratios.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -13,7 +14,9 @@ image=${IMAGE:-$shared/media/bus.jpg}
 bench=$build/bench/cpu/bench_cpu
 # The engine's oneDNN runs on libgomp, whose default is to spin-wait in barriers; on a machine
 # shared with other work that costs 5-10x (docs/PERFORMANCE.md). Passive waiting is the
-# deployment setting; OMP_WAIT_POLICY=active reproduces the default.
+# deployment setting; OMP_WAIT_POLICY=active reproduces the default. GOMP_SPINCOUNT=N (libgomp:
+# about 100000 spins per ms) overrides the policy's spin count: a bounded spin (30000) is the
+# counterpart of ONNX Runtime's default spinning thread pool (docs/PERFORMANCE.md).
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 [ -x "$bench" ] || { echo "run.sh: $bench missing (build with the engine first)" >&2; exit 1; }
 command -v node >/dev/null || { echo "run.sh: node missing" >&2; exit 1; }
@@ -29,7 +32,7 @@ for m in $models; do
         node "$root/bench/cpu/ort_bench.js" "$shared/models/$m" "$tmp/input.bin" "$b" "$iters" "$threads" >> "$results"
     done
 done
-echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores visible, load average $(cut -d' ' -f1-3 /proc/loadavg), threads=$threads, iters=$iters, image=$(basename "$image"), OMP_WAIT_POLICY=$OMP_WAIT_POLICY"
+echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores visible, load average $(cut -d' ' -f1-3 /proc/loadavg), threads=$threads, iters=$iters, image=$(basename "$image"), OMP_WAIT_POLICY=$OMP_WAIT_POLICY, GOMP_SPINCOUNT=${GOMP_SPINCOUNT:-unset}, ORT spinning ${ORT_SPIN:-1}"
 node -e '
 const rows = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").map(JSON.parse);
 const key = (r) => r.model + "|" + r.batch;

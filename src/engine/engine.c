@@ -475,18 +475,19 @@ int its_engine_describe(const its_engine_t *e, char *buf, size_t len)
 {
     if (!e || !buf || !len)
         return ITS_EINVAL;
-    int counts[ITS_OP_COUNT] = {0}, fused_act = 0, fused_sum = 0, fused_fq = 0;
+    int counts[ITS_OP_COUNT] = {0}, fused_act = 0, fused_sum = 0, fused_fq = 0, int8 = 0;
     for (int i = 0; i < e->g.n_nodes; i++) {
         const its_ir_node *n = &e->g.nodes[i];
         counts[n->op]++;
         fused_act += n->act != ITS_ACT_NONE;
         fused_sum += n->sum >= 0;
         fused_fq += n->fq_on[0] + n->fq_on[1];
+        int8 += n->q_src;
     }
     size_t off = 0;
     int w = snprintf(buf, len,
-                     "backend %s, %d nodes (conv+act %d, conv+sum %d, conv+qdq %d):", e->b->name,
-                     e->g.n_nodes, fused_act, fused_sum, fused_fq);
+                     "backend %s, %d nodes (conv+act %d, conv+sum %d, conv+qdq %d, int8 conv %d):",
+                     e->b->name, e->g.n_nodes, fused_act, fused_sum, fused_fq, int8);
     off = w > 0 ? (size_t)w : 0;
     for (int op = 1; op < ITS_OP_COUNT && off < len; op++) {
         if (!counts[op])

@@ -237,6 +237,10 @@ int its__graph_clone(const its_graph *src, its_graph *dst)
         d->act_alpha = s->act_alpha;
         d->sum = s->sum;
         d->sum_first = s->sum_first;
+        d->q_src = s->q_src;
+        d->q_src_scale = s->q_src_scale;
+        d->q_src_zp = s->q_src_zp;
+        d->q_dst = s->q_dst;
         for (int f = 0; f < 2; f++) {
             d->fq_on[f] = s->fq_on[f];
             d->fq_scale[f] = s->fq_scale[f];

@@ -158,6 +158,14 @@ typedef struct its_ir_node {
     int fq_on[2];
     float fq_scale[2];
     int32_t fq_zp[2], fq_lo[2], fq_hi[2];
+    /* Integer convolution (CPU backend, QDQ models), ITS_OP_CONV only: q_src = 1 when in[0] is
+     * an 8-bit tensor holding round(x / q_src_scale) + q_src_zp; the weights stay float in the
+     * graph (the backend recovers their int8 values). The output dtype is float32, or the 8-bit
+     * type q_dst (then it holds the final fake quantization's integers). */
+    int q_src;
+    float q_src_scale;
+    int32_t q_src_zp;
+    its_dtype q_dst; /* 0: float32 output */
 } its_ir_node;
 
 typedef struct its_meta {

@@ -188,9 +188,71 @@ static void unary(const its_ir_node *n, const float *x, float *y, int64_t ne)
     }
 }
 
+/*
+ * expf for the softmax's vector loops: 2^n * p(r) with n = round(x / ln2), r = x - n ln2
+ * (ln2 split in two for accuracy) and a degree-6 polynomial for e^r on [-ln2/2, ln2/2];
+ * relative error at most 2.5e-7 (measured over [-80, 0]); no libm call, so the loops
+ * vectorize. Inputs are <= 0 here (x - max); below -87 the result flushes to 0.
+ */
+static inline float exp_neg(float x)
+{
+    x = x > -87.f ? x : -87.f;
+    float n = (x * 1.44269504f + 12582912.f) - 12582912.f; /* round to nearest */
+    float r = x - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    float p = 1.f / 720.f;
+    p = p * r + 1.f / 120.f;
+    p = p * r + 1.f / 24.f;
+    p = p * r + 1.f / 6.f;
+    p = p * r + 0.5f;
+    p = p * r + 1.f;
+    p = p * r + 1.f;
+    union {
+        int32_t i;
+        float f;
+    } sc = {.i = ((int32_t)n + 127) << 23};
+    return p * sc.f;
+}
+
 static void softmax(const float *x, float *y, int64_t outer, int64_t dim, int64_t inner)
 {
+    if (inner >= 16) {
+        /* reduce across rows of `inner` contiguous floats: vector loops over chunks of the
+         * inner dimension (the DFL head: [1, 16, 4, 8400] over axis 1) */
+        enum { CH = 256 };
+        int64_t per = (inner + CH - 1) / CH;
 #pragma omp parallel for if (outer * dim * inner > PAR_MIN)
+        for (int64_t t = 0; t < outer * per; t++) {
+            int64_t o = t / per, j0 = t % per * CH;
+            int64_t nj = inner - j0 < CH ? inner - j0 : CH;
+            const float *xp = x + o * dim * inner + j0;
+            float *yp = y + o * dim * inner + j0;
+            float mx[CH], sum[CH];
+            for (int64_t j = 0; j < nj; j++) {
+                mx[j] = xp[j];
+                sum[j] = 0.f;
+            }
+            for (int64_t d = 1; d < dim; d++)
+#pragma omp simd
+                for (int64_t j = 0; j < nj; j++)
+                    mx[j] = xp[d * inner + j] > mx[j] ? xp[d * inner + j] : mx[j];
+            for (int64_t d = 0; d < dim; d++)
+#pragma omp simd
+                for (int64_t j = 0; j < nj; j++) {
+                    float e = exp_neg(xp[d * inner + j] - mx[j]);
+                    yp[d * inner + j] = e;
+                    sum[j] += e;
+                }
+            for (int64_t j = 0; j < nj; j++)
+                sum[j] = 1.f / sum[j];
+            for (int64_t d = 0; d < dim; d++)
+#pragma omp simd
+                for (int64_t j = 0; j < nj; j++)
+                    yp[d * inner + j] *= sum[j];
+        }
+        return;
+    }
+#pragma omp parallel for collapse(2) if (outer * dim * inner > PAR_MIN)
     for (int64_t o = 0; o < outer; o++) {
         for (int64_t in = 0; in < inner; in++) {
             const float *xp = x + o * dim * inner + in;
@@ -232,6 +294,41 @@ static void transpose(const its_shape *xs, const void *x, const int *perm, void 
         return;
     }
     int64_t inner = od[r - 1], rows = inner ? n / inner : 0, is = ost[r - 1];
+    int kc = -1; /* the output dim that walks the input contiguously */
+    for (int d = 0; d < r - 1; d++)
+        if (ost[d] == 1 && od[d] > 1)
+            kc = d;
+    if (es == 4 && is != 1 && kc >= 0 && inner > 1) {
+        /* a strided gather along the output rows: tile output dims (kc, r-1) in 32x32
+         * blocks so that reads (along kc) and writes (along r-1) both stay in cache lines */
+        int64_t yst[ITS_MAX_DIMS], a2 = 1;
+        for (int d = r - 1; d >= 0; d--) {
+            yst[d] = a2;
+            a2 *= od[d];
+        }
+        const int64_t T = 32, ta = (od[kc] + T - 1) / T, tb = (inner + T - 1) / T;
+        int64_t outer = n / (od[kc] * inner);
+#pragma omp parallel for if (n > PAR_MIN)
+        for (int64_t t = 0; t < outer * ta * tb; t++) {
+            int64_t o = t / (ta * tb), a0 = (t / tb) % ta * T, b0 = t % tb * T;
+            int64_t a1 = a0 + T < od[kc] ? a0 + T : od[kc], b1 = b0 + T < inner ? b0 + T : inner;
+            int64_t rem = o, xo = 0, yo = 0;
+            for (int d = r - 2; d >= 0; d--) {
+                if (d == kc)
+                    continue;
+                int64_t c = rem % od[d];
+                rem /= od[d];
+                xo += c * ost[d];
+                yo += c * yst[d];
+            }
+            const float *xp = (const float *)x + xo;
+            float *yp = (float *)y + yo;
+            for (int64_t a = a0; a < a1; a++)
+                for (int64_t b = b0; b < b1; b++)
+                    yp[a * yst[kc] + b] = xp[a + b * is];
+        }
+        return;
+    }
 #pragma omp parallel for if (n > PAR_MIN)
     for (int64_t row = 0; row < rows; row++) {
         int64_t rem = row, off = 0;
@@ -283,6 +380,11 @@ static void slice(const its_shape *xs, const void *x, const its_slice_params *p,
         const char *xp = (const char *)x;
         if (contiguous) {
             memcpy(yp, xp + (size_t)off * es, (size_t)inner * es);
+        } else if (es == 4) {
+            int64_t st = p->step[r - 1];
+            const uint32_t *xr = (const uint32_t *)xp + off;
+            for (int64_t j = 0; j < inner; j++)
+                ((uint32_t *)yp)[j] = xr[j * st];
         } else {
             int64_t st = p->step[r - 1];
             for (int64_t j = 0; j < inner; j++)
@@ -291,7 +393,15 @@ static void slice(const its_shape *xs, const void *x, const its_slice_params *p,
     }
 }
 
-/* Concat/Split: [outer, axis*inner] blocks copied with memcpy. */
+static inline void copy_f32(float *restrict y, const float *restrict x, int64_t n)
+{
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++)
+        y[i] = x[i];
+}
+
+/* Concat/Split: [outer, axis*inner] blocks copied with memcpy, rows in parallel (channels-last
+ * tensors have one short row per pixel). */
 static void concat(const its_ir_node *n, int axis, const its_shape *ins, const void *const *in,
                    const its_shape *os, void *y, size_t es)
 {
@@ -301,14 +411,20 @@ static void concat(const its_ir_node *n, int axis, const its_shape *ins, const v
     for (int d = axis + 1; d < os->rank; d++)
         inner *= os->dims[d];
     int64_t orow = os->dims[axis] * inner;
-    int64_t off = 0;
-    for (int k = 0; k < n->n_in; k++) {
-        int64_t irow = ins[k].dims[axis] * inner;
-        for (int64_t o = 0; o < outer; o++)
-            memcpy((char *)y + (size_t)(o * orow + off) * es,
-                   (const char *)in[k] + (size_t)(o * irow) * es, (size_t)irow * es);
-        off += irow;
-    }
+    int64_t offs[ITS_IR_MAX_IO + 1], nk = n->n_in < ITS_IR_MAX_IO ? n->n_in : ITS_IR_MAX_IO;
+    offs[0] = 0;
+    for (int k = 0; k < nk; k++)
+        offs[k + 1] = offs[k] + ins[k].dims[axis] * inner;
+#pragma omp parallel for if (outer * orow > PAR_MIN && outer > 1)
+    for (int64_t o = 0; o < outer; o++)
+        for (int k = 0; k < nk; k++) {
+            int64_t irow = offs[k + 1] - offs[k];
+            if (es == 4 && irow <= 256) /* short rows: an inline loop beats memcpy calls */
+                copy_f32((float *)y + o * orow + offs[k], (const float *)in[k] + o * irow, irow);
+            else
+                memcpy((char *)y + (size_t)(o * orow + offs[k]) * es,
+                       (const char *)in[k] + (size_t)(o * irow) * es, (size_t)irow * es);
+        }
 }
 
 static void split(int no, int axis, const its_shape *xs, const void *x, const its_shape *os,
@@ -319,14 +435,75 @@ static void split(int no, int axis, const its_shape *xs, const void *x, const it
         outer *= xs->dims[d];
     for (int d = axis + 1; d < xs->rank; d++)
         inner *= xs->dims[d];
-    int64_t irow = xs->dims[axis] * inner, off = 0;
-    for (int k = 0; k < no; k++) {
-        int64_t orow = os[k].dims[axis] * inner;
-        if (out[k])
-            for (int64_t o = 0; o < outer; o++)
+    int64_t irow = xs->dims[axis] * inner, offs[ITS_IR_MAX_IO + 1];
+    int nk = no < ITS_IR_MAX_IO ? no : ITS_IR_MAX_IO;
+    offs[0] = 0;
+    for (int k = 0; k < nk; k++)
+        offs[k + 1] = offs[k] + os[k].dims[axis] * inner;
+#pragma omp parallel for if (outer * irow > PAR_MIN && outer > 1)
+    for (int64_t o = 0; o < outer; o++)
+        for (int k = 0; k < nk; k++) {
+            int64_t orow = offs[k + 1] - offs[k];
+            if (!out[k])
+                continue;
+            if (es == 4 && orow <= 256)
+                copy_f32((float *)out[k] + o * orow, (const float *)x + o * irow + offs[k], orow);
+            else
                 memcpy((char *)out[k] + (size_t)(o * orow) * es,
-                       (const char *)x + (size_t)(o * irow + off) * es, (size_t)orow * es);
-        off += orow;
+                       (const char *)x + (size_t)(o * irow + offs[k]) * es, (size_t)orow * es);
+        }
+}
+
+/* y[c][r] = x[r][c] for each of n [rows, cols] matrices of 4-byte (es 4) or 1-byte elements,
+ * in 32x32 tiles. */
+static void transpose_2d(int64_t n, int64_t rows, int64_t cols, const void *xv, void *yv, size_t es)
+{
+    if (rows <= 4 && es == 1) { /* 8-bit planes (a quantized network input) */
+        enum { CH = 4096 };
+        int64_t per = (cols + CH - 1) / CH;
+#pragma omp parallel for if (n * rows * cols > PAR_MIN)
+        for (int64_t t = 0; t < n * per; t++) {
+            int64_t b = t / per, c0 = t % per * CH, c1 = c0 + CH < cols ? c0 + CH : cols;
+            const uint8_t *xb = (const uint8_t *)xv + b * rows * cols;
+            uint8_t *yb = (uint8_t *)yv + b * rows * cols;
+            for (int64_t r = 0; r < rows; r++)
+                for (int64_t c = c0; c < c1; c++)
+                    yb[c * rows + r] = xb[r * cols + c];
+        }
+        return;
+    }
+    if (rows <= 4 && es == 4) { /* a few planes (the network input): interleave per pixel */
+        enum { CH = 4096 };
+        int64_t per = (cols + CH - 1) / CH;
+#pragma omp parallel for if (n * rows * cols > PAR_MIN)
+        for (int64_t t = 0; t < n * per; t++) {
+            int64_t b = t / per, c0 = t % per * CH, c1 = c0 + CH < cols ? c0 + CH : cols;
+            const float *xb = (const float *)xv + b * rows * cols;
+            float *yb = (float *)yv + b * rows * cols;
+            for (int64_t r = 0; r < rows; r++)
+                for (int64_t c = c0; c < c1; c++)
+                    yb[c * rows + r] = xb[r * cols + c];
+        }
+        return;
+    }
+    const int64_t T = 32, tr = (rows + T - 1) / T, tc = (cols + T - 1) / T;
+#pragma omp parallel for if (n * rows * cols > PAR_MIN)
+    for (int64_t t = 0; t < n * tr * tc; t++) {
+        int64_t b = t / (tr * tc), r0 = (t / tc) % tr * T, c0 = t % tc * T;
+        int64_t r1 = r0 + T < rows ? r0 + T : rows, c1 = c0 + T < cols ? c0 + T : cols;
+        if (es == 4) {
+            const float *xb = (const float *)xv + b * rows * cols;
+            float *yb = (float *)yv + b * rows * cols;
+            for (int64_t c = c0; c < c1; c++)
+                for (int64_t r = r0; r < r1; r++)
+                    yb[c * rows + r] = xb[r * cols + c];
+        } else {
+            const uint8_t *xb = (const uint8_t *)xv + b * rows * cols;
+            uint8_t *yb = (uint8_t *)yv + b * rows * cols;
+            for (int64_t c = c0; c < c1; c++)
+                for (int64_t r = r0; r < r1; r++)
+                    yb[c * rows + r] = xb[r * cols + c];
+        }
     }
 }
 
@@ -629,12 +806,75 @@ static void quant_index(const its_shape *xs, int axis, int64_t *outer, int64_t *
     }
 }
 
+/*
+ * float -> 8 bit: sat(round_half_even(x / s) + z). Clamping x / s to [lo - z, hi - z] before
+ * rounding is the same (the bounds are integers) and lets the rounding be the add-subtract of
+ * 1.5 * 2^23 (exact round-half-even for |q| < 2^22 in the default rounding mode), so the loop
+ * vectorizes. NaN gives 0 like sat().
+ */
+static void quant_f32_run(const float *x, int64_t ne, float s, int32_t z, int is_s8, void *y)
+{
+    const float lo = (float)((is_s8 ? -128 : 0) - z), hi = (float)((is_s8 ? 127 : 255) - z);
+    const float magic = 12582912.f, fz = (float)z;
+    if (is_s8) {
+        int8_t *o = y;
+#pragma omp simd
+        for (int64_t i = 0; i < ne; i++) {
+            float q = x[i] / s;
+            q = q == q ? q : -fz;
+            q = q > lo ? q : lo;
+            q = q < hi ? q : hi;
+            o[i] = (int8_t)((int32_t)((q + magic) - magic) + z);
+        }
+    } else {
+        uint8_t *o = y;
+#pragma omp simd
+        for (int64_t i = 0; i < ne; i++) {
+            float q = x[i] / s;
+            q = q == q ? q : -fz;
+            q = q > lo ? q : lo;
+            q = q < hi ? q : hi;
+            o[i] = (uint8_t)((int32_t)((q + magic) - magic) + z);
+        }
+    }
+}
+
+static void dequant_8_run(const void *x, int64_t ne, float s, int32_t z, int is_s8, float *y)
+{
+    if (is_s8) {
+        const int8_t *v = x;
+#pragma omp simd
+        for (int64_t i = 0; i < ne; i++)
+            y[i] = (float)((int32_t)v[i] - z) * s;
+    } else {
+        const uint8_t *v = x;
+#pragma omp simd
+        for (int64_t i = 0; i < ne; i++)
+            y[i] = (float)((int32_t)v[i] - z) * s;
+    }
+}
+
+#define QCHUNK 16384 /* elements per parallel chunk of the 8-bit fast paths */
+
 static void quantize(const its_shape *xs, its_dtype xt, const void *x, int axis, const float *scale,
                      its_dtype yt, const void *zp, void *y)
 {
     int64_t outer, ch, inner;
     quant_index(xs, axis, &outer, &ch, &inner);
     int lo = yt == ITS_DT_INT8 ? -128 : 0, hi = yt == ITS_DT_INT8 ? 127 : 255;
+    if (xt == ITS_DT_FLOAT32) { /* the fast path: chunks of one channel's run */
+        int64_t per = (inner + QCHUNK - 1) / QCHUNK, total = outer * ch * per;
+        int s8 = yt == ITS_DT_INT8;
+#pragma omp parallel for if (outer * ch * inner > PAR_MIN)
+        for (int64_t k = 0; k < total; k++) {
+            int64_t oc = k / per, part = k % per, c = oc % ch;
+            int64_t i0 = part * QCHUNK, i1 = i0 + QCHUNK < inner ? i0 + QCHUNK : inner;
+            int32_t z = zp ? ld8(zp, c, s8) : 0;
+            quant_f32_run((const float *)x + oc * inner + i0, i1 - i0, scale[c], z, s8,
+                          (uint8_t *)y + oc * inner + i0);
+        }
+        return;
+    }
 #pragma omp parallel for collapse(2) if (outer * ch * inner > PAR_MIN)
     for (int64_t o = 0; o < outer; o++)
         for (int64_t c = 0; c < ch; c++) {
@@ -642,8 +882,7 @@ static void quantize(const its_shape *xs, its_dtype xt, const void *x, int axis,
             int32_t z = zp ? ld8(zp, c, yt == ITS_DT_INT8) : 0;
             int64_t base = (o * ch + c) * inner;
             for (int64_t i = 0; i < inner; i++) {
-                float v = xt == ITS_DT_FLOAT32 ? ((const float *)x)[base + i]
-                                               : (float)((const int32_t *)x)[base + i];
+                float v = (float)((const int32_t *)x)[base + i];
                 float q = nearbyintf(v / s) + (float)z;
                 int32_t r = sat(q, lo, hi);
                 if (yt == ITS_DT_INT8)
@@ -659,19 +898,27 @@ static void dequantize(const its_shape *xs, its_dtype xt, const void *x, int axi
 {
     int64_t outer, ch, inner;
     quant_index(xs, axis, &outer, &ch, &inner);
+    if (xt != ITS_DT_INT32) { /* 8-bit fast path, chunked like quantize */
+        int64_t per = (inner + QCHUNK - 1) / QCHUNK, total = outer * ch * per;
+        int s8 = xt == ITS_DT_INT8;
+#pragma omp parallel for if (outer * ch * inner > PAR_MIN)
+        for (int64_t k = 0; k < total; k++) {
+            int64_t oc = k / per, part = k % per, c = oc % ch;
+            int64_t i0 = part * QCHUNK, i1 = i0 + QCHUNK < inner ? i0 + QCHUNK : inner;
+            int32_t z = zp ? ld8(zp, c, s8) : 0;
+            dequant_8_run((const uint8_t *)x + oc * inner + i0, i1 - i0, scale[c], z, s8,
+                          y + oc * inner + i0);
+        }
+        return;
+    }
 #pragma omp parallel for collapse(2) if (outer * ch * inner > PAR_MIN)
     for (int64_t o = 0; o < outer; o++)
         for (int64_t c = 0; c < ch; c++) {
             float s = scale[c];
-            int32_t z = 0;
-            if (zp)
-                z = xt == ITS_DT_INT32 ? ((const int32_t *)zp)[c] : ld8(zp, c, xt == ITS_DT_INT8);
+            int32_t z = zp ? ((const int32_t *)zp)[c] : 0;
             int64_t base = (o * ch + c) * inner;
-            for (int64_t i = 0; i < inner; i++) {
-                int32_t v = xt == ITS_DT_INT32 ? ((const int32_t *)x)[base + i]
-                                               : ld8(x, base + i, xt == ITS_DT_INT8);
-                y[base + i] = (float)((int64_t)v - z) * s;
-            }
+            for (int64_t i = 0; i < inner; i++)
+                y[base + i] = (float)((int64_t)((const int32_t *)x)[base + i] - z) * s;
         }
 }
 
@@ -1044,14 +1291,12 @@ int its__kernel_run_nhwc(const its_graph *g, const its_ir_node *n, const its_sha
     switch (n->op) {
     case ITS_OP_LAYOUT: {
         int to = (int)its__attr_i(n, "to", 1);
-        if (to) { /* NCHW -> NHWC */
-            int perm[4] = {0, 2, 3, 1};
-            transpose(&is[0], in[0], perm, out[0], sizeof(float));
-        } else { /* physical NHWC -> NCHW */
-            its_shape ps = nhwc_shape(&is[0]);
-            int perm[4] = {0, 3, 1, 2};
-            transpose(&ps, in[0], perm, out[0], sizeof(float));
-        }
+        int64_t N = is[0].dims[0], C = is[0].dims[1], HW = is[0].dims[2] * is[0].dims[3];
+        size_t es = its__dtype_size(g->tensors[n->in[0]].dtype);
+        if (to) /* NCHW -> NHWC: per image [C, HW] -> [HW, C] */
+            transpose_2d(N, C, HW, in[0], out[0], es);
+        else /* physical NHWC -> NCHW */
+            transpose_2d(N, HW, C, in[0], out[0], es);
         return 0;
     }
     case ITS_OP_CONCAT: {

@@ -638,7 +638,11 @@ static int infer_node(const its_graph *g, const its_ir_node *n, int batch, its_s
     case ITS_OP_CONV_INTEGER: {
         const its_shape *w = SH(1);
         its_win_params p;
-        if (n->op == ITS_OP_CONV) {
+        if (n->op == ITS_OP_CONV && n->q_src) { /* CPU integer conv (ir.h) */
+            if ((xt != ITS_DT_UINT8 && xt != ITS_DT_INT8) || DT(1) != ITS_DT_FLOAT32)
+                FAIL(ITS_EUNSUPPORTED, "integer conv input types %s/%s", its__dtype_name(xt),
+                     its__dtype_name(DT(1)));
+        } else if (n->op == ITS_OP_CONV) {
             if (!is_float_like(xt) || DT(1) != xt)
                 FAIL(ITS_EUNSUPPORTED, "input types %s/%s (float32 only)", its__dtype_name(xt),
                      its__dtype_name(DT(1)));
@@ -651,7 +655,7 @@ static int infer_node(const its_graph *g, const its_ir_node *n, int batch, its_s
         if (rc < 0)
             return rc;
         if (n->op == ITS_OP_CONV && IN(2)) {
-            if (SH(2)->rank != 1 || SH(2)->dims[0] != p.m || DT(2) != xt)
+            if (SH(2)->rank != 1 || SH(2)->dims[0] != p.m || DT(2) != DT(1))
                 FAIL(ITS_EMODEL, "bias must be [%lld]", (long long)p.m);
         }
         if (n->op == ITS_OP_CONV_INTEGER) {
@@ -662,6 +666,8 @@ static int infer_node(const its_graph *g, const its_ir_node *n, int batch, its_s
                 FAIL(ITS_EMODEL, "w_zero_point must be a scalar or per output channel");
             ot[0] = ITS_DT_INT32;
         }
+        if (n->op == ITS_OP_CONV)
+            ot[0] = n->q_dst ? n->q_dst : ITS_DT_FLOAT32;
         os[0].dims[1] = p.m;
         if (p.spatial == 2)
             os[0].dims[2] = p.oh;
@@ -881,8 +887,8 @@ static int infer_node(const its_graph *g, const its_ir_node *n, int batch, its_s
     case ITS_OP_IDENTITY:
         break;
     case ITS_OP_LAYOUT: /* logical shape unchanged; only the memory order differs */
-        if (x->rank != 4 || xt != ITS_DT_FLOAT32)
-            FAIL(ITS_EINTERNAL, "layout change of a non 4-D float tensor");
+        if (x->rank != 4 || (xt != ITS_DT_FLOAT32 && xt != ITS_DT_UINT8 && xt != ITS_DT_INT8))
+            FAIL(ITS_EINTERNAL, "layout change of a non 4-D float or 8-bit tensor");
         break;
     default:
         FAIL(ITS_EUNSUPPORTED, "no shape inference");

@@ -8,6 +8,7 @@
  * The scratchpad is user-managed (one buffer sized for the largest primitive), so a run
  * allocates nothing: it binds arena addresses to the memory objects and executes.
  */
+#include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include <oneapi/dnnl/dnnl.h>
 
 #include "its/alloc.h"
+#include "its/clock.h"
 #include "its/error.h"
 
 #include "../backend.h"
@@ -36,18 +38,26 @@
         }                                                                                          \
     } while (0)
 
-typedef struct conv_step {
-    int sum_idx; /* position of the residual's binary post-op */
+#define STEP_MAX_ARGS 8
+#define BIND_FIXED    -1 /* memory bound once at prepare (weights, bias) */
+#define BIND_SCRATCH  -2 /* the shared user scratchpad */
+
+/* One oneDNN primitive and its arguments; tensor[k] is bound to mem[k] before each run. */
+typedef struct prim_step {
     dnnl_primitive_t prim;
-    dnnl_memory_t src, wei, bias, dst, sum, scratch;
-} conv_step;
+    int n;
+    int arg[STEP_MAX_ARGS];
+    int tensor[STEP_MAX_ARGS];
+    dnnl_memory_t mem[STEP_MAX_ARGS];
+    char owned[STEP_MAX_ARGS]; /* 0 for the shared weight cache */
+} prim_step;
 
 typedef struct plan {
     int batch;
     const its_shape *shapes;
     size_t *off;     /* per tensor: arena offset or SIZE_MAX */
     size_t *bytes;   /* per tensor */
-    conv_step *conv; /* per node (prim NULL for non-conv nodes) */
+    prim_step *step; /* per node (prim NULL: the node runs on our kernels) */
     size_t arena;
 } plan;
 
@@ -59,12 +69,22 @@ typedef struct cpu_ctx {
     plan plans[MAX_PLANS];
     int n_plans;
     dnnl_memory_t *wcache; /* per node: weights in oneDNN's layout */
+    float **qbias;         /* per node: an integer conv's bias / s0 */
     char *nhwc;            /* per tensor: 1 if stored channels-last (see assign_layouts) */
     int n_nhwc;
     uint8_t *arena;
     size_t arena_size;
     uint8_t *scratch;
     size_t scratch_size;
+    /* ITS_ENGINE_PROFILE=1: time per op kind (and per oneDNN conv), printed by cpu_free */
+    int profile;
+    int no_prims; /* ITS_ENGINE_NO_PRIMS=1: only convolutions on oneDNN (debugging knob) */
+    /* Graphs with DynamicQuantizeLinear keep our libm sigmoid/SiLU: the dynamic scale turns
+     * last-bit differences of oneDNN's exp into whole quantization steps (docs/engine-cpu.md). */
+    int libm_unary;
+    double prof_ns[ITS_OP_COUNT + 1];
+    long prof_calls[ITS_OP_COUNT + 1];
+    double *prof_node; /* per node (profile only) */
 } cpu_ctx;
 
 static int cpu_available(void)
@@ -78,6 +98,8 @@ static int cpu_init(const its_engine_opts *o, void **out, char *err, size_t errl
     if (!c)
         return ITS_ENOMEM;
     c->threads = o->threads > 0 ? o->threads : omp_get_num_procs();
+    c->profile = getenv("ITS_ENGINE_PROFILE") != NULL;
+    c->no_prims = getenv("ITS_ENGINE_NO_PRIMS") != NULL;
     /* primitives are created for the thread count they will run with */
     omp_set_num_threads(c->threads);
     if (dnnl_engine_create(&c->eng, dnnl_cpu, 0) != dnnl_success ||
@@ -99,7 +121,7 @@ static int add_layout_node(its_graph *g, int t, int to, int *out)
 {
     char name[512];
     snprintf(name, sizeof name, "%s.%s", g->tensors[t].name, to ? "nhwc" : "nchw");
-    int nt = its__graph_add_tensor(g, name, ITS_DT_FLOAT32, ITS_TK_ACT);
+    int nt = its__graph_add_tensor(g, name, g->tensors[t].dtype, ITS_TK_ACT);
     if (nt < 0)
         return nt;
     g->tensors[nt].shape = g->tensors[t].shape;
@@ -194,8 +216,9 @@ static int assign_layouts(cpu_ctx *c, its_graph *g, char *err, size_t errlen)
          * that runs NCHW must itself be NCHW */
         for (int i = 0; i < nn0; i++) {
             const its_ir_node *n = &g->nodes[i];
-            int cl = !is_dnnl_conv(g, n) && n->n_out > 0 && n->out[0] >= 0 && nhwc[n->out[0]];
-            if (cl)
+            /* (an integer conv's 8-bit source gets a LAYOUT node when needed, below) */
+            int cl = n->n_out > 0 && n->out[0] >= 0 && nhwc[n->out[0]];
+            if (cl || n->q_src)
                 continue;
             for (int k = 0; k < n->n_in; k++) {
                 int t = n->in[k];
@@ -221,8 +244,10 @@ static int assign_layouts(cpu_ctx *c, its_graph *g, char *err, size_t errlen)
             int have = nhwc[t];
             if (have == mode)
                 continue;
-            if (!have && (g->tensors[t].dtype != ITS_DT_FLOAT32 || g->tensors[t].shape.rank != 4 ||
-                          g->tensors[t].kind == ITS_TK_CONST))
+            int dt_ok =
+                g->tensors[t].dtype == ITS_DT_FLOAT32 || (dnnl && k == 0 && g->nodes[i].q_src);
+            if (!have &&
+                (!dt_ok || g->tensors[t].shape.rank != 4 || g->tensors[t].kind == ITS_TK_CONST))
                 continue;
             if (conv_to[mode][t] < 0) {
                 int nt;
@@ -258,6 +283,197 @@ out:
     return rc;
 }
 
+/*
+ * The int8 weights of a conv whose float weights were folded from DequantizeLinear(int8,
+ * per-tensor scale, zero point 0): scale = max|w| / 127 (symmetric quantization puts the
+ * largest weight at +-127) and every w / scale must be an integer within 1e-3; anything else
+ * (per-channel or asymmetric weights, plain float models) returns 0 and the conv stays float.
+ * q may be NULL (check only).
+ */
+static int int8_weights(const its_ir_tensor *w, int8_t *q, float *scale)
+{
+    int64_t ne = its__shape_numel(&w->shape);
+    const float *d = w->data;
+    float mx = 0.f;
+    for (int64_t i = 0; i < ne; i++)
+        mx = fabsf(d[i]) > mx ? fabsf(d[i]) : mx;
+    if (!(mx > 0.f) || !isfinite(mx))
+        return 0;
+    float s = mx / 127.f;
+    for (int64_t i = 0; i < ne; i++) {
+        float r = d[i] / s, ri = nearbyintf(r);
+        if (fabsf(r - ri) > 1e-3f || fabsf(ri) > 127.f)
+            return 0;
+        if (q)
+            q[i] = (int8_t)ri;
+    }
+    *scale = s;
+    return 1;
+}
+
+/* The 8-bit quantization a conv applies last (its output holds s * (q - zp)), or 0. */
+static int conv_out_quant(const its_ir_node *n, float *s, int32_t *zp, its_dtype *dt)
+{
+    int k = n->fq_on[1] ? 1 : (n->fq_on[0] && n->act == ITS_ACT_NONE) ? 0 : -1;
+    if (k < 0)
+        return 0;
+    if (n->fq_lo[k] == 0 && n->fq_hi[k] == 255)
+        *dt = ITS_DT_UINT8;
+    else if (n->fq_lo[k] == -128 && n->fq_hi[k] == 127)
+        *dt = ITS_DT_INT8;
+    else
+        return 0;
+    *s = n->fq_scale[k];
+    *zp = n->fq_zp[k];
+    return 1;
+}
+
+/* A QuantizeLinear of float tensor x (per-tensor s, zp) into a new 8-bit tensor *out. */
+static int add_quantize(its_graph *g, int x, float s, int32_t zp, its_dtype dt, int *out)
+{
+    char name[512];
+    int t[3];
+    const char *sfx[3] = {"q", "q_scale", "q_zero_point"};
+    its_dtype dts[3] = {dt, ITS_DT_FLOAT32, dt};
+    for (int k = 0; k < 3; k++) {
+        snprintf(name, sizeof name, "%s.%s", g->tensors[x].name, sfx[k]);
+        t[k] = its__graph_add_tensor(g, name, dts[k], k ? ITS_TK_CONST : ITS_TK_ACT);
+        if (t[k] < 0)
+            return t[k];
+    }
+    g->tensors[t[0]].shape = g->tensors[x].shape;
+    g->tensors[t[0]].batched = g->tensors[x].batched;
+    float *sd = its_malloc(ITS_MOD_ENGINE, sizeof(float));
+    if (!sd)
+        return ITS_ENOMEM;
+    *sd = s;
+    g->tensors[t[1]].data = sd; /* rank-0 shape: a scalar */
+    uint8_t *zd = its_malloc(ITS_MOD_ENGINE, 1);
+    if (!zd)
+        return ITS_ENOMEM;
+    *zd = dt == ITS_DT_INT8 ? (uint8_t)(int8_t)zp : (uint8_t)zp;
+    g->tensors[t[2]].data = zd;
+    snprintf(name, sizeof name, "%s.q", g->tensors[x].name);
+    int in[3] = {x, t[1], t[2]};
+    int k = its__graph_add_node(g, name, ITS_OP_QUANTIZE_LINEAR, 3, in, 1, t);
+    if (k < 0)
+        return k;
+    *out = t[0];
+    return 0;
+}
+
+/*
+ * Integer convolutions for QDQ models. A conv with constant int8-representable weights and a
+ * fused fake quantization (fq_on[0]: the model quantizes its result) runs as a oneDNN int8
+ * convolution when its source is available as 8-bit integers:
+ *  - the source is DequantizeLinear(q) with per-tensor constants: the conv reads q directly
+ *    (the DequantizeLinear disappears when nothing else reads it);
+ *  - the source is the output of a conv that quantizes its result last: when every reader of
+ *    it is such a conv and the producer is one too, the producer writes the 8-bit integers
+ *    (q_dst) and the readers take them as source; otherwise a QuantizeLinear (exact: the
+ *    tensor holds s * (q - zp)) makes the integers once for the integer readers.
+ * Everything else is unchanged (the conv stays float with fake quantization).
+ */
+static int pass_int8_conv(its_graph *g, char *err, size_t errlen)
+{
+    int nn = g->n_nodes, rc = 0;
+    char *cand = its_calloc(ITS_MOD_ENGINE, (size_t)nn + 1, 1);
+    char *ok = its_calloc(ITS_MOD_ENGINE, (size_t)nn + 1, 1);
+    if (!cand || !ok) {
+        rc = ITS_ENOMEM;
+        goto out;
+    }
+    for (int i = 0; i < nn; i++) {
+        const its_ir_node *n = &g->nodes[i];
+        float s;
+        cand[i] = is_dnnl_conv(g, n) && n->fq_on[0] && n->sum < 0 &&
+                  g->tensors[n->in[0]].shape.rank == 4 &&
+                  g->tensors[n->in[0]].dtype == ITS_DT_FLOAT32 &&
+                  int8_weights(&g->tensors[n->in[1]], NULL, &s);
+    }
+    int changed = 0;
+    for (int i = 0; i < nn; i++) {
+        if (!cand[i])
+            continue;
+        its_ir_node *n = &g->nodes[i];
+        int x = n->in[0], pi = g->tensors[x].producer;
+        if (pi < 0)
+            continue;
+        its_ir_node *pn = &g->nodes[pi];
+        if (pn->op == ITS_OP_DEQUANTIZE_LINEAR) {
+            int q = pn->in[0];
+            const its_ir_tensor *S = &g->tensors[pn->in[1]];
+            const its_ir_tensor *Z = pn->n_in > 2 && pn->in[2] >= 0 ? &g->tensors[pn->in[2]] : NULL;
+            its_dtype qt = g->tensors[q].dtype;
+            if ((qt != ITS_DT_UINT8 && qt != ITS_DT_INT8) || S->kind != ITS_TK_CONST ||
+                its__shape_numel(&S->shape) != 1 || S->dtype != ITS_DT_FLOAT32 ||
+                (Z &&
+                 (Z->kind != ITS_TK_CONST || its__shape_numel(&Z->shape) != 1 || Z->dtype != qt)) ||
+                g->tensors[q].shape.rank != 4)
+                continue;
+            n->q_src = 1;
+            n->q_src_scale = *(const float *)S->data;
+            n->q_src_zp = !Z                   ? 0
+                          : qt == ITS_DT_UINT8 ? *(const uint8_t *)Z->data
+                                               : *(const int8_t *)Z->data;
+            n->in[0] = q;
+            ok[i] = 1;
+            changed = 1;
+            continue;
+        }
+        float s;
+        int32_t zp;
+        its_dtype dt;
+        if (!is_dnnl_conv(g, pn) || !conv_out_quant(pn, &s, &zp, &dt))
+            continue;
+        int all = !(g->tensors[x].flags & ITS_TF_OUTPUT); /* every reader: a candidate's source */
+        for (int j = pi + 1; j < nn && all; j++) {
+            const its_ir_node *m = &g->nodes[j];
+            for (int k = 0; k < m->n_in; k++)
+                if (m->in[k] == x && (k != 0 || !cand[j]))
+                    all = 0;
+            if (m->sum == x)
+                all = 0;
+        }
+        int src = x;
+        if (all && ok[pi]) { /* the producer writes the integers */
+            pn->q_dst = dt;
+            g->tensors[x].dtype = dt;
+        } else { /* others read the float values: quantize them once for the integer convs
+                  * (exact: x holds s * (q - zp)) */
+            if ((rc = add_quantize(g, x, s, zp, dt, &src)) < 0)
+                goto out;
+        }
+        for (int j = pi + 1; j < nn; j++) {
+            its_ir_node *m = &g->nodes[j];
+            if (cand[j] && m->in[0] == x && m->sum != x) {
+                m->in[0] = src;
+                m->q_src = 1;
+                m->q_src_scale = s;
+                m->q_src_zp = zp;
+                ok[j] = 1;
+            }
+        }
+        changed = 1;
+    }
+    if (!changed)
+        goto out;
+    if ((rc = its__graph_toposort(g, err, errlen)) < 0)
+        goto out;
+    /* DequantizeLinear nodes nobody reads any more */
+    for (int i = 0; i < g->n_nodes; i++) {
+        its_ir_node *n = &g->nodes[i];
+        if (n->op == ITS_OP_DEQUANTIZE_LINEAR && g->tensors[n->out[0]].n_consumers == 0 &&
+            !(g->tensors[n->out[0]].flags & ITS_TF_OUTPUT))
+            n->op = ITS_OP_NONE;
+    }
+    rc = its__graph_compact(g);
+out:
+    its_free(cand);
+    its_free(ok);
+    return rc;
+}
+
 static int cpu_optimize(void *ctx, its_graph *g, char *err, size_t errlen)
 {
     int rc;
@@ -276,9 +492,12 @@ static int cpu_optimize(void *ctx, its_graph *g, char *err, size_t errlen)
     its__pass_fuse_conv_sum(g);
     if ((rc = its__graph_compact(g)) < 0)
         return rc;
+    if (!getenv("ITS_ENGINE_NO_INT8") && (rc = pass_int8_conv(g, err, errlen)) < 0)
+        return rc;
     if (getenv("ITS_ENGINE_NCHW")) /* debugging knob: plain layouts everywhere */
         return 0;
-    return assign_layouts(ctx, g, err, errlen);
+    rc = assign_layouts(ctx, g, err, errlen);
+    return rc;
 }
 
 static int is_dnnl_conv(const its_graph *g, const its_ir_node *n);
@@ -294,6 +513,8 @@ static int cpu_supports(void *ctx, const its_graph *g, int i)
     case ITS_OP_COUNT:
         return 0;
     case ITS_OP_CONV: /* runtime weights: the reference kernel, without fusions */
+        if (n->q_src)
+            return is_dnnl_conv(g, n);
         return g->tensors[n->in[0]].dtype == ITS_DT_FLOAT32 &&
                (is_dnnl_conv(g, n) || (n->act == ITS_ACT_NONE && n->sum < 0));
     default:
@@ -381,11 +602,334 @@ static int append_conv_post_ops(dnnl_post_ops_t po, const its_ir_node *n)
     return npo;
 }
 
+static void free_step(prim_step *s)
+{
+    if (s->prim)
+        dnnl_primitive_destroy(s->prim);
+    for (int k = 0; k < s->n; k++)
+        if (s->owned[k] && s->mem[k])
+            dnnl_memory_destroy(s->mem[k]);
+    memset(s, 0, sizeof *s);
+}
+
+/* Grow the shared user scratchpad to what pd needs. */
+static int grow_scratch(cpu_ctx *c, const_dnnl_primitive_desc_t pd)
+{
+    const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    size_t ssz = smd ? dnnl_memory_desc_get_size(smd) : 0;
+    if (ssz > c->scratch_size) {
+        uint8_t *nb = its_aligned_alloc(ITS_MOD_ENGINE, ALIGN, ssz);
+        if (!nb)
+            return ITS_ENOMEM;
+        its_free(c->scratch);
+        c->scratch = nb;
+        c->scratch_size = ssz;
+    }
+    return 0;
+}
+
+/* Add an argument to a step: a memory object for md, bound to tensor t at run time (or to
+ * the fixed handle when t is BIND_FIXED). */
+static dnnl_status_t step_arg(cpu_ctx *c, prim_step *s, int arg, int t,
+                              const dnnl_memory_desc_t *md, void *handle)
+{
+    if (s->n == STEP_MAX_ARGS)
+        return dnnl_invalid_arguments;
+    dnnl_memory_t m;
+    dnnl_status_t st = dnnl_memory_create(&m, md, c->eng, t == BIND_FIXED ? handle : NULL);
+    if (st != dnnl_success)
+        return st;
+    s->arg[s->n] = arg;
+    s->tensor[s->n] = t;
+    s->mem[s->n] = m;
+    s->owned[s->n++] = 1;
+    return dnnl_success;
+}
+
+static dnnl_status_t step_scratch(cpu_ctx *c, prim_step *s, const_dnnl_primitive_desc_t pd)
+{
+    const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    if (!smd || dnnl_memory_desc_get_size(smd) == 0)
+        return dnnl_success;
+    return step_arg(c, s, DNNL_ARG_SCRATCHPAD, BIND_SCRATCH, smd, NULL);
+}
+
+/* A primitive for pd with attr's scratchpad user-managed; NULL pd (no implementation) is not
+ * an error: the node then runs on our kernel. */
+static int finish_prim(cpu_ctx *c, prim_step *s, dnnl_primitive_desc_t pd)
+{
+    int rc = grow_scratch(c, pd);
+    if (rc == 0 && dnnl_primitive_create(&s->prim, pd) != dnnl_success)
+        s->prim = NULL;
+    return rc;
+}
+
+/* Dense row-major descriptor of shape dims[0..rank-1]. */
+static dnnl_status_t plain_md(dnnl_memory_desc_t *md, int rank, const int64_t *dims)
+{
+    dnnl_dims_t d, st;
+    int64_t acc = 1;
+    for (int k = rank - 1; k >= 0; k--) {
+        d[k] = dims[k];
+        st[k] = acc;
+        acc *= dims[k] > 0 ? dims[k] : 1;
+    }
+    return dnnl_memory_desc_init_by_strides(md, rank, d, dnnl_f32, st);
+}
+
+static int is_f32(const its_graph *g, int t)
+{
+    return t >= 0 && g->tensors[t].dtype == ITS_DT_FLOAT32;
+}
+
+/* Bind tensor t (a constant: its data, fixed) as argument arg. */
+static dnnl_status_t step_tensor(cpu_ctx *c, prim_step *s, int arg, int t,
+                                 const dnnl_memory_desc_t *md)
+{
+    const its_ir_tensor *T = &c->g->tensors[t];
+    return T->kind == ITS_TK_CONST ? step_arg(c, s, arg, BIND_FIXED, md, T->data)
+                                   : step_arg(c, s, arg, t, md, NULL);
+}
+
+/* MatMul of float tensors of rank >= 2 (batch dims broadcast) as a oneDNN matmul. */
+static int prim_matmul(cpu_ctx *c, plan *p, const its_ir_node *n, dnnl_primitive_desc_t *pd,
+                       prim_step *s)
+{
+    const its_shape *a = &p->shapes[n->in[0]], *b = &p->shapes[n->in[1]],
+                    *y = &p->shapes[n->out[0]];
+    if (a->rank < 2 || b->rank < 2 || y->rank > DNNL_MAX_NDIMS)
+        return 0;
+    int r = y->rank;
+    int64_t ad[ITS_MAX_DIMS], bd[ITS_MAX_DIMS];
+    for (int k = 0; k < r; k++) {
+        ad[k] = k < r - a->rank ? 1 : a->dims[k - (r - a->rank)];
+        bd[k] = k < r - b->rank ? 1 : b->dims[k - (r - b->rank)];
+    }
+    dnnl_memory_desc_t amd, bmd, ymd;
+    dnnl_matmul_desc_t md;
+    if (plain_md(&amd, r, ad) != dnnl_success || plain_md(&bmd, r, bd) != dnnl_success ||
+        plain_md(&ymd, r, y->dims) != dnnl_success ||
+        dnnl_matmul_desc_init(&md, &amd, &bmd, NULL, &ymd) != dnnl_success)
+        return 0;
+    dnnl_primitive_attr_t attr;
+    if (dnnl_primitive_attr_create(&attr) != dnnl_success)
+        return 0;
+    dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+    dnnl_status_t st = dnnl_primitive_desc_create(pd, &md, attr, c->eng, NULL);
+    dnnl_primitive_attr_destroy(attr);
+    if (st != dnnl_success)
+        return 0;
+    if (step_tensor(c, s, DNNL_ARG_SRC, n->in[0], &amd) != dnnl_success ||
+        step_tensor(c, s, DNNL_ARG_WEIGHTS, n->in[1], &bmd) != dnnl_success ||
+        step_arg(c, s, DNNL_ARG_DST, n->out[0], &ymd, NULL) != dnnl_success)
+        return ITS_EBACKEND;
+    return 1;
+}
+
+static int prim_softmax(cpu_ctx *c, plan *p, const its_ir_node *n, dnnl_primitive_desc_t *pd,
+                        prim_step *s)
+{
+    int64_t d[3];
+    char e[8];
+    /* oneDNN's fast softmax reduces over the innermost dimension; other axes get its
+     * reference implementation, slower than our kernel */
+    if (its__softmax_params(c->g, n, &p->shapes[n->in[0]], &d[0], &d[1], &d[2], e, sizeof e) < 0 ||
+        d[2] != 1)
+        return 0;
+    dnnl_memory_desc_t md;
+    dnnl_softmax_desc_t sd;
+    if (plain_md(&md, 3, d) != dnnl_success ||
+        dnnl_softmax_forward_desc_init(&sd, dnnl_forward_inference, &md, 1) != dnnl_success)
+        return 0;
+    dnnl_primitive_attr_t attr;
+    if (dnnl_primitive_attr_create(&attr) != dnnl_success)
+        return 0;
+    dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+    dnnl_status_t st = dnnl_primitive_desc_create(pd, &sd, attr, c->eng, NULL);
+    dnnl_primitive_attr_destroy(attr);
+    if (st != dnnl_success)
+        return 0;
+    if (step_tensor(c, s, DNNL_ARG_SRC, n->in[0], &md) != dnnl_success ||
+        step_arg(c, s, DNNL_ARG_DST, n->out[0], &md, NULL) != dnnl_success)
+        return ITS_EBACKEND;
+    return 1;
+}
+
+/* Unary activations: eltwise on the flat tensor (any layout). */
+static int prim_eltwise(cpu_ctx *c, plan *p, const its_ir_node *n, dnnl_primitive_desc_t *pd,
+                        prim_step *s)
+{
+    dnnl_alg_kind_t alg;
+    float alpha = 0.f;
+    switch (n->op) {
+    case ITS_OP_SIGMOID:
+        alg = dnnl_eltwise_logistic;
+        break;
+    case ITS_OP_SILU:
+        alg = dnnl_eltwise_swish;
+        alpha = 1.f;
+        break;
+    case ITS_OP_RELU:
+        alg = dnnl_eltwise_relu;
+        break;
+    default:
+        alg = dnnl_eltwise_relu;
+        alpha = its__attr_f(n, "alpha", 0.01f);
+        break;
+    }
+    int64_t ne = its__shape_numel(&p->shapes[n->in[0]]);
+    dnnl_memory_desc_t md;
+    dnnl_eltwise_desc_t ed;
+    if (plain_md(&md, 1, &ne) != dnnl_success ||
+        dnnl_eltwise_forward_desc_init(&ed, dnnl_forward_inference, alg, &md, alpha, 0.f) !=
+            dnnl_success)
+        return 0;
+    dnnl_primitive_attr_t attr;
+    if (dnnl_primitive_attr_create(&attr) != dnnl_success)
+        return 0;
+    dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+    dnnl_status_t st = dnnl_primitive_desc_create(pd, &ed, attr, c->eng, NULL);
+    dnnl_primitive_attr_destroy(attr);
+    if (st != dnnl_success)
+        return 0;
+    if (step_tensor(c, s, DNNL_ARG_SRC, n->in[0], &md) != dnnl_success ||
+        step_arg(c, s, DNNL_ARG_DST, n->out[0], &md, NULL) != dnnl_success)
+        return ITS_EBACKEND;
+    return 1;
+}
+
+/* 2-D float MaxPool (one output) in the tensor's layout. */
+static int prim_maxpool(cpu_ctx *c, plan *p, const its_ir_node *n, dnnl_primitive_desc_t *pd,
+                        prim_step *s)
+{
+    its_win_params w;
+    char e[8];
+    if ((n->n_out > 1 && n->out[1] >= 0) ||
+        its__win_params(c->g, n, &p->shapes[n->in[0]], NULL, &w, e, sizeof e) < 0 || w.spatial != 2)
+        return 0;
+    /* oneDNN derives the output size from the pads: skip shapes (ceil_mode) it would not */
+    if ((w.ih + w.pt + w.pb - ((w.kh - 1) * w.dh + 1)) / w.sh + 1 != w.oh ||
+        (w.iw + w.pl + w.pr - ((w.kw - 1) * w.dw + 1)) / w.sw + 1 != w.ow)
+        return 0;
+    dnnl_dims_t sd = {w.n, w.c, w.ih, w.iw}, dd = {w.n, w.c, w.oh, w.ow};
+    dnnl_dims_t k = {w.kh, w.kw}, st2 = {w.sh, w.sw}, dil = {w.dh - 1, w.dw - 1};
+    dnnl_dims_t pl = {w.pt, w.pl}, pr = {w.pb, w.pr};
+    dnnl_memory_desc_t smd, dmd;
+    dnnl_pooling_v2_desc_t pdsc;
+    if (dnnl_memory_desc_init_by_tag(&smd, 4, sd, dnnl_f32, layout_tag(c, n->in[0])) !=
+            dnnl_success ||
+        dnnl_memory_desc_init_by_tag(&dmd, 4, dd, dnnl_f32, layout_tag(c, n->out[0])) !=
+            dnnl_success ||
+        dnnl_pooling_v2_forward_desc_init(&pdsc, dnnl_forward_inference, dnnl_pooling_max, &smd,
+                                          &dmd, st2, k, dil, pl, pr) != dnnl_success)
+        return 0;
+    dnnl_primitive_attr_t attr;
+    if (dnnl_primitive_attr_create(&attr) != dnnl_success)
+        return 0;
+    dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+    dnnl_status_t st = dnnl_primitive_desc_create(pd, &pdsc, attr, c->eng, NULL);
+    dnnl_primitive_attr_destroy(attr);
+    if (st != dnnl_success)
+        return 0;
+    if (step_tensor(c, s, DNNL_ARG_SRC, n->in[0], &smd) != dnnl_success ||
+        step_arg(c, s, DNNL_ARG_DST, n->out[0], &dmd, NULL) != dnnl_success)
+        return ITS_EBACKEND;
+    return 1;
+}
+
+/*
+ * Non-convolution nodes that oneDNN runs faster than our kernels: MatMul, Softmax, the unary
+ * activations, MaxPool. Anything oneDNN declines (no implementation, odd shapes) stays on
+ * our kernel, so this never refuses a model.
+ */
+static int prepare_other(cpu_ctx *c, plan *p, int i)
+{
+    const its_ir_node *n = &c->g->nodes[i];
+    prim_step *s = &p->step[i];
+    if (n->n_out < 1 || n->out[0] < 0 || !is_f32(c->g, n->in[0]) || !is_f32(c->g, n->out[0]) ||
+        its__shape_numel(&p->shapes[n->out[0]]) == 0 || its__shape_numel(&p->shapes[n->in[0]]) == 0)
+        return 0;
+    dnnl_primitive_desc_t pd = NULL;
+    int rc;
+    switch (n->op) {
+    case ITS_OP_MATMUL:
+        rc = is_f32(c->g, n->in[1]) ? prim_matmul(c, p, n, &pd, s) : 0;
+        break;
+    case ITS_OP_SOFTMAX:
+        rc = prim_softmax(c, p, n, &pd, s);
+        break;
+    case ITS_OP_SIGMOID:
+    case ITS_OP_SILU:
+    case ITS_OP_RELU:
+    case ITS_OP_LEAKY_RELU:
+        rc = c->libm_unary ? 0 : prim_eltwise(c, p, n, &pd, s);
+        break;
+    case ITS_OP_MAXPOOL:
+        rc = prim_maxpool(c, p, n, &pd, s);
+        break;
+    default:
+        rc = 0;
+    }
+    if (rc > 0) {
+        rc = finish_prim(c, s, pd);
+        if (rc == 0 && s->prim && step_scratch(c, s, pd) != dnnl_success)
+            rc = ITS_EBACKEND;
+    }
+    if (pd)
+        dnnl_primitive_desc_destroy(pd);
+    if (rc < 0 || !s->prim)
+        free_step(s);
+    return rc < 0 ? rc : 0;
+}
+
+static dnnl_data_type_t dnnl_dt(its_dtype dt)
+{
+    return dt == ITS_DT_UINT8 ? dnnl_u8 : dt == ITS_DT_INT8 ? dnnl_s8 : dnnl_f32;
+}
+
+/*
+ * Post-ops of an integer conv, whose output scale already divided by the first quantizer's
+ * scale s0: round, clip to [lo0 - zp0, hi0 - zp0] (x s0: back to real units, or not when the
+ * 8-bit output is this quantizer's), then the activation (x 1/s1 when a second quantizer
+ * follows), then the second quantizer: round + clip x s1 for a float output, or + zp1 and
+ * oneDNN's rounding, saturating conversion for an 8-bit output. No eltwise kind repeats with
+ * different parameters (oneDNN 2.6 bug, see append_conv_post_ops).
+ */
+static void append_int8_post_ops(dnnl_post_ops_t po, const its_ir_node *n)
+{
+    int emit0 = n->q_dst && n->act == ITS_ACT_NONE; /* the 8-bit output is q0 itself */
+    dnnl_post_ops_append_eltwise(po, 1.f, dnnl_eltwise_round, 0.f, 0.f);
+    dnnl_post_ops_append_eltwise(po, emit0 ? 1.f : n->fq_scale[0], dnnl_eltwise_clip,
+                                 (float)(n->fq_lo[0] - n->fq_zp[0]),
+                                 (float)(n->fq_hi[0] - n->fq_zp[0]));
+    if (emit0) {
+        dnnl_post_ops_append_eltwise(po, 1.f, dnnl_eltwise_linear, 1.f, (float)n->fq_zp[0]);
+        return;
+    }
+    if (n->act != ITS_ACT_NONE) {
+        float alpha;
+        dnnl_alg_kind_t alg = act_alg(n->act, &alpha);
+        if (n->act == ITS_ACT_LEAKY)
+            alpha = n->act_alpha;
+        dnnl_post_ops_append_eltwise(po, n->fq_on[1] ? 1.f / n->fq_scale[1] : 1.f, alg, alpha, 0.f);
+    }
+    if (!n->fq_on[1])
+        return;
+    if (n->q_dst) {
+        dnnl_post_ops_append_eltwise(po, 1.f, dnnl_eltwise_linear, 1.f, (float)n->fq_zp[1]);
+    } else {
+        dnnl_post_ops_append_eltwise(po, 1.f, dnnl_eltwise_round, 0.f, 0.f);
+        dnnl_post_ops_append_eltwise(po, n->fq_scale[1], dnnl_eltwise_clip_v2,
+                                     (float)(n->fq_lo[1] - n->fq_zp[1]),
+                                     (float)(n->fq_hi[1] - n->fq_zp[1]));
+    }
+}
+
 static int prepare_conv(cpu_ctx *c, plan *p, int i, char *err, size_t errlen)
 {
     const its_graph *g = c->g;
     const its_ir_node *n = &g->nodes[i];
-    conv_step *s = &p->conv[i];
+    prim_step *s = &p->step[i];
     its_win_params w;
     int rc = its__win_params(g, n, &p->shapes[n->in[0]], &p->shapes[n->in[1]], &w, err, errlen);
     if (rc < 0)
@@ -394,17 +938,35 @@ static int prepare_conv(cpu_ctx *c, plan *p, int i, char *err, size_t errlen)
     dnnl_dims_t bd = {w.m};
     dnnl_memory_desc_t src_md, dst_md, wany_md, wuser_md, b_md, sum_md;
     dnnl_format_tag_t src_tag = layout_tag(c, n->in[0]), dst_tag = layout_tag(c, n->out[0]);
-    DNNL_CHECK(dnnl_memory_desc_init_by_tag(&src_md, 4, sd, dnnl_f32, src_tag));
-    DNNL_CHECK(dnnl_memory_desc_init_by_tag(&dst_md, 4, dd, dnnl_f32, dst_tag));
+    /* integer conv (pass_int8_conv): 8-bit source, int8 weights, float or 8-bit result */
+    int q = n->q_src;
+    float wscale = 1.f;
+    int8_t *wq = NULL;
+    dnnl_data_type_t wdt = q ? dnnl_s8 : dnnl_f32;
+    if (q) {
+        const its_ir_tensor *W = &g->tensors[n->in[1]];
+        wq = its_malloc(ITS_MOD_ENGINE, (size_t)its__shape_numel(&W->shape) + 1);
+        if (!wq)
+            return ITS_ENOMEM;
+        if (!int8_weights(W, wq, &wscale)) { /* checked by the pass: cannot happen */
+            its_free(wq);
+            snprintf(err, errlen, "node '%s' (Conv): weights are not int8", n->name);
+            return ITS_EINTERNAL;
+        }
+    }
+    DNNL_CHECK(
+        dnnl_memory_desc_init_by_tag(&src_md, 4, sd, dnnl_dt(g->tensors[n->in[0]].dtype), src_tag));
+    DNNL_CHECK(dnnl_memory_desc_init_by_tag(&dst_md, 4, dd, dnnl_dt(g->tensors[n->out[0]].dtype),
+                                            dst_tag));
     DNNL_CHECK(dnnl_memory_desc_init_by_tag(&b_md, 1, bd, dnnl_f32, dnnl_x));
     if (w.group > 1) {
         dnnl_dims_t wd = {w.group, w.m / w.group, w.c / w.group, w.kh, w.kw};
-        DNNL_CHECK(dnnl_memory_desc_init_by_tag(&wany_md, 5, wd, dnnl_f32, dnnl_format_tag_any));
-        DNNL_CHECK(dnnl_memory_desc_init_by_tag(&wuser_md, 5, wd, dnnl_f32, dnnl_goihw));
+        DNNL_CHECK(dnnl_memory_desc_init_by_tag(&wany_md, 5, wd, wdt, dnnl_format_tag_any));
+        DNNL_CHECK(dnnl_memory_desc_init_by_tag(&wuser_md, 5, wd, wdt, dnnl_goihw));
     } else {
         dnnl_dims_t wd = {w.m, w.c, w.kh, w.kw};
-        DNNL_CHECK(dnnl_memory_desc_init_by_tag(&wany_md, 4, wd, dnnl_f32, dnnl_format_tag_any));
-        DNNL_CHECK(dnnl_memory_desc_init_by_tag(&wuser_md, 4, wd, dnnl_f32, dnnl_oihw));
+        DNNL_CHECK(dnnl_memory_desc_init_by_tag(&wany_md, 4, wd, wdt, dnnl_format_tag_any));
+        DNNL_CHECK(dnnl_memory_desc_init_by_tag(&wuser_md, 4, wd, wdt, dnnl_oihw));
     }
     dnnl_dims_t strides = {w.sh, w.sw}, dil = {w.dh - 1, w.dw - 1};
     dnnl_dims_t pl = {w.pt, w.pl}, pr = {w.pb, w.pr};
@@ -412,14 +974,42 @@ static int prepare_conv(cpu_ctx *c, plan *p, int i, char *err, size_t errlen)
     dnnl_convolution_desc_t cd;
     DNNL_CHECK(dnnl_dilated_convolution_forward_desc_init(
         &cd, dnnl_forward_inference, dnnl_convolution_direct, &src_md, &wany_md,
-        has_bias ? &b_md : NULL, &dst_md, strides, dil, pl, pr));
+        has_bias && !q ? &b_md : NULL, &dst_md, strides, dil, pl, pr));
+    /* int8: the bias rides on a per-channel binary add after the output scale */
+    dnnl_memory_desc_t qb_md;
+    dnnl_dims_t qbd = {1, w.m, 1, 1};
+    DNNL_CHECK(dnnl_memory_desc_init_by_tag(&qb_md, 4, qbd, dnnl_f32, dnnl_nchw));
+    if (q && has_bias && !c->qbias[i]) {
+        c->qbias[i] = its_malloc(ITS_MOD_ENGINE, (size_t)w.m * sizeof(float));
+        if (!c->qbias[i]) {
+            its_free(wq);
+            return ITS_ENOMEM;
+        }
+        const float *b = g->tensors[n->in[2]].data;
+        for (int64_t k = 0; k < w.m; k++)
+            c->qbias[i][k] = b[k] / n->fq_scale[0];
+    }
     dnnl_primitive_attr_t attr;
     dnnl_post_ops_t po;
     DNNL_CHECK(dnnl_primitive_attr_create(&attr));
     dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
     dnnl_post_ops_create(&po);
-    int npo = append_conv_post_ops(po, n);
-    s->sum_idx = npo;
+    int sum_idx;
+    if (q) {
+        /* acc * (sx * sw / s0) + bias / s0 = the conv result in units of the first quantizer */
+        float os = n->q_src_scale * wscale / n->fq_scale[0];
+        dnnl_primitive_attr_set_output_scales(attr, 1, 0, &os);
+        if (n->q_src_zp) {
+            const int32_t rt = DNNL_RUNTIME_S32_VAL;
+            dnnl_primitive_attr_set_zero_points(attr, DNNL_ARG_SRC, 1, 0, &rt);
+        }
+        if (has_bias)
+            dnnl_post_ops_append_binary(po, dnnl_binary_add, &qb_md);
+        append_int8_post_ops(po, n);
+        sum_idx = -1;
+    } else {
+        sum_idx = append_conv_post_ops(po, n);
+    }
     if (n->sum >= 0) {
         DNNL_CHECK(dnnl_memory_desc_init_by_tag(&sum_md, 4, dd, dnnl_f32, layout_tag(c, n->sum)));
         dnnl_post_ops_append_binary(po, dnnl_binary_add, &sum_md);
@@ -430,25 +1020,20 @@ static int prepare_conv(cpu_ctx *c, plan *p, int i, char *err, size_t errlen)
     dnnl_post_ops_destroy(po);
     dnnl_primitive_attr_destroy(attr);
     if (st != dnnl_success) {
+        its_free(wq);
         snprintf(err, errlen, "node '%s' (Conv): oneDNN has no implementation (status %d)", n->name,
                  (int)st);
         return ITS_EBACKEND;
     }
     const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-    const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
-    size_t ssz = smd ? dnnl_memory_desc_get_size(smd) : 0;
-    if (ssz > c->scratch_size) {
-        uint8_t *nb = its_aligned_alloc(ITS_MOD_ENGINE, ALIGN, ssz);
-        if (!nb) {
-            dnnl_primitive_desc_destroy(pd);
-            return ITS_ENOMEM;
-        }
-        its_free(c->scratch);
-        c->scratch = nb;
-        c->scratch_size = ssz;
+    if ((rc = grow_scratch(c, pd)) < 0) {
+        its_free(wq);
+        dnnl_primitive_desc_destroy(pd);
+        return rc;
     }
     /* weights: reorder once, reuse across plans when oneDNN picks the same layout */
     dnnl_memory_t wm = c->wcache[i];
+    int wown = 0;
     if (wm) {
         const dnnl_memory_desc_t *have;
         dnnl_memory_get_memory_desc(wm, &have);
@@ -462,7 +1047,8 @@ static int prepare_conv(cpu_ctx *c, plan *p, int i, char *err, size_t errlen)
         dnnl_primitive_t rp = NULL;
         st = dnnl_memory_create(&wm, wmd, c->eng, DNNL_MEMORY_ALLOCATE);
         if (st == dnnl_success)
-            st = dnnl_memory_create(&user, &wuser_md, c->eng, g->tensors[n->in[1]].data);
+            st = dnnl_memory_create(&user, &wuser_md, c->eng,
+                                    q ? (void *)wq : g->tensors[n->in[1]].data);
         if (st == dnnl_success)
             st = dnnl_reorder_primitive_desc_create(&rpd, &wuser_md, c->eng, wmd, c->eng, NULL);
         if (st == dnnl_success)
@@ -479,6 +1065,8 @@ static int prepare_conv(cpu_ctx *c, plan *p, int i, char *err, size_t errlen)
             dnnl_primitive_desc_destroy(rpd);
         if (user)
             dnnl_memory_destroy(user);
+        its_free(wq);
+        wq = NULL;
         if (st != dnnl_success) {
             if (wm)
                 dnnl_memory_destroy(wm);
@@ -487,23 +1075,45 @@ static int prepare_conv(cpu_ctx *c, plan *p, int i, char *err, size_t errlen)
                      (int)st);
             return ITS_EBACKEND;
         }
-        if (c->wcache[i])
-            dnnl_memory_destroy(c->wcache[i]);
-        c->wcache[i] = wm;
+        if (!c->wcache[i])
+            c->wcache[i] = wm;
+        else /* another plan's primitive uses the cached layout: this one owns its copy */
+            wown = 1;
     }
+    its_free(wq);
     st = dnnl_primitive_create(&s->prim, pd);
     if (st == dnnl_success)
-        st = dnnl_memory_create(&s->src, &src_md, c->eng, NULL);
+        st = step_arg(c, s, DNNL_ARG_SRC, n->in[0], &src_md, NULL);
     if (st == dnnl_success)
-        st = dnnl_memory_create(&s->dst, &dst_md, c->eng, NULL);
-    if (st == dnnl_success && has_bias)
-        st = dnnl_memory_create(&s->bias, &b_md, c->eng, g->tensors[n->in[2]].data);
+        st = step_arg(c, s, DNNL_ARG_DST, n->out[0], &dst_md, NULL);
+    if (st == dnnl_success) { /* the weight cache owns wm, unless wown */
+        s->arg[s->n] = DNNL_ARG_WEIGHTS;
+        s->tensor[s->n] = BIND_FIXED;
+        s->owned[s->n] = (char)wown;
+        s->mem[s->n++] = wm;
+    } else if (wown) {
+        dnnl_memory_destroy(wm);
+    }
+    if (st == dnnl_success && has_bias && !q)
+        st = step_arg(c, s, DNNL_ARG_BIAS, BIND_FIXED, &b_md, g->tensors[n->in[2]].data);
+    if (st == dnnl_success && has_bias && q)
+        st = step_arg(c, s, DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, BIND_FIXED, &qb_md,
+                      c->qbias[i]);
+    if (st == dnnl_success && q && n->q_src_zp) {
+        dnnl_memory_desc_t zmd;
+        dnnl_dims_t one = {1};
+        st = dnnl_memory_desc_init_by_tag(&zmd, 1, one, dnnl_s32, dnnl_x);
+        /* the zero point lives in the node (the graph outlives the engine); oneDNN only reads */
+        if (st == dnnl_success)
+            st = step_arg(c, s, DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC, BIND_FIXED, &zmd,
+                          (void *)(uintptr_t)&n->q_src_zp);
+    }
     if (st == dnnl_success && n->sum >= 0)
-        st = dnnl_memory_create(&s->sum, &sum_md, c->eng, NULL);
-    if (st == dnnl_success && ssz)
-        st = dnnl_memory_create(&s->scratch, smd, c->eng, NULL);
+        st = step_arg(c, s, DNNL_ARG_ATTR_MULTIPLE_POST_OP(sum_idx) | DNNL_ARG_SRC_1, n->sum,
+                      &sum_md, NULL);
+    if (st == dnnl_success)
+        st = step_scratch(c, s, pd);
     dnnl_primitive_desc_destroy(pd);
-    s->wei = wm;
     if (st != dnnl_success) {
         snprintf(err, errlen, "node '%s' (Conv): oneDNN setup failed (status %d)", n->name,
                  (int)st);
@@ -514,18 +1124,10 @@ static int prepare_conv(cpu_ctx *c, plan *p, int i, char *err, size_t errlen)
 
 static void free_plan(plan *p, int n_nodes)
 {
-    if (p->conv) {
-        for (int i = 0; i < n_nodes; i++) {
-            conv_step *s = &p->conv[i];
-            if (s->prim)
-                dnnl_primitive_destroy(s->prim);
-            dnnl_memory_t ms[] = {s->src, s->bias, s->dst, s->sum, s->scratch};
-            for (size_t k = 0; k < sizeof ms / sizeof ms[0]; k++)
-                if (ms[k])
-                    dnnl_memory_destroy(ms[k]);
-        }
-    }
-    its_free(p->conv);
+    if (p->step)
+        for (int i = 0; i < n_nodes; i++)
+            free_step(&p->step[i]);
+    its_free(p->step);
     its_free(p->off);
     its_free(p->bytes);
     memset(p, 0, sizeof *p);
@@ -544,16 +1146,25 @@ static int cpu_prepare(void *ctx, const its_graph *g, int batch, const its_shape
         if (!c->wcache)
             return ITS_ENOMEM;
     }
+    if (c->profile && !c->prof_node)
+        c->prof_node = its_calloc(ITS_MOD_ENGINE, (size_t)nn + 1, sizeof *c->prof_node);
+    if (!c->qbias) {
+        c->qbias = its_calloc(ITS_MOD_ENGINE, (size_t)nn + 1, sizeof *c->qbias);
+        if (!c->qbias)
+            return ITS_ENOMEM;
+    }
     plan *p = &c->plans[c->n_plans];
     memset(p, 0, sizeof *p);
+    for (int i = 0; i < nn; i++)
+        c->libm_unary |= g->nodes[i].op == ITS_OP_DYNAMIC_QUANTIZE_LINEAR;
     p->batch = batch;
     p->shapes = shapes;
     p->off = its_malloc(ITS_MOD_ENGINE, (size_t)(nt + 1) * sizeof(size_t));
     p->bytes = its_calloc(ITS_MOD_ENGINE, (size_t)nt + 1, sizeof(size_t));
-    p->conv = its_calloc(ITS_MOD_ENGINE, (size_t)nn + 1, sizeof(conv_step));
+    p->step = its_calloc(ITS_MOD_ENGINE, (size_t)nn + 1, sizeof(prim_step));
     int *alias = its_malloc(ITS_MOD_ENGINE, (size_t)(nt + 1) * sizeof(int));
     int rc = 0;
-    if (!p->off || !p->bytes || !p->conv || !alias) {
+    if (!p->off || !p->bytes || !p->step || !alias) {
         rc = ITS_ENOMEM;
         goto out;
     }
@@ -585,9 +1196,12 @@ static int cpu_prepare(void *ctx, const its_graph *g, int batch, const its_shape
         c->arena_size = p->arena;
     }
     c->n_plans++; /* from here free_plan runs on failure through cpu_free */
-    for (int i = 0; i < nn && rc == 0; i++)
+    for (int i = 0; i < nn && rc == 0; i++) {
         if (is_dnnl_conv(g, &g->nodes[i]))
             rc = prepare_conv(c, p, i, err, errlen);
+        else if (!c->no_prims)
+            rc = prepare_other(c, p, i);
+    }
 out:
     its_free(alias);
     if (rc < 0 && (c->n_plans == 0 || &c->plans[c->n_plans - 1] != p))
@@ -603,29 +1217,17 @@ static const plan *find_plan(const cpu_ctx *c, int batch)
     return NULL;
 }
 
-static int run_conv(cpu_ctx *c, const plan *p, int i)
+static int run_step(cpu_ctx *c, const plan *p, const prim_step *s)
 {
-    const its_ir_node *n = &c->g->nodes[i];
-    const conv_step *s = &p->conv[i];
-    dnnl_exec_arg_t args[6];
-    int na = 0;
-    dnnl_memory_set_data_handle(s->src, tptr(c, p, n->in[0]));
-    dnnl_memory_set_data_handle(s->dst, tptr(c, p, n->out[0]));
-    args[na++] = (dnnl_exec_arg_t){DNNL_ARG_SRC, s->src};
-    args[na++] = (dnnl_exec_arg_t){DNNL_ARG_WEIGHTS, s->wei};
-    args[na++] = (dnnl_exec_arg_t){DNNL_ARG_DST, s->dst};
-    if (s->bias)
-        args[na++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, s->bias};
-    if (s->sum) {
-        dnnl_memory_set_data_handle(s->sum, tptr(c, p, n->sum));
-        args[na++] =
-            (dnnl_exec_arg_t){DNNL_ARG_ATTR_MULTIPLE_POST_OP(s->sum_idx) | DNNL_ARG_SRC_1, s->sum};
+    dnnl_exec_arg_t args[STEP_MAX_ARGS];
+    for (int k = 0; k < s->n; k++) {
+        if (s->tensor[k] >= 0)
+            dnnl_memory_set_data_handle(s->mem[k], tptr(c, p, s->tensor[k]));
+        else if (s->tensor[k] == BIND_SCRATCH)
+            dnnl_memory_set_data_handle(s->mem[k], c->scratch);
+        args[k] = (dnnl_exec_arg_t){s->arg[k], s->mem[k]};
     }
-    if (s->scratch) {
-        dnnl_memory_set_data_handle(s->scratch, c->scratch);
-        args[na++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, s->scratch};
-    }
-    return dnnl_primitive_execute(s->prim, c->strm, na, args) == dnnl_success ? 0 : ITS_EBACKEND;
+    return dnnl_primitive_execute(s->prim, c->strm, s->n, args) == dnnl_success ? 0 : ITS_EBACKEND;
 }
 
 static int cpu_run(void *ctx, int batch, int nb, const void *const *inputs, void *const *outputs)
@@ -646,8 +1248,9 @@ static int cpu_run(void *ctx, int batch, int nb, const void *const *inputs, void
     for (int i = 0; i < g->n_nodes; i++) {
         const its_ir_node *n = &g->nodes[i];
         int rc;
-        if (p->conv[i].prim) {
-            rc = run_conv(c, p, i);
+        uint64_t t0 = c->profile ? its_now_ns() : 0;
+        if (p->step[i].prim) {
+            rc = run_step(c, p, &p->step[i]);
         } else {
             its_shape is[ITS_IR_MAX_IO], os[ITS_IR_MAX_IO];
             const void *in[ITS_IR_MAX_IO];
@@ -669,6 +1272,14 @@ static int cpu_run(void *ctx, int batch, int nb, const void *const *inputs, void
         }
         if (rc < 0)
             return rc;
+        if (c->profile) {
+            int slot = p->step[i].prim && n->op == ITS_OP_CONV ? ITS_OP_COUNT : (int)n->op;
+            double dt = (double)(its_now_ns() - t0);
+            c->prof_ns[slot] += dt;
+            c->prof_calls[slot]++;
+            if (c->prof_node)
+                c->prof_node[i] += dt;
+        }
     }
     for (int k = 0; k < g->n_outputs; k++) {
         int t = g->outputs[k];
@@ -698,6 +1309,33 @@ static void cpu_free(void *ctx)
 {
     cpu_ctx *c = ctx;
     int nn = c->g ? c->g->n_nodes : 0;
+    for (int op = 0; c->profile && op <= ITS_OP_COUNT; op++)
+        if (c->prof_calls[op])
+            fprintf(stderr, "profile: %-22s %6ld calls %10.3f ms\n",
+                    op == ITS_OP_COUNT ? "Conv (oneDNN)" : its__op_name((its_op)op),
+                    c->prof_calls[op], c->prof_ns[op] / 1e6);
+    if (c->prof_node && c->g) { /* the 12 costliest non-conv nodes */
+        for (int r = 0;
+             r < (getenv("ITS_ENGINE_PROFILE_TOP") ? atoi(getenv("ITS_ENGINE_PROFILE_TOP")) : 12);
+             r++) {
+            int best = -1;
+            for (int i = 0; i < nn; i++)
+                if (c->g->nodes[i].op != ITS_OP_CONV && c->prof_node[i] > 0 &&
+                    (best < 0 || c->prof_node[i] > c->prof_node[best]))
+                    best = i;
+            if (best < 0)
+                break;
+            const its_ir_node *n = &c->g->nodes[best];
+            const its_shape *sh = &c->g->tensors[n->in[0]].shape;
+            fprintf(stderr, "profile:   %-10s %-40.40s in0 [%lld %lld %lld %lld] %8.3f ms\n",
+                    its__op_name(n->op), n->name, (long long)sh->dims[0],
+                    (long long)(sh->rank > 1 ? sh->dims[1] : 0),
+                    (long long)(sh->rank > 2 ? sh->dims[2] : 0),
+                    (long long)(sh->rank > 3 ? sh->dims[3] : 0), c->prof_node[best] / 1e6);
+            c->prof_node[best] = 0;
+        }
+    }
+    its_free(c->prof_node);
     for (int i = 0; i < c->n_plans; i++)
         free_plan(&c->plans[i], nn);
     if (c->wcache) {
@@ -705,6 +1343,11 @@ static void cpu_free(void *ctx)
             if (c->wcache[i])
                 dnnl_memory_destroy(c->wcache[i]);
         its_free(c->wcache);
+    }
+    if (c->qbias) {
+        for (int i = 0; i < nn; i++)
+            its_free(c->qbias[i]);
+        its_free(c->qbias);
     }
     its_free(c->arena);
     its_free(c->scratch);
