@@ -22,6 +22,29 @@ static void test_percentiles_nearest_rank(void **state)
     lat_free(&s);
 }
 
+/* The progress percentile covers only the samples since the last call and leaves the
+ * insertion order alone (the final report still sorts everything). */
+static void test_recent_percentile_window(void **state)
+{
+    (void)state;
+    lat_samples s;
+    assert_int_equal(lat_init(&s, 1000), 0);
+    size_t from = 0;
+    assert_int_equal(lat_recent_percentile(&s, &from, 99), 0);
+    for (int i = 0; i < 100; i++) /* first window: 1..100 ms */
+        lat_add(&s, (uint64_t)((i * 37) % 100 + 1) * 1000000);
+    assert_int_equal(lat_recent_percentile(&s, &from, 99), 99000000);
+    assert_int_equal(from, 100);
+    assert_int_equal(s.ns[0], 1000000); /* not reordered: (0 * 37) % 100 + 1 */
+    assert_int_equal(s.ns[1], 38000000);
+    for (int i = 0; i < 10; i++) /* second window: 1..10 us */
+        lat_add(&s, (uint64_t)(10 - i) * 1000);
+    assert_int_equal(lat_recent_percentile(&s, &from, 50), 5000);
+    assert_int_equal(lat_recent_percentile(&s, &from, 99), 0); /* nothing new */
+    assert_int_equal(lat_percentile(&s, 100), 100000000);     /* the whole run */
+    lat_free(&s);
+}
+
 static void test_overflow_is_counted(void **state)
 {
     lat_samples s;
@@ -96,6 +119,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_percentiles_nearest_rank),
+        cmocka_unit_test(test_recent_percentile_window),
         cmocka_unit_test(test_overflow_is_counted),
         cmocka_unit_test(test_durations),
         cmocka_unit_test(test_spec_expectations),

@@ -153,6 +153,7 @@ int bench_run_engine(const bench_opts *o, bench_result *r, char *err, size_t err
     uint64_t max_delay = its_ms_to_ns(o->max_delay_ms);
     float *batch_in = inputs + (size_t)DISTINCT_FRAMES * in_floats;
     uint64_t last_progress = t0;
+    size_t progress_from = 0;
     for (;;) {
         uint64_t now = its_now_ns();
         if (now >= end)
@@ -207,8 +208,9 @@ int bench_run_engine(const bench_opts *o, bench_result *r, char *err, size_t err
         r->messages += (uint64_t)n;
         head += (uint64_t)n;
         if (!o->quiet && done - last_progress >= ITS_NS_PER_S) {
-            fprintf(stderr, "\r[its-bench engine] %6.1f s  p99 %7.2f ms  backlog %4llu   ",
-                    (double)(done - t0) / 1e9, its_ns_to_ms(lat_percentile(&r->lat, 99)),
+            fprintf(stderr, "\r[its-bench engine] %6.1f s  p99(1 s) %7.2f ms  backlog %4llu   ",
+                    (double)(done - t0) / 1e9,
+                    its_ns_to_ms(lat_recent_percentile(&r->lat, &progress_from, 99)),
                     (unsigned long long)(next - head));
             last_progress = done;
         }

@@ -260,6 +260,7 @@ int bench_run_itsd(const bench_opts *o, bench_result *r, char *err, size_t errle
     double gpu_sum = 0, cpu0 = -1, peak = -1;
     int gpu_n = 0, stopping = 0;
     uint64_t stop_at = 0, last_count = 0;
+    size_t progress_from = 0;
     for (;;) {
         uint64_t now = its_now_ns();
         if (end == UINT64_MAX && r->messages > 0) {
@@ -309,14 +310,14 @@ int bench_run_itsd(const bench_opts *o, bench_result *r, char *err, size_t errle
         }
         if (!o->quiet && now >= next_progress) {
             double el = (double)(now - t0) / 1e9;
-            fprintf(stderr, "\r[its-bench] %6.1f s  %s  %7.0f msg/s  p99 %7.2f ms  samples %zu   ",
-                    el,
+            fprintf(stderr,
+                    "\r[its-bench] %6.1f s  %s  %7.0f msg/s  p99(1 s) %7.2f ms  samples %zu   ", el,
                     end == UINT64_MAX    ? "starting"
                     : now < measure_from ? "warm-up"
                     : stopping           ? "draining"
                                          : "measuring",
-                    (double)(r->messages - last_count), its_ns_to_ms(lat_percentile(&r->lat, 99)),
-                    r->lat.n);
+                    (double)(r->messages - last_count),
+                    its_ns_to_ms(lat_recent_percentile(&r->lat, &progress_from, 99)), r->lat.n);
             last_count = r->messages;
             next_progress += ITS_NS_PER_S;
         }

@@ -53,6 +53,24 @@ uint64_t lat_percentile(lat_samples *s, double p)
     return s->ns[i < s->n ? i : s->n - 1];
 }
 
+uint64_t lat_recent_percentile(const lat_samples *s, size_t *from, double p)
+{
+    size_t a = *from <= s->n ? *from : s->n, k = s->n - a;
+    *from = s->n;
+    if (k == 0 || s->sorted)
+        return 0;
+    uint64_t *v = its_malloc(ITS_MOD_APP, k * sizeof *v);
+    if (!v)
+        return 0;
+    memcpy(v, s->ns + a, k * sizeof *v);
+    qsort(v, k, sizeof *v, cmp_u64);
+    double rank = ceil(p / 100.0 * (double)k);
+    size_t i = rank < 1 ? 0 : (size_t)rank - 1;
+    uint64_t r = v[i < k ? i : k - 1];
+    its_free(v);
+    return r;
+}
+
 double lat_mean_ms(const lat_samples *s)
 {
     if (s->n == 0)

@@ -23,6 +23,11 @@ void lat_free(lat_samples *s);
 void lat_add(lat_samples *s, uint64_t ns);
 /* Percentile p in [0, 100] in ns (nearest rank); 0 if empty. Sorts on first use. */
 uint64_t lat_percentile(lat_samples *s, double p);
+/* Percentile p of the samples added since index *from (then *from = n), without reordering
+ * the array: for progress lines while samples arrive. Sorting every sample each second (what
+ * lat_percentile does) stalls the thread that reads the results, and that stall, growing with
+ * the sample count, is then measured as latency. 0 if none or out of memory. */
+uint64_t lat_recent_percentile(const lat_samples *s, size_t *from, double p);
 double lat_mean_ms(const lat_samples *s);
 
 /* The SPEC-style chart: one bar per percentile, scaled against the bound (e.g. 100 ms). */
