@@ -41,7 +41,7 @@ static void test_recent_percentile_window(void **state)
         lat_add(&s, (uint64_t)(10 - i) * 1000);
     assert_int_equal(lat_recent_percentile(&s, &from, 50), 5000);
     assert_int_equal(lat_recent_percentile(&s, &from, 99), 0); /* nothing new */
-    assert_int_equal(lat_percentile(&s, 100), 100000000);     /* the whole run */
+    assert_int_equal(lat_percentile(&s, 100), 100000000);      /* the whole run */
     lat_free(&s);
 }
 
