@@ -42,6 +42,16 @@ pyd() { python3 -c "import $1, os; print(os.path.dirname($1.__file__))" 2>/dev/n
 export LD_LIBRARY_PATH=$W/lib:$(pyd nvidia.cudnn)/lib:$(pyd nvidia.cublas)/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 export ITS_SHARED_DIR=$W/shared OMP_WAIT_POLICY=passive PATH=$W/bin:$PATH
 CARD=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
+# itsd loads NVML by soname; where the driver's copy is outside the loader's cache, point at it
+nvml=$(ldconfig -p 2>/dev/null | awk '/libnvidia-ml\.so\.1 /{print $NF; exit}')
+[ -n "$nvml" ] || nvml=$(find /usr /lib /opt -name 'libnvidia-ml.so.1' 2>/dev/null | head -1)
+[ -n "$nvml" ] && export ITS_NVML_LIBRARY=$nvml
+echo "NVML: ${nvml:-not found}"
+# an independent GPU utilisation record (nvidia-smi, every 2 s) beside its-bench's NVML figure
+nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv,noheader -l 2 \
+    >"$OUT/nvidia-smi.csv" 2>/dev/null &
+smi_pid=$!
+trap 'kill $smi_pid 2>/dev/null' EXIT
 cd "$W"
 common=(--set bench.itsd=$W/bin/itsd --set bench.redis_server=$W/bin/redis-server
         --set bench.workdir=$OUT --set bench.backend=cuda)
@@ -59,7 +69,10 @@ if [[ $PHASES == *capacity* ]]; then
         ${CAP_WORKERS:+--set bench.engine_workers=$CAP_WORKERS} \
         --set bench.capacity_step_s="${STEP_S:-20}" >"$OUT/capacity.txt" 2>"$OUT/capacity.err" || true
 fi
+kill $smi_pid 2>/dev/null
 echo "==== summary ($CARD)"
+awk -F', ' '{gsub(/ %/,"",$2); if ($2+0 > 0) {s += $2; n++}} END {if (n) printf "GPU utilisation (nvidia-smi, busy samples): mean %.0f%% over %d samples\n", s/n, n}' \
+    "$OUT/nvidia-smi.csv" 2>/dev/null || true
 [ -f "$OUT/stress.txt" ] && tail -n 45 "$OUT/stress.txt"
 [ -f "$OUT/capacity.txt" ] && tail -n 15 "$OUT/capacity.txt"
 exit 0
