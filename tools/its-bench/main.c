@@ -68,7 +68,9 @@ static const cyaml_schema_field_t doc_fields[] = {
                             stress, stress_fields),
     CYAML_FIELD_END};
 
-static const char *const backends[] = {"cpu", "cuda", NULL};
+/* noop: itsd's stand-in engine that detects nothing - stresses ingest, batching, analytics,
+ * publishing and Redis without a model (itsd mode only) */
+static const char *const backends[] = {"cpu", "cuda", "noop", NULL};
 
 typedef struct settings {
     bench_opts o;
@@ -86,7 +88,8 @@ static const its_option options[] = {
     ITS_OPT_STR("bench.video", settings, o.video,
                 "../shared/media/traffic_highway_overpass_720p.mp4", 0,
                 "video every camera replays"),
-    ITS_OPT_ENUM("bench.backend", settings, backend, "cpu", backends, 0, "engine backend"),
+    ITS_OPT_ENUM("bench.backend", settings, backend, "cpu", backends, 0,
+                 "engine backend: cpu, cuda, or noop (itsd mode; no model runs)"),
     ITS_OPT_INT("bench.threads", settings, o.threads, "0", 0, 256, 0, "CPU threads (0: all)"),
     ITS_OPT_INT("bench.engine_workers", settings, o.engine_workers, "1", 1, 8, 0,
                 "itsd engine workers (engine.workers)"),
@@ -469,6 +472,10 @@ int main(int argc, char **argv)
     o.duration_s = duration >= 0 ? duration : st ? parse_duration_s(st->duration) : 30;
     o.engine_only = engine_only;
     o.quiet = quiet;
+    if (engine_only && strcmp(o.backend, "noop") == 0) {
+        fprintf(stderr, "its-bench: --engine-only needs a real engine (cpu or cuda), not noop\n");
+        return 2;
+    }
     if (o.cameras < 1 || o.cameras > BENCH_MAX_CAMERAS || o.fps <= 0 || o.fps > 1000 ||
         o.batch < 1 || o.batch > 32 || o.duration_s <= 0) {
         fprintf(stderr,
