@@ -691,6 +691,20 @@ static dnnl_status_t step_tensor(cpu_ctx *c, prim_step *s, int arg, int t,
                                    : step_arg(c, s, arg, t, md, NULL);
 }
 
+/* The primitive descriptor for op descriptor `desc`, with a user-managed scratchpad (the
+ * plan's arena), as every primitive of a plan has. */
+static dnnl_status_t prim_pd(cpu_ctx *c, dnnl_primitive_desc_t *pd, const void *desc)
+{
+    dnnl_primitive_attr_t attr;
+    dnnl_status_t st = dnnl_primitive_attr_create(&attr);
+    if (st != dnnl_success)
+        return st;
+    dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+    st = dnnl_primitive_desc_create(pd, desc, attr, c->eng, NULL);
+    dnnl_primitive_attr_destroy(attr);
+    return st;
+}
+
 /* MatMul of float tensors of rank >= 2 (batch dims broadcast) as a oneDNN matmul. */
 static int prim_matmul(cpu_ctx *c, plan *p, const its_ir_node *n, dnnl_primitive_desc_t *pd,
                        prim_step *s)
@@ -711,13 +725,7 @@ static int prim_matmul(cpu_ctx *c, plan *p, const its_ir_node *n, dnnl_primitive
         plain_md(&ymd, r, y->dims) != dnnl_success ||
         dnnl_matmul_desc_init(&md, &amd, &bmd, NULL, &ymd) != dnnl_success)
         return 0;
-    dnnl_primitive_attr_t attr;
-    if (dnnl_primitive_attr_create(&attr) != dnnl_success)
-        return 0;
-    dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
-    dnnl_status_t st = dnnl_primitive_desc_create(pd, &md, attr, c->eng, NULL);
-    dnnl_primitive_attr_destroy(attr);
-    if (st != dnnl_success)
+    if (prim_pd(c, pd, &md) != dnnl_success)
         return 0;
     if (step_tensor(c, s, DNNL_ARG_SRC, n->in[0], &amd) != dnnl_success ||
         step_tensor(c, s, DNNL_ARG_WEIGHTS, n->in[1], &bmd) != dnnl_success ||
@@ -741,13 +749,7 @@ static int prim_softmax(cpu_ctx *c, plan *p, const its_ir_node *n, dnnl_primitiv
     if (plain_md(&md, 3, d) != dnnl_success ||
         dnnl_softmax_forward_desc_init(&sd, dnnl_forward_inference, &md, 1) != dnnl_success)
         return 0;
-    dnnl_primitive_attr_t attr;
-    if (dnnl_primitive_attr_create(&attr) != dnnl_success)
-        return 0;
-    dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
-    dnnl_status_t st = dnnl_primitive_desc_create(pd, &sd, attr, c->eng, NULL);
-    dnnl_primitive_attr_destroy(attr);
-    if (st != dnnl_success)
+    if (prim_pd(c, pd, &sd) != dnnl_success)
         return 0;
     if (step_tensor(c, s, DNNL_ARG_SRC, n->in[0], &md) != dnnl_success ||
         step_arg(c, s, DNNL_ARG_DST, n->out[0], &md, NULL) != dnnl_success)
@@ -784,13 +786,7 @@ static int prim_eltwise(cpu_ctx *c, plan *p, const its_ir_node *n, dnnl_primitiv
         dnnl_eltwise_forward_desc_init(&ed, dnnl_forward_inference, alg, &md, alpha, 0.f) !=
             dnnl_success)
         return 0;
-    dnnl_primitive_attr_t attr;
-    if (dnnl_primitive_attr_create(&attr) != dnnl_success)
-        return 0;
-    dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
-    dnnl_status_t st = dnnl_primitive_desc_create(pd, &ed, attr, c->eng, NULL);
-    dnnl_primitive_attr_destroy(attr);
-    if (st != dnnl_success)
+    if (prim_pd(c, pd, &ed) != dnnl_success)
         return 0;
     if (step_tensor(c, s, DNNL_ARG_SRC, n->in[0], &md) != dnnl_success ||
         step_arg(c, s, DNNL_ARG_DST, n->out[0], &md, NULL) != dnnl_success)
@@ -823,13 +819,7 @@ static int prim_maxpool(cpu_ctx *c, plan *p, const its_ir_node *n, dnnl_primitiv
         dnnl_pooling_v2_forward_desc_init(&pdsc, dnnl_forward_inference, dnnl_pooling_max, &smd,
                                           &dmd, st2, k, dil, pl, pr) != dnnl_success)
         return 0;
-    dnnl_primitive_attr_t attr;
-    if (dnnl_primitive_attr_create(&attr) != dnnl_success)
-        return 0;
-    dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
-    dnnl_status_t st = dnnl_primitive_desc_create(pd, &pdsc, attr, c->eng, NULL);
-    dnnl_primitive_attr_destroy(attr);
-    if (st != dnnl_success)
+    if (prim_pd(c, pd, &pdsc) != dnnl_success)
         return 0;
     if (step_tensor(c, s, DNNL_ARG_SRC, n->in[0], &smd) != dnnl_success ||
         step_arg(c, s, DNNL_ARG_DST, n->out[0], &dmd, NULL) != dnnl_success)

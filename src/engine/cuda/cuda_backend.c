@@ -795,6 +795,22 @@ static int cat_buf(plan *p, int cat)
     return p->tbuf[cat];
 }
 
+/* Place NHWC output tensor o of a producer: its own buffer, or (cat >= 0) its slice of that
+ * Concat's output. Returns the buffer. */
+static int nhwc_output(plan *p, int o, int cat)
+{
+    int b = cat >= 0 ? cat_buf(p, cat) : new_buf(p, tbytes(&p->shapes[o], 2));
+    if (b < 0)
+        return b;
+    p->tbuf[o] = b;
+    p->tlay[o] = LAY_NHWC;
+    if (cat >= 0) {
+        p->toff[o] = (size_t)p->apos[o] * 2;
+        p->tcs[o] = p->shapes[cat].dims[1];
+    }
+    return b;
+}
+
 /*
  * With ITS_CUDA_DIRECT=1, a convolution reading the fp32 NCHW graph input with few channels
  * (the stem: 3) runs as our direct kernel, which also does the input conversion (cuDNN's
@@ -818,15 +834,9 @@ static int plan_direct(cuda_ctx *c, const its_graph *g, plan *p, int i)
     if (pa && pa->n == 4 && (pa->ints[0] != pa->ints[2] || pa->ints[1] != pa->ints[3]))
         return 0;
     int cat = p->acat[o];
-    int b = cat >= 0 ? cat_buf(p, cat) : new_buf(p, tbytes(ys, 2));
+    int b = nhwc_output(p, o, cat);
     if (b < 0)
         return b;
-    p->tbuf[o] = b;
-    p->tlay[o] = LAY_NHWC;
-    if (cat >= 0) {
-        p->toff[o] = (size_t)p->apos[o] * 2;
-        p->tcs[o] = p->shapes[cat].dims[1];
-    }
     step st;
     memset(&st, 0, sizeof st);
     st.kind = ST_DIRECT;
@@ -958,15 +968,9 @@ static int plan_conv(cuda_ctx *c, const its_graph *g, plan *p, int i, char *err,
     if (fused < 0)
         return fused;
     cd->fused = fused; /* 0: the legacy convolution (packed operands), chosen at finalize */
-    int b = cat >= 0 ? cat_buf(p, cat) : new_buf(p, tbytes(ys, 2));
+    int b = nhwc_output(p, o, cat);
     if (b < 0)
         return b;
-    p->tbuf[o] = b;
-    p->tlay[o] = LAY_NHWC;
-    if (cat >= 0) {
-        p->toff[o] = (size_t)p->apos[o] * 2;
-        p->tcs[o] = p->shapes[cat].dims[1];
-    }
     step st;
     memset(&st, 0, sizeof st);
     st.kind = ST_CONV;
@@ -1381,15 +1385,10 @@ static int plan_node(cuda_ctx *c, const its_graph *g, plan *p, int i, char *err,
             st.fx = st.ow / st.pw;
         }
         int cat = p->acat[o]; /* written straight into its Concat slice? */
-        int b = cat >= 0 ? cat_buf(p, cat) : new_buf(p, tbytes(os, 2));
+        int b = nhwc_output(p, o, cat);
         if (b < 0)
             return b;
-        p->tbuf[o] = b;
-        p->tlay[o] = LAY_NHWC;
-        if (cat >= 0) {
-            p->toff[o] = (size_t)p->apos[o] * 2;
-            p->tcs[o] = st.ycs = p->shapes[cat].dims[1];
-        }
+        st.ycs = p->tcs[o];
         st.out = bufop(b);
         st.out.off = p->toff[o];
         return emit(p, &st);
