@@ -102,6 +102,14 @@ int its_engine_max_batch(const its_engine_t *e);
 int its_model_n_meta(const its_model_t *m);
 int its_model_meta_at(const its_model_t *m, int i, const char **key, const char **value);
 int its_model_n_nodes(const its_model_t *m);
+/* Run the model at another input size (both multiples of 32): Reshape targets and anchor
+ * tables baked at the exported size are re-derived, so a 16:9 camera can run at 640x384
+ * instead of letterboxing into 640x640 (Ultralytics' "rect" inference; 40% less compute).
+ * Call before creating engines. ITS_EINVAL for a bad size (model unchanged); another error
+ * names the node whose baked size cannot be re-derived, and the model then refuses engines. */
+int its_model_set_input_size(its_model_t *m, int width, int height, char *err, size_t errlen);
+/* "640x384" -> 640, 384 (1..8192 each); ITS_EINVAL otherwise. */
+int its_model_parse_size(const char *s, int *width, int *height);
 /* One line describing the prepared graph: backend, op counts after all passes, fusions. */
 int its_engine_describe(const its_engine_t *e, char *buf, size_t len);
 

@@ -34,6 +34,7 @@ void its_engine_get_counters(its_engine_counters *out)
 struct its_model {
     its_graph g;
     its_tensor_desc *in, *out;
+    int broken; /* a failed its_model_set_input_size left the graph half rewritten */
 };
 
 struct its_engine {
@@ -161,6 +162,46 @@ int its_model_load_buffer_frozen(const void *data, size_t len, const its_input_v
              (long long)m->g.opset, m->g.n_nodes, m->g.n_tensors);
     n_models_loaded++;
     *out = m;
+    return 0;
+}
+
+int its_model_set_input_size(its_model_t *m, int width, int height, char *err, size_t errlen)
+{
+    char local[256];
+    if (!err || !errlen) {
+        err = local;
+        errlen = sizeof local;
+    }
+    err[0] = 0;
+    if (!m || m->broken) {
+        set_err(err, errlen, "%s", m ? "model unusable after a failed resize" : "no model");
+        return ITS_EINVAL;
+    }
+    int rc = its__graph_set_input_hw(&m->g, height, width, err, errlen);
+    if (rc < 0) {
+        /* the graph may be half rewritten: refuse engines from it from now on */
+        if (rc != ITS_EINVAL)
+            m->broken = 1;
+        its_loge("engine", NULL, "input size %dx%d refused: %s", width, height, err);
+        return rc;
+    }
+    int symbolic = m->in[0].rank > 0 && m->in[0].dims[0] < 0;
+    for (int k = 0; k < m->g.n_inputs; k++)
+        fill_desc(&m->g, m->g.inputs[k], &m->in[k], symbolic);
+    for (int k = 0; k < m->g.n_outputs; k++)
+        fill_desc(&m->g, m->g.outputs[k], &m->out[k], symbolic);
+    its_logi("engine", NULL, "model input set to %dx%d", width, height);
+    return 0;
+}
+
+int its_model_parse_size(const char *s, int *width, int *height)
+{
+    int w = 0, h = 0, used = 0;
+    if (!s || sscanf(s, "%5dx%5d%n", &w, &h, &used) != 2 || s[used] || w < 1 || h < 1 || w > 8192 ||
+        h > 8192)
+        return ITS_EINVAL;
+    *width = w;
+    *height = h;
     return 0;
 }
 
@@ -295,6 +336,10 @@ int its_engine_create(const its_model_t *m, const its_engine_opts *opts, its_eng
     if (!m || !out)
         return ITS_EINVAL;
     *out = NULL;
+    if (m->broken) {
+        set_err(err, errlen, "%s", "model unusable after a failed input resize");
+        return ITS_EINVAL;
+    }
     its_engine_opts o = {0};
     if (opts)
         o = *opts;

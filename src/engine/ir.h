@@ -224,6 +224,10 @@ int its__onnx_load_tensor(const void *data, size_t len, its_dtype *dt, its_shape
 int its__infer_shapes(const its_graph *g, int batch, its_shape *shapes, char *err, size_t errlen);
 /* Batch-1 inference that also stores the result in tensor->shape and sets ->batched. */
 int its__graph_infer(its_graph *g, char *err, size_t errlen);
+/* Run the graph at another input H x W (one [N, C, H, W] input): re-derives the Reshape
+ * targets and Ultralytics anchor tables baked for the exported size, then re-infers; fails
+ * naming the node where a baked size cannot be re-derived (the graph is then unusable). */
+int its__graph_set_input_hw(its_graph *g, int64_t h, int64_t w, char *err, size_t errlen);
 
 /* ---- passes (passes.c) ---- all keep the graph topologically sorted and shapes valid. */
 int its__pass_fold_constants(its_graph *g, char *err, size_t errlen); /* incl. DQ on weights */

@@ -1002,3 +1002,256 @@ int its__graph_infer(its_graph *g, char *err, size_t errlen)
     its_free(bflag);
     return rc;
 }
+
+/* ---- running a model at another input size (its__graph_set_input_hw) ----
+ *
+ * Exports bake the input's H x W into constants: Reshape targets (the attention block's
+ * [1, 2, 64, 400], the head's [1, 64, 6400] and [1, 4, 16, 8400]) and, for Ultralytics heads,
+ * the anchor centres [1, 2, A] and per-anchor strides [1, A]. The pass re-derives each of
+ * them for the new size and fails, naming the node, wherever it cannot do so unambiguously. */
+
+/* Anchor grids: levels of stride 8, 16, 32 over an h x w input, row-major per level. */
+static int64_t anchor_count(int64_t h, int64_t w)
+{
+    int64_t a = 0;
+    for (int s = 8; s <= 32; s *= 2)
+        a += (h / s) * (w / s);
+    return a;
+}
+
+/* kind 1: centres (x + 0.5 then y + 0.5 rows); kind 2: strides. */
+static void anchor_fill(float *v, int kind, int64_t h, int64_t w)
+{
+    int64_t a = anchor_count(h, w), k = 0;
+    for (int s = 8; s <= 32; s *= 2)
+        for (int64_t y = 0; y < h / s; y++)
+            for (int64_t x = 0; x < w / s; x++, k++) {
+                if (kind == 1) {
+                    v[k] = (float)x + 0.5f;
+                    v[a + k] = (float)y + 0.5f;
+                } else {
+                    v[k] = (float)s;
+                }
+            }
+}
+
+/* 1 (centres) or 2 (strides) when constant t holds an Ultralytics anchor table for h x w. */
+static int anchor_kind(const its_ir_tensor *T, int64_t h, int64_t w)
+{
+    int64_t a = anchor_count(h, w), ne = its__shape_numel(&T->shape);
+    if (T->kind != ITS_TK_CONST || T->dtype != ITS_DT_FLOAT32 || !T->data || a <= 0 ||
+        T->shape.rank < 1 || T->shape.dims[T->shape.rank - 1] != a || (ne != a && ne != 2 * a))
+        return 0;
+    int kind = ne == 2 * a ? 1 : 2;
+    float *ref = its_malloc(ITS_MOD_ENGINE, (size_t)ne * sizeof *ref);
+    if (!ref)
+        return 0;
+    anchor_fill(ref, kind, h, w);
+    int same = memcmp(ref, T->data, (size_t)ne * sizeof *ref) == 0;
+    its_free(ref);
+    return same ? kind : 0;
+}
+
+/* The new target of a Reshape whose input went from `oi` to `ni` (old output `oo`): dims are
+ * matched group by group (equal products); a group whose input is unchanged keeps its target,
+ * a merged group takes the new product, and a split group takes the spatial dims of the
+ * latest 4-D tensor that had the same split before. */
+static int reshape_remap(const its_graph *g, const its_shape *shapes, int upto, const its_shape *oi,
+                         const its_shape *ni, const its_shape *oo, int64_t *nv)
+{
+    int i = 0, j = 0;
+    while (i < oi->rank || j < oo->rank) {
+        int a = i, c = j;
+        int64_t pi = i < oi->rank ? oi->dims[i++] : 1, po = j < oo->rank ? oo->dims[j++] : 1;
+        while (pi != po) {
+            if (pi < po && i < oi->rank)
+                pi *= oi->dims[i++];
+            else if (po < pi && j < oo->rank)
+                po *= oo->dims[j++];
+            else
+                return -1;
+        }
+        int64_t np = 1;
+        int same = 1;
+        for (int k = a; k < i; k++) {
+            np *= ni->dims[k];
+            same &= ni->dims[k] == oi->dims[k];
+        }
+        int non1 = 0, at = c;
+        for (int k = c; k < j; k++)
+            if (oo->dims[k] != 1) {
+                non1++;
+                at = k;
+            }
+        if (same) {
+            for (int k = c; k < j; k++)
+                nv[k] = oo->dims[k];
+        } else if (non1 <= 1) {
+            for (int k = c; k < j; k++)
+                nv[k] = k == at ? np : 1;
+        } else if (non1 == 2 && j - c == 2) {
+            /* split of a flattened H*W back into H, W */
+            int found = 0;
+            for (int t = upto - 1; t >= 0 && !found; t--) {
+                int o = g->nodes[t].out[0];
+                if (o < 0 || g->nodes[t].op == ITS_OP_NONE)
+                    continue;
+                const its_ir_tensor *T = &g->tensors[o];
+                if (T->shape.rank != 4 || shapes[o].rank != 4)
+                    continue;
+                if (T->shape.dims[2] == oo->dims[c] && T->shape.dims[3] == oo->dims[c + 1] &&
+                    shapes[o].dims[2] * shapes[o].dims[3] == np) {
+                    nv[c] = shapes[o].dims[2];
+                    nv[c + 1] = shapes[o].dims[3];
+                    found = 1;
+                }
+            }
+            if (!found)
+                return -1;
+        } else {
+            return -1;
+        }
+    }
+    return j;
+}
+
+/* Replace a constant's data (and shape) with a private copy of `data`. */
+static int const_replace(its_graph *g, int t, const void *data, size_t bytes, const its_shape *sh)
+{
+    its_ir_tensor *T = &g->tensors[t];
+    void *p = its_malloc(ITS_MOD_ENGINE, bytes ? bytes : 1);
+    if (!p)
+        return ITS_ENOMEM;
+    memcpy(p, data, bytes);
+    if (!(T->flags & ITS_TF_BORROWED))
+        its_free(T->data);
+    T->flags &= ~ITS_TF_BORROWED;
+    T->data = p;
+    T->shape = *sh;
+    return 0;
+}
+
+int its__graph_set_input_hw(its_graph *g, int64_t h, int64_t w, char *err, size_t errlen)
+{
+    if (g->n_inputs != 1 || g->tensors[g->inputs[0]].shape.rank != 4) {
+        snprintf(err, errlen, "input size: the model needs one [N, C, H, W] input");
+        return ITS_EUNSUPPORTED;
+    }
+    its_ir_tensor *in = &g->tensors[g->inputs[0]];
+    int64_t oh = in->shape.dims[2], ow = in->shape.dims[3];
+    if (h < 32 || w < 32 || h > 4096 || w > 4096 || h % 32 || w % 32) {
+        snprintf(err, errlen,
+                 "input size %lldx%lld: width and height must be multiples of 32 in "
+                 "32..4096",
+                 (long long)w, (long long)h);
+        return ITS_EINVAL;
+    }
+    if (oh == h && ow == w)
+        return 0;
+    /* room for one new constant per node (a shared Reshape target gets split) */
+    int nt = g->n_tensors, cap = g->n_tensors + g->n_nodes + 1;
+    its_shape *shapes = its_calloc(ITS_MOD_ENGINE, (size_t)cap, sizeof *shapes);
+    its_dtype *dts = its_calloc(ITS_MOD_ENGINE, (size_t)cap, sizeof *dts);
+    char *bflag = its_calloc(ITS_MOD_ENGINE, (size_t)cap, 1);
+    int rc = shapes && dts && bflag ? 0 : ITS_ENOMEM;
+    /* anchor tables first: they are constants, found by value */
+    for (int t = 0; rc == 0 && t < nt; t++) {
+        its_ir_tensor *T = &g->tensors[t];
+        int kind = anchor_kind(T, oh, ow);
+        if (!kind)
+            continue;
+        int64_t a = anchor_count(h, w);
+        its_shape sh = T->shape;
+        sh.dims[sh.rank - 1] = a;
+        size_t bytes = (size_t)(kind == 1 ? 2 * a : a) * sizeof(float);
+        float *v = its_malloc(ITS_MOD_ENGINE, bytes);
+        if (!v) {
+            rc = ITS_ENOMEM;
+            break;
+        }
+        anchor_fill(v, kind, h, w);
+        rc = const_replace(g, t, v, bytes, &sh);
+        its_free(v);
+    }
+    for (int t = 0; rc == 0 && t < nt; t++) {
+        const its_ir_tensor *T = &g->tensors[t];
+        shapes[t] = T->kind == ITS_TK_ACT ? (its_shape){0} : T->shape;
+        dts[t] = T->kind == ITS_TK_ACT ? (its_dtype)0 : T->dtype;
+    }
+    if (rc == 0) {
+        shapes[g->inputs[0]].dims[2] = h;
+        shapes[g->inputs[0]].dims[3] = w;
+    }
+    for (int i = 0; rc == 0 && i < g->n_nodes; i++) {
+        its_ir_node *n = &g->nodes[i];
+        if (n->op == ITS_OP_NONE)
+            continue;
+        if (n->op == ITS_OP_RESHAPE && n->n_in == 2 && n->in[0] >= 0 && n->in[1] >= 0 &&
+            n->out[0] >= 0) {
+            const its_shape *oi = &g->tensors[n->in[0]].shape, *ni = &shapes[n->in[0]];
+            if (memcmp(oi->dims, ni->dims, (size_t)oi->rank * sizeof oi->dims[0]) != 0) {
+                int64_t nv[ITS_MAX_DIMS];
+                const its_shape *oo = &g->tensors[n->out[0]].shape;
+                int r = reshape_remap(g, shapes, i, oi, ni, oo, nv);
+                if (r != oo->rank || g->tensors[n->in[1]].kind != ITS_TK_CONST) {
+                    rc = fail(err, errlen, n, ITS_EUNSUPPORTED,
+                              "cannot re-derive its target shape for input size %lldx%lld",
+                              (long long)w, (long long)h);
+                    break;
+                }
+                its_shape sh = {.rank = 1, .dims = {r}};
+                int ct = n->in[1];
+                if (g->tensors[ct].n_consumers > 1) { /* shared: give this node its own */
+                    char name[160];
+                    snprintf(name, sizeof name, "%s_hw%d", g->tensors[ct].name, i);
+                    if ((ct = its__graph_add_tensor(g, name, ITS_DT_INT64, ITS_TK_CONST)) < 0) {
+                        rc = ct;
+                        break;
+                    }
+                    n = &g->nodes[i];
+                    g->tensors[n->in[1]].n_consumers--;
+                    g->tensors[ct].n_consumers = 1;
+                    g->tensors[ct].producer = -1;
+                    n->in[1] = ct;
+                }
+                if ((rc = const_replace(g, ct, nv, (size_t)r * sizeof nv[0], &sh)) < 0)
+                    break;
+                g->tensors[ct].dtype = ITS_DT_INT64;
+                shapes[ct] = sh;
+                dts[ct] = ITS_DT_INT64;
+            }
+        }
+        rc = infer_node(g, n, 1, shapes, dts, bflag, err, errlen);
+        if (rc < 0)
+            break;
+        if (n->op == ITS_OP_SLICE || n->op == ITS_OP_SPLIT || n->op == ITS_OP_RESIZE) {
+            /* their sizes come from constants: every output must scale with the input, axis
+             * by axis (a Focus stem's x[..., ::2, ::2] does; a fixed crop or fixed Resize
+             * `sizes` baked for the exported input does not) */
+            const its_shape *oi = &g->tensors[n->in[0]].shape, *ni = &shapes[n->in[0]];
+            for (int k = 0; k < n->n_out && rc == 0; k++) {
+                int o = n->out[k];
+                if (o < 0)
+                    continue;
+                const its_shape *oo = &g->tensors[o].shape, *no = &shapes[o];
+                for (int d = 0; d < ni->rank && rc == 0; d++)
+                    if (no->dims[d] * oi->dims[d] != ni->dims[d] * oo->dims[d])
+                        rc =
+                            fail(err, errlen, n, ITS_EUNSUPPORTED,
+                                 "output %d axis %d has a size baked for the exported input", k, d);
+            }
+            if (rc < 0)
+                break;
+        }
+    }
+    if (rc == 0) {
+        in = &g->tensors[g->inputs[0]];
+        in->shape.dims[2] = h;
+        in->shape.dims[3] = w;
+        rc = its__graph_infer(g, err, errlen);
+    }
+    its_free(shapes);
+    its_free(dts);
+    its_free(bflag);
+    return rc;
+}

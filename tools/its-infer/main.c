@@ -44,6 +44,7 @@ typedef struct options {
     float conf, iou;
     int max_frames; /* per video, 0 = all */
     int rgb, bgr;   /* force the model's channel order */
+    int in_w, in_h; /* --input-size, 0: the model's own */
     int track;      /* --track: ByteTrack + analytics (needs --scene) */
     const char *scene_path;
 } options;
@@ -94,6 +95,8 @@ static void usage(FILE *f)
                "      --family NAME     head: auto (default), ultralytics, yolov5, yolox, nanodet\n"
                "      --rgb | --bgr     override the model's input channel order\n"
                "      --max-frames N    frames per video (default all)\n"
+               "      --input-size WxH  run the network at W x H (multiples of 32), e.g. 640x384\n"
+               "                        for 16:9 video instead of the model's 640x640\n"
                "      --track           track objects in videos (ByteTrack); needs --scene\n"
                "      --scene FILE      scene file (lines, zones, lanes, calibration); with\n"
                "                        --track, each video ends with an analytics JSON line\n"
@@ -135,7 +138,8 @@ static int parse_args(int argc, char **argv, options *o)
         OPT_BGR,
         OPT_MAXF,
         OPT_TRACK,
-        OPT_SCENE
+        OPT_SCENE,
+        OPT_INSIZE
     };
     static const struct option longopts[] = {
         {"model", required_argument, 0, 'm'},
@@ -152,6 +156,7 @@ static int parse_args(int argc, char **argv, options *o)
         {"max-frames", required_argument, 0, OPT_MAXF},
         {"track", no_argument, 0, OPT_TRACK},
         {"scene", required_argument, 0, OPT_SCENE},
+        {"input-size", required_argument, 0, OPT_INSIZE},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -221,6 +226,13 @@ static int parse_args(int argc, char **argv, options *o)
             break;
         case OPT_SCENE:
             o->scene_path = optarg;
+            break;
+        case OPT_INSIZE:
+            if (its_model_parse_size(optarg, &o->in_w, &o->in_h) < 0) {
+                fprintf(stderr, "its-infer: --input-size must be WxH (e.g. 640x384), not '%s'\n",
+                        optarg);
+                return -1;
+            }
             break;
         case 'h':
             usage(stdout);
@@ -292,6 +304,11 @@ static int setup(app *a)
     int rc = its_model_load(a->o.model, &a->model, err, sizeof err);
     if (rc < 0) {
         fprintf(stderr, "its-infer: cannot load model %s: %s\n", a->o.model, err);
+        return rc;
+    }
+    if (a->o.in_w &&
+        (rc = its_model_set_input_size(a->model, a->o.in_w, a->o.in_h, err, sizeof err)) < 0) {
+        fprintf(stderr, "its-infer: --input-size %dx%d: %s\n", a->o.in_w, a->o.in_h, err);
         return rc;
     }
     if (!its_engine_backend_available(a->o.device)) {
