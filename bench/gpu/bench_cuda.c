@@ -68,7 +68,11 @@ int main(int argc, char **argv)
     int rows = 0, rc_all = 0;
     float *ms = malloc(sizeof(float) * (size_t)iters);
     for (int mi = first; mi < argc; mi++) {
-        const char *name = strrchr(argv[mi], '/') ? strrchr(argv[mi], '/') + 1 : argv[mi];
+        const char *base = strrchr(argv[mi], '/') ? strrchr(argv[mi], '/') + 1 : argv[mi];
+        /* rows of a run at another input size (ITS_BH_INPUT_SIZE) are named apart */
+        char name[300];
+        const char *isz = getenv("ITS_BH_INPUT_SIZE");
+        snprintf(name, sizeof name, "%s%s%s", base, isz && *isz ? "@" : "", isz ? isz : "");
         size_t free0, free1, tot;
         cudaSetDevice(0);
         cudaFree(NULL);

@@ -17,7 +17,8 @@
 # NOVIEWS=1 one without concat elimination (ITS_CUDA_NO_VIEWS=1), TUNE=K one with the
 # convolutions autotuned at load among cuDNN's first K engines (ITS_CUDA_TUNE=K; also used for
 # the ncu profile),
-# TESTS=_parity runs only test_cuda_parity.
+# TESTS=_parity runs only test_cuda_parity; RECT=WxH (e.g. 640x384) adds the parity test and
+# our timings with the network at that input size (its_model_set_input_size's rewrite).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 OUT=${OUT:-/tmp/its-gpu-out}
@@ -61,6 +62,14 @@ for t in "$BIN"/test_cuda${TESTS:-*}; do
     [ $r = 0 ] || fail=1
 done
 
+if [ -n "${RECT:-}" ] && [ -x "$BIN/test_cuda_parity" ]; then
+    step "parity at input size $RECT (cuda against cpu, both rewritten)"
+    if ITS_BH_INPUT_SIZE=$RECT timeout 400 "$BIN/test_cuda_parity" >"$OUT/parity_rect.log" 2>&1; then r=0; else r=$?; fi
+    grep -E "^(parity|op |e2e|  e2e|\[  (PASSED|FAILED|ERROR)|\[  FAILED|\[   LINE))" "$OUT/parity_rect.log"
+    echo "test_cuda_parity at $RECT: exit $r"
+    [ $r = 0 ] || fail=1
+fi
+
 step "compute-sanitizer memcheck"
 if [ "${MEMCHECK:-1}" = 1 ] && command -v compute-sanitizer >/dev/null; then
     # one full run of the backend: load, plan, algorithm search, graph capture, graph
@@ -79,6 +88,11 @@ if [ -x "$BIN/bench_cuda" ]; then
     step "its engine (cuda) timings"
     "$BIN/bench_cuda" --json "$OUT/ours.json" --batches "$BATCHES" --iters "$ITERS" \
         "$Y11" "$Y8" || fail=1
+    if [ -n "${RECT:-}" ]; then
+        step "its engine (cuda) with the network at $RECT"
+        ITS_BH_INPUT_SIZE=$RECT "$BIN/bench_cuda" --json "$OUT/ours_rect.json" --batches "$BATCHES" \
+            --iters "$ITERS" "$Y11" "$Y8" || fail=1
+    fi
     if [ -n "${TUNE:-}" ]; then
         step "its engine (cuda), convolutions autotuned at load (ITS_CUDA_TUNE=$TUNE)"
         ITS_CUDA_TUNE=$TUNE "$BIN/bench_cuda" --json "$OUT/ours_tuned.json" --batches "$BATCHES" \

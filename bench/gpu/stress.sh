@@ -8,7 +8,9 @@
 # Runs 100 cameras x 30 FPS of replayed 720p traffic video with YOLO11n for STRESS_S seconds
 # (default 300), then the capacity search at 30 FPS (p99 < 100 ms, no drops), and prints the
 # tables last. Environment: STRESS_S, STEP_S (capacity step, default 20), OUT, PHASES
-# (stress,capacity), CAP_WORKERS, CAP_START (first camera count of the search, default 100).
+# (stress,capacity), CAP_WORKERS, CAP_START (first camera count of the search, default 100),
+# INPUT_SIZE (network input WxH, e.g. 640x384 for the 16:9 video; default the model's 640x640),
+# BATCH (largest batch; default spec.yaml's 16).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 if [ "${1:-}" = stage ]; then
@@ -54,7 +56,9 @@ smi_pid=$!
 trap 'kill $smi_pid 2>/dev/null' EXIT
 cd "$W"
 common=(--set bench.itsd=$W/bin/itsd --set bench.redis_server=$W/bin/redis-server
-        --set bench.workdir=$OUT --set bench.backend=cuda)
+        --set bench.workdir=$OUT --set bench.backend=cuda
+        ${INPUT_SIZE:+--set bench.input_size=$INPUT_SIZE} ${BATCH:+--batch $BATCH})
+echo "input size: ${INPUT_SIZE:-the model's}, batch: ${BATCH:-spec.yaml's}"
 PHASES=${PHASES:-stress,capacity}
 if [[ $PHASES == *stress* ]]; then
     echo "==== stress: 100 cameras x 30 FPS, ${STRESS_S:-300} s, $CARD"

@@ -54,6 +54,7 @@ typedef struct its_app_settings {
     char *log_format;
     int backend;
     char *model;
+    char *input_size; /* "WxH" or empty */
     char *labels;
     int threads;
     int engine_workers;

@@ -104,15 +104,16 @@ typedef struct its_infer_factory {
 int its_infer_noop_factory(double cost_us, its_infer_factory *out);
 
 typedef struct its_infer_engine_opts {
-    const char *model;   /* ONNX file */
-    const char *backend; /* "cpu" (default) or "cuda" */
-    int threads;         /* cpu threads per engine; 0: cores */
-    int max_batch;       /* 1..32 */
-    float conf, iou;     /* 0: the detector's defaults */
-    int max_width;       /* largest frame the engine's frames path (cuda) takes: 0 = 1920 */
-    int max_height;      /* 0 = 1080; larger frames are letterboxed on the host instead */
-    int host_letterbox;  /* 1: never use the frames path (letterbox on the host) */
-    const char *labels;  /* class-name file (one per line); NULL: the model's metadata */
+    const char *model;      /* ONNX file */
+    const char *backend;    /* "cpu" (default) or "cuda" */
+    int threads;            /* cpu threads per engine; 0: cores */
+    int max_batch;          /* 1..32 */
+    float conf, iou;        /* 0: the detector's defaults */
+    int max_width;          /* largest frame the engine's frames path (cuda) takes: 0 = 1920 */
+    int max_height;         /* 0 = 1080; larger frames are letterboxed on the host instead */
+    int host_letterbox;     /* 1: never use the frames path (letterbox on the host) */
+    const char *labels;     /* class-name file (one per line); NULL: the model's metadata */
+    const char *input_size; /* "WxH": run the network at that size (its_model_set_input_size) */
 } its_infer_engine_opts;
 
 /* The real detector (engine + letterbox + decode + NMS); ITS_EUNSUPPORTED where this build

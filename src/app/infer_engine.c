@@ -366,6 +366,15 @@ int its_infer_engine_factory(const its_infer_engine_opts *o, its_infer_factory *
         shared_free(sh);
         return rc;
     }
+    int iw, ih;
+    if (o->input_size && (rc = its_model_parse_size(o->input_size, &iw, &ih)) == 0)
+        rc = its_model_set_input_size(sh->model, iw, ih, e2, sizeof e2);
+    if (o->input_size && rc < 0) {
+        snprintf(err, errlen, "engine.input_size %s: %s", o->input_size,
+                 rc == ITS_EINVAL && !e2[0] ? "not WxH" : e2);
+        shared_free(sh);
+        return rc;
+    }
     sh->info.input = its_model_input(sh->model, 0);
     sh->info.n_outputs = its_model_n_outputs(sh->model);
     sh->info.meta = meta_fn;

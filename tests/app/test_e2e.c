@@ -11,7 +11,7 @@
 #include "its/core.h"
 #include "testutil.h"
 
-static void test_cpu_engine_e2e(void **state)
+static void run_e2e(const char *input_size)
 {
     char model[1024], media[512], dir[256], out[400];
     if (!its_test_shared_path("models/yolo11n-fp32-dequant/yolo11n_fp32_dequant.onnx", model,
@@ -23,6 +23,7 @@ static void test_cpu_engine_e2e(void **state)
     char yaml[4096];
     int n = snprintf(yaml, sizeof yaml,
                      "engine:\n  backend: cpu\n  model: %s\n  labels: %s/coco.names\n"
+                     "  input_size: '%s'\n"
                      "batch:\n  max_size: 2\n  per_camera: 2\n"
                      "sink:\n  type: file\n  path: %s\n"
                      "cameras:\n"
@@ -30,7 +31,7 @@ static void test_cpu_engine_e2e(void **state)
                      "    loop: true\n    fps: 2\n"
                      "  - id: overpass\n    url: %s/traffic_highway_overpass_720p.mp4\n"
                      "    loop: true\n    fps: 2\n",
-                     model, media, out, media, media);
+                     model, media, input_size, out, media, media);
     its_app_config c;
     char err[512];
     if (its_app_config_load_string(&c, yaml, (size_t)n, "e2e.yaml", err, sizeof err) < 0)
@@ -108,8 +109,23 @@ static void test_cpu_engine_e2e(void **state)
     assert_true(scored == frames);
 }
 
+static void test_cpu_engine_e2e(void **state)
+{
+    (void)state;
+    run_e2e("");
+}
+
+/* The same with the network at 640x384 (engine.input_size) for these 16:9 and 16:9-ish videos:
+ * the rewritten model runs inside the service, with the same accounting and results. */
+static void test_cpu_engine_e2e_rect(void **state)
+{
+    (void)state;
+    run_e2e("640x384");
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_cpu_engine_e2e)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_cpu_engine_e2e),
+                                       cmocka_unit_test(test_cpu_engine_e2e_rect)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

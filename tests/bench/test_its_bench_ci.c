@@ -70,8 +70,44 @@ static void test_ci_stress_run(void **state)
     its_free(text);
 }
 
+/* Two runs in one working folder (as a capacity search's steps are): the second run's
+ * accounting is its own. itsd's log, from which the final per-camera counts are read, once
+ * accumulated across runs, so every later step carried the earlier steps' frames and drops. */
+static void test_runs_do_not_accumulate(void **state)
+{
+    (void)state;
+    char video[1024], tmp[256], cmd[4096], json[512];
+    if (!its_test_shared_path("media/traffic_intersection_cctv_480p.mp4", video, sizeof video) ||
+        system("command -v redis-server >/dev/null 2>&1") != 0)
+        skip();
+    assert_non_null(its_test_tmpdir(tmp, sizeof tmp));
+    snprintf(json, sizeof json, "%s/summary.json", tmp);
+    for (int run = 0; run < 2; run++) {
+        snprintf(cmd, sizeof cmd,
+                 "%s --cameras 3 --fps 5 --batch 4 --duration 4 --quiet --set bench.itsd=%s "
+                 "--set bench.backend=noop --set bench.video=%s --set bench.workdir=%s "
+                 "--set bench.warmup_s=1 --set bench.json=%s > %s/out%d.txt 2>&1",
+                 ITS_BENCH_BIN, ITSD_BIN, video, tmp, json, tmp, run);
+        int st = system(cmd);
+        assert_true(WIFEXITED(st));
+        assert_int_equal(WEXITSTATUS(st), 0);
+    }
+    json_error_t je;
+    json_t *j = json_load_file(json, 0, &je);
+    assert_non_null(j);
+    json_int_t in = json_integer_value(json_object_get(j, "frames_in"));
+    json_int_t dropped = json_integer_value(json_object_get(j, "frames_dropped"));
+    json_int_t messages = json_integer_value(json_object_get(j, "messages"));
+    print_message("second run: in %lld, messages %lld, dropped %lld\n", (long long)in,
+                  (long long)messages, (long long)dropped);
+    assert_true(in > 0);
+    assert_int_equal(in, messages + dropped);
+    json_decref(j);
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_ci_stress_run)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_ci_stress_run),
+                                       cmocka_unit_test(test_runs_do_not_accumulate)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

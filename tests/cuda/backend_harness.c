@@ -2,6 +2,7 @@
 #include "backend_harness.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "its/alloc.h"
@@ -44,6 +45,17 @@ int its_bh_load(its_bh *h, const char *path, const char *backend, int max_batch,
         rc = its__graph_infer(&model, err, errlen);
     if (rc == 0)
         rc = its__graph_optimize(&model, err, errlen);
+    /* ITS_BH_INPUT_SIZE=WxH: run at that input size (its_model_set_input_size's pass) */
+    const char *isz = getenv("ITS_BH_INPUT_SIZE");
+    int iw = 0, ih = 0;
+    if (rc == 0 && isz && *isz) {
+        if (sscanf(isz, "%dx%d", &iw, &ih) != 2) {
+            snprintf(err, errlen, "ITS_BH_INPUT_SIZE '%s' is not WxH", isz);
+            rc = ITS_EINVAL;
+        } else {
+            rc = its__graph_set_input_hw(&model, ih, iw, err, errlen);
+        }
+    }
     if (rc == 0 && probe) {
         for (int t = 0; t < model.n_tensors; t++) {
             its_ir_tensor *T = &model.tensors[t];

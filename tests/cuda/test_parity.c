@@ -22,7 +22,10 @@
 #include "its/core.h"
 #include "testutil.h"
 
-#define S 640
+#define S 640 /* the models' exported input size */
+/* The network input H x W of the harness-loaded engines: 640 x 640, or ITS_BH_INPUT_SIZE
+ * (WxH) to run the parity tests at another size (the backend harness rewrites the graph). */
+static int g_w = S, g_h = S;
 
 static const char *models[] = {"models/yolo11n-fp32-dequant/yolo11n_fp32_dequant.onnx",
                                "models/yolov8n-int8-qdq/yolov8n_entropy.onnx"};
@@ -54,9 +57,9 @@ static int load_photo(const char *rel, float *out, its_cuda_frame *g)
     memset(g, 0, sizeof *g);
     g->width = w;
     g->height = h;
-    its_cuda_letterbox_plan(g, 1, S, S);
-    for (int y = 0; y < S; y++)
-        for (int x = 0; x < S; x++) {
+    its_cuda_letterbox_plan(g, 1, g_w, g_h);
+    for (int y = 0; y < g_h; y++)
+        for (int x = 0; x < g_w; x++) {
             double v[3];
             int ix = x - g->left, iy = y - g->top;
             if (ix < 0 || iy < 0 || ix >= g->new_w || iy >= g->new_h) {
@@ -77,7 +80,7 @@ static int load_photo(const char *rel, float *out, its_cuda_frame *g)
                 }
             }
             for (int c = 0; c < 3; c++)
-                out[(size_t)c * S * S + (size_t)y * S + x] = (float)(v[c] / 255.0);
+                out[(size_t)c * g_w * g_h + (size_t)y * g_w + x] = (float)(v[c] / 255.0);
         }
     free(last_rgb);
     last_rgb = rgb;
@@ -161,7 +164,7 @@ static void test_model(const char *rel)
     char path[512], err[512];
     assert_non_null(its_test_shared_path(rel, path, sizeof path));
     const char *name = strrchr(rel, '/') + 1;
-    size_t in1 = (size_t)3 * S * S;
+    size_t in1 = (size_t)3 * g_w * g_h;
     float *x = malloc(in1 * 4 * sizeof(float));
     its_cuda_frame geo[4];
     for (int i = 0; i < 4; i++)
@@ -285,7 +288,7 @@ static void test_frames_path(void **st)
     (void)st;
     char path[512], err[512];
     assert_non_null(its_test_shared_path(models[0], path, sizeof path));
-    size_t in1 = (size_t)3 * S * S;
+    size_t in1 = (size_t)3 * g_w * g_h;
     float *x = malloc(in1 * 4 * sizeof(float));
     uint8_t *pix[4];
     its_cuda_frame geo[4], fr[4];
@@ -372,6 +375,9 @@ static void test_frames_path(void **st)
 static void test_public_api(void **st)
 {
     (void)st;
+    /* the public API loads the model at its own 640 x 640, whatever ITS_BH_INPUT_SIZE says */
+    int saved_w = g_w, saved_h = g_h;
+    g_w = g_h = S;
     char path[512], err[512];
     assert_non_null(its_test_shared_path(models[0], path, sizeof path));
     its_model_t *m;
@@ -413,6 +419,8 @@ static void test_public_api(void **st)
     free(b);
     free(last_rgb);
     last_rgb = NULL;
+    g_w = saved_w;
+    g_h = saved_h;
 }
 
 static void test_yolo11n(void **st)
@@ -432,6 +440,13 @@ int main(void)
     if (!its_engine_backend_available("cuda")) {
         printf("no CUDA device: skipped\n");
         return ITS_TEST_SKIP_CODE;
+    }
+    const char *isz = getenv("ITS_BH_INPUT_SIZE");
+    if (isz && *isz &&
+        (sscanf(isz, "%dx%d", &g_w, &g_h) != 2 || g_w < 32 || g_h < 32 || g_w > 4096 ||
+         g_h > 4096)) {
+        printf("ITS_BH_INPUT_SIZE '%s' is not WxH\n", isz);
+        return 1;
     }
     char p[512];
     if (!its_test_shared_path(models[0], p, sizeof p)) {

@@ -52,6 +52,15 @@ int bench_run_engine(const bench_opts *o, bench_result *r, char *err, size_t err
 
     if ((rc = its_model_load(o->model, &m, err, errlen)) < 0)
         goto out;
+    int iw, ih;
+    if (o->input_size && *o->input_size) {
+        if ((rc = its_model_parse_size(o->input_size, &iw, &ih)) < 0) {
+            snprintf(err, errlen, "bench.input_size '%s' is not WxH", o->input_size);
+            goto out;
+        }
+        if ((rc = its_model_set_input_size(m, iw, ih, err, errlen)) < 0)
+            goto out;
+    }
     its_engine_opts eo = {.backend = o->backend, .threads = o->threads, .max_batch = o->batch};
     if ((rc = its_engine_create(m, &eo, &e, err, errlen)) < 0)
         goto out;

@@ -38,7 +38,9 @@ pid_t spawn(char *const argv[], const char *log)
     pid_t pid = fork();
     if (pid != 0)
         return pid;
-    int fd = open(log ? log : "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0644);
+    /* a fresh log per run: the final accounting is read back from it, and a capacity
+     * search's earlier steps must not add their counts (and drops) to later ones */
+    int fd = open(log ? log : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd >= 0) {
         dup2(fd, 1);
         dup2(fd, 2);

@@ -24,7 +24,8 @@ typedef struct bench_opts {
     char *itsd; /* path of the itsd binary */
     char *model;
     char *video;
-    char *backend; /* cpu | cuda */
+    char *backend;    /* cpu | cuda */
+    char *input_size; /* itsd engine.input_size ("WxH"); "" : the model's own */
     int threads;
     int engine_workers;       /* itsd engine.workers (each its own engine: 2 overlap on a GPU) */
     int analytics_workers;    /* itsd analytics.workers; 0: itsd's default */

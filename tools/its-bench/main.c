@@ -90,6 +90,8 @@ static const its_option options[] = {
                 "video every camera replays"),
     ITS_OPT_ENUM("bench.backend", settings, backend, "cpu", backends, 0,
                  "engine backend: cpu, cuda, or noop (itsd mode; no model runs)"),
+    ITS_OPT_STR("bench.input_size", settings, o.input_size, "", 0,
+                "network input WxH (itsd engine.input_size; empty: the model's own)"),
     ITS_OPT_INT("bench.threads", settings, o.threads, "0", 0, 256, 0, "CPU threads (0: all)"),
     ITS_OPT_INT("bench.engine_workers", settings, o.engine_workers, "1", 1, 8, 0,
                 "itsd engine workers (engine.workers)"),
