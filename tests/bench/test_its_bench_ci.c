@@ -16,6 +16,23 @@
 
 #include "its/alloc.h"
 
+/* Load its-bench's JSON summary and check the accounting every run must satisfy: frames
+ * were captured, and each was either published (and arrived) or dropped and counted. */
+static json_t *summary_accounted(const char *path)
+{
+    json_error_t je;
+    json_t *j = json_load_file(path, 0, &je);
+    assert_non_null(j);
+    json_int_t in = json_integer_value(json_object_get(j, "frames_in"));
+    json_int_t dropped = json_integer_value(json_object_get(j, "frames_dropped"));
+    json_int_t messages = json_integer_value(json_object_get(j, "messages"));
+    print_message("frames in %lld, messages %lld, dropped %lld\n", (long long)in,
+                  (long long)messages, (long long)dropped);
+    assert_true(in > 0);
+    assert_int_equal(in, messages + dropped);
+    return j;
+}
+
 static void test_ci_stress_run(void **state)
 {
     char model[1024], video[1024], tmp[256], cmd[4096], json[512];
@@ -48,20 +65,12 @@ static void test_ci_stress_run(void **state)
     assert_true(WIFEXITED(st));
     assert_int_equal(WEXITSTATUS(st), 0);
 
-    json_error_t je;
-    json_t *j = json_load_file(json, 0, &je);
-    assert_non_null(j);
-    json_int_t in = json_integer_value(json_object_get(j, "frames_in"));
-    json_int_t dropped = json_integer_value(json_object_get(j, "frames_dropped"));
-    json_int_t messages = json_integer_value(json_object_get(j, "messages"));
+    json_t *j = summary_accounted(json);
     json_int_t errors = json_integer_value(json_object_get(j, "errors"));
     json_int_t bad = json_integer_value(json_object_get(j, "bad_messages"));
     json_int_t frames = json_integer_value(json_object_get(j, "frames"));
     double dpm = json_real_value(json_object_get(j, "detections_per_minute")) +
                  (double)json_integer_value(json_object_get(j, "detections_per_minute"));
-    /* Every captured frame was either published (and arrived) or dropped and counted. */
-    assert_true(in > 0);
-    assert_int_equal(in, messages + dropped);
     assert_int_equal(errors, 0);
     assert_int_equal(bad, 0);
     assert_true(frames > 0);
@@ -92,17 +101,7 @@ static void test_runs_do_not_accumulate(void **state)
         assert_true(WIFEXITED(st));
         assert_int_equal(WEXITSTATUS(st), 0);
     }
-    json_error_t je;
-    json_t *j = json_load_file(json, 0, &je);
-    assert_non_null(j);
-    json_int_t in = json_integer_value(json_object_get(j, "frames_in"));
-    json_int_t dropped = json_integer_value(json_object_get(j, "frames_dropped"));
-    json_int_t messages = json_integer_value(json_object_get(j, "messages"));
-    print_message("second run: in %lld, messages %lld, dropped %lld\n", (long long)in,
-                  (long long)messages, (long long)dropped);
-    assert_true(in > 0);
-    assert_int_equal(in, messages + dropped);
-    json_decref(j);
+    json_decref(summary_accounted(json));
 }
 
 int main(void)
