@@ -304,10 +304,10 @@ int its_app_services_create(const its_app_config *c, its_pipeline_t *p, its_app_
         snprintf(err, errlen, "metrics: out of memory");
         goto fail;
     }
-    /* GPU utilisation and memory (NVML, loaded at run time) for the cuda backend; without a
-     * driver the rows are simply absent and the reason is logged once. */
-    if (c->s.backend == ITS_BACKEND_CUDA)
-        (void)its_metrics_gpu_attach(s->reg);
+    /* GPU utilisation and memory from the driver's NVML (loaded at run time, whatever the
+     * backend: a GPU host is watched even while it runs the cpu engine); without a driver the
+     * rows are simply absent and the reason is logged once. */
+    (void)its_metrics_gpu_attach(s->reg);
     s->e2e = its_metrics_series_v(its_metrics_std(s->reg, ITS_M_LATENCY));
     s->batch_size = its_metrics_series_v(its_metrics_std(s->reg, ITS_M_BATCH_SIZE));
     for (int i = 0; i < ITS_STAGE_N; i++) {

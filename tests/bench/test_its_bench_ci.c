@@ -80,8 +80,9 @@ static void test_ci_stress_run(void **state)
 }
 
 /* Two runs in one working folder (as a capacity search's steps are): the second run's
- * accounting is its own. itsd's log, from which the final per-camera counts are read, once
- * accumulated across runs, so every later step carried the earlier steps' frames and drops. */
+ * accounting is its own, and the GPU utilisation travels from NVML to the report. itsd's log, from
+ * which the final per-camera counts are read, once accumulated across runs, so every later step
+ * carried the earlier steps' frames and drops. */
 static void test_runs_do_not_accumulate(void **state)
 {
     (void)state;
@@ -92,16 +93,23 @@ static void test_runs_do_not_accumulate(void **state)
     assert_non_null(its_test_tmpdir(tmp, sizeof tmp));
     snprintf(json, sizeof json, "%s/summary.json", tmp);
     for (int run = 0; run < 2; run++) {
+        /* itsd inherits the stand-in NVML (tests/metrics/fake_nvml.c: one GPU at 73%) */
         snprintf(cmd, sizeof cmd,
-                 "%s --cameras 3 --fps 5 --batch 4 --duration 4 --quiet --set bench.itsd=%s "
+                 "ITS_NVML_LIBRARY=%s %s --cameras 3 --fps 5 --batch 4 --duration 4 --quiet --set "
+                 "bench.itsd=%s "
                  "--set bench.backend=noop --set bench.video=%s --set bench.workdir=%s "
                  "--set bench.warmup_s=1 --set bench.json=%s > %s/out%d.txt 2>&1",
-                 ITS_BENCH_BIN, ITSD_BIN, video, tmp, json, tmp, run);
+                 ITS_FAKE_NVML, ITS_BENCH_BIN, ITSD_BIN, video, tmp, json, tmp, run);
         int st = system(cmd);
         assert_true(WIFEXITED(st));
         assert_int_equal(WEXITSTATUS(st), 0);
     }
-    json_decref(summary_accounted(json));
+    /* the GPU utilisation its-bench read from itsd's /metrics, which read it from NVML */
+    json_t *j = summary_accounted(json);
+    json_t *gpu = json_object_get(j, "gpu_utilization");
+    assert_true(json_is_number(gpu));
+    assert_float_equal(json_number_value(gpu), 73.0, 1e-6);
+    json_decref(j);
 }
 
 int main(void)

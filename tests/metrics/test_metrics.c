@@ -239,6 +239,23 @@ static void test_gpu_absent_is_not_an_error(void **state)
     its_metrics_destroy(reg);
 }
 
+/* A driver library that reports a GPU (the stand-in tests/metrics/fake_nvml.c): one series
+ * per GPU with the driver's figures, refreshed on every render. */
+static void test_gpu_from_the_driver_library(void **state)
+{
+    (void)state;
+    its_metrics *reg = its_metrics_create();
+    assert_int_equal(its_metrics_std_register(reg), 0);
+    setenv("ITS_NVML_LIBRARY", ITS_FAKE_NVML, 1);
+    assert_int_equal(its_metrics_gpu_attach(reg), 1);
+    unsetenv("ITS_NVML_LIBRARY");
+    char *out = render(reg);
+    assert_non_null(strstr(out, "gpu_utilization_percent{gpu=\"0\"} 73"));
+    assert_non_null(strstr(out, "its_gpu_memory_used_bytes{gpu=\"0\"} 1073741824"));
+    its_free(out);
+    its_metrics_destroy(reg);
+}
+
 static void test_scaling_decision(void **state)
 {
     /* SPEC AutoScalingConfig: out if ANY above SCALE_OUT, in if ALL below SCALE_IN. */
@@ -330,10 +347,15 @@ static void test_scaling_collector(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_exposition_text),  cmocka_unit_test(test_registration_rules),
-        cmocka_unit_test(test_quantiles),        cmocka_unit_test(test_concurrent_updates),
-        cmocka_unit_test(test_standard_table),   cmocka_unit_test(test_gpu_absent_is_not_an_error),
-        cmocka_unit_test(test_scaling_decision), cmocka_unit_test(test_scaling_collector),
+        cmocka_unit_test(test_exposition_text),
+        cmocka_unit_test(test_registration_rules),
+        cmocka_unit_test(test_quantiles),
+        cmocka_unit_test(test_concurrent_updates),
+        cmocka_unit_test(test_standard_table),
+        cmocka_unit_test(test_gpu_absent_is_not_an_error),
+        cmocka_unit_test(test_gpu_from_the_driver_library),
+        cmocka_unit_test(test_scaling_decision),
+        cmocka_unit_test(test_scaling_collector),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
