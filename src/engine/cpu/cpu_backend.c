@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <oneapi/dnnl/dnnl.h>
 
@@ -38,6 +39,21 @@
         }                                                                                          \
     } while (0)
 
+/* Under OMP_WAIT_POLICY=passive, convolutions under this many multiply-adds run on one
+ * thread: a sleeping OpenMP thread takes tens of microseconds to wake, more than it saves on
+ * a small convolution (YOLOX-nano at batch 1: 15.1 -> 13.7 ms on 2 threads; plateau from 1e6
+ * to 2e6). With spinning threads (the default) a wake is cheap and every convolution uses all
+ * threads. ITS_ENGINE_SERIAL_MACS overrides it (0: never serial). docs/engine-cpu.md. */
+#define SERIAL_MACS_PASSIVE 2e6
+
+/* libgomp's threads sleep at once between parallel regions (OMP_WAIT_POLICY=passive or
+ * GOMP_SPINCOUNT=0). */
+static int omp_passive(void)
+{
+    const char *w = getenv("OMP_WAIT_POLICY"), *sc = getenv("GOMP_SPINCOUNT");
+    return (w && strcasecmp(w, "passive") == 0) || (sc && strcmp(sc, "0") == 0);
+}
+
 #define STEP_MAX_ARGS 8
 #define BIND_FIXED    -1 /* memory bound once at prepare (weights, bias) */
 #define BIND_SCRATCH  -2 /* the shared user scratchpad */
@@ -50,6 +66,7 @@ typedef struct prim_step {
     int tensor[STEP_MAX_ARGS];
     dnnl_memory_t mem[STEP_MAX_ARGS];
     char owned[STEP_MAX_ARGS]; /* 0 for the shared weight cache */
+    char serial;               /* made and run with one thread (a small convolution) */
 } prim_step;
 
 typedef struct plan {
@@ -65,6 +82,7 @@ typedef struct cpu_ctx {
     dnnl_engine_t eng;
     dnnl_stream_t strm;
     int threads;
+    double serial_macs; /* convolutions below this many multiply-adds run on one thread */
     const its_graph *g;
     plan plans[MAX_PLANS];
     int n_plans;
@@ -100,6 +118,8 @@ static int cpu_init(const its_engine_opts *o, void **out, char *err, size_t errl
     c->threads = o->threads > 0 ? o->threads : omp_get_num_procs();
     c->profile = getenv("ITS_ENGINE_PROFILE") != NULL;
     c->no_prims = getenv("ITS_ENGINE_NO_PRIMS") != NULL;
+    const char *sm = getenv("ITS_ENGINE_SERIAL_MACS");
+    c->serial_macs = sm ? atof(sm) : omp_passive() ? SERIAL_MACS_PASSIVE : 0;
     /* primitives are created for the thread count they will run with */
     omp_set_num_threads(c->threads);
     if (dnnl_engine_create(&c->eng, dnnl_cpu, 0) != dnnl_success ||
@@ -1005,12 +1025,21 @@ static int prepare_conv(cpu_ctx *c, plan *p, int i, char *err, size_t errlen)
         dnnl_post_ops_append_binary(po, dnnl_binary_add, &sum_md);
     }
     dnnl_primitive_attr_set_post_ops(attr, po);
+    /* A small convolution runs on the calling thread alone: waking the other threads costs
+     * more than they save (tens of microseconds each time under OMP_WAIT_POLICY=passive, on
+     * a VM more). oneDNN fixes a primitive's thread count when it is created, so it is
+     * created, and later run, with one OpenMP thread (docs/engine-cpu.md). */
+    double macs = (double)w.n * w.oh * w.ow * w.m * (double)(w.c / w.group) * w.kh * w.kw;
+    s->serial = c->threads > 1 && macs < c->serial_macs;
+    if (s->serial)
+        omp_set_num_threads(1);
     dnnl_primitive_desc_t pd = NULL;
     dnnl_status_t st = dnnl_primitive_desc_create(&pd, &cd, attr, c->eng, NULL);
     dnnl_post_ops_destroy(po);
     dnnl_primitive_attr_destroy(attr);
     if (st != dnnl_success) {
         its_free(wq);
+        omp_set_num_threads(c->threads);
         snprintf(err, errlen, "node '%s' (Conv): oneDNN has no implementation (status %d)", n->name,
                  (int)st);
         return ITS_EBACKEND;
@@ -1018,6 +1047,7 @@ static int prepare_conv(cpu_ctx *c, plan *p, int i, char *err, size_t errlen)
     const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
     if ((rc = grow_scratch(c, pd)) < 0) {
         its_free(wq);
+        omp_set_num_threads(c->threads);
         dnnl_primitive_desc_destroy(pd);
         return rc;
     }
@@ -1061,6 +1091,7 @@ static int prepare_conv(cpu_ctx *c, plan *p, int i, char *err, size_t errlen)
             if (wm)
                 dnnl_memory_destroy(wm);
             dnnl_primitive_desc_destroy(pd);
+            omp_set_num_threads(c->threads);
             snprintf(err, errlen, "node '%s' (Conv): weight reorder failed (status %d)", n->name,
                      (int)st);
             return ITS_EBACKEND;
@@ -1072,6 +1103,8 @@ static int prepare_conv(cpu_ctx *c, plan *p, int i, char *err, size_t errlen)
     }
     its_free(wq);
     st = dnnl_primitive_create(&s->prim, pd);
+    if (s->serial)
+        omp_set_num_threads(c->threads);
     if (st == dnnl_success)
         st = step_arg(c, s, DNNL_ARG_SRC, n->in[0], &src_md, NULL);
     if (st == dnnl_success)
@@ -1217,7 +1250,12 @@ static int run_step(cpu_ctx *c, const plan *p, const prim_step *s)
             dnnl_memory_set_data_handle(s->mem[k], c->scratch);
         args[k] = (dnnl_exec_arg_t){s->arg[k], s->mem[k]};
     }
-    return dnnl_primitive_execute(s->prim, c->strm, s->n, args) == dnnl_success ? 0 : ITS_EBACKEND;
+    if (s->serial)
+        omp_set_num_threads(1);
+    dnnl_status_t st = dnnl_primitive_execute(s->prim, c->strm, s->n, args);
+    if (s->serial)
+        omp_set_num_threads(c->threads);
+    return st == dnnl_success ? 0 : ITS_EBACKEND;
 }
 
 static int cpu_run(void *ctx, int batch, int nb, const void *const *inputs, void *const *outputs)
