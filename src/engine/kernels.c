@@ -427,7 +427,9 @@ static void concat(const its_ir_node *n, int axis, const its_shape *ins, const v
         }
 }
 
-static void split(int no, int axis, const its_shape *xs, const void *x, const its_shape *os,
+/* sizes[k]: output k's extent along the axis (from its__split_params, not from the outputs'
+ * shapes: an output nobody reads has none, and its share must still be skipped). */
+static void split(int no, int axis, const its_shape *xs, const void *x, const int64_t *sizes,
                   void *const *out, size_t es)
 {
     int64_t outer = 1, inner = 1;
@@ -439,7 +441,7 @@ static void split(int no, int axis, const its_shape *xs, const void *x, const it
     int nk = no < ITS_IR_MAX_IO ? no : ITS_IR_MAX_IO;
     offs[0] = 0;
     for (int k = 0; k < nk; k++)
-        offs[k + 1] = offs[k] + os[k].dims[axis] * inner;
+        offs[k + 1] = offs[k] + sizes[k] * inner;
 #pragma omp parallel for if (outer * irow > PAR_MIN && outer > 1)
     for (int64_t o = 0; o < outer; o++)
         for (int k = 0; k < nk; k++) {
@@ -1083,7 +1085,7 @@ int its__kernel_run(const its_graph *g, const its_ir_node *n, const its_shape *i
         int64_t sizes[ITS_IR_MAX_IO];
         if ((rc = its__split_params(g, n, &is[0], &axis, sizes, err, E)) < 0)
             return rc;
-        split(n->n_out, axis, &is[0], in[0], os, out, es);
+        split(n->n_out, axis, &is[0], in[0], sizes, out, es);
         return 0;
     }
     case ITS_OP_RESHAPE:
@@ -1306,11 +1308,13 @@ int its__kernel_run_nhwc(const its_graph *g, const its_ir_node *n, const its_sha
         concat(n, 3, ps, in, &po, out[0], sizeof(float));
         return 0;
     }
-    case ITS_OP_SPLIT: {
-        its_shape px = nhwc_shape(&is[0]), po[ITS_IR_MAX_IO];
-        for (int k = 0; k < n->n_out; k++)
-            po[k] = n->out[k] >= 0 ? nhwc_shape(&os[k]) : px;
-        split(n->n_out, 3, &px, in[0], po, out, sizeof(float));
+    case ITS_OP_SPLIT: { /* channels, physically the last axis */
+        its_shape px = nhwc_shape(&is[0]);
+        int axis;
+        int64_t sizes[ITS_IR_MAX_IO];
+        if ((rc = its__split_params(g, n, &is[0], &axis, sizes, err, E)) < 0)
+            return rc;
+        split(n->n_out, 3, &px, in[0], sizes, out, sizeof(float));
         return 0;
     }
     case ITS_OP_MAXPOOL: {
