@@ -108,35 +108,41 @@ static int load_tensor(const Onnx__TensorProto *tp, its_graph *g, int t, const c
     T->shape.rank = (int)tp->n_dims;
     for (size_t i = 0; i < tp->n_dims; i++)
         T->shape.dims[i] = tp->dims[i];
+    /* the data must be there before anything is allocated for it: a hostile header may claim
+     * billions of elements and carry none */
+    size_t have;
+    if (tp->has_raw_data) {
+        have = tp->raw_data.len;
+        if (have != bytes) {
+            snprintf(err, errlen, "%s '%s': has %zu bytes of data, its shape needs %zu", what, name,
+                     have, bytes);
+            return ITS_EMODEL;
+        }
+    } else {
+        switch (dt) {
+        case ITS_DT_FLOAT32:
+            have = tp->n_float_data;
+            break;
+        case ITS_DT_INT64:
+            have = tp->n_int64_data;
+            break;
+        default: /* int32, uint8, int8, bool, float16 are carried in int32_data */
+            have = tp->n_int32_data;
+            break;
+        }
+        if (have != (size_t)numel) {
+            snprintf(err, errlen, "%s '%s': has %zu values, its shape needs %lld", what, name, have,
+                     (long long)numel);
+            return ITS_EMODEL;
+        }
+    }
     T->data = its_malloc(ITS_MOD_ENGINE, bytes ? bytes : 1);
     if (!T->data)
         return ITS_ENOMEM;
     if (tp->has_raw_data) {
-        if (tp->raw_data.len != bytes) {
-            snprintf(err, errlen, "%s '%s': has %zu bytes of data, its shape needs %zu", what, name,
-                     tp->raw_data.len, bytes);
-            return ITS_EMODEL;
-        }
         if (bytes)
             memcpy(T->data, tp->raw_data.data, bytes);
         return 0;
-    }
-    size_t have;
-    switch (dt) {
-    case ITS_DT_FLOAT32:
-        have = tp->n_float_data;
-        break;
-    case ITS_DT_INT64:
-        have = tp->n_int64_data;
-        break;
-    default: /* int32, uint8, int8, bool, float16 are carried in int32_data */
-        have = tp->n_int32_data;
-        break;
-    }
-    if (have != (size_t)numel) {
-        snprintf(err, errlen, "%s '%s': has %zu values, its shape needs %lld", what, name, have,
-                 (long long)numel);
-        return ITS_EMODEL;
     }
     for (size_t i = 0; i < have; i++) {
         switch (dt) {
