@@ -177,6 +177,10 @@ int its_model_set_input_size(its_model_t *m, int width, int height, char *err, s
         set_err(err, errlen, "%s", m ? "model unusable after a failed resize" : "no model");
         return ITS_EINVAL;
     }
+    if (m->g.n_inputs != 1 || m->g.tensors[m->g.inputs[0]].shape.rank != 4) {
+        set_err(err, errlen, "%s", "input size: the model needs one [N, C, H, W] input");
+        return ITS_EUNSUPPORTED; /* nothing touched */
+    }
     int rc = its__graph_set_input_hw(&m->g, height, width, err, errlen);
     if (rc < 0) {
         /* the graph may be half rewritten: refuse engines from it from now on */
