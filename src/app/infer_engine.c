@@ -59,6 +59,21 @@ static const char *meta_fn(const void *ctx, const char *key)
 
 static int host_buffers(engine_inf *e);
 
+/* Detection i of frame f, from source pixels to the message's [0, 1] box. */
+static void set_det(its_frame *f, int i, float x1, float y1, float x2, float y2, float score,
+                    int class_id)
+{
+    float sx = 1.0f / (float)f->width, sy = 1.0f / (float)f->height;
+    its_frame_det *o = &f->dets[i];
+    o->box[0] = ITS_CLAMP(x1 * sx, 0.0f, 1.0f);
+    o->box[1] = ITS_CLAMP(y1 * sy, 0.0f, 1.0f);
+    o->box[2] = ITS_CLAMP(x2 * sx, 0.0f, 1.0f);
+    o->box[3] = ITS_CLAMP(y2 * sy, 0.0f, 1.0f);
+    o->score = score;
+    o->class_id = class_id;
+    o->track_id = 0;
+}
+
 /* The host path: letterbox into fp32 NCHW here, run, decode and NMS here. */
 static int host_run(engine_inf *e, its_frame **frames, int n)
 {
@@ -84,17 +99,9 @@ static int host_run(engine_inf *e, its_frame **frames, int n)
                                     ITS_FRAME_MAX_DETS);
         if (k < 0)
             return k;
-        float sx = 1.0f / (float)f->width, sy = 1.0f / (float)f->height;
         for (int i = 0; i < k; i++) {
             const its_detection *d = &e->dets[i];
-            its_frame_det *o = &f->dets[i];
-            o->box[0] = ITS_CLAMP(d->x1 * sx, 0.0f, 1.0f);
-            o->box[1] = ITS_CLAMP(d->y1 * sy, 0.0f, 1.0f);
-            o->box[2] = ITS_CLAMP(d->x2 * sx, 0.0f, 1.0f);
-            o->box[3] = ITS_CLAMP(d->y2 * sy, 0.0f, 1.0f);
-            o->score = d->score;
-            o->class_id = d->class_id;
-            o->track_id = 0;
+            set_det(f, i, d->x1, d->y1, d->x2, d->y2, d->score, d->class_id);
         }
         f->n_dets = k;
         f->ts_ns[ITS_TS_POST] = its_now_ns();
@@ -160,17 +167,9 @@ static int eng_collect(its_infer *inf, int ticket, its_frame **frames, int n)
         its_frame *f = frames[b];
         int k = ITS_MIN(e->lists[b].count, ITS_FRAME_MAX_DETS);
         const its_engine_det *src = e->gdets + (size_t)b * (size_t)e->max_det;
-        float sx = 1.0f / (float)f->width, sy = 1.0f / (float)f->height;
         for (int i = 0; i < k; i++) {
             const its_engine_det *d = &src[i];
-            its_frame_det *o = &f->dets[i];
-            o->box[0] = ITS_CLAMP(d->x1 * sx, 0.0f, 1.0f);
-            o->box[1] = ITS_CLAMP(d->y1 * sy, 0.0f, 1.0f);
-            o->box[2] = ITS_CLAMP(d->x2 * sx, 0.0f, 1.0f);
-            o->box[3] = ITS_CLAMP(d->y2 * sy, 0.0f, 1.0f);
-            o->score = d->score;
-            o->class_id = d->class_id;
-            o->track_id = 0;
+            set_det(f, i, d->x1, d->y1, d->x2, d->y2, d->score, d->class_id);
         }
         f->n_dets = k;
         f->ts_ns[ITS_TS_POST] = its_now_ns();

@@ -460,34 +460,31 @@ static void split(int no, int axis, const its_shape *xs, const void *x, const in
  * in 32x32 tiles. */
 static void transpose_2d(int64_t n, int64_t rows, int64_t cols, const void *xv, void *yv, size_t es)
 {
-    if (rows <= 4 && es == 1) { /* 8-bit planes (a quantized network input) */
-        enum { CH = 4096 };
-        int64_t per = (cols + CH - 1) / CH;
-#pragma omp parallel for if (n * rows * cols > PAR_MIN)
-        for (int64_t t = 0; t < n * per; t++) {
-            int64_t b = t / per, c0 = t % per * CH, c1 = c0 + CH < cols ? c0 + CH : cols;
-            const uint8_t *xb = (const uint8_t *)xv + b * rows * cols;
-            uint8_t *yb = (uint8_t *)yv + b * rows * cols;
-            for (int64_t r = 0; r < rows; r++)
-                for (int64_t c = c0; c < c1; c++)
-                    yb[c * rows + r] = xb[r * cols + c];
-        }
+    /* a few planes (the network input, float or 8-bit quantized): interleave per pixel */
+#define ITS__PLANES_TO_PIXELS(type)                                                                \
+    do {                                                                                           \
+        enum { CH = 4096 };                                                                        \
+        int64_t per = (cols + CH - 1) / CH;                                                        \
+        _Pragma("omp parallel for if (n * rows * cols > PAR_MIN)") for (int64_t t = 0;             \
+                                                                        t < n * per; t++)          \
+        {                                                                                          \
+            int64_t b = t / per, c0 = t % per * CH, c1 = c0 + CH < cols ? c0 + CH : cols;          \
+            const type *xb = (const type *)xv + b * rows * cols;                                   \
+            type *yb = (type *)yv + b * rows * cols;                                               \
+            for (int64_t r = 0; r < rows; r++)                                                     \
+                for (int64_t c = c0; c < c1; c++)                                                  \
+                    yb[c * rows + r] = xb[r * cols + c];                                           \
+        }                                                                                          \
+    } while (0)
+    if (rows <= 4 && es == 1) {
+        ITS__PLANES_TO_PIXELS(uint8_t);
         return;
     }
-    if (rows <= 4 && es == 4) { /* a few planes (the network input): interleave per pixel */
-        enum { CH = 4096 };
-        int64_t per = (cols + CH - 1) / CH;
-#pragma omp parallel for if (n * rows * cols > PAR_MIN)
-        for (int64_t t = 0; t < n * per; t++) {
-            int64_t b = t / per, c0 = t % per * CH, c1 = c0 + CH < cols ? c0 + CH : cols;
-            const float *xb = (const float *)xv + b * rows * cols;
-            float *yb = (float *)yv + b * rows * cols;
-            for (int64_t r = 0; r < rows; r++)
-                for (int64_t c = c0; c < c1; c++)
-                    yb[c * rows + r] = xb[r * cols + c];
-        }
+    if (rows <= 4 && es == 4) {
+        ITS__PLANES_TO_PIXELS(float);
         return;
     }
+#undef ITS__PLANES_TO_PIXELS
     const int64_t T = 32, tr = (rows + T - 1) / T, tc = (cols + T - 1) / T;
 #pragma omp parallel for if (n * rows * cols > PAR_MIN)
     for (int64_t t = 0; t < n * tr * tc; t++) {

@@ -363,6 +363,37 @@ static int chaos_create(void *ctx, its_infer **out, char *err, size_t errlen)
     return 0;
 }
 
+/* ncams replayed cameras through `workers` chaos engine workers for 1.2 s, then stopped: the
+ * accounting checked (every frame published or counted dropped, each camera in frame order),
+ * engine failures and processed frames summed; every processed frame carries its detection.
+ * The caller destroys the pipeline. */
+static its_pipeline_t *run_chaos(const char *out, const char *video, chaos_cfg *cc, int workers,
+                                 int ncams, uint64_t *failed, uint64_t *processed)
+{
+    its_infer_factory inf = {.create = chaos_create, .ctx = cc};
+    its_pipeline_t *p = make(out, inf, workers, 8);
+    char id[16];
+    for (int i = 0; i < ncams; i++) {
+        snprintf(id, sizeof id, "cam-%d", i);
+        add(p, id, video, "replay", 1, 1, 100, 10);
+    }
+    assert_int_equal(its_pipeline_start(p), 0);
+    its_sleep_ns(1200 * ITS_NS_PER_MS);
+    its_pipeline_stop(p, 3 * ITS_NS_PER_S);
+    outputs o;
+    read_outputs(out, &o);
+    check_accounting(p, &o);
+    *failed = *processed = 0;
+    for (int i = 0; i < ncams; i++) {
+        its_camera_stats cs;
+        its_pipeline_camera_stats(p, i, &cs);
+        *failed += cs.dropped[ITS_DROP_ENGINE_ERROR];
+        *processed += cs.processed;
+        assert_int_equal(cs.detections, cs.processed);
+    }
+    return p;
+}
+
 /* Three engine workers finishing batches out of order, one in four batches failing: every
  * camera's messages still come in frame order, failures are counted, nothing is lost. */
 static void test_workers_order_and_failures(void **state)
@@ -371,27 +402,8 @@ static void test_workers_order_and_failures(void **state)
     sink_file(out, sizeof out);
     media_path("traffic_bridge_720p.mp4", bridge, sizeof bridge);
     static chaos_cfg cc = {.fail_every = 4, .max_sleep_us = 8000};
-    its_infer_factory inf = {.create = chaos_create, .ctx = &cc};
-    its_pipeline_t *p = make(out, inf, 3, 8);
-    char id[16];
-    for (int i = 0; i < 4; i++) {
-        snprintf(id, sizeof id, "cam-%d", i);
-        add(p, id, bridge, "replay", 1, 1, 100, 10);
-    }
-    assert_int_equal(its_pipeline_start(p), 0);
-    its_sleep_ns(1200 * ITS_NS_PER_MS);
-    its_pipeline_stop(p, 3 * ITS_NS_PER_S);
-    outputs o;
-    read_outputs(out, &o);
-    check_accounting(p, &o);
-    uint64_t failed = 0, processed = 0;
-    for (int i = 0; i < 4; i++) {
-        its_camera_stats cs;
-        its_pipeline_camera_stats(p, i, &cs);
-        failed += cs.dropped[ITS_DROP_ENGINE_ERROR];
-        processed += cs.processed;
-        assert_int_equal(cs.detections, cs.processed);
-    }
+    uint64_t failed, processed;
+    its_pipeline_t *p = run_chaos(out, bridge, &cc, 3, 4, &failed, &processed);
     assert_true(failed > 0);
     assert_true(processed > 100);
     its_pipeline_destroy(p);
@@ -409,29 +421,10 @@ static void test_pipelined_workers(void **state)
     /* one worker: it must pipeline; two: the idle one takes the next batch instead */
     for (int workers = 1; workers <= 2; workers++) {
         sink_file(out, sizeof out);
-        its_infer_factory inf = {.create = chaos_create, .ctx = &cc};
         atomic_store(&chaos_max_inflight, 0);
         atomic_store(&chaos_order_bad, 0);
-        its_pipeline_t *p = make(out, inf, workers, 8);
-        char id[16];
-        for (int i = 0; i < 6; i++) {
-            snprintf(id, sizeof id, "cam-%d", i);
-            add(p, id, bridge, "replay", 1, 1, 100, 10);
-        }
-        assert_int_equal(its_pipeline_start(p), 0);
-        its_sleep_ns(1200 * ITS_NS_PER_MS);
-        its_pipeline_stop(p, 3 * ITS_NS_PER_S);
-        outputs o;
-        read_outputs(out, &o);
-        check_accounting(p, &o);
-        uint64_t failed = 0, processed = 0;
-        for (int i = 0; i < 6; i++) {
-            its_camera_stats cs;
-            its_pipeline_camera_stats(p, i, &cs);
-            failed += cs.dropped[ITS_DROP_ENGINE_ERROR];
-            processed += cs.processed;
-            assert_int_equal(cs.detections, cs.processed);
-        }
+        uint64_t failed, processed;
+        its_pipeline_t *p = run_chaos(out, bridge, &cc, workers, 6, &failed, &processed);
         printf("pipelined, %d worker(s): %llu processed, %llu failed, at most %d batches in "
                "flight per worker\n",
                workers, (unsigned long long)processed, (unsigned long long)failed,

@@ -711,6 +711,17 @@ static dnnl_status_t step_tensor(cpu_ctx *c, prim_step *s, int arg, int t,
                                    : step_arg(c, s, arg, t, md, NULL);
 }
 
+/* Bind a one-input, one-output primitive's source and destination; the prim_* result: 1, or
+ * ITS_EBACKEND. */
+static int step_unary(cpu_ctx *c, prim_step *s, const its_ir_node *n, const dnnl_memory_desc_t *src,
+                      const dnnl_memory_desc_t *dst)
+{
+    if (step_tensor(c, s, DNNL_ARG_SRC, n->in[0], src) != dnnl_success ||
+        step_arg(c, s, DNNL_ARG_DST, n->out[0], dst, NULL) != dnnl_success)
+        return ITS_EBACKEND;
+    return 1;
+}
+
 /* The primitive descriptor for op descriptor `desc`, with a user-managed scratchpad (the
  * plan's arena), as every primitive of a plan has. */
 static dnnl_status_t prim_pd(cpu_ctx *c, dnnl_primitive_desc_t *pd, const void *desc)
@@ -771,10 +782,7 @@ static int prim_softmax(cpu_ctx *c, plan *p, const its_ir_node *n, dnnl_primitiv
         return 0;
     if (prim_pd(c, pd, &sd) != dnnl_success)
         return 0;
-    if (step_tensor(c, s, DNNL_ARG_SRC, n->in[0], &md) != dnnl_success ||
-        step_arg(c, s, DNNL_ARG_DST, n->out[0], &md, NULL) != dnnl_success)
-        return ITS_EBACKEND;
-    return 1;
+    return step_unary(c, s, n, &md, &md);
 }
 
 /* Unary activations: eltwise on the flat tensor (any layout). */
@@ -808,10 +816,7 @@ static int prim_eltwise(cpu_ctx *c, plan *p, const its_ir_node *n, dnnl_primitiv
         return 0;
     if (prim_pd(c, pd, &ed) != dnnl_success)
         return 0;
-    if (step_tensor(c, s, DNNL_ARG_SRC, n->in[0], &md) != dnnl_success ||
-        step_arg(c, s, DNNL_ARG_DST, n->out[0], &md, NULL) != dnnl_success)
-        return ITS_EBACKEND;
-    return 1;
+    return step_unary(c, s, n, &md, &md);
 }
 
 /* 2-D float MaxPool (one output) in the tensor's layout. */
@@ -841,10 +846,7 @@ static int prim_maxpool(cpu_ctx *c, plan *p, const its_ir_node *n, dnnl_primitiv
         return 0;
     if (prim_pd(c, pd, &pdsc) != dnnl_success)
         return 0;
-    if (step_tensor(c, s, DNNL_ARG_SRC, n->in[0], &smd) != dnnl_success ||
-        step_arg(c, s, DNNL_ARG_DST, n->out[0], &dmd, NULL) != dnnl_success)
-        return ITS_EBACKEND;
-    return 1;
+    return step_unary(c, s, n, &smd, &dmd);
 }
 
 /*

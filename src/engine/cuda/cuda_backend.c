@@ -796,8 +796,8 @@ static int cat_buf(plan *p, int cat)
 }
 
 /* Place NHWC output tensor o of a producer: its own buffer, or (cat >= 0) its slice of that
- * Concat's output. Returns the buffer. */
-static int nhwc_output(plan *p, int o, int cat)
+ * Concat's output; *out receives the operand the producer writes (buffer and offset). */
+static int nhwc_output(plan *p, int o, int cat, opnd *out)
 {
     int b = cat >= 0 ? cat_buf(p, cat) : new_buf(p, tbytes(&p->shapes[o], 2));
     if (b < 0)
@@ -808,7 +808,9 @@ static int nhwc_output(plan *p, int o, int cat)
         p->toff[o] = (size_t)p->apos[o] * 2;
         p->tcs[o] = p->shapes[cat].dims[1];
     }
-    return b;
+    *out = bufop(b);
+    out->off = p->toff[o];
+    return 0;
 }
 
 /*
@@ -834,18 +836,16 @@ static int plan_direct(cuda_ctx *c, const its_graph *g, plan *p, int i)
     if (pa && pa->n == 4 && (pa->ints[0] != pa->ints[2] || pa->ints[1] != pa->ints[3]))
         return 0;
     int cat = p->acat[o];
-    int b = nhwc_output(p, o, cat);
-    if (b < 0)
-        return b;
     step st;
     memset(&st, 0, sizeof st);
+    int rc = nhwc_output(p, o, cat, &st.out);
+    if (rc < 0)
+        return rc;
     st.kind = ST_DIRECT;
     st.node = i;
     st.a = bufop(p->tbuf[xt]);
     st.a.off = p->toff[xt];
     st.b = nobuf();
-    st.out = bufop(b);
-    st.out.off = p->toff[o];
     st.w = c->cdev[n->in[1]];
     st.bias = n->n_in > 2 && n->in[2] >= 0 ? c->cdev[n->in[2]] : NULL;
     st.act = n->act;
@@ -864,7 +864,7 @@ static int plan_direct(cuda_ctx *c, const its_graph *g, plan *p, int i)
     st.oh = (int)ys->dims[2];
     st.ow = (int)ys->dims[3];
     st.ycs = p->tcs[o];
-    int rc = emit(p, &st);
+    rc = emit(p, &st);
     return rc < 0 ? rc : 1;
 }
 
@@ -968,15 +968,13 @@ static int plan_conv(cuda_ctx *c, const its_graph *g, plan *p, int i, char *err,
     if (fused < 0)
         return fused;
     cd->fused = fused; /* 0: the legacy convolution (packed operands), chosen at finalize */
-    int b = nhwc_output(p, o, cat);
-    if (b < 0)
-        return b;
     step st;
     memset(&st, 0, sizeof st);
+    int orc = nhwc_output(p, o, cat, &st.out);
+    if (orc < 0)
+        return orc;
     st.kind = ST_CONV;
     st.node = i;
-    st.out = bufop(b);
-    st.out.off = p->toff[o];
     st.a = x;
     st.b = sum;
     st.conv = p->n_convs - 1;
@@ -1385,12 +1383,10 @@ static int plan_node(cuda_ctx *c, const its_graph *g, plan *p, int i, char *err,
             st.fx = st.ow / st.pw;
         }
         int cat = p->acat[o]; /* written straight into its Concat slice? */
-        int b = nhwc_output(p, o, cat);
-        if (b < 0)
-            return b;
+        int orc = nhwc_output(p, o, cat, &st.out);
+        if (orc < 0)
+            return orc;
         st.ycs = p->tcs[o];
-        st.out = bufop(b);
-        st.out.off = p->toff[o];
         return emit(p, &st);
     }
     default:
