@@ -18,6 +18,7 @@
 
 #include "ir.h"
 #include "ops_impl.h"
+#include "team.h"
 
 #define PAR_MIN 32768 /* elements below which threading costs more than it gains */
 
@@ -160,14 +161,23 @@ static int binary(its_op op, its_dtype dt, const its_shape *as, const void *a, c
 
 /* ---- unary ---- */
 
+static void sigmoid_range(void *arg, int64_t i0, int64_t i1)
+{
+    const float *const *xy = arg;
+    const float *x = xy[0];
+    float *y = (float *)(uintptr_t)xy[1];
+    for (int64_t i = i0; i < i1; i++)
+        y[i] = 1.f / (1.f + expf(-x[i]));
+}
+
 static void unary(const its_ir_node *n, const float *x, float *y, int64_t ne)
 {
     switch (n->op) {
-    case ITS_OP_SIGMOID:
-#pragma omp parallel for if (ne > PAR_MIN)
-        for (int64_t i = 0; i < ne; i++)
-            y[i] = 1.f / (1.f + expf(-x[i]));
+    case ITS_OP_SIGMOID: {
+        const float *xy[2] = {x, y};
+        its__par_range(ne, 1, sigmoid_range, xy);
         break;
+    }
     case ITS_OP_SILU:
 #pragma omp parallel for if (ne > PAR_MIN)
         for (int64_t i = 0; i < ne; i++)
@@ -214,42 +224,55 @@ static inline float exp_neg(float x)
     return p * sc.f;
 }
 
+typedef struct softmax_job {
+    const float *x;
+    float *y;
+    int64_t dim, inner, per;
+} softmax_job;
+
+enum { SOFTMAX_CH = 256 };
+
+/* reduce across rows of `inner` contiguous floats: vector loops over chunks of the inner
+ * dimension (the DFL head: [1, 16, 4, 8400] over axis 1) */
+static void softmax_chunks(void *arg, int64_t t0, int64_t t1)
+{
+    const softmax_job *jb = arg;
+    const int64_t dim = jb->dim, inner = jb->inner, per = jb->per;
+    for (int64_t t = t0; t < t1; t++) {
+        int64_t o = t / per, j0 = t % per * SOFTMAX_CH;
+        int64_t nj = inner - j0 < SOFTMAX_CH ? inner - j0 : SOFTMAX_CH;
+        const float *xp = jb->x + o * dim * inner + j0;
+        float *yp = jb->y + o * dim * inner + j0;
+        float mx[SOFTMAX_CH], sum[SOFTMAX_CH];
+        for (int64_t j = 0; j < nj; j++) {
+            mx[j] = xp[j];
+            sum[j] = 0.f;
+        }
+        for (int64_t d = 1; d < dim; d++)
+#pragma omp simd
+            for (int64_t j = 0; j < nj; j++)
+                mx[j] = xp[d * inner + j] > mx[j] ? xp[d * inner + j] : mx[j];
+        for (int64_t d = 0; d < dim; d++)
+#pragma omp simd
+            for (int64_t j = 0; j < nj; j++) {
+                float e = exp_neg(xp[d * inner + j] - mx[j]);
+                yp[d * inner + j] = e;
+                sum[j] += e;
+            }
+        for (int64_t j = 0; j < nj; j++)
+            sum[j] = 1.f / sum[j];
+        for (int64_t d = 0; d < dim; d++)
+#pragma omp simd
+            for (int64_t j = 0; j < nj; j++)
+                yp[d * inner + j] *= sum[j];
+    }
+}
+
 static void softmax(const float *x, float *y, int64_t outer, int64_t dim, int64_t inner)
 {
     if (inner >= 16) {
-        /* reduce across rows of `inner` contiguous floats: vector loops over chunks of the
-         * inner dimension (the DFL head: [1, 16, 4, 8400] over axis 1) */
-        enum { CH = 256 };
-        int64_t per = (inner + CH - 1) / CH;
-#pragma omp parallel for if (outer * dim * inner > PAR_MIN)
-        for (int64_t t = 0; t < outer * per; t++) {
-            int64_t o = t / per, j0 = t % per * CH;
-            int64_t nj = inner - j0 < CH ? inner - j0 : CH;
-            const float *xp = x + o * dim * inner + j0;
-            float *yp = y + o * dim * inner + j0;
-            float mx[CH], sum[CH];
-            for (int64_t j = 0; j < nj; j++) {
-                mx[j] = xp[j];
-                sum[j] = 0.f;
-            }
-            for (int64_t d = 1; d < dim; d++)
-#pragma omp simd
-                for (int64_t j = 0; j < nj; j++)
-                    mx[j] = xp[d * inner + j] > mx[j] ? xp[d * inner + j] : mx[j];
-            for (int64_t d = 0; d < dim; d++)
-#pragma omp simd
-                for (int64_t j = 0; j < nj; j++) {
-                    float e = exp_neg(xp[d * inner + j] - mx[j]);
-                    yp[d * inner + j] = e;
-                    sum[j] += e;
-                }
-            for (int64_t j = 0; j < nj; j++)
-                sum[j] = 1.f / sum[j];
-            for (int64_t d = 0; d < dim; d++)
-#pragma omp simd
-                for (int64_t j = 0; j < nj; j++)
-                    yp[d * inner + j] *= sum[j];
-        }
+        softmax_job j = {x, y, dim, inner, (inner + SOFTMAX_CH - 1) / SOFTMAX_CH};
+        its__par_range(outer * j.per, dim * SOFTMAX_CH, softmax_chunks, &j);
         return;
     }
 #pragma omp parallel for collapse(2) if (outer * dim * inner > PAR_MIN)
@@ -401,109 +424,146 @@ static inline void copy_f32(float *restrict y, const float *restrict x, int64_t 
 }
 
 /* Concat/Split: [outer, axis*inner] blocks copied with memcpy, rows in parallel (channels-last
- * tensors have one short row per pixel). */
-static void concat(const its_ir_node *n, int axis, const its_shape *ins, const void *const *in,
-                   const its_shape *os, void *y, size_t es)
+ * tensors have one short row per pixel). The joined tensor has rows of `row` elements; piece
+ * k is the columns [offs[k], offs[k+1]) of every row, stored densely in part[k]. */
+typedef struct pieces_job {
+    int nk, join; /* join: pieces -> whole (Concat), else whole -> pieces (Split) */
+    int64_t row, offs[ITS_IR_MAX_IO + 1];
+    size_t es;
+    char *whole;
+    char *part[ITS_IR_MAX_IO];
+} pieces_job;
+
+static void pieces_rows(void *arg, int64_t o0, int64_t o1)
 {
-    int64_t outer = 1, inner = 1;
-    for (int d = 0; d < axis; d++)
-        outer *= os->dims[d];
-    for (int d = axis + 1; d < os->rank; d++)
-        inner *= os->dims[d];
-    int64_t orow = os->dims[axis] * inner;
-    int64_t offs[ITS_IR_MAX_IO + 1], nk = n->n_in < ITS_IR_MAX_IO ? n->n_in : ITS_IR_MAX_IO;
-    offs[0] = 0;
-    for (int k = 0; k < nk; k++)
-        offs[k + 1] = offs[k] + ins[k].dims[axis] * inner;
-#pragma omp parallel for if (outer * orow > PAR_MIN && outer > 1)
-    for (int64_t o = 0; o < outer; o++)
-        for (int k = 0; k < nk; k++) {
-            int64_t irow = offs[k + 1] - offs[k];
-            if (es == 4 && irow <= 256) /* short rows: an inline loop beats memcpy calls */
-                copy_f32((float *)y + o * orow + offs[k], (const float *)in[k] + o * irow, irow);
-            else
-                memcpy((char *)y + (size_t)(o * orow + offs[k]) * es,
-                       (const char *)in[k] + (size_t)(o * irow) * es, (size_t)irow * es);
+    const pieces_job *j = arg;
+    size_t es = j->es;
+    for (int64_t o = o0; o < o1; o++)
+        for (int k = 0; k < j->nk; k++) {
+            int64_t w = j->offs[k + 1] - j->offs[k];
+            if (!j->part[k])
+                continue;
+            char *whole = j->whole + (size_t)(o * j->row + j->offs[k]) * es;
+            char *part = j->part[k] + (size_t)(o * w) * es;
+            if (es == 4 && w <= 256) { /* short rows: an inline loop beats memcpy calls */
+                if (j->join)
+                    copy_f32((float *)whole, (const float *)part, w);
+                else
+                    copy_f32((float *)part, (const float *)whole, w);
+            } else {
+                memcpy(j->join ? whole : part, j->join ? part : whole, (size_t)w * es);
+            }
         }
 }
 
-/* sizes[k]: output k's extent along the axis (from its__split_params, not from the outputs'
- * shapes: an output nobody reads has none, and its share must still be skipped). */
+/* sizes[k]: piece k's extent along the axis (for Split from its__split_params, not from the
+ * outputs' shapes: an output nobody reads has none, and its share must still be skipped). */
+static void pieces(int join, int nk, int axis, const its_shape *ws, void *whole,
+                   const int64_t *sizes, void *const *part, size_t es)
+{
+    pieces_job j = {.nk = nk < ITS_IR_MAX_IO ? nk : ITS_IR_MAX_IO, .join = join, .es = es};
+    int64_t outer = 1, inner = 1;
+    for (int d = 0; d < axis; d++)
+        outer *= ws->dims[d];
+    for (int d = axis + 1; d < ws->rank; d++)
+        inner *= ws->dims[d];
+    j.row = ws->dims[axis] * inner;
+    j.whole = whole;
+    for (int k = 0; k < j.nk; k++) {
+        j.offs[k + 1] = j.offs[k] + sizes[k] * inner;
+        j.part[k] = part[k];
+    }
+    its__par_range(outer, j.row, pieces_rows, &j);
+}
+
+static void concat(const its_ir_node *n, int axis, const its_shape *ins, const void *const *in,
+                   const its_shape *os, void *y, size_t es)
+{
+    int64_t sizes[ITS_IR_MAX_IO];
+    void *part[ITS_IR_MAX_IO];
+    int nk = n->n_in < ITS_IR_MAX_IO ? n->n_in : ITS_IR_MAX_IO;
+    for (int k = 0; k < nk; k++) {
+        sizes[k] = ins[k].dims[axis];
+        part[k] = (void *)(uintptr_t)in[k]; /* only read */
+    }
+    pieces(1, nk, axis, os, y, sizes, part, es);
+}
+
 static void split(int no, int axis, const its_shape *xs, const void *x, const int64_t *sizes,
                   void *const *out, size_t es)
 {
-    int64_t outer = 1, inner = 1;
-    for (int d = 0; d < axis; d++)
-        outer *= xs->dims[d];
-    for (int d = axis + 1; d < xs->rank; d++)
-        inner *= xs->dims[d];
-    int64_t irow = xs->dims[axis] * inner, offs[ITS_IR_MAX_IO + 1];
-    int nk = no < ITS_IR_MAX_IO ? no : ITS_IR_MAX_IO;
-    offs[0] = 0;
-    for (int k = 0; k < nk; k++)
-        offs[k + 1] = offs[k] + sizes[k] * inner;
-#pragma omp parallel for if (outer * irow > PAR_MIN && outer > 1)
-    for (int64_t o = 0; o < outer; o++)
-        for (int k = 0; k < nk; k++) {
-            int64_t orow = offs[k + 1] - offs[k];
-            if (!out[k])
-                continue;
-            if (es == 4 && orow <= 256)
-                copy_f32((float *)out[k] + o * orow, (const float *)x + o * irow + offs[k], orow);
-            else
-                memcpy((char *)out[k] + (size_t)(o * orow) * es,
-                       (const char *)x + (size_t)(o * irow + offs[k]) * es, (size_t)orow * es);
-        }
+    pieces(0, no, axis, xs, (void *)(uintptr_t)x, sizes, out, es);
 }
+
+typedef struct t2d_job {
+    int64_t rows, cols, per, tr, tc; /* per: column chunks of a plane set; tr, tc: tiles */
+    const void *x;
+    void *y;
+    size_t es;
+} t2d_job;
+
+/* a few planes (the network input, float or 8-bit quantized): interleave per pixel, tasks of
+ * CH pixels */
+enum { T2D_CH = 4096, T2D_TILE = 32 };
+#define ITS__PLANES_TO_PIXELS(type)                                                                \
+    for (int64_t t = t0; t < t1; t++) {                                                            \
+        int64_t b = t / j->per, c0 = t % j->per * T2D_CH;                                          \
+        int64_t c1 = c0 + T2D_CH < cols ? c0 + T2D_CH : cols;                                      \
+        const type *xb = (const type *)j->x + b * rows * cols;                                     \
+        type *yb = (type *)j->y + b * rows * cols;                                                 \
+        for (int64_t r = 0; r < rows; r++)                                                         \
+            for (int64_t c = c0; c < c1; c++)                                                      \
+                yb[c * rows + r] = xb[r * cols + c];                                               \
+    }
+
+static void t2d_planes(void *arg, int64_t t0, int64_t t1)
+{
+    const t2d_job *j = arg;
+    int64_t rows = j->rows, cols = j->cols;
+    if (j->es == 1)
+        ITS__PLANES_TO_PIXELS(uint8_t)
+    else
+        ITS__PLANES_TO_PIXELS(float)
+}
+#undef ITS__PLANES_TO_PIXELS
+
+#define ITS__TILE(type)                                                                            \
+    do {                                                                                           \
+        const type *xb = (const type *)j->x + b * rows * cols;                                     \
+        type *yb = (type *)j->y + b * rows * cols;                                                 \
+        for (int64_t c = c0; c < c1; c++)                                                          \
+            for (int64_t r = r0; r < r1; r++)                                                      \
+                yb[c * rows + r] = xb[r * cols + c];                                               \
+    } while (0)
+
+static void t2d_tiles(void *arg, int64_t t0, int64_t t1)
+{
+    const t2d_job *j = arg;
+    const int64_t T = T2D_TILE, rows = j->rows, cols = j->cols, tr = j->tr, tc = j->tc;
+    for (int64_t t = t0; t < t1; t++) {
+        int64_t b = t / (tr * tc), r0 = (t / tc) % tr * T, c0 = t % tc * T;
+        int64_t r1 = r0 + T < rows ? r0 + T : rows, c1 = c0 + T < cols ? c0 + T : cols;
+        if (j->es == 4)
+            ITS__TILE(float);
+        else
+            ITS__TILE(uint8_t);
+    }
+}
+#undef ITS__TILE
 
 /* y[c][r] = x[r][c] for each of n [rows, cols] matrices of 4-byte (es 4) or 1-byte elements,
  * in 32x32 tiles. */
 static void transpose_2d(int64_t n, int64_t rows, int64_t cols, const void *xv, void *yv, size_t es)
 {
-    /* a few planes (the network input, float or 8-bit quantized): interleave per pixel */
-#define ITS__PLANES_TO_PIXELS(type)                                                                \
-    do {                                                                                           \
-        enum { CH = 4096 };                                                                        \
-        int64_t per = (cols + CH - 1) / CH;                                                        \
-        _Pragma("omp parallel for if (n * rows * cols > PAR_MIN)") for (int64_t t = 0;             \
-                                                                        t < n * per; t++)          \
-        {                                                                                          \
-            int64_t b = t / per, c0 = t % per * CH, c1 = c0 + CH < cols ? c0 + CH : cols;          \
-            const type *xb = (const type *)xv + b * rows * cols;                                   \
-            type *yb = (type *)yv + b * rows * cols;                                               \
-            for (int64_t r = 0; r < rows; r++)                                                     \
-                for (int64_t c = c0; c < c1; c++)                                                  \
-                    yb[c * rows + r] = xb[r * cols + c];                                           \
-        }                                                                                          \
-    } while (0)
-    if (rows <= 4 && es == 1) {
-        ITS__PLANES_TO_PIXELS(uint8_t);
+    t2d_job j = {.rows = rows, .cols = cols, .x = xv, .y = yv, .es = es};
+    if (rows <= 4 && (es == 1 || es == 4)) {
+        j.per = (cols + T2D_CH - 1) / T2D_CH;
+        its__par_range(n * j.per, rows * T2D_CH, t2d_planes, &j);
         return;
     }
-    if (rows <= 4 && es == 4) {
-        ITS__PLANES_TO_PIXELS(float);
-        return;
-    }
-#undef ITS__PLANES_TO_PIXELS
-    const int64_t T = 32, tr = (rows + T - 1) / T, tc = (cols + T - 1) / T;
-#pragma omp parallel for if (n * rows * cols > PAR_MIN)
-    for (int64_t t = 0; t < n * tr * tc; t++) {
-        int64_t b = t / (tr * tc), r0 = (t / tc) % tr * T, c0 = t % tc * T;
-        int64_t r1 = r0 + T < rows ? r0 + T : rows, c1 = c0 + T < cols ? c0 + T : cols;
-        if (es == 4) {
-            const float *xb = (const float *)xv + b * rows * cols;
-            float *yb = (float *)yv + b * rows * cols;
-            for (int64_t c = c0; c < c1; c++)
-                for (int64_t r = r0; r < r1; r++)
-                    yb[c * rows + r] = xb[r * cols + c];
-        } else {
-            const uint8_t *xb = (const uint8_t *)xv + b * rows * cols;
-            uint8_t *yb = (uint8_t *)yv + b * rows * cols;
-            for (int64_t c = c0; c < c1; c++)
-                for (int64_t r = r0; r < r1; r++)
-                    yb[c * rows + r] = xb[r * cols + c];
-        }
-    }
+    j.tr = (rows + T2D_TILE - 1) / T2D_TILE;
+    j.tc = (cols + T2D_TILE - 1) / T2D_TILE;
+    its__par_range(n * j.tr * j.tc, T2D_TILE * T2D_TILE, t2d_tiles, &j);
 }
 
 /* ---- Resize (last two dims) ---- */
@@ -1217,68 +1277,92 @@ int its__nhwc_capable(const its_graph *g, const its_ir_node *n)
     }
 }
 
-static void maxpool_nhwc(const its_win_params *p, const float *x, float *y)
+typedef struct win_job {
+    const void *p; /* its_win_params or its_resize_params */
+    const its_shape *xs, *os;
+    const float *x;
+    float *y;
+} win_job;
+
+/* output rows [r0, r1) of all images (row r: image r / oh, row r % oh) */
+static void maxpool_nhwc_rows(void *arg, int64_t r0, int64_t r1)
 {
+    const win_job *jb = arg;
+    const its_win_params *p = jb->p;
+    const float *x = jb->x;
     int64_t C = p->c;
-#pragma omp parallel for collapse(2)
-    for (int64_t nn = 0; nn < p->n; nn++)
-        for (int64_t i = 0; i < p->oh; i++) {
-            for (int64_t j = 0; j < p->ow; j++) {
-                float *yp = y + ((nn * p->oh + i) * p->ow + j) * C;
-                for (int64_t c = 0; c < C; c++)
-                    yp[c] = -INFINITY;
-                for (int64_t ki = 0; ki < p->kh; ki++) {
-                    int64_t yy = i * p->sh - p->pt + ki * p->dh;
-                    if (yy < 0 || yy >= p->ih)
+    for (int64_t r = r0; r < r1; r++) {
+        int64_t nn = r / p->oh, i = r % p->oh;
+        for (int64_t j = 0; j < p->ow; j++) {
+            float *yp = jb->y + ((nn * p->oh + i) * p->ow + j) * C;
+            for (int64_t c = 0; c < C; c++)
+                yp[c] = -INFINITY;
+            for (int64_t ki = 0; ki < p->kh; ki++) {
+                int64_t yy = i * p->sh - p->pt + ki * p->dh;
+                if (yy < 0 || yy >= p->ih)
+                    continue;
+                for (int64_t kj = 0; kj < p->kw; kj++) {
+                    int64_t xx = j * p->sw - p->pl + kj * p->dw;
+                    if (xx < 0 || xx >= p->iw)
                         continue;
-                    for (int64_t kj = 0; kj < p->kw; kj++) {
-                        int64_t xx = j * p->sw - p->pl + kj * p->dw;
-                        if (xx < 0 || xx >= p->iw)
-                            continue;
-                        const float *xp = x + ((nn * p->ih + yy) * p->iw + xx) * C;
-                        for (int64_t c = 0; c < C; c++)
-                            yp[c] = xp[c] > yp[c] ? xp[c] : yp[c];
-                    }
+                    const float *xp = x + ((nn * p->ih + yy) * p->iw + xx) * C;
+                    for (int64_t c = 0; c < C; c++)
+                        yp[c] = xp[c] > yp[c] ? xp[c] : yp[c];
                 }
             }
         }
+    }
+}
+
+static void maxpool_nhwc(const its_win_params *p, const float *x, float *y)
+{
+    win_job j = {.p = p, .x = x, .y = y};
+    its__par_range(p->n * p->oh, p->ow * p->c * p->kh * p->kw, maxpool_nhwc_rows, &j);
+}
+
+static void resize_nhwc_rows(void *arg, int64_t r0, int64_t r1)
+{
+    const win_job *jb = arg;
+    const its_resize_params *p = jb->p;
+    const float *x = jb->x;
+    int64_t C = jb->xs->dims[1], ih = jb->xs->dims[2], iw = jb->xs->dims[3];
+    int64_t oh = jb->os->dims[2], ow = jb->os->dims[3];
+    float sh = p->scale[2], sw = p->scale[3];
+    size_t px = (size_t)C * sizeof(float);
+    for (int64_t r = r0; r < r1; r++) {
+        int64_t nn = r / oh, i = r % oh;
+        float fy = src_coord(p->coord, (float)i, sh, ih, (float)ih * sh);
+        for (int64_t j = 0; j < ow; j++) {
+            float fx = src_coord(p->coord, (float)j, sw, iw, (float)iw * sw);
+            float *yp = jb->y + ((nn * oh + i) * ow + j) * C;
+            if (!p->linear) {
+                int64_t sy = nearest_idx(p->nearest, fy, ih);
+                int64_t sx = nearest_idx(p->nearest, fx, iw);
+                memcpy(yp, x + ((nn * ih + sy) * iw + sx) * C, px);
+                continue;
+            }
+            float cy = fy < 0.f ? 0.f : fy > (float)(ih - 1) ? (float)(ih - 1) : fy;
+            float cx = fx < 0.f ? 0.f : fx > (float)(iw - 1) ? (float)(iw - 1) : fx;
+            int64_t y0 = (int64_t)cy, x0 = (int64_t)cx;
+            int64_t y1 = y0 + 1 < ih ? y0 + 1 : y0, x1 = x0 + 1 < iw ? x0 + 1 : x0;
+            float dy = cy - (float)y0, dx = cx - (float)x0;
+            const float *p00 = x + ((nn * ih + y0) * iw + x0) * C;
+            const float *p01 = x + ((nn * ih + y0) * iw + x1) * C;
+            const float *p10 = x + ((nn * ih + y1) * iw + x0) * C;
+            const float *p11 = x + ((nn * ih + y1) * iw + x1) * C;
+            float w00 = (1 - dy) * (1 - dx), w01 = (1 - dy) * dx, w10 = dy * (1 - dx),
+                  w11 = dy * dx;
+            for (int64_t c = 0; c < C; c++)
+                yp[c] = p00[c] * w00 + p01[c] * w01 + p10[c] * w10 + p11[c] * w11;
+        }
+    }
 }
 
 static void resize_nhwc(const its_resize_params *p, const its_shape *xs, const float *x,
                         const its_shape *os, float *y)
 {
-    int64_t N = xs->dims[0], C = xs->dims[1], ih = xs->dims[2], iw = xs->dims[3];
-    int64_t oh = os->dims[2], ow = os->dims[3];
-    float sh = p->scale[2], sw = p->scale[3];
-    size_t px = (size_t)C * sizeof(float);
-#pragma omp parallel for collapse(2)
-    for (int64_t nn = 0; nn < N; nn++)
-        for (int64_t i = 0; i < oh; i++) {
-            float fy = src_coord(p->coord, (float)i, sh, ih, (float)ih * sh);
-            for (int64_t j = 0; j < ow; j++) {
-                float fx = src_coord(p->coord, (float)j, sw, iw, (float)iw * sw);
-                float *yp = y + ((nn * oh + i) * ow + j) * C;
-                if (!p->linear) {
-                    int64_t sy = nearest_idx(p->nearest, fy, ih);
-                    int64_t sx = nearest_idx(p->nearest, fx, iw);
-                    memcpy(yp, x + ((nn * ih + sy) * iw + sx) * C, px);
-                    continue;
-                }
-                float cy = fy < 0.f ? 0.f : fy > (float)(ih - 1) ? (float)(ih - 1) : fy;
-                float cx = fx < 0.f ? 0.f : fx > (float)(iw - 1) ? (float)(iw - 1) : fx;
-                int64_t y0 = (int64_t)cy, x0 = (int64_t)cx;
-                int64_t y1 = y0 + 1 < ih ? y0 + 1 : y0, x1 = x0 + 1 < iw ? x0 + 1 : x0;
-                float dy = cy - (float)y0, dx = cx - (float)x0;
-                const float *p00 = x + ((nn * ih + y0) * iw + x0) * C;
-                const float *p01 = x + ((nn * ih + y0) * iw + x1) * C;
-                const float *p10 = x + ((nn * ih + y1) * iw + x0) * C;
-                const float *p11 = x + ((nn * ih + y1) * iw + x1) * C;
-                float w00 = (1 - dy) * (1 - dx), w01 = (1 - dy) * dx, w10 = dy * (1 - dx),
-                      w11 = dy * dx;
-                for (int64_t c = 0; c < C; c++)
-                    yp[c] = p00[c] * w00 + p01[c] * w01 + p10[c] * w10 + p11[c] * w11;
-            }
-        }
+    win_job j = {.p = p, .xs = xs, .os = os, .x = x, .y = y};
+    its__par_range(os->dims[0] * os->dims[2], os->dims[3] * xs->dims[1], resize_nhwc_rows, &j);
 }
 
 int its__kernel_run_nhwc(const its_graph *g, const its_ir_node *n, const its_shape *is,

@@ -1,6 +1,12 @@
 /*
  * cpu_backend.c - the CPU backend: oneDNN convolutions (with bias, activation and residual
- * sum as post-ops), our OpenMP kernels (kernels.c) for everything else.
+ * sum as post-ops), our kernels (kernels.c) for everything else.
+ *
+ * Threads: with more than one, the backend runs its own team (../team.h). A convolution is
+ * split into parts (bands of output rows, or images of a batch), each a single-threaded oneDNN
+ * primitive, that the team's threads claim one at a time; the kernels' parallel loops run on
+ * the team too. ITS_ENGINE_TEAM=0 leaves the threading to OpenMP inside oneDNN and the
+ * kernels, as before (docs/engine-cpu.md, section 6).
  *
  * Per prepared batch size a plan holds the tensor placements in the shared arena and one
  * step per node; a Conv step owns its oneDNN primitive, created once here. Weights are
@@ -10,6 +16,7 @@
  */
 #include <math.h>
 #include <omp.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +31,7 @@
 #include "../backend.h"
 #include "../ir.h"
 #include "../ops_impl.h"
+#include "../team.h"
 
 #define MAX_PLANS 8
 #define ALIGN     64
@@ -39,12 +47,20 @@
         }                                                                                          \
     } while (0)
 
-/* Under OMP_WAIT_POLICY=passive, convolutions under this many multiply-adds run on one
- * thread: a sleeping OpenMP thread takes tens of microseconds to wake, more than it saves on
- * a small convolution (YOLOX-nano at batch 1: 15.1 -> 13.7 ms on 2 threads; plateau from 1e6
- * to 2e6). With spinning threads (the default) a wake is cheap and every convolution uses all
- * threads. ITS_ENGINE_SERIAL_MACS overrides it (0: never serial). docs/engine-cpu.md. */
+/* Without the team (ITS_ENGINE_TEAM=0) and under OMP_WAIT_POLICY=passive, convolutions under
+ * this many multiply-adds run on one thread: a sleeping OpenMP thread takes tens of microseconds to
+ * wake, more than it saves on a small convolution (YOLOX-nano at batch 1: 15.1 -> 13.7 ms on 2
+ * threads; plateau from 1e6 to 2e6). With spinning threads (the default) a wake is cheap and every
+ * convolution uses all threads. ITS_ENGINE_SERIAL_MACS overrides it (0: never serial).
+ * docs/engine-cpu.md. */
 #define SERIAL_MACS_PASSIVE 2e6
+
+/* The team (docs/engine-cpu.md section 6): a split convolution has this many parts per
+ * thread, so that a worker that starts late still finds work and the caller never idles
+ * waiting for one; idle workers spin this long before they sleep. */
+#define TEAM_PARTS_PER_THREAD 2
+#define TEAM_SPIN_US          100
+#define TEAM_MAX_PARTS        64
 
 /* libgomp's threads sleep at once between parallel regions (OMP_WAIT_POLICY=passive or
  * GOMP_SPINCOUNT=0). */
@@ -65,8 +81,13 @@ typedef struct prim_step {
     int arg[STEP_MAX_ARGS];
     int tensor[STEP_MAX_ARGS];
     dnnl_memory_t mem[STEP_MAX_ARGS];
+    size_t off[STEP_MAX_ARGS]; /* bytes into the bound tensor (a part of a split conv) */
     char owned[STEP_MAX_ARGS]; /* 0 for the shared weight cache */
     char serial;               /* made and run with one thread (a small convolution) */
+    /* A convolution split for the team (conv_parts): n_part single-threaded primitives, each
+     * computing its share of the output; prim is then NULL. */
+    struct prim_step *part;
+    int n_part;
 } prim_step;
 
 typedef struct plan {
@@ -92,6 +113,13 @@ typedef struct cpu_ctx {
     int n_nhwc;
     uint8_t *arena;
     size_t arena_size;
+    /* The team (ITS_ENGINE_TEAM, docs/engine-cpu.md section 6): our own worker threads run the
+     * parts of split convolutions; NULL: every primitive runs on OpenMP. Each thread has its
+     * own stream and scratchpad: scratch + thread * scratch_size. */
+    its__team *team;
+    int parts; /* a split convolution's parts (ITS_ENGINE_PARTS) */
+    int n_scratch;
+    dnnl_stream_t *tstrm;
     uint8_t *scratch;
     size_t scratch_size;
     /* ITS_ENGINE_PROFILE=1: time per op kind (and per oneDNN conv), printed by cpu_free */
@@ -110,6 +138,8 @@ static int cpu_available(void)
     return 1;
 }
 
+static void cpu_free(void *ctx);
+
 static int cpu_init(const its_engine_opts *o, void **out, char *err, size_t errlen)
 {
     cpu_ctx *c = its_calloc(ITS_MOD_ENGINE, 1, sizeof *c);
@@ -118,8 +148,6 @@ static int cpu_init(const its_engine_opts *o, void **out, char *err, size_t errl
     c->threads = o->threads > 0 ? o->threads : omp_get_num_procs();
     c->profile = getenv("ITS_ENGINE_PROFILE") != NULL;
     c->no_prims = getenv("ITS_ENGINE_NO_PRIMS") != NULL;
-    const char *sm = getenv("ITS_ENGINE_SERIAL_MACS");
-    c->serial_macs = sm ? atof(sm) : omp_passive() ? SERIAL_MACS_PASSIVE : 0;
     /* primitives are created for the thread count they will run with */
     omp_set_num_threads(c->threads);
     if (dnnl_engine_create(&c->eng, dnnl_cpu, 0) != dnnl_success ||
@@ -130,6 +158,38 @@ static int cpu_init(const its_engine_opts *o, void **out, char *err, size_t errl
         snprintf(err, errlen, "oneDNN: cannot create the CPU engine");
         return ITS_EBACKEND;
     }
+    /* The team (docs/engine-cpu.md section 6): on unless ITS_ENGINE_TEAM=0. Its idle workers
+     * spin TEAM_SPIN_US before they sleep, not at all where the process asked OpenMP not to
+     * spin (OMP_WAIT_POLICY=passive); ITS_ENGINE_SPIN_US overrides. */
+    const char *te = getenv("ITS_ENGINE_TEAM"), *sp = getenv("ITS_ENGINE_SPIN_US"),
+               *pa = getenv("ITS_ENGINE_PARTS"), *sm = getenv("ITS_ENGINE_SERIAL_MACS");
+    int want_team = !te || atoi(te) != 0;
+    int spin_us = sp ? atoi(sp) : omp_passive() ? 0 : TEAM_SPIN_US;
+    c->parts = pa && atoi(pa) > 0 ? atoi(pa) : TEAM_PARTS_PER_THREAD * c->threads;
+    c->n_scratch = 1;
+    /* without the team, small convolutions run on one thread under passive OpenMP waiting */
+    c->serial_macs = sm ? atof(sm) : want_team || !omp_passive() ? 0 : SERIAL_MACS_PASSIVE;
+    if (want_team && c->threads > 1) {
+        int rc = its__team_create(c->threads, spin_us < 0 ? 0 : spin_us, &c->team);
+        if (rc < 0) {
+            snprintf(err, errlen, "cpu backend: cannot start %d worker threads", c->threads - 1);
+            cpu_free(c);
+            return rc;
+        }
+        c->n_scratch = c->threads;
+    }
+    c->tstrm = its_calloc(ITS_MOD_ENGINE, (size_t)c->n_scratch, sizeof *c->tstrm);
+    if (!c->tstrm) {
+        cpu_free(c);
+        return ITS_ENOMEM;
+    }
+    c->tstrm[0] = c->strm;
+    for (int k = 1; k < c->n_scratch; k++)
+        if (dnnl_stream_create(&c->tstrm[k], c->eng, dnnl_stream_default_flags) != dnnl_success) {
+            cpu_free(c);
+            snprintf(err, errlen, "oneDNN: cannot create a stream");
+            return ITS_EBACKEND;
+        }
     *out = c;
     return 0;
 }
@@ -624,6 +684,9 @@ static int append_conv_post_ops(dnnl_post_ops_t po, const its_ir_node *n)
 
 static void free_step(prim_step *s)
 {
+    for (int k = 0; k < s->n_part; k++)
+        free_step(&s->part[k]);
+    its_free(s->part);
     if (s->prim)
         dnnl_primitive_destroy(s->prim);
     for (int k = 0; k < s->n; k++)
@@ -637,8 +700,9 @@ static int grow_scratch(cpu_ctx *c, const_dnnl_primitive_desc_t pd)
 {
     const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
     size_t ssz = smd ? dnnl_memory_desc_get_size(smd) : 0;
+    ssz = (ssz + ALIGN - 1) / ALIGN * ALIGN; /* each thread's share starts aligned */
     if (ssz > c->scratch_size) {
-        uint8_t *nb = its_aligned_alloc(ITS_MOD_ENGINE, ALIGN, ssz);
+        uint8_t *nb = its_aligned_alloc(ITS_MOD_ENGINE, ALIGN, ssz * (size_t)c->n_scratch);
         if (!nb)
             return ITS_ENOMEM;
         its_free(c->scratch);
@@ -863,6 +927,8 @@ static int prepare_other(cpu_ctx *c, plan *p, int i)
         return 0;
     dnnl_primitive_desc_t pd = NULL;
     int rc;
+    if (c->team) /* with the team, only split convolutions run on several threads */
+        omp_set_num_threads(1);
     switch (n->op) {
     case ITS_OP_MATMUL:
         rc = is_f32(c->g, n->in[1]) ? prim_matmul(c, p, n, &pd, s) : 0;
@@ -889,8 +955,11 @@ static int prepare_other(cpu_ctx *c, plan *p, int i)
     }
     if (pd)
         dnnl_primitive_desc_destroy(pd);
+    omp_set_num_threads(c->threads);
     if (rc < 0 || !s->prim)
         free_step(s);
+    else
+        s->serial = c->team != NULL;
     return rc < 0 ? rc : 0;
 }
 
@@ -937,15 +1006,16 @@ static void append_int8_post_ops(dnnl_post_ops_t po, const its_ir_node *n)
     }
 }
 
-static int prepare_conv(cpu_ctx *c, plan *p, int i, char *err, size_t errlen)
+/* The oneDNN convolution of node i over the geometry w into step s: the whole node, or one
+ * part of it (a batch range or a band of output rows, whose source and destination start
+ * e_src and e_dst elements into the tensors). serial: created, and later run, on one thread. */
+static int conv_prim(cpu_ctx *c, int i, prim_step *s, const its_win_params *wp, int serial,
+                     int64_t e_src, int64_t e_dst, char *err, size_t errlen)
 {
     const its_graph *g = c->g;
     const its_ir_node *n = &g->nodes[i];
-    prim_step *s = &p->step[i];
-    its_win_params w;
-    int rc = its__win_params(g, n, &p->shapes[n->in[0]], &p->shapes[n->in[1]], &w, err, errlen);
-    if (rc < 0)
-        return rc;
+    const its_win_params w = *wp;
+    int rc;
     dnnl_dims_t sd = {w.n, w.c, w.ih, w.iw}, dd = {w.n, w.m, w.oh, w.ow};
     dnnl_dims_t bd = {w.m};
     dnnl_memory_desc_t src_md, dst_md, wany_md, wuser_md, b_md, sum_md;
@@ -1031,8 +1101,7 @@ static int prepare_conv(cpu_ctx *c, plan *p, int i, char *err, size_t errlen)
      * more than they save (tens of microseconds each time under OMP_WAIT_POLICY=passive, on
      * a VM more). oneDNN fixes a primitive's thread count when it is created, so it is
      * created, and later run, with one OpenMP thread (docs/engine-cpu.md). */
-    double macs = (double)w.n * w.oh * w.ow * w.m * (double)(w.c / w.group) * w.kh * w.kw;
-    s->serial = c->threads > 1 && macs < c->serial_macs;
+    s->serial = (char)serial;
     if (s->serial)
         omp_set_num_threads(1);
     dnnl_primitive_desc_t pd = NULL;
@@ -1144,7 +1213,89 @@ static int prepare_conv(cpu_ctx *c, plan *p, int i, char *err, size_t errlen)
                  (int)st);
         return ITS_EBACKEND;
     }
+    for (int k = 0; k < s->n; k++) { /* a part's share of the activations */
+        if (s->tensor[k] == n->in[0])
+            s->off[k] = (size_t)e_src * its__dtype_size(g->tensors[n->in[0]].dtype);
+        else if (s->tensor[k] >= 0) /* the destination, or the residual laid out like it */
+            s->off[k] = (size_t)e_dst * its__dtype_size(g->tensors[s->tensor[k]].dtype);
+    }
     return 0;
+}
+
+/* How many parts a convolution splits into for the team (0: it is not split). Batches split
+ * by image, a single image by bands of output rows, which in a channels-last tensor are one
+ * dense block each (so are the source rows a band reads). The parts are plain oneDNN
+ * convolutions of their own, single-threaded, that the team's threads claim one at a time. */
+static int conv_parts(const cpu_ctx *c, const its_ir_node *n, const its_win_params *w)
+{
+    if (!c->team)
+        return 0;
+    int64_t np = c->parts;
+    if (w->n >= 2)
+        return (int)(np < w->n ? np : w->n);
+    if (layout_tag(c, n->in[0]) != dnnl_nhwc || layout_tag(c, n->out[0]) != dnnl_nhwc ||
+        (n->sum >= 0 && layout_tag(c, n->sum) != dnnl_nhwc))
+        return 0;
+    np = np < w->oh ? np : w->oh;
+    return np >= 2 ? (int)np : 0;
+}
+
+/* Part j of np of the convolution w: its geometry and where its source and destination start
+ * (elements). A band of output rows [r0, r1) reads input rows [r0*sh - pt, (r1-1)*sh - pt +
+ * extent); what falls outside the image becomes the band's own top and bottom padding.
+ * Returns 0 when a band would read no input row at all (then the node is not split). */
+static int conv_part(const its_win_params *w, int j, int np, its_win_params *pw, int64_t *e_src,
+                     int64_t *e_dst)
+{
+    *pw = *w;
+    if (w->n >= 2) {
+        int64_t n0 = w->n * j / np, n1 = w->n * (j + 1) / np;
+        pw->n = n1 - n0;
+        *e_src = n0 * w->c * w->ih * w->iw;
+        *e_dst = n0 * w->m * w->oh * w->ow;
+        return pw->n > 0;
+    }
+    int64_t r0 = w->oh * j / np, r1 = w->oh * (j + 1) / np, ext = (w->kh - 1) * w->dh + 1;
+    int64_t i0 = r0 * w->sh - w->pt, i1 = (r1 - 1) * w->sh - w->pt + ext;
+    int64_t a0 = i0 > 0 ? i0 : 0, a1 = i1 < w->ih ? i1 : w->ih;
+    pw->oh = r1 - r0;
+    pw->ih = a1 - a0;
+    pw->pt = a0 - i0;
+    pw->pb = i1 - a1;
+    *e_src = a0 * w->iw * w->c;
+    *e_dst = r0 * w->ow * w->m;
+    return pw->oh > 0 && pw->ih > 0;
+}
+
+static int prepare_conv(cpu_ctx *c, plan *p, int i, char *err, size_t errlen)
+{
+    const its_graph *g = c->g;
+    const its_ir_node *n = &g->nodes[i];
+    prim_step *s = &p->step[i];
+    its_win_params w;
+    int rc = its__win_params(g, n, &p->shapes[n->in[0]], &p->shapes[n->in[1]], &w, err, errlen);
+    if (rc < 0)
+        return rc;
+    /* A small convolution runs on the calling thread alone: waking the other threads costs
+     * more than they save (docs/engine-cpu.md, section 4). */
+    double macs = (double)w.n * w.oh * w.ow * w.m * (double)(w.c / w.group) * w.kh * w.kw;
+    int serial = c->threads > 1 && macs < c->serial_macs;
+    int np = serial ? 0 : conv_parts(c, n, &w);
+    its_win_params pw[TEAM_MAX_PARTS];
+    int64_t es[TEAM_MAX_PARTS], ed[TEAM_MAX_PARTS];
+    np = np < TEAM_MAX_PARTS ? np : TEAM_MAX_PARTS;
+    for (int j = 0; j < np; j++)
+        if (!conv_part(&w, j, np, &pw[j], &es[j], &ed[j]))
+            np = 0;
+    if (np == 0) /* in the team's mode an unsplit convolution runs on the caller */
+        return conv_prim(c, i, s, &w, serial, 0, 0, err, errlen);
+    s->part = its_calloc(ITS_MOD_ENGINE, (size_t)np, sizeof *s->part);
+    if (!s->part)
+        return ITS_ENOMEM;
+    s->n_part = np;
+    for (int j = 0; j < np && rc == 0; j++)
+        rc = conv_prim(c, i, &s->part[j], &pw[j], 1, es[j], ed[j], err, errlen);
+    return rc;
 }
 
 static void free_plan(plan *p, int n_nodes)
@@ -1242,32 +1393,57 @@ static const plan *find_plan(const cpu_ctx *c, int batch)
     return NULL;
 }
 
-static int run_step(cpu_ctx *c, const plan *p, const prim_step *s)
+/* Run one primitive on thread th (0: the caller; its stream and scratchpad share). */
+static int run_prim(cpu_ctx *c, const plan *p, const prim_step *s, int th)
 {
     dnnl_exec_arg_t args[STEP_MAX_ARGS];
     for (int k = 0; k < s->n; k++) {
         if (s->tensor[k] >= 0)
-            dnnl_memory_set_data_handle(s->mem[k], tptr(c, p, s->tensor[k]));
+            dnnl_memory_set_data_handle(s->mem[k], (uint8_t *)tptr(c, p, s->tensor[k]) + s->off[k]);
         else if (s->tensor[k] == BIND_SCRATCH)
-            dnnl_memory_set_data_handle(s->mem[k], c->scratch);
+            dnnl_memory_set_data_handle(s->mem[k], c->scratch + (size_t)th * c->scratch_size);
         args[k] = (dnnl_exec_arg_t){s->arg[k], s->mem[k]};
     }
-    if (s->serial)
-        omp_set_num_threads(1);
-    dnnl_status_t st = dnnl_primitive_execute(s->prim, c->strm, s->n, args);
-    if (s->serial)
-        omp_set_num_threads(c->threads);
+    dnnl_status_t st = dnnl_primitive_execute(s->prim, c->tstrm[th], s->n, args);
     return st == dnnl_success ? 0 : ITS_EBACKEND;
 }
 
-static int cpu_run(void *ctx, int batch, int nb, const void *const *inputs, void *const *outputs)
+typedef struct part_job {
+    cpu_ctx *c;
+    const plan *p;
+    const prim_step *s;
+    atomic_int failed;
+} part_job;
+
+static void run_part(void *arg, int k, int th)
 {
-    cpu_ctx *c = ctx;
-    const plan *p = find_plan(c, batch);
-    if (!p)
-        return ITS_EINVAL;
+    part_job *j = arg;
+    /* single-threaded primitives; anything in them that asks OpenMP stays on this thread */
+    omp_set_num_threads(1);
+    if (run_prim(j->c, j->p, &j->s->part[k], th) < 0)
+        atomic_store(&j->failed, 1);
+}
+
+static int run_step(cpu_ctx *c, const plan *p, const prim_step *s)
+{
+    if (s->n_part) {
+        part_job j = {c, p, s, 0};
+        its__team_run(c->team, s->n_part, run_part, &j);
+        omp_set_num_threads(c->team ? 1 : c->threads);
+        return atomic_load(&j.failed) ? ITS_EBACKEND : 0;
+    }
+    if (s->serial)
+        omp_set_num_threads(1);
+    int rc = run_prim(c, p, s, 0);
+    if (s->serial)
+        omp_set_num_threads(c->team ? 1 : c->threads);
+    return rc;
+}
+
+static int run_plan(cpu_ctx *c, const plan *p, int batch, int nb, const void *const *inputs,
+                    void *const *outputs)
+{
     const its_graph *g = c->g;
-    omp_set_num_threads(c->threads);
     for (int k = 0; k < g->n_inputs; k++) {
         int t = g->inputs[k];
         size_t b = p->bytes[t];
@@ -1279,7 +1455,7 @@ static int cpu_run(void *ctx, int batch, int nb, const void *const *inputs, void
         const its_ir_node *n = &g->nodes[i];
         int rc;
         uint64_t t0 = c->profile ? its_now_ns() : 0;
-        if (p->step[i].prim) {
+        if (p->step[i].prim || p->step[i].n_part) {
             rc = run_step(c, p, &p->step[i]);
         } else {
             its_shape is[ITS_IR_MAX_IO], os[ITS_IR_MAX_IO];
@@ -1303,7 +1479,8 @@ static int cpu_run(void *ctx, int batch, int nb, const void *const *inputs, void
         if (rc < 0)
             return rc;
         if (c->profile) {
-            int slot = p->step[i].prim && n->op == ITS_OP_CONV ? ITS_OP_COUNT : (int)n->op;
+            int slot = (p->step[i].prim || p->step[i].n_part) && n->op == ITS_OP_CONV ? ITS_OP_COUNT
+                                                                                      : (int)n->op;
             double dt = (double)(its_now_ns() - t0);
             c->prof_ns[slot] += dt;
             c->prof_calls[slot]++;
@@ -1322,6 +1499,23 @@ static int cpu_run(void *ctx, int batch, int nb, const void *const *inputs, void
         memcpy(outputs[k], tptr(c, p, t), b);
     }
     return 0;
+}
+
+static int cpu_run(void *ctx, int batch, int nb, const void *const *inputs, void *const *outputs)
+{
+    cpu_ctx *c = ctx;
+    const plan *p = find_plan(c, batch);
+    if (!p)
+        return ITS_EINVAL;
+    /* With the team, the kernels' parallel loops run on it (its__par_range) and OpenMP
+     * regions left anywhere run on the caller: an OpenMP thread spinning after its region
+     * would take the core a team worker needs, and a sleeping one costs a wake-up each time. */
+    omp_set_num_threads(c->team ? 1 : c->threads);
+    its__team_bind(c->team);
+    int rc = run_plan(c, p, batch, nb, inputs, outputs);
+    its__team_bind(NULL);
+    omp_set_num_threads(c->threads);
+    return rc;
 }
 
 static int cpu_sync(void *ctx)
@@ -1382,7 +1576,13 @@ static void cpu_free(void *ctx)
     its_free(c->arena);
     its_free(c->scratch);
     its_free(c->nhwc);
-    dnnl_stream_destroy(c->strm);
+    its__team_destroy(c->team);
+    for (int k = 1; c->tstrm && k < c->n_scratch; k++)
+        if (c->tstrm[k])
+            dnnl_stream_destroy(c->tstrm[k]);
+    its_free(c->tstrm);
+    if (c->strm)
+        dnnl_stream_destroy(c->strm);
     dnnl_engine_destroy(c->eng);
     its_free(c);
 }
