@@ -1,12 +1,14 @@
 /*
  * team.c - worker threads that claim a step's tasks one at a time (see team.h).
  *
- * One 64-bit word holds the job's generation (high half) and the next unclaimed task (low
- * half). A worker claims task k of generation g with a compare-and-swap from (g, k) to
- * (g, k + 1), so it can never take a task of a job it did not see published: the caller
- * publishes the next job only after every task of this one has been claimed and finished,
- * which the worker's own claim holds back until it is done. The job's function and argument
- * are read after the claim, when they cannot change.
+ * One 64-bit word holds the job: its generation (high 32 bits), its task count (16 bits) and
+ * the next unclaimed task (low 16 bits). A worker claims task k of generation g with a
+ * compare-and-swap from (g, n, k) to (g, n, k + 1), k < n, so it can never take a task of a
+ * job it did not see published, nor one past the end of its own job (the count lives in the
+ * same word: a count read separately could already be the next job's while the word still
+ * holds this one, fully claimed). The caller publishes the next job only after every task of
+ * this one has been claimed and finished, which the worker's own claim holds back until it
+ * is done; so the job's function and argument, read after the claim, cannot change.
  */
 #include <omp.h>
 #include <pthread.h>
@@ -39,8 +41,7 @@ typedef struct worker {
 struct its__team {
     int n; /* threads, the caller included */
     uint64_t spin_ns;
-    _Atomic uint64_t state; /* generation << 32 | next task */
-    atomic_int ntasks;
+    _Atomic uint64_t state; /* generation << 32 | tasks << 16 | next task */
     atomic_int done;
     its__team_fn fn; /* written before the generation is published, read after a claim */
     void *arg;
@@ -53,9 +54,21 @@ struct its__team {
     int started;
 };
 
+#define TASKS_MAX 0xffff
+
 static uint32_t gen_of(uint64_t s)
 {
     return (uint32_t)(s >> 32);
+}
+
+static int tasks_of(uint64_t s)
+{
+    return (int)((s >> 16) & TASKS_MAX);
+}
+
+static int next_of(uint64_t s)
+{
+    return (int)(s & TASKS_MAX);
 }
 
 /* Claim and run tasks of generation g until none is left or a newer job is out. */
@@ -63,13 +76,12 @@ static void work(its__team *t, uint32_t g, int id)
 {
     for (;;) {
         uint64_t s = atomic_load_explicit(&t->state, memory_order_acquire);
-        if (gen_of(s) != g ||
-            (int64_t)(uint32_t)s >= atomic_load_explicit(&t->ntasks, memory_order_relaxed))
+        if (gen_of(s) != g || next_of(s) >= tasks_of(s))
             return;
         if (!atomic_compare_exchange_weak_explicit(&t->state, &s, s + 1, memory_order_acq_rel,
                                                    memory_order_acquire))
             continue;
-        t->fn(t->arg, (int)(uint32_t)s, id);
+        t->fn(t->arg, next_of(s), id);
         atomic_fetch_add_explicit(&t->done, 1, memory_order_release);
     }
 }
@@ -147,17 +159,17 @@ int its__team_threads(const its__team *t)
 
 void its__team_run(its__team *t, int ntasks, its__team_fn fn, void *arg)
 {
-    if (t->n == 1 || ntasks <= 1) {
+    if (t->n == 1 || ntasks <= 1 || ntasks > TASKS_MAX) {
         for (int k = 0; k < ntasks; k++)
             fn(arg, k, 0);
         return;
     }
     t->fn = fn;
     t->arg = arg;
-    atomic_store_explicit(&t->ntasks, ntasks, memory_order_relaxed);
     atomic_store_explicit(&t->done, 0, memory_order_relaxed);
     t->gen++;
-    atomic_store(&t->state, (uint64_t)t->gen << 32); /* seq_cst: see wait_job */
+    /* seq_cst: see wait_job */
+    atomic_store(&t->state, (uint64_t)t->gen << 32 | (uint64_t)ntasks << 16);
     if (atomic_load(&t->sleepers) > 0) {
         pthread_mutex_lock(&t->mu);
         pthread_cond_broadcast(&t->cv);

@@ -14,7 +14,8 @@
  * for tasks that a worker has actually started. Idle workers spin for at most spin_us, then
  * sleep on a condition variable, so an idle engine costs no CPU.
  *
- * Contract: its__team_run is called by one thread at a time (the engine's run lock). thread
+ * Contract: its__team_run is called by one thread at a time (the engine's run lock); jobs of
+ * more than 65535 tasks run on the caller alone. thread
  * is 0 for the caller and 1..n-1 for the workers, stable for the team's life (per-thread
  * scratch memory). A team of 1 runs every task on the caller.
  */
