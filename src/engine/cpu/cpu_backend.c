@@ -57,9 +57,12 @@
 
 /* The team (docs/engine-cpu.md section 6): a split convolution has this many parts per
  * thread, so that a worker that starts late still finds work and the caller never idles
- * waiting for one; idle workers spin this long before they sleep. */
+ * waiting for one. Idle workers sleep at once (spin 0): since the caller never waits for a
+ * worker that has not started, spinning bought nothing measurable (YOLO11n batch 4: 177-203
+ * ms with 0 us, 177-184 with 100 us, 191-201 with 1000 us; noise of this VM) and costs CPU
+ * on a shared machine. ITS_ENGINE_SPIN_US sets it. */
 #define TEAM_PARTS_PER_THREAD 2
-#define TEAM_SPIN_US          100
+#define TEAM_SPIN_US          0
 #define TEAM_MAX_PARTS        64
 
 /* libgomp's threads sleep at once between parallel regions (OMP_WAIT_POLICY=passive or
@@ -159,8 +162,8 @@ static int cpu_init(const its_engine_opts *o, void **out, char *err, size_t errl
         return ITS_EBACKEND;
     }
     /* The team (docs/engine-cpu.md section 6): on unless ITS_ENGINE_TEAM=0. Its idle workers
-     * spin TEAM_SPIN_US before they sleep, not at all where the process asked OpenMP not to
-     * spin (OMP_WAIT_POLICY=passive); ITS_ENGINE_SPIN_US overrides. */
+     * spin TEAM_SPIN_US (ITS_ENGINE_SPIN_US) before they sleep, never where the process asked
+     * OpenMP not to spin (OMP_WAIT_POLICY=passive). */
     const char *te = getenv("ITS_ENGINE_TEAM"), *sp = getenv("ITS_ENGINE_SPIN_US"),
                *pa = getenv("ITS_ENGINE_PARTS"), *sm = getenv("ITS_ENGINE_SERIAL_MACS");
     int want_team = !te || atoi(te) != 0;
@@ -1222,48 +1225,60 @@ static int conv_prim(cpu_ctx *c, int i, prim_step *s, const its_win_params *wp, 
     return 0;
 }
 
-/* How many parts a convolution splits into for the team (0: it is not split). Batches split
- * by image, a single image by bands of output rows, which in a channels-last tensor are one
- * dense block each (so are the source rows a band reads). The parts are plain oneDNN
- * convolutions of their own, single-threaded, that the team's threads claim one at a time. */
-static int conv_parts(const cpu_ctx *c, const its_ir_node *n, const its_win_params *w)
+/* How many parts a convolution splits into for the team (0: it is not split), and how many
+ * bands of output rows each image is cut into (*bands; 0: the parts are ranges of images).
+ * In a channels-last tensor a band of rows is one dense block, and so are the source rows it
+ * reads, so every part is a plain oneDNN convolution of its own, single-threaded, and the
+ * team's threads claim them one at a time. A batch is cut into bands too: a whole image per
+ * part ran 1.4x slower than OpenMP's split at batch 4 (YOLOX-nano), a band stays in cache. */
+static int conv_parts(const cpu_ctx *c, const its_ir_node *n, const its_win_params *w, int *bands)
 {
+    *bands = 0;
     if (!c->team)
         return 0;
     int64_t np = c->parts;
+    int nhwc = layout_tag(c, n->in[0]) == dnnl_nhwc && layout_tag(c, n->out[0]) == dnnl_nhwc &&
+               (n->sum < 0 || layout_tag(c, n->sum) == dnnl_nhwc);
+    if (nhwc) {
+        int64_t b = (np + w->n - 1) / w->n;
+        b = b < w->oh ? b : w->oh;
+        if (w->n * b <= TEAM_MAX_PARTS && w->n * b >= 2) {
+            *bands = (int)b;
+            return (int)(w->n * b);
+        }
+    }
     if (w->n >= 2)
         return (int)(np < w->n ? np : w->n);
-    if (layout_tag(c, n->in[0]) != dnnl_nhwc || layout_tag(c, n->out[0]) != dnnl_nhwc ||
-        (n->sum >= 0 && layout_tag(c, n->sum) != dnnl_nhwc))
-        return 0;
-    np = np < w->oh ? np : w->oh;
-    return np >= 2 ? (int)np : 0;
+    return 0;
 }
 
 /* Part j of np of the convolution w: its geometry and where its source and destination start
- * (elements). A band of output rows [r0, r1) reads input rows [r0*sh - pt, (r1-1)*sh - pt +
- * extent); what falls outside the image becomes the band's own top and bottom padding.
+ * (elements). With bands, part j is band j % bands of image j / bands; a band of output rows
+ * [r0, r1) reads input rows [r0*sh - pt, (r1-1)*sh - pt + extent), and what falls outside the
+ * image becomes the band's own top and bottom padding. Without, part j is a range of images.
  * Returns 0 when a band would read no input row at all (then the node is not split). */
-static int conv_part(const its_win_params *w, int j, int np, its_win_params *pw, int64_t *e_src,
-                     int64_t *e_dst)
+static int conv_part(const its_win_params *w, int j, int np, int bands, its_win_params *pw,
+                     int64_t *e_src, int64_t *e_dst)
 {
     *pw = *w;
-    if (w->n >= 2) {
+    if (!bands) {
         int64_t n0 = w->n * j / np, n1 = w->n * (j + 1) / np;
         pw->n = n1 - n0;
         *e_src = n0 * w->c * w->ih * w->iw;
         *e_dst = n0 * w->m * w->oh * w->ow;
         return pw->n > 0;
     }
-    int64_t r0 = w->oh * j / np, r1 = w->oh * (j + 1) / np, ext = (w->kh - 1) * w->dh + 1;
+    int64_t img = j / bands, b = j % bands;
+    int64_t r0 = w->oh * b / bands, r1 = w->oh * (b + 1) / bands, ext = (w->kh - 1) * w->dh + 1;
     int64_t i0 = r0 * w->sh - w->pt, i1 = (r1 - 1) * w->sh - w->pt + ext;
     int64_t a0 = i0 > 0 ? i0 : 0, a1 = i1 < w->ih ? i1 : w->ih;
+    pw->n = 1;
     pw->oh = r1 - r0;
     pw->ih = a1 - a0;
     pw->pt = a0 - i0;
     pw->pb = i1 - a1;
-    *e_src = a0 * w->iw * w->c;
-    *e_dst = r0 * w->ow * w->m;
+    *e_src = (img * w->ih + a0) * w->iw * w->c;
+    *e_dst = (img * w->oh + r0) * w->ow * w->m;
     return pw->oh > 0 && pw->ih > 0;
 }
 
@@ -1280,12 +1295,13 @@ static int prepare_conv(cpu_ctx *c, plan *p, int i, char *err, size_t errlen)
      * more than they save (docs/engine-cpu.md, section 4). */
     double macs = (double)w.n * w.oh * w.ow * w.m * (double)(w.c / w.group) * w.kh * w.kw;
     int serial = c->threads > 1 && macs < c->serial_macs;
-    int np = serial ? 0 : conv_parts(c, n, &w);
+    int bands;
+    int np = serial ? 0 : conv_parts(c, n, &w, &bands);
     its_win_params pw[TEAM_MAX_PARTS];
     int64_t es[TEAM_MAX_PARTS], ed[TEAM_MAX_PARTS];
     np = np < TEAM_MAX_PARTS ? np : TEAM_MAX_PARTS;
     for (int j = 0; j < np; j++)
-        if (!conv_part(&w, j, np, &pw[j], &es[j], &ed[j]))
+        if (!conv_part(&w, j, np, bands, &pw[j], &es[j], &ed[j]))
             np = 0;
     if (np == 0) /* in the team's mode an unsplit convolution runs on the caller */
         return conv_prim(c, i, s, &w, serial, 0, 0, err, errlen);
