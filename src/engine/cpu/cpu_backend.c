@@ -1484,7 +1484,8 @@ typedef struct part_job {
 static void run_part(void *arg, int k, int th)
 {
     part_job *j = arg;
-    /* single-threaded primitives; anything in them that asks OpenMP stays on this thread */
+    /* single-threaded primitives; anything in them that asks OpenMP stays on this thread (a
+     * thread-local setting: cheap, and the workers have no other place to make it) */
     omp_set_num_threads(1);
     if (run_prim(j->c, j->p, &j->s->part[k], th) < 0)
         atomic_store(&j->failed, 1);
@@ -1492,17 +1493,17 @@ static void run_part(void *arg, int k, int th)
 
 static int run_step(cpu_ctx *c, const plan *p, const prim_step *s)
 {
-    if (s->n_part) {
+    if (s->n_part) { /* only with the team: the caller is at one OpenMP thread (cpu_run) */
         part_job j = {c, p, s, 0};
         its__team_run(c->team, s->n_part, run_part, &j);
-        omp_set_num_threads(c->team ? 1 : c->threads);
         return atomic_load(&j.failed) ? ITS_EBACKEND : 0;
     }
-    if (s->serial)
+    int one = s->serial && !c->team; /* with the team the caller already is */
+    if (one)
         omp_set_num_threads(1);
     int rc = run_prim(c, p, s, 0);
-    if (s->serial)
-        omp_set_num_threads(c->team ? 1 : c->threads);
+    if (one)
+        omp_set_num_threads(c->threads);
     return rc;
 }
 
