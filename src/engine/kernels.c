@@ -371,6 +371,48 @@ static void transpose(const its_shape *xs, const void *x, const int *perm, void 
     }
 }
 
+typedef struct slice_job {
+    const its_shape *os;
+    const its_slice_params *p;
+    const int64_t *xst;
+    int64_t inner, base;
+    int r, contiguous;
+    const void *x;
+    void *y;
+    size_t es;
+} slice_job;
+
+static void slice_rows(void *arg, int64_t r0, int64_t r1)
+{
+    const slice_job *j = arg;
+    const its_shape *os = j->os;
+    const its_slice_params *p = j->p;
+    int r = j->r;
+    int64_t inner = j->inner;
+    size_t es = j->es;
+    for (int64_t row = r0; row < r1; row++) {
+        int64_t rem = row, off = j->base;
+        for (int d = r - 2; d >= 0; d--) {
+            off += (rem % os->dims[d]) * p->step[d] * j->xst[d];
+            rem /= os->dims[d];
+        }
+        char *yp = (char *)j->y + (size_t)(row * inner) * es;
+        const char *xp = (const char *)j->x;
+        if (j->contiguous) {
+            memcpy(yp, xp + (size_t)off * es, (size_t)inner * es);
+        } else if (es == 4) {
+            int64_t st = p->step[r - 1];
+            const uint32_t *xr = (const uint32_t *)xp + off;
+            for (int64_t k = 0; k < inner; k++)
+                ((uint32_t *)yp)[k] = xr[k * st];
+        } else {
+            int64_t st = p->step[r - 1];
+            for (int64_t k = 0; k < inner; k++)
+                memcpy(yp + (size_t)k * es, xp + (size_t)(off + k * st) * es, es);
+        }
+    }
+}
+
 static void slice(const its_shape *xs, const void *x, const its_slice_params *p,
                   const its_shape *os, void *y, size_t es)
 {
@@ -387,33 +429,18 @@ static void slice(const its_shape *xs, const void *x, const its_slice_params *p,
         memcpy(y, x, es);
         return;
     }
-    int64_t inner = os->dims[r - 1], rows = n / inner;
-    int64_t base = 0;
+    slice_job j = {.os = os,
+                   .p = p,
+                   .xst = xst,
+                   .inner = os->dims[r - 1],
+                   .r = r,
+                   .contiguous = p->step[r - 1] == 1,
+                   .x = x,
+                   .y = y,
+                   .es = es};
     for (int d = 0; d < r; d++)
-        base += p->start[d] * xst[d];
-    int contiguous = p->step[r - 1] == 1;
-#pragma omp parallel for if (n > PAR_MIN)
-    for (int64_t row = 0; row < rows; row++) {
-        int64_t rem = row, off = base;
-        for (int d = r - 2; d >= 0; d--) {
-            off += (rem % os->dims[d]) * p->step[d] * xst[d];
-            rem /= os->dims[d];
-        }
-        char *yp = (char *)y + (size_t)(row * inner) * es;
-        const char *xp = (const char *)x;
-        if (contiguous) {
-            memcpy(yp, xp + (size_t)off * es, (size_t)inner * es);
-        } else if (es == 4) {
-            int64_t st = p->step[r - 1];
-            const uint32_t *xr = (const uint32_t *)xp + off;
-            for (int64_t j = 0; j < inner; j++)
-                ((uint32_t *)yp)[j] = xr[j * st];
-        } else {
-            int64_t st = p->step[r - 1];
-            for (int64_t j = 0; j < inner; j++)
-                memcpy(yp + (size_t)j * es, xp + (size_t)(off + j * st) * es, es);
-        }
-    }
+        j.base += p->start[d] * xst[d];
+    its__par_range(n / j.inner, j.inner, slice_rows, &j);
 }
 
 static inline void copy_f32(float *restrict y, const float *restrict x, int64_t n)

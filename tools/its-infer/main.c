@@ -102,8 +102,8 @@ static void usage(FILE *f)
                "                        --track, each video ends with an analytics JSON line\n"
                "  -h, --help\n"
                "Prints one JSON object per image or video frame on stdout.\n"
-               "The CPU engine's threads sleep when idle; with ITS_ENGINE_TEAM=0 (OpenMP\n"
-               "threading) set OMP_WAIT_POLICY=passive on a machine shared with other work.\n");
+               "On a machine shared with other work, set OMP_WAIT_POLICY=passive: the CPU\n"
+               "engine's threads then sleep at once when idle instead of spinning 200 us.\n");
 }
 
 static int parse_float(const char *s, float lo, float hi, float *out)

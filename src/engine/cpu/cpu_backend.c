@@ -56,13 +56,15 @@
 #define SERIAL_MACS_PASSIVE 2e6
 
 /* The team (docs/engine-cpu.md section 6): a split convolution has this many parts per
- * thread, so that a worker that starts late still finds work and the caller never idles
- * waiting for one. Idle workers sleep at once (spin 0): since the caller never waits for a
- * worker that has not started, spinning bought nothing measurable (YOLO11n batch 4: 177-203
- * ms with 0 us, 177-184 with 100 us, 191-201 with 1000 us; noise of this VM) and costs CPU
- * on a shared machine. ITS_ENGINE_SPIN_US sets it. */
-#define TEAM_PARTS_PER_THREAD 2
-#define TEAM_SPIN_US          0
+ * thread. One: every part is a primitive call of a few microseconds' overhead, and finer
+ * parts did not pay for it (YOLOX-nano batch 1, 5 alternations: 9.0-9.5 ms with 1 per
+ * thread, 9.1-10.6 with 2, 10.1-11.2 with 4; without spinning 10.0-11.2 / 10.6-12.1 /
+ * 11.2-12.8; YOLO11n and YOLOv8n int8 the same within noise). Idle workers spin TEAM_SPIN_US before
+ * they sleep, so that the next step's tasks find them awake (YOLOX-nano, 6 alternations: batch
+ * 1 10.2 / 10.0 / 10.1 ms and batch 4 39.0 / 37.9 / 36.8 ms with 0 / 50 / 200 us; YOLO11n batch 4
+ * was slower with 1000 us); never under OMP_WAIT_POLICY=passive; ITS_ENGINE_SPIN_US sets it. */
+#define TEAM_PARTS_PER_THREAD 1
+#define TEAM_SPIN_US          200
 #define TEAM_MAX_PARTS        64
 
 /* The last-level cache when the system does not say (batch_by_image). */
