@@ -1303,7 +1303,7 @@ static int prepare_conv(cpu_ctx *c, plan *p, int i, char *err, size_t errlen)
      * more than they save (docs/engine-cpu.md, section 4). */
     double macs = (double)w.n * w.oh * w.ow * w.m * (double)(w.c / w.group) * w.kh * w.kw;
     int serial = c->threads > 1 && macs < c->serial_macs;
-    int bands;
+    int bands = 0;
     int np = serial ? 0 : conv_parts(c, n, &w, &bands);
     its_win_params pw[TEAM_MAX_PARTS];
     int64_t es[TEAM_MAX_PARTS], ed[TEAM_MAX_PARTS];
@@ -1311,8 +1311,8 @@ static int prepare_conv(cpu_ctx *c, plan *p, int i, char *err, size_t errlen)
     for (int j = 0; j < np; j++)
         if (!conv_part(&w, j, np, bands, &pw[j], &es[j], &ed[j]))
             np = 0;
-    if (np == 0) /* in the team's mode an unsplit convolution runs on the caller */
-        return conv_prim(c, i, s, &w, serial, 0, 0, err, errlen);
+    if (np == 0) /* with the team, an unsplit convolution runs on the caller alone */
+        return conv_prim(c, i, s, &w, serial || c->team, 0, 0, err, errlen);
     s->part = its_calloc(ITS_MOD_ENGINE, (size_t)np, sizeof *s->part);
     if (!s->part)
         return ITS_ENOMEM;
