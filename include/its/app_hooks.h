@@ -4,7 +4,7 @@
  *
  *     its_app_hooks_opts ho = {.model_name = "yolo11n", .window_s = 60};
  *     its_pipeline_opts o;  ...
- *     if (its_app_hooks(&ho, &o.hooks) < 0) ...   // ITS_EUNSUPPORTED: built without them
+ *     if (its_app_hooks(&ho, &o.hooks) < 0) ...   // ITS_ENOMEM
  *
  * Contract: the hooks run on the camera's analytics worker only (no locks). Per camera they
  * allocate at open (first frame) and never per frame. Track ids go into the frame's

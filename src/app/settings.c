@@ -12,9 +12,7 @@
 
 #include "its/app.h"
 #include "its/app_hooks.h"
-#if ITS_APP_REDIS
 #include "its/app_redis.h"
-#endif
 #include "its/core.h"
 
 static const char *const backends[] = {"noop", "cpu", "cuda", NULL};
@@ -94,12 +92,6 @@ static const its_option options[] = {
     ITS_API_OPTIONS(S, api),
 };
 #undef S
-
-const its_option *its_app_options(size_t *n)
-{
-    *n = ITS_ARRAY_LEN(options);
-    return options;
-}
 
 static const cyaml_schema_field_t cam_fields[] = {
     CYAML_FIELD_STRING_PTR("id", CYAML_FLAG_POINTER, its_app_camera, id, 1, 63),
@@ -476,9 +468,7 @@ int its_app_pipeline_opts(const its_app_config *c, its_pipeline_opts *o, char *e
                                  .window_s = s->window_s,
                                  .quality_image_fps = s->quality_image_fps};
         rc = its_app_hooks(&ho, &o->hooks);
-        if (rc == ITS_EUNSUPPORTED)
-            its_logw("app", NULL, "this build has no tracking/analytics modules");
-        else if (rc < 0)
+        if (rc < 0)
             return its_seterr(err, errlen, rc, "analytics: out of memory");
     }
     if (s->sink == ITS_SINKT_FILE)
@@ -487,7 +477,6 @@ int its_app_pipeline_opts(const its_app_config *c, its_pipeline_opts *o, char *e
         o->sink = its_sink_null();
     else
         o->sink = its_sink_stdout();
-#if ITS_APP_REDIS
     /* with redis.host set, messages also go to Redis (the configured sink stays) */
     its_publish_config pc; /* the publisher copies its strings */
     if (o->sink && its_publish_settings_apply(&s->redis, &pc, NULL) == 1) {
@@ -508,7 +497,6 @@ int its_app_pipeline_opts(const its_app_config *c, its_pipeline_opts *o, char *e
             o->sink = its_sink_tee(both, 2);
         }
     }
-#endif
     if (!o->sink) {
         if (o->infer.release)
             o->infer.release(o->infer.ctx);
