@@ -116,8 +116,8 @@ typedef struct its_infer_engine_opts {
     const char *input_size; /* "WxH": run the network at that size (its_model_set_input_size) */
 } its_infer_engine_opts;
 
-/* The real detector (engine + letterbox + decode + NMS); ITS_EUNSUPPORTED where this build
- * has no engine. The model is loaded once and shared by the workers' engines. */
+/* The real detector (engine + letterbox + decode + NMS). The model is loaded once and shared
+ * by the workers' engines. */
 int its_infer_engine_factory(const its_infer_engine_opts *o, its_infer_factory *out, char *err,
                              size_t errlen);
 
@@ -148,8 +148,6 @@ its_sink *its_sink_file(const char *path);
 its_sink *its_sink_null(void);
 /* Fan out to several sinks (takes ownership of them). */
 its_sink *its_sink_tee(its_sink **sinks, int n);
-/* Messages and bytes a sink made with the functions above has taken. */
-void its_sink_counts(its_sink *s, uint64_t *messages, uint64_t *bytes);
 
 /* ---- per-camera analytics hooks ---- */
 

@@ -365,8 +365,3 @@ void its_app_services_destroy(its_app_services *s)
     pthread_mutex_destroy(&s->collect_mu);
     its_free(s);
 }
-
-int its_app_services_port(its_app_services *s)
-{
-    return s->api ? its_api_port(s->api) : 0;
-}

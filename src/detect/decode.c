@@ -383,11 +383,6 @@ void its_detector_destroy(its_detector_t *d)
     its_free(d);
 }
 
-const its_det_config *its_detector_config(const its_detector_t *d)
-{
-    return &d->cfg;
-}
-
 size_t its_detector_input_floats(const its_detector_t *d)
 {
     return (size_t)3 * d->cfg.pre.width * d->cfg.pre.height;

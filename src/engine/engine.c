@@ -295,20 +295,6 @@ const char *its_model_meta(const its_model_t *m, const char *key)
     return NULL;
 }
 
-int its_model_n_meta(const its_model_t *m)
-{
-    return m->g.n_meta;
-}
-
-int its_model_meta_at(const its_model_t *m, int i, const char **key, const char **value)
-{
-    if (i < 0 || i >= m->g.n_meta)
-        return ITS_ERANGE;
-    *key = m->g.meta[i].key;
-    *value = m->g.meta[i].value;
-    return 0;
-}
-
 int its_model_n_nodes(const its_model_t *m)
 {
     return m->g.n_nodes;
