@@ -78,12 +78,11 @@ void its_engine_destroy(its_engine_t *e);
 int its_engine_run(its_engine_t *e, int n, const float *input, float *const *outputs);
 
 /*
- * Additions (additive to the lead's API):
+ * Any model, any dtype:
  * its_engine_run_io: like its_engine_run for any model: inputs[i] holds n items of graph
  * input i in its own dtype (a non-batched input: the whole tensor), outputs[i] receives n
  * items of output i in its dtype.
  * its_engine_output_shape: the shape output i has for a batch of n (n <= max_batch).
- * its_model_n_meta / its_model_meta_at: iterate over metadata_props (strings owned by m).
  * its_model_n_nodes: nodes after the load-time passes (for a model-info dump).
  * its_engine_describe: see below.
  */
@@ -99,8 +98,6 @@ int its_model_load_buffer_frozen(const void *data, size_t len, const its_input_v
 int its_engine_run_io(its_engine_t *e, int n, const void *const *inputs, void *const *outputs);
 int its_engine_output_shape(const its_engine_t *e, int i, int n, its_tensor_desc *out);
 int its_engine_max_batch(const its_engine_t *e);
-int its_model_n_meta(const its_model_t *m);
-int its_model_meta_at(const its_model_t *m, int i, const char **key, const char **value);
 int its_model_n_nodes(const its_model_t *m);
 /* Run the model at another input size (both multiples of 32): Reshape targets and anchor
  * tables baked at the exported size are re-derived, so a 16:9 camera can run at 640x384
@@ -125,19 +122,19 @@ typedef struct its_engine_counters {
 void its_engine_get_counters(its_engine_counters *out);
 
 /*
- * Asynchronous runs (additive; the service's batcher uses them): its_engine_submit starts a
- * batch like its_engine_run_io and returns at once where the backend is asynchronous (cuda:
- * the input is copied into pinned staging, the batch's CUDA graph is launched); the input
- * buffers may be reused as soon as it returns. its_engine_wait blocks until that batch is
- * done and its outputs are in the `outputs` buffers given to submit (which must stay valid
- * until then). One batch in flight per engine: a submit while one is in flight waits for it
- * first. The cpu backend runs the batch inside submit; wait then returns at once.
+ * Asynchronous runs: its_engine_submit starts a batch like its_engine_run_io and returns at
+ * once where the backend is asynchronous (cuda: the input is copied into pinned staging, the
+ * batch's CUDA graph is launched); the input buffers may be reused as soon as it returns.
+ * its_engine_wait blocks until that batch is done and its outputs are in the `outputs`
+ * buffers given to submit (which must stay valid until then). One batch in flight per
+ * engine: a submit while one is in flight waits for it first. The cpu backend runs the batch
+ * inside submit; wait then returns at once.
  */
 int its_engine_submit(its_engine_t *e, int n, const void *const *inputs, void *const *outputs);
 int its_engine_wait(its_engine_t *e);
 
 /*
- * The frames path (additive): 8-bit frames in, a detection list per frame out, with
+ * The frames path (optional): 8-bit frames in, a detection list per frame out, with
  * pre-processing (letterbox), the network, decoding and NMS all on the backend's device.
  * Only for a YOLOv8/YOLO11-style detector: one float32 input [N, 3, H, W] and one float32
  * output [N, 4 + C, A] with A = the anchors of strides 8, 16 and 32 (rows cx, cy, w, h in
