@@ -300,7 +300,7 @@ int its_app_services_create(const its_app_config *c, its_pipeline_t *p, its_app_
     s->reg = its_metrics_create();
     int rc = ITS_ENOMEM;
     if (!s->cams || !s->prev || !s->reg || its_metrics_std_register(s->reg) < 0 ||
-        its_metrics_add_collector(s->reg, collect, s) < 0) {
+        its_metrics_add_collector(s->reg, collect, s, NULL) < 0) {
         snprintf(err, errlen, "metrics: out of memory");
         goto fail;
     }
