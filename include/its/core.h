@@ -15,8 +15,5 @@
 #define ITS_MIN(a, b)        ((a) < (b) ? (a) : (b))
 #define ITS_MAX(a, b)        ((a) > (b) ? (a) : (b))
 #define ITS_CLAMP(x, lo, hi) ((x) < (lo) ? (lo) : (x) > (hi) ? (hi) : (x))
-/* A macro's value as a string literal: ITS_STR(ITS_PIPE_BATCH_MAX) is "4". */
-#define ITS__STR(x) #x
-#define ITS_STR(x)  ITS__STR(x)
 
 #endif

@@ -30,13 +30,13 @@ struct its_api {
 void its_api_config_default(its_api_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
-    cfg->bind_addr = "127.0.0.1";
-    cfg->port = 8080;
-    cfg->max_body_bytes = 64u << 10;
-    cfg->max_frame_bytes = 8u << 20;
-    cfg->threads = 2;
-    cfg->max_connections = 64;
-    cfg->timeout_s = 10;
+    cfg->bind_addr = ITS_API_BIND;
+    cfg->port = ITS_API_PORT;
+    cfg->max_body_bytes = (size_t)ITS_API_MAX_BODY_KB << 10;
+    cfg->max_frame_bytes = (size_t)ITS_API_MAX_FRAME_MB << 20;
+    cfg->threads = ITS_API_THREADS;
+    cfg->max_connections = ITS_API_MAX_CONNECTIONS;
+    cfg->timeout_s = ITS_API_TIMEOUT_S;
 }
 
 int its_api_create(const its_api_config *cfg, const its_api_provider *prov, its_metrics *metrics,

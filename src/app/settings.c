@@ -77,7 +77,7 @@ static const its_option options[] = {
                 32, 0, "analytics threads; cameras are sharded over them"),
     ITS_OPT_BOOL("analytics.enabled", S, analytics_enabled, "true", 0,
                  "tracking, analytics, quality and model metrics per camera"),
-    ITS_OPT_DOUBLE("analytics.window_s", S, window_s, "60", 1, 3600, 0,
+    ITS_OPT_DOUBLE("analytics.window_s", S, window_s, ITS_STR(ITS_APP_WINDOW_S), 1, 3600, 0,
                    "an analytics window message per camera every this many seconds"),
     ITS_OPT_DOUBLE("analytics.quality_image_fps", S, quality_image_fps, "0", 0, 1000, 0,
                    "picture-quality measurements per camera per second (0: every frame; the "
