@@ -1,4 +1,4 @@
-/* Internals of src/api: routing, shared by the request logic (api.c) and its fuzz/tests. */
+/* Internals of src/api: the routing (route.c) the request logic (api.c) uses. */
 #ifndef ITS_API_IMPL_H
 #define ITS_API_IMPL_H
 
