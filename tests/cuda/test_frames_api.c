@@ -7,7 +7,7 @@
  * third is ITS_EBUSY, tickets waited in either order; bad and oversized frames are refused
  * with no effect; a YOLOX model is refused at setup. Then the service's engine worker
  * (its_infer_engine_factory, src/app/infer_engine.c) on the same photos: the cuda worker's
- * submit/collect against the cpu worker's run, normalised boxes, and a frame above the
+ * submit/collect against the cpu worker's run, boxes in the frame, and a frame above the
  * frames path's size going the host path; and itsd's pipeline on the cuda engine (replay
  * cameras, two pipelined workers). Exits 77 (skipped) without a GPU.
  */
@@ -272,7 +272,7 @@ static void test_frames_api(void **st)
 }
 
 /* The service's engine worker: the cuda worker pipelines through the frames path, the cpu
- * worker letterboxes on the host; normalised boxes must agree. */
+ * worker letterboxes on the host; the frames' boxes must agree. */
 static void run_infer(const char *backend, int max_w, its_frame **frames, int n, int pipelined)
 {
     char path[512], err[512];
