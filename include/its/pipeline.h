@@ -28,8 +28,9 @@
  * or the drain deadline at shutdown.
  *
  * Messages: one JSON line per processed frame ("v": 1, schema in docs/service.md), boxes
- * normalised to [0, 1]; analytics windows and events as their own messages. Timestamps in
- * messages are wall-clock ns; latencies are from the monotonic clock.
+ * normalised to [0, 1] as the message is written (frames hold pixels); analytics windows and
+ * events as their own messages. Timestamps in messages are wall-clock ns; latencies are from
+ * the monotonic clock.
  */
 #ifndef ITS_PIPELINE_H
 #define ITS_PIPELINE_H
@@ -70,8 +71,8 @@ struct its_infer {
     const int *sizes; /* prepared batch sizes, ascending, or NULL for any */
     int n_sizes;
     int is_benchmark; /* 1: not a detector (the no-op backend) */
-    /* Run n frames (padded: the prepared size chosen). Fill each frame's dets/n_dets (boxes
-     * normalised), stamp ITS_TS_INFER and ITS_TS_POST. A failure fails the whole batch. */
+    /* Run n frames (padded: the prepared size chosen). Fill each frame's dets/n_dets (source
+     * pixels), stamp ITS_TS_INFER and ITS_TS_POST. A failure fails the whole batch. */
     int (*run)(its_infer *inf, its_frame **frames, int n, int padded);
     /* Optional pipelined pair (NULL: run only). submit starts a batch and returns a ticket
      * (>= 0) without waiting for it; collect(ticket) finishes it as run would (detections,

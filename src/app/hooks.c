@@ -33,7 +33,6 @@ typedef struct cam_state {
     its_analytics_t *an;
     its_quality_t *q;
     its_modelmon_t *mm;
-    its_det dets[ITS_FRAME_MAX_DETS];
     its_det_frame df;
     const its_analytics_frame *last;
     uint8_t *luma;
@@ -162,16 +161,8 @@ static void cam_analytics(void *state, its_frame *f, its_emit_fn emit, void *ect
 {
     cam_state *s = state;
     int n = f->n_dets;
-    for (int i = 0; i < n; i++) {
-        const its_frame_det *d = &f->dets[i];
-        s->dets[i] = (its_det){d->box[0] * (float)f->width,
-                               d->box[1] * (float)f->height,
-                               d->box[2] * (float)f->width,
-                               d->box[3] * (float)f->height,
-                               d->score,
-                               d->class_id};
-    }
-    s->df = (its_det_frame){.dets = s->dets,
+    /* quality and model metrics read s->df after this, for the same frame */
+    s->df = (its_det_frame){.dets = f->dets,
                             .n = n,
                             .width_px = f->width,
                             .height_px = f->height,

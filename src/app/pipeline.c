@@ -308,7 +308,9 @@ static void build_json(its_pipeline_t *p, its_infer *inf, const cam *c, const it
     jw_i64(w, f->height);
     jw_raw(w, ",\"detections\":[");
     for (int i = 0; i < f->n_dets; i++) {
-        const its_frame_det *d = &f->dets[i];
+        const its_det *d = &f->dets[i];
+        float box[4];
+        its_det_box_norm(d, f->width, f->height, box);
         jw_raw(w, i ? ",{\"class_id\":" : "{\"class_id\":");
         jw_i64(w, d->class_id);
         const char *label = inf && inf->label ? inf->label(inf, d->class_id) : NULL;
@@ -323,7 +325,7 @@ static void build_json(its_pipeline_t *p, its_infer *inf, const cam *c, const it
         for (int k = 0; k < 4; k++) {
             if (k)
                 jw_raw(w, ",");
-            jw_num(w, d->box[k], 5);
+            jw_num(w, box[k], 5);
         }
         jw_raw(w, "],\"track_id\":");
         if (d->track_id > 0)

@@ -447,36 +447,41 @@ static int tail_cache(its_publisher *p, const its_pub_meta *meta, its_ttl_type t
     return enqueue(p, cmds, 1, K_CACHE, meta);
 }
 
-static int do_detections(its_publisher *p, const its_pub_meta *meta, const its_pub_detection *dets,
-                         int n)
+static int do_detections(its_publisher *p, const its_pub_meta *meta, const its_det *dets, int n,
+                         int width, int height, const char *const *labels, int n_labels)
 {
-    if (!p || !meta || !its_publish_valid_id(meta->camera_id) || n < 0 || (n && !dets))
+    if (!p || !meta || !its_publish_valid_id(meta->camera_id) || n < 0 || (n && !dets) ||
+        (n && (width <= 0 || height <= 0)))
         return ITS_EINVAL;
     its__buf *b = &p->json;
     envelope(b, "detections", meta);
     its__json_key(b, "detections", 0);
     its__buf_put(b, "[", 1);
     for (int i = 0; i < n; i++) {
-        const its_pub_detection *d = &dets[i];
+        const its_det *d = &dets[i];
+        const char *label =
+            labels && d->class_id >= 0 && d->class_id < n_labels ? labels[d->class_id] : NULL;
+        float box[4];
+        its_det_box_norm(d, width, height, box);
         its__buf_str(b, i ? ",{\"cls\":" : "{\"cls\":");
         its__buf_i64(b, d->class_id);
-        if (d->label) {
+        if (label) {
             its__json_key(b, "label", 0);
-            its__json_str(b, d->label);
+            its__json_str(b, label);
         }
         its__json_key(b, "conf", 0);
-        its__json_num(b, d->confidence);
+        its__json_num(b, d->score);
         its__json_key(b, "box", 0);
         its__buf_put(b, "[", 1);
-        its__json_num(b, d->x);
+        its__json_num(b, box[0]);
         its__buf_put(b, ",", 1);
-        its__json_num(b, d->y);
+        its__json_num(b, box[1]);
         its__buf_put(b, ",", 1);
-        its__json_num(b, d->w);
+        its__json_num(b, box[2] - box[0]);
         its__buf_put(b, ",", 1);
-        its__json_num(b, d->h);
+        its__json_num(b, box[3] - box[1]);
         its__buf_put(b, "]", 1);
-        if (d->track_id >= 0) {
+        if (d->track_id > 0) {
             its__json_key(b, "track", 0);
             its__buf_i64(b, d->track_id);
         }
@@ -889,10 +894,11 @@ static int rejected(its_publisher *p, const its_pub_meta *meta, const char *what
     return rc;
 }
 
-int its_publish_detections(its_publisher *p, const its_pub_meta *meta,
-                           const its_pub_detection *dets, int n)
+int its_publish_detections(its_publisher *p, const its_pub_meta *meta, const its_det *dets, int n,
+                           int width, int height, const char *const *labels, int n_labels)
 {
-    return rejected(p, meta, "detections", do_detections(p, meta, dets, n));
+    return rejected(p, meta, "detections",
+                    do_detections(p, meta, dets, n, width, height, labels, n_labels));
 }
 
 int its_publish_analytics(its_publisher *p, const its_pub_meta *meta, const char *window,

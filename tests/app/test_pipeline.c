@@ -106,9 +106,9 @@ static void read_outputs(const char *path, outputs *o)
             assert_true(s > 0 && s <= 1);
             json_t *box = json_object_get(d, "box");
             assert_int_equal(json_array_size(box), 4);
-            for (size_t k = 0; k < 4; k++) {
+            for (size_t k = 0; k < 4; k++) { /* the fake box of chaos_run */
                 double v = json_number_value(json_array_get(box, k));
-                assert_true(v >= 0 && v <= 1);
+                assert_true(fabs(v - 0.1 * (double)(k + 1)) < 1e-4);
             }
             json_t *tid = json_object_get(d, "track_id");
             assert_true(json_is_null(tid) || json_integer_value(tid) > 0);
@@ -262,9 +262,17 @@ static int chaos_run(its_infer *inf, its_frame **frames, int n, int padded)
         return ITS_EBACKEND;
     uint64_t t = its_now_ns();
     for (int i = 0; i < n; i++) {
-        /* one fake box per frame, so the message path for detections runs */
-        frames[i]->n_dets = 1;
-        frames[i]->dets[0] = (its_frame_det){{0.1f, 0.2f, 0.3f, 0.4f}, 0.9f, 2, 0};
+        /* one fake box per frame, in pixels, so the message path for detections runs; the
+         * message carries it as fractions of the frame: 0.1, 0.2, 0.3, 0.4 */
+        its_frame *f = frames[i];
+        f->n_dets = 1;
+        f->dets[0] = (its_det){0.1f * (float)f->width,
+                               0.2f * (float)f->height,
+                               0.3f * (float)f->width,
+                               0.4f * (float)f->height,
+                               0.9f,
+                               2,
+                               0};
         frames[i]->ts_ns[ITS_TS_INFER] = t;
         frames[i]->ts_ns[ITS_TS_POST] = t;
     }
