@@ -29,13 +29,15 @@ typedef enum its_ts {
     ITS_TS_CAPTURE = 0, /* decoded by the source */
     ITS_TS_ENQUEUE,     /* accepted by the batcher */
     ITS_TS_BATCH,       /* taken into a batch */
-    ITS_TS_INFER,       /* inference finished (pre-processing included) */
+    ITS_TS_PREP,        /* the batch's input prepared and handed to the network */
+    ITS_TS_INFER,       /* inference finished */
     ITS_TS_POST,        /* detections decoded, NMS done */
     ITS_TS_DISPATCH,    /* picked up by the camera's analytics worker */
     ITS_TS_QUALITY,     /* quality scored */
     ITS_TS_MODELMON,    /* model metrics updated */
     ITS_TS_ANALYTICS,   /* tracking and analytics done */
-    ITS_TS_PUBLISH,     /* handed to the sinks */
+    ITS_TS_PUBLISH,     /* message built (its publication time) and handed to the sinks */
+    ITS_TS_SENT,        /* the sinks returned */
     ITS_TS_COUNT
 } its_ts;
 

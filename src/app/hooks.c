@@ -21,6 +21,7 @@
 #include "its/core.h"
 #include "its/modelmon.h"
 #include "its/quality.h"
+#include "its/stage.h"
 #include "its/track.h"
 #include "jsonw.h"
 
@@ -235,10 +236,9 @@ static void cam_modelmon(void *state, its_frame *f)
 {
     cam_state *s = state;
     its_modelmon_observe(s->mm, &s->df);
-    if (f->ts_ns[ITS_TS_INFER] > f->ts_ns[ITS_TS_BATCH])
-        its_modelmon_record_inference(s->mm, (int64_t)f->ts_ns[ITS_TS_INFER],
-                                      (int64_t)(f->ts_ns[ITS_TS_INFER] - f->ts_ns[ITS_TS_BATCH]),
-                                      1);
+    uint64_t ns;
+    if (its_stage_span_ns(ITS_STAGE_INFER, f->ts_ns, &ns) && ns > 0)
+        its_modelmon_record_inference(s->mm, (int64_t)f->ts_ns[ITS_TS_INFER], (int64_t)ns, 1);
 }
 
 int its_app_hooks(const its_app_hooks_opts *o, its_camera_hooks *out)

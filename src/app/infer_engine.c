@@ -71,6 +71,9 @@ static int host_run(engine_inf *e, its_frame **frames, int n)
         if (rc < 0)
             return rc;
     }
+    uint64_t prep = its_now_ns();
+    for (int b = 0; b < n; b++)
+        frames[b]->ts_ns[ITS_TS_PREP] = prep;
     rc = its_engine_run(e->engine, n, e->input, e->outputs);
     uint64_t t = its_now_ns();
     for (int b = 0; b < n; b++)

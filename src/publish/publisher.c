@@ -27,7 +27,6 @@ typedef struct msg {
     its__buf resp;
     int ncmd;
     enum kind kind;
-    uint64_t enq_ns;
     uint64_t capture_mono_ns;
 } msg;
 
@@ -55,7 +54,7 @@ struct its_publisher {
     its_metric *m_invalid, *m_nomem; /* its_errors_total{module="publish"} */
     uint64_t last_reject_log_ns;
     its_metric *m_sent[K_COUNT], *m_drop_outbox, *m_drop_large, *m_drop_redis, *m_outbox,
-        *m_outbox_bytes, *m_reconnects, *m_connect_fail, *m_up, *m_e2e, *m_stage;
+        *m_outbox_bytes, *m_reconnects, *m_connect_fail, *m_up, *m_e2e;
 };
 
 static const int ttl_defaults[ITS_TTL_COUNT] = {
@@ -163,7 +162,6 @@ int its_publisher_create(const its_publish_config *cfg, its_metrics *metrics, it
         f = its_metrics_std(metrics, ITS_M_ERRORS);
         p->m_invalid = its_metrics_series_v(f, "publish", its_errname(ITS_EINVAL));
         p->m_nomem = its_metrics_series_v(f, "publish", its_errname(ITS_ENOMEM));
-        p->m_stage = its_metrics_series_v(its_metrics_std(metrics, ITS_M_STAGE_LATENCY), "publish");
     }
     *out = p;
     return 0;
@@ -257,7 +255,6 @@ static int enqueue(its_publisher *p, its__buf *cmds, int ncmd, enum kind kind,
         return m->resp.err;
     m->ncmd = ncmd;
     m->kind = kind;
-    m->enq_ns = its_now_ns();
     m->capture_mono_ns = meta ? meta->capture_mono_ns : 0;
     p->count++;
     p->bytes += m->resp.len;
@@ -764,7 +761,6 @@ static int flush_round(its_publisher *p)
         } else {
             atomic_fetch_add(&p->sent, 1);
             its_metric_inc(p->m_sent[m->kind]);
-            its_metric_observe(p->m_stage, (double)(now - m->enq_ns) / 1e9);
             if (m->kind == K_DETECTIONS && m->capture_mono_ns && m->capture_mono_ns <= now)
                 its_metric_observe(p->m_e2e, (double)(now - m->capture_mono_ns) / 1e9);
             done++;
