@@ -74,7 +74,7 @@ typedef struct its_backend_i {
 typedef struct its_backend_frames_i {
     int (*setup)(void *ctx, const its_engine_detect_opts *o, char *err, size_t errlen);
     int (*submit)(void *ctx, int batch, int n, const its_engine_frame *frames);
-    int (*wait)(void *ctx, int ticket, its_engine_det_list *lists, its_engine_det *dets);
+    int (*wait)(void *ctx, int ticket, its_engine_det_list *lists, its_det *dets);
     int (*poll)(void *ctx, int ticket);
 } its_backend_frames_i;
 

@@ -27,7 +27,6 @@ typedef struct msg {
     its__buf resp;
     int ncmd;
     enum kind kind;
-    uint64_t enq_ns;
     uint64_t capture_mono_ns;
 } msg;
 
@@ -55,7 +54,7 @@ struct its_publisher {
     its_metric *m_invalid, *m_nomem; /* its_errors_total{module="publish"} */
     uint64_t last_reject_log_ns;
     its_metric *m_sent[K_COUNT], *m_drop_outbox, *m_drop_large, *m_drop_redis, *m_outbox,
-        *m_outbox_bytes, *m_reconnects, *m_connect_fail, *m_up, *m_e2e, *m_stage;
+        *m_outbox_bytes, *m_reconnects, *m_connect_fail, *m_up, *m_e2e;
 };
 
 static const int ttl_defaults[ITS_TTL_COUNT] = {
@@ -163,7 +162,6 @@ int its_publisher_create(const its_publish_config *cfg, its_metrics *metrics, it
         f = its_metrics_std(metrics, ITS_M_ERRORS);
         p->m_invalid = its_metrics_series_v(f, "publish", its_errname(ITS_EINVAL));
         p->m_nomem = its_metrics_series_v(f, "publish", its_errname(ITS_ENOMEM));
-        p->m_stage = its_metrics_series_v(its_metrics_std(metrics, ITS_M_STAGE_LATENCY), "publish");
     }
     *out = p;
     return 0;
@@ -257,7 +255,6 @@ static int enqueue(its_publisher *p, its__buf *cmds, int ncmd, enum kind kind,
         return m->resp.err;
     m->ncmd = ncmd;
     m->kind = kind;
-    m->enq_ns = its_now_ns();
     m->capture_mono_ns = meta ? meta->capture_mono_ns : 0;
     p->count++;
     p->bytes += m->resp.len;
@@ -447,36 +444,41 @@ static int tail_cache(its_publisher *p, const its_pub_meta *meta, its_ttl_type t
     return enqueue(p, cmds, 1, K_CACHE, meta);
 }
 
-static int do_detections(its_publisher *p, const its_pub_meta *meta, const its_pub_detection *dets,
-                         int n)
+static int do_detections(its_publisher *p, const its_pub_meta *meta, const its_det *dets, int n,
+                         int width, int height, const char *const *labels, int n_labels)
 {
-    if (!p || !meta || !its_publish_valid_id(meta->camera_id) || n < 0 || (n && !dets))
+    if (!p || !meta || !its_publish_valid_id(meta->camera_id) || n < 0 || (n && !dets) ||
+        (n && (width <= 0 || height <= 0)))
         return ITS_EINVAL;
     its__buf *b = &p->json;
     envelope(b, "detections", meta);
     its__json_key(b, "detections", 0);
     its__buf_put(b, "[", 1);
     for (int i = 0; i < n; i++) {
-        const its_pub_detection *d = &dets[i];
+        const its_det *d = &dets[i];
+        const char *label =
+            labels && d->class_id >= 0 && d->class_id < n_labels ? labels[d->class_id] : NULL;
+        float box[4];
+        its_det_box_norm(d, width, height, box);
         its__buf_str(b, i ? ",{\"cls\":" : "{\"cls\":");
         its__buf_i64(b, d->class_id);
-        if (d->label) {
+        if (label) {
             its__json_key(b, "label", 0);
-            its__json_str(b, d->label);
+            its__json_str(b, label);
         }
         its__json_key(b, "conf", 0);
-        its__json_num(b, d->confidence);
+        its__json_num(b, d->score);
         its__json_key(b, "box", 0);
         its__buf_put(b, "[", 1);
-        its__json_num(b, d->x);
+        its__json_num(b, box[0]);
         its__buf_put(b, ",", 1);
-        its__json_num(b, d->y);
+        its__json_num(b, box[1]);
         its__buf_put(b, ",", 1);
-        its__json_num(b, d->w);
+        its__json_num(b, box[2] - box[0]);
         its__buf_put(b, ",", 1);
-        its__json_num(b, d->h);
+        its__json_num(b, box[3] - box[1]);
         its__buf_put(b, "]", 1);
-        if (d->track_id >= 0) {
+        if (d->track_id > 0) {
             its__json_key(b, "track", 0);
             its__buf_i64(b, d->track_id);
         }
@@ -759,7 +761,6 @@ static int flush_round(its_publisher *p)
         } else {
             atomic_fetch_add(&p->sent, 1);
             its_metric_inc(p->m_sent[m->kind]);
-            its_metric_observe(p->m_stage, (double)(now - m->enq_ns) / 1e9);
             if (m->kind == K_DETECTIONS && m->capture_mono_ns && m->capture_mono_ns <= now)
                 its_metric_observe(p->m_e2e, (double)(now - m->capture_mono_ns) / 1e9);
             done++;
@@ -889,10 +890,11 @@ static int rejected(its_publisher *p, const its_pub_meta *meta, const char *what
     return rc;
 }
 
-int its_publish_detections(its_publisher *p, const its_pub_meta *meta,
-                           const its_pub_detection *dets, int n)
+int its_publish_detections(its_publisher *p, const its_pub_meta *meta, const its_det *dets, int n,
+                           int width, int height, const char *const *labels, int n_labels)
 {
-    return rejected(p, meta, "detections", do_detections(p, meta, dets, n));
+    return rejected(p, meta, "detections",
+                    do_detections(p, meta, dets, n, width, height, labels, n_labels));
 }
 
 int its_publish_analytics(its_publisher *p, const its_pub_meta *meta, const char *window,

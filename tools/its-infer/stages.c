@@ -45,7 +45,7 @@ static int json_frame(void *ctx, infer_result *r)
         fprintf(f, "\"pts_ms\": %.3f, ", r->pts_ns / 1e6);
     fprintf(f, "\"width\": %d, \"height\": %d, \"detections\": [", r->width, r->height);
     for (int i = 0; i < r->n; i++) {
-        const its_detection *d = &r->dets[i];
+        const its_det *d = &r->dets[i];
         char buf[32];
         fprintf(f, "%s{\"class_id\": %d, \"label\": ", i ? ", " : "", d->class_id);
         json_str(f, label_of(r, d->class_id, buf, sizeof buf));
@@ -193,7 +193,7 @@ static int draw_frame(void *vctx, infer_result *r)
     int side = img->width > img->height ? img->width : img->height;
     int t = side / 400 + 1, s = side / 640 + 1;
     for (int i = 0; i < r->n; i++) {
-        const its_detection *d = &r->dets[i];
+        const its_det *d = &r->dets[i];
         uint8_t col[3];
         static const uint8_t white[3] = {255, 255, 255};
         class_color(d->class_id, col);

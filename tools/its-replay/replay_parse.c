@@ -116,8 +116,12 @@ int replay_parse_line(const char *line, size_t len, its_det *dets, int cap, its_
             (*extra)++;
             continue;
         }
-        dets[m++] =
-            (its_det){(float)b[0], (float)b[1], (float)b[2], (float)b[3], (float)s, (int)cls};
+        dets[m++] = (its_det){.x1 = (float)b[0],
+                              .y1 = (float)b[1],
+                              .x2 = (float)b[2],
+                              .y2 = (float)b[3],
+                              .score = (float)s,
+                              .class_id = (int32_t)cls};
     }
     f->dets = dets;
     f->n = m;

@@ -45,7 +45,7 @@ typedef struct its_cuda_devtools_i {
      * staging slot) or a negative ITS_E* code (ITS_EBUSY when both slots are in flight). */
     int (*detect_submit)(void *ctx, int batch, int n, const its_cuda_frame *frames);
     /* Waits for a ticket's batch; the ticket is released even on failure. Returns n. */
-    int (*detect_wait)(void *ctx, int ticket, its_cuda_det_list *lists, its_cuda_det *dets);
+    int (*detect_wait)(void *ctx, int ticket, its_engine_det_list *lists, its_det *dets);
     /* cudaHostAlloc (portable) memory that detect_submit uploads from directly. */
     void *(*host_alloc)(size_t bytes);
     void (*host_free)(void *p);

@@ -27,18 +27,6 @@
 #include "cuda_check.h"
 #include "cuda_internal.h"
 
-/* The public result types are the backend's, field for field: wait copies straight in. */
-_Static_assert(sizeof(its_engine_det) == sizeof(its_cuda_det), "detection layout");
-_Static_assert(offsetof(its_engine_det, score) == offsetof(its_cuda_det, score), "score");
-_Static_assert(offsetof(its_engine_det, class_id) == offsetof(its_cuda_det, class_id), "class");
-_Static_assert(sizeof(its_engine_det_list) == sizeof(its_cuda_det_list), "list layout");
-_Static_assert(offsetof(its_engine_det_list, truncated) == offsetof(its_cuda_det_list, truncated),
-               "truncated");
-_Static_assert((int)ITS_ENGINE_RGB24 == (int)ITS_CUDA_RGB24 &&
-                   (int)ITS_ENGINE_BGR24 == (int)ITS_CUDA_BGR24 &&
-                   (int)ITS_ENGINE_NV12 == (int)ITS_CUDA_NV12,
-               "pixel formats");
-
 static int host_pinned(const void *p, size_t n);
 
 /* The frames path's resources (set as cuda_ctx.frames_free by setup). */
@@ -99,10 +87,10 @@ static int capture_det(cuda_ctx *c, plan *p, det_slot *d, cudaGraphExec_t *exec)
                                  c->det.max_cand, c->det.max_det, d->dev_fr, c->det_scratch,
                                  d->dev_lists, d->dev_dets, c->stream);
     if (rc == 0 &&
-        (cudaMemcpyAsync(d->pin_lists, d->dev_lists, sizeof(its_cuda_det_list) * (size_t)p->batch,
+        (cudaMemcpyAsync(d->pin_lists, d->dev_lists, sizeof(its_engine_det_list) * (size_t)p->batch,
                          cudaMemcpyDeviceToHost, c->stream) != cudaSuccess ||
          cudaMemcpyAsync(d->pin_dets, d->dev_dets,
-                         sizeof(its_cuda_det) * (size_t)p->batch * (size_t)c->det.max_det,
+                         sizeof(its_det) * (size_t)p->batch * (size_t)c->det.max_det,
                          cudaMemcpyDeviceToHost, c->stream) != cudaSuccess))
         rc = ITS_EBACKEND;
     return its__cuda_end_capture(c, rc, exec);
@@ -138,10 +126,12 @@ static int detect_setup(void *vctx, const its__cuda_det_opts *o)
         ITS_CUDA_TRY(cudaHostAlloc((void **)&d->pin_fr, sizeof(its_cuda_frame) * (size_t)maxb,
                                    cudaHostAllocDefault));
         ITS_CUDA_TRY(cudaMalloc((void **)&d->dev_fr, sizeof(its_cuda_frame) * (size_t)maxb));
-        ITS_CUDA_TRY(cudaHostAlloc((void **)&d->pin_lists, sizeof(its_cuda_det_list) * (size_t)maxb,
+        ITS_CUDA_TRY(cudaHostAlloc((void **)&d->pin_lists,
+                                   sizeof(its_engine_det_list) * (size_t)maxb,
                                    cudaHostAllocDefault));
-        ITS_CUDA_TRY(cudaMalloc((void **)&d->dev_lists, sizeof(its_cuda_det_list) * (size_t)maxb));
-        size_t db = sizeof(its_cuda_det) * (size_t)maxb * (size_t)o->max_det;
+        ITS_CUDA_TRY(
+            cudaMalloc((void **)&d->dev_lists, sizeof(its_engine_det_list) * (size_t)maxb));
+        size_t db = sizeof(its_det) * (size_t)maxb * (size_t)o->max_det;
         ITS_CUDA_TRY(cudaHostAlloc((void **)&d->pin_dets, db, cudaHostAllocDefault));
         ITS_CUDA_TRY(cudaMalloc((void **)&d->dev_dets, db));
         ITS_CUDA_TRY(cudaEventCreateWithFlags(&d->uploaded, cudaEventDisableTiming));
@@ -168,12 +158,12 @@ static int frame_planes(const its_cuda_frame *f, size_t *yb, size_t *uvb)
         return -1;
     *uvb = 0;
     switch (f->fmt) {
-    case ITS_CUDA_RGB24:
-    case ITS_CUDA_BGR24:
+    case ITS_PIX_RGB24:
+    case ITS_PIX_BGR24:
         if (f->stride < 3 * f->width)
             return -1;
         break;
-    case ITS_CUDA_NV12:
+    case ITS_PIX_NV12:
         if (f->stride < f->width || !f->uv || f->uv_stride < 2 * ((f->width + 1) / 2))
             return -1;
         *uvb = (size_t)f->uv_stride * (size_t)((f->height + 1) / 2);
@@ -248,7 +238,7 @@ static int det_submit(cuda_ctx *c, int batch, int n, const its_cuda_frame *cf,
                                          cudaMemcpyHostToDevice, c->copy_stream));
         }
         fd->data = d->dev_pix + off;
-        fd->uv = fd->fmt == ITS_CUDA_NV12 ? d->dev_pix + off + yb : NULL;
+        fd->uv = fd->fmt == ITS_PIX_NV12 ? d->dev_pix + off + yb : NULL;
         if (direct)
             c->det_direct++;
         else
@@ -279,7 +269,7 @@ static int detect_submit_frames(void *vctx, int batch, int n, const its_engine_f
     return det_submit(vctx, batch, n, NULL, frames);
 }
 
-static int detect_wait(void *vctx, int ticket, its_cuda_det_list *lists, its_cuda_det *dets)
+static int detect_wait(void *vctx, int ticket, its_engine_det_list *lists, its_det *dets)
 {
     cuda_ctx *c = vctx;
     if (ticket < 0 || ticket > 1 || !c->slots[ticket].busy || !lists || !dets)
@@ -287,8 +277,8 @@ static int detect_wait(void *vctx, int ticket, its_cuda_det_list *lists, its_cud
     det_slot *d = &c->slots[ticket];
     d->busy = 0; /* released even if the batch failed */
     ITS_CUDA_TRY(cudaEventSynchronize(d->done));
-    memcpy(lists, d->pin_lists, sizeof(its_cuda_det_list) * (size_t)d->n);
-    memcpy(dets, d->pin_dets, sizeof(its_cuda_det) * (size_t)d->n * (size_t)c->det.max_det);
+    memcpy(lists, d->pin_lists, sizeof(its_engine_det_list) * (size_t)d->n);
+    memcpy(dets, d->pin_dets, sizeof(its_det) * (size_t)d->n * (size_t)c->det.max_det);
     return d->n;
 }
 
@@ -325,12 +315,6 @@ static int ext_setup(void *ctx, const its_engine_detect_opts *o, char *err, size
 static int ext_submit(void *ctx, int batch, int n, const its_engine_frame *frames)
 {
     return detect_submit_frames(ctx, batch, n, frames);
-}
-
-static int ext_wait(void *ctx, int ticket, its_engine_det_list *lists, its_engine_det *dets)
-{
-    return detect_wait(ctx, ticket, (its_cuda_det_list *)(void *)lists,
-                       (its_cuda_det *)(void *)dets);
 }
 
 /* ---- pinned host memory ------------------------------------------------------------------ */
@@ -417,7 +401,7 @@ static int host_pinned(const void *p, size_t n)
 const its_backend_frames_i its__cuda_frames_ext = {
     .setup = ext_setup,
     .submit = ext_submit,
-    .wait = ext_wait,
+    .wait = detect_wait,
     .poll = detect_poll,
 };
 

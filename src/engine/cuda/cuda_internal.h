@@ -130,8 +130,8 @@ typedef struct plan {
 typedef struct det_slot {
     uint8_t *pin_pix, *dev_pix;      /* frame bytes */
     its_cuda_frame *pin_fr, *dev_fr; /* descriptors (device pointers into dev_pix) */
-    its_cuda_det_list *pin_lists, *dev_lists;
-    its_cuda_det *pin_dets, *dev_dets;
+    its_engine_det_list *pin_lists, *dev_lists;
+    its_det *pin_dets, *dev_dets;
     cudaEvent_t uploaded, done;
     int busy, batch, n;
 } det_slot;
