@@ -160,33 +160,30 @@ static void test_cuda_module_not_loadable(void **st)
     unlink(path);
 }
 
-/* The module of the build: loads (all host symbols resolved); without a GPU the engine is
- * refused with a message, and the module is what got mapped. */
+/* The module of the build loads (every host symbol resolved) and is then mapped; without a
+ * GPU a cuda engine is refused with ITS_ENODEV and a message. */
 static void test_cuda_without_gpu(void **st)
 {
     (void)st;
     unsetenv("ITS_CUDA_MODULE");
+    static const char *const module[] = {"its_cuda.so", NULL};
+    if (its_engine_backend_available("cuda")) { /* a GPU machine: the GPU tests cover it */
+        printf("a CUDA device is present: the module loaded\n");
+        assert_true(maps_with(module) > 0);
+        return;
+    }
     its_model_t *m = zoo_model();
     its_engine_opts o = {.backend = "cuda", .max_batch = 2};
     its_engine_t *e = NULL;
     char err[512] = "";
     int rc = its_engine_create(m, &o, &e, err, sizeof err);
     printf("cuda engine: %s: %s\n", its_errname(rc), err);
-    if (rc == 0) { /* a GPU machine: the module works; nothing more to check here */
-        int sizes[8];
-        assert_int_equal(its_engine_batch_sizes(e, sizes, 8), 2);
-        assert_int_equal(its_engine_batches_padded(e), 1);
-        its_engine_destroy(e);
-        its_model_free(m);
-        return;
-    }
     assert_int_equal(rc, ITS_ENODEV);
     assert_null(e);
     assert_null(strstr(err, "cannot load")); /* the module itself loaded */
     assert_non_null(strstr(err, "not available"));
-    static const char *const module[] = {"its_cuda.so", NULL};
     assert_true(maps_with(module) > 0);
-    assert_false(its_engine_backend_available("cuda"));
+    assert_null(its_engine_host_alloc("cuda", 64));
     its_model_free(m);
 }
 #endif
