@@ -266,7 +266,6 @@ int its_analytics_push(its_analytics_t *a, const its_det_frame *f, const its_ana
 int its_analytics_update(its_analytics_t *a, int64_t ts_ns, uint64_t frame_no,
                          const its_track *tracks, int n, const its_analytics_frame **out);
 int its_analytics_get_report(its_analytics_t *a, its_analytics_report *out);
-const its_scene *its_analytics_scene(const its_analytics_t *a);
 
 /* JSON into buf; length or ITS_EOVERFLOW. */
 int its_analytics_frame_to_json(const its_analytics_t *a, const its_analytics_frame *r, char *buf,

@@ -83,9 +83,24 @@ int its_publish_valid_id(const char *s);
 
 typedef struct its_cache its_cache;
 
+/* The defaults of its_cache_config_default and its_publish_config_default, also those of the
+ * "redis.*" options below. */
+#define ITS_CACHE_MAX_ENTRIES          1000 /* SPEC's LRUCache maxsize */
+#define ITS_CACHE_MAX_MB               16
+#define ITS_PUBLISH_HOST               "127.0.0.1"
+#define ITS_PUBLISH_PORT               6379
+#define ITS_PUBLISH_CONNECT_TIMEOUT_MS 200
+#define ITS_PUBLISH_COMMAND_TIMEOUT_MS 100
+#define ITS_PUBLISH_BACKOFF_MIN_MS     50
+#define ITS_PUBLISH_BACKOFF_MAX_MS     5000
+#define ITS_PUBLISH_OUTBOX_MAX_MSGS    10000
+#define ITS_PUBLISH_OUTBOX_MAX_MB      32
+#define ITS_PUBLISH_STREAM_MAXLEN      100000
+#define ITS_PUBLISH_MAX_PIPELINE       256
+
 typedef struct its_cache_config {
-    size_t max_entries; /* default 1000 (SPEC's LRUCache maxsize) */
-    size_t max_bytes;   /* default 16 MiB: keys + values */
+    size_t max_entries;
+    size_t max_bytes; /* keys + values */
     /* Redis for read-through on an L1 miss; host NULL: L1 only. */
     const char *host;
     int port;
@@ -120,19 +135,19 @@ void its_cache_get_stats(its_cache *c, its_cache_stats *out);
 typedef struct its_publisher its_publisher;
 
 typedef struct its_publish_config {
-    const char *host;              /* default "127.0.0.1" */
-    int port;                      /* default 6379 */
-    const char *username;          /* Redis 6 ACL user; NULL: AUTH with the password alone */
-    const char *password;          /* NULL: no AUTH */
-    int db;                        /* SELECT db when non-zero */
-    int connect_timeout_ms;        /* default 200 */
-    int command_timeout_ms;        /* default 100: bounds one flush round trip */
-    int backoff_min_ms;            /* default 50 */
-    int backoff_max_ms;            /* default 5000 */
-    size_t outbox_max_msgs;        /* default 10000 */
-    size_t outbox_max_bytes;       /* default 32 MiB */
-    long stream_maxlen;            /* default 100000 (approximate, MAXLEN ~) */
-    int max_pipeline;              /* messages per round trip, default 256 */
+    const char *host;
+    int port;
+    const char *username; /* Redis 6 ACL user; NULL: AUTH with the password alone */
+    const char *password; /* NULL: no AUTH */
+    int db;               /* SELECT db when non-zero */
+    int connect_timeout_ms;
+    int command_timeout_ms; /* bounds one flush round trip */
+    int backoff_min_ms;
+    int backoff_max_ms;
+    size_t outbox_max_msgs;
+    size_t outbox_max_bytes;
+    long stream_maxlen;            /* approximate (MAXLEN ~) */
+    int max_pipeline;              /* messages per round trip */
     int ttl_base_s[ITS_TTL_COUNT]; /* 0: SPEC's base */
 } its_publish_config;
 
@@ -270,30 +285,35 @@ typedef struct its_publish_settings {
  * The password is ITS_OPT_SECRET (printed as ***; ITS_REDIS_PASSWORD in the environment). */
 #define ITS_PUBLISH_OPTIONS(T, m)                                                                  \
     ITS_OPT_STR("redis.host", T, m.host, "", 0, "Redis host; empty: do not publish"),              \
-        ITS_OPT_INT("redis.port", T, m.port, "6379", 1, 65535, 0, "Redis port"),                   \
+        ITS_OPT_INT("redis.port", T, m.port, ITS_STR(ITS_PUBLISH_PORT), 1, 65535, 0,               \
+                    "Redis port"),                                                                 \
         ITS_OPT_STR("redis.username", T, m.username, "", 0, "Redis ACL user (Redis 6+)"),          \
         ITS_OPT_STR("redis.password", T, m.password, "", ITS_OPT_SECRET, "Redis password"),        \
         ITS_OPT_INT("redis.db", T, m.db, "0", 0, 1024, 0, "Redis database (SELECT)"),              \
-        ITS_OPT_INT("redis.connect_timeout_ms", T, m.connect_timeout_ms, "200", 1, 60000, 0,       \
+        ITS_OPT_INT("redis.connect_timeout_ms", T, m.connect_timeout_ms,                           \
+                    ITS_STR(ITS_PUBLISH_CONNECT_TIMEOUT_MS), 1, 60000, 0,                          \
                     "Redis connect timeout"),                                                      \
-        ITS_OPT_INT("redis.command_timeout_ms", T, m.command_timeout_ms, "100", 1, 60000, 0,       \
+        ITS_OPT_INT("redis.command_timeout_ms", T, m.command_timeout_ms,                           \
+                    ITS_STR(ITS_PUBLISH_COMMAND_TIMEOUT_MS), 1, 60000, 0,                          \
                     "Redis command timeout (bounds one pipelined round trip)"),                    \
-        ITS_OPT_INT("redis.backoff_min_ms", T, m.backoff_min_ms, "50", 0, 60000, 0,                \
-                    "First reconnect delay"),                                                      \
-        ITS_OPT_INT("redis.backoff_max_ms", T, m.backoff_max_ms, "5000", 1, 600000, 0,             \
-                    "Largest reconnect delay"),                                                    \
-        ITS_OPT_INT("redis.outbox_max_msgs", T, m.outbox_max_msgs, "10000", 1, 10000000, 0,        \
+        ITS_OPT_INT("redis.backoff_min_ms", T, m.backoff_min_ms,                                   \
+                    ITS_STR(ITS_PUBLISH_BACKOFF_MIN_MS), 0, 60000, 0, "First reconnect delay"),    \
+        ITS_OPT_INT("redis.backoff_max_ms", T, m.backoff_max_ms,                                   \
+                    ITS_STR(ITS_PUBLISH_BACKOFF_MAX_MS), 1, 600000, 0, "Largest reconnect delay"), \
+        ITS_OPT_INT("redis.outbox_max_msgs", T, m.outbox_max_msgs,                                 \
+                    ITS_STR(ITS_PUBLISH_OUTBOX_MAX_MSGS), 1, 10000000, 0,                          \
                     "Messages kept while Redis is away (oldest dropped beyond)"),                  \
-        ITS_OPT_INT("redis.outbox_max_mb", T, m.outbox_max_mb, "32", 1, 65536, 0,                  \
-                    "Bytes kept while Redis is away, MiB"),                                        \
-        ITS_OPT_INT("redis.stream_maxlen", T, m.stream_maxlen, "100000", 1, 1000000000, 0,         \
-                    "Approximate length of its:events:stream"),                                    \
-        ITS_OPT_INT("redis.max_pipeline", T, m.max_pipeline, "256", 1, 65536, 0,                   \
-                    "Messages per pipelined round trip"),                                          \
-        ITS_OPT_INT("redis.cache_max_entries", T, m.cache_max_entries, "1000", 1, 16777216, 0,     \
+        ITS_OPT_INT("redis.outbox_max_mb", T, m.outbox_max_mb, ITS_STR(ITS_PUBLISH_OUTBOX_MAX_MB), \
+                    1, 65536, 0, "Bytes kept while Redis is away, MiB"),                           \
+        ITS_OPT_INT("redis.stream_maxlen", T, m.stream_maxlen, ITS_STR(ITS_PUBLISH_STREAM_MAXLEN), \
+                    1, 1000000000, 0, "Approximate length of its:events:stream"),                  \
+        ITS_OPT_INT("redis.max_pipeline", T, m.max_pipeline, ITS_STR(ITS_PUBLISH_MAX_PIPELINE), 1, \
+                    65536, 0, "Messages per pipelined round trip"),                                \
+        ITS_OPT_INT("redis.cache_max_entries", T, m.cache_max_entries,                             \
+                    ITS_STR(ITS_CACHE_MAX_ENTRIES), 1, 16777216, 0,                                \
                     "Entries of the in-process L1 cache"),                                         \
-        ITS_OPT_INT("redis.cache_max_mb", T, m.cache_max_mb, "16", 1, 65536, 0,                    \
-                    "Bytes of the in-process L1 cache, MiB")
+        ITS_OPT_INT("redis.cache_max_mb", T, m.cache_max_mb, ITS_STR(ITS_CACHE_MAX_MB), 1, 65536,  \
+                    0, "Bytes of the in-process L1 cache, MiB")
 #define ITS_PUBLISH_N_OPTIONS 15
 
 /* Fill the publisher and cache configurations from loaded settings (either may be NULL). The

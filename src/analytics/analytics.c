@@ -367,11 +367,6 @@ int its_analytics_create(const its_scene *scene, const its_tracker_params *tp,
     return 0;
 }
 
-const its_scene *its_analytics_scene(const its_analytics_t *a)
-{
-    return &a->sc;
-}
-
 /* ---- helpers ---- */
 
 static int point_in_poly(const its_pt *p, int n, its_pt q)

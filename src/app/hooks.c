@@ -97,7 +97,7 @@ static int cam_open(void *ctx, const char *camera, const char *scene, void **sta
         cam_close(s);
         return rc;
     }
-    s->window_ns = (int64_t)((o && o->window_s > 0 ? o->window_s : 60.0) * 1e9);
+    s->window_ns = (int64_t)((o && o->window_s > 0 ? o->window_s : ITS_APP_WINDOW_S) * 1e9);
     s->image_every_ns = o && o->quality_image_fps > 0 ? (int64_t)(1e9 / o->quality_image_fps) : 0;
     *state = s;
     return 0;

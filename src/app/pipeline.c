@@ -87,22 +87,22 @@ struct its_pipeline_t {
 void its_pipeline_opts_default(its_pipeline_opts *o)
 {
     memset(o, 0, sizeof *o);
-    o->max_cameras = 256;
-    o->engine_workers = 1;
-    o->analytics_workers = 2;
-    o->batch_max = 8;
-    o->batch_delay_ms = 5;
-    o->per_camera = 8;
-    o->queue_capacity = 1000;
-    o->high_water = 800;
-    o->low_water = 200;
+    o->max_cameras = ITS_PIPE_MAX_CAMERAS;
+    o->engine_workers = ITS_PIPE_ENGINE_WORKERS;
+    o->analytics_workers = ITS_PIPE_ANALYTICS_WORKERS;
+    o->batch_max = ITS_PIPE_BATCH_MAX;
+    o->batch_delay_ms = ITS_PIPE_BATCH_DELAY_MS;
+    o->per_camera = ITS_PIPE_PER_CAMERA;
+    o->queue_capacity = ITS_PIPE_QUEUE_CAPACITY;
+    o->high_water = ITS_PIPE_HIGH_WATER;
+    o->low_water = ITS_PIPE_LOW_WATER;
     o->pixfmt = ITS_PIX_RGB24;
-    o->pool_frames = 12;
-    o->stall_timeout_ms = 5000;
-    o->backoff_min_ms = 250;
-    o->backoff_max_ms = 30000;
-    o->max_width = 1920;
-    o->max_height = 1080;
+    o->pool_frames = ITS_PIPE_POOL_FRAMES;
+    o->stall_timeout_ms = ITS_PIPE_STALL_TIMEOUT_MS;
+    o->backoff_min_ms = ITS_PIPE_BACKOFF_MIN_MS;
+    o->backoff_max_ms = ITS_PIPE_BACKOFF_MAX_MS;
+    o->max_width = ITS_PIPE_MAX_WIDTH;
+    o->max_height = ITS_PIPE_MAX_HEIGHT;
 }
 
 static uint64_t span(const its_frame *f, its_ts a, its_ts b)

@@ -99,16 +99,16 @@ int its_publish_valid_id(const char *s)
 void its_publish_config_default(its_publish_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
-    cfg->host = "127.0.0.1";
-    cfg->port = 6379;
-    cfg->connect_timeout_ms = 200;
-    cfg->command_timeout_ms = 100;
-    cfg->backoff_min_ms = 50;
-    cfg->backoff_max_ms = 5000;
-    cfg->outbox_max_msgs = 10000;
-    cfg->outbox_max_bytes = 32u << 20;
-    cfg->stream_maxlen = 100000;
-    cfg->max_pipeline = 256;
+    cfg->host = ITS_PUBLISH_HOST;
+    cfg->port = ITS_PUBLISH_PORT;
+    cfg->connect_timeout_ms = ITS_PUBLISH_CONNECT_TIMEOUT_MS;
+    cfg->command_timeout_ms = ITS_PUBLISH_COMMAND_TIMEOUT_MS;
+    cfg->backoff_min_ms = ITS_PUBLISH_BACKOFF_MIN_MS;
+    cfg->backoff_max_ms = ITS_PUBLISH_BACKOFF_MAX_MS;
+    cfg->outbox_max_msgs = ITS_PUBLISH_OUTBOX_MAX_MSGS;
+    cfg->outbox_max_bytes = (size_t)ITS_PUBLISH_OUTBOX_MAX_MB << 20;
+    cfg->stream_maxlen = ITS_PUBLISH_STREAM_MAXLEN;
+    cfg->max_pipeline = ITS_PUBLISH_MAX_PIPELINE;
 }
 
 int its_publisher_create(const its_publish_config *cfg, its_metrics *metrics, its_cache *l1,

@@ -15,15 +15,14 @@
 static int fail(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* A malformed line: ITS_EPROTO with the reason. */
 static int fail(char *err, size_t errlen, const char *fmt, ...)
 {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return ITS_EPROTO;
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = its_vseterr(err, errlen, ITS_EPROTO, fmt, ap);
+    va_end(ap);
+    return rc;
 }
 
 static int get_int(json_t *o, const char *key, long long lo, long long hi, long long *out)
