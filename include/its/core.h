@@ -6,6 +6,7 @@
 #include "its/clock.h"
 #include "its/config.h"
 #include "its/error.h"
+#include "its/json.h"
 #include "its/log.h"
 #include "its/pool.h"
 #include "its/queue.h"
