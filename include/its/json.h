@@ -43,6 +43,10 @@
 
 #define ITS_JSON_MAX_DEPTH 63
 
+/* The version ("v") of the messages itsd, its-infer and its-replay write (docs/messages.md,
+ * schemas in docs/schema/). */
+#define ITS_MSG_VERSION 2
+
 typedef struct its_json {
     char *buf;
     size_t cap, len;    /* len: bytes written so far, without the NUL */

@@ -12,6 +12,7 @@
 #include "its/alloc.h"
 #include "its/analytics.h"
 #include "its/error.h"
+#include "its/json.h"
 #include "its/log.h"
 
 #define TRACK_MAX_DETS 1024
@@ -107,13 +108,13 @@ static int track_end(void *ctx, const infer_source *src)
         return 0;
     its_analytics_report rep;
     its_analytics_get_report(t->a, &rep);
-    its_jsonw w;
-    its_jsonw_init(&w, t->json, REPORT_MAX);
-    its_jsonw_obj_begin(&w);
-    its_jsonw_key(&w, "source");
-    its_jsonw_str(&w, src->path);
-    its_jsonw_key(&w, "analytics");
-    int head = its_jsonw_finish(&w);
+    its_json w;
+    its_json_init(&w, t->json, REPORT_MAX);
+    its_json_obj_begin(&w);
+    its_json_key(&w, "source");
+    its_json_str(&w, src->path);
+    its_json_key(&w, "analytics");
+    int head = its_json_finish(&w);
     int rc = head < 0 ? head
                       : its_analytics_report_to_json(t->a, &rep, t->json + head,
                                                      REPORT_MAX - (size_t)head - 2);
