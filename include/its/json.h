@@ -90,6 +90,15 @@ void its_json_kfixed(its_json *w, const char *key, double v, int decimals);
 void its_json_kbool(its_json *w, const char *key, int v);
 void its_json_knull(its_json *w, const char *key);
 
+/*
+ * The detection object of messages v2, the same everywhere (docs/messages.md):
+ *   {"class_id":2,"class":"car","score":0.87,"box":[x1,y1,x2,y2],"track_id":7}
+ * box: the corners normalised to [0, 1] of the frame's width and height, origin top-left
+ * (clamped to [0, 1], 5 decimals); cls NULL: "class_<id>"; track_id <= 0: null.
+ */
+void its_json_detection(its_json *w, int class_id, const char *cls, double score,
+                        const double box01[4], int64_t track_id);
+
 /* Digits of v into out (at least 21 bytes), no NUL; returns the count. For callers that
  * build non-JSON text (keys, protocol lines) with the same integer formatting. */
 size_t its_json_fmt_u64(char *out, uint64_t v);

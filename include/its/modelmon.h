@@ -41,6 +41,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "its/json.h"
 #include "its/track.h"
 
 typedef enum its_mm_feature {
@@ -123,5 +124,7 @@ double its_mm_psi(const its_mm_hist *base, const its_mm_hist *cur);
 double its_mm_ks(const its_mm_hist *base, const its_mm_hist *cur);
 
 int its_modelmon_report_to_json(const its_modelmon_report *r, char *buf, size_t len);
+/* The same object into w (the "report" of a drift message, docs/schema/drift.schema.json). */
+void its_modelmon_report_write(const its_modelmon_report *r, its_json *w);
 
 #endif

@@ -29,7 +29,6 @@
 #include <string.h>
 
 #include "its/core.h"
-#include "jsonw.h"
 
 #define REORDER     64 /* per camera; pool_frames is capped to it */
 #define ANA_QUEUE   4096
@@ -291,63 +290,47 @@ static double ms(uint64_t ns)
     return (double)ns / 1e6;
 }
 
-static void build_json(its_pipeline_t *p, its_infer *inf, const cam *c, const its_frame *f,
-                       jsonw *w)
+static int64_t wall_us(const its_pipeline_t *p, uint64_t mono_ns)
 {
-    jw_raw(w, "{\"v\":1,\"camera\":");
-    jw_str(w, c->id);
-    jw_raw(w, ",\"frame\":");
-    jw_u64(w, f->seq);
-    jw_raw(w, ",\"ts_capture_ns\":");
-    jw_i64(w, (int64_t)f->ts_ns[ITS_TS_CAPTURE] + p->wall_offset);
-    jw_raw(w, ",\"ts_publish_ns\":");
-    jw_i64(w, (int64_t)f->ts_ns[ITS_TS_PUBLISH] + p->wall_offset);
-    jw_raw(w, ",\"width\":");
-    jw_i64(w, f->width);
-    jw_raw(w, ",\"height\":");
-    jw_i64(w, f->height);
-    jw_raw(w, ",\"detections\":[");
+    return ((int64_t)mono_ns + p->wall_offset) / 1000;
+}
+
+/* The frame message of schema v2 (docs/schema/frame.schema.json). */
+static void build_json(its_pipeline_t *p, its_infer *inf, const cam *c, const its_frame *f,
+                       its_json *w)
+{
+    its_json_obj_begin(w);
+    its_json_kint(w, "v", ITS_MSG_VERSION);
+    its_json_kstr(w, "type", "frame");
+    its_json_kstr(w, "camera", c->id);
+    its_json_kint(w, "ts_us", wall_us(p, f->ts_ns[ITS_TS_CAPTURE]));
+    its_json_kuint(w, "frame", f->seq);
+    its_json_kint(w, "pts_us", f->pts_ns / 1000);
+    its_json_kint(w, "publish_ts_us", wall_us(p, f->ts_ns[ITS_TS_PUBLISH]));
+    its_json_kint(w, "width", f->width);
+    its_json_kint(w, "height", f->height);
+    its_json_key(w, "detections");
+    its_json_arr_begin(w);
     for (int i = 0; i < f->n_dets; i++) {
         const its_frame_det *d = &f->dets[i];
-        jw_raw(w, i ? ",{\"class_id\":" : "{\"class_id\":");
-        jw_i64(w, d->class_id);
-        const char *label = inf && inf->label ? inf->label(inf, d->class_id) : NULL;
-        jw_raw(w, ",\"label\":");
-        if (label)
-            jw_str(w, label);
-        else
-            jw_raw(w, "null");
-        jw_raw(w, ",\"score\":");
-        jw_num(w, d->score, 4);
-        jw_raw(w, ",\"box\":[");
-        for (int k = 0; k < 4; k++) {
-            if (k)
-                jw_raw(w, ",");
-            jw_num(w, d->box[k], 5);
-        }
-        jw_raw(w, "],\"track_id\":");
-        if (d->track_id > 0)
-            jw_i64(w, d->track_id);
-        else
-            jw_raw(w, "null");
-        jw_raw(w, "}");
+        const double box[4] = {d->box[0], d->box[1], d->box[2], d->box[3]};
+        its_json_detection(w, d->class_id, inf && inf->label ? inf->label(inf, d->class_id) : NULL,
+                           d->score, box, d->track_id);
     }
-    jw_raw(w, "],\"quality\":");
+    its_json_arr_end(w);
     if (f->quality >= 0)
-        jw_num(w, f->quality, 4);
+        its_json_kfixed(w, "quality", f->quality, 4);
     else
-        jw_raw(w, "null");
-    jw_raw(w, ",\"latency_ms\":{\"queue\":");
-    jw_num(w, ms(span(f, ITS_TS_ENQUEUE, ITS_TS_BATCH)), 7);
-    jw_raw(w, ",\"infer\":");
-    jw_num(w, ms(span(f, ITS_TS_BATCH, ITS_TS_INFER)), 7);
-    jw_raw(w, ",\"post\":");
-    jw_num(w, ms(span(f, ITS_TS_INFER, ITS_TS_POST)), 7);
-    jw_raw(w, ",\"analytics\":");
-    jw_num(w, ms(span(f, ITS_TS_DISPATCH, ITS_TS_ANALYTICS)), 7);
-    jw_raw(w, ",\"total\":");
-    jw_num(w, ms(span(f, ITS_TS_CAPTURE, ITS_TS_PUBLISH)), 7);
-    jw_raw(w, "}}");
+        its_json_knull(w, "quality");
+    its_json_key(w, "latency_ms");
+    its_json_obj_begin(w);
+    its_json_kfixed(w, "queue", ms(span(f, ITS_TS_ENQUEUE, ITS_TS_BATCH)), 4);
+    its_json_kfixed(w, "infer", ms(span(f, ITS_TS_BATCH, ITS_TS_INFER)), 4);
+    its_json_kfixed(w, "post", ms(span(f, ITS_TS_INFER, ITS_TS_POST)), 4);
+    its_json_kfixed(w, "analytics", ms(span(f, ITS_TS_DISPATCH, ITS_TS_ANALYTICS)), 4);
+    its_json_kfixed(w, "total", ms(span(f, ITS_TS_CAPTURE, ITS_TS_PUBLISH)), 4);
+    its_json_obj_end(w);
+    its_json_obj_end(w);
 }
 
 static void process(its_pipeline_t *p, its_lat_shard *sh, cam *c, its_frame *f, char *buf)
@@ -387,10 +370,12 @@ static void process(its_pipeline_t *p, its_lat_shard *sh, cam *c, its_frame *f, 
         h->modelmon(c->hook_state, f);
     f->ts_ns[ITS_TS_MODELMON] = its_now_ns();
     f->ts_ns[ITS_TS_PUBLISH] = f->ts_ns[ITS_TS_MODELMON];
-    jsonw w;
-    jw_init(&w, buf, JSON_BUF);
+    its_json w;
+    its_json_init(&w, buf, JSON_BUF);
     build_json(p, p->infers[0], c, f, &w);
-    p->o.sink->publish(p->o.sink, ITS_MSG_FRAME, c->id, f, w.buf, w.len);
+    int len = its_json_finish(&w);
+    if (len >= 0)
+        p->o.sink->publish(p->o.sink, ITS_MSG_FRAME, c->id, f, buf, (size_t)len);
     if (p->observer)
         p->observer(p->observer_ctx, f, c->id);
     uint64_t done = its_now_ns();

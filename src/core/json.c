@@ -430,3 +430,31 @@ void its_json_knull(its_json *w, const char *key)
     its_json_key(w, key);
     its_json_null(w);
 }
+
+void its_json_detection(its_json *w, int class_id, const char *cls, double score,
+                        const double box01[4], int64_t track_id)
+{
+    its_json_obj_begin(w);
+    its_json_kint(w, "class_id", class_id);
+    its_json_key(w, "class");
+    if (cls && cls[0]) {
+        its_json_str(w, cls);
+    } else {
+        char name[32] = "class_";
+        size_t n = 6 + its_json_fmt_i64(name + 6, class_id);
+        its_json_strn(w, name, n);
+    }
+    its_json_kfixed(w, "score", score, 4);
+    its_json_key(w, "box");
+    its_json_arr_begin(w);
+    for (int k = 0; k < 4; k++) {
+        double v = box01[k];
+        its_json_fixed(w, v > 0 ? (v < 1 ? v : 1) : 0, 5);
+    }
+    its_json_arr_end(w);
+    if (track_id > 0)
+        its_json_kint(w, "track_id", track_id);
+    else
+        its_json_knull(w, "track_id");
+    its_json_obj_end(w);
+}

@@ -512,66 +512,71 @@ int its_modelmon_baseline_load(its_modelmon_t *m, const char *path, char *err, s
 
 /* ---- JSON ---- */
 
+void its_modelmon_report_write(const its_modelmon_report *r, its_json *w)
+{
+    its_json_obj_begin(w);
+    its_json_key(w, "model");
+    its_json_str(w, r->model);
+    its_json_key(w, "baseline_ready");
+    its_json_bool(w, r->baseline_ready);
+    its_json_key(w, "baseline_frames");
+    its_json_uint(w, r->baseline_frames);
+    its_json_key(w, "frames");
+    its_json_uint(w, r->frames);
+    its_json_key(w, "detections");
+    its_json_uint(w, r->detections);
+    its_json_key(w, "rejected");
+    its_json_uint(w, r->rejected);
+    its_json_key(w, "drift_alert");
+    its_json_bool(w, r->drift_alert);
+    its_json_key(w, "drift");
+    its_json_obj_begin(w);
+    for (int f = 0; f < ITS_MM_FEATURES; f++) {
+        const its_mm_drift *d = &r->drift[f];
+        its_json_key(w, feature_names[f]);
+        its_json_obj_begin(w);
+        its_json_key(w, "psi");
+        its_json_num(w, d->psi);
+        its_json_key(w, "ks");
+        its_json_num(w, d->ks);
+        its_json_key(w, "ks_crit");
+        its_json_num(w, d->ks_crit);
+        its_json_key(w, "level");
+        its_json_str(w, !d->enough     ? "insufficient"
+                        : d->alert     ? "alert"
+                        : d->psi_level ? "warn"
+                                       : "ok");
+        its_json_key(w, "n_base");
+        its_json_uint(w, d->n_base);
+        its_json_key(w, "n_cur");
+        its_json_uint(w, d->n_cur);
+        its_json_obj_end(w);
+    }
+    its_json_obj_end(w);
+    its_json_key(w, "latency_ms");
+    its_json_obj_begin(w);
+    its_json_key(w, "n");
+    its_json_uint(w, r->inferences);
+    its_json_key(w, "mean");
+    its_json_num(w, r->latency_mean_ms);
+    its_json_key(w, "p50");
+    its_json_num(w, r->latency_p50_ms);
+    its_json_key(w, "p95");
+    its_json_num(w, r->latency_p95_ms);
+    its_json_key(w, "p99");
+    its_json_num(w, r->latency_p99_ms);
+    its_json_obj_end(w);
+    its_json_key(w, "fps");
+    its_json_num(w, r->fps);
+    its_json_key(w, "detections_per_s");
+    its_json_num(w, r->dets_per_s);
+    its_json_obj_end(w);
+}
+
 int its_modelmon_report_to_json(const its_modelmon_report *r, char *buf, size_t len)
 {
     its_json w;
     its_json_init(&w, buf, len);
-    its_json_obj_begin(&w);
-    its_json_key(&w, "model");
-    its_json_str(&w, r->model);
-    its_json_key(&w, "baseline_ready");
-    its_json_bool(&w, r->baseline_ready);
-    its_json_key(&w, "baseline_frames");
-    its_json_uint(&w, r->baseline_frames);
-    its_json_key(&w, "frames");
-    its_json_uint(&w, r->frames);
-    its_json_key(&w, "detections");
-    its_json_uint(&w, r->detections);
-    its_json_key(&w, "rejected");
-    its_json_uint(&w, r->rejected);
-    its_json_key(&w, "drift_alert");
-    its_json_bool(&w, r->drift_alert);
-    its_json_key(&w, "drift");
-    its_json_obj_begin(&w);
-    for (int f = 0; f < ITS_MM_FEATURES; f++) {
-        const its_mm_drift *d = &r->drift[f];
-        its_json_key(&w, feature_names[f]);
-        its_json_obj_begin(&w);
-        its_json_key(&w, "psi");
-        its_json_num(&w, d->psi);
-        its_json_key(&w, "ks");
-        its_json_num(&w, d->ks);
-        its_json_key(&w, "ks_crit");
-        its_json_num(&w, d->ks_crit);
-        its_json_key(&w, "level");
-        its_json_str(&w, !d->enough     ? "insufficient"
-                          : d->alert     ? "alert"
-                          : d->psi_level ? "warn"
-                                         : "ok");
-        its_json_key(&w, "n_base");
-        its_json_uint(&w, d->n_base);
-        its_json_key(&w, "n_cur");
-        its_json_uint(&w, d->n_cur);
-        its_json_obj_end(&w);
-    }
-    its_json_obj_end(&w);
-    its_json_key(&w, "latency_ms");
-    its_json_obj_begin(&w);
-    its_json_key(&w, "n");
-    its_json_uint(&w, r->inferences);
-    its_json_key(&w, "mean");
-    its_json_num(&w, r->latency_mean_ms);
-    its_json_key(&w, "p50");
-    its_json_num(&w, r->latency_p50_ms);
-    its_json_key(&w, "p95");
-    its_json_num(&w, r->latency_p95_ms);
-    its_json_key(&w, "p99");
-    its_json_num(&w, r->latency_p99_ms);
-    its_json_obj_end(&w);
-    its_json_key(&w, "fps");
-    its_json_num(&w, r->fps);
-    its_json_key(&w, "detections_per_s");
-    its_json_num(&w, r->dets_per_s);
-    its_json_obj_end(&w);
+    its_modelmon_report_write(r, &w);
     return its_json_finish(&w);
 }

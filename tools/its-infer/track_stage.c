@@ -11,6 +11,7 @@
 #include "infer.h"
 #include "its/alloc.h"
 #include "its/analytics.h"
+#include "its/clock.h"
 #include "its/error.h"
 #include "its/json.h"
 #include "its/log.h"
@@ -24,6 +25,7 @@ typedef struct track_ctx {
     its_analytics_t *a; /* per video, created at its first frame */
     const infer_source *src;
     int64_t last_ts;
+    uint64_t last_frame;
     its_det dets[TRACK_MAX_DETS];
     int ids[TRACK_MAX_DETS];
     char *json;
@@ -86,6 +88,7 @@ static int track_frame(void *ctx, infer_result *r)
     if (ts <= t->last_ts)
         ts = t->last_ts + 1;
     t->last_ts = ts;
+    t->last_frame = (uint64_t)r->frame;
     its_det_frame f = {t->dets, n, r->width, r->height, ts, (uint64_t)r->frame};
     const its_analytics_frame *out;
     int rc = its_analytics_push(t->a, &f, &out);
@@ -108,20 +111,16 @@ static int track_end(void *ctx, const infer_source *src)
         return 0;
     its_analytics_report rep;
     its_analytics_get_report(t->a, &rep);
+    /* the video's analytics: a window message covering the whole video */
     its_json w;
     its_json_init(&w, t->json, REPORT_MAX);
-    its_json_obj_begin(&w);
-    its_json_key(&w, "source");
-    its_json_str(&w, src->path);
-    its_json_key(&w, "analytics");
-    int head = its_json_finish(&w);
-    int rc = head < 0 ? head
-                      : its_analytics_report_to_json(t->a, &rep, t->json + head,
-                                                     REPORT_MAX - (size_t)head - 2);
+    its_analytics_window_message(t->a, &rep, src->path, (int64_t)(its_wall_ns() / 1000),
+                                 t->last_frame, &w);
+    int rc = its_json_finish(&w);
     if (rc < 0) {
         its_loge("track", src->path, "analytics report: %s", its_strerror(rc));
     } else {
-        fprintf(t->out, "%s}\n", t->json);
+        fprintf(t->out, "%s\n", t->json);
         fflush(t->out);
     }
     its_analytics_destroy(t->a);
