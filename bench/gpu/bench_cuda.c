@@ -177,10 +177,10 @@ int main(int argc, char **argv)
                     fr[i].width = fw;
                     fr[i].height = fh;
                     fr[i].stride = fw * 3;
-                    fr[i].fmt = ITS_CUDA_RGB24;
+                    fr[i].fmt = ITS_PIX_RGB24;
                 }
-                its_cuda_det_list *lists = malloc(sizeof *lists * (size_t)B);
-                its_cuda_det *dets = malloc(sizeof *dets * (size_t)B * 100);
+                its_engine_det_list *lists = malloc(sizeof *lists * (size_t)B);
+                its_det *dets = malloc(sizeof *dets * (size_t)B * 100);
                 /* the frame in ordinary memory (copied into pinned staging by submit), then in
                  * pinned memory from its__cuda_host_alloc (uploaded where it lies) */
                 if (!pframe && (pframe = its__cuda_host_alloc((size_t)fw * fh * 3)))

@@ -53,9 +53,10 @@ static totals sum(its_pipeline_t *p)
     return t;
 }
 
-static double q_ms(its_lat_t *lat, int stage, double q)
+/* A stage's q-quantile in ms over the samples since the mark. */
+static double q_ms(its_pipeline_t *p, const its_stage_window *w, its_stage stage, double q)
 {
-    return (double)its_lat_quantile(lat, stage, q) / 1e6;
+    return its_pipeline_stage_quantile(p, stage, q, w, NULL) * 1e3;
 }
 
 /* One step of part 1: cams x fps for `seconds` after a 1 s warm-up. */
@@ -102,20 +103,20 @@ static int overhead_step(const char *clip, int cams, double fps, double seconds,
     its_pipeline_start(p);
     its_sleep_ns(ITS_NS_PER_S);
     totals t0 = sum(p);
-    its_lat_reset(its_pipeline_latency(p));
+    its_stage_window win;
+    its_pipeline_stage_mark(p, &win);
     double c0 = cpu_s();
     uint64_t w0 = its_now_ns();
     its_sleep_ns((uint64_t)(seconds * 1e9));
     totals t1 = sum(p);
     double wall = (double)(its_now_ns() - w0) / 1e9, cpu = cpu_s() - c0;
-    its_lat_t *lat = its_pipeline_latency(p);
-    double p50 = q_ms(lat, ITS_STAGE_TOTAL, 0.5), p99 = q_ms(lat, ITS_STAGE_TOTAL, 0.99);
-    double qp99 = q_ms(lat, ITS_STAGE_QUEUE, 0.99);
-    double ap99 = q_ms(lat, ITS_STAGE_ANALYTICS, 0.99) + q_ms(lat, ITS_STAGE_QUALITY, 0.99);
+    double p50 = q_ms(p, &win, ITS_STAGE_TOTAL, 0.5), p99 = q_ms(p, &win, ITS_STAGE_TOTAL, 0.99);
+    double qp99 = q_ms(p, &win, ITS_STAGE_QUEUE, 0.99);
+    double ap99 = q_ms(p, &win, ITS_STAGE_ANALYTICS, 0.99) + q_ms(p, &win, ITS_STAGE_QUALITY, 0.99);
     if (hooks)
         fprintf(stderr, "stage p50 ms: analytics %.3f quality %.3f modelmon %.3f publish %.3f\n",
-                q_ms(lat, ITS_STAGE_ANALYTICS, 0.5), q_ms(lat, ITS_STAGE_QUALITY, 0.5),
-                q_ms(lat, ITS_STAGE_MODELMON, 0.5), q_ms(lat, ITS_STAGE_PUBLISH, 0.5));
+                q_ms(p, &win, ITS_STAGE_ANALYTICS, 0.5), q_ms(p, &win, ITS_STAGE_QUALITY, 0.5),
+                q_ms(p, &win, ITS_STAGE_MODELMON, 0.5), q_ms(p, &win, ITS_STAGE_PUBLISH, 0.5));
     its_batcher_stats bs;
     its_pipeline_batch_stats(p, &bs);
     its_pipeline_stop(p, ITS_NS_PER_S);
@@ -159,19 +160,19 @@ static void cpu_engine_run(const char *shared, const char *what, double fps, dou
     its_pipeline_start(p);
     its_sleep_ns(3 * ITS_NS_PER_S); /* warm-up: first batches, caches */
     totals t0 = sum(p);
-    its_lat_reset(its_pipeline_latency(p));
+    its_stage_window win;
+    its_pipeline_stage_mark(p, &win);
     uint64_t w0 = its_now_ns();
     its_sleep_ns((uint64_t)(seconds * 1e9));
     totals t1 = sum(p);
     double wall = (double)(its_now_ns() - w0) / 1e9;
-    its_lat_t *lat = its_pipeline_latency(p);
     its_batcher_stats bs;
     its_pipeline_batch_stats(p, &bs);
     uint64_t out = t1.processed - t0.processed;
     printf("| %-28s | %6.1f | %7.2f | %6llu | %8.0f | %8.0f | %8.0f | %5.1f | %7.1f |\n", what,
            fps > 0 ? 4 * fps : 30 + 25 + 29.97 + 23.976, (double)out / wall,
-           (unsigned long long)(t1.dropped - t0.dropped), q_ms(lat, ITS_STAGE_INFER, 0.5),
-           q_ms(lat, ITS_STAGE_TOTAL, 0.5), q_ms(lat, ITS_STAGE_TOTAL, 0.99),
+           (unsigned long long)(t1.dropped - t0.dropped), q_ms(p, &win, ITS_STAGE_INFER, 0.5),
+           q_ms(p, &win, ITS_STAGE_TOTAL, 0.5), q_ms(p, &win, ITS_STAGE_TOTAL, 0.99),
            bs.batches ? (double)bs.items_out / (double)bs.batches : 0,
            out ? (double)(t1.detections - t0.detections) / (double)out : 0);
     fflush(stdout);

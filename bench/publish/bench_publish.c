@@ -48,11 +48,11 @@ static int run(const char *host, int port, int depth, int n, int events, int cam
     int rc = its_publisher_create(&cfg, NULL, NULL, &p);
     if (rc < 0)
         return rc;
-    its_pub_detection dets[5];
+    its_det dets[5];
     static const char *const labels[] = {"car", "truck", "bus", "person", "motorcycle"};
-    for (int i = 0; i < 5; i++)
-        dets[i] = (its_pub_detection){
-            i, labels[i], 0.5f + 0.1f * (float)i, 0.1f * (float)i, 0.2f, 0.15f, 0.1f, i};
+    for (int i = 0; i < 5; i++) /* boxes of a 1280 x 720 frame */
+        dets[i] = (its_det){
+            128.0f * (float)i, 144, 128.0f * (float)i + 192, 216, 0.5f + 0.1f * (float)i, i, i};
     uint64_t *enq = its_malloc(ITS_MOD_TEST, (size_t)depth * sizeof *enq);
     char cam[64][16];
     if (cameras > 64)
@@ -61,7 +61,7 @@ static int run(const char *host, int port, int depth, int n, int events, int cam
         snprintf(cam[c], sizeof cam[c], "cam-%d", c);
     /* Warm-up: connect and size the buffers. */
     its_pub_meta meta = {cam[0], 0, its_wall_ns(), its_now_ns()};
-    its_publish_detections(p, &meta, dets, 5);
+    its_publish_detections(p, &meta, dets, 5, 1280, 720, labels, 5);
     its_publish_flush(p);
     uint64_t t0 = its_now_ns();
     int done = 0;
@@ -75,7 +75,7 @@ static int run(const char *host, int port, int depth, int n, int events, int cam
             rc = events ? its_publish_event(p, &meta, "line_crossing",
                                             "{\"line\":\"north\",\"class\":\"car\",\"track\":7,"
                                             "\"direction\":\"in\",\"speed_kmh\":48.5}")
-                        : its_publish_detections(p, &meta, dets, 5);
+                        : its_publish_detections(p, &meta, dets, 5, 1280, 720, labels, 5);
             if (rc < 0)
                 break;
         }

@@ -31,6 +31,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "its/det.h"
 #include "its/engine.h"
 #include "its/media.h"
 
@@ -85,12 +86,6 @@ typedef struct its_det_model_info {
     const void *meta_ctx;
 } its_det_model_info;
 
-typedef struct its_detection {
-    float x1, y1, x2, y2; /* source pixels, clipped to the frame */
-    float score;
-    int class_id;
-} its_detection;
-
 typedef struct its_detector its_detector_t;
 
 /* Name of a family ("ultralytics", "yolov5", "yolox", "nanodet", "auto"). */
@@ -131,11 +126,11 @@ size_t its_detector_output_floats(const its_detector_t *d, int i);
 
 /*
  * Decode batch item b of the model outputs: threshold, class-aware NMS, map through lb to
- * source pixels. Writes at most cap detections sorted by descending score; returns the count
- * (or a negative ITS_E*). Allocates nothing.
+ * source pixels (track_id 0). Writes at most cap detections sorted by descending score; returns
+ * the count (or a negative ITS_E*). Allocates nothing.
  */
 int its_detector_decode(its_detector_t *d, const float *const *outputs, int b,
-                        const its_letterbox *lb, its_detection *dets, int cap);
+                        const its_letterbox *lb, its_det *dets, int cap);
 
 /* Intersection over union of two boxes (x1, y1, x2, y2). */
 float its_det_iou(const float *a, const float *b);

@@ -24,6 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "its/det.h"
+
 #define ITS_MAX_DIMS 8
 
 typedef struct its_model its_model_t;
@@ -143,18 +145,18 @@ int its_engine_wait(its_engine_t *e);
  * output [N, 4 + C, A] with A = the anchors of strides 8, 16 and 32 (rows cx, cy, w, h in
  * input pixels, then C class scores). The letterbox follows Ultralytics (aspect kept,
  * centred, padded with 114, RGB, / 255); NMS is class-aware; boxes come back in source
- * pixels, clipped to the frame.
+ * pixels, clipped to the frame (its_det, track_id 0).
  *
  *     its_engine_detect_opts d = {.conf = 0.5f, .iou = 0.45f, .max_det = 100,
  *                                 .max_width = 1920, .max_height = 1080};
  *     if (its_engine_detect_setup(e, &d, err, sizeof err) == ITS_EUNSUPPORTED)
  *         ... letterbox on the host and use its_engine_run ...
  *     its_engine_frame f[16] = {{.data = px, .width = 1280, .height = 720, .stride = 3840,
- *                                .pixfmt = ITS_ENGINE_RGB24}, ...};
+ *                                .pixfmt = ITS_PIX_RGB24}, ...};
  *     int t = its_engine_detect_submit(e, 16, f);      // a ticket, or < 0
  *     ... submit the next batch (a second ticket) while this one runs ...
  *     its_engine_det_list lists[16];
- *     its_engine_det dets[16 * 100];                    // n * max_det
+ *     its_det dets[16 * 100];                           // n * max_det
  *     its_engine_detect_wait(e, t, lists, dets);        // frame i: dets[i * max_det + j]
  *
  * Contract: setup once per engine, after create (it allocates device memory and captures a
@@ -169,18 +171,12 @@ int its_engine_wait(its_engine_t *e);
  * (ITS_EINVAL), as are bad sizes, strides or formats: a refused submit has no effect.
  * Thread use as for run: one thread at a time per engine.
  */
-typedef enum its_engine_pixfmt {
-    ITS_ENGINE_RGB24 = 0, /* packed R, G, B (the values of its_pixfmt in its/video.h) */
-    ITS_ENGINE_BGR24 = 1, /* packed B, G, R */
-    ITS_ENGINE_NV12 = 2,  /* Y plane, then interleaved U, V at half resolution (BT.601) */
-} its_engine_pixfmt;
-
 typedef struct its_engine_frame {
     const uint8_t *data; /* packed pixels, or the Y plane for NV12 */
     const uint8_t *uv;   /* NV12: the interleaved chroma plane; NULL otherwise */
     int width, height;
     int stride, uv_stride; /* bytes per row */
-    int pixfmt;            /* its_engine_pixfmt */
+    its_pixfmt pixfmt;     /* RGB24, BGR24 or NV12 (its/det.h) */
 } its_engine_frame;
 
 typedef struct its_engine_detect_opts {
@@ -190,12 +186,6 @@ typedef struct its_engine_detect_opts {
     int max_cand;              /* candidates per frame before NMS (0: 1024; at most 1024) */
     int max_width, max_height; /* largest frame (0: 1920 x 1080) */
 } its_engine_detect_opts;
-
-typedef struct its_engine_det {
-    float x1, y1, x2, y2; /* source pixels */
-    float score;
-    int32_t class_id;
-} its_engine_det;
 
 typedef struct its_engine_det_list {
     int32_t count;     /* detections of this frame (<= max_det) */
@@ -211,8 +201,7 @@ int its_engine_detect_submit(its_engine_t *e, int n, const its_engine_frame *fra
 /* Blocks until the batch of `ticket` is done; lists[0..n-1] and dets[0..n * max_det - 1]
  * receive its results (max_det as set up). Returns n, or an ITS_E* code (the ticket is
  * released either way). */
-int its_engine_detect_wait(its_engine_t *e, int ticket, its_engine_det_list *lists,
-                           its_engine_det *dets);
+int its_engine_detect_wait(its_engine_t *e, int ticket, its_engine_det_list *lists, its_det *dets);
 /* Without blocking: 1 if the batch of `ticket` is done (wait will not block), 0 if it is still
  * running, or an ITS_E* code. */
 int its_engine_detect_poll(its_engine_t *e, int ticket);

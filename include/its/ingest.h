@@ -18,8 +18,8 @@
  *     }
  *
  * Contract:
- * - Frames are reference counted (its_frame_ref/unref, any thread). A frame's header and
- *   pixels come from pools made when the source is created; producing a frame allocates
+ * - Frames (its/frame.h) are reference counted (its_frame_unref, any thread). A frame's header
+ *   and pixels come from pools made when the source is created; producing a frame allocates
  *   nothing. A frame and its pixels stay valid while referenced, even after the source is
  *   destroyed (the pools outlive their creator until their last buffer comes back).
  * - When the pools are exhausted (the pipeline holds every buffer), the new frame is dropped
@@ -37,61 +37,14 @@
 #ifndef ITS_INGEST_H
 #define ITS_INGEST_H
 
-#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "its/frame.h"
 #include "its/pool.h"
 #include "its/video.h"
 
 typedef struct its_source its_source_t;
-
-/* Pipeline stage timestamps carried by every frame (monotonic ns; 0 = not reached). */
-typedef enum its_ts {
-    ITS_TS_CAPTURE = 0, /* decoded by the source */
-    ITS_TS_ENQUEUE,     /* accepted by the batcher */
-    ITS_TS_BATCH,       /* taken into a batch */
-    ITS_TS_INFER,       /* inference finished (pre-processing included) */
-    ITS_TS_POST,        /* detections decoded, NMS done */
-    ITS_TS_DISPATCH,    /* picked up by the camera's analytics worker */
-    ITS_TS_QUALITY,     /* quality scored */
-    ITS_TS_MODELMON,    /* model metrics updated */
-    ITS_TS_ANALYTICS,   /* tracking and analytics done */
-    ITS_TS_PUBLISH,     /* handed to the sinks */
-    ITS_TS_COUNT
-} its_ts;
-
-/* Largest number of detections kept per frame (Ultralytics' max_det default). */
-#define ITS_FRAME_MAX_DETS 300
-
-typedef struct its_frame_det {
-    float box[4]; /* x1, y1, x2, y2 normalised to [0, 1] of the frame */
-    float score;
-    int class_id;
-    int track_id; /* 0: not tracked */
-} its_frame_det;
-
-typedef struct its_frame {
-    const uint8_t *data; /* packed pixels, stride bytes per row; read-only once shared */
-    int width, height, stride;
-    its_pixfmt pixfmt;
-    int camera;     /* the pipeline's camera slot (its_source_opts.slot) */
-    uint64_t seq;   /* frame number from this source, from 0, with no gaps */
-    int64_t pts_ns; /* media time */
-    uint64_t ts_ns[ITS_TS_COUNT];
-    /* results, written by the pipeline stage that owns the frame at the time */
-    int n_dets;
-    int failed;    /* an error code if a stage failed on this frame, else 0 */
-    float quality; /* [0, 1], < 0 if not scored */
-    uint64_t pseq; /* the pipeline's per-camera order after batching (internal) */
-    int batch_n;   /* size of its inference batch on the batch's first frame, else 0 */
-    void *user;    /* free for the pipeline's use */
-    its_frame_det dets[ITS_FRAME_MAX_DETS];
-    /* private */
-    atomic_int refs;
-    its_buf *self;   /* the pool buffer holding this header */
-    its_buf *pixels; /* the pool buffer holding the pixels */
-} its_frame;
 
 /*
  * Where replay clips keep their pixels (a clip is decoded once and served to every camera
@@ -102,10 +55,6 @@ typedef struct its_frame {
  * Any thread; meant to be set once at start.
  */
 void its_ingest_set_clip_memory(const its_pool_mem *mem);
-
-its_frame *its_frame_ref(its_frame *f);
-/* NULL is a no-op. The last unref returns the pixels and the header to their pools. */
-void its_frame_unref(its_frame *f);
 
 typedef enum its_source_kind {
     ITS_SOURCE_AUTO = 0, /* from the URL: rtsp://, http(s)://, *.m3u8, a folder, else a file */

@@ -97,7 +97,7 @@ void its_json_knull(its_json *w, const char *key);
  * (clamped to [0, 1], 5 decimals); cls NULL: "class_<id>"; track_id <= 0: null.
  */
 void its_json_detection(its_json *w, int class_id, const char *cls, double score,
-                        const double box01[4], int64_t track_id);
+                        const float box01[4], int64_t track_id);
 
 /* Digits of v into out (at least 21 bytes), no NUL; returns the count. For callers that
  * build non-JSON text (keys, protocol lines) with the same integer formatting. */

@@ -25,10 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "its/video.h"
-
-/* its_pixfmt (ITS_PIX_RGB24, ITS_PIX_BGR24) is defined once, in its/video.h: decoded video
- * frames and still images share it. */
+#include "its/det.h" /* its_pixfmt: images are ITS_PIX_RGB24 or ITS_PIX_BGR24 */
 
 typedef enum its_image_format {
     ITS_IMG_UNKNOWN = 0,

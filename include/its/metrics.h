@@ -43,25 +43,12 @@ typedef enum its_metric_type {
 typedef enum its_bucket_set {
     ITS_BUCKETS_NONE = 0,
     ITS_BUCKETS_E2E,   /* 1 ms .. 1 s, dense around the 100 ms budget */
-    ITS_BUCKETS_STAGE, /* 0.5 ms .. 0.5 s */
+    ITS_BUCKETS_STAGE, /* 0.1 ms .. 5 s */
     ITS_BUCKETS_BATCH, /* 1, 2, 4, 8, 16, 32 */
 } its_bucket_set;
 
 #define ITS_MF_GPU 1 /* row exists only where NVML reports a GPU */
 
-/* Pipeline stages and their SPEC budgets (ms), for its_stage_latency_seconds{stage} and
- * /v1/status. X(name, budget_ms) */
-#define ITS_STAGE_TABLE(X)                                                                         \
-    X("queue", 5.0)                                                                                \
-    X("batch", 10.0)                                                                               \
-    X("inference", 50.0)                                                                           \
-    X("postprocess", 10.0)                                                                         \
-    X("quality", 5.0)                                                                              \
-    X("modelmon", 5.0)                                                                             \
-    X("analytics", 15.0)                                                                           \
-    X("publish", 5.0)
-#define ITS_STAGE_COUNT         8
-#define ITS_E2E_BUDGET_MS       100.0
 #define ITS_METRICS_MAX_LABELS  4
 #define ITS_METRICS_MAX_BUCKETS 32
 
@@ -116,6 +103,8 @@ double its_histogram_quantile(const double *bounds, const uint64_t *cum, int nb,
 /* Called at the start of every render, e.g. to sample queue depths or the GPU. */
 typedef void (*its_metrics_collect_fn)(void *ud, its_metrics *reg);
 int its_metrics_add_collector(its_metrics *reg, its_metrics_collect_fn fn, void *ud);
+/* Take a collector out again (the same fn and ud); waits for a render in progress. */
+void its_metrics_remove_collector(its_metrics *reg, its_metrics_collect_fn fn, void *ud);
 
 /* Text exposition of every visible series; *out is its_malloc'd (ITS_MOD_METRICS) and
  * NUL-terminated, *len excludes the NUL. */
@@ -134,9 +123,6 @@ its_metric_family *its_metrics_std(its_metrics *reg, its_metric_id id);
 const char *its_metrics_std_name(its_metric_id id);
 its_metric_type its_metrics_std_type(its_metric_id id);
 int its_metrics_std_flags(its_metric_id id);
-/* Budget (ms) of a stage name from ITS_STAGE_TABLE; a negative value for unknown stages. */
-double its_metrics_stage_budget_ms(const char *stage);
-const char *its_metrics_stage_name(int i);
 
 /*
  * SPEC's AutoScalingConfig. Scale out when ANY input is above its SCALE_OUT threshold (GPU

@@ -28,8 +28,9 @@
  * or the drain deadline at shutdown.
  *
  * Messages: one JSON line per processed frame ("v": 1, schema in docs/service.md), boxes
- * normalised to [0, 1]; analytics windows and events as their own messages. Timestamps in
- * messages are wall-clock ns; latencies are from the monotonic clock.
+ * normalised to [0, 1] as the message is written (frames hold pixels); analytics windows and
+ * events as their own messages. Timestamps in messages are wall-clock ns; latencies are from
+ * the monotonic clock.
  */
 #ifndef ITS_PIPELINE_H
 #define ITS_PIPELINE_H
@@ -40,26 +41,8 @@
 
 #include "its/batch.h"
 #include "its/ingest.h"
-#include "its/latency.h"
-
-/* Latency stages (histograms) and their SPEC budgets. */
-typedef enum its_stage {
-    ITS_STAGE_INGEST = 0, /* capture -> enqueued */
-    ITS_STAGE_QUEUE,      /* enqueued -> batch formed (queue + batch wait) */
-    ITS_STAGE_INFER,      /* batch formed -> inference done (pre-processing included) */
-    ITS_STAGE_POST,       /* inference -> detections decoded (NMS) */
-    ITS_STAGE_DISPATCH,   /* engine worker -> analytics worker hand-off and reordering */
-    ITS_STAGE_ANALYTICS,  /* tracking and analytics */
-    ITS_STAGE_QUALITY,
-    ITS_STAGE_MODELMON,
-    ITS_STAGE_PUBLISH, /* message built and handed to the sinks */
-    ITS_STAGE_TOTAL,   /* published - captured: the end-to-end latency */
-    ITS_STAGE_N
-} its_stage;
-
-const char *its_stage_name(its_stage s);
-/* SPEC budget in ms (0: none). */
-double its_stage_budget_ms(its_stage s);
+#include "its/metrics.h"
+#include "its/stage.h"
 
 /* ---- inference backends ---- */
 
@@ -70,8 +53,8 @@ struct its_infer {
     const int *sizes; /* prepared batch sizes, ascending, or NULL for any */
     int n_sizes;
     int is_benchmark; /* 1: not a detector (the no-op backend) */
-    /* Run n frames (padded: the prepared size chosen). Fill each frame's dets/n_dets (boxes
-     * normalised), stamp ITS_TS_INFER and ITS_TS_POST. A failure fails the whole batch. */
+    /* Run n frames (padded: the prepared size chosen). Fill each frame's dets/n_dets (source
+     * pixels), stamp ITS_TS_INFER and ITS_TS_POST. A failure fails the whole batch. */
     int (*run)(its_infer *inf, its_frame **frames, int n, int padded);
     /* Optional pipelined pair (NULL: run only). submit starts a batch and returns a ticket
      * (>= 0) without waiting for it; collect(ticket) finishes it as run would (detections,
@@ -248,7 +231,24 @@ int its_pipeline_find_camera(its_pipeline_t *p, const char *id);
  * for an unknown camera). Any thread; never waits for the pipeline. */
 int its_pipeline_push_image(its_pipeline_t *p, const char *id, const uint8_t *data, size_t len,
                             uint64_t ts_ns, char *err, size_t errlen);
-its_lat_t *its_pipeline_latency(its_pipeline_t *p);
+/*
+ * Stage latencies. Every published frame adds each stage of the stage table (its/stage.h)
+ * that it went through to its_stage_latency_seconds{stage} in the pipeline's registry, which
+ * carries the standard table (its/metric_names.h) and lives as long as the pipeline; the
+ * service exports it (/metrics, /v1/status) and may add its own series and collectors.
+ */
+its_metrics *its_pipeline_metrics(its_pipeline_t *p);
+/* Cumulative stage histogram counts at one moment, to measure an interval (status line,
+ * benchmark phases). */
+typedef struct its_stage_window {
+    uint64_t cum[ITS_STAGE_COUNT][ITS_METRICS_MAX_BUCKETS + 1];
+} its_stage_window;
+void its_pipeline_stage_mark(its_pipeline_t *p, its_stage_window *w);
+/* Estimated q-quantile (seconds, as PromQL's histogram_quantile) of a stage over the samples
+ * since the mark (NULL: since the start); NaN without samples. *count (may be NULL): the
+ * samples. Any thread. */
+double its_pipeline_stage_quantile(its_pipeline_t *p, its_stage s, double q,
+                                   const its_stage_window *since, uint64_t *count);
 void its_pipeline_batch_stats(its_pipeline_t *p, its_batcher_stats *out);
 /* One status line (no newline): per-camera FPS and drops, batch size, stage p99 vs budget. */
 int its_pipeline_status_line(its_pipeline_t *p, char *buf, size_t len);

@@ -9,7 +9,7 @@
  *     if (its_publisher_create(&cfg, metrics, l1_cache, &pub) < 0) ...
  *     its_pub_meta meta = {.camera_id = "cam-1", .frame = 42,
  *                          .capture_wall_ns = wall, .capture_mono_ns = mono};
- *     its_publish_detections(pub, &meta, dets, ndets);   // queued, not yet sent
+ *     its_publish_detections(pub, &meta, dets, ndets, 1280, 720, names, n_names);  // queued
  *     its_publish_event(pub, &meta, "line_crossing", "{\"line\":\"north\",\"class\":\"car\"}");
  *     its_publish_flush(pub);                            // one pipelined round trip
  *     its_publisher_destroy(pub);
@@ -55,6 +55,7 @@
 #include <stdint.h>
 
 #include "its/config.h"
+#include "its/det.h"
 #include "its/metrics.h"
 
 #define ITS_PUB_ID_MAX 64
@@ -154,17 +155,12 @@ typedef struct its_pub_meta {
     uint64_t capture_mono_ns; /* capture time, its_now_ns() base (end-to-end latency) */
 } its_pub_meta;
 
-typedef struct its_pub_detection {
-    int class_id;
-    const char *label; /* may be NULL */
-    float confidence;
-    float x, y, w, h; /* normalised to [0, 1]: top-left corner and size */
-    int64_t track_id; /* < 0: not tracked */
-} its_pub_detection;
-
-/* Per frame: PUBLISH its:cam:{id}:detections + SET its:cam:{id}:latest (and L1). */
-int its_publish_detections(its_publisher *pub, const its_pub_meta *meta,
-                           const its_pub_detection *dets, int n);
+/* Per frame: PUBLISH its:cam:{id}:detections + SET its:cam:{id}:latest (and L1). dets: n
+ * detections of a width x height frame (its/det.h, source pixels); the message is a "frame"
+ * whose detections are the detection object of docs/messages.md (box corners as fractions of
+ * the frame, class name labels[class_id] where there is one: labels may be NULL). */
+int its_publish_detections(its_publisher *pub, const its_pub_meta *meta, const its_det *dets, int n,
+                           int width, int height, const char *const *labels, int n_labels);
 /* Per window ("1m", "15m"): PUBLISH its:cam:{id}:analytics + SET its:cam:{id}:analytics:{w}. */
 int its_publish_analytics(its_publisher *pub, const its_pub_meta *meta, const char *window,
                           const char *payload_json);

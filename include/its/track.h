@@ -40,14 +40,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* One detection, as the detector gives it: box corners in source-image pixels. */
-typedef struct its_det {
-    float x1, y1, x2, y2;
-    float score;  /* [0, 1] */
-    int class_id; /* COCO id (0 person, 1 bicycle, 2 car, 3 motorcycle, 5 bus, 7 truck) */
-} its_det;
+#include "its/det.h"
 
-/* One frame's detections. */
+/* One frame's detections (its_det, its/det.h: source pixels; track_id is not read). */
 typedef struct its_det_frame {
     const its_det *dets;
     int n;

@@ -46,15 +46,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "its/det.h"
+
 typedef struct its_video its_video_t;
 
-typedef enum its_pixfmt {
-    ITS_PIX_RGB24 = 0, /* packed R,G,B bytes */
-    ITS_PIX_BGR24 = 1, /* packed B,G,R bytes (OpenCV order) */
-} its_pixfmt;
-
 typedef struct its_video_opts {
-    its_pixfmt pixfmt;   /* output layout; default RGB24 */
+    its_pixfmt pixfmt;   /* output layout: RGB24 (default) or BGR24 */
     int max_width;       /* frames wider/taller are scaled down to fit; 0: 4096 */
     int max_height;      /* 0: 4096 */
     int timeout_ms;      /* network open/read timeout; 0: 5000 */

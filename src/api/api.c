@@ -13,6 +13,7 @@
 
 #include "api_impl.h"
 #include "its/core.h"
+#include "its/stage.h"
 
 struct its_api {
     its_api_config cfg;
@@ -269,7 +270,8 @@ struct stage_ctx {
 static int stage_row(void *ud, const its_metric *m, const char *const *values)
 {
     struct stage_ctx *c = ud;
-    double budget = its_metrics_stage_budget_ms(values[0]);
+    int stage = its_stage_find(values[0]);
+    double budget = stage >= 0 ? its_stage_budget_ms((its_stage)stage) : -1;
     double p99 = its_metric_quantile(m, 0.99);
     json_t *row = json_pack("{s:s,s:o,s:o,s:o,s:I}", "stage", values[0], "p50_ms",
                             ms_or_null(its_metric_quantile(m, 0.5)), "p95_ms",
@@ -335,14 +337,15 @@ static int h_status(its_api *api, its_api_response *resp)
     its_metrics *reg = api->metrics;
     if (reg) {
         its_metric *e2e = its_metrics_series(its_metrics_std(reg, ITS_M_LATENCY), NULL);
-        double p99 = its_metric_quantile(e2e, 0.99);
+        double p99 = its_metric_quantile(e2e, 0.99),
+               e2e_budget = its_stage_budget_ms(ITS_STAGE_TOTAL);
         json_object_set_new(st, "end_to_end",
                             json_pack("{s:o,s:o,s:o,s:f,s:I,s:b}", "p50_ms",
                                       ms_or_null(its_metric_quantile(e2e, 0.5)), "p95_ms",
                                       ms_or_null(its_metric_quantile(e2e, 0.95)), "p99_ms",
-                                      ms_or_null(p99), "budget_ms", ITS_E2E_BUDGET_MS, "count",
+                                      ms_or_null(p99), "budget_ms", e2e_budget, "count",
                                       (json_int_t)its_metric_count(e2e), "over_budget",
-                                      !isnan(p99) && p99 * 1000.0 > ITS_E2E_BUDGET_MS));
+                                      !isnan(p99) && p99 * 1000.0 > e2e_budget));
         struct stage_ctx sc = {json_array()};
         its_metrics_each(its_metrics_std(reg, ITS_M_STAGE_LATENCY), stage_row, &sc);
         json_object_set_new(st, "stages", sc.arr);

@@ -24,6 +24,7 @@
 #include "its/core.h"
 #include "its/modelmon.h"
 #include "its/quality.h"
+#include "its/stage.h"
 #include "its/track.h"
 
 #define LUMA_MAX_W  2048
@@ -35,7 +36,6 @@ typedef struct cam_state {
     its_analytics_t *an;
     its_quality_t *q;
     its_modelmon_t *mm;
-    its_det dets[ITS_FRAME_MAX_DETS];
     its_det_frame df;
     const its_analytics_frame *last;
     uint8_t *luma;
@@ -174,16 +174,8 @@ static void cam_analytics(void *state, its_frame *f, its_emit_fn emit, void *ect
 {
     cam_state *s = state;
     int n = f->n_dets;
-    for (int i = 0; i < n; i++) {
-        const its_frame_det *d = &f->dets[i];
-        s->dets[i] = (its_det){d->box[0] * (float)f->width,
-                               d->box[1] * (float)f->height,
-                               d->box[2] * (float)f->width,
-                               d->box[3] * (float)f->height,
-                               d->score,
-                               d->class_id};
-    }
-    s->df = (its_det_frame){.dets = s->dets,
+    /* quality and model metrics read s->df after this, for the same frame */
+    s->df = (its_det_frame){.dets = f->dets,
                             .n = n,
                             .width_px = f->width,
                             .height_px = f->height,
@@ -256,10 +248,9 @@ static void cam_modelmon(void *state, its_frame *f)
 {
     cam_state *s = state;
     its_modelmon_observe(s->mm, &s->df);
-    if (f->ts_ns[ITS_TS_INFER] > f->ts_ns[ITS_TS_BATCH])
-        its_modelmon_record_inference(s->mm, (int64_t)f->ts_ns[ITS_TS_INFER],
-                                      (int64_t)(f->ts_ns[ITS_TS_INFER] - f->ts_ns[ITS_TS_BATCH]),
-                                      1);
+    uint64_t ns;
+    if (its_stage_span_ns(ITS_STAGE_INFER, f->ts_ns, &ns) && ns > 0)
+        its_modelmon_record_inference(s->mm, (int64_t)f->ts_ns[ITS_TS_INFER], (int64_t)ns, 1);
 }
 
 int its_app_hooks(const its_app_hooks_opts *o, its_camera_hooks *out)

@@ -8,7 +8,7 @@
  *   keeps up to two batches in flight (submit/collect), so one uploads while one computes.
  * - host path (cpu, other heads, or a frame larger than the frames path was set up for):
  *   letterbox every frame into the fp32 input tensor, its_engine_run, decode and NMS here.
- * Either way boxes are normalised to [0, 1] of the source frame.
+ * Either way detections land in the frame in source pixels (its/frame.h).
  */
 #include <math.h>
 #include <stdio.h>
@@ -42,12 +42,11 @@ typedef struct engine_inf {
     int n_outputs;
     size_t in_floats;
     its_letterbox lb[32];
-    its_detection dets[ITS_FRAME_MAX_DETS];
     /* frames path (gpu != 0) */
     int gpu, max_det;
     its_engine_frame ef[32];
     its_engine_det_list lists[32];
-    its_engine_det *gdets; /* max_batch * max_det */
+    its_det *gdets;        /* max_batch * max_det */
     int host_ready;        /* host path buffers allocated (frames path: on first need) */
     uint64_t host_batches; /* frames path: batches that had to take the host path */
 } engine_inf;
@@ -58,21 +57,6 @@ static const char *meta_fn(const void *ctx, const char *key)
 }
 
 static int host_buffers(engine_inf *e);
-
-/* Detection i of frame f, from source pixels to the message's [0, 1] box. */
-static void set_det(its_frame *f, int i, float x1, float y1, float x2, float y2, float score,
-                    int class_id)
-{
-    float sx = 1.0f / (float)f->width, sy = 1.0f / (float)f->height;
-    its_frame_det *o = &f->dets[i];
-    o->box[0] = ITS_CLAMP(x1 * sx, 0.0f, 1.0f);
-    o->box[1] = ITS_CLAMP(y1 * sy, 0.0f, 1.0f);
-    o->box[2] = ITS_CLAMP(x2 * sx, 0.0f, 1.0f);
-    o->box[3] = ITS_CLAMP(y2 * sy, 0.0f, 1.0f);
-    o->score = score;
-    o->class_id = class_id;
-    o->track_id = 0;
-}
 
 /* The host path: letterbox into fp32 NCHW here, run, decode and NMS here. */
 static int host_run(engine_inf *e, its_frame **frames, int n)
@@ -87,6 +71,9 @@ static int host_run(engine_inf *e, its_frame **frames, int n)
         if (rc < 0)
             return rc;
     }
+    uint64_t prep = its_now_ns();
+    for (int b = 0; b < n; b++)
+        frames[b]->ts_ns[ITS_TS_PREP] = prep;
     rc = its_engine_run(e->engine, n, e->input, e->outputs);
     uint64_t t = its_now_ns();
     for (int b = 0; b < n; b++)
@@ -95,14 +82,10 @@ static int host_run(engine_inf *e, its_frame **frames, int n)
         return rc;
     for (int b = 0; b < n; b++) {
         its_frame *f = frames[b];
-        int k = its_detector_decode(e->det, (const float *const *)e->outputs, b, &e->lb[b], e->dets,
+        int k = its_detector_decode(e->det, (const float *const *)e->outputs, b, &e->lb[b], f->dets,
                                     ITS_FRAME_MAX_DETS);
         if (k < 0)
             return k;
-        for (int i = 0; i < k; i++) {
-            const its_detection *d = &e->dets[i];
-            set_det(f, i, d->x1, d->y1, d->x2, d->y2, d->score, d->class_id);
-        }
         f->n_dets = k;
         f->ts_ns[ITS_TS_POST] = its_now_ns();
     }
@@ -134,7 +117,7 @@ static int eng_submit(its_infer *inf, its_frame **frames, int n, int padded)
         d->height = f->height;
         d->stride = f->stride;
         d->uv_stride = 0;
-        d->pixfmt = f->pixfmt == ITS_PIX_BGR24 ? ITS_ENGINE_BGR24 : ITS_ENGINE_RGB24;
+        d->pixfmt = f->pixfmt;
         if (f->stride <= 0 || f->height <= 0 || (size_t)f->stride * (size_t)f->height > limit)
             fits = 0;
     }
@@ -166,11 +149,7 @@ static int eng_collect(its_infer *inf, int ticket, its_frame **frames, int n)
     for (int b = 0; b < n; b++) {
         its_frame *f = frames[b];
         int k = ITS_MIN(e->lists[b].count, ITS_FRAME_MAX_DETS);
-        const its_engine_det *src = e->gdets + (size_t)b * (size_t)e->max_det;
-        for (int i = 0; i < k; i++) {
-            const its_engine_det *d = &src[i];
-            set_det(f, i, d->x1, d->y1, d->x2, d->y2, d->score, d->class_id);
-        }
+        memcpy(f->dets, e->gdets + (size_t)b * (size_t)e->max_det, sizeof f->dets[0] * (size_t)k);
         f->n_dets = k;
         f->ts_ns[ITS_TS_POST] = its_now_ns();
     }

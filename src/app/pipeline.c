@@ -70,7 +70,8 @@ struct its_pipeline_t {
     pthread_t ana[MAX_WORKERS];
     its_queue_t *ana_q[MAX_WORKERS];
     int n_eng_started, n_ana_started;
-    its_lat_t *lat;
+    its_metrics *metrics;                 /* its_stage_latency_seconds and the rest */
+    its_metric *stage_m[ITS_STAGE_COUNT]; /* its_stage_latency_seconds{stage} */
     int started, stopped;
     int64_t wall_offset;
     atomic_ullong messages;
@@ -79,25 +80,8 @@ struct its_pipeline_t {
     /* status line state (control thread) */
     uint64_t st_ns;
     uint64_t st_batches, st_items;
-    uint64_t *st_buckets; /* ITS_STAGE_N x ITS_LAT_BUCKETS */
+    its_stage_window st_win;
 };
-
-static const char *const stage_names[ITS_STAGE_N] = {"ingest",   "queue",     "infer",   "post",
-                                                     "dispatch", "analytics", "quality", "modelmon",
-                                                     "publish",  "total"};
-/* SPEC budgets (ARCHITECTURE.md section 3): queue + batch 5 + 10, GPU 50, post 10, quality 5,
- * metrics 5, analytics 15, publish 5; end to end 100. */
-static const double stage_budget[ITS_STAGE_N] = {0, 15, 50, 10, 0, 15, 5, 5, 5, 100};
-
-const char *its_stage_name(its_stage s)
-{
-    return (unsigned)s < ITS_STAGE_N ? stage_names[s] : "?";
-}
-
-double its_stage_budget_ms(its_stage s)
-{
-    return (unsigned)s < ITS_STAGE_N ? stage_budget[s] : 0;
-}
 
 void its_pipeline_opts_default(its_pipeline_opts *o)
 {
@@ -189,7 +173,7 @@ static int form_batch(its_pipeline_t *p, ebatch *b, int maxb, uint64_t wait_ns, 
 }
 
 /* Record the batch's latencies (or its failure) and hand its frames to the analytics. */
-static void finish_batch(its_pipeline_t *p, its_infer *inf, its_lat_shard *sh, ebatch *b, int rc)
+static void finish_batch(its_pipeline_t *p, its_infer *inf, ebatch *b, int rc)
 {
     atomic_fetch_sub(&p->batches_in_flight, 1);
     if (rc < 0) {
@@ -197,11 +181,6 @@ static void finish_batch(its_pipeline_t *p, its_infer *inf, its_lat_shard *sh, e
             its_loge("engine", inf->name, "batch of %d failed: %s", b->n, its_strerror(rc));
         for (int i = 0; i < b->n; i++)
             b->frames[i]->failed = rc;
-    } else {
-        for (int i = 0; i < b->n; i++) {
-            its_lat_record(sh, ITS_STAGE_INFER, span(b->frames[i], ITS_TS_BATCH, ITS_TS_INFER));
-            its_lat_record(sh, ITS_STAGE_POST, span(b->frames[i], ITS_TS_INFER, ITS_TS_POST));
-        }
     }
     int nw = p->o.analytics_workers;
     for (int i = 0; i < b->n; i++)
@@ -219,7 +198,6 @@ static void *engine_main(void *arg)
     int wi = ((worker_arg *)arg)->index;
     its_free(arg);
     its_infer *inf = p->infers[wi];
-    its_lat_shard *sh = its_lat_shard_claim(p->lat);
     int maxb = ITS_MIN(p->o.batch_max, inf->max_batch);
     int async = inf->submit && inf->collect;
     /* pipelined: `cur` is in flight while `next` is formed and submitted */
@@ -245,23 +223,22 @@ static void *engine_main(void *arg)
         if (n == ITS_ECLOSED)
             closed = 1;
         if (n > 0) {
-            for (int i = 0; i < n; i++) {
-                its_lat_record(sh, ITS_STAGE_INGEST,
-                               span(next->frames[i], ITS_TS_CAPTURE, ITS_TS_ENQUEUE));
-                its_lat_record(sh, ITS_STAGE_QUEUE,
-                               span(next->frames[i], ITS_TS_ENQUEUE, ITS_TS_BATCH));
-            }
+            /* handed to the engine now; an engine that prepares the batch's input itself
+             * (letterbox on the host) moves ITS_TS_PREP to when that is done */
+            uint64_t t = its_now_ns();
+            for (int i = 0; i < n; i++)
+                next->frames[i]->ts_ns[ITS_TS_PREP] = t;
             if (!async) {
-                finish_batch(p, inf, sh, next, inf->run(inf, next->frames, n, next->padded));
+                finish_batch(p, inf, next, inf->run(inf, next->frames, n, next->padded));
                 continue;
             }
             next->ticket = inf->submit(inf, next->frames, n, next->padded);
             if (next->ticket < 0)
-                finish_batch(p, inf, sh, next, next->ticket);
+                finish_batch(p, inf, next, next->ticket);
         }
         /* collect the batch in flight (after submitting the next one, if one came) */
         if (cur->n)
-            finish_batch(p, inf, sh, cur, inf->collect(inf, cur->ticket, cur->frames, cur->n));
+            finish_batch(p, inf, cur, inf->collect(inf, cur->ticket, cur->frames, cur->n));
         if (next->n) {
             ebatch *t = cur;
             cur = next;
@@ -312,8 +289,9 @@ static void build_json(its_pipeline_t *p, its_infer *inf, const cam *c, const it
     its_json_key(w, "detections");
     its_json_arr_begin(w);
     for (int i = 0; i < f->n_dets; i++) {
-        const its_frame_det *d = &f->dets[i];
-        const double box[4] = {d->box[0], d->box[1], d->box[2], d->box[3]};
+        const its_det *d = &f->dets[i];
+        float box[4];
+        its_det_box_norm(d, f->width, f->height, box);
         its_json_detection(w, d->class_id, inf && inf->label ? inf->label(inf, d->class_id) : NULL,
                            d->score, box, d->track_id);
     }
@@ -333,7 +311,7 @@ static void build_json(its_pipeline_t *p, its_infer *inf, const cam *c, const it
     its_json_obj_end(w);
 }
 
-static void process(its_pipeline_t *p, its_lat_shard *sh, cam *c, its_frame *f, char *buf)
+static void process(its_pipeline_t *p, cam *c, its_frame *f, char *buf)
 {
     if (f->failed) {
         atomic_fetch_add(&c->dropped[ITS_DROP_ENGINE_ERROR], 1);
@@ -376,15 +354,14 @@ static void process(its_pipeline_t *p, its_lat_shard *sh, cam *c, its_frame *f, 
     int len = its_json_finish(&w);
     if (len >= 0)
         p->o.sink->publish(p->o.sink, ITS_MSG_FRAME, c->id, f, buf, (size_t)len);
+    f->ts_ns[ITS_TS_SENT] = its_now_ns();
+    for (int s = 0; s < ITS_STAGE_COUNT; s++) {
+        uint64_t ns;
+        if (its_stage_span_ns((its_stage)s, f->ts_ns, &ns))
+            its_metric_observe(p->stage_m[s], (double)ns / 1e9);
+    }
     if (p->observer)
         p->observer(p->observer_ctx, f, c->id);
-    uint64_t done = its_now_ns();
-    its_lat_record(sh, ITS_STAGE_DISPATCH, span(f, ITS_TS_POST, ITS_TS_DISPATCH));
-    its_lat_record(sh, ITS_STAGE_ANALYTICS, span(f, ITS_TS_DISPATCH, ITS_TS_ANALYTICS));
-    its_lat_record(sh, ITS_STAGE_QUALITY, span(f, ITS_TS_ANALYTICS, ITS_TS_QUALITY));
-    its_lat_record(sh, ITS_STAGE_MODELMON, span(f, ITS_TS_QUALITY, ITS_TS_MODELMON));
-    its_lat_record(sh, ITS_STAGE_PUBLISH, done - f->ts_ns[ITS_TS_PUBLISH]);
-    its_lat_record(sh, ITS_STAGE_TOTAL, span(f, ITS_TS_CAPTURE, ITS_TS_PUBLISH));
     uint64_t tracked = 0;
     for (int i = 0; i < f->n_dets; i++)
         tracked += f->dets[i].track_id > 0;
@@ -401,7 +378,6 @@ static void *analytics_main(void *arg)
     its_pipeline_t *p = ((worker_arg *)arg)->p;
     int wi = ((worker_arg *)arg)->index;
     its_free(arg);
-    its_lat_shard *sh = its_lat_shard_claim(p->lat);
     char *buf = its_malloc(ITS_MOD_APP, JSON_BUF);
     for (;;) {
         void *item;
@@ -422,7 +398,7 @@ static void *analytics_main(void *arg)
             its_frame *g = c->held[c->expect % REORDER];
             c->held[c->expect % REORDER] = NULL;
             c->expect++;
-            process(p, sh, c, g, buf);
+            process(p, c, g, buf);
         }
     }
     its_free(buf);
@@ -488,13 +464,14 @@ int its_pipeline_create(its_pipeline_opts *o, its_pipeline_t **out, char *err, s
     }
     rc = ITS_ENOMEM;
     p->cams = its_calloc(ITS_MOD_APP, (size_t)q->max_cameras, sizeof *p->cams);
-    p->st_buckets =
-        its_calloc(ITS_MOD_APP, (size_t)ITS_STAGE_N * ITS_LAT_BUCKETS, sizeof(uint64_t));
-    if (!p->cams || !p->st_buckets ||
-        its_lat_create(ITS_STAGE_N, q->engine_workers + q->analytics_workers + 2, &p->lat) < 0) {
+    p->metrics = its_metrics_create();
+    if (!p->cams || !p->metrics || its_metrics_std_register(p->metrics) < 0) {
         snprintf(err, errlen, "pipeline: out of memory");
         goto fail;
     }
+    for (int s = 0; s < ITS_STAGE_COUNT; s++)
+        p->stage_m[s] = its_metrics_series_v(its_metrics_std(p->metrics, ITS_M_STAGE_LATENCY),
+                                             its_stage_name((its_stage)s));
     for (int i = 0; i < q->analytics_workers; i++)
         if ((rc = its_queue_create(ITS_MOD_APP, ANA_QUEUE, &p->ana_q[i])) < 0) {
             snprintf(err, errlen, "pipeline: out of memory");
@@ -751,8 +728,7 @@ void its_pipeline_destroy(its_pipeline_t *p)
         p->o.hooks.release(p->o.hooks.ctx);
     if (p->o.sink)
         p->o.sink->destroy(p->o.sink);
-    its_lat_destroy(p->lat);
-    its_free(p->st_buckets);
+    its_metrics_destroy(p->metrics);
     its_free(p->cams);
     pthread_mutex_destroy(&p->ctl_mu);
     pthread_mutex_destroy(&p->form_mu);
@@ -801,9 +777,36 @@ int its_pipeline_camera_stats(its_pipeline_t *p, int slot, its_camera_stats *out
     return 0;
 }
 
-its_lat_t *its_pipeline_latency(its_pipeline_t *p)
+its_metrics *its_pipeline_metrics(its_pipeline_t *p)
 {
-    return p->lat;
+    return p->metrics;
+}
+
+void its_pipeline_stage_mark(its_pipeline_t *p, its_stage_window *w)
+{
+    double bounds[ITS_METRICS_MAX_BUCKETS];
+    memset(w, 0, sizeof *w);
+    for (int s = 0; s < ITS_STAGE_COUNT; s++)
+        (void)its_metric_buckets(p->stage_m[s], bounds, w->cum[s], ITS_METRICS_MAX_BUCKETS + 1);
+}
+
+double its_pipeline_stage_quantile(its_pipeline_t *p, its_stage s, double q,
+                                   const its_stage_window *since, uint64_t *count)
+{
+    double bounds[ITS_METRICS_MAX_BUCKETS];
+    uint64_t cum[ITS_METRICS_MAX_BUCKETS + 1];
+    if (count)
+        *count = 0;
+    if ((unsigned)s >= ITS_STAGE_COUNT)
+        return NAN;
+    int nb = its_metric_buckets(p->stage_m[s], bounds, cum, ITS_METRICS_MAX_BUCKETS + 1);
+    if (nb < 1)
+        return NAN;
+    for (int b = 0; since && b <= nb; b++)
+        cum[b] = cum[b] > since->cum[s][b] ? cum[b] - since->cum[s][b] : 0;
+    if (count)
+        *count = cum[nb];
+    return its_histogram_quantile(bounds, cum, nb, q);
 }
 
 void its_pipeline_batch_stats(its_pipeline_t *p, its_batcher_stats *out)
@@ -824,25 +827,6 @@ uint64_t its_pipeline_messages(its_pipeline_t *p)
 uint64_t its_pipeline_engine_errors(its_pipeline_t *p)
 {
     return atomic_load(&p->engine_errors);
-}
-
-static uint64_t quantile_of(const uint64_t *counts, double q)
-{
-    uint64_t n = 0;
-    for (int b = 0; b < ITS_LAT_BUCKETS; b++)
-        n += counts[b];
-    if (!n)
-        return 0;
-    uint64_t rank = (uint64_t)(q * (double)(n - 1)) + 1, seen = 0;
-    for (int b = 0; b < ITS_LAT_BUCKETS; b++) {
-        seen += counts[b];
-        if (seen >= rank) {
-            uint64_t lo, hi;
-            its_lat_bucket_bounds(b, &lo, &hi);
-            return lo + (hi - lo) / 2;
-        }
-    }
-    return 0;
 }
 
 #define APPEND(...)                                                                                \
@@ -897,21 +881,16 @@ int its_pipeline_status_line(its_pipeline_t *p, char *buf, size_t len)
            inf->name, inf->is_benchmark ? " (benchmark, no inference)" : "", active,
            dt > 0 ? (double)total_out / dt : 0, (unsigned long long)total_drop,
            db ? (double)di / (double)db : 0, bs.depth);
-    for (int s = ITS_STAGE_QUEUE; s < ITS_STAGE_N; s++) {
-        uint64_t cur[ITS_LAT_BUCKETS], *prev = p->st_buckets + (size_t)s * ITS_LAT_BUCKETS;
-        its_lat_buckets(p->lat, s, cur);
-        for (int b = 0; b < ITS_LAT_BUCKETS; b++) {
-            uint64_t d = cur[b] - prev[b];
-            prev[b] = cur[b];
-            cur[b] = d;
-        }
-        double p99 = ms(quantile_of(cur, 0.99));
-        if (stage_budget[s] > 0)
-            APPEND(" %s %.1f (%g)%s", stage_names[s], p99, stage_budget[s],
-                   p99 > stage_budget[s] ? "!" : "");
+    for (int s = 0; s < ITS_STAGE_COUNT; s++) {
+        double p99 = its_pipeline_stage_quantile(p, (its_stage)s, 0.99, &p->st_win, NULL) * 1e3;
+        double budget = its_stage_budget_ms((its_stage)s);
+        if (isnan(p99))
+            APPEND(" %s - (%g)", its_stage_name((its_stage)s), budget);
         else
-            APPEND(" %s %.1f", stage_names[s], p99);
+            APPEND(" %s %.1f (%g)%s", its_stage_name((its_stage)s), p99, budget,
+                   p99 > budget ? "!" : "");
     }
+    its_pipeline_stage_mark(p, &p->st_win);
     APPEND(" |%s%s", cams, active > 8 ? " ..." : "");
     p->st_ns = now;
     return (int)ITS_MIN(n, len ? len - 1 : 0);

@@ -2,9 +2,10 @@
  * itsd's outward services around the pipeline: the Prometheus registry (its/metrics.h) fed
  * from the pipeline, and the HTTP API (its/api.h) whose provider is the pipeline.
  *
- * Per frame (on the analytics worker, after publishing) the observer adds the frame's stage
- * latencies to its_stage_latency_seconds{stage}, the end-to-end latency to SPEC's
- * analytics_latency_seconds, and counts frames and detections per camera; the registry's
+ * The registry is the pipeline's (its_pipeline_metrics), where the pipeline itself records
+ * its_stage_latency_seconds{stage}. Per frame (on the analytics worker, after publishing)
+ * the observer adds the end-to-end latency to SPEC's analytics_latency_seconds, the batch
+ * size, and counts frames and detections per camera; the registry's
  * updates are lock-free. Per-camera series are looked up once per camera slot and cached
  * (a slot's frames all come through one worker, so the cache needs no lock). Everything
  * that is a level rather than an event (queue depth, cameras, per-camera FPS and up/down,
@@ -41,7 +42,6 @@ struct its_app_services {
     its_metrics *reg;
     its_api *api;
     its_cache *cache; /* L1 in front of Redis for GET /v1/cameras/{id}/analytics; NULL: none */
-    its_metric *stage[ITS_STAGE_N]; /* NULL: not exported */
     its_metric *e2e;
     its_metric *batch_size;
     cam_series *cams;
@@ -52,51 +52,9 @@ struct its_app_services {
     const char *(*label)(int class_id);
 };
 
-static const char *metric_stage_name(int s)
-{
-    switch (s) {
-    case ITS_STAGE_QUEUE:
-        return "queue";
-    case ITS_STAGE_INFER:
-        return "inference";
-    case ITS_STAGE_POST:
-        return "postprocess";
-    case ITS_STAGE_ANALYTICS:
-        return "analytics";
-    case ITS_STAGE_QUALITY:
-        return "quality";
-    case ITS_STAGE_MODELMON:
-        return "modelmon";
-    case ITS_STAGE_PUBLISH:
-        return "publish";
-    default:
-        return NULL;
-    }
-}
-
 static void observe(void *ctx, const its_frame *f, const char *camera)
 {
     its_app_services *s = ctx;
-    static const struct {
-        int stage;
-        its_ts a, b;
-    } spans[] = {
-        {ITS_STAGE_QUEUE, ITS_TS_ENQUEUE, ITS_TS_BATCH},
-        {ITS_STAGE_INFER, ITS_TS_BATCH, ITS_TS_INFER},
-        {ITS_STAGE_POST, ITS_TS_INFER, ITS_TS_POST},
-        {ITS_STAGE_ANALYTICS, ITS_TS_DISPATCH, ITS_TS_ANALYTICS},
-        {ITS_STAGE_QUALITY, ITS_TS_ANALYTICS, ITS_TS_QUALITY},
-        {ITS_STAGE_MODELMON, ITS_TS_QUALITY, ITS_TS_MODELMON},
-    };
-    for (size_t i = 0; i < ITS_ARRAY_LEN(spans); i++) {
-        uint64_t a = f->ts_ns[spans[i].a], b = f->ts_ns[spans[i].b];
-        if (s->stage[spans[i].stage] && b >= a)
-            its_metric_observe(s->stage[spans[i].stage], (double)(b - a) / 1e9);
-    }
-    uint64_t now = its_now_ns();
-    if (s->stage[ITS_STAGE_PUBLISH] && now >= f->ts_ns[ITS_TS_PUBLISH])
-        its_metric_observe(s->stage[ITS_STAGE_PUBLISH],
-                           (double)(now - f->ts_ns[ITS_TS_PUBLISH]) / 1e9);
     if (f->ts_ns[ITS_TS_PUBLISH] >= f->ts_ns[ITS_TS_CAPTURE])
         its_metric_observe(s->e2e,
                            (double)(f->ts_ns[ITS_TS_PUBLISH] - f->ts_ns[ITS_TS_CAPTURE]) / 1e9);
@@ -297,10 +255,9 @@ int its_app_services_create(const its_app_config *c, its_pipeline_t *p, its_app_
     pthread_mutex_init(&s->collect_mu, NULL);
     s->cams = its_calloc(ITS_MOD_APP, (size_t)s->max_cams, sizeof *s->cams);
     s->prev = its_calloc(ITS_MOD_APP, (size_t)s->max_cams, sizeof *s->prev);
-    s->reg = its_metrics_create();
+    s->reg = its_pipeline_metrics(p);
     int rc = ITS_ENOMEM;
-    if (!s->cams || !s->prev || !s->reg || its_metrics_std_register(s->reg) < 0 ||
-        its_metrics_add_collector(s->reg, collect, s) < 0) {
+    if (!s->cams || !s->prev || its_metrics_add_collector(s->reg, collect, s) < 0) {
         snprintf(err, errlen, "metrics: out of memory");
         goto fail;
     }
@@ -310,11 +267,6 @@ int its_app_services_create(const its_app_config *c, its_pipeline_t *p, its_app_
     (void)its_metrics_gpu_attach(s->reg);
     s->e2e = its_metrics_series_v(its_metrics_std(s->reg, ITS_M_LATENCY));
     s->batch_size = its_metrics_series_v(its_metrics_std(s->reg, ITS_M_BATCH_SIZE));
-    for (int i = 0; i < ITS_STAGE_N; i++) {
-        const char *name = metric_stage_name(i);
-        if (name)
-            s->stage[i] = its_metrics_series_v(its_metrics_std(s->reg, ITS_M_STAGE_LATENCY), name);
-    }
     its_pipeline_set_observer(p, observe, s);
     if (c->s.api_enabled) {
         its_api_config ac;
@@ -359,7 +311,7 @@ void its_app_services_destroy(its_app_services *s)
         return;
     its_api_destroy(s->api); /* no API thread touches the pipeline after this */
     its_cache_destroy(s->cache);
-    its_metrics_destroy(s->reg);
+    its_metrics_remove_collector(s->reg, collect, s);
     its_free(s->cams);
     its_free(s->prev);
     pthread_mutex_destroy(&s->collect_mu);

@@ -432,7 +432,7 @@ void its_json_knull(its_json *w, const char *key)
 }
 
 void its_json_detection(its_json *w, int class_id, const char *cls, double score,
-                        const double box01[4], int64_t track_id)
+                        const float box01[4], int64_t track_id)
 {
     its_json_obj_begin(w);
     its_json_kint(w, "class_id", class_id);

@@ -593,7 +593,7 @@ float its_det_iou(const float *a, const float *b)
 }
 
 int its_detector_decode(its_detector_t *d, const float *const *outputs, int b,
-                        const its_letterbox *lb, its_detection *dets, int cap)
+                        const its_letterbox *lb, its_det *dets, int cap)
 {
     if (!d || !outputs || b < 0 || !lb || (!dets && cap > 0) || cap < 0 || !(lb->scale > 0))
         return ITS_EINVAL;
@@ -639,13 +639,14 @@ int its_detector_decode(its_detector_t *d, const float *const *outputs, int b,
     const float inv = 1.0f / lb->scale, W = (float)lb->src_w, H = (float)lb->src_h;
     for (int k = 0; k < kept; k++) {
         const cand *c = &d->cands[d->keep[k]];
-        its_detection *o = &dets[k];
+        its_det *o = &dets[k];
         o->x1 = fminf(fmaxf((c->box[0] - lb->pad_x) * inv, 0.0f), W);
         o->y1 = fminf(fmaxf((c->box[1] - lb->pad_y) * inv, 0.0f), H);
         o->x2 = fminf(fmaxf((c->box[2] - lb->pad_x) * inv, 0.0f), W);
         o->y2 = fminf(fmaxf((c->box[3] - lb->pad_y) * inv, 0.0f), H);
         o->score = c->score;
         o->class_id = c->cls;
+        o->track_id = 0;
     }
     return kept;
 }

@@ -51,7 +51,7 @@ typedef struct its_backend_i {
      * gets a prepared batch size and n <= batch real frames. */
     int (*detect_setup)(void *ctx, const its_engine_detect_opts *o, char *err, size_t errlen);
     int (*detect_submit)(void *ctx, int batch, int n, const its_engine_frame *frames);
-    int (*detect_wait)(void *ctx, int ticket, its_engine_det_list *lists, its_engine_det *dets);
+    int (*detect_wait)(void *ctx, int ticket, its_engine_det_list *lists, its_det *dets);
     int (*detect_poll)(void *ctx, int ticket); /* 1 done, 0 running, < 0 error */
     /* Optional: host memory the backend uploads from directly (its_engine_host_alloc). */
     void *(*host_alloc)(size_t bytes);

@@ -669,8 +669,7 @@ int its_engine_detect_submit(its_engine_t *e, int n, const its_engine_frame *fra
     return t;
 }
 
-int its_engine_detect_wait(its_engine_t *e, int ticket, its_engine_det_list *lists,
-                           its_engine_det *dets)
+int its_engine_detect_wait(its_engine_t *e, int ticket, its_engine_det_list *lists, its_det *dets)
 {
     if (!e || !lists || !dets || !e->det_max || ticket < 0 || ticket > 1 || !e->det_n[ticket])
         return ITS_EINVAL;

@@ -1,5 +1,5 @@
 /*
- * Frames, and the clips that replay sources serve.
+ * The clips that replay sources serve.
  *
  * A clip is a video (or a folder of still images) decoded once into pooled buffers. Every
  * replay source with the same key shares one clip, so a load test of 100 cameras replaying
@@ -21,39 +21,6 @@
 /* Replay clips beyond this many bytes are cut (a 720p frame is 2.7 MB: ~370 frames). */
 #define CLIP_MAX_BYTES (1ULL << 30)
 #define CLIP_MAX_FILES 3000
-
-its_frame *its__frame_new(its_pool_t *hdr_pool, its_buf *pixels)
-{
-    its_buf *hb = its_pool_get(hdr_pool);
-    if (!hb)
-        return NULL;
-    its_frame *f = (its_frame *)hb->data;
-    /* clear the header, not the 9 KB of detections behind it */
-    memset(f, 0, offsetof(its_frame, dets));
-    f->quality = -1.0f;
-    atomic_init(&f->refs, 1);
-    f->self = hb;
-    f->pixels = pixels;
-    return f;
-}
-
-its_frame *its_frame_ref(its_frame *f)
-{
-    atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
-    return f;
-}
-
-void its_frame_unref(its_frame *f)
-{
-    if (!f)
-        return;
-    if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1)
-        return;
-    its_buf *px = f->pixels, *self = f->self;
-    f->pixels = NULL;
-    its_buf_unref(px);
-    its_buf_unref(self);
-}
 
 /* ---- clips ---- */
 

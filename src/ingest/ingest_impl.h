@@ -1,12 +1,8 @@
-/* Private to src/ingest: frame construction and the shared replay clips. */
+/* Private to src/ingest: the shared replay clips. */
 #ifndef ITS_INGEST_IMPL_H
 #define ITS_INGEST_IMPL_H
 
 #include "its/ingest.h"
-
-/* A new frame with one reference, taking over `pixels` (its reference). NULL if the header
- * pool is exhausted (pixels untouched then). */
-its_frame *its__frame_new(its_pool_t *hdr_pool, its_buf *pixels);
 
 /* A decoded clip held in memory, shared by every replay source with the same key. */
 typedef struct its__clip {

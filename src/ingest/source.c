@@ -140,7 +140,7 @@ static int sleep_until(its_source_t *s, uint64_t deadline_ns)
 
 static void emit(its_source_t *s, its_buf *px, int w, int h, int64_t pts_ns, uint64_t ts)
 {
-    its_frame *f = its__frame_new(s->hdr_pool, px);
+    its_frame *f = its_frame_new(s->hdr_pool, px);
     if (!f) {
         its_buf_unref(px);
         pthread_mutex_lock(&s->mu);

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "its/core.h"
+#include "its/stage.h"
 #include "metrics_impl.h"
 
 #define MAX_BUCKETS    ITS_METRICS_MAX_BUCKETS
@@ -426,6 +427,21 @@ int its_metrics_add_collector(its_metrics *reg, its_metrics_collect_fn fn, void 
     return rc;
 }
 
+void its_metrics_remove_collector(its_metrics *reg, its_metrics_collect_fn fn, void *ud)
+{
+    if (!reg)
+        return;
+    pthread_mutex_lock(&reg->collect_lock);
+    for (int i = 0; i < reg->ncollectors; i++)
+        if (reg->collectors[i].fn == fn && reg->collectors[i].ud == ud) {
+            memmove(&reg->collectors[i], &reg->collectors[i + 1],
+                    (size_t)(reg->ncollectors - i - 1) * sizeof reg->collectors[0]);
+            reg->ncollectors--;
+            break;
+        }
+    pthread_mutex_unlock(&reg->collect_lock);
+}
+
 /* ---- exposition ---------------------------------------------------------------------- */
 
 typedef struct sbuf {
@@ -633,8 +649,9 @@ void its_metrics_each(its_metric_family *f, its_metrics_each_fn fn, void *ud)
 static const double e2e_buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.04,
                                      0.05,  0.06,   0.07,  0.08, 0.09, 0.1,  0.12,
                                      0.15,  0.2,    0.25,  0.3,  0.5,  1.0,  2.5};
-static const double stage_buckets[] = {0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015,
-                                       0.02,   0.03,  0.05,  0.075, 0.1,   0.2,    0.5};
+static const double stage_buckets[] = {0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.003, 0.005,
+                                       0.0075, 0.01,    0.015,  0.02,  0.03,  0.05,  0.075,
+                                       0.1,    0.2,     0.5,    1.0,   2.5,   5.0};
 static const double batch_buckets[] = {1, 2, 4, 8, 16, 32};
 
 static const struct std_row {
@@ -671,15 +688,6 @@ its_metric_family *its__metrics_std_register_one(its_metrics *reg, its_metric_id
     return f;
 }
 
-static const struct {
-    const char *name;
-    double budget_ms;
-} stages[ITS_STAGE_COUNT] = {
-#define ITS__STAGE_ROW(name, ms) {name, ms},
-    ITS_STAGE_TABLE(ITS__STAGE_ROW)
-#undef ITS__STAGE_ROW
-};
-
 int its_metrics_std_register(its_metrics *reg)
 {
     if (!reg)
@@ -690,13 +698,14 @@ int its_metrics_std_register(its_metrics *reg)
         if (!its__metrics_std_register_one(reg, (its_metric_id)id))
             return ITS_ENOMEM;
     }
-    /* Budgets and the stage histograms exist from the start, so dashboards and /v1/status
-     * show every stage even before its first sample. */
+    /* Budgets and the stage histograms exist from the start, in the order of the stage table,
+     * so dashboards and /v1/status show every stage even before its first sample. */
     for (int i = 0; i < ITS_STAGE_COUNT; i++) {
-        its_metric *b = its_metrics_series_v(reg->std[ITS_M_STAGE_BUDGET], stages[i].name);
-        if (!b || !its_metrics_series_v(reg->std[ITS_M_STAGE_LATENCY], stages[i].name))
+        const char *name = its_stage_name((its_stage)i);
+        its_metric *b = its_metrics_series_v(reg->std[ITS_M_STAGE_BUDGET], name);
+        if (!b || !its_metrics_series_v(reg->std[ITS_M_STAGE_LATENCY], name))
             return ITS_ENOMEM;
-        its_metric_set(b, stages[i].budget_ms / 1000.0);
+        its_metric_set(b, its_stage_budget_ms((its_stage)i) / 1000.0);
     }
     its_metric *bi = its_metrics_series_v(reg->std[ITS_M_BUILD_INFO], ITS_VERSION);
     if (!bi)
@@ -728,17 +737,4 @@ its_metric_type its_metrics_std_type(its_metric_id id)
 int its_metrics_std_flags(its_metric_id id)
 {
     return id >= 0 && id < ITS_M_COUNT ? std_rows[id].flags : 0;
-}
-
-double its_metrics_stage_budget_ms(const char *stage)
-{
-    for (int i = 0; stage && i < ITS_STAGE_COUNT; i++)
-        if (!strcmp(stages[i].name, stage))
-            return stages[i].budget_ms;
-    return -1;
-}
-
-const char *its_metrics_stage_name(int i)
-{
-    return i >= 0 && i < ITS_STAGE_COUNT ? stages[i].name : NULL;
 }

@@ -17,6 +17,7 @@
 #include "its/alloc.h"
 #include "its/error.h"
 #include "its/json.h"
+#include "its/metrics.h"
 #include "its/modelmon.h"
 
 #define LAT_N     64
@@ -271,13 +272,18 @@ static double lat_pct(const its_modelmon_t *m, double q)
 {
     if (!m->lat_n)
         return NAN;
-    double target = q * (double)m->lat_n, cum = 0, lo = 0, ub = LAT_BASE;
-    for (int b = 0; b < LAT_N; b++, lo = ub, ub *= LAT_RATIO) {
-        if (m->lat[b] && cum + (double)m->lat[b] >= target)
-            return lo + (ub - lo) * (target - cum) / (double)m->lat[b];
-        cum += (double)m->lat[b];
+    /* the registry's estimator (its/metrics.h): bucket b's upper bound is LAT_BASE *
+     * LAT_RATIO^b, the last bucket is open (+Inf) */
+    double bounds[LAT_N - 1];
+    uint64_t cum[LAT_N], total = 0;
+    double ub = LAT_BASE;
+    for (int b = 0; b < LAT_N; b++, ub *= LAT_RATIO) {
+        if (b < LAT_N - 1)
+            bounds[b] = ub;
+        total += m->lat[b];
+        cum[b] = total;
     }
-    return lo;
+    return its_histogram_quantile(bounds, cum, LAT_N - 1, q);
 }
 
 static double rate(const int64_t *secs, const uint64_t *vals, int64_t last, int64_t first)

@@ -27,7 +27,6 @@ typedef struct msg {
     its__buf resp;
     int ncmd;
     enum kind kind;
-    uint64_t enq_ns;
     uint64_t capture_mono_ns;
 } msg;
 
@@ -55,7 +54,7 @@ struct its_publisher {
     its_metric *m_invalid, *m_nomem; /* its_errors_total{module="publish"} */
     uint64_t last_reject_log_ns;
     its_metric *m_sent[K_COUNT], *m_drop_outbox, *m_drop_large, *m_drop_redis, *m_outbox,
-        *m_outbox_bytes, *m_reconnects, *m_connect_fail, *m_up, *m_e2e, *m_stage;
+        *m_outbox_bytes, *m_reconnects, *m_connect_fail, *m_up, *m_e2e;
 };
 
 static const int ttl_defaults[ITS_TTL_COUNT] = {
@@ -163,7 +162,6 @@ int its_publisher_create(const its_publish_config *cfg, its_metrics *metrics, it
         f = its_metrics_std(metrics, ITS_M_ERRORS);
         p->m_invalid = its_metrics_series_v(f, "publish", its_errname(ITS_EINVAL));
         p->m_nomem = its_metrics_series_v(f, "publish", its_errname(ITS_ENOMEM));
-        p->m_stage = its_metrics_series_v(its_metrics_std(metrics, ITS_M_STAGE_LATENCY), "publish");
     }
     *out = p;
     return 0;
@@ -257,7 +255,6 @@ static int enqueue(its_publisher *p, its__buf *cmds, int ncmd, enum kind kind,
         return m->resp.err;
     m->ncmd = ncmd;
     m->kind = kind;
-    m->enq_ns = its_now_ns();
     m->capture_mono_ns = meta ? meta->capture_mono_ns : 0;
     p->count++;
     p->bytes += m->resp.len;
@@ -274,8 +271,11 @@ typedef struct draft {
     const its_pub_meta *meta;
     const char *key1, *val1; /* an extra string member, or NULL */
     const char *payload;     /* "data": an object given by the caller, or NULL */
-    const its_pub_detection *dets;
-    int n_dets; /* < 0: no "detections" member */
+    const its_det *dets;     /* pixels of a width x height frame */
+    int n_dets;              /* < 0: no "detections" member */
+    int width, height;
+    const char *const *labels; /* class names by id, n_labels of them (may be NULL) */
+    int n_labels;
 } draft;
 
 /* The envelope of messages v2 (docs/messages.md), then the builder's own members. */
@@ -293,12 +293,19 @@ static void write_msg(its_json *w, const draft *m)
     if (m->key1)
         its_json_kstr(w, m->key1, m->val1);
     if (m->n_dets >= 0) {
+        if (m->width > 0 && m->height > 0) {
+            its_json_kint(w, "width", m->width);
+            its_json_kint(w, "height", m->height);
+        }
         its_json_key(w, "detections");
         its_json_arr_begin(w);
         for (int i = 0; i < m->n_dets; i++) {
-            const its_pub_detection *d = &m->dets[i];
-            const double box[4] = {d->x, d->y, (double)d->x + d->w, (double)d->y + d->h};
-            its_json_detection(w, d->class_id, d->label, d->confidence, box, d->track_id);
+            const its_det *d = &m->dets[i];
+            int c = d->class_id;
+            float box[4];
+            its_det_box_norm(d, m->width, m->height, box);
+            its_json_detection(w, c, m->labels && c >= 0 && c < m->n_labels ? m->labels[c] : NULL,
+                               d->score, box, d->track_id);
         }
         its_json_arr_end(w);
     }
@@ -495,12 +502,20 @@ static int tail_cache(its_publisher *p, const its_pub_meta *meta, its_ttl_type t
     return enqueue(p, cmds, 1, K_CACHE, meta);
 }
 
-static int do_detections(its_publisher *p, const its_pub_meta *meta, const its_pub_detection *dets,
-                         int n)
+static int do_detections(its_publisher *p, const its_pub_meta *meta, const its_det *dets, int n,
+                         int width, int height, const char *const *labels, int n_labels)
 {
-    if (!p || !meta || !its_publish_valid_id(meta->camera_id) || n < 0 || (n && !dets))
+    if (!p || !meta || !its_publish_valid_id(meta->camera_id) || n < 0 || (n && !dets) ||
+        (n && (width <= 0 || height <= 0)))
         return ITS_EINVAL;
-    draft m = {.type = "frame", .meta = meta, .dets = dets, .n_dets = n};
+    draft m = {.type = "frame",
+               .meta = meta,
+               .dets = dets,
+               .n_dets = n,
+               .width = width,
+               .height = height,
+               .labels = labels,
+               .n_labels = n_labels};
     int rc = format(p, &m);
     return rc < 0 ? rc : tail_detections(p, meta);
 }
@@ -785,7 +800,6 @@ static int flush_round(its_publisher *p)
         } else {
             atomic_fetch_add(&p->sent, 1);
             its_metric_inc(p->m_sent[m->kind]);
-            its_metric_observe(p->m_stage, (double)(now - m->enq_ns) / 1e9);
             if (m->kind == K_DETECTIONS && m->capture_mono_ns && m->capture_mono_ns <= now)
                 its_metric_observe(p->m_e2e, (double)(now - m->capture_mono_ns) / 1e9);
             done++;
@@ -915,10 +929,11 @@ static int rejected(its_publisher *p, const its_pub_meta *meta, const char *what
     return rc;
 }
 
-int its_publish_detections(its_publisher *p, const its_pub_meta *meta,
-                           const its_pub_detection *dets, int n)
+int its_publish_detections(its_publisher *p, const its_pub_meta *meta, const its_det *dets, int n,
+                           int width, int height, const char *const *labels, int n_labels)
 {
-    return rejected(p, meta, "detections", do_detections(p, meta, dets, n));
+    return rejected(p, meta, "detections",
+                    do_detections(p, meta, dets, n, width, height, labels, n_labels));
 }
 
 int its_publish_analytics(its_publisher *p, const its_pub_meta *meta, const char *window,

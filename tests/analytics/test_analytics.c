@@ -253,9 +253,13 @@ static void test_crossing_paths_tracker(void **state)
                 continue;
             its_pt p = sim_to_img(&s, (its_pt){x, y});
             double hw = k ? 45 : 25, h = k ? 60 : 30;
-            d[n++] = (its_det){
-                (float)(p.x - hw),        (float)(p.y - h), (float)(p.x + hw), (float)p.y, 0.9f,
-                k ? COCO_TRUCK : COCO_CAR};
+            d[n++] = (its_det){(float)(p.x - hw),
+                               (float)(p.y - h),
+                               (float)(p.x + hw),
+                               (float)p.y,
+                               0.9f,
+                               k ? COCO_TRUCK : COCO_CAR,
+                               0};
         }
         its_det_frame fr = {d, n, 1280, 720, sim_ts(f), (uint64_t)f};
         const its_analytics_frame *r = NULL;
@@ -292,8 +296,9 @@ static int run_duplicate(double iou, uint64_t *dups)
     for (int f = 0; f < 90; f++) {
         its_pt p = sim_to_img(&s, (its_pt){5, 8 + 10 * f / SIM_FPS});
         its_det d[2] = {
-            {(float)p.x - 30, (float)p.y - 40, (float)p.x + 30, (float)p.y, 0.8f, COCO_CAR},
-            {(float)p.x - 29, (float)p.y - 41, (float)p.x + 30, (float)p.y + 1, 0.6f, COCO_TRUCK}};
+            {(float)p.x - 30, (float)p.y - 40, (float)p.x + 30, (float)p.y, 0.8f, COCO_CAR, 0},
+            {(float)p.x - 29, (float)p.y - 41, (float)p.x + 30, (float)p.y + 1, 0.6f, COCO_TRUCK,
+             0}};
         its_det_frame fr = {d, 2, 1280, 720, sim_ts(f), (uint64_t)f};
         const its_analytics_frame *r;
         assert_int_equal(its_analytics_push(a, &fr, &r), 0);
@@ -846,8 +851,8 @@ static void test_no_alloc(void **state)
         for (int k = 0; k < 20; k++) {
             double y = fmod(1 + 10 * (f / SIM_FPS) + 2 * k, 38) + 1;
             its_pt p = sim_to_img(&s, (its_pt){(k % 5) * 2 + 1, y});
-            d[k] = (its_det){(float)p.x - 15, (float)p.y - 20, (float)p.x + 15, (float)p.y, 0.8f,
-                             COCO_CAR};
+            d[k] = (its_det){
+                (float)p.x - 15, (float)p.y - 20, (float)p.x + 15, (float)p.y, 0.8f, COCO_CAR, 0};
         }
         its_det_frame fr = {d, 20, 1280, 720, sim_ts(f), (uint64_t)f};
         const its_analytics_frame *r;

@@ -17,6 +17,7 @@
 #include "camera_table.h"
 #include "its/api.h"
 #include "its/core.h"
+#include "its/stage.h"
 #include "testutil.h"
 
 #define TOKEN "t0ken-abc"
@@ -218,10 +219,22 @@ static void test_status(void **state)
     free(r.body);
     json_t *stages = json_object_get(j, "stages");
     assert_int_equal(json_array_size(stages), ITS_STAGE_COUNT);
+    /* every stage of the stage table, in its order, with SPEC's budget */
+    static const struct {
+        const char *name;
+        double budget_ms;
+    } want[] = {{"queue", 5},        {"batch", 10},     {"inference", 50},
+                {"postprocess", 10}, {"analytics", 15}, {"quality", 5},
+                {"modelmon", 5},     {"publish", 5},    {"total", 100}};
+    assert_int_equal(json_array_size(stages), sizeof want / sizeof want[0]);
     int seen = 0;
     for (size_t i = 0; i < json_array_size(stages); i++) {
         json_t *s = json_array_get(stages, i);
         const char *name = json_string_value(json_object_get(s, "stage"));
+        assert_non_null(name);
+        assert_string_equal(name, want[i].name);
+        assert_float_equal(json_number_value(json_object_get(s, "budget_ms")), want[i].budget_ms,
+                           0);
         if (!strcmp(name, "inference")) {
             /* 99th of 100 samples in (50, 75] ms: 50 + 25 * 99/100. */
             assert_float_equal(json_number_value(json_object_get(s, "p99_ms")), 74.75, 1e-9);

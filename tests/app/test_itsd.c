@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "its/core.h"
+#include "its/stage.h"
 #include "testutil.h"
 
 static char itsd[1024], media[512], dir[256];
@@ -202,7 +203,15 @@ static void test_reload_and_term(void **state)
     its_sleep_ns(1000 * ITS_NS_PER_MS);
     assert_true(http("GET", "/metrics", NULL, resp, sizeof resp) > 0);
     assert_non_null(strstr(resp, "its_frames_total{camera=\"a\"}"));
-    assert_non_null(strstr(resp, "its_stage_latency_seconds_bucket{stage=\"queue\""));
+    /* frames went through every stage of the stage table, the batch stage included */
+    for (int s = 0; s < ITS_STAGE_COUNT; s++) {
+        char key[128];
+        snprintf(key, sizeof key, "its_stage_latency_seconds_count{stage=\"%s\"} ",
+                 its_stage_name((its_stage)s));
+        const char *at = strstr(resp, key);
+        if (!at || !(strtod(at + strlen(key), NULL) > 0))
+            fail_msg("/metrics: no samples for stage %s", its_stage_name((its_stage)s));
+    }
     assert_non_null(strstr(resp, "analytics_latency_seconds_count"));
     /* one batch-size observation per inference batch */
     const char *bc = strstr(resp, "its_batch_size_count ");
@@ -221,6 +230,12 @@ static void test_reload_and_term(void **state)
         fail_msg("POST /v1/cameras: %s", resp);
     assert_true(http("GET", "/v1/status", NULL, resp, sizeof resp) > 0);
     assert_non_null(strstr(resp, " 200 "));
+    for (int s = 0; s < ITS_STAGE_COUNT; s++) {
+        char key[64];
+        snprintf(key, sizeof key, "\"stage\":\"%s\"", its_stage_name((its_stage)s));
+        if (!strstr(resp, key))
+            fail_msg("/v1/status lacks stage %s", its_stage_name((its_stage)s));
+    }
     its_sleep_ns(500 * ITS_NS_PER_MS);
     assert_true(http("DELETE", "/v1/cameras/d", NULL, resp, sizeof resp) > 0);
     assert_non_null(strstr(resp, "removed"));

@@ -7,7 +7,7 @@
  * third is ITS_EBUSY, tickets waited in either order; bad and oversized frames are refused
  * with no effect; a YOLOX model is refused at setup. Then the service's engine worker
  * (its_infer_engine_factory, src/app/infer_engine.c) on the same photos: the cuda worker's
- * submit/collect against the cpu worker's run, normalised boxes, and a frame above the
+ * submit/collect against the cpu worker's run, boxes in the frame, and a frame above the
  * frames path's size going the host path; and itsd's pipeline on the cuda engine (replay
  * cameras, two pipelined workers). Exits 77 (skipped) without a GPU.
  */
@@ -94,7 +94,7 @@ static int cpu_reference(its_model_t *m, box out[NP][MAXDET], int *counts)
     assert_int_equal(its_detector_create(&cfg, &mi, &det, err, sizeof err), 0);
     float *in = malloc(its_detector_input_floats(det) * sizeof(float));
     float *o = malloc(its_detector_output_floats(det, 0) * sizeof(float));
-    its_detection *d = malloc(sizeof *d * MAXDET);
+    its_det *d = malloc(sizeof *d * MAXDET);
     int total = 0;
     for (int i = 0; i < NP; i++) {
         its_letterbox lb;
@@ -118,11 +118,11 @@ static int cpu_reference(its_model_t *m, box out[NP][MAXDET], int *counts)
     return total;
 }
 
-static void to_boxes(const its_engine_det_list *l, const its_engine_det *d, int i, box *out, int *n)
+static void to_boxes(const its_engine_det_list *l, const its_det *d, int i, box *out, int *n)
 {
     *n = l[i].count;
     for (int j = 0; j < l[i].count; j++) {
-        const its_engine_det *e = &d[(size_t)i * MAXDET + j];
+        const its_det *e = &d[(size_t)i * MAXDET + j];
         box q = {{e->x1, e->y1, e->x2, e->y2}, e->score, e->class_id};
         out[j] = q;
     }
@@ -163,7 +163,7 @@ static void test_frames_api(void **st)
                                    .width = im->width,
                                    .height = im->height,
                                    .stride = im->stride,
-                                   .pixfmt = ITS_ENGINE_RGB24};
+                                   .pixfmt = ITS_PIX_RGB24};
         int stride = im->width * 3 + 64;
         pinned[i] = its_engine_host_alloc("cuda", (size_t)stride * (size_t)im->height);
         assert_non_null(pinned[i]);
@@ -181,7 +181,7 @@ static void test_frames_api(void **st)
                                    .width = im->width,
                                    .height = im->height,
                                    .stride = stride,
-                                   .pixfmt = ITS_ENGINE_BGR24};
+                                   .pixfmt = ITS_PIX_BGR24};
     }
     its_engine_counters c0, c1;
     its_engine_get_counters(&c0);
@@ -190,7 +190,7 @@ static void test_frames_api(void **st)
     assert_true(ta >= 0 && tb >= 0 && ta != tb);
     assert_int_equal(its_engine_detect_submit(e, 1, fa), ITS_EBUSY);
     its_engine_det_list la[8], lb[8];
-    its_engine_det *da = malloc(sizeof *da * 8 * MAXDET), *db = malloc(sizeof *db * 8 * MAXDET);
+    its_det *da = malloc(sizeof *da * 8 * MAXDET), *db = malloc(sizeof *db * 8 * MAXDET);
     assert_int_equal(its_engine_detect_wait(e, tb, lb, db), NP); /* the later one first */
     assert_int_equal(its_engine_detect_wait(e, ta, la, da), NP);
     assert_int_equal(its_engine_detect_wait(e, ta, la, da), ITS_EINVAL); /* waited already */
@@ -232,7 +232,7 @@ static void test_frames_api(void **st)
     bf.pixfmt = 7;
     assert_int_equal(its_engine_detect_submit(e, 1, &bf), ITS_EINVAL);
     bf = fa[1];
-    bf.pixfmt = ITS_ENGINE_NV12; /* no chroma plane */
+    bf.pixfmt = ITS_PIX_NV12; /* no chroma plane */
     assert_int_equal(its_engine_detect_submit(e, 1, &bf), ITS_EINVAL);
     bf = fa[1];
     bf.height = 1081 * 2; /* above 2048 x 1080 x 3 bytes */
@@ -272,7 +272,7 @@ static void test_frames_api(void **st)
 }
 
 /* The service's engine worker: the cuda worker pipelines through the frames path, the cpu
- * worker letterboxes on the host; normalised boxes must agree. */
+ * worker letterboxes on the host; the frames' boxes must agree. */
 static void run_infer(const char *backend, int max_w, its_frame **frames, int n, int pipelined)
 {
     char path[512], err[512];
@@ -320,19 +320,13 @@ static int frame_unmatched(const its_frame *a, const its_frame *b, const char *w
 {
     box x[MAXDET], y[MAXDET];
     for (int j = 0; j < a->n_dets; j++) {
-        const its_frame_det *d = &a->dets[j];
-        box q = {{d->box[0] * a->width, d->box[1] * a->height, d->box[2] * a->width,
-                  d->box[3] * a->height},
-                 d->score,
-                 d->class_id};
+        const its_det *d = &a->dets[j];
+        box q = {{d->x1, d->y1, d->x2, d->y2}, d->score, d->class_id};
         x[j] = q;
     }
     for (int j = 0; j < b->n_dets; j++) {
-        const its_frame_det *d = &b->dets[j];
-        box q = {{d->box[0] * b->width, d->box[1] * b->height, d->box[2] * b->width,
-                  d->box[3] * b->height},
-                 d->score,
-                 d->class_id};
+        const its_det *d = &b->dets[j];
+        box q = {{d->x1, d->y1, d->x2, d->y2}, d->score, d->class_id};
         y[j] = q;
     }
     return unmatched(x, a->n_dets, y, b->n_dets, what, i);

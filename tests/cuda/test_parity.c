@@ -300,7 +300,7 @@ static void test_frames_path(void **st)
         fr[i].width = geo[i].width;
         fr[i].height = geo[i].height;
         fr[i].stride = geo[i].width * 3;
-        fr[i].fmt = i % 2 ? ITS_CUDA_BGR24 : ITS_CUDA_RGB24;
+        fr[i].fmt = i % 2 ? ITS_PIX_BGR24 : ITS_PIX_RGB24;
         if (i % 2) /* swap to BGR in place */
             for (size_t k = 0; k < (size_t)geo[i].width * geo[i].height; k++) {
                 uint8_t t = pix[i][3 * k];
@@ -323,9 +323,9 @@ static void test_frames_path(void **st)
     int t1 = its__cuda_detect_submit(gpu.ctx, 4, 3, fr); /* padded batch, second slot */
     assert_true(t0 >= 0 && t1 >= 0 && t0 != t1);
     assert_int_equal(its__cuda_detect_submit(gpu.ctx, 4, 4, fr), ITS_EBUSY);
-    its_cuda_det_list l0[4], l1[4];
-    its_cuda_det *d0 = malloc(sizeof(its_cuda_det) * 4 * 300);
-    its_cuda_det *d1 = malloc(sizeof(its_cuda_det) * 4 * 300);
+    its_engine_det_list l0[4], l1[4];
+    its_det *d0 = malloc(sizeof(its_det) * 4 * 300);
+    its_det *d1 = malloc(sizeof(its_det) * 4 * 300);
     assert_int_equal(its__cuda_detect_wait(gpu.ctx, t0, l0, d0), 4);
     assert_int_equal(its__cuda_detect_wait(gpu.ctx, t1, l1, d1), 3);
     int na = (int)its_bh_shapes(&cpu, 4)[cpu.g.outputs[0]].dims[2];
@@ -340,7 +340,7 @@ static void test_frames_path(void **st)
         int nc = decode(hc + i * o1, na, &geo[i], 0.25f, dc, 300);
         int ng = l0[i].count;
         for (int j = 0; j < ng; j++) {
-            const its_cuda_det *e = &d0[i * 300 + j];
+            const its_det *e = &d0[i * 300 + j];
             det q = {{e->x1, e->y1, e->x2, e->y2}, e->score, e->class_id};
             dg[j] = q;
         }

@@ -35,7 +35,7 @@ typedef struct host_frame {
 
 static void ref_rgb(const host_frame *f, int x, int y, double *rgb)
 {
-    if (f->fmt == ITS_CUDA_NV12) {
+    if (f->fmt == ITS_PIX_NV12) {
         double Y = f->pix[(size_t)y * f->w + x];
         const uint8_t *uv = f->pix + (size_t)f->w * f->h + (size_t)(y / 2) * f->w + (x / 2) * 2;
         double U = uv[0] - 128.0, V = uv[1] - 128.0, yy = 1.164383 * (Y - 16.0);
@@ -46,7 +46,7 @@ static void ref_rgb(const host_frame *f, int x, int y, double *rgb)
         return;
     }
     const uint8_t *p = f->pix + ((size_t)y * f->w + x) * 3;
-    int bgr = f->fmt == ITS_CUDA_BGR24;
+    int bgr = f->fmt == ITS_PIX_BGR24;
     rgb[0] = p[bgr ? 2 : 0];
     rgb[1] = p[1];
     rgb[2] = p[bgr ? 0 : 2];
@@ -130,9 +130,9 @@ static void test_letterbox_mixed_batch(void **st)
 {
     (void)st;
     enum { N = 6, S = 640 };
-    const int dims[N][3] = {{1920, 1080, ITS_CUDA_RGB24}, {640, 480, ITS_CUDA_BGR24},
-                            {1280, 720, ITS_CUDA_NV12},   {333, 517, ITS_CUDA_RGB24},
-                            {18, 10, ITS_CUDA_NV12},      {3840, 2160, ITS_CUDA_BGR24}};
+    const int dims[N][3] = {{1920, 1080, ITS_PIX_RGB24}, {640, 480, ITS_PIX_BGR24},
+                            {1280, 720, ITS_PIX_NV12},   {333, 517, ITS_PIX_RGB24},
+                            {18, 10, ITS_PIX_NV12},      {3840, 2160, ITS_PIX_BGR24}};
     host_frame hf[N];
     its_cuda_frame f[N];
     memset(f, 0, sizeof f);
@@ -140,8 +140,8 @@ static void test_letterbox_mixed_batch(void **st)
         hf[i].w = dims[i][0];
         hf[i].h = dims[i][1];
         hf[i].fmt = dims[i][2];
-        size_t bytes = hf[i].fmt == ITS_CUDA_NV12 ? (size_t)hf[i].w * hf[i].h * 3 / 2
-                                                  : (size_t)hf[i].w * hf[i].h * 3;
+        size_t bytes = hf[i].fmt == ITS_PIX_NV12 ? (size_t)hf[i].w * hf[i].h * 3 / 2
+                                                 : (size_t)hf[i].w * hf[i].h * 3;
         hf[i].pix = malloc(bytes);
         assert_non_null(hf[i].pix);
         /* smooth gradients plus noise: exercises interpolation, never constant */
@@ -154,7 +154,7 @@ static void test_letterbox_mixed_batch(void **st)
         f[i].width = hf[i].w;
         f[i].height = hf[i].h;
         f[i].fmt = hf[i].fmt;
-        if (hf[i].fmt == ITS_CUDA_NV12) {
+        if (hf[i].fmt == ITS_PIX_NV12) {
             f[i].stride = hf[i].w;
             f[i].uv = d + (size_t)hf[i].w * hf[i].h;
             f[i].uv_stride = hf[i].w;
@@ -245,8 +245,8 @@ static double iou(const float *a, const float *b)
 }
 
 /* Greedy class-aware NMS by the textbook definition; returns the kept count. */
-static int ref_nms(const float *head, float conf, float thr, const its_cuda_frame *g,
-                   its_cuda_det *out, int *n_cand)
+static int ref_nms(const float *head, float conf, float thr, const its_cuda_frame *g, its_det *out,
+                   int *n_cand)
 {
     cand *c = malloc(sizeof(cand) * NA);
     assert_non_null(c);
@@ -274,13 +274,14 @@ static int ref_nms(const float *head, float conf, float thr, const its_cuda_fram
     for (int i = 0; i < n && kept < MAXDET; i++) {
         if (dead[i])
             continue;
-        its_cuda_det d;
+        its_det d;
         d.x1 = fminf(fmaxf((c[i].b[0] - g->left) / g->scale, 0), (float)g->width);
         d.y1 = fminf(fmaxf((c[i].b[1] - g->top) / g->scale, 0), (float)g->height);
         d.x2 = fminf(fmaxf((c[i].b[2] - g->left) / g->scale, 0), (float)g->width);
         d.y2 = fminf(fmaxf((c[i].b[3] - g->top) / g->scale, 0), (float)g->height);
         d.score = c[i].score;
         d.class_id = c[i].cls;
+        d.track_id = 0;
         out[kept++] = d;
         for (int j = i + 1; j < n; j++)
             if (!dead[j] && c[j].cls == c[i].cls && iou(c[i].b, c[j].b) > thr)
@@ -342,17 +343,17 @@ static void check_decode(int is_f16, int dense, int use_graph)
     its_cuda_letterbox_plan(f, N, 640, 640);
     void *dh, *scr;
     its_cuda_frame *df;
-    its_cuda_det_list *dl;
-    its_cuda_det *dd;
+    its_engine_det_list *dl;
+    its_det *dd;
     CK(cudaMalloc(&dh, sizeof(float) * per * N));
     CK(cudaMemcpy(dh, is_f16 ? (void *)h16 : (void *)h, (is_f16 ? 2 : 4) * per * N,
                   cudaMemcpyHostToDevice));
     CK(cudaMalloc((void **)&df, sizeof f));
     CK(cudaMemcpy(df, f, sizeof f, cudaMemcpyHostToDevice));
     CK(cudaMalloc(&scr, its_cuda_decode_scratch_bytes(N, NA)));
-    CK(cudaMalloc((void **)&dl, sizeof(its_cuda_det_list) * N));
-    CK(cudaMalloc((void **)&dd, sizeof(its_cuda_det) * N * MAXDET));
-    CK(cudaMemset(dl, 0xFF, sizeof(its_cuda_det_list) * N));
+    CK(cudaMalloc((void **)&dl, sizeof(its_engine_det_list) * N));
+    CK(cudaMalloc((void **)&dd, sizeof(its_det) * N * MAXDET));
+    CK(cudaMemset(dl, 0xFF, sizeof(its_engine_det_list) * N));
     cudaStream_t s;
     CK(cudaStreamCreate(&s));
     if (use_graph) {
@@ -372,13 +373,13 @@ static void check_decode(int is_f16, int dense, int use_graph)
                                s));
     }
     CK(cudaStreamSynchronize(s));
-    its_cuda_det_list hl[N];
-    its_cuda_det *hd = malloc(sizeof(its_cuda_det) * N * MAXDET);
-    its_cuda_det *rd = malloc(sizeof(its_cuda_det) * MAXDET);
+    its_engine_det_list hl[N];
+    its_det *hd = malloc(sizeof(its_det) * N * MAXDET);
+    its_det *rd = malloc(sizeof(its_det) * MAXDET);
     assert_non_null(hd);
     assert_non_null(rd);
     CK(cudaMemcpy(hl, dl, sizeof hl, cudaMemcpyDeviceToHost));
-    CK(cudaMemcpy(hd, dd, sizeof(its_cuda_det) * N * MAXDET, cudaMemcpyDeviceToHost));
+    CK(cudaMemcpy(hd, dd, sizeof(its_det) * N * MAXDET, cudaMemcpyDeviceToHost));
     int total = 0;
     for (int b = 0; b < N; b++) {
         int ncand;
@@ -387,7 +388,7 @@ static void check_decode(int is_f16, int dense, int use_graph)
         assert_int_equal(hl[b].truncated, ncand > MAXCAND);
         assert_int_equal(hl[b].count, k);
         for (int i = 0; i < k; i++) {
-            const its_cuda_det *g = &hd[b * MAXDET + i];
+            const its_det *g = &hd[b * MAXDET + i];
             assert_int_equal(g->class_id, rd[i].class_id);
             assert_true(g->score == rd[i].score);
             assert_true(fabsf(g->x1 - rd[i].x1) < 1e-2f && fabsf(g->y1 - rd[i].y1) < 1e-2f);

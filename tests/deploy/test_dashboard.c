@@ -1,7 +1,8 @@
 /*
  * deploy/ uses only metrics that the service exports: every metric name in the Grafana
  * dashboard and the alert rules must be a row of include/its/metric_names.h (histograms with
- * their _bucket/_sum/_count series). And the dashboard shows what an operator needs.
+ * their _bucket/_sum/_count series), every value of the stage label a stage of
+ * include/its/stage.h. And the dashboard shows what an operator needs.
  */
 #include <stdio.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 #include "deploy_files.h"
 #include "its/core.h"
 #include "its/metrics.h"
+#include "its/stage.h"
 #include "promql_names.h"
 #include "testutil.h"
 
@@ -66,6 +68,71 @@ static void collect_names(void *ud, const char *name)
     check *c = ud;
     if (c->nseen < 64)
         snprintf(c->seen[c->nseen++], sizeof c->seen[0], "%s", name);
+}
+
+/* Every value an expression gives the stage label (stage="x", stage!="x", stage=~"x|y") must be
+ * a stage of the stage table; returns how many values were seen, or -1 at an unknown one. */
+static int stage_label_values(const char *where, const char *expr)
+{
+    int n = 0;
+    for (const char *p = expr; (p = strstr(p, "stage")); p += 5) {
+        if (p > expr && (p[-1] == '_' || (p[-1] >= 'a' && p[-1] <= 'z')))
+            continue; /* its_stage_latency_seconds and the like */
+        const char *q = p + 5;
+        if (q[0] == '=' && q[1] == '~')
+            q += 2;
+        else if (q[0] == '!' && (q[1] == '=' || q[1] == '~'))
+            q += 2;
+        else if (q[0] == '=')
+            q += 1;
+        else
+            continue; /* "by (stage, le)", "{{stage}}" */
+        if (*q != '"')
+            continue;
+        const char *end = strchr(++q, '"');
+        if (!end)
+            return -1;
+        while (q < end) {
+            const char *bar = memchr(q, '|', (size_t)(end - q));
+            const char *stop = bar ? bar : end;
+            char v[64];
+            snprintf(v, sizeof v, "%.*s", (int)(stop - q), q);
+            if (its_stage_find(v) < 0) {
+                fprintf(stderr, "%s: stage \"%s\" is not in the stage table (expr: %s)\n", where, v,
+                        expr);
+                return -1;
+            }
+            n++;
+            q = stop + 1;
+        }
+    }
+    return n;
+}
+
+static void test_stage_label_values(void **state)
+{
+    assert_int_equal(stage_label_values("test", "rate(its_stage_latency_seconds_bucket{stage="
+                                                "\"publish\"}[1m]) by (stage, le)"),
+                     1);
+    assert_int_equal(stage_label_values("test", "x{stage=~\"queue|batch\",stage!=\"total\"}"), 3);
+    assert_int_equal(stage_label_values("test", "x{stage=\"infer\"}"), -1);
+    char path[1024];
+    expr_list l;
+    int n = 0;
+    its_test_source_path("deploy/grafana/dashboard.json", path, sizeof path);
+    assert_int_equal(deploy_dashboard_exprs(path, 0, &l), 0);
+    for (int i = 0; i < l.n; i++) {
+        int k = stage_label_values("dashboard.json", l.items[i]);
+        assert_true(k >= 0);
+        n += k;
+    }
+    expr_list_free(&l);
+    assert_true(n >= 1); /* the publish panel */
+    its_test_source_path("deploy/prometheus/alerts.yml", path, sizeof path);
+    assert_int_equal(deploy_rules_exprs(path, &l), 0);
+    for (int i = 0; i < l.n; i++)
+        assert_true(stage_label_values("alerts.yml", l.items[i]) >= 0);
+    expr_list_free(&l);
 }
 
 static void test_scanner(void **state)
@@ -156,6 +223,7 @@ int main(void)
         cmocka_unit_test(test_scanner),
         cmocka_unit_test(test_dashboard_metrics),
         cmocka_unit_test(test_alert_metrics),
+        cmocka_unit_test(test_stage_label_values),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

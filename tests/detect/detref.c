@@ -133,8 +133,8 @@ int golden_load(const char *path, golden_image *imgs, int cap)
     return n;
 }
 
-int golden_compare(const char *tag, const golden_image *g, const its_detection *d, int n,
-                   float margin, float *max_dscore)
+int golden_compare(const char *tag, const golden_image *g, const its_det *d, int n, float margin,
+                   float *max_dscore)
 {
     int bad = 0;
     int used[512] = {0};

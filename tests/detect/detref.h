@@ -48,8 +48,8 @@ int golden_load(const char *path, golden_image *imgs, int cap);
  * violations and prints each. *max_dscore receives the largest score difference of matched
  * pairs.
  */
-int golden_compare(const char *tag, const golden_image *g, const its_detection *d, int n,
-                   float margin, float *max_dscore);
+int golden_compare(const char *tag, const golden_image *g, const its_det *d, int n, float margin,
+                   float *max_dscore);
 
 /* Read a raw float32 file of exactly n floats into buf (0 on success). */
 int read_floats(const char *path, float *buf, size_t n);

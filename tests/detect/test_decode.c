@@ -42,7 +42,7 @@ static its_detector_t *make(its_tensor_desc *in, its_tensor_desc *outs, int n, i
     return d;
 }
 
-static void assert_box(const its_detection *d, float x1, float y1, float x2, float y2)
+static void assert_box(const its_det *d, float x1, float y1, float x2, float y2)
 {
     assert_true(fabsf(d->x1 - x1) < 1e-3f && fabsf(d->y1 - y1) < 1e-3f &&
                 fabsf(d->x2 - x2) < 1e-3f && fabsf(d->y2 - y2) < 1e-3f);
@@ -79,7 +79,7 @@ static void test_ultralytics(void **state)
     const float *outs[1] = {&t[0][0]};
     /* Source 400x300 letterboxed with scale 2 and padding (10, 20): x_src = (x - 10) / 2. */
     its_letterbox lb = {.scale = 2.0f, .pad_x = 10, .pad_y = 20, .src_w = 400, .src_h = 300};
-    its_detection dets[10];
+    its_det dets[10];
     uint64_t allocs = its_alloc_count();
     int n = its_detector_decode(d, outs, 0, &lb, dets, 10);
     assert_int_equal(its_alloc_count(), allocs); /* nothing allocated per frame */
@@ -134,7 +134,7 @@ static void test_batch_offsets(void **state)
     t[1][4][3] = 0.5f;
     const float *outs[1] = {&t[0][0][0]};
     its_letterbox lb = {.scale = 1, .src_w = 32, .src_h = 32};
-    its_detection dets[4];
+    its_det dets[4];
     assert_int_equal(its_detector_decode(d, outs, 0, &lb, dets, 4), 0);
     assert_int_equal(its_detector_decode(d, outs, 1, &lb, dets, 4), 1);
     assert_box(&dets[0], 6, 6, 10, 10);
@@ -161,7 +161,7 @@ static void test_yolov5(void **state)
     memcpy(t[20], r20, sizeof r20);
     const float *outs[1] = {&t[0][0]};
     its_letterbox lb = {.scale = 1, .src_w = 64, .src_h = 64};
-    its_detection dets[4];
+    its_det dets[4];
     assert_int_equal(its_detector_decode(d, outs, 0, &lb, dets, 4), 1);
     assert_int_equal(dets[0].class_id, 1);
     assert_float_equal(dets[0].score, 0.72f, 1e-6);
@@ -190,7 +190,7 @@ static void test_yolox(void **state)
     memcpy(t[70], r, sizeof r);
     const float *outs[1] = {&t[0][0]};
     its_letterbox lb = {.scale = 0.5f, .src_w = 128, .src_h = 128};
-    its_detection dets[4];
+    its_det dets[4];
     assert_int_equal(its_detector_decode(d, outs, 0, &lb, dets, 4), 1);
     assert_float_equal(dets[0].score, 0.72f, 1e-6);
     /* divided by the scale 0.5, no padding (top-left letterbox) */
@@ -231,7 +231,7 @@ static void test_nanodet(void **state)
     memset(r32, 0, sizeof r32);
     const float *outs[6] = {&c8[0][0], &c16[0][0], &c32[0][0], &r8[0][0], &r16[0][0], &r32[0][0]};
     its_letterbox lb = {.scale = 1, .src_w = 32, .src_h = 32};
-    its_detection dets[4];
+    its_det dets[4];
     assert_int_equal(its_detector_decode(d, outs, 0, &lb, dets, 4), 2);
     assert_int_equal(dets[0].class_id, 1);
     assert_float_equal(dets[0].score, 0.6f, 1e-6);

@@ -148,7 +148,7 @@ static void run_model(const char *dir, const char *file)
     long n_elems = 0, n_far = 0;
     int n_engine = 0;
 #endif
-    its_detection dets[300];
+    its_det dets[300];
     int bad = 0, total_ref = 0;
     float max_ds = 0;
     for (int i = 0; i < ng; i++) {

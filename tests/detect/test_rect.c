@@ -45,7 +45,7 @@ static int round_up32(double v)
 
 /* Detections of one photo with the model run at the photo's rect size. */
 static int detect_rect(const char *model_path, const char *img_path, int *rw, int *rh,
-                       its_detection *dets, int cap)
+                       its_det *dets, int cap)
 {
     char err[512] = "";
     its_image img;
@@ -113,7 +113,7 @@ static int detect_rect(const char *model_path, const char *img_path, int *rw, in
     return n;
 }
 
-static float iou(const float *a, const its_detection *d)
+static float iou(const float *a, const its_det *d)
 {
     float ix = fminf(a[2], d->x2) - fmaxf(a[0], d->x1),
           iy = fminf(a[3], d->y2) - fmaxf(a[1], d->y1);
@@ -127,7 +127,7 @@ static float iou(const float *a, const its_detection *d)
  * without a partner of ours (same class, IoU >= 0.7, score >= 0.5 - MARGIN), or one of ours
  * >= 0.5 + MARGIN without a reference partner (score >= 0.5 - MARGIN). Detections in the
  * boundary band may fall either side. */
-static int compare(const golden_image *g, const its_detection *d, int n, float *max_ds)
+static int compare(const golden_image *g, const its_det *d, int n, float *max_ds)
 {
     const float strong = 0.5f + MARGIN, weak = 0.5f - MARGIN;
     int bad = 0;
@@ -176,7 +176,7 @@ static void run_model(const char *dir, const char *file)
     assert_true(ng > 0);
     int bad = 0, total = 0;
     float max_ds = 0;
-    static its_detection dets[300];
+    static its_det dets[300];
     for (int i = 0; i < ng; i += g_every) {
         char ipath[1024];
         snprintf(rel, sizeof rel, "media/%.120s", gold[i].name);

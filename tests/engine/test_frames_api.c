@@ -45,9 +45,9 @@ static void test_cpu_has_no_frames_path(void **st)
     /* not set up: submit and wait refuse, touching nothing */
     uint8_t px[3 * 64 * 48] = {0};
     its_engine_frame f = {
-        .data = px, .width = 64, .height = 48, .stride = 192, .pixfmt = ITS_ENGINE_RGB24};
+        .data = px, .width = 64, .height = 48, .stride = 192, .pixfmt = ITS_PIX_RGB24};
     its_engine_det_list lists[1];
-    its_engine_det dets[100];
+    its_det dets[100];
     assert_int_equal(its_engine_detect_submit(e, 1, &f), ITS_EINVAL);
     assert_int_equal(its_engine_detect_wait(e, 0, lists, dets), ITS_EINVAL);
     assert_int_equal(its_engine_detect_wait(e, -1, lists, dets), ITS_EINVAL);
@@ -85,7 +85,7 @@ static void test_bad_arguments(void **st)
     /* NULL err is allowed */
     assert_int_equal(its_engine_detect_setup(e, &good, NULL, 0), ITS_EUNSUPPORTED);
     its_engine_det_list l;
-    its_engine_det d;
+    its_det d;
     its_engine_frame f = {0};
     assert_int_equal(its_engine_detect_submit(NULL, 1, &f), ITS_EINVAL);
     assert_int_equal(its_engine_detect_submit(e, 0, &f), ITS_EINVAL);

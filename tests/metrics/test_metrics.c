@@ -6,6 +6,7 @@
 
 #include "its/core.h"
 #include "its/metrics.h"
+#include "its/stage.h"
 #include "testutil.h"
 
 static char *render(its_metrics *reg)
@@ -203,13 +204,45 @@ static void test_standard_table(void **state)
     assert_non_null(strstr(out, "its_stage_latency_seconds_count{stage=\"publish\"} 0\n"));
     assert_non_null(strstr(out, "its_build_info{version=\"" ITS_VERSION "\"} 1\n"));
     its_free(out);
-    assert_float_equal(its_metrics_stage_budget_ms("inference"), 50, 0);
-    assert_float_equal(its_metrics_stage_budget_ms("publish"), 5, 0);
-    assert_true(its_metrics_stage_budget_ms("nope") < 0);
-    double total = 0;
-    for (int i = 0; its_metrics_stage_name(i); i++)
-        total += its_metrics_stage_budget_ms(its_metrics_stage_name(i));
-    assert_float_equal(total, 105, 0); /* ARCHITECTURE §3: 5+10+50+10+5+5+15+5 */
+    its_metrics_destroy(reg);
+}
+
+/* Every stage of the stage table has its histogram and its budget in the exposition, in the
+ * table's order, before any sample; nothing else appears under the stage label. */
+static void test_stage_families_follow_the_table(void **state)
+{
+    its_metrics *reg = its_metrics_create();
+    assert_int_equal(its_metrics_std_register(reg), 0);
+    char *out = render(reg);
+    /* SPEC's budgets in seconds, as the exposition writes them */
+    static const char *const budget[][2] = {
+        {"queue", "0.005"},      {"batch", "0.01"},      {"inference", "0.05"},
+        {"postprocess", "0.01"}, {"analytics", "0.015"}, {"quality", "0.005"},
+        {"modelmon", "0.005"},   {"publish", "0.005"},   {"total", "0.1"},
+    };
+    assert_int_equal(ITS_STAGE_COUNT, (int)(sizeof budget / sizeof budget[0]));
+    const char *prev_budget = out, *prev_count = out;
+    for (int s = 0; s < ITS_STAGE_COUNT; s++) {
+        char line[160];
+        assert_string_equal(its_stage_name((its_stage)s), budget[s][0]);
+        snprintf(line, sizeof line, "its_stage_budget_seconds{stage=\"%s\"} %s\n", budget[s][0],
+                 budget[s][1]);
+        const char *at = strstr(out, line);
+        assert_non_null(at);
+        assert_true(at >= prev_budget);
+        prev_budget = at;
+        snprintf(line, sizeof line, "its_stage_latency_seconds_count{stage=\"%s\"} 0\n",
+                 its_stage_name((its_stage)s));
+        at = strstr(out, line);
+        assert_non_null(at);
+        assert_true(at >= prev_count);
+        prev_count = at;
+    }
+    int n_budget = 0;
+    for (const char *p = out; (p = strstr(p, "its_stage_budget_seconds{")); p++)
+        n_budget++;
+    assert_int_equal(n_budget, ITS_STAGE_COUNT);
+    its_free(out);
     its_metrics_destroy(reg);
 }
 
@@ -352,6 +385,7 @@ int main(void)
         cmocka_unit_test(test_quantiles),
         cmocka_unit_test(test_concurrent_updates),
         cmocka_unit_test(test_standard_table),
+        cmocka_unit_test(test_stage_families_follow_the_table),
         cmocka_unit_test(test_gpu_absent_is_not_an_error),
         cmocka_unit_test(test_gpu_from_the_driver_library),
         cmocka_unit_test(test_scaling_decision),

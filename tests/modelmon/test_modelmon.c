@@ -57,7 +57,8 @@ static its_det_frame frame(gen *g, int i)
                             (float)(100 + w),
                             (float)(100 + h),
                             (float)fmin(1, fmax(0, g->conf_mean + 0.12 * nrand(g))),
-                            cls};
+                            cls,
+                            0};
     }
     its_det_frame f = {dets, n, 1280, 720, i * 33333333LL, (uint64_t)i};
     return f;
@@ -283,7 +284,8 @@ static void test_bad_input_and_alloc(void **state)
     its_modelmon_get_report(m, &rr);
     assert_int_equal(rr.rejected, 2);
     assert_int_equal(rr.frames, 0);
-    its_det odd[3] = {{0, 0, 0, 0, NAN, -3}, {5, 5, 1, 1, 2.0f, 999}, {0, 0, INFINITY, 1, 0.5f, 2}};
+    its_det odd[3] = {
+        {0, 0, 0, 0, NAN, -3, 0}, {5, 5, 1, 1, 2.0f, 999, 0}, {0, 0, INFINITY, 1, 0.5f, 2, 0}};
     f = (its_det_frame){odd, 3, 0, 0, 0, 0};
     gen g = base_gen;
     g.s = 1;

@@ -141,11 +141,13 @@ static void test_schema_channels_keys_ttls(void **state)
 
     uint64_t wall = its_wall_ns(), mono = its_now_ns();
     its_pub_meta meta = {"cam-1", 42, wall, mono};
-    its_pub_detection dets[2] = {
-        {2, "car", 0.91f, 0.1f, 0.2f, 0.3f, 0.25f, 7},
-        {0, "person \"quoted\"", 0.55f, 0.5f, 0.5f, 0.05f, 0.1f, -1},
+    /* a 1000 x 800 frame: the first box is [0.1, 0.2, 0.4, 0.45] of it as x1, y1, x2, y2 */
+    static const char *const labels[] = {"person \"quoted\"", NULL, "car"};
+    its_det dets[2] = {
+        {100, 160, 400, 360, 0.91f, 2, 7},
+        {500, 400, 550, 480, 0.55f, 0, 0},
     };
-    assert_int_equal(its_publish_detections(p, &meta, dets, 2), 0);
+    assert_int_equal(its_publish_detections(p, &meta, dets, 2, 1000, 800, labels, 3), 0);
     assert_int_equal(its_publish_analytics(p, &meta, "1m", "{\"flow_vph\":1200,\"count\":20}"), 0);
     assert_int_equal(its_publish_event(p, &meta, "line_crossing",
                                        "{\"line\":\"north\",\"class\":\"car\",\"track\":7}"),
@@ -163,7 +165,7 @@ static void test_schema_channels_keys_ttls(void **state)
                      0);
     /* Data that was 150 s old when published keeps half of the 300 s TTL. */
     its_pub_meta old = {"cam-2", 7, wall - 150 * ITS_NS_PER_S, mono};
-    assert_int_equal(its_publish_detections(p, &old, NULL, 0), 0);
+    assert_int_equal(its_publish_detections(p, &old, NULL, 0, 0, 0, NULL, 0), 0);
     assert_int_equal(its_publish_flush(p), 8);
 
     /* The subscriber sees the three pub/sub messages, in order. */
@@ -174,13 +176,15 @@ static void test_schema_channels_keys_ttls(void **state)
     json_t *d = json_object_get(j, "detections");
     assert_int_equal(json_array_size(d), 2);
     json_t *d0 = json_array_get(d, 0), *d1 = json_array_get(d, 1);
+    assert_int_equal(json_integer_value(json_object_get(j, "width")), 1000);
+    assert_int_equal(json_integer_value(json_object_get(j, "height")), 800);
     assert_int_equal(json_integer_value(json_object_get(d0, "class_id")), 2);
     assert_string_equal(json_string_value(json_object_get(d0, "class")), "car");
     assert_float_equal(json_number_value(json_object_get(d0, "score")), 0.91, 1e-5);
-    /* x, y, w, h = 0.1, 0.2, 0.3, 0.25: corners x1, y1, x2, y2 = 0.1, 0.2, 0.4, 0.45 */
-    assert_float_equal(json_number_value(json_array_get(json_object_get(d0, "box"), 2)), 0.4, 1e-5);
-    assert_float_equal(json_number_value(json_array_get(json_object_get(d0, "box"), 3)), 0.45,
-                       1e-5);
+    const double want[4] = {0.1, 0.2, 0.4, 0.45}; /* corners of 100,160 - 400,360 in 1000 x 800 */
+    for (size_t k = 0; k < 4; k++)
+        assert_float_equal(json_number_value(json_array_get(json_object_get(d0, "box"), k)),
+                           want[k], 1e-5);
     assert_int_equal(json_integer_value(json_object_get(d0, "track_id")), 7);
     assert_string_equal(json_string_value(json_object_get(d1, "class")), "person \"quoted\"");
     assert_true(json_is_null(json_object_get(d1, "track_id")));
@@ -294,10 +298,11 @@ static void test_steady_state_does_not_allocate(void **state)
     assert_int_equal(its_cache_create(NULL, reg, &l1), 0);
     its_publisher *p = make_pub(reg, l1, 0, NULL, 64);
     static const char *const cams[] = {"cam-a", "cam-b", "cam-c", "cam-d"};
-    its_pub_detection dets[3] = {
-        {2, "car", 0.9f, 0.1f, 0.1f, 0.2f, 0.2f, 1},
-        {7, "truck", 0.8f, 0.5f, 0.5f, 0.3f, 0.3f, 2},
-        {0, "person", 0.7f, 0.2f, 0.6f, 0.05f, 0.1f, 3},
+    static const char *const labels[] = {"person", NULL, "car", NULL, NULL, NULL, NULL, "truck"};
+    its_det dets[3] = {
+        {128, 72, 384, 216, 0.9f, 2, 1},
+        {640, 360, 1024, 576, 0.8f, 7, 2},
+        {256, 432, 320, 504, 0.7f, 0, 3},
     };
     uint64_t before = 0;
     for (int round = 0; round < 300; round++) {
@@ -305,7 +310,7 @@ static void test_steady_state_does_not_allocate(void **state)
             before = its_alloc_count();
         for (int c = 0; c < 4; c++) {
             its_pub_meta m = {cams[c], (uint64_t)(1000 + round), its_wall_ns(), its_now_ns()};
-            assert_int_equal(its_publish_detections(p, &m, dets, 3), 0);
+            assert_int_equal(its_publish_detections(p, &m, dets, 3, 1280, 720, labels, 8), 0);
             if (round % 10 == 0) {
                 assert_int_equal(its_publish_analytics(p, &m, "1m", "{\"flow_vph\":1200}"), 0);
                 assert_int_equal(its_publish_event(p, &m, "line_crossing", "{\"line\":\"n\"}"), 0);
@@ -333,10 +338,10 @@ static void test_invalid_input(void **state)
     its_publisher *p = make_pub(reg, NULL, 0, NULL, 0);
     its_pub_meta bad = {"cam 1", 1, its_wall_ns(), its_now_ns()};
     its_pub_meta ok = {"cam-1", 1, its_wall_ns(), its_now_ns()};
-    assert_int_equal(its_publish_detections(p, &bad, NULL, 0), ITS_EINVAL);
+    assert_int_equal(its_publish_detections(p, &bad, NULL, 0, 1280, 720, NULL, 0), ITS_EINVAL);
     bad.camera_id = "cam:1:latest";
-    assert_int_equal(its_publish_detections(p, &bad, NULL, 0), ITS_EINVAL);
-    assert_int_equal(its_publish_detections(p, &ok, NULL, 1), ITS_EINVAL);
+    assert_int_equal(its_publish_detections(p, &bad, NULL, 0, 1280, 720, NULL, 0), ITS_EINVAL);
+    assert_int_equal(its_publish_detections(p, &ok, NULL, 1, 1280, 720, NULL, 0), ITS_EINVAL);
     assert_int_equal(its_publish_analytics(p, &ok, "1 m", "{}"), ITS_EINVAL);
     assert_int_equal(its_publish_analytics(p, &ok, "1m", "[1,2]"), ITS_EINVAL);
     assert_int_equal(its_publish_event(p, &ok, "x", "not json"), ITS_EINVAL);
@@ -350,9 +355,9 @@ static void test_invalid_input(void **state)
     assert_float_equal(its_metric_value(inval), 8, 0); /* every refusal counted */
     /* Out of memory while formatting: refused and counted, nothing half-queued. */
     its_alloc_fail_after(ITS_MOD_PUBLISH, 0, -1);
-    its_pub_detection many[64];
+    its_det many[64];
     memset(many, 0, sizeof many);
-    int rc = its_publish_detections(p, &ok, many, 64);
+    int rc = its_publish_detections(p, &ok, many, 64, 1280, 720, NULL, 0);
     its_alloc_fail_reset();
     assert_int_equal(rc, ITS_ENOMEM);
     its_publisher_get_stats(p, &st);
@@ -424,7 +429,7 @@ static void test_auth_and_db(void **state)
     assert_int_equal(its_metrics_std_register(reg), 0);
     its_publisher *p = make_pub(reg, NULL, 3, "wrong", 0);
     its_pub_meta m = {"cam-9", 5, its_wall_ns(), its_now_ns()};
-    assert_int_equal(its_publish_detections(p, &m, NULL, 0), 0);
+    assert_int_equal(its_publish_detections(p, &m, NULL, 0, 1280, 720, NULL, 0), 0);
     assert_int_equal(its_publish_flush(p), ITS_EAUTH);
     its_publish_stats st;
     its_publisher_get_stats(p, &st);
@@ -436,7 +441,7 @@ static void test_auth_and_db(void **state)
     its_publisher_destroy(p);
 
     p = make_pub(reg, NULL, 3, "s3cret-pw", 0);
-    assert_int_equal(its_publish_detections(p, &m, NULL, 0), 0);
+    assert_int_equal(its_publish_detections(p, &m, NULL, 0, 1280, 720, NULL, 0), 0);
     assert_int_equal(its_publish_flush(p), 1);
     redisContext *c = client(3);
     long long ttl;
@@ -608,7 +613,7 @@ static void test_transient_refusal(void **state)
     its_publisher *p = NULL;
     assert_int_equal(its_publisher_create(&cfg, NULL, NULL, &p), 0);
     its_pub_meta m = {"cam-r", 1, its_wall_ns(), its_now_ns()};
-    assert_int_equal(its_publish_detections(p, &m, NULL, 0), 0);
+    assert_int_equal(its_publish_detections(p, &m, NULL, 0, 1280, 720, NULL, 0), 0);
     assert_int_equal(its_publish_flush(p), 1);
     redisContext *c = client(0);
     char cmd[64];
@@ -617,7 +622,7 @@ static void test_transient_refusal(void **state)
     assert_int_equal(r->type, REDIS_REPLY_STATUS);
     freeReplyObject(r);
     m.frame = 2;
-    assert_int_equal(its_publish_detections(p, &m, NULL, 0), 0);
+    assert_int_equal(its_publish_detections(p, &m, NULL, 0, 1280, 720, NULL, 0), 0);
     assert_int_equal(its_publish_flush(p), ITS_EAGAIN); /* SET: READONLY */
     its_publish_stats st;
     its_publisher_get_stats(p, &st);
@@ -644,7 +649,7 @@ static void test_no_server(void **state)
     its_publisher *p = NULL;
     assert_int_equal(its_publisher_create(&cfg, NULL, NULL, &p), 0);
     its_pub_meta m = {"cam-1", 0, its_wall_ns(), its_now_ns()};
-    assert_int_equal(its_publish_detections(p, &m, NULL, 0), 0);
+    assert_int_equal(its_publish_detections(p, &m, NULL, 0, 1280, 720, NULL, 0), 0);
     assert_int_equal(its_publish_flush(p), ITS_ENET);
     assert_int_equal(its_publish_flush(p), ITS_EAGAIN);
     assert_int_equal(its_publish_drain(p, 150), ITS_ENET);

@@ -210,7 +210,7 @@ static void test_detections_and_temporal(void **state)
         its_track t[6];
         for (int k = 0; k < 6; k++) {
             float y2 = 150 + 35.0f * k, h = y2 * 0.2f;
-            d[k] = (its_det){100.0f + 90 * k, y2 - h, 100.0f + 90 * k + 1.6f * h, y2, 0.85f, 2};
+            d[k] = (its_det){100.0f + 90 * k, y2 - h, 100.0f + 90 * k + 1.6f * h, y2, 0.85f, 2, 0};
             memset(&t[k], 0, sizeof t[k]);
             t[k].id = (uint32_t)k + 1;
             t[k].state = ITS_TRACK_CONFIRMED;
@@ -222,10 +222,10 @@ static void test_detections_and_temporal(void **state)
     /* implausible boxes (thin slivers, a car the size of half the frame high up, out of the
      * frame), low scores, and tracks whose ids change every frame */
     for (int f = 100; f < 200; f++) {
-        its_det d[4] = {{10, 10, 14, 200, 0.3f, 2},
-                        {100, 0, 600, 120, 0.3f, 2},
-                        {620, 300, 900, 500, 0.3f, 7},
-                        {200, 200, 260, 240, 0.3f, 2}};
+        its_det d[4] = {{10, 10, 14, 200, 0.3f, 2, 0},
+                        {100, 0, 600, 120, 0.3f, 2, 0},
+                        {620, 300, 900, 500, 0.3f, 7, 0},
+                        {200, 200, 260, 240, 0.3f, 2, 0}};
         its_track t[2];
         memset(t, 0, sizeof t);
         t[0].id = (uint32_t)(1000 + f);
@@ -273,7 +273,7 @@ static void test_bad_input_and_alloc(void **state)
     its_quality_score cached;
     its_quality_get(q, &cached);
     assert_int_equal(cached.rejected, 4); /* every refusal is counted */
-    its_det nan_det = {NAN, NAN, NAN, NAN, NAN, 2};
+    its_det nan_det = {NAN, NAN, NAN, NAN, NAN, 2, 0};
     its_det_frame fr = {&nan_det, 1, W, H, 0, 0};
     its_quality_score s;
     assert_int_equal(its_quality_update(q, NULL, &fr, NULL, 0, &s), 0);

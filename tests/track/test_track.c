@@ -384,8 +384,9 @@ static void test_bad_input_and_alloc(void **state)
     p.max_tracks = 3;
     assert_int_equal(its_tracker_create(&p, &t), 0);
     its_det d[6] = {
-        {NAN, 0, 10, 10, 0.9f, 2},     {0, 0, -10, 10, 0.9f, 2},      {0, 0, 10, 10, 1.5f, 2},
-        {100, 100, 150, 150, 0.9f, 2}, {300, 300, 350, 350, 0.9f, 2}, {500, 500, 550, 550, 0.9f, 2},
+        {NAN, 0, 10, 10, 0.9f, 2, 0},     {0, 0, -10, 10, 0.9f, 2, 0},
+        {0, 0, 10, 10, 1.5f, 2, 0},       {100, 100, 150, 150, 0.9f, 2, 0},
+        {300, 300, 350, 350, 0.9f, 2, 0}, {500, 500, 550, 550, 0.9f, 2, 0},
     };
     const its_track *out;
     its_det_frame fr = {d, 6, 1280, 720, 0, 0};
@@ -395,10 +396,10 @@ static void test_bad_input_and_alloc(void **state)
     assert_int_equal(st.dets_invalid, 3);
     assert_int_equal(st.dets_dropped, 2);
     /* more objects than max_tracks: refused and counted */
-    its_det many[4] = {{0, 0, 10, 10, 0.9f, 2},
-                       {20, 0, 30, 10, 0.9f, 2},
-                       {40, 0, 50, 10, 0.9f, 2},
-                       {60, 0, 70, 10, 0.9f, 2}};
+    its_det many[4] = {{0, 0, 10, 10, 0.9f, 2, 0},
+                       {20, 0, 30, 10, 0.9f, 2, 0},
+                       {40, 0, 50, 10, 0.9f, 2, 0},
+                       {60, 0, 70, 10, 0.9f, 2, 0}};
     its_det_frame f2 = {many, 4, 1280, 720, 1, 1};
     assert_true(its_tracker_update(t, &f2, &out) >= 0);
     its_tracker_get_stats(t, &st);
@@ -425,7 +426,7 @@ static void test_json_and_no_alloc(void **state)
             before = its_alloc_count();
         its_det d[10];
         for (int k = 0; k < 10; k++)
-            d[k] = (its_det){(float)(k * 120 + f), 100, (float)(k * 120 + f + 60), 160, 0.9f, 2};
+            d[k] = (its_det){(float)(k * 120 + f), 100, (float)(k * 120 + f + 60), 160, 0.9f, 2, 0};
         its_det_frame fr = {d, 10, 1280, 720, f * 33333333LL, (uint64_t)f};
         const its_track *out;
         int n = its_tracker_update(t, &fr, &out);

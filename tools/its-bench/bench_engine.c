@@ -40,7 +40,7 @@ int bench_run_engine(const bench_opts *o, bench_result *r, char *err, size_t err
     unsigned pinned_mask = 0;
     its_engine_frame ef[DISTINCT_FRAMES], batch_ef[32];
     its_engine_det_list lists[32];
-    its_engine_det *gdets = NULL;
+    its_det *gdets = NULL;
     int rc;
     memset(r, 0, sizeof *r);
     r->gpu_util_mean = r->gpu_mem_mb = NAN;
@@ -108,8 +108,7 @@ int bench_run_engine(const bench_opts *o, bench_result *r, char *err, size_t err
                                       .width = f.width,
                                       .height = f.height,
                                       .stride = f.stride,
-                                      .pixfmt = vo.pixfmt == ITS_PIX_BGR24 ? ITS_ENGINE_BGR24
-                                                                           : ITS_ENGINE_RGB24};
+                                      .pixfmt = vo.pixfmt};
         have++;
     }
     if (have > 0 && o->batch <= 32) {

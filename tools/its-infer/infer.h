@@ -26,7 +26,7 @@ typedef struct infer_result {
     int64_t frame;  /* 0 for images; frame index for videos */
     int64_t pts_ns; /* videos: presentation time; images: 0 */
     int width, height;
-    its_detection *dets;
+    its_det *dets;
     int n;
     const char *const *labels; /* label of class i (NULL entries allowed), n_labels of them */
     int n_labels;

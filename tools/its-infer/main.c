@@ -75,7 +75,7 @@ typedef struct app {
     infer_stage stages[MAX_STAGES];
     int n_stages;
     int keep_pixels;
-    its_detection dets[MAX_DETS];
+    its_det dets[MAX_DETS];
     int failures;
 } app;
 

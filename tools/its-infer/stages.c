@@ -48,11 +48,11 @@ static int json_frame(void *ctx, infer_result *r)
     its_json_kint(&w, "height", r->height);
     its_json_key(&w, "detections");
     its_json_arr_begin(&w);
-    double sx = r->width > 0 ? 1.0 / r->width : 0, sy = r->height > 0 ? 1.0 / r->height : 0;
     for (int i = 0; i < r->n; i++) {
-        const its_detection *d = &r->dets[i];
+        const its_det *d = &r->dets[i];
         char name[32];
-        const double box[4] = {d->x1 * sx, d->y1 * sy, d->x2 * sx, d->y2 * sy};
+        float box[4];
+        its_det_box_norm(d, r->width, r->height, box);
         its_json_detection(&w, d->class_id, label_of(r, d->class_id, name, sizeof name), d->score,
                            box, r->track_ids ? r->track_ids[i] : -1);
     }
@@ -213,7 +213,7 @@ static int draw_frame(void *vctx, infer_result *r)
     int side = img->width > img->height ? img->width : img->height;
     int t = side / 400 + 1, s = side / 640 + 1;
     for (int i = 0; i < r->n; i++) {
-        const its_detection *d = &r->dets[i];
+        const its_det *d = &r->dets[i];
         uint8_t col[3];
         static const uint8_t white[3] = {255, 255, 255};
         class_color(d->class_id, col);

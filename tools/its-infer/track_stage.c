@@ -26,7 +26,6 @@ typedef struct track_ctx {
     const infer_source *src;
     int64_t last_ts;
     uint64_t last_frame;
-    its_det dets[TRACK_MAX_DETS];
     int ids[TRACK_MAX_DETS];
     char *json;
 } track_ctx;
@@ -75,10 +74,6 @@ static int track_frame(void *ctx, infer_result *r)
         if (rc < 0)
             return rc;
     }
-    for (int i = 0; i < n; i++) {
-        const its_detection *d = &r->dets[i];
-        t->dets[i] = (its_det){d->x1, d->y1, d->x2, d->y2, d->score, d->class_id};
-    }
     /* Presentation times drive speeds and windows; a stream without them (or going back)
      * falls back to the frame index at the nominal rate. */
     double fps = r->src->fps > 0 ? r->src->fps : t->scene.fps;
@@ -89,7 +84,7 @@ static int track_frame(void *ctx, infer_result *r)
         ts = t->last_ts + 1;
     t->last_ts = ts;
     t->last_frame = (uint64_t)r->frame;
-    its_det_frame f = {t->dets, n, r->width, r->height, ts, (uint64_t)r->frame};
+    its_det_frame f = {r->dets, n, r->width, r->height, ts, (uint64_t)r->frame};
     const its_analytics_frame *out;
     int rc = its_analytics_push(t->a, &f, &out);
     if (rc < 0) {

@@ -144,12 +144,12 @@ int replay_parse_line(const char *line, size_t len, its_det *dets, int cap, repl
             (*extra)++;
             continue;
         }
-        dets[m++] = (its_det){(float)(b[0] * (double)w),
-                              (float)(b[1] * (double)h),
-                              (float)(b[2] * (double)w),
-                              (float)(b[3] * (double)h),
-                              (float)s,
-                              (int)cls};
+        dets[m++] = (its_det){.x1 = (float)(b[0] * (double)w),
+                              .y1 = (float)(b[1] * (double)h),
+                              .x2 = (float)(b[2] * (double)w),
+                              .y2 = (float)(b[3] * (double)h),
+                              .score = (float)s,
+                              .class_id = (int32_t)cls};
     }
     f->dets = dets;
     f->n = m;

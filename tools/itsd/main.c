@@ -118,12 +118,12 @@ static void summary(its_pipeline_t *p)
                 (unsigned long long)cs.detections, (unsigned long long)cs.source.reconnects,
                 (unsigned long long)cs.source.decode_errors);
     }
-    its_lat_t *lat = its_pipeline_latency(p);
     fprintf(stderr, "itsd: latency ms p50/p99 (budget):");
-    for (int s = ITS_STAGE_QUEUE; s < ITS_STAGE_N; s++)
+    for (int s = 0; s < ITS_STAGE_COUNT; s++)
         fprintf(stderr, " %s %.1f/%.1f (%g)", its_stage_name((its_stage)s),
-                (double)its_lat_quantile(lat, s, 0.5) / 1e6,
-                (double)its_lat_quantile(lat, s, 0.99) / 1e6, its_stage_budget_ms((its_stage)s));
+                its_pipeline_stage_quantile(p, (its_stage)s, 0.5, NULL, NULL) * 1e3,
+                its_pipeline_stage_quantile(p, (its_stage)s, 0.99, NULL, NULL) * 1e3,
+                its_stage_budget_ms((its_stage)s));
     fputc('\n', stderr);
 }
 

@@ -142,8 +142,8 @@ typedef struct plan {
 typedef struct det_slot {
     uint8_t *pin_pix, *dev_pix;      /* frame bytes */
     its_cuda_frame *pin_fr, *dev_fr; /* descriptors (device pointers into dev_pix) */
-    its_cuda_det_list *pin_lists, *dev_lists;
-    its_cuda_det *pin_dets, *dev_dets;
+    its_engine_det_list *pin_lists, *dev_lists;
+    its_det *pin_dets, *dev_dets;
     cudaEvent_t uploaded, done;
     int busy, batch, n;
 } det_slot;
@@ -2039,10 +2039,10 @@ static int capture_det(cuda_ctx *c, plan *p, det_slot *d, cudaGraphExec_t *exec)
                                  c->det.max_cand, c->det.max_det, d->dev_fr, c->det_scratch,
                                  d->dev_lists, d->dev_dets, c->stream);
     if (rc == 0 &&
-        (cudaMemcpyAsync(d->pin_lists, d->dev_lists, sizeof(its_cuda_det_list) * (size_t)p->batch,
+        (cudaMemcpyAsync(d->pin_lists, d->dev_lists, sizeof(its_engine_det_list) * (size_t)p->batch,
                          cudaMemcpyDeviceToHost, c->stream) != cudaSuccess ||
          cudaMemcpyAsync(d->pin_dets, d->dev_dets,
-                         sizeof(its_cuda_det) * (size_t)p->batch * (size_t)c->det.max_det,
+                         sizeof(its_det) * (size_t)p->batch * (size_t)c->det.max_det,
                          cudaMemcpyDeviceToHost, c->stream) != cudaSuccess))
         rc = ITS_EBACKEND;
     return end_capture(c, rc, exec);
@@ -2077,10 +2077,12 @@ int its__cuda_detect_setup(void *vctx, const its__cuda_det_opts *o)
         ITS_CUDA_TRY(cudaHostAlloc((void **)&d->pin_fr, sizeof(its_cuda_frame) * (size_t)maxb,
                                    cudaHostAllocDefault));
         ITS_CUDA_TRY(cudaMalloc((void **)&d->dev_fr, sizeof(its_cuda_frame) * (size_t)maxb));
-        ITS_CUDA_TRY(cudaHostAlloc((void **)&d->pin_lists, sizeof(its_cuda_det_list) * (size_t)maxb,
+        ITS_CUDA_TRY(cudaHostAlloc((void **)&d->pin_lists,
+                                   sizeof(its_engine_det_list) * (size_t)maxb,
                                    cudaHostAllocDefault));
-        ITS_CUDA_TRY(cudaMalloc((void **)&d->dev_lists, sizeof(its_cuda_det_list) * (size_t)maxb));
-        size_t db = sizeof(its_cuda_det) * (size_t)maxb * (size_t)o->max_det;
+        ITS_CUDA_TRY(
+            cudaMalloc((void **)&d->dev_lists, sizeof(its_engine_det_list) * (size_t)maxb));
+        size_t db = sizeof(its_det) * (size_t)maxb * (size_t)o->max_det;
         ITS_CUDA_TRY(cudaHostAlloc((void **)&d->pin_dets, db, cudaHostAllocDefault));
         ITS_CUDA_TRY(cudaMalloc((void **)&d->dev_dets, db));
         ITS_CUDA_TRY(cudaEventCreateWithFlags(&d->uploaded, cudaEventDisableTiming));
@@ -2107,12 +2109,12 @@ static int frame_planes(const its_cuda_frame *f, size_t *yb, size_t *uvb)
         return -1;
     *uvb = 0;
     switch (f->fmt) {
-    case ITS_CUDA_RGB24:
-    case ITS_CUDA_BGR24:
+    case ITS_PIX_RGB24:
+    case ITS_PIX_BGR24:
         if (f->stride < 3 * f->width)
             return -1;
         break;
-    case ITS_CUDA_NV12:
+    case ITS_PIX_NV12:
         if (f->stride < f->width || !f->uv || f->uv_stride < 2 * ((f->width + 1) / 2))
             return -1;
         *uvb = (size_t)f->uv_stride * (size_t)((f->height + 1) / 2);
@@ -2188,7 +2190,7 @@ static int det_submit(cuda_ctx *c, int batch, int n, const its_cuda_frame *cf,
                                          cudaMemcpyHostToDevice, c->copy_stream));
         }
         fd->data = d->dev_pix + off;
-        fd->uv = fd->fmt == ITS_CUDA_NV12 ? d->dev_pix + off + yb : NULL;
+        fd->uv = fd->fmt == ITS_PIX_NV12 ? d->dev_pix + off + yb : NULL;
         if (direct)
             c->det_direct++;
         else
@@ -2219,7 +2221,7 @@ int its__cuda_detect_submit_frames(void *vctx, int batch, int n, const its_engin
     return det_submit(vctx, batch, n, NULL, frames);
 }
 
-int its__cuda_detect_wait(void *vctx, int ticket, its_cuda_det_list *lists, its_cuda_det *dets)
+int its__cuda_detect_wait(void *vctx, int ticket, its_engine_det_list *lists, its_det *dets)
 {
     cuda_ctx *c = vctx;
     if (ticket < 0 || ticket > 1 || !c->slots[ticket].busy || !lists || !dets)
@@ -2227,8 +2229,8 @@ int its__cuda_detect_wait(void *vctx, int ticket, its_cuda_det_list *lists, its_
     det_slot *d = &c->slots[ticket];
     d->busy = 0; /* released even if the batch failed */
     ITS_CUDA_TRY(cudaEventSynchronize(d->done));
-    memcpy(lists, d->pin_lists, sizeof(its_cuda_det_list) * (size_t)d->n);
-    memcpy(dets, d->pin_dets, sizeof(its_cuda_det) * (size_t)d->n * (size_t)c->det.max_det);
+    memcpy(lists, d->pin_lists, sizeof(its_engine_det_list) * (size_t)d->n);
+    memcpy(dets, d->pin_dets, sizeof(its_det) * (size_t)d->n * (size_t)c->det.max_det);
     return d->n;
 }
 

@@ -34,7 +34,7 @@ int its__cuda_detect_submit(void *ctx, int batch, int n, const its_cuda_frame *f
 /* The same with the public frame descriptors (its_engine_detect_submit). */
 int its__cuda_detect_submit_frames(void *ctx, int batch, int n, const its_engine_frame *frames);
 /* Waits for a ticket's batch; the ticket is released even on failure. Returns n. */
-int its__cuda_detect_wait(void *ctx, int ticket, its_cuda_det_list *lists, its_cuda_det *dets);
+int its__cuda_detect_wait(void *ctx, int ticket, its_engine_det_list *lists, its_det *dets);
 
 /* 1 if the ticket's batch is done, 0 if not, or an ITS_E* code (never blocks). */
 int its__cuda_detect_poll(void *ctx, int ticket);
@@ -43,8 +43,7 @@ int its__cuda_detect_poll(void *ctx, int ticket);
  * above underneath) and the pinned host allocator behind its_engine_host_alloc. */
 int its__cuda_vt_detect_setup(void *ctx, const its_engine_detect_opts *o, char *err, size_t errlen);
 int its__cuda_vt_detect_submit(void *ctx, int batch, int n, const its_engine_frame *frames);
-int its__cuda_vt_detect_wait(void *ctx, int ticket, its_engine_det_list *lists,
-                             its_engine_det *dets);
+int its__cuda_vt_detect_wait(void *ctx, int ticket, its_engine_det_list *lists, its_det *dets);
 /* cudaHostAlloc (portable) memory, remembered so submit knows it may DMA from it. */
 void *its__cuda_host_alloc(size_t bytes);
 void its__cuda_host_free(void *p);

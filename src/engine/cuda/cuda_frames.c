@@ -21,18 +21,6 @@
 
 #include "cuda_backend_impl.h"
 
-/* The public result types are the backend's, field for field: wait copies straight in. */
-_Static_assert(sizeof(its_engine_det) == sizeof(its_cuda_det), "detection layout");
-_Static_assert(offsetof(its_engine_det, score) == offsetof(its_cuda_det, score), "score");
-_Static_assert(offsetof(its_engine_det, class_id) == offsetof(its_cuda_det, class_id), "class");
-_Static_assert(sizeof(its_engine_det_list) == sizeof(its_cuda_det_list), "list layout");
-_Static_assert(offsetof(its_engine_det_list, truncated) == offsetof(its_cuda_det_list, truncated),
-               "truncated");
-_Static_assert((int)ITS_ENGINE_RGB24 == (int)ITS_CUDA_RGB24 &&
-                   (int)ITS_ENGINE_BGR24 == (int)ITS_CUDA_BGR24 &&
-                   (int)ITS_ENGINE_NV12 == (int)ITS_CUDA_NV12,
-               "pixel formats");
-
 int its__cuda_vt_detect_setup(void *ctx, const its_engine_detect_opts *o, char *err, size_t errlen)
 {
     size_t px = (size_t)o->max_width * (size_t)o->max_height;
@@ -54,11 +42,9 @@ int its__cuda_vt_detect_submit(void *ctx, int batch, int n, const its_engine_fra
     return its__cuda_detect_submit_frames(ctx, batch, n, frames);
 }
 
-int its__cuda_vt_detect_wait(void *ctx, int ticket, its_engine_det_list *lists,
-                             its_engine_det *dets)
+int its__cuda_vt_detect_wait(void *ctx, int ticket, its_engine_det_list *lists, its_det *dets)
 {
-    return its__cuda_detect_wait(ctx, ticket, (its_cuda_det_list *)(void *)lists,
-                                 (its_cuda_det *)(void *)dets);
+    return its__cuda_detect_wait(ctx, ticket, lists, dets);
 }
 
 /* ---- pinned host memory ------------------------------------------------------------------ */

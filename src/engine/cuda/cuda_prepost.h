@@ -18,15 +18,12 @@
 #include <cuda_runtime_api.h>
 #include <stdint.h>
 
+#include "its/det.h"    /* its_pixfmt, its_det */
+#include "its/engine.h" /* its_engine_det_list */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-typedef enum its_cuda_pixfmt {
-    ITS_CUDA_RGB24 = 0, /* packed R, G, B */
-    ITS_CUDA_BGR24 = 1, /* packed B, G, R */
-    ITS_CUDA_NV12 = 2,  /* Y plane, then interleaved U, V at half resolution (BT.601 limited) */
-} its_cuda_pixfmt;
 
 /* One input frame, as the letterbox kernel sees it. The host fills the first block; the plan
  * function fills the geometry block, which decode later uses to map boxes back. */
@@ -35,27 +32,12 @@ typedef struct its_cuda_frame {
     const uint8_t *uv;   /* device: NV12 interleaved chroma plane; NULL otherwise */
     int32_t width, height;
     int32_t stride, uv_stride; /* bytes per row */
-    int32_t fmt;               /* its_cuda_pixfmt */
+    int32_t fmt;               /* its_pixfmt */
     /* geometry (its_cuda_letterbox_plan) */
     int32_t new_w, new_h; /* size of the resized image on the canvas */
     int32_t left, top;    /* its offset on the canvas */
     float scale;          /* new size / source size */
 } its_cuda_frame;
-
-/* One detection, in source-image pixels (clipped to the frame). */
-typedef struct its_cuda_det {
-    float x1, y1, x2, y2;
-    float score;
-    int32_t class_id;
-} its_cuda_det;
-
-/* Per-image result header: detections follow in its_cuda_det slots of the result buffer. */
-typedef struct its_cuda_det_list {
-    int32_t count;     /* detections kept (<= max_det) */
-    int32_t n_cand;    /* candidates over the threshold before NMS */
-    int32_t truncated; /* 1 if more than max_cand candidates passed the threshold */
-    int32_t pad_;
-} its_cuda_det_list;
 
 /* Ultralytics letterbox geometry: r = min(W/w, H/h), new size round(w*r) x round(h*r),
  * left = round((W-nw)/2 - 0.1), top = round((H-nh)/2 - 0.1). Host-side. */
@@ -86,7 +68,7 @@ size_t its_cuda_decode_scratch_bytes(int n, int n_anchor);
  */
 int its_cuda_decode_nms(const void *d_head, int is_f16, int n, int n_cls, int n_anchor, float conf,
                         float iou, int max_cand, int max_det, const its_cuda_frame *d_frames,
-                        void *d_scratch, its_cuda_det_list *d_lists, its_cuda_det *d_dets,
+                        void *d_scratch, its_engine_det_list *d_lists, its_det *d_dets,
                         cudaStream_t stream);
 
 #ifdef __cplusplus

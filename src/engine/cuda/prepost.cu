@@ -20,7 +20,7 @@ namespace
 
 __device__ __forceinline__ void load_rgb(const its_cuda_frame &f, int x, int y, float *rgb)
 {
-    if (f.fmt == ITS_CUDA_NV12) {
+    if (f.fmt == ITS_PIX_NV12) {
         float Y = f.data[(size_t)y * f.stride + x];
         const uint8_t *uv = f.uv + (size_t)(y >> 1) * f.uv_stride + (x & ~1);
         float U = uv[0] - 128.0f, V = uv[1] - 128.0f;
@@ -31,7 +31,7 @@ __device__ __forceinline__ void load_rgb(const its_cuda_frame &f, int x, int y, 
         return;
     }
     const uint8_t *p = f.data + (size_t)y * f.stride + (size_t)x * 3;
-    if (f.fmt == ITS_CUDA_BGR24) {
+    if (f.fmt == ITS_PIX_BGR24) {
         rgb[0] = p[2];
         rgb[1] = p[1];
         rgb[2] = p[0];
@@ -209,8 +209,8 @@ __device__ void bitonic_desc(uint64_t *k)
 template <typename T>
 __global__ void __launch_bounds__(kNmsThreads)
     nms_per_image(const T *head, int n_cls, int n_anchor, float iou_thr, int max_cand, int max_det,
-                  const its_cuda_frame *frames, scratch_layout s, its_cuda_det_list *lists,
-                  its_cuda_det *dets)
+                  const its_cuda_frame *frames, scratch_layout s, its_engine_det_list *lists,
+                  its_det *dets)
 {
     __shared__ uint64_t keys[kSortN];
     __shared__ float4 box[kMaxCand];
@@ -247,14 +247,14 @@ __global__ void __launch_bounds__(kNmsThreads)
     __syncthreads();
 
     its_cuda_frame f = frames[b];
-    its_cuda_det *out = dets + (size_t)b * max_det;
+    its_det *out = dets + (size_t)b * max_det;
     int kept = 0;
     for (int i = 0; i < k && kept < max_det; i++) {
         if (supp[i]) /* uniform: written only before the last barrier */
             continue;
         float4 bi = box[i];
         if (threadIdx.x == 0) {
-            its_cuda_det d;
+            its_det d;
             float inv = 1.0f / f.scale;
             d.x1 = fminf(fmaxf((bi.x - f.left) * inv, 0.0f), (float)f.width);
             d.y1 = fminf(fmaxf((bi.y - f.top) * inv, 0.0f), (float)f.height);
@@ -262,6 +262,7 @@ __global__ void __launch_bounds__(kNmsThreads)
             d.y2 = fminf(fmaxf((bi.w - f.top) * inv, 0.0f), (float)f.height);
             d.score = __uint_as_float((uint32_t)(keys[i] >> 32));
             d.class_id = cls[i];
+            d.track_id = 0;
             out[kept] = d;
         }
         kept++;
@@ -281,11 +282,11 @@ __global__ void __launch_bounds__(kNmsThreads)
         __syncthreads();
     }
     if (threadIdx.x == 0) {
-        its_cuda_det_list l;
+        its_engine_det_list l;
         l.count = kept;
         l.n_cand = count;
         l.truncated = count > max_cand;
-        l.pad_ = 0;
+        l.reserved = 0;
         lists[b] = l;
     }
 }
@@ -338,7 +339,7 @@ extern "C" size_t its_cuda_decode_scratch_bytes(int n, int n_anchor)
 extern "C" int its_cuda_decode_nms(const void *d_head, int is_f16, int n, int n_cls, int n_anchor,
                                    float conf, float iou, int max_cand, int max_det,
                                    const its_cuda_frame *d_frames, void *d_scratch,
-                                   its_cuda_det_list *d_lists, its_cuda_det *d_dets,
+                                   its_engine_det_list *d_lists, its_det *d_dets,
                                    cudaStream_t stream)
 {
     if (n <= 0 || n_cls <= 0 || n_anchor <= 0 || max_cand <= 0 || max_cand > kMaxCand ||
