@@ -14,11 +14,14 @@
  *         its_det_frame f = {...};                       // detector output, source pixels
  *         const its_analytics_frame *r;
  *         if (its_analytics_push(a, &f, &r) < 0) ...      // track + analyse
- *         its_analytics_frame_to_json(a, r, buf, sizeof buf);  // tracks, speeds, events
+ *         its_json w;
+ *         its_json_init(&w, buf, sizeof buf);
+ *         its_analytics_frame_write(a, r, &w);            // tracks, speeds, events
+ *         int len = its_json_finish(&w);
  *     }
  *     its_analytics_report rep;
  *     its_analytics_get_report(a, &rep);                 // counts, windows, forecast
- *     its_analytics_report_to_json(a, &rep, buf, sizeof buf);
+ *     its_analytics_report_write(a, &rep, &w);           // counts, windows, ... as JSON
  *     its_analytics_destroy(a);
  *
  * Geometry: everything is measured at a track's anchor, the bottom centre of its box (where
@@ -296,15 +299,12 @@ int its_analytics_update(its_analytics_t *a, int64_t ts_ns, uint64_t frame_no,
 int its_analytics_get_report(its_analytics_t *a, its_analytics_report *out);
 const its_scene *its_analytics_scene(const its_analytics_t *a);
 
-/* JSON into buf; length or ITS_EOVERFLOW. The frame's tracks, speeds and events. */
+/* JSON objects into w (its/json.h; its_json_finish gives the length or ITS_EOVERFLOW): the
+ * frame's tracks, speeds and events ("analytics" of docs/schema/tracks.schema.json), and the
+ * report ("report" of docs/schema/window.schema.json). */
 void its_analytics_frame_write(const its_analytics_t *a, const its_analytics_frame *r, its_json *w);
-int its_analytics_frame_to_json(const its_analytics_t *a, const its_analytics_frame *r, char *buf,
-                                size_t len);
-/* The report as one JSON object into w (docs/schema/window.schema.json, "report"). */
 void its_analytics_report_write(const its_analytics_t *a, const its_analytics_report *r,
                                 its_json *w);
-int its_analytics_report_to_json(const its_analytics_t *a, const its_analytics_report *r, char *buf,
-                                 size_t len);
 
 /*
  * Whole messages of schema v2 (docs/messages.md), one JSON object each into w:

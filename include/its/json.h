@@ -41,6 +41,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "its/det.h"
+
 #define ITS_JSON_MAX_DEPTH 63
 
 /* The version ("v") of the messages itsd, its-infer and its-replay write (docs/messages.md,
@@ -89,15 +91,26 @@ void its_json_knum(its_json *w, const char *key, double v);
 void its_json_kfixed(its_json *w, const char *key, double v, int decimals);
 void its_json_kbool(its_json *w, const char *key, int v);
 void its_json_knull(its_json *w, const char *key);
+/* n members keys[i]: vals[i] (its_json_num) in a row, for records of many measurements. */
+void its_json_knums(its_json *w, const char *const *keys, const double *vals, int n);
+
+/* Opens a message of schema v2 (docs/messages.md) with its envelope,
+ *   {"v":2,"type":type,"camera":camera,"ts_us":ts_us,"frame":frame
+ * (camera NULL: left out); the caller adds the message's own members and closes the object. */
+void its_json_msg_begin(its_json *w, const char *type, const char *camera, int64_t ts_us,
+                        uint64_t frame);
 
 /*
- * The detection object of messages v2, the same everywhere (docs/messages.md):
- *   {"class_id":2,"class":"car","score":0.87,"box":[x1,y1,x2,y2],"track_id":7}
- * box: the corners normalised to [0, 1] of the frame's width and height, origin top-left
- * (clamped to [0, 1], 5 decimals); cls NULL: "class_<id>"; track_id <= 0: null.
+ * The detections of a frame as messages v2 carry them, the same everywhere (docs/messages.md):
+ *   "width":W,"height":H,"detections":[{"class_id":2,"class":"car","score":0.87,
+ *    "box":[x1,y1,x2,y2],"track_id":7},...]
+ * dets: n detections in pixels of the width x height frame (its/det.h); box: the corners as
+ * fractions of the frame (its_det_box_norm, 5 decimals), origin top-left. Class names come
+ * from label(ctx, class_id); NULL (or a NULL label): "class_<id>". track_id 0: null.
  */
-void its_json_detection(its_json *w, int class_id, const char *cls, double score,
-                        const float box01[4], int64_t track_id);
+typedef const char *(*its_json_label_fn)(void *ctx, int class_id);
+void its_json_frame_dets(its_json *w, const its_det *dets, int n, int width, int height,
+                         its_json_label_fn label, void *ctx);
 
 /* Digits of v into out (at least 21 bytes), no NUL; returns the count. For callers that
  * build non-JSON text (keys, protocol lines) with the same integer formatting. */

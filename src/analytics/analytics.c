@@ -1151,14 +1151,31 @@ void its_analytics_event_message(const its_analytics_t *a, const its_event *e, c
     memcpy(id, id_prefix, n);
     id[n++] = '-';
     id[n + its_json_fmt_u64(id + n, e->seq)] = '\0';
-    its_json_obj_begin(w);
-    its_json_kint(w, "v", ITS_MSG_VERSION);
-    its_json_kstr(w, "type", "event");
-    its_json_kstr(w, "camera", camera);
-    its_json_kint(w, "ts_us", ts_us);
-    its_json_kuint(w, "frame", frame);
+    its_json_msg_begin(w, "event", camera, ts_us, frame);
     its_json_kstr(w, "id", id);
     event_fields(w, &a->sc, e);
+    its_json_obj_end(w);
+}
+
+/* "key":[v,...] */
+static void num_array(its_json *w, const char *key, const double *v, int n)
+{
+    its_json_key(w, key);
+    its_json_arr_begin(w);
+    for (int i = 0; i < n; i++)
+        its_json_num(w, v[i]);
+    its_json_arr_end(w);
+}
+
+/* "key":{"name":value,...} for the scene's zones or lanes; nothing when there are none. */
+static void named_values(its_json *w, const char *key, const char *const *names, const double *vals,
+                         int n)
+{
+    if (!n)
+        return;
+    its_json_key(w, key);
+    its_json_obj_begin(w);
+    its_json_knums(w, names, vals, n);
     its_json_obj_end(w);
 }
 
@@ -1166,35 +1183,21 @@ void its_analytics_frame_write(const its_analytics_t *a, const its_analytics_fra
 {
     const its_scene *s = &a->sc;
     its_json_obj_begin(w);
-    its_json_key(w, "camera");
-    its_json_str(w, s->camera);
-    its_json_key(w, "frame");
-    its_json_uint(w, r->frame_no);
-    its_json_key(w, "ts_ns");
-    its_json_int(w, r->ts_ns);
+    its_json_kstr(w, "camera", s->camera);
+    its_json_kuint(w, "frame", r->frame_no);
+    its_json_kint(w, "ts_ns", r->ts_ns);
     its_json_key(w, "tracks");
     its_json_arr_begin(w);
     for (int i = 0; i < r->n_tracks; i++) {
         const its_track *t = &r->tracks[i];
         its_json_obj_begin(w);
-        its_json_key(w, "id");
-        its_json_uint(w, t->id);
-        its_json_key(w, "class_id");
-        its_json_int(w, t->class_id);
-        its_json_key(w, "score");
-        its_json_num(w, t->score);
-        its_json_key(w, "box");
-        its_json_arr_begin(w);
-        its_json_num(w, t->x1);
-        its_json_num(w, t->y1);
-        its_json_num(w, t->x2);
-        its_json_num(w, t->y2);
-        its_json_arr_end(w);
-        its_json_key(w, "speed_kmh");
-        its_json_num(w, r->speed_kmh[i]);
+        its_json_kuint(w, "id", t->id);
+        its_json_kint(w, "class_id", t->class_id);
+        its_json_knum(w, "score", t->score);
+        num_array(w, "box", (const double[4]){t->x1, t->y1, t->x2, t->y2}, 4);
+        its_json_knum(w, "speed_kmh", r->speed_kmh[i]);
         if (r->lane[i] >= 0) {
-            its_json_key(w, "lane");
-            its_json_str(w, s->lanes[(int)r->lane[i]].name);
+            its_json_kstr(w, "lane", s->lanes[(int)r->lane[i]].name);
         }
         its_json_obj_end(w);
     }
@@ -1204,58 +1207,31 @@ void its_analytics_frame_write(const its_analytics_t *a, const its_analytics_fra
     for (int i = 0; i < r->n_events; i++)
         event_json(w, s, &r->events[i]);
     its_json_arr_end(w);
-    if (s->n_zones) {
-        its_json_key(w, "zones");
-        its_json_obj_begin(w);
-        for (int i = 0; i < s->n_zones; i++) {
-            its_json_key(w, s->zones[i].name);
-            its_json_int(w, r->zone_count[i]);
-        }
-        its_json_obj_end(w);
-    }
-    if (s->n_lanes) {
-        its_json_key(w, "queues_m");
-        its_json_obj_begin(w);
-        for (int i = 0; i < s->n_lanes; i++) {
-            its_json_key(w, s->lanes[i].name);
-            its_json_num(w, r->queue_m[i]);
-        }
-        its_json_obj_end(w);
-    }
+    const char *names[ITS_SCENE_MAX_ZONES + ITS_SCENE_MAX_LANES];
+    double vals[ITS_SCENE_MAX_ZONES + ITS_SCENE_MAX_LANES];
+    for (int i = 0; i < s->n_zones; i++)
+        names[i] = s->zones[i].name, vals[i] = r->zone_count[i];
+    named_values(w, "zones", names, vals, s->n_zones);
+    for (int i = 0; i < s->n_lanes; i++)
+        names[i] = s->lanes[i].name, vals[i] = r->queue_m[i];
+    named_values(w, "queues_m", names, vals, s->n_lanes);
     its_json_obj_end(w);
-}
-
-int its_analytics_frame_to_json(const its_analytics_t *a, const its_analytics_frame *r, char *buf,
-                                size_t len)
-{
-    its_json w;
-    its_json_init(&w, buf, len);
-    its_analytics_frame_write(a, r, &w);
-    return its_json_finish(&w);
 }
 
 static void window_json(its_json *w, const its_line_window *o)
 {
     char los[2] = {o->los, 0};
     its_json_obj_begin(w);
-    its_json_key(w, "span_s");
-    its_json_num(w, o->span_s);
+    its_json_knum(w, "span_s", o->span_s);
     its_json_key(w, "counts");
     counts_json(w, o->count);
-    its_json_key(w, "vehicles");
-    its_json_uint(w, o->vehicles);
-    its_json_key(w, "flow_vph");
-    its_json_num(w, o->flow_vph);
-    its_json_key(w, "space_mean_speed_kmh");
-    its_json_num(w, o->sms_kmh);
-    its_json_key(w, "density_veh_per_km_lane");
-    its_json_num(w, o->density_vpkml);
-    its_json_key(w, "los");
-    its_json_str(w, los);
-    its_json_key(w, "headway_mean_s");
-    its_json_num(w, o->headway_mean_s);
-    its_json_key(w, "headway_min_s");
-    its_json_num(w, o->headway_min_s);
+    its_json_kuint(w, "vehicles", o->vehicles);
+    its_json_knum(w, "flow_vph", o->flow_vph);
+    its_json_knum(w, "space_mean_speed_kmh", o->sms_kmh);
+    its_json_knum(w, "density_veh_per_km_lane", o->density_vpkml);
+    its_json_kstr(w, "los", los);
+    its_json_knum(w, "headway_mean_s", o->headway_mean_s);
+    its_json_knum(w, "headway_min_s", o->headway_min_s);
     its_json_obj_end(w);
 }
 
@@ -1264,18 +1240,12 @@ void its_analytics_report_write(const its_analytics_t *a, const its_analytics_re
 {
     const its_scene *s = &a->sc;
     its_json_obj_begin(w);
-    its_json_key(w, "camera");
-    its_json_str(w, s->camera);
-    its_json_key(w, "ts_ns");
-    its_json_int(w, r->ts_ns);
-    its_json_key(w, "frames");
-    its_json_uint(w, r->frames);
-    its_json_key(w, "elapsed_s");
-    its_json_num(w, r->elapsed_s);
-    its_json_key(w, "tracks_now");
-    its_json_int(w, r->tracks_now);
-    its_json_key(w, "mean_speed_kmh");
-    its_json_num(w, r->mean_speed_kmh);
+    its_json_kstr(w, "camera", s->camera);
+    its_json_kint(w, "ts_ns", r->ts_ns);
+    its_json_kuint(w, "frames", r->frames);
+    its_json_knum(w, "elapsed_s", r->elapsed_s);
+    its_json_kint(w, "tracks_now", r->tracks_now);
+    its_json_knum(w, "mean_speed_kmh", r->mean_speed_kmh);
     its_json_key(w, "incidents");
     its_json_obj_begin(w);
     for (int t = ITS_EV_STOPPED_VEHICLE; t < ITS_EV_COUNT; t++) {
@@ -1288,28 +1258,21 @@ void its_analytics_report_write(const its_analytics_t *a, const its_analytics_re
     for (int i = 0; i < s->n_lines; i++) {
         const its_line_stats *o = &r->lines[i];
         its_json_obj_begin(w);
-        its_json_key(w, "name");
-        its_json_str(w, s->lines[i].name);
+        its_json_kstr(w, "name", s->lines[i].name);
         its_json_key(w, "total");
         counts_json(w, o->total);
         its_json_key(w, "window_1min");
         window_json(w, &o->win[0]);
         its_json_key(w, "window_15min");
         window_json(w, &o->win[1]);
+        static const char *const fk[] = {"next_15min_vph", "next_60min_vph", "mae_1min_vph",
+                                         "mae_15min_vph", "mae_60min_vph"};
+        const double fv[] = {o->forecast15_vph, o->forecast60_vph, o->forecast_mae1_vph,
+                             o->forecast_mae15_vph, o->forecast_mae60_vph};
         its_json_key(w, "forecast");
         its_json_obj_begin(w);
-        its_json_key(w, "minutes_seen");
-        its_json_uint(w, o->forecast_minutes);
-        its_json_key(w, "next_15min_vph");
-        its_json_num(w, o->forecast15_vph);
-        its_json_key(w, "next_60min_vph");
-        its_json_num(w, o->forecast60_vph);
-        its_json_key(w, "mae_1min_vph");
-        its_json_num(w, o->forecast_mae1_vph);
-        its_json_key(w, "mae_15min_vph");
-        its_json_num(w, o->forecast_mae15_vph);
-        its_json_key(w, "mae_60min_vph");
-        its_json_num(w, o->forecast_mae60_vph);
+        its_json_kuint(w, "minutes_seen", o->forecast_minutes);
+        its_json_knums(w, fk, fv, 5);
         its_json_obj_end(w);
         its_json_obj_end(w);
     }
@@ -1318,19 +1281,13 @@ void its_analytics_report_write(const its_analytics_t *a, const its_analytics_re
     its_json_arr_begin(w);
     for (int i = 0; i < s->n_zones; i++) {
         const its_zone_stats *z = &r->zones[i];
+        static const char *const zk[] = {"occupied_pct", "dwell_mean_s", "dwell_max_s"};
+        const double zv[] = {z->occupied_pct, z->dwell_mean_s, z->dwell_max_s};
         its_json_obj_begin(w);
-        its_json_key(w, "name");
-        its_json_str(w, s->zones[i].name);
-        its_json_key(w, "count_now");
-        its_json_int(w, z->count_now);
-        its_json_key(w, "occupied_pct");
-        its_json_num(w, z->occupied_pct);
-        its_json_key(w, "entries");
-        its_json_uint(w, z->entries);
-        its_json_key(w, "dwell_mean_s");
-        its_json_num(w, z->dwell_mean_s);
-        its_json_key(w, "dwell_max_s");
-        its_json_num(w, z->dwell_max_s);
+        its_json_kstr(w, "name", s->zones[i].name);
+        its_json_kint(w, "count_now", z->count_now);
+        its_json_kuint(w, "entries", z->entries);
+        its_json_knums(w, zk, zv, 3);
         its_json_obj_end(w);
     }
     its_json_arr_end(w);
@@ -1338,49 +1295,28 @@ void its_analytics_report_write(const its_analytics_t *a, const its_analytics_re
     its_json_arr_begin(w);
     for (int i = 0; i < s->n_lanes; i++) {
         its_json_obj_begin(w);
-        its_json_key(w, "name");
-        its_json_str(w, s->lanes[i].name);
-        its_json_key(w, "queue_m");
-        its_json_num(w, r->lanes[i].queue_m);
-        its_json_key(w, "queue_max_m");
-        its_json_num(w, r->lanes[i].queue_max_m);
-        its_json_key(w, "queue_vehicles");
-        its_json_int(w, r->lanes[i].queue_vehicles);
+        its_json_kstr(w, "name", s->lanes[i].name);
+        its_json_knum(w, "queue_m", r->lanes[i].queue_m);
+        its_json_knum(w, "queue_max_m", r->lanes[i].queue_max_m);
+        its_json_kint(w, "queue_vehicles", r->lanes[i].queue_vehicles);
         its_json_obj_end(w);
     }
     its_json_arr_end(w);
+    static const char *const dk[] = {"frames_refused", "events", "tracks", "duplicate_detections"};
+    const uint64_t dv[] = {r->frames_refused, r->events_dropped, r->tracks_dropped,
+                           r->duplicates_dropped};
     its_json_key(w, "dropped");
     its_json_obj_begin(w);
-    its_json_key(w, "frames_refused");
-    its_json_uint(w, r->frames_refused);
-    its_json_key(w, "events");
-    its_json_uint(w, r->events_dropped);
-    its_json_key(w, "tracks");
-    its_json_uint(w, r->tracks_dropped);
-    its_json_key(w, "duplicate_detections");
-    its_json_uint(w, r->duplicates_dropped);
+    for (int i = 0; i < 4; i++)
+        its_json_kuint(w, dk[i], dv[i]);
     its_json_obj_end(w);
     its_json_obj_end(w);
-}
-
-int its_analytics_report_to_json(const its_analytics_t *a, const its_analytics_report *r, char *buf,
-                                 size_t len)
-{
-    its_json w;
-    its_json_init(&w, buf, len);
-    its_analytics_report_write(a, r, &w);
-    return its_json_finish(&w);
 }
 
 void its_analytics_window_message(const its_analytics_t *a, const its_analytics_report *r,
                                   const char *camera, int64_t ts_us, uint64_t frame, its_json *w)
 {
-    its_json_obj_begin(w);
-    its_json_kint(w, "v", ITS_MSG_VERSION);
-    its_json_kstr(w, "type", "window");
-    its_json_kstr(w, "camera", camera);
-    its_json_kint(w, "ts_us", ts_us);
-    its_json_kuint(w, "frame", frame);
+    its_json_msg_begin(w, "window", camera, ts_us, frame);
     its_json_key(w, "report");
     its_analytics_report_write(a, r, w);
     its_json_obj_end(w);

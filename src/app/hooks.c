@@ -157,12 +157,7 @@ static void emit_window(cam_state *s, const its_frame *f, its_emit_fn emit, void
     its_modelmon_report mr;
     if (its_modelmon_get_report(s->mm, &mr) == 0) {
         its_json_init(&w, s->json, REPORT_JSON);
-        its_json_obj_begin(&w);
-        its_json_kint(&w, "v", ITS_MSG_VERSION);
-        its_json_kstr(&w, "type", "drift");
-        its_json_kstr(&w, "camera", s->id);
-        its_json_kint(&w, "ts_us", (int64_t)(its_wall_ns() / 1000));
-        its_json_kuint(&w, "frame", f->seq);
+        its_json_msg_begin(&w, "drift", s->id, (int64_t)(its_wall_ns() / 1000), f->seq);
         its_json_key(&w, "report");
         its_modelmon_report_write(&mr, &w);
         its_json_obj_end(&w);

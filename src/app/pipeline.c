@@ -272,30 +272,20 @@ static int64_t wall_us(const its_pipeline_t *p, uint64_t mono_ns)
     return ((int64_t)mono_ns + p->wall_offset) / 1000;
 }
 
+static const char *label_of(void *inf, int class_id)
+{
+    return ((its_infer *)inf)->label((its_infer *)inf, class_id);
+}
+
 /* The frame message of schema v2 (docs/schema/frame.schema.json). */
 static void build_json(its_pipeline_t *p, its_infer *inf, const cam *c, const its_frame *f,
                        its_json *w)
 {
-    its_json_obj_begin(w);
-    its_json_kint(w, "v", ITS_MSG_VERSION);
-    its_json_kstr(w, "type", "frame");
-    its_json_kstr(w, "camera", c->id);
-    its_json_kint(w, "ts_us", wall_us(p, f->ts_ns[ITS_TS_CAPTURE]));
-    its_json_kuint(w, "frame", f->seq);
+    its_json_msg_begin(w, "frame", c->id, wall_us(p, f->ts_ns[ITS_TS_CAPTURE]), f->seq);
     its_json_kint(w, "pts_us", f->pts_ns / 1000);
     its_json_kint(w, "publish_ts_us", wall_us(p, f->ts_ns[ITS_TS_PUBLISH]));
-    its_json_kint(w, "width", f->width);
-    its_json_kint(w, "height", f->height);
-    its_json_key(w, "detections");
-    its_json_arr_begin(w);
-    for (int i = 0; i < f->n_dets; i++) {
-        const its_det *d = &f->dets[i];
-        float box[4];
-        its_det_box_norm(d, f->width, f->height, box);
-        its_json_detection(w, d->class_id, inf && inf->label ? inf->label(inf, d->class_id) : NULL,
-                           d->score, box, d->track_id);
-    }
-    its_json_arr_end(w);
+    its_json_frame_dets(w, f->dets, f->n_dets, f->width, f->height,
+                        inf && inf->label ? label_of : NULL, inf);
     if (f->quality >= 0)
         its_json_kfixed(w, "quality", f->quality, 4);
     else

@@ -161,39 +161,13 @@ static void put_string(its_json *w, const char *str, size_t n)
             }
         }
         put(w, (const char *)s + run, i - run);
-        char esc[6] = {'\\', 0, 0, 0, 0, 0};
-        size_t elen = 2;
-        switch (c) {
-        case '"':
-            esc[1] = '"';
-            break;
-        case '\\':
-            esc[1] = '\\';
-            break;
-        case '\n':
-            esc[1] = 'n';
-            break;
-        case '\r':
-            esc[1] = 'r';
-            break;
-        case '\t':
-            esc[1] = 't';
-            break;
-        case '\b':
-            esc[1] = 'b';
-            break;
-        case '\f':
-            esc[1] = 'f';
-            break;
-        default:
-            if (c >= 0x80) { /* a byte of invalid UTF-8: U+FFFD */
-                memcpy(esc, "\xEF\xBF\xBD", 3);
-                elen = 3;
-            } else {
-                esc[1] = 'u', esc[2] = '0', esc[3] = '0', esc[4] = hex[c >> 4],
-                esc[5] = hex[c & 15];
-                elen = 6;
-            }
+        static const char from[] = "\"\\\n\r\t\b\f", to[] = "\"\\nrtbf";
+        const char *k = c ? strchr(from, (int)c) : NULL;
+        char esc[6] = {'\\', k ? to[k - from] : 'u', '0', '0', hex[c >> 4 & 15], hex[c & 15]};
+        size_t elen = k ? 2 : 6;
+        if (c >= 0x80) { /* a byte of invalid UTF-8: U+FFFD */
+            memcpy(esc, "\xEF\xBF\xBD", 3);
+            elen = 3;
         }
         put(w, esc, elen);
         run = ++i;
@@ -431,30 +405,56 @@ void its_json_knull(its_json *w, const char *key)
     its_json_null(w);
 }
 
-void its_json_detection(its_json *w, int class_id, const char *cls, double score,
-                        const float box01[4], int64_t track_id)
+void its_json_knums(its_json *w, const char *const *keys, const double *vals, int n)
+{
+    for (int i = 0; i < n; i++)
+        its_json_knum(w, keys[i], vals[i]);
+}
+
+void its_json_msg_begin(its_json *w, const char *type, const char *camera, int64_t ts_us,
+                        uint64_t frame)
 {
     its_json_obj_begin(w);
-    its_json_kint(w, "class_id", class_id);
-    its_json_key(w, "class");
-    if (cls && cls[0]) {
-        its_json_str(w, cls);
-    } else {
-        char name[32] = "class_";
-        size_t n = 6 + its_json_fmt_i64(name + 6, class_id);
-        its_json_strn(w, name, n);
-    }
-    its_json_kfixed(w, "score", score, 4);
-    its_json_key(w, "box");
+    its_json_kint(w, "v", ITS_MSG_VERSION);
+    its_json_kstr(w, "type", type);
+    if (camera)
+        its_json_kstr(w, "camera", camera);
+    its_json_kint(w, "ts_us", ts_us);
+    its_json_kuint(w, "frame", frame);
+}
+
+void its_json_frame_dets(its_json *w, const its_det *dets, int n, int width, int height,
+                         its_json_label_fn label, void *ctx)
+{
+    its_json_kint(w, "width", width);
+    its_json_kint(w, "height", height);
+    its_json_key(w, "detections");
     its_json_arr_begin(w);
-    for (int k = 0; k < 4; k++) {
-        double v = box01[k];
-        its_json_fixed(w, v > 0 ? (v < 1 ? v : 1) : 0, 5);
+    for (int i = 0; i < n; i++) {
+        const its_det *d = &dets[i];
+        const char *cls = label ? label(ctx, d->class_id) : NULL;
+        its_json_obj_begin(w);
+        its_json_kint(w, "class_id", d->class_id);
+        if (cls && cls[0]) {
+            its_json_kstr(w, "class", cls);
+        } else {
+            char name[32] = "class_";
+            its_json_key(w, "class");
+            its_json_strn(w, name, 6 + its_json_fmt_i64(name + 6, d->class_id));
+        }
+        its_json_kfixed(w, "score", d->score, 4);
+        float box[4];
+        its_det_box_norm(d, width, height, box);
+        its_json_key(w, "box");
+        its_json_arr_begin(w);
+        for (int k = 0; k < 4; k++)
+            its_json_fixed(w, box[k], 5);
+        its_json_arr_end(w);
+        if (d->track_id > 0)
+            its_json_kint(w, "track_id", d->track_id);
+        else
+            its_json_knull(w, "track_id");
+        its_json_obj_end(w);
     }
     its_json_arr_end(w);
-    if (track_id > 0)
-        its_json_kint(w, "track_id", track_id);
-    else
-        its_json_knull(w, "track_id");
-    its_json_obj_end(w);
 }

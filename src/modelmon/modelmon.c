@@ -520,69 +520,42 @@ int its_modelmon_baseline_load(its_modelmon_t *m, const char *path, char *err, s
 
 void its_modelmon_report_write(const its_modelmon_report *r, its_json *w)
 {
+    static const char *const ck[] = {"baseline_frames", "frames", "detections", "rejected"};
+    const uint64_t cv[] = {r->baseline_frames, r->frames, r->detections, r->rejected};
     its_json_obj_begin(w);
-    its_json_key(w, "model");
-    its_json_str(w, r->model);
-    its_json_key(w, "baseline_ready");
-    its_json_bool(w, r->baseline_ready);
-    its_json_key(w, "baseline_frames");
-    its_json_uint(w, r->baseline_frames);
-    its_json_key(w, "frames");
-    its_json_uint(w, r->frames);
-    its_json_key(w, "detections");
-    its_json_uint(w, r->detections);
-    its_json_key(w, "rejected");
-    its_json_uint(w, r->rejected);
-    its_json_key(w, "drift_alert");
-    its_json_bool(w, r->drift_alert);
+    its_json_kstr(w, "model", r->model);
+    its_json_kbool(w, "baseline_ready", r->baseline_ready);
+    for (int i = 0; i < 4; i++)
+        its_json_kuint(w, ck[i], cv[i]);
+    its_json_kbool(w, "drift_alert", r->drift_alert);
     its_json_key(w, "drift");
     its_json_obj_begin(w);
     for (int f = 0; f < ITS_MM_FEATURES; f++) {
         const its_mm_drift *d = &r->drift[f];
         its_json_key(w, feature_names[f]);
         its_json_obj_begin(w);
-        its_json_key(w, "psi");
-        its_json_num(w, d->psi);
-        its_json_key(w, "ks");
-        its_json_num(w, d->ks);
-        its_json_key(w, "ks_crit");
-        its_json_num(w, d->ks_crit);
+        static const char *const dk[] = {"psi", "ks", "ks_crit"};
+        const double dv[] = {d->psi, d->ks, d->ks_crit};
+        its_json_knums(w, dk, dv, 3);
         its_json_key(w, "level");
         its_json_str(w, !d->enough     ? "insufficient"
                         : d->alert     ? "alert"
                         : d->psi_level ? "warn"
                                        : "ok");
-        its_json_key(w, "n_base");
-        its_json_uint(w, d->n_base);
-        its_json_key(w, "n_cur");
-        its_json_uint(w, d->n_cur);
+        its_json_kuint(w, "n_base", d->n_base);
+        its_json_kuint(w, "n_cur", d->n_cur);
         its_json_obj_end(w);
     }
     its_json_obj_end(w);
     its_json_key(w, "latency_ms");
     its_json_obj_begin(w);
-    its_json_key(w, "n");
-    its_json_uint(w, r->inferences);
-    its_json_key(w, "mean");
-    its_json_num(w, r->latency_mean_ms);
-    its_json_key(w, "p50");
-    its_json_num(w, r->latency_p50_ms);
-    its_json_key(w, "p95");
-    its_json_num(w, r->latency_p95_ms);
-    its_json_key(w, "p99");
-    its_json_num(w, r->latency_p99_ms);
+    static const char *const lk[] = {"mean", "p50", "p95", "p99"};
+    const double lv[] = {r->latency_mean_ms, r->latency_p50_ms, r->latency_p95_ms,
+                         r->latency_p99_ms};
+    its_json_kuint(w, "n", r->inferences);
+    its_json_knums(w, lk, lv, 4);
     its_json_obj_end(w);
-    its_json_key(w, "fps");
-    its_json_num(w, r->fps);
-    its_json_key(w, "detections_per_s");
-    its_json_num(w, r->dets_per_s);
+    its_json_knum(w, "fps", r->fps);
+    its_json_knum(w, "detections_per_s", r->dets_per_s);
     its_json_obj_end(w);
-}
-
-int its_modelmon_report_to_json(const its_modelmon_report *r, char *buf, size_t len)
-{
-    its_json w;
-    its_json_init(&w, buf, len);
-    its_modelmon_report_write(r, &w);
-    return its_json_finish(&w);
 }

@@ -278,37 +278,23 @@ typedef struct draft {
     int n_labels;
 } draft;
 
+static const char *label_of(void *ctx, int c)
+{
+    const draft *m = ctx;
+    return m->labels && c >= 0 && c < m->n_labels ? m->labels[c] : NULL;
+}
+
 /* The envelope of messages v2 (docs/messages.md), then the builder's own members. */
 static void write_msg(its_json *w, const draft *m)
 {
     const its_pub_meta *meta = m->meta;
-    its_json_obj_begin(w);
-    its_json_kint(w, "v", ITS_MSG_VERSION);
-    its_json_kstr(w, "type", m->type);
-    if (meta->camera_id)
-        its_json_kstr(w, "camera", meta->camera_id);
-    its_json_kuint(w, "ts_us", meta->capture_wall_ns / 1000);
-    its_json_kuint(w, "frame", meta->frame);
+    its_json_msg_begin(w, m->type, meta->camera_id, (int64_t)(meta->capture_wall_ns / 1000),
+                       meta->frame);
     its_json_kuint(w, "publish_ts_us", its_wall_ns() / 1000);
     if (m->key1)
         its_json_kstr(w, m->key1, m->val1);
-    if (m->n_dets >= 0) {
-        if (m->width > 0 && m->height > 0) {
-            its_json_kint(w, "width", m->width);
-            its_json_kint(w, "height", m->height);
-        }
-        its_json_key(w, "detections");
-        its_json_arr_begin(w);
-        for (int i = 0; i < m->n_dets; i++) {
-            const its_det *d = &m->dets[i];
-            int c = d->class_id;
-            float box[4];
-            its_det_box_norm(d, m->width, m->height, box);
-            its_json_detection(w, c, m->labels && c >= 0 && c < m->n_labels ? m->labels[c] : NULL,
-                               d->score, box, d->track_id);
-        }
-        its_json_arr_end(w);
-    }
+    if (m->n_dets >= 0)
+        its_json_frame_dets(w, m->dets, m->n_dets, m->width, m->height, label_of, (void *)m);
     if (m->payload) {
         its_json_key(w, "data");
         its_json_raw(w, m->payload, strlen(m->payload));

@@ -482,21 +482,16 @@ int its_tracks_to_json(const its_det_frame *f, const its_track *tracks, int n, c
     its_json w;
     its_json_init(&w, buf, len);
     its_json_obj_begin(&w);
-    its_json_key(&w, "frame");
-    its_json_uint(&w, f ? f->frame_no : 0);
-    its_json_key(&w, "ts_ns");
-    its_json_int(&w, f ? f->ts_ns : 0);
+    its_json_kuint(&w, "frame", f ? f->frame_no : 0);
+    its_json_kint(&w, "ts_ns", f ? f->ts_ns : 0);
     its_json_key(&w, "tracks");
     its_json_arr_begin(&w);
     for (int i = 0; i < n; i++) {
         const its_track *t = &tracks[i];
         its_json_obj_begin(&w);
-        its_json_key(&w, "id");
-        its_json_uint(&w, t->id);
-        its_json_key(&w, "class");
-        its_json_int(&w, t->class_id);
-        its_json_key(&w, "score");
-        its_json_num(&w, t->score);
+        its_json_kuint(&w, "id", t->id);
+        its_json_kint(&w, "class", t->class_id);
+        its_json_knum(&w, "score", t->score);
         its_json_key(&w, "box");
         its_json_arr_begin(&w);
         its_json_num(&w, t->x1);

@@ -30,33 +30,22 @@ typedef struct json_ctx {
     char buf[JSON_MAX];
 } json_ctx;
 
+static const char *label_name(void *ctx, int cls)
+{
+    const infer_result *r = ctx;
+    return cls >= 0 && cls < r->n_labels ? r->labels[cls] : NULL;
+}
+
 /* One "infer" message of schema v2 (docs/schema/infer.schema.json) per image or frame. */
 static int json_frame(void *ctx, infer_result *r)
 {
     json_ctx *jc = ctx;
     its_json w;
     its_json_init(&w, jc->buf, sizeof jc->buf);
-    its_json_obj_begin(&w);
-    its_json_kint(&w, "v", ITS_MSG_VERSION);
-    its_json_kstr(&w, "type", "infer");
-    its_json_kstr(&w, "camera", r->src->path);
-    its_json_kint(&w, "ts_us", (int64_t)(its_wall_ns() / 1000));
-    its_json_kint(&w, "frame", r->frame);
+    its_json_msg_begin(&w, "infer", r->src->path, (int64_t)(its_wall_ns() / 1000), r->frame);
     if (r->src->is_video)
         its_json_kint(&w, "pts_us", r->pts_ns / 1000);
-    its_json_kint(&w, "width", r->width);
-    its_json_kint(&w, "height", r->height);
-    its_json_key(&w, "detections");
-    its_json_arr_begin(&w);
-    for (int i = 0; i < r->n; i++) {
-        const its_det *d = &r->dets[i];
-        char name[32];
-        float box[4];
-        its_det_box_norm(d, r->width, r->height, box);
-        its_json_detection(&w, d->class_id, label_of(r, d->class_id, name, sizeof name), d->score,
-                           box, r->track_ids ? r->track_ids[i] : -1);
-    }
-    its_json_arr_end(&w);
+    its_json_frame_dets(&w, r->dets, r->n, r->width, r->height, label_name, r);
     its_json_obj_end(&w);
     int n = its_json_finish(&w);
     if (n < 0) {

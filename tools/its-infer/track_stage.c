@@ -16,8 +16,7 @@
 #include "its/json.h"
 #include "its/log.h"
 
-#define TRACK_MAX_DETS 1024
-#define REPORT_MAX     (256 * 1024)
+#define REPORT_MAX (256 * 1024)
 
 typedef struct track_ctx {
     its_scene scene;
@@ -26,7 +25,6 @@ typedef struct track_ctx {
     const infer_source *src;
     int64_t last_ts;
     uint64_t last_frame;
-    int ids[TRACK_MAX_DETS];
     char *json;
 } track_ctx;
 
@@ -58,15 +56,9 @@ static int start(track_ctx *t, const infer_result *r)
 static int track_frame(void *ctx, infer_result *r)
 {
     track_ctx *t = ctx;
-    if (r->n > TRACK_MAX_DETS) { /* more than the printer's ids array: track the first ones */
-        its_logw("track", r->src->path, "frame %lld: %d detections, tracking the first %d",
-                 (long long)r->frame, r->n, TRACK_MAX_DETS);
-        r->n = TRACK_MAX_DETS;
-    }
     int n = r->n;
     for (int i = 0; i < n; i++)
-        t->ids[i] = -1;
-    r->track_ids = t->ids;
+        r->dets[i].track_id = 0;
     if (!r->src->is_video)
         return 0;
     if (!t->a) {
@@ -94,7 +86,7 @@ static int track_frame(void *ctx, infer_result *r)
     for (int i = 0; i < out->n_tracks; i++) {
         int di = out->tracks[i].det_index;
         if (di >= 0 && di < n)
-            t->ids[di] = (int)out->tracks[i].id;
+            r->dets[di].track_id = (int32_t)out->tracks[i].id;
     }
     return 0;
 }

@@ -187,12 +187,7 @@ int main(int argc, char **argv)
         cm->frames++;
         if (print_frames) {
             its_json_init(&w, out, BUF);
-            its_json_obj_begin(&w);
-            its_json_kint(&w, "v", ITS_MSG_VERSION);
-            its_json_kstr(&w, "type", "tracks");
-            its_json_kstr(&w, "camera", cm->id);
-            its_json_kint(&w, "ts_us", rf.ts_us);
-            its_json_kuint(&w, "frame", f->frame_no);
+            its_json_msg_begin(&w, "tracks", cm->id, rf.ts_us, f->frame_no);
             its_json_key(&w, "analytics");
             its_analytics_frame_write(cm->a, fr, &w);
             its_json_obj_end(&w);
@@ -214,12 +209,7 @@ int main(int argc, char **argv)
         its_analytics_report rep;
         its_analytics_get_report(cams[i].a, &rep);
         its_json_init(&w, out, BUF);
-        its_json_obj_begin(&w);
-        its_json_kint(&w, "v", ITS_MSG_VERSION);
-        its_json_kstr(&w, "type", "replay");
-        its_json_kstr(&w, "camera", cams[i].id);
-        its_json_kint(&w, "ts_us", cams[i].last_ts_us);
-        its_json_kuint(&w, "frame", cams[i].last_frame);
+        its_json_msg_begin(&w, "replay", cams[i].id, cams[i].last_ts_us, cams[i].last_frame);
         its_json_kint(&w, "frames", cams[i].frames);
         its_json_key(&w, "report");
         its_analytics_report_write(cams[i].a, &rep, &w);
