@@ -590,6 +590,53 @@ static void test_speed_zone(void **state)
     its_analytics_destroy(a);
 }
 
+/* Event messages, written out by hand: names by the scene's name (quotes and non-ASCII kept),
+ * the id from the prefix and the event number, phase only on the kinds that last. */
+static void test_event_messages(void **state)
+{
+    (void)state;
+    its_scene s;
+    sim_scene(&s);
+    sim_add_line(&s, "x", 20);
+    sim_add_lane(&s, "y", 0, 5, 0, 40, +1, 0);
+    strcpy(s.lines[0].name, "Main \"St\" \xE2\x86\x92 S\xC3\xBC"
+                            "d");
+    strcpy(s.lanes[0].name, "l\\1");
+    its_analytics_t *a = make(&s);
+    char buf[1024];
+    its_json w;
+    its_event cross = {.type = ITS_EV_LINE_CROSSING,
+                       .seq = 5,
+                       .track_id = 3,
+                       .group = ITS_CLS_TRUCK,
+                       .index = 0,
+                       .direction = -1,
+                       .speed_kmh = 52.125,
+                       .value = NAN};
+    its_json_init(&w, buf, sizeof buf);
+    its_analytics_event_message(a, &cross, "cam-7", "cam-7-1000", 123, 9, &w);
+    assert_true(its_json_finish(&w) > 0);
+    assert_string_equal(buf, "{\"v\":2,\"type\":\"event\",\"camera\":\"cam-7\",\"ts_us\":123,"
+                             "\"frame\":9,\"id\":\"cam-7-1000-5\",\"kind\":\"line_crossing\","
+                             "\"line\":\"Main \\\"St\\\" \xE2\x86\x92 S\xC3\xBC"
+                             "d\",\"direction\":\"negative\",\"track_id\":3,\"class\":\"truck\","
+                             "\"speed_kmh\":52.13}");
+    its_event queue = {.type = ITS_EV_QUEUE,
+                       .phase = ITS_PHASE_END,
+                       .seq = 9,
+                       .index = 0,
+                       .speed_kmh = NAN,
+                       .value = 12.5,
+                       .queue_vehicles = 0};
+    its_json_init(&w, buf, sizeof buf);
+    its_analytics_event_message(a, &queue, "cam-7", "cam-7-1000", 124, 10, &w);
+    assert_string_equal(buf, "{\"v\":2,\"type\":\"event\",\"camera\":\"cam-7\",\"ts_us\":124,"
+                             "\"frame\":10,\"id\":\"cam-7-1000-9\",\"kind\":\"queue\",\"phase\":"
+                             "\"end\",\"lane\":\"l\\\\1\",\"track_id\":null,\"queue_m\":12.5,"
+                             "\"queue_vehicles\":0}");
+    its_analytics_destroy(a);
+}
+
 static double stop_45s(double t)
 {
     return t < 1 ? 5 + 5 * t : t < 46 ? 10 : 10 + 5 * (t - 46); /* stands 45 s, drives off */
@@ -874,15 +921,25 @@ static void test_no_alloc(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_straight),       cmocka_unit_test(test_turning),
-        cmocka_unit_test(test_back_and_forth), cmocka_unit_test(test_stop_and_go),
-        cmocka_unit_test(test_occlusion_gap),  cmocka_unit_test(test_crossing_paths_tracker),
-        cmocka_unit_test(test_duplicates),     cmocka_unit_test(test_class_vote),
-        cmocka_unit_test(test_queue),          cmocka_unit_test(test_incidents),
-        cmocka_unit_test(test_edge_clipping),  cmocka_unit_test(test_speed_zone),
-        cmocka_unit_test(test_zones),          cmocka_unit_test(test_stopped_lifecycle),
-        cmocka_unit_test(test_windows),        cmocka_unit_test(test_los),
-        cmocka_unit_test(test_forecast),       cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_straight),
+        cmocka_unit_test(test_turning),
+        cmocka_unit_test(test_back_and_forth),
+        cmocka_unit_test(test_stop_and_go),
+        cmocka_unit_test(test_occlusion_gap),
+        cmocka_unit_test(test_crossing_paths_tracker),
+        cmocka_unit_test(test_duplicates),
+        cmocka_unit_test(test_class_vote),
+        cmocka_unit_test(test_queue),
+        cmocka_unit_test(test_incidents),
+        cmocka_unit_test(test_edge_clipping),
+        cmocka_unit_test(test_speed_zone),
+        cmocka_unit_test(test_zones),
+        cmocka_unit_test(test_stopped_lifecycle),
+        cmocka_unit_test(test_event_messages),
+        cmocka_unit_test(test_windows),
+        cmocka_unit_test(test_los),
+        cmocka_unit_test(test_forecast),
+        cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_no_alloc),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -271,6 +271,36 @@ static void test_overflow_and_misuse(void **state)
     assert_int_equal(its_json_finish(&w), ITS_EOVERFLOW);
 }
 
+static const char *label_of(void *ctx, int class_id)
+{
+    return class_id == 2 ? "car" : NULL;
+}
+
+/* The envelope and the detections of messages v2, worked out by hand: 100..400 of 1000 px
+ * is 0.1..0.4, 160..360 of 800 px is 0.2..0.45; a box past the frame is clamped. */
+static void test_message_pieces(void **state)
+{
+    its_det d[2] = {{100, 160, 400, 360, 0.91f, 2, 7}, {-10, -10, 1200, 900, 0.5f, 0, 0}};
+    its_json w;
+    its_json_init(&w, buf, sizeof buf);
+    its_json_msg_begin(&w, "frame", "c\"1", 5, 6);
+    its_json_frame_dets(&w, d, 2, 1000, 800, label_of, NULL);
+    its_json_obj_end(&w);
+    assert_true(its_json_finish(&w) > 0);
+    assert_string_equal(buf, "{\"v\":2,\"type\":\"frame\",\"camera\":\"c\\\"1\",\"ts_us\":5,"
+                             "\"frame\":6,\"width\":1000,\"height\":800,\"detections\":[{"
+                             "\"class_id\":2,\"class\":\"car\",\"score\":0.91,\"box\":[0.1,0.2,"
+                             "0.4,0.45],\"track_id\":7},{\"class_id\":0,\"class\":\"class_0\","
+                             "\"score\":0.5,\"box\":[0,0,1,1],\"track_id\":null}]}");
+    /* no camera (a model baseline), no labels at all */
+    its_json_init(&w, buf, sizeof buf);
+    its_json_msg_begin(&w, "model_baseline", NULL, 1, 0);
+    its_json_frame_dets(&w, d, 0, 0, 0, NULL, NULL);
+    its_json_obj_end(&w);
+    assert_string_equal(buf, "{\"v\":2,\"type\":\"model_baseline\",\"ts_us\":1,\"frame\":0,"
+                             "\"width\":0,\"height\":0,\"detections\":[]}");
+}
+
 /* Random bytes and random numbers: jansson (which checks UTF-8 strictly) must parse every
  * document, valid UTF-8 strings come back unchanged, numbers come back as written. */
 static void test_parse_back(void **state)
@@ -327,6 +357,7 @@ int main(void)
         cmocka_unit_test(test_floats),
         cmocka_unit_test(test_overflow_and_misuse),
         cmocka_unit_test(test_parse_back),
+        cmocka_unit_test(test_message_pieces),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
