@@ -110,6 +110,7 @@ typedef enum its_msg_type {
     ITS_MSG_FRAME = 0, /* one per processed frame */
     ITS_MSG_WINDOW,    /* an analytics window (1 min, 15 min) */
     ITS_MSG_EVENT,     /* a line crossing, an incident */
+    ITS_MSG_DRIFT,     /* the model metrics report (confidence and class drift) */
 } its_msg_type;
 
 typedef struct its_sink its_sink;

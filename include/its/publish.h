@@ -17,11 +17,16 @@
  * Redis layout (docs/operations.md has the full table):
  *   PUBLISH its:cam:{id}:detections   every frame          + SET its:cam:{id}:latest EX ttl
  *   PUBLISH its:cam:{id}:analytics    every window         + SET its:cam:{id}:analytics:{window}
- *   PUBLISH its:events                crossings, incidents + XADD its:events:stream MAXLEN ~ N
+ *   PUBLISH its:cam:{id}:drift        model metrics        + SET its:cam:{id}:drift EX ttl
+ *   PUBLISH its:events                events               + XADD its:events:stream MAXLEN ~ N
  *   SET its:cam:{id}:quality | its:cam:{id}:predictions:{short,long} | its:model:{m}:baseline
- * Every message is one compact JSON object:
- *   {"v":1,"type":"detections","camera":"cam-1","frame":42,"capture_ts_us":...,
- *    "publish_ts_us":...,...}
+ * Every message is one compact JSON object of schema v2 (docs/messages.md), formatted with the
+ * core writer (its/json.h):
+ *   {"v":2,"type":"frame","camera":"cam-1","ts_us":...,"frame":42,"publish_ts_us":...,...}
+ * The builders below write the envelope and their own members: its_publish_detections a
+ * "frame" with "detections" (the detection object of docs/messages.md), its_publish_analytics
+ * a "window" with "window" and "data", its_publish_event an "event" with "kind" and "data",
+ * its_publish_cache the cache type's name with "data".
  *
  * Contract
  * - A publisher owns one Redis connection and is used by ONE thread (run one publisher per
@@ -53,8 +58,7 @@
 #include "its/det.h"
 #include "its/metrics.h"
 
-#define ITS_PUB_SCHEMA_VERSION 1
-#define ITS_PUB_ID_MAX         64
+#define ITS_PUB_ID_MAX 64
 
 /* Cache data types and SPEC's AdaptiveTTLManager base TTLs (seconds). */
 typedef enum its_ttl_type {
@@ -167,9 +171,9 @@ typedef struct its_pub_meta {
 } its_pub_meta;
 
 /* Per frame: PUBLISH its:cam:{id}:detections + SET its:cam:{id}:latest (and L1). dets: n
- * detections of a width x height frame (its/det.h, source pixels); the message carries each
- * box as [x, y, w, h], top-left corner and size as fractions of the frame, the label
- * labels[class_id] where there is one (labels may be NULL), and the track id where set. */
+ * detections of a width x height frame (its/det.h, source pixels); the message is a "frame"
+ * whose detections are the detection object of docs/messages.md (box corners as fractions of
+ * the frame, class name labels[class_id] where there is one: labels may be NULL). */
 int its_publish_detections(its_publisher *pub, const its_pub_meta *meta, const its_det *dets, int n,
                            int width, int height, const char *const *labels, int n_labels);
 /* Per window ("1m", "15m"): PUBLISH its:cam:{id}:analytics + SET its:cam:{id}:analytics:{w}. */
@@ -184,13 +188,14 @@ int its_publish_cache(its_publisher *pub, const its_pub_meta *meta, its_ttl_type
                       const char *name, double freshness, const char *payload_json);
 
 /* A message the caller built itself (itsd's own JSON), published unchanged on the channel,
- * key, stream and TTL of its kind. It should carry the envelope fields (v, type, camera,
- * frame, capture and publish timestamps); it must be one JSON object (only the braces are
- * checked) without NUL bytes. */
+ * key, stream and TTL of its kind. It should carry the envelope of docs/messages.md (v, type,
+ * camera, ts_us); it must be one JSON object (only the braces are checked) without NUL
+ * bytes. */
 typedef enum its_pub_kind {
     ITS_PUB_DETECTIONS = 0, /* its:cam:{id}:detections + :latest */
     ITS_PUB_ANALYTICS,      /* its:cam:{id}:analytics + :analytics:{window} */
     ITS_PUB_EVENT,          /* its:events + its:events:stream */
+    ITS_PUB_DRIFT,          /* its:cam:{id}:drift, published and cached (analytics TTL) */
     ITS_PUB_CACHE,          /* SET only, key and TTL from ttl_type/name/freshness */
 } its_pub_kind;
 

@@ -29,7 +29,6 @@
 #include <string.h>
 
 #include "its/core.h"
-#include "jsonw.h"
 
 #define REORDER     64 /* per camera; pool_frames is capped to it */
 #define ANA_QUEUE   4096
@@ -268,65 +267,38 @@ static double ms(uint64_t ns)
     return (double)ns / 1e6;
 }
 
-static void build_json(its_pipeline_t *p, its_infer *inf, const cam *c, const its_frame *f,
-                       jsonw *w)
+static int64_t wall_us(const its_pipeline_t *p, uint64_t mono_ns)
 {
-    jw_raw(w, "{\"v\":1,\"camera\":");
-    jw_str(w, c->id);
-    jw_raw(w, ",\"frame\":");
-    jw_u64(w, f->seq);
-    jw_raw(w, ",\"ts_capture_ns\":");
-    jw_i64(w, (int64_t)f->ts_ns[ITS_TS_CAPTURE] + p->wall_offset);
-    jw_raw(w, ",\"ts_publish_ns\":");
-    jw_i64(w, (int64_t)f->ts_ns[ITS_TS_PUBLISH] + p->wall_offset);
-    jw_raw(w, ",\"width\":");
-    jw_i64(w, f->width);
-    jw_raw(w, ",\"height\":");
-    jw_i64(w, f->height);
-    jw_raw(w, ",\"detections\":[");
-    for (int i = 0; i < f->n_dets; i++) {
-        const its_det *d = &f->dets[i];
-        float box[4];
-        its_det_box_norm(d, f->width, f->height, box);
-        jw_raw(w, i ? ",{\"class_id\":" : "{\"class_id\":");
-        jw_i64(w, d->class_id);
-        const char *label = inf && inf->label ? inf->label(inf, d->class_id) : NULL;
-        jw_raw(w, ",\"label\":");
-        if (label)
-            jw_str(w, label);
-        else
-            jw_raw(w, "null");
-        jw_raw(w, ",\"score\":");
-        jw_num(w, d->score, 4);
-        jw_raw(w, ",\"box\":[");
-        for (int k = 0; k < 4; k++) {
-            if (k)
-                jw_raw(w, ",");
-            jw_num(w, box[k], 5);
-        }
-        jw_raw(w, "],\"track_id\":");
-        if (d->track_id > 0)
-            jw_i64(w, d->track_id);
-        else
-            jw_raw(w, "null");
-        jw_raw(w, "}");
-    }
-    jw_raw(w, "],\"quality\":");
+    return ((int64_t)mono_ns + p->wall_offset) / 1000;
+}
+
+static const char *label_of(void *inf, int class_id)
+{
+    return ((its_infer *)inf)->label((its_infer *)inf, class_id);
+}
+
+/* The frame message of schema v2 (docs/schema/frame.schema.json). */
+static void build_json(its_pipeline_t *p, its_infer *inf, const cam *c, const its_frame *f,
+                       its_json *w)
+{
+    its_json_msg_begin(w, "frame", c->id, wall_us(p, f->ts_ns[ITS_TS_CAPTURE]), f->seq);
+    its_json_kint(w, "pts_us", f->pts_ns / 1000);
+    its_json_kint(w, "publish_ts_us", wall_us(p, f->ts_ns[ITS_TS_PUBLISH]));
+    its_json_frame_dets(w, f->dets, f->n_dets, f->width, f->height,
+                        inf && inf->label ? label_of : NULL, inf);
     if (f->quality >= 0)
-        jw_num(w, f->quality, 4);
+        its_json_kfixed(w, "quality", f->quality, 4);
     else
-        jw_raw(w, "null");
-    jw_raw(w, ",\"latency_ms\":{\"queue\":");
-    jw_num(w, ms(span(f, ITS_TS_ENQUEUE, ITS_TS_BATCH)), 7);
-    jw_raw(w, ",\"infer\":");
-    jw_num(w, ms(span(f, ITS_TS_BATCH, ITS_TS_INFER)), 7);
-    jw_raw(w, ",\"post\":");
-    jw_num(w, ms(span(f, ITS_TS_INFER, ITS_TS_POST)), 7);
-    jw_raw(w, ",\"analytics\":");
-    jw_num(w, ms(span(f, ITS_TS_DISPATCH, ITS_TS_ANALYTICS)), 7);
-    jw_raw(w, ",\"total\":");
-    jw_num(w, ms(span(f, ITS_TS_CAPTURE, ITS_TS_PUBLISH)), 7);
-    jw_raw(w, "}}");
+        its_json_knull(w, "quality");
+    its_json_key(w, "latency_ms");
+    its_json_obj_begin(w);
+    its_json_kfixed(w, "queue", ms(span(f, ITS_TS_ENQUEUE, ITS_TS_BATCH)), 4);
+    its_json_kfixed(w, "infer", ms(span(f, ITS_TS_BATCH, ITS_TS_INFER)), 4);
+    its_json_kfixed(w, "post", ms(span(f, ITS_TS_INFER, ITS_TS_POST)), 4);
+    its_json_kfixed(w, "analytics", ms(span(f, ITS_TS_DISPATCH, ITS_TS_ANALYTICS)), 4);
+    its_json_kfixed(w, "total", ms(span(f, ITS_TS_CAPTURE, ITS_TS_PUBLISH)), 4);
+    its_json_obj_end(w);
+    its_json_obj_end(w);
 }
 
 static void process(its_pipeline_t *p, cam *c, its_frame *f, char *buf)
@@ -366,10 +338,12 @@ static void process(its_pipeline_t *p, cam *c, its_frame *f, char *buf)
         h->modelmon(c->hook_state, f);
     f->ts_ns[ITS_TS_MODELMON] = its_now_ns();
     f->ts_ns[ITS_TS_PUBLISH] = f->ts_ns[ITS_TS_MODELMON];
-    jsonw w;
-    jw_init(&w, buf, JSON_BUF);
+    its_json w;
+    its_json_init(&w, buf, JSON_BUF);
     build_json(p, p->infers[0], c, f, &w);
-    p->o.sink->publish(p->o.sink, ITS_MSG_FRAME, c->id, f, w.buf, w.len);
+    int len = its_json_finish(&w);
+    if (len >= 0)
+        p->o.sink->publish(p->o.sink, ITS_MSG_FRAME, c->id, f, buf, (size_t)len);
     f->ts_ns[ITS_TS_SENT] = its_now_ns();
     for (int s = 0; s < ITS_STAGE_COUNT; s++) {
         uint64_t ns;

@@ -1,8 +1,9 @@
 /*
  * The Redis sink: itsd's messages, unchanged, through the publish service (its/publish.h),
  * whose one publisher thread pipelines them to Redis. Frames go to its:cam:{id}:detections
- * and :latest, windows to its:cam:{id}:analytics and :analytics:1m, events to its:events and
- * the durable its:events:stream. submit never waits for Redis: while it is away, messages
+ * and :latest, windows to its:cam:{id}:analytics and :analytics:1m, drift reports to
+ * its:cam:{id}:drift (published and cached), events to its:events and the durable
+ * its:events:stream. submit never waits for Redis: while it is away, messages
  * wait in the service's bounded queue and outbox (oldest dropped first, counted there).
  */
 #include <string.h>
@@ -28,6 +29,7 @@ static int rs_publish(its_sink *s, its_msg_type type, const char *camera, const 
                       .capture_mono_ns = mono};
     its_pub_raw how = {.kind = type == ITS_MSG_FRAME    ? ITS_PUB_DETECTIONS
                                : type == ITS_MSG_WINDOW ? ITS_PUB_ANALYTICS
+                               : type == ITS_MSG_DRIFT  ? ITS_PUB_DRIFT
                                                         : ITS_PUB_EVENT,
                        .window = "1m"};
     return its_publish_service_submit(r->svc, &m, &how, json, len);
