@@ -104,11 +104,6 @@ void its_pipeline_opts_default(its_pipeline_opts *o)
     o->max_height = ITS_PIPE_MAX_HEIGHT;
 }
 
-static uint64_t span(const its_frame *f, its_ts a, its_ts b)
-{
-    return f->ts_ns[b] > f->ts_ns[a] ? f->ts_ns[b] - f->ts_ns[a] : 0;
-}
-
 /* ---- sources -> batcher ---- */
 
 static void on_drop(void *item, int camera, its_drop_reason reason, void *ctx)
@@ -290,13 +285,15 @@ static void build_json(its_pipeline_t *p, its_infer *inf, const cam *c, const it
         its_json_kfixed(w, "quality", f->quality, 4);
     else
         its_json_knull(w, "quality");
+    /* every stage of the table that this frame has completed when its message is built
+     * (publish, which ends when the sinks return, is not among them) */
     its_json_key(w, "latency_ms");
     its_json_obj_begin(w);
-    its_json_kfixed(w, "queue", ms(span(f, ITS_TS_ENQUEUE, ITS_TS_BATCH)), 4);
-    its_json_kfixed(w, "infer", ms(span(f, ITS_TS_BATCH, ITS_TS_INFER)), 4);
-    its_json_kfixed(w, "post", ms(span(f, ITS_TS_INFER, ITS_TS_POST)), 4);
-    its_json_kfixed(w, "analytics", ms(span(f, ITS_TS_DISPATCH, ITS_TS_ANALYTICS)), 4);
-    its_json_kfixed(w, "total", ms(span(f, ITS_TS_CAPTURE, ITS_TS_PUBLISH)), 4);
+    for (int s = 0; s < ITS_STAGE_COUNT; s++) {
+        uint64_t ns;
+        if (its_stage_span_ns((its_stage)s, f->ts_ns, &ns))
+            its_json_kfixed(w, its_stage_name((its_stage)s), (double)ns / 1e6, 4);
+    }
     its_json_obj_end(w);
     its_json_obj_end(w);
 }

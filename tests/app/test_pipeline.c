@@ -121,9 +121,13 @@ static void read_outputs(const char *path, outputs *o)
         assert_true(json_is_null(q) || (json_number_value(q) >= 0 && json_number_value(q) <= 1));
         c->quality_seen |= !json_is_null(q);
         json_t *lat = json_object_get(j, "latency_ms");
-        const char *keys[] = {"queue", "infer", "post", "analytics", "total"};
-        for (int k = 0; k < 5; k++)
-            assert_true(json_number_value(json_object_get(lat, keys[k])) >= 0);
+        /* named as in the stage table, each stage this frame completed before publication */
+        const char *keys[] = {"queue", "batch", "inference", "postprocess", "analytics", "total"};
+        for (int k = 0; k < 6; k++) {
+            json_t *v = json_object_get(lat, keys[k]);
+            assert_true(json_is_number(v) && json_number_value(v) >= 0);
+        }
+        assert_null(json_object_get(lat, "publish")); /* ends after the message is built */
         /* the total is publish - capture */
         double total = json_number_value(json_object_get(lat, "total"));
         assert_true(fabs(total - (double)(tp - tc) / 1e3) < 0.01);
