@@ -626,7 +626,7 @@ static void test_replay_clip_memory(void **state)
 int main(void)
 {
     if (!its_test_shared_path("media", media, sizeof media))
-        return ITS_TEST_SKIP_CODE;
+        return its_test_skip("shared media missing (ITS_SHARED_DIR)");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_file_once),
         cmocka_unit_test(test_file_paced_loop),
