@@ -114,6 +114,7 @@ static const cyaml_schema_field_t cam_fields[] = {
                            0, 500),
     CYAML_FIELD_BOOL("loop", CYAML_FLAG_OPTIONAL, its_app_camera, loop),
     CYAML_FIELD_FLOAT("fps", CYAML_FLAG_OPTIONAL, its_app_camera, fps),
+    CYAML_FIELD_FLOAT("sample_fps", CYAML_FLAG_OPTIONAL, its_app_camera, sample_fps),
     CYAML_FIELD_FLOAT("phase_s", CYAML_FLAG_OPTIONAL, its_app_camera, phase_s),
     CYAML_FIELD_INT("replay_frames", CYAML_FLAG_OPTIONAL, its_app_camera, replay_frames),
     CYAML_FIELD_INT("max_width", CYAML_FLAG_OPTIONAL, its_app_camera, max_width),
@@ -269,12 +270,13 @@ static int validate(its_app_config *c, char *err, size_t errlen)
         if (a->pace && strcmp(a->pace, "realtime") != 0 && strcmp(a->pace, "none") != 0)
             return its_seterr(err, errlen, ITS_ECONFIG,
                               "%s: cameras[%u].pace: '%s' is not realtime or none", o, i, a->pace);
-        if (a->fps < 0 || a->fps > 1000 || a->phase_s < 0 || a->phase_s > 86400 ||
-            a->replay_frames < 0 || a->replay_frames > 100000 || a->max_width < 0 ||
-            a->max_width > 8192 || a->max_height < 0 || a->max_height > 8192)
+        if (a->fps < 0 || a->fps > 1000 || a->sample_fps < 0 || a->sample_fps > 1000 ||
+            a->phase_s < 0 || a->phase_s > 86400 || a->replay_frames < 0 ||
+            a->replay_frames > 100000 || a->max_width < 0 || a->max_width > 8192 ||
+            a->max_height < 0 || a->max_height > 8192)
             return its_seterr(
                 err, errlen, ITS_ECONFIG,
-                "%s: cameras[%u] ('%s'): fps, phase_s, replay_frames or a size is out "
+                "%s: cameras[%u] ('%s'): fps, sample_fps, phase_s, replay_frames or a size is out "
                 "of range",
                 o, i, a->id);
         char what[96];
@@ -291,6 +293,7 @@ static int validate(its_app_config *c, char *err, size_t errlen)
         r->loop = a->loop;
         r->realtime = a->pace && strcmp(a->pace, "none") == 0 ? 0 : 1;
         r->fps = a->fps;
+        r->sample_fps = a->sample_fps;
         r->phase_s = a->phase_s == 0 && s->spread_phase ? -1 : a->phase_s;
         r->replay_frames = a->replay_frames;
         r->max_width = a->max_width;
@@ -397,7 +400,8 @@ int its_app_config_print(const its_app_config *c, FILE *out)
         print_str(out, "pace", a->pace);
         print_str(out, "scene", a->scene);
         fprintf(out, "    loop: %s\n", a->loop ? "true" : "false");
-        fprintf(out, "    fps: %g\n    phase_s: %g\n", a->fps, a->phase_s);
+        fprintf(out, "    fps: %g\n    sample_fps: %g\n    phase_s: %g\n", a->fps, a->sample_fps,
+                a->phase_s);
         fprintf(out, "    replay_frames: %d\n    max_width: %d\n    max_height: %d\n",
                 a->replay_frames, a->max_width, a->max_height);
     }

@@ -63,9 +63,9 @@ static int same_camera(const its_app_camera *a, const its_app_camera *b)
 {
 #define SAME_STR(x) ((!a->x && !b->x) || (a->x && b->x && strcmp(a->x, b->x) == 0))
     return SAME_STR(url) && SAME_STR(kind) && SAME_STR(pace) && SAME_STR(scene) &&
-           a->loop == b->loop && a->fps == b->fps && a->phase_s == b->phase_s &&
-           a->replay_frames == b->replay_frames && a->max_width == b->max_width &&
-           a->max_height == b->max_height;
+           a->loop == b->loop && a->fps == b->fps && a->sample_fps == b->sample_fps &&
+           a->phase_s == b->phase_s && a->replay_frames == b->replay_frames &&
+           a->max_width == b->max_width && a->max_height == b->max_height;
 #undef SAME_STR
 }
 
@@ -110,6 +110,34 @@ static void reload(its_pipeline_t *p, its_app_config *cur, const char *path)
     its_logi("app", NULL, "reloaded %s: %d cameras added, %d removed, %d failed", path, added,
              removed, failed);
     its_app_config_move(cur, &next);
+}
+
+/* Once at start, on stderr: where the results and the service's views are. */
+static void where_to_look(const its_app_config *c, its_app_services *svc)
+{
+    static const char *const backends[] = {"noop", "cpu", "cuda (GPU)"};
+    int port = svc ? its_app_services_port(svc) : 0;
+    const char *b =
+        c->s.backend >= 0 && c->s.backend <= ITS_BACKEND_CUDA ? backends[c->s.backend] : "?";
+    fprintf(stderr, "itsd: %u cameras on the %s engine; results: ", c->cams.cameras_count, b);
+    if (c->s.sink == ITS_SINKT_STDOUT)
+        fprintf(stderr, "JSON lines on stdout");
+    else if (c->s.sink == ITS_SINKT_FILE)
+        fprintf(stderr, "JSON lines in %s", c->s.sink_path);
+    else
+        fprintf(stderr, "no local sink");
+    if (c->s.redis.host && *c->s.redis.host)
+        fprintf(stderr, " and Redis at %s:%d", c->s.redis.host, c->s.redis.port);
+    fprintf(stderr, " (format: docs/messages.md)\n");
+    if (port > 0) {
+        const char *h = c->s.api.bind && *c->s.api.bind ? c->s.api.bind : "127.0.0.1";
+        if (strcmp(h, "0.0.0.0") == 0 || strcmp(h, "::") == 0)
+            h = "127.0.0.1";
+        fprintf(stderr,
+                "itsd: status http://%s:%d/v1/status, cameras http://%s:%d/v1/cameras, "
+                "Prometheus http://%s:%d/metrics (API: docs/service.md)\n",
+                h, port, h, port, h, port);
+    }
 }
 
 static void summary(its_pipeline_t *p)
@@ -235,6 +263,7 @@ int main(int argc, char **argv)
     }
     its_logi("app", NULL, "running %d cameras; SIGTERM/SIGINT stop, SIGHUP reloads %s",
              its_pipeline_n_cameras(p), path ? path : "(no file)");
+    where_to_look(&cfg, svc);
     uint64_t t0 = its_now_ns();
     uint64_t next_status = t0 + (uint64_t)(cfg.s.status_interval_s * 1e9);
     const char *why = "duration reached";
