@@ -19,7 +19,8 @@
 #include "its/alloc.h"
 #include "its/clock.h"
 
-static uint8_t *pframe; /* a 720p frame in pinned memory (its__cuda_host_alloc) */
+static uint8_t *pframe;               /* a 720p frame in pinned memory (the devtools host_alloc) */
+static const its_cuda_devtools_i *dt; /* the cuda backend's devtools extension */
 
 static int cmp_f(const void *a, const void *b)
 {
@@ -88,17 +89,22 @@ int main(int argc, char **argv)
             its_bh_free(&h);
             continue;
         }
+        if (!dt && !(dt = its_bh_ext("cuda", ITS_CUDA_EXT_DEVTOOLS))) {
+            fprintf(stderr, "%s: the cuda module has no devtools extension\n", name);
+            its_bh_free(&h);
+            return 1;
+        }
         cudaMemGetInfo(&free1, &tot);
         double mem_mb = (double)(free0 - free1) / 1048576.0;
         int det_ok = getenv("ITS_BENCH_NO_FRAMES") ? -1 : 0;
         printf("its-cuda %s: loaded in %.2f s (batches up to %d), %d nodes after fusion, arena "
                "%.1f MiB, weights %.1f MiB, engine GPU memory %.1f MiB\n",
                name, load_s, maxb, h.g.n_nodes, (double)h.b->arena_bytes(h.ctx) / 1048576.0,
-               (double)its__cuda_weight_bytes(h.ctx) / 1048576.0, mem_mb);
+               (double)dt->weight_bytes(h.ctx) / 1048576.0, mem_mb);
         if (profile) {
-            its__cuda_replay_net(h.ctx, profile); /* warm */
+            dt->replay_net(h.ctx, profile); /* warm */
             cudaProfilerStart();
-            rc = its__cuda_replay_net(h.ctx, profile);
+            rc = dt->replay_net(h.ctx, profile);
             cudaProfilerStop();
             printf("its-cuda %s: profiled one replay at batch %d (%s)\n", name, profile,
                    rc < 0 ? "failed" : "ok");
@@ -111,7 +117,7 @@ int main(int argc, char **argv)
                 printf("its-cuda %s: batch %d not prepared\n", name, B);
                 continue;
             }
-            if (its__cuda_time_net(h.ctx, B, iters, ms, iters) < 0) {
+            if (dt->time_net(h.ctx, B, iters, ms, iters) < 0) {
                 rc_all = 1;
                 continue;
             }
@@ -167,7 +173,7 @@ int main(int argc, char **argv)
                                         .max_cand = 1024,
                                         .max_det = 100,
                                         .max_frame_bytes = (size_t)fw * fh * 3};
-                det_ok = its__cuda_detect_setup(h.ctx, &o) == 0 ? 1 : -1;
+                det_ok = dt->detect_setup(h.ctx, &o) == 0 ? 1 : -1;
             }
             if (det_ok > 0) {
                 its_cuda_frame fr[1024];
@@ -182,8 +188,8 @@ int main(int argc, char **argv)
                 its_engine_det_list *lists = malloc(sizeof *lists * (size_t)B);
                 its_det *dets = malloc(sizeof *dets * (size_t)B * 100);
                 /* the frame in ordinary memory (copied into pinned staging by submit), then in
-                 * pinned memory from its__cuda_host_alloc (uploaded where it lies) */
-                if (!pframe && (pframe = its__cuda_host_alloc((size_t)fw * fh * 3)))
+                 * pinned memory from dt->host_alloc (uploaded where it lies) */
+                if (!pframe && (pframe = dt->host_alloc((size_t)fw * fh * 3)))
                     memcpy(pframe, frame, (size_t)fw * fh * 3);
                 for (int pin = 0; pin < 2 && (!pin || pframe); pin++) {
                     for (int i = 0; i < B; i++)
@@ -194,18 +200,18 @@ int main(int argc, char **argv)
                     int64_t a = its_now_ns();
                     for (int i = 0; i < rounds; i++) {
                         if (tk[i & 1] >= 0)
-                            its__cuda_detect_wait(h.ctx, tk[i & 1], lists, dets);
-                        tk[i & 1] = its__cuda_detect_submit(h.ctx, B, B, fr);
+                            dt->detect_wait(h.ctx, tk[i & 1], lists, dets);
+                        tk[i & 1] = dt->detect_submit(h.ctx, B, B, fr);
                     }
                     for (int k = 0; k < 2; k++)
                         if (tk[k] >= 0)
-                            its__cuda_detect_wait(h.ctx, tk[k], lists, dets);
+                            dt->detect_wait(h.ctx, tk[k], lists, dets);
                     double pipe_s = (double)(its_now_ns() - a) / 1e9;
                     float lat[20];
                     for (int i = 0; i < nl; i++) {
                         int64_t b0 = its_now_ns();
-                        int t = its__cuda_detect_submit(h.ctx, B, B, fr);
-                        its__cuda_detect_wait(h.ctx, t, lists, dets);
+                        int t = dt->detect_submit(h.ctx, B, B, fr);
+                        dt->detect_wait(h.ctx, t, lists, dets);
                         lat[i] = (float)((double)(its_now_ns() - b0) / 1e6);
                     }
                     qsort(lat, (size_t)nl, sizeof *lat, cmp_f);
@@ -226,6 +232,7 @@ int main(int argc, char **argv)
         fclose(jf);
     }
     free(ms);
-    its__cuda_host_free(pframe);
+    if (dt)
+        dt->host_free(pframe);
     return rc_all;
 }

@@ -36,7 +36,9 @@ else
     SRC=$(cd "$here/../.." && pwd)
     B=${ITS_BUILD:-$SRC/build}
     BIN=$OUT/bin SHARED=${ITS_SHARED_DIR:-$SRC/../shared}
-    mkdir -p "$BIN" && cp "$B"/tests/cuda/test_cuda* "$B"/bench/gpu/bench_cuda "$BIN/" 2>/dev/null
+    # the cuda backend is the module lib/its_cuda.so: beside the binaries, the engine finds it
+    mkdir -p "$BIN" && cp "$B"/tests/cuda/test_cuda* "$B"/bench/gpu/bench_cuda "$B"/lib/its_cuda.so \
+        "$BIN/" 2>/dev/null
 fi
 
 step "machine"

@@ -17,6 +17,13 @@
  * engine owns all memory its runs need (arena planned at create time for max_batch); a run
  * allocates nothing. One thread at a time may call run/submit/wait on an engine. Errors are
  * ITS_E* codes; details go to `err` and the log.
+ *
+ * Backends: "cpu" is built in. "cuda" (where the build has it) is a module, its_cuda.so,
+ * loaded on the first request for a cuda engine, pinned memory or availability, so a process
+ * that never asks maps no CUDA library. It is found beside the executable, in
+ * ../lib/its-analytics from there, or in the build tree, or where ITS_CUDA_MODULE says; when
+ * it is missing or cannot load, "cuda" is unavailable and its_engine_create's err gives the
+ * reason (docs/engine.md, "Backend modules").
  */
 #ifndef ITS_ENGINE_H
 #define ITS_ENGINE_H
@@ -62,7 +69,7 @@ const its_tensor_desc *its_model_output(const its_model_t *m, int i);
 const char *its_model_meta(const its_model_t *m, const char *key);
 
 typedef struct its_engine_opts {
-    const char *backend; /* "cpu" (default) or "cuda" */
+    const char *backend; /* "cpu" (default) or "cuda" (loads its module, see above) */
     int threads;         /* cpu: worker threads, 0 = number of cores */
     int max_batch;       /* largest batch run will be given; 0 = 1 */
     int device;          /* cuda: device ordinal */
@@ -80,12 +87,10 @@ void its_engine_destroy(its_engine_t *e);
 int its_engine_run(its_engine_t *e, int n, const float *input, float *const *outputs);
 
 /*
- * Additions (additive to the lead's API):
  * its_engine_run_io: like its_engine_run for any model: inputs[i] holds n items of graph
  * input i in its own dtype (a non-batched input: the whole tensor), outputs[i] receives n
  * items of output i in its dtype.
  * its_engine_output_shape: the shape output i has for a batch of n (n <= max_batch).
- * its_model_n_meta / its_model_meta_at: iterate over metadata_props (strings owned by m).
  * its_model_n_nodes: nodes after the load-time passes (for a model-info dump).
  * its_engine_describe: see below.
  */
@@ -101,8 +106,14 @@ int its_model_load_buffer_frozen(const void *data, size_t len, const its_input_v
 int its_engine_run_io(its_engine_t *e, int n, const void *const *inputs, void *const *outputs);
 int its_engine_output_shape(const its_engine_t *e, int i, int n, its_tensor_desc *out);
 int its_engine_max_batch(const its_engine_t *e);
-int its_model_n_meta(const its_model_t *m);
-int its_model_meta_at(const its_model_t *m, int i, const char **key, const char **value);
+/* The batch sizes the engine prepared, ascending (1, 2, 4, ... below max_batch, then
+ * max_batch; a run of n uses the smallest one >= n): sizes[0..cap-1] receives the first cap
+ * of them. Returns how many there are (possibly more than cap), or ITS_EINVAL. */
+int its_engine_batch_sizes(const its_engine_t *e, int *sizes, int cap);
+/* 1 if a batch of n costs what its prepared size costs (cuda: one captured graph per size
+ * runs the padded batch whole), so callers gain by forming batches of the prepared sizes;
+ * 0 if it costs n items (cpu). */
+int its_engine_batches_padded(const its_engine_t *e);
 int its_model_n_nodes(const its_model_t *m);
 /* Run the model at another input size (both multiples of 32): Reshape targets and anchor
  * tables baked at the exported size are re-derived, so a 16:9 camera can run at 640x384
@@ -127,7 +138,7 @@ typedef struct its_engine_counters {
 void its_engine_get_counters(its_engine_counters *out);
 
 /*
- * Asynchronous runs (additive; the service's batcher uses them): its_engine_submit starts a
+ * Asynchronous runs (the service's batcher uses them): its_engine_submit starts a
  * batch like its_engine_run_io and returns at once where the backend is asynchronous (cuda:
  * the input is copied into pinned staging, the batch's CUDA graph is launched); the input
  * buffers may be reused as soon as it returns. its_engine_wait blocks until that batch is
@@ -139,7 +150,7 @@ int its_engine_submit(its_engine_t *e, int n, const void *const *inputs, void *c
 int its_engine_wait(its_engine_t *e);
 
 /*
- * The frames path (additive): 8-bit frames in, a detection list per frame out, with
+ * The frames path: 8-bit frames in, a detection list per frame out, with
  * pre-processing (letterbox), the network, decoding and NMS all on the backend's device.
  * Only for a YOLOv8/YOLO11-style detector: one float32 input [N, 3, H, W] and one float32
  * output [N, 4 + C, A] with A = the anchors of strides 8, 16 and 32 (rows cx, cy, w, h in

@@ -36,6 +36,7 @@ typedef struct engine_inf {
     its_infer base;
     shared *sh;
     its_engine_t *engine;
+    int sizes[8]; /* the engine's prepared batch sizes, where batches are padded to them */
     its_detector_t *det;
     float *input;
     float *outputs[8];
@@ -277,21 +278,18 @@ static int eng_create(void *ctx, its_infer **out, char *err, size_t errlen)
     e->sh = sh;
     e->base.name = sh->backend;
     e->base.max_batch = sh->max_batch;
-    if (strcmp(sh->backend, "cuda") == 0) {
-        /* the CUDA engine captures a graph per prepared size: the batcher rounds to them */
-        static const int prepared[] = {1, 2, 4, 8, 16, 32};
-        int n = 0;
-        while (n < 6 && prepared[n] <= sh->max_batch)
-            n++;
-        e->base.sizes = prepared;
-        e->base.n_sizes = n;
-    }
     e->base.run = eng_run;
     e->base.label = eng_label;
     e->base.destroy = eng_destroy;
     its_engine_opts eo = {
         .backend = sh->backend, .threads = sh->threads, .max_batch = sh->max_batch};
     int rc = its_engine_create(sh->model, &eo, &e->engine, err, errlen);
+    if (rc == 0 && its_engine_batches_padded(e->engine)) {
+        /* a batch costs its prepared size (cuda: a graph per size): the batcher rounds to them */
+        int n = its_engine_batch_sizes(e->engine, e->sizes, 8);
+        e->base.sizes = e->sizes;
+        e->base.n_sizes = n < 8 ? n : 8;
+    }
     if (rc == 0)
         rc = its_detector_create(&sh->cfg, &sh->info, &e->det, err, errlen);
     if (rc == 0)

@@ -19,14 +19,24 @@
  * prepared batch are padding whose results are dropped. The graph (g) passed to prepare
  * outlives ctx. All errors are ITS_E* codes with a message in err.
  *
- * Registration: backends live in src/engine/<name>/ and each defines one
- * `const its_backend_reg its__backend_<name>`; the build generates the table that lists them
- * (backends_gen.c), so no #ifdef names a backend outside its folder.
+ * Extensions: what only some backends do is not in the vtable. A backend advertises it
+ * through get_proc (ggml's get_proc_address): get_proc(name) returns a pointer to the
+ * extension table of that name, or NULL where the backend has none. The tables are below;
+ * the engine looks them up once per engine (frames) or per call (host memory).
+ *
+ * Registration: a backend lives in src/engine/<name>/. Built into the engine, it defines one
+ * `const its_backend_reg its__backend_<name>` and the build lists it in the generated table
+ * (backends_gen.c). Built as a loadable module (the cuda backend: its_cuda.so, opened with
+ * dlopen only when an engine asks for it, so a process that never does maps none of its
+ * libraries), it exports ITS_BACKEND_MODULE_ENTRY returning its vtable, and the build lists
+ * its name in its__backend_modules. No #ifdef names a backend outside its folder.
  */
 #ifndef ITS_ENGINE_BACKEND_H
 #define ITS_ENGINE_BACKEND_H
 
 #include <stddef.h>
+
+#include "its/engine.h"
 
 #include "ir.h"
 
@@ -46,23 +56,59 @@ typedef struct its_backend_i {
     /* Bytes of the activation arena (the largest prepared batch). */
     size_t (*arena_bytes)(void *ctx);
     void (*free)(void *ctx);
-    /* Optional (NULL: none): the frames path of its/engine.h (its_engine_detect_*). The
-     * engine checks the model's head and fills the options' defaults before setup; submit
-     * gets a prepared batch size and n <= batch real frames. */
-    int (*detect_setup)(void *ctx, const its_engine_detect_opts *o, char *err, size_t errlen);
-    int (*detect_submit)(void *ctx, int batch, int n, const its_engine_frame *frames);
-    int (*detect_wait)(void *ctx, int ticket, its_engine_det_list *lists, its_det *dets);
-    int (*detect_poll)(void *ctx, int ticket); /* 1 done, 0 running, < 0 error */
-    /* Optional: host memory the backend uploads from directly (its_engine_host_alloc). */
-    void *(*host_alloc)(size_t bytes);
-    void (*host_free)(void *p);
+    /* 1 if a batch of n items costs what its prepared size costs (a captured graph runs the
+     * whole padded batch), 0 if it costs n items (its_engine_batches_padded). */
+    int padded_batches;
+    /* Optional (NULL: no extensions): the extension table called name, or NULL. */
+    const void *(*get_proc)(const char *name);
 } its_backend_i;
+
+/*
+ * Extension "frames" (ITS_BACKEND_EXT_FRAMES): the frames path of its/engine.h
+ * (its_engine_detect_*). The engine checks the model's head and fills the options' defaults
+ * before setup; submit gets a prepared batch size and n <= batch real frames and returns a
+ * ticket, 0 or 1 (at most two batches in flight); wait returns n; poll returns 1 when done,
+ * 0 while running, or an ITS_E* code. Resources of setup are freed by the vtable's free.
+ */
+#define ITS_BACKEND_EXT_FRAMES "frames"
+typedef struct its_backend_frames_i {
+    int (*setup)(void *ctx, const its_engine_detect_opts *o, char *err, size_t errlen);
+    int (*submit)(void *ctx, int batch, int n, const its_engine_frame *frames);
+    int (*wait)(void *ctx, int ticket, its_engine_det_list *lists, its_det *dets);
+    int (*poll)(void *ctx, int ticket);
+} its_backend_frames_i;
+
+/*
+ * Extension "host_mem" (ITS_BACKEND_EXT_HOST_MEM): host memory the backend uploads from
+ * directly (its_engine_host_alloc). Process-wide (no engine); any thread; alloc returns NULL
+ * on failure; free takes only what alloc returned.
+ */
+#define ITS_BACKEND_EXT_HOST_MEM "host_mem"
+typedef struct its_backend_host_mem_i {
+    void *(*alloc)(size_t bytes);
+    void (*free)(void *p);
+} its_backend_host_mem_i;
 
 typedef struct its_backend_reg {
     const its_backend_i *iface;
 } its_backend_reg;
 
-/* The generated table (backends_gen.c), NULL-terminated. */
+/* The generated tables (backends_gen.c): backends built into the engine, NULL-terminated,
+ * and the names of those built as loadable modules (its_<name>.so), NULL-terminated. */
 extern const its_backend_reg *const its__backends[];
+extern const char *const its__backend_modules[];
+/* Where the build put the modules (the fallback of the module search, engine.c). */
+extern const char its__backend_module_dir[];
+
+/* The symbol a backend module exports: `const its_backend_i *its_backend_module(void)`. */
+#define ITS_BACKEND_MODULE_ENTRY "its_backend_module"
+typedef const its_backend_i *(*its_backend_module_fn)(void);
+
+/*
+ * The backend called name: built in, or its module loaded on first use (engine.c, "Backend
+ * modules"). NULL with the reason in err (unknown name; module missing or failing to load,
+ * with dlerror's text). Availability (a device present) is not checked. Thread-safe.
+ */
+const its_backend_i *its__backend_find(const char *name, char *err, size_t errlen);
 
 #endif

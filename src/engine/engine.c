@@ -1,8 +1,16 @@
 /*
- * engine.c - the public API (its/engine.h): models, engines, backend selection.
+ * engine.c - the public API (its/engine.h): models, engines, backend selection, the loading
+ * of backend modules, and the extensions (frames path, host memory) looked up in backends.
  */
+#include <ctype.h>
+#include <dlfcn.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "its/alloc.h"
 #include "its/engine.h"
@@ -43,9 +51,10 @@ struct its_engine {
     const its_backend_i *b;
     void *ctx;
     int batches[MAX_PLANS], n_batches;
-    its_shape *shapes[MAX_PLANS]; /* per prepared batch, per tensor */
-    int det_max;                  /* frames path: max_det once set up, else 0 */
-    int det_n[2];                 /* frames path: frames of the batch behind each ticket */
+    its_shape *shapes[MAX_PLANS];       /* per prepared batch, per tensor */
+    const its_backend_frames_i *frames; /* the backend's frames path, or NULL */
+    int det_max;                        /* frames path: max_det once set up, else 0 */
+    int det_n[2];                       /* frames path: frames of the batch behind each ticket */
 };
 
 static void set_err(char *err, size_t errlen, const char *fmt, const char *a)
@@ -295,37 +304,139 @@ const char *its_model_meta(const its_model_t *m, const char *key)
     return NULL;
 }
 
-int its_model_n_meta(const its_model_t *m)
-{
-    return m->g.n_meta;
-}
-
-int its_model_meta_at(const its_model_t *m, int i, const char **key, const char **value)
-{
-    if (i < 0 || i >= m->g.n_meta)
-        return ITS_ERANGE;
-    *key = m->g.meta[i].key;
-    *value = m->g.meta[i].value;
-    return 0;
-}
-
 int its_model_n_nodes(const its_model_t *m)
 {
     return m->g.n_nodes;
 }
 
-static const its_backend_i *find_backend(const char *name)
+/* ---- Backend modules ------------------------------------------------------------------------
+ *
+ * A backend built as a module (its_<name>.so) is opened on the first request for it, never
+ * before, and never closed (its state, such as pinned memory blocks, lives as long as the
+ * process). The file is looked for, in order:
+ *   1. $ITS_<NAME>_MODULE (e.g. ITS_CUDA_MODULE): that file, and nothing else;
+ *   2. beside the executable (/proc/self/exe's folder);
+ *   3. ../lib/its-analytics/ from the executable's folder (an installed tree);
+ *   4. the build tree's lib/ (its__backend_module_dir), for binaries run where they were built.
+ * A module that is missing or fails to load (dlerror's text: a missing cuDNN, an undefined
+ * symbol) makes the backend unavailable with that reason, logged once and given to
+ * its_engine_create's err; the outcome is remembered. */
+
+#define MAX_MODULES 8
+
+typedef struct module_slot {
+    int tried;
+    const its_backend_i *iface;
+    char why[512];
+} module_slot;
+
+static module_slot modules[MAX_MODULES];
+static pthread_mutex_t modules_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* snprintf into why; a message cut at len is still a message. */
+static void say(char *why, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void say(char *why, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, len, fmt, ap);
+    va_end(ap);
+}
+
+static const its_backend_i *open_module(const char *path, const char *name, char *why, size_t len)
+{
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        const char *de = dlerror();
+        say(why, len, "backend '%s': cannot load %s: %s", name, path, de ? de : "?");
+        return NULL;
+    }
+    void *sym = dlsym(h, ITS_BACKEND_MODULE_ENTRY);
+    its_backend_module_fn entry = NULL;
+    if (sym)
+        memcpy(&entry, &sym, sizeof entry); /* object to function pointer, as POSIX allows */
+    const its_backend_i *b = entry ? entry() : NULL;
+    if (!b || !b->name || strcmp(b->name, name) != 0) {
+        say(why, len, "backend '%s': %s is not its module (no %s, or another backend)", name, path,
+            ITS_BACKEND_MODULE_ENTRY);
+        dlclose(h);
+        return NULL;
+    }
+    its_logi("engine", name, "backend module %s loaded", path);
+    return b;
+}
+
+/* dir/rel/file into path if it fits and names an existing file. */
+static int candidate(char *path, size_t len, const char *dir, const char *rel, const char *file)
+{
+    int n = snprintf(path, len, "%s%s/%s", dir, rel, file);
+    return n > 0 && (size_t)n < len && access(path, F_OK) == 0;
+}
+
+static const its_backend_i *load_module(const char *name, char *why, size_t len)
+{
+    char file[64], env[64], path[PATH_MAX], dir[PATH_MAX];
+    say(file, sizeof file, "its_%s.so", name);
+    say(env, sizeof env, "ITS_%s_MODULE", name);
+    for (char *c = env + 4; *c; c++)
+        *c = (char)toupper((unsigned char)*c);
+    const char *over = getenv(env);
+    if (over && *over)
+        return open_module(over, name, why, len);
+    ssize_t n = readlink("/proc/self/exe", dir, sizeof dir - 1);
+    dir[n > 0 ? n : 0] = 0;
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = 0;
+    if (n > 0 && (candidate(path, sizeof path, dir, "", file) ||
+                  candidate(path, sizeof path, dir, "/../lib/its-analytics", file)))
+        return open_module(path, name, why, len);
+    if (candidate(path, sizeof path, its__backend_module_dir, "", file))
+        return open_module(path, name, why, len);
+    say(why, len,
+        "backend '%s': module %s not found beside the executable (%s), in "
+        "../lib/its-analytics from there, or in %s; set %s to its path",
+        name, file, n > 0 ? dir : "?", its__backend_module_dir, env);
+    return NULL;
+}
+
+const its_backend_i *its__backend_find(const char *name, char *err, size_t errlen)
 {
     for (int i = 0; its__backends[i]; i++)
         if (strcmp(its__backends[i]->iface->name, name) == 0)
             return its__backends[i]->iface;
+    for (int i = 0; its__backend_modules[i] && i < MAX_MODULES; i++) {
+        if (strcmp(its__backend_modules[i], name) != 0)
+            continue;
+        module_slot *m = &modules[i];
+        pthread_mutex_lock(&modules_mu);
+        if (!m->tried) {
+            m->tried = 1;
+            m->iface = load_module(name, m->why, sizeof m->why);
+            if (!m->iface)
+                its_logw("engine", name, "%s", m->why);
+        }
+        pthread_mutex_unlock(&modules_mu);
+        if (!m->iface && err && errlen)
+            snprintf(err, errlen, "%s", m->why);
+        return m->iface;
+    }
+    if (err && errlen)
+        snprintf(err, errlen, "no backend '%s' in this build", name);
     return NULL;
 }
 
 int its_engine_backend_available(const char *backend)
 {
-    const its_backend_i *b = find_backend(backend ? backend : "cpu");
+    const its_backend_i *b = its__backend_find(backend ? backend : "cpu", NULL, 0);
     return b && b->available();
+}
+
+/* The extension table `name` of backend b, or NULL (backend.h). */
+static const void *backend_ext(const its_backend_i *b, const char *name)
+{
+    return b->get_proc ? b->get_proc(name) : NULL;
 }
 
 int its_engine_create(const its_model_t *m, const its_engine_opts *opts, its_engine_t **out,
@@ -353,9 +464,11 @@ int its_engine_create(const its_model_t *m, const its_engine_opts *opts, its_eng
         set_err(err, errlen, "%s", "max_batch above 1024");
         return ITS_EINVAL;
     }
-    const its_backend_i *b = find_backend(bname);
-    if (!b || !b->available()) {
-        set_err(err, errlen, "backend '%s' is not available here", bname);
+    const its_backend_i *b = its__backend_find(bname, err, errlen);
+    if (!b)
+        return ITS_ENODEV; /* err says why */
+    if (!b->available()) {
+        set_err(err, errlen, "backend '%s' is not available here (no usable device)", bname);
         return ITS_ENODEV;
     }
     its_engine_t *e = its_calloc(ITS_MOD_ENGINE, 1, sizeof *e);
@@ -370,6 +483,7 @@ int its_engine_create(const its_model_t *m, const its_engine_opts *opts, its_eng
         return rc;
     }
     rc = b->init(&o, &e->ctx, err, errlen);
+    e->frames = backend_ext(b, ITS_BACKEND_EXT_FRAMES);
     if (rc == 0 && b->optimize)
         rc = b->optimize(e->ctx, &e->g, err, errlen);
     for (int i = 0; rc == 0 && i < e->g.n_nodes; i++) {
@@ -472,6 +586,20 @@ int its_engine_run(its_engine_t *e, int n, const float *input, float *const *out
 int its_engine_max_batch(const its_engine_t *e)
 {
     return e->batches[e->n_batches - 1];
+}
+
+int its_engine_batch_sizes(const its_engine_t *e, int *sizes, int cap)
+{
+    if (!e || cap < 0 || (cap > 0 && !sizes))
+        return ITS_EINVAL;
+    for (int i = 0; i < e->n_batches && i < cap; i++)
+        sizes[i] = e->batches[i];
+    return e->n_batches;
+}
+
+int its_engine_batches_padded(const its_engine_t *e)
+{
+    return e && e->b->padded_batches;
 }
 
 int its_engine_output_shape(const its_engine_t *e, int i, int n, its_tensor_desc *out)
@@ -624,13 +752,13 @@ int its_engine_detect_setup(its_engine_t *e, const its_engine_detect_opts *opts,
     }
     /* the model first, so the reason given is the model's where both would refuse */
     int rc = check_yolov8_head(e, err, errlen);
-    if (rc == 0 && !e->b->detect_setup) {
+    if (rc == 0 && !e->frames) {
         snprintf(err, errlen, "frames path: the %s backend has none (pre-process on the host)",
                  e->b->name);
         rc = ITS_EUNSUPPORTED;
     }
     if (rc == 0)
-        rc = e->b->detect_setup(e->ctx, &o, err, errlen);
+        rc = e->frames->setup(e->ctx, &o, err, errlen);
     if (rc < 0) {
         if (!err[0])
             snprintf(err, errlen, "frames path: setup failed: %s", its_strerror(rc));
@@ -658,7 +786,7 @@ int its_engine_detect_submit(its_engine_t *e, int n, const its_engine_frame *fra
         n_det_failed++;
         return ITS_ERANGE;
     }
-    int t = e->b->detect_submit(e->ctx, e->batches[p], n, frames);
+    int t = e->frames->submit(e->ctx, e->batches[p], n, frames);
     if (t < 0 || t > 1) {
         n_det_failed++;
         return t < 0 ? t : ITS_EBACKEND;
@@ -674,7 +802,7 @@ int its_engine_detect_wait(its_engine_t *e, int ticket, its_engine_det_list *lis
     if (!e || !lists || !dets || !e->det_max || ticket < 0 || ticket > 1 || !e->det_n[ticket])
         return ITS_EINVAL;
     e->det_n[ticket] = 0;
-    int rc = e->b->detect_wait(e->ctx, ticket, lists, dets);
+    int rc = e->frames->wait(e->ctx, ticket, lists, dets);
     if (rc < 0) {
         uint64_t k = ++n_det_failed; /* logged at the 1st, 2nd, 4th, 8th... failure */
         if ((k & (k - 1)) == 0)
@@ -688,7 +816,7 @@ int its_engine_detect_poll(its_engine_t *e, int ticket)
 {
     if (!e || !e->det_max || ticket < 0 || ticket > 1 || !e->det_n[ticket])
         return ITS_EINVAL;
-    return e->b->detect_poll ? e->b->detect_poll(e->ctx, ticket) : 1;
+    return e->frames->poll ? e->frames->poll(e->ctx, ticket) : 1;
 }
 
 int its_engine_detect_max_det(const its_engine_t *e)
@@ -698,15 +826,19 @@ int its_engine_detect_max_det(const its_engine_t *e)
 
 void *its_engine_host_alloc(const char *backend, size_t bytes)
 {
-    const its_backend_i *b = find_backend(backend ? backend : "cpu");
-    if (!b || !b->host_alloc || !bytes || !b->available())
+    const its_backend_i *b = its__backend_find(backend ? backend : "cpu", NULL, 0);
+    const its_backend_host_mem_i *hm = b ? backend_ext(b, ITS_BACKEND_EXT_HOST_MEM) : NULL;
+    if (!hm || !bytes || !b->available())
         return NULL;
-    return b->host_alloc(bytes);
+    return hm->alloc(bytes);
 }
 
 void its_engine_host_free(const char *backend, void *p)
 {
-    const its_backend_i *b = find_backend(backend ? backend : "cpu");
-    if (p && b && b->host_free)
-        b->host_free(p);
+    if (!p)
+        return;
+    const its_backend_i *b = its__backend_find(backend ? backend : "cpu", NULL, 0);
+    const its_backend_host_mem_i *hm = b ? backend_ext(b, ITS_BACKEND_EXT_HOST_MEM) : NULL;
+    if (hm)
+        hm->free(p);
 }

@@ -84,10 +84,10 @@ int its_bh_load(its_bh *h, const char *path, const char *backend, int max_batch,
     its__graph_free(&model);
     if (rc < 0)
         return rc;
-    for (int i = 0; its__backends[i]; i++)
-        if (strcmp(its__backends[i]->iface->name, backend) == 0)
-            h->b = its__backends[i]->iface;
-    if (!h->b || !h->b->available()) {
+    h->b = its__backend_find(backend, err, errlen); /* loads the module of "cuda" */
+    if (!h->b)
+        return ITS_ENODEV;
+    if (!h->b->available()) {
         snprintf(err, errlen, "backend %s not available", backend);
         return ITS_ENODEV;
     }
@@ -133,6 +133,12 @@ int its_bh_run(its_bh *h, int batch, int n, const void *const *in, void *const *
 {
     int rc = h->b->run(h->ctx, batch, n, in, out);
     return rc < 0 ? rc : h->b->sync(h->ctx);
+}
+
+const void *its_bh_ext(const char *backend, const char *name)
+{
+    const its_backend_i *b = its__backend_find(backend, NULL, 0);
+    return b && b->get_proc ? b->get_proc(name) : NULL;
 }
 
 void its_bh_free(its_bh *h)

@@ -33,6 +33,9 @@ int its_bh_load(its_bh *h, const char *path, const char *backend, int max_batch,
 /* Shapes of the plan for batch (NULL if not prepared). */
 const its_shape *its_bh_shapes(const its_bh *h, int batch);
 int its_bh_run(its_bh *h, int batch, int n, const void *const *in, void *const *out);
+/* The extension table `name` of the backend (its_backend_i.get_proc), loading the backend's
+ * module if needed; NULL if the backend or the extension is missing. No device needed. */
+const void *its_bh_ext(const char *backend, const char *name);
 void its_bh_free(its_bh *h);
 
 #endif

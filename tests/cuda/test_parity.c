@@ -32,6 +32,15 @@ static const char *models[] = {"models/yolo11n-fp32-dequant/yolo11n_fp32_dequant
 static const char *photos[] = {"media/bus.jpg", "media/zidane.jpg", "media/street_nyc_bus_lane.jpg",
                                "media/person.jpg"};
 
+/* The cuda backend's devtools extension (loads its module; no device needed). */
+static const its_cuda_devtools_i *devtools(void)
+{
+    const its_cuda_devtools_i *dt = its_bh_ext("cuda", ITS_CUDA_EXT_DEVTOOLS);
+    if (!dt)
+        fail_msg("the cuda module or its devtools extension is missing");
+    return dt;
+}
+
 /* Decode a JPEG to RGB and letterbox it (the Ultralytics recipe, OpenCV-style bilinear) into
  * NCHW float; geometry in g. */
 static uint8_t *last_rgb; /* the decoded pixels of the last load_photo (caller frees) */
@@ -57,7 +66,7 @@ static int load_photo(const char *rel, float *out, its_cuda_frame *g)
     memset(g, 0, sizeof *g);
     g->width = w;
     g->height = h;
-    its_cuda_letterbox_plan(g, 1, g_w, g_h);
+    devtools()->letterbox_plan(g, 1, g_w, g_h);
     for (int y = 0; y < g_h; y++)
         for (int x = 0; x < g_w; x++) {
             double v[3];
@@ -317,17 +326,17 @@ static void test_frames_path(void **st)
                             .max_cand = 1024,
                             .max_det = 300,
                             .max_frame_bytes = (size_t)4096 * 2160 * 3};
-    int rc = its__cuda_detect_setup(gpu.ctx, &o);
+    int rc = devtools()->detect_setup(gpu.ctx, &o);
     assert_int_equal(rc, 0);
-    int t0 = its__cuda_detect_submit(gpu.ctx, 4, 4, fr);
-    int t1 = its__cuda_detect_submit(gpu.ctx, 4, 3, fr); /* padded batch, second slot */
+    int t0 = devtools()->detect_submit(gpu.ctx, 4, 4, fr);
+    int t1 = devtools()->detect_submit(gpu.ctx, 4, 3, fr); /* padded batch, second slot */
     assert_true(t0 >= 0 && t1 >= 0 && t0 != t1);
-    assert_int_equal(its__cuda_detect_submit(gpu.ctx, 4, 4, fr), ITS_EBUSY);
+    assert_int_equal(devtools()->detect_submit(gpu.ctx, 4, 4, fr), ITS_EBUSY);
     its_engine_det_list l0[4], l1[4];
     its_det *d0 = malloc(sizeof(its_det) * 4 * 300);
     its_det *d1 = malloc(sizeof(its_det) * 4 * 300);
-    assert_int_equal(its__cuda_detect_wait(gpu.ctx, t0, l0, d0), 4);
-    assert_int_equal(its__cuda_detect_wait(gpu.ctx, t1, l1, d1), 3);
+    assert_int_equal(devtools()->detect_wait(gpu.ctx, t0, l0, d0), 4);
+    assert_int_equal(devtools()->detect_wait(gpu.ctx, t1, l1, d1), 3);
     int na = (int)its_bh_shapes(&cpu, 4)[cpu.g.outputs[0]].dims[2];
     size_t o1 = (size_t)84 * na;
     float *hc = malloc(o1 * 4 * sizeof(float));
