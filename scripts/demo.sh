@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The product on the sample traffic videos, for a fresh Debian 12 machine: install what is
 # needed, build, then run itsd with deploy/itsd.yaml: three looped cameras playing at their own
-# rate, 5 frames a second of each analysed by YOLOX-Nano, tracks, line counts and a 15 s
+# rate, 4 frames a second of each analysed by YOLOX-Nano, tracks, line counts and a 15 s
 # analytics window per camera, in real time and inside every stage's budget on 2 CPU cores.
 # Where a GPU is present (nvidia-smi) and the build has the CUDA backend, the same cameras run
 # on the GPU. Results go to stdout as JSON lines (docs/messages.md); itsd says at start where

@@ -71,7 +71,7 @@ static const its_option options[] = {
     ITS_OPT_INT("ingest.max_height", S, max_height, "1080", 16, 8192, 0,
                 "larger frames are scaled down"),
     ITS_OPT_BOOL("ingest.spread_phase", S, spread_phase, "true", 0,
-                 "replay cameras without phase_s start at spread-out offsets"),
+                 "replay cameras and sampled files without phase_s start at spread-out offsets"),
     ITS_OPT_INT("ingest.max_cameras", S, max_cameras, "256", 1, 4096, 0,
                 "camera slots over the daemon's life (adds via SIGHUP use new slots)"),
     ITS_OPT_INT("analytics.workers", S, analytics_workers, "2", 1, 32, 0,

@@ -216,6 +216,10 @@ static int run_connection(its_source_t *s, its_video_t *v, int *got_frames)
     double fps = s->o.fps > 0 ? s->o.fps : (info.fps > 0 ? info.fps : 25.0);
     uint64_t period = (uint64_t)(1e9 / fps);
     uint64_t t0 = its_now_ns();
+    /* sampled files: the clock starts on a multiple of the sampling period, the same grid
+     * for every camera, so that their phases (phase_s) keep their frames apart */
+    if (pace && s->o.sample_fps > 0)
+        t0 -= t0 % (uint64_t)(1e9 / s->o.sample_fps);
     /* media time continues across loops and reconnects, so it never goes backwards */
     int64_t media_base = s->pts_end, last_pts = s->pts_end;
     int64_t conn_base = media_base; /* pacing is relative to this connection's start */

@@ -254,8 +254,8 @@ static void test_demo_realtime_in_budget(void **state)
     for (int k = 0; k < ncam; k++) {
         print_message("  camera %-12s %d frames, %d windows, %d line crossings\n", seen[k].id,
                       seen[k].frames, seen[k].windows, seen[k].crossings);
-        /* real time: the cameras' 5 frames a second over the run, give or take the start */
-        assert_true(seen[k].frames >= (int)(secs * 5 * 0.9));
+        /* real time: the cameras' 4 frames a second over the run, give or take the start */
+        assert_true(seen[k].frames >= (int)(secs * 4 * 0.9));
         assert_true(seen[k].windows >= 1);
         assert_true(seen[k].crossings >= 1);
     }
@@ -280,7 +280,7 @@ static void test_demo_realtime_in_budget(void **state)
                           "processes used %.2f cores: not measurable here; skipped\n",
                           drops, over, others);
             its_free(errtext);
-            skip();
+            exit(ITS_TEST_SKIP_CODE); /* ctest: "Skipped", not "Passed" */
         }
         if (drops > 0)
             fail_msg("%.0f frames dropped; stderr:\n%s", drops, errtext);
