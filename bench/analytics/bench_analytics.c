@@ -294,7 +294,10 @@ int main(int argc, char **argv)
         its_modelmon_observe(mm, &fr);
         int64_t t4 = (int64_t)its_now_ns();
         uint64_t a4 = its_alloc_count();
-        int jl = its_analytics_frame_to_json(an, r, json, sizeof json);
+        its_json jw;
+        its_json_init(&jw, json, sizeof json);
+        its_analytics_frame_write(an, r, &jw);
+        int jl = its_json_finish(&jw);
         int64_t t5 = (int64_t)its_now_ns();
         uint64_t a5 = its_alloc_count();
         if (jl < 0) {

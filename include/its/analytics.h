@@ -14,11 +14,14 @@
  *         its_det_frame f = {...};                       // detector output, source pixels
  *         const its_analytics_frame *r;
  *         if (its_analytics_push(a, &f, &r) < 0) ...      // track + analyse
- *         its_analytics_frame_to_json(a, r, buf, sizeof buf);  // tracks, speeds, events
+ *         its_json w;
+ *         its_json_init(&w, buf, sizeof buf);
+ *         its_analytics_frame_write(a, r, &w);            // tracks, speeds, events
+ *         int len = its_json_finish(&w);
  *     }
  *     its_analytics_report rep;
  *     its_analytics_get_report(a, &rep);                 // counts, windows, forecast
- *     its_analytics_report_to_json(a, &rep, buf, sizeof buf);
+ *     its_analytics_report_write(a, &rep, &w);           // counts, windows, ... as JSON
  *     its_analytics_destroy(a);
  *
  * Geometry: everything is measured at a track's anchor, the bottom centre of its box (where
@@ -39,6 +42,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "its/json.h"
 #include "its/track.h"
 
 #define ITS_SCENE_MAX_LINES 16
@@ -165,26 +169,53 @@ double its_forecast_mean_ahead(const its_forecast *f, int h);
 /* Mean absolute errors of the 1-step, 15-step-mean and 60-step-mean forecasts; NaN if none. */
 double its_forecast_mae(const its_forecast *f, int horizon);
 
+/*
+ * Events. Instant ones (line_crossing, wrong_way, speed_drop) have phase NONE. Things that
+ * last have a lifecycle, as NVR event feeds do: one START, UPDATEs every ITS_EVENT_UPDATE_S
+ * while it lasts, one END, all with the same seq:
+ *   zone_presence    an object inside a zone: start on entering, end on leaving or when its
+ *                    track is lost (value: dwell so far, s)
+ *   queue            stopped vehicles chained back from a lane's stop line: start when the
+ *                    first one queues, end when none is left (value: queue length, m)
+ *   stopped_vehicle  a vehicle stopped in a lane, not in a queue, for stopped_time_s: end when
+ *                    it moves again (above twice stopped_speed_kmh), leaves its lane or its
+ *                    track is lost (value: time stopped, s)
+ */
+#define ITS_EVENT_UPDATE_S 10
+
 typedef enum its_event_type {
     ITS_EV_LINE_CROSSING = 0,
-    ITS_EV_ZONE_ENTER,
-    ITS_EV_ZONE_EXIT,
-    ITS_EV_STOPPED_VEHICLE,
+    ITS_EV_ZONE_PRESENCE,
+    ITS_EV_QUEUE,
+    ITS_EV_STOPPED_VEHICLE, /* this one and the ones after it are incidents */
     ITS_EV_WRONG_WAY,
     ITS_EV_SPEED_DROP,
     ITS_EV_COUNT
 } its_event_type;
 
+typedef enum its_event_phase {
+    ITS_PHASE_NONE = 0, /* an instant event */
+    ITS_PHASE_START,
+    ITS_PHASE_UPDATE,
+    ITS_PHASE_END,
+} its_event_phase;
+
 const char *its_event_type_name(its_event_type t);
+/* "start", "update", "end"; NULL for ITS_PHASE_NONE. */
+const char *its_event_phase_name(its_event_phase p);
 
 typedef struct its_event {
     its_event_type type;
-    uint32_t track_id;
-    int group;        /* its_class_group */
-    int index;        /* line, zone or lane index (-1: none) */
-    int direction;    /* crossings: +1 positive, -1 negative */
-    double speed_kmh; /* NaN if unknown */
-    double value;     /* zone exit: dwell s; stopped: s stopped; drop: km/h lost */
+    its_event_phase phase;
+    uint64_t seq;       /* from 1 per analytics context; kept through a lifecycle */
+    uint32_t track_id;  /* 0 for queue events (no one track) */
+    int group;          /* its_class_group (queue: car) */
+    int index;          /* line, zone or lane index (-1: none) */
+    int direction;      /* crossings: +1 positive, -1 negative */
+    double speed_kmh;   /* NaN if unknown */
+    double value;       /* zone presence: dwell s; stopped: s stopped; drop: km/h lost;
+                           queue: length m (NaN if unknown) */
+    int queue_vehicles; /* queue events */
     int64_t ts_ns;
 } its_event;
 
@@ -266,12 +297,26 @@ int its_analytics_push(its_analytics_t *a, const its_det_frame *f, const its_ana
 int its_analytics_update(its_analytics_t *a, int64_t ts_ns, uint64_t frame_no,
                          const its_track *tracks, int n, const its_analytics_frame **out);
 int its_analytics_get_report(its_analytics_t *a, its_analytics_report *out);
-const its_scene *its_analytics_scene(const its_analytics_t *a);
 
-/* JSON into buf; length or ITS_EOVERFLOW. */
-int its_analytics_frame_to_json(const its_analytics_t *a, const its_analytics_frame *r, char *buf,
-                                size_t len);
-int its_analytics_report_to_json(const its_analytics_t *a, const its_analytics_report *r, char *buf,
-                                 size_t len);
+/* JSON objects into w (its/json.h; its_json_finish gives the length or ITS_EOVERFLOW): the
+ * frame's tracks, speeds and events ("analytics" of docs/schema/tracks.schema.json), and the
+ * report ("report" of docs/schema/window.schema.json). */
+void its_analytics_frame_write(const its_analytics_t *a, const its_analytics_frame *r, its_json *w);
+void its_analytics_report_write(const its_analytics_t *a, const its_analytics_report *r,
+                                its_json *w);
+
+/*
+ * Whole messages of schema v2 (docs/messages.md), one JSON object each into w:
+ * - an event: {"v":2,"type":"event","camera":..,"ts_us":..,"frame":..,"id":..,"kind":..,..};
+ *   id is "<id_prefix>-<seq>": with a prefix unique per camera and process run (itsd uses the
+ *   camera id and the process start time in microseconds), the id is unique across restarts
+ *   and the same through a lifecycle. ts_us: the event's wall-clock time.
+ * - a window (the analytics report): {"v":2,"type":"window","camera":..,"ts_us":..,"frame":..,
+ *   "report":{..}}; ts_us: the wall-clock time of the window's end.
+ */
+void its_analytics_event_message(const its_analytics_t *a, const its_event *e, const char *camera,
+                                 const char *id_prefix, int64_t ts_us, uint64_t frame, its_json *w);
+void its_analytics_window_message(const its_analytics_t *a, const its_analytics_report *r,
+                                  const char *camera, int64_t ts_us, uint64_t frame, its_json *w);
 
 #endif

@@ -86,16 +86,25 @@ typedef struct its_api_provider {
                       uint64_t received_mono_ns);
 } its_api_provider;
 
+/* The defaults of its_api_config_default, also those of the "api.*" options below. */
+#define ITS_API_BIND            "127.0.0.1"
+#define ITS_API_PORT            8080
+#define ITS_API_MAX_BODY_KB     64
+#define ITS_API_MAX_FRAME_MB    8
+#define ITS_API_THREADS         2
+#define ITS_API_MAX_CONNECTIONS 64
+#define ITS_API_TIMEOUT_S       10
+
 typedef struct its_api_config {
-    const char *bind_addr;  /* default "127.0.0.1"; IPv4 or IPv6 literal */
-    int port;               /* default 8080; 0: any free port (its_api_port tells) */
+    const char *bind_addr;  /* IPv4 or IPv6 literal */
+    int port;               /* 0: any free port (its_api_port tells) */
     const char *token;      /* bearer token for mutating calls; NULL or "": none */
-    size_t max_body_bytes;  /* JSON bodies, default 64 KiB */
-    size_t max_frame_bytes; /* JPEG bodies, default 8 MiB */
-    int threads;            /* default 2 */
-    int max_connections;    /* default 64 */
-    int timeout_s;          /* idle connection timeout, default 10 */
-    int require_redis;      /* /readyz also needs its_redis_up == 1 (the publisher connected) */
+    size_t max_body_bytes;  /* JSON bodies */
+    size_t max_frame_bytes; /* JPEG bodies */
+    int threads;
+    int max_connections;
+    int timeout_s;     /* idle connection timeout */
+    int require_redis; /* /readyz also needs its_redis_up == 1 (the publisher connected) */
 } its_api_config;
 
 typedef struct its_api its_api;
@@ -147,19 +156,22 @@ typedef struct its_api_settings {
 } its_api_settings;
 
 #define ITS_API_OPTIONS(T, m)                                                                      \
-    ITS_OPT_STR("api.bind", T, m.bind, "127.0.0.1", 0,                                             \
+    ITS_OPT_STR("api.bind", T, m.bind, ITS_API_BIND, 0,                                            \
                 "Address of the HTTP API and /metrics (non-loopback needs api.token)"),            \
-        ITS_OPT_INT("api.port", T, m.port, "8080", 0, 65535, 0, "HTTP API port (0: any)"),         \
+        ITS_OPT_INT("api.port", T, m.port, ITS_STR(ITS_API_PORT), 0, 65535, 0,                     \
+                    "HTTP API port (0: any)"),                                                     \
         ITS_OPT_STR("api.token", T, m.token, "", ITS_OPT_SECRET,                                   \
                     "Bearer token required by every mutating API call"),                           \
-        ITS_OPT_INT("api.threads", T, m.threads, "2", 1, 64, 0, "HTTP server threads"),            \
-        ITS_OPT_INT("api.max_connections", T, m.max_connections, "64", 1, 100000, 0,               \
-                    "Concurrent HTTP connections"),                                                \
-        ITS_OPT_INT("api.timeout_s", T, m.timeout_s, "10", 0, 3600, 0, "Idle connection timeout"), \
-        ITS_OPT_INT("api.max_body_kb", T, m.max_body_kb, "64", 1, 65536, 0,                        \
-                    "Largest JSON request body, KiB"),                                             \
-        ITS_OPT_INT("api.max_frame_mb", T, m.max_frame_mb, "8", 1, 1024, 0,                        \
-                    "Largest pushed JPEG, MiB"),                                                   \
+        ITS_OPT_INT("api.threads", T, m.threads, ITS_STR(ITS_API_THREADS), 1, 64, 0,               \
+                    "HTTP server threads"),                                                        \
+        ITS_OPT_INT("api.max_connections", T, m.max_connections, ITS_STR(ITS_API_MAX_CONNECTIONS), \
+                    1, 100000, 0, "Concurrent HTTP connections"),                                  \
+        ITS_OPT_INT("api.timeout_s", T, m.timeout_s, ITS_STR(ITS_API_TIMEOUT_S), 0, 3600, 0,       \
+                    "Idle connection timeout"),                                                    \
+        ITS_OPT_INT("api.max_body_kb", T, m.max_body_kb, ITS_STR(ITS_API_MAX_BODY_KB), 1, 65536,   \
+                    0, "Largest JSON request body, KiB"),                                          \
+        ITS_OPT_INT("api.max_frame_mb", T, m.max_frame_mb, ITS_STR(ITS_API_MAX_FRAME_MB), 1, 1024, \
+                    0, "Largest pushed JPEG, MiB"),                                                \
         ITS_OPT_BOOL("api.require_redis", T, m.require_redis, "false", 0,                          \
                      "/readyz fails while Redis is unreachable")
 #define ITS_API_N_OPTIONS 9

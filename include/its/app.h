@@ -116,9 +116,6 @@ typedef struct its_app_config {
     char path[512];
 } its_app_config;
 
-/* The options table (for docs and tests). */
-const its_option *its_app_options(size_t *n);
-
 /* Defaults, then the file (NULL: none), then the environment; then validated (unique
  * camera ids, known kinds and paces, water marks in order, a model for the cpu backend...). */
 int its_app_config_load(its_app_config *c, const char *path, char *err, size_t errlen);

@@ -4,7 +4,7 @@
  *
  *     its_app_hooks_opts ho = {.model_name = "yolo11n", .window_s = 60};
  *     its_pipeline_opts o;  ...
- *     if (its_app_hooks(&ho, &o.hooks) < 0) ...   // ITS_EUNSUPPORTED: built without them
+ *     if (its_app_hooks(&ho, &o.hooks) < 0) ...   // ITS_ENOMEM
  *
  * Contract: the hooks run on the camera's analytics worker only (no locks). Per camera they
  * allocate at open (first frame) and never per frame. Track ids go into the frame's
@@ -16,9 +16,12 @@
 
 #include "its/pipeline.h"
 
+/* Seconds between analytics window messages when window_s is 0, and itsd's default. */
+#define ITS_APP_WINDOW_S 60
+
 typedef struct its_app_hooks_opts {
     const char *model_name;   /* for the model metrics (copied) */
-    double window_s;          /* analytics window messages every this many seconds (60) */
+    double window_s;          /* analytics window messages every this many seconds */
     double quality_image_fps; /* picture measurements per camera per second (0: every frame) */
     char model_buf[64];       /* private */
 } its_app_hooks_opts;

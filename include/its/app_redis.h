@@ -18,7 +18,5 @@
 #include "its/publish.h"
 
 int its_sink_redis(const its_publish_config *cfg, its_sink **out, char *err, size_t errlen);
-/* Messages handed to the service, and those it refused. */
-void its_sink_redis_counts(its_sink *s, uint64_t *submitted, uint64_t *failed);
 
 #endif

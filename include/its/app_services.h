@@ -13,8 +13,7 @@
  *
  * Contract: create before the pipeline starts (it installs the per-frame observer) and
  * destroy after it stops. The API threads call only the pipeline's thread-safe functions;
- * cameras added through the API are ordinary pipeline cameras. ITS_EUNSUPPORTED where this
- * build has no api/metrics modules.
+ * cameras added through the API are ordinary pipeline cameras.
  */
 #ifndef ITS_APP_SERVICES_H
 #define ITS_APP_SERVICES_H
@@ -27,7 +26,5 @@ typedef struct its_app_services its_app_services;
 int its_app_services_create(const its_app_config *c, its_pipeline_t *p, its_app_services **out,
                             char *err, size_t errlen);
 void its_app_services_destroy(its_app_services *s);
-/* The API's bound port (0 without an API). */
-int its_app_services_port(its_app_services *s);
 
 #endif

@@ -106,7 +106,5 @@ int its_batcher_flush_drop(its_batcher_t *b);
 void its_batcher_get_stats(its_batcher_t *b, its_batcher_stats *out);
 /* Per-camera counters: pending now, and drops by reason (array of ITS_DROP_REASON_COUNT). */
 int its_batcher_camera(its_batcher_t *b, int camera, int *pending, uint64_t *dropped);
-/* Reset a camera slot's counters (a slot reused for a new camera). */
-void its_batcher_reset_camera(its_batcher_t *b, int camera);
 
 #endif

@@ -61,6 +61,11 @@ typedef struct its_option {
     {                                                                                              \
         name, ITS_OPT_T_BOOL, offsetof(type, field), def, 0, 1, NULL, flags, help                  \
     }
+/* A numeric default macro as the string an option row wants: ITS_STR(ITS_PIPE_BATCH_MAX) is
+ * "4", so that a module's own defaults and its option rows share one definition. */
+#define ITS__STR(x) #x
+#define ITS_STR(x)  ITS__STR(x)
+
 #define ITS_OPT_INT(name, type, field, def, min, max, flags, help)                                 \
     {                                                                                              \
         name, ITS_OPT_T_INT, offsetof(type, field), def, min, max, NULL, flags, help               \

@@ -8,6 +8,7 @@
 #include "its/det.h"
 #include "its/error.h"
 #include "its/frame.h"
+#include "its/json.h"
 #include "its/log.h"
 #include "its/pool.h"
 #include "its/queue.h"

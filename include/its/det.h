@@ -27,11 +27,9 @@ typedef enum its_pixfmt {
 /* The detection thresholds every path and tool starts from: the decoder's configuration
  * (its_det_config_init), the engine's frames path, itsd's engine.conf / engine.iou and
  * its-infer. The confidence threshold is SPEC's. Plain literals, so that option tables can
- * also spell them as strings (ITS_DET_STR). */
+ * also spell them as strings (ITS_STR, its/config.h). */
 #define ITS_DET_CONF_DEFAULT 0.5
 #define ITS_DET_IOU_DEFAULT  0.45
-#define ITS_DET_STR_(x)      #x
-#define ITS_DET_STR(x)       ITS_DET_STR_(x)
 
 /* One detection. */
 typedef struct its_det {

@@ -119,7 +119,6 @@ int its_det_letterbox_raw(const its_det_preproc *pre, const uint8_t *px, int wid
 int its_detector_create(const its_det_config *cfg, const its_det_model_info *info,
                         its_detector_t **out, char *err, size_t errlen);
 void its_detector_destroy(its_detector_t *d);
-const its_det_config *its_detector_config(const its_detector_t *d);
 /* Floats of one letterboxed input image (3 * H * W). */
 size_t its_detector_input_floats(const its_detector_t *d);
 /* Floats of output i for one batch item. */

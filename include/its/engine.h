@@ -138,13 +138,13 @@ typedef struct its_engine_counters {
 void its_engine_get_counters(its_engine_counters *out);
 
 /*
- * Asynchronous runs (the service's batcher uses them): its_engine_submit starts a
- * batch like its_engine_run_io and returns at once where the backend is asynchronous (cuda:
- * the input is copied into pinned staging, the batch's CUDA graph is launched); the input
- * buffers may be reused as soon as it returns. its_engine_wait blocks until that batch is
- * done and its outputs are in the `outputs` buffers given to submit (which must stay valid
- * until then). One batch in flight per engine: a submit while one is in flight waits for it
- * first. The cpu backend runs the batch inside submit; wait then returns at once.
+ * Asynchronous runs: its_engine_submit starts a batch like its_engine_run_io and returns at
+ * once where the backend is asynchronous (cuda: the input is copied into pinned staging, the
+ * batch's CUDA graph is launched); the input buffers may be reused as soon as it returns.
+ * its_engine_wait blocks until that batch is done and its outputs are in the `outputs`
+ * buffers given to submit (which must stay valid until then). One batch in flight per
+ * engine: a submit while one is in flight waits for it first. The cpu backend runs the batch
+ * inside submit; wait then returns at once.
  */
 int its_engine_submit(its_engine_t *e, int n, const void *const *inputs, void *const *outputs);
 int its_engine_wait(its_engine_t *e);

@@ -12,6 +12,7 @@
 #ifndef ITS_ERROR_H
 #define ITS_ERROR_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 /* X(name, value, message). Values are stable: they appear in logs and metrics. */
@@ -63,5 +64,8 @@ const char *its_errname(int code);
  */
 int its_seterr(char *err, size_t errlen, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* The same with a va_list, for a module's own wrapper (one that also counts, say). */
+int its_vseterr(char *err, size_t errlen, int code, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
 
 #endif

@@ -124,7 +124,6 @@ its_source_kind its_source_kind_of(const char *url);
 const char *its_source_kind_name(its_source_kind k);
 /* "file", "rtsp", "http", "hls", "replay", "push", "auto" -> kind; ITS_EINVAL otherwise. */
 int its_source_parse_kind(const char *name, its_source_kind *out);
-const char *its_source_state_name(its_source_state s);
 
 /* Create (pools allocated here; a replay source decodes its clip here, which may take a
  * while). Errors: ITS_EINVAL (bad options), ITS_ENOMEM, and for replay the clip's decode
@@ -137,7 +136,6 @@ void its_source_stop(its_source_t *s);
 /* Stop if needed and free. Frames still referenced stay valid. NULL is a no-op. */
 void its_source_destroy(its_source_t *s);
 void its_source_get_stats(its_source_t *s, its_source_stats *out);
-const char *its_source_id(const its_source_t *s);
 
 /* Wait until the source has ended or stopped, up to timeout_ns: 0, or ITS_ETIMEDOUT. */
 int its_source_wait_end(its_source_t *s, uint64_t timeout_ns);

@@ -100,10 +100,14 @@ int its_metric_buckets(const its_metric *m, double *bounds, uint64_t *cum, int m
 /* histogram_quantile over explicit cumulative counts; NaN without samples. */
 double its_histogram_quantile(const double *bounds, const uint64_t *cum, int nb, double q);
 
-/* Called at the start of every render, e.g. to sample queue depths or the GPU. */
+/* fn(ud, reg) is called at the start of every render, e.g. to sample queue depths or the GPU.
+ * release (may be NULL) frees ud when the registry is destroyed, collectors in the reverse
+ * order of their adding; if adding fails (ITS_EFULL), ud stays the caller's. */
 typedef void (*its_metrics_collect_fn)(void *ud, its_metrics *reg);
-int its_metrics_add_collector(its_metrics *reg, its_metrics_collect_fn fn, void *ud);
-/* Take a collector out again (the same fn and ud); waits for a render in progress. */
+int its_metrics_add_collector(its_metrics *reg, its_metrics_collect_fn fn, void *ud,
+                              void (*release)(void *ud));
+/* Take a collector out again (the same fn and ud; ud goes back to the caller, release is not
+ * called); waits for a render in progress. */
 void its_metrics_remove_collector(its_metrics *reg, its_metrics_collect_fn fn, void *ud);
 
 /* Text exposition of every visible series; *out is its_malloc'd (ITS_MOD_METRICS) and

@@ -14,7 +14,7 @@
  *     }
  *     its_modelmon_report rep;
  *     its_modelmon_get_report(m, &rep);     // rep.drift[ITS_MM_CONF].psi, .ks, .alert ...
- *     its_modelmon_report_to_json(&rep, buf, sizeof buf);
+ *     its_modelmon_report_write(&rep, &w);   // as JSON into an its_json writer
  *
  * Distributions (fixed bins): detection confidence (20 bins on [0, 1]), class mix (80 COCO
  * classes + other), detections per frame (0..15, then 16-19, 20-23, 24-31,
@@ -41,6 +41,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "its/json.h"
 #include "its/track.h"
 
 typedef enum its_mm_feature {
@@ -122,6 +123,8 @@ int its_modelmon_baseline_load_string(its_modelmon_t *m, const char *text, size_
 double its_mm_psi(const its_mm_hist *base, const its_mm_hist *cur);
 double its_mm_ks(const its_mm_hist *base, const its_mm_hist *cur);
 
-int its_modelmon_report_to_json(const its_modelmon_report *r, char *buf, size_t len);
+/* The report as one JSON object into w (its/json.h): the "report" of a drift message
+ * (docs/schema/drift.schema.json). */
+void its_modelmon_report_write(const its_modelmon_report *r, its_json *w);
 
 #endif

@@ -99,8 +99,8 @@ typedef struct its_infer_engine_opts {
     const char *input_size; /* "WxH": run the network at that size (its_model_set_input_size) */
 } its_infer_engine_opts;
 
-/* The real detector (engine + letterbox + decode + NMS); ITS_EUNSUPPORTED where this build
- * has no engine. The model is loaded once and shared by the workers' engines. */
+/* The real detector (engine + letterbox + decode + NMS). The model is loaded once and shared
+ * by the workers' engines. */
 int its_infer_engine_factory(const its_infer_engine_opts *o, its_infer_factory *out, char *err,
                              size_t errlen);
 
@@ -110,6 +110,7 @@ typedef enum its_msg_type {
     ITS_MSG_FRAME = 0, /* one per processed frame */
     ITS_MSG_WINDOW,    /* an analytics window (1 min, 15 min) */
     ITS_MSG_EVENT,     /* a line crossing, an incident */
+    ITS_MSG_DRIFT,     /* the model metrics report (confidence and class drift) */
 } its_msg_type;
 
 typedef struct its_sink its_sink;
@@ -131,8 +132,6 @@ its_sink *its_sink_file(const char *path);
 its_sink *its_sink_null(void);
 /* Fan out to several sinks (takes ownership of them). */
 its_sink *its_sink_tee(its_sink **sinks, int n);
-/* Messages and bytes a sink made with the functions above has taken. */
-void its_sink_counts(its_sink *s, uint64_t *messages, uint64_t *bytes);
 
 /* ---- per-camera analytics hooks ---- */
 
@@ -173,15 +172,33 @@ typedef struct its_camera_cfg {
     int max_width, max_height;
 } its_camera_cfg;
 
+/* The defaults of its_pipeline_opts (its_pipeline_opts_default); itsd's options table
+ * (its/app.h) takes its defaults from the same macros. */
+#define ITS_PIPE_MAX_CAMERAS       256
+#define ITS_PIPE_ENGINE_WORKERS    1
+#define ITS_PIPE_ANALYTICS_WORKERS 2
+#define ITS_PIPE_BATCH_MAX         4
+#define ITS_PIPE_BATCH_DELAY_MS    5
+#define ITS_PIPE_PER_CAMERA        8
+#define ITS_PIPE_QUEUE_CAPACITY    1000
+#define ITS_PIPE_HIGH_WATER        800
+#define ITS_PIPE_LOW_WATER         200
+#define ITS_PIPE_POOL_FRAMES       12
+#define ITS_PIPE_STALL_TIMEOUT_MS  5000
+#define ITS_PIPE_BACKOFF_MIN_MS    250
+#define ITS_PIPE_BACKOFF_MAX_MS    30000
+#define ITS_PIPE_MAX_WIDTH         1920
+#define ITS_PIPE_MAX_HEIGHT        1080
+
 typedef struct its_pipeline_opts {
     its_infer_factory infer; /* owned by the pipeline from create on */
     its_sink *sink;          /* owned */
     its_camera_hooks hooks;  /* optional */
-    int max_cameras;         /* slots over the pipeline's life; default 256 */
-    int engine_workers;      /* default 1 */
-    int analytics_workers;   /* default 2 */
+    int max_cameras;         /* slots over the pipeline's life */
+    int engine_workers;
+    int analytics_workers;
     /* batching */
-    int batch_max;
+    int batch_max; /* largest batch, capped by the backend's own largest */
     double batch_delay_ms;
     int per_camera;
     int queue_capacity, high_water, low_water;

@@ -17,11 +17,16 @@
  * Redis layout (docs/operations.md has the full table):
  *   PUBLISH its:cam:{id}:detections   every frame          + SET its:cam:{id}:latest EX ttl
  *   PUBLISH its:cam:{id}:analytics    every window         + SET its:cam:{id}:analytics:{window}
- *   PUBLISH its:events                crossings, incidents + XADD its:events:stream MAXLEN ~ N
+ *   PUBLISH its:cam:{id}:drift        model metrics        + SET its:cam:{id}:drift EX ttl
+ *   PUBLISH its:events                events               + XADD its:events:stream MAXLEN ~ N
  *   SET its:cam:{id}:quality | its:cam:{id}:predictions:{short,long} | its:model:{m}:baseline
- * Every message is one compact JSON object:
- *   {"v":1,"type":"detections","camera":"cam-1","frame":42,"capture_ts_us":...,
- *    "publish_ts_us":...,...}
+ * Every message is one compact JSON object of schema v2 (docs/messages.md), formatted with the
+ * core writer (its/json.h):
+ *   {"v":2,"type":"frame","camera":"cam-1","ts_us":...,"frame":42,"publish_ts_us":...,...}
+ * The builders below write the envelope and their own members: its_publish_detections a
+ * "frame" with "detections" (the detection object of docs/messages.md), its_publish_analytics
+ * a "window" with "window" and "data", its_publish_event an "event" with "kind" and "data",
+ * its_publish_cache the cache type's name with "data".
  *
  * Contract
  * - A publisher owns one Redis connection and is used by ONE thread (run one publisher per
@@ -53,8 +58,7 @@
 #include "its/det.h"
 #include "its/metrics.h"
 
-#define ITS_PUB_SCHEMA_VERSION 1
-#define ITS_PUB_ID_MAX         64
+#define ITS_PUB_ID_MAX 64
 
 /* Cache data types and SPEC's AdaptiveTTLManager base TTLs (seconds). */
 typedef enum its_ttl_type {
@@ -83,9 +87,24 @@ int its_publish_valid_id(const char *s);
 
 typedef struct its_cache its_cache;
 
+/* The defaults of its_cache_config_default and its_publish_config_default, also those of the
+ * "redis.*" options below. */
+#define ITS_CACHE_MAX_ENTRIES          1000 /* SPEC's LRUCache maxsize */
+#define ITS_CACHE_MAX_MB               16
+#define ITS_PUBLISH_HOST               "127.0.0.1"
+#define ITS_PUBLISH_PORT               6379
+#define ITS_PUBLISH_CONNECT_TIMEOUT_MS 200
+#define ITS_PUBLISH_COMMAND_TIMEOUT_MS 100
+#define ITS_PUBLISH_BACKOFF_MIN_MS     50
+#define ITS_PUBLISH_BACKOFF_MAX_MS     5000
+#define ITS_PUBLISH_OUTBOX_MAX_MSGS    10000
+#define ITS_PUBLISH_OUTBOX_MAX_MB      32
+#define ITS_PUBLISH_STREAM_MAXLEN      100000
+#define ITS_PUBLISH_MAX_PIPELINE       256
+
 typedef struct its_cache_config {
-    size_t max_entries; /* default 1000 (SPEC's LRUCache maxsize) */
-    size_t max_bytes;   /* default 16 MiB: keys + values */
+    size_t max_entries;
+    size_t max_bytes; /* keys + values */
     /* Redis for read-through on an L1 miss; host NULL: L1 only. */
     const char *host;
     int port;
@@ -120,19 +139,19 @@ void its_cache_get_stats(its_cache *c, its_cache_stats *out);
 typedef struct its_publisher its_publisher;
 
 typedef struct its_publish_config {
-    const char *host;              /* default "127.0.0.1" */
-    int port;                      /* default 6379 */
-    const char *username;          /* Redis 6 ACL user; NULL: AUTH with the password alone */
-    const char *password;          /* NULL: no AUTH */
-    int db;                        /* SELECT db when non-zero */
-    int connect_timeout_ms;        /* default 200 */
-    int command_timeout_ms;        /* default 100: bounds one flush round trip */
-    int backoff_min_ms;            /* default 50 */
-    int backoff_max_ms;            /* default 5000 */
-    size_t outbox_max_msgs;        /* default 10000 */
-    size_t outbox_max_bytes;       /* default 32 MiB */
-    long stream_maxlen;            /* default 100000 (approximate, MAXLEN ~) */
-    int max_pipeline;              /* messages per round trip, default 256 */
+    const char *host;
+    int port;
+    const char *username; /* Redis 6 ACL user; NULL: AUTH with the password alone */
+    const char *password; /* NULL: no AUTH */
+    int db;               /* SELECT db when non-zero */
+    int connect_timeout_ms;
+    int command_timeout_ms; /* bounds one flush round trip */
+    int backoff_min_ms;
+    int backoff_max_ms;
+    size_t outbox_max_msgs;
+    size_t outbox_max_bytes;
+    long stream_maxlen;            /* approximate (MAXLEN ~) */
+    int max_pipeline;              /* messages per round trip */
     int ttl_base_s[ITS_TTL_COUNT]; /* 0: SPEC's base */
 } its_publish_config;
 
@@ -152,9 +171,9 @@ typedef struct its_pub_meta {
 } its_pub_meta;
 
 /* Per frame: PUBLISH its:cam:{id}:detections + SET its:cam:{id}:latest (and L1). dets: n
- * detections of a width x height frame (its/det.h, source pixels); the message carries each
- * box as [x, y, w, h], top-left corner and size as fractions of the frame, the label
- * labels[class_id] where there is one (labels may be NULL), and the track id where set. */
+ * detections of a width x height frame (its/det.h, source pixels); the message is a "frame"
+ * whose detections are the detection object of docs/messages.md (box corners as fractions of
+ * the frame, class name labels[class_id] where there is one: labels may be NULL). */
 int its_publish_detections(its_publisher *pub, const its_pub_meta *meta, const its_det *dets, int n,
                            int width, int height, const char *const *labels, int n_labels);
 /* Per window ("1m", "15m"): PUBLISH its:cam:{id}:analytics + SET its:cam:{id}:analytics:{w}. */
@@ -169,13 +188,14 @@ int its_publish_cache(its_publisher *pub, const its_pub_meta *meta, its_ttl_type
                       const char *name, double freshness, const char *payload_json);
 
 /* A message the caller built itself (itsd's own JSON), published unchanged on the channel,
- * key, stream and TTL of its kind. It should carry the envelope fields (v, type, camera,
- * frame, capture and publish timestamps); it must be one JSON object (only the braces are
- * checked) without NUL bytes. */
+ * key, stream and TTL of its kind. It should carry the envelope of docs/messages.md (v, type,
+ * camera, ts_us); it must be one JSON object (only the braces are checked) without NUL
+ * bytes. */
 typedef enum its_pub_kind {
     ITS_PUB_DETECTIONS = 0, /* its:cam:{id}:detections + :latest */
     ITS_PUB_ANALYTICS,      /* its:cam:{id}:analytics + :analytics:{window} */
     ITS_PUB_EVENT,          /* its:events + its:events:stream */
+    ITS_PUB_DRIFT,          /* its:cam:{id}:drift, published and cached (analytics TTL) */
     ITS_PUB_CACHE,          /* SET only, key and TTL from ttl_type/name/freshness */
 } its_pub_kind;
 
@@ -270,30 +290,35 @@ typedef struct its_publish_settings {
  * The password is ITS_OPT_SECRET (printed as ***; ITS_REDIS_PASSWORD in the environment). */
 #define ITS_PUBLISH_OPTIONS(T, m)                                                                  \
     ITS_OPT_STR("redis.host", T, m.host, "", 0, "Redis host; empty: do not publish"),              \
-        ITS_OPT_INT("redis.port", T, m.port, "6379", 1, 65535, 0, "Redis port"),                   \
+        ITS_OPT_INT("redis.port", T, m.port, ITS_STR(ITS_PUBLISH_PORT), 1, 65535, 0,               \
+                    "Redis port"),                                                                 \
         ITS_OPT_STR("redis.username", T, m.username, "", 0, "Redis ACL user (Redis 6+)"),          \
         ITS_OPT_STR("redis.password", T, m.password, "", ITS_OPT_SECRET, "Redis password"),        \
         ITS_OPT_INT("redis.db", T, m.db, "0", 0, 1024, 0, "Redis database (SELECT)"),              \
-        ITS_OPT_INT("redis.connect_timeout_ms", T, m.connect_timeout_ms, "200", 1, 60000, 0,       \
+        ITS_OPT_INT("redis.connect_timeout_ms", T, m.connect_timeout_ms,                           \
+                    ITS_STR(ITS_PUBLISH_CONNECT_TIMEOUT_MS), 1, 60000, 0,                          \
                     "Redis connect timeout"),                                                      \
-        ITS_OPT_INT("redis.command_timeout_ms", T, m.command_timeout_ms, "100", 1, 60000, 0,       \
+        ITS_OPT_INT("redis.command_timeout_ms", T, m.command_timeout_ms,                           \
+                    ITS_STR(ITS_PUBLISH_COMMAND_TIMEOUT_MS), 1, 60000, 0,                          \
                     "Redis command timeout (bounds one pipelined round trip)"),                    \
-        ITS_OPT_INT("redis.backoff_min_ms", T, m.backoff_min_ms, "50", 0, 60000, 0,                \
-                    "First reconnect delay"),                                                      \
-        ITS_OPT_INT("redis.backoff_max_ms", T, m.backoff_max_ms, "5000", 1, 600000, 0,             \
-                    "Largest reconnect delay"),                                                    \
-        ITS_OPT_INT("redis.outbox_max_msgs", T, m.outbox_max_msgs, "10000", 1, 10000000, 0,        \
+        ITS_OPT_INT("redis.backoff_min_ms", T, m.backoff_min_ms,                                   \
+                    ITS_STR(ITS_PUBLISH_BACKOFF_MIN_MS), 0, 60000, 0, "First reconnect delay"),    \
+        ITS_OPT_INT("redis.backoff_max_ms", T, m.backoff_max_ms,                                   \
+                    ITS_STR(ITS_PUBLISH_BACKOFF_MAX_MS), 1, 600000, 0, "Largest reconnect delay"), \
+        ITS_OPT_INT("redis.outbox_max_msgs", T, m.outbox_max_msgs,                                 \
+                    ITS_STR(ITS_PUBLISH_OUTBOX_MAX_MSGS), 1, 10000000, 0,                          \
                     "Messages kept while Redis is away (oldest dropped beyond)"),                  \
-        ITS_OPT_INT("redis.outbox_max_mb", T, m.outbox_max_mb, "32", 1, 65536, 0,                  \
-                    "Bytes kept while Redis is away, MiB"),                                        \
-        ITS_OPT_INT("redis.stream_maxlen", T, m.stream_maxlen, "100000", 1, 1000000000, 0,         \
-                    "Approximate length of its:events:stream"),                                    \
-        ITS_OPT_INT("redis.max_pipeline", T, m.max_pipeline, "256", 1, 65536, 0,                   \
-                    "Messages per pipelined round trip"),                                          \
-        ITS_OPT_INT("redis.cache_max_entries", T, m.cache_max_entries, "1000", 1, 16777216, 0,     \
+        ITS_OPT_INT("redis.outbox_max_mb", T, m.outbox_max_mb, ITS_STR(ITS_PUBLISH_OUTBOX_MAX_MB), \
+                    1, 65536, 0, "Bytes kept while Redis is away, MiB"),                           \
+        ITS_OPT_INT("redis.stream_maxlen", T, m.stream_maxlen, ITS_STR(ITS_PUBLISH_STREAM_MAXLEN), \
+                    1, 1000000000, 0, "Approximate length of its:events:stream"),                  \
+        ITS_OPT_INT("redis.max_pipeline", T, m.max_pipeline, ITS_STR(ITS_PUBLISH_MAX_PIPELINE), 1, \
+                    65536, 0, "Messages per pipelined round trip"),                                \
+        ITS_OPT_INT("redis.cache_max_entries", T, m.cache_max_entries,                             \
+                    ITS_STR(ITS_CACHE_MAX_ENTRIES), 1, 16777216, 0,                                \
                     "Entries of the in-process L1 cache"),                                         \
-        ITS_OPT_INT("redis.cache_max_mb", T, m.cache_max_mb, "16", 1, 65536, 0,                    \
-                    "Bytes of the in-process L1 cache, MiB")
+        ITS_OPT_INT("redis.cache_max_mb", T, m.cache_max_mb, ITS_STR(ITS_CACHE_MAX_MB), 1, 65536,  \
+                    0, "Bytes of the in-process L1 cache, MiB")
 #define ITS_PUBLISH_N_OPTIONS 15
 
 /* Fill the publisher and cache configurations from loaded settings (either may be NULL). The

@@ -109,34 +109,4 @@ void its_tracker_get_stats(const its_tracker_t *t, its_tracker_stats *out);
 int its_tracks_to_json(const its_det_frame *f, const its_track *tracks, int n, char *buf,
                        size_t len);
 
-/*
- * A small JSON writer into a caller's buffer, shared by the analytics modules (no allocation).
- * Usage: its_jsonw w; its_jsonw_init(&w, buf, len); its_jsonw_obj_begin(&w); its_jsonw_key(&w,
- * "a"); its_jsonw_int(&w, 1); its_jsonw_obj_end(&w); int n = its_jsonw_finish(&w);
- * Commas are inserted automatically. Non-finite doubles are written as null.
- */
-typedef struct its_jsonw {
-    char *buf;
-    size_t len, pos;
-    int overflow;
-    int depth;
-    uint64_t need_comma; /* bit per nesting level */
-    int after_key;
-} its_jsonw;
-
-void its_jsonw_init(its_jsonw *w, char *buf, size_t len);
-void its_jsonw_obj_begin(its_jsonw *w);
-void its_jsonw_obj_end(its_jsonw *w);
-void its_jsonw_arr_begin(its_jsonw *w);
-void its_jsonw_arr_end(its_jsonw *w);
-void its_jsonw_key(its_jsonw *w, const char *key);
-void its_jsonw_str(its_jsonw *w, const char *s);
-void its_jsonw_int(its_jsonw *w, int64_t v);
-void its_jsonw_uint(its_jsonw *w, uint64_t v);
-void its_jsonw_num(its_jsonw *w, double v);
-void its_jsonw_bool(its_jsonw *w, int v);
-void its_jsonw_null(its_jsonw *w);
-/* Length written, or ITS_EOVERFLOW. */
-int its_jsonw_finish(its_jsonw *w);
-
 #endif

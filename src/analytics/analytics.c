@@ -13,6 +13,7 @@
 #include "its/alloc.h"
 #include "its/analytics.h"
 #include "its/error.h"
+#include "its/json.h"
 
 #define HIST             64          /* road positions kept per track (2 s at 30 fps) */
 #define SPH              16          /* speed samples per track for the sudden-drop test */
@@ -24,6 +25,7 @@
 #define MAX_SPEED_KMH    250.0       /* faster is a measurement error (identity switch, glitch) */
 #define EDGE_PX          2.0         /* a box this close to the frame edge is cut off by it */
 #define DROP_HOLD_NS     500000000LL /* a speed drop must last this long to be reported */
+#define UPDATE_NS        ((int64_t)ITS_EVENT_UPDATE_S * 1000000000LL)
 
 typedef struct tstate {
     uint32_t id;
@@ -42,6 +44,10 @@ typedef struct tstate {
     uint32_t counted;
     uint32_t in_zone;
     int64_t zone_enter[ITS_SCENE_MAX_ZONES];
+    uint64_t zone_seq[ITS_SCENE_MAX_ZONES];
+    int64_t zone_upd[ITS_SCENE_MAX_ZONES];
+    uint64_t stopped_seq; /* the stopped-vehicle lifecycle in progress, 0 none */
+    int64_t stopped_upd;
     int lane;
     int queued;
     int64_t stopped_since, wrong_since;
@@ -124,6 +130,8 @@ typedef struct lanestate {
     its_pt dir;            /* road unit travel direction */
     double queue_m, queue_max;
     int queue_n;
+    uint64_t queue_seq; /* the queue lifecycle in progress, 0 none */
+    int64_t queue_upd;
 } lanestate;
 
 struct its_analytics {
@@ -150,6 +158,7 @@ struct its_analytics {
     int64_t t0, last_ts;
     uint64_t frames, refused, ev_dropped, tr_dropped, dups;
     uint64_t incidents[ITS_EV_COUNT];
+    uint64_t ev_seq; /* last event number given */
     /* per frame */
     its_event *ev;
     int n_ev, max_ev;
@@ -171,9 +180,15 @@ const char *its_class_group_name(int g)
 
 const char *its_event_type_name(its_event_type t)
 {
-    static const char *const n[ITS_EV_COUNT] = {"line_crossing",   "zone_enter", "zone_exit",
-                                                "stopped_vehicle", "wrong_way",  "speed_drop"};
+    static const char *const n[ITS_EV_COUNT] = {"line_crossing",   "zone_presence", "queue",
+                                                "stopped_vehicle", "wrong_way",     "speed_drop"};
     return (unsigned)t < ITS_EV_COUNT ? n[t] : "unknown";
+}
+
+const char *its_event_phase_name(its_event_phase p)
+{
+    static const char *const n[] = {NULL, "start", "update", "end"};
+    return (unsigned)p < sizeof n / sizeof n[0] ? n[p] : NULL;
 }
 
 char its_los_from_density(double d)
@@ -367,11 +382,6 @@ int its_analytics_create(const its_scene *scene, const its_tracker_params *tp,
     return 0;
 }
 
-const its_scene *its_analytics_scene(const its_analytics_t *a)
-{
-    return &a->sc;
-}
-
 /* ---- helpers ---- */
 
 static int point_in_poly(const its_pt *p, int n, its_pt q)
@@ -387,24 +397,50 @@ static int point_in_poly(const its_pt *p, int n, its_pt q)
     return in;
 }
 
-static its_event *emit(its_analytics_t *a, its_event_type type, const tstate *t, int index,
-                       int64_t ts)
+/* An event of track t (NULL: of no one track). seq 0 takes the next number (instant events
+ * and starts); an update or end passes its start's. An event that does not fit this frame's
+ * buffer is counted as dropped, its number is still used. */
+static its_event *emit_seq(its_analytics_t *a, its_event_type type, its_event_phase phase,
+                           uint64_t seq, const tstate *t, int index, int64_t ts)
 {
+    if (!seq)
+        seq = ++a->ev_seq;
+    if (type >= ITS_EV_STOPPED_VEHICLE && phase <= ITS_PHASE_START)
+        a->incidents[type]++;
     if (a->n_ev == a->max_ev) {
         a->ev_dropped++;
         return NULL;
     }
     its_event *e = &a->ev[a->n_ev++];
-    e->type = type;
-    e->track_id = t->id;
-    e->group = t->group;
-    e->index = index;
-    e->direction = 0;
-    e->speed_kmh = t->speed;
-    e->value = NAN;
-    e->ts_ns = ts;
-    if (type >= ITS_EV_STOPPED_VEHICLE)
-        a->incidents[type]++;
+    *e = (its_event){.type = type,
+                     .phase = phase,
+                     .seq = seq,
+                     .track_id = t ? t->id : 0,
+                     .group = t ? t->group : ITS_CLS_CAR,
+                     .index = index,
+                     .speed_kmh = t ? t->speed : NAN,
+                     .value = NAN,
+                     .ts_ns = ts};
+    return e;
+}
+
+static its_event *emit(its_analytics_t *a, its_event_type type, const tstate *t, int index,
+                       int64_t ts)
+{
+    return emit_seq(a, type, ITS_PHASE_NONE, 0, t, index, ts);
+}
+
+/* The next step of a lifecycle: a start when *seq is 0 (which then takes its number), else an
+ * update or, with end set, the end (and *seq back to 0). */
+static its_event *lifecycle(its_analytics_t *a, its_event_type type, uint64_t *seq, int end,
+                            const tstate *t, int index, int64_t ts)
+{
+    its_event_phase ph = !*seq ? ITS_PHASE_START : end ? ITS_PHASE_END : ITS_PHASE_UPDATE;
+    if (!*seq)
+        *seq = ++a->ev_seq;
+    its_event *e = emit_seq(a, type, ph, *seq, t, index, ts);
+    if (end)
+        *seq = 0;
     return e;
 }
 
@@ -540,7 +576,7 @@ static void zone_exit(its_analytics_t *a, tstate *t, int i, int64_t ts)
     z->dwell_n++;
     if (dwell > z->dwell_max)
         z->dwell_max = dwell;
-    its_event *e = emit(a, ITS_EV_ZONE_EXIT, t, i, ts);
+    its_event *e = lifecycle(a, ITS_EV_ZONE_PRESENCE, &t->zone_seq[i], 1, t, i, ts);
     if (e)
         e->value = dwell;
 }
@@ -555,11 +591,19 @@ static void update_zones(its_analytics_t *a, tstate *t, int64_t ts)
         if (in && !was) {
             t->in_zone |= 1u << i;
             t->zone_enter[i] = ts;
+            t->zone_upd[i] = ts;
             a->zones[i].count++;
             a->zones[i].entries++;
-            emit(a, ITS_EV_ZONE_ENTER, t, i, ts);
+            its_event *e = lifecycle(a, ITS_EV_ZONE_PRESENCE, &t->zone_seq[i], 0, t, i, ts);
+            if (e)
+                e->value = 0;
         } else if (!in && was) {
             zone_exit(a, t, i, ts);
+        } else if (in && ts - t->zone_upd[i] >= UPDATE_NS) {
+            t->zone_upd[i] = ts;
+            its_event *e = lifecycle(a, ITS_EV_ZONE_PRESENCE, &t->zone_seq[i], 0, t, i, ts);
+            if (e)
+                e->value = (double)(ts - t->zone_enter[i]) / NS;
         }
     }
 }
@@ -581,6 +625,16 @@ static void sample_speed(its_analytics_t *a, tstate *t, int64_t ts)
     for (int k = 0; k < t->spn; k++)
         if (ts - t->spt[k] <= win && t->sp[k] > t->sp_max)
             t->sp_max = t->sp[k];
+}
+
+static void stopped_end(its_analytics_t *a, tstate *t, int64_t ts)
+{
+    if (!t->stopped_seq)
+        return;
+    int lane = t->lane >= 0 ? t->lane : -1;
+    its_event *e = lifecycle(a, ITS_EV_STOPPED_VEHICLE, &t->stopped_seq, 1, t, lane, ts);
+    if (e && t->stopped_since)
+        e->value = (double)(ts - t->stopped_since) / NS;
 }
 
 static void incidents(its_analytics_t *a, tstate *t, int64_t ts)
@@ -606,6 +660,7 @@ static void incidents(its_analytics_t *a, tstate *t, int64_t ts)
         }
     }
     if (t->lane < 0) {
+        stopped_end(a, t, ts);
         t->stopped_since = t->wrong_since = 0;
         return;
     }
@@ -613,13 +668,16 @@ static void incidents(its_analytics_t *a, tstate *t, int64_t ts)
         if (!t->stopped_since)
             t->stopped_since = ts;
         double stopped = (double)(ts - t->stopped_since) / NS;
-        if (!t->stopped_fired && !t->queued && stopped >= p->stopped_time_s) {
-            its_event *e = emit(a, ITS_EV_STOPPED_VEHICLE, t, t->lane, ts);
+        int start = !t->stopped_fired && !t->queued && stopped >= p->stopped_time_s;
+        if (start || (t->stopped_seq && ts - t->stopped_upd >= UPDATE_NS)) {
+            its_event *e = lifecycle(a, ITS_EV_STOPPED_VEHICLE, &t->stopped_seq, 0, t, t->lane, ts);
             if (e)
                 e->value = stopped;
             t->stopped_fired = 1;
+            t->stopped_upd = ts;
         }
     } else if (t->speed > 2 * p->stopped_speed_kmh) {
+        stopped_end(a, t, ts);
         t->stopped_since = 0;
         t->stopped_fired = 0;
     }
@@ -679,6 +737,18 @@ static void update_queues(its_analytics_t *a)
         ls->queue_n = qn;
         if (!(ls->queue_max >= end))
             ls->queue_max = end;
+        int64_t ts = a->last_ts;
+        if (qn > 0 || ls->queue_seq) {
+            int start = !ls->queue_seq, fin = qn == 0;
+            if (start || fin || ts - ls->queue_upd >= UPDATE_NS) {
+                its_event *e = lifecycle(a, ITS_EV_QUEUE, &ls->queue_seq, fin, NULL, li, ts);
+                if (e) {
+                    e->value = end;
+                    e->queue_vehicles = qn;
+                }
+                ls->queue_upd = ts;
+            }
+        }
     }
 }
 
@@ -689,6 +759,7 @@ static void forget(its_analytics_t *a, int k, int64_t ts)
     for (int i = 0; i < a->sc.n_zones; i++)
         if ((t->in_zone >> i) & 1)
             zone_exit(a, t, i, ts);
+    stopped_end(a, t, ts);
     hash_remove(a, t->id);
     a->free_slots[a->n_free++] = slot;
     a->live[k] = a->live[--a->n_live];
@@ -1011,249 +1082,237 @@ int its_analytics_get_report(its_analytics_t *a, its_analytics_report *r)
 
 /* ---- JSON ---- */
 
-static void counts_json(its_jsonw *w, const uint32_t c[ITS_CLS_COUNT][2])
+static void counts_json(its_json *w, const uint32_t c[ITS_CLS_COUNT][2])
 {
-    its_jsonw_obj_begin(w);
+    its_json_obj_begin(w);
     for (int g = 0; g < ITS_CLS_COUNT; g++) {
-        its_jsonw_key(w, group_names[g]);
-        its_jsonw_arr_begin(w);
-        its_jsonw_uint(w, c[g][0]);
-        its_jsonw_uint(w, c[g][1]);
-        its_jsonw_arr_end(w);
+        its_json_key(w, group_names[g]);
+        its_json_arr_begin(w);
+        its_json_uint(w, c[g][0]);
+        its_json_uint(w, c[g][1]);
+        its_json_arr_end(w);
     }
-    its_jsonw_obj_end(w);
+    its_json_obj_end(w);
 }
 
-static void event_json(its_jsonw *w, const its_scene *s, const its_event *e)
+/* The fields of an event inside an open object: kind, phase, place (by name), track, class,
+ * direction, speed and the kind's own value. */
+static void event_fields(its_json *w, const its_scene *s, const its_event *e)
 {
-    its_jsonw_obj_begin(w);
-    its_jsonw_key(w, "type");
-    its_jsonw_str(w, its_event_type_name(e->type));
-    its_jsonw_key(w, "track");
-    its_jsonw_uint(w, e->track_id);
-    its_jsonw_key(w, "class");
-    its_jsonw_str(w, its_class_group_name(e->group));
-    if (e->type == ITS_EV_LINE_CROSSING) {
-        its_jsonw_key(w, "line");
-        its_jsonw_str(w, s->lines[e->index].name);
-        its_jsonw_key(w, "direction");
-        its_jsonw_str(w, e->direction > 0 ? "positive" : "negative");
-    } else if (e->type == ITS_EV_ZONE_ENTER || e->type == ITS_EV_ZONE_EXIT) {
-        its_jsonw_key(w, "zone");
-        its_jsonw_str(w, s->zones[e->index].name);
+    its_json_kstr(w, "kind", its_event_type_name(e->type));
+    if (e->phase != ITS_PHASE_NONE)
+        its_json_kstr(w, "phase", its_event_phase_name(e->phase));
+    if (e->type == ITS_EV_LINE_CROSSING && e->index >= 0) {
+        its_json_kstr(w, "line", s->lines[e->index].name);
+        its_json_kstr(w, "direction", e->direction > 0 ? "positive" : "negative");
+    } else if (e->type == ITS_EV_ZONE_PRESENCE && e->index >= 0) {
+        its_json_kstr(w, "zone", s->zones[e->index].name);
     } else if (e->index >= 0) {
-        its_jsonw_key(w, "lane");
-        its_jsonw_str(w, s->lanes[e->index].name);
+        its_json_kstr(w, "lane", s->lanes[e->index].name);
     }
-    its_jsonw_key(w, "speed_kmh");
-    its_jsonw_num(w, e->speed_kmh);
-    if (isfinite(e->value)) {
-        its_jsonw_key(w, e->type == ITS_EV_ZONE_EXIT         ? "dwell_s"
-                         : e->type == ITS_EV_SPEED_DROP      ? "drop_kmh"
-                         : e->type == ITS_EV_STOPPED_VEHICLE ? "stopped_s"
-                                                             : "value");
-        its_jsonw_num(w, e->value);
+    if (e->type == ITS_EV_QUEUE) {
+        its_json_knull(w, "track_id");
+        its_json_kfixed(w, "queue_m", e->value, 2);
+        its_json_kint(w, "queue_vehicles", e->queue_vehicles);
+        return;
     }
-    its_jsonw_key(w, "ts_ns");
-    its_jsonw_int(w, e->ts_ns);
-    its_jsonw_obj_end(w);
+    its_json_kuint(w, "track_id", e->track_id);
+    its_json_kstr(w, "class", its_class_group_name(e->group));
+    its_json_kfixed(w, "speed_kmh", e->speed_kmh, 2);
+    if (isfinite(e->value))
+        its_json_kfixed(w,
+                        e->type == ITS_EV_ZONE_PRESENCE     ? "dwell_s"
+                        : e->type == ITS_EV_SPEED_DROP      ? "drop_kmh"
+                        : e->type == ITS_EV_STOPPED_VEHICLE ? "stopped_s"
+                                                            : "value",
+                        e->value, 3);
 }
 
-int its_analytics_frame_to_json(const its_analytics_t *a, const its_analytics_frame *r, char *buf,
-                                size_t len)
+static void event_json(its_json *w, const its_scene *s, const its_event *e)
+{
+    its_json_obj_begin(w);
+    its_json_kuint(w, "seq", e->seq);
+    event_fields(w, s, e);
+    its_json_kint(w, "ts_ns", e->ts_ns);
+    its_json_obj_end(w);
+}
+
+void its_analytics_event_message(const its_analytics_t *a, const its_event *e, const char *camera,
+                                 const char *id_prefix, int64_t ts_us, uint64_t frame, its_json *w)
+{
+    char id[160];
+    size_t n = strlen(id_prefix);
+    n = n < sizeof id - 24 ? n : sizeof id - 24;
+    memcpy(id, id_prefix, n);
+    id[n++] = '-';
+    id[n + its_json_fmt_u64(id + n, e->seq)] = '\0';
+    its_json_msg_begin(w, "event", camera, ts_us, frame);
+    its_json_kstr(w, "id", id);
+    event_fields(w, &a->sc, e);
+    its_json_obj_end(w);
+}
+
+/* "key":[v,...] */
+static void num_array(its_json *w, const char *key, const double *v, int n)
+{
+    its_json_key(w, key);
+    its_json_arr_begin(w);
+    for (int i = 0; i < n; i++)
+        its_json_num(w, v[i]);
+    its_json_arr_end(w);
+}
+
+/* "key":{"name":value,...} for the scene's zones or lanes; nothing when there are none. */
+static void named_values(its_json *w, const char *key, const char *const *names, const double *vals,
+                         int n)
+{
+    if (!n)
+        return;
+    its_json_key(w, key);
+    its_json_obj_begin(w);
+    its_json_knums(w, names, vals, n);
+    its_json_obj_end(w);
+}
+
+void its_analytics_frame_write(const its_analytics_t *a, const its_analytics_frame *r, its_json *w)
 {
     const its_scene *s = &a->sc;
-    its_jsonw w;
-    its_jsonw_init(&w, buf, len);
-    its_jsonw_obj_begin(&w);
-    its_jsonw_key(&w, "camera");
-    its_jsonw_str(&w, s->camera);
-    its_jsonw_key(&w, "frame");
-    its_jsonw_uint(&w, r->frame_no);
-    its_jsonw_key(&w, "ts_ns");
-    its_jsonw_int(&w, r->ts_ns);
-    its_jsonw_key(&w, "tracks");
-    its_jsonw_arr_begin(&w);
+    its_json_obj_begin(w);
+    its_json_kstr(w, "camera", s->camera);
+    its_json_kuint(w, "frame", r->frame_no);
+    its_json_kint(w, "ts_ns", r->ts_ns);
+    its_json_key(w, "tracks");
+    its_json_arr_begin(w);
     for (int i = 0; i < r->n_tracks; i++) {
         const its_track *t = &r->tracks[i];
-        its_jsonw_obj_begin(&w);
-        its_jsonw_key(&w, "id");
-        its_jsonw_uint(&w, t->id);
-        its_jsonw_key(&w, "class_id");
-        its_jsonw_int(&w, t->class_id);
-        its_jsonw_key(&w, "score");
-        its_jsonw_num(&w, t->score);
-        its_jsonw_key(&w, "box");
-        its_jsonw_arr_begin(&w);
-        its_jsonw_num(&w, t->x1);
-        its_jsonw_num(&w, t->y1);
-        its_jsonw_num(&w, t->x2);
-        its_jsonw_num(&w, t->y2);
-        its_jsonw_arr_end(&w);
-        its_jsonw_key(&w, "speed_kmh");
-        its_jsonw_num(&w, r->speed_kmh[i]);
+        its_json_obj_begin(w);
+        its_json_kuint(w, "id", t->id);
+        its_json_kint(w, "class_id", t->class_id);
+        its_json_knum(w, "score", t->score);
+        num_array(w, "box", (const double[4]){t->x1, t->y1, t->x2, t->y2}, 4);
+        its_json_knum(w, "speed_kmh", r->speed_kmh[i]);
         if (r->lane[i] >= 0) {
-            its_jsonw_key(&w, "lane");
-            its_jsonw_str(&w, s->lanes[(int)r->lane[i]].name);
+            its_json_kstr(w, "lane", s->lanes[(int)r->lane[i]].name);
         }
-        its_jsonw_obj_end(&w);
+        its_json_obj_end(w);
     }
-    its_jsonw_arr_end(&w);
-    its_jsonw_key(&w, "events");
-    its_jsonw_arr_begin(&w);
+    its_json_arr_end(w);
+    its_json_key(w, "events");
+    its_json_arr_begin(w);
     for (int i = 0; i < r->n_events; i++)
-        event_json(&w, s, &r->events[i]);
-    its_jsonw_arr_end(&w);
-    if (s->n_zones) {
-        its_jsonw_key(&w, "zones");
-        its_jsonw_obj_begin(&w);
-        for (int i = 0; i < s->n_zones; i++) {
-            its_jsonw_key(&w, s->zones[i].name);
-            its_jsonw_int(&w, r->zone_count[i]);
-        }
-        its_jsonw_obj_end(&w);
-    }
-    if (s->n_lanes) {
-        its_jsonw_key(&w, "queues_m");
-        its_jsonw_obj_begin(&w);
-        for (int i = 0; i < s->n_lanes; i++) {
-            its_jsonw_key(&w, s->lanes[i].name);
-            its_jsonw_num(&w, r->queue_m[i]);
-        }
-        its_jsonw_obj_end(&w);
-    }
-    its_jsonw_obj_end(&w);
-    return its_jsonw_finish(&w);
+        event_json(w, s, &r->events[i]);
+    its_json_arr_end(w);
+    const char *names[ITS_SCENE_MAX_ZONES + ITS_SCENE_MAX_LANES];
+    double vals[ITS_SCENE_MAX_ZONES + ITS_SCENE_MAX_LANES];
+    for (int i = 0; i < s->n_zones; i++)
+        names[i] = s->zones[i].name, vals[i] = r->zone_count[i];
+    named_values(w, "zones", names, vals, s->n_zones);
+    for (int i = 0; i < s->n_lanes; i++)
+        names[i] = s->lanes[i].name, vals[i] = r->queue_m[i];
+    named_values(w, "queues_m", names, vals, s->n_lanes);
+    its_json_obj_end(w);
 }
 
-static void window_json(its_jsonw *w, const its_line_window *o)
+static void window_json(its_json *w, const its_line_window *o)
 {
     char los[2] = {o->los, 0};
-    its_jsonw_obj_begin(w);
-    its_jsonw_key(w, "span_s");
-    its_jsonw_num(w, o->span_s);
-    its_jsonw_key(w, "counts");
+    its_json_obj_begin(w);
+    its_json_knum(w, "span_s", o->span_s);
+    its_json_key(w, "counts");
     counts_json(w, o->count);
-    its_jsonw_key(w, "vehicles");
-    its_jsonw_uint(w, o->vehicles);
-    its_jsonw_key(w, "flow_vph");
-    its_jsonw_num(w, o->flow_vph);
-    its_jsonw_key(w, "space_mean_speed_kmh");
-    its_jsonw_num(w, o->sms_kmh);
-    its_jsonw_key(w, "density_veh_per_km_lane");
-    its_jsonw_num(w, o->density_vpkml);
-    its_jsonw_key(w, "los");
-    its_jsonw_str(w, los);
-    its_jsonw_key(w, "headway_mean_s");
-    its_jsonw_num(w, o->headway_mean_s);
-    its_jsonw_key(w, "headway_min_s");
-    its_jsonw_num(w, o->headway_min_s);
-    its_jsonw_obj_end(w);
+    its_json_kuint(w, "vehicles", o->vehicles);
+    its_json_knum(w, "flow_vph", o->flow_vph);
+    its_json_knum(w, "space_mean_speed_kmh", o->sms_kmh);
+    its_json_knum(w, "density_veh_per_km_lane", o->density_vpkml);
+    its_json_kstr(w, "los", los);
+    its_json_knum(w, "headway_mean_s", o->headway_mean_s);
+    its_json_knum(w, "headway_min_s", o->headway_min_s);
+    its_json_obj_end(w);
 }
 
-int its_analytics_report_to_json(const its_analytics_t *a, const its_analytics_report *r, char *buf,
-                                 size_t len)
+void its_analytics_report_write(const its_analytics_t *a, const its_analytics_report *r,
+                                its_json *w)
 {
     const its_scene *s = &a->sc;
-    its_jsonw w;
-    its_jsonw_init(&w, buf, len);
-    its_jsonw_obj_begin(&w);
-    its_jsonw_key(&w, "camera");
-    its_jsonw_str(&w, s->camera);
-    its_jsonw_key(&w, "ts_ns");
-    its_jsonw_int(&w, r->ts_ns);
-    its_jsonw_key(&w, "frames");
-    its_jsonw_uint(&w, r->frames);
-    its_jsonw_key(&w, "elapsed_s");
-    its_jsonw_num(&w, r->elapsed_s);
-    its_jsonw_key(&w, "tracks_now");
-    its_jsonw_int(&w, r->tracks_now);
-    its_jsonw_key(&w, "mean_speed_kmh");
-    its_jsonw_num(&w, r->mean_speed_kmh);
-    its_jsonw_key(&w, "incidents");
-    its_jsonw_obj_begin(&w);
+    its_json_obj_begin(w);
+    its_json_kstr(w, "camera", s->camera);
+    its_json_kint(w, "ts_ns", r->ts_ns);
+    its_json_kuint(w, "frames", r->frames);
+    its_json_knum(w, "elapsed_s", r->elapsed_s);
+    its_json_kint(w, "tracks_now", r->tracks_now);
+    its_json_knum(w, "mean_speed_kmh", r->mean_speed_kmh);
+    its_json_key(w, "incidents");
+    its_json_obj_begin(w);
     for (int t = ITS_EV_STOPPED_VEHICLE; t < ITS_EV_COUNT; t++) {
-        its_jsonw_key(&w, its_event_type_name((its_event_type)t));
-        its_jsonw_uint(&w, r->incidents[t]);
+        its_json_key(w, its_event_type_name((its_event_type)t));
+        its_json_uint(w, r->incidents[t]);
     }
-    its_jsonw_obj_end(&w);
-    its_jsonw_key(&w, "lines");
-    its_jsonw_arr_begin(&w);
+    its_json_obj_end(w);
+    its_json_key(w, "lines");
+    its_json_arr_begin(w);
     for (int i = 0; i < s->n_lines; i++) {
         const its_line_stats *o = &r->lines[i];
-        its_jsonw_obj_begin(&w);
-        its_jsonw_key(&w, "name");
-        its_jsonw_str(&w, s->lines[i].name);
-        its_jsonw_key(&w, "total");
-        counts_json(&w, o->total);
-        its_jsonw_key(&w, "window_1min");
-        window_json(&w, &o->win[0]);
-        its_jsonw_key(&w, "window_15min");
-        window_json(&w, &o->win[1]);
-        its_jsonw_key(&w, "forecast");
-        its_jsonw_obj_begin(&w);
-        its_jsonw_key(&w, "minutes_seen");
-        its_jsonw_uint(&w, o->forecast_minutes);
-        its_jsonw_key(&w, "next_15min_vph");
-        its_jsonw_num(&w, o->forecast15_vph);
-        its_jsonw_key(&w, "next_60min_vph");
-        its_jsonw_num(&w, o->forecast60_vph);
-        its_jsonw_key(&w, "mae_1min_vph");
-        its_jsonw_num(&w, o->forecast_mae1_vph);
-        its_jsonw_key(&w, "mae_15min_vph");
-        its_jsonw_num(&w, o->forecast_mae15_vph);
-        its_jsonw_key(&w, "mae_60min_vph");
-        its_jsonw_num(&w, o->forecast_mae60_vph);
-        its_jsonw_obj_end(&w);
-        its_jsonw_obj_end(&w);
+        its_json_obj_begin(w);
+        its_json_kstr(w, "name", s->lines[i].name);
+        its_json_key(w, "total");
+        counts_json(w, o->total);
+        its_json_key(w, "window_1min");
+        window_json(w, &o->win[0]);
+        its_json_key(w, "window_15min");
+        window_json(w, &o->win[1]);
+        static const char *const fk[] = {"next_15min_vph", "next_60min_vph", "mae_1min_vph",
+                                         "mae_15min_vph", "mae_60min_vph"};
+        const double fv[] = {o->forecast15_vph, o->forecast60_vph, o->forecast_mae1_vph,
+                             o->forecast_mae15_vph, o->forecast_mae60_vph};
+        its_json_key(w, "forecast");
+        its_json_obj_begin(w);
+        its_json_kuint(w, "minutes_seen", o->forecast_minutes);
+        its_json_knums(w, fk, fv, 5);
+        its_json_obj_end(w);
+        its_json_obj_end(w);
     }
-    its_jsonw_arr_end(&w);
-    its_jsonw_key(&w, "zones");
-    its_jsonw_arr_begin(&w);
+    its_json_arr_end(w);
+    its_json_key(w, "zones");
+    its_json_arr_begin(w);
     for (int i = 0; i < s->n_zones; i++) {
         const its_zone_stats *z = &r->zones[i];
-        its_jsonw_obj_begin(&w);
-        its_jsonw_key(&w, "name");
-        its_jsonw_str(&w, s->zones[i].name);
-        its_jsonw_key(&w, "count_now");
-        its_jsonw_int(&w, z->count_now);
-        its_jsonw_key(&w, "occupied_pct");
-        its_jsonw_num(&w, z->occupied_pct);
-        its_jsonw_key(&w, "entries");
-        its_jsonw_uint(&w, z->entries);
-        its_jsonw_key(&w, "dwell_mean_s");
-        its_jsonw_num(&w, z->dwell_mean_s);
-        its_jsonw_key(&w, "dwell_max_s");
-        its_jsonw_num(&w, z->dwell_max_s);
-        its_jsonw_obj_end(&w);
+        static const char *const zk[] = {"occupied_pct", "dwell_mean_s", "dwell_max_s"};
+        const double zv[] = {z->occupied_pct, z->dwell_mean_s, z->dwell_max_s};
+        its_json_obj_begin(w);
+        its_json_kstr(w, "name", s->zones[i].name);
+        its_json_kint(w, "count_now", z->count_now);
+        its_json_kuint(w, "entries", z->entries);
+        its_json_knums(w, zk, zv, 3);
+        its_json_obj_end(w);
     }
-    its_jsonw_arr_end(&w);
-    its_jsonw_key(&w, "lanes");
-    its_jsonw_arr_begin(&w);
+    its_json_arr_end(w);
+    its_json_key(w, "lanes");
+    its_json_arr_begin(w);
     for (int i = 0; i < s->n_lanes; i++) {
-        its_jsonw_obj_begin(&w);
-        its_jsonw_key(&w, "name");
-        its_jsonw_str(&w, s->lanes[i].name);
-        its_jsonw_key(&w, "queue_m");
-        its_jsonw_num(&w, r->lanes[i].queue_m);
-        its_jsonw_key(&w, "queue_max_m");
-        its_jsonw_num(&w, r->lanes[i].queue_max_m);
-        its_jsonw_key(&w, "queue_vehicles");
-        its_jsonw_int(&w, r->lanes[i].queue_vehicles);
-        its_jsonw_obj_end(&w);
+        its_json_obj_begin(w);
+        its_json_kstr(w, "name", s->lanes[i].name);
+        its_json_knum(w, "queue_m", r->lanes[i].queue_m);
+        its_json_knum(w, "queue_max_m", r->lanes[i].queue_max_m);
+        its_json_kint(w, "queue_vehicles", r->lanes[i].queue_vehicles);
+        its_json_obj_end(w);
     }
-    its_jsonw_arr_end(&w);
-    its_jsonw_key(&w, "dropped");
-    its_jsonw_obj_begin(&w);
-    its_jsonw_key(&w, "frames_refused");
-    its_jsonw_uint(&w, r->frames_refused);
-    its_jsonw_key(&w, "events");
-    its_jsonw_uint(&w, r->events_dropped);
-    its_jsonw_key(&w, "tracks");
-    its_jsonw_uint(&w, r->tracks_dropped);
-    its_jsonw_key(&w, "duplicate_detections");
-    its_jsonw_uint(&w, r->duplicates_dropped);
-    its_jsonw_obj_end(&w);
-    its_jsonw_obj_end(&w);
-    return its_jsonw_finish(&w);
+    its_json_arr_end(w);
+    static const char *const dk[] = {"frames_refused", "events", "tracks", "duplicate_detections"};
+    const uint64_t dv[] = {r->frames_refused, r->events_dropped, r->tracks_dropped,
+                           r->duplicates_dropped};
+    its_json_key(w, "dropped");
+    its_json_obj_begin(w);
+    for (int i = 0; i < 4; i++)
+        its_json_kuint(w, dk[i], dv[i]);
+    its_json_obj_end(w);
+    its_json_obj_end(w);
+}
+
+void its_analytics_window_message(const its_analytics_t *a, const its_analytics_report *r,
+                                  const char *camera, int64_t ts_us, uint64_t frame, its_json *w)
+{
+    its_json_msg_begin(w, "window", camera, ts_us, frame);
+    its_json_key(w, "report");
+    its_analytics_report_write(a, r, w);
+    its_json_obj_end(w);
 }

@@ -14,6 +14,7 @@
 #include "api_impl.h"
 #include "its/core.h"
 #include "its/stage.h"
+#include "server.h"
 
 struct its_api {
     its_api_config cfg;
@@ -23,20 +24,20 @@ struct its_api {
     its_metrics *metrics;
     its_cache *cache;
     uint64_t started_ns;
-    void *server; /* struct MHD_Daemon * */
+    its__http_server *server; /* while started */
     int bound_port;
 };
 
 void its_api_config_default(its_api_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
-    cfg->bind_addr = "127.0.0.1";
-    cfg->port = 8080;
-    cfg->max_body_bytes = 64u << 10;
-    cfg->max_frame_bytes = 8u << 20;
-    cfg->threads = 2;
-    cfg->max_connections = 64;
-    cfg->timeout_s = 10;
+    cfg->bind_addr = ITS_API_BIND;
+    cfg->port = ITS_API_PORT;
+    cfg->max_body_bytes = (size_t)ITS_API_MAX_BODY_KB << 10;
+    cfg->max_frame_bytes = (size_t)ITS_API_MAX_FRAME_MB << 20;
+    cfg->threads = ITS_API_THREADS;
+    cfg->max_connections = ITS_API_MAX_CONNECTIONS;
+    cfg->timeout_s = ITS_API_TIMEOUT_S;
 }
 
 int its_api_create(const its_api_config *cfg, const its_api_provider *prov, its_metrics *metrics,
@@ -80,7 +81,7 @@ void its_api_destroy(its_api *api)
 {
     if (!api)
         return;
-    its__api_server_stop(api);
+    its__http_stop(api->server);
     its_free(api->bind_addr);
     its_free(api->token);
     its_free(api);
@@ -89,31 +90,6 @@ void its_api_destroy(its_api *api)
 int its_api_port(const its_api *api)
 {
     return api ? api->bound_port : -1;
-}
-
-void **its__api_server_slot(its_api *api);
-void **its__api_server_slot(its_api *api)
-{
-    return &api->server;
-}
-
-void its__api_set_port(its_api *api, int port);
-void its__api_set_port(its_api *api, int port)
-{
-    api->bound_port = port;
-}
-
-const its_api_config *its__api_config(const its_api *api);
-const its_api_config *its__api_config(const its_api *api)
-{
-    return &api->cfg;
-}
-
-int its_api_start(its_api *api)
-{
-    if (!api)
-        return ITS_EINVAL;
-    return its__api_server_start(api);
 }
 
 size_t its__api_body_limit(const its_api *api, const char *method, const char *path)
@@ -126,6 +102,65 @@ size_t its__api_body_limit(const its_api *api, const char *method, const char *p
     if (r == R_FRAMES)
         return api->cfg.max_frame_bytes;
     return api->cfg.max_body_bytes;
+}
+
+/* ---- the HTTP transport's handler (server.h) ------------------------------------------- */
+
+static size_t http_body_limit(void *ud, const char *method, const char *path)
+{
+    return its__api_body_limit(ud, method, path);
+}
+
+static void http_handle(void *ud, its__http_request *hr)
+{
+    its_api_request req = {
+        .method = hr->method,
+        .path = hr->path,
+        .window = its__http_arg(hr, "window"),
+        .authorization = its__http_header(hr, "Authorization"),
+        .content_type = its__http_header(hr, "Content-Type"),
+        .body = hr->body,
+        .body_len = hr->body_len,
+        .body_too_large = hr->body_too_large,
+    };
+    its_api_response resp;
+    its_api_handle(ud, &req, &resp);
+    its__http_reply reply = {.status = resp.status,
+                             .content_type = resp.content_type,
+                             .body = resp.body,
+                             .len = resp.len,
+                             .header_name = resp.header_name,
+                             .header_value = resp.header_value};
+    its__http_respond(hr, &reply);
+    its_api_response_free(&resp);
+}
+
+int its_api_start(its_api *api)
+{
+    if (!api)
+        return ITS_EINVAL;
+    if (api->server)
+        return ITS_EBUSY;
+    its__http_config hc = {.bind_addr = api->cfg.bind_addr,
+                           .port = api->cfg.port,
+                           .loopback_only = !api->cfg.token,
+                           .threads = api->cfg.threads,
+                           .max_connections = api->cfg.max_connections,
+                           .timeout_s = api->cfg.timeout_s};
+    its__http_handler h = {.ud = api, .body_limit = http_body_limit, .handle = http_handle};
+    int rc = its__http_start(&hc, &h, &api->server);
+    if (rc == ITS_EAUTH)
+        its_loge("api", NULL,
+                 "refusing to serve on %s without an API token: set one, or bind 127.0.0.1",
+                 api->cfg.bind_addr);
+    if (rc < 0)
+        return rc;
+    api->bound_port = its__http_port(api->server);
+    int v6 = strchr(api->cfg.bind_addr, ':') != NULL;
+    its_logi("api", NULL, "serving http://%s%s%s:%d/ (%s)", v6 ? "[" : "", api->cfg.bind_addr,
+             v6 ? "]" : "", api->bound_port,
+             api->cfg.token ? "token required for changes" : "no token: loopback only");
+    return 0;
 }
 
 /* ---- responses ------------------------------------------------------------------------- */

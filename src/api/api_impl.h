@@ -1,4 +1,4 @@
-/* Internals of src/api: routing, shared between the request logic and the server glue. */
+/* Internals of src/api: the routing (route.c) the request logic (api.c) uses. */
 #ifndef ITS_API_IMPL_H
 #define ITS_API_IMPL_H
 
@@ -25,9 +25,5 @@ api_route its__api_route(const char *path, char *id, size_t idlen, int *bad_id);
 const char *its__api_route_name(api_route r);
 /* Largest body accepted for this request (0: a body is not expected). */
 size_t its__api_body_limit(const its_api *api, const char *method, const char *path);
-
-/* Server glue (server.c). */
-int its__api_server_start(its_api *api);
-void its__api_server_stop(its_api *api);
 
 #endif

@@ -1,8 +1,8 @@
 /*
- * libmicrohttpd glue: collects a request (headers, the ?window= argument, the body up to
- * the route's limit) and hands it to its_api_handle. The body limit is enforced twice:
- * from Content-Length before reading anything (answer 413 at once) and while reading, for
- * chunked uploads that do not announce their size.
+ * The HTTP transport (server.h) over libmicrohttpd: collects a request (headers, query
+ * arguments, the body up to the handler's limit) and hands it to the handler. The body limit
+ * is enforced twice: from Content-Length before reading anything (the handler answers at
+ * once) and while reading, for chunked uploads that do not announce their size.
  */
 #include <arpa/inet.h>
 #include <microhttpd.h>
@@ -12,12 +12,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api_impl.h"
 #include "its/core.h"
+#include "server.h"
 
-void **its__api_server_slot(its_api *api);
-void its__api_set_port(its_api *api, int port);
-const its_api_config *its__api_config(const its_api *api);
+struct its__http_server {
+    its__http_handler h;
+    struct MHD_Daemon *daemon;
+    int port;
+};
 
 typedef struct conn_ctx {
     uint8_t *body;
@@ -25,56 +27,71 @@ typedef struct conn_ctx {
     int too_large;
 } conn_ctx;
 
-static enum MHD_Result send_response(struct MHD_Connection *conn, const its_api_response *r)
+int its__http_respond(its__http_request *req, const its__http_reply *r)
 {
+    if (req->responded)
+        return ITS_EBUSY;
+    req->responded = -1; /* failed, unless queued below */
     struct MHD_Response *mr = MHD_create_response_from_buffer(
-        r->len, r->body ? r->body : (char *)"", MHD_RESPMEM_MUST_COPY);
+        r->len, r->body ? (void *)r->body : (void *)"", MHD_RESPMEM_MUST_COPY);
     if (!mr)
-        return MHD_NO;
+        return ITS_ENOMEM;
     if (r->content_type)
         MHD_add_response_header(mr, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type);
     if (r->header_name)
         MHD_add_response_header(mr, r->header_name, r->header_value);
     MHD_add_response_header(mr, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    enum MHD_Result ret = MHD_queue_response(conn, (unsigned int)r->status, mr);
+    enum MHD_Result ret = MHD_queue_response(req->conn, (unsigned int)r->status, mr);
     MHD_destroy_response(mr);
-    return ret;
+    if (ret != MHD_YES)
+        return ITS_EIO;
+    req->responded = 1;
+    return 0;
 }
 
-static enum MHD_Result dispatch(its_api *api, struct MHD_Connection *conn, const char *url,
+const char *its__http_header(const its__http_request *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+const char *its__http_arg(const its__http_request *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+static enum MHD_Result dispatch(its__http_server *s, struct MHD_Connection *conn, const char *url,
                                 const char *method, conn_ctx *cx)
 {
-    its_api_request req = {
+    its__http_request req = {
         .method = method,
         .path = url,
-        .window = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "window"),
-        .authorization =
-            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
-        .content_type =
-            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE),
         .body = cx->body,
         .body_len = cx->too_large ? 0 : cx->len,
         .body_too_large = cx->too_large,
+        .conn = conn,
     };
-    its_api_response resp;
-    its_api_handle(api, &req, &resp);
-    enum MHD_Result ret = send_response(conn, &resp);
-    its_api_response_free(&resp);
-    return ret;
+    s->h.handle(s->h.ud, &req);
+    if (!req.responded) {
+        static const char msg[] = "the handler gave no answer\n";
+        its__http_reply r = {
+            .status = 500, .content_type = "text/plain", .body = msg, .len = sizeof msg - 1};
+        its__http_respond(&req, &r);
+    }
+    return req.responded > 0 ? MHD_YES : MHD_NO; /* MHD_NO closes the connection */
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
 {
-    its_api *api = cls;
+    its__http_server *s = cls;
     conn_ctx *cx = *con_cls;
     if (!cx) {
         cx = its_calloc(ITS_MOD_API, 1, sizeof *cx);
         if (!cx)
             return MHD_NO;
         *con_cls = cx;
-        cx->limit = its__api_body_limit(api, method, url);
+        cx->limit = s->h.body_limit ? s->h.body_limit(s->h.ud, method, url) : 0;
         const char *cl =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl) {
@@ -84,7 +101,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 cx->too_large = 1;
         }
         if (cx->too_large)
-            return dispatch(api, conn, url, method, cx); /* answer before reading the body */
+            return dispatch(s, conn, url, method, cx); /* answer before reading the body */
         return MHD_YES;
     }
     if (*upload_data_size) {
@@ -115,7 +132,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         cx->len += n;
         return MHD_YES;
     }
-    return dispatch(api, conn, url, method, cx);
+    return dispatch(s, conn, url, method, cx);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -140,12 +157,10 @@ static void on_log(void *cls, const char *fmt, va_list ap)
     its_logw("api", NULL, "%s", line);
 }
 
-int its__api_server_start(its_api *api)
+int its__http_start(const its__http_config *cfg, const its__http_handler *h, its__http_server **out)
 {
-    void **slot = its__api_server_slot(api);
-    if (*slot)
-        return ITS_EBUSY;
-    const its_api_config *cfg = its__api_config(api);
+    if (!cfg || !cfg->bind_addr || !h || !h->handle || !out)
+        return ITS_EINVAL;
     struct sockaddr_in a4;
     struct sockaddr_in6 a6;
     struct sockaddr *sa;
@@ -168,38 +183,39 @@ int its__api_server_start(its_api *api)
         its_loge("api", NULL, "bind address \"%s\" is not an IP address", cfg->bind_addr);
         return ITS_EINVAL;
     }
-    if (!loopback && !cfg->token) {
-        its_loge("api", NULL,
-                 "refusing to serve on %s without an API token: set one, or bind 127.0.0.1",
-                 cfg->bind_addr);
+    if (!loopback && cfg->loopback_only)
         return ITS_EAUTH;
-    }
-    struct MHD_Daemon *d = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, api, MHD_OPTION_EXTERNAL_LOGGER, on_log, NULL,
-        MHD_OPTION_SOCK_ADDR, sa, MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)cfg->threads,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg->max_connections,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cfg->timeout_s, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, NULL, MHD_OPTION_END);
-    if (!d) {
+    its__http_server *s = its_calloc(ITS_MOD_API, 1, sizeof *s);
+    if (!s)
+        return ITS_ENOMEM;
+    s->h = *h;
+    s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
+                                 on_log, NULL, MHD_OPTION_SOCK_ADDR, sa,
+                                 MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)cfg->threads,
+                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg->max_connections,
+                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cfg->timeout_s,
+                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
+    if (!s->daemon) {
         its_loge("api", NULL, "cannot serve on %s:%d (address in use or not local?)",
                  cfg->bind_addr, cfg->port);
+        its_free(s);
         return ITS_ENET;
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
-    int port = info ? info->port : cfg->port;
-    its__api_set_port(api, port);
-    *slot = d;
-    its_logi("api", NULL, "serving http://%s%s%s:%d/ (%s)", sa->sa_family == AF_INET6 ? "[" : "",
-             cfg->bind_addr, sa->sa_family == AF_INET6 ? "]" : "", port,
-             cfg->token ? "token required for changes" : "no token: loopback only");
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = info ? info->port : cfg->port;
+    *out = s;
     return 0;
 }
 
-void its__api_server_stop(its_api *api)
+int its__http_port(const its__http_server *s)
 {
-    void **slot = its__api_server_slot(api);
-    if (*slot) {
-        MHD_stop_daemon(*slot);
-        *slot = NULL;
-    }
+    return s ? s->port : -1;
+}
+
+void its__http_stop(its__http_server *s)
+{
+    if (!s)
+        return;
+    MHD_stop_daemon(s->daemon);
+    its_free(s);
 }

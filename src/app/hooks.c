@@ -8,9 +8,12 @@
  * Quality reads a luma plane computed here from the RGB/BGR frame at half resolution (a
  * quarter of the pixels, well inside the 5 ms budget) into a buffer sized at open.
  *
- * Messages of their own: every event (line crossing, zone enter/exit, incident) as
- * {"v":1,"type":"event",...}, and every window_s of stream time the analytics report as
- * {"v":1,"type":"window",...}.
+ * Messages of their own (schema v2, docs/messages.md): every event (line crossing, zone
+ * presence, queue, incident) as {"v":2,"type":"event",...}, and every window_s of stream time
+ * the analytics report as {"v":2,"type":"window",...} and the model metrics report as
+ * {"v":2,"type":"drift",...}. Event ids are "<camera>-<t0>-<n>": t0 is the wall-clock time
+ * in microseconds when the camera's analytics started, n the analytics' event number, so ids
+ * are unique across restarts and the same through an event's start, updates and end.
  */
 #include <math.h>
 #include <stdio.h>
@@ -23,7 +26,6 @@
 #include "its/quality.h"
 #include "its/stage.h"
 #include "its/track.h"
-#include "jsonw.h"
 
 #define LUMA_MAX_W  2048
 #define LUMA_MAX_H  2048
@@ -40,6 +42,8 @@ typedef struct cam_state {
     char *json;
     int64_t window_ns;
     int64_t next_window_ns;
+    int64_t wall_offset_ns;                /* wall clock minus its_now_ns() */
+    char id_prefix[96];                    /* of event ids: camera and start time */
     int64_t image_every_ns, next_image_ns; /* quality picture sampling (0: every frame) */
     uint64_t events, windows;
 } cam_state;
@@ -97,65 +101,68 @@ static int cam_open(void *ctx, const char *camera, const char *scene, void **sta
         cam_close(s);
         return rc;
     }
-    s->window_ns = (int64_t)((o && o->window_s > 0 ? o->window_s : 60.0) * 1e9);
+    s->window_ns = (int64_t)((o && o->window_s > 0 ? o->window_s : ITS_APP_WINDOW_S) * 1e9);
+    uint64_t wall = its_wall_ns();
+    s->wall_offset_ns = (int64_t)wall - (int64_t)its_now_ns();
+    snprintf(s->id_prefix, sizeof s->id_prefix, "%s-%llu", s->id,
+             (unsigned long long)(wall / 1000));
     s->image_every_ns = o && o->quality_image_fps > 0 ? (int64_t)(1e9 / o->quality_image_fps) : 0;
     *state = s;
     return 0;
 }
 
+/* Wall-clock microseconds of a monotonic its_now_ns() time. */
+static int64_t wall_us(const cam_state *s, uint64_t mono_ns)
+{
+    return ((int64_t)mono_ns + s->wall_offset_ns) / 1000;
+}
+
+static void send(cam_state *s, its_json *w, its_msg_type type, its_emit_fn emit, void *ectx)
+{
+    int n = its_json_finish(w);
+    if (n < 0) {
+        its_logw("app", s->id, "message of %zu bytes and more dropped: %s", w->len,
+                 its_strerror(n));
+        return;
+    }
+    emit(ectx, type, w->buf, (size_t)n);
+}
+
+/* Events happen in the frame that shows them: their time is the frame's capture time. */
 static void emit_events(cam_state *s, const its_frame *f, its_emit_fn emit, void *ectx)
 {
     const its_analytics_frame *r = s->last;
     for (int i = 0; r && i < r->n_events; i++) {
-        const its_event *e = &r->events[i];
-        jsonw w;
-        jw_init(&w, s->json, REPORT_JSON);
-        jw_raw(&w, "{\"v\":1,\"type\":\"event\",\"camera\":");
-        jw_str(&w, s->id);
-        jw_raw(&w, ",\"frame\":");
-        jw_u64(&w, f->seq);
-        jw_raw(&w, ",\"event\":");
-        jw_str(&w, its_event_type_name(e->type));
-        jw_raw(&w, ",\"track_id\":");
-        jw_u64(&w, e->track_id);
-        jw_raw(&w, ",\"class\":");
-        jw_str(&w, its_class_group_name(e->group));
-        jw_raw(&w, ",\"index\":");
-        jw_i64(&w, e->index);
-        jw_raw(&w, ",\"direction\":");
-        jw_i64(&w, e->direction);
-        jw_raw(&w, ",\"speed_kmh\":");
-        jw_num(&w, e->speed_kmh, 5);
-        jw_raw(&w, ",\"value\":");
-        jw_num(&w, e->value, 6);
-        jw_raw(&w, "}");
-        if (!w.overflow) {
-            emit(ectx, ITS_MSG_EVENT, w.buf, w.len);
-            s->events++;
-        }
+        its_json w;
+        its_json_init(&w, s->json, REPORT_JSON);
+        its_analytics_event_message(s->an, &r->events[i], s->id, s->id_prefix,
+                                    wall_us(s, f->ts_ns[ITS_TS_CAPTURE]), f->seq, &w);
+        send(s, &w, ITS_MSG_EVENT, emit, ectx);
+        s->events++;
     }
 }
 
+/* The window report and the model metrics, at the end of a window. */
 static void emit_window(cam_state *s, const its_frame *f, its_emit_fn emit, void *ectx)
 {
     its_analytics_report rep;
-    if (its_analytics_get_report(s->an, &rep) < 0)
-        return;
-    int head = snprintf(s->json, REPORT_JSON,
-                        "{\"v\":1,\"type\":\"window\",\"camera\":\"%s\",\"frame\":%llu,"
-                        "\"report\":",
-                        s->id, (unsigned long long)f->seq);
-    if (head < 0 || head >= REPORT_JSON - 2)
-        return;
-    int n =
-        its_analytics_report_to_json(s->an, &rep, s->json + head, (size_t)(REPORT_JSON - head - 2));
-    if (n < 0)
-        return;
-    size_t len = (size_t)head + (size_t)n;
-    s->json[len++] = '}';
-    s->json[len] = 0;
-    emit(ectx, ITS_MSG_WINDOW, s->json, len);
-    s->windows++;
+    int64_t now_us = wall_us(s, f->ts_ns[ITS_TS_CAPTURE]);
+    its_json w;
+    if (its_analytics_get_report(s->an, &rep) == 0) {
+        its_json_init(&w, s->json, REPORT_JSON);
+        its_analytics_window_message(s->an, &rep, s->id, now_us, f->seq, &w);
+        send(s, &w, ITS_MSG_WINDOW, emit, ectx);
+        s->windows++;
+    }
+    its_modelmon_report mr;
+    if (its_modelmon_get_report(s->mm, &mr) == 0) {
+        its_json_init(&w, s->json, REPORT_JSON);
+        its_json_msg_begin(&w, "drift", s->id, (int64_t)(its_wall_ns() / 1000), f->seq);
+        its_json_key(&w, "report");
+        its_modelmon_report_write(&mr, &w);
+        its_json_obj_end(&w);
+        send(s, &w, ITS_MSG_DRIFT, emit, ectx);
+    }
 }
 
 static void cam_analytics(void *state, its_frame *f, its_emit_fn emit, void *ectx)

@@ -29,7 +29,6 @@
 #include <string.h>
 
 #include "its/core.h"
-#include "jsonw.h"
 
 #define REORDER     64 /* per camera; pool_frames is capped to it */
 #define ANA_QUEUE   4096
@@ -87,27 +86,22 @@ struct its_pipeline_t {
 void its_pipeline_opts_default(its_pipeline_opts *o)
 {
     memset(o, 0, sizeof *o);
-    o->max_cameras = 256;
-    o->engine_workers = 1;
-    o->analytics_workers = 2;
-    o->batch_max = 8;
-    o->batch_delay_ms = 5;
-    o->per_camera = 8;
-    o->queue_capacity = 1000;
-    o->high_water = 800;
-    o->low_water = 200;
+    o->max_cameras = ITS_PIPE_MAX_CAMERAS;
+    o->engine_workers = ITS_PIPE_ENGINE_WORKERS;
+    o->analytics_workers = ITS_PIPE_ANALYTICS_WORKERS;
+    o->batch_max = ITS_PIPE_BATCH_MAX;
+    o->batch_delay_ms = ITS_PIPE_BATCH_DELAY_MS;
+    o->per_camera = ITS_PIPE_PER_CAMERA;
+    o->queue_capacity = ITS_PIPE_QUEUE_CAPACITY;
+    o->high_water = ITS_PIPE_HIGH_WATER;
+    o->low_water = ITS_PIPE_LOW_WATER;
     o->pixfmt = ITS_PIX_RGB24;
-    o->pool_frames = 12;
-    o->stall_timeout_ms = 5000;
-    o->backoff_min_ms = 250;
-    o->backoff_max_ms = 30000;
-    o->max_width = 1920;
-    o->max_height = 1080;
-}
-
-static uint64_t span(const its_frame *f, its_ts a, its_ts b)
-{
-    return f->ts_ns[b] > f->ts_ns[a] ? f->ts_ns[b] - f->ts_ns[a] : 0;
+    o->pool_frames = ITS_PIPE_POOL_FRAMES;
+    o->stall_timeout_ms = ITS_PIPE_STALL_TIMEOUT_MS;
+    o->backoff_min_ms = ITS_PIPE_BACKOFF_MIN_MS;
+    o->backoff_max_ms = ITS_PIPE_BACKOFF_MAX_MS;
+    o->max_width = ITS_PIPE_MAX_WIDTH;
+    o->max_height = ITS_PIPE_MAX_HEIGHT;
 }
 
 /* ---- sources -> batcher ---- */
@@ -268,65 +262,40 @@ static double ms(uint64_t ns)
     return (double)ns / 1e6;
 }
 
-static void build_json(its_pipeline_t *p, its_infer *inf, const cam *c, const its_frame *f,
-                       jsonw *w)
+static int64_t wall_us(const its_pipeline_t *p, uint64_t mono_ns)
 {
-    jw_raw(w, "{\"v\":1,\"camera\":");
-    jw_str(w, c->id);
-    jw_raw(w, ",\"frame\":");
-    jw_u64(w, f->seq);
-    jw_raw(w, ",\"ts_capture_ns\":");
-    jw_i64(w, (int64_t)f->ts_ns[ITS_TS_CAPTURE] + p->wall_offset);
-    jw_raw(w, ",\"ts_publish_ns\":");
-    jw_i64(w, (int64_t)f->ts_ns[ITS_TS_PUBLISH] + p->wall_offset);
-    jw_raw(w, ",\"width\":");
-    jw_i64(w, f->width);
-    jw_raw(w, ",\"height\":");
-    jw_i64(w, f->height);
-    jw_raw(w, ",\"detections\":[");
-    for (int i = 0; i < f->n_dets; i++) {
-        const its_det *d = &f->dets[i];
-        float box[4];
-        its_det_box_norm(d, f->width, f->height, box);
-        jw_raw(w, i ? ",{\"class_id\":" : "{\"class_id\":");
-        jw_i64(w, d->class_id);
-        const char *label = inf && inf->label ? inf->label(inf, d->class_id) : NULL;
-        jw_raw(w, ",\"label\":");
-        if (label)
-            jw_str(w, label);
-        else
-            jw_raw(w, "null");
-        jw_raw(w, ",\"score\":");
-        jw_num(w, d->score, 4);
-        jw_raw(w, ",\"box\":[");
-        for (int k = 0; k < 4; k++) {
-            if (k)
-                jw_raw(w, ",");
-            jw_num(w, box[k], 5);
-        }
-        jw_raw(w, "],\"track_id\":");
-        if (d->track_id > 0)
-            jw_i64(w, d->track_id);
-        else
-            jw_raw(w, "null");
-        jw_raw(w, "}");
-    }
-    jw_raw(w, "],\"quality\":");
+    return ((int64_t)mono_ns + p->wall_offset) / 1000;
+}
+
+static const char *label_of(void *inf, int class_id)
+{
+    return ((its_infer *)inf)->label((its_infer *)inf, class_id);
+}
+
+/* The frame message of schema v2 (docs/schema/frame.schema.json). */
+static void build_json(its_pipeline_t *p, its_infer *inf, const cam *c, const its_frame *f,
+                       its_json *w)
+{
+    its_json_msg_begin(w, "frame", c->id, wall_us(p, f->ts_ns[ITS_TS_CAPTURE]), f->seq);
+    its_json_kint(w, "pts_us", f->pts_ns / 1000);
+    its_json_kint(w, "publish_ts_us", wall_us(p, f->ts_ns[ITS_TS_PUBLISH]));
+    its_json_frame_dets(w, f->dets, f->n_dets, f->width, f->height,
+                        inf && inf->label ? label_of : NULL, inf);
     if (f->quality >= 0)
-        jw_num(w, f->quality, 4);
+        its_json_kfixed(w, "quality", f->quality, 4);
     else
-        jw_raw(w, "null");
-    jw_raw(w, ",\"latency_ms\":{\"queue\":");
-    jw_num(w, ms(span(f, ITS_TS_ENQUEUE, ITS_TS_BATCH)), 7);
-    jw_raw(w, ",\"infer\":");
-    jw_num(w, ms(span(f, ITS_TS_BATCH, ITS_TS_INFER)), 7);
-    jw_raw(w, ",\"post\":");
-    jw_num(w, ms(span(f, ITS_TS_INFER, ITS_TS_POST)), 7);
-    jw_raw(w, ",\"analytics\":");
-    jw_num(w, ms(span(f, ITS_TS_DISPATCH, ITS_TS_ANALYTICS)), 7);
-    jw_raw(w, ",\"total\":");
-    jw_num(w, ms(span(f, ITS_TS_CAPTURE, ITS_TS_PUBLISH)), 7);
-    jw_raw(w, "}}");
+        its_json_knull(w, "quality");
+    /* every stage of the table that this frame has completed when its message is built
+     * (publish, which ends when the sinks return, is not among them) */
+    its_json_key(w, "latency_ms");
+    its_json_obj_begin(w);
+    for (int s = 0; s < ITS_STAGE_COUNT; s++) {
+        uint64_t ns;
+        if (its_stage_span_ns((its_stage)s, f->ts_ns, &ns))
+            its_json_kfixed(w, its_stage_name((its_stage)s), (double)ns / 1e6, 4);
+    }
+    its_json_obj_end(w);
+    its_json_obj_end(w);
 }
 
 static void process(its_pipeline_t *p, cam *c, its_frame *f, char *buf)
@@ -366,10 +335,12 @@ static void process(its_pipeline_t *p, cam *c, its_frame *f, char *buf)
         h->modelmon(c->hook_state, f);
     f->ts_ns[ITS_TS_MODELMON] = its_now_ns();
     f->ts_ns[ITS_TS_PUBLISH] = f->ts_ns[ITS_TS_MODELMON];
-    jsonw w;
-    jw_init(&w, buf, JSON_BUF);
+    its_json w;
+    its_json_init(&w, buf, JSON_BUF);
     build_json(p, p->infers[0], c, f, &w);
-    p->o.sink->publish(p->o.sink, ITS_MSG_FRAME, c->id, f, w.buf, w.len);
+    int len = its_json_finish(&w);
+    if (len >= 0)
+        p->o.sink->publish(p->o.sink, ITS_MSG_FRAME, c->id, f, buf, (size_t)len);
     f->ts_ns[ITS_TS_SENT] = its_now_ns();
     for (int s = 0; s < ITS_STAGE_COUNT; s++) {
         uint64_t ns;

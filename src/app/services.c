@@ -257,7 +257,7 @@ int its_app_services_create(const its_app_config *c, its_pipeline_t *p, its_app_
     s->prev = its_calloc(ITS_MOD_APP, (size_t)s->max_cams, sizeof *s->prev);
     s->reg = its_pipeline_metrics(p);
     int rc = ITS_ENOMEM;
-    if (!s->cams || !s->prev || its_metrics_add_collector(s->reg, collect, s) < 0) {
+    if (!s->cams || !s->prev || its_metrics_add_collector(s->reg, collect, s, NULL) < 0) {
         snprintf(err, errlen, "metrics: out of memory");
         goto fail;
     }
@@ -316,9 +316,4 @@ void its_app_services_destroy(its_app_services *s)
     its_free(s->prev);
     pthread_mutex_destroy(&s->collect_mu);
     its_free(s);
-}
-
-int its_app_services_port(its_app_services *s)
-{
-    return s->api ? its_api_port(s->api) : 0;
 }

@@ -12,9 +12,7 @@
 
 #include "its/app.h"
 #include "its/app_hooks.h"
-#if ITS_APP_REDIS
 #include "its/app_redis.h"
-#endif
 #include "its/core.h"
 
 static const char *const backends[] = {"noop", "cpu", "cuda", NULL};
@@ -39,46 +37,49 @@ static const its_option options[] = {
                 "class names, one per line (empty: the model's metadata)"),
     ITS_OPT_INT("engine.threads", S, threads, "0", 0, 256, 0,
                 "CPU threads per engine (0: all cores)"),
-    ITS_OPT_INT("engine.workers", S, engine_workers, "1", 1, 8, 0,
+    ITS_OPT_INT("engine.workers", S, engine_workers, ITS_STR(ITS_PIPE_ENGINE_WORKERS), 1, 8, 0,
                 "engine worker threads, each with its own engine (batches in flight)"),
-    ITS_OPT_DOUBLE("engine.conf", S, conf, ITS_DET_STR(ITS_DET_CONF_DEFAULT), 0.0, 1.0, 0,
+    ITS_OPT_DOUBLE("engine.conf", S, conf, ITS_STR(ITS_DET_CONF_DEFAULT), 0.0, 1.0, 0,
                    "confidence threshold (SPEC)"),
-    ITS_OPT_DOUBLE("engine.iou", S, iou, ITS_DET_STR(ITS_DET_IOU_DEFAULT), 0.0, 1.0, 0,
+    ITS_OPT_DOUBLE("engine.iou", S, iou, ITS_STR(ITS_DET_IOU_DEFAULT), 0.0, 1.0, 0,
                    "NMS IoU threshold"),
     ITS_OPT_DOUBLE("engine.noop_cost_us", S, noop_cost_us, "0", 0, 1e6, 0,
                    "noop backend: CPU time burnt per frame, to stand in for a model"),
-    ITS_OPT_INT("batch.max_size", S, batch_max, "4", 1, 32, 0, "largest batch (1-32)"),
-    ITS_OPT_DOUBLE("batch.max_delay_ms", S, batch_delay_ms, "5", 0, 1000, 0,
-                   "longest a frame waits for a fuller batch"),
-    ITS_OPT_INT("batch.per_camera", S, per_camera, "8", 1, 64, 0,
+    ITS_OPT_INT("batch.max_size", S, batch_max, ITS_STR(ITS_PIPE_BATCH_MAX), 1, 32, 0,
+                "largest batch (1-32)"),
+    ITS_OPT_DOUBLE("batch.max_delay_ms", S, batch_delay_ms, ITS_STR(ITS_PIPE_BATCH_DELAY_MS), 0,
+                   1000, 0, "longest a frame waits for a fuller batch"),
+    ITS_OPT_INT("batch.per_camera", S, per_camera, ITS_STR(ITS_PIPE_PER_CAMERA), 1, 64, 0,
                 "frames pending per camera; more drop that camera's oldest"),
-    ITS_OPT_INT("batch.capacity", S, capacity, "1000", 2, 100000, 0, "pending frames in all"),
-    ITS_OPT_INT("batch.high_water", S, high_water, "800", 1, 100000, 0,
+    ITS_OPT_INT("batch.capacity", S, capacity, ITS_STR(ITS_PIPE_QUEUE_CAPACITY), 2, 100000, 0,
+                "pending frames in all"),
+    ITS_OPT_INT("batch.high_water", S, high_water, ITS_STR(ITS_PIPE_HIGH_WATER), 1, 100000, 0,
                 "past this many pending frames, drop the oldest ..."),
-    ITS_OPT_INT("batch.low_water", S, low_water, "200", 0, 100000, 0, "... until this many remain"),
+    ITS_OPT_INT("batch.low_water", S, low_water, ITS_STR(ITS_PIPE_LOW_WATER), 0, 100000, 0,
+                "... until this many remain"),
     ITS_OPT_ENUM("ingest.pixel_format", S, pixfmt, "rgb", pixfmts, 0,
                  "frame layout from the decoders"),
-    ITS_OPT_INT("ingest.pool_frames", S, pool_frames, "12", 2, 64, 0,
+    ITS_OPT_INT("ingest.pool_frames", S, pool_frames, ITS_STR(ITS_PIPE_POOL_FRAMES), 2, 64, 0,
                 "frame buffers per camera (in the pipeline at once)"),
-    ITS_OPT_INT("ingest.stall_timeout_ms", S, stall_timeout_ms, "5000", 100, 600000, 0,
-                "no data for this long: reconnect"),
-    ITS_OPT_INT("ingest.backoff_min_ms", S, backoff_min_ms, "250", 1, 600000, 0,
-                "first reconnect delay"),
-    ITS_OPT_INT("ingest.backoff_max_ms", S, backoff_max_ms, "30000", 1, 3600000, 0,
-                "longest reconnect delay"),
-    ITS_OPT_INT("ingest.max_width", S, max_width, "1920", 16, 8192, 0,
+    ITS_OPT_INT("ingest.stall_timeout_ms", S, stall_timeout_ms, ITS_STR(ITS_PIPE_STALL_TIMEOUT_MS),
+                100, 600000, 0, "no data for this long: reconnect"),
+    ITS_OPT_INT("ingest.backoff_min_ms", S, backoff_min_ms, ITS_STR(ITS_PIPE_BACKOFF_MIN_MS), 1,
+                600000, 0, "first reconnect delay"),
+    ITS_OPT_INT("ingest.backoff_max_ms", S, backoff_max_ms, ITS_STR(ITS_PIPE_BACKOFF_MAX_MS), 1,
+                3600000, 0, "longest reconnect delay"),
+    ITS_OPT_INT("ingest.max_width", S, max_width, ITS_STR(ITS_PIPE_MAX_WIDTH), 16, 8192, 0,
                 "larger frames are scaled down"),
-    ITS_OPT_INT("ingest.max_height", S, max_height, "1080", 16, 8192, 0,
+    ITS_OPT_INT("ingest.max_height", S, max_height, ITS_STR(ITS_PIPE_MAX_HEIGHT), 16, 8192, 0,
                 "larger frames are scaled down"),
     ITS_OPT_BOOL("ingest.spread_phase", S, spread_phase, "true", 0,
                  "replay cameras and sampled files without phase_s start at spread-out offsets"),
-    ITS_OPT_INT("ingest.max_cameras", S, max_cameras, "256", 1, 4096, 0,
+    ITS_OPT_INT("ingest.max_cameras", S, max_cameras, ITS_STR(ITS_PIPE_MAX_CAMERAS), 1, 4096, 0,
                 "camera slots over the daemon's life (adds via SIGHUP use new slots)"),
-    ITS_OPT_INT("analytics.workers", S, analytics_workers, "2", 1, 32, 0,
-                "analytics threads; cameras are sharded over them"),
+    ITS_OPT_INT("analytics.workers", S, analytics_workers, ITS_STR(ITS_PIPE_ANALYTICS_WORKERS), 1,
+                32, 0, "analytics threads; cameras are sharded over them"),
     ITS_OPT_BOOL("analytics.enabled", S, analytics_enabled, "true", 0,
                  "tracking, analytics, quality and model metrics per camera"),
-    ITS_OPT_DOUBLE("analytics.window_s", S, window_s, "60", 1, 3600, 0,
+    ITS_OPT_DOUBLE("analytics.window_s", S, window_s, ITS_STR(ITS_APP_WINDOW_S), 1, 3600, 0,
                    "an analytics window message per camera every this many seconds"),
     ITS_OPT_DOUBLE("analytics.quality_image_fps", S, quality_image_fps, "0", 0, 1000, 0,
                    "picture-quality measurements per camera per second (0: every frame; the "
@@ -96,12 +97,6 @@ static const its_option options[] = {
     ITS_API_OPTIONS(S, api),
 };
 #undef S
-
-const its_option *its_app_options(size_t *n)
-{
-    *n = ITS_ARRAY_LEN(options);
-    return options;
-}
 
 static const cyaml_schema_field_t cam_fields[] = {
     CYAML_FIELD_STRING_PTR("id", CYAML_FLAG_POINTER, its_app_camera, id, 1, 63),
@@ -482,9 +477,7 @@ int its_app_pipeline_opts(const its_app_config *c, its_pipeline_opts *o, char *e
                                  .window_s = s->window_s,
                                  .quality_image_fps = s->quality_image_fps};
         rc = its_app_hooks(&ho, &o->hooks);
-        if (rc == ITS_EUNSUPPORTED)
-            its_logw("app", NULL, "this build has no tracking/analytics modules");
-        else if (rc < 0)
+        if (rc < 0)
             return its_seterr(err, errlen, rc, "analytics: out of memory");
     }
     if (s->sink == ITS_SINKT_FILE)
@@ -493,7 +486,6 @@ int its_app_pipeline_opts(const its_app_config *c, its_pipeline_opts *o, char *e
         o->sink = its_sink_null();
     else
         o->sink = its_sink_stdout();
-#if ITS_APP_REDIS
     /* with redis.host set, messages also go to Redis (the configured sink stays) */
     its_publish_config pc; /* the publisher copies its strings */
     if (o->sink && its_publish_settings_apply(&s->redis, &pc, NULL) == 1) {
@@ -514,7 +506,6 @@ int its_app_pipeline_opts(const its_app_config *c, its_pipeline_opts *o, char *e
             o->sink = its_sink_tee(both, 2);
         }
     }
-#endif
     if (!o->sink) {
         if (o->infer.release)
             o->infer.release(o->infer.ctx);

@@ -4,7 +4,6 @@
  * memcpy; the buffer is flushed by the status timer and at shutdown, not per line.
  */
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -15,16 +14,14 @@ typedef struct line_sink {
     its_sink base;
     FILE *f;
     int owns;
-    int broken; /* a write failed (EPIPE...): counted, further lines are dropped */
+    int broken; /* a write failed (EPIPE...): further lines are dropped */
     pthread_mutex_t mu;
-    atomic_ullong messages, bytes, failures;
 } line_sink;
 
 typedef struct tee_sink {
     its_sink base;
     its_sink **sinks;
     int n;
-    atomic_ullong messages, bytes;
 } tee_sink;
 
 static int line_publish(its_sink *s, its_msg_type type, const char *camera, const its_frame *frame,
@@ -42,12 +39,6 @@ static int line_publish(its_sink *s, its_msg_type type, const char *camera, cons
         rc = ITS_EIO;
     }
     pthread_mutex_unlock(&l->mu);
-    if (rc == 0) {
-        atomic_fetch_add_explicit(&l->messages, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&l->bytes, len + 1, memory_order_relaxed);
-    } else {
-        atomic_fetch_add_explicit(&l->failures, 1, memory_order_relaxed);
-    }
     return rc;
 }
 
@@ -87,9 +78,6 @@ static its_sink *line_new(const char *name, FILE *f, int owns)
     l->f = f;
     l->owns = owns;
     pthread_mutex_init(&l->mu, NULL);
-    atomic_init(&l->messages, 0);
-    atomic_init(&l->bytes, 0);
-    atomic_init(&l->failures, 0);
     return &l->base;
 }
 
@@ -123,8 +111,6 @@ static int tee_publish(its_sink *s, its_msg_type type, const char *camera, const
         if (r < 0)
             rc = r;
     }
-    atomic_fetch_add_explicit(&t->messages, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&t->bytes, len + 1, memory_order_relaxed);
     return rc;
 }
 
@@ -163,25 +149,5 @@ its_sink *its_sink_tee(its_sink **sinks, int n)
     t->base.destroy = tee_destroy;
     t->sinks = arr;
     t->n = n;
-    atomic_init(&t->messages, 0);
-    atomic_init(&t->bytes, 0);
     return &t->base;
-}
-
-void its_sink_counts(its_sink *s, uint64_t *messages, uint64_t *bytes)
-{
-    uint64_t m = 0, b = 0;
-    if (s->publish == line_publish) {
-        line_sink *l = (line_sink *)s;
-        m = atomic_load(&l->messages);
-        b = atomic_load(&l->bytes);
-    } else if (s->publish == tee_publish) {
-        tee_sink *t = (tee_sink *)s;
-        m = atomic_load(&t->messages);
-        b = atomic_load(&t->bytes);
-    }
-    if (messages)
-        *messages = m;
-    if (bytes)
-        *bytes = b;
 }

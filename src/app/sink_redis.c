@@ -1,11 +1,11 @@
 /*
  * The Redis sink: itsd's messages, unchanged, through the publish service (its/publish.h),
  * whose one publisher thread pipelines them to Redis. Frames go to its:cam:{id}:detections
- * and :latest, windows to its:cam:{id}:analytics and :analytics:1m, events to its:events and
- * the durable its:events:stream. submit never waits for Redis: while it is away, messages
+ * and :latest, windows to its:cam:{id}:analytics and :analytics:1m, drift reports to
+ * its:cam:{id}:drift (published and cached), events to its:events and the durable
+ * its:events:stream. submit never waits for Redis: while it is away, messages
  * wait in the service's bounded queue and outbox (oldest dropped first, counted there).
  */
-#include <stdatomic.h>
 #include <string.h>
 
 #include "its/app_redis.h"
@@ -16,7 +16,6 @@ typedef struct redis_sink {
     its_sink base;
     its_publish_service *svc;
     int64_t wall_offset;
-    atomic_ullong submitted, failed;
 } redis_sink;
 
 static int rs_publish(its_sink *s, its_msg_type type, const char *camera, const its_frame *f,
@@ -30,11 +29,10 @@ static int rs_publish(its_sink *s, its_msg_type type, const char *camera, const 
                       .capture_mono_ns = mono};
     its_pub_raw how = {.kind = type == ITS_MSG_FRAME    ? ITS_PUB_DETECTIONS
                                : type == ITS_MSG_WINDOW ? ITS_PUB_ANALYTICS
+                               : type == ITS_MSG_DRIFT  ? ITS_PUB_DRIFT
                                                         : ITS_PUB_EVENT,
                        .window = "1m"};
-    int rc = its_publish_service_submit(r->svc, &m, &how, json, len);
-    atomic_fetch_add_explicit(rc < 0 ? &r->failed : &r->submitted, 1, memory_order_relaxed);
-    return rc;
+    return its_publish_service_submit(r->svc, &m, &how, json, len);
 }
 
 static void rs_flush(its_sink *s)
@@ -66,17 +64,6 @@ int its_sink_redis(const its_publish_config *cfg, its_sink **out, char *err, siz
     r->base.flush = rs_flush;
     r->base.destroy = rs_destroy;
     r->wall_offset = (int64_t)its_wall_ns() - (int64_t)its_now_ns();
-    atomic_init(&r->submitted, 0);
-    atomic_init(&r->failed, 0);
     *out = &r->base;
     return 0;
-}
-
-void its_sink_redis_counts(its_sink *s, uint64_t *submitted, uint64_t *failed)
-{
-    redis_sink *r = (redis_sink *)s;
-    if (submitted)
-        *submitted = atomic_load(&r->submitted);
-    if (failed)
-        *failed = atomic_load(&r->failed);
 }

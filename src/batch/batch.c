@@ -317,12 +317,3 @@ int its_batcher_camera(its_batcher_t *b, int camera, int *pending, uint64_t *dro
     pthread_mutex_unlock(&b->mu);
     return 0;
 }
-
-void its_batcher_reset_camera(its_batcher_t *b, int camera)
-{
-    if (camera < 0 || camera >= b->o.n_cameras)
-        return;
-    pthread_mutex_lock(&b->mu);
-    memset(b->cams[camera].dropped, 0, sizeof b->cams[camera].dropped);
-    pthread_mutex_unlock(&b->mu);
-}

@@ -28,13 +28,18 @@ const char *its_errname(int code)
     return "ITS_EUNKNOWN";
 }
 
+int its_vseterr(char *err, size_t errlen, int code, const char *fmt, va_list ap)
+{
+    if (err && errlen)
+        vsnprintf(err, errlen, fmt, ap);
+    return code;
+}
+
 int its_seterr(char *err, size_t errlen, int code, const char *fmt, ...)
 {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    its_vseterr(err, errlen, code, fmt, ap);
+    va_end(ap);
     return code;
 }

@@ -13,6 +13,7 @@
 
 #include "its/clock.h"
 #include "its/error.h"
+#include "its/json.h"
 
 static atomic_int g_level = ITS_LOG_INFO;
 static atomic_int g_format = ITS_LOG_TEXT;
@@ -68,30 +69,6 @@ unsigned long its_log_count(its_log_level level)
     return atomic_load(&g_counts[level]);
 }
 
-/* Append s to buf as JSON string content (no quotes); returns new length, never past cap. */
-static size_t json_escape(char *buf, size_t len, size_t cap, const char *s)
-{
-    static const char hex[] = "0123456789abcdef";
-    for (; *s && len + 7 < cap; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') {
-            buf[len++] = '\\';
-            buf[len++] = (char)c;
-        } else if (c == '\n') {
-            buf[len++] = '\\';
-            buf[len++] = 'n';
-        } else if (c < 0x20) {
-            memcpy(buf + len, "\\u00", 4);
-            buf[len + 4] = hex[c >> 4];
-            buf[len + 5] = hex[c & 15];
-            len += 6;
-        } else {
-            buf[len++] = (char)c;
-        }
-    }
-    return len;
-}
-
 static size_t clamp_len(int n, size_t cap)
 {
     return n < 0 ? 0 : (size_t)n >= cap ? cap - 1 : (size_t)n;
@@ -108,20 +85,22 @@ void its_vlog(its_log_level level, const char *module, const char *ctx, const ch
     char ts[40];
     its_format_iso8601(its_wall_ns(), ts, sizeof ts);
 
-    char line[ITS_LOG_LINE_MAX * 2];
+    /* room for the message escaped at worst (\u00XX for every byte) and the other fields */
+    char line[ITS_LOG_LINE_MAX * 6 + 512];
     size_t cap = sizeof line - 2, n;
     if (atomic_load(&g_format) == ITS_LOG_JSON) {
-        n = clamp_len(snprintf(line, cap, "{\"ts\":\"%s\",\"level\":\"%s\",\"module\":\"", ts,
-                               level_names[level]),
-                      cap);
-        n = json_escape(line, n, cap, module ? module : "");
-        if (ctx) {
-            n += clamp_len(snprintf(line + n, cap - n, "\",\"ctx\":\""), cap - n);
-            n = json_escape(line, n, cap, ctx);
-        }
-        n += clamp_len(snprintf(line + n, cap - n, "\",\"msg\":\""), cap - n);
-        n = json_escape(line, n, cap, msg);
-        n += clamp_len(snprintf(line + n, cap - n, "\"}"), cap - n);
+        its_json w;
+        its_json_init(&w, line, cap);
+        its_json_obj_begin(&w);
+        its_json_kstr(&w, "ts", ts);
+        its_json_kstr(&w, "level", level_names[level]);
+        its_json_kstr(&w, "module", module ? module : "");
+        if (ctx)
+            its_json_kstr(&w, "ctx", ctx);
+        its_json_kstr(&w, "msg", msg);
+        its_json_obj_end(&w);
+        int len = its_json_finish(&w);
+        n = len < 0 ? 0 : (size_t)len;
     } else {
         n = clamp_len(snprintf(line, cap, "%s %s [%s%s%s] %s", ts, level_tags[level],
                                module ? module : "-", ctx ? " " : "", ctx ? ctx : "", msg),

@@ -21,7 +21,6 @@
  * floats between reads). All scratch is sized at create time.
  */
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,18 +80,6 @@ int its_det_family_parse(const char *name, its_det_family *out)
     return ITS_EINVAL;
 }
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 static long grid_cells(int w, int h, const int *strides, int n)
 {
     long total = 0;
@@ -122,8 +109,8 @@ static int guess_family(const its_det_model_info *info, int w, int h, its_det_fa
     if (info->n_outputs == 1) {
         const its_tensor_desc *o = info->outputs[0];
         if (!o || o->rank != 3 || o->dims[1] <= 0 || o->dims[2] <= 0) {
-            seterr(err, errlen, "detector: output must be [N, 4+C, A] or [N, A, 5+C]");
-            return ITS_EUNSUPPORTED;
+            return its_seterr(err, errlen, ITS_EUNSUPPORTED,
+                              "detector: output must be [N, 4+C, A] or [N, A, 5+C]");
         }
         long d1 = (long)o->dims[1], d2 = (long)o->dims[2];
         if (d1 < d2 && d1 >= 5) {
@@ -141,18 +128,17 @@ static int guess_family(const its_det_model_info *info, int w, int h, its_det_fa
                 return 0;
             }
         }
-        seterr(err, errlen,
-               "detector: cannot tell the head from output [N, %ld, %ld] at %dx%d; pass the "
-               "family explicitly",
-               d1, d2, w, h);
-        return ITS_EUNSUPPORTED;
+        return its_seterr(err, errlen, ITS_EUNSUPPORTED,
+                          "detector: cannot tell the head from output [N, %ld, %ld] at %dx%d; "
+                          "pass the family explicitly",
+                          d1, d2, w, h);
     }
     if (info->n_outputs >= 2 && info->n_outputs <= 2 * MAX_LEVELS && info->n_outputs % 2 == 0) {
         *fam = ITS_DET_NANODET;
         return 0;
     }
-    seterr(err, errlen, "detector: %d outputs fit no known head", info->n_outputs);
-    return ITS_EUNSUPPORTED;
+    return its_seterr(err, errlen, ITS_EUNSUPPORTED, "detector: %d outputs fit no known head",
+                      info->n_outputs);
 }
 
 int its_det_config_init(const its_det_model_info *info, its_det_family family, its_det_config *cfg,
@@ -160,13 +146,12 @@ int its_det_config_init(const its_det_model_info *info, its_det_family family, i
 {
     memset(cfg, 0, sizeof *cfg);
     if (!info || !info->input || info->n_outputs < 1 || info->n_outputs > 8) {
-        seterr(err, errlen, "detector: no model input/outputs");
-        return ITS_EINVAL;
+        return its_seterr(err, errlen, ITS_EINVAL, "detector: no model input/outputs");
     }
     const its_tensor_desc *in = info->input;
     if (in->rank != 4 || in->dims[1] != 3) {
-        seterr(err, errlen, "detector: input '%s' must be [N, 3, H, W]", in->name ? in->name : "?");
-        return ITS_EUNSUPPORTED;
+        return its_seterr(err, errlen, ITS_EUNSUPPORTED,
+                          "detector: input '%s' must be [N, 3, H, W]", in->name ? in->name : "?");
     }
     int h = (int)in->dims[2], w = (int)in->dims[3];
     if (h <= 0 || w <= 0 || h > 8192 || w > 8192) {
@@ -175,9 +160,9 @@ int its_det_config_init(const its_det_model_info *info, its_det_family family, i
         if (sz && sscanf(sz, "[%d", &v) == 1 && v > 0 && v <= 8192) {
             h = w = v;
         } else {
-            seterr(err, errlen, "detector: input size unknown (dims %lld x %lld)",
-                   (long long)in->dims[2], (long long)in->dims[3]);
-            return ITS_EUNSUPPORTED;
+            return its_seterr(err, errlen, ITS_EUNSUPPORTED,
+                              "detector: input size unknown (dims %lld x %lld)",
+                              (long long)in->dims[2], (long long)in->dims[3]);
         }
     }
     cfg->strides[0] = 8;
@@ -217,13 +202,12 @@ int its_det_config_init(const its_det_model_info *info, its_det_family family, i
         }
         break;
     default:
-        seterr(err, errlen, "detector: unknown family %d", (int)family);
-        return ITS_EINVAL;
+        return its_seterr(err, errlen, ITS_EINVAL, "detector: unknown family %d", (int)family);
     }
     if (cfg->num_classes <= 0) {
-        seterr(err, errlen, "detector: output shape gives no classes for %s",
-               its_det_family_name(family));
-        return ITS_EUNSUPPORTED;
+        return its_seterr(err, errlen, ITS_EUNSUPPORTED,
+                          "detector: output shape gives no classes for %s",
+                          its_det_family_name(family));
     }
     return 0;
 }
@@ -236,8 +220,8 @@ static int plan(its_detector_t *d, const its_det_model_info *info, char *err, si
     for (int i = 0; i < info->n_outputs; i++) {
         long n = item_elems(info->outputs[i]);
         if (n <= 0) {
-            seterr(err, errlen, "detector: output %d has an invalid shape", i);
-            return ITS_EUNSUPPORTED;
+            return its_seterr(err, errlen, ITS_EUNSUPPORTED,
+                              "detector: output %d has an invalid shape", i);
         }
         d->out_floats[i] = (size_t)n;
     }
@@ -245,9 +229,8 @@ static int plan(its_detector_t *d, const its_det_model_info *info, char *err, si
     if (c->family == ITS_DET_ULTRALYTICS || c->family == ITS_DET_YOLOV5 ||
         c->family == ITS_DET_YOLOX) {
         if (info->n_outputs != 1 || o->rank != 3) {
-            seterr(err, errlen, "detector: %s wants one rank-3 output",
-                   its_det_family_name(c->family));
-            return ITS_EUNSUPPORTED;
+            return its_seterr(err, errlen, ITS_EUNSUPPORTED, "detector: %s wants one rank-3 output",
+                              its_det_family_name(c->family));
         }
         int ok;
         if (c->family == ITS_DET_ULTRALYTICS) {
@@ -258,56 +241,52 @@ static int plan(its_detector_t *d, const its_det_model_info *info, char *err, si
             d->anchors = (int)o->dims[1];
         }
         if (!ok) {
-            seterr(err, errlen,
-                   "detector: output [N, %lld, %lld] does not match %s with %d "
-                   "classes",
-                   (long long)o->dims[1], (long long)o->dims[2], its_det_family_name(c->family), C);
-            return ITS_EUNSUPPORTED;
+            return its_seterr(err, errlen, ITS_EUNSUPPORTED,
+                              "detector: output [N, %lld, %lld] does not match %s with %d "
+                              "classes",
+                              (long long)o->dims[1], (long long)o->dims[2],
+                              its_det_family_name(c->family), C);
         }
         if (c->family == ITS_DET_YOLOX) {
             if (c->n_strides < 1 || c->n_strides > MAX_LEVELS) {
-                seterr(err, errlen, "detector: bad stride count %d", c->n_strides);
-                return ITS_EINVAL;
+                return its_seterr(err, errlen, ITS_EINVAL, "detector: bad stride count %d",
+                                  c->n_strides);
             }
             d->n_levels = c->n_strides;
             for (int l = 0; l < d->n_levels; l++) {
                 if (c->strides[l] <= 0) {
-                    seterr(err, errlen, "detector: bad stride %d", c->strides[l]);
-                    return ITS_EINVAL;
+                    return its_seterr(err, errlen, ITS_EINVAL, "detector: bad stride %d",
+                                      c->strides[l]);
                 }
                 d->level_w[l] = W / c->strides[l];
                 d->level_h[l] = H / c->strides[l];
             }
             if (grid_cells(W, H, c->strides, c->n_strides) != d->anchors) {
-                seterr(err, errlen,
-                       "detector: YOLOX output has %d anchors, the %dx%d grid "
-                       "%ld",
-                       d->anchors, W, H, grid_cells(W, H, c->strides, c->n_strides));
-                return ITS_EUNSUPPORTED;
+                return its_seterr(err, errlen, ITS_EUNSUPPORTED,
+                                  "detector: YOLOX output has %d anchors, the %dx%d grid "
+                                  "%ld",
+                                  d->anchors, W, H, grid_cells(W, H, c->strides, c->n_strides));
             }
         }
         return 0;
     }
     /* NanoDet: per level, a class output [N, A, C] and a distribution [N, A, 4*(R+1)]. */
     if (c->reg_max < 1 || c->reg_max > 64) {
-        seterr(err, errlen, "detector: bad reg_max %d", c->reg_max);
-        return ITS_EINVAL;
+        return its_seterr(err, errlen, ITS_EINVAL, "detector: bad reg_max %d", c->reg_max);
     }
     d->nano_bins = c->reg_max + 1;
     if (c->n_strides < 1 || c->n_strides > MAX_LEVELS || info->n_outputs != 2 * c->n_strides) {
-        seterr(err, errlen,
-               "detector: nanodet wants 2 outputs per stride, got %d for %d "
-               "strides",
-               info->n_outputs, c->n_strides);
-        return ITS_EUNSUPPORTED;
+        return its_seterr(err, errlen, ITS_EUNSUPPORTED,
+                          "detector: nanodet wants 2 outputs per stride, got %d for %d "
+                          "strides",
+                          info->n_outputs, c->n_strides);
     }
     d->n_levels = c->n_strides;
     int used[8] = {0};
     for (int l = 0; l < d->n_levels; l++) {
         int s = c->strides[l];
         if (s <= 0) {
-            seterr(err, errlen, "detector: bad stride %d", s);
-            return ITS_EINVAL;
+            return its_seterr(err, errlen, ITS_EINVAL, "detector: bad stride %d", s);
         }
         d->level_w[l] = W / s;
         d->level_h[l] = H / s;
@@ -326,11 +305,10 @@ static int plan(its_detector_t *d, const its_det_model_info *info, char *err, si
             }
         }
         if (d->cls_out[l] < 0 || d->reg_out[l] < 0) {
-            seterr(err, errlen,
-                   "detector: nanodet stride %d: no [N, %ld, %d] class and "
-                   "[N, %ld, %d] box outputs",
-                   s, a, C, a, 4 * d->nano_bins);
-            return ITS_EUNSUPPORTED;
+            return its_seterr(err, errlen, ITS_EUNSUPPORTED,
+                              "detector: nanodet stride %d: no [N, %ld, %d] class and "
+                              "[N, %ld, %d] box outputs",
+                              s, a, C, a, 4 * d->nano_bins);
         }
         d->anchors += (int)a;
     }
@@ -344,13 +322,11 @@ int its_detector_create(const its_det_config *cfg, const its_det_model_info *inf
     if (!cfg || !info || info->n_outputs < 1 || info->n_outputs > 8 || cfg->num_classes <= 0 ||
         cfg->pre.width <= 0 || cfg->pre.height <= 0 || cfg->max_dets <= 0 ||
         !(cfg->iou > 0 && cfg->iou <= 1) || !(cfg->conf >= 0 && cfg->conf <= 1)) {
-        seterr(err, errlen, "detector: invalid configuration");
-        return ITS_EINVAL;
+        return its_seterr(err, errlen, ITS_EINVAL, "detector: invalid configuration");
     }
     its_detector_t *d = its_calloc(ITS_MOD_DETECT, 1, sizeof *d);
     if (!d) {
-        seterr(err, errlen, "detector: out of memory");
-        return ITS_ENOMEM;
+        return its_seterr(err, errlen, ITS_ENOMEM, "detector: out of memory");
     }
     d->cfg = *cfg;
     d->n_outputs = info->n_outputs;
@@ -365,8 +341,7 @@ int its_detector_create(const its_det_config *cfg, const its_det_model_info *inf
     d->keep = its_malloc(ITS_MOD_DETECT, (size_t)cfg->max_dets * sizeof *d->keep);
     if (!d->cands || !d->best || !d->best_cls || !d->keep) {
         its_detector_destroy(d);
-        seterr(err, errlen, "detector: out of memory");
-        return ITS_ENOMEM;
+        return its_seterr(err, errlen, ITS_ENOMEM, "detector: out of memory");
     }
     *out = d;
     return 0;
@@ -381,11 +356,6 @@ void its_detector_destroy(its_detector_t *d)
     its_free(d->best_cls);
     its_free(d->keep);
     its_free(d);
-}
-
-const its_det_config *its_detector_config(const its_detector_t *d)
-{
-    return &d->cfg;
 }
 
 size_t its_detector_input_floats(const its_detector_t *d)

@@ -57,19 +57,6 @@ struct its_engine {
     int det_n[2];                       /* frames path: frames of the batch behind each ticket */
 };
 
-static void set_err(char *err, size_t errlen, const char *fmt, const char *a)
-    __attribute__((format(printf, 3, 0)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, const char *a)
-{
-    if (err && errlen) {
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wformat-nonliteral"
-        snprintf(err, errlen, fmt, a);
-#pragma GCC diagnostic pop
-    }
-}
-
 static void fill_desc(const its_graph *g, int t, its_tensor_desc *d, int symbolic)
 {
     const its_ir_tensor *T = &g->tensors[t];
@@ -89,8 +76,8 @@ static int freeze_inputs(its_graph *g, const its_input_value *vals, int n, char 
         while (k < g->n_inputs && strcmp(g->tensors[g->inputs[k]].name, vals[v].name) != 0)
             k++;
         if (k == g->n_inputs) {
-            set_err(err, errlen, "no graph input '%s' to freeze", vals[v].name);
-            return ITS_ENOENT;
+            return its_seterr(err, errlen, ITS_ENOENT, "no graph input '%s' to freeze",
+                              vals[v].name);
         }
         its_ir_tensor *T = &g->tensors[g->inputs[k]];
         int64_t ne = 1;
@@ -98,8 +85,8 @@ static int freeze_inputs(its_graph *g, const its_input_value *vals, int n, char 
             ne *= T->shape.dims[d] < 0 ? -1 : T->shape.dims[d];
         size_t want = ne < 0 ? 0 : (size_t)ne * its__dtype_size(T->dtype);
         if (ne < 0 || want != vals[v].bytes) {
-            set_err(err, errlen, "frozen input '%s': size does not match its shape", vals[v].name);
-            return ITS_EINVAL;
+            return its_seterr(err, errlen, ITS_EINVAL,
+                              "frozen input '%s': size does not match its shape", vals[v].name);
         }
         T->data = its_malloc(ITS_MOD_ENGINE, want ? want : 1);
         if (!T->data)
@@ -132,8 +119,7 @@ int its_model_load_buffer_frozen(const void *data, size_t len, const its_input_v
     *out = NULL;
     its_model_t *m = its_calloc(ITS_MOD_ENGINE, 1, sizeof *m);
     if (!m) {
-        set_err(err, errlen, "%s", "out of memory");
-        return ITS_ENOMEM;
+        return its_seterr(err, errlen, ITS_ENOMEM, "out of memory");
     }
     int rc = its__onnx_load(data, len, &m->g, err, errlen);
     if (rc == 0 && n_vals > 0)
@@ -161,7 +147,7 @@ int its_model_load_buffer_frozen(const void *data, size_t len, const its_input_v
     }
     if (rc < 0) {
         if (rc == ITS_ENOMEM && !err[0])
-            set_err(err, errlen, "%s", "out of memory");
+            its_seterr(err, errlen, rc, "out of memory");
         its_loge("engine", NULL, "model rejected: %s", err);
         n_models_rejected++;
         its_model_free(m);
@@ -183,12 +169,12 @@ int its_model_set_input_size(its_model_t *m, int width, int height, char *err, s
     }
     err[0] = 0;
     if (!m || m->broken) {
-        set_err(err, errlen, "%s", m ? "model unusable after a failed resize" : "no model");
-        return ITS_EINVAL;
+        return its_seterr(err, errlen, ITS_EINVAL, "%s",
+                          m ? "model unusable after a failed resize" : "no model");
     }
     if (m->g.n_inputs != 1 || m->g.tensors[m->g.inputs[0]].shape.rank != 4) {
-        set_err(err, errlen, "%s", "input size: the model needs one [N, C, H, W] input");
-        return ITS_EUNSUPPORTED; /* nothing touched */
+        return its_seterr(err, errlen, ITS_EUNSUPPORTED, /* nothing touched */
+                          "input size: the model needs one [N, C, H, W] input");
     }
     int rc = its__graph_set_input_hw(&m->g, height, width, err, errlen);
     if (rc < 0) {
@@ -221,13 +207,11 @@ int its_model_parse_size(const char *s, int *width, int *height)
 int its_model_load(const char *path, its_model_t **out, char *err, size_t errlen)
 {
     if (!path || !out) {
-        set_err(err, errlen, "%s", "no model path");
-        return ITS_EINVAL;
+        return its_seterr(err, errlen, ITS_EINVAL, "no model path");
     }
     FILE *f = fopen(path, "rb");
     if (!f) {
-        set_err(err, errlen, "cannot open model '%s'", path);
-        return ITS_ENOENT;
+        return its_seterr(err, errlen, ITS_ENOENT, "cannot open model '%s'", path);
     }
     size_t cap = 1 << 20, len = 0;
     uint8_t *buf = its_malloc(ITS_MOD_ENGINE, cap);
@@ -235,8 +219,7 @@ int its_model_load(const char *path, its_model_t **out, char *err, size_t errlen
     while (buf) {
         if (len == cap) {
             if (cap >= MAX_MODEL_BYTES) {
-                set_err(err, errlen, "model '%s' is larger than 1 GiB", path);
-                rc = ITS_EMODEL;
+                rc = its_seterr(err, errlen, ITS_EMODEL, "model '%s' is larger than 1 GiB", path);
                 break;
             }
             uint8_t *nb = its_realloc(ITS_MOD_ENGINE, buf, cap * 2);
@@ -249,16 +232,14 @@ int its_model_load(const char *path, its_model_t **out, char *err, size_t errlen
         len += r;
         if (r == 0) {
             if (ferror(f)) {
-                set_err(err, errlen, "read error on '%s'", path);
-                rc = ITS_EIO;
+                rc = its_seterr(err, errlen, ITS_EIO, "read error on '%s'", path);
             }
             break;
         }
     }
     fclose(f);
     if (!buf) {
-        set_err(err, errlen, "%s", "out of memory");
-        return ITS_ENOMEM;
+        return its_seterr(err, errlen, ITS_ENOMEM, "out of memory");
     }
     if (rc == 0)
         rc = its_model_load_buffer(buf, len, out, err, errlen);
@@ -452,8 +433,7 @@ int its_engine_create(const its_model_t *m, const its_engine_opts *opts, its_eng
         return ITS_EINVAL;
     *out = NULL;
     if (m->broken) {
-        set_err(err, errlen, "%s", "model unusable after a failed input resize");
-        return ITS_EINVAL;
+        return its_seterr(err, errlen, ITS_EINVAL, "model unusable after a failed input resize");
     }
     its_engine_opts o = {0};
     if (opts)
@@ -461,15 +441,14 @@ int its_engine_create(const its_model_t *m, const its_engine_opts *opts, its_eng
     const char *bname = o.backend ? o.backend : "cpu";
     int max_batch = o.max_batch > 0 ? o.max_batch : 1;
     if (max_batch > 1024) {
-        set_err(err, errlen, "%s", "max_batch above 1024");
-        return ITS_EINVAL;
+        return its_seterr(err, errlen, ITS_EINVAL, "max_batch above 1024");
     }
     const its_backend_i *b = its__backend_find(bname, err, errlen);
     if (!b)
         return ITS_ENODEV; /* err says why */
     if (!b->available()) {
-        set_err(err, errlen, "backend '%s' is not available here (no usable device)", bname);
-        return ITS_ENODEV;
+        return its_seterr(err, errlen, ITS_ENODEV,
+                          "backend '%s' is not available here (no usable device)", bname);
     }
     its_engine_t *e = its_calloc(ITS_MOD_ENGINE, 1, sizeof *e);
     if (!e)
@@ -479,8 +458,7 @@ int its_engine_create(const its_model_t *m, const its_engine_opts *opts, its_eng
     int rc = its__graph_clone(&m->g, &e->g);
     if (rc < 0) {
         its_free(e);
-        set_err(err, errlen, "%s", "out of memory");
-        return rc;
+        return its_seterr(err, errlen, rc, "out of memory");
     }
     rc = b->init(&o, &e->ctx, err, errlen);
     e->frames = backend_ext(b, ITS_BACKEND_EXT_FRAMES);
@@ -519,7 +497,7 @@ int its_engine_create(const its_model_t *m, const its_engine_opts *opts, its_eng
     }
     if (rc < 0) {
         if (rc == ITS_ENOMEM && !err[0])
-            set_err(err, errlen, "%s", "out of memory");
+            its_seterr(err, errlen, rc, "out of memory");
         its_loge("engine", bname, "engine creation failed: %s", err);
         n_engines_failed++;
         its_engine_destroy(e);

@@ -450,7 +450,7 @@ int its__graph_toposort(its_graph *g, char *err, size_t errlen)
         }
         for (int i = 0; i < nn; i++)
             nodes[i] = g->nodes[order[i]];
-        if (nn > 0) /* a graph without nodes has no node array (fuzz finding) */
+        if (nn > 0) /* a graph without nodes has no node array: memcpy from NULL is UB */
             memcpy(g->nodes, nodes, (size_t)nn * sizeof *nodes);
         its_free(nodes);
         for (int i = 0; i < nn; i++)

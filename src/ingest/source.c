@@ -104,17 +104,6 @@ int its_source_parse_kind(const char *name, its_source_kind *out)
     return ITS_EINVAL;
 }
 
-const char *its_source_state_name(its_source_state s)
-{
-    static const char *const n[] = {"idle", "connecting", "running", "backoff", "ended", "stopped"};
-    return (unsigned)s < ITS_ARRAY_LEN(n) ? n[s] : "?";
-}
-
-const char *its_source_id(const its_source_t *s)
-{
-    return s->id;
-}
-
 static void set_state(its_source_t *s, its_source_state st)
 {
     pthread_mutex_lock(&s->mu);

@@ -33,12 +33,10 @@ __attribute__((format(printf, 4, 5))) static int fail(int code, char *err, size_
                                                       const char *fmt, ...)
 {
     atomic_fetch_add(&g_errors, 1);
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    its_vseterr(err, errlen, code, fmt, ap);
+    va_end(ap);
     return code;
 }
 

@@ -35,7 +35,7 @@ typedef struct gpu_state {
     its_metric *util[MAX_GPUS], *used[MAX_GPUS], *total[MAX_GPUS];
 } gpu_state;
 
-void its__metrics_gpu_free(void *p)
+static void gpu_free(void *p)
 {
     gpu_state *g = p;
     if (!g)
@@ -68,9 +68,9 @@ int its_metrics_gpu_attach(its_metrics *reg)
 {
     if (!reg)
         return ITS_EINVAL;
-    void **slot = its__metrics_gpu_slot(reg);
-    if (*slot)
-        return ((gpu_state *)*slot)->count;
+    gpu_state *had = its__metrics_collector_ud(reg, collect);
+    if (had)
+        return had->count;
     const char *path = getenv("ITS_NVML_LIBRARY");
     void *lib = dlopen(path && *path ? path : "libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
     if (!lib) {
@@ -95,17 +95,17 @@ int its_metrics_gpu_attach(its_metrics *reg)
     if (!init || !count || !handle || !g->shutdown || !g->utilization || !g->memory) {
         its_logw("metrics", NULL, "NVML lacks an entry point: GPU metrics disabled");
         g->shutdown = NULL;
-        its__metrics_gpu_free(g);
+        gpu_free(g);
         return ITS_ENODEV;
     }
     if (init() != 0) {
         its_logi("metrics", NULL, "nvmlInit failed (no driver or GPU): GPU metrics disabled");
         g->shutdown = NULL;
-        its__metrics_gpu_free(g);
+        gpu_free(g);
         return ITS_ENODEV;
     }
     if (count(&n) != 0 || n == 0) {
-        its__metrics_gpu_free(g);
+        gpu_free(g);
         return ITS_ENODEV;
     }
     its_metric_family *fu = its__metrics_std_register_one(reg, ITS_M_GPU_UTIL);
@@ -124,14 +124,15 @@ int its_metrics_gpu_attach(its_metrics *reg)
         g->total[k] = its_metrics_series_v(ft, idx);
     }
     if (g->count == 0) {
-        its__metrics_gpu_free(g);
+        gpu_free(g);
         return ITS_ENODEV;
     }
-    *slot = g;
     collect(g, reg);
-    int rc = its_metrics_add_collector(reg, collect, g);
-    if (rc < 0)
+    int rc = its_metrics_add_collector(reg, collect, g, gpu_free);
+    if (rc < 0) {
+        gpu_free(g);
         return rc;
+    }
     its_logi("metrics", NULL, "NVML: %d GPU(s)", g->count);
     return g->count;
 }

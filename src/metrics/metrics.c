@@ -49,6 +49,7 @@ struct its_metric_family {
 struct collector {
     its_metrics_collect_fn fn;
     void *ud;
+    void (*release)(void *ud);
 };
 
 struct its_metrics {
@@ -58,8 +59,6 @@ struct its_metrics {
     its_metric_family *std[ITS_M_COUNT];
     struct collector collectors[MAX_COLLECTORS];
     int ncollectors;
-    void *gpu;     /* gpu.c state */
-    void *scaling; /* scaling.c state */
 };
 
 static inline double from_bits(uint64_t b)
@@ -115,8 +114,9 @@ void its_metrics_destroy(its_metrics *reg)
 {
     if (!reg)
         return;
-    its__metrics_gpu_free(reg->gpu);
-    its_free(reg->scaling);
+    for (int i = reg->ncollectors - 1; i >= 0; i--)
+        if (reg->collectors[i].release)
+            reg->collectors[i].release(reg->collectors[i].ud);
     its_metric_family *f = reg->families;
     while (f) {
         its_metric_family *n = f->next;
@@ -126,16 +126,6 @@ void its_metrics_destroy(its_metrics *reg)
     pthread_mutex_destroy(&reg->lock);
     pthread_mutex_destroy(&reg->collect_lock);
     its_free(reg);
-}
-
-void **its__metrics_gpu_slot(its_metrics *reg)
-{
-    return &reg->gpu;
-}
-
-void **its__metrics_scaling_slot(its_metrics *reg)
-{
-    return &reg->scaling;
 }
 
 /* [a-zA-Z_:][a-zA-Z0-9_:]* for metric names; labels may not use ':' nor start with "__". */
@@ -413,18 +403,30 @@ int its_metric_buckets(const its_metric *m, double *bounds, uint64_t *cum, int m
     return m->fam->nbuckets;
 }
 
-int its_metrics_add_collector(its_metrics *reg, its_metrics_collect_fn fn, void *ud)
+int its_metrics_add_collector(its_metrics *reg, its_metrics_collect_fn fn, void *ud,
+                              void (*release)(void *ud))
 {
     if (!reg || !fn)
         return ITS_EINVAL;
     pthread_mutex_lock(&reg->collect_lock);
     int rc = ITS_EFULL;
     if (reg->ncollectors < MAX_COLLECTORS) {
-        reg->collectors[reg->ncollectors++] = (struct collector){fn, ud};
+        reg->collectors[reg->ncollectors++] = (struct collector){fn, ud, release};
         rc = 0;
     }
     pthread_mutex_unlock(&reg->collect_lock);
     return rc;
+}
+
+void *its__metrics_collector_ud(its_metrics *reg, its_metrics_collect_fn fn)
+{
+    void *ud = NULL;
+    pthread_mutex_lock(&reg->collect_lock);
+    for (int i = 0; i < reg->ncollectors && !ud; i++)
+        if (reg->collectors[i].fn == fn)
+            ud = reg->collectors[i].ud;
+    pthread_mutex_unlock(&reg->collect_lock);
+    return ud;
 }
 
 void its_metrics_remove_collector(its_metrics *reg, its_metrics_collect_fn fn, void *ud)

@@ -137,31 +137,33 @@ static void collect(void *ud, its_metrics *reg)
     its_metric_set(its_metrics_series(its_metrics_std(reg, ITS_M_SCALING), NULL), decision);
 }
 
+static void scaling_free(void *ud)
+{
+    scaling_state *s = ud;
+    pthread_mutex_destroy(&s->lock);
+    its_free(s);
+}
+
 int its_metrics_scaling_attach(its_metrics *reg)
 {
     if (!reg || !its_metrics_std(reg, ITS_M_SCALING))
         return ITS_EINVAL;
-    void **slot = its__metrics_scaling_slot(reg);
-    if (*slot)
+    if (its__metrics_collector_ud(reg, collect))
         return 0;
     scaling_state *s = its_calloc(ITS_MOD_METRICS, 1, sizeof *s);
     if (!s)
         return ITS_ENOMEM;
     pthread_mutex_init(&s->lock, NULL);
     s->last = (its_scaling_inputs){NAN, 0, NAN, NAN, NAN};
-    int rc = its_metrics_add_collector(reg, collect, s);
-    if (rc < 0) {
-        pthread_mutex_destroy(&s->lock);
-        its_free(s);
-        return rc;
-    }
-    *slot = s;
-    return 0;
+    int rc = its_metrics_add_collector(reg, collect, s, scaling_free);
+    if (rc < 0)
+        scaling_free(s);
+    return rc < 0 ? rc : 0;
 }
 
 int its_metrics_scaling_last(its_metrics *reg, its_scaling_inputs *in, int *decision)
 {
-    scaling_state *s = reg ? *its__metrics_scaling_slot(reg) : NULL;
+    scaling_state *s = reg ? its__metrics_collector_ud(reg, collect) : NULL;
     if (!s)
         return ITS_ENOENT;
     pthread_mutex_lock(&s->lock);

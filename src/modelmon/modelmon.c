@@ -16,6 +16,7 @@
 
 #include "its/alloc.h"
 #include "its/error.h"
+#include "its/json.h"
 #include "its/metrics.h"
 #include "its/modelmon.h"
 
@@ -517,66 +518,44 @@ int its_modelmon_baseline_load(its_modelmon_t *m, const char *path, char *err, s
 
 /* ---- JSON ---- */
 
-int its_modelmon_report_to_json(const its_modelmon_report *r, char *buf, size_t len)
+void its_modelmon_report_write(const its_modelmon_report *r, its_json *w)
 {
-    its_jsonw w;
-    its_jsonw_init(&w, buf, len);
-    its_jsonw_obj_begin(&w);
-    its_jsonw_key(&w, "model");
-    its_jsonw_str(&w, r->model);
-    its_jsonw_key(&w, "baseline_ready");
-    its_jsonw_bool(&w, r->baseline_ready);
-    its_jsonw_key(&w, "baseline_frames");
-    its_jsonw_uint(&w, r->baseline_frames);
-    its_jsonw_key(&w, "frames");
-    its_jsonw_uint(&w, r->frames);
-    its_jsonw_key(&w, "detections");
-    its_jsonw_uint(&w, r->detections);
-    its_jsonw_key(&w, "rejected");
-    its_jsonw_uint(&w, r->rejected);
-    its_jsonw_key(&w, "drift_alert");
-    its_jsonw_bool(&w, r->drift_alert);
-    its_jsonw_key(&w, "drift");
-    its_jsonw_obj_begin(&w);
+    static const char *const ck[] = {"baseline_frames", "frames", "detections", "rejected"};
+    const uint64_t cv[] = {r->baseline_frames, r->frames, r->detections, r->rejected};
+    its_json_obj_begin(w);
+    its_json_kstr(w, "model", r->model);
+    its_json_kbool(w, "baseline_ready", r->baseline_ready);
+    for (int i = 0; i < 4; i++)
+        its_json_kuint(w, ck[i], cv[i]);
+    its_json_kbool(w, "drift_alert", r->drift_alert);
+    its_json_key(w, "drift");
+    its_json_obj_begin(w);
     for (int f = 0; f < ITS_MM_FEATURES; f++) {
         const its_mm_drift *d = &r->drift[f];
-        its_jsonw_key(&w, feature_names[f]);
-        its_jsonw_obj_begin(&w);
-        its_jsonw_key(&w, "psi");
-        its_jsonw_num(&w, d->psi);
-        its_jsonw_key(&w, "ks");
-        its_jsonw_num(&w, d->ks);
-        its_jsonw_key(&w, "ks_crit");
-        its_jsonw_num(&w, d->ks_crit);
-        its_jsonw_key(&w, "level");
-        its_jsonw_str(&w, !d->enough     ? "insufficient"
-                          : d->alert     ? "alert"
-                          : d->psi_level ? "warn"
-                                         : "ok");
-        its_jsonw_key(&w, "n_base");
-        its_jsonw_uint(&w, d->n_base);
-        its_jsonw_key(&w, "n_cur");
-        its_jsonw_uint(&w, d->n_cur);
-        its_jsonw_obj_end(&w);
+        its_json_key(w, feature_names[f]);
+        its_json_obj_begin(w);
+        static const char *const dk[] = {"psi", "ks", "ks_crit"};
+        const double dv[] = {d->psi, d->ks, d->ks_crit};
+        its_json_knums(w, dk, dv, 3);
+        its_json_key(w, "level");
+        its_json_str(w, !d->enough     ? "insufficient"
+                        : d->alert     ? "alert"
+                        : d->psi_level ? "warn"
+                                       : "ok");
+        its_json_kuint(w, "n_base", d->n_base);
+        its_json_kuint(w, "n_cur", d->n_cur);
+        its_json_obj_end(w);
     }
-    its_jsonw_obj_end(&w);
-    its_jsonw_key(&w, "latency_ms");
-    its_jsonw_obj_begin(&w);
-    its_jsonw_key(&w, "n");
-    its_jsonw_uint(&w, r->inferences);
-    its_jsonw_key(&w, "mean");
-    its_jsonw_num(&w, r->latency_mean_ms);
-    its_jsonw_key(&w, "p50");
-    its_jsonw_num(&w, r->latency_p50_ms);
-    its_jsonw_key(&w, "p95");
-    its_jsonw_num(&w, r->latency_p95_ms);
-    its_jsonw_key(&w, "p99");
-    its_jsonw_num(&w, r->latency_p99_ms);
-    its_jsonw_obj_end(&w);
-    its_jsonw_key(&w, "fps");
-    its_jsonw_num(&w, r->fps);
-    its_jsonw_key(&w, "detections_per_s");
-    its_jsonw_num(&w, r->dets_per_s);
-    its_jsonw_obj_end(&w);
-    return its_jsonw_finish(&w);
+    its_json_obj_end(w);
+    its_json_key(w, "latency_ms");
+    its_json_obj_begin(w);
+    static const char *const lk[] = {"mean", "p50", "p95", "p99"};
+    const double lv[] = {r->latency_mean_ms, r->latency_p50_ms, r->latency_p95_ms,
+                         r->latency_p99_ms};
+    its_json_kuint(w, "n", r->inferences);
+    its_json_knums(w, lk, lv, 4);
+    its_json_obj_end(w);
+    its_json_knum(w, "fps", r->fps);
+    its_json_knum(w, "detections_per_s", r->dets_per_s);
+    its_json_obj_end(w);
 }

@@ -46,11 +46,11 @@ struct its_cache {
 void its_cache_config_default(its_cache_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
-    cfg->max_entries = 1000;
-    cfg->max_bytes = 16u << 20;
-    cfg->port = 6379;
-    cfg->connect_timeout_ms = 200;
-    cfg->command_timeout_ms = 100;
+    cfg->max_entries = ITS_CACHE_MAX_ENTRIES;
+    cfg->max_bytes = (size_t)ITS_CACHE_MAX_MB << 20;
+    cfg->port = ITS_PUBLISH_PORT;
+    cfg->connect_timeout_ms = ITS_PUBLISH_CONNECT_TIMEOUT_MS;
+    cfg->command_timeout_ms = ITS_PUBLISH_COMMAND_TIMEOUT_MS;
 }
 
 static uint64_t fnv1a(const char *s, size_t *len)
@@ -90,8 +90,10 @@ int its_cache_create(const its_cache_config *cfg, its_metrics *metrics, its_cach
     c->table = its_calloc(ITS_MOD_PUBLISH, c->nbuckets, sizeof *c->table);
     c->port = cfg->port;
     c->db = cfg->db;
-    c->connect_timeout_ms = cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : 200;
-    c->command_timeout_ms = cfg->command_timeout_ms > 0 ? cfg->command_timeout_ms : 100;
+    c->connect_timeout_ms =
+        cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : ITS_PUBLISH_CONNECT_TIMEOUT_MS;
+    c->command_timeout_ms =
+        cfg->command_timeout_ms > 0 ? cfg->command_timeout_ms : ITS_PUBLISH_COMMAND_TIMEOUT_MS;
     int bad = !c->table;
     if (cfg->host)
         bad |= !(c->host = its_strdup(ITS_MOD_PUBLISH, cfg->host));

@@ -99,16 +99,16 @@ int its_publish_valid_id(const char *s)
 void its_publish_config_default(its_publish_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
-    cfg->host = "127.0.0.1";
-    cfg->port = 6379;
-    cfg->connect_timeout_ms = 200;
-    cfg->command_timeout_ms = 100;
-    cfg->backoff_min_ms = 50;
-    cfg->backoff_max_ms = 5000;
-    cfg->outbox_max_msgs = 10000;
-    cfg->outbox_max_bytes = 32u << 20;
-    cfg->stream_maxlen = 100000;
-    cfg->max_pipeline = 256;
+    cfg->host = ITS_PUBLISH_HOST;
+    cfg->port = ITS_PUBLISH_PORT;
+    cfg->connect_timeout_ms = ITS_PUBLISH_CONNECT_TIMEOUT_MS;
+    cfg->command_timeout_ms = ITS_PUBLISH_COMMAND_TIMEOUT_MS;
+    cfg->backoff_min_ms = ITS_PUBLISH_BACKOFF_MIN_MS;
+    cfg->backoff_max_ms = ITS_PUBLISH_BACKOFF_MAX_MS;
+    cfg->outbox_max_msgs = ITS_PUBLISH_OUTBOX_MAX_MSGS;
+    cfg->outbox_max_bytes = (size_t)ITS_PUBLISH_OUTBOX_MAX_MB << 20;
+    cfg->stream_maxlen = ITS_PUBLISH_STREAM_MAXLEN;
+    cfg->max_pipeline = ITS_PUBLISH_MAX_PIPELINE;
 }
 
 int its_publisher_create(const its_publish_config *cfg, its_metrics *metrics, its_cache *l1,
@@ -265,30 +265,62 @@ static int enqueue(its_publisher *p, its__buf *cmds, int ncmd, enum kind kind,
 
 /* ---- message formatting ---------------------------------------------------------------- */
 
-static void envelope(its__buf *b, const char *type, const its_pub_meta *meta)
+/* A message being formatted by one of the builders below. */
+typedef struct draft {
+    const char *type;
+    const its_pub_meta *meta;
+    const char *key1, *val1; /* an extra string member, or NULL */
+    const char *payload;     /* "data": an object given by the caller, or NULL */
+    const its_det *dets;     /* pixels of a width x height frame */
+    int n_dets;              /* < 0: no "detections" member */
+    int width, height;
+    const char *const *labels; /* class names by id, n_labels of them (may be NULL) */
+    int n_labels;
+} draft;
+
+static const char *label_of(void *ctx, int c)
 {
-    its__buf_reset(b);
-    its__buf_str(b, "{\"v\":");
-    its__buf_u64(b, ITS_PUB_SCHEMA_VERSION);
-    its__json_key(b, "type", 0);
-    its__json_str(b, type);
-    if (meta->camera_id) {
-        its__json_key(b, "camera", 0);
-        its__json_str(b, meta->camera_id);
-    }
-    its__json_key(b, "frame", 0);
-    its__buf_u64(b, meta->frame);
-    its__json_key(b, "capture_ts_us", 0);
-    its__buf_u64(b, meta->capture_wall_ns / 1000);
-    its__json_key(b, "publish_ts_us", 0);
-    its__buf_u64(b, its_wall_ns() / 1000);
+    const draft *m = ctx;
+    return m->labels && c >= 0 && c < m->n_labels ? m->labels[c] : NULL;
 }
 
-static void finish_with_data(its__buf *b, const char *payload_json)
+/* The envelope of messages v2 (docs/messages.md), then the builder's own members. */
+static void write_msg(its_json *w, const draft *m)
 {
-    its__json_key(b, "data", 0);
-    its__buf_str(b, payload_json);
-    its__buf_put(b, "}", 1);
+    const its_pub_meta *meta = m->meta;
+    its_json_msg_begin(w, m->type, meta->camera_id, (int64_t)(meta->capture_wall_ns / 1000),
+                       meta->frame);
+    its_json_kuint(w, "publish_ts_us", its_wall_ns() / 1000);
+    if (m->key1)
+        its_json_kstr(w, m->key1, m->val1);
+    if (m->n_dets >= 0)
+        its_json_frame_dets(w, m->dets, m->n_dets, m->width, m->height, label_of, (void *)m);
+    if (m->payload) {
+        its_json_key(w, "data");
+        its_json_raw(w, m->payload, strlen(m->payload));
+    }
+    its_json_obj_end(w);
+}
+
+/* Formats m into p->json with the core writer, growing the buffer until it fits (the buffer
+ * keeps its capacity: the steady state does not allocate). */
+static int format(its_publisher *p, const draft *m)
+{
+    its__buf_reset(&p->json);
+    for (;;) {
+        its_json w;
+        its_json_init(&w, p->json.p, p->json.cap);
+        write_msg(&w, m);
+        int n = its_json_finish(&w);
+        if (n >= 0) {
+            p->json.len = (size_t)n;
+            return 0;
+        }
+        if (n != ITS_EOVERFLOW)
+            return n;
+        if (its__buf_reserve(&p->json, p->json.cap ? p->json.cap : 512) < 0)
+            return ITS_ENOMEM;
+    }
 }
 
 /* Freshness of a result from its age at publication: 1 when new, 0 when a base TTL old. */
@@ -384,6 +416,18 @@ static int tail_analytics(its_publisher *p, const its_pub_meta *meta, const char
     return enqueue(p, cmds, 2, K_ANALYTICS, meta);
 }
 
+static int tail_drift(its_publisher *p, const its_pub_meta *meta)
+{
+    its__buf *cmds = cmd_buf(p);
+    int base = p->cfg.ttl_base_s[ITS_TTL_ANALYTICS];
+    const char *ch = cam_key(p, meta->camera_id, ":drift", NULL);
+    if (!ch || p->json.err)
+        return ITS_ENOMEM;
+    add_publish(p, cmds, ch);
+    add_set(p, cmds, ch, its_publish_adaptive_ttl_s(base, 1.0));
+    return enqueue(p, cmds, 2, K_ANALYTICS, meta);
+}
+
 static int tail_event(its_publisher *p, const its_pub_meta *meta)
 {
     if (p->json.err)
@@ -450,42 +494,16 @@ static int do_detections(its_publisher *p, const its_pub_meta *meta, const its_d
     if (!p || !meta || !its_publish_valid_id(meta->camera_id) || n < 0 || (n && !dets) ||
         (n && (width <= 0 || height <= 0)))
         return ITS_EINVAL;
-    its__buf *b = &p->json;
-    envelope(b, "detections", meta);
-    its__json_key(b, "detections", 0);
-    its__buf_put(b, "[", 1);
-    for (int i = 0; i < n; i++) {
-        const its_det *d = &dets[i];
-        const char *label =
-            labels && d->class_id >= 0 && d->class_id < n_labels ? labels[d->class_id] : NULL;
-        float box[4];
-        its_det_box_norm(d, width, height, box);
-        its__buf_str(b, i ? ",{\"cls\":" : "{\"cls\":");
-        its__buf_i64(b, d->class_id);
-        if (label) {
-            its__json_key(b, "label", 0);
-            its__json_str(b, label);
-        }
-        its__json_key(b, "conf", 0);
-        its__json_num(b, d->score);
-        its__json_key(b, "box", 0);
-        its__buf_put(b, "[", 1);
-        its__json_num(b, box[0]);
-        its__buf_put(b, ",", 1);
-        its__json_num(b, box[1]);
-        its__buf_put(b, ",", 1);
-        its__json_num(b, box[2] - box[0]);
-        its__buf_put(b, ",", 1);
-        its__json_num(b, box[3] - box[1]);
-        its__buf_put(b, "]", 1);
-        if (d->track_id > 0) {
-            its__json_key(b, "track", 0);
-            its__buf_i64(b, d->track_id);
-        }
-        its__buf_put(b, "}", 1);
-    }
-    its__buf_str(b, "]}");
-    return tail_detections(p, meta);
+    draft m = {.type = "frame",
+               .meta = meta,
+               .dets = dets,
+               .n_dets = n,
+               .width = width,
+               .height = height,
+               .labels = labels,
+               .n_labels = n_labels};
+    int rc = format(p, &m);
+    return rc < 0 ? rc : tail_detections(p, meta);
 }
 
 static int do_analytics(its_publisher *p, const its_pub_meta *meta, const char *window,
@@ -494,12 +512,14 @@ static int do_analytics(its_publisher *p, const its_pub_meta *meta, const char *
     if (!p || !meta || !its_publish_valid_id(meta->camera_id) || !its_publish_valid_id(window) ||
         !payload_ok(payload_json))
         return ITS_EINVAL;
-    its__buf *b = &p->json;
-    envelope(b, "analytics", meta);
-    its__json_key(b, "window", 0);
-    its__json_str(b, window);
-    finish_with_data(b, payload_json);
-    return tail_analytics(p, meta, window);
+    draft m = {.type = "window",
+               .meta = meta,
+               .key1 = "window",
+               .val1 = window,
+               .payload = payload_json,
+               .n_dets = -1};
+    int rc = format(p, &m);
+    return rc < 0 ? rc : tail_analytics(p, meta, window);
 }
 
 static int do_event(its_publisher *p, const its_pub_meta *meta, const char *event_type,
@@ -508,12 +528,14 @@ static int do_event(its_publisher *p, const its_pub_meta *meta, const char *even
     if (!p || !meta || !its_publish_valid_id(meta->camera_id) ||
         !its_publish_valid_id(event_type) || !payload_ok(payload_json))
         return ITS_EINVAL;
-    its__buf *b = &p->json;
-    envelope(b, "event", meta);
-    its__json_key(b, "event", 0);
-    its__json_str(b, event_type);
-    finish_with_data(b, payload_json);
-    return tail_event(p, meta);
+    draft m = {.type = "event",
+               .meta = meta,
+               .key1 = "kind",
+               .val1 = event_type,
+               .payload = payload_json,
+               .n_dets = -1};
+    int rc = format(p, &m);
+    return rc < 0 ? rc : tail_event(p, meta);
 }
 
 static int do_cache(its_publisher *p, const its_pub_meta *meta, its_ttl_type type, const char *name,
@@ -525,14 +547,14 @@ static int do_cache(its_publisher *p, const its_pub_meta *meta, its_ttl_type typ
     int rc = cache_key(p, meta, type, name, &tname);
     if (rc < 0)
         return rc;
-    its__buf *b = &p->json;
-    envelope(b, tname, meta);
-    if (name) {
-        its__json_key(b, "name", 0);
-        its__json_str(b, name);
-    }
-    finish_with_data(b, payload_json);
-    return tail_cache(p, meta, type, freshness);
+    draft m = {.type = tname,
+               .meta = meta,
+               .key1 = name ? "name" : NULL,
+               .val1 = name,
+               .payload = payload_json,
+               .n_dets = -1};
+    rc = format(p, &m);
+    return rc < 0 ? rc : tail_cache(p, meta, type, freshness);
 }
 
 /* Checks a caller-built message without a publisher: ITS_EINVAL or 0; *start and *end
@@ -554,6 +576,7 @@ int its__publish_raw_check(const its_pub_meta *meta, const its_pub_raw *how, con
     switch (how->kind) {
     case ITS_PUB_DETECTIONS:
     case ITS_PUB_EVENT:
+    case ITS_PUB_DRIFT:
         ok = its_publish_valid_id(meta->camera_id);
         break;
     case ITS_PUB_ANALYTICS:
@@ -602,6 +625,8 @@ static int do_raw(its_publisher *p, const its_pub_meta *meta, const its_pub_raw 
         return tail_analytics(p, meta, how->window);
     case ITS_PUB_EVENT:
         return tail_event(p, meta);
+    case ITS_PUB_DRIFT:
+        return tail_drift(p, meta);
     default:
         return tail_cache(p, meta, how->ttl_type, how->freshness);
     }

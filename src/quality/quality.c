@@ -14,6 +14,7 @@
 
 #include "its/alloc.h"
 #include "its/error.h"
+#include "its/json.h"
 #include "its/quality.h"
 
 #define GRID_MAX 320
@@ -369,60 +370,40 @@ void its_quality_get(const its_quality_t *q, its_quality_score *out)
 
 int its_quality_score_to_json(const its_quality_score *s, char *buf, size_t len)
 {
-    its_jsonw w;
-    its_jsonw_init(&w, buf, len);
-    its_jsonw_obj_begin(&w);
-    its_jsonw_key(&w, "frame_score");
-    its_jsonw_num(&w, s->frame_score);
-    its_jsonw_key(&w, "camera_score");
-    its_jsonw_num(&w, s->camera_score);
-    its_jsonw_key(&w, "frames");
-    its_jsonw_uint(&w, s->frames);
-    its_jsonw_key(&w, "rejected");
-    its_jsonw_uint(&w, s->rejected);
-    its_jsonw_key(&w, "image");
+    its_json w;
+    its_json_init(&w, buf, len);
+    its_json_obj_begin(&w);
+    its_json_knum(&w, "frame_score", s->frame_score);
+    its_json_knum(&w, "camera_score", s->camera_score);
+    its_json_kuint(&w, "frames", s->frames);
+    its_json_kuint(&w, "rejected", s->rejected);
+    its_json_key(&w, "image");
     if (!s->has_image) {
-        its_jsonw_null(&w);
+        its_json_null(&w);
     } else {
-        its_jsonw_obj_begin(&w);
-        its_jsonw_key(&w, "score");
-        its_jsonw_num(&w, s->image_score);
-        its_jsonw_key(&w, "brightness");
-        its_jsonw_num(&w, s->brightness);
-        its_jsonw_key(&w, "contrast");
-        its_jsonw_num(&w, s->contrast);
-        its_jsonw_key(&w, "sharpness");
-        its_jsonw_num(&w, s->sharpness);
-        its_jsonw_key(&w, "motion");
-        its_jsonw_num(&w, s->motion);
-        its_jsonw_key(&w, "flat_fraction");
-        its_jsonw_num(&w, s->flat_fraction);
-        its_jsonw_key(&w, "frozen");
-        its_jsonw_bool(&w, s->frozen);
-        its_jsonw_key(&w, "covered");
-        its_jsonw_bool(&w, s->covered);
-        its_jsonw_obj_end(&w);
+        static const char *const k[] = {"score",     "brightness", "contrast",
+                                        "sharpness", "motion",     "flat_fraction"};
+        const double v[] = {s->image_score, s->brightness, s->contrast,
+                            s->sharpness,   s->motion,     s->flat_fraction};
+        its_json_obj_begin(&w);
+        its_json_knums(&w, k, v, 6);
+        its_json_kbool(&w, "frozen", s->frozen);
+        its_json_kbool(&w, "covered", s->covered);
+        its_json_obj_end(&w);
     }
-    its_jsonw_key(&w, "detections");
-    its_jsonw_obj_begin(&w);
-    its_jsonw_key(&w, "n");
-    its_jsonw_int(&w, s->n_dets);
-    its_jsonw_key(&w, "score");
-    its_jsonw_num(&w, s->det_score);
-    its_jsonw_key(&w, "confidence");
-    its_jsonw_num(&w, s->det_confidence);
-    its_jsonw_key(&w, "plausibility");
-    its_jsonw_num(&w, s->det_plausibility);
-    its_jsonw_obj_end(&w);
-    its_jsonw_key(&w, "temporal");
-    its_jsonw_obj_begin(&w);
-    its_jsonw_key(&w, "score");
-    its_jsonw_num(&w, s->temporal_score);
-    its_jsonw_key(&w, "matched_share");
-    its_jsonw_num(&w, s->matched_share);
-    its_jsonw_key(&w, "flicker");
-    its_jsonw_num(&w, s->flicker);
-    its_jsonw_obj_end(&w);
-    its_jsonw_obj_end(&w);
-    return its_jsonw_finish(&w);
+    static const char *const dk[] = {"score", "confidence", "plausibility"};
+    const double dv[] = {s->det_score, s->det_confidence, s->det_plausibility};
+    its_json_key(&w, "detections");
+    its_json_obj_begin(&w);
+    its_json_kint(&w, "n", s->n_dets);
+    its_json_knums(&w, dk, dv, 3);
+    its_json_obj_end(&w);
+    static const char *const tk[] = {"score", "matched_share", "flicker"};
+    const double tv[] = {s->temporal_score, s->matched_share, s->flicker};
+    its_json_key(&w, "temporal");
+    its_json_obj_begin(&w);
+    its_json_knums(&w, tk, tv, 3);
+    its_json_obj_end(&w);
+    its_json_obj_end(&w);
+    return its_json_finish(&w);
 }

@@ -12,6 +12,7 @@
 
 #include "its/alloc.h"
 #include "its/error.h"
+#include "its/json.h"
 #include "its/track.h"
 #include "track_impl.h"
 
@@ -478,39 +479,34 @@ int its_tracker_update(its_tracker_t *t, const its_det_frame *f, const its_track
 int its_tracks_to_json(const its_det_frame *f, const its_track *tracks, int n, char *buf,
                        size_t len)
 {
-    its_jsonw w;
-    its_jsonw_init(&w, buf, len);
-    its_jsonw_obj_begin(&w);
-    its_jsonw_key(&w, "frame");
-    its_jsonw_uint(&w, f ? f->frame_no : 0);
-    its_jsonw_key(&w, "ts_ns");
-    its_jsonw_int(&w, f ? f->ts_ns : 0);
-    its_jsonw_key(&w, "tracks");
-    its_jsonw_arr_begin(&w);
+    its_json w;
+    its_json_init(&w, buf, len);
+    its_json_obj_begin(&w);
+    its_json_kuint(&w, "frame", f ? f->frame_no : 0);
+    its_json_kint(&w, "ts_ns", f ? f->ts_ns : 0);
+    its_json_key(&w, "tracks");
+    its_json_arr_begin(&w);
     for (int i = 0; i < n; i++) {
         const its_track *t = &tracks[i];
-        its_jsonw_obj_begin(&w);
-        its_jsonw_key(&w, "id");
-        its_jsonw_uint(&w, t->id);
-        its_jsonw_key(&w, "class");
-        its_jsonw_int(&w, t->class_id);
-        its_jsonw_key(&w, "score");
-        its_jsonw_num(&w, t->score);
-        its_jsonw_key(&w, "box");
-        its_jsonw_arr_begin(&w);
-        its_jsonw_num(&w, t->x1);
-        its_jsonw_num(&w, t->y1);
-        its_jsonw_num(&w, t->x2);
-        its_jsonw_num(&w, t->y2);
-        its_jsonw_arr_end(&w);
-        its_jsonw_key(&w, "v");
-        its_jsonw_arr_begin(&w);
-        its_jsonw_num(&w, t->vx);
-        its_jsonw_num(&w, t->vy);
-        its_jsonw_arr_end(&w);
-        its_jsonw_obj_end(&w);
+        its_json_obj_begin(&w);
+        its_json_kuint(&w, "id", t->id);
+        its_json_kint(&w, "class", t->class_id);
+        its_json_knum(&w, "score", t->score);
+        its_json_key(&w, "box");
+        its_json_arr_begin(&w);
+        its_json_num(&w, t->x1);
+        its_json_num(&w, t->y1);
+        its_json_num(&w, t->x2);
+        its_json_num(&w, t->y2);
+        its_json_arr_end(&w);
+        its_json_key(&w, "v");
+        its_json_arr_begin(&w);
+        its_json_num(&w, t->vx);
+        its_json_num(&w, t->vy);
+        its_json_arr_end(&w);
+        its_json_obj_end(&w);
     }
-    its_jsonw_arr_end(&w);
-    its_jsonw_obj_end(&w);
-    return its_jsonw_finish(&w);
+    its_json_arr_end(&w);
+    its_json_obj_end(&w);
+    return its_json_finish(&w);
 }

@@ -1,4 +1,4 @@
-/* Fuzz target: its-replay's reader of its-infer JSON lines. */
+/* Fuzz target: its-replay's reader of message lines (v2). */
 #include <stddef.h>
 #include <stdint.h>
 
@@ -9,9 +9,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     its_det d[8];
-    its_det_frame f;
+    replay_frame rf;
     int extra;
     char err[256];
-    replay_parse_line((const char *)data, size, d, 8, &f, &extra, err, sizeof err);
+    replay_parse_line((const char *)data, size, d, 8, &rf, &extra, err, sizeof err);
     return 0;
 }

@@ -344,6 +344,34 @@ static void test_class_vote(void **state)
     its_analytics_destroy(a);
 }
 
+typedef struct queue_log {
+    int starts, updates, ends, bad, lane, end_vehicles;
+    uint64_t seq;
+    double start_t, end_t;
+} queue_log;
+
+/* One queue event: a start takes a fresh seq, updates and the end keep it. */
+static void queue_event(const its_event *e, double t, queue_log *q)
+{
+    if (e->phase == ITS_PHASE_START) {
+        q->starts++;
+        q->bad += q->seq != 0 && e->seq == q->seq;
+        q->seq = e->seq;
+        q->start_t = t;
+        q->lane = e->index;
+    } else {
+        q->bad += e->seq != q->seq || e->index != q->lane || e->track_id != 0;
+        if (e->phase == ITS_PHASE_UPDATE) {
+            q->updates++;
+            q->bad += !(e->queue_vehicles == 3 && fabs(e->value - 15) < 0.01);
+        } else {
+            q->ends++;
+            q->end_t = t;
+            q->end_vehicles = e->queue_vehicles;
+        }
+    }
+}
+
 /* Queue back from a stop line: stopped vehicles chained with gaps <= 10 m. */
 static void test_queue(void **state)
 {
@@ -357,6 +385,7 @@ static void test_queue(void **state)
     its_analytics_t *a = make(&s);
     int stopped_events = 0, queued_seen = 0;
     uint32_t stopped_id = 0;
+    queue_log q = {0};
     for (int f = 0; f < 30 * 30; f++) {
         double t = f / SIM_FPS;
         its_track tr[6];
@@ -371,11 +400,15 @@ static void test_queue(void **state)
         tr[n++] = sim_track(&s, 100 + (uint32_t)(10 * t / 20), COCO_CAR, (its_pt){1.5, y});
         tr[n++] = sim_track(&s, 6, COCO_CAR, (its_pt){7.5, 25});
         const its_analytics_frame *r = step(a, f, tr, n);
-        for (int i = 0; i < r->n_events; i++)
-            if (r->events[i].type == ITS_EV_STOPPED_VEHICLE) {
+        for (int i = 0; i < r->n_events; i++) {
+            const its_event *e = &r->events[i];
+            if (e->type == ITS_EV_STOPPED_VEHICLE && e->phase == ITS_PHASE_START) {
                 stopped_events++;
-                stopped_id = r->events[i].track_id;
+                stopped_id = e->track_id;
             }
+            if (e->type == ITS_EV_QUEUE)
+                queue_event(e, t, &q);
+        }
         if (t > 1.2) {
             assert_int_equal(r->queue_vehicles[0], 3);
             assert_true(fabs(r->queue_m[0] - 15) < 0.01);
@@ -395,6 +428,9 @@ static void test_queue(void **state)
         for (int k = 0; k < 3; k++)
             tr[k] = sim_track(&s, (uint32_t)k + 1, COCO_CAR, (its_pt){2.5, y0[k] + 3 * t});
         const its_analytics_frame *r = step(a, f, tr, 3);
+        for (int i = 0; i < r->n_events; i++)
+            if (r->events[i].type == ITS_EV_QUEUE)
+                queue_event(&r->events[i], 30 + t, &q);
         if (t > 1.2) {
             assert_int_equal(r->queue_vehicles[0], 0);
             assert_true(r->queue_m[0] == 0);
@@ -404,6 +440,17 @@ static void test_queue(void **state)
     its_analytics_get_report(a, &rep);
     assert_true(fabs(rep.lanes[0].queue_max_m - 15) < 0.01);
     assert_true(queued_seen > 700);
+    /* the queue's lifecycle, lane "left" only (the other has no stop line): it starts as the
+     * cars stop (within the first 1.2 s), an update every 10 s while it lasts (at about 10 and
+     * 20 s after the start: the run is 30 s), and it ends once they drove off */
+    assert_int_equal(q.starts, 1);
+    assert_int_equal(q.ends, 1);
+    assert_int_equal(q.updates, 2);
+    assert_true(q.start_t < 1.3);
+    assert_true(q.end_t > 30 && q.end_t < 33);
+    assert_int_equal(q.lane, 0);
+    assert_int_equal(q.end_vehicles, 0);
+    assert_int_equal(q.bad, 0);
     its_analytics_destroy(a);
 }
 
@@ -425,7 +472,7 @@ static int run_incident(pos_fn fn, double present_s, its_event_type type, double
         its_track tr = sim_track(&s, 1, COCO_CAR, (its_pt){in_lane ? 2.5 : 7.5, fn(t)});
         const its_analytics_frame *r = step(a, f, &tr, 1);
         for (int i = 0; i < r->n_events; i++)
-            if (r->events[i].type == type) {
+            if (r->events[i].type == type && r->events[i].phase <= ITS_PHASE_START) {
                 if (!n)
                     *first_t = t;
                 n++;
@@ -543,6 +590,105 @@ static void test_speed_zone(void **state)
     its_analytics_destroy(a);
 }
 
+/* Event messages, written out by hand: names by the scene's name (quotes and non-ASCII kept),
+ * the id from the prefix and the event number, phase only on the kinds that last. */
+static void test_event_messages(void **state)
+{
+    (void)state;
+    its_scene s;
+    sim_scene(&s);
+    sim_add_line(&s, "x", 20);
+    sim_add_lane(&s, "y", 0, 5, 0, 40, +1, 0);
+    strcpy(s.lines[0].name, "Main \"St\" \xE2\x86\x92 S\xC3\xBC"
+                            "d");
+    strcpy(s.lanes[0].name, "l\\1");
+    its_analytics_t *a = make(&s);
+    char buf[1024];
+    its_json w;
+    its_event cross = {.type = ITS_EV_LINE_CROSSING,
+                       .seq = 5,
+                       .track_id = 3,
+                       .group = ITS_CLS_TRUCK,
+                       .index = 0,
+                       .direction = -1,
+                       .speed_kmh = 52.125,
+                       .value = NAN};
+    its_json_init(&w, buf, sizeof buf);
+    its_analytics_event_message(a, &cross, "cam-7", "cam-7-1000", 123, 9, &w);
+    assert_true(its_json_finish(&w) > 0);
+    assert_string_equal(buf, "{\"v\":2,\"type\":\"event\",\"camera\":\"cam-7\",\"ts_us\":123,"
+                             "\"frame\":9,\"id\":\"cam-7-1000-5\",\"kind\":\"line_crossing\","
+                             "\"line\":\"Main \\\"St\\\" \xE2\x86\x92 S\xC3\xBC"
+                             "d\",\"direction\":\"negative\",\"track_id\":3,\"class\":\"truck\","
+                             "\"speed_kmh\":52.13}");
+    its_event queue = {.type = ITS_EV_QUEUE,
+                       .phase = ITS_PHASE_END,
+                       .seq = 9,
+                       .index = 0,
+                       .speed_kmh = NAN,
+                       .value = 12.5,
+                       .queue_vehicles = 0};
+    its_json_init(&w, buf, sizeof buf);
+    its_analytics_event_message(a, &queue, "cam-7", "cam-7-1000", 124, 10, &w);
+    assert_string_equal(buf, "{\"v\":2,\"type\":\"event\",\"camera\":\"cam-7\",\"ts_us\":124,"
+                             "\"frame\":10,\"id\":\"cam-7-1000-9\",\"kind\":\"queue\",\"phase\":"
+                             "\"end\",\"lane\":\"l\\\\1\",\"track_id\":null,\"queue_m\":12.5,"
+                             "\"queue_vehicles\":0}");
+    its_analytics_destroy(a);
+}
+
+static double stop_45s(double t)
+{
+    return t < 1 ? 5 + 5 * t : t < 46 ? 10 : 10 + 5 * (t - 46); /* stands 45 s, drives off */
+}
+
+/* A stopped vehicle lasts: start after stopped_time_s (20 s + the speed window), an update
+ * every ITS_EVENT_UPDATE_S, the end when it drives off, one seq throughout. */
+static void test_stopped_lifecycle(void **state)
+{
+    (void)state;
+    its_scene s;
+    sim_scene(&s);
+    sim_add_lane(&s, "up", 0, 5, 0, 40, +1, -1);
+    its_analytics_t *a = make(&s);
+    double ts[3][4];
+    int n[3] = {0};
+    uint64_t seq = 0;
+    double end_value = NAN;
+    for (int f = 0; f < 50 * SIM_FPS; f++) {
+        double t = f / SIM_FPS;
+        its_track tr = sim_track(&s, 1, COCO_CAR, (its_pt){2.5, stop_45s(t)});
+        const its_analytics_frame *r = step(a, f, &tr, 1);
+        for (int i = 0; i < r->n_events; i++) {
+            const its_event *e = &r->events[i];
+            if (e->type != ITS_EV_STOPPED_VEHICLE)
+                continue;
+            assert_true(e->phase >= ITS_PHASE_START && e->phase <= ITS_PHASE_END);
+            int k = (int)e->phase - 1;
+            assert_true(n[k] < 4);
+            ts[k][n[k]++] = t;
+            if (!seq)
+                seq = e->seq;
+            assert_true(e->seq == seq);
+            assert_int_equal(e->track_id, 1);
+            assert_int_equal(e->index, 0);
+            if (e->phase == ITS_PHASE_END)
+                end_value = e->value;
+        }
+    }
+    assert_int_equal(n[0], 1);
+    assert_int_equal(n[1], 2); /* 10 and 20 s after the start, before it drives off at 46 s */
+    assert_int_equal(n[2], 1);
+    assert_true(ts[0][0] > 21.0 && ts[0][0] < 22.6);
+    assert_true(fabs(ts[1][0] - ts[0][0] - 10) < 0.05 && fabs(ts[1][1] - ts[0][0] - 20) < 0.05);
+    assert_true(ts[2][0] > 46 && ts[2][0] < 48);
+    assert_true(end_value > 44 && end_value < 47);
+    its_analytics_report rep;
+    its_analytics_get_report(a, &rep);
+    assert_int_equal(rep.incidents[ITS_EV_STOPPED_VEHICLE], 1); /* one incident, not four */
+    its_analytics_destroy(a);
+}
+
 static void test_zones(void **state)
 {
     (void)state;
@@ -551,6 +697,7 @@ static void test_zones(void **state)
     sim_add_zone(&s, "box", 0, 10, 10, 20);
     its_analytics_t *a = make(&s);
     int max_count = 0, enter = 0, exit_ = 0;
+    uint64_t seq = 0;
     double dwell = NAN;
     int frames = 30 * 12;
     for (int f = 0; f < frames; f++) {
@@ -560,10 +707,17 @@ static void test_zones(void **state)
         if (r->zone_count[0] > max_count)
             max_count = r->zone_count[0];
         for (int i = 0; i < r->n_events; i++) {
-            enter += r->events[i].type == ITS_EV_ZONE_ENTER;
-            if (r->events[i].type == ITS_EV_ZONE_EXIT) {
+            const its_event *e = &r->events[i];
+            assert_int_equal(e->type, ITS_EV_ZONE_PRESENCE);
+            if (e->phase == ITS_PHASE_START) {
+                enter++;
+                seq = e->seq;
+            } else {
+                /* 5 s inside: no update, the end carries the start's number and the dwell */
+                assert_int_equal(e->phase, ITS_PHASE_END);
+                assert_true(e->seq == seq && seq != 0);
                 exit_++;
-                dwell = r->events[i].value;
+                dwell = e->value;
             }
         }
     }
@@ -624,12 +778,16 @@ static void test_windows(void **state)
     assert_int_equal(rep.lines[0].win[1].vehicles, 10);
     assert_int_equal(rep.lines[0].forecast_minutes, 2);
     char buf[8192];
-    int len = its_analytics_report_to_json(a, &rep, buf, sizeof buf);
-    assert_true(len > 0);
+    its_json jw;
+    its_json_init(&jw, buf, sizeof buf);
+    its_analytics_report_write(a, &rep, &jw);
+    assert_true(its_json_finish(&jw) > 0);
     assert_non_null(strstr(buf, "\"name\":\"mid\""));
     assert_non_null(strstr(buf, "\"car\":[10,0]"));
-    assert_int_equal(its_analytics_report_to_json(a, &rep, buf, 64), ITS_EOVERFLOW);
-    assert_int_equal(strlen(buf), 63);
+    its_json_init(&jw, buf, 64);
+    its_analytics_report_write(a, &rep, &jw);
+    assert_int_equal(its_json_finish(&jw), ITS_EOVERFLOW);
+    assert_true(strlen(buf) < 64);
     its_analytics_destroy(a);
 }
 
@@ -751,7 +909,10 @@ static void test_no_alloc(void **state)
         const its_analytics_frame *r;
         assert_int_equal(its_analytics_push(a, &fr, &r), 0);
         char buf[16384];
-        assert_true(its_analytics_frame_to_json(a, r, buf, sizeof buf) > 0);
+        its_json w;
+        its_json_init(&w, buf, sizeof buf);
+        its_analytics_frame_write(a, r, &w);
+        assert_true(its_json_finish(&w) > 0);
     }
     assert_true(its_alloc_count() == before);
     its_analytics_destroy(a);
@@ -773,6 +934,8 @@ int main(void)
         cmocka_unit_test(test_edge_clipping),
         cmocka_unit_test(test_speed_zone),
         cmocka_unit_test(test_zones),
+        cmocka_unit_test(test_stopped_lifecycle),
+        cmocka_unit_test(test_event_messages),
         cmocka_unit_test(test_windows),
         cmocka_unit_test(test_los),
         cmocka_unit_test(test_forecast),

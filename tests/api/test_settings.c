@@ -37,7 +37,18 @@ static void test_defaults(void **state)
     assert_int_equal(pub.outbox_max_bytes, def.outbox_max_bytes);
     assert_int_equal(pub.max_pipeline, def.max_pipeline);
     assert_int_equal(pub.stream_maxlen, def.stream_maxlen);
+    assert_int_equal(pub.connect_timeout_ms, def.connect_timeout_ms);
+    assert_int_equal(pub.command_timeout_ms, def.command_timeout_ms);
+    assert_int_equal(pub.backoff_min_ms, def.backoff_min_ms);
+    assert_int_equal(pub.backoff_max_ms, def.backoff_max_ms);
     assert_null(pub.password);
+    its_cache_config cdef;
+    its_cache_config_default(&cdef);
+    assert_int_equal(cache.max_entries, cdef.max_entries);
+    assert_int_equal(cache.max_bytes, cdef.max_bytes);
+    assert_int_equal(cache.port, cdef.port);
+    assert_int_equal(cache.connect_timeout_ms, cdef.connect_timeout_ms);
+    assert_int_equal(cache.command_timeout_ms, cdef.command_timeout_ms);
     its_api_config api, adef;
     its_api_settings_apply(&s.api, &api);
     its_api_config_default(&adef);
@@ -46,6 +57,9 @@ static void test_defaults(void **state)
     assert_null(api.token);
     assert_int_equal(api.max_body_bytes, adef.max_body_bytes);
     assert_int_equal(api.max_frame_bytes, adef.max_frame_bytes);
+    assert_int_equal(api.threads, adef.threads);
+    assert_int_equal(api.max_connections, adef.max_connections);
+    assert_int_equal(api.timeout_s, adef.timeout_s);
     assert_int_equal(api.require_redis, 0);
     its_config_free(&cfg);
 }

@@ -75,7 +75,7 @@ static void run_e2e(const char *input_size)
     while (fgets(line, sizeof line, f)) {
         json_t *j = json_loads(line, 0, NULL);
         assert_non_null(j);
-        if (json_object_get(j, "type")) {
+        if (strcmp(json_string_value(json_object_get(j, "type")), "frame") != 0) {
             json_decref(j);
             continue;
         }
@@ -85,7 +85,7 @@ static void run_e2e(const char *input_size)
         json_t *d;
         json_array_foreach(json_object_get(j, "detections"), i, d)
         {
-            const char *label = json_string_value(json_object_get(d, "label"));
+            const char *label = json_string_value(json_object_get(d, "class"));
             cars += label && strcmp(label, "car") == 0;
             json_t *tid = json_object_get(d, "track_id");
             if (!json_is_integer(tid))

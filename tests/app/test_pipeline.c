@@ -72,15 +72,15 @@ static void read_outputs(const char *path, outputs *o)
             o->bad++;
             continue;
         }
-        json_t *type = json_object_get(j, "type");
+        const char *type = json_string_value(json_object_get(j, "type"));
         const char *cam = json_string_value(json_object_get(j, "camera"));
-        if (type) { /* an analytics window or event from a hook */
+        assert_non_null(type);
+        if (strcmp(type, "frame") != 0) { /* an analytics window, drift report or event */
             assert_non_null(cam);
             cam_of(o, cam)->events++;
             json_decref(j);
             continue;
         }
-        assert_int_equal(json_integer_value(json_object_get(j, "v")), 1);
         assert_non_null(cam);
         cam_out *c = cam_of(o, cam);
         json_int_t frame = json_integer_value(json_object_get(j, "frame"));
@@ -88,9 +88,11 @@ static void read_outputs(const char *path, outputs *o)
             c->order_ok = 0;
         c->last_frame = (long)frame;
         c->frames++;
-        json_int_t tc = json_integer_value(json_object_get(j, "ts_capture_ns"));
-        json_int_t tp = json_integer_value(json_object_get(j, "ts_publish_ns"));
-        assert_true(tc > 1600000000LL * 1000000000LL); /* wall clock, after 2020 */
+        assert_int_equal(json_integer_value(json_object_get(j, "v")), 2);
+        assert_string_equal(json_string_value(json_object_get(j, "type")), "frame");
+        json_int_t tc = json_integer_value(json_object_get(j, "ts_us"));
+        json_int_t tp = json_integer_value(json_object_get(j, "publish_ts_us"));
+        assert_true(tc > 1600000000LL * 1000000LL); /* wall clock, after 2020 */
         assert_true(tp >= tc);
         assert_true(json_integer_value(json_object_get(j, "width")) > 0);
         assert_true(json_integer_value(json_object_get(j, "height")) > 0);
@@ -101,7 +103,7 @@ static void read_outputs(const char *path, outputs *o)
         json_array_foreach(dets, i, d)
         {
             assert_true(json_is_integer(json_object_get(d, "class_id")));
-            assert_true(json_object_get(d, "label") != NULL);
+            assert_true(json_is_string(json_object_get(d, "class")));
             double s = json_number_value(json_object_get(d, "score"));
             assert_true(s > 0 && s <= 1);
             json_t *box = json_object_get(d, "box");
@@ -119,12 +121,16 @@ static void read_outputs(const char *path, outputs *o)
         assert_true(json_is_null(q) || (json_number_value(q) >= 0 && json_number_value(q) <= 1));
         c->quality_seen |= !json_is_null(q);
         json_t *lat = json_object_get(j, "latency_ms");
-        const char *keys[] = {"queue", "infer", "post", "analytics", "total"};
-        for (int k = 0; k < 5; k++)
-            assert_true(json_number_value(json_object_get(lat, keys[k])) >= 0);
+        /* named as in the stage table, each stage this frame completed before publication */
+        const char *keys[] = {"queue", "batch", "inference", "postprocess", "analytics", "total"};
+        for (int k = 0; k < 6; k++) {
+            json_t *v = json_object_get(lat, keys[k]);
+            assert_true(json_is_number(v) && json_number_value(v) >= 0);
+        }
+        assert_null(json_object_get(lat, "publish")); /* ends after the message is built */
         /* the total is publish - capture */
         double total = json_number_value(json_object_get(lat, "total"));
-        assert_true(fabs(total - (double)(tp - tc) / 1e6) < 0.01);
+        assert_true(fabs(total - (double)(tp - tc) / 1e3) < 0.01);
         json_decref(j);
     }
     fclose(f);
@@ -544,7 +550,7 @@ static void h_analytics(void *state, its_frame *f, its_emit_fn emit, void *emit_
     if (++s->n % 10 == 0) {
         char msg[256];
         int len =
-            snprintf(msg, sizeof msg, "{\"v\":1,\"type\":\"event\",\"camera\":\"%s\",\"count\":%d}",
+            snprintf(msg, sizeof msg, "{\"v\":2,\"type\":\"event\",\"camera\":\"%s\",\"count\":%d}",
                      s->id, s->n);
         emit(emit_ctx, ITS_MSG_EVENT, msg, (size_t)len);
     }

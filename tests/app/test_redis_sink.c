@@ -80,7 +80,7 @@ static void test_pipeline_to_redis(void **state)
     json_t *j = json_loads(rep->str, 0, NULL);
     assert_non_null(j);
     assert_string_equal(json_string_value(json_object_get(j, "camera")), "cam-b");
-    assert_int_equal(json_integer_value(json_object_get(j, "v")), 1);
+    assert_int_equal(json_integer_value(json_object_get(j, "v")), 2);
     json_decref(j);
     freeReplyObject(rep);
     redisFree(rc);

@@ -48,6 +48,41 @@ static void test_defaults_and_file(void **state)
     its_app_config_free(&c);
 }
 
+/* The pipeline's own defaults and itsd's are one set: options built from default settings
+ * equal its_pipeline_opts_default field by field, and the batch size is the documented 4
+ * (docs/service.md, batch.max_size). */
+static void test_pipeline_defaults_agree(void **state)
+{
+    its_app_config c;
+    char err[512];
+    const char *yaml = "engine:\n  backend: noop\nanalytics:\n  enabled: false\n";
+    assert_int_equal(load(&c, yaml, err, sizeof err), 0);
+    its_pipeline_opts from_settings, lib;
+    assert_int_equal(its_app_pipeline_opts(&c, &from_settings, err, sizeof err), 0);
+    its_pipeline_opts_default(&lib);
+    assert_int_equal(lib.batch_max, 4);
+    assert_int_equal(from_settings.batch_max, 4);
+    assert_int_equal(from_settings.max_cameras, lib.max_cameras);
+    assert_int_equal(from_settings.engine_workers, lib.engine_workers);
+    assert_int_equal(from_settings.analytics_workers, lib.analytics_workers);
+    assert_true(from_settings.batch_delay_ms == lib.batch_delay_ms);
+    assert_int_equal(from_settings.per_camera, lib.per_camera);
+    assert_int_equal(from_settings.queue_capacity, lib.queue_capacity);
+    assert_int_equal(from_settings.high_water, lib.high_water);
+    assert_int_equal(from_settings.low_water, lib.low_water);
+    assert_int_equal(from_settings.pixfmt, lib.pixfmt);
+    assert_int_equal(from_settings.pool_frames, lib.pool_frames);
+    assert_int_equal(from_settings.stall_timeout_ms, lib.stall_timeout_ms);
+    assert_int_equal(from_settings.backoff_min_ms, lib.backoff_min_ms);
+    assert_int_equal(from_settings.backoff_max_ms, lib.backoff_max_ms);
+    assert_int_equal(from_settings.max_width, lib.max_width);
+    assert_int_equal(from_settings.max_height, lib.max_height);
+    if (from_settings.infer.release)
+        from_settings.infer.release(from_settings.infer.ctx);
+    from_settings.sink->destroy(from_settings.sink);
+    its_app_config_free(&c);
+}
+
 static void test_env_and_expansion(void **state)
 {
     setenv("ITS_BATCH_MAX_DELAY_MS", "7.5", 1);
@@ -182,11 +217,9 @@ static void test_deploy_config(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults_and_file),
-        cmocka_unit_test(test_env_and_expansion),
-        cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_print_roundtrip),
-        cmocka_unit_test(test_deploy_config),
+        cmocka_unit_test(test_defaults_and_file), cmocka_unit_test(test_pipeline_defaults_agree),
+        cmocka_unit_test(test_env_and_expansion), cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_print_roundtrip),   cmocka_unit_test(test_deploy_config),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -59,7 +59,7 @@ static void test_json_escaping(void **state)
     assert_non_null(strstr(out, "\"level\":\"error\""));
     assert_non_null(strstr(out, "\"module\":\"engine\""));
     assert_non_null(strstr(out, "\"ctx\":\"yolo\\\"11n\""));
-    assert_non_null(strstr(out, "\"msg\":\"bad \\\"node\\\"\\n\\u0009next\"}\n"));
+    assert_non_null(strstr(out, "\"msg\":\"bad \\\"node\\\"\\n\\tnext\"}\n"));
 }
 
 static void emit_long(void)

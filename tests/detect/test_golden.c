@@ -38,7 +38,6 @@ static float margin_for(const char *dir)
 }
 #define MAX_IMAGES 16
 
-#ifdef ITS_HAVE_ENGINE
 /*
  * Parity bounds, per model, on the raw output tensors for the same input tensor:
  *   max relative error = max |ours - ort| / max |ort| over each output tensor;
@@ -58,7 +57,6 @@ static double far_bound(const char *model_dir)
 {
     return strstr(model_dir, "int8") ? 0.005 : 0.0;
 }
-#endif
 
 static int g_have_ref;
 /* The engine runs on every photo, or on every Nth one (ITS_GOLDEN_ENGINE_EVERY; under
@@ -127,7 +125,6 @@ static void run_model(const char *dir, const char *file)
         ref[o] = its_malloc(ITS_MOD_TEST, its_detector_output_floats(det, o) * sizeof(float));
         assert_non_null(ref[o]);
     }
-#ifdef ITS_HAVE_ENGINE
     its_model_t *m = NULL;
     its_engine_t *eng = NULL;
     float *ours[8] = {0};
@@ -147,7 +144,6 @@ static void run_model(const char *dir, const char *file)
     double worst_rel = 0;
     long n_elems = 0, n_far = 0;
     int n_engine = 0;
-#endif
     its_det dets[300];
     int bad = 0, total_ref = 0;
     float max_ds = 0;
@@ -163,7 +159,6 @@ static void run_model(const char *dir, const char *file)
         bad += golden_compare("ort+our-head", &gold[i], dets, n, margin_for(dir), &max_ds);
         for (int k = 0; k < gold[i].n; k++)
             total_ref += gold[i].dets[k].score >= 0.5f;
-#ifdef ITS_HAVE_ENGINE
         if (i % g_engine_every != 0) {
             unlink(inpaths[i]);
             continue;
@@ -190,14 +185,12 @@ static void run_model(const char *dir, const char *file)
         n = its_detector_decode(det, (const float *const *)ours, 0, &lb[i], dets, 300);
         assert_true(n >= 0);
         bad += golden_compare("engine", &gold[i], dets, n, margin_for(dir), &max_ds);
-#endif
         unlink(inpaths[i]);
     }
     rmdir(tmp);
     printf("  %s: %d images, %d reference detections >= 0.5, %d violations, max |dscore| of "
            "matches %.3f\n",
            dir, ng, total_ref, bad, max_ds);
-#ifdef ITS_HAVE_ENGINE
     printf("  %s: engine vs ONNX Runtime raw outputs: max relative error %.3g (bound %.2g), "
            "%.4f%% of elements off by > 1%% of range (bound %.2f%%), %d photos\n",
            dir, worst_rel, parity_bound(dir), 100.0 * n_far / (n_elems ? n_elems : 1),
@@ -208,7 +201,6 @@ static void run_model(const char *dir, const char *file)
         its_free(ours[o]);
     its_engine_destroy(eng);
     its_model_free(m);
-#endif
     for (int o = 0; o < ri.n_outputs; o++)
         its_free(ref[o]);
     its_free(input);

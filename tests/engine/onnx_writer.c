@@ -64,12 +64,6 @@ void pbw_msg_field(pbw *w, int field, const pbw *msg)
     pbw_bytes_field(w, field, msg->buf, msg->len);
 }
 
-void pbw_float_field(pbw *w, int field, float f)
-{
-    varint(w, (uint64_t)field << 3 | 5);
-    put(w, &f, 4);
-}
-
 static void attr_done(pbw *attrs, pbw *a)
 {
     pbw_msg_field(attrs, 5, a); /* NodeProto.attribute = 5 */
@@ -85,15 +79,6 @@ void pbw_attr_int(pbw *attrs, const char *name, int64_t v)
     attr_done(attrs, &a);
 }
 
-void pbw_attr_float(pbw *attrs, const char *name, float v)
-{
-    pbw a = {0};
-    pbw_string_field(&a, 1, name);
-    pbw_float_field(&a, 2, v);
-    pbw_varint_field(&a, 20, 1);
-    attr_done(attrs, &a);
-}
-
 void pbw_attr_ints(pbw *attrs, const char *name, int n, const int64_t *v)
 {
     pbw a = {0};
@@ -101,15 +86,6 @@ void pbw_attr_ints(pbw *attrs, const char *name, int n, const int64_t *v)
     for (int i = 0; i < n; i++)
         pbw_varint_field(&a, 8, (uint64_t)v[i]);
     pbw_varint_field(&a, 20, 7);
-    attr_done(attrs, &a);
-}
-
-void pbw_attr_string(pbw *attrs, const char *name, const char *s)
-{
-    pbw a = {0};
-    pbw_string_field(&a, 1, name);
-    pbw_string_field(&a, 4, s);
-    pbw_varint_field(&a, 20, 3);
     attr_done(attrs, &a);
 }
 

@@ -26,13 +26,10 @@ void pbw_varint_field(pbw *w, int field, uint64_t v);
 void pbw_bytes_field(pbw *w, int field, const void *data, size_t len);
 void pbw_string_field(pbw *w, int field, const char *s);
 void pbw_msg_field(pbw *w, int field, const pbw *msg);
-void pbw_float_field(pbw *w, int field, float f);
 
 /* Attribute builders: append an AttributeProto to `attrs` (a list of attribute messages). */
 void pbw_attr_int(pbw *attrs, const char *name, int64_t v);
-void pbw_attr_float(pbw *attrs, const char *name, float v);
 void pbw_attr_ints(pbw *attrs, const char *name, int n, const int64_t *v);
-void pbw_attr_string(pbw *attrs, const char *name, const char *s);
 
 /* GraphProto pieces. `attrs`: the concatenated attribute fields from pbw_attr_* (or NULL). */
 void pbw_node(pbw *g, const char *op, const char *name, const char *const *in,

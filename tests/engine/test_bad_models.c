@@ -214,9 +214,9 @@ static void test_missing_file(void **state)
     its_model_free(model);
 }
 
-/* A Split with an omitted output (the fuzzer's find: the kernel took each output's offset
- * from its shape, and an omitted output has none). The other output must hold its slice,
- * whichever output is omitted. */
+/* A Split with an omitted output: the kernel must take each output's offset from the split
+ * sizes, since an omitted output has no tensor and so no shape. The other output must hold
+ * its slice, whichever output is omitted. */
 static void test_split_unused_output(void **state)
 {
     (void)state;
@@ -256,7 +256,7 @@ static void test_split_unused_output(void **state)
 }
 
 /* An initializer whose header claims a billion elements and carries no data: refused for the
- * missing data before anything is allocated for it (the fuzzer's out-of-memory find). */
+ * missing data before anything is allocated for it (no gigabyte allocation on a hostile file). */
 static void test_huge_initializer_without_data(void **state)
 {
     (void)state;

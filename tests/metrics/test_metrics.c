@@ -289,6 +289,67 @@ static void test_gpu_from_the_driver_library(void **state)
     its_metrics_destroy(reg);
 }
 
+/* Collectors own their state through a release callback: the registry calls it once per
+ * collector when destroyed, newest first, and never for a collector it refused. */
+static int released[4], n_released;
+
+static void nop_collect(void *ud, its_metrics *reg) {}
+
+static void note_release(void *ud)
+{
+    released[n_released++] = *(int *)ud;
+}
+
+static void test_collector_release(void **state)
+{
+    (void)state;
+    static int ids[2] = {1, 2};
+    n_released = 0;
+    its_metrics *reg = its_metrics_create();
+    assert_int_equal(its_metrics_add_collector(reg, nop_collect, &ids[0], note_release), 0);
+    assert_int_equal(its_metrics_add_collector(reg, nop_collect, &ids[1], note_release), 0);
+    int added = 2;
+    static int refused = 99;
+    while (its_metrics_add_collector(reg, nop_collect, NULL, NULL) == 0)
+        added++;
+    assert_int_equal(its_metrics_add_collector(reg, nop_collect, &refused, note_release),
+                     ITS_EFULL);
+    assert_true(added > 2);
+    assert_int_equal(n_released, 0);
+    its_metrics_destroy(reg);
+    assert_int_equal(n_released, 2);
+    assert_int_equal(released[0], 2);
+    assert_int_equal(released[1], 1);
+}
+
+/* The GPU and scaling collectors' state goes with the registry: every byte the metrics module
+ * allocated for them is back once it is destroyed, and attaching twice adds nothing. */
+static void test_attached_state_is_released(void **state)
+{
+    (void)state;
+    its_alloc_stats before, after;
+    its_alloc_get_stats(ITS_MOD_METRICS, &before);
+    its_metrics *reg = its_metrics_create();
+    assert_int_equal(its_metrics_std_register(reg), 0);
+    setenv("ITS_NVML_LIBRARY", ITS_FAKE_NVML, 1);
+    assert_int_equal(its_metrics_gpu_attach(reg), 1);
+    its_alloc_stats once;
+    its_alloc_get_stats(ITS_MOD_METRICS, &once);
+    assert_int_equal(its_metrics_gpu_attach(reg), 1);
+    unsetenv("ITS_NVML_LIBRARY");
+    assert_int_equal(its_metrics_scaling_attach(reg), 0);
+    its_alloc_stats scaled;
+    its_alloc_get_stats(ITS_MOD_METRICS, &scaled);
+    assert_int_equal(its_metrics_scaling_attach(reg), 0);
+    its_alloc_stats twice;
+    its_alloc_get_stats(ITS_MOD_METRICS, &twice);
+    assert_true(scaled.bytes_live > once.bytes_live);
+    assert_int_equal(twice.bytes_live, scaled.bytes_live);
+    its_metrics_destroy(reg);
+    its_alloc_get_stats(ITS_MOD_METRICS, &after);
+    assert_int_equal(after.bytes_live, before.bytes_live);
+}
+
 static void test_scaling_decision(void **state)
 {
     /* SPEC AutoScalingConfig: out if ANY above SCALE_OUT, in if ALL below SCALE_IN. */
@@ -390,6 +451,8 @@ int main(void)
         cmocka_unit_test(test_gpu_from_the_driver_library),
         cmocka_unit_test(test_scaling_decision),
         cmocka_unit_test(test_scaling_collector),
+        cmocka_unit_test(test_collector_release),
+        cmocka_unit_test(test_attached_state_is_released),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -267,9 +267,14 @@ static void test_latency_throughput(void **state)
     assert_true(fabs(r.latency_p99_ms - 99) < 99 * 0.25);
     assert_true(fabs(r.fps - 30) < 3.5);
     char buf[4096];
-    assert_true(its_modelmon_report_to_json(&r, buf, sizeof buf) > 0);
+    its_json w;
+    its_json_init(&w, buf, sizeof buf);
+    its_modelmon_report_write(&r, &w);
+    assert_true(its_json_finish(&w) > 0);
     assert_non_null(strstr(buf, "\"model\":\"yolov8n\""));
-    assert_int_equal(its_modelmon_report_to_json(&r, buf, 10), ITS_EOVERFLOW);
+    its_json_init(&w, buf, 10);
+    its_modelmon_report_write(&r, &w);
+    assert_int_equal(its_json_finish(&w), ITS_EOVERFLOW);
     its_modelmon_destroy(m);
 }
 

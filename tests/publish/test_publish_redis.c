@@ -85,12 +85,12 @@ static json_t *get_json(redisContext *c, const char *key, long long *ttl)
 static void check_envelope(json_t *j, const char *type, const char *cam, uint64_t frame,
                            uint64_t capture_wall_ns)
 {
-    assert_int_equal(json_integer_value(json_object_get(j, "v")), ITS_PUB_SCHEMA_VERSION);
+    assert_int_equal(json_integer_value(json_object_get(j, "v")), 2);
     assert_string_equal(json_string_value(json_object_get(j, "type")), type);
     if (cam)
         assert_string_equal(json_string_value(json_object_get(j, "camera")), cam);
     assert_int_equal(json_integer_value(json_object_get(j, "frame")), frame);
-    json_int_t cap = json_integer_value(json_object_get(j, "capture_ts_us"));
+    json_int_t cap = json_integer_value(json_object_get(j, "ts_us"));
     json_int_t pub = json_integer_value(json_object_get(j, "publish_ts_us"));
     assert_int_equal(cap, capture_wall_ns / 1000);
     assert_true(pub >= cap);
@@ -141,7 +141,7 @@ static void test_schema_channels_keys_ttls(void **state)
 
     uint64_t wall = its_wall_ns(), mono = its_now_ns();
     its_pub_meta meta = {"cam-1", 42, wall, mono};
-    /* a 1000 x 800 frame: the first box is [0.1, 0.2, 0.3, 0.25] of it as x, y, w, h */
+    /* a 1000 x 800 frame: the first box is [0.1, 0.2, 0.4, 0.45] of it as x1, y1, x2, y2 */
     static const char *const labels[] = {"person \"quoted\"", NULL, "car"};
     its_det dets[2] = {
         {100, 160, 400, 360, 0.91f, 2, 7},
@@ -172,25 +172,27 @@ static void test_schema_channels_keys_ttls(void **state)
     char ch[128];
     json_t *j = next_message(sub, ch, sizeof ch);
     assert_string_equal(ch, "its:cam:cam-1:detections");
-    check_envelope(j, "detections", "cam-1", 42, wall);
+    check_envelope(j, "frame", "cam-1", 42, wall);
     json_t *d = json_object_get(j, "detections");
     assert_int_equal(json_array_size(d), 2);
     json_t *d0 = json_array_get(d, 0), *d1 = json_array_get(d, 1);
-    assert_int_equal(json_integer_value(json_object_get(d0, "cls")), 2);
-    assert_string_equal(json_string_value(json_object_get(d0, "label")), "car");
-    assert_float_equal(json_number_value(json_object_get(d0, "conf")), 0.91, 1e-5);
-    const double want[4] = {0.1, 0.2, 0.3, 0.25}; /* x, y, w, h of the 1000 x 800 frame */
+    assert_int_equal(json_integer_value(json_object_get(j, "width")), 1000);
+    assert_int_equal(json_integer_value(json_object_get(j, "height")), 800);
+    assert_int_equal(json_integer_value(json_object_get(d0, "class_id")), 2);
+    assert_string_equal(json_string_value(json_object_get(d0, "class")), "car");
+    assert_float_equal(json_number_value(json_object_get(d0, "score")), 0.91, 1e-5);
+    const double want[4] = {0.1, 0.2, 0.4, 0.45}; /* corners of 100,160 - 400,360 in 1000 x 800 */
     for (size_t k = 0; k < 4; k++)
         assert_float_equal(json_number_value(json_array_get(json_object_get(d0, "box"), k)),
                            want[k], 1e-5);
-    assert_int_equal(json_integer_value(json_object_get(d0, "track")), 7);
-    assert_string_equal(json_string_value(json_object_get(d1, "label")), "person \"quoted\"");
-    assert_null(json_object_get(d1, "track"));
+    assert_int_equal(json_integer_value(json_object_get(d0, "track_id")), 7);
+    assert_string_equal(json_string_value(json_object_get(d1, "class")), "person \"quoted\"");
+    assert_true(json_is_null(json_object_get(d1, "track_id")));
     json_decref(j);
 
     j = next_message(sub, ch, sizeof ch);
     assert_string_equal(ch, "its:cam:cam-1:analytics");
-    check_envelope(j, "analytics", "cam-1", 42, wall);
+    check_envelope(j, "window", "cam-1", 42, wall);
     assert_string_equal(json_string_value(json_object_get(j, "window")), "1m");
     assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "data"), "flow_vph")),
                      1200);
@@ -199,7 +201,7 @@ static void test_schema_channels_keys_ttls(void **state)
     j = next_message(sub, ch, sizeof ch);
     assert_string_equal(ch, "its:events");
     check_envelope(j, "event", "cam-1", 42, wall);
-    assert_string_equal(json_string_value(json_object_get(j, "event")), "line_crossing");
+    assert_string_equal(json_string_value(json_object_get(j, "kind")), "line_crossing");
     char *event_text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(j);
     redisFree(sub);
@@ -208,16 +210,16 @@ static void test_schema_channels_keys_ttls(void **state)
     redisContext *c = client(0);
     long long ttl;
     j = get_json(c, "its:cam:cam-1:latest", &ttl);
-    check_envelope(j, "detections", "cam-1", 42, wall);
+    check_envelope(j, "frame", "cam-1", 42, wall);
     assert_true(ttl >= 298 && ttl <= 300);
     json_decref(j);
     j = get_json(c, "its:cam:cam-2:latest", &ttl);
-    check_envelope(j, "detections", "cam-2", 7, wall - 150 * ITS_NS_PER_S);
+    check_envelope(j, "frame", "cam-2", 7, wall - 150 * ITS_NS_PER_S);
     assert_int_equal(json_array_size(json_object_get(j, "detections")), 0);
     assert_true(ttl >= 147 && ttl <= 150);
     json_decref(j);
     j = get_json(c, "its:cam:cam-1:analytics:1m", &ttl);
-    check_envelope(j, "analytics", "cam-1", 42, wall);
+    check_envelope(j, "window", "cam-1", 42, wall);
     assert_true(ttl >= 298 && ttl <= 300);
     json_decref(j);
     j = get_json(c, "its:cam:cam-1:quality", &ttl);
@@ -444,7 +446,7 @@ static void test_auth_and_db(void **state)
     redisContext *c = client(3);
     long long ttl;
     json_t *j = get_json(c, "its:cam:cam-9:latest", &ttl);
-    check_envelope(j, "detections", "cam-9", 5, m.capture_wall_ns);
+    check_envelope(j, "frame", "cam-9", 5, m.capture_wall_ns);
     json_decref(j);
     redisFree(c);
     c = client(0);

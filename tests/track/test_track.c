@@ -442,48 +442,6 @@ static void test_json_and_no_alloc(void **state)
     its_tracker_destroy(t);
 }
 
-/* The shared JSON writer: separators, escapes, numbers that read back, overflow. */
-static void test_jsonw(void **state)
-{
-    (void)state;
-    char buf[256];
-    its_jsonw w;
-    its_jsonw_init(&w, buf, sizeof buf);
-    its_jsonw_obj_begin(&w);
-    its_jsonw_key(&w, "a\"b");
-    its_jsonw_arr_begin(&w);
-    its_jsonw_int(&w, -3);
-    its_jsonw_uint(&w, 18446744073709551615ULL);
-    its_jsonw_num(&w, NAN);
-    its_jsonw_bool(&w, 1);
-    its_jsonw_null(&w);
-    its_jsonw_obj_begin(&w);
-    its_jsonw_obj_end(&w);
-    its_jsonw_arr_end(&w);
-    its_jsonw_key(&w, "s");
-    its_jsonw_str(&w, "line\nbreak\x01");
-    its_jsonw_obj_end(&w);
-    assert_true(its_jsonw_finish(&w) > 0);
-    assert_string_equal(buf, "{\"a\\\"b\":[-3,18446744073709551615,null,true,null,{}],"
-                             "\"s\":\"line\\u000abreak\\u0001\"}");
-    rng r = {42};
-    for (int i = 0; i < 200000; i++) {
-        double v = exp(urand(&r) * 40 - 15) * (urand(&r) < 0.5 ? -1 : 1);
-        its_jsonw_init(&w, buf, sizeof buf);
-        its_jsonw_num(&w, v);
-        assert_true(its_jsonw_finish(&w) > 0);
-        double back = strtod(buf, NULL);
-        if (!(fabs(back - v) <= 6e-6 * fabs(v))) {
-            fprintf(stderr, "%.17g written as %s\n", v, buf);
-            fail();
-        }
-    }
-    its_jsonw_init(&w, buf, 4);
-    its_jsonw_str(&w, "too long");
-    assert_int_equal(its_jsonw_finish(&w), ITS_EOVERFLOW);
-    assert_true(strlen(buf) < 4);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -493,7 +451,6 @@ int main(void)
         cmocka_unit_test(test_metric_sanity),
         cmocka_unit_test(test_bad_input_and_alloc),
         cmocka_unit_test(test_json_and_no_alloc),
-        cmocka_unit_test(test_jsonw),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

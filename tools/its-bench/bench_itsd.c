@@ -100,7 +100,7 @@ static void on_message(const bench_opts *o, bench_result *r, const char *payload
     r->messages++;
     const char *cam = m ? json_string_value(json_object_get(m, "camera")) : NULL;
     json_t *fr = m ? json_object_get(m, "frame") : NULL;
-    json_t *ts = m ? json_object_get(m, "ts_capture_ns") : NULL;
+    json_t *ts = m ? json_object_get(m, "ts_us") : NULL;
     json_t *dets = m ? json_object_get(m, "detections") : NULL;
     int idx = -1;
     if (cam && !strncmp(cam, "cam-", 4))
@@ -121,10 +121,10 @@ static void on_message(const bench_opts *o, bench_result *r, const char *payload
     c->received++;
     size_t nd = json_array_size(dets);
     c->detections += nd;
-    /* itsd stamps messages with wall-clock ns (comparable across hosts); a monotonic stamp
-     * (far smaller than any epoch time) is compared with our monotonic clock instead. */
-    uint64_t cap = (uint64_t)json_integer_value(ts);
-    uint64_t here = cap > 1000000000000000000ULL ? its_wall_ns() : arrival_ns;
+    /* itsd stamps frames with their wall-clock capture time in microseconds (docs/messages.md),
+     * comparable across hosts */
+    uint64_t cap = (uint64_t)json_integer_value(ts) * 1000;
+    uint64_t here = its_wall_ns();
     if (arrival_ns >= measure_from_ns && cap <= here) {
         lat_add(&r->lat, here - cap);
         r->detections += nd;

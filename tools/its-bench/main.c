@@ -285,41 +285,66 @@ static void print_report(const bench_opts *o, const stress_test *st, bench_resul
     }
 }
 
+/* The run's summary as one JSON object (a figure not measured is null, never nan). */
 static void write_json(const bench_opts *o, const stress_test *st, bench_result *r, FILE *out)
 {
     verdict v[8];
     char err[256];
     int nv = evaluate(st, r, v, err, sizeof err);
-    fprintf(out,
-            "{\"cameras\":%d,\"fps\":%g,\"batch\":%d,\"mode\":\"%s\",\"backend\":\"%s\","
-            "\"engine_workers\":%d,\"measured_s\":%.1f,\"frames\":%zu,\"latency_ms\":{",
-            o->cameras, o->fps, o->batch, o->engine_only ? "engine" : "itsd", o->backend,
-            o->engine_only ? 1 : o->engine_workers, r->measured_s, r->lat.n);
+    char buf[8192];
+    its_json w;
+    its_json_init(&w, buf, sizeof buf);
+    its_json_obj_begin(&w);
+    its_json_kint(&w, "cameras", o->cameras);
+    its_json_knum(&w, "fps", o->fps);
+    its_json_kint(&w, "batch", o->batch);
+    its_json_kstr(&w, "mode", o->engine_only ? "engine" : "itsd");
+    its_json_kstr(&w, "backend", o->backend);
+    its_json_kint(&w, "engine_workers", o->engine_only ? 1 : o->engine_workers);
+    its_json_kfixed(&w, "measured_s", r->measured_s, 1);
+    its_json_kuint(&w, "frames", r->lat.n);
+    its_json_key(&w, "latency_ms");
+    its_json_obj_begin(&w);
     static const double ps[] = {50, 75, 90, 95, 99, 99.9};
     static const char *const pn[] = {"p50", "p75", "p90", "p95", "p99", "p99.9"};
     for (int i = 0; i < 6; i++)
-        fprintf(out, "%s\"%s\":%.3f", i ? "," : "", pn[i],
-                its_ns_to_ms(lat_percentile(&r->lat, ps[i])));
-    fprintf(out,
-            "},\"frames_in\":%llu,\"frames_dropped\":%llu,\"messages\":%llu,"
-            "\"bad_messages\":%llu,\"errors\":%llu,\"detections_per_minute\":%.0f,"
-            "\"cpu_cores\":%.2f,\"peak_rss_mb\":%.1f,",
-            (unsigned long long)r->frames_in, (unsigned long long)r->frames_dropped,
-            (unsigned long long)r->messages, (unsigned long long)r->bad_messages,
-            (unsigned long long)r->errors,
-            r->measured_s > 0 ? r->detections / (r->measured_s / 60) : 0, r->cpu_cores,
-            r->peak_rss_mb);
-    if (isnan(r->gpu_util_mean))
-        fprintf(out, "\"gpu_utilization\":null,");
-    else
-        fprintf(out, "\"gpu_utilization\":%.1f,\"gpu_memory_mb\":%.0f,", r->gpu_util_mean,
-                r->gpu_mem_mb);
-    fprintf(out, "\"expected\":{");
-    for (int i = 0; i < nv; i++)
-        fprintf(out, "%s\"%s\":{\"expect\":\"%s\",\"measured\":%.6g,\"held\":%s}", i ? "," : "",
-                v[i].name, v[i].expect, v[i].measured,
-                v[i].known ? (v[i].holds ? "true" : "false") : "null");
-    fprintf(out, "}}\n");
+        its_json_kfixed(&w, pn[i], r->lat.n ? its_ns_to_ms(lat_percentile(&r->lat, ps[i])) : NAN,
+                        3);
+    its_json_obj_end(&w);
+    its_json_kuint(&w, "frames_in", r->frames_in);
+    its_json_kuint(&w, "frames_dropped", r->frames_dropped);
+    its_json_kuint(&w, "messages", r->messages);
+    its_json_kuint(&w, "bad_messages", r->bad_messages);
+    its_json_kuint(&w, "errors", r->errors);
+    its_json_kfixed(&w, "detections_per_minute",
+                    r->measured_s > 0 ? r->detections / (r->measured_s / 60) : NAN, 0);
+    its_json_kfixed(&w, "cpu_cores", r->cpu_cores, 2);
+    its_json_kfixed(&w, "peak_rss_mb", r->peak_rss_mb, 1);
+    its_json_kfixed(&w, "gpu_utilization", r->gpu_util_mean, 1);
+    if (!isnan(r->gpu_util_mean))
+        its_json_kfixed(&w, "gpu_memory_mb", r->gpu_mem_mb, 0);
+    its_json_key(&w, "expected");
+    its_json_obj_begin(&w);
+    for (int i = 0; i < nv; i++) {
+        its_json_key(&w, v[i].name);
+        its_json_obj_begin(&w);
+        its_json_kstr(&w, "expect", v[i].expect);
+        its_json_knum(&w, "measured", v[i].known ? v[i].measured : NAN);
+        if (v[i].known)
+            its_json_kbool(&w, "held", v[i].holds);
+        else
+            its_json_knull(&w, "held");
+        its_json_obj_end(&w);
+    }
+    its_json_obj_end(&w);
+    its_json_obj_end(&w);
+    int n = its_json_finish(&w);
+    if (n < 0) {
+        fprintf(stderr, "its-bench: JSON summary: %s\n", its_strerror(n));
+        return;
+    }
+    fwrite(buf, 1, (size_t)n, out);
+    fputc('\n', out);
 }
 
 static int run_once(const bench_opts *o, bench_result *r)

@@ -1,8 +1,8 @@
 /*
  * its-infer internals: the per-frame pipeline is a list of stages that see every frame's
  * detections in input order. The JSON printer and the --draw writer are stages; --track
- * (analytics) adds one in front of them that fills r->track_ids, and the printer then
- * prints a "track_id" per detection. Videos are delivered one after another, framed by
+ * (analytics) adds one in front of them that sets the detections' track_id, which the printer
+ * then prints. Videos are delivered one after another, framed by
  * begin_source/end_source, their frames in order, so per-source state in a stage is enough;
  * still images are independent frames (frame 0, no begin/end) and may share a batch.
  */
@@ -30,7 +30,6 @@ typedef struct infer_result {
     int n;
     const char *const *labels; /* label of class i (NULL entries allowed), n_labels of them */
     int n_labels;
-    int *track_ids;         /* NULL, or one id per detection (-1: none) from a track stage */
     const its_image *image; /* the frame's pixels, NULL unless a stage asked for them */
 } infer_result;
 

@@ -9,23 +9,13 @@
 
 #include "infer.h"
 #include "its/alloc.h"
+#include "its/clock.h"
 #include "its/error.h"
+#include "its/json.h"
 
 /* ---- JSON ------------------------------------------------------------------------------ */
 
-static void json_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            fprintf(f, "\\%c", *p);
-        else if (*p < 0x20)
-            fprintf(f, "\\u%04x", *p);
-        else
-            fputc(*p, f);
-    }
-    fputc('"', f);
-}
+#define JSON_MAX (1 << 20)
 
 static const char *label_of(const infer_result *r, int cls, char *buf, size_t len)
 {
@@ -35,36 +25,55 @@ static const char *label_of(const infer_result *r, int cls, char *buf, size_t le
     return buf;
 }
 
+typedef struct json_ctx {
+    FILE *out;
+    char buf[JSON_MAX];
+} json_ctx;
+
+static const char *label_name(void *ctx, int cls)
+{
+    const infer_result *r = ctx;
+    return cls >= 0 && cls < r->n_labels ? r->labels[cls] : NULL;
+}
+
+/* One "infer" message of schema v2 (docs/schema/infer.schema.json) per image or frame. */
 static int json_frame(void *ctx, infer_result *r)
 {
-    FILE *f = ctx;
-    fputs("{\"source\": ", f);
-    json_str(f, r->src->path);
-    fprintf(f, ", \"frame\": %lld, ", (long long)r->frame);
+    json_ctx *jc = ctx;
+    its_json w;
+    its_json_init(&w, jc->buf, sizeof jc->buf);
+    its_json_msg_begin(&w, "infer", r->src->path, (int64_t)(its_wall_ns() / 1000), r->frame);
     if (r->src->is_video)
-        fprintf(f, "\"pts_ms\": %.3f, ", r->pts_ns / 1e6);
-    fprintf(f, "\"width\": %d, \"height\": %d, \"detections\": [", r->width, r->height);
-    for (int i = 0; i < r->n; i++) {
-        const its_det *d = &r->dets[i];
-        char buf[32];
-        fprintf(f, "%s{\"class_id\": %d, \"label\": ", i ? ", " : "", d->class_id);
-        json_str(f, label_of(r, d->class_id, buf, sizeof buf));
-        fprintf(f, ", \"score\": %.4f, \"box\": [%.1f, %.1f, %.1f, %.1f]", d->score, d->x1, d->y1,
-                d->x2, d->y2);
-        if (r->track_ids)
-            fprintf(f, ", \"track_id\": %d", r->track_ids[i]);
-        fputc('}', f);
+        its_json_kint(&w, "pts_us", r->pts_ns / 1000);
+    its_json_frame_dets(&w, r->dets, r->n, r->width, r->height, label_name, r);
+    its_json_obj_end(&w);
+    int n = its_json_finish(&w);
+    if (n < 0) {
+        fprintf(stderr, "its-infer: %s frame %lld: message too large\n", r->src->path,
+                (long long)r->frame);
+        return 0;
     }
-    fputs("]}\n", f);
-    return ferror(f) ? ITS_EIO : 0;
+    fwrite(jc->buf, 1, (size_t)n, jc->out);
+    fputc('\n', jc->out);
+    return ferror(jc->out) ? ITS_EIO : 0;
+}
+
+static void json_destroy(void *ctx)
+{
+    its_free(ctx);
 }
 
 int infer_stage_json(FILE *out, infer_stage *st)
 {
     memset(st, 0, sizeof *st);
+    json_ctx *jc = its_malloc(ITS_MOD_APP, sizeof *jc);
+    if (!jc)
+        return ITS_ENOMEM;
+    jc->out = out;
     st->name = "json";
     st->frame = json_frame;
-    st->ctx = out;
+    st->destroy = json_destroy;
+    st->ctx = jc;
     return 0;
 }
 

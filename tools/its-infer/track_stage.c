@@ -11,11 +11,12 @@
 #include "infer.h"
 #include "its/alloc.h"
 #include "its/analytics.h"
+#include "its/clock.h"
 #include "its/error.h"
+#include "its/json.h"
 #include "its/log.h"
 
-#define TRACK_MAX_DETS 1024
-#define REPORT_MAX     (256 * 1024)
+#define REPORT_MAX (256 * 1024)
 
 typedef struct track_ctx {
     its_scene scene;
@@ -23,7 +24,7 @@ typedef struct track_ctx {
     its_analytics_t *a; /* per video, created at its first frame */
     const infer_source *src;
     int64_t last_ts;
-    int ids[TRACK_MAX_DETS];
+    uint64_t last_frame;
     char *json;
 } track_ctx;
 
@@ -55,15 +56,9 @@ static int start(track_ctx *t, const infer_result *r)
 static int track_frame(void *ctx, infer_result *r)
 {
     track_ctx *t = ctx;
-    if (r->n > TRACK_MAX_DETS) { /* more than the printer's ids array: track the first ones */
-        its_logw("track", r->src->path, "frame %lld: %d detections, tracking the first %d",
-                 (long long)r->frame, r->n, TRACK_MAX_DETS);
-        r->n = TRACK_MAX_DETS;
-    }
     int n = r->n;
     for (int i = 0; i < n; i++)
-        t->ids[i] = -1;
-    r->track_ids = t->ids;
+        r->dets[i].track_id = 0;
     if (!r->src->is_video)
         return 0;
     if (!t->a) {
@@ -80,6 +75,7 @@ static int track_frame(void *ctx, infer_result *r)
     if (ts <= t->last_ts)
         ts = t->last_ts + 1;
     t->last_ts = ts;
+    t->last_frame = (uint64_t)r->frame;
     its_det_frame f = {r->dets, n, r->width, r->height, ts, (uint64_t)r->frame};
     const its_analytics_frame *out;
     int rc = its_analytics_push(t->a, &f, &out);
@@ -90,7 +86,7 @@ static int track_frame(void *ctx, infer_result *r)
     for (int i = 0; i < out->n_tracks; i++) {
         int di = out->tracks[i].det_index;
         if (di >= 0 && di < n)
-            t->ids[di] = (int)out->tracks[i].id;
+            r->dets[di].track_id = (int32_t)out->tracks[i].id;
     }
     return 0;
 }
@@ -102,20 +98,16 @@ static int track_end(void *ctx, const infer_source *src)
         return 0;
     its_analytics_report rep;
     its_analytics_get_report(t->a, &rep);
-    its_jsonw w;
-    its_jsonw_init(&w, t->json, REPORT_MAX);
-    its_jsonw_obj_begin(&w);
-    its_jsonw_key(&w, "source");
-    its_jsonw_str(&w, src->path);
-    its_jsonw_key(&w, "analytics");
-    int head = its_jsonw_finish(&w);
-    int rc = head < 0 ? head
-                      : its_analytics_report_to_json(t->a, &rep, t->json + head,
-                                                     REPORT_MAX - (size_t)head - 2);
+    /* the video's analytics: a window message covering the whole video */
+    its_json w;
+    its_json_init(&w, t->json, REPORT_MAX);
+    its_analytics_window_message(t->a, &rep, src->path, (int64_t)(its_wall_ns() / 1000),
+                                 t->last_frame, &w);
+    int rc = its_json_finish(&w);
     if (rc < 0) {
         its_loge("track", src->path, "analytics report: %s", its_strerror(rc));
     } else {
-        fprintf(t->out, "%s}\n", t->json);
+        fprintf(t->out, "%s\n", t->json);
         fflush(t->out);
     }
     its_analytics_destroy(t->a);

@@ -1,19 +1,22 @@
 /*
- * its-replay: tracking and analytics over detections recorded by its-infer, without running
- * the detector again (tuning a scene file, checking counts).
+ * its-replay: tracking and analytics over recorded detections, without running the detector
+ * again (tuning a scene file, checking counts). It reads messages v2 (docs/messages.md): the
+ * "frame" lines of itsd's stdout or file sink (several cameras interleaved: each camera is
+ * replayed through its own analytics with the same scene) and the "infer" lines of its-infer.
+ * Other lines (events, windows, drift reports) are skipped.
  *
- *     its-infer -m MODEL.onnx VIDEO > dets.jsonl
+ *     its-infer -m MODEL.onnx VIDEO > dets.jsonl            (or itsd ... --sink stdout)
  *     its-replay --scene SCENE.yaml [--fps F] [--frames] [--events] dets.jsonl
  *
- * Prints, with --frames, one JSON object per frame (tracks, speeds, lanes, events); with
- * --events, one line per event; and at the end the analytics report (counts per line, windows,
- * zones, queues, incidents). Timestamps come from "pts_ms", else frame / fps (the scene's
- * unless --fps). Exit status: 0 ok; 1 some lines were malformed (each reported with its line
- * number and skipped); 2 usage, scene or file error (its/cli.h, docs/cli.md).
+ * Prints, with --frames, one "tracks" message per frame (tracks, speeds, lanes, events); with
+ * --events, one "event" message per event; and at the end one "replay" message per camera with
+ * the analytics report (counts per line, windows, zones, queues, incidents). Timestamps come
+ * from "pts_us", else frame / fps (the scene's unless --fps). Exit status: 0 ok; 1 some lines
+ * were malformed (each reported with its line number and skipped); 2 usage, scene or file
+ * error (its/cli.h, docs/cli.md).
  */
 #include <errno.h>
 #include <getopt.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,36 +24,77 @@
 #include "its/alloc.h"
 #include "its/analytics.h"
 #include "its/cli.h"
+#include "its/clock.h"
 #include "its/error.h"
+#include "its/json.h"
 #include "replay.h"
 
-#define PROG     "its-replay"
-#define MAX_DETS 1024
-#define BUF      (1 << 20)
+#define PROG        "its-replay"
+#define MAX_DETS    1024
+#define MAX_CAMERAS 64
+#define BUF         (1 << 20)
+
+typedef struct cam {
+    char id[REPLAY_CAMERA_MAX];
+    char id_prefix[REPLAY_CAMERA_MAX + 24];
+    its_analytics_t *a;
+    int64_t last_ts, last_ts_us;
+    uint64_t last_frame;
+    long frames;
+} cam;
 
 static void usage(FILE *f)
 {
     fprintf(f, "Usage: its-replay -s SCENE.yaml [-f FPS] [--frames] [--events] FILE|-\n"
-               "Track and count over detections recorded by its-infer or itsd (JSON lines, one\n"
-               "frame each, docs/messages.md), without running the detector again: tune a scene\n"
-               "file, check counts. FILE - reads standard input.\n"
+               "Track and count over recorded detections without running the detector again\n"
+               "(tune a scene file, check counts): the \"frame\" lines of itsd's output and the\n"
+               "\"infer\" lines of its-infer (messages v2, docs/messages.md); other lines are\n"
+               "skipped. FILE - reads standard input.\n"
                "\n"
                "  -s, --scene FILE  scene file: lines, zones, lanes, calibration, fps\n"
                "  -f, --fps F       frame rate for frames without a timestamp (default: the\n"
                "                    scene's fps)\n"
-               "      --frames      print one JSON object per frame (tracks, speeds, lanes,\n"
-               "                    events)\n"
-               "      --events      print one JSON line per event\n"
+               "      --frames      print one \"tracks\" message per frame (tracks, speeds,\n"
+               "                    lanes, events)\n"
+               "      --events      print one \"event\" message per event\n"
                "  -h, --help        print this help and exit\n"
                "      --version     print the version and exit\n"
                "\n"
-               "At the end it prints the analytics report: counts per line, windows, zones,\n"
-               "queues, incidents. Timestamps come from the frame's timestamp, else frame / fps.\n"
+               "At the end it prints one \"replay\" message per camera with the analytics report:\n"
+               "counts per line, windows, zones, queues, incidents. Timestamps come from the\n"
+               "frame's pts_us, else frame / fps.\n"
                "\n"
                "Exit status (docs/cli.md):\n"
                "  0  every line replayed\n"
                "  1  some lines were malformed (each reported with its line number, skipped)\n"
                "  2  bad usage, scene or input file\n");
+}
+
+static void print(its_json *w)
+{
+    if (its_json_finish(w) >= 0)
+        printf("%s\n", w->buf);
+    else
+        fprintf(stderr, "its-replay: message too large, not printed\n");
+}
+
+static cam *camera(cam *cams, int *n, const char *id, const its_scene *scene, int64_t run_us)
+{
+    for (int i = 0; i < *n; i++)
+        if (!strcmp(cams[i].id, id))
+            return &cams[i];
+    if (*n == MAX_CAMERAS)
+        return NULL;
+    cam *c = &cams[*n];
+    memset(c, 0, sizeof *c);
+    snprintf(c->id, sizeof c->id, "%s", id);
+    /* event ids: camera, this run's start time, then the event number */
+    snprintf(c->id_prefix, sizeof c->id_prefix, "%s-%lld", id, (long long)run_us);
+    c->last_ts = -1;
+    if (its_analytics_create(scene, NULL, &c->a) < 0)
+        return NULL;
+    (*n)++;
+    return c;
 }
 
 int main(int argc, char **argv)
@@ -111,25 +155,26 @@ int main(int argc, char **argv)
         fprintf(stderr, "its-replay: %s: %s\n", path, strerror(errno));
         return 2;
     }
-    its_analytics_t *a = NULL;
+    int64_t run_us = (int64_t)(its_wall_ns() / 1000);
+    cam *cams = its_calloc(ITS_MOD_APP, MAX_CAMERAS, sizeof *cams);
     its_det *dets = its_malloc(ITS_MOD_APP, MAX_DETS * sizeof(its_det));
     char *out = its_malloc(ITS_MOD_APP, BUF);
     char *line = NULL;
     size_t cap = 0;
-    int rc = its_analytics_create(&scene, NULL, &a);
-    if (rc < 0 || !dets || !out) {
-        fprintf(stderr, "its-replay: %s\n", its_strerror(rc < 0 ? rc : ITS_ENOMEM));
+    int n_cams = 0, rc = 0;
+    if (!cams || !dets || !out) {
+        fprintf(stderr, "its-replay: %s\n", its_strerror(ITS_ENOMEM));
         rc = 2;
         goto done;
     }
-    long lineno = 0, bad = 0, frames = 0;
-    int64_t last_ts = -1;
+    long lineno = 0, bad = 0;
     ssize_t len;
+    its_json w;
     while ((len = getline(&line, &cap, in)) >= 0) {
         lineno++;
-        its_det_frame f;
+        replay_frame rf;
         int extra;
-        int r = replay_parse_line(line, (size_t)len, dets, MAX_DETS, &f, &extra, err, sizeof err);
+        int r = replay_parse_line(line, (size_t)len, dets, MAX_DETS, &rf, &extra, err, sizeof err);
         if (r < 0) {
             fprintf(stderr, "its-replay: %s:%ld: %s\n", path, lineno, err);
             bad++;
@@ -137,41 +182,48 @@ int main(int argc, char **argv)
         }
         if (r == 0)
             continue;
+        its_det_frame *f = &rf.f;
         if (extra)
             fprintf(stderr, "its-replay: %s:%ld: %d detections over %d ignored\n", path, lineno,
                     extra, MAX_DETS);
-        if (f.ts_ns < 0)
-            f.ts_ns = (int64_t)((double)f.frame_no * 1e9 / scene.fps);
-        if (f.ts_ns <= last_ts) {
-            fprintf(stderr, "its-replay: %s:%ld: time goes backwards, frame skipped\n", path,
-                    lineno);
+        cam *cm = camera(cams, &n_cams, rf.camera, &scene, run_us);
+        if (!cm) {
+            fprintf(stderr, "its-replay: %s:%ld: more than %d cameras, line skipped\n", path,
+                    lineno, MAX_CAMERAS);
             bad++;
             continue;
         }
-        last_ts = f.ts_ns;
+        if (f->ts_ns < 0)
+            f->ts_ns = (int64_t)((double)f->frame_no * 1e9 / scene.fps);
+        if (f->ts_ns <= cm->last_ts) {
+            fprintf(stderr, "its-replay: %s:%ld: camera %s: time goes backwards, frame skipped\n",
+                    path, lineno, cm->id);
+            bad++;
+            continue;
+        }
+        cm->last_ts = f->ts_ns;
+        cm->last_ts_us = rf.ts_us;
+        cm->last_frame = f->frame_no;
         const its_analytics_frame *fr;
-        if ((r = its_analytics_push(a, &f, &fr)) < 0) {
+        if ((r = its_analytics_push(cm->a, f, &fr)) < 0) {
             fprintf(stderr, "its-replay: %s:%ld: %s\n", path, lineno, its_strerror(r));
             bad++;
             continue;
         }
-        frames++;
-        if (print_frames && its_analytics_frame_to_json(a, fr, out, BUF) >= 0)
-            printf("%s\n", out);
+        cm->frames++;
+        if (print_frames) {
+            its_json_init(&w, out, BUF);
+            its_json_msg_begin(&w, "tracks", cm->id, rf.ts_us, f->frame_no);
+            its_json_key(&w, "analytics");
+            its_analytics_frame_write(cm->a, fr, &w);
+            its_json_obj_end(&w);
+            print(&w);
+        }
         for (int i = 0; print_events && i < fr->n_events; i++) {
-            const its_event *e = &fr->events[i];
-            const char *what = e->type == ITS_EV_LINE_CROSSING ? scene.lines[e->index].name
-                               : (e->type == ITS_EV_ZONE_ENTER || e->type == ITS_EV_ZONE_EXIT)
-                                   ? scene.zones[e->index].name
-                                   : "";
-            char speed[32] = "null";
-            if (isfinite(e->speed_kmh))
-                snprintf(speed, sizeof speed, "%.1f", e->speed_kmh);
-            printf("{\"frame\":%llu,\"t_s\":%.3f,\"event\":\"%s\",\"where\":\"%s\",\"track\":%u,"
-                   "\"class\":\"%s\",\"direction\":%d,\"speed_kmh\":%s}\n",
-                   (unsigned long long)f.frame_no, (double)f.ts_ns / 1e9,
-                   its_event_type_name(e->type), what, e->track_id, its_class_group_name(e->group),
-                   e->direction, speed);
+            its_json_init(&w, out, BUF);
+            its_analytics_event_message(cm->a, &fr->events[i], cm->id, cm->id_prefix, rf.ts_us,
+                                        f->frame_no, &w);
+            print(&w);
         }
     }
     if (ferror(in)) {
@@ -179,23 +231,33 @@ int main(int argc, char **argv)
         rc = 2;
         goto done;
     }
-    its_analytics_report rep;
-    its_analytics_get_report(a, &rep);
-    if (its_analytics_report_to_json(a, &rep, out, BUF) < 0) {
-        fprintf(stderr, "its-replay: report too large\n");
-        rc = 2;
-        goto done;
+    for (int i = 0; i < n_cams; i++) {
+        its_analytics_report rep;
+        its_analytics_get_report(cams[i].a, &rep);
+        its_json_init(&w, out, BUF);
+        its_json_msg_begin(&w, "replay", cams[i].id, cams[i].last_ts_us, cams[i].last_frame);
+        its_json_kint(&w, "frames", cams[i].frames);
+        its_json_key(&w, "report");
+        its_analytics_report_write(cams[i].a, &rep, &w);
+        its_json_obj_end(&w);
+        if (its_json_finish(&w) < 0) {
+            fprintf(stderr, "its-replay: report too large\n");
+            rc = 2;
+            goto done;
+        }
+        printf("%s\n", out);
     }
-    printf("%s\n", out);
-    if (frames == 0)
+    if (n_cams == 0)
         fprintf(stderr, "its-replay: %s: no detection frames\n", path);
     rc = bad ? 1 : 0;
 done:
     free(line);
     if (in && in != stdin)
         fclose(in);
+    for (int i = 0; i < n_cams; i++)
+        its_analytics_destroy(cams[i].a);
+    its_free(cams);
     its_free(dets);
     its_free(out);
-    its_analytics_destroy(a);
     return rc;
 }

@@ -1,7 +1,8 @@
 /*
- * Reading its-infer's per-frame JSON (jansson): {"source": ..., "frame": N, "pts_ms": T,
- * "width": W, "height": H, "detections": [{"class_id": C, "score": S, "box": [x1, y1, x2, y2],
- * ...}, ...]}. Anything malformed is refused with a reason; nothing is guessed.
+ * Reading messages v2 (jansson): itsd's "frame" and its-infer's "infer" lines, {"v": 2,
+ * "type": "frame", "camera": C, "ts_us": T, "frame": N, "pts_us": P, "width": W, "height": H,
+ * "detections": [{"class_id": K, "score": S, "box": [x1, y1, x2, y2] in [0, 1], ...}, ...]}.
+ * Anything malformed is refused with a reason; nothing is guessed.
  */
 #include <jansson.h>
 #include <math.h>
@@ -15,15 +16,14 @@
 static int fail(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* A malformed line: ITS_EPROTO with the reason. */
 static int fail(char *err, size_t errlen, const char *fmt, ...)
 {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return ITS_EPROTO;
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = its_vseterr(err, errlen, ITS_EPROTO, fmt, ap);
+    va_end(ap);
+    return rc;
 }
 
 static int get_int(json_t *o, const char *key, long long lo, long long hi, long long *out)
@@ -38,7 +38,7 @@ static int get_int(json_t *o, const char *key, long long lo, long long hi, long 
     return 0;
 }
 
-int replay_parse_line(const char *line, size_t len, its_det *dets, int cap, its_det_frame *f,
+int replay_parse_line(const char *line, size_t len, its_det *dets, int cap, replay_frame *out,
                       int *extra, char *err, size_t errlen)
 {
     size_t i = 0;
@@ -52,10 +52,38 @@ int replay_parse_line(const char *line, size_t len, its_det *dets, int cap, its_
         return fail(err, errlen, "not JSON: %s (column %d)", je.text, je.column);
     int rc = 0;
     *extra = 0;
+    its_det_frame *f = &out->f;
     if (!json_is_object(root)) {
         rc = fail(err, errlen, "not a JSON object");
         goto out;
     }
+    long long version;
+    if (get_int(root, "v", 0, 1 << 30, &version) < 0 || version != 2) {
+        rc = fail(err, errlen, "not a message of version 2 (\"v\": 2)");
+        goto out;
+    }
+    const char *type = json_string_value(json_object_get(root, "type"));
+    if (!type) {
+        rc = fail(err, errlen, "\"type\" missing or not a string");
+        goto out;
+    }
+    if (strcmp(type, "frame") && strcmp(type, "infer")) {
+        rc = 0; /* events, windows, drift reports, ... */
+        goto out;
+    }
+    const char *camera = json_string_value(json_object_get(root, "camera"));
+    if (!camera || !camera[0] || strlen(camera) >= sizeof out->camera) {
+        rc = fail(err, errlen, "\"camera\" missing, empty or longer than %zu bytes",
+                  sizeof out->camera - 1);
+        goto out;
+    }
+    snprintf(out->camera, sizeof out->camera, "%s", camera);
+    long long ts_us;
+    if (get_int(root, "ts_us", 0, (1LL << 62), &ts_us) < 0) {
+        rc = fail(err, errlen, "\"ts_us\" missing or not a non-negative integer");
+        goto out;
+    }
+    out->ts_us = ts_us;
     json_t *arr = json_object_get(root, "detections");
     if (!arr) {
         rc = 0; /* e.g. the analytics summary line */
@@ -74,15 +102,14 @@ int replay_parse_line(const char *line, size_t len, its_det *dets, int cap, its_
         rc = fail(err, errlen, "\"width\"/\"height\" missing or outside 1..65536");
         goto out;
     }
-    f->ts_ns = -1;
-    json_t *pts = json_object_get(root, "pts_ms");
-    if (pts) {
-        double ms = json_number_value(pts);
-        if (!json_is_number(pts) || !isfinite(ms) || ms < 0 || ms > 1e15) {
-            rc = fail(err, errlen, "\"pts_ms\" is not a non-negative number");
+    out->pts_ns = -1;
+    if (json_object_get(root, "pts_us")) {
+        long long pts;
+        if (get_int(root, "pts_us", 0, (1LL << 53), &pts) < 0) {
+            rc = fail(err, errlen, "\"pts_us\" is not a non-negative integer");
             goto out;
         }
-        f->ts_ns = (int64_t)llround(ms * 1e6);
+        out->pts_ns = pts * 1000;
     }
     size_t n = json_array_size(arr);
     int m = 0;
@@ -102,8 +129,8 @@ int replay_parse_line(const char *line, size_t len, its_det *dets, int cap, its_
         for (int j = 0; j < 4; j++) {
             json_t *v = json_array_get(box, (size_t)j);
             b[j] = json_number_value(v);
-            if (!json_is_number(v) || !isfinite(b[j])) {
-                rc = fail(err, errlen, "detections[%zu].box[%d] is not a number", k, j);
+            if (!json_is_number(v) || !(b[j] >= 0 && b[j] <= 1)) {
+                rc = fail(err, errlen, "detections[%zu].box[%d] is not a number in [0, 1]", k, j);
                 goto out;
             }
         }
@@ -116,10 +143,10 @@ int replay_parse_line(const char *line, size_t len, its_det *dets, int cap, its_
             (*extra)++;
             continue;
         }
-        dets[m++] = (its_det){.x1 = (float)b[0],
-                              .y1 = (float)b[1],
-                              .x2 = (float)b[2],
-                              .y2 = (float)b[3],
+        dets[m++] = (its_det){.x1 = (float)(b[0] * (double)w),
+                              .y1 = (float)(b[1] * (double)h),
+                              .x2 = (float)(b[2] * (double)w),
+                              .y2 = (float)(b[3] * (double)h),
                               .score = (float)s,
                               .class_id = (int32_t)cls};
     }
@@ -128,6 +155,7 @@ int replay_parse_line(const char *line, size_t len, its_det *dets, int cap, its_
     f->width_px = (int)w;
     f->height_px = (int)h;
     f->frame_no = (uint64_t)frame;
+    f->ts_ns = out->pts_ns;
     rc = 1;
 out:
     json_decref(root);

@@ -246,8 +246,7 @@ int main(int argc, char **argv)
         return ITS_EXIT_FAILURE;
     }
     its_app_services *svc = NULL;
-    int rc = its_app_services_create(&cfg, p, &svc, err, sizeof err);
-    if (rc < 0 && rc != ITS_EUNSUPPORTED) {
+    if (its_app_services_create(&cfg, p, &svc, err, sizeof err) < 0) {
         fprintf(stderr, "itsd: %s\n", err);
         its_pipeline_destroy(p);
         its_app_config_free(&cfg);
