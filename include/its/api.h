@@ -32,6 +32,9 @@
  *   (ITS_EAUTH) to bind a non-loopback address without a token.
  * - Bodies are size-limited (413 before the body is read when Content-Length says so) and
  *   validated (400 with the reason). Unknown paths 404, wrong methods 405 with Allow.
+ * - Responses are written whole or not at all: a JSON body (its/json.h) grows as needed up
+ *   to ITS_API_MAX_RESPONSE_MB; one that would be larger is answered 500 "internal", never
+ *   cut short. Numbers that are not finite are written as null.
  * - The provider callbacks run on the API's threads, concurrently; they must be thread-safe
  *   and must not block (frame_push hands the JPEG to the pipeline or fails with ITS_EFULL;
  *   the API never waits for the pipeline). The JPEG bytes are only valid during the call.
@@ -48,8 +51,9 @@
 #include "its/metrics.h"
 #include "its/publish.h"
 
-#define ITS_API_URL_MAX     1024
-#define ITS_API_MAX_CAMERAS 512 /* per list response */
+#define ITS_API_URL_MAX         1024
+#define ITS_API_MAX_CAMERAS     512 /* per list response */
+#define ITS_API_MAX_RESPONSE_MB 8   /* largest JSON response body */
 
 typedef struct its_api_camera {
     char id[ITS_PUB_ID_MAX + 1];

@@ -3,6 +3,7 @@
  * parsed request and produces a response. Everything here runs on the server's threads;
  * nothing waits for the pipeline (the provider callbacks are non-blocking by contract, the
  * metrics are atomics, the cache is a short mutex or one bounded Redis round trip).
+ * Responses are written with the JSON writer of its/json.h; jansson only parses request bodies.
  */
 #include <jansson.h>
 #include <math.h>
@@ -13,6 +14,7 @@
 
 #include "api_impl.h"
 #include "its/core.h"
+#include "its/json.h"
 #include "its/stage.h"
 #include "server.h"
 
@@ -165,6 +167,9 @@ int its_api_start(its_api *api)
 
 /* ---- responses ------------------------------------------------------------------------- */
 
+/* Writes one whole JSON document into w; called again from the start when it did not fit. */
+typedef void (*body_fn)(its_json *w, const void *ctx);
+
 static int set_body(its_api_response *resp, const char *text, size_t len)
 {
     its_free(resp->body);
@@ -179,25 +184,52 @@ static int set_body(its_api_response *resp, const char *text, size_t len)
     return 0;
 }
 
-/* Serialises j (stealing the reference) as the body. */
-static int reply_json(its_api_response *resp, int status, json_t *j)
+/* The body written by fn: first into a buffer on the stack (then copied out at its size),
+ * then, when that is too small, into heap buffers of twice the size each time, up to
+ * ITS_API_MAX_RESPONSE_MB. 0, ITS_ENOMEM, ITS_EOVERFLOW (larger than that) or ITS_EINVAL
+ * (fn left a container open). */
+static int write_body(its_api_response *resp, body_fn fn, const void *ctx)
 {
-    resp->status = status;
-    resp->content_type = "application/json";
-    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
-    json_decref(j);
-    if (!text) {
-        resp->status = 500;
-        static const char oom[] =
-            "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}";
-        set_body(resp, oom, sizeof oom - 1);
-        return ITS_ENOMEM;
+    char first[4096];
+    its_json w;
+    its_json_init(&w, first, sizeof first);
+    fn(&w, ctx);
+    int n = its_json_finish(&w);
+    if (n >= 0)
+        return set_body(resp, first, (size_t)n);
+    for (size_t cap = 2 * sizeof first;
+         n == ITS_EOVERFLOW && cap <= (size_t)ITS_API_MAX_RESPONSE_MB << 20; cap *= 2) {
+        char *buf = its_malloc(ITS_MOD_API, cap);
+        if (!buf)
+            return ITS_ENOMEM;
+        its_json_init(&w, buf, cap);
+        fn(&w, ctx);
+        n = its_json_finish(&w);
+        if (n >= 0) {
+            its_free(resp->body);
+            resp->body = buf;
+            resp->len = (size_t)n;
+            return 0;
+        }
+        its_free(buf);
     }
-    int rc = set_body(resp, text, strlen(text));
-    free(text);
-    if (rc < 0)
-        resp->status = 500;
-    return rc;
+    return n;
+}
+
+struct error_doc {
+    const char *code, *message;
+};
+
+static void error_body(its_json *w, const void *ctx)
+{
+    const struct error_doc *e = ctx;
+    its_json_obj_begin(w);
+    its_json_key(w, "error");
+    its_json_obj_begin(w);
+    its_json_kstr(w, "code", e->code);
+    its_json_kstr(w, "message", e->message);
+    its_json_obj_end(w);
+    its_json_obj_end(w);
 }
 
 static int reply_error(its_api_response *resp, int status, const char *code, const char *fmt, ...)
@@ -209,8 +241,36 @@ static int reply_error(its_api_response *resp, int status, const char *code, con
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    return reply_json(resp, status,
-                      json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg));
+    struct error_doc e = {code, msg};
+    resp->status = status;
+    resp->content_type = "application/json";
+    int rc = write_body(resp, error_body, &e);
+    if (rc < 0) { /* only for memory: the document is a few hundred bytes */
+        resp->status = 500;
+        its_free(resp->body);
+        resp->body = NULL;
+        resp->len = 0;
+    }
+    return rc;
+}
+
+/* The document fn writes, or a 500 error when it cannot be written. */
+static int reply_json(its_api_response *resp, int status, body_fn fn, const void *ctx)
+{
+    int rc = write_body(resp, fn, ctx);
+    if (rc == 0) {
+        resp->status = status;
+        resp->content_type = "application/json";
+        return 0;
+    }
+    if (rc == ITS_EOVERFLOW) {
+        its_logw("api", NULL, "a %d response is larger than %d MiB: answered 500", status,
+                 ITS_API_MAX_RESPONSE_MB);
+        return reply_error(resp, 500, "internal", "response larger than %d MiB",
+                           ITS_API_MAX_RESPONSE_MB);
+    }
+    int erc = reply_error(resp, 500, "internal", "%s", its_strerror(rc));
+    return rc == ITS_ENOMEM ? rc : erc;
 }
 
 /* Maps a provider's ITS_E* code to an HTTP error. */
@@ -240,6 +300,30 @@ static int not_implemented(its_api_response *resp)
     return reply_error(resp, 501, "not_implemented", "not available in this service");
 }
 
+/* {"id":id,"result":result} and, with bytes >= 0, "bytes":bytes: the answer to a change. */
+struct result_doc {
+    const char *id, *result;
+    long long bytes;
+};
+
+static void result_body(its_json *w, const void *ctx)
+{
+    const struct result_doc *r = ctx;
+    its_json_obj_begin(w);
+    its_json_kstr(w, "id", r->id);
+    its_json_kstr(w, "result", r->result);
+    if (r->bytes >= 0)
+        its_json_kint(w, "bytes", r->bytes);
+    its_json_obj_end(w);
+}
+
+static int reply_result(its_api_response *resp, int status, const char *id, const char *result,
+                        long long bytes)
+{
+    struct result_doc r = {id, result, bytes};
+    return reply_json(resp, status, result_body, &r);
+}
+
 /* ---- auth ------------------------------------------------------------------------------ */
 
 static int is_mutating(const char *m)
@@ -264,11 +348,29 @@ static int token_ok(const its_api *api, const char *authz)
 
 /* ---- handlers -------------------------------------------------------------------------- */
 
-static json_t *camera_json(const its_api_camera *c)
+static void healthz_body(its_json *w, const void *ctx)
 {
-    return json_pack("{s:s,s:s,s:s,s:f,s:I,s:I}", "id", c->id, "url", c->url, "state", c->state,
-                     "fps", isfinite(c->fps) ? c->fps : 0.0, "frames", (json_int_t)c->frames,
-                     "drops", (json_int_t)c->drops);
+    (void)ctx;
+    its_json_obj_begin(w);
+    its_json_kstr(w, "status", "ok");
+    its_json_obj_end(w);
+}
+
+static void camera_body(its_json *w, const its_api_camera *c)
+{
+    its_json_obj_begin(w);
+    its_json_kstr(w, "id", c->id);
+    its_json_kstr(w, "url", c->url);
+    its_json_kstr(w, "state", c->state);
+    its_json_knum(w, "fps", isfinite(c->fps) ? c->fps : 0.0);
+    its_json_kuint(w, "frames", c->frames);
+    its_json_kuint(w, "drops", c->drops);
+    its_json_obj_end(w);
+}
+
+static void camera_one_body(its_json *w, const void *ctx)
+{
+    camera_body(w, ctx);
 }
 
 static int h_metrics(its_api *api, its_api_response *resp)
@@ -288,74 +390,100 @@ static int h_metrics(its_api *api, its_api_response *resp)
     return 0;
 }
 
-static json_t *ms_or_null(double seconds)
+/* A count held in a double (a counter's or a gauge's value): every integer digit. */
+static void kcount(its_json *w, const char *key, double v)
 {
-    return isnan(seconds) ? json_null() : json_real(seconds * 1000.0);
+    its_json_key(w, key);
+    its_json_numg(w, v, 15);
 }
 
-static json_t *num_or_null(double v)
+/* A latency quantile in seconds as milliseconds; NaN (no samples): null. */
+static void kms(its_json *w, const char *key, double seconds)
 {
-    return isfinite(v) ? json_real(v) : json_null();
+    its_json_knum(w, key, seconds * 1000.0);
 }
-
-struct stage_ctx {
-    json_t *arr;
-};
 
 static int stage_row(void *ud, const its_metric *m, const char *const *values)
 {
-    struct stage_ctx *c = ud;
+    its_json *w = ud;
     int stage = its_stage_find(values[0]);
     double budget = stage >= 0 ? its_stage_budget_ms((its_stage)stage) : -1;
     double p99 = its_metric_quantile(m, 0.99);
-    json_t *row = json_pack("{s:s,s:o,s:o,s:o,s:I}", "stage", values[0], "p50_ms",
-                            ms_or_null(its_metric_quantile(m, 0.5)), "p95_ms",
-                            ms_or_null(its_metric_quantile(m, 0.95)), "p99_ms", ms_or_null(p99),
-                            "count", (json_int_t)its_metric_count(m));
-    if (!row)
-        return 1;
-    json_object_set_new(row, "budget_ms", budget >= 0 ? json_real(budget) : json_null());
-    json_object_set_new(row, "over_budget",
-                        json_boolean(budget >= 0 && !isnan(p99) && p99 * 1000.0 > budget));
-    json_array_append_new(c->arr, row);
+    its_json_obj_begin(w);
+    its_json_kstr(w, "stage", values[0]);
+    kms(w, "p50_ms", its_metric_quantile(m, 0.5));
+    kms(w, "p95_ms", its_metric_quantile(m, 0.95));
+    kms(w, "p99_ms", p99);
+    its_json_kuint(w, "count", its_metric_count(m));
+    if (budget >= 0)
+        its_json_knum(w, "budget_ms", budget);
+    else
+        its_json_knull(w, "budget_ms");
+    its_json_kbool(w, "over_budget", budget >= 0 && !isnan(p99) && p99 * 1000.0 > budget);
+    its_json_obj_end(w);
     return 0;
 }
 
 static int gauge_row(void *ud, const its_metric *m, const char *const *values)
 {
-    json_object_set_new((json_t *)ud, values[0], json_real(its_metric_value(m)));
+    kcount(ud, values[0], its_metric_value(m));
     return 0;
 }
 
-/* Per camera: fps, frames, drops (summed over reasons). */
-static json_t *cam_entry(json_t *cams, const char *cam)
+/* Per camera: fps, frames, drops (summed over reasons), in the order the cameras first
+ * appear. name points into the registry's series, which live as long as the registry. */
+struct cam_sum {
+    const char *name;
+    double fps, frames, drops;
+};
+
+struct cam_sums {
+    struct cam_sum *v;
+    int n, cap;
+    int failed; /* out of memory: the table is incomplete */
+};
+
+static struct cam_sum *cam_sum_at(struct cam_sums *t, const char *name)
 {
-    json_t *o = json_object_get(cams, cam);
-    if (!o) {
-        o = json_pack("{s:f,s:f,s:f}", "fps", 0.0, "frames", 0.0, "drops", 0.0);
-        json_object_set_new(cams, cam, o);
+    for (int i = 0; i < t->n; i++)
+        if (!strcmp(t->v[i].name, name))
+            return &t->v[i];
+    if (t->n == t->cap) {
+        int cap = t->cap ? 2 * t->cap : 16;
+        struct cam_sum *v = its_realloc(ITS_MOD_API, t->v, (size_t)cap * sizeof *v);
+        if (!v) {
+            t->failed = 1;
+            return NULL;
+        }
+        t->v = v;
+        t->cap = cap;
     }
-    return o;
+    t->v[t->n] = (struct cam_sum){.name = name};
+    return &t->v[t->n++];
 }
 
 static int cam_fps(void *ud, const its_metric *m, const char *const *v)
 {
-    json_object_set_new(cam_entry(ud, v[0]), "fps", json_real(its_metric_value(m)));
-    return 0;
+    struct cam_sum *c = cam_sum_at(ud, v[0]);
+    if (c)
+        c->fps = its_metric_value(m);
+    return !c;
 }
 
 static int cam_frames(void *ud, const its_metric *m, const char *const *v)
 {
-    json_object_set_new(cam_entry(ud, v[0]), "frames", json_real(its_metric_value(m)));
-    return 0;
+    struct cam_sum *c = cam_sum_at(ud, v[0]);
+    if (c)
+        c->frames = its_metric_value(m);
+    return !c;
 }
 
 static int cam_drops(void *ud, const its_metric *m, const char *const *v)
 {
-    json_t *o = cam_entry(ud, v[0]);
-    double d = json_number_value(json_object_get(o, "drops"));
-    json_object_set_new(o, "drops", json_real(d + its_metric_value(m)));
-    return 0;
+    struct cam_sum *c = cam_sum_at(ud, v[0]);
+    if (c)
+        c->drops += its_metric_value(m);
+    return !c;
 }
 
 static double std_value(its_metrics *reg, its_metric_id id)
@@ -363,65 +491,118 @@ static double std_value(its_metrics *reg, its_metric_id id)
     return its_metric_value(its_metrics_series(its_metrics_std(reg, id), NULL));
 }
 
-static int h_status(its_api *api, its_api_response *resp)
+struct status_doc {
+    const its_api *api;
+    const struct cam_sums *cams;
+};
+
+static void status_body(its_json *w, const void *ctx)
 {
-    json_t *st = json_pack("{s:s,s:f}", "version", ITS_VERSION, "uptime_s",
-                           (double)(its_now_ns() - api->started_ns) / 1e9);
-    if (!st)
-        return reply_error(resp, 500, "internal", "out of memory");
-    its_metrics *reg = api->metrics;
+    const struct status_doc *d = ctx;
+    its_metrics *reg = d->api->metrics;
+    its_json_obj_begin(w);
+    its_json_kstr(w, "version", ITS_VERSION);
+    its_json_kfixed(w, "uptime_s", (double)(its_now_ns() - d->api->started_ns) / 1e9, 3);
     if (reg) {
         its_metric *e2e = its_metrics_series(its_metrics_std(reg, ITS_M_LATENCY), NULL);
         double p99 = its_metric_quantile(e2e, 0.99),
                e2e_budget = its_stage_budget_ms(ITS_STAGE_TOTAL);
-        json_object_set_new(st, "end_to_end",
-                            json_pack("{s:o,s:o,s:o,s:f,s:I,s:b}", "p50_ms",
-                                      ms_or_null(its_metric_quantile(e2e, 0.5)), "p95_ms",
-                                      ms_or_null(its_metric_quantile(e2e, 0.95)), "p99_ms",
-                                      ms_or_null(p99), "budget_ms", e2e_budget, "count",
-                                      (json_int_t)its_metric_count(e2e), "over_budget",
-                                      !isnan(p99) && p99 * 1000.0 > e2e_budget));
-        struct stage_ctx sc = {json_array()};
-        its_metrics_each(its_metrics_std(reg, ITS_M_STAGE_LATENCY), stage_row, &sc);
-        json_object_set_new(st, "stages", sc.arr);
+        its_json_key(w, "end_to_end");
+        its_json_obj_begin(w);
+        kms(w, "p50_ms", its_metric_quantile(e2e, 0.5));
+        kms(w, "p95_ms", its_metric_quantile(e2e, 0.95));
+        kms(w, "p99_ms", p99);
+        its_json_knum(w, "budget_ms", e2e_budget);
+        its_json_kuint(w, "count", its_metric_count(e2e));
+        its_json_kbool(w, "over_budget", !isnan(p99) && p99 * 1000.0 > e2e_budget);
+        its_json_obj_end(w);
+
+        its_json_key(w, "stages");
+        its_json_arr_begin(w);
+        its_metrics_each(its_metrics_std(reg, ITS_M_STAGE_LATENCY), stage_row, w);
+        its_json_arr_end(w);
+
         its_metric *bs = its_metrics_series(its_metrics_std(reg, ITS_M_BATCH_SIZE), NULL);
         uint64_t n = its_metric_count(bs);
-        json_object_set_new(
-            st, "batch_size",
-            json_pack("{s:o,s:o,s:o,s:I}", "mean",
-                      n ? json_real(its_metric_sum(bs) / (double)n) : json_null(), "p50",
-                      isnan(its_metric_quantile(bs, 0.5)) ? json_null()
-                                                          : json_real(its_metric_quantile(bs, 0.5)),
-                      "p95",
-                      isnan(its_metric_quantile(bs, 0.95))
-                          ? json_null()
-                          : json_real(its_metric_quantile(bs, 0.95)),
-                      "batches", (json_int_t)n));
-        json_t *queues = json_object();
-        its_metrics_each(its_metrics_std(reg, ITS_M_QUEUE_DEPTH), gauge_row, queues);
-        json_object_set_new(st, "queue_depth", queues);
-        json_t *cams = json_object();
-        its_metrics_each(its_metrics_std(reg, ITS_M_CAMERA_FPS), cam_fps, cams);
-        its_metrics_each(its_metrics_std(reg, ITS_M_FRAMES), cam_frames, cams);
-        its_metrics_each(its_metrics_std(reg, ITS_M_FRAMES_DROPPED), cam_drops, cams);
-        json_object_set_new(st, "cameras", cams);
+        its_json_key(w, "batch_size");
+        its_json_obj_begin(w);
+        its_json_knum(w, "mean", n ? its_metric_sum(bs) / (double)n : NAN);
+        its_json_knum(w, "p50", its_metric_quantile(bs, 0.5));
+        its_json_knum(w, "p95", its_metric_quantile(bs, 0.95));
+        its_json_kuint(w, "batches", n);
+        its_json_obj_end(w);
+
+        its_json_key(w, "queue_depth");
+        its_json_obj_begin(w);
+        its_metrics_each(its_metrics_std(reg, ITS_M_QUEUE_DEPTH), gauge_row, w);
+        its_json_obj_end(w);
+
+        its_json_key(w, "cameras");
+        its_json_obj_begin(w);
+        for (int i = 0; i < d->cams->n; i++) {
+            const struct cam_sum *c = &d->cams->v[i];
+            its_json_key(w, c->name);
+            its_json_obj_begin(w);
+            its_json_knum(w, "fps", c->fps);
+            kcount(w, "frames", c->frames);
+            kcount(w, "drops", c->drops);
+            its_json_obj_end(w);
+        }
+        its_json_obj_end(w);
+
         its_scaling_inputs si;
         int decision;
         if (its_metrics_scaling_last(reg, &si, &decision) == 0) {
-            json_t *scale = json_pack("{s:i}", "recommendation", decision);
-            json_object_set_new(scale, "gpu_utilization", num_or_null(si.gpu_utilization));
-            json_object_set_new(scale, "queue_depth", num_or_null(si.queue_depth));
-            json_object_set_new(scale, "latency_p99_s", num_or_null(si.latency_p99_s));
-            json_object_set_new(scale, "error_rate", num_or_null(si.error_rate));
-            json_object_set_new(scale, "cpu_utilization", num_or_null(si.cpu_utilization));
-            json_object_set_new(st, "scaling", scale);
+            its_json_key(w, "scaling");
+            its_json_obj_begin(w);
+            its_json_kint(w, "recommendation", decision);
+            its_json_knum(w, "gpu_utilization", si.gpu_utilization);
+            its_json_knum(w, "queue_depth", si.queue_depth);
+            its_json_knum(w, "latency_p99_s", si.latency_p99_s);
+            its_json_knum(w, "error_rate", si.error_rate);
+            its_json_knum(w, "cpu_utilization", si.cpu_utilization);
+            its_json_obj_end(w);
         }
-        json_object_set_new(st, "redis",
-                            json_pack("{s:b,s:f,s:f}", "up", std_value(reg, ITS_M_REDIS_UP) > 0,
-                                      "outbox_messages", std_value(reg, ITS_M_PUB_OUTBOX),
-                                      "reconnects", std_value(reg, ITS_M_PUB_RECONNECTS)));
+
+        its_json_key(w, "redis");
+        its_json_obj_begin(w);
+        its_json_kbool(w, "up", std_value(reg, ITS_M_REDIS_UP) > 0);
+        kcount(w, "outbox_messages", std_value(reg, ITS_M_PUB_OUTBOX));
+        kcount(w, "reconnects", std_value(reg, ITS_M_PUB_RECONNECTS));
+        its_json_obj_end(w);
     }
-    return reply_json(resp, 200, st);
+    its_json_obj_end(w);
+}
+
+static int h_status(its_api *api, its_api_response *resp)
+{
+    struct cam_sums cams = {0};
+    its_metrics *reg = api->metrics;
+    if (reg) {
+        its_metrics_each(its_metrics_std(reg, ITS_M_CAMERA_FPS), cam_fps, &cams);
+        its_metrics_each(its_metrics_std(reg, ITS_M_FRAMES), cam_frames, &cams);
+        its_metrics_each(its_metrics_std(reg, ITS_M_FRAMES_DROPPED), cam_drops, &cams);
+    }
+    struct status_doc d = {api, &cams};
+    int rc = cams.failed ? reply_error(resp, 500, "internal", "out of memory")
+                         : reply_json(resp, 200, status_body, &d);
+    its_free(cams.v);
+    return rc;
+}
+
+struct ready_doc {
+    int ready;
+    const char *reason;
+};
+
+static void ready_body(its_json *w, const void *ctx)
+{
+    const struct ready_doc *r = ctx;
+    its_json_obj_begin(w);
+    its_json_kbool(w, "ready", r->ready);
+    if (!r->ready)
+        its_json_kstr(w, "reason", r->reason);
+    its_json_obj_end(w);
 }
 
 static int h_ready(its_api *api, its_api_response *resp)
@@ -433,10 +614,27 @@ static int h_ready(its_api *api, its_api_response *resp)
         snprintf(reason, sizeof reason, "Redis unreachable");
         ready = 0;
     }
-    if (ready > 0)
-        return reply_json(resp, 200, json_pack("{s:b}", "ready", 1));
     reason[sizeof reason - 1] = 0;
-    return reply_json(resp, 503, json_pack("{s:b,s:s}", "ready", 0, "reason", reason));
+    struct ready_doc r = {ready > 0, reason};
+    return reply_json(resp, ready > 0 ? 200 : 503, ready_body, &r);
+}
+
+struct list_doc {
+    const its_api_camera *cams;
+    int n, count;
+};
+
+static void list_body(its_json *w, const void *ctx)
+{
+    const struct list_doc *l = ctx;
+    its_json_obj_begin(w);
+    its_json_key(w, "cameras");
+    its_json_arr_begin(w);
+    for (int i = 0; i < l->n; i++)
+        camera_body(w, &l->cams[i]);
+    its_json_arr_end(w);
+    its_json_kint(w, "count", l->count);
+    its_json_obj_end(w);
 }
 
 static int h_list(its_api *api, its_api_response *resp)
@@ -451,15 +649,15 @@ static int h_list(its_api *api, its_api_response *resp)
         its_free(cams);
         return reply_code(resp, n, "cameras");
     }
-    json_t *arr = json_array();
-    for (int i = 0; i < n && i < ITS_API_MAX_CAMERAS; i++) {
+    struct list_doc l = {cams, n < ITS_API_MAX_CAMERAS ? n : ITS_API_MAX_CAMERAS, n};
+    for (int i = 0; i < l.n; i++) {
         cams[i].id[sizeof cams[i].id - 1] = 0;
         cams[i].url[sizeof cams[i].url - 1] = 0;
         cams[i].state[sizeof cams[i].state - 1] = 0;
-        json_array_append_new(arr, camera_json(&cams[i]));
     }
+    int rc = reply_json(resp, 200, list_body, &l);
     its_free(cams);
-    return reply_json(resp, 200, json_pack("{s:o,s:i}", "cameras", arr, "count", n));
+    return rc;
 }
 
 static int h_get(its_api *api, const char *id, its_api_response *resp)
@@ -475,9 +673,9 @@ static int h_get(its_api *api, const char *id, its_api_response *resp)
         return reply_code(resp, rc, id);
     }
     c->id[sizeof c->id - 1] = c->url[sizeof c->url - 1] = c->state[sizeof c->state - 1] = 0;
-    json_t *j = camera_json(c);
+    rc = reply_json(resp, 200, camera_one_body, c);
     its_free(c);
-    return reply_json(resp, 200, j);
+    return rc;
 }
 
 static int printable(const char *s, size_t max)
@@ -551,9 +749,7 @@ static int h_add(its_api *api, const its_api_request *req, const char *path_id,
         return reply_code(resp, rc, idcopy);
     resp->header_name = "Location";
     snprintf(resp->header_value, sizeof resp->header_value, "/v1/cameras/%s", idcopy);
-    return reply_json(
-        resp, rc == 1 ? 200 : 201,
-        json_pack("{s:s,s:s}", "id", idcopy, "result", rc == 1 ? "replaced" : "created"));
+    return reply_result(resp, rc == 1 ? 200 : 201, idcopy, rc == 1 ? "replaced" : "created", -1);
 }
 
 static int h_remove(its_api *api, const char *id, its_api_response *resp)
@@ -563,7 +759,7 @@ static int h_remove(its_api *api, const char *id, its_api_response *resp)
     int rc = api->prov.camera_remove(api->prov.ud, id);
     if (rc < 0)
         return reply_code(resp, rc, id);
-    return reply_json(resp, 200, json_pack("{s:s,s:s}", "id", id, "result", "removed"));
+    return reply_result(resp, 200, id, "removed", -1);
 }
 
 static int h_analytics(its_api *api, const its_api_request *req, const char *id,
@@ -614,9 +810,7 @@ static int h_frame(its_api *api, const its_api_request *req, const char *id, its
     int rc = api->prov.frame_push(api->prov.ud, id, req->body, req->body_len, its_now_ns());
     if (rc < 0)
         return reply_code(resp, rc, id);
-    return reply_json(resp, 202,
-                      json_pack("{s:s,s:s,s:I}", "id", id, "result", "queued", "bytes",
-                                (json_int_t)req->body_len));
+    return reply_result(resp, 202, id, "queued", (long long)req->body_len);
 }
 
 static int method_not_allowed(its_api_response *resp, const char *allow)
@@ -664,8 +858,7 @@ int its_api_handle(its_api *api, const its_api_request *req, its_api_response *r
     } else {
         switch (r) {
         case R_HEALTHZ:
-            rc = get ? reply_json(resp, 200, json_pack("{s:s}", "status", "ok"))
-                     : method_not_allowed(resp, "GET");
+            rc = get ? reply_json(resp, 200, healthz_body, NULL) : method_not_allowed(resp, "GET");
             break;
         case R_READYZ:
             rc = get ? h_ready(api, resp) : method_not_allowed(resp, "GET");

@@ -664,6 +664,150 @@ static void test_ready_requires_redis(void **state)
     its_api_destroy(a);
 }
 
+/* The URL of camera i: the prefix, then units of '"', '\', "é" and "🚗" (which JSON escapes
+ * or carries as UTF-8), padded with 'x' to the longest URL allowed. */
+static void long_url(int i, char *url)
+{
+    static const char unit[] = "\"\\\xc3\xa9\xf0\x9f\x9a\x97/";
+    int n = snprintf(url, ITS_API_URL_MAX, "rtsp://10.0.%d.%d/", i / 256, i % 256);
+    while (n + (int)sizeof unit - 1 <= ITS_API_URL_MAX - 1) {
+        memcpy(url + n, unit, sizeof unit - 1);
+        n += (int)sizeof unit - 1;
+    }
+    memset(url + n, 'x', (size_t)(ITS_API_URL_MAX - 1 - n));
+    url[ITS_API_URL_MAX - 1] = 0;
+}
+
+/* A provider with as many cameras as one list holds, each with the longest URL. */
+static int long_list(void *ud, its_api_camera *out, int max)
+{
+    (void)ud;
+    assert_int_equal(max, ITS_API_MAX_CAMERAS);
+    for (int i = 0; i < max; i++) {
+        snprintf(out[i].id, sizeof out[i].id, "cam-%03d", i);
+        long_url(i, out[i].url);
+        snprintf(out[i].state, sizeof out[i].state, "%s", i % 2 ? "running" : "down");
+        out[i].fps = 25 + i / 8.0;
+        out[i].frames = (uint64_t)i << 40;
+        out[i].drops = (uint64_t)i * 3;
+    }
+    return max;
+}
+
+static void test_long_camera_list(void **state)
+{
+    its_api_config cfg;
+    its_api_config_default(&cfg);
+    cfg.port = 0;
+    its_api_provider prov = {.camera_list = long_list};
+    its_api *a = NULL;
+    assert_int_equal(its_api_create(&cfg, &prov, NULL, NULL, &a), 0);
+    assert_int_equal(its_api_start(a), 0);
+    int saved = port;
+    port = its_api_port(a); /* the helpers talk to this server for now */
+    http_resp r = get("/v1/cameras");
+    port = saved;
+    its_api_destroy(a);
+    assert_int_equal(r.status, 200);
+    /* Each URL is over 1.4 KB once escaped: the body is far past any first buffer. */
+    assert_true(r.len > (size_t)ITS_API_MAX_CAMERAS * (ITS_API_URL_MAX + 256));
+    assert_int_equal(strlen(r.body), r.len);
+    json_error_t err;
+    json_t *j = json_loadb(r.body, r.len, JSON_REJECT_DUPLICATES, &err);
+    if (!j)
+        fail_msg("not JSON at %d: %s", err.position, err.text);
+    free(r.body);
+    assert_int_equal(json_integer_value(json_object_get(j, "count")), ITS_API_MAX_CAMERAS);
+    json_t *cams = json_object_get(j, "cameras");
+    assert_int_equal(json_array_size(cams), ITS_API_MAX_CAMERAS);
+    char id[16], url[ITS_API_URL_MAX];
+    for (int i = 0; i < ITS_API_MAX_CAMERAS; i++) {
+        json_t *c = json_array_get(cams, (size_t)i);
+        snprintf(id, sizeof id, "cam-%03d", i);
+        long_url(i, url);
+        assert_string_equal(json_string_value(json_object_get(c, "id")), id);
+        assert_string_equal(json_string_value(json_object_get(c, "url")), url);
+        assert_string_equal(json_string_value(json_object_get(c, "state")),
+                            i % 2 ? "running" : "down");
+        assert_float_equal(json_number_value(json_object_get(c, "fps")), 25 + i / 8.0, 0);
+        assert_int_equal(json_integer_value(json_object_get(c, "frames")), (json_int_t)i << 40);
+        assert_int_equal(json_integer_value(json_object_get(c, "drops")), i * 3);
+    }
+    json_decref(j);
+}
+
+/* A camera label of `len` bytes: a distinct first letter, a quote, then 'x'. */
+static char *long_label(int i, size_t len)
+{
+    char *s = malloc(len + 1);
+    memset(s, 'x', len);
+    s[0] = (char)('A' + i);
+    s[1] = '"';
+    s[len] = 0;
+    return s;
+}
+
+static void test_long_status(void **state)
+{
+    its_metrics *r2 = its_metrics_create();
+    assert_int_equal(its_metrics_std_register(r2), 0);
+    its_api *a = NULL;
+    assert_int_equal(its_api_create(NULL, NULL, r2, NULL, &a), 0);
+    its_api_request req = {.method = "GET", .path = "/v1/status"};
+    its_api_response resp;
+    /* Three cameras with 1 MiB names: a status of over 3 MiB, whole. */
+    const size_t mib = 1u << 20;
+    char *names[ITS_API_MAX_RESPONSE_MB + 1];
+    for (int i = 0; i < 3; i++) {
+        names[i] = long_label(i, mib);
+        its_metric_set(its_metrics_series_v(its_metrics_std(r2, ITS_M_CAMERA_FPS), names[i]),
+                       i == 2 ? NAN : 12.5 * (i + 1));
+        its_metric_add(its_metrics_series_v(its_metrics_std(r2, ITS_M_FRAMES), names[i]),
+                       123456789012.0 + i);
+    }
+    assert_int_equal(its_api_handle(a, &req, &resp), 0);
+    assert_int_equal(resp.status, 200);
+    assert_true(resp.len > 3 * mib);
+    json_error_t err;
+    json_t *j = json_loadb(resp.body, resp.len, JSON_REJECT_DUPLICATES, &err);
+    if (!j)
+        fail_msg("not JSON at %d: %s", err.position, err.text);
+    its_api_response_free(&resp);
+    json_t *cams = json_object_get(j, "cameras");
+    assert_int_equal(json_object_size(cams), 3);
+    for (int i = 0; i < 3; i++) {
+        json_t *c = json_object_get(cams, names[i]);
+        assert_non_null(c);
+        if (i == 2) /* not a number: null, never nan */
+            assert_true(json_is_null(json_object_get(c, "fps")));
+        else
+            assert_float_equal(json_number_value(json_object_get(c, "fps")), 12.5 * (i + 1), 0);
+        assert_float_equal(json_number_value(json_object_get(c, "frames")), 123456789012.0 + i, 0);
+        assert_float_equal(json_number_value(json_object_get(c, "drops")), 0, 0);
+    }
+    json_decref(j);
+
+    /* Past ITS_API_MAX_RESPONSE_MB: a JSON error, not a truncated document. */
+    for (int i = 3; i <= ITS_API_MAX_RESPONSE_MB; i++) {
+        names[i] = long_label(i, mib);
+        its_metric_set(its_metrics_series_v(its_metrics_std(r2, ITS_M_CAMERA_FPS), names[i]), 1);
+    }
+    assert_int_equal(its_api_handle(a, &req, &resp), 0);
+    assert_int_equal(resp.status, 500);
+    j = json_loadb(resp.body, resp.len, 0, &err);
+    if (!j)
+        fail_msg("not JSON at %d: %s", err.position, err.text);
+    its_api_response_free(&resp);
+    json_t *e = json_object_get(j, "error");
+    assert_string_equal(json_string_value(json_object_get(e, "code")), "internal");
+    assert_non_null(strstr(json_string_value(json_object_get(e, "message")), "larger than"));
+    json_decref(j);
+    for (int i = 0; i <= ITS_API_MAX_RESPONSE_MB; i++)
+        free(names[i]);
+    its_api_destroy(a);
+    its_metrics_destroy(r2);
+}
+
 static void test_request_counter(void **state)
 {
     its_metric *m =
@@ -689,6 +833,8 @@ int main(void)
         cmocka_unit_test(test_request_counter),
         cmocka_unit_test(test_concurrent_clients),
         cmocka_unit_test(test_ready_requires_redis),
+        cmocka_unit_test(test_long_camera_list),
+        cmocka_unit_test(test_long_status),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
