@@ -23,6 +23,8 @@
  *         loop: true                     # files and replay
  *         pace: realtime                 # realtime (default) | none (as fast as decoded)
  *         fps: 0                         # 0: the media's own rate
+ *         sample_fps: 0                  # pass on at most this many frames per second of
+ *                                        # media time, the video still at its own rate (0: all)
  *         phase_s: 0                     # replay: offset into the clip
  *         replay_frames: 0               # replay: frames kept in memory (0: up to 300)
  *         max_width: 0                   # 0: ingest.max_width
@@ -92,6 +94,7 @@ typedef struct its_app_camera {
     char *scene;
     int loop;
     double fps;
+    double sample_fps;
     double phase_s;
     int replay_frames;
     int max_width, max_height;

@@ -26,5 +26,7 @@ typedef struct its_app_services its_app_services;
 int its_app_services_create(const its_app_config *c, its_pipeline_t *p, its_app_services **out,
                             char *err, size_t errlen);
 void its_app_services_destroy(its_app_services *s);
+/* The API's bound port (0 without an API): what itsd prints at start. */
+int its_app_services_port(its_app_services *s);
 
 #endif

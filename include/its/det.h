@@ -24,6 +24,13 @@ typedef enum its_pixfmt {
                         * the engine's frames path only */
 } its_pixfmt;
 
+/* The detection thresholds every path and tool starts from: the decoder's configuration
+ * (its_det_config_init), the engine's frames path, itsd's engine.conf / engine.iou and
+ * its-infer. The confidence threshold is SPEC's. Plain literals, so that option tables can
+ * also spell them as strings (ITS_STR, its/config.h). */
+#define ITS_DET_CONF_DEFAULT 0.5
+#define ITS_DET_IOU_DEFAULT  0.45
+
 /* One detection. */
 typedef struct its_det {
     float x1, y1, x2, y2; /* box corners in source-frame pixels, clipped to the frame */

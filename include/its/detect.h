@@ -66,8 +66,8 @@ typedef struct its_letterbox {
 typedef struct its_det_config {
     its_det_family family;
     int num_classes;    /* from the output shape */
-    float conf;         /* keep detections with score >= conf (default 0.25) */
-    float iou;          /* NMS IoU threshold (default 0.45) */
+    float conf;         /* keep detections with score >= conf (ITS_DET_CONF_DEFAULT) */
+    float iou;          /* NMS IoU threshold (ITS_DET_IOU_DEFAULT) */
     int max_dets;       /* per image after NMS (default 300) */
     int class_agnostic; /* 1: NMS across classes (default 0: class-aware) */
     its_det_preproc pre;
@@ -96,7 +96,8 @@ int its_det_family_parse(const char *name, its_det_family *out);
 /*
  * Fill cfg with defaults for `family` (ITS_DET_AUTO: guessed from the output shapes and the
  * metadata) and the input size from the model's input: preprocessing conventions per family,
- * conf 0.25, iou 0.45, max_dets 300. ITS_EUNSUPPORTED if the outputs fit no known head.
+ * conf ITS_DET_CONF_DEFAULT, iou ITS_DET_IOU_DEFAULT, max_dets 300. ITS_EUNSUPPORTED if the outputs
+ * fit no known head.
  */
 int its_det_config_init(const its_det_model_info *info, its_det_family family, its_det_config *cfg,
                         char *err, size_t errlen);

@@ -191,7 +191,7 @@ typedef struct its_engine_frame {
 } its_engine_frame;
 
 typedef struct its_engine_detect_opts {
-    float conf;                /* keep detections with score >= conf (0: 0.25) */
+    float conf;                /* keep detections with score >= conf (0: ITS_DET_CONF_DEFAULT) */
     float iou;                 /* NMS IoU threshold (0: 0.45) */
     int max_det;               /* per frame after NMS (0: 300; at most 1000) */
     int max_cand;              /* candidates per frame before NMS (0: 1024; at most 1024) */

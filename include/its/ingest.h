@@ -86,7 +86,11 @@ typedef struct its_source_opts {
     int realtime;         /* files: pace frames at `fps` or the media's own rate (1 by default
                            * through its_source_opts_default); 0: as fast as decoded */
     double fps;           /* pace; 0: the media's own frame rate (replay: 30 if unknown) */
-    double phase_s;       /* replay: start this far into the clip (load tests spread cameras) */
+    double sample_fps;    /* files and live: pass on at most this many frames per second of
+                           * media time, skipping the others after decoding; 0: every frame */
+    double phase_s;       /* replay: start this far into the clip (load tests spread cameras);
+                           * with sample_fps: the media time of the first frame passed on,
+                           * modulo the sampling period (spreads cameras over it) */
     int replay_frames;    /* replay: keep at most this many frames of the clip; 0: all (<= 3000) */
     int max_width;        /* 0: 1920 */
     int max_height;       /* 0: 1080 */

@@ -166,7 +166,8 @@ typedef struct its_camera_cfg {
     int loop;
     int realtime; /* -1: the default (1) */
     double fps;
-    double phase_s; /* replay; < 0: spread automatically over the replay cameras */
+    double sample_fps; /* pass on at most this many frames per second of media time; 0: all */
+    double phase_s;    /* replay; < 0: spread automatically over the replay cameras */
     int replay_frames;
     int max_width, max_height;
 } its_camera_cfg;

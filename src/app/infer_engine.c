@@ -296,6 +296,14 @@ static int eng_create(void *ctx, its_infer **out, char *err, size_t errlen)
         rc = frames_path_setup(e, err, errlen);
     if (rc == 0 && !e->gpu && (rc = host_buffers(e)) < 0)
         snprintf(err, errlen, "engine: out of memory for batch buffers");
+    if (rc == 0 && !e->gpu) {
+        /* One run on a blank image before any frame: the first run of the CPU engine pays
+         * for first touches of its memory and plans, which would otherwise be the first
+         * frames' latency (and make them queue behind each other). */
+        memset(e->input, 0, e->in_floats * sizeof(float));
+        if ((rc = its_engine_run(e->engine, 1, e->input, e->outputs)) < 0)
+            snprintf(err, errlen, "engine: first run failed: %s", its_strerror(rc));
+    }
     if (rc < 0) {
         eng_destroy(&e->base);
         return rc;

@@ -305,6 +305,11 @@ fail:
     return rc;
 }
 
+int its_app_services_port(its_app_services *s)
+{
+    return s && s->api ? its_api_port(s->api) : 0;
+}
+
 void its_app_services_destroy(its_app_services *s)
 {
     if (!s)

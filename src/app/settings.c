@@ -39,8 +39,10 @@ static const its_option options[] = {
                 "CPU threads per engine (0: all cores)"),
     ITS_OPT_INT("engine.workers", S, engine_workers, ITS_STR(ITS_PIPE_ENGINE_WORKERS), 1, 8, 0,
                 "engine worker threads, each with its own engine (batches in flight)"),
-    ITS_OPT_DOUBLE("engine.conf", S, conf, "0.5", 0.0, 1.0, 0, "confidence threshold (SPEC)"),
-    ITS_OPT_DOUBLE("engine.iou", S, iou, "0.45", 0.0, 1.0, 0, "NMS IoU threshold"),
+    ITS_OPT_DOUBLE("engine.conf", S, conf, ITS_STR(ITS_DET_CONF_DEFAULT), 0.0, 1.0, 0,
+                   "confidence threshold (SPEC)"),
+    ITS_OPT_DOUBLE("engine.iou", S, iou, ITS_STR(ITS_DET_IOU_DEFAULT), 0.0, 1.0, 0,
+                   "NMS IoU threshold"),
     ITS_OPT_DOUBLE("engine.noop_cost_us", S, noop_cost_us, "0", 0, 1e6, 0,
                    "noop backend: CPU time burnt per frame, to stand in for a model"),
     ITS_OPT_INT("batch.max_size", S, batch_max, ITS_STR(ITS_PIPE_BATCH_MAX), 1, 32, 0,
@@ -70,7 +72,7 @@ static const its_option options[] = {
     ITS_OPT_INT("ingest.max_height", S, max_height, ITS_STR(ITS_PIPE_MAX_HEIGHT), 16, 8192, 0,
                 "larger frames are scaled down"),
     ITS_OPT_BOOL("ingest.spread_phase", S, spread_phase, "true", 0,
-                 "replay cameras without phase_s start at spread-out offsets"),
+                 "replay cameras and sampled files without phase_s start at spread-out offsets"),
     ITS_OPT_INT("ingest.max_cameras", S, max_cameras, ITS_STR(ITS_PIPE_MAX_CAMERAS), 1, 4096, 0,
                 "camera slots over the daemon's life (adds via SIGHUP use new slots)"),
     ITS_OPT_INT("analytics.workers", S, analytics_workers, ITS_STR(ITS_PIPE_ANALYTICS_WORKERS), 1,
@@ -107,6 +109,7 @@ static const cyaml_schema_field_t cam_fields[] = {
                            0, 500),
     CYAML_FIELD_BOOL("loop", CYAML_FLAG_OPTIONAL, its_app_camera, loop),
     CYAML_FIELD_FLOAT("fps", CYAML_FLAG_OPTIONAL, its_app_camera, fps),
+    CYAML_FIELD_FLOAT("sample_fps", CYAML_FLAG_OPTIONAL, its_app_camera, sample_fps),
     CYAML_FIELD_FLOAT("phase_s", CYAML_FLAG_OPTIONAL, its_app_camera, phase_s),
     CYAML_FIELD_INT("replay_frames", CYAML_FLAG_OPTIONAL, its_app_camera, replay_frames),
     CYAML_FIELD_INT("max_width", CYAML_FLAG_OPTIONAL, its_app_camera, max_width),
@@ -262,12 +265,13 @@ static int validate(its_app_config *c, char *err, size_t errlen)
         if (a->pace && strcmp(a->pace, "realtime") != 0 && strcmp(a->pace, "none") != 0)
             return its_seterr(err, errlen, ITS_ECONFIG,
                               "%s: cameras[%u].pace: '%s' is not realtime or none", o, i, a->pace);
-        if (a->fps < 0 || a->fps > 1000 || a->phase_s < 0 || a->phase_s > 86400 ||
-            a->replay_frames < 0 || a->replay_frames > 100000 || a->max_width < 0 ||
-            a->max_width > 8192 || a->max_height < 0 || a->max_height > 8192)
+        if (a->fps < 0 || a->fps > 1000 || a->sample_fps < 0 || a->sample_fps > 1000 ||
+            a->phase_s < 0 || a->phase_s > 86400 || a->replay_frames < 0 ||
+            a->replay_frames > 100000 || a->max_width < 0 || a->max_width > 8192 ||
+            a->max_height < 0 || a->max_height > 8192)
             return its_seterr(
                 err, errlen, ITS_ECONFIG,
-                "%s: cameras[%u] ('%s'): fps, phase_s, replay_frames or a size is out "
+                "%s: cameras[%u] ('%s'): fps, sample_fps, phase_s, replay_frames or a size is out "
                 "of range",
                 o, i, a->id);
         char what[96];
@@ -284,6 +288,7 @@ static int validate(its_app_config *c, char *err, size_t errlen)
         r->loop = a->loop;
         r->realtime = a->pace && strcmp(a->pace, "none") == 0 ? 0 : 1;
         r->fps = a->fps;
+        r->sample_fps = a->sample_fps;
         r->phase_s = a->phase_s == 0 && s->spread_phase ? -1 : a->phase_s;
         r->replay_frames = a->replay_frames;
         r->max_width = a->max_width;
@@ -390,7 +395,8 @@ int its_app_config_print(const its_app_config *c, FILE *out)
         print_str(out, "pace", a->pace);
         print_str(out, "scene", a->scene);
         fprintf(out, "    loop: %s\n", a->loop ? "true" : "false");
-        fprintf(out, "    fps: %g\n    phase_s: %g\n", a->fps, a->phase_s);
+        fprintf(out, "    fps: %g\n    sample_fps: %g\n    phase_s: %g\n", a->fps, a->sample_fps,
+                a->phase_s);
         fprintf(out, "    replay_frames: %d\n    max_width: %d\n    max_height: %d\n",
                 a->replay_frames, a->max_width, a->max_height);
     }

@@ -176,8 +176,8 @@ int its_det_config_init(const its_det_model_info *info, its_det_family family, i
             return rc;
     }
     cfg->family = family;
-    cfg->conf = 0.25f;
-    cfg->iou = 0.45f;
+    cfg->conf = (float)ITS_DET_CONF_DEFAULT;
+    cfg->iou = (float)ITS_DET_IOU_DEFAULT;
     cfg->max_dets = 300;
     its_det_preproc_default(family, w, h, &cfg->pre);
     const its_tensor_desc *o = info->outputs[0];

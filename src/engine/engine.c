@@ -709,9 +709,9 @@ int its_engine_detect_setup(its_engine_t *e, const its_engine_detect_opts *opts,
     }
     its_engine_detect_opts o = *opts;
     if (o.conf == 0)
-        o.conf = 0.25f;
+        o.conf = (float)ITS_DET_CONF_DEFAULT;
     if (o.iou == 0)
-        o.iou = 0.45f;
+        o.iou = (float)ITS_DET_IOU_DEFAULT;
     if (!o.max_det)
         o.max_det = 300;
     if (!o.max_cand)

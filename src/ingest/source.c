@@ -15,6 +15,7 @@
  * Stopping: a flag, the reader's interrupt (which aborts blocking FFmpeg I/O at its next
  * poll) and a condition variable that ends any sleep.
  */
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,7 +54,8 @@ struct its_source {
     its_video_t *cur;
     its_source_stats st;
     uint64_t seq;
-    int64_t pts_end; /* media time just after the last frame, carried across reconnects */
+    int64_t pts_end;     /* media time just after the last frame, carried across reconnects */
+    int64_t next_sample; /* sample_fps: media time of the next frame to pass on */
     unsigned rng;
     pthread_mutex_t push_mu; /* push sources: one image at a time (seq, pts) */
     uint64_t push_t0;        /* push sources: capture time of the first image */
@@ -174,6 +176,18 @@ static void add_video_stats(its_source_t *s, its_video_t *v)
     pthread_mutex_unlock(&s->mu);
 }
 
+/* sample_fps: 1 if the frame at media time pts is skipped. A frame is passed on when it is
+ * due within half a source frame period; the next one is due 1/sample_fps later, or a
+ * sample period after this frame where media time jumped ahead (a reconnect). */
+static int skip_sample(its_source_t *s, int64_t pts, int64_t period)
+{
+    int64_t every = (int64_t)(1e9 / s->o.sample_fps);
+    if (pts + period / 2 < s->next_sample && s->next_sample - pts <= every)
+        return 1;
+    s->next_sample = pts >= s->next_sample + every ? pts + every : s->next_sample + every;
+    return 0;
+}
+
 /*
  * Read one connection until it fails, ends or is stopped. Returns 1 if the source is done
  * (a file without loop ended, or stopped), 0 to reconnect. *got_frames tells whether any
@@ -191,6 +205,10 @@ static int run_connection(its_source_t *s, its_video_t *v, int *got_frames)
     double fps = s->o.fps > 0 ? s->o.fps : (info.fps > 0 ? info.fps : 25.0);
     uint64_t period = (uint64_t)(1e9 / fps);
     uint64_t t0 = its_now_ns();
+    /* sampled files: the clock starts on a multiple of the sampling period, the same grid
+     * for every camera, so that their phases (phase_s) keep their frames apart */
+    if (pace && s->o.sample_fps > 0)
+        t0 -= t0 % (uint64_t)(1e9 / s->o.sample_fps);
     /* media time continues across loops and reconnects, so it never goes backwards */
     int64_t media_base = s->pts_end, last_pts = s->pts_end;
     int64_t conn_base = media_base; /* pacing is relative to this connection's start */
@@ -203,6 +221,12 @@ static int run_connection(its_source_t *s, its_video_t *v, int *got_frames)
         int rc = px ? its_video_read_into(v, px->data, px->capacity, &f) : its_video_read(v, &f);
         if (rc == 1) {
             *got_frames = 1;
+            if (s->o.sample_fps > 0 && skip_sample(s, media_base + f.pts_ns, (int64_t)period)) {
+                last_pts = media_base + f.pts_ns;
+                s->pts_end = last_pts + (int64_t)period;
+                its_buf_unref(px);
+                continue;
+            }
             uint64_t now = its_now_ns();
             if (pace) {
                 /* native pace follows the media clock; a fixed fps counts frames */
@@ -403,6 +427,8 @@ int its_source_create(const its_source_opts *opts, its_frame_cb cb, void *ctx, i
     s->o.url = s->url;
     s->cb = cb;
     s->ctx = ctx;
+    if (s->o.sample_fps > 0 && s->o.phase_s > 0) /* the first frame passed on */
+        s->next_sample = (int64_t)(fmod(s->o.phase_s, 1.0 / s->o.sample_fps) * 1e9);
     if (s->o.kind == ITS_SOURCE_AUTO)
         s->o.kind = its_source_kind_of(s->url);
     if (s->o.max_width <= 0)

@@ -219,7 +219,7 @@ static void test_shipped_scenes(void **state)
     its_test_source_path("deploy/scenes", dir, sizeof dir);
     DIR *d = opendir(dir);
     if (!d)
-        skip();
+        ITS_TEST_SKIP("deploy/scenes not found (ITS_SOURCE_DIR)");
     int n = 0;
     struct dirent *e;
     while ((e = readdir(d))) {

@@ -17,7 +17,7 @@ static void run_e2e(const char *input_size)
     if (!its_test_shared_path("models/yolo11n-fp32-dequant/yolo11n_fp32_dequant.onnx", model,
                               sizeof model) ||
         !its_test_shared_path("media", media, sizeof media))
-        skip();
+        ITS_TEST_SKIP("shared model or media missing");
     its_test_tmpdir(dir, sizeof dir);
     snprintf(out, sizeof out, "%s/out.jsonl", dir);
     char yaml[4096];

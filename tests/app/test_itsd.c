@@ -327,8 +327,7 @@ static void test_push_frames(void **state)
 static void test_analytics_endpoint(void **state)
 {
     if (system("command -v redis-server >/dev/null 2>&1") != 0) {
-        print_message("redis-server not installed: skipped\n");
-        return;
+        ITS_TEST_SKIP("redis-server not installed");
     }
     char cfg[400], out[400], err[400], rlog[400], scene[600], port_s[16], buf[8192];
     snprintf(cfg, sizeof cfg, "%s/an.yaml", dir);
@@ -381,7 +380,7 @@ int main(void)
     const char *bin = getenv("ITS_BINARY_DIR");
     snprintf(itsd, sizeof itsd, "%s/tools/itsd/itsd", bin ? bin : ".");
     if (access(itsd, X_OK) != 0 || !its_test_shared_path("media", media, sizeof media))
-        return ITS_TEST_SKIP_CODE;
+        return its_test_skip("itsd binary or shared media missing");
     its_test_tmpdir(dir, sizeof dir);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_check_and_print),

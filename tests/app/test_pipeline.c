@@ -718,7 +718,7 @@ static void test_no_allocation_per_frame(void **state)
 int main(void)
 {
     if (!its_test_shared_path("media", media, sizeof media))
-        return ITS_TEST_SKIP_CODE;
+        return its_test_skip("shared media missing (ITS_SHARED_DIR)");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_noop_accounting),
         cmocka_unit_test(test_workers_order_and_failures),

@@ -16,7 +16,7 @@ static void test_pipeline_to_redis(void **state)
 {
     char media[512];
     if (!its_redis_available() || !its_test_shared_path("media", media, sizeof media))
-        skip();
+        ITS_TEST_SKIP("redis-server or shared media missing");
     its_redis_fixture r = {0};
     assert_int_equal(its_redis_start(&r), 0);
     redisContext *sub = redisConnect("127.0.0.1", r.port);

@@ -187,7 +187,7 @@ static void test_deploy_config(void **state)
     char path[1024], shared[1024];
     its_test_source_path("deploy/itsd.yaml", path, sizeof path);
     if (!its_test_shared_path("models", shared, sizeof shared))
-        skip();
+        ITS_TEST_SKIP("shared models missing");
     its_app_config c;
     char err[512];
     if (its_app_config_load(&c, path, err, sizeof err) < 0)

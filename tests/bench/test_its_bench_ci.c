@@ -39,12 +39,10 @@ static void test_ci_stress_run(void **state)
     if (!its_test_shared_path("models/yolo11n-fp32-dequant/yolo11n_fp32_dequant.onnx", model,
                               sizeof model) ||
         !its_test_shared_path("media/traffic_intersection_cctv_480p.mp4", video, sizeof video)) {
-        print_message("shared models/media missing: skipped\n");
-        exit(ITS_TEST_SKIP_CODE);
+        exit(its_test_skip("shared models/media missing"));
     }
     if (system("command -v redis-server >/dev/null 2>&1") != 0) {
-        print_message("redis-server not installed: skipped\n");
-        exit(ITS_TEST_SKIP_CODE);
+        exit(its_test_skip("redis-server not installed"));
     }
     assert_non_null(its_test_tmpdir(tmp, sizeof tmp));
     snprintf(json, sizeof json, "%s/summary.json", tmp);
@@ -89,7 +87,7 @@ static void test_runs_do_not_accumulate(void **state)
     char video[1024], tmp[256], cmd[4096], json[512];
     if (!its_test_shared_path("media/traffic_intersection_cctv_480p.mp4", video, sizeof video) ||
         system("command -v redis-server >/dev/null 2>&1") != 0)
-        skip();
+        ITS_TEST_SKIP("shared media or redis-server missing");
     assert_non_null(its_test_tmpdir(tmp, sizeof tmp));
     snprintf(json, sizeof json, "%s/summary.json", tmp);
     for (int run = 0; run < 2; run++) {

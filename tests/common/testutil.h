@@ -12,6 +12,22 @@
 /* ctest treats this exit code as "skipped" (SKIP_RETURN_CODE). */
 #define ITS_TEST_SKIP_CODE 77
 
+/* A test that cannot run because something outside the build is missing (a reference, a
+ * service, the shared models or media) calls one of these with what is missing. Outside CI
+ * the test is skipped; with CI=true in the environment the same condition is a failure, so
+ * that an incomplete setup cannot pass the suite. its_test_skip() prints the reason and
+ * returns the exit code for main(): ITS_TEST_SKIP_CODE, or 1 under CI. ITS_TEST_SKIP() is
+ * the same inside a cmocka test: skip(), or fail_msg() under CI. */
+int its_test_ci(void);
+int its_test_skip(const char *what);
+#define ITS_TEST_SKIP(what)                                                                        \
+    do {                                                                                           \
+        if (its_test_ci())                                                                         \
+            fail_msg("CI=true and %s: run scripts/setup.sh", (what));                              \
+        print_message("%s: skipped\n", (what));                                                    \
+        skip();                                                                                    \
+    } while (0)
+
 /* $ITS_SHARED_DIR/rel (the shared models and media), or NULL if the folder is missing. */
 const char *its_test_shared_path(const char *rel, char *buf, size_t len);
 /* $ITS_SOURCE_DIR/rel. */

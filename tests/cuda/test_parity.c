@@ -459,8 +459,7 @@ int main(void)
     }
     char p[512];
     if (!its_test_shared_path(models[0], p, sizeof p)) {
-        printf("shared models missing: skipped\n");
-        return ITS_TEST_SKIP_CODE;
+        return its_test_skip("shared models missing");
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_yolo11n), cmocka_unit_test(test_yolov8n_qdq),

@@ -110,8 +110,7 @@ static void test_dashboard_expressions_parse(void **state)
 int main(void)
 {
     if (system("command -v promtool >/dev/null 2>&1") != 0) {
-        fprintf(stderr, "promtool not found: skipped\n");
-        return ITS_TEST_SKIP_CODE;
+        return its_test_skip("promtool not found (Debian package prometheus)");
     }
     if (!its_test_tmpdir(tmp, sizeof tmp))
         return 1;

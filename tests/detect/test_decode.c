@@ -224,8 +224,8 @@ static void test_nanodet(void **state)
     r8[9][2 * 8 + 3] = 30;
     r8[9][3 * 8 + 0] = 30;
     /* Stride 32, the only cell: centre (16, 16), uniform logits -> expectation 3.5 bins
-     * = 112 px each side; class 0 at 0.3. Clipped to the 32x32 source. */
-    c32[0][0] = 0.3f;
+     * = 112 px each side; class 0 at 0.55. Clipped to the 32x32 source. */
+    c32[0][0] = 0.55f;
     memset(c16, 0, sizeof c16);
     memset(r16, 0, sizeof r16);
     memset(r32, 0, sizeof r32);
@@ -265,7 +265,7 @@ static void test_family_guess_and_errors(void **state)
     assert_int_equal(its_det_config_init(&mi, ITS_DET_AUTO, &cfg, err, sizeof err), 0);
     assert_int_equal(cfg.family, ITS_DET_ULTRALYTICS);
     assert_int_equal(cfg.num_classes, 80);
-    assert_float_equal(cfg.conf, 0.25f, 0);
+    assert_float_equal(cfg.conf, 0.5f, 0); /* SPEC's confidence threshold */
     mi.outputs[0] = &o2;
     assert_int_equal(its_det_config_init(&mi, ITS_DET_AUTO, &cfg, err, sizeof err), 0);
     assert_int_equal(cfg.family, ITS_DET_YOLOV5);

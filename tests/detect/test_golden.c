@@ -69,8 +69,8 @@ static void run_model(const char *dir, const char *file)
     char model[1024], jpath[1024], rel[512], tmp[256];
     snprintf(rel, sizeof rel, "models/%s/%s", dir, file);
     if (!its_test_shared_path(rel, model, sizeof model)) {
-        printf("  %s: model missing, skipped\n", dir);
-        skip();
+        printf("  %s: model missing\n", dir);
+        ITS_TEST_SKIP("shared model missing");
     }
     snprintf(rel, sizeof rel, "models/%s/expected_detections.json", dir);
     assert_non_null(its_test_shared_path(rel, jpath, sizeof jpath));
@@ -224,8 +224,7 @@ int main(void)
 {
     char probe[1024];
     if (!its_test_shared_path("models", probe, sizeof probe)) {
-        fprintf(stderr, "shared models missing (ITS_SHARED_DIR): skipped\n");
-        return ITS_TEST_SKIP_CODE;
+        return its_test_skip("shared models missing (ITS_SHARED_DIR)");
     }
     g_have_ref = detref_available();
 #if defined(__SANITIZE_ADDRESS__)
@@ -235,8 +234,7 @@ int main(void)
     if (every && atoi(every) > 0)
         g_engine_every = atoi(every);
     if (!g_have_ref) {
-        fprintf(stderr, "node or onnxruntime-node missing (run scripts/setup.sh): skipped\n");
-        return ITS_TEST_SKIP_CODE;
+        return its_test_skip("node or onnxruntime-node (tests/ref) missing");
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(t_yolo11n_fp32), cmocka_unit_test(t_yolo11n_int8),

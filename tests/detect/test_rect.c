@@ -168,7 +168,7 @@ static void run_model(const char *dir, const char *file)
     char model[1024], jpath[1024], rel[512];
     snprintf(rel, sizeof rel, "models/%s/%s", dir, file);
     if (!its_test_shared_path(rel, model, sizeof model))
-        skip();
+        ITS_TEST_SKIP("shared model missing");
     snprintf(rel, sizeof rel, "models/%s/expected_detections.json", dir);
     assert_non_null(its_test_shared_path(rel, jpath, sizeof jpath));
     static golden_image gold[MAX_IMAGES];
@@ -221,7 +221,7 @@ static void t_shapes_and_refusals(void **state)
     char model[1024], err[512];
     if (!its_test_shared_path("models/yolo11n-fp32-dequant/yolo11n_fp32_dequant.onnx", model,
                               sizeof model))
-        skip();
+        ITS_TEST_SKIP("shared model missing");
     its_model_t *m = NULL;
     assert_int_equal(its_model_load(model, &m, err, sizeof err), 0);
     /* the model's own size: nothing changes */
@@ -271,8 +271,7 @@ int main(void)
 {
     char probe[1024];
     if (!its_test_shared_path("models", probe, sizeof probe)) {
-        fprintf(stderr, "shared models missing (ITS_SHARED_DIR): skipped\n");
-        return ITS_TEST_SKIP_CODE;
+        return its_test_skip("shared models missing (ITS_SHARED_DIR)");
     }
 #if defined(__SANITIZE_ADDRESS__)
     g_every = 1000;

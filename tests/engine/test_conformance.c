@@ -297,8 +297,7 @@ static void test_conformance(void **state)
     load_skips();
     DIR *d = opendir(NODE_DIR);
     if (!d) {
-        fprintf(stderr, "libonnx-testdata is not installed\n");
-        skip();
+        ITS_TEST_SKIP("libonnx-testdata is not installed");
     }
     char *names[2048];
     int nn = 0;

@@ -64,8 +64,7 @@ static void run_model(const model_case *mc)
 {
     char path[1024], err[512];
     if (!its_test_shared_path(mc->path, path, sizeof path)) {
-        fprintf(stderr, "shared models missing\n");
-        skip();
+        ITS_TEST_SKIP("shared models missing");
     }
     its_model_t *m = NULL;
     int rc = its_model_load(path, &m, err, sizeof err);
@@ -201,8 +200,7 @@ int main(void)
     if (f)
         fclose(f);
     else {
-        fprintf(stderr, "shared models missing (set ITS_SHARED_DIR): skipped\n");
-        return ITS_TEST_SKIP_CODE;
+        return its_test_skip("shared models missing (ITS_SHARED_DIR)");
     }
     struct CMUnitTest tests[5];
     for (int i = 0; i < 5; i++) {

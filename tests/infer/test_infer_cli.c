@@ -62,7 +62,7 @@ static void test_images_and_draw(void **state)
     snprintf(p, sizeof p, "%s/draw", g_tmp);
     rmdir(p);
     /* A higher threshold can only remove detections. */
-    snprintf(args, sizeof args, "-m %s -t 1 --conf 0.99 %s",
+    snprintf(args, sizeof args, "-m %s -t 1 --confidence 0.99 %s",
              shared("models/yolox-nano/yolox_nano.onnx"), shared("media/bus.jpg"));
     run(args, r);
     assert_int_equal(r->status, 0);
@@ -154,10 +154,10 @@ static void test_error_paths(void **state)
     run(args, r);
     assert_int_equal(r->status, 2);
     assert_non_null(strstr(r->err, "no input"));
-    snprintf(args, sizeof args, "-m %s --conf 1.5 x.jpg", model);
+    snprintf(args, sizeof args, "-m %s --confidence 1.5 x.jpg", model);
     run(args, r);
     assert_int_equal(r->status, 2);
-    assert_non_null(strstr(r->err, "--conf"));
+    assert_non_null(strstr(r->err, "--confidence"));
     snprintf(args, sizeof args, "-m %s --batch 0 x.jpg", model);
     run(args, r);
     assert_int_equal(r->status, 2);
@@ -181,8 +181,7 @@ int main(int argc, char **argv)
     char probe[1024];
     if (argc < 2 ||
         !its_test_shared_path("models/yolox-nano/yolox_nano.onnx", probe, sizeof probe)) {
-        fprintf(stderr, "its-infer binary or shared models missing: skipped\n");
-        return ITS_TEST_SKIP_CODE;
+        return its_test_skip("its-infer binary or shared models missing");
     }
     g_bin = argv[1];
     if (!its_test_tmpdir(g_tmp, sizeof g_tmp))

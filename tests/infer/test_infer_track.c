@@ -98,8 +98,7 @@ int main(int argc, char **argv)
     char probe[1024];
     if (argc < 2 ||
         !its_test_shared_path("models/yolox-nano/yolox_nano.onnx", probe, sizeof probe)) {
-        fprintf(stderr, "its-infer binary or shared models missing: skipped\n");
-        return ITS_TEST_SKIP_CODE;
+        return its_test_skip("its-infer binary or shared models missing");
     }
     g_bin = argv[1];
     if (!its_test_tmpdir(g_tmp, sizeof g_tmp))

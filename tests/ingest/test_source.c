@@ -139,6 +139,60 @@ static void test_file_paced_loop(void **state)
     assert_true(s.order_ok);
 }
 
+/* sample_fps: the 25 fps road video (1190 frames, ffprobe) sampled at 5 fps passes on every
+ * fifth frame, 200 ms of media time apart: 238 frames, none counted as dropped; with phase_s
+ * 0.1 the first one passed on is the frame nearest 100 ms (frame 2, 80 ms: within half a
+ * frame period), then every fifth after it. */
+typedef struct pts_log {
+    pthread_mutex_t mu;
+    int n;
+    int64_t pts[300];
+} pts_log;
+
+static void on_frame_pts(its_frame *f, void *ctx)
+{
+    pts_log *l = ctx;
+    pthread_mutex_lock(&l->mu);
+    if (l->n < 300)
+        l->pts[l->n] = f->pts_ns;
+    l->n++;
+    pthread_mutex_unlock(&l->mu);
+    its_frame_unref(f);
+}
+
+static void test_file_sampled(void **state)
+{
+    (void)state;
+    char url[600];
+    snprintf(url, sizeof url, "%s/traffic_road_cctv_360p.mp4", media);
+    for (int phased = 0; phased < 2; phased++) {
+        its_source_opts o;
+        its_source_opts_default(&o);
+        o.url = url;
+        o.realtime = 0;
+        o.sample_fps = 5;
+        o.phase_s = phased ? 0.1 : 0;
+        pts_log l = {.n = 0};
+        pthread_mutex_init(&l.mu, NULL);
+        its_source_t *src;
+        assert_int_equal(its_source_create(&o, on_frame_pts, &l, &src, NULL, 0), 0);
+        its_source_start(src);
+        assert_int_equal(its_source_wait_end(src, 60 * ITS_NS_PER_S), 0);
+        its_source_stats st;
+        its_source_get_stats(src, &st);
+        its_source_destroy(src);
+        assert_int_equal(l.n, 238); /* frames 0, 5, ... 1185 or 2, 7, ... 1187 */
+        assert_int_equal(st.frames, (uint64_t)l.n);
+        assert_int_equal(st.dropped_no_buffer, 0);
+        assert_int_equal(l.pts[0], phased ? 80 * ITS_NS_PER_MS : 0);
+        for (int i = 1; i < l.n && i < 300; i++)
+            if (l.pts[i] - l.pts[i - 1] != 200 * (int64_t)ITS_NS_PER_MS)
+                fail_msg("frame %d at %lld ns, the one before at %lld", i, (long long)l.pts[i],
+                         (long long)l.pts[i - 1]);
+        pthread_mutex_destroy(&l.mu);
+    }
+}
+
 /* A pipeline that holds every buffer: the source drops new frames, counted, never blocks. */
 static void test_pool_exhaustion(void **state)
 {
@@ -626,10 +680,11 @@ static void test_replay_clip_memory(void **state)
 int main(void)
 {
     if (!its_test_shared_path("media", media, sizeof media))
-        return ITS_TEST_SKIP_CODE;
+        return its_test_skip("shared media missing (ITS_SHARED_DIR)");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_file_once),
         cmocka_unit_test(test_file_paced_loop),
+        cmocka_unit_test(test_file_sampled),
         cmocka_unit_test(test_pool_exhaustion),
         cmocka_unit_test(test_replay),
         cmocka_unit_test(test_replay_clip_memory),

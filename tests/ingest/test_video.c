@@ -296,8 +296,7 @@ static void test_interrupt(void **state)
 int main(void)
 {
     if (!its_test_shared_path("media", media, sizeof media)) {
-        fprintf(stderr, "shared media missing\n");
-        return ITS_TEST_SKIP_CODE;
+        return its_test_skip("shared media missing (ITS_SHARED_DIR)");
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reads_whole_clip),

@@ -333,8 +333,7 @@ static void test_invalid(void **state)
 int main(void)
 {
     if (!its_redis_available()) {
-        fprintf(stderr, "redis-server not found: skipped\n");
-        return ITS_TEST_SKIP_CODE;
+        return its_test_skip("redis-server not found");
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_many_producers),

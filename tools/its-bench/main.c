@@ -6,7 +6,10 @@
  * cameras that still hold the p99 bound without drops.
  *
  *     its-bench -c bench/stress/spec.yaml [--duration 60] [--cameras 100] [--engine-only]
- *     its-bench -c bench/stress/spec.yaml --find-capacity --p99-bound-ms 100
+ *     its-bench -c bench/stress/spec.yaml --find-capacity --set bench.p99_bound_ms=100
+ *
+ * Exit status (its/cli.h, docs/cli.md): 0 every expectation held; 1 the run failed; 2 bad
+ * usage or configuration; 3 an expected result was missed; 4 itsd exited with an error.
  */
 #include <cyaml/cyaml.h>
 #include <getopt.h>
@@ -19,7 +22,10 @@
 
 #include "bench_run.h"
 #include "bench_stats.h"
+#include "its/cli.h"
 #include "its/core.h"
+
+#define PROG "its-bench"
 
 /* SPEC's block, as written there (strings keep their units). */
 typedef struct expected_results {
@@ -143,17 +149,30 @@ static char *resolve_path(char *path)
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: its-bench [-c STRESS.yaml] [options]\n"
+    fprintf(out, "Usage: its-bench [-c STRESS.yaml] [options]\n"
+                 "Run SPEC's stress test: N replayed cameras x F FPS against itsd (or the engine\n"
+                 "alone); report latency percentiles, throughput, drops, errors, CPU, memory and\n"
+                 "GPU use, and whether each expected result held (text, then one JSON line).\n"
+                 "\n"
                  "  -c, --config FILE     stress_test block (SPEC) and bench.* settings\n"
                  "      --cameras N       override stress_test.camera_streams\n"
                  "      --fps F           override stress_test.fps_per_camera\n"
                  "      --duration S      override stress_test.duration (seconds or 30s/5m/1h)\n"
-                 "      --batch N         override stress_test.batch_size\n"
+                 "  -b, --batch N         override stress_test.batch_size\n"
                  "      --engine-only     time the engine alone, no itsd\n"
                  "      --find-capacity   raise cameras until p99 > bench.p99_bound_ms or drops\n"
                  "      --set KEY=VALUE   any bench.* option (see --print-config)\n"
-                 "      --print-config    print the effective configuration\n"
-                 "      --quiet           no progress line\n");
+                 "      --print-config    print the effective configuration and exit\n"
+                 "  -q, --quiet           no progress line\n"
+                 "  -h, --help            print this help and exit\n"
+                 "      --version         print the version and exit\n"
+                 "\n"
+                 "Exit status (docs/cli.md):\n"
+                 "  0  the run completed and every expected result held\n"
+                 "  1  the run failed (itsd or the engine could not start)\n"
+                 "  2  bad usage or configuration\n"
+                 "  3  an expected result was missed\n"
+                 "  4  itsd exited with an error\n");
 }
 
 typedef struct verdict {
@@ -396,56 +415,67 @@ int main(int argc, char **argv)
     double cameras = -1, fps = -1, duration = -1, batch = -1;
     int find = 0, print = 0, engine_only = 0, quiet = 0;
     char err[512];
-    enum { O_CAMERAS = 256, O_FPS, O_DURATION, O_BATCH, O_ENGINE, O_FIND, O_SET, O_PRINT, O_QUIET };
+    enum { O_CAMERAS = 256, O_FPS, O_DURATION, O_ENGINE, O_FIND, O_SET, O_PRINT };
     static const struct option longopts[] = {{"config", required_argument, NULL, 'c'},
                                              {"cameras", required_argument, NULL, O_CAMERAS},
                                              {"fps", required_argument, NULL, O_FPS},
                                              {"duration", required_argument, NULL, O_DURATION},
-                                             {"batch", required_argument, NULL, O_BATCH},
+                                             {"batch", required_argument, NULL, 'b'},
                                              {"engine-only", no_argument, NULL, O_ENGINE},
                                              {"find-capacity", no_argument, NULL, O_FIND},
                                              {"set", required_argument, NULL, O_SET},
                                              {"print-config", no_argument, NULL, O_PRINT},
-                                             {"quiet", no_argument, NULL, O_QUIET},
+                                             {"quiet", no_argument, NULL, 'q'},
                                              {"help", no_argument, NULL, 'h'},
+                                             {"version", no_argument, NULL, ITS_CLI_OPT_VERSION},
                                              {NULL, 0, NULL, 0}};
-    /* First pass: the file; the second applies --set over it. */
+    const char *const shorts = ITS_CLI_OPTSTRING("c:b:q");
+    /* First pass: usage errors, help, version and the file; the second applies the
+     * overrides and --set over the file. */
     int c;
-    while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, shorts, longopts, NULL)) != -1) {
         switch (c) {
         case 'c':
             path = optarg;
             break;
         case 'h':
             usage(stdout);
-            return 0;
+            return ITS_EXIT_OK;
+        case ITS_CLI_OPT_VERSION:
+            return its_cli_version(PROG);
         case '?':
-            usage(stderr);
-            return 2;
+        case ':':
+            return its_cli_bad_option(PROG, c, argv);
         default:
             break;
         }
     }
+    if (optind < argc)
+        return its_cli_usage_error(PROG, "unexpected argument '%s'", argv[optind]);
     if (its_config_load(&cfg, path, err, sizeof err) < 0) {
         fprintf(stderr, "its-bench: %s\n", err);
-        return 2;
+        return ITS_EXIT_USAGE;
     }
     optind = 1;
-    while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
-        char *end = NULL;
+    while ((c = getopt_long(argc, argv, shorts, longopts, NULL)) != -1) {
         switch (c) {
         case O_CAMERAS:
-            cameras = strtod(optarg, &end);
+            if (its_cli_double(PROG, "--cameras", optarg, 1, BENCH_MAX_CAMERAS, &cameras) < 0)
+                return ITS_EXIT_USAGE;
             break;
         case O_FPS:
-            fps = strtod(optarg, &end);
+            if (its_cli_double(PROG, "--fps", optarg, 1e-3, 1000, &fps) < 0)
+                return ITS_EXIT_USAGE;
             break;
         case O_DURATION:
             duration = parse_duration_s(optarg);
-            end = duration < 0 ? optarg : optarg + strlen(optarg);
+            if (duration <= 0)
+                return its_cli_usage_error(
+                    PROG, "--duration: '%s' is not a duration (30, 30s, 5m, 1h)", optarg);
             break;
-        case O_BATCH:
-            batch = strtod(optarg, &end);
+        case 'b':
+            if (its_cli_double(PROG, "--batch", optarg, 1, 32, &batch) < 0)
+                return ITS_EXIT_USAGE;
             break;
         case O_ENGINE:
             engine_only = 1;
@@ -456,30 +486,24 @@ int main(int argc, char **argv)
         case O_PRINT:
             print = 1;
             break;
-        case O_QUIET:
+        case 'q':
             quiet = 1;
             break;
         case O_SET: {
             char key[128];
             const char *eq = strchr(optarg, '=');
-            if (!eq || (size_t)(eq - optarg) >= sizeof key) {
-                fprintf(stderr, "its-bench: --set %s: expected KEY=VALUE\n", optarg);
-                return 2;
-            }
+            if (!eq || (size_t)(eq - optarg) >= sizeof key)
+                return its_cli_usage_error(PROG, "--set: '%s' is not KEY=VALUE", optarg);
             memcpy(key, optarg, (size_t)(eq - optarg));
             key[eq - optarg] = '\0';
             if (its_config_set(&cfg, key, eq + 1, "--set", err, sizeof err) < 0) {
                 fprintf(stderr, "its-bench: %s\n", err);
-                return 2;
+                return ITS_EXIT_USAGE;
             }
             break;
         }
         default:
             break;
-        }
-        if (end && *end) {
-            fprintf(stderr, "its-bench: bad number '%s'\n", optarg);
-            return 2;
         }
     }
     if (print) {
@@ -500,8 +524,8 @@ int main(int argc, char **argv)
     o.engine_only = engine_only;
     o.quiet = quiet;
     if (engine_only && strcmp(o.backend, "noop") == 0) {
-        fprintf(stderr, "its-bench: --engine-only needs a real engine (cpu or cuda), not noop\n");
-        return 2;
+        return its_cli_usage_error(PROG, "--engine-only: needs a real engine (cpu or cuda), "
+                                         "not noop");
     }
     if (o.cameras < 1 || o.cameras > BENCH_MAX_CAMERAS || o.fps <= 0 || o.fps > 1000 ||
         o.batch < 1 || o.batch > 32 || o.duration_s <= 0) {
@@ -510,7 +534,7 @@ int main(int argc, char **argv)
                 "(got %d, %g, %d, %g)\n",
                 path ? path : "(defaults)", BENCH_MAX_CAMERAS, o.cameras, o.fps, o.batch,
                 o.duration_s);
-        return 2;
+        return ITS_EXIT_USAGE;
     }
     mkdir(o.workdir, 0755);
     int status = 0;

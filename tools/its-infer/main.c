@@ -22,6 +22,7 @@
 
 #include "infer.h"
 #include "its/alloc.h"
+#include "its/cli.h"
 #include "its/detect.h"
 #include "its/engine.h"
 #include "its/error.h"
@@ -29,6 +30,7 @@
 #include "its/media.h"
 #include "its/video.h"
 
+#define PROG       "its-infer"
 #define MAX_BATCH  64
 #define MAX_STAGES 8
 #define MAX_DETS   300
@@ -81,51 +83,41 @@ typedef struct app {
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: its-infer -m MODEL.onnx [options] INPUT...\n"
-               "  INPUT                 JPEG or PNG image, or a video file/URL (FFmpeg)\n"
-               "  -m, --model FILE      ONNX detector (YOLOv8/YOLO11, YOLOv5, YOLOX, NanoDet)\n"
-               "  -c, --conf X          confidence threshold (default 0.25)\n"
-               "  -i, --iou X           NMS IoU threshold (default 0.45)\n"
-               "  -b, --batch N         frames per inference (default 1)\n"
-               "  -t, --threads N       CPU threads (default 0 = all cores)\n"
-               "  -d, --device NAME     engine backend: cpu (default) or cuda\n"
-               "      --draw DIR        write annotated JPEGs into DIR\n"
-               "      --names FILE      class names, one per line (default: model metadata,\n"
-               "                        else $ITS_SHARED_DIR/media/coco.names for 80 classes)\n"
-               "      --family NAME     head: auto (default), ultralytics, yolov5, yolox, nanodet\n"
-               "      --rgb | --bgr     override the model's input channel order\n"
-               "      --max-frames N    frames per video (default all)\n"
-               "      --input-size WxH  run the network at W x H (multiples of 32), e.g. 640x384\n"
-               "                        for 16:9 video instead of the model's 640x640\n"
-               "      --track           track objects in videos (ByteTrack); needs --scene\n"
-               "      --scene FILE      scene file (lines, zones, lanes, calibration); with\n"
-               "                        --track, each video ends with an analytics JSON line\n"
-               "  -h, --help\n"
-               "Prints one JSON object per image or video frame on stdout.\n"
-               "On a machine shared with other work, set OMP_WAIT_POLICY=passive: the CPU\n"
-               "engine's threads then sleep at once when idle instead of spinning 200 us.\n");
-}
-
-static int parse_float(const char *s, float lo, float hi, float *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !(v >= lo && v <= hi))
-        return -1;
-    *out = (float)v;
-    return 0;
-}
-
-static int parse_int(const char *s, int lo, int hi, int *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi)
-        return -1;
-    *out = (int)v;
-    return 0;
+    fprintf(f,
+            "Usage: its-infer -m MODEL.onnx [options] INPUT...\n"
+            "Run a detector on images and videos and print one JSON object per image or video\n"
+            "frame on stdout (docs/messages.md).\n"
+            "\n"
+            "  INPUT                 JPEG or PNG image, or a video file/URL (FFmpeg)\n"
+            "  -m, --model FILE      ONNX detector (YOLOv8/YOLO11, YOLOv5, YOLOX, NanoDet)\n"
+            "      --confidence X    keep detections scoring at least X (default %g, the\n"
+            "                        detector's default, as itsd's engine.conf)\n"
+            "  -i, --iou X           NMS IoU threshold (default %g)\n"
+            "  -b, --batch N         frames per inference (default 1)\n"
+            "  -t, --threads N       CPU threads (default 0 = all cores)\n"
+            "  -d, --device NAME     engine backend: cpu (default) or cuda\n"
+            "      --draw DIR        write annotated JPEGs into DIR\n"
+            "      --names FILE      class names, one per line (default: model metadata,\n"
+            "                        else $ITS_SHARED_DIR/media/coco.names for 80 classes)\n"
+            "      --family NAME     head: auto (default), ultralytics, yolov5, yolox, nanodet\n"
+            "      --rgb | --bgr     override the model's input channel order\n"
+            "      --max-frames N    frames per video (default all)\n"
+            "      --input-size WxH  run the network at W x H (multiples of 32), e.g. 640x384\n"
+            "                        for 16:9 video instead of the model's 640x640\n"
+            "      --track           track objects in videos (ByteTrack); needs --scene\n"
+            "  -s, --scene FILE      scene file (lines, zones, lanes, calibration); with\n"
+            "                        --track, each video ends with an analytics JSON line\n"
+            "  -h, --help            print this help and exit\n"
+            "      --version         print the version and exit\n"
+            "\n"
+            "On a machine shared with other work, set OMP_WAIT_POLICY=passive: the CPU\n"
+            "engine's threads then sleep at once when idle instead of spinning 200 us.\n"
+            "\n"
+            "Exit status (docs/cli.md):\n"
+            "  0  every input processed\n"
+            "  1  some input failed (missing, corrupt: each reported, the others processed)\n"
+            "  2  bad usage, model or engine: nothing processed\n",
+            (double)ITS_DET_CONF_DEFAULT, (double)ITS_DET_IOU_DEFAULT);
 }
 
 static int parse_args(int argc, char **argv, options *o)
@@ -138,12 +130,12 @@ static int parse_args(int argc, char **argv, options *o)
         OPT_BGR,
         OPT_MAXF,
         OPT_TRACK,
-        OPT_SCENE,
-        OPT_INSIZE
+        OPT_INSIZE,
+        OPT_CONF
     };
     static const struct option longopts[] = {
         {"model", required_argument, 0, 'm'},
-        {"conf", required_argument, 0, 'c'},
+        {"confidence", required_argument, 0, OPT_CONF},
         {"iou", required_argument, 0, 'i'},
         {"batch", required_argument, 0, 'b'},
         {"threads", required_argument, 0, 't'},
@@ -155,47 +147,42 @@ static int parse_args(int argc, char **argv, options *o)
         {"bgr", no_argument, 0, OPT_BGR},
         {"max-frames", required_argument, 0, OPT_MAXF},
         {"track", no_argument, 0, OPT_TRACK},
-        {"scene", required_argument, 0, OPT_SCENE},
+        {"scene", required_argument, 0, 's'},
         {"input-size", required_argument, 0, OPT_INSIZE},
         {"help", no_argument, 0, 'h'},
+        {"version", no_argument, 0, ITS_CLI_OPT_VERSION},
         {0, 0, 0, 0},
     };
     memset(o, 0, sizeof *o);
     o->batch = 1;
-    o->conf = 0.25f;
-    o->iou = 0.45f;
+    o->conf = -1; /* -1: the detector's defaults */
+    o->iou = -1;
     o->device = "cpu";
     o->family = "auto";
     int c;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "m:c:i:b:t:d:h", longopts, NULL)) != -1) {
+    double v;
+    while ((c = getopt_long(argc, argv, ITS_CLI_OPTSTRING("m:i:b:t:d:s:"), longopts, NULL)) != -1) {
         switch (c) {
         case 'm':
             o->model = optarg;
             break;
-        case 'c':
-            if (parse_float(optarg, 0.0f, 1.0f, &o->conf) < 0) {
-                fprintf(stderr, "its-infer: --conf must be a number in [0, 1], not '%s'\n", optarg);
+        case OPT_CONF:
+            if (its_cli_double(PROG, "--confidence", optarg, 0, 1, &v) < 0)
                 return -1;
-            }
+            o->conf = (float)v;
             break;
         case 'i':
-            if (parse_float(optarg, 0.01f, 1.0f, &o->iou) < 0) {
-                fprintf(stderr, "its-infer: --iou must be a number in (0, 1], not '%s'\n", optarg);
+            if (its_cli_double(PROG, "--iou", optarg, 0.01, 1, &v) < 0)
                 return -1;
-            }
+            o->iou = (float)v;
             break;
         case 'b':
-            if (parse_int(optarg, 1, MAX_BATCH, &o->batch) < 0) {
-                fprintf(stderr, "its-infer: --batch must be 1..%d, not '%s'\n", MAX_BATCH, optarg);
+            if (its_cli_int(PROG, "--batch", optarg, 1, MAX_BATCH, &o->batch) < 0)
                 return -1;
-            }
             break;
         case 't':
-            if (parse_int(optarg, 0, 1024, &o->threads) < 0) {
-                fprintf(stderr, "its-infer: --threads must be 0..1024, not '%s'\n", optarg);
+            if (its_cli_int(PROG, "--threads", optarg, 0, 1024, &o->threads) < 0)
                 return -1;
-            }
             break;
         case 'd':
             o->device = optarg;
@@ -216,52 +203,45 @@ static int parse_args(int argc, char **argv, options *o)
             o->bgr = 1;
             break;
         case OPT_MAXF:
-            if (parse_int(optarg, 0, INT_MAX, &o->max_frames) < 0) {
-                fprintf(stderr, "its-infer: --max-frames must be >= 0, not '%s'\n", optarg);
+            if (its_cli_int(PROG, "--max-frames", optarg, 0, INT_MAX, &o->max_frames) < 0)
                 return -1;
-            }
             break;
         case OPT_TRACK:
             o->track = 1;
             break;
-        case OPT_SCENE:
+        case 's':
             o->scene_path = optarg;
             break;
         case OPT_INSIZE:
             if (its_model_parse_size(optarg, &o->in_w, &o->in_h) < 0) {
-                fprintf(stderr, "its-infer: --input-size must be WxH (e.g. 640x384), not '%s'\n",
-                        optarg);
+                its_cli_usage_error(PROG, "--input-size: '%s' is not WxH (e.g. 640x384)", optarg);
                 return -1;
             }
             break;
         case 'h':
             usage(stdout);
-            exit(0);
+            exit(ITS_EXIT_OK);
+        case ITS_CLI_OPT_VERSION:
+            exit(its_cli_version(PROG));
         default:
-            if (optopt && optopt < 256)
-                fprintf(stderr, "its-infer: option -%c needs a value or is unknown\n", optopt);
-            else
-                fprintf(stderr, "its-infer: unknown option '%s'\n", argv[optind - 1]);
-            usage(stderr);
+            its_cli_bad_option(PROG, c, argv);
             return -1;
         }
     }
     if (o->track != (o->scene_path != NULL)) {
-        fprintf(stderr, "its-infer: --track and --scene go together\n");
+        its_cli_usage_error(PROG, "--track and --scene go together");
         return -1;
     }
     if (!o->model) {
-        fprintf(stderr, "its-infer: no model given (-m MODEL.onnx)\n");
-        usage(stderr);
+        its_cli_usage_error(PROG, "--model: no model given");
         return -1;
     }
     if (optind >= argc) {
-        fprintf(stderr, "its-infer: no input given\n");
-        usage(stderr);
+        its_cli_usage_error(PROG, "no input given");
         return -1;
     }
     if (o->rgb && o->bgr) {
-        fprintf(stderr, "its-infer: --rgb and --bgr exclude each other\n");
+        its_cli_usage_error(PROG, "--rgb and --bgr exclude each other");
         return -1;
     }
     return 0;
@@ -341,8 +321,10 @@ static int setup(app *a)
         fprintf(stderr, "its-infer: %s: %s\n", a->o.model, err);
         return rc;
     }
-    a->cfg.conf = a->o.conf;
-    a->cfg.iou = a->o.iou;
+    if (a->o.conf >= 0)
+        a->cfg.conf = a->o.conf;
+    if (a->o.iou >= 0)
+        a->cfg.iou = a->o.iou;
     a->cfg.max_dets = MAX_DETS;
     if (a->o.rgb)
         a->cfg.pre.bgr = 0;

@@ -13,7 +13,7 @@
  * the analytics report (counts per line, windows, zones, queues, incidents). Timestamps come
  * from "pts_us", else frame / fps (the scene's unless --fps). Exit status: 0 ok; 1 some lines
  * were malformed (each reported with its line number and skipped); 2 usage, scene or file
- * error.
+ * error (its/cli.h, docs/cli.md).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -23,11 +23,13 @@
 
 #include "its/alloc.h"
 #include "its/analytics.h"
+#include "its/cli.h"
 #include "its/clock.h"
 #include "its/error.h"
 #include "its/json.h"
 #include "replay.h"
 
+#define PROG        "its-replay"
 #define MAX_DETS    1024
 #define MAX_CAMERAS 64
 #define BUF         (1 << 20)
@@ -43,7 +45,29 @@ typedef struct cam {
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: its-replay --scene SCENE.yaml [--fps F] [--frames] [--events] FILE|-\n");
+    fprintf(f, "Usage: its-replay -s SCENE.yaml [-f FPS] [--frames] [--events] FILE|-\n"
+               "Track and count over recorded detections without running the detector again\n"
+               "(tune a scene file, check counts): the \"frame\" lines of itsd's output and the\n"
+               "\"infer\" lines of its-infer (messages v2, docs/messages.md); other lines are\n"
+               "skipped. FILE - reads standard input.\n"
+               "\n"
+               "  -s, --scene FILE  scene file: lines, zones, lanes, calibration, fps\n"
+               "  -f, --fps F       frame rate for frames without a timestamp (default: the\n"
+               "                    scene's fps)\n"
+               "      --frames      print one \"tracks\" message per frame (tracks, speeds,\n"
+               "                    lanes, events)\n"
+               "      --events      print one \"event\" message per event\n"
+               "  -h, --help        print this help and exit\n"
+               "      --version     print the version and exit\n"
+               "\n"
+               "At the end it prints one \"replay\" message per camera with the analytics report:\n"
+               "counts per line, windows, zones, queues, incidents. Timestamps come from the\n"
+               "frame's pts_us, else frame / fps.\n"
+               "\n"
+               "Exit status (docs/cli.md):\n"
+               "  0  every line replayed\n"
+               "  1  some lines were malformed (each reported with its line number, skipped)\n"
+               "  2  bad usage, scene or input file\n");
 }
 
 static void print(its_json *w)
@@ -76,27 +100,26 @@ static cam *camera(cam *cams, int *n, const char *id, const its_scene *scene, in
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"scene", required_argument, 0, 's'}, {"fps", required_argument, 0, 'f'},
-        {"frames", no_argument, 0, 'F'},      {"events", no_argument, 0, 'e'},
-        {"help", no_argument, 0, 'h'},        {0, 0, 0, 0},
+        {"scene", required_argument, 0, 's'},
+        {"fps", required_argument, 0, 'f'},
+        {"frames", no_argument, 0, 'F'},
+        {"events", no_argument, 0, 'e'},
+        {"help", no_argument, 0, 'h'},
+        {"version", no_argument, 0, ITS_CLI_OPT_VERSION},
+        {0, 0, 0, 0},
     };
     const char *scene_path = NULL;
     double fps = 0;
     int print_frames = 0, print_events = 0, c;
-    while ((c = getopt_long(argc, argv, "s:f:h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ITS_CLI_OPTSTRING("s:f:"), longopts, NULL)) != -1) {
         switch (c) {
         case 's':
             scene_path = optarg;
             break;
-        case 'f': {
-            char *end;
-            fps = strtod(optarg, &end);
-            if (*end || !(fps > 0 && fps <= 1000)) {
-                fprintf(stderr, "its-replay: --fps must be in (0, 1000], not '%s'\n", optarg);
-                return 2;
-            }
+        case 'f':
+            if (its_cli_double(PROG, "--fps", optarg, 1e-3, 1000, &fps) < 0)
+                return ITS_EXIT_USAGE;
             break;
-        }
         case 'F':
             print_frames = 1;
             break;
@@ -105,16 +128,19 @@ int main(int argc, char **argv)
             break;
         case 'h':
             usage(stdout);
-            return 0;
+            return ITS_EXIT_OK;
+        case ITS_CLI_OPT_VERSION:
+            return its_cli_version(PROG);
         default:
-            usage(stderr);
-            return 2;
+            return its_cli_bad_option(PROG, c, argv);
         }
     }
-    if (!scene_path || optind != argc - 1) {
-        usage(stderr);
-        return 2;
-    }
+    if (!scene_path)
+        return its_cli_usage_error(PROG, "--scene: no scene file given");
+    if (optind >= argc)
+        return its_cli_usage_error(PROG, "no input file given (FILE or -)");
+    if (optind < argc - 1)
+        return its_cli_usage_error(PROG, "unexpected argument '%s'", argv[optind + 1]);
     its_scene scene;
     char err[512];
     if (its_scene_load(scene_path, &scene, err, sizeof err) < 0) {

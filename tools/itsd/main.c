@@ -10,7 +10,8 @@
  * blocking them, so no work happens in a signal handler: SIGTERM/SIGINT stop the sources,
  * drain, flush and exit 0; SIGHUP reloads the camera list from the same file, adding and
  * removing cameras without a restart (a camera whose url or settings changed is replaced).
- * Exit codes: 0 clean stop, 1 runtime failure at start, 2 bad usage or configuration.
+ * Exit codes (its/cli.h, docs/cli.md): 0 clean stop, 1 runtime failure at start, 2 bad usage
+ * or configuration.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -22,18 +23,30 @@
 
 #include "its/app.h"
 #include "its/app_services.h"
+#include "its/cli.h"
 #include "its/core.h"
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: itsd -c CONFIG.yaml [--print-config | --check-config] [--duration S]\n"
+    fprintf(out, "Usage: itsd [-c CONFIG.yaml] [--print-config | --check-config] [--duration S]\n"
+                 "Run the streaming analytics service: cameras in, detections, tracks, events\n"
+                 "and analytics windows out (JSON lines, docs/messages.md), with an HTTP API and\n"
+                 "Prometheus /metrics.\n"
+                 "\n"
                  "  -c, --config FILE   YAML configuration (docs/service.md)\n"
                  "      --print-config  print the effective configuration and exit\n"
-                 "      --check-config  validate the configuration and exit\n"
+                 "      --check-config  validate the configuration and its files, then exit\n"
                  "      --duration S    stop after S seconds (as on SIGTERM)\n"
-                 "  -h, --help          this text\n"
-                 "      --version       print the version\n"
-                 "Every setting can be overridden as ITS_<SECTION>_<KEY> in the environment.\n");
+                 "  -h, --help          print this help and exit\n"
+                 "      --version       print the version and exit\n"
+                 "\n"
+                 "Every setting can be overridden as ITS_<SECTION>_<KEY> in the environment.\n"
+                 "SIGTERM/SIGINT stop after draining; SIGHUP reloads the camera list.\n"
+                 "\n"
+                 "Exit status (docs/cli.md):\n"
+                 "  0  stopped cleanly (signal or --duration)\n"
+                 "  1  runtime failure at start (engine, sources, services)\n"
+                 "  2  bad usage or configuration\n");
 }
 
 static void apply_logging(const its_app_settings *s)
@@ -50,9 +63,9 @@ static int same_camera(const its_app_camera *a, const its_app_camera *b)
 {
 #define SAME_STR(x) ((!a->x && !b->x) || (a->x && b->x && strcmp(a->x, b->x) == 0))
     return SAME_STR(url) && SAME_STR(kind) && SAME_STR(pace) && SAME_STR(scene) &&
-           a->loop == b->loop && a->fps == b->fps && a->phase_s == b->phase_s &&
-           a->replay_frames == b->replay_frames && a->max_width == b->max_width &&
-           a->max_height == b->max_height;
+           a->loop == b->loop && a->fps == b->fps && a->sample_fps == b->sample_fps &&
+           a->phase_s == b->phase_s && a->replay_frames == b->replay_frames &&
+           a->max_width == b->max_width && a->max_height == b->max_height;
 #undef SAME_STR
 }
 
@@ -99,6 +112,34 @@ static void reload(its_pipeline_t *p, its_app_config *cur, const char *path)
     its_app_config_move(cur, &next);
 }
 
+/* Once at start, on stderr: where the results and the service's views are. */
+static void where_to_look(const its_app_config *c, its_app_services *svc)
+{
+    static const char *const backends[] = {"noop", "cpu", "cuda (GPU)"};
+    int port = svc ? its_app_services_port(svc) : 0;
+    const char *b =
+        c->s.backend >= 0 && c->s.backend <= ITS_BACKEND_CUDA ? backends[c->s.backend] : "?";
+    fprintf(stderr, "itsd: %u cameras on the %s engine; results: ", c->cams.cameras_count, b);
+    if (c->s.sink == ITS_SINKT_STDOUT)
+        fprintf(stderr, "JSON lines on stdout");
+    else if (c->s.sink == ITS_SINKT_FILE)
+        fprintf(stderr, "JSON lines in %s", c->s.sink_path);
+    else
+        fprintf(stderr, "no local sink");
+    if (c->s.redis.host && *c->s.redis.host)
+        fprintf(stderr, " and Redis at %s:%d", c->s.redis.host, c->s.redis.port);
+    fprintf(stderr, " (format: docs/messages.md)\n");
+    if (port > 0) {
+        const char *h = c->s.api.bind && *c->s.api.bind ? c->s.api.bind : "127.0.0.1";
+        if (strcmp(h, "0.0.0.0") == 0 || strcmp(h, "::") == 0)
+            h = "127.0.0.1";
+        fprintf(stderr,
+                "itsd: status http://%s:%d/v1/status, cameras http://%s:%d/v1/cameras, "
+                "Prometheus http://%s:%d/metrics (API: docs/service.md)\n",
+                h, port, h, port, h, port);
+    }
+}
+
 static void summary(its_pipeline_t *p)
 {
     for (int i = 0; i < its_pipeline_n_cameras(p); i++) {
@@ -129,18 +170,18 @@ static void summary(its_pipeline_t *p)
 
 int main(int argc, char **argv)
 {
-    enum { OPT_PRINT = 1000, OPT_CHECK, OPT_DURATION, OPT_VERSION };
+    enum { OPT_PRINT = 1000, OPT_CHECK, OPT_DURATION };
     static const struct option longs[] = {{"config", required_argument, NULL, 'c'},
                                           {"print-config", no_argument, NULL, OPT_PRINT},
                                           {"check-config", no_argument, NULL, OPT_CHECK},
                                           {"duration", required_argument, NULL, OPT_DURATION},
                                           {"help", no_argument, NULL, 'h'},
-                                          {"version", no_argument, NULL, OPT_VERSION},
+                                          {"version", no_argument, NULL, ITS_CLI_OPT_VERSION},
                                           {NULL, 0, NULL, 0}};
     const char *path = NULL;
     int print = 0, check = 0, opt;
     double duration = 0;
-    while ((opt = getopt_long(argc, argv, "c:h", longs, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, ITS_CLI_OPTSTRING("c:"), longs, NULL)) != -1) {
         switch (opt) {
         case 'c':
             path = optarg;
@@ -151,37 +192,27 @@ int main(int argc, char **argv)
         case OPT_CHECK:
             check = 1;
             break;
-        case OPT_DURATION: {
-            char *end;
-            duration = strtod(optarg, &end);
-            if (*end || duration < 0) {
-                fprintf(stderr, "itsd: --duration: '%s' is not a number of seconds\n", optarg);
-                return 2;
-            }
+        case OPT_DURATION:
+            if (its_cli_double("itsd", "--duration", optarg, 0, 1e9, &duration) < 0)
+                return ITS_EXIT_USAGE;
             break;
-        }
         case 'h':
             usage(stdout);
-            return 0;
-        case OPT_VERSION:
-            printf("itsd %s\n", ITS_VERSION);
-            return 0;
+            return ITS_EXIT_OK;
+        case ITS_CLI_OPT_VERSION:
+            return its_cli_version("itsd");
         default:
-            usage(stderr);
-            return 2;
+            return its_cli_bad_option("itsd", opt, argv);
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "itsd: unexpected argument '%s'\n", argv[optind]);
-        usage(stderr);
-        return 2;
-    }
+    if (optind < argc)
+        return its_cli_usage_error("itsd", "unexpected argument '%s'", argv[optind]);
     its_app_config cfg;
     char err[512];
     if (its_app_config_load(&cfg, path, err, sizeof err) < 0) {
         fprintf(stderr, "itsd: %s\n", err);
         its_app_config_free(&cfg);
-        return 2;
+        return ITS_EXIT_USAGE;
     }
     if (print || check) {
         int rc = 0;
@@ -212,14 +243,14 @@ int main(int argc, char **argv)
     if (its_app_build_pipeline(&cfg, &p, err, sizeof err) < 0) {
         fprintf(stderr, "itsd: %s\n", err);
         its_app_config_free(&cfg);
-        return 1;
+        return ITS_EXIT_FAILURE;
     }
     its_app_services *svc = NULL;
     if (its_app_services_create(&cfg, p, &svc, err, sizeof err) < 0) {
         fprintf(stderr, "itsd: %s\n", err);
         its_pipeline_destroy(p);
         its_app_config_free(&cfg);
-        return 1;
+        return ITS_EXIT_FAILURE;
     }
     if (its_pipeline_start(p) < 0) {
         fprintf(stderr, "itsd: cannot start the pipeline threads\n");
@@ -227,10 +258,11 @@ int main(int argc, char **argv)
         its_app_services_destroy(svc);
         its_pipeline_destroy(p);
         its_app_config_free(&cfg);
-        return 1;
+        return ITS_EXIT_FAILURE;
     }
     its_logi("app", NULL, "running %d cameras; SIGTERM/SIGINT stop, SIGHUP reloads %s",
              its_pipeline_n_cameras(p), path ? path : "(no file)");
+    where_to_look(&cfg, svc);
     uint64_t t0 = its_now_ns();
     uint64_t next_status = t0 + (uint64_t)(cfg.s.status_interval_s * 1e9);
     const char *why = "duration reached";
