@@ -272,6 +272,16 @@ static void test_demo_realtime_in_budget(void **state)
     assert_int_equal(summaries, 3);
     if (summary_drops > drops)
         drops = summary_drops;
+#ifdef ITS_TEST_SANITIZED
+    /* Under the sanitizers every check above holds, but latencies and drops are the
+     * instrumentation's, not the demo's: the optimised build's run asserts them. */
+    if (drops > 0 || over)
+        print_message("demo (sanitizer build): %.0f frames dropped, %d stage(s) over budget at "
+                      "p99; reported only\n",
+                      drops, over);
+    drops = 0;
+    over = 0;
+#endif
     if (drops > 0 || over) {
         /* Latencies and drops measure the machine as much as itsd when other work takes a
          * share of its cores: there they are reported, and fail only under CI=true. */
