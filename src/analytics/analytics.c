@@ -1133,7 +1133,7 @@ static void event_json(its_json *w, const its_scene *s, const its_event *e)
     its_json_obj_begin(w);
     its_json_kuint(w, "seq", e->seq);
     event_fields(w, s, e);
-    its_json_kint(w, "ts_ns", e->ts_ns);
+    its_json_kint(w, "pts_us", e->ts_ns / 1000);
     its_json_obj_end(w);
 }
 
@@ -1178,9 +1178,9 @@ void its_analytics_frame_write(const its_analytics_t *a, const its_analytics_fra
 {
     const its_scene *s = &a->sc;
     its_json_obj_begin(w);
-    its_json_kstr(w, "camera", s->camera);
+    its_json_kstr(w, "scene", s->camera);
     its_json_kuint(w, "frame", r->frame_no);
-    its_json_kint(w, "ts_ns", r->ts_ns);
+    its_json_kint(w, "pts_us", r->ts_ns / 1000);
     its_json_key(w, "tracks");
     its_json_arr_begin(w);
     for (int i = 0; i < r->n_tracks; i++) {
@@ -1235,8 +1235,8 @@ void its_analytics_report_write(const its_analytics_t *a, const its_analytics_re
 {
     const its_scene *s = &a->sc;
     its_json_obj_begin(w);
-    its_json_kstr(w, "camera", s->camera);
-    its_json_kint(w, "ts_ns", r->ts_ns);
+    its_json_kstr(w, "scene", s->camera);
+    its_json_kint(w, "pts_us", r->ts_ns / 1000);
     its_json_kuint(w, "frames", r->frames);
     its_json_knum(w, "elapsed_s", r->elapsed_s);
     its_json_kint(w, "tracks_now", r->tracks_now);

@@ -52,7 +52,7 @@ static void test_track_video(void **state)
     assert_non_null(strstr(f5, "\"track_id\":1}"));
     const char *last = strstr(r->out, "{\"v\":2,\"type\":\"window\",");
     assert_non_null(last);
-    assert_non_null(strstr(last, "\"report\":{\"camera\":\"road_cctv\""));
+    assert_non_null(strstr(last, "\"report\":{\"scene\":\"road_cctv\""));
     assert_non_null(strstr(last, "\"frames\":6"));
     assert_non_null(strstr(last, "\"name\":\"main\""));
     /* still images pass with track id -1 and no analytics line */
