@@ -22,4 +22,11 @@ fi
 cmake -S "$root" -B "$root/$dir" "${args[@]}" >/dev/null
 cmake --build "$root/$dir" -j "$jobs"
 cd "$root/$dir"
-ctest --output-on-failure -j "$jobs" "$@"
+# The demo's 60 s budget check (label demo) measures latencies against SPEC's budgets and
+# needs the machine's cores to itself, so the suite leaves it out; run it alone on a quiet
+# machine with `ctest -L demo` (or ITS_TEST_DEMO=1 scripts/test.sh).
+if [ "${ITS_TEST_DEMO:-0}" = 1 ]; then
+    ctest --output-on-failure -j "$jobs" "$@"
+else
+    ctest --output-on-failure -j "$jobs" -LE demo "$@"
+fi
