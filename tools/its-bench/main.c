@@ -456,26 +456,33 @@ int main(int argc, char **argv)
         fprintf(stderr, "its-bench: %s\n", err);
         return ITS_EXIT_USAGE;
     }
+    /* from here on, a usage error frees the configuration before it returns */
+#define USAGE_FAIL(rc)                                                                             \
+    do {                                                                                           \
+        int rc_ = (rc);                                                                            \
+        its_config_free(&cfg);                                                                     \
+        return rc_;                                                                                \
+    } while (0)
     optind = 1;
     while ((c = getopt_long(argc, argv, shorts, longopts, NULL)) != -1) {
         switch (c) {
         case O_CAMERAS:
             if (its_cli_double(PROG, "--cameras", optarg, 1, BENCH_MAX_CAMERAS, &cameras) < 0)
-                return ITS_EXIT_USAGE;
+                USAGE_FAIL(ITS_EXIT_USAGE);
             break;
         case O_FPS:
             if (its_cli_double(PROG, "--fps", optarg, 1e-3, 1000, &fps) < 0)
-                return ITS_EXIT_USAGE;
+                USAGE_FAIL(ITS_EXIT_USAGE);
             break;
         case O_DURATION:
             duration = parse_duration_s(optarg);
             if (duration <= 0)
-                return its_cli_usage_error(
-                    PROG, "--duration: '%s' is not a duration (30, 30s, 5m, 1h)", optarg);
+                USAGE_FAIL(its_cli_usage_error(
+                    PROG, "--duration: '%s' is not a duration (30, 30s, 5m, 1h)", optarg));
             break;
         case 'b':
             if (its_cli_double(PROG, "--batch", optarg, 1, 32, &batch) < 0)
-                return ITS_EXIT_USAGE;
+                USAGE_FAIL(ITS_EXIT_USAGE);
             break;
         case O_ENGINE:
             engine_only = 1;
@@ -493,12 +500,12 @@ int main(int argc, char **argv)
             char key[128];
             const char *eq = strchr(optarg, '=');
             if (!eq || (size_t)(eq - optarg) >= sizeof key)
-                return its_cli_usage_error(PROG, "--set: '%s' is not KEY=VALUE", optarg);
+                USAGE_FAIL(its_cli_usage_error(PROG, "--set: '%s' is not KEY=VALUE", optarg));
             memcpy(key, optarg, (size_t)(eq - optarg));
             key[eq - optarg] = '\0';
             if (its_config_set(&cfg, key, eq + 1, "--set", err, sizeof err) < 0) {
                 fprintf(stderr, "its-bench: %s\n", err);
-                return ITS_EXIT_USAGE;
+                USAGE_FAIL(ITS_EXIT_USAGE);
             }
             break;
         }
@@ -524,8 +531,8 @@ int main(int argc, char **argv)
     o.engine_only = engine_only;
     o.quiet = quiet;
     if (engine_only && strcmp(o.backend, "noop") == 0) {
-        return its_cli_usage_error(PROG, "--engine-only: needs a real engine (cpu or cuda), "
-                                         "not noop");
+        USAGE_FAIL(its_cli_usage_error(PROG, "--engine-only: needs a real engine (cpu or cuda), "
+                                             "not noop"));
     }
     if (o.cameras < 1 || o.cameras > BENCH_MAX_CAMERAS || o.fps <= 0 || o.fps > 1000 ||
         o.batch < 1 || o.batch > 32 || o.duration_s <= 0) {
@@ -534,7 +541,7 @@ int main(int argc, char **argv)
                 "(got %d, %g, %d, %g)\n",
                 path ? path : "(defaults)", BENCH_MAX_CAMERAS, o.cameras, o.fps, o.batch,
                 o.duration_s);
-        return ITS_EXIT_USAGE;
+        USAGE_FAIL(ITS_EXIT_USAGE);
     }
     mkdir(o.workdir, 0755);
     int status = 0;
@@ -567,4 +574,5 @@ int main(int argc, char **argv)
     }
     its_config_free(&cfg);
     return status;
+#undef USAGE_FAIL
 }
