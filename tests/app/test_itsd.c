@@ -50,44 +50,10 @@ static int wait_exit(pid_t pid, double seconds)
     return -1;
 }
 
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(fd, (struct sockaddr *)&a, sizeof a);
-    socklen_t al = sizeof a;
-    getsockname(fd, (struct sockaddr *)&a, &al);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 /* One HTTP/1.0 request to itsd's API; the whole response (status line included) into buf. */
 static int http(const char *method, const char *path, const char *body, char *buf, size_t len)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)g_api_port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
-        close(fd);
-        return -1;
-    }
-    char req[2048];
-    int n = snprintf(req, sizeof req,
-                     "%s %s HTTP/1.0\r\nContent-Type: application/json\r\n"
-                     "Content-Length: %zu\r\n\r\n%s",
-                     method, path, body ? strlen(body) : 0, body ? body : "");
-    if (send(fd, req, (size_t)n, 0) != n) {
-        close(fd);
-        return -1;
-    }
-    size_t got = 0;
-    ssize_t r;
-    while (got + 1 < len && (r = recv(fd, buf + got, len - got - 1, 0)) > 0)
-        got += (size_t)r;
-    buf[got] = 0;
-    close(fd);
-    return (int)got;
+    return its_test_http(g_api_port, method, path, body, buf, len);
 }
 
 /* POST a binary body; the HTTP status code, or -1. */
@@ -188,7 +154,7 @@ static void test_reload_and_term(void **state)
              "  - id: b\n    url: %s/traffic_bridge_720p.mp4\n    kind: replay\n"
              "    fps: 20\n    replay_frames: 10\n    loop: true\n",
              media, media);
-    g_api_port = free_port();
+    g_api_port = its_test_free_port();
     write_cfg(cfg, cams);
     pid_t pid = spawn(cfg, NULL, out, err);
     /* the HTTP API and /metrics while running: ready once a camera delivers frames */
@@ -297,7 +263,7 @@ static void test_push_frames(void **state)
     size_t len;
     uint8_t *jpeg = its_test_read_file(path, &len);
     assert_non_null(jpeg);
-    g_api_port = free_port();
+    g_api_port = its_test_free_port();
     write_cfg(cfg, "  - id: p\n    url: \"push:\"\n    kind: push\n");
     pid_t pid = spawn(cfg, NULL, out, err);
     int code = -1;
@@ -335,7 +301,7 @@ static void test_analytics_endpoint(void **state)
     snprintf(err, sizeof err, "%s/an.err", dir);
     snprintf(rlog, sizeof rlog, "%s/redis.log", dir);
     its_test_source_path("deploy/scenes/traffic_bridge_720p.yaml", scene, sizeof scene);
-    int rport = free_port();
+    int rport = its_test_free_port();
     snprintf(port_s, sizeof port_s, "%d", rport);
     pid_t redis = fork();
     if (redis == 0) {
@@ -346,7 +312,7 @@ static void test_analytics_endpoint(void **state)
                "", "--appendonly", "no", (char *)NULL);
         _exit(127);
     }
-    g_api_port = free_port();
+    g_api_port = its_test_free_port();
     int n = snprintf(buf, sizeof buf,
                      "engine:\n  backend: noop\nanalytics:\n  window_s: 1\n"
                      "sink:\n  type: \"null\"\nredis:\n  host: 127.0.0.1\n  port: %d\n"

@@ -39,4 +39,12 @@ uint8_t *its_test_read_file(const char *path, size_t *len);
 /* Write a file; 0 on success. */
 int its_test_write_file(const char *path, const void *data, size_t len);
 
+/* A TCP port on 127.0.0.1 that was free a moment ago (for a server the test starts). */
+int its_test_free_port(void);
+/* One HTTP/1.0 request to 127.0.0.1:port (body may be NULL; sent as application/json); the
+ * whole response, status line and headers included, NUL-terminated into buf. Returns the
+ * bytes received, or -1 when the connection or the send failed. */
+int its_test_http(int port, const char *method, const char *path, const char *body, char *buf,
+                  size_t len);
+
 #endif

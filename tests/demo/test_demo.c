@@ -36,40 +36,11 @@
 static char itsd[1024], root[1024], tmp[256];
 static int port;
 
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(fd, (struct sockaddr *)&a, sizeof a);
-    socklen_t al = sizeof a;
-    getsockname(fd, (struct sockaddr *)&a, &al);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 /* GET path; the body (after the headers) into buf; the HTTP status or -1. */
 static int http_get(const char *path, char *buf, size_t len)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
-        close(fd);
+    if (its_test_http(port, "GET", path, NULL, buf, len) < 0)
         return -1;
-    }
-    char req[256];
-    int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\n\r\n", path);
-    if (send(fd, req, (size_t)n, 0) != n) {
-        close(fd);
-        return -1;
-    }
-    size_t got = 0;
-    ssize_t r;
-    while (got + 1 < len && (r = recv(fd, buf + got, len - got - 1, 0)) > 0)
-        got += (size_t)r;
-    buf[got] = 0;
-    close(fd);
     int code = -1;
     sscanf(buf, "HTTP/%*s %d", &code);
     char *body = strstr(buf, "\r\n\r\n");
@@ -135,7 +106,7 @@ static void test_demo_realtime_in_budget(void **state)
     char out[400], err[400], port_s[16];
     snprintf(out, sizeof out, "%s/out.jsonl", tmp);
     snprintf(err, sizeof err, "%s/err.txt", tmp);
-    port = free_port();
+    port = its_test_free_port();
     snprintf(port_s, sizeof port_s, "%d", port);
     unsigned long long tot0, busy0 = machine_busy_ticks(&tot0);
     pid_t pid = fork();
