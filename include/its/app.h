@@ -70,6 +70,7 @@ typedef struct its_app_settings {
     int pool_frames;
     int stall_timeout_ms, backoff_min_ms, backoff_max_ms;
     int max_width, max_height;
+    int source_nice;
     int spread_phase;
     int max_cameras;
     int analytics_workers;

@@ -98,6 +98,8 @@ typedef struct its_source_opts {
     int stall_timeout_ms; /* no frame for this long: reconnect; 0: 5000 */
     int backoff_min_ms;   /* first reconnect delay; 0: 250 */
     int backoff_max_ms;   /* cap of the delay; 0: 30000 */
+    int nice;             /* the source thread's niceness (0..19, decoding yields to the
+                           * stages after it); 0: the creator's */
 } its_source_opts;
 
 typedef struct its_source_stats {

@@ -189,6 +189,7 @@ typedef struct its_camera_cfg {
 #define ITS_PIPE_BACKOFF_MAX_MS    30000
 #define ITS_PIPE_MAX_WIDTH         1920
 #define ITS_PIPE_MAX_HEIGHT        1080
+#define ITS_PIPE_SOURCE_NICE       10
 
 typedef struct its_pipeline_opts {
     its_infer_factory infer; /* owned by the pipeline from create on */
@@ -207,6 +208,7 @@ typedef struct its_pipeline_opts {
     int pool_frames;
     int stall_timeout_ms, backoff_min_ms, backoff_max_ms;
     int max_width, max_height;
+    int source_nice; /* niceness of the source (decoding) threads */
 } its_pipeline_opts;
 
 typedef struct its_camera_stats {

@@ -102,6 +102,7 @@ void its_pipeline_opts_default(its_pipeline_opts *o)
     o->backoff_max_ms = ITS_PIPE_BACKOFF_MAX_MS;
     o->max_width = ITS_PIPE_MAX_WIDTH;
     o->max_height = ITS_PIPE_MAX_HEIGHT;
+    o->source_nice = ITS_PIPE_SOURCE_NICE;
 }
 
 /* ---- sources -> batcher ---- */
@@ -535,6 +536,7 @@ int its_pipeline_add_camera(its_pipeline_t *p, const its_camera_cfg *c, char *er
     so.stall_timeout_ms = p->o.stall_timeout_ms;
     so.backoff_min_ms = p->o.backoff_min_ms;
     so.backoff_max_ms = p->o.backoff_max_ms;
+    so.nice = p->o.source_nice;
     rc = its_source_create(&so, on_frame, p, &k->src, err, errlen);
     if (rc < 0)
         goto out;

@@ -71,6 +71,8 @@ static const its_option options[] = {
                 "larger frames are scaled down"),
     ITS_OPT_INT("ingest.max_height", S, max_height, ITS_STR(ITS_PIPE_MAX_HEIGHT), 16, 8192, 0,
                 "larger frames are scaled down"),
+    ITS_OPT_INT("ingest.nice", S, source_nice, ITS_STR(ITS_PIPE_SOURCE_NICE), 0, 19, 0,
+                "niceness of the decoding threads: the engine and analytics preempt them"),
     ITS_OPT_BOOL("ingest.spread_phase", S, spread_phase, "true", 0,
                  "replay cameras and sampled files without phase_s start at spread-out offsets"),
     ITS_OPT_INT("ingest.max_cameras", S, max_cameras, ITS_STR(ITS_PIPE_MAX_CAMERAS), 1, 4096, 0,
@@ -443,6 +445,7 @@ int its_app_pipeline_opts(const its_app_config *c, its_pipeline_opts *o, char *e
     o->backoff_max_ms = s->backoff_max_ms;
     o->max_width = s->max_width;
     o->max_height = s->max_height;
+    o->source_nice = s->source_nice;
     int rc;
     if (s->backend == ITS_BACKEND_NOOP) {
         rc = its_infer_noop_factory(s->noop_cost_us, &o->infer);

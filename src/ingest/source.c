@@ -15,14 +15,19 @@
  * Stopping: a flag, the reader's interrupt (which aborts blocking FFmpeg I/O at its next
  * poll) and a condition variable that ends any sleep.
  */
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "its/core.h"
 #include "its/media.h"
@@ -301,9 +306,33 @@ static uint64_t backoff_ns(its_source_t *s, int attempt)
     return (half + j) * ITS_NS_PER_MS;
 }
 
+/* Lower the calling thread's priority to `nice` (decoding is the bulk of a source's work and
+ * has no budget of its own; the stages after it should preempt it at once when a frame
+ * arrives rather than wait out a scheduler slice). Linux applies the niceness of
+ * PRIO_PROCESS to the thread whose id is given. A failure only costs latency: logged once. */
+static void lower_priority(const its_source_t *s)
+{
+    if (s->o.nice <= 0)
+        return;
+#ifdef __linux__
+    pid_t tid = (pid_t)syscall(SYS_gettid);
+    errno = 0;
+    int cur = getpriority(PRIO_PROCESS, (id_t)tid);
+    if (errno == 0 && cur >= s->o.nice)
+        return;
+    if (setpriority(PRIO_PROCESS, (id_t)tid, s->o.nice) != 0) {
+        static atomic_int said;
+        if (!atomic_exchange(&said, 1))
+            its_logw("ingest", s->id, "cannot lower the decoding threads' priority to nice %d: %s",
+                     s->o.nice, strerror(errno));
+    }
+#endif
+}
+
 static void *live_main(void *arg)
 {
     its_source_t *s = arg;
+    lower_priority(s);
     its_video_opts vo = {.pixfmt = s->o.pixfmt,
                          .max_width = s->o.max_width,
                          .max_height = s->o.max_height,
@@ -362,6 +391,7 @@ static void *live_main(void *arg)
 static void *replay_main(void *arg)
 {
     its_source_t *s = arg;
+    lower_priority(s);
     its__clip *c = s->clip;
     set_state(s, ITS_SOURCE_RUNNING);
     double fps = s->o.fps > 0 ? s->o.fps : (c->fps > 0 ? c->fps : 30.0);
