@@ -331,6 +331,26 @@ void its_metric_hide(its_metric *m)
         atomic_store(&m->hidden, 1);
 }
 
+int its_metrics_hide_label(its_metrics *reg, const char *label, const char *value)
+{
+    if (!reg || !label || !value)
+        return 0;
+    int n = 0;
+    pthread_mutex_lock(&reg->lock);
+    for (its_metric_family *f = reg->families; f; f = f->next) {
+        int k = 0;
+        while (k < f->nlabels && strcmp(f->labels[k], label))
+            k++;
+        if (k == f->nlabels)
+            continue;
+        for (its_metric *s = f->series; s; s = s->next)
+            if (!strcmp(s->values[k], value) && !atomic_exchange(&s->hidden, 1))
+                n++;
+    }
+    pthread_mutex_unlock(&reg->lock);
+    return n;
+}
+
 double its_metric_value(const its_metric *m)
 {
     if (!m)
