@@ -2,18 +2,21 @@
 """The monitoring stack against a real Prometheus (docs/operations.md).
 
 Starts redis-server, prometheus-redis-exporter, itsd (the real detector on a real video, a
-scene with counting lines and a zone, the stand-in NVML library so that the GPU series exist)
-and a real `prometheus` server that scrapes itsd and the exporter every second and evaluates
-the rules of deploy/prometheus/alerts.yml (a copy with every `for:` shortened to 3 s). Then,
-through Prometheus' HTTP API:
+scene with counting lines and a zone, the stand-in NVML library so that the GPU series exist;
+one camera plays 15 s of the video once, a second one loops it so that itsd keeps publishing;
+a model baseline file so that drift is measured at once) and a real `prometheus` server that
+scrapes itsd and the exporter every second and evaluates the rules of
+deploy/prometheus/alerts.yml (a copy with every `for:` shortened to 3 s). Then, through
+Prometheus' HTTP API:
 
   1. every expression of every panel of deploy/grafana/dashboard.json, read from the JSON with
      the dashboard's variables substituted as Grafana does ("All": every value the variable's
      label_values() query finds), returns at least one series with a number (not NaN);
   2. every series selector of every alert rule matches at least one series (the rules name
      what itsd and the exporter really export);
-  3. the vehicle count series (its_vehicle_count_total by camera, class and direction) equal
-     the line_crossing events itsd published in the same run (its stdout messages);
+  3. the vehicle count series of the camera that played once (its_vehicle_count_total by
+     class and direction) equal the line_crossing events itsd published for it in the same
+     run (its stdout messages, the same as on Redis);
   4. RedisDown is inactive while Redis runs, fires after redis-server is killed, and clears
      after it is back.
 
@@ -254,6 +257,25 @@ def rules_copy(src, dst):
     return rules
 
 
+def write_baseline(path):
+    """A model-metrics baseline (docs/analytics.md, "Model drift") for itsd to load at start, so
+    that drift is measured within this test's seconds instead of after the default 1000
+    baseline frames: 1000 frames of 5 detections (3500 cars, 500 trucks, 300 buses, 700
+    people), confidences spread evenly over [0.25, 1), box areas over 10^-3.4 .. 10^-2 of the
+    frame."""
+    conf = [0] * 5 + [334] * 14 + [324]  # 20 bins on [0, 1]
+    cls = [0] * 81
+    cls[0], cls[2], cls[5], cls[7] = 700, 3500, 300, 500
+    count = [0] * 22
+    count[5] = 1000
+    area = [0] * 8 + [625] * 8 + [0] * 9  # 25 bins on [-5, 0]
+    assert sum(conf) == sum(cls) == sum(area) == 5000
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("its-modelmon-baseline 1\nmodel -\nframes 1000\n")
+        for name, h in (("conf", conf), ("class", cls), ("count", count), ("area", area)):
+            f.write("%s %d %s\n" % (name, len(h), " ".join(map(str, h))))
+
+
 # ---- the run ---------------------------------------------------------------------------------
 
 class Failures:
@@ -311,11 +333,15 @@ def main():
         # ---- itsd: one camera on the road video and its scene, stdout + Redis ----------------
         cfg = os.path.join(work, "itsd.yaml")
         scene = os.path.join(o.source, SCENE)
+        baselines = os.path.join(work, "baselines")
+        os.makedirs(baselines)
+        for cam in (CAMERA, LOOP_CAMERA):
+            write_baseline(os.path.join(baselines, cam + ".baseline"))
         with open(cfg, "w", encoding="utf-8") as f:
             f.write(
                 "engine:\n  backend: cpu\n  model: %s\n  threads: 2\n  conf: 0.25\n"
                 "batch:\n  per_camera: 64\n"
-                "analytics:\n  window_s: 1\n"
+                "analytics:\n  window_s: 1\n  baseline_dir: %s\n"
                 "sink:\n  type: stdout\n"
                 "status:\n  interval_s: 0\n"
                 "redis:\n  host: 127.0.0.1\n  port: %d\n"
@@ -324,7 +350,7 @@ def main():
                 "  - {id: %s, url: %s, kind: replay, fps: %d, replay_frames: %d, loop: false, "
                 "scene: %s}\n"
                 "  - {id: %s, url: %s, kind: replay, fps: %d, loop: true, scene: %s}\n" %
-                (json.dumps(model), rport, aport, CAMERA, json.dumps(video), FPS, FRAMES,
+                (json.dumps(model), json.dumps(baselines), rport, aport, CAMERA, json.dumps(video), FPS, FRAMES,
                  json.dumps(scene), LOOP_CAMERA, json.dumps(video), LOOP_FPS, json.dumps(scene)))
         env = dict(os.environ, ITS_NVML_LIBRARY=o.fake_nvml, OMP_WAIT_POLICY="passive")
         messages = []  # itsd's stdout, parsed
@@ -423,6 +449,14 @@ def main():
                     missing.setdefault(sel, []).append(name)
         for sel, names in missing.items():
             fail("alert rule %s: %s matches no series" % (", ".join(names), sel))
+        loaded = [r for g in prom.api("rules")["groups"] for r in g["rules"]]
+        if sorted(r["name"] for r in loaded) != sorted(n for n, _ in rules):
+            fail("prometheus loaded the rules %s, alerts.yml has %s" %
+                 (sorted(r["name"] for r in loaded), sorted(n for n, _ in rules)))
+        for r in loaded:
+            if r.get("health") != "ok":
+                fail("alert rule %s: health %s: %s" % (r["name"], r.get("health"),
+                                                       r.get("lastError")))
         log("rules: %d rules, %d selectors without series" % (len(rules), len(missing)))
 
         # ---- 3. vehicle counts: the series equal the line crossings itsd published -----------
