@@ -132,7 +132,8 @@ class Prom:
         return "inactive"
 
 
-def wait_for(what, fn, seconds, step=0.5):
+def wait_for(fn, seconds, step=0.5):
+    """fn()'s first true value within seconds, else its last value."""
     end = time.time() + seconds
     while True:
         v = fn()
@@ -310,11 +311,10 @@ def main():
     def log(msg):
         print("[%5.1f s] %s" % (time.time() - t0, msg), flush=True)
 
-    def start(name, cmd, **kw):
-        out = open(os.path.join(work, name + ".log"), "wb")
-        procs[name] = subprocess.Popen(cmd, stdout=kw.pop("stdout", out),
-                                       stderr=subprocess.STDOUT if "stdout" not in kw else out,
-                                       **kw)
+    def start(name, cmd):
+        """A server with its output in WORK/name.log."""
+        with open(os.path.join(work, name + ".log"), "wb") as out:
+            procs[name] = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
         return procs[name]
 
     rport, eport, aport, pport = free_port(), free_port(), free_port(), free_port()
@@ -323,7 +323,7 @@ def main():
     try:
         # ---- Redis and its exporter ----------------------------------------------------------
         start("redis", redis_cmd)
-        if not wait_for("redis", lambda: redis_ping(rport), 10):
+        if not wait_for(lambda: redis_ping(rport), 10):
             fail("redis-server did not start")
             return 1
         start("redis-exporter", ["prometheus-redis-exporter", "-redis.addr",
@@ -395,11 +395,11 @@ def main():
                              "--storage.tsdb.path=" + os.path.join(work, "tsdb"),
                              "--web.listen-address=127.0.0.1:%d" % pport, "--log.level=warn"])
         prom = Prom(pport)
-        if not wait_for("prometheus", prom.ready, 30):
+        if not wait_for(prom.ready, 30):
             fail("prometheus did not become ready (prometheus.log)")
             return 1
         log("prometheus ready on %d, itsd API on %d" % (pport, aport))
-        if not wait_for("itsd scraped", lambda: prom.query('up{job="itsd"} == 1'), 60):
+        if not wait_for(lambda: prom.query('up{job="itsd"} == 1'), 60):
             fail("prometheus never scraped itsd (itsd.err)")
             return 1
         log("itsd scraped")
@@ -460,32 +460,46 @@ def main():
         log("rules: %d rules, %d selectors without series" % (len(rules), len(missing)))
 
         # ---- 3. vehicle counts: the series equal the line crossings itsd published -----------
-        if not wait_for("the video's end", lambda: last_frame[0] and
+        # The video has played once: the camera's source ended (its_camera_up 0) and its last
+        # frames have left the pipeline (no frame message for 3 s). Both sides only grow, so
+        # they must then agree within a few scrapes.
+        ended = 'its_camera_up{camera="%s"} == 0' % CAMERA
+        if not wait_for(lambda: prom.query(ended) and last_frame[0] and
                         time.time() - last_frame[0] > 3, FRAMES / FPS + 60):
-            fail("itsd still publishes frames %.0f s after the video should have ended" %
-                 (FRAMES / FPS + 60))
-        time.sleep(3 * SCRAPE_S)  # the last crossings scraped
-        series = collections.Counter()
-        for labels, v in prom.query('sum by (camera, class, direction) '
-                                    '(its_vehicle_count_total{camera="%s"})' % CAMERA):
-            series[(labels.get("camera"), labels.get("class"), labels.get("direction"))] = v
-        events = collections.Counter(
-            (m["camera"], m["class"], m["direction"]) for m in list(messages)
-            if m.get("type") == "event" and m.get("kind") == "line_crossing" and
-            m.get("camera") == CAMERA)
+            fail("%s's video has not ended %.0f s after it should have" %
+                 (CAMERA, FRAMES / FPS + 60))
+
+        def counts():
+            series = {}
+            for labels, v in prom.query('sum by (camera, class, direction) '
+                                        '(its_vehicle_count_total{camera="%s"})' % CAMERA):
+                if v:
+                    series[(labels.get("camera"), labels.get("class"),
+                            labels.get("direction"))] = v
+            events = collections.Counter(
+                (m["camera"], m["class"], m["direction"]) for m in list(messages)
+                if m.get("type") == "event" and m.get("kind") == "line_crossing" and
+                m.get("camera") == CAMERA)
+            return series, dict(events)
+
+        def agree():
+            series, events = counts()
+            return series == events
+
+        wait_for(agree, 10 * SCRAPE_S)
+        series, events = counts()
         frames = sum(1 for m in list(messages) if m.get("type") == "frame" and
                      m.get("camera") == CAMERA)
         log("vehicle counts: prometheus %s, itsd's line_crossing events %s (%d frames)" %
-            (dict(series), dict(events), frames))
-        if {k: v for k, v in series.items() if v} != dict(events):
-            fail("its_vehicle_count_total %s != itsd's line crossings %s" %
-                 (dict(series), dict(events)))
+            (series, events, frames))
+        if series != events:
+            fail("its_vehicle_count_total %s != itsd's line crossings %s" % (series, events))
         if not o.sanitized and sum(events.values()) < 2:
             fail("itsd counted %d crossings in %d frames: too few to compare" %
                  (sum(events.values()), frames))
 
         # ---- 4. RedisDown: inactive with Redis, firing without it, cleared when it is back ---
-        if not wait_for("its_redis_up 1", lambda: prom.query("its_redis_up == 1"), 20):
+        if not wait_for(lambda: prom.query("its_redis_up == 1"), 20):
             fail("its_redis_up never 1 while Redis runs: %s" % prom.query("its_redis_up"))
         time.sleep(FOR_S + 2 * SCRAPE_S)
         state = prom.alert_state("RedisDown")
@@ -495,17 +509,17 @@ def main():
         procs["redis"].kill()
         procs["redis"].wait()
         log("redis-server killed")
-        if not wait_for("RedisDown firing", lambda: prom.alert_state("RedisDown") == "firing",
+        if not wait_for(lambda: prom.alert_state("RedisDown") == "firing",
                         FOR_S + 20):
             fail("RedisDown not firing %d s after redis-server was killed (its_redis_up %s)" %
                  (FOR_S + 20, prom.query("its_redis_up")))
         else:
             log("RedisDown firing")
         start("redis-2", redis_cmd)
-        if not wait_for("redis back", lambda: redis_ping(rport), 10):
+        if not wait_for(lambda: redis_ping(rport), 10):
             fail("redis-server did not restart")
         log("redis-server back")
-        if not wait_for("RedisDown cleared", lambda: prom.alert_state("RedisDown") == "inactive",
+        if not wait_for(lambda: prom.alert_state("RedisDown") == "inactive",
                         40):
             fail("RedisDown still %s 40 s after redis-server came back (its_redis_up %s)" %
                  (prom.alert_state("RedisDown"), prom.query("its_redis_up")))
