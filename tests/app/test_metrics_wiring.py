@@ -95,6 +95,58 @@ class Checker:
         return self.check(got == want, "%s: %r, expected %r" % (what, got, want))
 
 
+def run_noop(o, work, name, rport):
+    """itsd on the no-op engine (frames without detections) for 1200 frames of one camera."""
+    cfg = os.path.join(work, name + ".yaml")
+    with open(cfg, "w", encoding="utf-8") as f:
+        f.write("engine:\n  backend: noop\nanalytics:\n  window_s: 1\n  baseline_dir: %s\n"
+                "sink:\n  type: \"null\"\nstatus:\n  interval_s: 0\napi:\n  enabled: false\n"
+                "redis:\n  host: 127.0.0.1\n  port: %d\n"
+                "cameras:\n  - {id: cam-n, url: %s, kind: replay, fps: 400, replay_frames: 1200, "
+                "loop: false}\n" % (json.dumps(os.path.join(work, "noop-baselines")), rport,
+                                     json.dumps(os.path.join(o.shared, VIDEO))))
+    err = os.path.join(work, name + ".err")
+    rc = subprocess.run([o.itsd, "-c", cfg, "--duration", "8"], stdout=subprocess.DEVNULL,
+                        stderr=open(err, "wb"), timeout=60).returncode
+    return rc, open(err, encoding="utf-8").read()
+
+
+def baseline_persisted(o, work, ck):
+    """A camera without a baseline file captures one (1000 frames), writes it and SPEC's
+    model_baselines key; the next start reads it back instead of capturing again."""
+    os.makedirs(os.path.join(work, "noop-baselines"))
+    path = os.path.join(work, "noop-baselines", "cam-n.baseline")
+    rport = free_port()
+    redis = subprocess.Popen(
+        ["redis-server", "--port", str(rport), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        if not ck.check(wait_redis(rport, redis), "redis-server did not start"):
+            return
+        rc, err = run_noop(o, work, "noop1", rport)
+        ck.equal(rc, 0, "itsd (noop, first start) exit status")
+        ck.check(os.path.exists(path), "baseline not written to " + path)
+        text = open(path).read() if os.path.exists(path) else ""
+        ck.check(text.startswith("its-modelmon-baseline 1\nmodel ") and "\nframes 1000\n" in text,
+                 "baseline file: %r" % text[:200])
+        r = Resp(rport)
+        key = "its:model:cam-n:baseline"
+        ttl = r.cmd("TTL", key)
+        ck.check(300 < ttl <= 86400, "TTL of %s: %r (model_baselines: 86400)" % (key, ttl))
+        body = r.cmd("GET", key)
+        msg = json.loads(body) if body else {}
+        ck.check(msg.get("type") == "model_baseline" and
+                 msg.get("features", {}).get("count", {}).get("n") == 1000,
+                 "%s: %r" % (key, body[:300] if body else body))
+        rc, err = run_noop(o, work, "noop2", rport)
+        ck.equal(rc, 0, "itsd (noop, second start) exit status")
+        ck.check("model baseline read from " + path in err,
+                 "second start did not read the baseline back:\n" + err[-1500:])
+    finally:
+        redis.terminate()
+        redis.wait()
+
+
 def main():
     ap = argparse.ArgumentParser()
     for a in ("itsd", "source", "shared", "work"):
@@ -274,6 +326,7 @@ def main():
     err = open(out_path + ".err", encoding="utf-8").read()
     ck.check(re.search(r"itsd: redis: sent \d+ .*dropped 0 ", err) is not None,
              "the summary's Redis line:\n" + err[-2000:])
+    baseline_persisted(o, work, ck)
     if ck.failures:
         print("%d failures" % ck.failures)
         return 1
