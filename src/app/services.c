@@ -42,7 +42,6 @@ typedef struct cam_series {
 typedef struct cam_prev {
     uint64_t dropped[ITS_DROP_REASON_COUNT];
     uint64_t stalls, open_failures;
-    int hidden;
 } cam_prev;
 
 struct its_app_services {
@@ -106,16 +105,16 @@ static void observe(void *ctx, const its_frame *f, const char *camera)
     }
 }
 
-/* A counter advanced by what the pipeline counted since the last read. */
+/* A counter advanced by what the pipeline counted since the last read (the series exists
+ * from the camera's first read on, at 0 until something is counted). */
 static void advance(its_metrics *reg, its_metric_id id, const char *camera, const char *reason,
                     uint64_t now, uint64_t *prev)
 {
-    if (now > *prev) {
-        its_metric_family *f = its_metrics_std(reg, id);
-        its_metric_add(reason ? its_metrics_series_v(f, camera, reason)
-                              : its_metrics_series_v(f, camera),
-                       (double)(now - *prev));
-    }
+    its_metric_family *f = its_metrics_std(reg, id);
+    its_metric *m =
+        reason ? its_metrics_series_v(f, camera, reason) : its_metrics_series_v(f, camera);
+    if (now > *prev)
+        its_metric_add(m, (double)(now - *prev));
     *prev = now;
 }
 
@@ -137,10 +136,10 @@ static void collect(void *ud, its_metrics *reg)
             continue;
         cam_prev *pv = &s->prev[i];
         if (!cs.active) {
-            /* removed: its series leave the exposition (the id may come back in a new slot) */
-            if (!pv->hidden && its_pipeline_find_camera(s->p, cs.id) < 0)
+            /* removed: its series leave the exposition, also those its last frames in flight
+             * made since (the id may come back in a new slot: then they stay) */
+            if (its_pipeline_find_camera(s->p, cs.id) < 0)
                 its_metrics_hide_label(reg, "camera", cs.id);
-            pv->hidden = 1;
             continue;
         }
         active++;
