@@ -14,10 +14,13 @@ Prometheus' HTTP API:
      label_values() query finds), returns at least one series with a number (not NaN);
   2. every series selector of every alert rule matches at least one series (the rules name
      what itsd and the exporter really export);
-  3. the vehicle count series of the camera that played once (its_vehicle_count_total by
+  3. the rules judge this run's own readings: GPUUtilizationBelowTarget fires on the stand-in
+     GPU's 73 % and GPUUtilizationLow does not, CameraThroughputLow fires for the camera
+     that plays at 4 FPS, the GPU memory, Redis memory and streams rules stay quiet;
+  4. the vehicle count series of the camera that played once (its_vehicle_count_total by
      class and direction) equal the line_crossing events itsd published for it in the same
      run (its stdout messages, the same as on Redis);
-  4. RedisDown is inactive while Redis runs, fires after redis-server is killed, and clears
+  5. RedisDown is inactive while Redis runs, fires after redis-server is killed, and clears
      after it is back.
 
     test_prometheus.py --itsd BIN --fake-nvml LIB --source DIR --shared DIR --work DIR
@@ -122,10 +125,12 @@ class Prom:
             return [({}, float(data["result"][1]))]
         raise RuntimeError("%s: a %s, not a vector" % (expr, data["resultType"]))
 
-    def alert_state(self, name):
-        """'inactive', 'pending' or 'firing' (the most advanced of its instances)."""
+    def alert_state(self, name, **labels):
+        """'inactive', 'pending' or 'firing' (the most advanced of its instances that carry
+        the given labels)."""
         states = [a["state"] for a in self.api("alerts")["alerts"]
-                  if a["labels"].get("alertname") == name]
+                  if a["labels"].get("alertname") == name and
+                  all(a["labels"].get(k) == v for k, v in labels.items())]
         for s in ("firing", "pending"):
             if s in states:
                 return s
@@ -459,7 +464,26 @@ def main():
                                                        r.get("lastError")))
         log("rules: %d rules, %d selectors without series" % (len(rules), len(missing)))
 
-        # ---- 3. vehicle counts: the series equal the line crossings itsd published -----------
+        # ---- 3. the rules on this run's readings ----------------------------------------------
+        # Rules on this run's own readings: the stand-in NVML reports 73 % utilisation and
+        # 1 GiB of GPU memory (tests/metrics/fake_nvml.c), the looping camera is up at
+        # LOOP_FPS frames a second, two cameras, a test Redis of a few MiB.
+        expect = (("GPUUtilizationBelowTarget", {}, "firing"),  # 73 < 80
+                  ("GPUUtilizationLow", {}, "inactive"),  # 73 >= 50
+                  ("GPUMemoryHigh", {}, "inactive"),
+                  ("RedisMemoryHigh", {}, "inactive"),
+                  ("CameraStreamsHigh", {}, "inactive"),
+                  ("CameraThroughputLow", {"camera": LOOP_CAMERA}, "firing"))  # 4 < 25 FPS
+        wait_for(lambda: all(prom.alert_state(n, **l) == st for n, l, st in expect),
+                 FOR_S + 10 * SCRAPE_S)
+        for name, labels, state in expect:
+            got = prom.alert_state(name, **labels)
+            if got != state:
+                fail("alert %s%s is %s, expected %s" % (name, labels or "", got, state))
+        log("alerts on this run's readings: %s" %
+            ", ".join("%s %s" % (n, prom.alert_state(n, **l)) for n, l, _ in expect))
+
+        # ---- 4. vehicle counts: the series equal the line crossings itsd published -----------
         # The video has played once: the camera's source ended (its_camera_up 0) and its last
         # frames have left the pipeline (no frame message for 3 s). Both sides only grow, so
         # they must then agree within a few scrapes.
@@ -498,7 +522,7 @@ def main():
             fail("itsd counted %d crossings in %d frames: too few to compare" %
                  (sum(events.values()), frames))
 
-        # ---- 4. RedisDown: inactive with Redis, firing without it, cleared when it is back ---
+        # ---- 5. RedisDown: inactive with Redis, firing without it, cleared when it is back ---
         if not wait_for(lambda: prom.query("its_redis_up == 1"), 20):
             fail("its_redis_up never 1 while Redis runs: %s" % prom.query("its_redis_up"))
         time.sleep(FOR_S + 2 * SCRAPE_S)
