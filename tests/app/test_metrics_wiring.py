@@ -96,17 +96,18 @@ class Checker:
 
 
 def run_noop(o, work, name, rport):
-    """itsd on the no-op engine (frames without detections) for 1200 frames of one camera."""
+    """itsd on the no-op engine (frames without detections): 6 s of one camera looping 40
+    frames at 400 frames a second, well over the 1000 frames of a baseline."""
     cfg = os.path.join(work, name + ".yaml")
     with open(cfg, "w", encoding="utf-8") as f:
         f.write("engine:\n  backend: noop\nanalytics:\n  window_s: 1\n  baseline_dir: %s\n"
                 "sink:\n  type: \"null\"\nstatus:\n  interval_s: 0\napi:\n  enabled: false\n"
                 "redis:\n  host: 127.0.0.1\n  port: %d\n"
-                "cameras:\n  - {id: cam-n, url: %s, kind: replay, fps: 400, replay_frames: 1200, "
-                "loop: false}\n" % (json.dumps(os.path.join(work, "noop-baselines")), rport,
+                "cameras:\n  - {id: cam-n, url: %s, kind: replay, fps: 400, replay_frames: 40, "
+                "loop: true}\n" % (json.dumps(os.path.join(work, "noop-baselines")), rport,
                                      json.dumps(os.path.join(o.shared, VIDEO))))
     err = os.path.join(work, name + ".err")
-    rc = subprocess.run([o.itsd, "-c", cfg, "--duration", "8"], stdout=subprocess.DEVNULL,
+    rc = subprocess.run([o.itsd, "-c", cfg, "--duration", "6"], stdout=subprocess.DEVNULL,
                         stderr=open(err, "wb"), timeout=60).returncode
     return rc, open(err, encoding="utf-8").read()
 
@@ -212,11 +213,13 @@ def main():
         ck.equal(urllib.request.urlopen(req, timeout=5).status, 200, "DELETE cam-c")
 
         # until cam-a and cam-b have ended and their counters stand still
-        prev, done = None, False
+        prev, done, fps_seen = None, False, 0.0
         end = time.time() + 120
         while time.time() < end and not done:
             time.sleep(1.0)
             samples = parse(scrape(aport)[1])
+            if series(samples, "its_camera_fps", camera="cam-a"):
+                fps_seen = max(fps_seen, value(samples, "its_camera_fps", camera="cam-a"))
             ended = all(series(samples, "its_camera_up", camera=c) and
                         value(samples, "its_camera_up", camera=c) == 0 for c in ("cam-a", "cam-b"))
             key = [v for k, v in sorted(samples.items(), key=str)
@@ -225,13 +228,15 @@ def main():
             prev = key
         ck.check(done, "cam-a and cam-b did not end within 120 s")
         status = json.loads(scrape(aport, "/v1/status")[1])
-        codes = {}
-        for w in ("1m", "15m"):
+        codes, sizes = {}, 0
+        for w in ("1m", "15m", "1m"):  # the second 1m read is served by the API's L1
             try:
                 code, body = scrape(aport, "/v1/cameras/cam-a/analytics?window=" + w)
                 codes[w] = (code, json.loads(body).get("type"))
+                sizes += len(body.encode("utf-8"))
             except urllib.error.HTTPError as e:
                 codes[w] = (e.code, None)
+        after = parse(scrape(aport)[1])
         r = Resp(rport)
         ttl = {k: r.cmd("TTL", k) for k in (
             "its:cam:cam-a:quality", "its:cam:cam-a:predictions:short",
@@ -300,6 +305,28 @@ def main():
              by_type["window"] + by_type["drift"], "acknowledged windows and drift reports")
     ck.check(value(samples, "its_publish_messages_total", kind="cache") > 0, "no cache writes")
     ck.equal(sum(series(samples, "its_publish_dropped_total").values()), 0, "publish drops")
+    # latency, batches, rates, cameras
+    published = sum(frames.values())
+    ck.equal(value(samples, "analytics_latency_seconds_count"), published,
+             "analytics_latency_seconds: one sample per published frame")
+    ck.equal(value(samples, "its_stage_latency_seconds_count", stage="total"), published,
+             "its_stage_latency_seconds{stage=total}")
+    ck.equal(value(samples, "its_batch_size_sum"), published, "frames over all batches")
+    ck.check(value(samples, "its_batch_size_count") >= published / 4,
+             "its_batch_size_count (batch.max_size 4)")
+    ck.check(0 < fps_seen <= 8 * 1.5, "its_camera_fps of cam-a while it played: %r" % fps_seen)
+    ck.equal(value(samples, "its_camera_fps", camera="cam-a"), 0, "its_camera_fps once ended")
+    ck.equal(value(samples, "its_cameras"), 3, "its_cameras (a, b and the dead one)")
+    ck.equal({dict(k)["reason"] for k in series(samples, "its_frames_dropped_total",
+                                                 camera="cam-a")},
+             {"camera_limit", "high_water", "shutdown", "no_buffer", "engine_error"},
+             "its_frames_dropped_total reasons")
+    # the API's cache: two first reads from Redis, one from L1, both entries held
+    ck.equal(value(after, "its_cache_hits_total", level="redis"), 2, "cache hits from Redis")
+    ck.equal(value(after, "its_cache_hits_total", level="l1"), 1, "cache hits from L1")
+    ck.equal(value(after, "its_cache_misses_total"), 0, "cache misses")
+    ck.equal(value(after, "its_cache_l1_entries"), 2, "L1 entries")
+    ck.check(value(after, "its_cache_l1_bytes") >= sizes * 2 / 3, "L1 bytes")
     # queues, stages, scaling
     queues = {dict(k)["queue"] for k in series(samples, "its_queue_depth")}
     ck.equal(queues, {"ingest", "analytics", "publish"}, "its_queue_depth queues")
@@ -323,6 +350,8 @@ def main():
                         ("its:cam:cam-a:analytics:15m", (0, 300))):
         ck.check(lo < ttl[k] <= hi, "TTL of %s: %r, expected in (%d, %d]" % (k, ttl[k], lo, hi))
     ck.equal(codes, {"1m": (200, "window"), "15m": (200, "window")}, "analytics endpoint")
+    ck.check(sum(series(after, "its_http_requests_total", code="200").values()) >= 3,
+             "its_http_requests_total{code=200}")
     err = open(out_path + ".err", encoding="utf-8").read()
     ck.check(re.search(r"itsd: redis: sent \d+ .*dropped 0 ", err) is not None,
              "the summary's Redis line:\n" + err[-2000:])
