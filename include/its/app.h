@@ -77,6 +77,7 @@ typedef struct its_app_settings {
     int analytics_enabled;
     double window_s;
     double quality_image_fps;
+    char *baseline_dir;
     int sink;
     char *sink_path;
     double status_interval_s;

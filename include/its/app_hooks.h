@@ -23,7 +23,11 @@ typedef struct its_app_hooks_opts {
     const char *model_name;   /* for the model metrics (copied) */
     double window_s;          /* analytics window messages every this many seconds */
     double quality_image_fps; /* picture measurements per camera per second (0: every frame) */
+    const char *baseline_dir; /* model-metrics baselines, <dir>/<camera>.baseline (copied);
+                                 NULL or "": not persisted */
+    its_metrics *metrics;     /* vehicle counts, flow, drift (NULL: none); outlives the hooks */
     char model_buf[64];       /* private */
+    char baseline_buf[512];   /* private */
 } its_app_hooks_opts;
 
 int its_app_hooks(const its_app_hooks_opts *o, its_camera_hooks *out);

@@ -5,7 +5,7 @@
  *     its_publish_config_default(&pc);
  *     pc.port = 6380;
  *     its_sink *s;
- *     if (its_sink_redis(&pc, &s, err, sizeof err) < 0) ...
+ *     if (its_sink_redis(&pc, metrics, &s, err, sizeof err) < 0) ...
  *
  * Contract: publish may be called from any thread and never waits for Redis; destroy
  * delivers what it can within the service's drain timeout (2 s). cfg's strings must outlive
@@ -17,6 +17,9 @@
 #include "its/pipeline.h"
 #include "its/publish.h"
 
-int its_sink_redis(const its_publish_config *cfg, its_sink **out, char *err, size_t errlen);
+/* metrics (may be NULL; must outlive the sink): the publisher's its_publish_*, its_redis_up
+ * and its_queue_depth{queue="publish"} series. */
+int its_sink_redis(const its_publish_config *cfg, its_metrics *metrics, its_sink **out, char *err,
+                   size_t errlen);
 
 #endif

@@ -50,6 +50,11 @@
       "camera", ITS_BUCKETS_NONE, 0)                                                               \
     X(ITS_M_CAMERA_UP, "its_camera_up", ITS_METRIC_GAUGE,                                          \
       "1 while a camera delivers frames, 0 while it is down", "camera", ITS_BUCKETS_NONE, 0)       \
+    X(ITS_M_CAMERA_STALLS, "its_camera_stalls_total", ITS_METRIC_COUNTER,                          \
+      "Times a camera delivered no frame for the stall timeout (then reconnected)", "camera",      \
+      ITS_BUCKETS_NONE, 0)                                                                         \
+    X(ITS_M_CAMERA_OPEN_FAIL, "its_camera_open_failures_total", ITS_METRIC_COUNTER,                \
+      "Failed attempts to open a camera's stream", "camera", ITS_BUCKETS_NONE, 0)                  \
     X(ITS_M_CAMERAS, "its_cameras", ITS_METRIC_GAUGE, "Cameras configured", "", ITS_BUCKETS_NONE,  \
       0)                                                                                           \
     X(ITS_M_DETECTIONS, "its_detections_total", ITS_METRIC_COUNTER,                                \
@@ -62,10 +67,13 @@
     X(ITS_M_QUALITY, "its_quality_score", ITS_METRIC_GAUGE,                                        \
       "Detection quality score in [0, 1] per camera", "camera", ITS_BUCKETS_NONE, 0)               \
     X(ITS_M_DRIFT, "its_model_drift_score", ITS_METRIC_GAUGE,                                      \
-      "Drift of a model input/output feature against its baseline", "model,feature",               \
-      ITS_BUCKETS_NONE, 0)                                                                         \
+      "Drift (PSI) of a model output feature against the camera's baseline",                       \
+      "camera,model,feature", ITS_BUCKETS_NONE, 0)                                                 \
     X(ITS_M_PUB_MESSAGES, "its_publish_messages_total", ITS_METRIC_COUNTER,                        \
       "Messages written to Redis and acknowledged, by kind", "kind", ITS_BUCKETS_NONE, 0)          \
+    X(ITS_M_PUB_REPLAYED, "its_publish_replayed_total", ITS_METRIC_COUNTER,                        \
+      "Messages acknowledged after waiting in the outbox through a Redis outage", "",              \
+      ITS_BUCKETS_NONE, 0)                                                                         \
     X(ITS_M_PUB_DROPPED, "its_publish_dropped_total", ITS_METRIC_COUNTER,                          \
       "Messages dropped by the publisher, by reason", "reason", ITS_BUCKETS_NONE, 0)               \
     X(ITS_M_PUB_OUTBOX, "its_publish_outbox_messages", ITS_METRIC_GAUGE,                           \

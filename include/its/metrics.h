@@ -82,6 +82,9 @@ void its_metric_add(its_metric *m, double v);     /* counters: v >= 0 (negative 
 void its_metric_set(its_metric *m, double v);     /* gauges */
 void its_metric_observe(its_metric *m, double v); /* histograms */
 void its_metric_hide(its_metric *m);
+/* Hide every series, of every family, whose label `label` has this value (a removed camera:
+ * its_metrics_hide_label(reg, "camera", id)). Returns the series newly hidden. */
+int its_metrics_hide_label(its_metrics *reg, const char *label, const char *value);
 
 /* Current value (counter, gauge) or sample count (histogram). */
 double its_metric_value(const its_metric *m);

@@ -111,7 +111,15 @@ typedef enum its_msg_type {
     ITS_MSG_WINDOW,    /* an analytics window (1 min, 15 min) */
     ITS_MSG_EVENT,     /* a line crossing, an incident */
     ITS_MSG_DRIFT,     /* the model metrics report (confidence and class drift) */
+    /* cache-only records (SPEC's cache types): Redis keys with SPEC's TTLs, not messages of
+     * the stream; the line sinks (stdout, file) skip them */
+    ITS_MSG_CACHE_QUALITY,    /* its:cam:{id}:quality, quality_scores TTL */
+    ITS_MSG_CACHE_PRED_SHORT, /* its:cam:{id}:predictions:short, predictions_short TTL */
+    ITS_MSG_CACHE_PRED_LONG,  /* its:cam:{id}:predictions:long, predictions_long TTL */
+    ITS_MSG_CACHE_BASELINE,   /* its:model:{camera}:baseline, model_baselines TTL */
 } its_msg_type;
+
+#define ITS_MSG_IS_CACHE(t) ((t) >= ITS_MSG_CACHE_QUALITY)
 
 typedef struct its_sink its_sink;
 struct its_sink {
@@ -195,6 +203,7 @@ typedef struct its_pipeline_opts {
     its_infer_factory infer; /* owned by the pipeline from create on */
     its_sink *sink;          /* owned */
     its_camera_hooks hooks;  /* optional */
+    its_metrics *metrics;    /* owned; with the standard rows; NULL: the pipeline makes one */
     int max_cameras;         /* slots over the pipeline's life */
     int engine_workers;
     int analytics_workers;
@@ -237,7 +246,8 @@ int its_pipeline_start(its_pipeline_t *p);
 /*
  * Stop the sources, process what is queued for up to drain_ns (what is still queued then, in
  * the batcher or before the analytics workers, is dropped and counted as ITS_DROP_SHUTDOWN;
- * batches already running always finish), flush the sinks. Idempotent.
+ * batches already running always finish), then close the sinks (a Redis sink delivers what
+ * it can first), so that the counters read after stop are final. Idempotent.
  */
 int its_pipeline_stop(its_pipeline_t *p, uint64_t drain_ns);
 void its_pipeline_destroy(its_pipeline_t *p);
@@ -277,6 +287,10 @@ typedef void (*its_frame_observer)(void *ctx, const its_frame *f, const char *ca
 void its_pipeline_set_observer(its_pipeline_t *p, its_frame_observer fn, void *ctx);
 /* The url a camera slot was added with ("" for a bad slot). */
 const char *its_pipeline_camera_url(its_pipeline_t *p, int slot);
+/* Frames waiting for the analytics workers (all workers together). Any thread. */
+size_t its_pipeline_analytics_queued(its_pipeline_t *p);
+/* The detector's name of a class id (NULL: none, e.g. the no-op backend). Any thread. */
+const char *its_pipeline_class_name(its_pipeline_t *p, int class_id);
 /* Flush the sinks (the status timer does this). */
 void its_pipeline_flush(its_pipeline_t *p);
 /* Messages published so far (all types). */

@@ -35,9 +35,12 @@
  * queued as one pipeline and reads the replies, bounded by the command timeout.
  * - While Redis is away, messages wait in a bounded outbox (messages and bytes); when it is
  *   full the OLDEST message is dropped and counted (its_publish_dropped_total{reason=
- *   "outbox_full"}). Flush reconnects with exponential backoff (with jitter) and drains the
- *   outbox in order. Delivery is at least once: a message whose reply was lost with the
- *   connection is sent again.
+ *   "outbox_full"}), and when the outage ends (or the publisher closes) one warning gives the
+ *   number lost. Messages delivered after waiting through an outage are counted as replayed
+ *   (its_publish_replayed_total). Flush reconnects with exponential backoff (with jitter) and
+ *   drains the outbox in order. Delivery is at least once: a message whose reply was lost
+ *   with the connection is sent again. Messages still unsent when the publisher closes are
+ *   dropped and counted (reason "closing").
  * - A command that Redis rejects (an error reply) is not retried: it is dropped and counted
  *   (reason "redis_error") and logged. Error replies that mean "not now" (LOADING, BUSY,
  *   TRYAGAIN, MASTERDOWN, CLUSTERDOWN, READONLY, NOAUTH) instead keep the message queued and
@@ -153,6 +156,8 @@ typedef struct its_publish_config {
     long stream_maxlen;            /* approximate (MAXLEN ~) */
     int max_pipeline;              /* messages per round trip */
     int ttl_base_s[ITS_TTL_COUNT]; /* 0: SPEC's base */
+    int observe_latency; /* 1 (default): an acknowledged frame message adds its capture-to-
+                            acknowledgement time to analytics_latency_seconds */
 } its_publish_config;
 
 void its_publish_config_default(its_publish_config *cfg);
@@ -203,8 +208,9 @@ typedef struct its_pub_raw {
     its_pub_kind kind;
     const char *window;    /* ITS_PUB_ANALYTICS: "1m", "15m" */
     its_ttl_type ttl_type; /* ITS_PUB_CACHE */
-    const char *name;      /* ITS_PUB_CACHE with ITS_TTL_MODEL_BASELINES: the model */
+    const char *name;      /* ITS_PUB_CACHE with ITS_TTL_MODEL_BASELINES: the key's name */
     double freshness;      /* ITS_PUB_CACHE: [0, 1] */
+    int cache_only;        /* ITS_PUB_ANALYTICS: SET the window's key only, no PUBLISH */
 } its_pub_raw;
 
 int its_publish_raw(its_publisher *pub, const its_pub_meta *meta, const its_pub_raw *how,
@@ -225,7 +231,9 @@ typedef struct its_publish_stats {
     uint64_t dropped_outbox;      /* oldest dropped because the outbox was full */
     uint64_t dropped_too_large;   /* one message larger than the whole outbox */
     uint64_t dropped_redis_error; /* rejected by Redis */
+    uint64_t dropped_closing;     /* still unsent when the publisher closed */
     uint64_t reconnects;          /* connections made after a loss */
+    uint64_t replayed;            /* of sent: acknowledged after waiting through an outage */
     uint64_t connect_failures;
     size_t outbox_msgs, outbox_bytes;
     int connected;

@@ -11,7 +11,17 @@
  * Messages of their own (schema v2, docs/messages.md): every event (line crossing, zone
  * presence, queue, incident) as {"v":2,"type":"event",...}, and every window_s of stream time
  * the analytics report as {"v":2,"type":"window",...} and the model metrics report as
- * {"v":2,"type":"drift",...}. Event ids are "<camera>-<t0>-<n>": t0 is the wall-clock time
+ * {"v":2,"type":"drift",...}. With the window come SPEC's cache-only records (Redis keys, not
+ * messages of the stream): the camera's quality scores, the short (15 min) and long (60 min)
+ * flow forecasts per counting line, and the model-metrics baseline once it is captured.
+ *
+ * Metrics (with a registry): its_vehicle_count_total{camera,class,direction} per line
+ * crossing, its_flow_rate_vehicles_per_hour{camera} (the 1-minute flow over all lines) and
+ * its_model_drift_score{camera,model,feature} (PSI) at every window.
+ *
+ * Baselines: with a baseline directory, a camera's baseline is read from <dir>/<camera>.baseline
+ * at open when the file exists, and written there once captured, so drift is measured against
+ * the same reference across restarts. Event ids are "<camera>-<t0>-<n>": t0 is the wall-clock time
  * in microseconds when the camera's analytics started, n the analytics' event number, so ids
  * are unique across restarts and the same through an event's start, updates and end.
  */
@@ -46,7 +56,21 @@ typedef struct cam_state {
     char id_prefix[96];                    /* of event ids: camera and start time */
     int64_t image_every_ns, next_image_ns; /* quality picture sampling (0: every frame) */
     uint64_t events, windows;
+    /* metrics (NULL without a registry) */
+    its_metrics *reg;
+    its_metric *vehicles[ITS_CLS_COUNT][2]; /* [group][0 positive, 1 negative] */
+    its_metric *flow;
+    its_metric *drift[ITS_MM_FEATURES];
+    /* the scene's counting lines, for the forecasts */
+    int n_lines;
+    char line_names[ITS_SCENE_MAX_LINES][ITS_SCENE_NAME_MAX];
+    char model[64];
+    char baseline_path[640]; /* "": not persisted */
+    int baseline_published;
 } cam_state;
+
+static const char *const mm_feature_names[ITS_MM_FEATURES] = {"confidence", "class", "count",
+                                                              "area"};
 
 static void cam_close(void *state)
 {
@@ -89,6 +113,27 @@ static int cam_open(void *ctx, const char *camera, const char *scene, void **sta
     snprintf(mp.model, sizeof mp.model, "%s", o && o->model_name ? o->model_name : "detector");
     if (rc == 0)
         rc = its_modelmon_create(&mp, &s->mm);
+    snprintf(s->model, sizeof s->model, "%s", mp.model);
+    if (rc == 0 && o && o->baseline_dir && *o->baseline_dir) {
+        snprintf(s->baseline_path, sizeof s->baseline_path, "%s/%s.baseline", o->baseline_dir,
+                 camera);
+        FILE *f = fopen(s->baseline_path, "r");
+        if (f) {
+            fclose(f);
+            char berr[256];
+            if (its_modelmon_baseline_load(s->mm, s->baseline_path, berr, sizeof berr) < 0)
+                its_logw("app", camera, "model baseline %s not used (a new one is captured): %s",
+                         s->baseline_path, berr);
+            else
+                its_logi("app", camera, "model baseline read from %s", s->baseline_path);
+        }
+    }
+    if (rc == 0) {
+        s->n_lines = sc.n_lines;
+        for (int i = 0; i < sc.n_lines; i++)
+            snprintf(s->line_names[i], sizeof s->line_names[i], "%s", sc.lines[i].name);
+        s->reg = o ? o->metrics : NULL;
+    }
     if (rc == 0) {
         s->luma = its_malloc(ITS_MOD_APP, (size_t)LUMA_MAX_W * LUMA_MAX_H);
         s->json = its_malloc(ITS_MOD_APP, REPORT_JSON);
@@ -135,11 +180,108 @@ static void emit_events(cam_state *s, const its_frame *f, its_emit_fn emit, void
     for (int i = 0; r && i < r->n_events; i++) {
         its_json w;
         its_json_init(&w, s->json, REPORT_JSON);
-        its_analytics_event_message(s->an, &r->events[i], s->id, s->id_prefix,
+        const its_event *e = &r->events[i];
+        its_analytics_event_message(s->an, e, s->id, s->id_prefix,
                                     wall_us(s, f->ts_ns[ITS_TS_CAPTURE]), f->seq, &w);
         send(s, &w, ITS_MSG_EVENT, emit, ectx);
         s->events++;
+        if (s->reg && e->type == ITS_EV_LINE_CROSSING && e->group >= 0 &&
+            e->group < ITS_CLS_COUNT) {
+            int d = e->direction > 0 ? 0 : 1;
+            if (!s->vehicles[e->group][d]) /* once per class and direction, then lock-free */
+                s->vehicles[e->group][d] = its_metrics_series_v(
+                    its_metrics_std(s->reg, ITS_M_VEHICLE_COUNT), s->id,
+                    its_class_group_name(e->group), d == 0 ? "positive" : "negative");
+            its_metric_inc(s->vehicles[e->group][d]);
+        }
     }
+}
+
+/* SPEC's predictions_short / predictions_long: per counting line, the Holt forecast of the
+ * mean flow over the next 15 or 60 minutes and its mean absolute error so far. */
+static void emit_predictions(cam_state *s, const its_analytics_report *rep, int64_t now_us,
+                             uint64_t frame, int long_term, its_emit_fn emit, void *ectx)
+{
+    its_json w;
+    its_json_init(&w, s->json, REPORT_JSON);
+    its_json_msg_begin(&w, long_term ? "predictions_long" : "predictions_short", s->id, now_us,
+                       frame);
+    its_json_kint(&w, "horizon_min", long_term ? 60 : 15);
+    its_json_key(&w, "lines");
+    its_json_arr_begin(&w);
+    for (int i = 0; i < s->n_lines; i++) {
+        const its_line_stats *l = &rep->lines[i];
+        its_json_obj_begin(&w);
+        its_json_kstr(&w, "line", s->line_names[i]);
+        its_json_knum(&w, "flow_vph", long_term ? l->forecast60_vph : l->forecast15_vph);
+        its_json_knum(&w, "mae_vph", long_term ? l->forecast_mae60_vph : l->forecast_mae15_vph);
+        its_json_kuint(&w, "minutes", l->forecast_minutes);
+        its_json_obj_end(&w);
+    }
+    its_json_arr_end(&w);
+    its_json_obj_end(&w);
+    send(s, &w, long_term ? ITS_MSG_CACHE_PRED_LONG : ITS_MSG_CACHE_PRED_SHORT, emit, ectx);
+}
+
+/* SPEC's quality_scores: the camera's latest quality breakdown (ratios in [0, 1]). */
+static void emit_quality(cam_state *s, int64_t now_us, uint64_t frame, its_emit_fn emit, void *ectx)
+{
+    its_quality_score q;
+    its_quality_get(s->q, &q);
+    if (!q.frames)
+        return;
+    its_json w;
+    its_json_init(&w, s->json, REPORT_JSON);
+    its_json_msg_begin(&w, "quality", s->id, now_us, frame);
+    its_json_knum(&w, "frame_score", q.frame_score);
+    its_json_knum(&w, "camera_score", q.camera_score);
+    its_json_knum(&w, "image_score", q.image_score);
+    its_json_knum(&w, "detection_score", q.det_score);
+    its_json_knum(&w, "temporal_score", q.temporal_score);
+    its_json_kbool(&w, "frozen", q.frozen);
+    its_json_kbool(&w, "covered", q.covered);
+    its_json_kuint(&w, "frames", q.frames);
+    its_json_obj_end(&w);
+    send(s, &w, ITS_MSG_CACHE_QUALITY, emit, ectx);
+}
+
+/* The baseline, once captured: into its file (when persisted) and SPEC's model_baselines. */
+static void emit_baseline(cam_state *s, int64_t now_us, uint64_t frame, its_emit_fn emit,
+                          void *ectx)
+{
+    if (s->baseline_path[0]) {
+        char err[256];
+        FILE *f = fopen(s->baseline_path, "r");
+        if (f) {
+            fclose(f); /* read at open: it is this baseline */
+        } else if (its_modelmon_baseline_save(s->mm, s->baseline_path, err, sizeof err) < 0) {
+            its_logw("app", s->id, "model baseline not saved: %s", err);
+        } else {
+            its_logi("app", s->id, "model baseline written to %s", s->baseline_path);
+        }
+    }
+    its_json w;
+    its_json_init(&w, s->json, REPORT_JSON);
+    its_json_msg_begin(&w, "model_baseline", s->id, now_us, frame);
+    its_json_kstr(&w, "model", s->model);
+    its_json_key(&w, "features");
+    its_json_obj_begin(&w);
+    for (int i = 0; i < ITS_MM_FEATURES; i++) {
+        its_mm_hist h;
+        its_modelmon_hist(s->mm, (its_mm_feature)i, 1, &h);
+        its_json_key(&w, mm_feature_names[i]);
+        its_json_obj_begin(&w);
+        its_json_kuint(&w, "n", h.n);
+        its_json_key(&w, "bins");
+        its_json_arr_begin(&w);
+        for (int b = 0; b < h.nbins; b++)
+            its_json_uint(&w, h.bins[b]);
+        its_json_arr_end(&w);
+        its_json_obj_end(&w);
+    }
+    its_json_obj_end(&w);
+    its_json_obj_end(&w);
+    send(s, &w, ITS_MSG_CACHE_BASELINE, emit, ectx);
 }
 
 /* The window report and the model metrics, at the end of a window. */
@@ -153,7 +295,19 @@ static void emit_window(cam_state *s, const its_frame *f, its_emit_fn emit, void
         its_analytics_window_message(s->an, &rep, s->id, now_us, f->seq, &w);
         send(s, &w, ITS_MSG_WINDOW, emit, ectx);
         s->windows++;
+        if (s->n_lines) {
+            /* a series only where there is a counting line to measure flow at */
+            double flow = 0;
+            for (int i = 0; i < s->n_lines; i++)
+                flow += rep.lines[i].win[0].flow_vph;
+            if (!s->flow)
+                s->flow = its_metrics_series_v(its_metrics_std(s->reg, ITS_M_FLOW_RATE), s->id);
+            its_metric_set(s->flow, flow);
+            emit_predictions(s, &rep, now_us, f->seq, 0, emit, ectx);
+            emit_predictions(s, &rep, now_us, f->seq, 1, emit, ectx);
+        }
     }
+    emit_quality(s, now_us, f->seq, emit, ectx);
     its_modelmon_report mr;
     if (its_modelmon_get_report(s->mm, &mr) == 0) {
         its_json_init(&w, s->json, REPORT_JSON);
@@ -162,6 +316,19 @@ static void emit_window(cam_state *s, const its_frame *f, its_emit_fn emit, void
         its_modelmon_report_write(&mr, &w);
         its_json_obj_end(&w);
         send(s, &w, ITS_MSG_DRIFT, emit, ectx);
+        /* a series once a feature has enough samples on both sides to be measured */
+        for (int i = 0; i < ITS_MM_FEATURES; i++) {
+            if (!mr.drift[i].enough || !isfinite(mr.drift[i].psi))
+                continue;
+            if (!s->drift[i])
+                s->drift[i] = its_metrics_series_v(its_metrics_std(s->reg, ITS_M_DRIFT), s->id,
+                                                   s->model, mm_feature_names[i]);
+            its_metric_set(s->drift[i], mr.drift[i].psi);
+        }
+        if (mr.baseline_ready && !s->baseline_published) {
+            s->baseline_published = 1;
+            emit_baseline(s, now_us, f->seq, emit, ectx);
+        }
     }
 }
 
@@ -259,6 +426,11 @@ int its_app_hooks(const its_app_hooks_opts *o, its_camera_hooks *out)
     if (o && o->model_name)
         snprintf(copy->model_buf, sizeof copy->model_buf, "%s", o->model_name);
     copy->model_name = copy->model_buf;
+    copy->baseline_dir = NULL;
+    if (o && o->baseline_dir && *o->baseline_dir) {
+        snprintf(copy->baseline_buf, sizeof copy->baseline_buf, "%s", o->baseline_dir);
+        copy->baseline_dir = copy->baseline_buf;
+    }
     *out = (its_camera_hooks){.open = cam_open,
                               .quality = cam_quality,
                               .modelmon = cam_modelmon,

@@ -409,9 +409,11 @@ int its_pipeline_create(its_pipeline_opts *o, its_pipeline_t **out, char *err, s
         return ITS_ENOMEM;
     }
     p->o = *o;
+    p->metrics = o->metrics;
     /* ownership moved in: the caller must not free these even if we fail */
     memset(&o->infer, 0, sizeof o->infer);
     o->sink = NULL;
+    o->metrics = NULL;
     pthread_mutex_init(&p->ctl_mu, NULL);
     pthread_mutex_init(&p->form_mu, NULL);
     int rc = ITS_EINVAL;
@@ -452,7 +454,8 @@ int its_pipeline_create(its_pipeline_opts *o, its_pipeline_t **out, char *err, s
     }
     rc = ITS_ENOMEM;
     p->cams = its_calloc(ITS_MOD_APP, (size_t)q->max_cameras, sizeof *p->cams);
-    p->metrics = its_metrics_create();
+    if (!p->metrics)
+        p->metrics = its_metrics_create();
     if (!p->cams || !p->metrics || its_metrics_std_register(p->metrics) < 0) {
         snprintf(err, errlen, "pipeline: out of memory");
         goto fail;
@@ -679,7 +682,10 @@ int its_pipeline_stop(its_pipeline_t *p, uint64_t drain_ns)
     }
     for (int i = 0; i < p->n_ana_started; i++)
         pthread_join(p->ana[i], NULL);
-    p->o.sink->flush(p->o.sink);
+    /* closing the sinks delivers what they hold (Redis: within its drain timeout), so the
+     * publish counters are final when the caller reads them */
+    p->o.sink->destroy(p->o.sink);
+    p->o.sink = NULL;
     its_logi("app", NULL, "stopped in %.0f ms", ms(its_now_ns() - t0));
     pthread_mutex_unlock(&p->ctl_mu);
     return 0;
@@ -808,7 +814,24 @@ void its_pipeline_batch_stats(its_pipeline_t *p, its_batcher_stats *out)
 
 void its_pipeline_flush(its_pipeline_t *p)
 {
-    p->o.sink->flush(p->o.sink);
+    pthread_mutex_lock(&p->ctl_mu); /* not while stop closes the sinks */
+    if (p->o.sink)
+        p->o.sink->flush(p->o.sink);
+    pthread_mutex_unlock(&p->ctl_mu);
+}
+
+size_t its_pipeline_analytics_queued(its_pipeline_t *p)
+{
+    size_t n = 0;
+    for (int i = 0; i < p->o.analytics_workers; i++)
+        n += p->ana_q[i] ? its_queue_size(p->ana_q[i]) : 0;
+    return n;
+}
+
+const char *its_pipeline_class_name(its_pipeline_t *p, int class_id)
+{
+    its_infer *inf = p->infers[0];
+    return inf && inf->label ? inf->label(inf, class_id) : NULL;
 }
 
 uint64_t its_pipeline_messages(its_pipeline_t *p)

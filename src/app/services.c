@@ -3,13 +3,19 @@
  * from the pipeline, and the HTTP API (its/api.h) whose provider is the pipeline.
  *
  * The registry is the pipeline's (its_pipeline_metrics), where the pipeline itself records
- * its_stage_latency_seconds{stage}. Per frame (on the analytics worker, after publishing)
- * the observer adds the end-to-end latency to SPEC's analytics_latency_seconds, the batch
- * size, and counts frames and detections per camera; the registry's
- * updates are lock-free. Per-camera series are looked up once per camera slot and cached
- * (a slot's frames all come through one worker, so the cache needs no lock). Everything
- * that is a level rather than an event (queue depth, cameras, per-camera FPS and up/down,
- * drops by reason, quality) is read from the pipeline by a collector at scrape time.
+ * its_stage_latency_seconds{stage}, the Redis sink its publish outcomes and the per-camera
+ * hooks (hooks.c) vehicle counts, flow and drift. Per frame (on the analytics worker, after
+ * publishing) the observer adds the end-to-end latency to SPEC's analytics_latency_seconds,
+ * the batch size, counts frames and detections per camera and class name, sets the quality
+ * score (a ratio in [0, 1]) and, once a second of frames, the camera's frame rate; the
+ * registry's updates are lock-free. Per-camera series are looked up once per camera slot and
+ * cached (a slot's frames all come through one worker, so the cache needs no lock). Levels
+ * and the pipeline's own counters (queue depths, cameras, up/down, drops by reason, stalls,
+ * open failures) are read by a collector at scrape time; counters are only ever advanced by
+ * the pipeline's increments since the last read, never recomputed, so any number of scrapers
+ * see the same series. A removed camera's series leave the exposition
+ * (its_metrics_hide_label). The scaling decision (SPEC's AutoScalingConfig,
+ * its_metrics_scaling_attach) runs after these collectors at every render.
  *
  * The API's callbacks run on its threads: they use only the pipeline's thread-safe calls.
  */
@@ -27,14 +33,15 @@
 typedef struct cam_series {
     its_metric *frames;
     its_metric *quality;
+    its_metric *fps;
     its_metric *dets[80 + 1]; /* per class id; [80]: other */
+    uint64_t fps_t0, fps_n;   /* frames since fps_t0 (the camera's worker only) */
     int ready;
 } cam_series;
 
 typedef struct cam_prev {
     uint64_t dropped[ITS_DROP_REASON_COUNT];
-    uint64_t processed;
-    uint64_t ns;
+    uint64_t stalls, open_failures;
 } cam_prev;
 
 struct its_app_services {
@@ -44,12 +51,12 @@ struct its_app_services {
     its_cache *cache; /* L1 in front of Redis for GET /v1/cameras/{id}/analytics; NULL: none */
     its_metric *e2e;
     its_metric *batch_size;
+    its_metric *q_ingest, *q_analytics;
     cam_series *cams;
     int max_cams;
     pthread_mutex_t collect_mu;
     cam_prev *prev;              /* collector only */
     uint64_t prev_engine_errors; /* collector only */
-    const char *(*label)(int class_id);
 };
 
 static void observe(void *ctx, const its_frame *f, const char *camera)
@@ -63,24 +70,52 @@ static void observe(void *ctx, const its_frame *f, const char *camera)
     if (f->camera < 0 || f->camera >= s->max_cams)
         return;
     cam_series *cs = &s->cams[f->camera];
+    uint64_t now = f->ts_ns[ITS_TS_SENT] ? f->ts_ns[ITS_TS_SENT] : its_now_ns();
     if (!cs->ready) {
         cs->frames = its_metrics_series_v(its_metrics_std(s->reg, ITS_M_FRAMES), camera);
         cs->quality = its_metrics_series_v(its_metrics_std(s->reg, ITS_M_QUALITY), camera);
+        cs->fps = its_metrics_series_v(its_metrics_std(s->reg, ITS_M_CAMERA_FPS), camera);
+        cs->fps_t0 = now;
         cs->ready = 1;
     }
     its_metric_inc(cs->frames);
     if (f->quality >= 0)
         its_metric_set(cs->quality, f->quality);
+    /* frames per second over about a second of the camera's own frames */
+    cs->fps_n++;
+    if (now >= cs->fps_t0 + ITS_NS_PER_S) {
+        its_metric_set(cs->fps, (double)cs->fps_n * 1e9 / (double)(now - cs->fps_t0));
+        cs->fps_t0 = now;
+        cs->fps_n = 0;
+    }
     for (int i = 0; i < f->n_dets; i++) {
         int k = f->dets[i].class_id >= 0 && f->dets[i].class_id < 80 ? f->dets[i].class_id : 80;
         if (!cs->dets[k]) {
+            /* the detector's class name; class_<id> where it has none (as in messages) */
+            const char *name = k < 80 ? its_pipeline_class_name(s->p, k) : NULL;
             char cls[16];
-            snprintf(cls, sizeof cls, "%d", k < 80 ? k : -1);
+            if (!name || !*name) {
+                snprintf(cls, sizeof cls, k < 80 ? "class_%d" : "other", k);
+                name = cls;
+            }
             cs->dets[k] =
-                its_metrics_series_v(its_metrics_std(s->reg, ITS_M_DETECTIONS), camera, cls);
+                its_metrics_series_v(its_metrics_std(s->reg, ITS_M_DETECTIONS), camera, name);
         }
         its_metric_inc(cs->dets[k]);
     }
+}
+
+/* A counter advanced by what the pipeline counted since the last read (the series exists
+ * from the camera's first read on, at 0 until something is counted). */
+static void advance(its_metrics *reg, its_metric_id id, const char *camera, const char *reason,
+                    uint64_t now, uint64_t *prev)
+{
+    its_metric_family *f = its_metrics_std(reg, id);
+    its_metric *m =
+        reason ? its_metrics_series_v(f, camera, reason) : its_metrics_series_v(f, camera);
+    if (now > *prev)
+        its_metric_add(m, (double)(now - *prev));
+    *prev = now;
 }
 
 /* Scrape time: levels and per-reason drops from the pipeline. */
@@ -88,35 +123,36 @@ static void collect(void *ud, its_metrics *reg)
 {
     its_app_services *s = ud;
     pthread_mutex_lock(&s->collect_mu);
+    /* the queues a frame waits in: the SmartBatchProcessor's (SPEC's 1000-frame queue, fed by
+     * ingest) and the analytics workers'; the publish service sets queue="publish" itself */
     its_batcher_stats bs;
     its_pipeline_batch_stats(s->p, &bs);
-    its_metric_set(its_metrics_series_v(its_metrics_std(reg, ITS_M_QUEUE_DEPTH), "batch"),
-                   (double)bs.depth);
+    its_metric_set(s->q_ingest, (double)bs.depth);
+    its_metric_set(s->q_analytics, (double)its_pipeline_analytics_queued(s->p));
     int n = its_pipeline_n_cameras(s->p), active = 0;
-    uint64_t now = its_now_ns();
     for (int i = 0; i < n && i < s->max_cams; i++) {
         its_camera_stats cs;
         if (its_pipeline_camera_stats(s->p, i, &cs) < 0)
             continue;
         cam_prev *pv = &s->prev[i];
-        for (int r = 0; r < ITS_DROP_REASON_COUNT; r++) {
-            if (cs.dropped[r] > pv->dropped[r])
-                its_metric_add(its_metrics_series_v(its_metrics_std(reg, ITS_M_FRAMES_DROPPED),
-                                                    cs.id, its_drop_reason_name(r)),
-                               (double)(cs.dropped[r] - pv->dropped[r]));
-            pv->dropped[r] = cs.dropped[r];
-        }
-        if (!cs.active)
+        if (!cs.active) {
+            /* removed: its series leave the exposition, also those its last frames in flight
+             * made since (the id may come back in a new slot: then they stay) */
+            if (its_pipeline_find_camera(s->p, cs.id) < 0)
+                its_metrics_hide_label(reg, "camera", cs.id);
             continue;
+        }
         active++;
-        double fps = pv->ns && now > pv->ns
-                         ? (double)(cs.processed - pv->processed) * 1e9 / (double)(now - pv->ns)
-                         : 0;
-        pv->processed = cs.processed;
-        pv->ns = now;
-        its_metric_set(its_metrics_series_v(its_metrics_std(reg, ITS_M_CAMERA_FPS), cs.id), fps);
-        its_metric_set(its_metrics_series_v(its_metrics_std(reg, ITS_M_CAMERA_UP), cs.id),
-                       cs.source.state == ITS_SOURCE_RUNNING);
+        for (int r = 0; r < ITS_DROP_REASON_COUNT; r++)
+            advance(reg, ITS_M_FRAMES_DROPPED, cs.id, its_drop_reason_name(r), cs.dropped[r],
+                    &pv->dropped[r]);
+        advance(reg, ITS_M_CAMERA_STALLS, cs.id, NULL, cs.source.stalls, &pv->stalls);
+        advance(reg, ITS_M_CAMERA_OPEN_FAIL, cs.id, NULL, cs.source.open_failures,
+                &pv->open_failures);
+        int up = cs.source.state == ITS_SOURCE_RUNNING;
+        its_metric_set(its_metrics_series_v(its_metrics_std(reg, ITS_M_CAMERA_UP), cs.id), up);
+        if (!up) /* no frames come: the last second's rate no longer holds */
+            its_metric_set(its_metrics_series_v(its_metrics_std(reg, ITS_M_CAMERA_FPS), cs.id), 0);
     }
     its_metric_set(its_metrics_series_v(its_metrics_std(reg, ITS_M_CAMERAS)), active);
     /* failed inference batches (the engine's log says why) */
@@ -267,6 +303,14 @@ int its_app_services_create(const its_app_config *c, its_pipeline_t *p, its_app_
     (void)its_metrics_gpu_attach(s->reg);
     s->e2e = its_metrics_series_v(its_metrics_std(s->reg, ITS_M_LATENCY));
     s->batch_size = its_metrics_series_v(its_metrics_std(s->reg, ITS_M_BATCH_SIZE));
+    s->q_ingest = its_metrics_series_v(its_metrics_std(s->reg, ITS_M_QUEUE_DEPTH), "ingest");
+    s->q_analytics = its_metrics_series_v(its_metrics_std(s->reg, ITS_M_QUEUE_DEPTH), "analytics");
+    /* SPEC's AutoScalingConfig: its_scaling_recommendation and /v1/status "scaling", from the
+     * levels the collectors above have just set */
+    if ((rc = its_metrics_scaling_attach(s->reg)) < 0) {
+        snprintf(err, errlen, "metrics: scaling: %s", its_strerror(rc));
+        goto fail;
+    }
     its_pipeline_set_observer(p, observe, s);
     if (c->s.api_enabled) {
         its_api_config ac;

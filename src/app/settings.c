@@ -86,6 +86,9 @@ static const its_option options[] = {
     ITS_OPT_DOUBLE("analytics.quality_image_fps", S, quality_image_fps, "0", 0, 1000, 0,
                    "picture-quality measurements per camera per second (0: every frame; the "
                    "frames between reuse the last one)"),
+    ITS_OPT_STR("analytics.baseline_dir", S, baseline_dir, "", 0,
+                "directory of the model-metrics baselines, one file per camera, written once "
+                "captured and read back at start (empty: a new baseline every start)"),
     ITS_OPT_ENUM("sink.type", S, sink, "stdout", sinks, 0,
                  "stdout (JSON lines), file (JSON lines to sink.path) or null"),
     ITS_OPT_STR("sink.path", S, sink_path, "", 0, "file for sink.type file"),
@@ -425,10 +428,31 @@ void its_app_config_move(its_app_config *dst, its_app_config *src)
     memset(src, 0, sizeof *src);
 }
 
+/* Give back what its_app_pipeline_opts made before failing. */
+static int opts_fail(its_pipeline_opts *o, int rc)
+{
+    if (o->sink)
+        o->sink->destroy(o->sink);
+    o->sink = NULL;
+    if (o->infer.release)
+        o->infer.release(o->infer.ctx);
+    memset(&o->infer, 0, sizeof o->infer);
+    if (o->hooks.release)
+        o->hooks.release(o->hooks.ctx);
+    memset(&o->hooks, 0, sizeof o->hooks);
+    its_metrics_destroy(o->metrics);
+    o->metrics = NULL;
+    return rc;
+}
+
 int its_app_pipeline_opts(const its_app_config *c, its_pipeline_opts *o, char *err, size_t errlen)
 {
     const its_app_settings *s = &c->s;
     its_pipeline_opts_default(o);
+    /* one registry for the pipeline, its hooks and the Redis sink (its/metric_names.h) */
+    o->metrics = its_metrics_create();
+    if (!o->metrics || its_metrics_std_register(o->metrics) < 0)
+        return its_seterr(err, errlen, opts_fail(o, ITS_ENOMEM), "metrics: out of memory");
     o->max_cameras = s->max_cameras;
     o->engine_workers = s->engine_workers;
     o->analytics_workers = s->analytics_workers;
@@ -472,16 +496,18 @@ int its_app_pipeline_opts(const its_app_config *c, its_pipeline_opts *o, char *e
     if (rc < 0) {
         if (rc == ITS_ENOMEM)
             its_seterr(err, errlen, rc, "engine: out of memory");
-        return rc;
+        return opts_fail(o, rc);
     }
     if (s->analytics_enabled) {
         const char *slash = s->model ? strrchr(s->model, '/') : NULL;
         its_app_hooks_opts ho = {.model_name = slash ? slash + 1 : s->model,
                                  .window_s = s->window_s,
-                                 .quality_image_fps = s->quality_image_fps};
+                                 .quality_image_fps = s->quality_image_fps,
+                                 .baseline_dir = s->baseline_dir,
+                                 .metrics = o->metrics};
         rc = its_app_hooks(&ho, &o->hooks);
         if (rc < 0)
-            return its_seterr(err, errlen, rc, "analytics: out of memory");
+            return its_seterr(err, errlen, opts_fail(o, rc), "analytics: out of memory");
     }
     if (s->sink == ITS_SINKT_FILE)
         o->sink = its_sink_file(s->sink_path);
@@ -493,31 +519,17 @@ int its_app_pipeline_opts(const its_app_config *c, its_pipeline_opts *o, char *e
     its_publish_config pc; /* the publisher copies its strings */
     if (o->sink && its_publish_settings_apply(&s->redis, &pc, NULL) == 1) {
         its_sink *rs;
-        rc = its_sink_redis(&pc, &rs, err, errlen);
-        if (rc < 0) {
-            o->sink->destroy(o->sink);
-            o->sink = NULL;
-            if (o->infer.release)
-                o->infer.release(o->infer.ctx);
-            memset(&o->infer, 0, sizeof o->infer);
-            if (o->hooks.release)
-                o->hooks.release(o->hooks.ctx);
-            memset(&o->hooks, 0, sizeof o->hooks);
-            return rc;
-        } else {
-            its_sink *both[2] = {rs, o->sink};
-            o->sink = its_sink_tee(both, 2);
-        }
+        /* the pipeline's observer feeds analytics_latency_seconds, with or without Redis */
+        pc.observe_latency = 0;
+        rc = its_sink_redis(&pc, o->metrics, &rs, err, errlen);
+        if (rc < 0)
+            return opts_fail(o, rc);
+        its_sink *both[2] = {rs, o->sink};
+        o->sink = its_sink_tee(both, 2);
     }
-    if (!o->sink) {
-        if (o->infer.release)
-            o->infer.release(o->infer.ctx);
-        memset(&o->infer, 0, sizeof o->infer);
-        if (o->hooks.release)
-            o->hooks.release(o->hooks.ctx);
-        memset(&o->hooks, 0, sizeof o->hooks);
-        return its_seterr(err, errlen, ITS_EIO, "sink: cannot open '%s'", s->sink_path);
-    }
+    if (!o->sink)
+        return its_seterr(err, errlen, opts_fail(o, ITS_EIO), "sink: cannot open '%s'",
+                          s->sink_path);
     return 0;
 }
 

@@ -29,6 +29,8 @@ static int line_publish(its_sink *s, its_msg_type type, const char *camera, cons
 {
     line_sink *l = (line_sink *)s;
     int rc = 0;
+    if (ITS_MSG_IS_CACHE(type))
+        return 0;
     pthread_mutex_lock(&l->mu);
     if (l->f && !l->broken) {
         if (fwrite(json, 1, len, l->f) != len || fputc('\n', l->f) == EOF) {

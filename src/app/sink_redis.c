@@ -1,10 +1,13 @@
 /*
  * The Redis sink: itsd's messages, unchanged, through the publish service (its/publish.h),
  * whose one publisher thread pipelines them to Redis. Frames go to its:cam:{id}:detections
- * and :latest, windows to its:cam:{id}:analytics and :analytics:1m, drift reports to
- * its:cam:{id}:drift (published and cached), events to its:events and the durable
- * its:events:stream. submit never waits for Redis: while it is away, messages
- * wait in the service's bounded queue and outbox (oldest dropped first, counted there).
+ * and :latest; windows to its:cam:{id}:analytics and the keys :analytics:1m and :analytics:15m
+ * (the window report carries the rolling 1-minute and 15-minute windows); drift reports to
+ * its:cam:{id}:drift (published and cached); events to its:events and the durable
+ * its:events:stream; the cache-only records to SPEC's cache keys with SPEC's TTL classes
+ * (quality_scores, predictions_short/long, model_baselines). submit never waits for Redis:
+ * while it is away, messages wait in the service's bounded queue and outbox (oldest dropped
+ * first, counted there and in the registry).
  */
 #include <string.h>
 
@@ -27,11 +30,45 @@ static int rs_publish(its_sink *s, its_msg_type type, const char *camera, const 
                       .frame = f ? f->seq : 0,
                       .capture_wall_ns = (uint64_t)((int64_t)mono + r->wall_offset),
                       .capture_mono_ns = mono};
-    its_pub_raw how = {.kind = type == ITS_MSG_FRAME    ? ITS_PUB_DETECTIONS
-                               : type == ITS_MSG_WINDOW ? ITS_PUB_ANALYTICS
-                               : type == ITS_MSG_DRIFT  ? ITS_PUB_DRIFT
-                                                        : ITS_PUB_EVENT,
-                       .window = "1m"};
+    its_pub_raw how = {.kind = ITS_PUB_CACHE, .freshness = 1.0};
+    switch (type) {
+    case ITS_MSG_FRAME:
+        how.kind = ITS_PUB_DETECTIONS;
+        break;
+    case ITS_MSG_WINDOW: {
+        how.kind = ITS_PUB_ANALYTICS;
+        how.window = "15m";
+        how.cache_only = 1;
+        int rc = its_publish_service_submit(r->svc, &m, &how, json, len);
+        if (rc < 0)
+            return rc;
+        how.window = "1m";
+        how.cache_only = 0;
+        break;
+    }
+    case ITS_MSG_DRIFT:
+        how.kind = ITS_PUB_DRIFT;
+        break;
+    case ITS_MSG_EVENT:
+        how.kind = ITS_PUB_EVENT;
+        break;
+    case ITS_MSG_CACHE_QUALITY:
+        how.ttl_type = ITS_TTL_QUALITY_SCORES;
+        break;
+    case ITS_MSG_CACHE_PRED_SHORT:
+        how.ttl_type = ITS_TTL_PREDICTIONS_SHORT;
+        break;
+    case ITS_MSG_CACHE_PRED_LONG:
+        how.ttl_type = ITS_TTL_PREDICTIONS_LONG;
+        break;
+    case ITS_MSG_CACHE_BASELINE:
+        /* one baseline per camera (its/app_hooks.h): the key is named by the camera */
+        how.ttl_type = ITS_TTL_MODEL_BASELINES;
+        how.name = camera;
+        break;
+    default:
+        return ITS_EINVAL;
+    }
     return its_publish_service_submit(r->svc, &m, &how, json, len);
 }
 
@@ -47,12 +84,13 @@ static void rs_destroy(its_sink *s)
     its_free(r);
 }
 
-int its_sink_redis(const its_publish_config *cfg, its_sink **out, char *err, size_t errlen)
+int its_sink_redis(const its_publish_config *cfg, its_metrics *metrics, its_sink **out, char *err,
+                   size_t errlen)
 {
     redis_sink *r = its_calloc(ITS_MOD_APP, 1, sizeof *r);
     if (!r)
         return ITS_ENOMEM;
-    int rc = its_publish_service_create(cfg, NULL, NULL, NULL, &r->svc);
+    int rc = its_publish_service_create(cfg, NULL, metrics, NULL, &r->svc);
     if (rc < 0) {
         if (err && errlen)
             snprintf(err, errlen, "redis: cannot start the publish service: %s", its_strerror(rc));

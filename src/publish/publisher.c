@@ -45,16 +45,19 @@ struct its_publisher {
     its__buf cmds; /* scratch for the RESP text */
     its_cache *l1;
     uint64_t last_err_log_ns;
+    size_t replay_pending; /* the outbox's first messages waited through an outage */
+    uint64_t outage_lost;  /* dropped from the full outbox in the current outage */
     /* stats, readable from any thread */
     _Atomic uint64_t enqueued, sent, dropped_outbox, dropped_too_large, dropped_redis_error,
-        reconnects, connect_failures;
+        reconnects, connect_failures, replayed, dropped_closing;
     _Atomic size_t outbox_msgs, outbox_bytes;
     atomic_int connected;
     /* metrics */
     its_metric *m_invalid, *m_nomem; /* its_errors_total{module="publish"} */
     uint64_t last_reject_log_ns;
     its_metric *m_sent[K_COUNT], *m_drop_outbox, *m_drop_large, *m_drop_redis, *m_outbox,
-        *m_outbox_bytes, *m_reconnects, *m_connect_fail, *m_up, *m_e2e;
+        *m_outbox_bytes, *m_reconnects, *m_connect_fail, *m_up, *m_e2e, *m_replayed,
+        *m_drop_closing;
 };
 
 static const int ttl_defaults[ITS_TTL_COUNT] = {
@@ -109,6 +112,7 @@ void its_publish_config_default(its_publish_config *cfg)
     cfg->outbox_max_bytes = (size_t)ITS_PUBLISH_OUTBOX_MAX_MB << 20;
     cfg->stream_maxlen = ITS_PUBLISH_STREAM_MAXLEN;
     cfg->max_pipeline = ITS_PUBLISH_MAX_PIPELINE;
+    cfg->observe_latency = 1;
 }
 
 int its_publisher_create(const its_publish_config *cfg, its_metrics *metrics, its_cache *l1,
@@ -151,6 +155,7 @@ int its_publisher_create(const its_publish_config *cfg, its_metrics *metrics, it
         p->m_drop_outbox = its_metrics_series_v(f, "outbox_full");
         p->m_drop_large = its_metrics_series_v(f, "too_large");
         p->m_drop_redis = its_metrics_series_v(f, "redis_error");
+        p->m_drop_closing = its_metrics_series_v(f, "closing");
         p->m_outbox = its_metrics_series(its_metrics_std(metrics, ITS_M_PUB_OUTBOX), NULL);
         p->m_outbox_bytes =
             its_metrics_series(its_metrics_std(metrics, ITS_M_PUB_OUTBOX_BYTES), NULL);
@@ -158,13 +163,32 @@ int its_publisher_create(const its_publish_config *cfg, its_metrics *metrics, it
         p->m_connect_fail =
             its_metrics_series(its_metrics_std(metrics, ITS_M_PUB_CONNECT_FAIL), NULL);
         p->m_up = its_metrics_series(its_metrics_std(metrics, ITS_M_REDIS_UP), NULL);
-        p->m_e2e = its_metrics_series(its_metrics_std(metrics, ITS_M_LATENCY), NULL);
+        if (cfg->observe_latency)
+            p->m_e2e = its_metrics_series(its_metrics_std(metrics, ITS_M_LATENCY), NULL);
+        p->m_replayed = its_metrics_series(its_metrics_std(metrics, ITS_M_PUB_REPLAYED), NULL);
         f = its_metrics_std(metrics, ITS_M_ERRORS);
         p->m_invalid = its_metrics_series_v(f, "publish", its_errname(ITS_EINVAL));
         p->m_nomem = its_metrics_series_v(f, "publish", its_errname(ITS_ENOMEM));
     }
     *out = p;
     return 0;
+}
+
+static int pop_head(its_publisher *p);
+static void update_outbox_gauges(its_publisher *p);
+
+/* Once per outage, when it ends (reconnected, or closing): how many messages the full
+ * outbox cost. */
+static void log_outage_loss(its_publisher *p, const char *when)
+{
+    if (!p->outage_lost)
+        return;
+    its_logw("publish", NULL,
+             "%llu message(s) lost: the outbox (%zu messages, %zu MiB) was full while Redis was "
+             "away; %s",
+             (unsigned long long)p->outage_lost, p->cfg.outbox_max_msgs,
+             p->cfg.outbox_max_bytes >> 20, when);
+    p->outage_lost = 0;
 }
 
 static void disconnect(its_publisher *p)
@@ -185,9 +209,16 @@ void its_publisher_destroy(its_publisher *p)
         /* One last attempt, ignoring the backoff; bounded by the timeouts. */
         p->next_attempt_ns = 0;
         its_publish_flush(p);
-        if (p->count)
-            its_logw("publish", NULL, "closing with %zu unsent message(s)", p->count);
+        if (p->count) {
+            its_logw("publish", NULL, "closing with %zu unsent message(s): dropped", p->count);
+            atomic_fetch_add(&p->dropped_closing, p->count);
+            its_metric_add(p->m_drop_closing, (double)p->count);
+            while (p->count)
+                pop_head(p);
+            update_outbox_gauges(p);
+        }
     }
+    log_outage_loss(p, "closing");
     disconnect(p);
     for (size_t i = 0; p->ring && i < p->cap; i++)
         its__buf_free(&p->ring[i].resp);
@@ -211,13 +242,18 @@ static void update_outbox_gauges(its_publisher *p)
     its_metric_set(p->m_outbox_bytes, (double)p->bytes);
 }
 
-static void pop_head(its_publisher *p)
+/* Returns 1 if the message had waited through an outage. */
+static int pop_head(its_publisher *p)
 {
+    int replay = p->replay_pending > 0;
+    if (replay)
+        p->replay_pending--;
     msg *m = &p->ring[p->head];
     p->bytes -= m->resp.len;
     its__buf_reset(&m->resp);
     p->head = (p->head + 1) % p->cap;
     p->count--;
+    return replay;
 }
 
 /* The slot for a new message, after making room; NULL if the message alone is too big. */
@@ -230,6 +266,7 @@ static msg *reserve_slot(its_publisher *p, size_t len)
     }
     while (p->count == p->cap || p->bytes + len > p->cfg.outbox_max_bytes) {
         pop_head(p);
+        p->outage_lost++;
         atomic_fetch_add(&p->dropped_outbox, 1);
         its_metric_inc(p->m_drop_outbox);
     }
@@ -258,6 +295,8 @@ static int enqueue(its_publisher *p, its__buf *cmds, int ncmd, enum kind kind,
     m->capture_mono_ns = meta ? meta->capture_mono_ns : 0;
     p->count++;
     p->bytes += m->resp.len;
+    if (p->failures > 0) /* in an outage: it waits for the reconnection */
+        p->replay_pending = p->count;
     atomic_fetch_add(&p->enqueued, 1);
     update_outbox_gauges(p);
     return 0;
@@ -400,20 +439,23 @@ static int tail_detections(its_publisher *p, const its_pub_meta *meta)
     return enqueue(p, cmds, 2, K_DETECTIONS, meta);
 }
 
-static int tail_analytics(its_publisher *p, const its_pub_meta *meta, const char *window)
+static int tail_analytics(its_publisher *p, const its_pub_meta *meta, const char *window,
+                          int cache_only)
 {
     its__buf *cmds = cmd_buf(p);
     int base = p->cfg.ttl_base_s[ITS_TTL_ANALYTICS];
     int ttl = its_publish_adaptive_ttl_s(base, age_freshness(meta, base));
-    const char *ch = cam_key(p, meta->camera_id, ":analytics", NULL);
-    if (!ch || p->json.err)
-        return ITS_ENOMEM;
-    add_publish(p, cmds, ch);
+    if (!cache_only) {
+        const char *ch = cam_key(p, meta->camera_id, ":analytics", NULL);
+        if (!ch || p->json.err)
+            return ITS_ENOMEM;
+        add_publish(p, cmds, ch);
+    }
     const char *key = cam_key(p, meta->camera_id, ":analytics:", window);
-    if (!key)
+    if (!key || p->json.err)
         return ITS_ENOMEM;
     add_set(p, cmds, key, ttl);
-    return enqueue(p, cmds, 2, K_ANALYTICS, meta);
+    return enqueue(p, cmds, cache_only ? 1 : 2, cache_only ? K_CACHE : K_ANALYTICS, meta);
 }
 
 static int tail_drift(its_publisher *p, const its_pub_meta *meta)
@@ -519,7 +561,7 @@ static int do_analytics(its_publisher *p, const its_pub_meta *meta, const char *
                .payload = payload_json,
                .n_dets = -1};
     int rc = format(p, &m);
-    return rc < 0 ? rc : tail_analytics(p, meta, window);
+    return rc < 0 ? rc : tail_analytics(p, meta, window, 0);
 }
 
 static int do_event(its_publisher *p, const its_pub_meta *meta, const char *event_type,
@@ -622,7 +664,7 @@ static int do_raw(its_publisher *p, const its_pub_meta *meta, const its_pub_raw 
     case ITS_PUB_DETECTIONS:
         return tail_detections(p, meta);
     case ITS_PUB_ANALYTICS:
-        return tail_analytics(p, meta, how->window);
+        return tail_analytics(p, meta, how->window, how->cache_only);
     case ITS_PUB_EVENT:
         return tail_event(p, meta);
     case ITS_PUB_DRIFT:
@@ -695,6 +737,7 @@ static int try_connect(its_publisher *p)
         if (c)
             redisFree(c);
         p->failures++;
+        p->replay_pending = p->count;
         p->next_attempt_ns = its_now_ns() + backoff_ns(p);
         atomic_fetch_add(&p->connect_failures, 1);
         its_metric_inc(p->m_connect_fail);
@@ -706,6 +749,7 @@ static int try_connect(its_publisher *p)
         its_metric_inc(p->m_reconnects);
         its_logi("publish", NULL, "reconnected to Redis %s:%d after %d failed attempt(s)", p->host,
                  p->cfg.port, p->failures);
+        log_outage_loss(p, "Redis is back");
     }
     p->ever_connected = 1;
     p->failures = 0;
@@ -720,6 +764,7 @@ static void connection_lost(its_publisher *p)
              p->rc && p->rc->errstr[0] ? p->rc->errstr : "I/O error", p->count);
     disconnect(p);
     p->failures = 1;
+    p->replay_pending = p->count;
     p->next_attempt_ns = its_now_ns() + backoff_ns(p);
 }
 
@@ -764,6 +809,7 @@ static int flush_round(its_publisher *p)
                 freeReplyObject(r);
                 disconnect(p);
                 p->failures = 1;
+                p->replay_pending = p->count;
                 p->next_attempt_ns = its_now_ns() + backoff_ns(p);
                 update_outbox_gauges(p);
                 return ITS_EAGAIN;
@@ -780,17 +826,23 @@ static int flush_round(its_publisher *p)
             freeReplyObject(r);
         }
         uint64_t now = its_now_ns();
+        enum kind kind = m->kind;
+        uint64_t capture = m->capture_mono_ns;
+        int replay = pop_head(p);
         if (rejected) {
             atomic_fetch_add(&p->dropped_redis_error, 1);
             its_metric_inc(p->m_drop_redis);
         } else {
             atomic_fetch_add(&p->sent, 1);
-            its_metric_inc(p->m_sent[m->kind]);
-            if (m->kind == K_DETECTIONS && m->capture_mono_ns && m->capture_mono_ns <= now)
-                its_metric_observe(p->m_e2e, (double)(now - m->capture_mono_ns) / 1e9);
+            its_metric_inc(p->m_sent[kind]);
+            if (replay) {
+                atomic_fetch_add(&p->replayed, 1);
+                its_metric_inc(p->m_replayed);
+            }
+            if (kind == K_DETECTIONS && capture && capture <= now)
+                its_metric_observe(p->m_e2e, (double)(now - capture) / 1e9);
             done++;
         }
-        pop_head(p);
     }
     update_outbox_gauges(p);
     return done;
@@ -852,6 +904,8 @@ void its_publisher_get_stats(its_publisher *p, its_publish_stats *out)
     out->dropped_redis_error = atomic_load(&p->dropped_redis_error);
     out->reconnects = atomic_load(&p->reconnects);
     out->connect_failures = atomic_load(&p->connect_failures);
+    out->replayed = atomic_load(&p->replayed);
+    out->dropped_closing = atomic_load(&p->dropped_closing);
     out->outbox_msgs = atomic_load(&p->outbox_msgs);
     out->outbox_bytes = atomic_load(&p->outbox_bytes);
     out->connected = atomic_load(&p->connected);

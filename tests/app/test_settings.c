@@ -80,6 +80,7 @@ static void test_pipeline_defaults_agree(void **state)
     if (from_settings.infer.release)
         from_settings.infer.release(from_settings.infer.ctx);
     from_settings.sink->destroy(from_settings.sink);
+    its_metrics_destroy(from_settings.metrics);
     its_app_config_free(&c);
 }
 

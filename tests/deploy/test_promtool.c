@@ -83,6 +83,47 @@ static void test_rules(void **state)
     assert_int_equal(run("cd %s && promtool check config prometheus.yml", dir), 0);
 }
 
+/* Every alert of alerts.yml has, in alerts_test.yml, a case where it fires (a non-empty
+ * exp_alerts) and one where it does not (exp_alerts: []). */
+static void test_every_rule_tested(void **state)
+{
+    char path[1024];
+    size_t n = 0, tn = 0;
+    its_test_source_path("deploy/prometheus/alerts.yml", path, sizeof path);
+    char *rules = (char *)its_test_read_file(path, &n);
+    its_test_source_path("deploy/prometheus/alerts_test.yml", path, sizeof path);
+    char *tests = (char *)its_test_read_file(path, &tn);
+    assert_non_null(rules);
+    assert_non_null(tests);
+    int nrules = 0;
+    for (const char *p = rules; (p = strstr(p, "- alert: ")); nrules++) {
+        p += 9;
+        char name[96], key[128];
+        size_t len = strcspn(p, " \n");
+        assert_true(len > 0 && len < sizeof name);
+        snprintf(name, sizeof name, "%.*s", (int)len, p);
+        snprintf(key, sizeof key, "alertname: %s\n", name);
+        int firing = 0, quiet = 0;
+        for (const char *q = tests; (q = strstr(q, key)); q += strlen(key)) {
+            const char *e = q + strlen(key);
+            e += strspn(e, " ");
+            assert_true(!strncmp(e, "exp_alerts:", 11));
+            e += 11;
+            if (!strncmp(e, " []", 3))
+                quiet++;
+            else if (strstr(e, "exp_labels:") &&
+                     (!strstr(e, "alertname:") ||
+                      strstr(e, "exp_labels:") < strstr(e, "alertname:")))
+                firing++;
+        }
+        if (!firing || !quiet)
+            fail_msg("%s: %d firing and %d quiet cases in alerts_test.yml", name, firing, quiet);
+    }
+    assert_int_equal(nrules, 22);
+    its_free(rules);
+    its_free(tests);
+}
+
 static void test_dashboard_expressions_parse(void **state)
 {
     char path[1024];
@@ -117,6 +158,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_metrics_text),
         cmocka_unit_test(test_rules),
+        cmocka_unit_test(test_every_rule_tested),
         cmocka_unit_test(test_dashboard_expressions_parse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -140,7 +140,49 @@ static void where_to_look(const its_app_config *c, its_app_services *svc)
     }
 }
 
-static void summary(its_pipeline_t *p)
+/* The value of one series of a standard family (by its first label; NULL: the only one). */
+struct pick {
+    const char *value;
+    double v;
+};
+
+static int pick_fn(void *ud, const its_metric *m, const char *const *values)
+{
+    struct pick *k = ud;
+    if (!k->value || !strcmp(values[0], k->value))
+        k->v += its_metric_value(m);
+    return 0;
+}
+
+static unsigned long long metric(its_metrics *reg, its_metric_id id, const char *value)
+{
+    struct pick k = {value, 0};
+    its_metrics_each(its_metrics_std(reg, id), pick_fn, &k);
+    return (unsigned long long)k.v;
+}
+
+/* What became of the messages for Redis (final: the pipeline's stop closed the sink). */
+static void publish_summary(its_pipeline_t *p)
+{
+    its_metrics *reg = its_pipeline_metrics(p);
+    static const char *const reasons[] = {"outbox_full", "queue_full", "too_large", "redis_error",
+                                          "closing"};
+    fprintf(stderr,
+            "itsd: redis: sent %llu (detections %llu, analytics %llu, events %llu, cache %llu; "
+            "replayed after an outage %llu), dropped %llu (",
+            metric(reg, ITS_M_PUB_MESSAGES, NULL), metric(reg, ITS_M_PUB_MESSAGES, "detections"),
+            metric(reg, ITS_M_PUB_MESSAGES, "analytics"), metric(reg, ITS_M_PUB_MESSAGES, "event"),
+            metric(reg, ITS_M_PUB_MESSAGES, "cache"), metric(reg, ITS_M_PUB_REPLAYED, NULL),
+            metric(reg, ITS_M_PUB_DROPPED, NULL));
+    for (size_t i = 0; i < sizeof reasons / sizeof reasons[0]; i++)
+        fprintf(stderr, "%s%s %llu", i ? ", " : "", reasons[i],
+                metric(reg, ITS_M_PUB_DROPPED, reasons[i]));
+    fprintf(stderr, "), left in the outbox %llu, reconnects %llu, failed connects %llu\n",
+            metric(reg, ITS_M_PUB_OUTBOX, NULL), metric(reg, ITS_M_PUB_RECONNECTS, NULL),
+            metric(reg, ITS_M_PUB_CONNECT_FAIL, NULL));
+}
+
+static void summary(its_pipeline_t *p, int redis)
 {
     for (int i = 0; i < its_pipeline_n_cameras(p); i++) {
         its_camera_stats cs;
@@ -148,7 +190,8 @@ static void summary(its_pipeline_t *p)
         fprintf(stderr,
                 "itsd: camera %s: in %llu, processed %llu, dropped %llu (no_buffer %llu, "
                 "camera_limit %llu, high_water %llu, engine_error %llu, shutdown %llu), "
-                "detections %llu, reconnects %llu, decode errors %llu\n",
+                "detections %llu, reconnects %llu (stalls %llu, failed opens %llu), decode "
+                "errors %llu\n",
                 cs.id, (unsigned long long)cs.in, (unsigned long long)cs.processed,
                 (unsigned long long)cs.dropped_total,
                 (unsigned long long)cs.dropped[ITS_DROP_NO_BUFFER],
@@ -157,6 +200,7 @@ static void summary(its_pipeline_t *p)
                 (unsigned long long)cs.dropped[ITS_DROP_ENGINE_ERROR],
                 (unsigned long long)cs.dropped[ITS_DROP_SHUTDOWN],
                 (unsigned long long)cs.detections, (unsigned long long)cs.source.reconnects,
+                (unsigned long long)cs.source.stalls, (unsigned long long)cs.source.open_failures,
                 (unsigned long long)cs.source.decode_errors);
     }
     fprintf(stderr, "itsd: latency ms p50/p99 (budget):");
@@ -166,6 +210,8 @@ static void summary(its_pipeline_t *p)
                 its_pipeline_stage_quantile(p, (its_stage)s, 0.99, NULL, NULL) * 1e3,
                 its_stage_budget_ms((its_stage)s));
     fputc('\n', stderr);
+    if (redis)
+        publish_summary(p);
 }
 
 int main(int argc, char **argv)
@@ -293,7 +339,7 @@ int main(int argc, char **argv)
     its_logi("app", NULL, "%s: stopping (drain up to %.1f s)", why, cfg.s.drain_s);
     its_pipeline_stop(p, (uint64_t)(cfg.s.drain_s * 1e9));
     its_app_services_destroy(svc);
-    summary(p);
+    summary(p, cfg.s.redis.host && *cfg.s.redis.host);
     its_pipeline_destroy(p);
     its_app_config_free(&cfg);
     return 0;
