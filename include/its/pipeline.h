@@ -210,7 +210,7 @@ typedef struct its_pipeline_opts {
 } its_pipeline_opts;
 
 typedef struct its_camera_stats {
-    char id[64];
+    char id[ITS_CAMERA_ID_MAX + 1];
     int active;
     uint64_t in;        /* frames decoded by the source */
     uint64_t processed; /* frames published */

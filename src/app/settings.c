@@ -199,7 +199,7 @@ static int valid_id(const char *id)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
               *p == '-' || *p == '_' || *p == '.'))
             return 0;
-    return *id != 0;
+    return *id != 0 && strlen(id) <= ITS_CAMERA_ID_MAX;
 }
 
 static int validate(its_app_config *c, char *err, size_t errlen)
@@ -250,8 +250,8 @@ static int validate(its_app_config *c, char *err, size_t errlen)
         if (!valid_id(a->id))
             return its_seterr(
                 err, errlen, ITS_ECONFIG,
-                "%s: cameras[%u].id: '%s' may hold only letters, digits, '-', '_', '.'", o, i,
-                a->id);
+                "%s: cameras[%u].id: '%s' may hold only letters, digits, '-', '_', '.' (1 to 64)",
+                o, i, a->id);
         for (unsigned k = 0; k < i; k++)
             if (strcmp(c->cams.cameras[k].id, a->id) == 0)
                 return its_seterr(err, errlen, ITS_ECONFIG,
