@@ -210,7 +210,8 @@ static const char *env_lookup(char *const *envp, const char *name)
 
 /* A secret from a file (the systemd credential and Kubernetes secret conventions): an option
  * "X_file" names a file whose content, without its trailing newline, becomes the secret
- * option "X". Setting both is an error; so are an unreadable, empty or oversized file. */
+ * option "X". Setting both is an error; so are an unreadable, empty or oversized file.
+ * Applying it again (the environment applied a second time) finds the same value: no error. */
 static int resolve_secret_files(its_config *cfg, char *err, size_t errlen)
 {
     for (size_t i = 0; i < cfg->n_options; i++) {
@@ -228,10 +229,6 @@ static int resolve_secret_files(its_config *cfg, char *err, size_t errlen)
                 o = &cfg->options[k];
         if (!o || !(o->flags & ITS_OPT_SECRET) || o->type != ITS_OPT_T_STRING)
             continue;
-        const char *cur = *(char *const *)field_ptr(cfg, o);
-        if (cur && *cur)
-            return its_seterr(err, errlen, ITS_ECONFIG, "%s and %s are both set: use one", o->name,
-                              f->name);
         char buf[4097];
         FILE *fp = fopen(path, "rb");
         if (!fp)
@@ -249,9 +246,17 @@ static int resolve_secret_files(its_config *cfg, char *err, size_t errlen)
         if (!len || strlen(buf) != len)
             return its_seterr(err, errlen, ITS_ECONFIG, "%s: '%s' is empty or holds a NUL byte",
                               f->name, path);
+        /* the secret set otherwise too is a conflict (unless the file set it: applied again) */
+        const char *cur = *(char *const *)field_ptr(cfg, o);
+        int same = cur && !strcmp(cur, buf);
+        if (cur && *cur && !same) {
+            memset(buf, 0, sizeof buf);
+            return its_seterr(err, errlen, ITS_ECONFIG, "%s and %s are both set: use one", o->name,
+                              f->name);
+        }
         char origin[160];
         snprintf(origin, sizeof origin, "file %s", path);
-        int rc = set_value(cfg, o, buf, origin, err, errlen);
+        int rc = same ? 0 : set_value(cfg, o, buf, origin, err, errlen);
         memset(buf, 0, sizeof buf);
         if (rc < 0)
             return rc;
