@@ -102,6 +102,7 @@ typedef struct its_source_opts {
     int stall_timeout_ms; /* no frame for this long: reconnect; 0: 5000 */
     int backoff_min_ms;   /* first reconnect delay; 0: 250 */
     int backoff_max_ms;   /* cap of the delay; 0: 30000 */
+    int rtsp_udp;         /* rtsp: 1 RTP over UDP; 0: interleaved in the TCP connection */
 } its_source_opts;
 
 typedef struct its_source_stats {

@@ -169,6 +169,7 @@ typedef struct its_camera_cfg {
     double sample_fps; /* pass on at most this many frames per second of media time; 0: all */
     double phase_s;    /* replay; < 0: spread automatically over the replay cameras */
     int replay_frames;
+    int rtsp_udp; /* rtsp_transport: udp */
     int max_width, max_height;
 } its_camera_cfg;
 

@@ -732,6 +732,11 @@ static int check_options(json_t *j, its_api_response *resp)
     if (v && (!json_is_string(v) || !printable(json_string_value(v), 15)))
         return reply_error(resp, 400, "bad_request",
                            "\"kind\" must be a string of 1 to 15 characters");
+    v = json_object_get(j, "rtsp_transport");
+    if (v && (!json_is_string(v) ||
+              (strcmp(json_string_value(v), "tcp") && strcmp(json_string_value(v), "udp"))))
+        return reply_error(resp, 400, "bad_request",
+                           "\"rtsp_transport\" must be \"tcp\" or \"udp\"");
     v = json_object_get(j, "scene");
     if (v && (!json_is_string(v) || !printable(json_string_value(v), 511)))
         return reply_error(resp, 400, "bad_request",

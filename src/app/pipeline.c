@@ -534,6 +534,7 @@ int its_pipeline_add_camera(its_pipeline_t *p, const its_camera_cfg *c, char *er
     if (c->phase_s < 0 && c->sample_fps > 0) /* sampled files: over the sampling period */
         so.phase_s = fmod(slot * 0.6180339887, 1.0) / c->sample_fps;
     so.replay_frames = c->replay_frames;
+    so.rtsp_udp = c->rtsp_udp;
     so.max_width = c->max_width > 0 ? c->max_width : p->o.max_width;
     so.max_height = c->max_height > 0 ? c->max_height : p->o.max_height;
     so.pool_frames = p->o.pool_frames;

@@ -308,6 +308,7 @@ static void *live_main(void *arg)
                          .max_width = s->o.max_width,
                          .max_height = s->o.max_height,
                          .timeout_ms = s->o.stall_timeout_ms,
+                         .rtsp_udp = s->o.rtsp_udp,
                          .cancel = &s->stop};
     int attempt = 0;
     while (!atomic_load(&s->stop)) {
