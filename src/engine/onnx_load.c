@@ -85,26 +85,31 @@ static int check_dims(const int64_t *dims, size_t n, int64_t *numel, const char 
 }
 
 /* Weights that are NaN or infinite make every output they touch meaningless, silently (a
- * detector then finds fewer objects): a model carrying one is refused at load. */
+ * detector then finds fewer objects): an initializer carrying one is refused at load. A
+ * single-element initializer may be infinite (a bound such as Clip's max), never NaN. */
 static int check_finite(const its_ir_tensor *T, int64_t numel, const char *what, const char *name,
                         char *err, size_t errlen)
 {
+    if (strcmp(what, "initializer"))
+        return 0; /* test data and Constant nodes may hold NaN or infinity on purpose */
     for (int64_t i = 0; i < numel; i++) {
-        int bad = 0;
+        int nan = 0, inf = 0;
         if (T->dtype == ITS_DT_FLOAT32) {
             float v;
             memcpy(&v, (const char *)T->data + (size_t)i * sizeof v, sizeof v);
-            bad = !isfinite(v);
+            nan = isnan(v);
+            inf = isinf(v);
         } else if (T->dtype == ITS_DT_FLOAT16) {
             uint16_t h;
             memcpy(&h, (const char *)T->data + (size_t)i * sizeof h, sizeof h);
-            bad = (h & 0x7c00) == 0x7c00; /* exponent all ones: infinity or NaN */
+            nan = (h & 0x7c00) == 0x7c00 && (h & 0x03ff); /* exponent all ones */
+            inf = (h & 0x7c00) == 0x7c00 && !(h & 0x03ff);
         } else {
             return 0;
         }
-        if (bad) {
-            snprintf(err, errlen, "%s '%s': element %lld is not finite (NaN or infinity)", what,
-                     name, (long long)i);
+        if (nan || (inf && numel > 1)) {
+            snprintf(err, errlen, "%s '%s': element %lld is not finite (%s)", what, name,
+                     (long long)i, nan ? "NaN" : "infinity");
             return ITS_EMODEL;
         }
     }
