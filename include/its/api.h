@@ -34,7 +34,7 @@
  *   (its/url.h).
  * - Starvation (src/api/server.h): a deadline per request from accept (timeout_s), connections
  *   per client address limited, and /metrics, /healthz, /readyz served from capacity of their
- *   own. Every error, also those of the transport (400, 408, 414, 431, 503), is JSON.
+ *   own. Every error, also those of the transport (400, 408, 414, 431, 503, 505), is JSON.
  * - Bodies are size-limited (413 before the body is read when Content-Length says so) and
  *   validated (400 with the reason). Unknown paths 404, wrong methods 405 with Allow.
  * - Responses are written whole or not at all: a JSON body (its/json.h) grows as needed up

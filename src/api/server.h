@@ -36,9 +36,10 @@
  * handed to the handler at a time (503 beyond). Requests for reserved_paths are served by a
  * daemon and a thread of their own with reserved_connections, so they are answered while the
  * other connections are exhausted. Every response closes its connection (Connection: close).
- * Errors answered by the transport itself (400 malformed request line or "%00" in the target,
- * 408, 414 request line over ITS__HTTP_LINE_MAX, 431 head over ITS__HTTP_HEAD_MAX, 503) have
- * the API's JSON error body, {"error":{"code":...,"message":...}}.
+ * Errors answered by the transport itself (400 for a malformed head or "%00" in the target,
+ * 408, 414 for a request line over ITS__HTTP_LINE_MAX, 431 for a head over
+ * ITS__HTTP_HEAD_MAX, 503, 505 for another HTTP version) have the API's JSON error body,
+ * {"error":{"code":...,"message":...}}.
  */
 #ifndef ITS_API_SERVER_H
 #define ITS_API_SERVER_H
@@ -85,8 +86,8 @@ typedef struct its__http_handler {
     size_t (*body_limit)(void *ud, const char *method, const char *path);
     /* Answer req with its__http_respond; called once per request. */
     void (*handle)(void *ud, its__http_request *req);
-    /* Optional: the transport answered status itself (400, 408, 414, 431, 503); called on the
-     * transport's thread, must not block. */
+    /* Optional: the transport answered status itself (400, 408, 414, 431, 503, 505); called
+     * on the transport's thread, must not block. */
     void (*rejected)(void *ud, int status);
 } its__http_handler;
 
