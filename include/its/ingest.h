@@ -46,6 +46,10 @@
 
 typedef struct its_source its_source_t;
 
+/* The longest camera id, in characters ([A-Za-z0-9_.-]{1,64}, as ITS_PUB_ID_MAX); every
+ * buffer that holds one has room for it and its NUL: an id is never truncated. */
+#define ITS_CAMERA_ID_MAX 64
+
 /*
  * Where replay clips keep their pixels (a clip is decoded once and served to every camera
  * replaying it, by reference). Default: ordinary memory. The service points it at the
@@ -100,6 +104,7 @@ typedef struct its_source_opts {
     int backoff_max_ms;   /* cap of the delay; 0: 30000 */
     int nice;             /* the source thread's niceness (0..19, decoding yields to the
                            * stages after it); 0: the creator's */
+    int rtsp_udp;         /* rtsp: 1 RTP over UDP; 0: interleaved in the TCP connection */
 } its_source_opts;
 
 typedef struct its_source_stats {

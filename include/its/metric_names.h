@@ -55,6 +55,9 @@
       ITS_BUCKETS_NONE, 0)                                                                         \
     X(ITS_M_CAMERA_OPEN_FAIL, "its_camera_open_failures_total", ITS_METRIC_COUNTER,                \
       "Failed attempts to open a camera's stream", "camera", ITS_BUCKETS_NONE, 0)                  \
+    X(ITS_M_CAMERA_RECONNECTS, "its_camera_reconnects_total", ITS_METRIC_COUNTER,                  \
+      "Reconnects of a camera's stream after a failure or stall (with backoff)", "camera",         \
+      ITS_BUCKETS_NONE, 0)                                                                         \
     X(ITS_M_CAMERAS, "its_cameras", ITS_METRIC_GAUGE, "Cameras configured", "", ITS_BUCKETS_NONE,  \
       0)                                                                                           \
     X(ITS_M_DETECTIONS, "its_detections_total", ITS_METRIC_COUNTER,                                \

@@ -41,7 +41,7 @@ typedef struct cam_series {
 
 typedef struct cam_prev {
     uint64_t dropped[ITS_DROP_REASON_COUNT];
-    uint64_t stalls, open_failures;
+    uint64_t stalls, open_failures, reconnects;
 } cam_prev;
 
 struct its_app_services {
@@ -149,6 +149,7 @@ static void collect(void *ud, its_metrics *reg)
         advance(reg, ITS_M_CAMERA_STALLS, cs.id, NULL, cs.source.stalls, &pv->stalls);
         advance(reg, ITS_M_CAMERA_OPEN_FAIL, cs.id, NULL, cs.source.open_failures,
                 &pv->open_failures);
+        advance(reg, ITS_M_CAMERA_RECONNECTS, cs.id, NULL, cs.source.reconnects, &pv->reconnects);
         int up = cs.source.state == ITS_SOURCE_RUNNING;
         its_metric_set(its_metrics_series_v(its_metrics_std(reg, ITS_M_CAMERA_UP), cs.id), up);
         if (!up) /* no frames come: the last second's rate no longer holds */
@@ -238,6 +239,8 @@ static int prov_add(void *ud, const its_api_camera_spec *spec)
             c.scene = scene;
         c.loop = json_is_true(json_object_get(j, "loop"));
         c.replay_frames = (int)json_integer_value(json_object_get(j, "replay_frames"));
+        const char *tr = json_string_value(json_object_get(j, "rtsp_transport"));
+        c.rtsp_udp = tr && !strcmp(tr, "udp");
         json_decref(j);
     }
     int replaced = 0;
