@@ -43,8 +43,13 @@ typedef enum its_opt_type {
 
 enum {
     ITS_OPT_RUNTIME = 1 << 0, /* may change while running (SIGHUP / API) */
-    ITS_OPT_SECRET = 1 << 1,  /* printed as "***" */
+    ITS_OPT_SECRET = 1 << 1,  /* printed as ITS_CONFIG_REDACTED, see its_config_print */
 };
+
+/* What its_config_print writes in place of a secret (a non-empty ITS_OPT_SECRET value, the
+ * password of a URL). Loading refuses it as a value, so a printed configuration never loads
+ * back with a placeholder for a password: the secret must come from the environment. */
+#define ITS_CONFIG_REDACTED "<redacted>"
 
 typedef struct its_option {
     const char *name;
@@ -112,12 +117,21 @@ int its_config_set(its_config *cfg, const char *name, const char *value, const c
 /* Current value of one option as text into buf. */
 int its_config_get(const its_config *cfg, const char *name, char *buf, size_t len);
 const its_option *its_config_find(const its_config *cfg, const char *name);
-/* The effective settings as YAML (with help comments), loadable again. */
+/* The effective settings as YAML (with help comments), loadable again. A non-empty secret is
+ * printed as ITS_CONFIG_REDACTED with a comment naming its environment variable; loading that
+ * document fails (ITS_ECONFIG naming the key) unless the environment supplies the secret. */
 int its_config_print(const its_config *cfg, FILE *out);
 /* Release strings (and the extra fields' memory). */
 void its_config_free(its_config *cfg);
 
 /* Environment variable name for an option: "engine.threads" -> "ITS_ENGINE_THREADS". */
 int its_config_env_name(const char *option, char *buf, size_t len);
+
+/* The password of a URL's userinfo (scheme://user:PASSWORD@host/...): its offset and length
+ * in *off / *len, 1 if there is one, 0 if not. */
+int its_url_password(const char *url, size_t *off, size_t *len);
+/* url into buf with its password replaced by ITS_CONFIG_REDACTED; ITS_EOVERFLOW if it does
+ * not fit. A URL without a password is copied. */
+int its_url_redact(const char *url, char *buf, size_t len);
 
 #endif

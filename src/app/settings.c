@@ -280,6 +280,14 @@ static int validate(its_app_config *c, char *err, size_t errlen)
         r->url = keep(c, a->url, what, err, errlen, &rc);
         if (rc < 0)
             return rc;
+        size_t poff, plen;
+        if (its_url_password(r->url, &poff, &plen) && plen == strlen(ITS_CONFIG_REDACTED) &&
+            memcmp(r->url + poff, ITS_CONFIG_REDACTED, plen) == 0)
+            return its_seterr(err, errlen, ITS_ECONFIG,
+                              "%s: cameras[%u].url: the password is the placeholder "
+                              "--print-config writes, not the secret: write it, or ${VAR}, "
+                              "into the url",
+                              o, i);
         snprintf(what, sizeof what, "cameras[%u].scene", i);
         r->scene = keep(c, a->scene, what, err, errlen, &rc);
         if (rc < 0)
@@ -381,6 +389,23 @@ static void print_str(FILE *out, const char *key, const char *v)
     fputs("\"\n", out);
 }
 
+/* A camera URL as written, with a literal password replaced by the placeholder; a password
+ * that is exactly one ${VAR} reference is no secret and stays. */
+static void print_url(FILE *out, const char *url)
+{
+    size_t off, len;
+    char buf[2048];
+    if (!its_url_password(url, &off, &len) ||
+        (len > 3 && url[off] == '$' && url[off + 1] == '{' && url[off + len - 1] == '}' &&
+         !memchr(url + off + 2, '}', len - 3) && !memchr(url + off + 2, ':', len - 3))) {
+        print_str(out, "url", url);
+        return;
+    }
+    if (its_url_redact(url, buf, sizeof buf) < 0)
+        snprintf(buf, sizeof buf, "%s", ITS_CONFIG_REDACTED);
+    print_str(out, "url", buf);
+}
+
 int its_app_config_print(const its_app_config *c, FILE *out)
 {
     int rc = its_config_print(&c->cfg, out);
@@ -390,7 +415,7 @@ int its_app_config_print(const its_app_config *c, FILE *out)
     for (unsigned i = 0; i < c->cams.cameras_count; i++) {
         const its_app_camera *a = &c->cams.cameras[i];
         fprintf(out, "  - id: \"%s\"\n", a->id);
-        print_str(out, "url", a->url);
+        print_url(out, a->url);
         print_str(out, "kind", a->kind);
         print_str(out, "pace", a->pace);
         print_str(out, "scene", a->scene);

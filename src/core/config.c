@@ -454,25 +454,55 @@ static int load_common(its_config *cfg, const char *path, const char *yaml, size
     return its_config_apply_env(cfg, NULL, err, errlen);
 }
 
+/* A secret equal to the placeholder its_config_print writes is a printed configuration loaded
+ * back without the secret: refuse it rather than authenticate with the placeholder. */
+static int check_secrets(const its_config *cfg, const char *origin, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < cfg->n_options; i++) {
+        const its_option *o = &cfg->options[i];
+        if (!(o->flags & ITS_OPT_SECRET) || o->type != ITS_OPT_T_STRING)
+            continue;
+        const char *v = *(char *const *)field_ptr(cfg, o);
+        char env[128];
+        if (v && strcmp(v, ITS_CONFIG_REDACTED) == 0 &&
+            its_config_env_name(o->name, env, sizeof env) == 0)
+            return its_seterr(err, errlen, ITS_ECONFIG,
+                              "%s: %s: '%s' is the placeholder --print-config writes for a secret, "
+                              "not the secret: set %s or write the secret here",
+                              origin, o->name, v, env);
+    }
+    return 0;
+}
+
+static int load_checked(its_config *cfg, const char *path, const char *yaml, size_t len,
+                        const char *origin, char *err, size_t errlen)
+{
+    int rc = load_common(cfg, path, yaml, len, origin, err, errlen);
+    return rc < 0 ? rc : check_secrets(cfg, origin, err, errlen);
+}
+
 int its_config_load(its_config *cfg, const char *path, char *err, size_t errlen)
 {
-    return load_common(cfg, path, NULL, 0, path ? path : "(no file)", err, errlen);
+    return load_checked(cfg, path, NULL, 0, path ? path : "(no file)", err, errlen);
 }
 
 int its_config_load_string(its_config *cfg, const char *yaml, size_t len, const char *origin,
                            char *err, size_t errlen)
 {
-    return load_common(cfg, NULL, yaml, len, origin ? origin : "(string)", err, errlen);
+    return load_checked(cfg, NULL, yaml, len, origin ? origin : "(string)", err, errlen);
 }
 
 static void print_scalar(FILE *out, const its_config *cfg, const its_option *o)
 {
     char buf[1024];
-    if (o->flags & ITS_OPT_SECRET) {
-        fputs("\"***\"", out);
+    its_config_get(cfg, o->name, buf, sizeof buf);
+    if ((o->flags & ITS_OPT_SECRET) && buf[0]) {
+        char env[128] = "";
+        its_config_env_name(o->name, env, sizeof env);
+        fprintf(out, "\"%s\" # secret, not printed: loads only with %s set", ITS_CONFIG_REDACTED,
+                env);
         return;
     }
-    its_config_get(cfg, o->name, buf, sizeof buf);
     if (o->type != ITS_OPT_T_STRING) {
         fputs(buf, out);
         return;
@@ -526,6 +556,37 @@ int its_config_print(const its_config *cfg, FILE *out)
         }
     }
     return ferror(out) ? ITS_EIO : 0;
+}
+
+int its_url_password(const char *url, size_t *off, size_t *len)
+{
+    const char *auth = strstr(url, "://");
+    if (!auth)
+        return 0;
+    auth += 3;
+    size_t alen = strcspn(auth, "/?#");
+    const char *at = NULL;
+    for (const char *p = auth; p < auth + alen; p++)
+        if (*p == '@')
+            at = p; /* the last '@' ends the userinfo */
+    if (!at)
+        return 0;
+    const char *colon = memchr(auth, ':', (size_t)(at - auth));
+    if (!colon)
+        return 0;
+    *off = (size_t)(colon + 1 - url);
+    *len = (size_t)(at - (colon + 1));
+    return 1;
+}
+
+int its_url_redact(const char *url, char *buf, size_t len)
+{
+    size_t off = 0, plen = 0;
+    int has = its_url_password(url, &off, &plen);
+    int w =
+        has ? snprintf(buf, len, "%.*s%s%s", (int)off, url, ITS_CONFIG_REDACTED, url + off + plen)
+            : snprintf(buf, len, "%s", url);
+    return w < 0 || (size_t)w >= len ? ITS_EOVERFLOW : 0;
 }
 
 void its_config_free(its_config *cfg)

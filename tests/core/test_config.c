@@ -211,15 +211,60 @@ static void test_set_get_and_print_roundtrip(void **state)
     assert_non_null(strstr(text, "# CPU threads"));
     assert_non_null(strstr(text, "(changeable at run time)"));
 
-    /* The printed document loads back to the same values (the secret aside). */
+    /* The printed document does not load with a placeholder for the secret: it names the key
+     * and the environment variable that supplies it. */
     its_config_free(&c);
     its_config d = make_cfg();
-    assert_int_equal(load(&d, text, err, sizeof err), 0);
+    assert_int_equal(load(&d, text, err, sizeof err), ITS_ECONFIG);
+    assert_non_null(strstr(err, "api.token"));
+    assert_non_null(strstr(err, "ITS_API_TOKEN"));
+    its_config_free(&d);
+    /* With the secret in the environment it loads back to the same values. */
+    setenv("ITS_API_TOKEN", "from-env", 1);
+    d = make_cfg();
+    int rc = load(&d, text, err, sizeof err);
+    unsetenv("ITS_API_TOKEN");
+    assert_int_equal(rc, 0);
     assert_true(S.conf == 0.75);
     assert_string_equal(S.model, "a \"quoted\" name");
-    assert_string_equal(S.token, "***");
+    assert_string_equal(S.token, "from-env");
     free(text);
     its_config_free(&d);
+    /* An empty secret is no secret: printed as it is, and loads back. */
+    d = make_cfg();
+    assert_int_equal(its_config_load(&d, NULL, err, sizeof err), 0);
+    f = open_memstream(&text, &len);
+    assert_int_equal(its_config_print(&d, f), 0);
+    fclose(f);
+    assert_non_null(strstr(text, "  token: \"\"\n"));
+    its_config_free(&d);
+    d = make_cfg();
+    assert_int_equal(load(&d, text, err, sizeof err), 0);
+    assert_string_equal(S.token, "");
+    free(text);
+    its_config_free(&d);
+}
+
+/* URL passwords: found after the scheme's "//" up to the last '@' of the authority. */
+static void test_url_redact(void **state)
+{
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"rtsp://admin:pa:ss@cam.example:554/live?x=1",
+         "rtsp://admin:<redacted>@cam.example:554/live?x=1"},
+        {"rtsp://u:p@ss@host/s", "rtsp://u:<redacted>@host/s"},
+        {"rtsp://user@host/s", "rtsp://user@host/s"},
+        {"rtsp://host/a:b@c", "rtsp://host/a:b@c"},
+        {"http://:tok@h", "http://:<redacted>@h"},
+        {"/media/a:b@c.mp4", "/media/a:b@c.mp4"},
+    };
+    char buf[128];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        assert_int_equal(its_url_redact(cases[i].in, buf, sizeof buf), 0);
+        assert_string_equal(buf, cases[i].out);
+    }
+    assert_int_equal(its_url_redact(cases[0].in, buf, 10), ITS_EOVERFLOW);
 }
 
 /* Every allocation inside a load may fail: the result is ITS_ENOMEM (or success once the
@@ -250,13 +295,10 @@ static void test_allocation_failures(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults),
-        cmocka_unit_test(test_full_document),
-        cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_missing_file),
-        cmocka_unit_test(test_environment),
-        cmocka_unit_test(test_set_get_and_print_roundtrip),
-        cmocka_unit_test(test_allocation_failures),
+        cmocka_unit_test(test_defaults),    cmocka_unit_test(test_full_document),
+        cmocka_unit_test(test_errors),      cmocka_unit_test(test_missing_file),
+        cmocka_unit_test(test_environment), cmocka_unit_test(test_set_get_and_print_roundtrip),
+        cmocka_unit_test(test_url_redact),  cmocka_unit_test(test_allocation_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
