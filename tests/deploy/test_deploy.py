@@ -237,8 +237,10 @@ def test_manifests(work):
     sysusers = need("systemd-sysusers")
     sroot = os.path.join(work, "sysroot")
     os.makedirs(os.path.join(sroot, "etc"), exist_ok=True)
-    r = run([sysusers, f"--root={sroot}",
-             os.path.join(ARGS.source, "deploy/systemd/its-analytics.sysusers")])
+    os.makedirs(os.path.join(sroot, "usr/lib/sysusers.d"), exist_ok=True)
+    shutil.copy(os.path.join(ARGS.source, "deploy/systemd/its-analytics.sysusers"),
+                os.path.join(sroot, "usr/lib/sysusers.d/its-analytics.conf"))
+    r = run([sysusers, f"--root={sroot}"])  # every sysusers.d file under the root, as installed
     check(r.returncode == 0, f"systemd-sysusers: {r.stderr}")
     passwd = [l.split(":") for l in open(os.path.join(sroot, "etc/passwd")).read().splitlines()]
     its = [p for p in passwd if p[0] == "its"]
@@ -445,6 +447,9 @@ def main():
     ap.add_argument("--build")
     ap.add_argument("--cpack")
     ARGS = ap.parse_args()
+    for name in ("itsd", "source", "shared", "work", "build"):
+        if getattr(ARGS, name):
+            setattr(ARGS, name, os.path.abspath(getattr(ARGS, name)))
     os.makedirs(ARGS.work, exist_ok=True)
     work = tempfile.mkdtemp(prefix=ARGS.what + "-", dir=ARGS.work)
     {"manifests": test_manifests, "notify": test_notify, "secrets": test_secrets,
