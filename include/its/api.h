@@ -27,9 +27,14 @@
  * Errors are JSON: {"error":{"code":"not_found","message":"..."}} with the HTTP status.
  *
  * Contract
- * - Security: binds 127.0.0.1 by default. With a token, every mutating request (POST, PUT,
- *   DELETE) needs "Authorization: Bearer <token>" (401 otherwise). its_api_start refuses
- *   (ITS_EAUTH) to bind a non-loopback address without a token.
+ * - Security: binds 127.0.0.1 by default. With a token, every request needs "Authorization:
+ *   Bearer <token>" (401 otherwise) except /healthz, /readyz and /metrics; with public_read,
+ *   reads (GET, HEAD) need none either. its_api_start refuses (ITS_EAUTH) to bind a
+ *   non-loopback address without a token. Credentials in camera URLs are never returned
+ *   (its/url.h).
+ * - Starvation (src/api/server.h): a deadline per request from accept (timeout_s), connections
+ *   per client address limited, and /metrics, /healthz, /readyz served from capacity of their
+ *   own. Every error, also those of the transport (400, 408, 414, 431, 503), is JSON.
  * - Bodies are size-limited (413 before the body is read when Content-Length says so) and
  *   validated (400 with the reason). Unknown paths 404, wrong methods 405 with Allow.
  * - Responses are written whole or not at all: a JSON body (its/json.h) grows as needed up
@@ -54,6 +59,8 @@
 #define ITS_API_URL_MAX         1024
 #define ITS_API_MAX_CAMERAS     512 /* per list response */
 #define ITS_API_MAX_RESPONSE_MB 8   /* largest JSON response body */
+/* "replay_frames" of a camera body: the bound of the cameras[].replay_frames option */
+#define ITS_API_REPLAY_FRAMES_MAX 100000
 
 typedef struct its_api_camera {
     char id[ITS_PUB_ID_MAX + 1];
@@ -91,13 +98,14 @@ typedef struct its_api_provider {
 } its_api_provider;
 
 /* The defaults of its_api_config_default, also those of the "api.*" options below. */
-#define ITS_API_BIND            "127.0.0.1"
-#define ITS_API_PORT            8080
-#define ITS_API_MAX_BODY_KB     64
-#define ITS_API_MAX_FRAME_MB    8
-#define ITS_API_THREADS         2
-#define ITS_API_MAX_CONNECTIONS 64
-#define ITS_API_TIMEOUT_S       10
+#define ITS_API_BIND                   "127.0.0.1"
+#define ITS_API_PORT                   8080
+#define ITS_API_MAX_BODY_KB            64
+#define ITS_API_MAX_FRAME_MB           8
+#define ITS_API_THREADS                2
+#define ITS_API_MAX_CONNECTIONS        64
+#define ITS_API_TIMEOUT_S              10
+#define ITS_API_MAX_CONNECTIONS_PER_IP 32
 
 typedef struct its_api_config {
     const char *bind_addr;  /* IPv4 or IPv6 literal */
@@ -107,8 +115,10 @@ typedef struct its_api_config {
     size_t max_frame_bytes; /* JPEG bodies */
     int threads;
     int max_connections;
-    int timeout_s;     /* idle connection timeout */
+    int timeout_s;     /* deadline of a whole request from accept, not extended by activity */
     int require_redis; /* /readyz also needs its_redis_up == 1 (the publisher connected) */
+    int public_read;   /* with a token: reads (GET) need none */
+    int max_connections_per_ip; /* connections from one client address; 0: no limit */
 } its_api_config;
 
 typedef struct its_api its_api;
@@ -155,8 +165,9 @@ void its_api_response_free(its_api_response *resp);
 
 /* The "api.*" section. The token is ITS_OPT_SECRET; ITS_API_TOKEN in the environment. */
 typedef struct its_api_settings {
-    char *bind, *token;
+    char *bind, *token, *token_file;
     int port, threads, max_connections, timeout_s, max_body_kb, max_frame_mb, require_redis;
+    int public_read, max_connections_per_ip;
 } its_api_settings;
 
 #define ITS_API_OPTIONS(T, m)                                                                      \
@@ -165,20 +176,27 @@ typedef struct its_api_settings {
         ITS_OPT_INT("api.port", T, m.port, ITS_STR(ITS_API_PORT), 0, 65535, 0,                     \
                     "HTTP API port (0: any)"),                                                     \
         ITS_OPT_STR("api.token", T, m.token, "", ITS_OPT_SECRET,                                   \
-                    "Bearer token required by every mutating API call"),                           \
+                    "Bearer token required by API calls (see api.public_read)"),                   \
+        ITS_OPT_STR("api.token_file", T, m.token_file, "", 0,                                      \
+                    "File holding api.token (a mounted secret; instead of api.token)"),            \
+        ITS_OPT_BOOL("api.public_read", T, m.public_read, "false", 0,                              \
+                     "With a token: reads need none (health and metrics never do)"),               \
         ITS_OPT_INT("api.threads", T, m.threads, ITS_STR(ITS_API_THREADS), 1, 64, 0,               \
                     "HTTP server threads"),                                                        \
         ITS_OPT_INT("api.max_connections", T, m.max_connections, ITS_STR(ITS_API_MAX_CONNECTIONS), \
-                    1, 100000, 0, "Concurrent HTTP connections"),                                  \
-        ITS_OPT_INT("api.timeout_s", T, m.timeout_s, ITS_STR(ITS_API_TIMEOUT_S), 0, 3600, 0,       \
-                    "Idle connection timeout"),                                                    \
+                    1, 100000, 0, "API requests served at a time (503 beyond)"),                   \
+        ITS_OPT_INT("api.max_connections_per_ip", T, m.max_connections_per_ip,                     \
+                    ITS_STR(ITS_API_MAX_CONNECTIONS_PER_IP), 0, 100000, 0,                         \
+                    "Connections from one client address (0: no limit)"),                          \
+        ITS_OPT_INT("api.timeout_s", T, m.timeout_s, ITS_STR(ITS_API_TIMEOUT_S), 1, 3600, 0,       \
+                    "Deadline of a whole request from accept (not extended by activity)"),         \
         ITS_OPT_INT("api.max_body_kb", T, m.max_body_kb, ITS_STR(ITS_API_MAX_BODY_KB), 1, 65536,   \
                     0, "Largest JSON request body, KiB"),                                          \
         ITS_OPT_INT("api.max_frame_mb", T, m.max_frame_mb, ITS_STR(ITS_API_MAX_FRAME_MB), 1, 1024, \
                     0, "Largest pushed JPEG, MiB"),                                                \
         ITS_OPT_BOOL("api.require_redis", T, m.require_redis, "false", 0,                          \
                      "/readyz fails while Redis is unreachable")
-#define ITS_API_N_OPTIONS 9
+#define ITS_API_N_OPTIONS 12
 
 /* Fill an its_api_config from loaded settings; it points into s. */
 void its_api_settings_apply(const its_api_settings *s, its_api_config *cfg);

@@ -30,6 +30,7 @@
  *         max_width: 0                   # 0: ingest.max_width
  *         max_height: 0
  *         scene: deploy/scenes/cam-1.yaml   # analytics scene, optional
+ *         rtsp_transport: tcp            # rtsp: tcp (interleaved, default) or udp
  *
  * String values of url, scene, engine.model, engine.labels and sink.path may use ${VAR} and
  * ${VAR:-default}; relative paths are relative to the working directory.
@@ -92,6 +93,7 @@ typedef struct its_app_camera {
     char *kind;
     char *pace;
     char *scene;
+    char *rtsp_transport;
     int loop;
     double fps;
     double sample_fps;

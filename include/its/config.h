@@ -109,7 +109,10 @@ int its_config_load(its_config *cfg, const char *path, char *err, size_t errlen)
 /* Same, from a YAML document in memory; `origin` names it in errors. */
 int its_config_load_string(its_config *cfg, const char *yaml, size_t len, const char *origin,
                            char *err, size_t errlen);
-/* Apply ITS_* environment variables from envp (NULL: the process environment). */
+/* Apply ITS_* environment variables from envp (NULL: the process environment), then secret
+ * files: a string option "X_file" (ITS_X_FILE) that names a file sets the ITS_OPT_SECRET
+ * option "X" to the file's content without its trailing newline (ITS_ECONFIG when both are
+ * set or the file is unreadable, empty or over 4096 bytes). */
 int its_config_apply_env(its_config *cfg, char *const *envp, char *err, size_t errlen);
 /* Set one option by dotted name from text; origin names the source in errors. */
 int its_config_set(its_config *cfg, const char *name, const char *value, const char *origin,

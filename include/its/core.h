@@ -12,6 +12,7 @@
 #include "its/log.h"
 #include "its/pool.h"
 #include "its/queue.h"
+#include "its/url.h"
 
 #define ITS_VERSION          "0.1.0"
 #define ITS_ARRAY_LEN(a)     (sizeof(a) / sizeof((a)[0]))

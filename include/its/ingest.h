@@ -46,6 +46,10 @@
 
 typedef struct its_source its_source_t;
 
+/* The longest camera id, in characters ([A-Za-z0-9_.-]{1,64}, as ITS_PUB_ID_MAX); every
+ * buffer that holds one has room for it and its NUL: an id is never truncated. */
+#define ITS_CAMERA_ID_MAX 64
+
 /*
  * Where replay clips keep their pixels (a clip is decoded once and served to every camera
  * replaying it, by reference). Default: ordinary memory. The service points it at the
@@ -98,6 +102,7 @@ typedef struct its_source_opts {
     int stall_timeout_ms; /* no frame for this long: reconnect; 0: 5000 */
     int backoff_min_ms;   /* first reconnect delay; 0: 250 */
     int backoff_max_ms;   /* cap of the delay; 0: 30000 */
+    int rtsp_udp;         /* rtsp: 1 RTP over UDP; 0: interleaved in the TCP connection */
 } its_source_opts;
 
 typedef struct its_source_stats {

@@ -50,6 +50,9 @@
       "camera", ITS_BUCKETS_NONE, 0)                                                               \
     X(ITS_M_CAMERA_UP, "its_camera_up", ITS_METRIC_GAUGE,                                          \
       "1 while a camera delivers frames, 0 while it is down", "camera", ITS_BUCKETS_NONE, 0)       \
+    X(ITS_M_CAMERA_RECONNECTS, "its_camera_reconnects_total", ITS_METRIC_COUNTER,                  \
+      "Reconnects of a camera's stream after a failure or stall (with backoff)", "camera",         \
+      ITS_BUCKETS_NONE, 0)                                                                         \
     X(ITS_M_CAMERAS, "its_cameras", ITS_METRIC_GAUGE, "Cameras configured", "", ITS_BUCKETS_NONE,  \
       0)                                                                                           \
     X(ITS_M_DETECTIONS, "its_detections_total", ITS_METRIC_COUNTER,                                \

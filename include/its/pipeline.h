@@ -169,6 +169,7 @@ typedef struct its_camera_cfg {
     double sample_fps; /* pass on at most this many frames per second of media time; 0: all */
     double phase_s;    /* replay; < 0: spread automatically over the replay cameras */
     int replay_frames;
+    int rtsp_udp; /* rtsp_transport: udp */
     int max_width, max_height;
 } its_camera_cfg;
 
@@ -210,7 +211,7 @@ typedef struct its_pipeline_opts {
 } its_pipeline_opts;
 
 typedef struct its_camera_stats {
-    char id[64];
+    char id[ITS_CAMERA_ID_MAX + 1];
     int active;
     uint64_t in;        /* frames decoded by the source */
     uint64_t processed; /* frames published */

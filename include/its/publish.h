@@ -278,7 +278,7 @@ void its_publish_service_destroy(its_publish_service *svc);
 
 /* The "redis.*" section of a YAML configuration. An empty host means: do not publish. */
 typedef struct its_publish_settings {
-    char *host, *username, *password;
+    char *host, *username, *password, *password_file;
     int port, db;
     int connect_timeout_ms, command_timeout_ms, backoff_min_ms, backoff_max_ms;
     int outbox_max_msgs, outbox_max_mb, stream_maxlen, max_pipeline;
@@ -295,6 +295,8 @@ typedef struct its_publish_settings {
                     "Redis port"),                                                                 \
         ITS_OPT_STR("redis.username", T, m.username, "", 0, "Redis ACL user (Redis 6+)"),          \
         ITS_OPT_STR("redis.password", T, m.password, "", ITS_OPT_SECRET, "Redis password"),        \
+        ITS_OPT_STR("redis.password_file", T, m.password_file, "", 0,                              \
+                    "File holding redis.password (a mounted secret; instead of it)"),              \
         ITS_OPT_INT("redis.db", T, m.db, "0", 0, 1024, 0, "Redis database (SELECT)"),              \
         ITS_OPT_INT("redis.connect_timeout_ms", T, m.connect_timeout_ms,                           \
                     ITS_STR(ITS_PUBLISH_CONNECT_TIMEOUT_MS), 1, 60000, 0,                          \
@@ -320,7 +322,7 @@ typedef struct its_publish_settings {
                     "Entries of the in-process L1 cache"),                                         \
         ITS_OPT_INT("redis.cache_max_mb", T, m.cache_max_mb, ITS_STR(ITS_CACHE_MAX_MB), 1, 65536,  \
                     0, "Bytes of the in-process L1 cache, MiB")
-#define ITS_PUBLISH_N_OPTIONS 15
+#define ITS_PUBLISH_N_OPTIONS 16
 
 /* Fill the publisher and cache configurations from loaded settings (either may be NULL). The
  * configurations point into s: keep s alive while they are used. Returns 1 if Redis is

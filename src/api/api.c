@@ -40,6 +40,7 @@ void its_api_config_default(its_api_config *cfg)
     cfg->threads = ITS_API_THREADS;
     cfg->max_connections = ITS_API_MAX_CONNECTIONS;
     cfg->timeout_s = ITS_API_TIMEOUT_S;
+    cfg->max_connections_per_ip = ITS_API_MAX_CONNECTIONS_PER_IP;
 }
 
 int its_api_create(const its_api_config *cfg, const its_api_provider *prov, its_metrics *metrics,
@@ -52,7 +53,7 @@ int its_api_create(const its_api_config *cfg, const its_api_provider *prov, its_
     }
     if (!out || !cfg->bind_addr || cfg->port < 0 || cfg->port > 65535 || cfg->threads < 1 ||
         cfg->threads > 64 || cfg->max_body_bytes == 0 || cfg->max_frame_bytes == 0 ||
-        cfg->max_connections < 1 || cfg->timeout_s < 0)
+        cfg->max_connections < 1 || cfg->timeout_s < 0 || cfg->max_connections_per_ip < 0)
         return ITS_EINVAL;
     its_api *api = its_calloc(ITS_MOD_API, 1, sizeof *api);
     if (!api)
@@ -137,6 +138,17 @@ static void http_handle(void *ud, its__http_request *hr)
     its_api_response_free(&resp);
 }
 
+/* Served from capacity of their own: answered while the API's connections are exhausted. */
+static const char *const monitoring_paths[] = {"/metrics", "/healthz", "/readyz", NULL};
+
+static void count_request(its_api *api, api_route r, int status);
+
+/* The transport answered by itself (a bad or late request head, no capacity). */
+static void http_rejected(void *ud, int status)
+{
+    count_request(ud, R_NOT_FOUND, status);
+}
+
 int its_api_start(its_api *api)
 {
     if (!api)
@@ -148,8 +160,11 @@ int its_api_start(its_api *api)
                            .loopback_only = !api->cfg.token,
                            .threads = api->cfg.threads,
                            .max_connections = api->cfg.max_connections,
-                           .timeout_s = api->cfg.timeout_s};
-    its__http_handler h = {.ud = api, .body_limit = http_body_limit, .handle = http_handle};
+                           .timeout_s = api->cfg.timeout_s,
+                           .per_ip_limit = api->cfg.max_connections_per_ip,
+                           .reserved_paths = monitoring_paths};
+    its__http_handler h = {
+        .ud = api, .body_limit = http_body_limit, .handle = http_handle, .rejected = http_rejected};
     int rc = its__http_start(&hc, &h, &api->server);
     if (rc == ITS_EAUTH)
         its_loge("api", NULL,
@@ -161,7 +176,9 @@ int its_api_start(its_api *api)
     int v6 = strchr(api->cfg.bind_addr, ':') != NULL;
     its_logi("api", NULL, "serving http://%s%s%s:%d/ (%s)", v6 ? "[" : "", api->cfg.bind_addr,
              v6 ? "]" : "", api->bound_port,
-             api->cfg.token ? "token required for changes" : "no token: loopback only");
+             !api->cfg.token        ? "no token: loopback only"
+             : api->cfg.public_read ? "token required for changes"
+                                    : "token required for every request but health and metrics");
     return 0;
 }
 
@@ -331,6 +348,15 @@ static int is_mutating(const char *m)
     return strcmp(m, "GET") && strcmp(m, "HEAD");
 }
 
+/* With a token, every request needs it except the monitoring endpoints (probes and
+ * Prometheus; they carry no secret) and, with public_read, the reads. */
+static int needs_token(const its_api *api, const char *m, api_route r)
+{
+    if (!api->token || r == R_HEALTHZ || r == R_READYZ || r == R_METRICS)
+        return 0;
+    return is_mutating(m) || !api->cfg.public_read;
+}
+
 /* Constant-time in the token's content (the length is not a secret worth hiding). */
 static int token_ok(const its_api *api, const char *authz)
 {
@@ -358,9 +384,11 @@ static void healthz_body(its_json *w, const void *ctx)
 
 static void camera_body(its_json *w, const its_api_camera *c)
 {
+    char shown[ITS_URL_SHOWN_MAX];
+    its_url_scrub(c->url, shown, sizeof shown); /* credentials never leave the service */
     its_json_obj_begin(w);
     its_json_kstr(w, "id", c->id);
-    its_json_kstr(w, "url", c->url);
+    its_json_kstr(w, "url", shown);
     its_json_kstr(w, "state", c->state);
     its_json_knum(w, "fps", isfinite(c->fps) ? c->fps : 0.0);
     its_json_kuint(w, "frames", c->frames);
@@ -687,6 +715,35 @@ static int printable(const char *s, size_t max)
     return n > 0;
 }
 
+/* The optional fields of a camera body, each checked for type and range: a value out of
+ * range is refused (400), never clamped or cut. 0, or the reply_error code with resp set. */
+static int check_options(json_t *j, its_api_response *resp)
+{
+    json_t *v = json_object_get(j, "replay_frames");
+    if (v && (!json_is_integer(v) || json_integer_value(v) < 0 ||
+              json_integer_value(v) > ITS_API_REPLAY_FRAMES_MAX))
+        return reply_error(resp, 400, "bad_request",
+                           "\"replay_frames\" must be an integer in [0, %d]",
+                           ITS_API_REPLAY_FRAMES_MAX);
+    v = json_object_get(j, "loop");
+    if (v && !json_is_boolean(v))
+        return reply_error(resp, 400, "bad_request", "\"loop\" must be true or false");
+    v = json_object_get(j, "kind");
+    if (v && (!json_is_string(v) || !printable(json_string_value(v), 15)))
+        return reply_error(resp, 400, "bad_request",
+                           "\"kind\" must be a string of 1 to 15 characters");
+    v = json_object_get(j, "rtsp_transport");
+    if (v && (!json_is_string(v) ||
+              (strcmp(json_string_value(v), "tcp") && strcmp(json_string_value(v), "udp"))))
+        return reply_error(resp, 400, "bad_request",
+                           "\"rtsp_transport\" must be \"tcp\" or \"udp\"");
+    v = json_object_get(j, "scene");
+    if (v && (!json_is_string(v) || !printable(json_string_value(v), 511)))
+        return reply_error(resp, 400, "bad_request",
+                           "\"scene\" must be a string of 1 to 511 printable characters");
+    return 0;
+}
+
 /* POST /v1/cameras (id in the body) or PUT /v1/cameras/{id}. */
 static int h_add(its_api *api, const its_api_request *req, const char *path_id,
                  its_api_response *resp)
@@ -724,6 +781,8 @@ static int h_add(its_api *api, const its_api_request *req, const char *path_id,
     else if (jfps && (!json_is_number(jfps) || !(json_number_value(jfps) > 0) ||
                       json_number_value(jfps) > 240))
         rc = reply_error(resp, 400, "bad_request", "\"fps\" must be a number in (0, 240]");
+    else
+        rc = check_options(j, resp);
     if (resp->status) {
         json_decref(j);
         return rc;
@@ -844,7 +903,7 @@ int its_api_handle(its_api *api, const its_api_request *req, its_api_response *r
     int rc;
     if (r == R_NOT_FOUND) {
         rc = reply_error(resp, 404, "not_found", "no such endpoint");
-    } else if (is_mutating(m) && !token_ok(api, req->authorization)) {
+    } else if (needs_token(api, m, r) && !token_ok(api, req->authorization)) {
         /* Authentication comes before any look at the body or the camera. */
         resp->header_name = "WWW-Authenticate";
         snprintf(resp->header_value, sizeof resp->header_value, "Bearer realm=\"itsd\"");
@@ -917,4 +976,6 @@ void its_api_settings_apply(const its_api_settings *s, its_api_config *cfg)
     cfg->max_body_bytes = (size_t)s->max_body_kb << 10;
     cfg->max_frame_bytes = (size_t)s->max_frame_mb << 20;
     cfg->require_redis = s->require_redis;
+    cfg->public_read = s->public_read;
+    cfg->max_connections_per_ip = s->max_connections_per_ip;
 }

@@ -10,8 +10,10 @@
  *         its__http_respond(req, &r);
  *     }
  *     its__http_handler h = {.ud = me, .body_limit = my_limit, .handle = my_handle};
+ *     static const char *const ops[] = {"/metrics", "/healthz", NULL};
  *     its__http_config c = {.bind_addr = "127.0.0.1", .port = 0, .loopback_only = 1,
- *                           .threads = 2, .max_connections = 64, .timeout_s = 10};
+ *                           .threads = 2, .max_connections = 64, .timeout_s = 10,
+ *                           .per_ip_limit = 32, .reserved_paths = ops};
  *     its__http_server *s;
  *     if (its__http_start(&c, &h, &s) == 0) {
  *         int port = its__http_port(s);   // the bound port (useful with port 0)
@@ -25,12 +27,29 @@
  * body limit is enforced twice: from Content-Length before anything is read (handle is
  * then called at once, with body_too_large set and no body) and while reading, for chunked
  * uploads that do not announce their size.
+ *
+ * Starvation: a connection is accepted by a front loop that waits, without reading, for the
+ * whole request head; only then does libmicrohttpd see it. timeout_s is a deadline for the
+ * whole request counted from accept, never extended by activity (a head late is answered
+ * 408, a request late is cut). per_ip_limit bounds the connections of one client address,
+ * max_pending the connections whose head is still arriving, max_connections the requests
+ * handed to the handler at a time (503 beyond). Requests for reserved_paths are served by a
+ * daemon and a thread of their own with reserved_connections, so they are answered while the
+ * other connections are exhausted. Every response closes its connection (Connection: close).
+ * Errors answered by the transport itself (400 malformed request line or "%00" in the target,
+ * 408, 414 request line over ITS__HTTP_LINE_MAX, 431 head over ITS__HTTP_HEAD_MAX, 503) have
+ * the API's JSON error body, {"error":{"code":...,"message":...}}.
  */
 #ifndef ITS_API_SERVER_H
 #define ITS_API_SERVER_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#define ITS__HTTP_LINE_MAX    4096  /* request line; longer: 414 */
+#define ITS__HTTP_HEAD_MAX    16384 /* request line and headers; larger: 431 */
+#define ITS__HTTP_MAX_PENDING 1024  /* default max_pending */
+#define ITS__HTTP_RESERVED    16    /* default reserved_connections */
 
 typedef struct its__http_request {
     const char *method; /* "GET", ... */
@@ -66,13 +85,23 @@ typedef struct its__http_handler {
     size_t (*body_limit)(void *ud, const char *method, const char *path);
     /* Answer req with its__http_respond; called once per request. */
     void (*handle)(void *ud, its__http_request *req);
+    /* Optional: the transport answered status itself (400, 408, 414, 431, 503); called on the
+     * transport's thread, must not block. */
+    void (*rejected)(void *ud, int status);
 } its__http_handler;
+
+/* {"error":{"code":code,"message":message}} into buf; its length, or < 0 if it did not fit. */
+int its__http_error_json(char *buf, size_t cap, const char *code, const char *message);
 
 typedef struct its__http_config {
     const char *bind_addr; /* IPv4 or IPv6 literal */
     int port;              /* 0: any free port */
     int loopback_only;     /* refuse (ITS_EAUTH) an address that is not a loopback one */
     int threads, max_connections, timeout_s;
+    int per_ip_limit;                  /* connections from one address; 0: no limit */
+    int max_pending;                   /* heads still arriving; 0: ITS__HTTP_MAX_PENDING */
+    const char *const *reserved_paths; /* NULL-terminated, or NULL: no reserved capacity */
+    int reserved_connections;          /* 0: ITS__HTTP_RESERVED */
 } its__http_config;
 
 typedef struct its__http_server its__http_server;

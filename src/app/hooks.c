@@ -32,7 +32,7 @@
 #define REPORT_JSON (256 * 1024)
 
 typedef struct cam_state {
-    char id[64];
+    char id[ITS_CAMERA_ID_MAX + 1];
     its_analytics_t *an;
     its_quality_t *q;
     its_modelmon_t *mm;

@@ -39,7 +39,7 @@
 typedef struct cam {
     int used;
     atomic_int active;
-    char id[64];
+    char id[ITS_CAMERA_ID_MAX + 1];
     char url[1024];
     char scene[512];
     its_source_t *src;
@@ -493,6 +493,11 @@ int its_pipeline_add_camera(its_pipeline_t *p, const its_camera_cfg *c, char *er
         snprintf(err, errlen, "camera: id and url are required");
         return ITS_EINVAL;
     }
+    if (strlen(c->id) > ITS_CAMERA_ID_MAX || strlen(c->url) >= sizeof p->cams[0].url) {
+        snprintf(err, errlen, "camera: id over %d characters or url over %zu", ITS_CAMERA_ID_MAX,
+                 sizeof p->cams[0].url - 1);
+        return ITS_EINVAL;
+    }
     pthread_mutex_lock(&p->ctl_mu);
     int rc = 0;
     for (int i = 0; i < p->n_used; i++)
@@ -529,6 +534,7 @@ int its_pipeline_add_camera(its_pipeline_t *p, const its_camera_cfg *c, char *er
     if (c->phase_s < 0 && c->sample_fps > 0) /* sampled files: over the sampling period */
         so.phase_s = fmod(slot * 0.6180339887, 1.0) / c->sample_fps;
     so.replay_frames = c->replay_frames;
+    so.rtsp_udp = c->rtsp_udp;
     so.max_width = c->max_width > 0 ? c->max_width : p->o.max_width;
     so.max_height = c->max_height > 0 ? c->max_height : p->o.max_height;
     so.pool_frames = p->o.pool_frames;
@@ -543,7 +549,9 @@ int its_pipeline_add_camera(its_pipeline_t *p, const its_camera_cfg *c, char *er
     atomic_fetch_add(&p->n_used, 1);
     if (p->started && !p->stopped && (rc = its_source_start(k->src)) < 0)
         snprintf(err, errlen, "camera '%s': cannot start its thread", c->id);
-    its_logi("app", k->id, "camera added: %s (%s)", k->url,
+    char shown[ITS_URL_SHOWN_MAX];
+    its_url_scrub(k->url, shown, sizeof shown);
+    its_logi("app", k->id, "camera added: %s (%s)", shown,
              its_source_kind_name(so.kind ? so.kind : its_source_kind_of(k->url)));
 out:
     pthread_mutex_unlock(&p->ctl_mu);

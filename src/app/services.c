@@ -35,6 +35,7 @@ typedef struct cam_series {
 typedef struct cam_prev {
     uint64_t dropped[ITS_DROP_REASON_COUNT];
     uint64_t processed;
+    uint64_t reconnects;
     uint64_t ns;
 } cam_prev;
 
@@ -119,6 +120,11 @@ static void collect(void *ud, its_metrics *reg)
         its_metric_set(its_metrics_series_v(its_metrics_std(reg, ITS_M_CAMERA_FPS), cs.id), fps);
         its_metric_set(its_metrics_series_v(its_metrics_std(reg, ITS_M_CAMERA_UP), cs.id),
                        cs.source.state == ITS_SOURCE_RUNNING);
+        if (cs.source.reconnects > pv->reconnects)
+            its_metric_add(
+                its_metrics_series_v(its_metrics_std(reg, ITS_M_CAMERA_RECONNECTS), cs.id),
+                (double)(cs.source.reconnects - pv->reconnects));
+        pv->reconnects = cs.source.reconnects;
     }
     its_metric_set(its_metrics_series_v(its_metrics_std(reg, ITS_M_CAMERAS)), active);
     /* failed inference batches (the engine's log says why) */
@@ -203,6 +209,8 @@ static int prov_add(void *ud, const its_api_camera_spec *spec)
             c.scene = scene;
         c.loop = json_is_true(json_object_get(j, "loop"));
         c.replay_frames = (int)json_integer_value(json_object_get(j, "replay_frames"));
+        const char *tr = json_string_value(json_object_get(j, "rtsp_transport"));
+        c.rtsp_udp = tr && !strcmp(tr, "udp");
         json_decref(j);
     }
     int replaced = 0;

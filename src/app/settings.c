@@ -99,7 +99,7 @@ static const its_option options[] = {
 #undef S
 
 static const cyaml_schema_field_t cam_fields[] = {
-    CYAML_FIELD_STRING_PTR("id", CYAML_FLAG_POINTER, its_app_camera, id, 1, 63),
+    CYAML_FIELD_STRING_PTR("id", CYAML_FLAG_POINTER, its_app_camera, id, 1, ITS_CAMERA_ID_MAX),
     CYAML_FIELD_STRING_PTR("url", CYAML_FLAG_POINTER, its_app_camera, url, 1, 1000),
     CYAML_FIELD_STRING_PTR("kind", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, its_app_camera, kind,
                            0, 16),
@@ -107,6 +107,8 @@ static const cyaml_schema_field_t cam_fields[] = {
                            0, 16),
     CYAML_FIELD_STRING_PTR("scene", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, its_app_camera, scene,
                            0, 500),
+    CYAML_FIELD_STRING_PTR("rtsp_transport", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
+                           its_app_camera, rtsp_transport, 0, 8),
     CYAML_FIELD_BOOL("loop", CYAML_FLAG_OPTIONAL, its_app_camera, loop),
     CYAML_FIELD_FLOAT("fps", CYAML_FLAG_OPTIONAL, its_app_camera, fps),
     CYAML_FIELD_FLOAT("sample_fps", CYAML_FLAG_OPTIONAL, its_app_camera, sample_fps),
@@ -199,7 +201,7 @@ static int valid_id(const char *id)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
               *p == '-' || *p == '_' || *p == '.'))
             return 0;
-    return *id != 0;
+    return *id != 0 && strlen(id) <= ITS_CAMERA_ID_MAX;
 }
 
 static int validate(its_app_config *c, char *err, size_t errlen)
@@ -250,8 +252,8 @@ static int validate(its_app_config *c, char *err, size_t errlen)
         if (!valid_id(a->id))
             return its_seterr(
                 err, errlen, ITS_ECONFIG,
-                "%s: cameras[%u].id: '%s' may hold only letters, digits, '-', '_', '.'", o, i,
-                a->id);
+                "%s: cameras[%u].id: '%s' may hold only letters, digits, '-', '_', '.' (1 to 64)",
+                o, i, a->id);
         for (unsigned k = 0; k < i; k++)
             if (strcmp(c->cams.cameras[k].id, a->id) == 0)
                 return its_seterr(err, errlen, ITS_ECONFIG,
@@ -262,6 +264,11 @@ static int validate(its_app_config *c, char *err, size_t errlen)
                 err, errlen, ITS_ECONFIG,
                 "%s: cameras[%u].kind: '%s' is not auto, file, rtsp, http, hls or replay", o, i,
                 a->kind);
+        if (a->rtsp_transport && strcmp(a->rtsp_transport, "tcp") &&
+            strcmp(a->rtsp_transport, "udp"))
+            return its_seterr(err, errlen, ITS_ECONFIG,
+                              "%s: cameras[%u].rtsp_transport: '%s' is not tcp or udp", o, i,
+                              a->rtsp_transport);
         if (a->pace && strcmp(a->pace, "realtime") != 0 && strcmp(a->pace, "none") != 0)
             return its_seterr(err, errlen, ITS_ECONFIG,
                               "%s: cameras[%u].pace: '%s' is not realtime or none", o, i, a->pace);
@@ -299,6 +306,7 @@ static int validate(its_app_config *c, char *err, size_t errlen)
         r->sample_fps = a->sample_fps;
         r->phase_s = a->phase_s == 0 && s->spread_phase ? -1 : a->phase_s;
         r->replay_frames = a->replay_frames;
+        r->rtsp_udp = a->rtsp_transport && !strcmp(a->rtsp_transport, "udp");
         r->max_width = a->max_width;
         r->max_height = a->max_height;
     }
@@ -419,6 +427,7 @@ int its_app_config_print(const its_app_config *c, FILE *out)
         print_str(out, "kind", a->kind);
         print_str(out, "pace", a->pace);
         print_str(out, "scene", a->scene);
+        print_str(out, "rtsp_transport", a->rtsp_transport);
         fprintf(out, "    loop: %s\n", a->loop ? "true" : "false");
         fprintf(out, "    fps: %g\n    sample_fps: %g\n    phase_s: %g\n", a->fps, a->sample_fps,
                 a->phase_s);

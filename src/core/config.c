@@ -208,6 +208,62 @@ static const char *env_lookup(char *const *envp, const char *name)
     return NULL;
 }
 
+/* A secret from a file (the systemd credential and Kubernetes secret conventions): an option
+ * "X_file" names a file whose content, without its trailing newline, becomes the secret
+ * option "X". Setting both is an error; so are an unreadable, empty or oversized file.
+ * Applying it again (the environment applied a second time) finds the same value: no error. */
+static int resolve_secret_files(its_config *cfg, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < cfg->n_options; i++) {
+        const its_option *f = &cfg->options[i];
+        size_t n = strlen(f->name);
+        if (f->type != ITS_OPT_T_STRING || n < 6 || strcmp(f->name + n - 5, "_file"))
+            continue;
+        const char *path = *(char *const *)field_ptr(cfg, f);
+        if (!path || !*path)
+            continue;
+        const its_option *o = NULL;
+        for (size_t k = 0; k < cfg->n_options; k++)
+            if (strlen(cfg->options[k].name) == n - 5 &&
+                !strncmp(cfg->options[k].name, f->name, n - 5))
+                o = &cfg->options[k];
+        if (!o || !(o->flags & ITS_OPT_SECRET) || o->type != ITS_OPT_T_STRING)
+            continue;
+        char buf[4097];
+        FILE *fp = fopen(path, "rb");
+        if (!fp)
+            return its_seterr(err, errlen, ITS_ECONFIG, "%s: cannot read '%s': %s", f->name, path,
+                              strerror(errno));
+        size_t len = fread(buf, 1, sizeof buf - 1, fp);
+        int more = fgetc(fp) != EOF, bad = ferror(fp);
+        fclose(fp);
+        if (bad || more)
+            return its_seterr(err, errlen, ITS_ECONFIG, "%s: '%s': %s", f->name, path,
+                              bad ? "read error" : "larger than 4096 bytes");
+        buf[len] = 0;
+        while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+            buf[--len] = 0;
+        if (!len || strlen(buf) != len)
+            return its_seterr(err, errlen, ITS_ECONFIG, "%s: '%s' is empty or holds a NUL byte",
+                              f->name, path);
+        /* the secret set otherwise too is a conflict (unless the file set it: applied again) */
+        const char *cur = *(char *const *)field_ptr(cfg, o);
+        int same = cur && !strcmp(cur, buf);
+        if (cur && *cur && !same) {
+            memset(buf, 0, sizeof buf);
+            return its_seterr(err, errlen, ITS_ECONFIG, "%s and %s are both set: use one", o->name,
+                              f->name);
+        }
+        char origin[160];
+        snprintf(origin, sizeof origin, "file %s", path);
+        int rc = same ? 0 : set_value(cfg, o, buf, origin, err, errlen);
+        memset(buf, 0, sizeof buf);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
 int its_config_apply_env(its_config *cfg, char *const *envp, char *err, size_t errlen)
 {
     if (!envp)
@@ -224,7 +280,7 @@ int its_config_apply_env(its_config *cfg, char *const *envp, char *err, size_t e
         if (rc < 0)
             return rc;
     }
-    return 0;
+    return resolve_secret_files(cfg, err, errlen);
 }
 
 /* ---- the generated libcyaml schema ---- */

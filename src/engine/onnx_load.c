@@ -12,6 +12,7 @@
  * Old exporters (IR < 4, e.g. nanodet-m) list every initializer among the graph inputs as
  * well; an input with an initializer of the same name is a constant, not a runtime input.
  */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -83,6 +84,38 @@ static int check_dims(const int64_t *dims, size_t n, int64_t *numel, const char 
     return 0;
 }
 
+/* Weights that are NaN or infinite make every output they touch meaningless, silently (a
+ * detector then finds fewer objects): an initializer carrying one is refused at load. A
+ * single-element initializer may be infinite (a bound such as Clip's max), never NaN. */
+static int check_finite(const its_ir_tensor *T, int64_t numel, const char *what, const char *name,
+                        char *err, size_t errlen)
+{
+    if (strcmp(what, "initializer"))
+        return 0; /* test data and Constant nodes may hold NaN or infinity on purpose */
+    for (int64_t i = 0; i < numel; i++) {
+        int nan = 0, inf = 0;
+        if (T->dtype == ITS_DT_FLOAT32) {
+            float v;
+            memcpy(&v, (const char *)T->data + (size_t)i * sizeof v, sizeof v);
+            nan = isnan(v);
+            inf = isinf(v);
+        } else if (T->dtype == ITS_DT_FLOAT16) {
+            uint16_t h;
+            memcpy(&h, (const char *)T->data + (size_t)i * sizeof h, sizeof h);
+            nan = (h & 0x7c00) == 0x7c00 && (h & 0x03ff); /* exponent all ones */
+            inf = (h & 0x7c00) == 0x7c00 && !(h & 0x03ff);
+        } else {
+            return 0;
+        }
+        if (nan || (inf && numel > 1)) {
+            snprintf(err, errlen, "%s '%s': element %lld is not finite (%s)", what, name,
+                     (long long)i, nan ? "NaN" : "infinity");
+            return ITS_EMODEL;
+        }
+    }
+    return 0;
+}
+
 /* Decode one TensorProto into dense data (raw_data or the typed repeated field). */
 static int load_tensor(const Onnx__TensorProto *tp, its_graph *g, int t, const char *what,
                        char *err, size_t errlen)
@@ -142,7 +175,7 @@ static int load_tensor(const Onnx__TensorProto *tp, its_graph *g, int t, const c
     if (tp->has_raw_data) {
         if (bytes)
             memcpy(T->data, tp->raw_data.data, bytes);
-        return 0;
+        return check_finite(T, numel, what, name, err, errlen);
     }
     for (size_t i = 0; i < have; i++) {
         switch (dt) {
@@ -163,7 +196,7 @@ static int load_tensor(const Onnx__TensorProto *tp, its_graph *g, int t, const c
             break;
         }
     }
-    return 0;
+    return check_finite(T, numel, what, name, err, errlen);
 }
 
 static int copy_attr(const Onnx__NodeProto *np, const Onnx__AttributeProto *ap, its_attr *a,

@@ -39,7 +39,7 @@
 
 struct its_source {
     its_source_opts o;
-    char id[64];
+    char id[ITS_CAMERA_ID_MAX + 1];
     char url[1024];
     its_frame_cb cb;
     void *ctx;
@@ -308,6 +308,7 @@ static void *live_main(void *arg)
                          .max_width = s->o.max_width,
                          .max_height = s->o.max_height,
                          .timeout_ms = s->o.stall_timeout_ms,
+                         .rtsp_udp = s->o.rtsp_udp,
                          .cancel = &s->stop};
     int attempt = 0;
     while (!atomic_load(&s->stop)) {
@@ -324,8 +325,11 @@ static void *live_main(void *arg)
             if (stopped)
                 its_video_interrupt(v);
             set_state(s, ITS_SOURCE_RUNNING);
-            if (attempt)
-                its_logi("ingest", s->id, "connected to %s", s->url);
+            if (attempt) {
+                char shown[ITS_URL_SHOWN_MAX];
+                its_url_scrub(s->url, shown, sizeof shown);
+                its_logi("ingest", s->id, "connected to %s", shown);
+            }
             int got = 0;
             done = run_connection(s, v, &got);
             if (got)

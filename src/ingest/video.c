@@ -31,6 +31,7 @@
 #include "its/clock.h"
 #include "its/error.h"
 #include "its/log.h"
+#include "its/url.h"
 
 #define DEFAULT_MAX_DIM    4096
 #define DEFAULT_TIMEOUT_MS 5000
@@ -171,7 +172,7 @@ int its_video_open(const char *url, const its_video_opts *opts, its_video_t **ou
     its_video_t *v = its_calloc(ITS_MOD_INGEST, 1, sizeof *v);
     if (!v) {
         if (err && errlen)
-            snprintf(err, errlen, "%s: out of memory", url);
+            snprintf(err, errlen, "video: out of memory");
         return ITS_ENOMEM;
     }
     if (opts)
@@ -188,7 +189,7 @@ int its_video_open(const char *url, const its_video_opts *opts, its_video_t **ou
         v->opts.max_bad_packets = DEFAULT_MAX_BAD;
     v->opts.format = NULL; /* not kept: the caller's string may go away */
     v->cancel = v->opts.cancel;
-    snprintf(v->url, sizeof v->url, "%s", url);
+    its_url_scrub(url, v->url, sizeof v->url); /* messages only: never credentials */
     v->network = is_network_url(url);
     v->stream = -1;
     v->start_pts = AV_NOPTS_VALUE;
@@ -214,7 +215,7 @@ int its_video_open(const char *url, const its_video_opts *opts, its_video_t **ou
         ifmt = av_find_input_format(opts->format);
         if (!ifmt) {
             rc = set_err(v, ITS_EINVAL, "open", 0);
-            snprintf(v->err, sizeof v->err, "%.400s: unknown input format '%.64s'", url,
+            snprintf(v->err, sizeof v->err, "%.400s: unknown input format '%.64s'", v->url,
                      opts->format);
             goto fail;
         }

@@ -654,7 +654,7 @@ static int setup_command(its_publisher *p, redisContext *c, const char *what, in
 {
     redisReply *r = redisCommandArgv(c, argc, argv, NULL);
     int ok = r && r->type == REDIS_REPLY_STATUS;
-    if (!ok)
+    if (!ok && p->failures == 0) /* one line per outage: the first failed attempt */
         its_loge("publish", NULL, "%s refused by %s:%d: %s", what, p->host, p->cfg.port,
                  r && r->type == REDIS_REPLY_ERROR ? r->str : c->errstr);
     int rc = ok ? 0 : (r ? ITS_EAUTH : ITS_ENET);
@@ -690,6 +690,13 @@ static int try_connect(its_publisher *p)
         snprintf(db, sizeof db, "%d", p->cfg.db);
         const char *argv[] = {"SELECT", db};
         rc = setup_command(p, c, "SELECT", 2, argv);
+    }
+    if (rc == 0) {
+        /* A server that wants a password we lack (NOAUTH) accepts the connection and refuses
+         * every write: find out now, so that it is a failed connect with its backoff and not
+         * a connection that is lost and remade at once. */
+        const char *argv[] = {"PING"};
+        rc = setup_command(p, c, "PING", 1, argv);
     }
     if (rc < 0) {
         if (c)

@@ -139,6 +139,7 @@ static int setup(void **state)
     its_api_config_default(&cfg);
     cfg.port = 0;
     cfg.token = TOKEN;
+    cfg.public_read = 1; /* the reads below go without a token; test_private_reads checks both */
     cfg.max_frame_bytes = 4u << 20;
     its_api_provider prov = camera_table_provider(&table);
     if (its_api_create(&cfg, &prov, reg, cache, &api) < 0 || its_api_start(api) < 0)
@@ -307,8 +308,97 @@ static void test_auth(void **state)
              strlen(body));
     expect(http_raw(head, body, strlen(body)), 401, "unauthorized");
     assert_int_equal(table.n, 0); /* nothing got through */
-    /* Reads need no token. */
+    /* With public_read, reads need no token. */
     expect(get("/v1/cameras"), 200, NULL);
+}
+
+/* Without public_read a token protects the reads as well (but not health, readiness and
+ * metrics); the credentials of a camera URL never come back, in any answer. */
+static void test_private_reads_and_redaction(void **state)
+{
+    camera_table t2;
+    camera_table_init(&t2);
+    its_api_config cfg;
+    its_api_config_default(&cfg);
+    cfg.port = 0;
+    cfg.token = TOKEN;
+    its_api_provider prov = camera_table_provider(&t2);
+    its_api *a = NULL;
+    assert_int_equal(its_api_create(&cfg, &prov, reg, NULL, &a), 0);
+    assert_int_equal(its_api_start(a), 0);
+    int saved = port;
+    port = its_api_port(a);
+    expect(get("/v1/cameras"), 401, "unauthorized");
+    expect(get("/v1/status"), 401, "unauthorized");
+    expect(get("/v1/cameras/x/analytics"), 401, "unauthorized");
+    http_resp r = get("/metrics");
+    assert_int_equal(r.status, 200);
+    free(r.body);
+    expect(get("/healthz"), 200, NULL);
+    r = get("/readyz");
+    assert_int_equal(r.status, 503); /* not ready, but not refused */
+    free(r.body);
+
+    const char *cam = "{\"id\":\"door\",\"url\":\"rtsp://admin:s3cret-pw@10.0.0.9:554/live"
+                      "?channel=1&token=t0p-s3cret\"}";
+    r = post_json("POST", "/v1/cameras", TOKEN, cam);
+    assert_int_equal(r.status, 201);
+    assert_null(strstr(r.body, "s3cret"));
+    free(r.body);
+    r = http("GET", "/v1/cameras", TOKEN, NULL, NULL, 0);
+    assert_int_equal(r.status, 200);
+    assert_null(strstr(r.body, "s3cret"));
+    assert_non_null(
+        strstr(r.body, "rtsp://admin:<redacted>@10.0.0.9:554/live?channel=1&token=<redacted>"));
+    free(r.body);
+    r = http("GET", "/v1/cameras/door", TOKEN, NULL, NULL, 0);
+    assert_int_equal(r.status, 200);
+    assert_null(strstr(r.body, "s3cret"));
+    free(r.body);
+    /* the provider (itsd) still has the URL to open the stream */
+    assert_non_null(strstr(t2.cams[0].url, "s3cret-pw"));
+    port = saved;
+    its_api_destroy(a);
+    camera_table_free(&t2);
+}
+
+/* Every numeric and optional field of a camera body is checked: out of range is refused,
+ * never clamped. */
+static void test_camera_fields_bounded(void **state)
+{
+    static const char *const bad[] = {
+        "{\"id\":\"f\",\"url\":\"u\",\"replay_frames\":100001}",
+        "{\"id\":\"f\",\"url\":\"u\",\"replay_frames\":-1}",
+        "{\"id\":\"f\",\"url\":\"u\",\"replay_frames\":1e12}",
+        "{\"id\":\"f\",\"url\":\"u\",\"replay_frames\":\"10\"}",
+        "{\"id\":\"f\",\"url\":\"u\",\"loop\":\"yes\"}",
+        "{\"id\":\"f\",\"url\":\"u\",\"kind\":\"a-kind-name-too-long\"}",
+        "{\"id\":\"f\",\"url\":\"u\",\"fps\":241}",
+        "{\"id\":\"f\",\"url\":\"u\",\"fps\":0}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        expect(post_json("POST", "/v1/cameras", TOKEN, bad[i]), 400, "bad_request");
+    assert_int_equal(table.n, 0);
+    expect(post_json("POST", "/v1/cameras", TOKEN,
+                     "{\"id\":\"f\",\"url\":\"u\",\"replay_frames\":100000,\"loop\":true}"),
+           201, NULL);
+    /* 64 characters is the longest id, taken whole; 65 is refused */
+    char path[128], id64[65];
+    memset(id64, 'k', 64);
+    id64[64] = 0;
+    snprintf(path, sizeof path, "/v1/cameras/%s", id64);
+    expect(post_json("PUT", path, TOKEN, "{\"url\":\"u\"}"), 201, NULL);
+    http_resp r = get(path);
+    assert_int_equal(r.status, 200);
+    json_t *j = body_json(&r);
+    assert_string_equal(json_string_value(json_object_get(j, "id")), id64);
+    json_decref(j);
+    free(r.body);
+    snprintf(path, sizeof path, "/v1/cameras/%sk", id64);
+    expect(post_json("PUT", path, TOKEN, "{\"url\":\"u\"}"), 400, "bad_request");
+    expect(http("DELETE", "/v1/cameras/f", TOKEN, NULL, NULL, 0), 200, NULL);
+    snprintf(path, sizeof path, "/v1/cameras/%s", id64);
+    expect(http("DELETE", path, TOKEN, NULL, NULL, 0), 200, NULL);
 }
 
 static void test_cameras_crud(void **state)
@@ -825,6 +915,8 @@ int main(void)
         cmocka_unit_test(test_metrics_endpoint),
         cmocka_unit_test(test_status),
         cmocka_unit_test(test_auth),
+        cmocka_unit_test(test_private_reads_and_redaction),
+        cmocka_unit_test(test_camera_fields_bounded),
         cmocka_unit_test(test_cameras_crud),
         cmocka_unit_test(test_malformed_and_oversized),
         cmocka_unit_test(test_frames),

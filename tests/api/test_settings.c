@@ -118,11 +118,58 @@ static void test_yaml_env_and_secrets(void **state)
     its_config_free(&cfg);
 }
 
+/* Secrets from files (systemd credentials, Kubernetes secrets): api.token_file and
+ * redis.password_file, from YAML or ITS_*_FILE, without the trailing newline; both a secret
+ * and its file is an error, and so is an unreadable file. */
+static void test_secret_files(void **state)
+{
+    char dir[128], tok[256], pw[256], yaml[1024], err[512];
+    assert_non_null(its_test_tmpdir(dir, sizeof dir));
+    snprintf(tok, sizeof tok, "%s/token", dir);
+    snprintf(pw, sizeof pw, "%s/redis-password", dir);
+    assert_int_equal(its_test_write_file(tok, "tok-from-file\n", 14), 0);
+    assert_int_equal(its_test_write_file(pw, "pw-from-file", 12), 0);
+    settings s;
+    memset(&s, 0, sizeof s);
+    its_config cfg = {.options = table, .n_options = ITS_ARRAY_LEN(table), .settings = &s};
+    snprintf(yaml, sizeof yaml, "redis:\n  host: h\napi:\n  token_file: %s\n", tok);
+    char env_pw[300];
+    snprintf(env_pw, sizeof env_pw, "ITS_REDIS_PASSWORD_FILE=%s", pw);
+    char *env[] = {env_pw, NULL};
+    assert_int_equal(its_config_load_string(&cfg, yaml, strlen(yaml), "t.yaml", err, sizeof err),
+                     0);
+    assert_int_equal(its_config_apply_env(&cfg, env, err, sizeof err), 0);
+    its_api_config api;
+    its_api_settings_apply(&s.api, &api);
+    assert_string_equal(api.token, "tok-from-file");
+    its_publish_config pub;
+    its_cache_config cache;
+    assert_int_equal(its_publish_settings_apply(&s.redis, &pub, &cache), 1);
+    assert_string_equal(pub.password, "pw-from-file");
+    its_config_free(&cfg);
+
+    /* the token and its file both: refused, naming both */
+    memset(&s, 0, sizeof s);
+    snprintf(yaml, sizeof yaml, "api:\n  token: other\n  token_file: %s\n", tok);
+    assert_int_equal(its_config_load_string(&cfg, yaml, strlen(yaml), "t.yaml", err, sizeof err),
+                     ITS_ECONFIG);
+    assert_non_null(strstr(err, "api.token and api.token_file"));
+    its_config_free(&cfg);
+    /* a file that is not there */
+    memset(&s, 0, sizeof s);
+    snprintf(yaml, sizeof yaml, "api:\n  token_file: %s/absent\n", dir);
+    assert_int_equal(its_config_load_string(&cfg, yaml, strlen(yaml), "t.yaml", err, sizeof err),
+                     ITS_ECONFIG);
+    assert_non_null(strstr(err, "api.token_file"));
+    its_config_free(&cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_yaml_env_and_secrets),
+        cmocka_unit_test(test_secret_files),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

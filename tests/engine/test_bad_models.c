@@ -2,7 +2,8 @@
  * The loader against broken and hostile models: each broken variant from model_zoo is
  * refused with an error naming the node (or tensor) and the reason; truncated files, random
  * bytes, mutated bytes and failing allocations never crash or leak (the suite also runs
- * under ASan+UBSan). The valid zoo model runs and matches a direct computation here.
+ * under ASan+UBSan). The valid zoo model runs and matches a direct computation here. A real
+ * detector (yolox-nano) with one weight set to NaN or infinity is refused, naming the tensor.
  */
 #include <math.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 #include "its/log.h"
 
 #include "model_zoo.h"
+#include "onnx.pb-c.h"
 
 static void test_broken_variants(void **state)
 {
@@ -102,6 +104,65 @@ static void test_valid_runs(void **state)
     assert_int_equal(its_engine_run(e, 4, x, outs), ITS_ERANGE);
     its_engine_destroy(e);
     its_model_free(model);
+}
+
+/* yolox-nano with one element of a float initializer set to v; the initializer's name into
+ * name. The caller frees the bytes with free(). */
+static uint8_t *poisoned_model(const uint8_t *d, size_t n, float v, size_t *len, char *name,
+                               size_t cap)
+{
+    Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, n, d);
+    assert_non_null(mp);
+    Onnx__GraphProto *g = mp->graph;
+    Onnx__TensorProto *victim = NULL;
+    for (size_t i = g->n_initializer / 2; i < g->n_initializer && !victim; i++) {
+        Onnx__TensorProto *tp = g->initializer[i];
+        if (tp->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT && tp->has_raw_data &&
+            tp->raw_data.len >= 64)
+            victim = tp;
+    }
+    assert_non_null(victim);
+    snprintf(name, cap, "%s", victim->name);
+    /* the raw bytes are the unpacked copy's own: edit element 3 in place */
+    memcpy(victim->raw_data.data + 3 * sizeof v, &v, sizeof v);
+    *len = onnx__model_proto__get_packed_size(mp);
+    uint8_t *out = malloc(*len);
+    assert_non_null(out);
+    assert_int_equal(onnx__model_proto__pack(mp, out), *len);
+    onnx__model_proto__free_unpacked(mp, NULL);
+    return out;
+}
+
+static void test_non_finite_weights_refused(void **state)
+{
+    (void)state;
+    char path[512];
+    if (!its_test_shared_path("models/yolox-nano/yolox_nano.onnx", path, sizeof path))
+        ITS_TEST_SKIP("models/yolox-nano missing");
+    size_t n = 0;
+    uint8_t *d = its_test_read_file(path, &n);
+    assert_non_null(d);
+    its_model_t *model = NULL;
+    char err[512];
+    assert_int_equal(its_model_load_buffer(d, n, &model, err, sizeof err), 0); /* as shipped */
+    its_model_free(model);
+    const float bad[] = {NAN, INFINITY, -INFINITY};
+    for (int k = 0; k < 3; k++) {
+        char name[256];
+        size_t len = 0;
+        uint8_t *m = poisoned_model(d, n, bad[k], &len, name, sizeof name);
+        model = (its_model_t *)1;
+        err[0] = 0;
+        int rc = its_model_load_buffer(m, len, &model, err, sizeof err);
+        printf("weight %g -> %s: %s\n", (double)bad[k], its_errname(rc), err);
+        assert_int_equal(rc, ITS_EMODEL);
+        assert_null(model);
+        assert_non_null(strstr(err, name));
+        assert_non_null(strstr(err, k ? "element 3 is not finite (infinity)"
+                                      : "element 3 is not finite (NaN)"));
+        free(m);
+    }
+    its_free(d);
 }
 
 static void try_bytes(const uint8_t *d, size_t n)
@@ -288,6 +349,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_broken_variants),
         cmocka_unit_test(test_valid_runs),
+        cmocka_unit_test(test_non_finite_weights_refused),
         cmocka_unit_test(test_truncated_and_random),
         cmocka_unit_test(test_alloc_failures),
         cmocka_unit_test(test_missing_file),

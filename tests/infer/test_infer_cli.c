@@ -123,6 +123,26 @@ static void test_error_paths(void **state)
     assert_int_equal(r->status, 1);
     assert_non_null(strstr(r->err, "junk.bin"));
 
+    /* Garbage named .jpg (64 KiB of pseudo-random bytes, which FFmpeg opens as some raw
+     * format and decodes nothing from): a clear message and status 1, not silence and 0. */
+    char garbage[400];
+    snprintf(garbage, sizeof garbage, "%s/garbage.jpg", g_tmp);
+    uint8_t *noise = its_malloc(ITS_MOD_TEST, 65536);
+    uint32_t x = 2463534242u;
+    for (int i = 0; i < 65536; i++) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        noise[i] = (uint8_t)x;
+    }
+    assert_int_equal(its_test_write_file(garbage, noise, 65536), 0);
+    its_free(noise);
+    snprintf(args, sizeof args, "-m %s -t 1 %s", model, garbage);
+    run(args, r);
+    assert_int_equal(r->status, 1);
+    assert_int_equal(r->lines, 0);
+    assert_non_null(strstr(r->err, "garbage.jpg"));
+
     /* Bad model: random bytes, a truncated real model, a missing file. */
     snprintf(args, sizeof args, "-m %s %s", bad_model, shared("media/dog.jpg"));
     run(args, r);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "its/core.h"
 #include "its/metrics.h"
@@ -489,6 +490,57 @@ static void test_auth_and_db(void **state)
     srv = saved;
 }
 
+/* A server that wants a password the publisher does not have (NOAUTH) is a failed connect
+ * with exponential backoff and one log line for the whole outage, not a connection made and
+ * lost again at once (each counted as a reconnect and logged). */
+static void test_noauth_backoff(void **state)
+{
+    its_redis_fixture saved = srv;
+    its_redis_fixture sec;
+    memset(&sec, 0, sizeof sec);
+    snprintf(sec.password, sizeof sec.password, "needs-a-password");
+    assert_int_equal(its_redis_start(&sec), 0);
+    srv = sec;
+    char logpath[] = "/tmp/its-noauth-log-XXXXXX";
+    int logfd = mkstemp(logpath);
+    assert_true(logfd >= 0);
+    its_log_set_fd(logfd);
+    its_metrics *reg = its_metrics_create();
+    assert_int_equal(its_metrics_std_register(reg), 0);
+    its_publisher *p = make_pub(reg, NULL, 0, NULL, 0); /* backoff 5 ms to 100 ms */
+    its_pub_meta m = {"cam-1", 1, its_wall_ns(), its_now_ns()};
+    assert_int_equal(its_publish_detections(p, &m, NULL, 0, 1280, 720, NULL, 0), 0);
+    uint64_t end = its_now_ns() + 2 * ITS_NS_PER_S;
+    while (its_now_ns() < end) {
+        assert_true(its_publish_flush(p) < 0); /* never delivered */
+        its_sleep_ns(ITS_NS_PER_MS);
+    }
+    its_publish_stats st;
+    its_publisher_get_stats(p, &st);
+    its_log_set_fd(2);
+    /* 5, 10, 20, 40, 80 ms, then 100 ms with 50-100% jitter: about 30 tries in 2 s */
+    print_message("NOAUTH for 2 s: %llu failed connects, %llu reconnects\n",
+                  (unsigned long long)st.connect_failures, (unsigned long long)st.reconnects);
+    assert_int_equal(st.reconnects, 0);
+    assert_true(st.connect_failures >= 5 && st.connect_failures <= 45);
+    assert_float_equal(metric(reg, ITS_M_PUB_CONNECT_FAIL, NULL), (double)st.connect_failures, 0);
+    assert_int_equal(st.outbox_msgs, 1);
+    char text[8192];
+    ssize_t n = pread(logfd, text, sizeof text - 1, 0);
+    assert_true(n > 0);
+    text[n] = 0;
+    int lines = 0;
+    for (const char *q = text; (q = strstr(q, "NOAUTH")); q++)
+        lines++;
+    assert_int_equal(lines, 1);
+    close(logfd);
+    unlink(logpath);
+    its_publisher_destroy(p);
+    its_metrics_destroy(reg);
+    its_redis_cleanup(&sec);
+    srv = saved;
+}
+
 /* Redis killed mid-run and restarted on the same port. */
 static void test_outage_and_recovery(void **state)
 {
@@ -671,6 +723,7 @@ int main(void)
         cmocka_unit_test(test_invalid_input),
         cmocka_unit_test(test_stream_maxlen),
         cmocka_unit_test(test_auth_and_db),
+        cmocka_unit_test(test_noauth_backoff),
         cmocka_unit_test(test_outage_and_recovery),
         cmocka_unit_test(test_command_timeout),
         cmocka_unit_test(test_transient_refusal),

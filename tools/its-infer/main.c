@@ -476,14 +476,20 @@ static int run_video(app *a, infer_source *src)
     its_video_frame f;
     int64_t count = 0;
     while ((rc = its_video_read(v, &f)) == 1) {
+        count++;
         rc = add_frame(a, src, (int64_t)f.index, f.pts_ns, f.data, f.width, f.height, f.stride,
                        vo.pixfmt);
         if (rc < 0)
             break;
-        if (a->o.max_frames && ++count >= a->o.max_frames)
+        if (a->o.max_frames && count >= a->o.max_frames)
             break;
     }
-    if (rc == ITS_EEOF || rc == 1)
+    if ((rc == ITS_EEOF || rc == 1) && count == 0) {
+        /* FFmpeg opens almost anything as some format; no frame means nothing was decoded */
+        fprintf(stderr, "its-infer: %s: no decodable image or video frame in this input\n",
+                src->path);
+        rc = ITS_EDECODE;
+    } else if (rc == ITS_EEOF || rc == 1)
         rc = 0;
     else if (rc < 0)
         fprintf(stderr, "its-infer: %s: %s\n", src->path,
