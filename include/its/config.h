@@ -33,6 +33,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "its/url.h"
+
 typedef enum its_opt_type {
     ITS_OPT_T_BOOL,   /* int: 0/1; accepts true/false/yes/no/on/off/1/0 */
     ITS_OPT_T_INT,    /* int, bounded by [min, max] */
@@ -46,10 +48,11 @@ enum {
     ITS_OPT_SECRET = 1 << 1,  /* printed as ITS_CONFIG_REDACTED, see its_config_print */
 };
 
-/* What its_config_print writes in place of a secret (a non-empty ITS_OPT_SECRET value, the
- * password of a URL). Loading refuses it as a value, so a printed configuration never loads
- * back with a placeholder for a password: the secret must come from the environment. */
-#define ITS_CONFIG_REDACTED "<redacted>"
+/* What its_config_print writes in place of a secret (a non-empty ITS_OPT_SECRET value), the
+ * same placeholder as for credentials in URLs (its/url.h). Loading refuses it as a value, so a
+ * printed configuration never loads back with a placeholder for a password: the secret must
+ * come from the environment. */
+#define ITS_CONFIG_REDACTED ITS_URL_REDACTED
 
 typedef struct its_option {
     const char *name;
@@ -122,19 +125,13 @@ int its_config_get(const its_config *cfg, const char *name, char *buf, size_t le
 const its_option *its_config_find(const its_config *cfg, const char *name);
 /* The effective settings as YAML (with help comments), loadable again. A non-empty secret is
  * printed as ITS_CONFIG_REDACTED with a comment naming its environment variable; loading that
- * document fails (ITS_ECONFIG naming the key) unless the environment supplies the secret. */
+ * document fails (ITS_ECONFIG naming the key) unless the environment supplies the secret. A
+ * secret read from its "X_file" option prints as "" (the file's name is printed with it). */
 int its_config_print(const its_config *cfg, FILE *out);
 /* Release strings (and the extra fields' memory). */
 void its_config_free(its_config *cfg);
 
 /* Environment variable name for an option: "engine.threads" -> "ITS_ENGINE_THREADS". */
 int its_config_env_name(const char *option, char *buf, size_t len);
-
-/* The password of a URL's userinfo (scheme://user:PASSWORD@host/...): its offset and length
- * in *off / *len, 1 if there is one, 0 if not. */
-int its_url_password(const char *url, size_t *off, size_t *len);
-/* url into buf with its password replaced by ITS_CONFIG_REDACTED; ITS_EOVERFLOW if it does
- * not fit. A URL without a password is copied. */
-int its_url_redact(const char *url, char *buf, size_t len);
 
 #endif

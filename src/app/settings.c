@@ -287,14 +287,12 @@ static int validate(its_app_config *c, char *err, size_t errlen)
         r->url = keep(c, a->url, what, err, errlen, &rc);
         if (rc < 0)
             return rc;
-        size_t poff, plen;
-        if (its_url_password(r->url, &poff, &plen) && plen == strlen(ITS_CONFIG_REDACTED) &&
-            memcmp(r->url + poff, ITS_CONFIG_REDACTED, plen) == 0)
+        if (strstr(r->url, ITS_URL_REDACTED))
             return its_seterr(err, errlen, ITS_ECONFIG,
-                              "%s: cameras[%u].url: the password is the placeholder "
-                              "--print-config writes, not the secret: write it, or ${VAR}, "
-                              "into the url",
-                              o, i);
+                              "%s: cameras[%u].url: '%s' is the placeholder --print-config "
+                              "writes for credentials, not the credentials: write them, or "
+                              "${VAR}, into the url",
+                              o, i, ITS_URL_REDACTED);
         snprintf(what, sizeof what, "cameras[%u].scene", i);
         r->scene = keep(c, a->scene, what, err, errlen, &rc);
         if (rc < 0)
@@ -397,21 +395,35 @@ static void print_str(FILE *out, const char *key, const char *v)
     fputs("\"\n", out);
 }
 
-/* A camera URL as written, with a literal password replaced by the placeholder; a password
- * that is exactly one ${VAR} reference is no secret and stays. */
+/* A camera URL as written, its credentials scrubbed (its/url.h) unless every one of them is a
+ * ${VAR} reference: a reference is no secret, and printing it keeps the file loadable. The
+ * test: with each ${NAME} replaced by the placeholder, scrubbing changes nothing. */
 static void print_url(FILE *out, const char *url)
 {
-    size_t off, len;
-    char buf[2048];
-    if (!its_url_password(url, &off, &len) ||
-        (len > 3 && url[off] == '$' && url[off + 1] == '{' && url[off + len - 1] == '}' &&
-         !memchr(url + off + 2, '}', len - 3) && !memchr(url + off + 2, ':', len - 3))) {
+    char refs[2048], shown[2048];
+    size_t n = 0;
+    const char *p = url;
+    while (*p && n + sizeof ITS_URL_REDACTED < sizeof refs) {
+        size_t name = p[0] == '$' && p[1] == '{' ? strspn(p + 2, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                                                 "abcdefghijklmnopqrstuvwxyz"
+                                                                 "0123456789_")
+                                                 : 0;
+        if (name && p[2 + name] == '}') {
+            memcpy(refs + n, ITS_URL_REDACTED, sizeof ITS_URL_REDACTED - 1);
+            n += sizeof ITS_URL_REDACTED - 1;
+            p += name + 3;
+        } else {
+            refs[n++] = *p++;
+        }
+    }
+    refs[n] = 0;
+    its_url_scrub(refs, shown, sizeof shown);
+    if (!*p && strcmp(shown, refs) == 0) {
         print_str(out, "url", url);
         return;
     }
-    if (its_url_redact(url, buf, sizeof buf) < 0)
-        snprintf(buf, sizeof buf, "%s", ITS_CONFIG_REDACTED);
-    print_str(out, "url", buf);
+    its_url_scrub(url, shown, sizeof shown);
+    print_str(out, "url", shown);
 }
 
 int its_app_config_print(const its_app_config *c, FILE *out)

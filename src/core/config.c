@@ -553,7 +553,12 @@ static void print_scalar(FILE *out, const its_config *cfg, const its_option *o)
     char buf[1024];
     its_config_get(cfg, o->name, buf, sizeof buf);
     if ((o->flags & ITS_OPT_SECRET) && buf[0]) {
-        char env[128] = "";
+        char env[128] = "", file[128], path[8];
+        snprintf(file, sizeof file, "%s_file", o->name);
+        if (its_config_get(cfg, file, path, sizeof path) != ITS_ENOENT && path[0]) {
+            fprintf(out, "\"\" # secret, from %s", file); /* loads back through the file */
+            return;
+        }
         its_config_env_name(o->name, env, sizeof env);
         fprintf(out, "\"%s\" # secret, not printed: loads only with %s set", ITS_CONFIG_REDACTED,
                 env);
@@ -612,37 +617,6 @@ int its_config_print(const its_config *cfg, FILE *out)
         }
     }
     return ferror(out) ? ITS_EIO : 0;
-}
-
-int its_url_password(const char *url, size_t *off, size_t *len)
-{
-    const char *auth = strstr(url, "://");
-    if (!auth)
-        return 0;
-    auth += 3;
-    size_t alen = strcspn(auth, "/?#");
-    const char *at = NULL;
-    for (const char *p = auth; p < auth + alen; p++)
-        if (*p == '@')
-            at = p; /* the last '@' ends the userinfo */
-    if (!at)
-        return 0;
-    const char *colon = memchr(auth, ':', (size_t)(at - auth));
-    if (!colon)
-        return 0;
-    *off = (size_t)(colon + 1 - url);
-    *len = (size_t)(at - (colon + 1));
-    return 1;
-}
-
-int its_url_redact(const char *url, char *buf, size_t len)
-{
-    size_t off = 0, plen = 0;
-    int has = its_url_password(url, &off, &plen);
-    int w =
-        has ? snprintf(buf, len, "%.*s%s%s", (int)off, url, ITS_CONFIG_REDACTED, url + off + plen)
-            : snprintf(buf, len, "%s", url);
-    return w < 0 || (size_t)w >= len ? ITS_EOVERFLOW : 0;
 }
 
 void its_config_free(its_config *cfg)

@@ -324,7 +324,7 @@ def test_notify(work):
 
 def test_secrets(work):
     itsd = ARGS.itsd
-    secrets = ["s3cret-redis", "s3cret-token", "s3cret-cam"]
+    secrets = ["s3cret-redis", "s3cret-token", "s3cret-cam", "s3cret-query", "s3cret-file"]
     cfg = os.path.join(work, "secrets.yaml")
     open(cfg, "w").write(
         "engine: {backend: noop}\n"
@@ -333,7 +333,9 @@ def test_secrets(work):
         "cameras:\n"
         "  - {id: a, url: \"rtsp://viewer:s3cret-cam@10.0.0.1:554/live\"}\n"
         "  - {id: b, url: \"rtsp://viewer:${CAM_B_PASSWORD}@10.0.0.2/live\"}\n"
-        "  - {id: c, url: \"rtsp://10.0.0.3/a:b@c\"}\n")
+        "  - {id: c, url: \"rtsp://10.0.0.3/a:b@c\"}\n"
+        "  - {id: d, url: \"http://10.0.0.4/mjpeg?res=hd&token=s3cret-query\"}\n"
+        "  - {id: e, url: \"rtsp://${CAM_E_TOKEN}@10.0.0.5/live?key=${CAM_E_KEY}\"}\n")
     clean = {k: v for k, v in os.environ.items() if not k.startswith("ITS_")}
     clean["ITS_SHARED_DIR"] = ARGS.shared
     r = subprocess.run([itsd, "--print-config", "--config", cfg], env=clean, capture_output=True,
@@ -344,6 +346,9 @@ def test_secrets(work):
         check(s not in printed, f"--print-config prints the secret {s}")
     check("${CAM_B_PASSWORD}" in printed, "an environment reference is no secret: kept")
     check("rtsp://10.0.0.3/a:b@c" in printed, "a path with ':' and '@' is no password")
+    check("rtsp://${CAM_E_TOKEN}@10.0.0.5/live?key=${CAM_E_KEY}" in printed,
+          "credentials that are all environment references are kept")
+    check("res=hd&token=<redacted>" in printed, "a secret query parameter is redacted")
     out = os.path.join(work, "printed.yaml")
     open(out, "w").write(printed)
     # loaded back as it is, the placeholders are refused, naming the key
@@ -379,7 +384,22 @@ def test_secrets(work):
                            capture_output=True, text=True, timeout=30)
     check(again.returncode == 0 and again.stdout == first.stdout,
           f"printed config does not load back the same: {again.stderr}")
-    print("ok: no secret printed; placeholders refused; environment-given secrets round-trip")
+    # a secret from a file (redis.password_file): printed as "" beside the file's name, so the
+    # printed configuration loads back through the file
+    pw = os.path.join(work, "redis-password")
+    open(pw, "w").write("s3cret-file\n")
+    env = dict(clean, ITS_REDIS_PASSWORD_FILE=pw)
+    first = subprocess.run([itsd, "--print-config", "--config", cfg2], env=env,
+                           capture_output=True, text=True, timeout=30)
+    check(first.returncode == 0 and "s3cret-file" not in first.stdout and pw in first.stdout,
+          f"--print-config with a password file: {first.stderr}")
+    open(out, "w").write(first.stdout)
+    again = subprocess.run([itsd, "--print-config", "--config", out], env=clean,
+                           capture_output=True, text=True, timeout=30)
+    check(again.returncode == 0 and again.stdout == first.stdout,
+          f"printed config with a password file does not load back the same: {again.stderr}")
+    print("ok: no secret printed; placeholders refused; secrets from the environment or a file "
+          "round-trip")
 
 
 # ---- the Debian package ---------------------------------------------------------------------
