@@ -6,7 +6,9 @@
  *     its_app_services *svc;
  *     its_app_services_create(&cfg, p, &svc, err, sizeof err);      // before the start
  *     its_pipeline_start(p);
+ *     its_app_services_set_serving(svc, 1);                        // /readyz: 200
  *     ...
+ *     its_app_services_set_serving(svc, -1);                       // /readyz: 503
  *     its_pipeline_stop(p, drain);
  *     its_app_services_destroy(svc);                                // after the stop
  *     its_pipeline_destroy(p);
@@ -26,6 +28,9 @@ typedef struct its_app_services its_app_services;
 int its_app_services_create(const its_app_config *c, its_pipeline_t *p, its_app_services **out,
                             char *err, size_t errlen);
 void its_app_services_destroy(its_app_services *s);
+/* What /readyz answers: 1 serving (ready), 0 starting, -1 stopping (not ready). Set 1 once
+ * the pipeline has started and -1 before it stops; readiness does not depend on cameras. */
+void its_app_services_set_serving(its_app_services *s, int serving);
 /* The API's bound port (0 without an API): what itsd prints at start. */
 int its_app_services_port(its_app_services *s);
 

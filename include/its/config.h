@@ -33,6 +33,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "its/url.h"
+
 typedef enum its_opt_type {
     ITS_OPT_T_BOOL,   /* int: 0/1; accepts true/false/yes/no/on/off/1/0 */
     ITS_OPT_T_INT,    /* int, bounded by [min, max] */
@@ -43,8 +45,14 @@ typedef enum its_opt_type {
 
 enum {
     ITS_OPT_RUNTIME = 1 << 0, /* may change while running (SIGHUP / API) */
-    ITS_OPT_SECRET = 1 << 1,  /* printed as "***" */
+    ITS_OPT_SECRET = 1 << 1,  /* printed as ITS_CONFIG_REDACTED, see its_config_print */
 };
+
+/* What its_config_print writes in place of a secret (a non-empty ITS_OPT_SECRET value), the
+ * same placeholder as for credentials in URLs (its/url.h). Loading refuses it as a value, so a
+ * printed configuration never loads back with a placeholder for a password: the secret must
+ * come from the environment. */
+#define ITS_CONFIG_REDACTED ITS_URL_REDACTED
 
 typedef struct its_option {
     const char *name;
@@ -115,7 +123,10 @@ int its_config_set(its_config *cfg, const char *name, const char *value, const c
 /* Current value of one option as text into buf. */
 int its_config_get(const its_config *cfg, const char *name, char *buf, size_t len);
 const its_option *its_config_find(const its_config *cfg, const char *name);
-/* The effective settings as YAML (with help comments), loadable again. */
+/* The effective settings as YAML (with help comments), loadable again. A non-empty secret is
+ * printed as ITS_CONFIG_REDACTED with a comment naming its environment variable; loading that
+ * document fails (ITS_ECONFIG naming the key) unless the environment supplies the secret. A
+ * secret read from its "X_file" option prints as "" (the file's name is printed with it). */
 int its_config_print(const its_config *cfg, FILE *out);
 /* Release strings (and the extra fields' memory). */
 void its_config_free(its_config *cfg);

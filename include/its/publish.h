@@ -4,7 +4,7 @@
  *
  *     its_publish_config cfg;
  *     its_publish_config_default(&cfg);
- *     cfg.host = "127.0.0.1"; cfg.port = 6379; cfg.password = getenv("REDIS_PASSWORD");
+ *     cfg.host = "127.0.0.1"; cfg.port = 6379; cfg.password = getenv("ITS_REDIS_PASSWORD");
  *     its_publisher *pub;
  *     if (its_publisher_create(&cfg, metrics, l1_cache, &pub) < 0) ...
  *     its_pub_meta meta = {.camera_id = "cam-1", .frame = 42,
@@ -295,7 +295,8 @@ typedef struct its_publish_settings {
 
 /* Rows for a settings struct T holding an its_publish_settings member m:
  *     static const its_option tab[] = { ITS_PUBLISH_OPTIONS(itsd_settings, redis), ... };
- * The password is ITS_OPT_SECRET (printed as ***; ITS_REDIS_PASSWORD in the environment). */
+ * The password is ITS_OPT_SECRET (printed as ITS_CONFIG_REDACTED; ITS_REDIS_PASSWORD in the
+ * environment). */
 #define ITS_PUBLISH_OPTIONS(T, m)                                                                  \
     ITS_OPT_STR("redis.host", T, m.host, "", 0, "Redis host; empty: do not publish"),              \
         ITS_OPT_INT("redis.port", T, m.port, ITS_STR(ITS_PUBLISH_PORT), 1, 65535, 0,               \

@@ -21,6 +21,7 @@
  */
 #include <jansson.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -57,6 +58,7 @@ struct its_app_services {
     pthread_mutex_t collect_mu;
     cam_prev *prev;              /* collector only */
     uint64_t prev_engine_errors; /* collector only */
+    atomic_int serving; /* its_app_services_set_serving: what /readyz answers */
 };
 
 static void observe(void *ctx, const its_frame *f, const char *camera)
@@ -167,18 +169,17 @@ static void collect(void *ud, its_metrics *reg)
 
 /* ---- API provider ---- */
 
+/* Ready means "can serve": the pipeline runs and takes cameras (from the file or the API).
+ * How many cameras there are, or whether they deliver, is no part of it: a camera outage
+ * must not take the API out of the service's endpoints (the cameras' state is in
+ * /v1/cameras and its_camera_up). */
 static int prov_ready(void *ud, char *reason, size_t len)
 {
     its_app_services *s = ud;
-    int n = its_pipeline_n_cameras(s->p);
-    for (int i = 0; i < n; i++) {
-        its_camera_stats cs;
-        if (its_pipeline_camera_stats(s->p, i, &cs) == 0 && cs.active &&
-            cs.source.state == ITS_SOURCE_RUNNING)
-            return 1;
-    }
-    snprintf(reason, len, n ? "no camera is delivering frames" : "no cameras configured");
-    return 0;
+    int serving = atomic_load(&s->serving);
+    if (serving <= 0)
+        snprintf(reason, len, serving < 0 ? "stopping" : "starting");
+    return serving > 0;
 }
 
 static void to_api(const its_camera_stats *cs, const char *url, its_api_camera *out)
@@ -350,6 +351,12 @@ fail:
     its_pipeline_set_observer(p, NULL, NULL);
     its_app_services_destroy(s);
     return rc;
+}
+
+void its_app_services_set_serving(its_app_services *s, int serving)
+{
+    if (s)
+        atomic_store(&s->serving, serving);
 }
 
 int its_app_services_port(its_app_services *s)

@@ -292,6 +292,12 @@ static int validate(its_app_config *c, char *err, size_t errlen)
         r->url = keep(c, a->url, what, err, errlen, &rc);
         if (rc < 0)
             return rc;
+        if (strstr(r->url, ITS_URL_REDACTED))
+            return its_seterr(err, errlen, ITS_ECONFIG,
+                              "%s: cameras[%u].url: '%s' is the placeholder --print-config "
+                              "writes for credentials, not the credentials: write them, or "
+                              "${VAR}, into the url",
+                              o, i, ITS_URL_REDACTED);
         snprintf(what, sizeof what, "cameras[%u].scene", i);
         r->scene = keep(c, a->scene, what, err, errlen, &rc);
         if (rc < 0)
@@ -394,6 +400,37 @@ static void print_str(FILE *out, const char *key, const char *v)
     fputs("\"\n", out);
 }
 
+/* A camera URL as written, its credentials scrubbed (its/url.h) unless every one of them is a
+ * ${VAR} reference: a reference is no secret, and printing it keeps the file loadable. The
+ * test: with each ${NAME} replaced by the placeholder, scrubbing changes nothing. */
+static void print_url(FILE *out, const char *url)
+{
+    char refs[2048], shown[2048];
+    size_t n = 0;
+    const char *p = url;
+    while (*p && n + sizeof ITS_URL_REDACTED < sizeof refs) {
+        size_t name = p[0] == '$' && p[1] == '{' ? strspn(p + 2, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                                                 "abcdefghijklmnopqrstuvwxyz"
+                                                                 "0123456789_")
+                                                 : 0;
+        if (name && p[2 + name] == '}') {
+            memcpy(refs + n, ITS_URL_REDACTED, sizeof ITS_URL_REDACTED - 1);
+            n += sizeof ITS_URL_REDACTED - 1;
+            p += name + 3;
+        } else {
+            refs[n++] = *p++;
+        }
+    }
+    refs[n] = 0;
+    its_url_scrub(refs, shown, sizeof shown);
+    if (!*p && strcmp(shown, refs) == 0) {
+        print_str(out, "url", url);
+        return;
+    }
+    its_url_scrub(url, shown, sizeof shown);
+    print_str(out, "url", shown);
+}
+
 int its_app_config_print(const its_app_config *c, FILE *out)
 {
     int rc = its_config_print(&c->cfg, out);
@@ -403,7 +440,7 @@ int its_app_config_print(const its_app_config *c, FILE *out)
     for (unsigned i = 0; i < c->cams.cameras_count; i++) {
         const its_app_camera *a = &c->cams.cameras[i];
         fprintf(out, "  - id: \"%s\"\n", a->id);
-        print_str(out, "url", a->url);
+        print_url(out, a->url);
         print_str(out, "kind", a->kind);
         print_str(out, "pace", a->pace);
         print_str(out, "scene", a->scene);

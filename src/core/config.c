@@ -510,25 +510,60 @@ static int load_common(its_config *cfg, const char *path, const char *yaml, size
     return its_config_apply_env(cfg, NULL, err, errlen);
 }
 
+/* A secret equal to the placeholder its_config_print writes is a printed configuration loaded
+ * back without the secret: refuse it rather than authenticate with the placeholder. */
+static int check_secrets(const its_config *cfg, const char *origin, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < cfg->n_options; i++) {
+        const its_option *o = &cfg->options[i];
+        if (!(o->flags & ITS_OPT_SECRET) || o->type != ITS_OPT_T_STRING)
+            continue;
+        const char *v = *(char *const *)field_ptr(cfg, o);
+        char env[128];
+        if (v && strcmp(v, ITS_CONFIG_REDACTED) == 0 &&
+            its_config_env_name(o->name, env, sizeof env) == 0)
+            return its_seterr(err, errlen, ITS_ECONFIG,
+                              "%s: %s: '%s' is the placeholder --print-config writes for a secret, "
+                              "not the secret: set %s or write the secret here",
+                              origin, o->name, v, env);
+    }
+    return 0;
+}
+
+static int load_checked(its_config *cfg, const char *path, const char *yaml, size_t len,
+                        const char *origin, char *err, size_t errlen)
+{
+    int rc = load_common(cfg, path, yaml, len, origin, err, errlen);
+    return rc < 0 ? rc : check_secrets(cfg, origin, err, errlen);
+}
+
 int its_config_load(its_config *cfg, const char *path, char *err, size_t errlen)
 {
-    return load_common(cfg, path, NULL, 0, path ? path : "(no file)", err, errlen);
+    return load_checked(cfg, path, NULL, 0, path ? path : "(no file)", err, errlen);
 }
 
 int its_config_load_string(its_config *cfg, const char *yaml, size_t len, const char *origin,
                            char *err, size_t errlen)
 {
-    return load_common(cfg, NULL, yaml, len, origin ? origin : "(string)", err, errlen);
+    return load_checked(cfg, NULL, yaml, len, origin ? origin : "(string)", err, errlen);
 }
 
 static void print_scalar(FILE *out, const its_config *cfg, const its_option *o)
 {
     char buf[1024];
-    if (o->flags & ITS_OPT_SECRET) {
-        fputs("\"***\"", out);
+    its_config_get(cfg, o->name, buf, sizeof buf);
+    if ((o->flags & ITS_OPT_SECRET) && buf[0]) {
+        char env[128] = "", file[128], path[8];
+        snprintf(file, sizeof file, "%s_file", o->name);
+        if (its_config_get(cfg, file, path, sizeof path) != ITS_ENOENT && path[0]) {
+            fprintf(out, "\"\" # secret, from %s", file); /* loads back through the file */
+            return;
+        }
+        its_config_env_name(o->name, env, sizeof env);
+        fprintf(out, "\"%s\" # secret, not printed: loads only with %s set", ITS_CONFIG_REDACTED,
+                env);
         return;
     }
-    its_config_get(cfg, o->name, buf, sizeof buf);
     if (o->type != ITS_OPT_T_STRING) {
         fputs(buf, out);
         return;

@@ -157,7 +157,7 @@ static void test_reload_and_term(void **state)
     g_api_port = its_test_free_port();
     write_cfg(cfg, cams);
     pid_t pid = spawn(cfg, NULL, out, err);
-    /* the HTTP API and /metrics while running: ready once a camera delivers frames */
+    /* the HTTP API and /metrics while running: ready once the pipeline serves, then frames */
     static char resp[1 << 20];
     uint64_t until = its_now_ns() + 20 * ITS_NS_PER_S;
     int ready = 0;
@@ -166,7 +166,13 @@ static void test_reload_and_term(void **state)
         ready = http("GET", "/readyz", NULL, resp, sizeof resp) > 0 && strstr(resp, " 200 ");
     }
     assert_true(ready);
-    its_sleep_ns(1000 * ITS_NS_PER_MS);
+    int frames = 0;
+    while (!frames && its_now_ns() < until) {
+        its_sleep_ns(500 * ITS_NS_PER_MS);
+        frames = http("GET", "/metrics", NULL, resp, sizeof resp) > 0 &&
+                 strstr(resp, "its_frames_total{camera=\"a\"}");
+    }
+    its_sleep_ns(500 * ITS_NS_PER_MS);
     assert_true(http("GET", "/metrics", NULL, resp, sizeof resp) > 0);
     assert_non_null(strstr(resp, "its_frames_total{camera=\"a\"}"));
     /* frames went through every stage of the stage table, the batch stage included */

@@ -211,13 +211,36 @@ static void test_set_get_and_print_roundtrip(void **state)
     assert_non_null(strstr(text, "# CPU threads"));
     assert_non_null(strstr(text, "(changeable at run time)"));
 
-    /* The printed document loads back to the same values (the secret aside). */
+    /* The printed document does not load with a placeholder for the secret: it names the key
+     * and the environment variable that supplies it. */
     its_config_free(&c);
     its_config d = make_cfg();
-    assert_int_equal(load(&d, text, err, sizeof err), 0);
+    assert_int_equal(load(&d, text, err, sizeof err), ITS_ECONFIG);
+    assert_non_null(strstr(err, "api.token"));
+    assert_non_null(strstr(err, "ITS_API_TOKEN"));
+    its_config_free(&d);
+    /* With the secret in the environment it loads back to the same values. */
+    setenv("ITS_API_TOKEN", "from-env", 1);
+    d = make_cfg();
+    int rc = load(&d, text, err, sizeof err);
+    unsetenv("ITS_API_TOKEN");
+    assert_int_equal(rc, 0);
     assert_true(S.conf == 0.75);
     assert_string_equal(S.model, "a \"quoted\" name");
-    assert_string_equal(S.token, "***");
+    assert_string_equal(S.token, "from-env");
+    free(text);
+    its_config_free(&d);
+    /* An empty secret is no secret: printed as it is, and loads back. */
+    d = make_cfg();
+    assert_int_equal(its_config_load(&d, NULL, err, sizeof err), 0);
+    f = open_memstream(&text, &len);
+    assert_int_equal(its_config_print(&d, f), 0);
+    fclose(f);
+    assert_non_null(strstr(text, "  token: \"\"\n"));
+    its_config_free(&d);
+    d = make_cfg();
+    assert_int_equal(load(&d, text, err, sizeof err), 0);
+    assert_string_equal(S.token, "");
     free(text);
     its_config_free(&d);
 }

@@ -12,10 +12,17 @@
  * removing cameras without a restart (a camera whose url or settings changed is replaced).
  * Exit codes (its/cli.h, docs/cli.md): 0 clean stop, 1 runtime failure at start, 2 bad usage
  * or configuration.
+ *
+ * Under systemd (Type=notify, deploy/systemd/itsd.service) it tells the service manager
+ * through sd_notify: READY=1 once the pipeline runs and the API serves (when /readyz turns
+ * 200), RELOADING=1 ... READY=1 around a SIGHUP reload, STOPPING=1 when it starts to drain, and
+ * WATCHDOG=1 from the main loop where the unit sets WatchdogSec. Without NOTIFY_SOCKET these
+ * are no-ops.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <systemd/sd-daemon.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -309,6 +316,11 @@ int main(int argc, char **argv)
     its_logi("app", NULL, "running %d cameras; SIGTERM/SIGINT stop, SIGHUP reloads %s",
              its_pipeline_n_cameras(p), path ? path : "(no file)");
     where_to_look(&cfg, svc);
+    its_app_services_set_serving(svc, 1);
+    sd_notify(0, "READY=1\nSTATUS=serving");
+    uint64_t watchdog_us = 0, next_watchdog = 0;
+    if (sd_watchdog_enabled(0, &watchdog_us) <= 0)
+        watchdog_us = 0;
     uint64_t t0 = its_now_ns();
     uint64_t next_status = t0 + (uint64_t)(cfg.s.status_interval_s * 1e9);
     const char *why = "duration reached";
@@ -322,14 +334,20 @@ int main(int argc, char **argv)
             its_pipeline_flush(p);
             next_status = now + (uint64_t)(interval * 1e9);
         }
+        if (watchdog_us && now >= next_watchdog) {
+            sd_notify(0, "WATCHDOG=1");
+            next_watchdog = now + watchdog_us * 1000 / 2;
+        }
         if (duration > 0 && now >= t0 + (uint64_t)(duration * 1e9))
             break;
         struct timespec ts = {0, 200 * 1000 * 1000};
         int sig = sigtimedwait(&set, NULL, &ts);
         if (sig == SIGHUP) {
-            if (path)
+            if (path) {
+                sd_notify(0, "RELOADING=1");
                 reload(p, &cfg, path);
-            else
+                sd_notify(0, "READY=1\nSTATUS=serving");
+            } else
                 its_logw("app", NULL, "SIGHUP ignored: no configuration file");
         } else if (sig == SIGTERM || sig == SIGINT) {
             why = sig == SIGTERM ? "SIGTERM" : "SIGINT";
@@ -337,6 +355,8 @@ int main(int argc, char **argv)
         }
     }
     its_logi("app", NULL, "%s: stopping (drain up to %.1f s)", why, cfg.s.drain_s);
+    its_app_services_set_serving(svc, -1);
+    sd_notify(0, "STOPPING=1");
     its_pipeline_stop(p, (uint64_t)(cfg.s.drain_s * 1e9));
     its_app_services_destroy(svc);
     summary(p, cfg.s.redis.host && *cfg.s.redis.host);
