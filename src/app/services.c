@@ -58,7 +58,7 @@ struct its_app_services {
     pthread_mutex_t collect_mu;
     cam_prev *prev;              /* collector only */
     uint64_t prev_engine_errors; /* collector only */
-    atomic_int serving; /* its_app_services_set_serving: what /readyz answers */
+    atomic_int serving;          /* its_app_services_set_serving: what /readyz answers */
 };
 
 static void observe(void *ctx, const its_frame *f, const char *camera)

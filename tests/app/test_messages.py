@@ -299,6 +299,10 @@ def main():
                         (frames[cam], cam, FRAMES))
 
         # ---- everything Redis saw ----------------------------------------------------------
+        # delivery to Redis is at least once (docs/operations.md): a message whose replies did
+        # not arrive before a reconnect (a loaded machine) is sent again, byte for byte the
+        # same; such a repeat is one message
+        published = list(dict.fromkeys(published))
         redis_msgs = []
         for i, (channel, payload) in enumerate(published):
             m = ck.validate("redis %s message %d" % (channel, i), payload.decode("utf-8"))
