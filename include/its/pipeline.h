@@ -119,6 +119,7 @@ typedef enum its_msg_type {
     ITS_MSG_CACHE_PRED_SHORT, /* its:cam:{id}:predictions:short, predictions_short TTL */
     ITS_MSG_CACHE_PRED_LONG,  /* its:cam:{id}:predictions:long, predictions_long TTL */
     ITS_MSG_CACHE_BASELINE,   /* its:model:{camera}:baseline, model_baselines TTL */
+    ITS_MSG_CACHE_WINDOW_60M, /* its:cam:{id}:analytics:60m, analytics TTL */
 } its_msg_type;
 
 #define ITS_MSG_IS_CACHE(t) ((t) >= ITS_MSG_CACHE_QUALITY)

@@ -13,7 +13,10 @@
  * the analytics report as {"v":2,"type":"window",...} and the model metrics report as
  * {"v":2,"type":"drift",...}. With the window come SPEC's cache-only records (Redis keys, not
  * messages of the stream): the camera's quality scores, the short (15 min) and long (60 min)
- * flow forecasts per counting line, and the model-metrics baseline once it is captured.
+ * flow forecasts per counting line, the model-metrics baseline once it is captured, and the
+ * crossings of the last 60 minutes per line ("window_60m": the analytics report has rolling 1-
+ * and 15-minute windows; the hour is the line totals now less those of a snapshot taken
+ * every minute of stream time, kept for 61 minutes).
  *
  * Metrics (with a registry): its_vehicle_count_total{camera,class,direction} per line
  * crossing, its_flow_rate_vehicles_per_hour{camera} (the 1-minute flow over all lines) and
@@ -37,9 +40,12 @@
 #include "its/stage.h"
 #include "its/track.h"
 
-#define LUMA_MAX_W  2048
-#define LUMA_MAX_H  2048
-#define REPORT_JSON (256 * 1024)
+#define LUMA_MAX_W   2048
+#define LUMA_MAX_H   2048
+#define REPORT_JSON  (256 * 1024)
+#define HOUR_NS      ((int64_t)3600 * (int64_t)ITS_NS_PER_S)
+#define HOUR_SNAP_NS ((int64_t)60 * (int64_t)ITS_NS_PER_S)
+#define HOUR_SNAPS   62 /* a minute apart: a little over an hour */
 
 typedef struct cam_state {
     char id[ITS_CAMERA_ID_MAX + 1];
@@ -66,6 +72,11 @@ typedef struct cam_state {
     char line_names[ITS_SCENE_MAX_LINES][ITS_SCENE_NAME_MAX];
     char model[64];
     char baseline_path[640]; /* "": not persisted */
+    /* line totals every HOUR_SNAP_NS of stream time, for the 60-minute record (a ring) */
+    int64_t snap_ts[HOUR_SNAPS];
+    uint32_t snap[HOUR_SNAPS][ITS_SCENE_MAX_LINES][ITS_CLS_COUNT][2];
+    int snap_head, snap_n;
+    int64_t next_snap_ns;
     int baseline_published;
 } cam_state;
 
@@ -284,6 +295,75 @@ static void emit_baseline(cam_state *s, int64_t now_us, uint64_t frame, its_emit
     send(s, &w, ITS_MSG_CACHE_BASELINE, emit, ectx);
 }
 
+/* The line totals now (rep NULL: zero) as the newest snapshot. */
+static void snapshot(cam_state *s, int64_t ts, const its_analytics_report *rep)
+{
+    int k = (s->snap_head + s->snap_n) % HOUR_SNAPS;
+    if (s->snap_n == HOUR_SNAPS)
+        s->snap_head = (s->snap_head + 1) % HOUR_SNAPS;
+    else
+        s->snap_n++;
+    s->snap_ts[k] = ts;
+    for (int i = 0; i < s->n_lines; i++) {
+        if (rep)
+            memcpy(s->snap[k][i], rep->lines[i].total, sizeof s->snap[k][i]);
+        else
+            memset(s->snap[k][i], 0, sizeof s->snap[k][i]);
+    }
+}
+
+/* The crossings of the last hour of stream time (since the start, in the first hour). */
+static void emit_hour(cam_state *s, const its_analytics_report *rep, int64_t ts, int64_t now_us,
+                      uint64_t frame, its_emit_fn emit, void *ectx)
+{
+    if (ts >= s->next_snap_ns) {
+        snapshot(s, ts, rep);
+        s->next_snap_ns = ts + HOUR_SNAP_NS;
+    }
+    /* the newest snapshot an hour old or more, else the oldest (the start) */
+    int base = s->snap_head;
+    for (int j = s->snap_n - 1; j >= 0; j--) {
+        int k = (s->snap_head + j) % HOUR_SNAPS;
+        if (s->snap_ts[k] <= ts - HOUR_NS) {
+            base = k;
+            break;
+        }
+    }
+    double span_s = (double)(ts - s->snap_ts[base]) / 1e9;
+    its_json w;
+    its_json_init(&w, s->json, REPORT_JSON);
+    its_json_msg_begin(&w, "window_60m", s->id, now_us, frame);
+    its_json_kfixed(&w, "span_s", span_s, 3);
+    its_json_key(&w, "lines");
+    its_json_arr_begin(&w);
+    for (int i = 0; i < s->n_lines; i++) {
+        uint64_t vehicles = 0;
+        its_json_obj_begin(&w);
+        its_json_kstr(&w, "name", s->line_names[i]);
+        its_json_key(&w, "counts");
+        its_json_obj_begin(&w);
+        for (int g = 0; g < ITS_CLS_COUNT; g++) {
+            uint32_t d[2];
+            for (int k = 0; k < 2; k++)
+                d[k] = rep->lines[i].total[g][k] - s->snap[base][i][g][k];
+            if (g <= ITS_CLS_MOTORCYCLE) /* vehicles, as in the windows */
+                vehicles += (uint64_t)d[0] + d[1];
+            its_json_key(&w, its_class_group_name(g));
+            its_json_arr_begin(&w);
+            its_json_uint(&w, d[0]);
+            its_json_uint(&w, d[1]);
+            its_json_arr_end(&w);
+        }
+        its_json_obj_end(&w);
+        its_json_kuint(&w, "vehicles", vehicles);
+        its_json_knum(&w, "flow_vph", span_s > 0 ? (double)vehicles * 3600.0 / span_s : NAN);
+        its_json_obj_end(&w);
+    }
+    its_json_arr_end(&w);
+    its_json_obj_end(&w);
+    send(s, &w, ITS_MSG_CACHE_WINDOW_60M, emit, ectx);
+}
+
 /* The window report and the model metrics, at the end of a window. */
 static void emit_window(cam_state *s, const its_frame *f, its_emit_fn emit, void *ectx)
 {
@@ -295,6 +375,7 @@ static void emit_window(cam_state *s, const its_frame *f, its_emit_fn emit, void
         its_analytics_window_message(s->an, &rep, s->id, now_us, f->seq, &w);
         send(s, &w, ITS_MSG_WINDOW, emit, ectx);
         s->windows++;
+        emit_hour(s, &rep, f->pts_ns, now_us, f->seq, emit, ectx);
         if (s->n_lines) {
             /* a series only where there is a counting line to measure flow at */
             double flow = 0;
@@ -357,9 +438,11 @@ static void cam_analytics(void *state, its_frame *f, its_emit_fn emit, void *ect
     }
     emit_events(s, f, emit, ectx);
     int64_t ts = f->pts_ns;
-    if (!s->next_window_ns)
+    if (!s->next_window_ns) {
         s->next_window_ns = ts + s->window_ns;
-    else if (ts >= s->next_window_ns) {
+        snapshot(s, ts, NULL); /* the start of the first hour: nothing counted yet */
+        s->next_snap_ns = ts + HOUR_SNAP_NS;
+    } else if (ts >= s->next_window_ns) {
         emit_window(s, f, emit, ectx);
         s->next_window_ns = ts + s->window_ns;
     }

@@ -2,7 +2,8 @@
  * The Redis sink: itsd's messages, unchanged, through the publish service (its/publish.h),
  * whose one publisher thread pipelines them to Redis. Frames go to its:cam:{id}:detections
  * and :latest; windows to its:cam:{id}:analytics and the keys :analytics:1m and :analytics:15m
- * (the window report carries the rolling 1-minute and 15-minute windows); drift reports to
+ * (the window report carries the rolling 1-minute and 15-minute windows) and :analytics:60m
+ * (the counts of the last hour, hooks.c); drift reports to
  * its:cam:{id}:drift (published and cached); events to its:events and the durable
  * its:events:stream; the cache-only records to SPEC's cache keys with SPEC's TTL classes
  * (quality_scores, predictions_short/long, model_baselines). submit never waits for Redis:
@@ -60,6 +61,11 @@ static int rs_publish(its_sink *s, its_msg_type type, const char *camera, const 
         break;
     case ITS_MSG_CACHE_PRED_LONG:
         how.ttl_type = ITS_TTL_PREDICTIONS_LONG;
+        break;
+    case ITS_MSG_CACHE_WINDOW_60M:
+        how.kind = ITS_PUB_ANALYTICS;
+        how.window = "60m";
+        how.cache_only = 1;
         break;
     case ITS_MSG_CACHE_BASELINE:
         /* one baseline per camera (its/app_hooks.h): the key is named by the camera */

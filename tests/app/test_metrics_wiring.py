@@ -228,12 +228,14 @@ def main():
             prev = key
         ck.check(done, "cam-a and cam-b did not end within 120 s")
         status = json.loads(scrape(aport, "/v1/status")[1])
-        codes, sizes = {}, 0
-        for w in ("1m", "15m", "1m"):  # the second 1m read is served by the API's L1
+        codes, sizes, hour = {}, 0, {}
+        for w in ("1m", "15m", "60m", "1m"):  # the second 1m read is served by the API's L1
             try:
                 code, body = scrape(aport, "/v1/cameras/cam-a/analytics?window=" + w)
                 codes[w] = (code, json.loads(body).get("type"))
                 sizes += len(body.encode("utf-8"))
+                if w == "60m":
+                    hour = json.loads(body)
             except urllib.error.HTTPError as e:
                 codes[w] = (e.code, None)
         after = parse(scrape(aport)[1])
@@ -256,6 +258,11 @@ def main():
                                for d in m["detections"])
     crossings = collections.Counter((m["camera"], m["class"], m["direction"]) for m in msgs
                                     if m["type"] == "event" and m["kind"] == "line_crossing")
+    # up to the frame of the window the 60m record was cached with
+    line_crossings = collections.Counter(
+        (m["line"], m["class"], m["direction"]) for m in msgs
+        if m["type"] == "event" and m["kind"] == "line_crossing" and m["camera"] == "cam-a" and
+        m["frame"] <= hour.get("frame", -1))
     by_type = collections.Counter(m["type"] for m in msgs)
     last = {}
     for m in msgs:
@@ -322,10 +329,10 @@ def main():
              {"camera_limit", "high_water", "shutdown", "no_buffer", "engine_error"},
              "its_frames_dropped_total reasons")
     # the API's cache: two first reads from Redis, one from L1, both entries held
-    ck.equal(value(after, "its_cache_hits_total", level="redis"), 2, "cache hits from Redis")
+    ck.equal(value(after, "its_cache_hits_total", level="redis"), 3, "cache hits from Redis")
     ck.equal(value(after, "its_cache_hits_total", level="l1"), 1, "cache hits from L1")
     ck.equal(value(after, "its_cache_misses_total"), 0, "cache misses")
-    ck.equal(value(after, "its_cache_l1_entries"), 2, "L1 entries")
+    ck.equal(value(after, "its_cache_l1_entries"), 3, "L1 entries")
     ck.check(value(after, "its_cache_l1_bytes") >= sizes * 2 / 3, "L1 bytes")
     # queues, stages, scaling
     queues = {dict(k)["queue"] for k in series(samples, "its_queue_depth")}
@@ -349,7 +356,15 @@ def main():
                         ("its:cam:cam-a:predictions:long", (1800, 7200)),
                         ("its:cam:cam-a:analytics:15m", (0, 300))):
         ck.check(lo < ttl[k] <= hi, "TTL of %s: %r, expected in (%d, %d]" % (k, ttl[k], lo, hi))
-    ck.equal(codes, {"1m": (200, "window"), "15m": (200, "window")}, "analytics endpoint")
+    ck.equal(codes, {"1m": (200, "window"), "15m": (200, "window"), "60m": (200, "window_60m")},
+             "analytics endpoint")
+    # the hour so far: every crossing cam-a's events reported, per line, class and direction
+    got = collections.Counter()
+    for line in hour.get("lines", []):
+        for cls, (pos, neg) in line["counts"].items():
+            got[(line["name"], cls, "positive")] += pos
+            got[(line["name"], cls, "negative")] += neg
+    ck.equal(+got, line_crossings, "the 60m record's crossings of cam-a")
     ck.check(sum(series(after, "its_http_requests_total", code="200").values()) >= 3,
              "its_http_requests_total{code=200}")
     err = open(out_path + ".err", encoding="utf-8").read()

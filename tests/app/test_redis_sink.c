@@ -157,6 +157,8 @@ static void test_outage_counted(void **state)
     its_sleep_ns(100 * ITS_NS_PER_MS);
     assert_true(std_value(reg, ITS_M_PUB_DROPPED, "outbox_full") == 200);
     assert_true(std_value(reg, ITS_M_PUB_OUTBOX, NULL) == 100);
+    assert_true(std_value(reg, ITS_M_PUB_OUTBOX_BYTES, NULL) > 100 * 40); /* 100 SET + PUBLISH */
+    assert_true(std_value(reg, ITS_M_PUB_CONNECT_FAIL, NULL) >= 1);
     assert_true(std_value(reg, ITS_M_REDIS_UP, NULL) == 0);
     assert_true(std_value(reg, ITS_M_PUB_MESSAGES, "detections") == 50);
 
@@ -168,6 +170,7 @@ static void test_outage_counted(void **state)
     assert_true(std_value(reg, ITS_M_PUB_DROPPED, "outbox_full") == 200);
     assert_true(std_value(reg, ITS_M_PUB_DROPPED, "queue_full") == 0);
     assert_true(std_value(reg, ITS_M_PUB_OUTBOX, NULL) == 0);
+    assert_true(std_value(reg, ITS_M_PUB_OUTBOX_BYTES, NULL) == 0);
     assert_true(std_value(reg, ITS_M_REDIS_UP, NULL) == 1);
     assert_true(std_value(reg, ITS_M_PUB_RECONNECTS, NULL) == 1);
 
