@@ -194,7 +194,7 @@ typedef struct its_pipeline_opts {
     its_infer_factory infer; /* owned by the pipeline from create on */
     its_sink *sink;          /* owned */
     its_camera_hooks hooks;  /* optional */
-    int max_cameras;         /* slots over the pipeline's life */
+    int max_cameras;         /* cameras present at once (removed ones until reclaimed) */
     int engine_workers;
     int analytics_workers;
     /* batching */
@@ -211,6 +211,8 @@ typedef struct its_pipeline_opts {
 
 typedef struct its_camera_stats {
     char id[64];
+    char url[1024];
+    uint64_t gen; /* the slot's life: changes when the slot is reused by another camera */
     int active;
     uint64_t in;        /* frames decoded by the source */
     uint64_t processed; /* frames published */
@@ -227,9 +229,11 @@ typedef struct its_pipeline_t its_pipeline_t;
 void its_pipeline_opts_default(its_pipeline_opts *o);
 int its_pipeline_create(its_pipeline_opts *o, its_pipeline_t **out, char *err, size_t errlen);
 /* Add a camera (started at once if the pipeline runs). Errors: ITS_EEXIST (id taken),
- * ITS_EFULL (no slot left), the source's errors. */
+ * ITS_EFULL (every slot in use), the source's errors. A replay camera's clip is decoded on its
+ * source's thread (its state is ITS_SOURCE_LOADING meanwhile), never here. */
 int its_pipeline_add_camera(its_pipeline_t *p, const its_camera_cfg *c, char *err, size_t errlen);
-/* Stop a camera's source; its frames in flight finish. ITS_ENOENT if unknown. */
+/* Stop a camera's source without waiting for its thread; its frames in flight finish and its
+ * slot is reclaimed once they are through. ITS_ENOENT if unknown. */
 int its_pipeline_remove_camera(its_pipeline_t *p, const char *id);
 int its_pipeline_start(its_pipeline_t *p);
 /*
@@ -240,7 +244,11 @@ int its_pipeline_start(its_pipeline_t *p);
 int its_pipeline_stop(its_pipeline_t *p, uint64_t drain_ns);
 void its_pipeline_destroy(its_pipeline_t *p);
 
-/* Camera slots ever used (including removed ones). */
+/* Reclaim the slots of removed cameras whose frames are all through (add and remove do it
+ * too); frees their sources, pools and hooks. Call from the control thread now and then. */
+void its_pipeline_reap(its_pipeline_t *p);
+/* One past the highest slot in use or retired so far: iterate slots below it
+ * (its_pipeline_camera_stats answers ITS_ENOENT for a free one). */
 int its_pipeline_n_cameras(its_pipeline_t *p);
 int its_pipeline_camera_stats(its_pipeline_t *p, int slot, its_camera_stats *out);
 int its_pipeline_find_camera(its_pipeline_t *p, const char *id);
@@ -273,8 +281,6 @@ int its_pipeline_status_line(its_pipeline_t *p, char *buf, size_t len);
  * (metrics). Set it before start. */
 typedef void (*its_frame_observer)(void *ctx, const its_frame *f, const char *camera);
 void its_pipeline_set_observer(its_pipeline_t *p, its_frame_observer fn, void *ctx);
-/* The url a camera slot was added with ("" for a bad slot). */
-const char *its_pipeline_camera_url(its_pipeline_t *p, int slot);
 /* Flush the sinks (the status timer does this). */
 void its_pipeline_flush(its_pipeline_t *p);
 /* Messages published so far (all types). */

@@ -25,6 +25,7 @@
 #include "its/publish.h"
 
 typedef struct cam_series {
+    char id[64]; /* the camera the series are of (a slot is reused by other cameras) */
     its_metric *frames;
     its_metric *quality;
     its_metric *dets[80 + 1]; /* per class id; [80]: other */
@@ -32,6 +33,8 @@ typedef struct cam_series {
 } cam_series;
 
 typedef struct cam_prev {
+    uint64_t gen; /* the slot's life these are of */
+    int hidden;   /* the removed camera's level series are out of the exposition */
     uint64_t dropped[ITS_DROP_REASON_COUNT];
     uint64_t processed;
     uint64_t ns;
@@ -63,7 +66,10 @@ static void observe(void *ctx, const its_frame *f, const char *camera)
     if (f->camera < 0 || f->camera >= s->max_cams)
         return;
     cam_series *cs = &s->cams[f->camera];
+    if (cs->ready && strcmp(cs->id, camera) != 0) /* the slot has a new camera */
+        memset(cs, 0, sizeof *cs);
     if (!cs->ready) {
+        snprintf(cs->id, sizeof cs->id, "%s", camera);
         cs->frames = its_metrics_series_v(its_metrics_std(s->reg, ITS_M_FRAMES), camera);
         cs->quality = its_metrics_series_v(its_metrics_std(s->reg, ITS_M_QUALITY), camera);
         cs->ready = 1;
@@ -99,6 +105,10 @@ static void collect(void *ud, its_metrics *reg)
         if (its_pipeline_camera_stats(s->p, i, &cs) < 0)
             continue;
         cam_prev *pv = &s->prev[i];
+        if (pv->gen != cs.gen) { /* a new camera in this slot: its counters start at 0 */
+            memset(pv, 0, sizeof *pv);
+            pv->gen = cs.gen;
+        }
         for (int r = 0; r < ITS_DROP_REASON_COUNT; r++) {
             if (cs.dropped[r] > pv->dropped[r])
                 its_metric_add(its_metrics_series_v(its_metrics_std(reg, ITS_M_FRAMES_DROPPED),
@@ -106,8 +116,15 @@ static void collect(void *ud, its_metrics *reg)
                                (double)(cs.dropped[r] - pv->dropped[r]));
             pv->dropped[r] = cs.dropped[r];
         }
-        if (!cs.active)
+        if (!cs.active) {
+            /* removed: its levels leave the exposition (asking again shows them again) */
+            if (!pv->hidden) {
+                its_metric_hide(its_metrics_series_v(its_metrics_std(reg, ITS_M_CAMERA_FPS), cs.id));
+                its_metric_hide(its_metrics_series_v(its_metrics_std(reg, ITS_M_CAMERA_UP), cs.id));
+                pv->hidden = 1;
+            }
             continue;
+        }
         active++;
         double fps = pv->ns && now > pv->ns
                          ? (double)(cs.processed - pv->processed) * 1e9 / (double)(now - pv->ns)
@@ -152,7 +169,10 @@ static void to_api(const its_camera_stats *cs, const char *url, its_api_camera *
     const char *st = !cs->active                                 ? "stopped"
                      : cs->source.state == ITS_SOURCE_RUNNING    ? "running"
                      : cs->source.state == ITS_SOURCE_CONNECTING ? "connecting"
-                                                                 : "down";
+                     : cs->source.state == ITS_SOURCE_LOADING ||
+                             cs->source.state == ITS_SOURCE_IDLE
+                         ? "starting"
+                         : "down";
     snprintf(out->state, sizeof out->state, "%s", st);
     out->fps = cs->source.fps_nominal;
     out->frames = cs->processed;
@@ -166,7 +186,7 @@ static int prov_list(void *ud, its_api_camera *out, int max)
     for (int i = 0; i < n && k < max; i++) {
         its_camera_stats cs;
         if (its_pipeline_camera_stats(s->p, i, &cs) == 0 && cs.active)
-            to_api(&cs, its_pipeline_camera_url(s->p, i), &out[k++]);
+            to_api(&cs, cs.url, &out[k++]);
     }
     return k;
 }
@@ -176,9 +196,10 @@ static int prov_get(void *ud, const char *id, its_api_camera *out)
     its_app_services *s = ud;
     int i = its_pipeline_find_camera(s->p, id);
     its_camera_stats cs;
-    if (i < 0 || its_pipeline_camera_stats(s->p, i, &cs) < 0)
+    if (i < 0 || its_pipeline_camera_stats(s->p, i, &cs) < 0 || !cs.active ||
+        strcmp(cs.id, id) != 0) /* removed, or its slot reused, since the lookup */
         return ITS_ENOENT;
-    to_api(&cs, its_pipeline_camera_url(s->p, i), out);
+    to_api(&cs, cs.url, out);
     return 0;
 }
 
