@@ -229,7 +229,8 @@ typedef struct its_pipeline_t its_pipeline_t;
 void its_pipeline_opts_default(its_pipeline_opts *o);
 int its_pipeline_create(its_pipeline_opts *o, its_pipeline_t **out, char *err, size_t errlen);
 /* Add a camera (started at once if the pipeline runs). Errors: ITS_EEXIST (id taken),
- * ITS_EFULL (every slot in use), the source's errors. A replay camera's clip is decoded on its
+ * ITS_EFULL (every slot in use; while some are retiring it first waits up to 3 s for one,
+ * without blocking other control calls), the source's errors. A replay camera's clip is decoded on its
  * source's thread (its state is ITS_SOURCE_LOADING meanwhile), never here. */
 int its_pipeline_add_camera(its_pipeline_t *p, const its_camera_cfg *c, char *err, size_t errlen);
 /* Stop a camera's source without waiting for its thread; its frames in flight finish and its
@@ -245,7 +246,8 @@ int its_pipeline_stop(its_pipeline_t *p, uint64_t drain_ns);
 void its_pipeline_destroy(its_pipeline_t *p);
 
 /* Reclaim the slots of removed cameras whose frames are all through (add and remove do it
- * too); frees their sources, pools and hooks. Call from the control thread now and then. */
+ * too); frees their sources, pools and hooks, and (glibc) hands the memory that their threads
+ * freed back to the system at most once a second. Call from the control thread now and then. */
 void its_pipeline_reap(its_pipeline_t *p);
 /* One past the highest slot in use or retired so far: iterate slots below it
  * (its_pipeline_camera_stats answers ITS_ENOENT for a free one). */

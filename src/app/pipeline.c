@@ -33,6 +33,9 @@
  */
 #include "its/pipeline.h"
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -46,6 +49,8 @@
 #define POLL_NS     (100 * ITS_NS_PER_MS)
 #define MAX_WORKERS 32
 #define SLOT_STUCK_NS (2ULL * ITS_NS_PER_S)
+/* How long an add that finds every slot in use waits for a retiring one (no lock held). */
+#define ADD_SLOT_WAIT_NS (SLOT_STUCK_NS + ITS_NS_PER_S)
 
 enum { SLOT_FREE = 0, SLOT_ACTIVE, SLOT_RETIRING };
 
@@ -75,6 +80,7 @@ struct its_pipeline_t {
     its_infer *infers[MAX_WORKERS];
     cam *cams;
     atomic_int n_used; /* highest slot ever used + 1; grows under ctl_mu, read anywhere */
+    uint64_t reclaimed, trimmed_at, trim_ns; /* slots reclaimed; memory trimmed (ctl_mu) */
     pthread_rwlock_t slot_mu; /* slots' id, url, src and counters against reuse */
     its_frame_observer observer;
     void *observer_ctx;
@@ -525,6 +531,7 @@ static void reap_locked(its_pipeline_t *p)
         c->hook_opened = c->hook_failed = 0;
         c->state = SLOT_FREE;
         its_source_destroy_wait(src, 0); /* joins a returned thread, detaches a stuck one */
+        p->reclaimed++;
     }
 }
 
@@ -532,11 +539,23 @@ void its_pipeline_reap(its_pipeline_t *p)
 {
     pthread_mutex_lock(&p->ctl_mu);
     reap_locked(p);
+    uint64_t now = its_now_ns();
+    int trim = p->reclaimed != p->trimmed_at && now - p->trim_ns >= ITS_NS_PER_S;
+    if (trim) {
+        p->trimmed_at = p->reclaimed;
+        p->trim_ns = now;
+    }
     pthread_mutex_unlock(&p->ctl_mu);
+#ifdef __GLIBC__
+    /* what the removed cameras' threads allocated went back to malloc's per-thread arenas,
+     * which keep it; hand the free pages back to the system */
+    if (trim)
+        malloc_trim(0);
+#endif
 }
 
 /* A fresh life for slot k (ctl_mu held, no frame of the slot anywhere). */
-static void slot_reset(its_pipeline_t *p, cam *k)
+static void slot_reset(cam *k)
 {
     atomic_store(&k->processed, 0);
     atomic_store(&k->detections, 0);
@@ -547,9 +566,9 @@ static void slot_reset(its_pipeline_t *p, cam *k)
     memset(k->held, 0, sizeof k->held);
     k->st_processed = k->st_dropped = 0;
     k->gen++;
-    pthread_mutex_lock(&p->form_mu);
+    /* not under form_mu (an engine worker waiting for frames holds it): no worker touches
+     * this slot until its new source, started after this, pushes a frame */
     k->pseq_next = 0;
-    pthread_mutex_unlock(&p->form_mu);
 }
 
 int its_pipeline_add_camera(its_pipeline_t *p, const its_camera_cfg *c, char *err, size_t errlen)
@@ -564,24 +583,34 @@ int its_pipeline_add_camera(its_pipeline_t *p, const its_camera_cfg *c, char *er
         return ITS_EINVAL;
     }
     pthread_mutex_lock(&p->ctl_mu);
-    reap_locked(p);
     int rc = 0, slot = -1;
-    for (int i = 0; i < p->n_used; i++)
-        if (p->cams[i].state == SLOT_ACTIVE && strcmp(p->cams[i].id, c->id) == 0) {
-            snprintf(err, errlen, "camera '%s' already exists", c->id);
-            rc = ITS_EEXIST;
+    uint64_t deadline = its_now_ns() + ADD_SLOT_WAIT_NS;
+    for (;;) {
+        reap_locked(p);
+        for (int i = 0; i < p->n_used; i++)
+            if (p->cams[i].state == SLOT_ACTIVE && strcmp(p->cams[i].id, c->id) == 0) {
+                snprintf(err, errlen, "camera '%s' already exists", c->id);
+                rc = ITS_EEXIST;
+                goto out;
+            }
+        int retiring = 0;
+        for (int i = 0; i < p->o.max_cameras && slot < 0; i++) {
+            if (p->cams[i].state == SLOT_FREE)
+                slot = i;
+            retiring += p->cams[i].state == SLOT_RETIRING;
+        }
+        if (slot >= 0)
+            break;
+        if (!retiring || its_now_ns() >= deadline) {
+            snprintf(err, errlen, "camera '%s': all %d camera slots are in use", c->id,
+                     p->o.max_cameras);
+            rc = ITS_EFULL;
             goto out;
         }
-    for (int i = 0; i < p->o.max_cameras && slot < 0; i++)
-        if (p->cams[i].state == SLOT_FREE)
-            slot = i;
-    if (slot < 0) {
-        snprintf(err, errlen,
-                 "camera '%s': all %d camera slots are in use (a removed camera's slot is free "
-                 "once its frames are through)",
-                 c->id, p->o.max_cameras);
-        rc = ITS_EFULL;
-        goto out;
+        /* every slot is in use but some are retiring: wait for one, without the lock */
+        pthread_mutex_unlock(&p->ctl_mu);
+        its_sleep_ns(5 * ITS_NS_PER_MS);
+        pthread_mutex_lock(&p->ctl_mu);
     }
     its_source_opts so;
     its_source_opts_default(&so);
@@ -612,7 +641,7 @@ int its_pipeline_add_camera(its_pipeline_t *p, const its_camera_cfg *c, char *er
     rc = its_source_create(&so, on_frame, p, &src, err, errlen);
     if (rc < 0)
         goto out;
-    slot_reset(p, k);
+    slot_reset(k);
     pthread_rwlock_wrlock(&p->slot_mu);
     snprintf(k->id, sizeof k->id, "%s", c->id);
     snprintf(k->url, sizeof k->url, "%s", c->url);

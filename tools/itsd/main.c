@@ -15,6 +15,9 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,22 +80,6 @@ static const its_app_camera *find_cam(const its_app_config *c, const char *id)
     return NULL;
 }
 
-/* How long a reload waits for the slots of the cameras it removed to be reclaimed (their
- * frames still in flight) when the new ones need them. */
-#define RELOAD_SLOT_WAIT_NS (3ULL * ITS_NS_PER_S)
-
-static int add_waiting(its_pipeline_t *p, const its_camera_cfg *c, char *err, size_t errlen)
-{
-    uint64_t deadline = its_now_ns() + RELOAD_SLOT_WAIT_NS;
-    int rc;
-    while ((rc = its_pipeline_add_camera(p, c, err, errlen)) == ITS_EFULL &&
-           its_now_ns() < deadline) {
-        its_sleep_ns(20 * ITS_NS_PER_MS);
-        its_pipeline_reap(p);
-    }
-    return rc;
-}
-
 /* SIGHUP: diff the camera lists by id and apply the difference as a whole: cameras gone or
  * changed are removed, new or changed ones added; if any add fails, the cameras added so far
  * are removed and the removed ones added back, and the running configuration stays. A file
@@ -125,7 +112,7 @@ static void reload(its_pipeline_t *p, its_app_config *cur, const char *path)
     for (unsigned i = 0; i < n_new; i++) {
         if (its_pipeline_find_camera(p, next.cams.cameras[i].id) >= 0)
             continue;
-        if (add_waiting(p, &next.resolved[i], err, sizeof err) < 0) {
+        if (its_pipeline_add_camera(p, &next.resolved[i], err, sizeof err) < 0) {
             its_loge("app", NULL,
                      "reload of %s failed (camera '%s': %s); rolled back to the running "
                      "configuration",
@@ -133,7 +120,7 @@ static void reload(its_pipeline_t *p, its_app_config *cur, const char *path)
             for (unsigned k = 0; k < n_added; k++)
                 its_pipeline_remove_camera(p, next.cams.cameras[added[k]].id);
             for (unsigned k = 0; k < n_old; k++)
-                if (removed[k] && add_waiting(p, &cur->resolved[k], err, sizeof err) < 0)
+                if (removed[k] && its_pipeline_add_camera(p, &cur->resolved[k], err, sizeof err) < 0)
                     its_loge("app", cur->cams.cameras[k].id, "cannot restore camera: %s", err);
             goto done;
         }
@@ -267,6 +254,14 @@ int main(int argc, char **argv)
         return rc;
     }
     apply_logging(&cfg.s);
+#ifdef __GLIBC__
+    /* Cameras come and go with their threads; glibc gives threads that contend for malloc
+     * arenas of their own (up to 8 per core), each keeping what it once held, so RSS would
+     * creep up with every camera added and removed. The hot paths allocate nothing, so two
+     * arenas cost no speed (docs/decisions.md). MALLOC_ARENA_MAX in the environment wins. */
+    if (!getenv("MALLOC_ARENA_MAX"))
+        mallopt(M_ARENA_MAX, 2);
+#endif
 
     /* every thread created from here on inherits the blocked set */
     sigset_t set;
