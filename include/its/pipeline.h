@@ -69,6 +69,10 @@ struct its_infer {
      * next batch while one runs. */
     int (*ready)(its_infer *inf, int ticket);
     const char *(*label)(its_infer *inf, int class_id); /* class name, or NULL */
+    /* Optional: 1 while this instance runs on a fallback engine instead of `name` (a GPU
+     * engine that could not be created or failed), else 0; *events: the times it fell back
+     * so far. Any thread. */
+    int (*fallback)(its_infer *inf, uint64_t *events);
     void (*destroy)(its_infer *inf);
 };
 
@@ -89,6 +93,8 @@ int its_infer_noop_factory(double cost_us, its_infer_factory *out);
 typedef struct its_infer_engine_opts {
     const char *model;      /* ONNX file */
     const char *backend;    /* "cpu" (default) or "cuda" */
+    int fallback_cpu;       /* a GPU backend that cannot be created or fails at run time is
+                             * replaced by the cpu engine (logged) and retried with backoff */
     int threads;            /* cpu threads per engine; 0: cores */
     int max_batch;          /* 1..32 */
     float conf, iou;        /* 0: the detector's defaults */
@@ -290,5 +296,8 @@ uint64_t its_pipeline_messages(its_pipeline_t *p);
 /* Inference batches that failed so far (a failed submit, run or collect); their frames are
  * also counted as ITS_DROP_ENGINE_ERROR drops. */
 uint64_t its_pipeline_engine_errors(its_pipeline_t *p);
+/* Engine workers running on a fallback engine now (its_infer.fallback), and *events (may be
+ * NULL) the fallbacks so far over all workers. */
+int its_pipeline_engine_fallback(its_pipeline_t *p, uint64_t *events);
 
 #endif

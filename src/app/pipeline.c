@@ -951,6 +951,21 @@ uint64_t its_pipeline_engine_errors(its_pipeline_t *p)
     return atomic_load(&p->engine_errors);
 }
 
+int its_pipeline_engine_fallback(its_pipeline_t *p, uint64_t *events)
+{
+    int n = 0;
+    uint64_t ev = 0;
+    for (int i = 0; i < p->o.engine_workers; i++) {
+        uint64_t e = 0;
+        if (p->infers[i] && p->infers[i]->fallback)
+            n += p->infers[i]->fallback(p->infers[i], &e) > 0;
+        ev += e;
+    }
+    if (events)
+        *events = ev;
+    return n;
+}
+
 #define APPEND(...)                                                                                \
     do {                                                                                           \
         if (n < len) {                                                                             \
@@ -999,9 +1014,11 @@ int its_pipeline_status_line(its_pipeline_t *p, char *buf, size_t len)
                 cn += (size_t)k;
         }
     }
-    APPEND("status: backend %s%s | %d cams %.1f fps out, %llu dropped | batch avg %.1f, queue "
+    int on_fallback = its_pipeline_engine_fallback(p, NULL);
+    APPEND("status: backend %s%s%s | %d cams %.1f fps out, %llu dropped | batch avg %.1f, queue "
            "%zu | p99 ms (budget):",
-           inf->name, inf->is_benchmark ? " (benchmark, no inference)" : "", active,
+           inf->name, inf->is_benchmark ? " (benchmark, no inference)" : "",
+           on_fallback ? " (on the cpu fallback)" : "", active,
            dt > 0 ? (double)total_out / dt : 0, (unsigned long long)total_drop,
            db ? (double)di / (double)db : 0, bs.depth);
     for (int s = 0; s < ITS_STAGE_COUNT; s++) {

@@ -52,6 +52,8 @@ struct its_app_services {
     pthread_mutex_t collect_mu;
     cam_prev *prev;              /* collector only */
     uint64_t prev_engine_errors; /* collector only */
+    uint64_t prev_fallbacks;     /* collector only */
+    const char *backend;         /* engine.backend, the label of its_engine_fallback */
     const char *(*label)(int class_id);
 };
 
@@ -142,6 +144,17 @@ static void collect(void *ud, its_metrics *reg)
         its_metric_add(its_metrics_series_v(its_metrics_std(reg, ITS_M_ERRORS), "engine", "batch"),
                        (double)(ee - s->prev_engine_errors));
     s->prev_engine_errors = ee;
+    /* a GPU engine replaced by the cpu engine (engine.fallback): how many workers now, and
+     * each fallback counted as an engine error */
+    uint64_t fev = 0;
+    int nf = its_pipeline_engine_fallback(s->p, &fev);
+    its_metric_set(its_metrics_series_v(its_metrics_std(reg, ITS_M_ENGINE_FALLBACK), s->backend),
+                   nf);
+    if (fev > s->prev_fallbacks)
+        its_metric_add(its_metrics_series_v(its_metrics_std(reg, ITS_M_ERRORS), "engine",
+                                            "fallback"),
+                       (double)(fev - s->prev_fallbacks));
+    s->prev_fallbacks = fev;
     pthread_mutex_unlock(&s->collect_mu);
 }
 
@@ -273,6 +286,9 @@ int its_app_services_create(const its_app_config *c, its_pipeline_t *p, its_app_
         return ITS_ENOMEM;
     s->p = p;
     s->max_cams = c->s.max_cameras;
+    static const char *const backend_names[] = {"noop", "cpu", "cuda"};
+    s->backend = c->s.backend >= 0 && c->s.backend <= ITS_BACKEND_CUDA ? backend_names[c->s.backend]
+                                                                        : "?";
     pthread_mutex_init(&s->collect_mu, NULL);
     s->cams = its_calloc(ITS_MOD_APP, (size_t)s->max_cams, sizeof *s->cams);
     s->prev = its_calloc(ITS_MOD_APP, (size_t)s->max_cams, sizeof *s->prev);

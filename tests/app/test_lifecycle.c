@@ -21,12 +21,13 @@
 #include <unistd.h>
 
 #include "its/core.h"
+#include "its/engine.h"
 #include "mkvideo.h"
 #include "testutil.h"
 
 #define DRAIN_S 1
 
-static char itsd[1024], dir[256], clip_a[400], clip_b[400];
+static char itsd[1024], dir[256], clip_a[400], clip_b[400], model[600];
 static int g_port;
 
 static pid_t spawn(const char *cfg, const char *out, const char *errf)
@@ -399,6 +400,69 @@ static void test_reload_whole_or_rolled_back(void **state)
     assert_int_equal(rc, 0);
 }
 
+/* ---- engine.fallback ---- */
+
+/* engine.backend cuda where there is no GPU engine (no GPU, or a build without it): with
+ * engine.fallback cpu (the default) itsd runs on the cpu engine, says so in its log and in
+ * its_engine_fallback, and serves; with engine.fallback none it refuses to start. */
+static void test_gpu_fallback(void **state)
+{
+    (void)state;
+    char cfg[400], out[400], err[400], buf[4096];
+    snprintf(cfg, sizeof cfg, "%s/fallback.yaml", dir);
+    snprintf(out, sizeof out, "%s/fallback.out", dir);
+    snprintf(err, sizeof err, "%s/fallback.err", dir);
+    int gpu = its_engine_backend_available("cuda");
+    for (int none = 0; none < 2; none++) {
+        int n = snprintf(buf, sizeof buf,
+                         "engine:\n  backend: cuda\n  model: %s\n  fallback: %s\n"
+                         "status:\n  interval_s: 0\n"
+                         "shutdown:\n  drain_s: %d\n"
+                         "sink:\n  type: null\n"
+                         "api:\n  port: %d\n"
+                         "cameras:\n  - id: a\n    url: %s\n    kind: replay\n    fps: 10\n"
+                         "    loop: true\n",
+                         model, none ? "none" : "cpu", DRAIN_S, g_port, clip_a);
+        assert_int_equal(its_test_write_file(cfg, buf, (size_t)n), 0);
+        pid_t pid = spawn(cfg, out, err);
+        if (none) {
+            int rc = wait_exit(pid, 60);
+            if (gpu) { /* a GPU engine was there: nothing to fall back from */
+                kill(pid, SIGTERM);
+                continue;
+            }
+            assert_int_equal(rc, 1);
+            assert_true(count(err, "not available") >= 1);
+            continue;
+        }
+        wait_200("/readyz");
+        static char resp[1 << 16];
+        uint64_t until = its_now_ns() + 30 * ITS_NS_PER_S;
+        double frames = 0;
+        while (frames < 5 && its_now_ns() < until) { /* frames through the engine */
+            its_sleep_ns(100 * ITS_NS_PER_MS);
+            if (http("GET", "/v1/cameras/a", NULL, resp, sizeof resp, 5.0) == 200) {
+                json_t *j = json_loads(resp, 0, NULL);
+                frames = json_number_value(json_object_get(j, "frames"));
+                json_decref(j);
+            }
+        }
+        int mc = http("GET", "/metrics", NULL, resp, sizeof resp, 5.0);
+        kill(pid, SIGTERM);
+        int rc = wait_exit(pid, DRAIN_S + 5);
+        assert_int_equal(mc, 200);
+        assert_true(frames >= 5);
+        assert_int_equal(rc, 0);
+        if (gpu) {
+            assert_non_null(strstr(resp, "its_engine_fallback{backend=\"cuda\"} 0"));
+        } else {
+            assert_non_null(strstr(resp, "its_engine_fallback{backend=\"cuda\"} 1"));
+            assert_non_null(strstr(resp, "its_errors_total{module=\"engine\",kind=\"fallback\"} 1"));
+            assert_true(count(err, "running on the cpu engine instead") >= 1);
+        }
+    }
+}
+
 int main(void)
 {
     const char *bin = getenv("ITS_BINARY_DIR");
@@ -413,10 +477,14 @@ int main(void)
     if (mkv_write_mjpeg(clip_a, &seg, 1) < 0 || mkv_write_mjpeg(clip_b, &seg, 1) < 0)
         return its_test_skip("cannot write the test clips");
     g_port = its_test_free_port();
+    if (!its_test_shared_path("models/yolo11n-fp32-dequant/yolo11n_fp32_dequant.onnx", model,
+                              sizeof model))
+        return its_test_skip("shared model missing");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_blocked_sources),
         cmocka_unit_test(test_reload_whole_or_rolled_back),
         cmocka_unit_test(test_add_remove_cycles),
+        cmocka_unit_test(test_gpu_fallback),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -255,12 +255,17 @@ int main(int argc, char **argv)
     }
     apply_logging(&cfg.s);
 #ifdef __GLIBC__
-    /* Cameras come and go with their threads; glibc gives threads that contend for malloc
-     * arenas of their own (up to 8 per core), each keeping what it once held, so RSS would
-     * creep up with every camera added and removed. The hot paths allocate nothing, so two
-     * arenas cost no speed (docs/decisions.md). MALLOC_ARENA_MAX in the environment wins. */
+    /* Cameras come and go with their threads and buffers. glibc gives threads that contend
+     * for malloc arenas of their own (up to 8 per core), each keeping what it once held, and
+     * once a large block is freed it raises its mmap threshold up to 32 MB, so later frame
+     * pools and clips land in the heap and fragment it: RSS would creep up with every camera
+     * added and removed. Two arenas and a fixed threshold (blocks of 256 kB and more are
+     * mapped, and unmapped when freed) cost no speed, as the hot paths allocate nothing
+     * (docs/decisions.md). MALLOC_ARENA_MAX / MALLOC_MMAP_THRESHOLD_ in the environment win. */
     if (!getenv("MALLOC_ARENA_MAX"))
         mallopt(M_ARENA_MAX, 2);
+    if (!getenv("MALLOC_MMAP_THRESHOLD_"))
+        mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 #endif
 
     /* every thread created from here on inherits the blocked set */
