@@ -236,8 +236,8 @@ void its_pipeline_opts_default(its_pipeline_opts *o);
 int its_pipeline_create(its_pipeline_opts *o, its_pipeline_t **out, char *err, size_t errlen);
 /* Add a camera (started at once if the pipeline runs). Errors: ITS_EEXIST (id taken),
  * ITS_EFULL (every slot in use; while some are retiring it first waits up to 3 s for one,
- * without blocking other control calls), the source's errors. A replay camera's clip is decoded on its
- * source's thread (its state is ITS_SOURCE_LOADING meanwhile), never here. */
+ * without blocking other control calls), the source's errors. A replay camera's clip is decoded on
+ * its source's thread (its state is ITS_SOURCE_LOADING meanwhile), never here. */
 int its_pipeline_add_camera(its_pipeline_t *p, const its_camera_cfg *c, char *err, size_t errlen);
 /* Stop a camera's source without waiting for its thread; its frames in flight finish and its
  * slot is reclaimed once they are through. ITS_ENOENT if unknown. */

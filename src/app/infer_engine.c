@@ -36,9 +36,9 @@ typedef struct shared {
     its_det_model_info info;
     char **names;
     int n_names;
-    char backend[16];  /* the backend asked for */
-    int fallback_cpu;  /* engine.fallback: cpu */
-    int primary_gone;  /* the backend asked for is not available here at all */
+    char backend[16]; /* the backend asked for */
+    int fallback_cpu; /* engine.fallback: cpu */
+    int primary_gone; /* the backend asked for is not available here at all */
     int threads, max_batch;
     int max_width, max_height, host_letterbox;
     int frames_ok;   /* the model fits the engine's frames path */
@@ -132,8 +132,8 @@ static void retry_gpu(engine_inf *e)
     if (!g) {
         e->retry_s = ITS_MIN(e->retry_s * 2, FALLBACK_RETRY_MAX_S);
         e->retry_ns = its_now_ns() + (uint64_t)e->retry_s * ITS_NS_PER_S;
-        its_logw("engine", e->sh->backend, "still unavailable (%s); on the cpu engine, next try in %d s",
-                 err, e->retry_s);
+        its_logw("engine", e->sh->backend,
+                 "still unavailable (%s); on the cpu engine, next try in %d s", err, e->retry_s);
         return;
     }
     its_engine_destroy(e->gpu_engine);
@@ -368,8 +368,8 @@ static int frames_path_setup(engine_inf *e, char *err, size_t errlen)
     }
     e->max_det = its_engine_detect_max_det(e->engine);
     if (!e->gdets) /* kept across a fallback and a return to the GPU */
-        e->gdets = its_malloc(ITS_MOD_APP,
-                              sizeof *e->gdets * (size_t)sh->max_batch * (size_t)e->max_det);
+        e->gdets =
+            its_malloc(ITS_MOD_APP, sizeof *e->gdets * (size_t)sh->max_batch * (size_t)e->max_det);
     if (!e->gdets) {
         snprintf(err, errlen, "engine: out of memory for detection buffers");
         return ITS_ENOMEM;
@@ -463,8 +463,8 @@ int its_infer_engine_factory(const its_infer_engine_opts *o, its_infer_factory *
 {
     const char *backend = o->backend ? o->backend : "cpu";
     int gone = !its_engine_backend_available(backend);
-    if (gone && !(o->fallback_cpu && strcmp(backend, "cpu") != 0 &&
-                  its_engine_backend_available("cpu"))) {
+    if (gone &&
+        !(o->fallback_cpu && strcmp(backend, "cpu") != 0 && its_engine_backend_available("cpu"))) {
         snprintf(err, errlen, "engine: backend '%s' is not available here", backend);
         return ITS_ENODEV;
     }
@@ -536,9 +536,8 @@ int its_infer_engine_factory(const its_infer_engine_opts *o, its_infer_factory *
     sh->n_names = n;
     sh->frames_ok = fits_frames_path(&sh->cfg);
     /* replay clips in the engine's pinned memory: the frames path uploads them from there */
-    void *probe = sh->frames_ok && !sh->host_letterbox && !gone
-                      ? its_engine_host_alloc(backend, 4096)
-                      : NULL;
+    void *probe =
+        sh->frames_ok && !sh->host_letterbox && !gone ? its_engine_host_alloc(backend, 4096) : NULL;
     if (probe) {
         its_engine_host_free(backend, probe);
         /* ctx outlives every clip: a clip may be released after this factory */

@@ -43,11 +43,11 @@
 
 #include "its/core.h"
 
-#define REORDER     64 /* per camera; pool_frames is capped to it */
-#define ANA_QUEUE   4096
-#define JSON_BUF    (96 * 1024)
-#define POLL_NS     (100 * ITS_NS_PER_MS)
-#define MAX_WORKERS 32
+#define REORDER       64 /* per camera; pool_frames is capped to it */
+#define ANA_QUEUE     4096
+#define JSON_BUF      (96 * 1024)
+#define POLL_NS       (100 * ITS_NS_PER_MS)
+#define MAX_WORKERS   32
 #define SLOT_STUCK_NS (2ULL * ITS_NS_PER_S)
 /* How long an add that finds every slot in use waits for a retiring one (no lock held). */
 #define ADD_SLOT_WAIT_NS (SLOT_STUCK_NS + ITS_NS_PER_S)
@@ -81,7 +81,7 @@ struct its_pipeline_t {
     cam *cams;
     atomic_int n_used; /* highest slot ever used + 1; grows under ctl_mu, read anywhere */
     uint64_t reclaimed, trimmed_at, trim_ns; /* slots reclaimed; memory trimmed (ctl_mu) */
-    pthread_rwlock_t slot_mu; /* slots' id, url, src and counters against reuse */
+    pthread_rwlock_t slot_mu;                /* slots' id, url, src and counters against reuse */
     its_frame_observer observer;
     void *observer_ctx;
     pthread_mutex_t ctl_mu;
@@ -1018,9 +1018,8 @@ int its_pipeline_status_line(its_pipeline_t *p, char *buf, size_t len)
     APPEND("status: backend %s%s%s | %d cams %.1f fps out, %llu dropped | batch avg %.1f, queue "
            "%zu | p99 ms (budget):",
            inf->name, inf->is_benchmark ? " (benchmark, no inference)" : "",
-           on_fallback ? " (on the cpu fallback)" : "", active,
-           dt > 0 ? (double)total_out / dt : 0, (unsigned long long)total_drop,
-           db ? (double)di / (double)db : 0, bs.depth);
+           on_fallback ? " (on the cpu fallback)" : "", active, dt > 0 ? (double)total_out / dt : 0,
+           (unsigned long long)total_drop, db ? (double)di / (double)db : 0, bs.depth);
     for (int s = 0; s < ITS_STAGE_COUNT; s++) {
         double p99 = its_pipeline_stage_quantile(p, (its_stage)s, 0.99, &p->st_win, NULL) * 1e3;
         double budget = its_stage_budget_ms((its_stage)s);

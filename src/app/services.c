@@ -121,7 +121,8 @@ static void collect(void *ud, its_metrics *reg)
         if (!cs.active) {
             /* removed: its levels leave the exposition (asking again shows them again) */
             if (!pv->hidden) {
-                its_metric_hide(its_metrics_series_v(its_metrics_std(reg, ITS_M_CAMERA_FPS), cs.id));
+                its_metric_hide(
+                    its_metrics_series_v(its_metrics_std(reg, ITS_M_CAMERA_FPS), cs.id));
                 its_metric_hide(its_metrics_series_v(its_metrics_std(reg, ITS_M_CAMERA_UP), cs.id));
                 pv->hidden = 1;
             }
@@ -151,9 +152,9 @@ static void collect(void *ud, its_metrics *reg)
     its_metric_set(its_metrics_series_v(its_metrics_std(reg, ITS_M_ENGINE_FALLBACK), s->backend),
                    nf);
     if (fev > s->prev_fallbacks)
-        its_metric_add(its_metrics_series_v(its_metrics_std(reg, ITS_M_ERRORS), "engine",
-                                            "fallback"),
-                       (double)(fev - s->prev_fallbacks));
+        its_metric_add(
+            its_metrics_series_v(its_metrics_std(reg, ITS_M_ERRORS), "engine", "fallback"),
+            (double)(fev - s->prev_fallbacks));
     s->prev_fallbacks = fev;
     pthread_mutex_unlock(&s->collect_mu);
 }
@@ -182,8 +183,7 @@ static void to_api(const its_camera_stats *cs, const char *url, its_api_camera *
     const char *st = !cs->active                                 ? "stopped"
                      : cs->source.state == ITS_SOURCE_RUNNING    ? "running"
                      : cs->source.state == ITS_SOURCE_CONNECTING ? "connecting"
-                     : cs->source.state == ITS_SOURCE_LOADING ||
-                             cs->source.state == ITS_SOURCE_IDLE
+                     : cs->source.state == ITS_SOURCE_LOADING || cs->source.state == ITS_SOURCE_IDLE
                          ? "starting"
                          : "down";
     snprintf(out->state, sizeof out->state, "%s", st);
@@ -287,8 +287,8 @@ int its_app_services_create(const its_app_config *c, its_pipeline_t *p, its_app_
     s->p = p;
     s->max_cams = c->s.max_cameras;
     static const char *const backend_names[] = {"noop", "cpu", "cuda"};
-    s->backend = c->s.backend >= 0 && c->s.backend <= ITS_BACKEND_CUDA ? backend_names[c->s.backend]
-                                                                        : "?";
+    s->backend =
+        c->s.backend >= 0 && c->s.backend <= ITS_BACKEND_CUDA ? backend_names[c->s.backend] : "?";
     pthread_mutex_init(&s->collect_mu, NULL);
     s->cams = its_calloc(ITS_MOD_APP, (size_t)s->max_cams, sizeof *s->cams);
     s->prev = its_calloc(ITS_MOD_APP, (size_t)s->max_cams, sizeof *s->prev);

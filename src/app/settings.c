@@ -79,7 +79,7 @@ static const its_option options[] = {
     ITS_OPT_BOOL("ingest.spread_phase", S, spread_phase, "true", 0,
                  "replay cameras and sampled files without phase_s start at spread-out offsets"),
     ITS_OPT_INT("ingest.max_cameras", S, max_cameras, ITS_STR(ITS_PIPE_MAX_CAMERAS), 1, 4096, 0,
-                "camera slots over the daemon's life (adds via SIGHUP use new slots)"),
+                "cameras at once (a removed camera's slot is reused once its frames are through)"),
     ITS_OPT_INT("analytics.workers", S, analytics_workers, ITS_STR(ITS_PIPE_ANALYTICS_WORKERS), 1,
                 32, 0, "analytics threads; cameras are sharded over them"),
     ITS_OPT_BOOL("analytics.enabled", S, analytics_enabled, "true", 0,

@@ -43,9 +43,9 @@ enum { CLIP_LOADING, CLIP_READY, CLIP_FAILED };
 
 typedef struct node {
     char key[160];
-    int state;    /* CLIP_* */
-    int refs;     /* the loader and the waiters, then the clip's users */
-    int rc;       /* CLIP_FAILED: the loader's error */
+    int state; /* CLIP_* */
+    int refs;  /* the loader and the waiters, then the clip's users */
+    int rc;    /* CLIP_FAILED: the loader's error */
     char err[384];
     its__clip *clip; /* CLIP_READY */
     struct node *next;

@@ -55,10 +55,10 @@ struct its_source {
     its__clip *clip;      /* replay only */
     pthread_t thread;
     int started, joined;
-    atomic_int refs;    /* the owner's and, while it runs, the thread's */
-    int exited;         /* the thread is past its last use of the source's state; under mu */
+    atomic_int refs;       /* the owner's and, while it runs, the thread's */
+    int exited;            /* the thread is past its last use of the source's state; under mu */
     pthread_mutex_t cb_mu; /* held around the frame callback; see its_source_cancel */
-    pthread_mutex_t mu; /* guards st, cur, clip (replay: set once loaded), exited, the sleeps */
+    pthread_mutex_t mu;    /* guards st, cur, clip (replay: set once loaded), exited, the sleeps */
     pthread_cond_t cv;
     atomic_int stop;
     its_video_t *cur;
@@ -413,8 +413,8 @@ static void *replay_main(void *arg)
     its__clip *c = NULL;
     char err[384] = "";
     set_state(s, ITS_SOURCE_LOADING);
-    int rc = its__clip_get(s->url, s->o.pixfmt, s->o.max_width, s->o.max_height,
-                           s->o.replay_frames, &s->stop, &c, err, sizeof err);
+    int rc = its__clip_get(s->url, s->o.pixfmt, s->o.max_width, s->o.max_height, s->o.replay_frames,
+                           &s->stop, &c, err, sizeof err);
     if (rc < 0) {
         if (rc != ITS_ECLOSED) {
             its_loge("ingest", s->id, "replay: %s", err);

@@ -457,7 +457,8 @@ static void test_gpu_fallback(void **state)
             assert_non_null(strstr(resp, "its_engine_fallback{backend=\"cuda\"} 0"));
         } else {
             assert_non_null(strstr(resp, "its_engine_fallback{backend=\"cuda\"} 1"));
-            assert_non_null(strstr(resp, "its_errors_total{module=\"engine\",kind=\"fallback\"} 1"));
+            assert_non_null(
+                strstr(resp, "its_errors_total{module=\"engine\",kind=\"fallback\"} 1"));
             assert_true(count(err, "running on the cpu engine instead") >= 1);
         }
     }

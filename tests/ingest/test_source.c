@@ -693,7 +693,7 @@ static void test_replay_clip_memory(void **state)
         its_source_t *sa;
         assert_int_equal(its_source_create(&o, on_frame, &a, &sa, NULL, 0), 0);
         its_source_start(sa);
-        wait_running(sa); /* the clip is made on the source's thread */
+        wait_running(sa);                 /* the clip is made on the source's thread */
         its_ingest_set_clip_memory(NULL); /* clips made from now on: ordinary memory */
         assert_int_equal(l.allocs, 1);
         its_sleep_ns(150 * ITS_NS_PER_MS);

@@ -120,7 +120,8 @@ static void reload(its_pipeline_t *p, its_app_config *cur, const char *path)
             for (unsigned k = 0; k < n_added; k++)
                 its_pipeline_remove_camera(p, next.cams.cameras[added[k]].id);
             for (unsigned k = 0; k < n_old; k++)
-                if (removed[k] && its_pipeline_add_camera(p, &cur->resolved[k], err, sizeof err) < 0)
+                if (removed[k] &&
+                    its_pipeline_add_camera(p, &cur->resolved[k], err, sizeof err) < 0)
                     its_loge("app", cur->cams.cameras[k].id, "cannot restore camera: %s", err);
             goto done;
         }
