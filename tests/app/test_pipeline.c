@@ -602,6 +602,7 @@ static void test_hooks_and_runtime_cameras(void **state)
     assert_int_equal(its_pipeline_create(&o, &p, NULL, 0), 0);
     add(p, "a", bridge, "replay", 1, 1, 50, 10);
     its_pipeline_start(p);
+    wait_loaded(p);
     its_sleep_ns(300 * ITS_NS_PER_MS);
     add(p, "b", bridge, "replay", 1, 1, 50, 10); /* added while running */
     char err[256];
@@ -623,6 +624,7 @@ static void test_hooks_and_runtime_cameras(void **state)
     add(p, "c", bridge, "replay", 1, 1, 50, 10);
     add(p, "d", bridge, "replay", 1, 1, 50, 10);
     assert_int_equal(its_pipeline_n_cameras(p), 4);
+    wait_loaded(p);
     its_camera_cfg extra = {.id = "e", .url = bridge, .kind = "replay", .realtime = 1};
     assert_int_equal(its_pipeline_add_camera(p, &extra, err, sizeof err), ITS_EFULL);
     its_sleep_ns(300 * ITS_NS_PER_MS);
