@@ -205,7 +205,7 @@ static void test_alert_metrics(void **state)
     its_test_source_path("deploy/prometheus/alerts.yml", path, sizeof path);
     expr_list l;
     assert_int_equal(deploy_rules_exprs(path, &l), 0);
-    assert_int_equal(l.n, 10);
+    assert_int_equal(l.n, 11);
     check c = {.where = "alerts.yml", .allow_up = 1};
     for (int i = 0; i < l.n; i++) {
         c.expr = l.items[i];
