@@ -180,8 +180,15 @@ static long count(const char *path, const char *needle)
 
 /* ---- 2,000 add/remove cycles ---- */
 
+/* Under the sanitizers (ten times slower, and an allocator that keeps freed memory in
+ * quarantine) fewer cycles check for memory errors and leaks; RSS is reported, not asserted. */
+#ifdef ITS_TEST_SANITIZED
+#define CYCLES 200
+#define WARMUP 50
+#else
 #define CYCLES 2000
 #define WARMUP 300
+#endif
 
 static void test_add_remove_cycles(void **state)
 {
@@ -248,8 +255,10 @@ static void test_add_remove_cycles(void **state)
                   "%ld kB after, %ld kB at the end\n",
                   CYCLES, secs, rss_warm, rss_max, rss_end);
     assert_true(rss_warm > 0);
+#ifndef ITS_TEST_SANITIZED
     if ((double)rss_end > (double)rss_warm * 1.05)
         fail_msg("RSS grew from %ld kB to %ld kB (more than 5%%)", rss_warm, rss_end);
+#endif
 }
 
 /* ---- sources that block ---- */
