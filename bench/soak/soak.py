@@ -137,6 +137,7 @@ def main():
         print("soak: redis-server is not installed", file=sys.stderr)
         return 2
     work = a.work or tempfile.mkdtemp(prefix="its-soak-")
+    os.makedirs(work, exist_ok=True)
     rport, aport = free_port(), free_port()
     redis = start_redis(rport, work)
     cams = "".join("  - {id: cam-%03d, url: %s, kind: replay, fps: %g, replay_frames: 60, "
@@ -199,8 +200,9 @@ def main():
             frames, drops = total(m, "its_frames_total"), total(m, "its_frames_dropped_total")
             rss, threads, fds = proc_stats(itsd.pid)
             p99 = p99_between(prev_b, b) if prev_b is not None else None
+            up = total(m, "its_redis_up") if "its_redis_up" in m else None
             rows.append((now - t0, rss, threads, fds, frames - prev_frames, drops - prev_drops,
-                         p99, total(m, "its_redis_up")))
+                         p99, up))
             prev_b, prev_frames, prev_drops = b, frames, drops
         time.sleep(0.1)
     exited_early = itsd.poll() is not None
@@ -227,8 +229,9 @@ def main():
     print("%8s %10s %8s %6s %10s %8s %9s %6s" % ("t_s", "rss_kb", "threads", "fds", "frames",
                                                  "dropped", "p99_ms", "redis"))
     for t, rss, th, fds, fr, dr, p99, up in rows:
-        print("%8.0f %10d %8d %6d %10.0f %8.0f %9s %6.0f" % (
-            t, rss, th, fds, fr, dr, "-" if p99 is None else "%.1f" % p99, up))
+        print("%8.0f %10d %8d %6d %10.0f %8.0f %9s %6s" % (
+            t, rss, th, fds, fr, dr, "-" if p99 is None else "%.1f" % p99,
+            "-" if up is None else "%.0f" % up))
     after = [r for r in rows if r[0] >= warm_s]
     drift = None
     if len(after) >= 2:
