@@ -29,10 +29,11 @@
 
 static char itsd[1024], dir[256], clip_a[400], clip_b[400], model[600];
 static int g_port;
+static pid_t g_pid; /* the daemon under test, killed by the teardown if a check failed */
 
 static pid_t spawn(const char *cfg, const char *out, const char *errf)
 {
-    pid_t pid = fork();
+    pid_t pid = g_pid = fork();
     if (pid == 0) {
         int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         int e = open(errf, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -176,6 +177,17 @@ static long count(const char *path, const char *needle)
     }
     its_free(d);
     return n;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    if (g_pid > 0 && waitpid(g_pid, NULL, WNOHANG) == 0) {
+        kill(g_pid, SIGKILL);
+        waitpid(g_pid, NULL, 0);
+    }
+    g_pid = 0;
+    return 0;
 }
 
 /* ---- 2,000 add/remove cycles ---- */
@@ -491,10 +503,10 @@ int main(void)
                               sizeof model))
         return its_test_skip("shared model missing");
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_blocked_sources),
-        cmocka_unit_test(test_reload_whole_or_rolled_back),
-        cmocka_unit_test(test_add_remove_cycles),
-        cmocka_unit_test(test_gpu_fallback),
+        cmocka_unit_test_teardown(test_blocked_sources, teardown),
+        cmocka_unit_test_teardown(test_reload_whole_or_rolled_back, teardown),
+        cmocka_unit_test_teardown(test_add_remove_cycles, teardown),
+        cmocka_unit_test_teardown(test_gpu_fallback, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
