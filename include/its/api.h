@@ -65,7 +65,8 @@
 typedef struct its_api_camera {
     char id[ITS_PUB_ID_MAX + 1];
     char url[ITS_API_URL_MAX];
-    char state[16]; /* "running", "connecting", "down", "stopped" */
+    char state[16]; /* "starting" (a replay clip loading), "running", "connecting", "down",
+                     * "stopped" */
     double fps;     /* measured frames per second */
     uint64_t frames, drops;
 } its_api_camera;

@@ -56,6 +56,7 @@ typedef struct its_app_settings {
     char *log_level;
     char *log_format;
     int backend;
+    int fallback; /* engine.fallback: 1 = cpu (a GPU engine that fails is replaced), 0 = none */
     char *model;
     char *input_size; /* "WxH" or empty */
     char *labels;

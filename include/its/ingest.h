@@ -12,6 +12,11 @@
  *     its_source_stop(s);              // interrupts blocking I/O, joins the thread
  *     its_source_destroy(s);
  *
+ *     // or, from a control path that must not wait on the source's thread:
+ *     its_source_cancel(s);            // no callback runs after this returns
+ *     ...                              // later, when its_source_finished(s) or never:
+ *     its_source_destroy_wait(s, 0);   // joins an exited thread, else detaches it
+ *
  *     static void on_frame(its_frame *f, void *ctx)
  *     {
  *         // f carries one reference, now the callee's: keep it (queue it) or its_frame_unref
@@ -78,7 +83,13 @@ typedef enum its_source_state {
     ITS_SOURCE_BACKOFF, /* waiting to reconnect */
     ITS_SOURCE_ENDED,   /* a file without loop reached its end */
     ITS_SOURCE_STOPPED,
+    ITS_SOURCE_LOADING, /* replay: the clip is being decoded (on the source's thread) */
 } its_source_state;
+
+/* The most frames a replay clip keeps (replay_frames is capped to it). */
+#define ITS_REPLAY_MAX_FRAMES 3000
+/* How long its_source_destroy waits for the thread to end before it detaches it. */
+#define ITS_SOURCE_DESTROY_WAIT_NS (1000ULL * 1000 * 1000)
 
 typedef struct its_source_opts {
     const char *id;  /* camera id, for logs */
@@ -95,7 +106,8 @@ typedef struct its_source_opts {
     double phase_s;       /* replay: start this far into the clip (load tests spread cameras);
                            * with sample_fps: the media time of the first frame passed on,
                            * modulo the sampling period (spreads cameras over it) */
-    int replay_frames;    /* replay: keep at most this many frames of the clip; 0: all (<= 3000) */
+    int replay_frames;    /* replay: keep at most this many frames of the clip; 0: 300; at most
+                           * ITS_REPLAY_MAX_FRAMES */
     int max_width;        /* 0: 1920 */
     int max_height;       /* 0: 1080 */
     int pool_frames;      /* frames this source may have in the pipeline at once; 0: 8 */
@@ -132,15 +144,26 @@ const char *its_source_kind_name(its_source_kind k);
 /* "file", "rtsp", "http", "hls", "replay", "push", "auto" -> kind; ITS_EINVAL otherwise. */
 int its_source_parse_kind(const char *name, its_source_kind *out);
 
-/* Create (pools allocated here; a replay source decodes its clip here, which may take a
- * while). Errors: ITS_EINVAL (bad options), ITS_ENOMEM, and for replay the clip's decode
- * error. Network sources do not connect until started. */
+/* Create (pools allocated here). Errors: ITS_EINVAL (bad options), ITS_ENOMEM, ITS_ENOENT for a
+ * replay clip that does not exist. A replay source decodes its clip on its own thread once
+ * started (state ITS_SOURCE_LOADING); a clip that cannot be decoded ends the source
+ * (ITS_SOURCE_ENDED, stats.last_error). Network sources do not connect until started. */
 int its_source_create(const its_source_opts *opts, its_frame_cb cb, void *ctx, its_source_t **out,
                       char *err, size_t errlen);
 int its_source_start(its_source_t *s);
-/* Stop producing (interrupting blocked I/O) and join the thread; idempotent. */
+/* Stop producing without waiting for the thread: sets the flag, interrupts blocked I/O and
+ * ends sleeps. When it returns, no frame callback is running and none will run. Idempotent;
+ * any thread. */
+void its_source_cancel(its_source_t *s);
+/* 1 once the source's thread has returned (or there is none), 0 while it runs. */
+int its_source_finished(its_source_t *s);
+/* Cancel and join the thread (waits for it); idempotent. */
 void its_source_stop(its_source_t *s);
-/* Stop if needed and free. Frames still referenced stay valid. NULL is a no-op. */
+/* Cancel and free. Waits up to wait_ns for the thread to end; a thread still blocked then
+ * (a call no interrupt reaches) is detached and frees what it uses when it returns, without
+ * ever calling back. Frames still referenced stay valid. NULL is a no-op. */
+void its_source_destroy_wait(its_source_t *s, uint64_t wait_ns);
+/* its_source_destroy_wait(s, ITS_SOURCE_DESTROY_WAIT_NS). */
 void its_source_destroy(its_source_t *s);
 void its_source_get_stats(its_source_t *s, its_source_stats *out);
 

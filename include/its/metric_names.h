@@ -46,6 +46,9 @@
       "Frames dropped per camera and reason", "camera,reason", ITS_BUCKETS_NONE, 0)                \
     X(ITS_M_ERRORS, "its_errors_total", ITS_METRIC_COUNTER, "Errors by module and kind",           \
       "module,kind", ITS_BUCKETS_NONE, 0)                                                          \
+    X(ITS_M_ENGINE_FALLBACK, "its_engine_fallback", ITS_METRIC_GAUGE,                              \
+      "Engine workers running on the cpu engine in place of the configured GPU backend",           \
+      "backend", ITS_BUCKETS_NONE, 0)                                                              \
     X(ITS_M_CAMERA_FPS, "its_camera_fps", ITS_METRIC_GAUGE, "Frames per second per camera",        \
       "camera", ITS_BUCKETS_NONE, 0)                                                               \
     X(ITS_M_CAMERA_UP, "its_camera_up", ITS_METRIC_GAUGE,                                          \

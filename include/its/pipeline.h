@@ -69,6 +69,10 @@ struct its_infer {
      * next batch while one runs. */
     int (*ready)(its_infer *inf, int ticket);
     const char *(*label)(its_infer *inf, int class_id); /* class name, or NULL */
+    /* Optional: 1 while this instance runs on a fallback engine instead of `name` (a GPU
+     * engine that could not be created or failed), else 0; *events: the times it fell back
+     * so far. Any thread. */
+    int (*fallback)(its_infer *inf, uint64_t *events);
     void (*destroy)(its_infer *inf);
 };
 
@@ -89,6 +93,8 @@ int its_infer_noop_factory(double cost_us, its_infer_factory *out);
 typedef struct its_infer_engine_opts {
     const char *model;      /* ONNX file */
     const char *backend;    /* "cpu" (default) or "cuda" */
+    int fallback_cpu;       /* a GPU backend that cannot be created or fails at run time is
+                             * replaced by the cpu engine (logged) and retried with backoff */
     int threads;            /* cpu threads per engine; 0: cores */
     int max_batch;          /* 1..32 */
     float conf, iou;        /* 0: the detector's defaults */
@@ -208,7 +214,7 @@ typedef struct its_pipeline_opts {
     its_sink *sink;          /* owned */
     its_camera_hooks hooks;  /* optional */
     its_metrics *metrics;    /* owned; with the standard rows; NULL: the pipeline makes one */
-    int max_cameras;         /* slots over the pipeline's life */
+    int max_cameras;         /* cameras present at once (removed ones until reclaimed) */
     int engine_workers;
     int analytics_workers;
     /* batching */
@@ -226,6 +232,8 @@ typedef struct its_pipeline_opts {
 
 typedef struct its_camera_stats {
     char id[ITS_CAMERA_ID_MAX + 1];
+    char url[1024];
+    uint64_t gen; /* the slot's life: changes when the slot is reused by another camera */
     int active;
     uint64_t in;        /* frames decoded by the source */
     uint64_t processed; /* frames published */
@@ -242,9 +250,12 @@ typedef struct its_pipeline_t its_pipeline_t;
 void its_pipeline_opts_default(its_pipeline_opts *o);
 int its_pipeline_create(its_pipeline_opts *o, its_pipeline_t **out, char *err, size_t errlen);
 /* Add a camera (started at once if the pipeline runs). Errors: ITS_EEXIST (id taken),
- * ITS_EFULL (no slot left), the source's errors. */
+ * ITS_EFULL (every slot in use; while some are retiring it first waits up to 3 s for one,
+ * without blocking other control calls), the source's errors. A replay camera's clip is decoded on
+ * its source's thread (its state is ITS_SOURCE_LOADING meanwhile), never here. */
 int its_pipeline_add_camera(its_pipeline_t *p, const its_camera_cfg *c, char *err, size_t errlen);
-/* Stop a camera's source; its frames in flight finish. ITS_ENOENT if unknown. */
+/* Stop a camera's source without waiting for its thread; its frames in flight finish and its
+ * slot is reclaimed once they are through. ITS_ENOENT if unknown. */
 int its_pipeline_remove_camera(its_pipeline_t *p, const char *id);
 int its_pipeline_start(its_pipeline_t *p);
 /*
@@ -256,7 +267,12 @@ int its_pipeline_start(its_pipeline_t *p);
 int its_pipeline_stop(its_pipeline_t *p, uint64_t drain_ns);
 void its_pipeline_destroy(its_pipeline_t *p);
 
-/* Camera slots ever used (including removed ones). */
+/* Reclaim the slots of removed cameras whose frames are all through (add and remove do it
+ * too); frees their sources, pools and hooks, and (glibc) hands the memory that their threads
+ * freed back to the system at most once a second. Call from the control thread now and then. */
+void its_pipeline_reap(its_pipeline_t *p);
+/* One past the highest slot in use or retired so far: iterate slots below it
+ * (its_pipeline_camera_stats answers ITS_ENOENT for a free one). */
 int its_pipeline_n_cameras(its_pipeline_t *p);
 int its_pipeline_camera_stats(its_pipeline_t *p, int slot, its_camera_stats *out);
 int its_pipeline_find_camera(its_pipeline_t *p, const char *id);
@@ -289,8 +305,6 @@ int its_pipeline_status_line(its_pipeline_t *p, char *buf, size_t len);
  * (metrics). Set it before start. */
 typedef void (*its_frame_observer)(void *ctx, const its_frame *f, const char *camera);
 void its_pipeline_set_observer(its_pipeline_t *p, its_frame_observer fn, void *ctx);
-/* The url a camera slot was added with ("" for a bad slot). */
-const char *its_pipeline_camera_url(its_pipeline_t *p, int slot);
 /* Frames waiting for the analytics workers (all workers together). Any thread. */
 size_t its_pipeline_analytics_queued(its_pipeline_t *p);
 /* The detector's name of a class id (NULL: none, e.g. the no-op backend). Any thread. */
@@ -302,5 +316,8 @@ uint64_t its_pipeline_messages(its_pipeline_t *p);
 /* Inference batches that failed so far (a failed submit, run or collect); their frames are
  * also counted as ITS_DROP_ENGINE_ERROR drops. */
 uint64_t its_pipeline_engine_errors(its_pipeline_t *p);
+/* Engine workers running on a fallback engine now (its_infer.fallback), and *events (may be
+ * NULL) the fallbacks so far over all workers. */
+int its_pipeline_engine_fallback(its_pipeline_t *p, uint64_t *events);
 
 #endif

@@ -9,8 +9,16 @@
  * - host path (cpu, other heads, or a frame larger than the frames path was set up for):
  *   letterbox every frame into the fp32 input tensor, its_engine_run, decode and NMS here.
  * Either way detections land in the frame in source pixels (its/frame.h).
+ *
+ * Fallback (fallback_cpu): a GPU engine that cannot be created, or whose batch fails at run
+ * time, is replaced by a cpu engine for that worker (logged; its_infer.fallback reports it
+ * for the metrics). The failed batch is run again on the cpu engine, so no frame is lost to
+ * the switch. The worker keeps its submit/collect pair (both take the host path while on the
+ * fallback) and tries the GPU engine again, on its own thread, after FALLBACK_RETRY_MIN_S,
+ * doubling up to FALLBACK_RETRY_MAX_S while it keeps failing.
  */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -19,13 +27,18 @@
 #include "its/engine.h"
 #include "its/pipeline.h"
 
+#define FALLBACK_RETRY_MIN_S 30
+#define FALLBACK_RETRY_MAX_S 600
+
 typedef struct shared {
     its_model_t *model;
     its_det_config cfg;
     its_det_model_info info;
     char **names;
     int n_names;
-    char backend[16];
+    char backend[16]; /* the backend asked for */
+    int fallback_cpu; /* engine.fallback: cpu */
+    int primary_gone; /* the backend asked for is not available here at all */
     int threads, max_batch;
     int max_width, max_height, host_letterbox;
     int frames_ok;   /* the model fits the engine's frames path */
@@ -51,7 +64,85 @@ typedef struct engine_inf {
     its_det *gdets;        /* max_batch * max_det */
     int host_ready;        /* host path buffers allocated (frames path: on first need) */
     uint64_t host_batches; /* frames path: batches that had to take the host path */
+    /* fallback: e->engine is then the cpu engine, gpu_engine the failed one (or NULL) */
+    its_engine_t *gpu_engine;
+    atomic_int on_fallback;
+    atomic_ullong fallbacks;
+    uint64_t retry_ns;
+    int retry_s;
 } engine_inf;
+
+static int eng_fallback(its_infer *inf, uint64_t *events)
+{
+    engine_inf *e = (engine_inf *)inf;
+    if (events)
+        *events = atomic_load(&e->fallbacks);
+    return atomic_load(&e->on_fallback);
+}
+
+static its_engine_t *make_engine(engine_inf *e, const char *backend, char *err, size_t errlen)
+{
+    its_engine_opts eo = {
+        .backend = backend, .threads = e->sh->threads, .max_batch = e->sh->max_batch};
+    its_engine_t *en = NULL;
+    return its_engine_create(e->sh->model, &eo, &en, err, errlen) < 0 ? NULL : en;
+}
+
+/* Replace the GPU engine by a cpu engine for this worker (why: what failed). */
+static int fall_back(engine_inf *e, const char *why)
+{
+    char err[256] = "";
+    its_engine_t *cpu = make_engine(e, "cpu", err, sizeof err);
+    if (!cpu) {
+        its_loge("engine", e->sh->backend, "%s; the cpu fallback failed too: %s", why, err);
+        return ITS_EBACKEND;
+    }
+    e->gpu_engine = e->gpu ? e->engine : e->gpu_engine;
+    e->engine = cpu;
+    e->gpu = 0;
+    e->retry_s = FALLBACK_RETRY_MIN_S;
+    e->retry_ns = its_now_ns() + (uint64_t)e->retry_s * ITS_NS_PER_S;
+    atomic_store(&e->on_fallback, 1);
+    atomic_fetch_add(&e->fallbacks, 1);
+    its_loge("engine", e->sh->backend,
+             "%s: running on the cpu engine instead (engine.fallback), %s again in %d s", why,
+             e->sh->backend, e->retry_s);
+    return 0;
+}
+
+static int frames_path_setup(engine_inf *e, char *err, size_t errlen);
+
+/* On the fallback: try the GPU engine again once its backoff has passed. */
+static void retry_gpu(engine_inf *e)
+{
+    if (!atomic_load(&e->on_fallback) || its_now_ns() < e->retry_ns || e->sh->primary_gone)
+        return;
+    char err[256] = "";
+    its_engine_t *g = make_engine(e, e->sh->backend, err, sizeof err);
+    its_engine_t *cpu = e->engine;
+    if (g) {
+        e->engine = g;
+        if (frames_path_setup(e, err, sizeof err) < 0 || !e->gpu) {
+            e->engine = cpu;
+            its_engine_destroy(g);
+            g = NULL;
+            if (!err[0])
+                snprintf(err, sizeof err, "no frames path");
+        }
+    }
+    if (!g) {
+        e->retry_s = ITS_MIN(e->retry_s * 2, FALLBACK_RETRY_MAX_S);
+        e->retry_ns = its_now_ns() + (uint64_t)e->retry_s * ITS_NS_PER_S;
+        its_logw("engine", e->sh->backend,
+                 "still unavailable (%s); on the cpu engine, next try in %d s", err, e->retry_s);
+        return;
+    }
+    its_engine_destroy(e->gpu_engine);
+    e->gpu_engine = NULL;
+    its_engine_destroy(cpu);
+    atomic_store(&e->on_fallback, 0);
+    its_logi("engine", e->sh->backend, "back on the %s engine", e->sh->backend);
+}
 
 static const char *meta_fn(const void *ctx, const char *key)
 {
@@ -126,6 +217,11 @@ static int eng_submit(its_infer *inf, its_frame **frames, int n, int padded)
 {
     engine_inf *e = (engine_inf *)inf;
     (void)padded;
+    retry_gpu(e);
+    if (!e->gpu) { /* on the cpu fallback */
+        int rc = host_run(e, frames, n);
+        return rc < 0 ? rc : TICKET_HOST;
+    }
     size_t limit = (size_t)e->sh->max_width * (size_t)e->sh->max_height * 3;
     int fits = 1;
     for (int b = 0; b < n; b++) {
@@ -158,10 +254,23 @@ static int eng_collect(its_infer *inf, int ticket, its_frame **frames, int n)
     engine_inf *e = (engine_inf *)inf;
     if (ticket == TICKET_HOST)
         return 0;
-    int rc = its_engine_detect_wait(e->engine, ticket, e->lists, e->gdets);
+    /* a ticket submitted before a fallback belongs to the failed engine */
+    its_engine_t *g = e->gpu ? e->engine : e->gpu_engine;
+    int rc = its_engine_detect_wait(g, ticket, e->lists, e->gdets);
     uint64_t t = its_now_ns();
     for (int b = 0; b < n; b++)
         frames[b]->ts_ns[ITS_TS_INFER] = t;
+    if ((rc < 0 || rc != n) && e->sh->fallback_cpu) {
+        /* the GPU failed this batch: the cpu engine takes over and runs it again */
+        if (e->gpu) {
+            char why[160];
+            snprintf(why, sizeof why, "batch of %d failed on the GPU: %s", n,
+                     its_strerror(rc < 0 ? rc : ITS_EBACKEND));
+            if (fall_back(e, why) < 0)
+                return rc < 0 ? rc : ITS_EBACKEND;
+        }
+        return host_run(e, frames, n);
+    }
     if (rc < 0)
         return rc;
     if (rc != n)
@@ -179,7 +288,9 @@ static int eng_collect(its_infer *inf, int ticket, its_frame **frames, int n)
 static int eng_ready(its_infer *inf, int ticket)
 {
     engine_inf *e = (engine_inf *)inf;
-    return ticket == TICKET_HOST ? 1 : its_engine_detect_poll(e->engine, ticket);
+    if (ticket == TICKET_HOST)
+        return 1;
+    return its_engine_detect_poll(e->gpu ? e->engine : e->gpu_engine, ticket);
 }
 
 /* Used synchronously (a caller without the pipelined pair): submit, then collect. */
@@ -206,6 +317,7 @@ static void eng_destroy(its_infer *inf)
     its_free(e->gdets);
     its_detector_destroy(e->det);
     its_engine_destroy(e->engine);
+    its_engine_destroy(e->gpu_engine);
     its_free(e);
 }
 
@@ -274,8 +386,9 @@ static int frames_path_setup(engine_inf *e, char *err, size_t errlen)
         return 0;
     }
     e->max_det = its_engine_detect_max_det(e->engine);
-    e->gdets =
-        its_malloc(ITS_MOD_APP, sizeof *e->gdets * (size_t)sh->max_batch * (size_t)e->max_det);
+    if (!e->gdets) /* kept across a fallback and a return to the GPU */
+        e->gdets =
+            its_malloc(ITS_MOD_APP, sizeof *e->gdets * (size_t)sh->max_batch * (size_t)e->max_det);
     if (!e->gdets) {
         snprintf(err, errlen, "engine: out of memory for detection buffers");
         return ITS_ENOMEM;
@@ -300,9 +413,22 @@ static int eng_create(void *ctx, its_infer **out, char *err, size_t errlen)
     e->base.run = eng_run;
     e->base.label = eng_label;
     e->base.destroy = eng_destroy;
-    its_engine_opts eo = {
-        .backend = sh->backend, .threads = sh->threads, .max_batch = sh->max_batch};
-    int rc = its_engine_create(sh->model, &eo, &e->engine, err, errlen);
+    e->base.fallback = eng_fallback;
+    int gpu_backend = strcmp(sh->backend, "cpu") != 0;
+    int rc = 0;
+    if (!sh->primary_gone) {
+        its_engine_opts eo = {
+            .backend = sh->backend, .threads = sh->threads, .max_batch = sh->max_batch};
+        rc = its_engine_create(sh->model, &eo, &e->engine, err, errlen);
+    }
+    if ((sh->primary_gone || rc < 0) && gpu_backend && sh->fallback_cpu) {
+        char why[512];
+        snprintf(why, sizeof why, "the %s engine cannot be created: %s", sh->backend,
+                 sh->primary_gone ? "not available here" : err);
+        rc = fall_back(e, why);
+        if (rc < 0)
+            snprintf(err, errlen, "%s; no cpu engine either", why);
+    }
     if (rc == 0 && its_engine_batches_padded(e->engine)) {
         /* a batch costs its prepared size (cuda: a graph per size): the batcher rounds to them */
         int n = its_engine_batch_sizes(e->engine, e->sizes, 8);
@@ -311,8 +437,16 @@ static int eng_create(void *ctx, its_infer **out, char *err, size_t errlen)
     }
     if (rc == 0)
         rc = its_detector_create(&sh->cfg, &sh->info, &e->det, err, errlen);
-    if (rc == 0)
+    if (rc == 0 && !atomic_load(&e->on_fallback))
         rc = frames_path_setup(e, err, errlen);
+    if (rc == 0 && !e->gpu && gpu_backend && sh->fallback_cpu) {
+        /* the pipelined pair even on the host path: the worker keeps it for its life, and a
+         * GPU engine that comes back uses it */
+        e->base.run = eng_run_frames;
+        e->base.submit = eng_submit;
+        e->base.collect = eng_collect;
+        e->base.ready = eng_ready;
+    }
     if (rc == 0 && !e->gpu && (rc = host_buffers(e)) < 0)
         snprintf(err, errlen, "engine: out of memory for batch buffers");
     if (rc == 0 && !e->gpu) {
@@ -347,7 +481,9 @@ int its_infer_engine_factory(const its_infer_engine_opts *o, its_infer_factory *
                              size_t errlen)
 {
     const char *backend = o->backend ? o->backend : "cpu";
-    if (!its_engine_backend_available(backend)) {
+    int gone = !its_engine_backend_available(backend);
+    if (gone &&
+        !(o->fallback_cpu && strcmp(backend, "cpu") != 0 && its_engine_backend_available("cpu"))) {
         snprintf(err, errlen, "engine: backend '%s' is not available here", backend);
         return ITS_ENODEV;
     }
@@ -357,6 +493,8 @@ int its_infer_engine_factory(const its_infer_engine_opts *o, its_infer_factory *
         return ITS_ENOMEM;
     }
     snprintf(sh->backend, sizeof sh->backend, "%s", backend);
+    sh->fallback_cpu = o->fallback_cpu;
+    sh->primary_gone = gone;
     sh->threads = o->threads;
     sh->max_batch = ITS_CLAMP(o->max_batch, 1, 32);
     sh->max_width = o->max_width > 0 ? o->max_width : 1920;
@@ -421,7 +559,7 @@ int its_infer_engine_factory(const its_infer_engine_opts *o, its_infer_factory *
     sh->frames_ok = fits_frames_path(&sh->cfg);
     /* replay clips in the engine's pinned memory: the frames path uploads them from there */
     void *probe =
-        sh->frames_ok && !sh->host_letterbox ? its_engine_host_alloc(backend, 4096) : NULL;
+        sh->frames_ok && !sh->host_letterbox && !gone ? its_engine_host_alloc(backend, 4096) : NULL;
     if (probe) {
         its_engine_host_free(backend, probe);
         /* ctx outlives every clip: a clip may be released after this factory */

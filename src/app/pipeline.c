@@ -18,11 +18,24 @@
  * the engine (engine_error), or is published (processed). All counters are per camera
  * atomics, so in = processed + dropped holds exactly once the pipeline has stopped.
  *
+ * Camera slots. A camera lives in a slot (its index is every frame's `camera`). Removing a
+ * camera cancels its source, which never waits for the source's thread, and retires the
+ * slot; a retired slot is reclaimed (source freed, hooks closed, counters reset, free for the
+ * next camera) once every frame it produced is accounted for and its thread has returned, or
+ * has stayed blocked for SLOT_STUCK_NS (it is then detached: it frees itself and never calls
+ * back). Reclaiming happens on the control path (add, remove, its_pipeline_reap), so
+ * max_cameras bounds the cameras present at once, not those over the daemon's life. Readers
+ * on other threads (stats, lookups, pushes) hold slot_mu for reading; reclaiming and reuse
+ * rewrite a slot under it for writing.
+ *
  * Latency. Stage timestamps are taken by whichever thread owns the frame; the histograms are
  * recorded only by engine and analytics workers (one shard each), never by source threads.
  */
 #include "its/pipeline.h"
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -30,14 +43,21 @@
 
 #include "its/core.h"
 
-#define REORDER     64 /* per camera; pool_frames is capped to it */
-#define ANA_QUEUE   4096
-#define JSON_BUF    (96 * 1024)
-#define POLL_NS     (100 * ITS_NS_PER_MS)
-#define MAX_WORKERS 32
+#define REORDER       64 /* per camera; pool_frames is capped to it */
+#define ANA_QUEUE     4096
+#define JSON_BUF      (96 * 1024)
+#define POLL_NS       (100 * ITS_NS_PER_MS)
+#define MAX_WORKERS   32
+#define SLOT_STUCK_NS (2ULL * ITS_NS_PER_S)
+/* How long an add that finds every slot in use waits for a retiring one (no lock held). */
+#define ADD_SLOT_WAIT_NS (SLOT_STUCK_NS + ITS_NS_PER_S)
+
+enum { SLOT_FREE = 0, SLOT_ACTIVE, SLOT_RETIRING };
 
 typedef struct cam {
-    int used;
+    int state; /* SLOT_*, under ctl_mu */
+    uint64_t retired_ns;
+    uint64_t gen; /* lives of this slot; under slot_mu */
     atomic_int active;
     char id[ITS_CAMERA_ID_MAX + 1];
     char url[1024];
@@ -59,7 +79,9 @@ struct its_pipeline_t {
     its_pipeline_opts o;
     its_infer *infers[MAX_WORKERS];
     cam *cams;
-    atomic_int n_used; /* slots ever used; grows under ctl_mu, read anywhere */
+    atomic_int n_used; /* highest slot ever used + 1; grows under ctl_mu, read anywhere */
+    uint64_t reclaimed, trimmed_at, trim_ns; /* slots reclaimed; memory trimmed (ctl_mu) */
+    pthread_rwlock_t slot_mu;                /* slots' id, url, src and counters against reuse */
     its_frame_observer observer;
     void *observer_ctx;
     pthread_mutex_t ctl_mu;
@@ -416,6 +438,7 @@ int its_pipeline_create(its_pipeline_opts *o, its_pipeline_t **out, char *err, s
     o->metrics = NULL;
     pthread_mutex_init(&p->ctl_mu, NULL);
     pthread_mutex_init(&p->form_mu, NULL);
+    pthread_rwlock_init(&p->slot_mu, NULL);
     int rc = ITS_EINVAL;
     its_pipeline_opts *q = &p->o;
     q->engine_workers = ITS_CLAMP(q->engine_workers, 1, MAX_WORKERS);
@@ -486,6 +509,72 @@ static int source_kind(const its_camera_cfg *c, its_source_kind *k, char *err, s
     return 0;
 }
 
+/* Reclaim the retired slots whose frames are all through (ctl_mu held). */
+static void reap_locked(its_pipeline_t *p)
+{
+    int n = atomic_load(&p->n_used);
+    uint64_t now = its_now_ns();
+    for (int i = 0; i < n; i++) {
+        cam *c = &p->cams[i];
+        its_camera_stats cs;
+        if (c->state != SLOT_RETIRING || its_pipeline_camera_stats(p, i, &cs) < 0 ||
+            cs.in_flight > 0)
+            continue;
+        if (!its_source_finished(c->src) && now - c->retired_ns < SLOT_STUCK_NS)
+            continue;
+        pthread_rwlock_wrlock(&p->slot_mu);
+        its_source_t *src = c->src;
+        c->src = NULL;
+        c->id[0] = 0;
+        c->url[0] = 0;
+        pthread_rwlock_unlock(&p->slot_mu);
+        /* every frame of this life is through: its analytics worker no longer touches it */
+        if (c->hook_opened && !c->hook_failed && p->o.hooks.close)
+            p->o.hooks.close(c->hook_state);
+        c->hook_state = NULL;
+        c->hook_opened = c->hook_failed = 0;
+        c->state = SLOT_FREE;
+        its_source_destroy_wait(src, 0); /* joins a returned thread, detaches a stuck one */
+        p->reclaimed++;
+    }
+}
+
+void its_pipeline_reap(its_pipeline_t *p)
+{
+    pthread_mutex_lock(&p->ctl_mu);
+    reap_locked(p);
+    uint64_t now = its_now_ns();
+    int trim = p->reclaimed != p->trimmed_at && now - p->trim_ns >= ITS_NS_PER_S;
+    if (trim) {
+        p->trimmed_at = p->reclaimed;
+        p->trim_ns = now;
+    }
+    pthread_mutex_unlock(&p->ctl_mu);
+#ifdef __GLIBC__
+    /* what the removed cameras' threads allocated went back to malloc's per-thread arenas,
+     * which keep it; hand the free pages back to the system */
+    if (trim)
+        malloc_trim(0);
+#endif
+}
+
+/* A fresh life for slot k (ctl_mu held, no frame of the slot anywhere). */
+static void slot_reset(cam *k)
+{
+    atomic_store(&k->processed, 0);
+    atomic_store(&k->detections, 0);
+    atomic_store(&k->tracked, 0);
+    for (int r = 0; r < ITS_DROP_REASON_COUNT; r++)
+        atomic_store(&k->dropped[r], 0);
+    k->expect = 0;
+    memset(k->held, 0, sizeof k->held);
+    k->st_processed = k->st_dropped = 0;
+    k->gen++;
+    /* not under form_mu (an engine worker waiting for frames holds it): no worker touches
+     * this slot until its new source, started after this, pushes a frame */
+    k->pseq_next = 0;
+}
+
 int its_pipeline_add_camera(its_pipeline_t *p, const its_camera_cfg *c, char *err, size_t errlen)
 {
     char dummy[8];
@@ -503,29 +592,42 @@ int its_pipeline_add_camera(its_pipeline_t *p, const its_camera_cfg *c, char *er
         return ITS_EINVAL;
     }
     pthread_mutex_lock(&p->ctl_mu);
-    int rc = 0;
-    for (int i = 0; i < p->n_used; i++)
-        if (atomic_load(&p->cams[i].active) && strcmp(p->cams[i].id, c->id) == 0) {
-            snprintf(err, errlen, "camera '%s' already exists", c->id);
-            rc = ITS_EEXIST;
+    int rc = 0, slot = -1;
+    uint64_t deadline = its_now_ns() + ADD_SLOT_WAIT_NS;
+    for (;;) {
+        reap_locked(p);
+        for (int i = 0; i < p->n_used; i++)
+            if (p->cams[i].state == SLOT_ACTIVE && strcmp(p->cams[i].id, c->id) == 0) {
+                snprintf(err, errlen, "camera '%s' already exists", c->id);
+                rc = ITS_EEXIST;
+                goto out;
+            }
+        int retiring = 0;
+        for (int i = 0; i < p->o.max_cameras && slot < 0; i++) {
+            if (p->cams[i].state == SLOT_FREE)
+                slot = i;
+            retiring += p->cams[i].state == SLOT_RETIRING;
+        }
+        if (slot >= 0)
+            break;
+        if (!retiring || its_now_ns() >= deadline) {
+            snprintf(err, errlen, "camera '%s': all %d camera slots are in use", c->id,
+                     p->o.max_cameras);
+            rc = ITS_EFULL;
             goto out;
         }
-    if (p->n_used >= p->o.max_cameras) {
-        snprintf(err, errlen, "camera '%s': all %d camera slots are used", c->id, p->o.max_cameras);
-        rc = ITS_EFULL;
-        goto out;
+        /* every slot is in use but some are retiring: wait for one, without the lock */
+        pthread_mutex_unlock(&p->ctl_mu);
+        its_sleep_ns(5 * ITS_NS_PER_MS);
+        pthread_mutex_lock(&p->ctl_mu);
     }
     its_source_opts so;
     its_source_opts_default(&so);
     if ((rc = source_kind(c, &so.kind, err, errlen)) < 0)
         goto out;
-    int slot = p->n_used;
     cam *k = &p->cams[slot];
-    snprintf(k->id, sizeof k->id, "%s", c->id);
-    snprintf(k->url, sizeof k->url, "%s", c->url);
-    snprintf(k->scene, sizeof k->scene, "%s", c->scene ? c->scene : "");
-    so.id = k->id;
-    so.url = k->url;
+    so.id = c->id;
+    so.url = c->url;
     so.slot = slot;
     so.pixfmt = p->o.pixfmt;
     so.loop = c->loop;
@@ -546,12 +648,21 @@ int its_pipeline_add_camera(its_pipeline_t *p, const its_camera_cfg *c, char *er
     so.backoff_min_ms = p->o.backoff_min_ms;
     so.backoff_max_ms = p->o.backoff_max_ms;
     so.nice = p->o.source_nice;
-    rc = its_source_create(&so, on_frame, p, &k->src, err, errlen);
+    its_source_t *src;
+    rc = its_source_create(&so, on_frame, p, &src, err, errlen);
     if (rc < 0)
         goto out;
-    k->used = 1;
+    slot_reset(k);
+    pthread_rwlock_wrlock(&p->slot_mu);
+    snprintf(k->id, sizeof k->id, "%s", c->id);
+    snprintf(k->url, sizeof k->url, "%s", c->url);
+    snprintf(k->scene, sizeof k->scene, "%s", c->scene ? c->scene : "");
+    k->src = src;
     atomic_store(&k->active, 1);
-    atomic_fetch_add(&p->n_used, 1);
+    pthread_rwlock_unlock(&p->slot_mu);
+    k->state = SLOT_ACTIVE;
+    if (slot >= atomic_load(&p->n_used))
+        atomic_store(&p->n_used, slot + 1);
     if (p->started && !p->stopped && (rc = its_source_start(k->src)) < 0)
         snprintf(err, errlen, "camera '%s': cannot start its thread", c->id);
     char shown[ITS_URL_SHOWN_MAX];
@@ -563,7 +674,7 @@ out:
     return rc;
 }
 
-int its_pipeline_find_camera(its_pipeline_t *p, const char *id)
+static int find_locked(its_pipeline_t *p, const char *id)
 {
     int n = atomic_load(&p->n_used);
     for (int i = 0; i < n; i++)
@@ -572,15 +683,24 @@ int its_pipeline_find_camera(its_pipeline_t *p, const char *id)
     return ITS_ENOENT;
 }
 
+int its_pipeline_find_camera(its_pipeline_t *p, const char *id)
+{
+    pthread_rwlock_rdlock(&p->slot_mu);
+    int i = find_locked(p, id);
+    pthread_rwlock_unlock(&p->slot_mu);
+    return i;
+}
+
 int its_pipeline_push_image(its_pipeline_t *p, const char *id, const uint8_t *data, size_t len,
                             uint64_t ts_ns, char *err, size_t errlen)
 {
-    /* ctl_mu keeps the camera from being removed (its source stopped) while we push */
-    pthread_mutex_lock(&p->ctl_mu);
-    int i = its_pipeline_find_camera(p, id);
+    /* slot_mu (read) keeps the camera's source from being freed while we push; a camera
+     * removed meanwhile answers ITS_ECLOSED */
+    pthread_rwlock_rdlock(&p->slot_mu);
+    int i = find_locked(p, id);
     int rc = i < 0 ? its_seterr(err, errlen, ITS_ENOENT, "%s: no such camera", id)
                    : its_source_push_image(p->cams[i].src, data, len, ts_ns, err, errlen);
-    pthread_mutex_unlock(&p->ctl_mu);
+    pthread_rwlock_unlock(&p->slot_mu);
     return rc;
 }
 
@@ -589,11 +709,15 @@ int its_pipeline_remove_camera(its_pipeline_t *p, const char *id)
     pthread_mutex_lock(&p->ctl_mu);
     int i = its_pipeline_find_camera(p, id);
     if (i >= 0) {
-        /* stopped, not destroyed: its frames in flight finish, its counters stay readable */
-        its_source_stop(p->cams[i].src);
+        /* cancelled, never waited for: its frames in flight finish, its counters stay
+         * readable until the slot is reclaimed */
+        its_source_cancel(p->cams[i].src);
         atomic_store(&p->cams[i].active, 0);
+        p->cams[i].state = SLOT_RETIRING;
+        p->cams[i].retired_ns = its_now_ns();
         its_logi("app", id, "camera removed");
     }
+    reap_locked(p);
     pthread_mutex_unlock(&p->ctl_mu);
     return i < 0 ? i : 0;
 }
@@ -635,7 +759,7 @@ int its_pipeline_start(its_pipeline_t *p)
         p->n_eng_started++;
     }
     for (int i = 0; i < p->n_used && rc == 0; i++)
-        if (atomic_load(&p->cams[i].active))
+        if (p->cams[i].state == SLOT_ACTIVE)
             rc = its_source_start(p->cams[i].src);
     pthread_mutex_unlock(&p->ctl_mu);
     return rc;
@@ -651,8 +775,9 @@ int its_pipeline_stop(its_pipeline_t *p, uint64_t drain_ns)
     }
     p->stopped = 1;
     uint64_t t0 = its_now_ns();
+    /* cancelled, not joined: a source blocked where no interrupt reaches holds nothing up */
     for (int i = 0; i < p->n_used; i++)
-        its_source_stop(p->cams[i].src);
+        its_source_cancel(p->cams[i].src);
     its_batcher_close(p->batcher);
     /* drain: the engine workers empty the batcher until the deadline */
     uint64_t deadline = t0 + drain_ns;
@@ -705,6 +830,8 @@ void its_pipeline_destroy(its_pipeline_t *p)
         return;
     if (p->started)
         its_pipeline_stop(p, 0);
+    /* one wait for all the sources' threads together, then the stuck ones are detached */
+    uint64_t deadline = its_now_ns() + ITS_SOURCE_DESTROY_WAIT_NS;
     for (int i = 0; p->cams && i < p->n_used; i++) {
         cam *c = &p->cams[i];
         /* frames parked for reorder can only remain if a worker never got them in order */
@@ -712,7 +839,8 @@ void its_pipeline_destroy(its_pipeline_t *p)
             its_frame_unref(c->held[k]);
         if (c->hook_opened && !c->hook_failed && p->o.hooks.close)
             p->o.hooks.close(c->hook_state);
-        its_source_destroy(c->src);
+        uint64_t now = its_now_ns();
+        its_source_destroy_wait(c->src, deadline > now ? deadline - now : 0);
     }
     for (int i = 0; i < MAX_WORKERS; i++) {
         if (p->ana_q[i]) {
@@ -738,6 +866,7 @@ void its_pipeline_destroy(its_pipeline_t *p)
     its_free(p->cams);
     pthread_mutex_destroy(&p->ctl_mu);
     pthread_mutex_destroy(&p->form_mu);
+    pthread_rwlock_destroy(&p->slot_mu);
     its_free(p);
 }
 
@@ -754,18 +883,20 @@ void its_pipeline_set_observer(its_pipeline_t *p, its_frame_observer fn, void *c
     p->observer_ctx = ctx;
 }
 
-const char *its_pipeline_camera_url(its_pipeline_t *p, int slot)
-{
-    return slot >= 0 && slot < atomic_load(&p->n_used) ? p->cams[slot].url : "";
-}
-
 int its_pipeline_camera_stats(its_pipeline_t *p, int slot, its_camera_stats *out)
 {
     if (slot < 0 || slot >= atomic_load(&p->n_used))
         return ITS_ERANGE;
     cam *c = &p->cams[slot];
     memset(out, 0, sizeof *out);
+    pthread_rwlock_rdlock(&p->slot_mu);
+    if (!c->src) { /* a free slot */
+        pthread_rwlock_unlock(&p->slot_mu);
+        return ITS_ENOENT;
+    }
     snprintf(out->id, sizeof out->id, "%s", c->id);
+    snprintf(out->url, sizeof out->url, "%s", c->url);
+    out->gen = c->gen;
     out->active = atomic_load(&c->active);
     /* processed first: everything it counts was in before */
     out->processed = atomic_load_explicit(&c->processed, memory_order_acquire);
@@ -774,6 +905,7 @@ int its_pipeline_camera_stats(its_pipeline_t *p, int slot, its_camera_stats *out
     for (int r = 0; r < ITS_DROP_REASON_COUNT; r++)
         out->dropped[r] = atomic_load(&c->dropped[r]);
     its_source_get_stats(c->src, &out->source);
+    pthread_rwlock_unlock(&p->slot_mu);
     out->dropped[ITS_DROP_NO_BUFFER] = out->source.dropped_no_buffer;
     for (int r = 0; r < ITS_DROP_REASON_COUNT; r++)
         out->dropped_total += out->dropped[r];
@@ -852,6 +984,21 @@ uint64_t its_pipeline_engine_errors(its_pipeline_t *p)
     return atomic_load(&p->engine_errors);
 }
 
+int its_pipeline_engine_fallback(its_pipeline_t *p, uint64_t *events)
+{
+    int n = 0;
+    uint64_t ev = 0;
+    for (int i = 0; i < p->o.engine_workers; i++) {
+        uint64_t e = 0;
+        if (p->infers[i] && p->infers[i]->fallback)
+            n += p->infers[i]->fallback(p->infers[i], &e) > 0;
+        ev += e;
+    }
+    if (events)
+        *events = ev;
+    return n;
+}
+
 #define APPEND(...)                                                                                \
     do {                                                                                           \
         if (n < len) {                                                                             \
@@ -879,7 +1026,8 @@ int its_pipeline_status_line(its_pipeline_t *p, char *buf, size_t len)
     cams[0] = 0;
     for (int i = 0; i < p->n_used; i++) {
         its_camera_stats cs;
-        its_pipeline_camera_stats(p, i, &cs);
+        if (its_pipeline_camera_stats(p, i, &cs) < 0)
+            continue;
         cam *c = &p->cams[i];
         uint64_t dout = cs.processed - c->st_processed, ddrop = cs.dropped_total - c->st_dropped;
         c->st_processed = cs.processed;
@@ -899,11 +1047,12 @@ int its_pipeline_status_line(its_pipeline_t *p, char *buf, size_t len)
                 cn += (size_t)k;
         }
     }
-    APPEND("status: backend %s%s | %d cams %.1f fps out, %llu dropped | batch avg %.1f, queue "
+    int on_fallback = its_pipeline_engine_fallback(p, NULL);
+    APPEND("status: backend %s%s%s | %d cams %.1f fps out, %llu dropped | batch avg %.1f, queue "
            "%zu | p99 ms (budget):",
-           inf->name, inf->is_benchmark ? " (benchmark, no inference)" : "", active,
-           dt > 0 ? (double)total_out / dt : 0, (unsigned long long)total_drop,
-           db ? (double)di / (double)db : 0, bs.depth);
+           inf->name, inf->is_benchmark ? " (benchmark, no inference)" : "",
+           on_fallback ? " (on the cpu fallback)" : "", active, dt > 0 ? (double)total_out / dt : 0,
+           (unsigned long long)total_drop, db ? (double)di / (double)db : 0, bs.depth);
     for (int s = 0; s < ITS_STAGE_COUNT; s++) {
         double p99 = its_pipeline_stage_quantile(p, (its_stage)s, 0.99, &p->st_win, NULL) * 1e3;
         double budget = its_stage_budget_ms((its_stage)s);

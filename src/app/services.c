@@ -32,6 +32,7 @@
 #include "its/publish.h"
 
 typedef struct cam_series {
+    char id[64]; /* the camera the series are of (a slot is reused by other cameras) */
     its_metric *frames;
     its_metric *quality;
     its_metric *fps;
@@ -41,6 +42,7 @@ typedef struct cam_series {
 } cam_series;
 
 typedef struct cam_prev {
+    uint64_t gen; /* the slot's life these are of */
     uint64_t dropped[ITS_DROP_REASON_COUNT];
     uint64_t stalls, open_failures, reconnects;
 } cam_prev;
@@ -59,6 +61,8 @@ struct its_app_services {
     cam_prev *prev;              /* collector only */
     uint64_t prev_engine_errors; /* collector only */
     atomic_int serving;          /* its_app_services_set_serving: what /readyz answers */
+    uint64_t prev_fallbacks;     /* collector only */
+    const char *backend;         /* engine.backend, the label of its_engine_fallback */
 };
 
 static void observe(void *ctx, const its_frame *f, const char *camera)
@@ -73,7 +77,10 @@ static void observe(void *ctx, const its_frame *f, const char *camera)
         return;
     cam_series *cs = &s->cams[f->camera];
     uint64_t now = f->ts_ns[ITS_TS_SENT] ? f->ts_ns[ITS_TS_SENT] : its_now_ns();
+    if (cs->ready && strcmp(cs->id, camera) != 0) /* the slot has a new camera */
+        memset(cs, 0, sizeof *cs);
     if (!cs->ready) {
+        snprintf(cs->id, sizeof cs->id, "%s", camera);
         cs->frames = its_metrics_series_v(its_metrics_std(s->reg, ITS_M_FRAMES), camera);
         cs->quality = its_metrics_series_v(its_metrics_std(s->reg, ITS_M_QUALITY), camera);
         cs->fps = its_metrics_series_v(its_metrics_std(s->reg, ITS_M_CAMERA_FPS), camera);
@@ -137,6 +144,10 @@ static void collect(void *ud, its_metrics *reg)
         if (its_pipeline_camera_stats(s->p, i, &cs) < 0)
             continue;
         cam_prev *pv = &s->prev[i];
+        if (pv->gen != cs.gen) { /* a new camera in this slot: its counters start at 0 */
+            memset(pv, 0, sizeof *pv);
+            pv->gen = cs.gen;
+        }
         if (!cs.active) {
             /* removed: its series leave the exposition, also those its last frames in flight
              * made since (the id may come back in a new slot: then they stay) */
@@ -164,6 +175,17 @@ static void collect(void *ud, its_metrics *reg)
         its_metric_add(its_metrics_series_v(its_metrics_std(reg, ITS_M_ERRORS), "engine", "batch"),
                        (double)(ee - s->prev_engine_errors));
     s->prev_engine_errors = ee;
+    /* a GPU engine replaced by the cpu engine (engine.fallback): how many workers now, and
+     * each fallback counted as an engine error */
+    uint64_t fev = 0;
+    int nf = its_pipeline_engine_fallback(s->p, &fev);
+    its_metric_set(its_metrics_series_v(its_metrics_std(reg, ITS_M_ENGINE_FALLBACK), s->backend),
+                   nf);
+    if (fev > s->prev_fallbacks)
+        its_metric_add(
+            its_metrics_series_v(its_metrics_std(reg, ITS_M_ERRORS), "engine", "fallback"),
+            (double)(fev - s->prev_fallbacks));
+    s->prev_fallbacks = fev;
     pthread_mutex_unlock(&s->collect_mu);
 }
 
@@ -190,7 +212,9 @@ static void to_api(const its_camera_stats *cs, const char *url, its_api_camera *
     const char *st = !cs->active                                 ? "stopped"
                      : cs->source.state == ITS_SOURCE_RUNNING    ? "running"
                      : cs->source.state == ITS_SOURCE_CONNECTING ? "connecting"
-                                                                 : "down";
+                     : cs->source.state == ITS_SOURCE_LOADING || cs->source.state == ITS_SOURCE_IDLE
+                         ? "starting"
+                         : "down";
     snprintf(out->state, sizeof out->state, "%s", st);
     out->fps = cs->source.fps_nominal;
     out->frames = cs->processed;
@@ -204,7 +228,7 @@ static int prov_list(void *ud, its_api_camera *out, int max)
     for (int i = 0; i < n && k < max; i++) {
         its_camera_stats cs;
         if (its_pipeline_camera_stats(s->p, i, &cs) == 0 && cs.active)
-            to_api(&cs, its_pipeline_camera_url(s->p, i), &out[k++]);
+            to_api(&cs, cs.url, &out[k++]);
     }
     return k;
 }
@@ -214,9 +238,10 @@ static int prov_get(void *ud, const char *id, its_api_camera *out)
     its_app_services *s = ud;
     int i = its_pipeline_find_camera(s->p, id);
     its_camera_stats cs;
-    if (i < 0 || its_pipeline_camera_stats(s->p, i, &cs) < 0)
+    if (i < 0 || its_pipeline_camera_stats(s->p, i, &cs) < 0 || !cs.active ||
+        strcmp(cs.id, id) != 0) /* removed, or its slot reused, since the lookup */
         return ITS_ENOENT;
-    to_api(&cs, its_pipeline_camera_url(s->p, i), out);
+    to_api(&cs, cs.url, out);
     return 0;
 }
 
@@ -292,6 +317,9 @@ int its_app_services_create(const its_app_config *c, its_pipeline_t *p, its_app_
         return ITS_ENOMEM;
     s->p = p;
     s->max_cams = c->s.max_cameras;
+    static const char *const backend_names[] = {"noop", "cpu", "cuda"};
+    s->backend =
+        c->s.backend >= 0 && c->s.backend <= ITS_BACKEND_CUDA ? backend_names[c->s.backend] : "?";
     pthread_mutex_init(&s->collect_mu, NULL);
     s->cams = its_calloc(ITS_MOD_APP, (size_t)s->max_cams, sizeof *s->cams);
     s->prev = its_calloc(ITS_MOD_APP, (size_t)s->max_cams, sizeof *s->prev);

@@ -16,6 +16,7 @@
 #include "its/core.h"
 
 static const char *const backends[] = {"noop", "cpu", "cuda", NULL};
+static const char *const fallbacks[] = {"none", "cpu", NULL};
 static const char *const sinks[] = {"stdout", "file", "null", NULL};
 static const char *const pixfmts[] = {"rgb", "bgr", NULL};
 
@@ -26,6 +27,10 @@ static const its_option options[] = {
     ITS_OPT_STR("log.format", S, log_format, "text", 0, "text or json"),
     ITS_OPT_ENUM("engine.backend", S, backend, "cpu", backends, 0,
                  "cpu, cuda, or noop (a benchmark stand-in that detects nothing)"),
+    ITS_OPT_ENUM("engine.fallback", S, fallback, "cpu", fallbacks, 0,
+                 "cpu: a GPU engine that cannot be created or fails is replaced by the cpu "
+                 "engine (logged, its_engine_fallback) and retried with backoff; none: it is an "
+                 "error"),
     ITS_OPT_STR("engine.model", S, model,
                 "${ITS_SHARED_DIR:-../shared}/models/yolo11n-fp32-dequant/"
                 "yolo11n_fp32_dequant.onnx",
@@ -80,7 +85,7 @@ static const its_option options[] = {
     ITS_OPT_BOOL("ingest.spread_phase", S, spread_phase, "true", 0,
                  "replay cameras and sampled files without phase_s start at spread-out offsets"),
     ITS_OPT_INT("ingest.max_cameras", S, max_cameras, ITS_STR(ITS_PIPE_MAX_CAMERAS), 1, 4096, 0,
-                "camera slots over the daemon's life (adds via SIGHUP use new slots)"),
+                "cameras at once (a removed camera's slot is reused once its frames are through)"),
     ITS_OPT_INT("analytics.workers", S, analytics_workers, ITS_STR(ITS_PIPE_ANALYTICS_WORKERS), 1,
                 32, 0, "analytics threads; cameras are sharded over them"),
     ITS_OPT_BOOL("analytics.enabled", S, analytics_enabled, "true", 0,
@@ -532,6 +537,7 @@ int its_app_pipeline_opts(const its_app_config *c, its_pipeline_opts *o, char *e
         }
         its_infer_engine_opts eo = {.model = s->model,
                                     .backend = backends[s->backend],
+                                    .fallback_cpu = s->fallback == 1,
                                     .threads = s->threads,
                                     .max_batch = s->batch_max,
                                     .conf = (float)s->conf,

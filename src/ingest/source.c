@@ -12,8 +12,15 @@
  * overloaded) starts its cadence again rather than bursting, and the capture timestamp is
  * the due time, so scheduling delay shows up in the latency figures where it belongs.
  *
+ * A replay source loads its clip on its own thread (state ITS_SOURCE_LOADING meanwhile), so
+ * creating one never waits for a decode.
+ *
  * Stopping: a flag, the reader's interrupt (which aborts blocking FFmpeg I/O at its next
- * poll) and a condition variable that ends any sleep.
+ * poll) and a condition variable that ends any sleep. Cancelling never waits for the thread:
+ * the frame callback runs under cb_mu and checks the flag there, so once its_source_cancel
+ * returns no callback runs or will run. The source is reference counted by its owner and its
+ * thread; a thread stuck in a call that no interrupt reaches (open(2) of a FIFO without a
+ * writer, a hung mount) is detached at destroy and frees the source when it returns.
  */
 #include <errno.h>
 #include <math.h>
@@ -53,7 +60,10 @@ struct its_source {
     its__clip *clip;      /* replay only */
     pthread_t thread;
     int started, joined;
-    pthread_mutex_t mu; /* guards st, cur and the sleeps */
+    atomic_int refs;       /* the owner's and, while it runs, the thread's */
+    int exited;            /* the thread is past its last use of the source's state; under mu */
+    pthread_mutex_t cb_mu; /* held around the frame callback; see its_source_cancel */
+    pthread_mutex_t mu;    /* guards st, cur, clip (replay: set once loaded), exited, the sleeps */
     pthread_cond_t cv;
     atomic_int stop;
     its_video_t *cur;
@@ -136,12 +146,19 @@ static int sleep_until(its_source_t *s, uint64_t deadline_ns)
 
 static void emit(its_source_t *s, its_buf *px, int w, int h, int64_t pts_ns, uint64_t ts)
 {
+    pthread_mutex_lock(&s->cb_mu);
+    if (atomic_load(&s->stop)) { /* cancelled: the owner no longer takes frames */
+        pthread_mutex_unlock(&s->cb_mu);
+        its_buf_unref(px);
+        return;
+    }
     its_frame *f = its_frame_new(s->hdr_pool, px);
     if (!f) {
         its_buf_unref(px);
         pthread_mutex_lock(&s->mu);
         s->st.dropped_no_buffer++;
         pthread_mutex_unlock(&s->mu);
+        pthread_mutex_unlock(&s->cb_mu);
         return;
     }
     f->data = px->data;
@@ -159,6 +176,7 @@ static void emit(its_source_t *s, its_buf *px, int w, int h, int64_t pts_ns, uin
     s->st.height = h;
     pthread_mutex_unlock(&s->mu);
     s->cb(f, s->ctx);
+    pthread_mutex_unlock(&s->cb_mu);
 }
 
 static void note_error(its_source_t *s, const char *msg)
@@ -166,6 +184,36 @@ static void note_error(its_source_t *s, const char *msg)
     pthread_mutex_lock(&s->mu);
     snprintf(s->st.last_error, sizeof s->st.last_error, "%.250s", msg);
     pthread_mutex_unlock(&s->mu);
+}
+
+static void source_free(its_source_t *s)
+{
+    its_pool_destroy(s->pix_pool);
+    its_pool_destroy(s->hdr_pool);
+    its__clip_put(s->clip);
+    pthread_cond_destroy(&s->cv);
+    pthread_mutex_destroy(&s->mu);
+    pthread_mutex_destroy(&s->cb_mu);
+    pthread_mutex_destroy(&s->push_mu);
+    its_free(s);
+}
+
+static void source_unref(its_source_t *s)
+{
+    if (atomic_fetch_sub(&s->refs, 1) == 1)
+        source_free(s);
+}
+
+/* The thread's last act: its final state, then its reference (which may free the source when
+ * the owner has already let it go). */
+static void thread_done(its_source_t *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->st.state = atomic_load(&s->stop) ? ITS_SOURCE_STOPPED : ITS_SOURCE_ENDED;
+    s->exited = 1;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    source_unref(s);
 }
 
 /* ---- live and file sources ---- */
@@ -386,7 +434,7 @@ static void *live_main(void *arg)
             break;
         attempt++;
     }
-    set_state(s, atomic_load(&s->stop) ? ITS_SOURCE_STOPPED : ITS_SOURCE_ENDED);
+    thread_done(s);
     return NULL;
 }
 
@@ -396,7 +444,22 @@ static void *replay_main(void *arg)
 {
     its_source_t *s = arg;
     lower_priority(s);
-    its__clip *c = s->clip;
+    its__clip *c = NULL;
+    char err[384] = "";
+    set_state(s, ITS_SOURCE_LOADING);
+    int rc = its__clip_get(s->url, s->o.pixfmt, s->o.max_width, s->o.max_height, s->o.replay_frames,
+                           &s->stop, &c, err, sizeof err);
+    if (rc < 0) {
+        if (rc != ITS_ECLOSED) {
+            its_loge("ingest", s->id, "replay: %s", err);
+            note_error(s, err);
+        }
+        thread_done(s);
+        return NULL;
+    }
+    pthread_mutex_lock(&s->mu);
+    s->clip = c;
+    pthread_mutex_unlock(&s->mu);
     set_state(s, ITS_SOURCE_RUNNING);
     double fps = s->o.fps > 0 ? s->o.fps : (c->fps > 0 ? c->fps : 30.0);
     uint64_t period = (uint64_t)(1e9 / fps);
@@ -430,7 +493,7 @@ static void *replay_main(void *arg)
              loops * c->duration_ns + c->pts_ns[i], due);
         k++;
     }
-    set_state(s, atomic_load(&s->stop) ? ITS_SOURCE_STOPPED : ITS_SOURCE_ENDED);
+    thread_done(s);
     return NULL;
 }
 
@@ -481,8 +544,11 @@ int its_source_create(const its_source_opts *opts, its_frame_cb cb, void *ctx, i
         s->o.backoff_max_ms = s->o.backoff_min_ms;
     if (s->o.replay_frames <= 0)
         s->o.replay_frames = DEF_REPLAY_MAX;
+    if (s->o.replay_frames > ITS_REPLAY_MAX_FRAMES)
+        s->o.replay_frames = ITS_REPLAY_MAX_FRAMES;
     s->rng = (unsigned)(its_now_ns() ^ (uintptr_t)s);
     pthread_mutex_init(&s->mu, NULL);
+    pthread_mutex_init(&s->cb_mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -490,12 +556,18 @@ int its_source_create(const its_source_opts *opts, its_frame_cb cb, void *ctx, i
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&s->push_mu, NULL);
     atomic_init(&s->stop, 0);
+    atomic_init(&s->refs, 1);
 
     int rc =
         its_pool_create(ITS_MOD_INGEST, sizeof(its_frame), (size_t)s->o.pool_frames, &s->hdr_pool);
     if (rc == 0 && s->o.kind == ITS_SOURCE_REPLAY) {
-        rc = its__clip_get(s->url, s->o.pixfmt, s->o.max_width, s->o.max_height, s->o.replay_frames,
-                           &s->clip, err, errlen);
+        /* the clip is loaded by the source's thread; only its existence is checked here */
+        struct stat st;
+        if (stat(s->url, &st) != 0) {
+            snprintf(err, errlen, "%s: cannot open the replay clip", s->url);
+            source_free(s);
+            return ITS_ENOENT;
+        }
     } else if (rc == 0) {
         size_t cap = its_video_frame_bytes(s->o.max_width, s->o.max_height) + ITS_VIDEO_PAD;
         rc = its_pool_create(ITS_MOD_INGEST, cap, (size_t)s->o.pool_frames, &s->pix_pool);
@@ -503,7 +575,7 @@ int its_source_create(const its_source_opts *opts, its_frame_cb cb, void *ctx, i
     if (rc < 0) {
         if (rc == ITS_ENOMEM || rc == ITS_EOVERFLOW)
             snprintf(err, errlen, "%s: cannot allocate %d frame buffers", s->id, s->o.pool_frames);
-        its_source_destroy(s);
+        source_free(s);
         return rc;
     }
     *out = s;
@@ -519,14 +591,18 @@ int its_source_start(its_source_t *s)
         set_state(s, ITS_SOURCE_RUNNING);
         return 0;
     }
-    int rc = pthread_create(&s->thread, NULL, s->clip ? replay_main : live_main, s);
-    if (rc != 0)
+    atomic_fetch_add(&s->refs, 1); /* the thread's */
+    int rc = pthread_create(&s->thread, NULL,
+                            s->o.kind == ITS_SOURCE_REPLAY ? replay_main : live_main, s);
+    if (rc != 0) {
+        atomic_fetch_sub(&s->refs, 1);
         return ITS_ENOMEM;
+    }
     s->started = 1;
     return 0;
 }
 
-void its_source_stop(its_source_t *s)
+void its_source_cancel(its_source_t *s)
 {
     if (!s)
         return;
@@ -536,6 +612,24 @@ void its_source_stop(its_source_t *s)
         its_video_interrupt(s->cur);
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
+    /* a callback in progress finishes; every later one sees the flag */
+    pthread_mutex_lock(&s->cb_mu);
+    pthread_mutex_unlock(&s->cb_mu);
+}
+
+int its_source_finished(its_source_t *s)
+{
+    pthread_mutex_lock(&s->mu);
+    int done = !s->started || s->joined || s->exited;
+    pthread_mutex_unlock(&s->mu);
+    return done;
+}
+
+void its_source_stop(its_source_t *s)
+{
+    if (!s)
+        return;
+    its_source_cancel(s);
     if (s->started && !s->joined) {
         pthread_join(s->thread, NULL);
         s->joined = 1;
@@ -545,18 +639,36 @@ void its_source_stop(its_source_t *s)
     pthread_mutex_unlock(&s->mu);
 }
 
-void its_source_destroy(its_source_t *s)
+void its_source_destroy_wait(its_source_t *s, uint64_t wait_ns)
 {
     if (!s)
         return;
-    its_source_stop(s);
-    its_pool_destroy(s->pix_pool);
-    its_pool_destroy(s->hdr_pool);
-    its__clip_put(s->clip);
-    pthread_cond_destroy(&s->cv);
-    pthread_mutex_destroy(&s->mu);
-    pthread_mutex_destroy(&s->push_mu);
-    its_free(s);
+    its_source_cancel(s);
+    if (s->started && !s->joined) {
+        uint64_t deadline = its_now_ns() + wait_ns;
+        pthread_mutex_lock(&s->mu);
+        while (!s->exited && its_now_ns() < deadline) {
+            struct timespec ts = {(time_t)(deadline / ITS_NS_PER_S),
+                                  (long)(deadline % ITS_NS_PER_S)};
+            pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+        }
+        int exited = s->exited;
+        pthread_mutex_unlock(&s->mu);
+        if (exited) {
+            pthread_join(s->thread, NULL);
+        } else {
+            /* blocked where no interrupt reaches: it frees the source when it returns */
+            its_logw("ingest", s->id, "source thread still blocked after stop; detached");
+            pthread_detach(s->thread);
+        }
+        s->joined = 1;
+    }
+    source_unref(s);
+}
+
+void its_source_destroy(its_source_t *s)
+{
+    its_source_destroy_wait(s, ITS_SOURCE_DESTROY_WAIT_NS);
 }
 
 int its_source_push_image(its_source_t *s, const uint8_t *data, size_t len, uint64_t ts_ns,
@@ -614,9 +726,9 @@ void its_source_get_stats(its_source_t *s, its_source_stats *out)
 {
     pthread_mutex_lock(&s->mu);
     *out = s->st;
-    pthread_mutex_unlock(&s->mu);
     if (s->clip && !out->fps_nominal)
         out->fps_nominal = s->o.fps > 0 ? s->o.fps : s->clip->fps;
+    pthread_mutex_unlock(&s->mu);
 }
 
 int its_source_wait_end(its_source_t *s, uint64_t timeout_ns)

@@ -47,9 +47,14 @@ static void test_pipeline_to_redis(void **state)
     if (its_app_build_pipeline(&c, &p, err, sizeof err) < 0)
         fail_msg("%s", err);
     its_pipeline_start(p);
+    its_camera_stats a;
+    uint64_t until = its_now_ns() + 60 * ITS_NS_PER_S;
+    do { /* the clip is decoded on the camera's thread first */
+        its_sleep_ns(10 * ITS_NS_PER_MS);
+        its_pipeline_camera_stats(p, 0, &a);
+    } while (a.source.state != ITS_SOURCE_RUNNING && its_now_ns() < until);
     its_sleep_ns(1500 * ITS_NS_PER_MS);
     its_pipeline_stop(p, ITS_NS_PER_S);
-    its_camera_stats a;
     its_pipeline_camera_stats(p, 0, &a);
     assert_true(a.processed >= 20);
     assert_int_equal(a.in, a.processed + a.dropped_total);

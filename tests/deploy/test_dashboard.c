@@ -210,7 +210,7 @@ static void test_alert_metrics(void **state)
     its_test_source_path("deploy/prometheus/alerts.yml", path, sizeof path);
     expr_list l;
     assert_int_equal(deploy_rules_exprs(path, &l), 0);
-    assert_int_equal(l.n, 22);
+    assert_int_equal(l.n, 23);
     check c = {.where = "alerts.yml", .allow_external = 1};
     for (int i = 0; i < l.n; i++) {
         c.expr = l.items[i];

@@ -222,6 +222,17 @@ static void test_pool_exhaustion(void **state)
 }
 
 /* Replay: one decode shared by every camera, a phase offset, a folder of photos. */
+static void wait_running(its_source_t *s)
+{
+    uint64_t deadline = its_now_ns() + 30 * ITS_NS_PER_S;
+    its_source_stats st;
+    do {
+        its_sleep_ns(5 * ITS_NS_PER_MS);
+        its_source_get_stats(s, &st);
+    } while (st.state != ITS_SOURCE_RUNNING && its_now_ns() < deadline);
+    assert_int_equal(st.state, ITS_SOURCE_RUNNING);
+}
+
 static void test_replay(void **state)
 {
     char url[600];
@@ -244,6 +255,8 @@ static void test_replay(void **state)
     assert_int_equal(its_source_create(&o, on_frame, &b, &sb, NULL, 0), 0);
     its_source_start(sa);
     its_source_start(sb);
+    /* the clip loads on the sources' threads (once, shared): the cadence starts after */
+    wait_running(sa);
     its_sleep_ns(600 * ITS_NS_PER_MS);
     its_source_stop(sa);
     its_source_stop(sb);
@@ -270,7 +283,7 @@ static void test_replay(void **state)
     its_source_t *sc;
     assert_int_equal(its_source_create(&o, on_frame, &c, &sc, NULL, 0), 0);
     its_source_start(sc);
-    assert_int_equal(its_source_wait_end(sc, 5 * ITS_NS_PER_S), 0);
+    assert_int_equal(its_source_wait_end(sc, 60 * ITS_NS_PER_S), 0); /* the clip loads again */
     assert_int_equal(c.n, 20);
     its_source_destroy(sc);
 
@@ -298,7 +311,7 @@ static void test_replay(void **state)
     its_source_t *sd;
     assert_int_equal(its_source_create(&o, on_frame, &d, &sd, NULL, 0), 0);
     its_source_start(sd);
-    assert_int_equal(its_source_wait_end(sd, 5 * ITS_NS_PER_S), 0);
+    assert_int_equal(its_source_wait_end(sd, 60 * ITS_NS_PER_S), 0);
     assert_int_equal(d.n, 3);
     assert_int_equal(d.w, 768); /* dog.jpg, the last in name order */
     its_source_destroy(sd);
@@ -308,8 +321,26 @@ static void test_replay(void **state)
     its_test_tmpdir(empty, sizeof empty);
     o.url = empty;
     char err[256];
-    assert_int_equal(its_source_create(&o, on_frame, &d, &sd, err, sizeof err), ITS_EDECODE);
-    assert_non_null(strstr(err, empty));
+    /* a folder with nothing decodable ends the source, with the reason (the clip is decoded
+     * on the source's thread, not in create) */
+    sink e;
+    sink_init(&e);
+    its_source_t *se;
+    assert_int_equal(its_source_create(&o, on_frame, &e, &se, err, sizeof err), 0);
+    its_source_start(se);
+    assert_int_equal(its_source_wait_end(se, 60 * ITS_NS_PER_S), 0);
+    its_source_stats st2;
+    its_source_get_stats(se, &st2);
+    assert_int_equal(st2.state, ITS_SOURCE_ENDED);
+    assert_int_equal(e.n, 0);
+    assert_non_null(strstr(st2.last_error, empty));
+    its_source_destroy(se);
+    /* a path that does not exist is refused at create */
+    char gone[300];
+    snprintf(gone, sizeof gone, "%s/none", empty);
+    o.url = gone;
+    o.kind = ITS_SOURCE_REPLAY;
+    assert_int_equal(its_source_create(&o, on_frame, &e, &se, err, sizeof err), ITS_ENOENT);
 }
 
 /* ---- a live MJPEG camera over HTTP that can die, stall and come back ---- */
@@ -661,9 +692,10 @@ static void test_replay_clip_memory(void **state)
         a.hold = 1;
         its_source_t *sa;
         assert_int_equal(its_source_create(&o, on_frame, &a, &sa, NULL, 0), 0);
+        its_source_start(sa);
+        wait_running(sa);                 /* the clip is made on the source's thread */
         its_ingest_set_clip_memory(NULL); /* clips made from now on: ordinary memory */
         assert_int_equal(l.allocs, 1);
-        its_source_start(sa);
         its_sleep_ns(150 * ITS_NS_PER_MS);
         its_source_stop(sa);
         assert_true(a.n >= 5 && a.order_ok);

@@ -21,6 +21,9 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <signal.h>
 #include <systemd/sd-daemon.h>
 #include <stdio.h>
@@ -84,8 +87,10 @@ static const its_app_camera *find_cam(const its_app_config *c, const char *id)
     return NULL;
 }
 
-/* SIGHUP: diff the camera lists by id. The new configuration replaces the old one only when
- * it loads and validates; otherwise the daemon keeps running as it was. */
+/* SIGHUP: diff the camera lists by id and apply the difference as a whole: cameras gone or
+ * changed are removed, new or changed ones added; if any add fails, the cameras added so far
+ * are removed and the removed ones added back, and the running configuration stays. A file
+ * that does not load or validate changes nothing. */
 static void reload(its_pipeline_t *p, its_app_config *cur, const char *path)
 {
     its_app_config next;
@@ -95,28 +100,48 @@ static void reload(its_pipeline_t *p, its_app_config *cur, const char *path)
         its_app_config_free(&next);
         return;
     }
-    int removed = 0, added = 0, failed = 0;
-    for (unsigned i = 0; i < cur->cams.cameras_count; i++) {
+    unsigned n_old = cur->cams.cameras_count, n_new = next.cams.cameras_count;
+    char *removed = its_calloc(ITS_MOD_APP, n_old + 1, 1);
+    unsigned *added = its_calloc(ITS_MOD_APP, n_new + 1, sizeof *added);
+    unsigned n_removed = 0, n_added = 0;
+    if (!removed || !added) {
+        its_loge("app", NULL, "reload failed, keeping the running configuration: out of memory");
+        goto done;
+    }
+    for (unsigned i = 0; i < n_old; i++) {
         const its_app_camera *old = &cur->cams.cameras[i];
         const its_app_camera *now = find_cam(&next, old->id);
-        if (!now || !same_camera(old, now))
-            removed += its_pipeline_remove_camera(p, old->id) == 0;
+        if ((!now || !same_camera(old, now)) && its_pipeline_remove_camera(p, old->id) == 0) {
+            removed[i] = 1;
+            n_removed++;
+        }
     }
-    for (unsigned i = 0; i < next.cams.cameras_count; i++) {
+    for (unsigned i = 0; i < n_new; i++) {
         if (its_pipeline_find_camera(p, next.cams.cameras[i].id) >= 0)
             continue;
         if (its_pipeline_add_camera(p, &next.resolved[i], err, sizeof err) < 0) {
-            its_loge("app", next.cams.cameras[i].id, "cannot add camera: %s", err);
-            failed++;
-        } else {
-            added++;
+            its_loge("app", NULL,
+                     "reload of %s failed (camera '%s': %s); rolled back to the running "
+                     "configuration",
+                     path, next.cams.cameras[i].id, err);
+            for (unsigned k = 0; k < n_added; k++)
+                its_pipeline_remove_camera(p, next.cams.cameras[added[k]].id);
+            for (unsigned k = 0; k < n_old; k++)
+                if (removed[k] &&
+                    its_pipeline_add_camera(p, &cur->resolved[k], err, sizeof err) < 0)
+                    its_loge("app", cur->cams.cameras[k].id, "cannot restore camera: %s", err);
+            goto done;
         }
+        added[n_added++] = i;
     }
     /* run-time options */
     apply_logging(&next.s);
-    its_logi("app", NULL, "reloaded %s: %d cameras added, %d removed, %d failed", path, added,
-             removed, failed);
+    its_logi("app", NULL, "reloaded %s: %u cameras added, %u removed", path, n_added, n_removed);
     its_app_config_move(cur, &next);
+done:
+    its_free(removed);
+    its_free(added);
+    its_app_config_free(&next);
 }
 
 /* Once at start, on stderr: where the results and the service's views are. */
@@ -193,7 +218,8 @@ static void summary(its_pipeline_t *p, int redis)
 {
     for (int i = 0; i < its_pipeline_n_cameras(p); i++) {
         its_camera_stats cs;
-        its_pipeline_camera_stats(p, i, &cs);
+        if (its_pipeline_camera_stats(p, i, &cs) < 0)
+            continue;
         fprintf(stderr,
                 "itsd: camera %s: in %llu, processed %llu, dropped %llu (no_buffer %llu, "
                 "camera_limit %llu, high_water %llu, engine_error %llu, shutdown %llu), "
@@ -282,6 +308,19 @@ int main(int argc, char **argv)
         return rc;
     }
     apply_logging(&cfg.s);
+#ifdef __GLIBC__
+    /* Cameras come and go with their threads and buffers. glibc gives threads that contend
+     * for malloc arenas of their own (up to 8 per core), each keeping what it once held, and
+     * once a large block is freed it raises its mmap threshold up to 32 MB, so later frame
+     * pools and clips land in the heap and fragment it: RSS would creep up with every camera
+     * added and removed. Two arenas and a fixed threshold (blocks of 256 kB and more are
+     * mapped, and unmapped when freed) cost no speed, as the hot paths allocate nothing
+     * (docs/decisions.md). MALLOC_ARENA_MAX / MALLOC_MMAP_THRESHOLD_ in the environment win. */
+    if (!getenv("MALLOC_ARENA_MAX"))
+        mallopt(M_ARENA_MAX, 2);
+    if (!getenv("MALLOC_MMAP_THRESHOLD_"))
+        mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+#endif
 
     /* every thread created from here on inherits the blocked set */
     sigset_t set;
@@ -340,6 +379,7 @@ int main(int argc, char **argv)
         }
         if (duration > 0 && now >= t0 + (uint64_t)(duration * 1e9))
             break;
+        its_pipeline_reap(p); /* frees removed cameras' sources once their frames are through */
         struct timespec ts = {0, 200 * 1000 * 1000};
         int sig = sigtimedwait(&set, NULL, &ts);
         if (sig == SIGHUP) {
