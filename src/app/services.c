@@ -42,7 +42,8 @@ typedef struct cam_series {
 } cam_series;
 
 typedef struct cam_prev {
-    uint64_t gen; /* the slot's life these are of */
+    uint64_t gen;                   /* the slot's life these are of */
+    char id[ITS_CAMERA_ID_MAX + 1]; /* the camera they are of */
     uint64_t dropped[ITS_DROP_REASON_COUNT];
     uint64_t stalls, open_failures, reconnects;
 } cam_prev;
@@ -141,12 +142,22 @@ static void collect(void *ud, its_metrics *reg)
     int n = its_pipeline_n_cameras(s->p), active = 0;
     for (int i = 0; i < n && i < s->max_cams; i++) {
         its_camera_stats cs;
-        if (its_pipeline_camera_stats(s->p, i, &cs) < 0)
-            continue;
         cam_prev *pv = &s->prev[i];
+        if (its_pipeline_camera_stats(s->p, i, &cs) < 0) {
+            /* a free slot: the camera it held was removed and its slot reclaimed before this
+             * scrape saw it inactive; its series leave the exposition as below */
+            if (pv->id[0] && its_pipeline_find_camera(s->p, pv->id) < 0)
+                its_metrics_hide_label(reg, "camera", pv->id);
+            memset(pv, 0, sizeof *pv);
+            continue;
+        }
         if (pv->gen != cs.gen) { /* a new camera in this slot: its counters start at 0 */
+            if (pv->id[0] && strcmp(pv->id, cs.id) != 0 &&
+                its_pipeline_find_camera(s->p, pv->id) < 0)
+                its_metrics_hide_label(reg, "camera", pv->id); /* the one before it */
             memset(pv, 0, sizeof *pv);
             pv->gen = cs.gen;
+            snprintf(pv->id, sizeof pv->id, "%s", cs.id);
         }
         if (!cs.active) {
             /* removed: its series leave the exposition, also those its last frames in flight

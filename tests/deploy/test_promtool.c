@@ -119,7 +119,7 @@ static void test_every_rule_tested(void **state)
         if (!firing || !quiet)
             fail_msg("%s: %d firing and %d quiet cases in alerts_test.yml", name, firing, quiet);
     }
-    assert_int_equal(nrules, 22);
+    assert_int_equal(nrules, 23);
     its_free(rules);
     its_free(tests);
 }
