@@ -31,19 +31,14 @@ import tempfile
 import time
 import urllib.request
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../..", "tests/common"))
+from testutil import free_port  # noqa: E402
+
 ENV = os.environ
 
 
 def env_num(name, default):
     return float(ENV.get(name, default))
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def proc_stats(pid):

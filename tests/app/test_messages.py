@@ -26,28 +26,15 @@ import sys
 import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from testutil import free_port, skip  # noqa: E402
+
 LINE = 'Main "St" \u2192 S\u00fcd'
 ZONE = "Zone \u201eN\u00f6rd\u201c \\ 'x'"
 MODEL = "models/yolox-nano/yolox_nano.onnx"
 VIDEO = "media/traffic_road_cctv_360p.mp4"
 IMAGE = "media/bus.jpg"
 FRAMES = 100  # per camera: 4 s of the road video (paced at 8 fps), with crossings on the line
-
-
-def skip(why):
-    if os.environ.get("CI") == "true":
-        print("FAIL (CI=true, nothing may be skipped): " + why)
-        sys.exit(1)
-    print("skipped: " + why)
-    sys.exit(77)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class Resp:

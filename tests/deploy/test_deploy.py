@@ -35,14 +35,10 @@ import urllib.request
 
 import yaml
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from testutil import free_port, skip  # noqa: E402
+
 ARGS = None
-
-
-def skip(why):
-    if os.environ.get("CI") == "true":
-        sys.exit(f"FAIL (CI=true, so no skipping): {why}")
-    print(f"SKIP: {why}")
-    sys.exit(77)
 
 
 def need(tool):
@@ -61,12 +57,6 @@ def run(cmd, env=None, timeout=60, **kw):
     full = dict(os.environ)
     full.update(env or {})
     return subprocess.run(cmd, env=full, timeout=timeout, capture_output=True, text=True, **kw)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def http_get(port, path):

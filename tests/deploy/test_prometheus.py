@@ -47,6 +47,9 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from testutil import free_port, skip  # noqa: E402
+
 MODEL = "models/yolox-nano/yolox_nano.onnx"
 VIDEO = "media/traffic_road_cctv_360p.mp4"
 SCENE = "deploy/scenes/traffic_road_cctv_360p.yaml"
@@ -57,22 +60,6 @@ LOOP_CAMERA = "cam-b"  # keeps the pipeline publishing (to Redis) until the end,
 LOOP_FPS = 4
 SCRAPE_S = 1  # scrape and rule evaluation interval
 FOR_S = 3  # every rule's "for:" in the test copy
-
-
-def skip(why):
-    if os.environ.get("CI") == "true":
-        print("FAIL (CI=true, nothing may be skipped): " + why)
-        sys.exit(1)
-    print("skipped: " + why)
-    sys.exit(77)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def redis_ping(port):
