@@ -86,8 +86,10 @@ def run(cmd, out_path):
 
 def crossings(frames_path, line):
     """Line-crossing events of `line` from its-replay --frames: frame, direction, class(es),
-    track id and the x of the track's box centre in that frame."""
-    out = []
+    track id and the x of the track's box centre in that frame. A track crosses a line once;
+    a later `update` of its crossing (its class vote changed after it crossed, and the counts
+    moved with it) changes the crossing's class, and is no crossing of its own."""
+    out, by_track = [], {}
     with open(frames_path) as f:
         for text in f:
             m = json.loads(text)
@@ -98,11 +100,19 @@ def crossings(frames_path, line):
             for ev in a.get("events", []):
                 if ev.get("kind") != "line_crossing" or ev.get("line") != line:
                     continue
+                known = by_track.get(ev["track_id"])
+                if ev.get("phase") == "update" and known is not None:
+                    known["class"] = ev.get("class")
+                    known["classes"] = sorted(event_classes(ev))
+                    known["updates"] += 1
+                    continue
                 b = boxes.get(ev["track_id"])
-                out.append({"frame": m["frame"], "direction": ev["direction"],
-                            "track_id": ev["track_id"], "class": ev.get("class"),
-                            "classes": sorted(event_classes(ev)),
-                            "x": (b[0] + b[2]) / 2 if b else None})
+                c = {"frame": m["frame"], "direction": ev["direction"],
+                     "track_id": ev["track_id"], "class": ev.get("class"),
+                     "classes": sorted(event_classes(ev)),
+                     "x": (b[0] + b[2]) / 2 if b else None, "updates": 0}
+                by_track[ev["track_id"]] = c
+                out.append(c)
     return out
 
 
