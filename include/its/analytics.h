@@ -65,6 +65,28 @@ typedef enum its_class_group {
 
 const char *its_class_group_name(int group);
 
+/* Traffic kinds: what a track is for a traffic study. A track's kind follows from its voted
+ * class group: a person riding (merged with a two-wheeler, moving at vehicle speed, or on the
+ * roadway where the scene marks walking zones) is a bicycle or a motorcycle; a truck is heavy
+ * goods when it stands at least heavy_goods_height_m tall (needs a calibration), else light
+ * goods. Scenes map kinds onto their own traffic classes (its_traffic_class). */
+typedef enum its_traffic_kind {
+    ITS_TK_PEDESTRIAN = 0,
+    ITS_TK_BICYCLE,
+    ITS_TK_MOTORCYCLE,
+    ITS_TK_CAR,
+    ITS_TK_LIGHT_GOODS,
+    ITS_TK_HEAVY_GOODS,
+    ITS_TK_BUS,
+    ITS_TK_COUNT
+} its_traffic_kind;
+
+/* "pedestrian", "bicycle", "motorcycle", "car", "light_goods", "heavy_goods", "bus";
+ * NULL outside the range. */
+const char *its_traffic_kind_name(int kind);
+
+#define ITS_SCENE_MAX_TCLASSES 8
+
 typedef struct its_pt {
     double x, y;
 } its_pt;
@@ -82,7 +104,15 @@ typedef struct its_scene_zone {
     char name[ITS_SCENE_NAME_MAX];
     int n;
     its_pt poly[ITS_SCENE_MAX_POLY];
+    int walk; /* people walk here (crossing, pavement): persons count as pedestrians */
 } its_scene_zone;
+
+/* A class of the scene's traffic classification: the traffic kinds it takes (bit k for
+ * its_traffic_kind k; each kind in at most one class). */
+typedef struct its_traffic_class {
+    char name[ITS_SCENE_NAME_MAX];
+    unsigned kinds;
+} its_traffic_class;
 
 /* A lane: a polygon, the legal travel direction (image-space vector) and optionally the
  * counting line that is its stop line (queue length is measured back from it). */
@@ -112,6 +142,16 @@ typedef struct its_analytics_params {
     double forecast_beta;           /* Holt trend smoothing (0.1) */
     double duplicate_iou;           /* push: drop a box of another class overlapping a
                                        higher-scored one this much (0.7; 0 off) */
+    double rider_overlap;           /* push: a person box lying this share inside a bicycle or
+                                       motorcycle box is its rider, merged into it (0.3; 0 off) */
+    double rider_speed_kmh;         /* a person track this fast is riding (15; 0 off) */
+    double motorcycle_speed_kmh;    /* a rider seen without its machine is on a motorcycle
+                                       from this speed, else on a bicycle (30) */
+    double class_vote_margin;       /* a track changes class when another class's score-weighted
+                                       votes exceed its current class's this many times (1.5) */
+    double crossing_margin;         /* a crossing needs the anchor this share of the box height
+                                       (at least line_hysteresis_px) either side of the line (0.1) */
+    double heavy_goods_height_m;    /* a truck this tall is heavy goods (3.2) */
 } its_analytics_params;
 
 typedef struct its_scene {
@@ -128,6 +168,8 @@ typedef struct its_scene {
     its_pt speed_zone[ITS_SCENE_MAX_POLY];
     signed char class_map[256]; /* COCO id -> its_class_group, -1: ignored */
     int n_lines, n_zones, n_lanes;
+    int n_tclasses; /* traffic classes (default: one per its_traffic_kind, in its order) */
+    its_traffic_class tclasses[ITS_SCENE_MAX_TCLASSES];
     its_scene_line lines[ITS_SCENE_MAX_LINES];
     its_scene_zone zones[ITS_SCENE_MAX_ZONES];
     its_scene_lane lanes[ITS_SCENE_MAX_LANES];
@@ -170,7 +212,9 @@ double its_forecast_mean_ahead(const its_forecast *f, int h);
 double its_forecast_mae(const its_forecast *f, int horizon);
 
 /*
- * Events. Instant ones (line_crossing, wrong_way, speed_drop) have phase NONE. Things that
+ * Events. Instant ones (line_crossing, wrong_way, speed_drop) have phase NONE, but for a
+ * line crossing whose track's class changed after it: that comes as an UPDATE of the crossing
+ * (same seq) with the new class. Things that
  * last have a lifecycle, as NVR event feeds do: one START, UPDATEs every ITS_EVENT_UPDATE_S
  * while it lasts, one END, all with the same seq:
  *   zone_presence    an object inside a zone: start on entering, end on leaving or when its
@@ -210,6 +254,7 @@ typedef struct its_event {
     uint64_t seq;       /* from 1 per analytics context; kept through a lifecycle */
     uint32_t track_id;  /* 0 for queue events (no one track) */
     int group;          /* its_class_group (queue: car) */
+    int tclass;         /* index into the scene's traffic classes, -1 none */
     int index;          /* line, zone or lane index (-1: none) */
     int direction;      /* crossings: +1 positive, -1 negative */
     double speed_kmh;   /* NaN if unknown */
@@ -219,7 +264,8 @@ typedef struct its_event {
     int64_t ts_ns;
 } its_event;
 
-/* Result of one frame. Arrays parallel to tracks: speed (NaN unknown), lane (-1 none). */
+/* Result of one frame. Arrays parallel to tracks: speed (NaN unknown), lane (-1 none), class
+ * group and traffic class as voted so far. */
 typedef struct its_analytics_frame {
     int64_t ts_ns;
     uint64_t frame_no;
@@ -227,6 +273,8 @@ typedef struct its_analytics_frame {
     int n_tracks;
     const float *speed_kmh;
     const signed char *lane;
+    const signed char *group;  /* voted class group (its_class_group; -1: class not mapped) */
+    const signed char *tclass; /* traffic class index (-1: none) */
     const its_event *events;
     int n_events;
     int zone_count[ITS_SCENE_MAX_ZONES];
@@ -236,18 +284,20 @@ typedef struct its_analytics_frame {
 
 /* One rolling window (1 minute or 15 minutes) at one line. */
 typedef struct its_line_window {
-    double span_s;                        /* time covered (less at start-up) */
-    uint32_t count[ITS_CLS_COUNT][2];     /* [group][0 positive, 1 negative] */
-    uint32_t vehicles;                    /* car + truck + bus + motorcycle */
-    double flow_vph;                      /* vehicles per hour */
-    double sms_kmh;                       /* space-mean speed (harmonic mean) */
-    double density_vpkml;                 /* flow / speed / lanes */
-    char los;                             /* 'A'..'F', '?' unknown */
-    double headway_mean_s, headway_min_s; /* NaN with fewer than 2 vehicles */
+    double span_s;                               /* time covered (less at start-up) */
+    uint32_t count[ITS_CLS_COUNT][2];            /* [group][0 positive, 1 negative] */
+    uint32_t traffic[ITS_SCENE_MAX_TCLASSES][2]; /* [traffic class][direction] */
+    uint32_t vehicles;                           /* car + truck + bus + motorcycle */
+    double flow_vph;                             /* vehicles per hour */
+    double sms_kmh;                              /* space-mean speed (harmonic mean) */
+    double density_vpkml;                        /* flow / speed / lanes */
+    char los;                                    /* 'A'..'F', '?' unknown */
+    double headway_mean_s, headway_min_s;        /* NaN with fewer than 2 vehicles */
 } its_line_window;
 
 typedef struct its_line_stats {
-    uint32_t total[ITS_CLS_COUNT][2];      /* since start */
+    uint32_t total[ITS_CLS_COUNT][2]; /* since start */
+    uint32_t traffic_total[ITS_SCENE_MAX_TCLASSES][2];
     its_line_window win[2];                /* [0] 1 minute, [1] 15 minutes */
     double forecast15_vph, forecast60_vph; /* mean flow over the next 15 / 60 min */
     double forecast_mae1_vph, forecast_mae15_vph, forecast_mae60_vph;
@@ -275,6 +325,8 @@ typedef struct its_analytics_report {
     uint64_t incidents[ITS_EV_COUNT];
     uint64_t frames_refused, events_dropped, tracks_dropped;
     uint64_t duplicates_dropped; /* push: cross-class duplicate detections removed */
+    uint64_t riders_merged;      /* push: person detections merged into their two-wheeler */
+    uint64_t class_changes;      /* counted crossings moved to another class by the vote */
     its_line_stats lines[ITS_SCENE_MAX_LINES];
     its_zone_stats zones[ITS_SCENE_MAX_ZONES];
     its_lane_stats lanes[ITS_SCENE_MAX_LANES];
@@ -291,9 +343,27 @@ void its_analytics_destroy(its_analytics_t *a);
 /* Detections of one frame: runs the camera's tracker, then update. Detectors with per-class
  * NMS may report one vehicle twice (car and truck, same box); before tracking, a detection
  * overlapping a higher-scored one of another class by duplicate_iou or more is dropped, so
- * it cannot start a second track and be counted twice. r->tracks[i].det_index refers to f. */
+ * it cannot start a second track and be counted twice. A person detection lying at least
+ * rider_overlap of its area inside a bicycle or motorcycle detection is merged into it (the
+ * union box, the best score, the two-wheeler's class): rider and machine are one object, one
+ * track. r->tracks[i].det_index refers to f. Give push every detection down to the tracker's
+ * low threshold (0.1 by default): weak detections continue tracks. */
 int its_analytics_push(its_analytics_t *a, const its_det_frame *f, const its_analytics_frame **out);
-/* Tracks of one frame from a tracker of the caller's own. */
+/* Tracks of one frame from a tracker of the caller's own.
+ *
+ * Classes: a track's class group is a vote over its whole life, each frame's detection
+ * weighted by its score; the class changes only when another class's votes exceed the
+ * current one's class_vote_margin times. A crossing counts once per line, in the class the
+ * track has when it crosses; if the vote later changes the track's class (or traffic kind),
+ * the count moves with it (in the totals, and in the windows while its bucket is in them), so
+ * the report counts every vehicle once, in its final class, and the crossing's event comes
+ * again with the new class (phase UPDATE, the same seq).
+ *
+ * Crossings: a track crosses a line when its anchor goes from beyond the line's dead band on
+ * one side to beyond it on the other (the band: crossing_margin of the box height, at least
+ * line_hysteresis_px), the direction from that stretch of its path: jitter on the line does
+ * not count. A new track (its_track origin_h > 0) starts from its origin, the detection that
+ * started it: a crossing made before the tracker confirmed it still counts. */
 int its_analytics_update(its_analytics_t *a, int64_t ts_ns, uint64_t frame_no,
                          const its_track *tracks, int n, const its_analytics_frame **out);
 int its_analytics_get_report(its_analytics_t *a, its_analytics_report *out);

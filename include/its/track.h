@@ -23,8 +23,13 @@
  * detections to those tracks by IoU cost (fused with the detection score) with an optimal
  * assignment; stage 2 matches the remaining live tracks to low detections (so occluded
  * objects with weak detections keep their identity); stage 3 matches tentative tracks to the
- * leftover high detections. A leftover high detection with score >= new_thresh starts a
- * tentative track, confirmed when it is matched again in the next frame. A track that goes
+ * leftover high detections, and stage 4 the tentative tracks still unmatched to the leftover
+ * low detections. A leftover high detection with score >= new_thresh starts a tentative track;
+ * weak (low) detections keep it alive frame by frame, and the first high detection matched
+ * after its start confirms it (so a vehicle that scores weakly for a while is confirmed late,
+ * not lost). A tentative track unmatched in a frame is dropped. Each track keeps the anchor
+ * (bottom centre) of the detection that started it, so that analytics can see where a track
+ * confirmed late came from. A track that goes
  * unmatched is "lost" and removed after track_buffer frames (scaled by frame_rate / 30).
  *
  * Contract: a tracker belongs to one camera and one thread at a time (no locks, no globals).
@@ -69,6 +74,9 @@ typedef struct its_track {
     uint32_t hits;         /* frames matched */
     uint32_t age;          /* frames since start */
     uint64_t start_frame;  /* frame_no when it started */
+    /* Anchor (bottom centre, source pixels) and height of the detection that started the
+     * track, before it was confirmed; origin_h 0: unknown (a track not from this tracker). */
+    float origin_x, origin_y, origin_h;
 } its_track;
 
 typedef struct its_tracker_params {

@@ -26,11 +26,20 @@
 #define EDGE_PX          2.0         /* a box this close to the frame edge is cut off by it */
 #define DROP_HOLD_NS     500000000LL /* a speed drop must last this long to be reported */
 #define UPDATE_NS        ((int64_t)ITS_EVENT_UPDATE_S * 1000000000LL)
+#define PERSON_M         1.7 /* height of a person (a rider with the machine: about the same) */
 
 typedef struct tstate {
     uint32_t id;
-    int group;                     /* majority of the class votes */
-    uint16_t votes[ITS_CLS_COUNT]; /* detections seen per class group */
+    int vgroup;                 /* class group voted for (score-weighted, with a margin) */
+    int group;                  /* vgroup, or the two-wheeler a riding person is */
+    int kind;                   /* its_traffic_kind */
+    float w[ITS_CLS_COUNT];     /* score-weighted class votes */
+    double ride_kmh;            /* fastest speed seen (km/h; from box heights uncalibrated) */
+    uint32_t on_walk, off_walk; /* frames inside / outside the scene's walking zones */
+    double hsum;                /* truck height estimates (m), summed */
+    uint32_t hn;
+    float box_h; /* box height now, px */
+    double pxs;  /* anchor speed, px/s (0 unknown) */
     int64_t first_ts, last_ts;
     its_pt img, road;
     its_pt rh[HIST];
@@ -42,6 +51,11 @@ typedef struct tstate {
     signed char side[ITS_SCENE_MAX_LINES];
     its_pt ref[ITS_SCENE_MAX_LINES];
     uint32_t counted;
+    int64_t cross_ts[ITS_SCENE_MAX_LINES];        /* when it was counted at the line */
+    signed char cross_dir[ITS_SCENE_MAX_LINES];   /* +1, -1 */
+    signed char cross_group[ITS_SCENE_MAX_LINES]; /* the class group and traffic class it */
+    signed char cross_tc[ITS_SCENE_MAX_LINES];    /* was counted in (tc -1: none) */
+    uint64_t cross_seq[ITS_SCENE_MAX_LINES];      /* its crossing event */
     uint32_t in_zone;
     int64_t zone_enter[ITS_SCENE_MAX_ZONES];
     uint64_t zone_seq[ITS_SCENE_MAX_ZONES];
@@ -63,6 +77,7 @@ typedef struct tstate {
 typedef struct bucket {
     int64_t idx;
     uint32_t count[ITS_CLS_COUNT][2];
+    uint32_t traffic[ITS_SCENE_MAX_TCLASSES][2];
     double inv_speed_sum;
     uint32_t n_speed;
     double headway_sum, headway_min;
@@ -75,6 +90,7 @@ typedef struct lstate {
     int64_t last_cross_ts;
     int has_last_cross;
     uint32_t total[ITS_CLS_COUNT][2];
+    uint32_t traffic_total[ITS_SCENE_MAX_TCLASSES][2];
     its_forecast fc;
     int64_t minute;
     uint32_t minute_vehicles;
@@ -156,7 +172,11 @@ struct its_analytics {
     zstate zones[ITS_SCENE_MAX_ZONES];
     lanestate lanes[ITS_SCENE_MAX_LANES];
     int64_t t0, last_ts;
-    uint64_t frames, refused, ev_dropped, tr_dropped, dups;
+    uint64_t frames, refused, ev_dropped, tr_dropped, dups, riders, moved;
+    signed char kind_tc[ITS_TK_COUNT]; /* traffic kind -> the scene's traffic class, -1 */
+    int has_walk;                      /* the scene marks walking zones */
+    float *rider_best;                 /* push: per detection, best rider overlap so far */
+    int *rider_of;                     /* push: per detection, the two-wheeler it rides, -1 */
     uint64_t incidents[ITS_EV_COUNT];
     uint64_t ev_seq; /* last event number given */
     /* per frame */
@@ -164,6 +184,7 @@ struct its_analytics {
     int n_ev, max_ev;
     float *speed_out;
     signed char *lane_out;
+    signed char *group_out, *tclass_out;
     qitem *q;
     its_analytics_frame fr;
     double mean_speed;
@@ -176,6 +197,13 @@ static const char *const group_names[ITS_CLS_COUNT] = {"car",        "truck",   
 const char *its_class_group_name(int g)
 {
     return g >= 0 && g < ITS_CLS_COUNT ? group_names[g] : "other";
+}
+
+const char *its_traffic_kind_name(int k)
+{
+    static const char *const n[ITS_TK_COUNT] = {"pedestrian",  "bicycle",     "motorcycle", "car",
+                                                "light_goods", "heavy_goods", "bus"};
+    return k >= 0 && k < ITS_TK_COUNT ? n[k] : NULL;
 }
 
 const char *its_event_type_name(its_event_type t)
@@ -270,6 +298,8 @@ void its_analytics_destroy(its_analytics_t *a)
     its_free(a->ev);
     its_free(a->speed_out);
     its_free(a->lane_out);
+    its_free(a->group_out);
+    its_free(a->tclass_out);
     its_free(a->q);
     its_free(a->dbuf);
     its_free(a->xkeys);
@@ -277,6 +307,8 @@ void its_analytics_destroy(its_analytics_t *a)
     its_free(a->drop);
     its_free(a->dmap);
     its_free(a->tbuf);
+    its_free(a->rider_best);
+    its_free(a->rider_of);
     its_free(a);
 }
 
@@ -319,6 +351,8 @@ int its_analytics_create(const its_scene *scene, const its_tracker_params *tp,
     a->ev = its_malloc(ITS_MOD_ANALYTICS, (size_t)a->max_ev * sizeof(its_event));
     a->speed_out = its_malloc(ITS_MOD_ANALYTICS, (size_t)mt * sizeof(float));
     a->lane_out = its_malloc(ITS_MOD_ANALYTICS, (size_t)mt);
+    a->group_out = its_malloc(ITS_MOD_ANALYTICS, (size_t)mt);
+    a->tclass_out = its_malloc(ITS_MOD_ANALYTICS, (size_t)mt);
     a->q = its_malloc(ITS_MOD_ANALYTICS, (size_t)mt * sizeof(qitem));
     a->max_dets = p.max_dets;
     a->fw = scene->width_px;
@@ -329,9 +363,11 @@ int its_analytics_create(const its_scene *scene, const its_tracker_params *tp,
     a->xkeys_tmp = its_malloc(ITS_MOD_ANALYTICS, (size_t)p.max_dets * sizeof(xkey));
     a->drop = its_malloc(ITS_MOD_ANALYTICS, (size_t)p.max_dets);
     a->tbuf = its_malloc(ITS_MOD_ANALYTICS, (size_t)mt * sizeof(its_track));
+    a->rider_best = its_malloc(ITS_MOD_ANALYTICS, (size_t)p.max_dets * sizeof(float));
+    a->rider_of = its_malloc(ITS_MOD_ANALYTICS, (size_t)p.max_dets * sizeof(int));
     if (!a->st || !a->hidx || !a->live || !a->free_slots || !a->ev || !a->speed_out ||
         !a->lane_out || !a->q || !a->dbuf || !a->dmap || !a->tbuf || !a->xkeys || !a->xkeys_tmp ||
-        !a->drop) {
+        !a->drop || !a->rider_best || !a->rider_of || !a->group_out || !a->tclass_out) {
         its_analytics_destroy(a);
         return ITS_ENOMEM;
     }
@@ -339,6 +375,13 @@ int its_analytics_create(const its_scene *scene, const its_tracker_params *tp,
     for (int i = 0; i < mt; i++)
         a->free_slots[i] = mt - 1 - i;
     const its_scene *s = &a->sc;
+    memset(a->kind_tc, -1, sizeof a->kind_tc);
+    for (int c = 0; c < s->n_tclasses; c++)
+        for (int k = 0; k < ITS_TK_COUNT; k++)
+            if (s->tclasses[c].kinds >> k & 1)
+                a->kind_tc[k] = (signed char)c;
+    for (int i = 0; i < s->n_zones; i++)
+        a->has_walk |= s->zones[i].walk;
     for (int i = 0; i < s->n_lines; i++) {
         lstate *l = &a->lines[i];
         const its_scene_line *sl = &s->lines[i];
@@ -417,6 +460,7 @@ static its_event *emit_seq(its_analytics_t *a, its_event_type type, its_event_ph
                      .seq = seq,
                      .track_id = t ? t->id : 0,
                      .group = t ? t->group : ITS_CLS_CAR,
+                     .tclass = t ? a->kind_tc[t->kind] : a->kind_tc[ITS_TK_CAR],
                      .index = index,
                      .speed_kmh = t ? t->speed : NAN,
                      .value = NAN,
@@ -461,7 +505,10 @@ static void add_crossing(its_analytics_t *a, lstate *l, const tstate *t, int dir
     bucket *bs[2] = {get_bucket(l->b1, B1_N, rel / (int64_t)NS),
                      get_bucket(l->b15, B15_N, rel / (int64_t)(60 * NS))};
     int di = dir > 0 ? 0 : 1;
+    int tc = a->kind_tc[t->kind];
     l->total[t->group][di]++;
+    if (tc >= 0)
+        l->traffic_total[tc][di]++;
     double hw = NAN;
     if (is_vehicle(t->group)) {
         if (l->has_last_cross)
@@ -473,6 +520,8 @@ static void add_crossing(its_analytics_t *a, lstate *l, const tstate *t, int dir
     for (int k = 0; k < 2; k++) {
         bucket *b = bs[k];
         b->count[t->group][di]++;
+        if (tc >= 0)
+            b->traffic[tc][di]++;
         if (!is_vehicle(t->group))
             continue;
         if (isfinite(t->speed) && t->speed > 1) {
@@ -485,6 +534,87 @@ static void add_crossing(its_analytics_t *a, lstate *l, const tstate *t, int dir
             if (hw < b->headway_min)
                 b->headway_min = hw;
         }
+    }
+}
+
+/* A counted crossing moves from one class (group, traffic class) to another: in the totals,
+ * and in the window buckets of its time while they still hold it. */
+static void move_crossing(its_analytics_t *a, lstate *l, int64_t ts, int dir, int og, int otc,
+                          int ng, int ntc)
+{
+    int64_t rel = ts - a->t0;
+    int di = dir > 0 ? 0 : 1;
+    bucket *bs[2] = {&l->b1[(rel / (int64_t)NS) % B1_N],
+                     &l->b15[(rel / (int64_t)(60 * NS)) % B15_N]};
+    int64_t idx[2] = {rel / (int64_t)NS, rel / (int64_t)(60 * NS)};
+    l->total[og][di]--;
+    l->total[ng][di]++;
+    if (otc >= 0)
+        l->traffic_total[otc][di]--;
+    if (ntc >= 0)
+        l->traffic_total[ntc][di]++;
+    for (int k = 0; k < 2; k++) {
+        bucket *b = bs[k];
+        if (b->idx != idx[k])
+            continue;
+        b->count[og][di]--;
+        b->count[ng][di]++;
+        if (otc >= 0)
+            b->traffic[otc][di]--;
+        if (ntc >= 0)
+            b->traffic[ntc][di]++;
+    }
+}
+
+/* The track's class group and traffic kind from its votes and what it did: a person riding
+ * (fast, or off the walking zones a scene marks) is a two-wheeler; a truck's height decides
+ * light or heavy goods. A crossing already counted follows a change. */
+static void classify(its_analytics_t *a, tstate *t, int64_t ts)
+{
+    const its_analytics_params *p = &a->sc.params;
+    int g = t->vgroup, kind;
+    if (g == ITS_CLS_PERSON && ((p->rider_speed_kmh > 0 && t->ride_kmh >= p->rider_speed_kmh) ||
+                                (a->has_walk && t->off_walk > t->on_walk)))
+        g = t->ride_kmh >= p->motorcycle_speed_kmh ? ITS_CLS_MOTORCYCLE : ITS_CLS_BICYCLE;
+    switch (g) {
+    case ITS_CLS_PERSON:
+        kind = ITS_TK_PEDESTRIAN;
+        break;
+    case ITS_CLS_BICYCLE:
+        kind = ITS_TK_BICYCLE;
+        break;
+    case ITS_CLS_MOTORCYCLE:
+        kind = ITS_TK_MOTORCYCLE;
+        break;
+    case ITS_CLS_BUS:
+        kind = ITS_TK_BUS;
+        break;
+    case ITS_CLS_TRUCK:
+        kind = t->hn && t->hsum / t->hn >= p->heavy_goods_height_m ? ITS_TK_HEAVY_GOODS
+                                                                   : ITS_TK_LIGHT_GOODS;
+        break;
+    default:
+        kind = ITS_TK_CAR;
+        break;
+    }
+    if (g == t->group && kind == t->kind)
+        return;
+    t->group = g;
+    t->kind = kind;
+    int tc = a->kind_tc[kind];
+    for (int i = 0; i < a->sc.n_lines; i++) {
+        if (!(t->counted >> i & 1) || (t->cross_group[i] == g && t->cross_tc[i] == tc))
+            continue;
+        move_crossing(a, &a->lines[i], t->cross_ts[i], t->cross_dir[i], t->cross_group[i],
+                      t->cross_tc[i], g, tc);
+        t->cross_group[i] = (signed char)g;
+        t->cross_tc[i] = (signed char)tc;
+        a->moved++;
+        /* the crossing's event again, same number, its new class */
+        its_event *e =
+            emit_seq(a, ITS_EV_LINE_CROSSING, ITS_PHASE_UPDATE, t->cross_seq[i], t, i, ts);
+        if (e)
+            e->direction = t->cross_dir[i];
     }
 }
 
@@ -504,8 +634,6 @@ static void update_speed(its_analytics_t *a, tstate *t, int64_t ts, int clipped)
     t->th[k % HIST] = ts;
     t->speed = NAN;
     t->vel.x = t->vel.y = 0;
-    if (!a->sc.has_calibration)
-        return;
     int64_t win = (int64_t)(a->sc.params.speed_window_s * NS);
     if (t->hcount - t->wstart > HIST)
         t->wstart = t->hcount - HIST;
@@ -517,6 +645,11 @@ static void update_speed(its_analytics_t *a, tstate *t, int64_t ts, int clipped)
     double dt = (double)(ts - t->th[t->wstart % HIST]) / NS;
     if (dt < a->sc.params.speed_window_s * 0.5)
         return;
+    if (!a->sc.has_calibration) {
+        /* no road metres: the history holds pixels (identity homography) */
+        t->pxs = hypot(t->road.x - o->x, t->road.y - o->y) / dt;
+        return;
+    }
     t->vel.x = (t->road.x - o->x) / dt;
     t->vel.y = (t->road.y - o->y) / dt;
     t->speed = sqrt(t->vel.x * t->vel.x + t->vel.y * t->vel.y) * 3.6;
@@ -526,43 +659,92 @@ static void update_speed(its_analytics_t *a, tstate *t, int64_t ts, int clipped)
     }
 }
 
-static void update_lines(its_analytics_t *a, tstate *t, int64_t ts, int fresh)
+/* One position of the track against line i: p with dead band `band` either side. init: the
+ * first position of the track (sets the side, counts nothing). */
+static void line_point(its_analytics_t *a, tstate *t, int i, its_pt p, double band, int init,
+                       int64_t ts)
+{
+    lstate *l = &a->lines[i];
+    const its_scene_line *sl = &a->sc.lines[i];
+    double d = (p.x - sl->a.x) * l->n.x + (p.y - sl->a.y) * l->n.y;
+    int side = d > band ? 1 : d < -band ? -1 : 0;
+    if (!side)
+        return;
+    if (init || t->side[i] == 0 || side == t->side[i]) {
+        t->side[i] = (signed char)side;
+        t->ref[i] = p;
+        return;
+    }
+    /* Side changed: where did the path ref -> p meet the line? */
+    its_pt r = t->ref[i];
+    double dr = (r.x - sl->a.x) * l->n.x + (r.y - sl->a.y) * l->n.y;
+    double f = dr / (dr - d);
+    its_pt x = {r.x + f * (p.x - r.x), r.y + f * (p.y - r.y)};
+    double along = (x.x - sl->a.x) * l->u.x + (x.y - sl->a.y) * l->u.y;
+    if (along >= -band && along <= l->len + band && !(t->counted & (1u << i))) {
+        double m = (p.x - r.x) * sl->positive.x + (p.y - r.y) * sl->positive.y;
+        int dir = m > 0 ? 1 : -1;
+        t->counted |= 1u << i;
+        t->cross_ts[i] = ts;
+        t->cross_dir[i] = (signed char)dir;
+        t->cross_group[i] = (signed char)t->group;
+        t->cross_tc[i] = a->kind_tc[t->kind];
+        add_crossing(a, l, t, dir, ts);
+        its_event *e = emit(a, ITS_EV_LINE_CROSSING, t, i, ts);
+        t->cross_seq[i] = a->ev_seq;
+        if (e)
+            e->direction = dir;
+    }
+    t->side[i] = (signed char)side;
+    t->ref[i] = p;
+}
+
+/* origin: the anchor of the detection that started the track (fresh tracks; NULL none). */
+static void update_lines(its_analytics_t *a, tstate *t, int64_t ts, int fresh, const its_pt *origin,
+                         double origin_h)
 {
     const its_scene *s = &a->sc;
-    double hyst = s->params.line_hysteresis_px;
+    double hyst = s->params.line_hysteresis_px, m = s->params.crossing_margin;
+    double band = fmax(hyst, m * t->box_h), oband = fmax(hyst, m * origin_h);
     for (int i = 0; i < s->n_lines; i++) {
-        lstate *l = &a->lines[i];
-        const its_scene_line *sl = &s->lines[i];
-        double d = (t->img.x - sl->a.x) * l->n.x + (t->img.y - sl->a.y) * l->n.y;
-        int side = d > hyst ? 1 : d < -hyst ? -1 : 0;
-        if (!side)
-            continue;
-        if (fresh || t->side[i] == 0) {
-            t->side[i] = (signed char)side;
-            t->ref[i] = t->img;
-            continue;
-        }
-        if (side == t->side[i]) {
-            t->ref[i] = t->img;
-            continue;
-        }
-        /* Side changed: where did the path ref -> img meet the line? */
-        its_pt r = t->ref[i];
-        double dr = (r.x - sl->a.x) * l->n.x + (r.y - sl->a.y) * l->n.y;
-        double f = dr / (dr - d);
-        its_pt x = {r.x + f * (t->img.x - r.x), r.y + f * (t->img.y - r.y)};
-        double along = (x.x - sl->a.x) * l->u.x + (x.y - sl->a.y) * l->u.y;
-        if (along >= -hyst && along <= l->len + hyst && !(t->counted & (1u << i))) {
-            double m = (t->img.x - r.x) * sl->positive.x + (t->img.y - r.y) * sl->positive.y;
-            int dir = m > 0 ? 1 : -1;
-            t->counted |= 1u << i;
-            add_crossing(a, l, t, dir, ts);
-            its_event *e = emit(a, ITS_EV_LINE_CROSSING, t, i, ts);
-            if (e)
-                e->direction = dir;
-        }
-        t->side[i] = (signed char)side;
-        t->ref[i] = t->img;
+        if (origin)
+            line_point(a, t, i, *origin, oband, 1, ts);
+        line_point(a, t, i, t->img, band, fresh && !origin, ts);
+    }
+}
+
+/* What says a person track is riding: its speed (road km/h, or box heights per second without
+ * a calibration) and whether it keeps to the walking zones. */
+static void person_evidence(its_analytics_t *a, tstate *t)
+{
+    const its_scene *s = &a->sc;
+    double v = isfinite(t->speed)                       ? t->speed
+               : !s->has_calibration && t->box_h > 1.0f ? t->pxs / t->box_h * PERSON_M * 3.6
+                                                        : 0;
+    if (v > t->ride_kmh)
+        t->ride_kmh = v;
+    if (!a->has_walk)
+        return;
+    int walk = 0;
+    for (int i = 0; i < s->n_zones && !walk; i++)
+        walk = s->zones[i].walk && in_bbox(&a->zones[i].box, t->img) &&
+               point_in_poly(s->zones[i].poly, s->zones[i].n, t->img);
+    if (walk)
+        t->on_walk++;
+    else
+        t->off_walk++;
+}
+
+/* A truck's height from its box: pixels times the road's metres per pixel across its bottom
+ * edge (an upright face at that distance has about that scale). */
+static void truck_height(its_analytics_t *a, tstate *t, const its_track *tr)
+{
+    its_pt l = its_scene_to_road(&a->sc, (its_pt){tr->x1, tr->y2});
+    its_pt r = its_scene_to_road(&a->sc, (its_pt){tr->x2, tr->y2});
+    double w = tr->x2 - tr->x1, mpp = hypot(r.x - l.x, r.y - l.y) / w;
+    if (w > 1 && isfinite(mpp)) {
+        t->hsum += (tr->y2 - tr->y1) * mpp;
+        t->hn++;
     }
 }
 
@@ -811,6 +993,7 @@ int its_analytics_update(its_analytics_t *a, int64_t ts, uint64_t frame_no, cons
         const its_track *tr = &tracks[i];
         a->speed_out[i] = NAN;
         a->lane_out[i] = -1;
+        a->group_out[i] = a->tclass_out[i] = -1;
         int g = tr->class_id >= 0 && tr->class_id < 256 ? s->class_map[tr->class_id] : -1;
         if (g < 0)
             continue;
@@ -832,14 +1015,17 @@ int its_analytics_update(its_analytics_t *a, int64_t ts, uint64_t frame_no, cons
         }
         tstate *t = &a->st[slot];
         /* A detector often hesitates between car/truck/bus on one vehicle: the track's class is
-         * the one it was seen as most often (ties: the latest). */
-        if (t->votes[g] < UINT16_MAX)
-            t->votes[g]++;
-        if (t->votes[g] >= t->votes[t->group] || fresh)
-            t->group = g;
+         * the score-weighted vote of its life, changed only by a clear margin. */
+        float sc = tr->score > 0.01f ? tr->score : 0.01f;
+        t->w[g] += sc;
+        if (fresh)
+            t->vgroup = t->group = g;
+        else if (g != t->vgroup && t->w[g] > s->params.class_vote_margin * t->w[t->vgroup])
+            t->vgroup = g;
         t->last_ts = ts;
         t->img.x = (tr->x1 + tr->x2) * 0.5;
         t->img.y = tr->y2;
+        t->box_h = tr->y2 - tr->y1;
         t->road = its_scene_to_road(s, t->img);
         t->queued = 0;
         int clipped = a->fw > 0 && (tr->x1 <= EDGE_PX || tr->y1 <= EDGE_PX ||
@@ -849,7 +1035,13 @@ int its_analytics_update(its_analytics_t *a, int64_t ts, uint64_t frame_no, cons
             clipped = 1; /* outside where speeds are trusted: same treatment */
         update_speed(a, t, ts, clipped);
         sample_speed(a, t, ts);
-        update_lines(a, t, ts, fresh);
+        if (t->vgroup == ITS_CLS_PERSON)
+            person_evidence(a, t);
+        else if (t->vgroup == ITS_CLS_TRUCK && !clipped && s->has_calibration)
+            truck_height(a, t, tr);
+        classify(a, t, ts);
+        its_pt origin = {tr->origin_x, tr->origin_y};
+        update_lines(a, t, ts, fresh, fresh && tr->origin_h > 0 ? &origin : NULL, tr->origin_h);
         update_zones(a, t, ts);
         t->lane = -1;
         for (int k = 0; k < s->n_lanes; k++)
@@ -860,6 +1052,8 @@ int its_analytics_update(its_analytics_t *a, int64_t ts, uint64_t frame_no, cons
             }
         a->speed_out[i] = (float)t->speed;
         a->lane_out[i] = (signed char)t->lane;
+        a->group_out[i] = (signed char)t->group;
+        a->tclass_out[i] = a->kind_tc[t->kind];
         if (is_vehicle(g) && isfinite(t->speed)) {
             sum_speed += t->speed;
             n_speed++;
@@ -887,6 +1081,8 @@ int its_analytics_update(its_analytics_t *a, int64_t ts, uint64_t frame_no, cons
     r->n_tracks = n;
     r->speed_kmh = a->speed_out;
     r->lane = a->lane_out;
+    r->group = a->group_out;
+    r->tclass = a->tclass_out;
     r->events = a->ev;
     r->n_events = a->n_ev;
     for (int i = 0; i < s->n_zones; i++)
@@ -899,20 +1095,33 @@ int its_analytics_update(its_analytics_t *a, int64_t ts, uint64_t frame_no, cons
     return 0;
 }
 
+static int group_of(const its_analytics_t *a, int class_id)
+{
+    return class_id >= 0 && class_id < 256 ? a->sc.class_map[class_id] : -1;
+}
+
+static int two_wheeler(int g)
+{
+    return g == ITS_CLS_MOTORCYCLE || g == ITS_CLS_BICYCLE;
+}
+
 /* Cross-class duplicates: detectors that run NMS per class can report one vehicle as a car
  * and as a truck with nearly the same box. Pairs of different classes only (same-class
- * duplicates are the detector's NMS's business); the lower score goes. Detections are swept
- * in x1 order so only boxes that overlap in x are compared. */
+ * duplicates are the detector's NMS's business); the lower score goes. Riders: a person box
+ * lying rider_overlap of its area inside a two-wheeler's box is merged into the one it lies
+ * most inside. Detections are swept in x1 order so only boxes that overlap in x are compared. */
 static int dedupe(its_analytics_t *a, const its_det_frame *f)
 {
     int n = f->n < a->max_dets ? f->n : a->max_dets;
-    float thr = (float)a->sc.params.duplicate_iou;
+    float thr = (float)a->sc.params.duplicate_iou, rthr = (float)a->sc.params.rider_overlap;
     for (int i = 0; i < n; i++) {
         a->drop[i] = 0;
+        a->rider_of[i] = -1;
+        a->rider_best[i] = 0;
         a->xkeys[i].x = f->dets[i].x1;
         a->xkeys[i].i = i;
     }
-    if (thr > 0) {
+    if (thr > 0 || rthr > 0) {
         /* bottom-up merge sort by x1 */
         xkey *src = a->xkeys, *dst = a->xkeys_tmp;
         for (int w = 1; w < n; w *= 2) {
@@ -939,6 +1148,22 @@ static int dedupe(its_analytics_t *a, const its_det_frame *f)
                 float iw = (d->x2 < e->x2 ? d->x2 : e->x2) - e->x1;
                 float ih = (d->y2 < e->y2 ? d->y2 : e->y2) - (d->y1 > e->y1 ? d->y1 : e->y1);
                 float in = iw * ih;
+                int gd = group_of(a, d->class_id), ge = group_of(a, e->class_id);
+                if (rthr > 0 && ((gd == ITS_CLS_PERSON && two_wheeler(ge)) ||
+                                 (ge == ITS_CLS_PERSON && two_wheeler(gd)))) {
+                    int pi = gd == ITS_CLS_PERSON ? src[p].i : src[q].i;
+                    int mi = gd == ITS_CLS_PERSON ? src[q].i : src[p].i;
+                    const its_det *pd = &f->dets[pi];
+                    float area = (pd->x2 - pd->x1) * (pd->y2 - pd->y1);
+                    float share = area > 0 ? in / area : 0;
+                    if (share >= rthr && share > a->rider_best[pi]) {
+                        a->rider_best[pi] = share;
+                        a->rider_of[pi] = mi;
+                    }
+                    continue;
+                }
+                if (!(thr > 0))
+                    continue;
                 float un =
                     (d->x2 - d->x1) * (d->y2 - d->y1) + (e->x2 - e->x1) * (e->y2 - e->y1) - in;
                 if (!(un > 0 && in >= thr * un))
@@ -950,14 +1175,33 @@ static int dedupe(its_analytics_t *a, const its_det_frame *f)
             }
         }
     }
+    for (int i = 0; i < n; i++)
+        if (a->rider_of[i] >= 0 && (a->drop[i] || a->drop[a->rider_of[i]]))
+            a->rider_of[i] = -1; /* a duplicate itself, or riding one */
     int m = 0;
     for (int i = 0; i < n; i++) {
         if (a->drop[i]) {
             a->dups++;
             continue;
         }
+        if (a->rider_of[i] >= 0)
+            continue;
+        a->rider_best[i] = (float)m; /* from here on: i's place in dbuf */
         a->dbuf[m] = f->dets[i];
         a->dmap[m++] = i;
+    }
+    /* each rider widens its machine's box to cover both and lends it its score */
+    for (int i = 0; i < n; i++) {
+        if (a->rider_of[i] < 0)
+            continue;
+        const its_det *r = &f->dets[i];
+        its_det *d = &a->dbuf[(int)a->rider_best[a->rider_of[i]]];
+        d->x1 = r->x1 < d->x1 ? r->x1 : d->x1;
+        d->y1 = r->y1 < d->y1 ? r->y1 : d->y1;
+        d->x2 = r->x2 > d->x2 ? r->x2 : d->x2;
+        d->y2 = r->y2 > d->y2 ? r->y2 : d->y2;
+        d->score = r->score > d->score ? r->score : d->score;
+        a->riders++;
     }
     return m;
 }
@@ -1011,6 +1255,9 @@ static void window(const its_analytics_t *a, const lstate *l, const its_scene_li
                 if (is_vehicle(g))
                     o->vehicles += b->count[g][d];
             }
+        for (int c = 0; c < a->sc.n_tclasses; c++)
+            for (int d = 0; d < 2; d++)
+                o->traffic[c][d] += b->traffic[c][d];
         inv += b->inv_speed_sum;
         ns += b->n_speed;
         hw += b->headway_sum;
@@ -1050,10 +1297,13 @@ int its_analytics_get_report(its_analytics_t *a, its_analytics_report *r)
     r->events_dropped = a->ev_dropped;
     r->tracks_dropped = a->tr_dropped;
     r->duplicates_dropped = a->dups;
+    r->riders_merged = a->riders;
+    r->class_changes = a->moved;
     for (int i = 0; i < s->n_lines; i++) {
         const lstate *l = &a->lines[i];
         its_line_stats *o = &r->lines[i];
         memcpy(o->total, l->total, sizeof o->total);
+        memcpy(o->traffic_total, l->traffic_total, sizeof o->traffic_total);
         window(a, l, &s->lines[i], 0, &o->win[0]);
         window(a, l, &s->lines[i], 1, &o->win[1]);
         o->forecast15_vph = its_forecast_mean_ahead(&l->fc, 15);
@@ -1095,6 +1345,21 @@ static void counts_json(its_json *w, const uint32_t c[ITS_CLS_COUNT][2])
     its_json_obj_end(w);
 }
 
+/* {"<traffic class>":[positive, negative],...} over the scene's traffic classes. */
+static void traffic_json(its_json *w, const its_scene *s,
+                         const uint32_t c[ITS_SCENE_MAX_TCLASSES][2])
+{
+    its_json_obj_begin(w);
+    for (int k = 0; k < s->n_tclasses; k++) {
+        its_json_key(w, s->tclasses[k].name);
+        its_json_arr_begin(w);
+        its_json_uint(w, c[k][0]);
+        its_json_uint(w, c[k][1]);
+        its_json_arr_end(w);
+    }
+    its_json_obj_end(w);
+}
+
 /* The fields of an event inside an open object: kind, phase, place (by name), track, class,
  * direction, speed and the kind's own value. */
 static void event_fields(its_json *w, const its_scene *s, const its_event *e)
@@ -1118,6 +1383,10 @@ static void event_fields(its_json *w, const its_scene *s, const its_event *e)
     }
     its_json_kuint(w, "track_id", e->track_id);
     its_json_kstr(w, "class", its_class_group_name(e->group));
+    if (e->tclass >= 0 && e->tclass < s->n_tclasses)
+        its_json_kstr(w, "traffic_class", s->tclasses[e->tclass].name);
+    else
+        its_json_knull(w, "traffic_class");
     its_json_kfixed(w, "speed_kmh", e->speed_kmh, 2);
     if (isfinite(e->value))
         its_json_kfixed(w,
@@ -1188,6 +1457,12 @@ void its_analytics_frame_write(const its_analytics_t *a, const its_analytics_fra
         its_json_obj_begin(w);
         its_json_kuint(w, "id", t->id);
         its_json_kint(w, "class_id", t->class_id);
+        if (r->group[i] >= 0)
+            its_json_kstr(w, "class", its_class_group_name(r->group[i]));
+        if (r->tclass[i] >= 0)
+            its_json_kstr(w, "traffic_class", s->tclasses[(int)r->tclass[i]].name);
+        else
+            its_json_knull(w, "traffic_class");
         its_json_knum(w, "score", t->score);
         num_array(w, "box", (const double[4]){t->x1, t->y1, t->x2, t->y2}, 4);
         its_json_knum(w, "speed_kmh", r->speed_kmh[i]);
@@ -1213,13 +1488,15 @@ void its_analytics_frame_write(const its_analytics_t *a, const its_analytics_fra
     its_json_obj_end(w);
 }
 
-static void window_json(its_json *w, const its_line_window *o)
+static void window_json(its_json *w, const its_scene *s, const its_line_window *o)
 {
     char los[2] = {o->los, 0};
     its_json_obj_begin(w);
     its_json_knum(w, "span_s", o->span_s);
     its_json_key(w, "counts");
     counts_json(w, o->count);
+    its_json_key(w, "traffic");
+    traffic_json(w, s, o->traffic);
     its_json_kuint(w, "vehicles", o->vehicles);
     its_json_knum(w, "flow_vph", o->flow_vph);
     its_json_knum(w, "space_mean_speed_kmh", o->sms_kmh);
@@ -1256,10 +1533,12 @@ void its_analytics_report_write(const its_analytics_t *a, const its_analytics_re
         its_json_kstr(w, "name", s->lines[i].name);
         its_json_key(w, "total");
         counts_json(w, o->total);
+        its_json_key(w, "traffic_total");
+        traffic_json(w, s, o->traffic_total);
         its_json_key(w, "window_1min");
-        window_json(w, &o->win[0]);
+        window_json(w, s, &o->win[0]);
         its_json_key(w, "window_15min");
-        window_json(w, &o->win[1]);
+        window_json(w, s, &o->win[1]);
         static const char *const fk[] = {"next_15min_vph", "next_60min_vph", "mae_1min_vph",
                                          "mae_15min_vph", "mae_60min_vph"};
         const double fv[] = {o->forecast15_vph, o->forecast60_vph, o->forecast_mae1_vph,
@@ -1305,6 +1584,8 @@ void its_analytics_report_write(const its_analytics_t *a, const its_analytics_re
     for (int i = 0; i < 4; i++)
         its_json_kuint(w, dk[i], dv[i]);
     its_json_obj_end(w);
+    its_json_kuint(w, "riders_merged", r->riders_merged);
+    its_json_kuint(w, "class_changes", r->class_changes);
     its_json_obj_end(w);
 }
 

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +39,14 @@ typedef struct rzone {
     char *name;
     rpt *polygon;
     unsigned polygon_count;
+    bool *walk;
 } rzone;
+
+typedef struct rtclass {
+    char *name;
+    char **kinds;
+    unsigned kinds_count;
+} rtclass;
 
 typedef struct rlane {
     char *name;
@@ -69,7 +77,7 @@ typedef struct rclasses {
 } rclasses;
 
 /* The analytics: section maps onto its_analytics_params, a struct of doubles only. */
-#define N_PARAMS 15
+#define N_PARAMS 21
 _Static_assert(sizeof(its_analytics_params) == N_PARAMS * sizeof(double),
                "scene.c's parameter tables must follow its_analytics_params");
 
@@ -93,6 +101,8 @@ typedef struct rscene {
     rlane *lanes;
     unsigned lanes_count;
     rparams *analytics;
+    rtclass *traffic_classes;
+    unsigned traffic_classes_count;
 } rscene;
 
 static const cyaml_schema_value_t dbl_schema = {CYAML_VALUE_FLOAT(CYAML_FLAG_DEFAULT, double)};
@@ -116,8 +126,19 @@ static const cyaml_schema_field_t line_fields[] = {
 static const cyaml_schema_value_t line_schema = {
     CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, rline, line_fields)};
 
-static const cyaml_schema_field_t zone_fields[] = {STR("name", rzone, name),
-                                                   PTS("polygon", rzone, polygon), CYAML_FIELD_END};
+static const cyaml_schema_field_t zone_fields[] = {
+    STR("name", rzone, name), PTS("polygon", rzone, polygon),
+    CYAML_FIELD_BOOL_PTR("walk", CYAML_FLAG_POINTER | OPT, rzone, walk), CYAML_FIELD_END};
+
+static const cyaml_schema_value_t str_schema = {
+    CYAML_VALUE_STRING(CYAML_FLAG_POINTER, char, 0, CYAML_UNLIMITED)};
+static const cyaml_schema_field_t tclass_fields[] = {
+    STR("name", rtclass, name),
+    CYAML_FIELD_SEQUENCE("kinds", CYAML_FLAG_POINTER | OPT, rtclass, kinds, &str_schema, 0,
+                         CYAML_UNLIMITED),
+    CYAML_FIELD_END};
+static const cyaml_schema_value_t tclass_schema = {
+    CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, rtclass, tclass_fields)};
 static const cyaml_schema_value_t zone_schema = {
     CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, rzone, zone_fields)};
 
@@ -139,10 +160,10 @@ static const cyaml_schema_field_t class_fields[] = {INTS("car", rclasses, car),
                                                     CYAML_FIELD_END};
 
 /* Bounds of each parameter, inclusive. */
-static const double param_min[N_PARAMS] = {0.1, 0, 0.1, 0,   0.5,  0.1, 0,  1,
-                                           0.1, 0, 0,   0.5, 0.01, 0.0, 0.0};
-static const double param_max[N_PARAMS] = {10, 100, 600, 50,  3600, 600, 200, 300,
-                                           60, 1,   50,  200, 1,    1,   1};
+static const double param_min[N_PARAMS] = {0.1, 0,    0.1, 0,   0.5, 0.1, 0, 1, 0.1, 0,  0,
+                                           0.5, 0.01, 0.0, 0.0, 0,   0,   0, 1, 0,   0.5};
+static const double param_max[N_PARAMS] = {10,  100, 600, 50, 3600, 600, 200, 300, 60, 1, 50,
+                                           200, 1,   1,   1,  1,    200, 300, 10,  1,  10};
 
 #define PARAM(i, k)                                                                                \
     {                                                                                              \
@@ -157,7 +178,10 @@ static const cyaml_schema_field_t param_fields[N_PARAMS + 1] = {
     PARAM(8, "speed_drop_window_s"),     PARAM(9, "speed_drop_ratio"),
     PARAM(10, "queue_speed_kmh"),        PARAM(11, "queue_gap_m"),
     PARAM(12, "forecast_alpha"),         PARAM(13, "forecast_beta"),
-    PARAM(14, "duplicate_iou"),          CYAML_FIELD_END};
+    PARAM(14, "duplicate_iou"),          PARAM(15, "rider_overlap"),
+    PARAM(16, "rider_speed_kmh"),        PARAM(17, "motorcycle_speed_kmh"),
+    PARAM(18, "class_vote_margin"),      PARAM(19, "crossing_margin"),
+    PARAM(20, "heavy_goods_height_m"),   CYAML_FIELD_END};
 
 static const cyaml_schema_field_t top_fields[] = {
     STR("camera", rscene, camera),
@@ -174,6 +198,8 @@ static const cyaml_schema_field_t top_fields[] = {
     CYAML_FIELD_SEQUENCE("lanes", CYAML_FLAG_POINTER | OPT, rscene, lanes, &lane_schema, 0,
                          CYAML_UNLIMITED),
     CYAML_FIELD_MAPPING_PTR("analytics", CYAML_FLAG_POINTER | OPT, rscene, analytics, param_fields),
+    CYAML_FIELD_SEQUENCE("traffic_classes", CYAML_FLAG_POINTER | OPT, rscene, traffic_classes,
+                         &tclass_schema, 0, CYAML_UNLIMITED),
     CYAML_FIELD_END};
 static const cyaml_schema_value_t top_schema = {
     CYAML_VALUE_MAPPING(CYAML_FLAG_POINTER, rscene, top_fields)};
@@ -341,6 +367,12 @@ void its_analytics_params_default(its_analytics_params *p)
     p->forecast_alpha = 0.3;
     p->forecast_beta = 0.1;
     p->duplicate_iou = 0.7;
+    p->rider_overlap = 0.3;
+    p->rider_speed_kmh = 15.0;
+    p->motorcycle_speed_kmh = 30.0;
+    p->class_vote_margin = 1.5;
+    p->crossing_margin = 0.1;
+    p->heavy_goods_height_m = 3.2;
 }
 
 static const int default_map[][2] = {{0, ITS_CLS_PERSON}, {1, ITS_CLS_BICYCLE},
@@ -357,6 +389,11 @@ void its_scene_default(its_scene *s)
     for (int i = 0; i < 9; i++)
         s->H[i] = (i % 4 == 0);
     its_analytics_params_default(&s->params);
+    s->n_tclasses = ITS_TK_COUNT;
+    for (int k = 0; k < ITS_TK_COUNT; k++) {
+        snprintf(s->tclasses[k].name, sizeof s->tclasses[k].name, "%s", its_traffic_kind_name(k));
+        s->tclasses[k].kinds = 1u << k;
+    }
 }
 
 static int pt_ok(const its_scene *s, its_pt p)
@@ -509,6 +546,29 @@ int its_scene_validate(its_scene *s, const char *o, char *err, size_t errlen)
         const char *why = poly_problem(z->poly, z->n);
         if (*why)
             return its_seterr(err, errlen, ITS_ECONFIG, "%s: zones[%d].polygon: %s", o, i, why);
+    }
+    if (s->n_tclasses < 0 || s->n_tclasses > ITS_SCENE_MAX_TCLASSES)
+        return its_seterr(err, errlen, ITS_ECONFIG, "%s: traffic_classes: at most %d classes", o,
+                          ITS_SCENE_MAX_TCLASSES);
+    unsigned kinds_seen = 0;
+    for (int i = 0; i < s->n_tclasses; i++) {
+        const its_traffic_class *c = &s->tclasses[i];
+        if (!c->name[0] || memchr(c->name, 0, sizeof c->name) == NULL)
+            return its_seterr(err, errlen, ITS_ECONFIG, "%s: traffic_classes[%d].name: missing", o,
+                              i);
+        for (int j = 0; j < i; j++)
+            if (!strcmp(s->tclasses[j].name, c->name))
+                return its_seterr(err, errlen, ITS_ECONFIG,
+                                  "%s: traffic_classes[%d].name: '%s' is used twice", o, i,
+                                  c->name);
+        if (c->kinds >> ITS_TK_COUNT)
+            return its_seterr(err, errlen, ITS_ECONFIG,
+                              "%s: traffic_classes[%d].kinds: unknown kind", o, i);
+        if (c->kinds & kinds_seen)
+            return its_seterr(err, errlen, ITS_ECONFIG,
+                              "%s: traffic_classes[%d].kinds: a kind is already in another class",
+                              o, i);
+        kinds_seen |= c->kinds;
     }
     for (int i = 0; i < s->n_lanes; i++) {
         its_scene_lane *l = &s->lanes[i];
@@ -695,6 +755,7 @@ static int convert(const rscene *r, its_scene *s, const char *o, char *err, size
             (rc = copy_poly(s->zones[i].poly, &s->zones[i].n, z->polygon, z->polygon_count, o,
                             "zones", (int)i, err, errlen)) < 0)
             return rc;
+        s->zones[i].walk = z->walk && *z->walk;
     }
     s->n_zones = r->zones ? (int)r->zones_count : 0;
     if (r->lanes_count > ITS_SCENE_MAX_LANES)
@@ -724,6 +785,33 @@ static int convert(const rscene *r, its_scene *s, const char *o, char *err, size
         }
     }
     s->n_lanes = r->lanes ? (int)r->lanes_count : 0;
+    if (r->traffic_classes) {
+        if (r->traffic_classes_count < 1 || r->traffic_classes_count > ITS_SCENE_MAX_TCLASSES)
+            return its_seterr(err, errlen, ITS_ECONFIG,
+                              "%s: traffic_classes: 1..%d classes, got %u", o,
+                              ITS_SCENE_MAX_TCLASSES, r->traffic_classes_count);
+        for (unsigned i = 0; i < r->traffic_classes_count; i++) {
+            const rtclass *c = &r->traffic_classes[i];
+            its_traffic_class *d = &s->tclasses[i];
+            if ((rc = copy_name(d->name, c->name, o, "traffic_classes", (int)i, err, errlen)) < 0)
+                return rc;
+            d->kinds = 0;
+            for (unsigned k = 0; c->kinds && k < c->kinds_count; k++) {
+                int kind = -1;
+                for (int j = 0; j < ITS_TK_COUNT; j++)
+                    if (!strcmp(c->kinds[k], its_traffic_kind_name(j)))
+                        kind = j;
+                if (kind < 0)
+                    return its_seterr(
+                        err, errlen, ITS_ECONFIG,
+                        "%s: traffic_classes[%u].kinds: unknown kind '%s' (pedestrian, "
+                        "bicycle, motorcycle, car, light_goods, heavy_goods, bus)",
+                        o, i, c->kinds[k]);
+                d->kinds |= 1u << kind;
+            }
+        }
+        s->n_tclasses = (int)r->traffic_classes_count;
+    }
     if (r->analytics) {
         double *pv = &s->params.speed_window_s;
         for (int i = 0; i < N_PARAMS; i++)

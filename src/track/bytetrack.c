@@ -332,6 +332,16 @@ static void track_hit(its_tracker_t *t, trk *k, const its_det *dets, int di)
     k->pub.hits++;
 }
 
+/* A weak detection matched to a tentative track: the filter follows it, the track stays
+ * tentative (only a high detection confirms). */
+static void track_keep(trk *k, const its_det *dets, int di, uint64_t frame_id)
+{
+    kf_update(k, &dets[di]);
+    k->last_frame = frame_id;
+    k->pub.det_index = di;
+    k->pub.hits++;
+}
+
 static void release(its_tracker_t *t, int li)
 {
     int slot = t->live[li];
@@ -379,6 +389,10 @@ int its_tracker_update(its_tracker_t *t, const its_det_frame *f, const its_track
     }
     for (int i = 0; i < np; i++)
         kf_predict(&t->trk[t->pool[i]]);
+    /* A tentative track that weak detections kept alive has a velocity worth following. */
+    for (int i = 0; i < nu; i++)
+        if (t->trk[t->unconf[i]].pub.hits > 1)
+            kf_predict(&t->trk[t->unconf[i]]);
 
     /* Stage 1: pool vs high detections. */
     associate(t, t->pool, np, t->high, nh, dets, 1, t->p.match_thresh);
@@ -404,12 +418,36 @@ int its_tracker_update(its_tracker_t *t, const its_det_frame *f, const its_track
             k->tracked = 0; /* lost */
     }
 
-    /* Stage 3: tentative tracks vs the high detections left over. */
+    /* Low detections stage 2 left over, for stage 4. */
+    int nlow = 0;
+    for (int c = 0; c < nl; c++)
+        if (t->col_match[c] < 0)
+            t->low[nlow++] = t->low[c];
+
+    /* Stage 3: tentative tracks vs the high detections left over (confirms them). */
     associate(t, t->unconf, nu, t->det_left, nleft, dets, 1, 0.7f);
+    int nweak = 0;
     for (int r = 0; r < nu; r++) {
         trk *k = &t->trk[t->unconf[r]];
         if (t->row_match[r] >= 0)
             track_hit(t, k, dets, t->det_left[t->row_match[r]]);
+        else
+            t->rem_tr[nweak++] = t->unconf[r];
+    }
+    /* det_left keeps only what no track took: the candidates for new tracks. */
+    int nnew = 0;
+    for (int c = 0; c < nleft; c++)
+        if (t->col_match[c] < 0)
+            t->det_left[nnew++] = t->det_left[c];
+    nleft = nnew;
+
+    /* Stage 4: tentative tracks still unmatched vs the low detections left over: a weak
+     * detection keeps a tentative track alive (not confirmed); unmatched, it is dropped. */
+    associate(t, t->rem_tr, nweak, t->low, nlow, dets, 0, 0.5f);
+    for (int r = 0; r < nweak; r++) {
+        trk *k = &t->trk[t->rem_tr[r]];
+        if (t->row_match[r] >= 0)
+            track_keep(k, dets, t->low[t->row_match[r]], t->frame_id);
         else
             k->pub.state = ITS_TRACK_REMOVED; /* released below */
     }
@@ -429,7 +467,7 @@ int its_tracker_update(its_tracker_t *t, const its_det_frame *f, const its_track
     /* New tentative tracks from leftover high detections (confirmed at once on frame 1). */
     for (int c = 0; c < nleft; c++) {
         int di = t->det_left[c];
-        if (t->col_match[c] >= 0 || dets[di].score < t->p.new_thresh)
+        if (dets[di].score < t->p.new_thresh)
             continue;
         if (t->n_free == 0) {
             t->stats.tracks_dropped++;
@@ -450,6 +488,9 @@ int its_tracker_update(its_tracker_t *t, const its_det_frame *f, const its_track
         k->pub.det_index = di;
         k->pub.hits = 1;
         k->pub.start_frame = f->frame_no;
+        k->pub.origin_x = (dets[di].x1 + dets[di].x2) * 0.5f;
+        k->pub.origin_y = dets[di].y2;
+        k->pub.origin_h = dets[di].y2 - dets[di].y1;
         t->stats.tracks_started++;
         if (k->activated)
             t->stats.tracks_confirmed++;

@@ -609,6 +609,7 @@ static void test_event_messages(void **state)
                        .seq = 5,
                        .track_id = 3,
                        .group = ITS_CLS_TRUCK,
+                       .tclass = ITS_TK_HEAVY_GOODS, /* the default classes: one per kind */
                        .index = 0,
                        .direction = -1,
                        .speed_kmh = 52.125,
@@ -620,7 +621,7 @@ static void test_event_messages(void **state)
                              "\"frame\":9,\"id\":\"cam-7-1000-5\",\"kind\":\"line_crossing\","
                              "\"line\":\"Main \\\"St\\\" \xE2\x86\x92 S\xC3\xBC"
                              "d\",\"direction\":\"negative\",\"track_id\":3,\"class\":\"truck\","
-                             "\"speed_kmh\":52.13}");
+                             "\"traffic_class\":\"heavy_goods\",\"speed_kmh\":52.13}");
     its_event queue = {.type = ITS_EV_QUEUE,
                        .phase = ITS_PHASE_END,
                        .seq = 9,
