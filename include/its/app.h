@@ -61,6 +61,7 @@ typedef struct its_app_settings {
     int threads;
     int engine_workers;
     double conf, iou;
+    double track_conf;
     double noop_cost_us;
     int batch_max;
     double batch_delay_ms;

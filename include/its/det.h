@@ -30,6 +30,9 @@ typedef enum its_pixfmt {
  * also spell them as strings (ITS_STR, its/config.h). */
 #define ITS_DET_CONF_DEFAULT 0.5
 #define ITS_DET_IOU_DEFAULT  0.45
+/* Detections from this score up go to the tracker, those under the confidence threshold only
+ * there (ByteTrack's low threshold: weak detections continue tracks). */
+#define ITS_DET_TRACK_CONF_DEFAULT 0.1
 
 /* One detection. */
 typedef struct its_det {

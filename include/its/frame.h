@@ -54,6 +54,8 @@ typedef struct its_frame {
     uint64_t ts_ns[ITS_TS_COUNT];
     /* results, written by the pipeline stage that owns the frame at the time */
     int n_dets;
+    int n_weak;    /* after them, detections under the confidence threshold but at least the
+                      tracker's (engine.track_conf): they continue tracks, nothing else sees them */
     int failed;    /* an error code if a stage failed on this frame, else 0 */
     float quality; /* [0, 1], < 0 if not scored */
     uint64_t pseq; /* the pipeline's per-camera order after batching (internal) */

@@ -92,6 +92,8 @@ typedef struct its_infer_engine_opts {
     int threads;            /* cpu threads per engine; 0: cores */
     int max_batch;          /* 1..32 */
     float conf, iou;        /* 0: the detector's defaults */
+    float track_conf;       /* detections from here to conf are kept for the tracker only, after
+                               a frame's n_dets (its_frame n_weak); 0: none */
     int max_width;          /* largest frame the engine's frames path (cuda) takes: 0 = 1920 */
     int max_height;         /* 0 = 1080; larger frames are letterboxed on the host instead */
     int host_letterbox;     /* 1: never use the frames path (letterbox on the host) */

@@ -177,7 +177,9 @@ static void cam_analytics(void *state, its_frame *f, its_emit_fn emit, void *ect
                             .ts_ns = f->pts_ns, /* media time: true speeds at any pace */
                             .frame_no = f->seq};
     s->last = NULL;
-    if (its_analytics_push(s->an, &s->df, &s->last) < 0) {
+    its_det_frame all = s->df; /* the tracker also takes the weak detections */
+    all.n = n + f->n_weak;
+    if (its_analytics_push(s->an, &all, &s->last) < 0) {
         s->last = NULL;
         return;
     }

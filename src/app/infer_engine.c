@@ -29,6 +29,7 @@ typedef struct shared {
     int threads, max_batch;
     int max_width, max_height, host_letterbox;
     int frames_ok;   /* the model fits the engine's frames path */
+    float keep_conf; /* detections under it (decoded down to cfg.conf) are the tracker's only */
     int clip_pinned; /* replay clips go to the engine's pinned memory (set by us) */
 } shared;
 
@@ -59,6 +60,24 @@ static const char *meta_fn(const void *ctx, const char *key)
 
 static int host_buffers(engine_inf *e);
 
+/* Detections at or above the confidence threshold first (in their order), the weak ones the
+ * decoder kept for the tracker after them. */
+static void split_weak(its_frame *f, int k, float keep)
+{
+    int strong = 0;
+    for (int i = 0; i < k; i++)
+        strong += f->dets[i].score >= keep;
+    if (strong < k) {
+        its_det tmp[ITS_FRAME_MAX_DETS];
+        int s = 0, w = strong;
+        for (int i = 0; i < k; i++)
+            tmp[f->dets[i].score >= keep ? s++ : w++] = f->dets[i];
+        memcpy(f->dets, tmp, sizeof tmp[0] * (size_t)k);
+    }
+    f->n_dets = strong;
+    f->n_weak = k - strong;
+}
+
 /* The host path: letterbox into fp32 NCHW here, run, decode and NMS here. */
 static int host_run(engine_inf *e, its_frame **frames, int n)
 {
@@ -87,7 +106,7 @@ static int host_run(engine_inf *e, its_frame **frames, int n)
                                     ITS_FRAME_MAX_DETS);
         if (k < 0)
             return k;
-        f->n_dets = k;
+        split_weak(f, k, e->sh->keep_conf);
         f->ts_ns[ITS_TS_POST] = its_now_ns();
     }
     return 0;
@@ -151,7 +170,7 @@ static int eng_collect(its_infer *inf, int ticket, its_frame **frames, int n)
         its_frame *f = frames[b];
         int k = ITS_MIN(e->lists[b].count, ITS_FRAME_MAX_DETS);
         memcpy(f->dets, e->gdets + (size_t)b * (size_t)e->max_det, sizeof f->dets[0] * (size_t)k);
-        f->n_dets = k;
+        split_weak(f, k, e->sh->keep_conf);
         f->ts_ns[ITS_TS_POST] = its_now_ns();
     }
     return 0;
@@ -379,6 +398,9 @@ int its_infer_engine_factory(const its_infer_engine_opts *o, its_infer_factory *
     }
     if (o->conf > 0)
         sh->cfg.conf = o->conf;
+    sh->keep_conf = sh->cfg.conf;
+    if (o->track_conf > 0 && o->track_conf < sh->cfg.conf)
+        sh->cfg.conf = o->track_conf; /* decode down to the tracker's threshold */
     if (o->iou > 0)
         sh->cfg.iou = o->iou;
     sh->cfg.max_dets = ITS_FRAME_MAX_DETS;

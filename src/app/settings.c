@@ -41,6 +41,10 @@ static const its_option options[] = {
                 "engine worker threads, each with its own engine (batches in flight)"),
     ITS_OPT_DOUBLE("engine.conf", S, conf, ITS_STR(ITS_DET_CONF_DEFAULT), 0.0, 1.0, 0,
                    "confidence threshold (SPEC)"),
+    ITS_OPT_DOUBLE("engine.track_conf", S, track_conf, ITS_STR(ITS_DET_TRACK_CONF_DEFAULT), 0.0,
+                   1.0, 0,
+                   "detections from this score to engine.conf go to the tracker only (weak "
+                   "detections continue tracks)"),
     ITS_OPT_DOUBLE("engine.iou", S, iou, ITS_STR(ITS_DET_IOU_DEFAULT), 0.0, 1.0, 0,
                    "NMS IoU threshold"),
     ITS_OPT_DOUBLE("engine.noop_cost_us", S, noop_cost_us, "0", 0, 1e6, 0,
@@ -458,6 +462,7 @@ int its_app_pipeline_opts(const its_app_config *c, its_pipeline_opts *o, char *e
                                     .threads = s->threads,
                                     .max_batch = s->batch_max,
                                     .conf = (float)s->conf,
+                                    .track_conf = (float)s->track_conf,
                                     .iou = (float)s->iou,
                                     .max_width = mw,
                                     .max_height = mh,

@@ -264,9 +264,12 @@ def main():
             "  - {id: %s, url: %s, kind: replay, fps: 8, replay_frames: %d, loop: false, "
             "scene: %s}\n" % (cid, json.dumps(video), FRAMES, json.dumps(scene))
             for cid in ("cam-a", "cam-b"))
+        # track_conf = conf: its-replay reruns itsd's tracking from the frame messages, which
+        # carry no detection under conf, so itsd's tracker must not see any either
         with open(cfg, "w", encoding="utf-8") as f:
             f.write(
                 "engine:\n  backend: cpu\n  model: %s\n  threads: 2\n  conf: 0.25\n"
+                "  track_conf: 0.25\n"
                 "batch:\n  per_camera: 64\n"
                 "analytics:\n  window_s: 1\n"
                 "sink:\n  type: stdout\n"

@@ -47,7 +47,9 @@ typedef struct infer_stage {
 int infer_stage_json(FILE *out, infer_stage *st);
 int infer_stage_draw(const char *dir, infer_stage *st);
 /* --track --scene FILE: tracker + analytics per video; prints each video's analytics to out. */
-int infer_stage_track(const char *scene_path, FILE *out, infer_stage *st);
+/* keep_conf: the detector decodes down to the tracker's low threshold; the stages after this
+ * one see detections scoring keep_conf and more only. */
+int infer_stage_track(const char *scene_path, float keep_conf, FILE *out, infer_stage *st);
 
 /* Draw boxes and labels into an image (any size; clipped). */
 void infer_draw_box(its_image *img, int x1, int y1, int x2, int y2, int thick,

@@ -66,6 +66,7 @@ typedef struct app {
     its_engine_t *engine;
     its_detector_t *det;
     its_det_config cfg;
+    float keep_conf; /* printed detections score at least this (--confidence) */
     char **names;
     int n_names;
     float *input;
@@ -104,7 +105,9 @@ static void usage(FILE *f)
             "      --max-frames N    frames per video (default all)\n"
             "      --input-size WxH  run the network at W x H (multiples of 32), e.g. 640x384\n"
             "                        for 16:9 video instead of the model's 640x640\n"
-            "      --track           track objects in videos (ByteTrack); needs --scene\n"
+            "      --track           track objects in videos (ByteTrack); needs --scene. The\n"
+            "                        tracker also takes detections from 0.1 up (weak ones\n"
+            "                        continue tracks); those under --confidence are not printed\n"
             "  -s, --scene FILE      scene file (lines, zones, lanes, calibration); with\n"
             "                        --track, each video ends with an analytics JSON line\n"
             "  -h, --help            print this help and exit\n"
@@ -323,6 +326,9 @@ static int setup(app *a)
     }
     if (a->o.conf >= 0)
         a->cfg.conf = a->o.conf;
+    a->keep_conf = a->cfg.conf;
+    if (a->o.track && a->cfg.conf > (float)ITS_DET_TRACK_CONF_DEFAULT)
+        a->cfg.conf = (float)ITS_DET_TRACK_CONF_DEFAULT; /* weak detections for the tracker */
     if (a->o.iou >= 0)
         a->cfg.iou = a->o.iou;
     a->cfg.max_dets = MAX_DETS;
@@ -527,7 +533,7 @@ int main(int argc, char **argv)
     }
     /* Stages in order: --track, JSON, --draw. */
     if (a.o.track) {
-        if (infer_stage_track(a.o.scene_path, stdout, &a.stages[a.n_stages]) < 0) {
+        if (infer_stage_track(a.o.scene_path, a.keep_conf, stdout, &a.stages[a.n_stages]) < 0) {
             teardown(&a);
             return 2;
         }

@@ -26,6 +26,7 @@ typedef struct track_ctx {
     int64_t last_ts;
     uint64_t last_frame;
     char *json;
+    float keep_conf; /* the stages after this one see detections from here up only */
 } track_ctx;
 
 static int track_begin(void *ctx, const infer_source *src)
@@ -53,14 +54,26 @@ static int start(track_ctx *t, const infer_result *r)
     return rc;
 }
 
+/* The weak detections were for the tracker: the printer and the drawer get the others. */
+static void keep_strong(const track_ctx *t, infer_result *r)
+{
+    int m = 0;
+    for (int i = 0; i < r->n; i++)
+        if (r->dets[i].score >= t->keep_conf)
+            r->dets[m++] = r->dets[i];
+    r->n = m;
+}
+
 static int track_frame(void *ctx, infer_result *r)
 {
     track_ctx *t = ctx;
     int n = r->n;
     for (int i = 0; i < n; i++)
         r->dets[i].track_id = 0;
-    if (!r->src->is_video)
+    if (!r->src->is_video) {
+        keep_strong(t, r);
         return 0;
+    }
     if (!t->a) {
         int rc = start(t, r);
         if (rc < 0)
@@ -81,6 +94,7 @@ static int track_frame(void *ctx, infer_result *r)
     int rc = its_analytics_push(t->a, &f, &out);
     if (rc < 0) {
         its_loge("track", r->src->path, "frame %lld: %s", (long long)r->frame, its_strerror(rc));
+        keep_strong(t, r);
         return 0; /* one bad frame must not stop the video */
     }
     for (int i = 0; i < out->n_tracks; i++) {
@@ -88,6 +102,7 @@ static int track_frame(void *ctx, infer_result *r)
         if (di >= 0 && di < n)
             r->dets[di].track_id = (int32_t)out->tracks[i].id;
     }
+    keep_strong(t, r);
     return 0;
 }
 
@@ -123,7 +138,7 @@ static void track_destroy(void *ctx)
     its_free(t);
 }
 
-int infer_stage_track(const char *scene_path, FILE *out, infer_stage *st)
+int infer_stage_track(const char *scene_path, float keep_conf, FILE *out, infer_stage *st)
 {
     char err[512];
     track_ctx *t = its_calloc(ITS_MOD_APP, 1, sizeof *t);
@@ -138,6 +153,7 @@ int infer_stage_track(const char *scene_path, FILE *out, infer_stage *st)
         return rc;
     }
     t->out = out;
+    t->keep_conf = keep_conf;
     memset(st, 0, sizeof *st);
     st->name = "track";
     st->begin_source = track_begin;
