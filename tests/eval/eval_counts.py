@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Line counts on real video against hand labels (tests/eval/<video>/labels.json).
 
-For each labelled video: the detector the demo runs (deploy/itsd.yaml: engine.model and
-engine.conf, the CPU engine) over every frame with its-infer, then tracking and the scene's
+For each labelled video: the detector the demo runs (deploy/itsd.yaml: engine.model, and
+every detection from engine.track_conf up, as itsd's tracker gets them; the CPU engine) over
+every labelled frame with its-infer, then tracking and the scene's
 analytics over those detections with its-replay --frames, and the line crossings it reports
 compared with the labels. Per video and direction it reports the labelled and the counted
 totals, the crossings matched one to one (same direction, within MATCH_S seconds and MATCH_PX
@@ -10,8 +11,8 @@ pixels along the line), and how many of the labelled crossings were counted in t
 class. It fails unless, on every video, the total per direction is exact and at least 95% of
 the labelled crossings carry the labelled class (tests/eval/README.md).
 
-    eval_counts.py --infer its-infer --replay its-replay --source ROOT --shared SHARED \
-                   --work DIR [--video NAME]... [--markdown]
+    eval_counts.py --itsd itsd --infer its-infer --replay its-replay --source ROOT \
+                   --shared SHARED --work DIR [--video NAME]... [--markdown]
 
 Exit status: 0 the bar is met, 1 it is not (or a tool failed), 77 the shared models or media
 are missing (1 under CI=true: a missing reference is a failure there, never a skip).
@@ -66,15 +67,21 @@ def classes_ok(label, event):
     return any(c in event["classes"] for c in want)
 
 
-def expand(path, shared):
-    return re.sub(r"\$\{ITS_SHARED_DIR:-[^}]*\}", shared, path)
-
-
-def detector(source, shared):
-    """engine.model and engine.conf of the demo's configuration."""
-    cfg = yaml.safe_load(open(os.path.join(source, "deploy", "itsd.yaml")))
-    eng = cfg["engine"]
-    return expand(eng["model"], shared), float(eng.get("conf", 0.5))
+def detector(itsd, source, shared):
+    """The demo's engine settings as itsd resolves them (`itsd -c deploy/itsd.yaml
+    --print-config`, defaults and ${ITS_SHARED_DIR} applied): model, conf, track_conf (the
+    score from which detections reach the tracker), iou, input_size."""
+    env = dict(os.environ, ITS_SHARED_DIR=shared)
+    p = subprocess.run([itsd, "-c", os.path.join(source, "deploy", "itsd.yaml"), "--print-config"],
+                       capture_output=True, text=True, cwd=source, env=env)
+    if p.returncode != 0:
+        raise RuntimeError(f"itsd --print-config: exit {p.returncode}: {p.stderr.strip()}")
+    eng = yaml.safe_load(p.stdout)["engine"]
+    model = eng["model"] if os.path.isabs(eng["model"]) else os.path.join(source, eng["model"])
+    conf = float(eng["conf"])
+    return {"model": os.path.normpath(model), "conf": conf,
+            "track_conf": round(min(conf, float(eng.get("track_conf", conf))), 6),
+            "iou": round(float(eng.get("iou", 0.45)), 6), "input_size": eng.get("input_size") or ""}
 
 
 def run(cmd, out_path):
@@ -136,7 +143,7 @@ def match(labels, events, fps):
     return li, ej
 
 
-def evaluate(video_dir, args, model, conf):
+def evaluate(video_dir, args, det):
     lab = json.load(open(os.path.join(video_dir, "labels.json")))
     name = os.path.splitext(lab["video"])[0]
     media = os.path.join(args.shared, "media", lab["video"])
@@ -145,8 +152,13 @@ def evaluate(video_dir, args, model, conf):
     os.makedirs(work, exist_ok=True)
     dets, frames = os.path.join(work, "dets.jsonl"), os.path.join(work, "frames.jsonl")
     t0 = time.monotonic()
-    run([args.infer, "-m", model, "--confidence", str(conf), "--max-frames", str(lab["frames"]),
-         media], dets)
+    # every detection from track_conf up, as itsd's tracker gets them (its analytics take the
+    # weak ones with the others; ByteTrack splits them by score)
+    cmd = [args.infer, "-m", det["model"], "--confidence", str(det["track_conf"]), "--iou",
+           str(det["iou"]), "--max-frames", str(lab["frames"])]
+    if det["input_size"]:
+        cmd += ["--input-size", det["input_size"]]
+    run(cmd + [media], dets)
     t1 = time.monotonic()
     run([args.replay, "--scene", scene, "--frames", dets], frames)
     t2 = time.monotonic()
@@ -220,6 +232,7 @@ def markdown(results):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--itsd", required=True, help="itsd, for the demo's engine settings")
     ap.add_argument("--infer", required=True)
     ap.add_argument("--replay", required=True)
     ap.add_argument("--source", required=True, help="the repository root")
@@ -234,19 +247,25 @@ def main():
                   if os.path.isfile(os.path.join(here, d, "labels.json")))
     if args.video:
         dirs = [d for d in dirs if d in args.video]
-    model, conf = detector(args.source, args.shared)
-    missing = [p for p in [model] + [os.path.join(args.shared, "media", d + ".mp4") for d in dirs]
+    try:
+        det = detector(args.itsd, args.source, args.shared)
+    except (RuntimeError, OSError, KeyError, yaml.YAMLError) as e:
+        print(e)
+        return 1
+    missing = [p for p in [det["model"]] +
+               [os.path.join(args.shared, "media", d + ".mp4") for d in dirs]
                if not os.path.isfile(p)]
     if missing:
         print(f"missing {', '.join(missing)}: " + ("failing (CI=true)" if ci else "skipped"))
         return 1 if ci else 77
-    print(f"detector {os.path.basename(model)} at confidence {conf} (deploy/itsd.yaml), "
-          f"CPU engine; match within {MATCH_S} s and {MATCH_PX} px")
+    print(f"detector {os.path.basename(det['model'])} (deploy/itsd.yaml: confidence "
+          f"{det['conf']}, detections from {det['track_conf']} up to the tracker), CPU engine; "
+          f"match within {MATCH_S} s and {MATCH_PX} px")
     start = time.monotonic()
     results = []
     for d in dirs:
         try:
-            results.append(evaluate(os.path.join(here, d), args, model, conf))
+            results.append(evaluate(os.path.join(here, d), args, det))
         except (RuntimeError, OSError, ValueError, KeyError) as e:
             print(f"{d}: {e}")
             return 1
