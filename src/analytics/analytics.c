@@ -38,8 +38,8 @@ typedef struct tstate {
     uint32_t on_walk, off_walk; /* frames inside / outside the scene's walking zones */
     double hsum;                /* truck height estimates (m), summed */
     uint32_t hn;
-    float box_h; /* box height now, px */
-    double pxs;  /* anchor speed, px/s (0 unknown) */
+    float box_h;        /* box height now, px */
+    its_pt img0, road0; /* anchor when first seen */
     int64_t first_ts, last_ts;
     its_pt img, road;
     its_pt rh[HIST];
@@ -575,7 +575,12 @@ static void classify(its_analytics_t *a, tstate *t, int64_t ts)
     int g = t->vgroup, kind;
     if (g == ITS_CLS_PERSON && ((p->rider_speed_kmh > 0 && t->ride_kmh >= p->rider_speed_kmh) ||
                                 (a->has_walk && t->off_walk > t->on_walk)))
-        g = t->ride_kmh >= p->motorcycle_speed_kmh ? ITS_CLS_MOTORCYCLE : ITS_CLS_BICYCLE;
+        /* the machine: the two-wheeler the detector saw under it, if it ever did; else
+         * guessed from its speed */
+        g = t->w[ITS_CLS_MOTORCYCLE] > t->w[ITS_CLS_BICYCLE]   ? ITS_CLS_MOTORCYCLE
+            : t->w[ITS_CLS_BICYCLE] > t->w[ITS_CLS_MOTORCYCLE] ? ITS_CLS_BICYCLE
+            : t->ride_kmh >= p->motorcycle_speed_kmh           ? ITS_CLS_MOTORCYCLE
+                                                               : ITS_CLS_BICYCLE;
     switch (g) {
     case ITS_CLS_PERSON:
         kind = ITS_TK_PEDESTRIAN;
@@ -634,6 +639,8 @@ static void update_speed(its_analytics_t *a, tstate *t, int64_t ts, int clipped)
     t->th[k % HIST] = ts;
     t->speed = NAN;
     t->vel.x = t->vel.y = 0;
+    if (!a->sc.has_calibration)
+        return;
     int64_t win = (int64_t)(a->sc.params.speed_window_s * NS);
     if (t->hcount - t->wstart > HIST)
         t->wstart = t->hcount - HIST;
@@ -645,11 +652,6 @@ static void update_speed(its_analytics_t *a, tstate *t, int64_t ts, int clipped)
     double dt = (double)(ts - t->th[t->wstart % HIST]) / NS;
     if (dt < a->sc.params.speed_window_s * 0.5)
         return;
-    if (!a->sc.has_calibration) {
-        /* no road metres: the history holds pixels (identity homography) */
-        t->pxs = hypot(t->road.x - o->x, t->road.y - o->y) / dt;
-        return;
-    }
     t->vel.x = (t->road.x - o->x) / dt;
     t->vel.y = (t->road.y - o->y) / dt;
     t->speed = sqrt(t->vel.x * t->vel.x + t->vel.y * t->vel.y) * 3.6;
@@ -713,14 +715,22 @@ static void update_lines(its_analytics_t *a, tstate *t, int64_t ts, int fresh, c
     }
 }
 
-/* What says a person track is riding: its speed (road km/h, or box heights per second without
- * a calibration) and whether it keeps to the walking zones. */
-static void person_evidence(its_analytics_t *a, tstate *t)
+/* What says a person track is riding: its speed and whether it keeps to the walking zones. The
+ * speed: the measured one where there is one, else its mean since first seen (at least half a
+ * second), on the road (also outside the speed zone: a rough figure is enough to tell a rider
+ * from a walker) or without a calibration in box heights per second. */
+static void person_evidence(its_analytics_t *a, tstate *t, int64_t ts)
 {
     const its_scene *s = &a->sc;
-    double v = isfinite(t->speed)                       ? t->speed
-               : !s->has_calibration && t->box_h > 1.0f ? t->pxs / t->box_h * PERSON_M * 3.6
-                                                        : 0;
+    double v = isfinite(t->speed) ? t->speed : 0, dt = (double)(ts - t->first_ts) / NS;
+    if (dt >= 0.5) {
+        double m = s->has_calibration ? hypot(t->road.x - t->road0.x, t->road.y - t->road0.y)
+                                      : hypot(t->img.x - t->img0.x, t->img.y - t->img0.y) /
+                                            fmax(t->box_h, 1) * PERSON_M;
+        double mean = m / dt * 3.6;
+        if (mean < MAX_SPEED_KMH && mean > v)
+            v = mean;
+    }
     if (v > t->ride_kmh)
         t->ride_kmh = v;
     if (!a->has_walk)
@@ -1035,8 +1045,12 @@ int its_analytics_update(its_analytics_t *a, int64_t ts, uint64_t frame_no, cons
             clipped = 1; /* outside where speeds are trusted: same treatment */
         update_speed(a, t, ts, clipped);
         sample_speed(a, t, ts);
+        if (fresh) {
+            t->img0 = t->img;
+            t->road0 = t->road;
+        }
         if (t->vgroup == ITS_CLS_PERSON)
-            person_evidence(a, t);
+            person_evidence(a, t, ts);
         else if (t->vgroup == ITS_CLS_TRUCK && !clipped && s->has_calibration)
             truck_height(a, t, tr);
         classify(a, t, ts);
