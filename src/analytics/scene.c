@@ -128,7 +128,8 @@ static const cyaml_schema_value_t line_schema = {
 
 static const cyaml_schema_field_t zone_fields[] = {
     STR("name", rzone, name), PTS("polygon", rzone, polygon),
-    CYAML_FIELD_BOOL_PTR("walk", CYAML_FLAG_POINTER | OPT, rzone, walk), CYAML_FIELD_END};
+    CYAML_FIELD_BOOL_PTR("walk", CYAML_FLAG_POINTER | CYAML_FLAG_STRICT | OPT, rzone, walk),
+    CYAML_FIELD_END};
 
 static const cyaml_schema_value_t str_schema = {
     CYAML_VALUE_STRING(CYAML_FLAG_POINTER, char, 0, CYAML_UNLIMITED)};

@@ -344,6 +344,94 @@ static void test_class_vote(void **state)
     its_analytics_destroy(a);
 }
 
+/* A track of class_id standing on road point r with a box w x h metres (scaled at its bottom). */
+static its_track sized_track(const its_scene *s, uint32_t id, int class_id, its_pt r, double w,
+                             double h)
+{
+    its_track t = sim_track(s, id, class_id, r);
+    its_pt a = sim_to_img(s, (its_pt){r.x - 0.5, r.y}), b = sim_to_img(s, (its_pt){r.x + 0.5, r.y});
+    double ppm = hypot(b.x - a.x, b.y - a.y); /* pixels per metre across the road there */
+    t.x1 = (float)((a.x + b.x) / 2 - w / 2 * ppm);
+    t.x2 = (float)((a.x + b.x) / 2 + w / 2 * ppm);
+    t.y1 = (float)(t.y2 - h * ppm);
+    return t;
+}
+
+/* Traffic classes (truth by construction): a pedestrian walking on the pavement (a walking
+ * zone), a person at walking pace on the carriageway (a rider: bicycle), a car, a 2.4 m van
+ * (light goods), a 3.8 m lorry (heavy goods); and a car whose class the vote changes after
+ * its crossing: its count moves, its crossing event comes again as an update. */
+static void test_traffic_classes(void **state)
+{
+    (void)state;
+    its_scene s;
+    sim_scene(&s);
+    sim_add_line(&s, "mid", 20);
+    sim_add_zone(&s, "pavement", 8.5, 10, 0, 40);
+    s.zones[0].walk = 1;
+    its_analytics_t *a = make(&s);
+    const int cls[5] = {COCO_PERSON, COCO_PERSON, COCO_CAR, COCO_TRUCK, COCO_TRUCK};
+    const double x[5] = {9.2, 4, 2, 6, 7.5}, v[5] = {1.4, 1.4, 10, 10, 10};
+    const double w[5] = {0.6, 0.6, 1.8, 2.0, 2.5}, h[5] = {1.7, 1.7, 1.5, 2.4, 3.8};
+    int updates = 0;
+    uint64_t seq = 0;
+    for (int f = 0; f < 30 * 20; f++) {
+        its_track t[6];
+        int n = 0;
+        for (int k = 0; k < 5; k++) {
+            double y = 14 + v[k] * f / SIM_FPS;
+            if (y < 30)
+                t[n++] = sized_track(&s, (uint32_t)k + 1, cls[k], (its_pt){x[k], y}, w[k], h[k]);
+        }
+        /* the van: truck for 0.5 s, car after (whole life: car); it crosses after 1 s, while
+         * the vote still says truck */
+        double y = 10 + 10.0 * f / SIM_FPS;
+        if (y < 39)
+            t[n++] = sized_track(&s, 9, f < 15 ? COCO_TRUCK : COCO_CAR, (its_pt){3, y}, 2, 2);
+        const its_analytics_frame *r = step(a, f, t, n);
+        for (int i = 0; i < r->n_events; i++) {
+            const its_event *e = &r->events[i];
+            if (e->type != ITS_EV_LINE_CROSSING || e->track_id != 9)
+                continue;
+            if (e->phase == ITS_PHASE_NONE) {
+                assert_int_equal(e->group, ITS_CLS_TRUCK);
+                seq = e->seq;
+            } else {
+                assert_int_equal(e->phase, ITS_PHASE_UPDATE);
+                assert_int_equal(e->seq, seq);
+                assert_int_equal(e->group, ITS_CLS_CAR);
+                assert_int_equal(e->tclass, ITS_TK_CAR);
+                updates++;
+            }
+        }
+    }
+    assert_int_equal(updates, 1);
+    its_analytics_report rep;
+    its_analytics_get_report(a, &rep);
+    const its_line_stats *l = &rep.lines[0];
+    assert_int_equal(l->traffic_total[ITS_TK_PEDESTRIAN][0], 1);
+    assert_int_equal(l->traffic_total[ITS_TK_BICYCLE][0], 1);
+    assert_int_equal(l->traffic_total[ITS_TK_CAR][0], 2);
+    assert_int_equal(l->traffic_total[ITS_TK_LIGHT_GOODS][0], 1);
+    assert_int_equal(l->traffic_total[ITS_TK_HEAVY_GOODS][0], 1);
+    assert_int_equal(l->traffic_total[ITS_TK_MOTORCYCLE][0], 0);
+    assert_int_equal(l->win[0].traffic[ITS_TK_CAR][0], 2);
+    assert_int_equal(l->total[ITS_CLS_PERSON][0], 1);
+    assert_int_equal(l->total[ITS_CLS_BICYCLE][0], 1);
+    assert_int_equal(l->total[ITS_CLS_CAR][0], 2);
+    assert_int_equal(l->total[ITS_CLS_TRUCK][0], 2);
+    assert_int_equal(rep.class_changes, 1);
+    char buf[8192];
+    its_json js;
+    its_json_init(&js, buf, sizeof buf);
+    its_analytics_report_write(a, &rep, &js);
+    assert_true(its_json_finish(&js) > 0);
+    assert_non_null(strstr(buf, "\"traffic_total\":{\"pedestrian\":[1,0],\"bicycle\":[1,0],"
+                                "\"motorcycle\":[0,0],\"car\":[2,0],\"light_goods\":[1,0],"
+                                "\"heavy_goods\":[1,0],\"bus\":[0,0]}"));
+    its_analytics_destroy(a);
+}
+
 typedef struct queue_log {
     int starts, updates, ends, bad, lane, end_vehicles;
     uint64_t seq;
@@ -922,25 +1010,16 @@ static void test_no_alloc(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_straight),
-        cmocka_unit_test(test_turning),
-        cmocka_unit_test(test_back_and_forth),
-        cmocka_unit_test(test_stop_and_go),
-        cmocka_unit_test(test_occlusion_gap),
-        cmocka_unit_test(test_crossing_paths_tracker),
-        cmocka_unit_test(test_duplicates),
-        cmocka_unit_test(test_class_vote),
-        cmocka_unit_test(test_queue),
-        cmocka_unit_test(test_incidents),
-        cmocka_unit_test(test_edge_clipping),
-        cmocka_unit_test(test_speed_zone),
-        cmocka_unit_test(test_zones),
-        cmocka_unit_test(test_stopped_lifecycle),
-        cmocka_unit_test(test_event_messages),
-        cmocka_unit_test(test_windows),
-        cmocka_unit_test(test_los),
-        cmocka_unit_test(test_forecast),
-        cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_straight),          cmocka_unit_test(test_turning),
+        cmocka_unit_test(test_back_and_forth),    cmocka_unit_test(test_stop_and_go),
+        cmocka_unit_test(test_occlusion_gap),     cmocka_unit_test(test_crossing_paths_tracker),
+        cmocka_unit_test(test_duplicates),        cmocka_unit_test(test_class_vote),
+        cmocka_unit_test(test_traffic_classes),   cmocka_unit_test(test_queue),
+        cmocka_unit_test(test_incidents),         cmocka_unit_test(test_edge_clipping),
+        cmocka_unit_test(test_speed_zone),        cmocka_unit_test(test_zones),
+        cmocka_unit_test(test_stopped_lifecycle), cmocka_unit_test(test_event_messages),
+        cmocka_unit_test(test_windows),           cmocka_unit_test(test_los),
+        cmocka_unit_test(test_forecast),          cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_no_alloc),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -25,6 +25,9 @@ static const char *good = "camera: cam-7\n"
                           "zones:\n"
                           "  - name: box\n"
                           "    polygon: [[300, 300], [900, 300], [900, 400], [300, 400]]\n"
+                          "  - name: zebra\n"
+                          "    polygon: [[300, 520], [900, 520], [900, 560], [300, 560]]\n"
+                          "    walk: true\n"
                           "lanes:\n"
                           "  - name: up\n"
                           "    polygon: [[400, 100], [880, 100], [1180, 700], [100, 700]]\n"
@@ -32,7 +35,12 @@ static const char *good = "camera: cam-7\n"
                           "    stop_line: stop\n"
                           "analytics:\n"
                           "  stopped_time_s: 30\n"
-                          "  queue_gap_m: 12.5\n";
+                          "  queue_gap_m: 12.5\n"
+                          "  class_vote_margin: 2\n"
+                          "traffic_classes:\n"
+                          "  - {name: two_wheeler, kinds: [bicycle, motorcycle]}\n"
+                          "  - {name: goods, kinds: [light_goods, heavy_goods]}\n"
+                          "  - {name: car, kinds: [car]}\n";
 
 static void test_good(void **state)
 {
@@ -47,7 +55,16 @@ static void test_good(void **state)
     assert_true(s.fps == 25);
     assert_int_equal(s.width_px, 1280);
     assert_int_equal(s.n_lines, 1);
-    assert_int_equal(s.n_zones, 1);
+    assert_int_equal(s.n_zones, 2);
+    assert_int_equal(s.zones[0].walk, 0);
+    assert_int_equal(s.zones[1].walk, 1);
+    assert_true(s.params.class_vote_margin == 2);
+    assert_true(s.params.rider_overlap == 0.3); /* default kept */
+    assert_int_equal(s.n_tclasses, 3);
+    assert_string_equal(s.tclasses[0].name, "two_wheeler");
+    assert_int_equal(s.tclasses[0].kinds, 1u << ITS_TK_BICYCLE | 1u << ITS_TK_MOTORCYCLE);
+    assert_int_equal(s.tclasses[1].kinds, 1u << ITS_TK_LIGHT_GOODS | 1u << ITS_TK_HEAVY_GOODS);
+    assert_int_equal(s.tclasses[2].kinds, 1u << ITS_TK_CAR);
     assert_int_equal(s.n_lanes, 1);
     assert_int_equal(s.lines[0].lanes, 2);
     assert_int_equal(s.lanes[0].stop_line, 0);
@@ -173,6 +190,15 @@ static const bad_case bad[] = {
     {"analytics: {stopped_time_s: 0.1}\n", "analytics.stopped_time_s: 0.1 is outside"},
     {"analytics: {forecast_alpha: 2}\n", "analytics.forecast_alpha: 2 is outside"},
     {"analytics: {speed: 1}\n", "analytics: Unexpected key: speed"},
+    {"analytics: {class_vote_margin: 0.5}\n", "analytics.class_vote_margin: 0.5 is outside"},
+    {"zones:\n  - {name: z, polygon: [[0, 0], [10, 0], [10, 10]], walk: [1]}\n", "walk"},
+    {"traffic_classes:\n  - {name: a, kinds: [car, tractor]}\n",
+     "traffic_classes[0].kinds: unknown kind 'tractor'"},
+    {"traffic_classes:\n  - {name: a, kinds: [car]}\n  - {name: b, kinds: [bus, car]}\n",
+     "traffic_classes[1].kinds: a kind is already in another class"},
+    {"traffic_classes:\n  - {name: a, kinds: [car]}\n  - {name: a, kinds: [bus]}\n",
+     "traffic_classes[1].name: 'a' is used twice"},
+    {"traffic_classes:\n  - {kinds: [car]}\n", "traffic_classes[0].name: missing"},
 };
 
 static void test_errors(void **state)
