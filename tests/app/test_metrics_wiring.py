@@ -95,9 +95,11 @@ class Checker:
         return self.check(got == want, "%s: %r, expected %r" % (what, got, want))
 
 
-def run_noop(o, work, name, rport):
-    """itsd on the no-op engine (frames without detections): 6 s of one camera looping 40
-    frames at 400 frames a second, well over the 1000 frames of a baseline."""
+def run_noop(o, work, name, rport, until=None):
+    """itsd on the no-op engine (frames without detections): one camera looping 40 frames at
+    400 frames a second. With `until` (a path), it runs until that file exists (1000 frames
+    make a baseline: under 3 s optimised, longer under the sanitizers), then a second more
+    and stops on SIGTERM; otherwise 3 s."""
     cfg = os.path.join(work, name + ".yaml")
     with open(cfg, "w", encoding="utf-8") as f:
         f.write("engine:\n  backend: noop\nanalytics:\n  window_s: 1\n  baseline_dir: %s\n"
@@ -107,8 +109,16 @@ def run_noop(o, work, name, rport):
                 "loop: true}\n" % (json.dumps(os.path.join(work, "noop-baselines")), rport,
                                      json.dumps(os.path.join(o.shared, VIDEO))))
     err = os.path.join(work, name + ".err")
-    rc = subprocess.run([o.itsd, "-c", cfg, "--duration", "6"], stdout=subprocess.DEVNULL,
-                        stderr=open(err, "wb"), timeout=60).returncode
+    p = subprocess.Popen([o.itsd, "-c", cfg, "--duration", "90" if until else "3"],
+                         stdout=subprocess.DEVNULL, stderr=open(err, "wb"))
+    if until:
+        deadline = time.monotonic() + 80
+        while p.poll() is None and not os.path.exists(until) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(1.0)  # the model_baselines record on its way to Redis
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    rc = p.wait(timeout=60)
     return rc, open(err, encoding="utf-8").read()
 
 
@@ -124,7 +134,7 @@ def baseline_persisted(o, work, ck):
     try:
         if not ck.check(wait_redis(rport, redis), "redis-server did not start"):
             return
-        rc, err = run_noop(o, work, "noop1", rport)
+        rc, err = run_noop(o, work, "noop1", rport, until=path)
         ck.equal(rc, 0, "itsd (noop, first start) exit status")
         ck.check(os.path.exists(path), "baseline not written to " + path)
         text = open(path).read() if os.path.exists(path) else ""
