@@ -271,6 +271,20 @@ static int cam_index(its_publisher *p, const char *id)
     return c;
 }
 
+/* A removed camera's series are hidden (its_metrics_hide_label); a new message of that id
+ * means the camera is back: looking the series up again shows them. Outcomes of messages
+ * queued before the removal only count, hidden. */
+static void cam_show(its_publisher *p, int c)
+{
+    cam_entry *e = &p->cams[c];
+    if (!its_metric_hidden(e->m_sent))
+        return;
+    its_metrics_series_v(p->f_cam_sent, e->id);
+    its_metrics_series_v(p->f_cam_replayed, e->id);
+    for (int r = 0; r < ITS_PUB_DROP_COUNT; r++)
+        its_metrics_series_v(p->f_cam_dropped, e->id, drop_names[r]);
+}
+
 static void cam_drop(its_publisher *p, int c, int reason, uint64_t n)
 {
     if (c < 0 || !n)
@@ -414,6 +428,8 @@ static int enqueue(its_publisher *p, its__buf *cmds, int ncmd, enum kind kind,
     if (cmds->err)
         return cmds->err;
     int cam = cam_index(p, meta ? meta->camera_id : NULL);
+    if (cam >= 0)
+        cam_show(p, cam);
     msg *m = reserve_slot(p, cmds->len, cam);
     if (!m) {
         its_logw("publish", meta && meta->camera_id ? meta->camera_id : NULL,
