@@ -82,6 +82,14 @@
       ITS_BUCKETS_NONE, 0)                                                                         \
     X(ITS_M_PUB_DROPPED, "its_publish_dropped_total", ITS_METRIC_COUNTER,                          \
       "Messages dropped by the publisher, by reason", "reason", ITS_BUCKETS_NONE, 0)               \
+    X(ITS_M_PUB_CAM_MESSAGES, "its_publish_camera_messages_total", ITS_METRIC_COUNTER,             \
+      "Messages written to Redis and acknowledged, per camera", "camera", ITS_BUCKETS_NONE, 0)     \
+    X(ITS_M_PUB_CAM_REPLAYED, "its_publish_camera_replayed_total", ITS_METRIC_COUNTER,             \
+      "Messages of a camera acknowledged after waiting through a Redis outage", "camera",          \
+      ITS_BUCKETS_NONE, 0)                                                                         \
+    X(ITS_M_PUB_CAM_DROPPED, "its_publish_camera_dropped_total", ITS_METRIC_COUNTER,               \
+      "Messages dropped by the publisher, per camera and reason", "camera,reason",                 \
+      ITS_BUCKETS_NONE, 0)                                                                         \
     X(ITS_M_PUB_OUTBOX, "its_publish_outbox_messages", ITS_METRIC_GAUGE,                           \
       "Messages waiting in the publisher outbox", "", ITS_BUCKETS_NONE, 0)                         \
     X(ITS_M_PUB_OUTBOX_BYTES, "its_publish_outbox_bytes", ITS_METRIC_GAUGE,                        \

@@ -82,6 +82,8 @@ void its_metric_add(its_metric *m, double v);     /* counters: v >= 0 (negative 
 void its_metric_set(its_metric *m, double v);     /* gauges */
 void its_metric_observe(its_metric *m, double v); /* histograms */
 void its_metric_hide(its_metric *m);
+/* 1 while m is hidden (looking the series up again shows it), 0 otherwise or for NULL. */
+int its_metric_hidden(const its_metric *m);
 /* Hide every series, of every family, whose label `label` has this value (a removed camera:
  * its_metrics_hide_label(reg, "camera", id)). Returns the series newly hidden. */
 int its_metrics_hide_label(its_metrics *reg, const char *label, const char *value);

@@ -242,6 +242,39 @@ typedef struct its_publish_stats {
 /* Any thread may read the stats (they are atomics). */
 void its_publisher_get_stats(its_publisher *pub, its_publish_stats *out);
 
+/*
+ * The same outcomes per camera: each queued message remembers its camera (an index into a
+ * table of up to ITS_PUB_MAX_CAMERAS ids, filled as cameras first appear; a message without a
+ * camera, or of a camera beyond the table, is counted globally only). For every camera,
+ * messages accepted = sent + dropped_total + still queued. With metrics, the same counters are
+ * its_publish_camera_messages_total{camera}, its_publish_camera_replayed_total{camera} and
+ * its_publish_camera_dropped_total{camera,reason}.
+ */
+#define ITS_PUB_MAX_CAMERAS 1024
+
+typedef enum its_pub_drop {
+    ITS_PUB_DROP_OUTBOX_FULL = 0, /* oldest dropped from the full outbox */
+    ITS_PUB_DROP_QUEUE_FULL,      /* oldest dropped from the service's full queue */
+    ITS_PUB_DROP_TOO_LARGE,       /* larger than the whole outbox */
+    ITS_PUB_DROP_REDIS_ERROR,     /* rejected by Redis */
+    ITS_PUB_DROP_CLOSING,         /* unsent when the publisher closed */
+    ITS_PUB_DROP_COUNT
+} its_pub_drop;
+
+/* The reason's label in its_publish_dropped_total ("outbox_full", ...). */
+const char *its_pub_drop_name(its_pub_drop reason);
+
+typedef struct its_publish_camera_stats {
+    uint64_t sent;     /* acknowledged by Redis */
+    uint64_t replayed; /* of sent: acknowledged after waiting through an outage */
+    uint64_t dropped_total;
+    uint64_t dropped[ITS_PUB_DROP_COUNT];
+} its_publish_camera_stats;
+
+/* Any thread. ITS_ENOENT (and zeros) if no message of the camera was seen. */
+int its_publisher_camera_stats(its_publisher *pub, const char *camera_id,
+                               its_publish_camera_stats *out);
+
 /* ---- publishing from many threads ------------------------------------------------------ */
 
 /*
@@ -279,6 +312,9 @@ int its_publish_service_submit(its_publish_service *svc, const its_pub_meta *met
 /* Publisher stats plus the queue's own. */
 void its_publish_service_get_stats(its_publish_service *svc, its_publish_stats *pub,
                                    uint64_t *submitted, uint64_t *dropped_queue, size_t *queued);
+/* Per camera, as its_publisher_camera_stats (queue_full drops included). */
+int its_publish_service_camera_stats(its_publish_service *svc, const char *camera_id,
+                                     its_publish_camera_stats *out);
 /* Delivers what it can within drain_timeout_ms, then stops the thread and frees. */
 void its_publish_service_destroy(its_publish_service *svc);
 

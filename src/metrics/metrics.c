@@ -331,6 +331,11 @@ void its_metric_hide(its_metric *m)
         atomic_store(&m->hidden, 1);
 }
 
+int its_metric_hidden(const its_metric *m)
+{
+    return m ? atomic_load(&m->hidden) : 0;
+}
+
 int its_metrics_hide_label(its_metrics *reg, const char *label, const char *value)
 {
     if (!reg || !label || !value)

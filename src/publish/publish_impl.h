@@ -35,6 +35,11 @@ void its__buf_u64(its__buf *b, uint64_t v);
 /* One RESP array command: *argc, then each argument as a bulk string. */
 void its__resp_cmd(its__buf *b, int argc, const char *const *argv, const size_t *lens);
 
+struct its_publisher;
+/* Counts one message of camera_id (may be NULL) dropped for reason outside the publisher (the
+ * service's queue); any thread. */
+void its__publisher_count_drop(struct its_publisher *pub, const char *camera_id, int reason);
+
 struct its_pub_meta;
 struct its_pub_raw;
 int its__publish_raw_check(const struct its_pub_meta *meta, const struct its_pub_raw *how,

@@ -11,6 +11,7 @@
  * live video analytics a fresh result is worth more than an old one.
  */
 #include <hiredis/hiredis.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -27,8 +28,27 @@ typedef struct msg {
     its__buf resp;
     int ncmd;
     enum kind kind;
+    int cam; /* index into the camera table, -1: none */
     uint64_t capture_mono_ns;
 } msg;
+
+static const char *const drop_names[ITS_PUB_DROP_COUNT] = {
+    [ITS_PUB_DROP_OUTBOX_FULL] = "outbox_full", [ITS_PUB_DROP_QUEUE_FULL] = "queue_full",
+    [ITS_PUB_DROP_TOO_LARGE] = "too_large",     [ITS_PUB_DROP_REDIS_ERROR] = "redis_error",
+    [ITS_PUB_DROP_CLOSING] = "closing",
+};
+
+/* One camera's outcomes. The id is written once, before the entry is published in the hash
+ * index; the counters are atomics, so any thread may read them. */
+typedef struct cam_entry {
+    char id[ITS_PUB_ID_MAX + 1];
+    _Atomic uint64_t sent, replayed, dropped[ITS_PUB_DROP_COUNT];
+    its_metric *m_sent, *m_replayed, *m_drop[ITS_PUB_DROP_COUNT];
+} cam_entry;
+
+/* Open addressing over camera ids: a slot holds entry index + 1, 0 when empty. Twice the
+ * table's size, so a probe ends quickly. */
+#define CAM_HASH_SLOTS (2 * ITS_PUB_MAX_CAMERAS)
 
 struct its_publisher {
     its_publish_config cfg;
@@ -44,6 +64,13 @@ struct its_publisher {
     its__buf key;  /* scratch for keys */
     its__buf cmds; /* scratch for the RESP text */
     its_cache *l1;
+    /* per-camera outcomes: entries are added under cam_lock and never move or go away */
+    cam_entry *cams;
+    atomic_int cam_hash[CAM_HASH_SLOTS];
+    int n_cams;
+    int cams_full_logged;
+    pthread_mutex_t cam_lock;
+    its_metric_family *f_cam_sent, *f_cam_replayed, *f_cam_dropped;
     uint64_t last_err_log_ns;
     size_t replay_pending; /* the outbox's first messages waited through an outage */
     uint64_t outage_lost;  /* dropped from the full outbox in the current outage */
@@ -132,10 +159,12 @@ int its_publisher_create(const its_publish_config *cfg, its_metrics *metrics, it
             p->cfg.ttl_base_s[i] = ttl_defaults[i];
     p->cap = cfg->outbox_max_msgs;
     p->ring = its_calloc(ITS_MOD_PUBLISH, p->cap, sizeof *p->ring);
+    p->cams = its_calloc(ITS_MOD_PUBLISH, ITS_PUB_MAX_CAMERAS, sizeof *p->cams);
+    pthread_mutex_init(&p->cam_lock, NULL);
     p->host = its_strdup(ITS_MOD_PUBLISH, cfg->host);
     p->username = cfg->username ? its_strdup(ITS_MOD_PUBLISH, cfg->username) : NULL;
     p->password = cfg->password ? its_strdup(ITS_MOD_PUBLISH, cfg->password) : NULL;
-    if (!p->ring || !p->host || (cfg->username && !p->username) ||
+    if (!p->ring || !p->cams || !p->host || (cfg->username && !p->username) ||
         (cfg->password && !p->password)) {
         its_publisher_destroy(p);
         return ITS_ENOMEM;
@@ -166,6 +195,9 @@ int its_publisher_create(const its_publish_config *cfg, its_metrics *metrics, it
         if (cfg->observe_latency)
             p->m_e2e = its_metrics_series(its_metrics_std(metrics, ITS_M_LATENCY), NULL);
         p->m_replayed = its_metrics_series(its_metrics_std(metrics, ITS_M_PUB_REPLAYED), NULL);
+        p->f_cam_sent = its_metrics_std(metrics, ITS_M_PUB_CAM_MESSAGES);
+        p->f_cam_replayed = its_metrics_std(metrics, ITS_M_PUB_CAM_REPLAYED);
+        p->f_cam_dropped = its_metrics_std(metrics, ITS_M_PUB_CAM_DROPPED);
         f = its_metrics_std(metrics, ITS_M_ERRORS);
         p->m_invalid = its_metrics_series_v(f, "publish", its_errname(ITS_EINVAL));
         p->m_nomem = its_metrics_series_v(f, "publish", its_errname(ITS_ENOMEM));
@@ -176,6 +208,115 @@ int its_publisher_create(const its_publish_config *cfg, its_metrics *metrics, it
 
 static int pop_head(its_publisher *p);
 static void update_outbox_gauges(its_publisher *p);
+
+/* ---- per-camera outcomes --------------------------------------------------------------- */
+
+const char *its_pub_drop_name(its_pub_drop reason)
+{
+    return reason >= 0 && reason < ITS_PUB_DROP_COUNT ? drop_names[reason] : "unknown";
+}
+
+static uint32_t id_hash(const char *id)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (; *id; id++)
+        h = (h ^ (uint8_t)*id) * 16777619u;
+    return h;
+}
+
+/* The entry of camera id, or -1 (no id, or not in the index). Lock-free. */
+static int cam_find(its_publisher *p, const char *id, uint32_t h)
+{
+    for (uint32_t i = 0; i < CAM_HASH_SLOTS; i++) {
+        int v = atomic_load_explicit(&p->cam_hash[(h + i) % CAM_HASH_SLOTS], memory_order_acquire);
+        if (v == 0)
+            return -1;
+        if (!strcmp(p->cams[v - 1].id, id))
+            return v - 1;
+    }
+    return -1;
+}
+
+/* The entry of camera id, added on its first message; -1 for no camera or a full table. The
+ * only allocation is the metric series of a new camera. */
+static int cam_index(its_publisher *p, const char *id)
+{
+    if (!p || !id || !its_publish_valid_id(id))
+        return -1;
+    uint32_t h = id_hash(id);
+    int c = cam_find(p, id, h);
+    if (c >= 0)
+        return c;
+    pthread_mutex_lock(&p->cam_lock);
+    c = cam_find(p, id, h); /* another thread may have added it */
+    if (c < 0 && p->n_cams < ITS_PUB_MAX_CAMERAS) {
+        c = p->n_cams++;
+        cam_entry *e = &p->cams[c];
+        snprintf(e->id, sizeof e->id, "%s", id);
+        e->m_sent = its_metrics_series_v(p->f_cam_sent, e->id);
+        e->m_replayed = its_metrics_series_v(p->f_cam_replayed, e->id);
+        for (int r = 0; r < ITS_PUB_DROP_COUNT; r++)
+            e->m_drop[r] = its_metrics_series_v(p->f_cam_dropped, e->id, drop_names[r]);
+        uint32_t i = h % CAM_HASH_SLOTS;
+        while (atomic_load_explicit(&p->cam_hash[i], memory_order_relaxed))
+            i = (i + 1) % CAM_HASH_SLOTS;
+        atomic_store_explicit(&p->cam_hash[i], c + 1, memory_order_release);
+    } else if (c < 0 && !p->cams_full_logged) {
+        p->cams_full_logged = 1;
+        its_logw("publish", id,
+                 "more than %d cameras: outcomes of further cameras are counted in the totals only",
+                 ITS_PUB_MAX_CAMERAS);
+    }
+    pthread_mutex_unlock(&p->cam_lock);
+    return c;
+}
+
+/* A removed camera's series are hidden (its_metrics_hide_label); a new message of that id
+ * means the camera is back: looking the series up again shows them. Outcomes of messages
+ * queued before the removal only count, hidden. */
+static void cam_show(its_publisher *p, int c)
+{
+    cam_entry *e = &p->cams[c];
+    if (!its_metric_hidden(e->m_sent))
+        return;
+    its_metrics_series_v(p->f_cam_sent, e->id);
+    its_metrics_series_v(p->f_cam_replayed, e->id);
+    for (int r = 0; r < ITS_PUB_DROP_COUNT; r++)
+        its_metrics_series_v(p->f_cam_dropped, e->id, drop_names[r]);
+}
+
+static void cam_drop(its_publisher *p, int c, int reason, uint64_t n)
+{
+    if (c < 0 || !n)
+        return;
+    atomic_fetch_add(&p->cams[c].dropped[reason], n);
+    its_metric_add(p->cams[c].m_drop[reason], (double)n);
+}
+
+void its__publisher_count_drop(its_publisher *p, const char *camera_id, int reason)
+{
+    if (reason >= 0 && reason < ITS_PUB_DROP_COUNT)
+        cam_drop(p, cam_index(p, camera_id), reason, 1);
+}
+
+int its_publisher_camera_stats(its_publisher *p, const char *camera_id,
+                               its_publish_camera_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!p || !camera_id)
+        return ITS_ENOENT;
+    int c = cam_find(p, camera_id, id_hash(camera_id));
+    if (c < 0)
+        return ITS_ENOENT;
+    cam_entry *e = &p->cams[c];
+    out->sent = atomic_load(&e->sent);
+    out->replayed = atomic_load(&e->replayed);
+    for (int r = 0; r < ITS_PUB_DROP_COUNT; r++) {
+        out->dropped[r] = atomic_load(&e->dropped[r]);
+        out->dropped_total += out->dropped[r];
+    }
+    return 0;
+}
 
 /* Once per outage, when it ends (reconnected, or closing): how many messages the full
  * outbox cost. */
@@ -213,8 +354,10 @@ void its_publisher_destroy(its_publisher *p)
             its_logw("publish", NULL, "closing with %zu unsent message(s): dropped", p->count);
             atomic_fetch_add(&p->dropped_closing, p->count);
             its_metric_add(p->m_drop_closing, (double)p->count);
-            while (p->count)
+            while (p->count) {
+                cam_drop(p, p->ring[p->head].cam, ITS_PUB_DROP_CLOSING, 1);
                 pop_head(p);
+            }
             update_outbox_gauges(p);
         }
     }
@@ -226,6 +369,9 @@ void its_publisher_destroy(its_publisher *p)
     its__buf_free(&p->json);
     its__buf_free(&p->key);
     its__buf_free(&p->cmds);
+    if (p->cams)
+        pthread_mutex_destroy(&p->cam_lock);
+    its_free(p->cams);
     its_free(p->host);
     its_free(p->username);
     its_free(p->password);
@@ -257,14 +403,16 @@ static int pop_head(its_publisher *p)
 }
 
 /* The slot for a new message, after making room; NULL if the message alone is too big. */
-static msg *reserve_slot(its_publisher *p, size_t len)
+static msg *reserve_slot(its_publisher *p, size_t len, int cam)
 {
     if (len > p->cfg.outbox_max_bytes) {
         atomic_fetch_add(&p->dropped_too_large, 1);
         its_metric_inc(p->m_drop_large);
+        cam_drop(p, cam, ITS_PUB_DROP_TOO_LARGE, 1);
         return NULL;
     }
     while (p->count == p->cap || p->bytes + len > p->cfg.outbox_max_bytes) {
+        cam_drop(p, p->ring[p->head].cam, ITS_PUB_DROP_OUTBOX_FULL, 1);
         pop_head(p);
         p->outage_lost++;
         atomic_fetch_add(&p->dropped_outbox, 1);
@@ -279,7 +427,10 @@ static int enqueue(its_publisher *p, its__buf *cmds, int ncmd, enum kind kind,
 {
     if (cmds->err)
         return cmds->err;
-    msg *m = reserve_slot(p, cmds->len);
+    int cam = cam_index(p, meta ? meta->camera_id : NULL);
+    if (cam >= 0)
+        cam_show(p, cam);
+    msg *m = reserve_slot(p, cmds->len, cam);
     if (!m) {
         its_logw("publish", meta && meta->camera_id ? meta->camera_id : NULL,
                  "message of %zu bytes exceeds the outbox (%zu bytes): dropped", cmds->len,
@@ -292,6 +443,7 @@ static int enqueue(its_publisher *p, its__buf *cmds, int ncmd, enum kind kind,
         return m->resp.err;
     m->ncmd = ncmd;
     m->kind = kind;
+    m->cam = cam;
     m->capture_mono_ns = meta ? meta->capture_mono_ns : 0;
     p->count++;
     p->bytes += m->resp.len;
@@ -834,17 +986,27 @@ static int flush_round(its_publisher *p)
         }
         uint64_t now = its_now_ns();
         enum kind kind = m->kind;
+        int cam = m->cam;
         uint64_t capture = m->capture_mono_ns;
         int replay = pop_head(p);
         if (rejected) {
             atomic_fetch_add(&p->dropped_redis_error, 1);
             its_metric_inc(p->m_drop_redis);
+            cam_drop(p, cam, ITS_PUB_DROP_REDIS_ERROR, 1);
         } else {
             atomic_fetch_add(&p->sent, 1);
             its_metric_inc(p->m_sent[kind]);
+            if (cam >= 0) {
+                atomic_fetch_add(&p->cams[cam].sent, 1);
+                its_metric_inc(p->cams[cam].m_sent);
+            }
             if (replay) {
                 atomic_fetch_add(&p->replayed, 1);
                 its_metric_inc(p->m_replayed);
+                if (cam >= 0) {
+                    atomic_fetch_add(&p->cams[cam].replayed, 1);
+                    its_metric_inc(p->cams[cam].m_replayed);
+                }
             }
             if (kind == K_DETECTIONS && capture && capture <= now)
                 its_metric_observe(p->m_e2e, (double)(now - capture) / 1e9);

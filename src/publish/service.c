@@ -179,6 +179,8 @@ int its_publish_service_submit(its_publish_service *s, const its_pub_meta *meta,
     }
     if (s->count == s->cap) {
         slot *old = &s->ring[s->head];
+        its__publisher_count_drop(s->pub, old->has_camera ? old->camera : NULL,
+                                  ITS_PUB_DROP_QUEUE_FULL);
         its__buf_reset(&old->json);
         s->head = (s->head + 1) % s->cap;
         s->count--;
@@ -224,6 +226,12 @@ void its_publish_service_get_stats(its_publish_service *s, its_publish_stats *pu
             pthread_mutex_unlock(&s->lock);
         }
     }
+}
+
+int its_publish_service_camera_stats(its_publish_service *s, const char *camera_id,
+                                     its_publish_camera_stats *out)
+{
+    return its_publisher_camera_stats(s ? s->pub : NULL, camera_id, out);
 }
 
 void its_publish_service_destroy(its_publish_service *s)

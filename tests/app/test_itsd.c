@@ -345,6 +345,38 @@ static void test_analytics_endpoint(void **state)
     assert_true(found);
     assert_true(unknown_is_404);
     assert_int_equal(st, 0);
+    /* the summary: every message is camera x's, so its line holds the totals, by reason */
+    size_t len;
+    char *e = (char *)its_test_read_file(err, &len);
+    assert_non_null(e);
+    e[len - 1] = 0;
+    char *cl = strstr(e, "itsd: camera x: "), *rl = strstr(e, "itsd: redis: sent ");
+    assert_non_null(cl);
+    assert_non_null(rl);
+    unsigned long long pub, rep, drop, r[5], sent, drop_all, g[5];
+    char *pp = strstr(cl, ", published ");
+    assert_true(pp && pp < rl);
+    assert_int_equal(
+        sscanf(pp,
+               ", published %llu (replayed %llu), publish dropped %llu (outbox_full "
+               "%llu, queue_full %llu, too_large %llu, redis_error %llu, closing %llu)",
+               &pub, &rep, &drop, &r[0], &r[1], &r[2], &r[3], &r[4]),
+        8);
+    assert_int_equal(sscanf(rl, "itsd: redis: sent %llu", &sent), 1);
+    char *gd = strstr(rl, "), dropped ");
+    assert_non_null(gd);
+    assert_int_equal(sscanf(gd,
+                            "), dropped %llu (outbox_full %llu, queue_full %llu, too_large %llu, "
+                            "redis_error %llu, closing %llu)",
+                            &drop_all, &g[0], &g[1], &g[2], &g[3], &g[4]),
+                     6);
+    assert_true(pub > 0);
+    assert_true(pub == sent);
+    assert_true(drop == r[0] + r[1] + r[2] + r[3] + r[4]);
+    assert_true(drop == drop_all);
+    for (int i = 0; i < 5; i++)
+        assert_true(r[i] == g[i]);
+    its_free(e);
 }
 
 int main(void)

@@ -114,19 +114,31 @@ static int wait_sent(its_metrics *reg, double want)
     return 0;
 }
 
-static void submit_frames(its_sink *s, int from, int n)
+/* Frames from..from+n-1 of camera a if every is 0, else of cameras a and b taking turns. */
+static void submit_frames(its_sink *s, int from, int n, int every, const char *cam)
 {
     char json[128];
     for (int i = from; i < from + n; i++) {
+        const char *c = every ? (i % 2 ? "b" : "a") : cam;
         int len = snprintf(json, sizeof json,
-                           "{\"v\":2,\"type\":\"frame\",\"camera\":\"c\",\"frame\":%d}", i);
-        assert_int_equal(s->publish(s, ITS_MSG_FRAME, "c", NULL, json, (size_t)len), 0);
+                           "{\"v\":2,\"type\":\"frame\",\"camera\":\"%s\",\"frame\":%d}", c, i);
+        assert_int_equal(s->publish(s, ITS_MSG_FRAME, c, NULL, json, (size_t)len), 0);
     }
 }
 
-/* 50 messages delivered; Redis killed; 300 more submitted into an outbox of 100: exactly the
- * 200 oldest are lost, as counted by reason, one log line says 200; Redis restarted: the 100
- * that waited are delivered and counted as replayed; nothing else moves. */
+static double cam_value(its_metrics *reg, its_metric_id id, const char *cam, const char *reason)
+{
+    its_metric_family *f = its_metrics_std(reg, id);
+    return its_metric_value(reason ? its_metrics_series_v(f, cam, reason)
+                                   : its_metrics_series_v(f, cam));
+}
+
+/* 50 messages of cameras a and b (25 each) delivered; Redis killed; 200 more of a, then 100 of
+ * b, into an outbox of 100: exactly the 200 oldest (all a's) are lost, as counted by reason,
+ * one log line says 200; Redis restarted: the 100 that waited (all b's) are delivered and
+ * counted as replayed; nothing else moves. Per camera: a sent 25 and lost 200, b sent 125 of
+ * which 100 replayed; each camera's sent + dropped is what it submitted, and the cameras add
+ * up to the totals. */
 static void test_outage_counted(void **state)
 {
     if (!its_redis_available())
@@ -151,12 +163,13 @@ static void test_outage_counted(void **state)
     its_sink *s;
     char err[256];
     assert_int_equal(its_sink_redis(&pc, reg, &s, err, sizeof err), 0);
-    submit_frames(s, 0, 50);
+    submit_frames(s, 0, 50, 1, NULL);
     assert_true(wait_sent(reg, 50));
     assert_true(std_value(reg, ITS_M_REDIS_UP, NULL) == 1);
 
     its_redis_stop(&r, SIGKILL);
-    submit_frames(s, 50, 300);
+    submit_frames(s, 50, 200, 0, "a");
+    submit_frames(s, 250, 100, 0, "b");
     for (int i = 0; i < 1000 && std_value(reg, ITS_M_PUB_DROPPED, "outbox_full") < 200; i++)
         its_sleep_ns(10 * ITS_NS_PER_MS);
     its_sleep_ns(100 * ITS_NS_PER_MS);
@@ -179,9 +192,34 @@ static void test_outage_counted(void **state)
     assert_true(std_value(reg, ITS_M_REDIS_UP, NULL) == 1);
     assert_true(std_value(reg, ITS_M_PUB_RECONNECTS, NULL) == 1);
 
+    /* per camera: a submitted 25 + 200, b 25 + 100 */
+    assert_true(cam_value(reg, ITS_M_PUB_CAM_MESSAGES, "a", NULL) == 25);
+    assert_true(cam_value(reg, ITS_M_PUB_CAM_REPLAYED, "a", NULL) == 0);
+    assert_true(cam_value(reg, ITS_M_PUB_CAM_DROPPED, "a", "outbox_full") == 200);
+    assert_true(cam_value(reg, ITS_M_PUB_CAM_MESSAGES, "b", NULL) == 125);
+    assert_true(cam_value(reg, ITS_M_PUB_CAM_REPLAYED, "b", NULL) == 100);
+    assert_true(cam_value(reg, ITS_M_PUB_CAM_DROPPED, "b", "outbox_full") == 0);
+    static const char *const reasons[] = {"outbox_full", "queue_full", "too_large", "redis_error",
+                                          "closing"};
+    double dropped[2] = {0, 0}, dropped_all = 0;
+    for (size_t k = 0; k < sizeof reasons / sizeof reasons[0]; k++) {
+        for (int c = 0; c < 2; c++)
+            dropped[c] += cam_value(reg, ITS_M_PUB_CAM_DROPPED, c ? "b" : "a", reasons[k]);
+        dropped_all += std_value(reg, ITS_M_PUB_DROPPED, reasons[k]);
+    }
+    assert_true(cam_value(reg, ITS_M_PUB_CAM_MESSAGES, "a", NULL) + dropped[0] == 225);
+    assert_true(cam_value(reg, ITS_M_PUB_CAM_MESSAGES, "b", NULL) + dropped[1] == 125);
+    assert_true(cam_value(reg, ITS_M_PUB_CAM_MESSAGES, "a", NULL) +
+                    cam_value(reg, ITS_M_PUB_CAM_MESSAGES, "b", NULL) ==
+                std_value(reg, ITS_M_PUB_MESSAGES, "detections"));
+    assert_true(dropped[0] + dropped[1] == dropped_all);
+    assert_true(cam_value(reg, ITS_M_PUB_CAM_REPLAYED, "a", NULL) +
+                    cam_value(reg, ITS_M_PUB_CAM_REPLAYED, "b", NULL) ==
+                std_value(reg, ITS_M_PUB_REPLAYED, NULL));
+
     /* what Redis holds: the last frame of all, which waited through the outage */
     redisContext *rc = redisConnect("127.0.0.1", r.port);
-    redisReply *rep = redisCommand(rc, "GET its:cam:c:latest");
+    redisReply *rep = redisCommand(rc, "GET its:cam:b:latest");
     assert_int_equal(rep->type, REDIS_REPLY_STRING);
     assert_non_null(strstr(rep->str, "\"frame\":349}"));
     freeReplyObject(rep);

@@ -148,7 +148,7 @@ static void test_redis_away(void **state)
     char json[128];
     uint64_t worst = 0;
     for (int i = 0; i < TOTAL; i++) {
-        its_pub_meta m = {"cam-x", (uint64_t)i, its_wall_ns(), its_now_ns()};
+        its_pub_meta m = {i % 2 ? "cam-y" : "cam-x", (uint64_t)i, its_wall_ns(), its_now_ns()};
         int n = snprintf(json, sizeof json, "{\"v\":1,\"seq\":%d}", i);
         its_pub_raw ev = {.kind = ITS_PUB_EVENT};
         uint64_t t0 = its_now_ns();
@@ -173,6 +173,23 @@ static void test_redis_away(void **state)
     /* Every message is accounted for: dropped from the queue, dropped from the outbox, or
      * waiting in the outbox. */
     assert_int_equal(dropped_queue + st.dropped_outbox + st.outbox_msgs, TOTAL);
+    /* The same per camera (cam-x the even messages, cam-y the odd): the drops add up to the
+     * totals, and what each camera lost plus what Redis gets of it later is what it sent. */
+    its_publish_camera_stats cs[2], none;
+    assert_int_equal(its_publish_service_camera_stats(svc, "cam-x", &cs[0]), 0);
+    assert_int_equal(its_publish_service_camera_stats(svc, "cam-y", &cs[1]), 0);
+    assert_int_equal(its_publish_service_camera_stats(svc, "cam-z", &none), ITS_ENOENT);
+    assert_int_equal(cs[0].dropped[ITS_PUB_DROP_QUEUE_FULL] +
+                         cs[1].dropped[ITS_PUB_DROP_QUEUE_FULL],
+                     dropped_queue);
+    assert_int_equal(cs[0].dropped[ITS_PUB_DROP_OUTBOX_FULL] +
+                         cs[1].dropped[ITS_PUB_DROP_OUTBOX_FULL],
+                     st.dropped_outbox);
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(cs[k].sent, 0);
+        assert_int_equal(cs[k].dropped_total, cs[k].dropped[ITS_PUB_DROP_QUEUE_FULL] +
+                                                  cs[k].dropped[ITS_PUB_DROP_OUTBOX_FULL]);
+    }
 
     assert_int_equal(its_redis_start(&srv), 0);
     its_publish_service_destroy(svc); /* drains the outbox into the restarted server */
@@ -181,14 +198,18 @@ static void test_redis_away(void **state)
     assert_int_equal(r->elements, waiting); /* nothing that waited was lost */
     /* The newest survive, in order. */
     int prev = -1;
+    uint64_t got[2] = {0, 0};
     for (size_t i = 0; i < r->elements; i++) {
         json_t *j = json_loads(r->element[i]->element[1]->element[1]->str, 0, NULL);
         int seq = (int)json_integer_value(json_object_get(j, "seq"));
         assert_true(seq > prev);
         prev = seq;
+        got[seq % 2]++;
         json_decref(j);
     }
     assert_int_equal(prev, TOTAL - 1);
+    assert_int_equal(cs[0].dropped_total + got[0], TOTAL / 2);
+    assert_int_equal(cs[1].dropped_total + got[1], TOTAL / 2);
     freeReplyObject(r);
     r = redisCommand(c, "DEL its:events:stream");
     freeReplyObject(r);

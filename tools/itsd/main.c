@@ -172,33 +172,43 @@ static void where_to_look(const its_app_config *c, its_app_services *svc)
     }
 }
 
-/* The value of one series of a standard family (by its first label; NULL: the only one). */
+/* The sum of the series of a standard family whose first label is value (NULL: any) and
+ * whose second is value2 (NULL: any). */
 struct pick {
-    const char *value;
+    const char *value, *value2;
     double v;
 };
 
 static int pick_fn(void *ud, const its_metric *m, const char *const *values)
 {
     struct pick *k = ud;
-    if (!k->value || !strcmp(values[0], k->value))
+    if ((!k->value || !strcmp(values[0], k->value)) &&
+        (!k->value2 || !strcmp(values[1], k->value2)))
         k->v += its_metric_value(m);
     return 0;
 }
 
-static unsigned long long metric(its_metrics *reg, its_metric_id id, const char *value)
+static unsigned long long metric2(its_metrics *reg, its_metric_id id, const char *value,
+                                  const char *value2)
 {
-    struct pick k = {value, 0};
+    struct pick k = {value, value2, 0};
     its_metrics_each(its_metrics_std(reg, id), pick_fn, &k);
     return (unsigned long long)k.v;
 }
+
+static unsigned long long metric(its_metrics *reg, its_metric_id id, const char *value)
+{
+    return metric2(reg, id, value, NULL);
+}
+
+static const char *const pub_reasons[] = {"outbox_full", "queue_full", "too_large", "redis_error",
+                                          "closing"};
+#define N_PUB_REASONS (sizeof pub_reasons / sizeof pub_reasons[0])
 
 /* What became of the messages for Redis (final: the pipeline's stop closed the sink). */
 static void publish_summary(its_pipeline_t *p)
 {
     its_metrics *reg = its_pipeline_metrics(p);
-    static const char *const reasons[] = {"outbox_full", "queue_full", "too_large", "redis_error",
-                                          "closing"};
     fprintf(stderr,
             "itsd: redis: sent %llu (detections %llu, analytics %llu, events %llu, cache %llu; "
             "replayed after an outage %llu), dropped %llu (",
@@ -206,12 +216,24 @@ static void publish_summary(its_pipeline_t *p)
             metric(reg, ITS_M_PUB_MESSAGES, "analytics"), metric(reg, ITS_M_PUB_MESSAGES, "event"),
             metric(reg, ITS_M_PUB_MESSAGES, "cache"), metric(reg, ITS_M_PUB_REPLAYED, NULL),
             metric(reg, ITS_M_PUB_DROPPED, NULL));
-    for (size_t i = 0; i < sizeof reasons / sizeof reasons[0]; i++)
-        fprintf(stderr, "%s%s %llu", i ? ", " : "", reasons[i],
-                metric(reg, ITS_M_PUB_DROPPED, reasons[i]));
+    for (size_t i = 0; i < N_PUB_REASONS; i++)
+        fprintf(stderr, "%s%s %llu", i ? ", " : "", pub_reasons[i],
+                metric(reg, ITS_M_PUB_DROPPED, pub_reasons[i]));
     fprintf(stderr, "), left in the outbox %llu, reconnects %llu, failed connects %llu\n",
             metric(reg, ITS_M_PUB_OUTBOX, NULL), metric(reg, ITS_M_PUB_RECONNECTS, NULL),
             metric(reg, ITS_M_PUB_CONNECT_FAIL, NULL));
+}
+
+/* What became of one camera's messages for Redis. */
+static void camera_publish_summary(its_metrics *reg, const char *cam)
+{
+    fprintf(stderr, ", published %llu (replayed %llu), publish dropped %llu (",
+            metric(reg, ITS_M_PUB_CAM_MESSAGES, cam), metric(reg, ITS_M_PUB_CAM_REPLAYED, cam),
+            metric(reg, ITS_M_PUB_CAM_DROPPED, cam));
+    for (size_t i = 0; i < N_PUB_REASONS; i++)
+        fprintf(stderr, "%s%s %llu", i ? ", " : "", pub_reasons[i],
+                metric2(reg, ITS_M_PUB_CAM_DROPPED, cam, pub_reasons[i]));
+    fputc(')', stderr);
 }
 
 static void summary(its_pipeline_t *p, int redis)
@@ -224,7 +246,7 @@ static void summary(its_pipeline_t *p, int redis)
                 "itsd: camera %s: in %llu, processed %llu, dropped %llu (no_buffer %llu, "
                 "camera_limit %llu, high_water %llu, engine_error %llu, shutdown %llu), "
                 "detections %llu, reconnects %llu (stalls %llu, failed opens %llu), decode "
-                "errors %llu\n",
+                "errors %llu",
                 cs.id, (unsigned long long)cs.in, (unsigned long long)cs.processed,
                 (unsigned long long)cs.dropped_total,
                 (unsigned long long)cs.dropped[ITS_DROP_NO_BUFFER],
@@ -235,6 +257,9 @@ static void summary(its_pipeline_t *p, int redis)
                 (unsigned long long)cs.detections, (unsigned long long)cs.source.reconnects,
                 (unsigned long long)cs.source.stalls, (unsigned long long)cs.source.open_failures,
                 (unsigned long long)cs.source.decode_errors);
+        if (redis)
+            camera_publish_summary(its_pipeline_metrics(p), cs.id);
+        fputc('\n', stderr);
     }
     fprintf(stderr, "itsd: latency ms p50/p99 (budget):");
     for (int s = 0; s < ITS_STAGE_COUNT; s++)
