@@ -230,8 +230,12 @@ def main():
             samples = parse(scrape(aport)[1])
             if series(samples, "its_camera_fps", camera="cam-a"):
                 fps_seen = max(fps_seen, value(samples, "its_camera_fps", camera="cam-a"))
+            # down after having played (a replay camera is also down while its clip loads)
             ended = all(series(samples, "its_camera_up", camera=c) and
-                        value(samples, "its_camera_up", camera=c) == 0 for c in ("cam-a", "cam-b"))
+                        value(samples, "its_camera_up", camera=c) == 0 and
+                        series(samples, "its_frames_total", camera=c) and
+                        value(samples, "its_frames_total", camera=c) > 0
+                        for c in ("cam-a", "cam-b"))
             key = [v for k, v in sorted(samples.items(), key=str)
                    if k[0] in ("its_frames_total", "its_publish_messages_total")]
             done = ended and key == prev
