@@ -266,9 +266,19 @@ static int run_connection(its_source_t *s, its_video_t *v, int *got_frames)
     int64_t media_base = s->pts_end, last_pts = s->pts_end;
     int64_t conn_base = media_base; /* pacing is relative to this connection's start */
     uint64_t k = 0;                 /* frames since t0 */
+    /* sampled files at native pace: a live camera delivers the frames between the samples at
+     * its own rate too, so each is read (decoded) when it comes due, not in a burst right after
+     * the sampled frame, whose batch and inference would share the CPU with that burst */
+    int spread = pace && s->o.sample_fps > 0 && s->o.fps <= 0;
+    uint64_t next_read = 0; /* spread: when the next frame comes due (an estimate) */
     for (;;) {
         if (atomic_load(&s->stop))
             return 1;
+        if (spread && next_read) {
+            uint64_t now = its_now_ns(); /* (a timestamp jump is the paced path's to handle) */
+            if (next_read > now && next_read < now + BEHIND_RESET_NS && sleep_until(s, next_read))
+                return 1;
+        }
         its_buf *px = its_pool_get(s->pix_pool);
         its_video_frame f;
         int rc = px ? its_video_read_into(v, px->data, px->capacity, &f) : its_video_read(v, &f);
@@ -278,6 +288,8 @@ static int run_connection(its_source_t *s, its_video_t *v, int *got_frames)
                 last_pts = media_base + f.pts_ns;
                 s->pts_end = last_pts + (int64_t)period;
                 its_buf_unref(px);
+                if (spread)
+                    next_read = t0 + (uint64_t)(media_base - conn_base + f.pts_ns) + period;
                 continue;
             }
             uint64_t now = its_now_ns();
@@ -309,6 +321,8 @@ static int run_connection(its_source_t *s, its_video_t *v, int *got_frames)
                 continue;
             }
             px->size = its_video_frame_bytes(f.width, f.height);
+            if (spread)
+                next_read = t0 + (uint64_t)(media_base - conn_base + f.pts_ns) + period;
             emit(s, px, f.width, f.height, last_pts, now);
             continue;
         }
