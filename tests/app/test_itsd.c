@@ -101,23 +101,6 @@ static void write_cfg(const char *path, const char *cams)
     assert_int_equal(its_test_write_file(path, buf, (size_t)n), 0);
 }
 
-static long count(const char *path, const char *needle)
-{
-    size_t len;
-    uint8_t *d = its_test_read_file(path, &len);
-    if (!d)
-        return -1;
-    long n = 0;
-    char *p = (char *)d;
-    d[len - (len ? 1 : 0)] = 0;
-    while ((p = strstr(p, needle))) {
-        n++;
-        p++;
-    }
-    its_free(d);
-    return n;
-}
-
 static void test_check_and_print(void **state)
 {
     char cfg[400], out[400], err[400];
@@ -126,20 +109,20 @@ static void test_check_and_print(void **state)
     snprintf(err, sizeof err, "%s/e.txt", dir);
     assert_int_equal(its_test_write_file(cfg, "batch:\n  max_size: 99\n", 22), 0);
     assert_int_equal(wait_exit(spawn(cfg, "--check-config", out, err), 10), 2);
-    assert_int_equal(count(err, "batch.max_size"), 1);
+    assert_int_equal(its_test_count_in_file(err, "batch.max_size"), 1);
 
     char cams[1024];
     snprintf(cams, sizeof cams, "  - id: a\n    url: %s/traffic_bridge_720p.mp4\n", media);
     write_cfg(cfg, cams);
     assert_int_equal(wait_exit(spawn(cfg, "--check-config", out, err), 10), 0);
     assert_int_equal(wait_exit(spawn(cfg, "--print-config", out, err), 10), 0);
-    assert_int_equal(count(out, "noop_cost_us: 100"), 1);
-    assert_int_equal(count(out, "id: \"a\""), 1);
+    assert_int_equal(its_test_count_in_file(out, "noop_cost_us: 100"), 1);
+    assert_int_equal(its_test_count_in_file(out, "id: \"a\""), 1);
 
     /* a camera file that is not there: --check-config says which */
     write_cfg(cfg, "  - id: gone\n    url: /nonexistent/x.mp4\n");
     assert_int_equal(wait_exit(spawn(cfg, "--check-config", out, err), 10), 2);
-    assert_int_equal(count(err, "cameras[0].url"), 1);
+    assert_int_equal(its_test_count_in_file(err, "cameras[0].url"), 1);
 }
 
 static void test_reload_and_term(void **state)
@@ -229,15 +212,17 @@ static void test_reload_and_term(void **state)
     kill(pid, SIGTERM);
     assert_int_equal(wait_exit(pid, 5.0), 0);
     assert_true(its_now_ns() - t0 < 5 * ITS_NS_PER_S);
-    long a = count(out, "\"camera\":\"a\""), b = count(out, "\"camera\":\"b\""),
-         c = count(out, "\"camera\":\"c\""), d = count(out, "\"camera\":\"d\"");
+    long a = its_test_count_in_file(out, "\"camera\":\"a\""),
+         b = its_test_count_in_file(out, "\"camera\":\"b\""),
+         c = its_test_count_in_file(out, "\"camera\":\"c\""),
+         d = its_test_count_in_file(out, "\"camera\":\"d\"");
     assert_true(d > 0);
     if (!(a > 5 && b > 20 && c > 5))
         fail_msg("messages: a %ld b %ld c %ld", a, b, c);
     assert_true(b > a && b > c);
-    assert_true(count(err, "reloaded") == 1);
-    assert_true(count(err, "reload failed") == 1);
-    assert_true(count(err, "status: backend noop") >= 3);
+    assert_true(its_test_count_in_file(err, "reloaded") == 1);
+    assert_true(its_test_count_in_file(err, "reload failed") == 1);
+    assert_true(its_test_count_in_file(err, "status: backend noop") >= 3);
     /* the summary: in = processed + dropped for each camera, as printed */
     size_t len;
     char *e = (char *)its_test_read_file(err, &len);
@@ -289,7 +274,8 @@ static void test_push_frames(void **state)
     its_sleep_ns(500 * ITS_NS_PER_MS);
     kill(pid, SIGTERM);
     assert_int_equal(wait_exit(pid, 5.0), 0);
-    if (count(out, "\"camera\":\"p\"") < 1 || count(out, "\"width\":1280") < 1)
+    if (its_test_count_in_file(out, "\"camera\":\"p\"") < 1 ||
+        its_test_count_in_file(out, "\"width\":1280") < 1)
         fail_msg("no result message for the pushed frames in %s", out);
     its_free(jpeg);
 }

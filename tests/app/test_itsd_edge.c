@@ -64,14 +64,6 @@ static int req(const char *method, const char *path, const char *token, const ch
     return code;
 }
 
-static long count_in(const char *text, const char *needle)
-{
-    long n = 0;
-    for (const char *p = text; (p = strstr(p, needle)); p++)
-        n++;
-    return n;
-}
-
 static void test_ids_and_secrets(void **state)
 {
     char cfg[400], out[400], errf[400], tokf[400], buf[4096];
@@ -111,10 +103,10 @@ static void test_ids_and_secrets(void **state)
     assert_int_equal(req("GET", "/v1/cameras", NULL, NULL, resp, sizeof resp), 401);
     assert_int_equal(req("GET", "/v1/cameras", "wrong", NULL, resp, sizeof resp), 401);
     assert_int_equal(req("GET", "/metrics", NULL, NULL, resp, sizeof resp), 200);
-    assert_int_equal(count_in(resp, "s3cretpw"), 0);
+    assert_int_equal(its_test_count_in(resp, "s3cretpw"), 0);
     assert_int_equal(req("GET", "/v1/cameras", TOKEN, NULL, resp, sizeof resp), 200);
-    assert_int_equal(count_in(resp, "s3cretpw"), 0);
-    assert_int_equal(count_in(resp, "rtsp://admin:<redacted>@127.0.0.1:"), 1);
+    assert_int_equal(its_test_count_in(resp, "s3cretpw"), 0);
+    assert_int_equal(its_test_count_in(resp, "rtsp://admin:<redacted>@127.0.0.1:"), 1);
 
     /* a 64-character id, PUT four times: one camera, reachable by its whole id */
     char id64[65], path[160], body[700];
@@ -133,27 +125,27 @@ static void test_ids_and_secrets(void **state)
     assert_int_equal(req("GET", "/v1/cameras", TOKEN, NULL, resp, sizeof resp), 200);
     char quoted[80];
     snprintf(quoted, sizeof quoted, "\"id\":\"%s\"", id64);
-    assert_int_equal(count_in(resp, quoted), 1);
-    assert_int_equal(count_in(resp, "\"count\":2"), 1);
+    assert_int_equal(its_test_count_in(resp, quoted), 1);
+    assert_int_equal(its_test_count_in(resp, "\"count\":2"), 1);
     assert_int_equal(req("GET", path, TOKEN, NULL, resp, sizeof resp), 200);
-    assert_int_equal(count_in(resp, quoted), 1);
+    assert_int_equal(its_test_count_in(resp, quoted), 1);
     /* 65 characters: refused, not cut to 64 */
     snprintf(path, sizeof path, "/v1/cameras/%sk", id64);
     assert_int_equal(req("PUT", path, TOKEN, body, resp, sizeof resp), 400);
-    assert_int_equal(count_in(resp, "\"code\":\"bad_request\""), 1);
+    assert_int_equal(its_test_count_in(resp, "\"code\":\"bad_request\""), 1);
     /* %00 would end the id early once decoded */
     assert_int_equal(req("GET", "/v1/cameras/door%00x", TOKEN, NULL, resp, sizeof resp), 400);
-    assert_int_equal(count_in(resp, "{\"error\":{"), 1);
+    assert_int_equal(its_test_count_in(resp, "{\"error\":{"), 1);
     assert_int_equal(req("DELETE", "/v1/cameras/door%00", TOKEN, NULL, resp, sizeof resp), 400);
     assert_int_equal(req("GET", "/v1/cameras", TOKEN, NULL, resp, sizeof resp), 200);
-    assert_int_equal(count_in(resp, "\"count\":2"), 1);
+    assert_int_equal(its_test_count_in(resp, "\"count\":2"), 1);
 
     /* a camera added with a password: not in the answer, not in the list */
     snprintf(body, sizeof body, "{\"url\": \"rtsp://u:hunter2pw@127.0.0.1:%d/x\"}", closed);
     assert_int_equal(req("PUT", "/v1/cameras/gate", TOKEN, body, resp, sizeof resp), 201);
-    assert_int_equal(count_in(resp, "hunter2pw"), 0);
+    assert_int_equal(its_test_count_in(resp, "hunter2pw"), 0);
     assert_int_equal(req("GET", "/v1/cameras/gate", TOKEN, NULL, resp, sizeof resp), 200);
-    assert_int_equal(count_in(resp, "hunter2pw"), 0);
+    assert_int_equal(its_test_count_in(resp, "hunter2pw"), 0);
     its_sleep_ns(1500 * ITS_NS_PER_MS); /* a few failed connects, each logged */
     kill(pid, SIGTERM);
     int st;
@@ -166,8 +158,9 @@ static void test_ids_and_secrets(void **state)
     memcpy(text, log, len);
     text[len] = 0;
     its_free(log);
-    long redacted = count_in(text, "<redacted>");
-    long leaked = count_in(text, "s3cretpw") + count_in(text, "hunter2pw") + count_in(text, TOKEN);
+    long redacted = its_test_count_in(text, "<redacted>");
+    long leaked = its_test_count_in(text, "s3cretpw") + its_test_count_in(text, "hunter2pw") +
+                  its_test_count_in(text, TOKEN);
     print_message("log: %ld redacted URL(s), %ld leak(s)\n", redacted, leaked);
     if (leaked)
         fail_msg("a secret in the log:\n%s", text);

@@ -162,23 +162,6 @@ static int camera(const char *id, double *fps, char *state, size_t slen)
     return 1;
 }
 
-static long count(const char *path, const char *needle)
-{
-    size_t len;
-    uint8_t *d = its_test_read_file(path, &len);
-    if (!d)
-        return -1;
-    long n = 0;
-    char *p = (char *)d;
-    d[len - (len ? 1 : 0)] = 0;
-    while ((p = strstr(p, needle))) {
-        n++;
-        p++;
-    }
-    its_free(d);
-    return n;
-}
-
 static int teardown(void **state)
 {
     (void)state;
@@ -398,11 +381,11 @@ static void test_reload_whole_or_rolled_back(void **state)
     write_cfg(cfg, 4, cams);
     kill(pid, SIGHUP);
     uint64_t until = its_now_ns() + 10 * ITS_NS_PER_S;
-    while (count(err, "rolled back") < 1 && its_now_ns() < until)
+    while (its_test_count_in_file(err, "rolled back") < 1 && its_now_ns() < until)
         its_sleep_ns(20 * ITS_NS_PER_MS);
     double fps;
     char st[32];
-    int rolled = count(err, "rolled back") == 1;
+    int rolled = its_test_count_in_file(err, "rolled back") == 1;
     int b_back = wait_camera("b", 20);
     int a_same = wait_camera("a", 32);
     int c_absent = camera("c", &fps, st, sizeof st) == 0;
@@ -453,7 +436,7 @@ static void test_gpu_fallback(void **state)
                 continue;
             }
             assert_int_equal(rc, 1);
-            assert_true(count(err, "not available") >= 1);
+            assert_true(its_test_count_in_file(err, "not available") >= 1);
             continue;
         }
         wait_200("/readyz");
@@ -480,7 +463,7 @@ static void test_gpu_fallback(void **state)
             assert_non_null(strstr(resp, "its_engine_fallback{backend=\"cuda\"} 1"));
             assert_non_null(
                 strstr(resp, "its_errors_total{module=\"engine\",kind=\"fallback\"} 1"));
-            assert_true(count(err, "running on the cpu engine instead") >= 1);
+            assert_true(its_test_count_in_file(err, "running on the cpu engine instead") >= 1);
         }
     }
 }

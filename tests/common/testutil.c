@@ -76,6 +76,26 @@ uint8_t *its_test_read_file(const char *path, size_t *len)
     return d;
 }
 
+long its_test_count_in(const char *text, const char *needle)
+{
+    long n = 0;
+    for (const char *p = text; (p = strstr(p, needle)); p++)
+        n++;
+    return n;
+}
+
+long its_test_count_in_file(const char *path, const char *needle)
+{
+    size_t len;
+    uint8_t *d = its_test_read_file(path, &len);
+    if (!d)
+        return -1;
+    d[len - (len ? 1 : 0)] = 0;
+    long n = its_test_count_in((const char *)d, needle);
+    its_free(d);
+    return n;
+}
+
 int its_test_write_file(const char *path, const void *data, size_t len)
 {
     FILE *f = fopen(path, "wb");

@@ -38,6 +38,10 @@ const char *its_test_tmpdir(char *buf, size_t len);
 uint8_t *its_test_read_file(const char *path, size_t *len);
 /* Write a file; 0 on success. */
 int its_test_write_file(const char *path, const void *data, size_t len);
+/* Occurrences of needle in text (overlapping ones too). */
+long its_test_count_in(const char *text, const char *needle);
+/* Occurrences of needle in a file's text; -1 if it cannot be read. */
+long its_test_count_in_file(const char *path, const char *needle);
 
 /* A TCP port on 127.0.0.1 that was free a moment ago (for a server the test starts). */
 int its_test_free_port(void);
