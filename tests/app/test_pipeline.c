@@ -171,6 +171,9 @@ static its_pipeline_t *make(const char *sink_path, its_infer_factory inf, int en
     o.per_camera = per_camera;
     o.batch_max = 8;
     o.max_cameras = 16;
+    /* The tests check what the pipeline does, not how the scheduler ranks its threads: with
+     * the sources below the engine worker, a busy CI machine starves them for seconds. */
+    o.source_nice = 0;
     its_pipeline_t *p;
     char err[256];
     if (its_pipeline_create(&o, &p, err, sizeof err) < 0)
@@ -511,10 +514,16 @@ static void test_shutdown_drain(void **state)
         }
         its_pipeline_start(p);
         wait_loaded(p);
-        its_sleep_ns(500 * ITS_NS_PER_MS);
-        its_batcher_stats bs;
-        its_pipeline_batch_stats(p, &bs);
-        assert_true(bs.depth > 0); /* frames are waiting at stop */
+        /* Stop while more than one batch is waiting, so that some frames are still queued
+         * whatever the worker takes in the meantime. The sources run at a lower priority
+         * than the engine worker: on a loaded machine the queue takes a while to build. */
+        its_batcher_stats bs = {0};
+        uint64_t until = its_now_ns() + 20 * ITS_NS_PER_S;
+        do {
+            its_sleep_ns(5 * ITS_NS_PER_MS);
+            its_pipeline_batch_stats(p, &bs);
+        } while (bs.depth <= 8 && its_now_ns() < until);
+        assert_true(bs.depth > 8); /* frames are waiting at stop */
         uint64_t t0 = its_now_ns();
         its_pipeline_stop(p, pass == 0 ? 4 * ITS_NS_PER_S : 0);
         assert_true(its_now_ns() - t0 < 5 * ITS_NS_PER_S);
