@@ -36,6 +36,10 @@ typedef struct cbox {
 } cbox;
 
 #define GRID_SIDE 64
+/* Buffered-IoU widening of the boxes matched to tracks, per stream frame skipped since the
+ * previous frame, and its ceiling (see its_tracker_update). */
+#define SKIP_BUF_PER_FRAME 0.15f
+#define SKIP_BUF_MAX       0.6f
 
 struct its_tracker {
     its_tracker_params p;
@@ -46,6 +50,7 @@ struct its_tracker {
     int n_free;
     uint32_t next_id;
     uint64_t frame_id;
+    int64_t last_ts_ns; /* the previous frame's capture time (0: none yet) */
     its_tracker_stats stats;
     /* per-frame scratch */
     its_track *out;
@@ -146,6 +151,7 @@ void its_tracker_reset(its_tracker_t *t)
     t->n_free = t->p.max_tracks;
     for (int i = 0; i < t->p.max_tracks; i++)
         t->free_slots[i] = t->p.max_tracks - 1 - i;
+    t->last_ts_ns = 0;
 }
 
 void its_tracker_get_stats(const its_tracker_t *t, its_tracker_stats *out)
@@ -230,15 +236,21 @@ static int det_ok(const its_det *d)
  * so a track only looks at the few cells its box (grown by half a box) covers: a handful of
  * candidates per track however many objects are in view. cost = 1 - IoU, or 1 - IoU x score
  * when fusing the detection score. */
+/* IoU cost edges between tracks and detections under `limit`. With buf > 0 every box, the
+ * track's and the detection's, is first widened by buf times its width and height on each
+ * side (buffered IoU, Yang et al. 2023), so that boxes which moved apart between two frames
+ * far apart in time still overlap in proportion to how near they are. */
 static int build_edges(its_tracker_t *t, const int *tr, int ntr, const int *dl, int ndl,
-                       const its_det *dets, int fuse, float limit)
+                       const its_det *dets, int fuse, float limit, float buf)
 {
     float maxw = 1, maxh = 1, minx = INFINITY, miny = INFINITY, maxx = -INFINITY, maxy = -INFINITY;
+    float grow = 1.0f + 2.0f * buf;
     for (int i = 0; i < ndl; i++) {
         const its_det *d = &dets[dl[i]];
         float cx = (d->x1 + d->x2) * 0.5f, cy = (d->y1 + d->y2) * 0.5f;
-        maxw = d->x2 - d->x1 > maxw ? d->x2 - d->x1 : maxw;
-        maxh = d->y2 - d->y1 > maxh ? d->y2 - d->y1 : maxh;
+        float w = (d->x2 - d->x1) * grow, h = (d->y2 - d->y1) * grow;
+        maxw = w > maxw ? w : maxw;
+        maxh = h > maxh ? h : maxh;
         minx = cx < minx ? cx : minx;
         maxx = cx > maxx ? cx : maxx;
         miny = cy < miny ? cy : miny;
@@ -264,10 +276,11 @@ static int build_edges(its_tracker_t *t, const int *tr, int ntr, const int *dl, 
     for (int i = 0; i < ndl; i++) {
         const its_det *d = &dets[dl[i]];
         cbox *b = &t->cbox[start[t->cell_of[i]]++];
-        b->x1 = d->x1;
-        b->y1 = d->y1;
-        b->x2 = d->x2;
-        b->y2 = d->y2;
+        float bw = (d->x2 - d->x1) * buf, bh = (d->y2 - d->y1) * buf;
+        b->x1 = d->x1 - bw;
+        b->y1 = d->y1 - bh;
+        b->x2 = d->x2 + bw;
+        b->y2 = d->y2 + bh;
         b->w = fuse ? d->score : 1.0f;
         b->idx = i;
     }
@@ -276,6 +289,13 @@ static int build_edges(its_tracker_t *t, const int *tr, int ntr, const int *dl, 
     for (int r = 0; r < ntr; r++) {
         float a1, b1, a2, b2;
         kf_box(&t->trk[tr[r]], &a1, &b1, &a2, &b2);
+        if (buf > 0) {
+            float bw = (a2 - a1) * buf, bh = (b2 - b1) * buf;
+            a1 -= bw;
+            a2 += bw;
+            b1 -= bh;
+            b2 += bh;
+        }
         float area_t = (a2 - a1) * (b2 - b1);
         if (!(area_t > 0))
             continue;
@@ -311,9 +331,9 @@ static int build_edges(its_tracker_t *t, const int *tr, int ntr, const int *dl, 
 }
 
 static void associate(its_tracker_t *t, const int *tr, int ntr, const int *dl, int ndl,
-                      const its_det *dets, int fuse, float limit)
+                      const its_det *dets, int fuse, float limit, float buf)
 {
-    int ne = ntr && ndl ? build_edges(t, tr, ntr, dl, ndl, dets, fuse, limit) : 0;
+    int ne = ntr && ndl ? build_edges(t, tr, ntr, dl, ndl, dets, fuse, limit, buf) : 0;
     its__assign_solve(&t->as, ntr, ndl, t->edges, ne, limit, t->row_match, t->col_match);
 }
 
@@ -394,8 +414,22 @@ int its_tracker_update(its_tracker_t *t, const its_det_frame *f, const its_track
         if (t->trk[t->unconf[i]].pub.hits > 1)
             kf_predict(&t->trk[t->unconf[i]]);
 
+    /* Where frames are further apart than the stream's frame rate (a camera sampled at a
+     * few frames per second), an object moves out of its own box between two frames: a track
+     * seen once has no velocity yet, and a young track's filtered velocity lags behind, so
+     * plain IoU would neither confirm nor keep it. Every stage then matches buffered boxes,
+     * the buffer growing with the stream frames skipped since the previous frame: 0 at the
+     * full rate, where the matching is ByteTrack's own. */
+    float tbuf = 0;
+    if (t->last_ts_ns > 0 && f->ts_ns > t->last_ts_ns) {
+        float gap = (float)(f->ts_ns - t->last_ts_ns) * 1e-9f * t->p.frame_rate - 1.0f;
+        tbuf = gap > 0 ? gap * SKIP_BUF_PER_FRAME : 0;
+        tbuf = tbuf > SKIP_BUF_MAX ? SKIP_BUF_MAX : tbuf;
+    }
+    t->last_ts_ns = f->ts_ns;
+
     /* Stage 1: pool vs high detections. */
-    associate(t, t->pool, np, t->high, nh, dets, 1, t->p.match_thresh);
+    associate(t, t->pool, np, t->high, nh, dets, 1, t->p.match_thresh, tbuf);
     int nleft = 0, nrem = 0;
     for (int c = 0; c < nh; c++)
         if (t->col_match[c] < 0)
@@ -409,7 +443,7 @@ int its_tracker_update(its_tracker_t *t, const its_det_frame *f, const its_track
     }
 
     /* Stage 2: still unmatched live tracks vs low detections (occluded objects). */
-    associate(t, t->rem_tr, nrem, t->low, nl, dets, 0, 0.5f);
+    associate(t, t->rem_tr, nrem, t->low, nl, dets, 0, 0.5f, tbuf);
     for (int r = 0; r < nrem; r++) {
         trk *k = &t->trk[t->rem_tr[r]];
         if (t->row_match[r] >= 0)
@@ -425,7 +459,7 @@ int its_tracker_update(its_tracker_t *t, const its_det_frame *f, const its_track
             t->low[nlow++] = t->low[c];
 
     /* Stage 3: tentative tracks vs the high detections left over (confirms them). */
-    associate(t, t->unconf, nu, t->det_left, nleft, dets, 1, 0.7f);
+    associate(t, t->unconf, nu, t->det_left, nleft, dets, 1, 0.7f, tbuf);
     int nweak = 0;
     for (int r = 0; r < nu; r++) {
         trk *k = &t->trk[t->unconf[r]];
@@ -443,7 +477,7 @@ int its_tracker_update(its_tracker_t *t, const its_det_frame *f, const its_track
 
     /* Stage 4: tentative tracks still unmatched vs the low detections left over: a weak
      * detection keeps a tentative track alive (not confirmed); unmatched, it is dropped. */
-    associate(t, t->rem_tr, nweak, t->low, nlow, dets, 0, 0.5f);
+    associate(t, t->rem_tr, nweak, t->low, nlow, dets, 0, 0.5f, tbuf);
     for (int r = 0; r < nweak; r++) {
         trk *k = &t->trk[t->rem_tr[r]];
         if (t->row_match[r] >= 0)

@@ -442,6 +442,46 @@ static void test_json_and_no_alloc(void **state)
     its_tracker_destroy(t);
 }
 
+/* A camera sampled at 4 fps of a 30 fps stream: a car moves its own length between two
+ * frames, so its second box does not overlap its first. The track it starts must still be
+ * confirmed on the second sight and keep one id (buffered IoU for tentative tracks). At the
+ * stream's full rate the same jump is not a plausible motion and is not associated. */
+static void test_low_frame_rate(void **state)
+{
+    (void)state;
+    for (int pass = 0; pass < 2; pass++) {
+        int64_t dt = pass == 0 ? 250000000LL : 33333333LL;
+        its_tracker_params p;
+        its_tracker_params_default(&p);
+        p.frame_rate = 30;
+        its_tracker_t *t;
+        assert_int_equal(its_tracker_create(&p, &t), 0);
+        const its_track *out;
+        its_det_frame fr = {NULL, 0, 1280, 720, 1000000000LL, 0};
+        assert_int_equal(its_tracker_update(t, &fr, &out), 0); /* empty first frame */
+        uint32_t id = 0;
+        int seen = 0;
+        for (int f = 1; f <= 6; f++) {
+            float x = 100.0f + 60.0f * (float)(f - 1);
+            its_det d = {x, 300, x + 60, 340, 0.9f, 2, 0};
+            its_det_frame g = {&d, 1, 1280, 720, 1000000000LL + f * dt, (uint64_t)f};
+            int n = its_tracker_update(t, &g, &out);
+            assert_true(n >= 0);
+            if (n == 1) {
+                if (!id)
+                    id = out[0].id;
+                assert_int_equal(out[0].id, id);
+                seen++;
+            }
+        }
+        if (pass == 0)
+            assert_int_equal(seen, 5); /* confirmed on the second sight, then every frame */
+        else
+            assert_int_equal(seen, 0);
+        its_tracker_destroy(t);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -451,6 +491,7 @@ int main(void)
         cmocka_unit_test(test_metric_sanity),
         cmocka_unit_test(test_bad_input_and_alloc),
         cmocka_unit_test(test_json_and_no_alloc),
+        cmocka_unit_test(test_low_frame_rate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
