@@ -22,11 +22,11 @@ fi
 cmake -S "$root" -B "$root/$dir" "${args[@]}" >/dev/null
 cmake --build "$root/$dir" -j "$jobs"
 cd "$root/$dir"
-# The demo's 60 s budget check (label demo) measures latencies against SPEC's budgets and
-# needs the machine's cores to itself, so the suite leaves it out; run it alone on a quiet
-# machine with `ctest -L demo` (or ITS_TEST_DEMO=1 scripts/test.sh).
-if [ "${ITS_TEST_DEMO:-0}" = 1 ]; then
-    ctest --output-on-failure -j "$jobs" "$@"
-else
-    ctest --output-on-failure -j "$jobs" -LE demo "$@"
+# The demo's 60 s check (label demo) measures latencies against SPEC's budgets, so it runs
+# after the rest of the suite with the machine's cores to itself (ctest: RUN_SERIAL). A
+# latency check on a shared runner gets one more run if the first is over budget; a real
+# regression fails both. ITS_TEST_DEMO=0 leaves it out (a machine busy with other work).
+ctest --output-on-failure -j "$jobs" -LE demo "$@"
+if [ "${ITS_TEST_DEMO:-1}" = 1 ]; then
+    ctest --output-on-failure -L demo --repeat until-pass:2 "$@"
 fi
