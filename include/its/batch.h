@@ -85,8 +85,9 @@ int its_batcher_create(const its_batcher_opts *opts, its_batcher_t **out);
 /* Call after close and after every next() caller has returned. NULL is a no-op. */
 void its_batcher_destroy(its_batcher_t *b);
 
-/* Queue an item for a camera. Returns 0 (possibly after dropping older items), ITS_ERANGE
- * for a bad camera, ITS_ECLOSED after close; on error the item stays the caller's. */
+/* Queue an item for a camera. Returns 1 when the push woke a next() caller that was waiting,
+ * 0 otherwise (possibly after dropping older items), ITS_ERANGE for a bad camera, ITS_ECLOSED
+ * after close; on error the item stays the caller's. */
 int its_batcher_push(its_batcher_t *b, void *item, int camera, uint64_t now_ns);
 
 /*

@@ -141,17 +141,21 @@ static void on_frame(its_frame *f, void *ctx)
 {
     its_pipeline_t *p = ctx;
     f->ts_ns[ITS_TS_ENQUEUE] = its_now_ns();
-    if (its_batcher_push(p->batcher, f, f->camera, f->ts_ns[ITS_TS_ENQUEUE]) < 0) {
+    int woke = its_batcher_push(p->batcher, f, f->camera, f->ts_ns[ITS_TS_ENQUEUE]);
+    if (woke < 0) {
         /* closed: only possible in the instant between a stop and the source's join */
         atomic_fetch_add(&p->cams[f->camera].dropped[ITS_DROP_SHUTDOWN], 1);
         its_frame_unref(f);
         return;
     }
-    /* Hand the CPU over: the push may have woken an engine worker, which the scheduler often
-     * queues on this very CPU, behind this thread's next decode (a 720p burst runs for tens of
-     * ms), until the next tick: 1-4 ms of queue stage per frame on a 2-core machine. A yield
-     * lets it run now; it costs about a microsecond a frame. */
-    sched_yield();
+    /* Hand the CPU over when the push woke an engine worker: the scheduler often queues it on
+     * this very CPU, behind this thread's next decode (a 720p burst runs for tens of ms), until
+     * the next tick: 1-4 ms of queue stage per frame on a 2-core machine. A yield lets it run
+     * now. Only then: with many cameras the workers are busy, pushes wake nobody, and a yield
+     * per frame was 15% of the CPU (100 cameras x 30 FPS, a virtual machine's context
+     * switches). */
+    if (woke)
+        sched_yield();
 }
 
 /* ---- engine workers ---- */

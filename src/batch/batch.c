@@ -38,6 +38,7 @@ struct its_batcher {
     int closed;
     int cursor;
     int waiters_idle; /* next() callers waiting with idle set */
+    int waiters;      /* next() callers waiting, idle or not */
     int inited;       /* mutex and condition variable exist */
     its_batcher_stats st;
 };
@@ -178,10 +179,13 @@ int its_batcher_push(its_batcher_t *b, void *item, int camera, uint64_t now_ns)
     }
     if ((size_t)b->total > b->st.depth_peak)
         b->st.depth_peak = (size_t)b->total;
-    if (b->total == 1 || b->total >= b->o.max_batch || b->waiters_idle)
+    int woke = 0;
+    if (b->total == 1 || b->total >= b->o.max_batch || b->waiters_idle) {
         pthread_cond_signal(&b->cv);
+        woke = b->waiters > 0;
+    }
     pthread_mutex_unlock(&b->mu);
-    return 0;
+    return woke;
 }
 
 /* Choose the batch size from n available items (see the header's policy). */
@@ -246,7 +250,9 @@ int its_batcher_next(its_batcher_t *b, void **items, int max, int idle, int *pad
         if (b->total > 0 && oldest + b->o.max_delay_ns < until)
             until = oldest + b->o.max_delay_ns;
         b->waiters_idle += idle != 0;
+        b->waiters++;
         wait_until(b, until);
+        b->waiters--;
         b->waiters_idle -= idle != 0;
     }
     int pad;
