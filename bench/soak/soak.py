@@ -4,7 +4,10 @@
     bench/soak/soak.py --itsd build/tools/itsd/itsd            # 1 hour, 100 cameras x 30 FPS
     DURATION=180 CAMERAS=10 bench/soak/soak.py --itsd ...      # a short run that shows it works
 
-itsd runs the noop engine on CAMERAS replay cameras (one shared 720p clip) at FPS each,
+itsd runs the noop engine on CAMERAS replay cameras (one shared 720p clip) at FPS each, with
+picture quality measured QUALITY_FPS times per camera per second (5, as deploy/itsd-gpu.yaml;
+1 on a 2-core machine, where 100 cameras at 5 take a core), at niceness NICE if set (-10,
+as root, ahead of other work on a shared machine),
 publishing into a real redis-server. Every CHURN_S seconds a camera is added or removed over
 the HTTP API (alternately); every REDIS_RESTART_S seconds Redis is stopped and started again
 (3 s down). Every SAMPLE_S seconds it samples itsd's RSS, threads and open descriptors
