@@ -16,6 +16,12 @@
  * Contract: create before the pipeline starts (it installs the per-frame observer) and
  * destroy after it stops. The API threads call only the pipeline's thread-safe functions;
  * cameras added through the API are ordinary pipeline cameras.
+ *
+ * With cluster.enabled (its/cluster.h) the cameras come from the registry in Redis instead:
+ * set_serving(1) starts the cluster thread, which starts the cameras this replica owns (the
+ * file's cameras only seed the registry), the API's add and remove write the registry, and
+ * set_serving(-1) freezes the cluster (no camera starts or stops while the pipeline drains)
+ * and destroy, after the stop, hands this replica's cameras over and gives up its lease.
  */
 #ifndef ITS_APP_SERVICES_H
 #define ITS_APP_SERVICES_H

@@ -100,6 +100,16 @@ static void reload(its_pipeline_t *p, its_app_config *cur, const char *path)
         its_app_config_free(&next);
         return;
     }
+    if (cur->s.cluster_enabled) {
+        /* the cameras are the cluster registry's (the file only seeded it): the API edits it */
+        apply_logging(&next.s);
+        its_logi("app", NULL,
+                 "reloaded %s: run-time options only (cluster.enabled: cameras are "
+                 "managed through the registry)",
+                 path);
+        its_app_config_free(&next);
+        return;
+    }
     unsigned n_old = cur->cams.cameras_count, n_new = next.cams.cameras_count;
     char *removed = its_calloc(ITS_MOD_APP, n_old + 1, 1);
     unsigned *added = its_calloc(ITS_MOD_APP, n_new + 1, sizeof *added);
@@ -424,7 +434,7 @@ int main(int argc, char **argv)
     sd_notify(0, "STOPPING=1");
     its_pipeline_stop(p, (uint64_t)(cfg.s.drain_s * 1e9));
     its_app_services_destroy(svc);
-    summary(p, cfg.s.redis.host && *cfg.s.redis.host);
+    summary(p, its_publish_settings_apply(&cfg.s.redis, NULL, NULL));
     its_pipeline_destroy(p);
     its_app_config_free(&cfg);
     return 0;
