@@ -58,9 +58,10 @@ static const char drop_lua[] =
 
 typedef struct cam {
     char id[ITS_CLUSTER_NAME_MAX + 2];
-    char *spec;    /* the registry's, NULL: gone from the registry */
-    char *running; /* the spec it was started with, NULL: not served here */
-    int mine;      /* this view assigns it to us */
+    char *spec;        /* the registry's, NULL: gone from the registry */
+    char *running;     /* the spec it was started with, NULL: not served here */
+    int mine;          /* this view assigns it to us */
+    uint64_t retry_ns; /* a start failed: not again before this */
 } cam;
 
 typedef struct member {
@@ -446,32 +447,32 @@ static void reconcile(its_cluster *c)
                      e->spec ? "owned elsewhere" : "removed");
             stop_cam(c, e, 1);
         } else if (e->running && strcmp(e->running, e->spec) != 0) {
+            /* stopped and released like a handover: started again after the gap */
             its_logi("cluster", e->id, "settings changed: restarting");
-            c->ops.stop(c->ops.ud, e->id);
-            atomic_fetch_sub(&c->serving, 1);
-            its_free(e->running);
-            e->running = NULL;
-            if (c->ops.start(c->ops.ud, e->id, e->spec) == 0 &&
-                (e->running = its_strdup(ITS_MOD_APP, e->spec)))
-                atomic_fetch_add(&c->serving, 1);
+            stop_cam(c, e, 1);
         }
     }
     int capacity = c->cfg.capacity;
     for (int i = 0; i < c->n_cams; i++) {
         cam *e = &c->cams[i];
-        if (!e->mine || e->running || !e->spec || atomic_load(&c->serving) >= capacity)
+        if (!e->mine || e->running || !e->spec || atomic_load(&c->serving) >= capacity ||
+            its_now_ns() < e->retry_ns)
             continue;
         int t = take(c, e->id);
         if (t < 0)
             return;
         if (t == 0)
             continue; /* the previous owner has not let go yet */
-        if (c->ops.start(c->ops.ud, e->id, e->spec) < 0 ||
-            !(e->running = its_strdup(ITS_MOD_APP, e->spec))) {
-            its_logw("cluster", e->id, "cannot start; released, retried at the next resync");
-            e->running = its_strdup(ITS_MOD_APP, "");
-            atomic_fetch_add(&c->serving, 1);
-            stop_cam(c, e, 1);
+        int rc = c->ops.start(c->ops.ud, e->id, e->spec);
+        if (rc == 0 && !(e->running = its_strdup(ITS_MOD_APP, e->spec))) {
+            c->ops.stop(c->ops.ud, e->id);
+            rc = ITS_ENOMEM;
+        }
+        if (rc < 0) {
+            its_logw("cluster", e->id, "cannot start (%s): released, tried again in %d ms",
+                     its_strerror(rc), c->cfg.resync_ms);
+            release(c, e->id);
+            e->retry_ns = its_now_ns() + (uint64_t)c->cfg.resync_ms * ITS_NS_PER_MS;
             continue;
         }
         atomic_fetch_add(&c->serving, 1);
