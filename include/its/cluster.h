@@ -94,6 +94,9 @@ int its_cluster_seed(its_cluster *c, const char *id, const char *spec);
  * present); remove: 0, ITS_ENOENT. ITS_ENET: Redis unreachable. */
 int its_cluster_put(its_cluster *c, const char *id, const char *spec, int replace);
 int its_cluster_remove(its_cluster *c, const char *id);
+/* 1 while the replica holds its lease and can take cameras (what /readyz answers in a
+ * cluster), else 0. Any thread. */
+int its_cluster_ready(its_cluster *c);
 /* Cameras this replica serves now, and live members in its last view. */
 void its_cluster_counts(its_cluster *c, int *serving, int *members);
 /* Stops the thread: no camera is started or stopped any more; the lease and the owner keys

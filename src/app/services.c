@@ -220,6 +220,13 @@ static int prov_ready(void *ud, char *reason, size_t len)
     int serving = atomic_load(&s->serving);
     if (serving <= 0)
         snprintf(reason, len, serving < 0 ? "stopping" : "starting");
+    else if (s->cluster && !its_cluster_ready(s->cluster)) {
+        /* in a cluster, ready means "can take cameras": the replica holds its lease */
+        snprintf(reason, len,
+                 "no cluster lease (Redis away, or the previous lease of this name "
+                 "not yet expired)");
+        return 0;
+    }
     return serving > 0;
 }
 

@@ -93,7 +93,8 @@ struct its_cluster {
     member *members;
     int n_members, cap_members;
     atomic_int serving, n_live;
-    char **seeds; /* id, spec, id, spec... */
+    atomic_int ready; /* the lease is held (its_cluster_ready) */
+    char **seeds;     /* id, spec, id, spec... */
     int n_seeds, cap_seeds, seeded, seeds_logged;
 };
 
@@ -650,6 +651,7 @@ static void *run(void *arg)
     uint64_t next_renew = 0;
     while (!atomic_load(&c->stop)) {
         uint64_t now = its_now_ns();
+        atomic_store(&c->ready, c->held);
         if (c->seeded < c->n_seeds && write_seeds(c) < 0) {
             sub_wait(c, now + 500 * ITS_NS_PER_MS);
             continue;
@@ -709,6 +711,11 @@ int its_cluster_create(const its_cluster_config *cfg, const its_cluster_ops *ops
     return 0;
 }
 
+int its_cluster_ready(its_cluster *c)
+{
+    return c && atomic_load(&c->ready);
+}
+
 int its_cluster_start(its_cluster *c)
 {
     if (c->started || c->left)
@@ -729,7 +736,10 @@ void its_cluster_counts(its_cluster *c, int *serving, int *members)
 
 void its_cluster_freeze(its_cluster *c)
 {
-    if (!c || !c->started)
+    if (!c)
+        return;
+    atomic_store(&c->ready, 0);
+    if (!c->started)
         return;
     atomic_store(&c->stop, 1);
     pthread_join(c->thread, NULL);
