@@ -10,7 +10,7 @@ frame, replica, capture time); replicas receive what the master publishes, and o
 survives the master. Checked, with the expected values from the rule in its/cluster.h, not from
 the code:
   1. every camera is served by exactly one replica, and the split is 6, 6, 12 (24 x 8/32,
-     24 x 16/32);
+     24 x 16/32); every replica is ready, /v1/status and every frame message name it;
   2. kill -9 of a replica: its cameras are served elsewhere within lease TTL + 5 s;
   3. restarted, it takes back at most 24/3 + 1 cameras, and the assignment is the one before;
   4. a camera added through one replica's API is served, and still is after all three restart;
@@ -297,6 +297,16 @@ def main():
         time.sleep(2)
         if settled(reps, CAMS, EXPECT) != a0:
             fail("the assignment changed without a membership change")
+        for r in reps:  # ready = holds its lease; /v1/status names the replica
+            with urllib.request.urlopen("http://127.0.0.1:%d/readyz" % r.port, timeout=2) as h:
+                if h.status != 200:
+                    fail("%s: /readyz %d" % (r.name, h.status))
+            with urllib.request.urlopen("http://127.0.0.1:%d/v1/status" % r.port, timeout=2) as h:
+                if json.loads(h.read()).get("replica") != r.name:
+                    fail("%s: /v1/status does not name the replica" % r.name)
+        bad = [m for s in subs for m in s.snapshot() if m[2] not in CAPS]
+        if bad:
+            fail("frame messages without a replica's name: %s" % bad[:3])
 
         # ---- 2. kill -9 of itsd-0 --------------------------------------------------------------
         victim = reps[0]
