@@ -988,8 +988,19 @@ static int flush_round(its_publisher *p)
         }
     }
     if (p->cfg.wait_replicas > 0) {
+        /* WAIT may take its whole timeout, and Redis ends a blocked command's wait on its
+         * server tick (100 ms at the default hz 10): the read waits that much longer */
+        int ms = 2 * p->cfg.command_timeout_ms + 200;
+        struct timeval longer = {ms / 1000, (ms % 1000) * 1000},
+                       normal = {p->cfg.command_timeout_ms / 1000,
+                                 (p->cfg.command_timeout_ms % 1000) * 1000};
         redisReply *r = NULL;
-        if (redisGetReply(p->rc, (void **)&r) != REDIS_OK || !r) {
+        int ok = redisSetTimeout(p->rc, longer) == REDIS_OK &&
+                 redisGetReply(p->rc, (void **)&r) == REDIS_OK && r &&
+                 redisSetTimeout(p->rc, normal) == REDIS_OK;
+        if (!ok) {
+            if (r)
+                freeReplyObject(r);
             connection_lost(p);
             update_outbox_gauges(p);
             return ITS_ENET;
