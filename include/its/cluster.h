@@ -37,6 +37,9 @@
  * stopped, then its key is set to "-" for handover_gap_ms, so the next owner's first frame comes
  * more than a second after the last one here.
  *
+ * A replica that has just taken its lease waits one renewal period before it takes cameras,
+ * so that replicas starting together see each other first and no camera moves twice.
+ *
  * Fencing: when no renewal has succeeded for lease_ttl_ms - handover_gap_ms (Redis away, this
  * process stalled), every camera is stopped before the lease and owner keys can expire in Redis
  * and others take them; a renewal that finds the lease gone or someone else's stops everything

@@ -84,9 +84,10 @@ struct its_cluster {
     atomic_int stop;
     /* the thread's state */
     char token[40];
-    int held;         /* the lease is ours */
-    uint64_t last_ok; /* when the last successful renewal was sent */
-    int dirty;        /* read the registry at the next tick */
+    int held;              /* the lease is ours */
+    uint64_t last_ok;      /* when the last successful renewal was sent */
+    uint64_t settle_until; /* a new lease: no cameras before this */
+    int dirty;             /* read the registry at the next tick */
     uint64_t next_resync;
     cam *cams;
     int n_cams, cap_cams;
@@ -541,6 +542,8 @@ static void renew(its_cluster *c)
         if (r && r->type == REDIS_REPLY_STATUS) {
             c->held = 1;
             c->last_ok = sent;
+            /* replicas starting together see each other before either takes cameras */
+            c->settle_until = sent + (uint64_t)c->cfg.lease_ttl_ms * ITS_NS_PER_MS / 4;
             its_logi("cluster", NULL, "replica %s holds its lease (capacity %d)", c->replica,
                      c->cfg.capacity);
         }
@@ -673,7 +676,7 @@ static void *run(void *arg)
                 c->next_resync = now + (uint64_t)c->cfg.resync_ms * ITS_NS_PER_MS;
             }
         }
-        if (c->held) {
+        if (c->held && its_now_ns() >= c->settle_until) {
             assign(c);
             reconcile(c);
         }

@@ -155,7 +155,13 @@ class Itsd:
 
     def stop(self):
         """SIGTERM; the per-camera frames processed from its summary."""
+        self.terminate()
+        return self.summary()
+
+    def terminate(self):
         self.proc.send_signal(signal.SIGTERM)
+
+    def summary(self):
         try:
             self.proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
@@ -170,6 +176,13 @@ class Itsd:
             if m:
                 processed[m.group(1)] = processed.get(m.group(1), 0) + int(m.group(2))
         return processed
+
+
+def stop_all(reps):
+    """SIGTERM to every replica at once, then their summaries."""
+    for r in reps:
+        r.terminate()
+    return [r.summary() for r in reps]
 
 
 def owners(reps):
@@ -357,8 +370,7 @@ def main():
         all_cams = CAMS + ["cam-api"]
         if not wait_settled(reps, all_cams, None, 10, "after the API add"):
             return
-        for r in reps:
-            r.stop()
+        stop_all(reps)
         log("all three stopped")
         restart_wall = time.time()
         for r in reps:
@@ -399,10 +411,13 @@ def main():
         log("publishing resumed (subscribers resubscribed %s times)" %
             [s.reconnects for s in subs])
         time.sleep(3)
+        # all at once: a replica stopped alone would hand its cameras to the others, and a
+        # camera that leaves a replica leaves that replica's summary with it
         processed = collections.Counter()
-        for r in reps:
-            for cam, n in r.stop().items():
-                processed[(r.name, cam)] += n
+        for r, counts in zip(reps, stop_all(reps)):
+            for cam, n in counts.items():
+                if n:
+                    processed[(r.name, cam)] += n
         time.sleep(1)  # the last messages through the replicas' pub/sub
         got = set()
         total_msgs = 0
