@@ -47,6 +47,7 @@ MASTER = "its"
 SUMMARY = re.compile(r"^itsd: camera (\S+): in \d+, processed (\d+),")
 
 failures = []
+validator = None
 
 
 def fail(msg):
@@ -70,6 +71,7 @@ class Subscriber(threading.Thread):
         super().__init__(daemon=True)
         self.port = port
         self.msgs = []
+        self.raw = []  # the first messages whole, for the schema
         self.lock = threading.Lock()
         self.r = self.subscribe()
         self.reconnects = 0
@@ -93,6 +95,8 @@ class Subscriber(threading.Thread):
             if isinstance(rep, list) and rep[0] == b"pmessage":
                 m = json.loads(rep[3])
                 with self.lock:
+                    if len(self.raw) < 200:
+                        self.raw.append(m)
                     self.msgs.append((m["camera"], m["frame"], m.get("replica"), m["ts_us"],
                                       time.time()))
 
@@ -244,6 +248,14 @@ def main():
         skip("redis-server or redis-sentinel is not installed (Debian redis-sentinel)")
     if not os.path.exists(os.path.join(o.shared, VIDEO)):
         skip(VIDEO + " is missing")
+    sys.path.insert(0, os.path.join(o.source, "scripts"))
+    try:
+        import validate_messages
+
+        global validator
+        validator = validate_messages.Validator(os.path.join(o.source, "docs", "schema"))
+    except ImportError:
+        skip("python3-jsonschema is not installed")
     shutil.rmtree(o.work, ignore_errors=True)
     os.makedirs(o.work)
     procs = []
@@ -320,6 +332,14 @@ def main():
         bad = [m for s in subs for m in s.snapshot() if m[2] not in CAPS]
         if bad:
             fail("frame messages without a replica's name: %s" % bad[:3])
+        for s in subs:  # docs/schema/ (frame.schema.json, with the replica field)
+            with s.lock:
+                sample = list(s.raw)
+            for m in sample:
+                errs = validator.errors(m)
+                if errs:
+                    fail("a frame message fails the schema: %s (%s)" % (errs[:2], m))
+                    break
 
         # ---- 2. kill -9 of itsd-0 --------------------------------------------------------------
         victim = reps[0]
