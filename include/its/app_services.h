@@ -26,10 +26,18 @@
 #ifndef ITS_APP_SERVICES_H
 #define ITS_APP_SERVICES_H
 
+#include <stdatomic.h>
+#include <stdint.h>
+
 #include "its/app.h"
 #include "its/pipeline.h"
 
 typedef struct its_app_services its_app_services;
+
+/* cluster.enabled: until when (its_now_ns()) this replica's lease is valid, less the handover
+ * gap; 0 without one. The cluster thread sets it at every renewal, the pipeline's sink is
+ * fenced on it (its_sink_fenced). One per process. */
+extern _Atomic uint64_t its_app_lease_until;
 
 int its_app_services_create(const its_app_config *c, its_pipeline_t *p, its_app_services **out,
                             char *err, size_t errlen);

@@ -54,6 +54,7 @@
 #define ITS_CLUSTER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "its/redis.h"
 
@@ -71,6 +72,12 @@ typedef struct its_cluster_ops {
     int (*start)(void *ud, const char *id, const char *spec);
     /* Stop serving it; when this returns, it produces no new frames. */
     void (*stop)(void *ud, const char *id);
+    /* Optional: the lease is valid until valid_until_ns (its_now_ns() base; the fence time,
+     * lease_ttl_ms - handover_gap_ms after the last renewal sent), 0 when there is none.
+     * Called at every renewal and loss; what this replica publishes should be gated on it
+     * (itsd: its_sink_fenced), since a stalled process's threads run on for a moment before
+     * the cluster thread notices. */
+    void (*lease)(void *ud, uint64_t valid_until_ns);
 } its_cluster_ops;
 
 typedef struct its_cluster_config {

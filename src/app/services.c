@@ -319,6 +319,14 @@ static int camera_from_json(json_t *j, int spread_phase, its_camera_cfg *c, cam_
     return 0;
 }
 
+_Atomic uint64_t its_app_lease_until;
+
+static void cl_lease(void *ud, uint64_t valid_until_ns)
+{
+    (void)ud;
+    atomic_store(&its_app_lease_until, valid_until_ns);
+}
+
 static int cl_start(void *ud, const char *id, const char *spec)
 {
     its_app_services *s = ud;
@@ -484,7 +492,7 @@ static int cluster_create(its_app_services *s, const its_app_config *c, char *er
     cc.redis.connect_timeout_ms = pc.connect_timeout_ms;
     cc.redis.command_timeout_ms = pc.command_timeout_ms;
     s->spread_phase = st->spread_phase;
-    its_cluster_ops ops = {.ud = s, .start = cl_start, .stop = cl_stop};
+    its_cluster_ops ops = {.ud = s, .start = cl_start, .stop = cl_stop, .lease = cl_lease};
     int rc = its_cluster_create(&cc, &ops, &s->cluster, err, errlen);
     for (unsigned i = 0; rc == 0 && i < c->cams.cameras_count; i++) {
         char *spec = its_app_camera_json(&c->cams.cameras[i]);

@@ -13,6 +13,7 @@
 #include "its/app.h"
 #include "its/app_hooks.h"
 #include "its/app_redis.h"
+#include "its/app_services.h"
 #include "its/cluster.h"
 #include "its/core.h"
 
@@ -629,6 +630,8 @@ int its_app_pipeline_opts(const its_app_config *c, its_pipeline_opts *o, char *e
     if (!o->sink)
         return its_seterr(err, errlen, opts_fail(o, ITS_EIO), "sink: cannot open '%s'",
                           s->sink_path);
+    if (s->cluster_enabled && !(o->sink = its_sink_fenced(o->sink, &its_app_lease_until)))
+        return its_seterr(err, errlen, opts_fail(o, ITS_ENOMEM), "sink: out of memory");
     return 0;
 }
 

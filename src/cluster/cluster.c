@@ -78,6 +78,7 @@ struct its_cluster {
     pthread_mutex_t mu; /* cmd */
     redisContext *cmd;
     uint64_t cmd_retry_ns;
+    int cmd_failing;   /* failed connects in a row */
     redisContext *sub; /* the thread's */
     pthread_t thread;
     int started, left;
@@ -136,7 +137,11 @@ static redisContext *cmd_conn(its_cluster *c)
     c->cmd = its_redis_connect(&c->cfg.redis, NULL, err, sizeof err);
     if (!c->cmd) {
         c->cmd_retry_ns = now + 500 * ITS_NS_PER_MS;
-        its_logw("cluster", NULL, "%s", err);
+        if (!c->cmd_failing++) /* once per outage */
+            its_logw("cluster", NULL, "%s", err);
+    } else if (c->cmd_failing) {
+        its_logi("cluster", NULL, "Redis back after %d failed connects", c->cmd_failing);
+        c->cmd_failing = 0;
     }
     return c->cmd;
 }
@@ -525,39 +530,16 @@ static void new_token(its_cluster *c)
              (unsigned long long)b);
 }
 
-/* One renewal (or, without a lease, one attempt to take one). */
-static void renew(its_cluster *c)
+/* The renewal script with the current token: 1 renewed (members and lost cameras applied),
+ * 0 the lease is not ours, < 0 Redis away or refusing. */
+static int renew_script(its_cluster *c, const char *ttl, const char *capv, uint64_t sent)
 {
-    char lease[160], ttl[16], capv[16];
-    key(c, lease, sizeof lease, "lease", c->replica);
-    snprintf(ttl, sizeof ttl, "%d", c->cfg.lease_ttl_ms);
-    snprintf(capv, sizeof capv, "%d", c->cfg.capacity);
-    uint64_t sent = its_now_ns();
-    if (!c->held) {
-        new_token(c);
-        const char *argv[] = {"SET", lease, c->token, "NX", "PX", ttl};
-        pthread_mutex_lock(&c->mu);
-        redisReply *r = cmd_argv(c, 6, argv);
-        pthread_mutex_unlock(&c->mu);
-        if (r && r->type == REDIS_REPLY_STATUS) {
-            c->held = 1;
-            c->last_ok = sent;
-            /* replicas starting together see each other before either takes cameras */
-            c->settle_until = sent + (uint64_t)c->cfg.lease_ttl_ms * ITS_NS_PER_MS / 4;
-            its_logi("cluster", NULL, "replica %s holds its lease (capacity %d)", c->replica,
-                     c->cfg.capacity);
-        }
-        if (r)
-            freeReplyObject(r);
-        if (!c->held)
-            return;
-    }
     int n = 5;
     for (int i = 0; i < c->n_cams; i++)
         n += c->cams[i].running != NULL;
     const char **argv = its_malloc(ITS_MOD_APP, (size_t)(n + 3) * sizeof *argv);
     if (!argv)
-        return;
+        return ITS_ENOMEM;
     char nkeys[] = "0";
     argv[0] = "EVAL";
     argv[1] = renew_lua;
@@ -575,21 +557,71 @@ static void renew(its_cluster *c)
     redisReply *r = cmd_argv(c, k, argv);
     pthread_mutex_unlock(&c->mu);
     its_free(argv);
+    int rc = ITS_ENET;
     if (r && r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
         r->element[0]->type == REDIS_REPLY_INTEGER) {
-        if (r->element[0]->integer == 1 && r->elements == 3) {
+        rc = r->element[0]->integer == 1 && r->elements == 3;
+        if (rc) {
             c->last_ok = sent;
             apply_renewal(c, r);
-        } else {
+        }
+    } else if (r && r->type == REDIS_REPLY_ERROR) {
+        its_loge("cluster", NULL, "lease renewal refused: %s", r->str);
+        rc = ITS_EPROTO;
+    }
+    if (r)
+        freeReplyObject(r);
+    return rc;
+}
+
+static void lease_taken(its_cluster *c, uint64_t sent, const char *how)
+{
+    c->held = 1;
+    /* replicas starting together see each other before either takes cameras */
+    c->settle_until = sent + (uint64_t)c->cfg.lease_ttl_ms * ITS_NS_PER_MS / 4;
+    its_logi("cluster", NULL, "replica %s %s its lease (capacity %d)", c->replica, how,
+             c->cfg.capacity);
+}
+
+/* One renewal; without a lease, one attempt to take one. A replica fenced while its lease
+ * lived on in Redis (an outage shorter than the lease) renews that lease again instead of
+ * waiting for it to expire: its cameras were stopped, and it takes each back only through
+ * its owner key, as any other replica would. */
+static void renew(its_cluster *c)
+{
+    char lease[160], ttl[16], capv[16];
+    key(c, lease, sizeof lease, "lease", c->replica);
+    snprintf(ttl, sizeof ttl, "%d", c->cfg.lease_ttl_ms);
+    snprintf(capv, sizeof capv, "%d", c->cfg.capacity);
+    uint64_t sent = its_now_ns();
+    if (c->held || c->token[0]) {
+        int rc = renew_script(c, ttl, capv, sent);
+        if (rc == 1 && !c->held)
+            lease_taken(c, sent, "renews");
+        if (rc != 0)
+            return;
+        if (c->held) {
             c->held = 0;
             c->n_members = 0;
             stop_all(c, "the lease is gone (expired or taken)");
         }
-    } else if (r && r->type == REDIS_REPLY_ERROR) {
-        its_loge("cluster", NULL, "lease renewal refused: %s", r->str);
+        c->token[0] = 0;
     }
+    new_token(c);
+    const char *argv[] = {"SET", lease, c->token, "NX", "PX", ttl};
+    pthread_mutex_lock(&c->mu);
+    redisReply *r = cmd_argv(c, 6, argv);
+    pthread_mutex_unlock(&c->mu);
+    int taken = r && r->type == REDIS_REPLY_STATUS;
     if (r)
         freeReplyObject(r);
+    if (!taken) {
+        c->token[0] = 0; /* someone holds a lease of this name: wait for it to expire */
+        return;
+    }
+    c->last_ok = sent;
+    lease_taken(c, sent, "holds");
+    renew_script(c, ttl, capv, sent); /* the members, at once */
 }
 
 /* ---- the change subscription ----------------------------------------------------------- */
@@ -667,6 +699,8 @@ static void *run(void *arg)
                 c->n_members = 0;
                 stop_all(c, "no lease renewal for too long (fenced)");
             }
+            if (c->ops.lease)
+                c->ops.lease(c->ops.ud, c->held ? c->last_ok + fence : 0);
         }
         if (!c->sub)
             sub_open(c);
@@ -756,7 +790,7 @@ void its_cluster_leave(its_cluster *c)
         return;
     its_cluster_freeze(c);
     c->left = 1;
-    if (!c->held)
+    if (!c->held && !c->token[0])
         return;
     /* the cameras stopped with the pipeline: only their keys are handed over */
     int n = 0;

@@ -13,6 +13,9 @@ the code:
      24 x 16/32); every replica is ready, /v1/status and every frame message name it;
   2. kill -9 of a replica: its cameras are served elsewhere within lease TTL + 5 s;
   3. restarted, it takes back at most 24/3 + 1 cameras, and the assignment is the one before;
+     a replica stalled past its lease (SIGSTOP) loses its cameras to the others, and when it
+     resumes its fence keeps it from publishing them while they are served elsewhere (the
+     check of 5), then it takes its share back;
   4. a camera added through one replica's API is served, and still is after all three restart;
   5. over the whole run, no camera's frame messages come from two replicas within one second;
   6. the master is killed (kill -9): Sentinel promotes a replica, publishing resumes there, and
@@ -378,6 +381,24 @@ def main():
                 fail("the restart moved %d cameras, more than a third plus one" % back)
             if a2 != a0:
                 fail("the assignment after the restart differs from the one before the kill")
+
+        # ---- 3b. a stalled replica (SIGSTOP past its lease): fenced, then back -----------------
+        stalled = reps[1]
+        t_stop = time.time()
+        stalled.proc.send_signal(signal.SIGSTOP)
+        log("SIGSTOP %s for %.0f s" % (stalled.name, TTL_MS / 1000 + 3))
+        time.sleep(TTL_MS / 1000 + 3)
+        a_s = settled([r for r in reps if r is not stalled], CAMS, {"itsd-0": 8, "itsd-2": 16})
+        if not a_s:
+            fail("the stalled replica's cameras did not move within its lease + 3 s")
+        stalled.proc.send_signal(signal.SIGCONT)
+        log("SIGCONT %s" % stalled.name)
+        a_b = wait_settled(reps, CAMS, EXPECT, 20, "after the stall")
+        if a_b and a_b != a0:
+            fail("the assignment after the stall differs from the one before")
+        stall_msgs = [m for sb in subs for m in sb.snapshot()
+                      if m[2] == stalled.name and m[4] > t_stop + 0.5]
+        log("the stalled replica published %d frame messages after it resumed" % len(stall_msgs))
 
         # ---- 4. a camera added through the API, then all three restarted ---------------------
         body = json.dumps({"id": "cam-api", "url": os.path.join(o.shared, VIDEO), "kind": "replay",
