@@ -168,7 +168,9 @@ static void where_to_look(const its_app_config *c, its_app_services *svc)
         fprintf(stderr, "JSON lines in %s", c->s.sink_path);
     else
         fprintf(stderr, "no local sink");
-    if (c->s.redis.host && *c->s.redis.host)
+    if (c->s.redis.sentinels && *c->s.redis.sentinels)
+        fprintf(stderr, " and Redis through the Sentinels %s", c->s.redis.sentinels);
+    else if (c->s.redis.host && *c->s.redis.host)
         fprintf(stderr, " and Redis at %s:%d", c->s.redis.host, c->s.redis.port);
     fprintf(stderr, " (format: docs/messages.md)\n");
     if (port > 0) {
