@@ -88,6 +88,11 @@ typedef struct its_app_settings {
     its_publish_settings redis; /* redis.*: an empty host means no Redis sink */
     int api_enabled;
     its_api_settings api; /* api.* */
+    /* cluster.*: replicas sharing the cameras through Redis (its/cluster.h) */
+    int cluster_enabled;
+    char *cluster_replica; /* "": ITS_REPLICA_NAME, else the host name */
+    int cluster_capacity;  /* 0: ingest.max_cameras */
+    int cluster_lease_ttl_ms, cluster_resync_ms;
 } its_app_settings;
 
 /* One camera as written in the YAML file (strings owned by the loader). */
@@ -138,6 +143,10 @@ void its_app_config_free(its_app_config *c);
  * struct copy is not enough). src is left empty. */
 void its_app_config_move(its_app_config *dst, its_app_config *src);
 
+/* A camera as one JSON object (the registry's form, its/cluster.h): the fields of the YAML
+ * camera as written (${VAR} unexpanded), into an its_malloc'd string (ITS_MOD_APP). */
+char *its_app_camera_json(const its_app_camera *a);
+
 /* ${VAR} / ${VAR:-default} expansion into buf; ITS_EOVERFLOW if it does not fit,
  * ITS_ECONFIG for an unterminated ${. */
 int its_app_expand(const char *in, char *buf, size_t len);
@@ -145,7 +154,8 @@ int its_app_expand(const char *in, char *buf, size_t len);
 /* Pipeline options (infer factory, sink) from the settings; the caller then creates the
  * pipeline and adds c->resolved cameras. */
 int its_app_pipeline_opts(const its_app_config *c, its_pipeline_opts *o, char *err, size_t errlen);
-/* All of it: options, create, add every camera. */
+/* All of it: options, create, add every camera (with cluster.enabled none: the cluster
+ * starts the cameras it owns, its_app_services). */
 int its_app_build_pipeline(const its_app_config *c, its_pipeline_t **out, char *err, size_t errlen);
 
 #endif

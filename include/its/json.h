@@ -96,9 +96,15 @@ void its_json_knums(its_json *w, const char *const *keys, const double *vals, in
 
 /* Opens a message of schema v2 (docs/messages.md) with its envelope,
  *   {"v":2,"type":type,"camera":camera,"ts_us":ts_us,"frame":frame
- * (camera NULL: left out); the caller adds the message's own members and closes the object. */
+ * (camera NULL: left out), then "replica":name once its_json_set_replica named this process;
+ * the caller adds the message's own members and closes the object. */
 void its_json_msg_begin(its_json *w, const char *type, const char *camera, int64_t ts_us,
                         uint64_t frame);
+/* The replica of a fleet this process is (itsd with cluster.enabled): every message names it.
+ * Set once, before the threads that write messages start; the string is copied (63 bytes at
+ * most). NULL or "": none. */
+void its_json_set_replica(const char *name);
+const char *its_json_replica(void); /* "" when none */
 
 /*
  * The detections of a frame as messages v2 carry them, the same everywhere (docs/messages.md):

@@ -149,6 +149,11 @@ its_sink *its_sink_file(const char *path);
 its_sink *its_sink_null(void);
 /* Fan out to several sinks (takes ownership of them). */
 its_sink *its_sink_tee(its_sink **sinks, int n);
+/* Passes messages to inner (owned) only while its_now_ns() is below *valid_until (0: never),
+ * and drops the rest, counted and logged once per spell: the fence of a cluster replica
+ * (its/cluster.h), so that a process that stalled past its lease publishes nothing of the
+ * cameras others have taken meanwhile, whatever its threads do before it notices. */
+its_sink *its_sink_fenced(its_sink *inner, const _Atomic uint64_t *valid_until);
 
 /* ---- per-camera analytics hooks ---- */
 

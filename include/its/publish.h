@@ -60,6 +60,7 @@
 #include "its/config.h"
 #include "its/det.h"
 #include "its/metrics.h"
+#include "its/redis.h"
 
 #define ITS_PUB_ID_MAX 64
 
@@ -114,6 +115,7 @@ typedef struct its_cache_config {
     const char *username, *password;
     int db;
     int connect_timeout_ms, command_timeout_ms;
+    const char *sentinels, *master_name; /* through Sentinel, as its_publish_config */
 } its_cache_config;
 
 void its_cache_config_default(its_cache_config *cfg);
@@ -158,6 +160,14 @@ typedef struct its_publish_config {
     int ttl_base_s[ITS_TTL_COUNT]; /* 0: SPEC's base */
     int observe_latency; /* 1 (default): an acknowledged frame message adds its capture-to-
                             acknowledgement time to analytics_latency_seconds */
+    /* Redis Sentinel (its/redis.h): "host:port,..." asked for the master named master_name
+     * (NULL: ITS_REDIS_MASTER_NAME) at every connect; NULL or "": connect to host:port */
+    const char *sentinels;
+    const char *master_name;
+    /* > 0: every pipelined round ends with WAIT wait_replicas command_timeout_ms, and its
+     * messages leave the outbox only once that many replicas have them (a failover then loses
+     * nothing that was taken off the outbox); 0 (default): no WAIT */
+    int wait_replicas;
 } its_publish_config;
 
 void its_publish_config_default(its_publish_config *cfg);
@@ -320,9 +330,11 @@ void its_publish_service_destroy(its_publish_service *svc);
 
 /* ---- configuration rows for a program's options table (its/config.h) ------------------- */
 
-/* The "redis.*" section of a YAML configuration. An empty host means: do not publish. */
+/* The "redis.*" section of a YAML configuration. An empty host and no sentinels mean: do
+ * not publish. */
 typedef struct its_publish_settings {
-    char *host, *username, *password, *password_file;
+    char *host, *username, *password, *password_file, *sentinels, *master_name;
+    int wait_replicas;
     int port, db;
     int connect_timeout_ms, command_timeout_ms, backoff_min_ms, backoff_max_ms;
     int outbox_max_msgs, outbox_max_mb, stream_maxlen, max_pipeline;
@@ -365,8 +377,15 @@ typedef struct its_publish_settings {
                     ITS_STR(ITS_CACHE_MAX_ENTRIES), 1, 16777216, 0,                                \
                     "Entries of the in-process L1 cache"),                                         \
         ITS_OPT_INT("redis.cache_max_mb", T, m.cache_max_mb, ITS_STR(ITS_CACHE_MAX_MB), 1, 65536,  \
-                    0, "Bytes of the in-process L1 cache, MiB")
-#define ITS_PUBLISH_N_OPTIONS 16
+                    0, "Bytes of the in-process L1 cache, MiB"),                                   \
+        ITS_OPT_STR("redis.sentinels", T, m.sentinels, "", 0,                                      \
+                    "Redis Sentinels, host:port,...: the master is asked of them (instead of "     \
+                    "redis.host) and followed through a failover"),                                \
+        ITS_OPT_STR("redis.master_name", T, m.master_name, ITS_REDIS_MASTER_NAME, 0,               \
+                    "The Sentinels' name of the master"),                                          \
+        ITS_OPT_INT("redis.wait_replicas", T, m.wait_replicas, "0", 0, 16, 0,                      \
+                    "Messages leave the outbox only once this many replicas have them (WAIT)")
+#define ITS_PUBLISH_N_OPTIONS 19
 
 /* Fill the publisher and cache configurations from loaded settings (either may be NULL). The
  * configurations point into s: keep s alive while they are used. Returns 1 if Redis is

@@ -531,6 +531,8 @@ static void status_body(its_json *w, const void *ctx)
     its_json_obj_begin(w);
     its_json_kstr(w, "version", ITS_VERSION);
     its_json_kfixed(w, "uptime_s", (double)(its_now_ns() - d->api->started_ns) / 1e9, 3);
+    if (its_json_replica()[0]) /* cluster.enabled: which replica this is */
+        its_json_kstr(w, "replica", its_json_replica());
     if (reg) {
         its_metric *e2e = its_metrics_series(its_metrics_std(reg, ITS_M_LATENCY), NULL);
         double p99 = its_metric_quantile(e2e, 0.99),

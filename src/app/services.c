@@ -23,10 +23,14 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "its/api.h"
+#include "its/app.h"
 #include "its/app_services.h"
+#include "its/cluster.h"
 #include "its/core.h"
 #include "its/metrics.h"
 #include "its/publish.h"
@@ -64,6 +68,10 @@ struct its_app_services {
     atomic_int serving;          /* its_app_services_set_serving: what /readyz answers */
     uint64_t prev_fallbacks;     /* collector only */
     const char *backend;         /* engine.backend, the label of its_engine_fallback */
+    /* cluster.enabled: the cameras come from the shared registry (its/cluster.h) */
+    its_cluster *cluster;
+    int spread_phase;
+    char r_host[256], r_sentinels[512], r_master[64], r_user[128], r_pass[256];
 };
 
 static void observe(void *ctx, const its_frame *f, const char *camera)
@@ -212,6 +220,13 @@ static int prov_ready(void *ud, char *reason, size_t len)
     int serving = atomic_load(&s->serving);
     if (serving <= 0)
         snprintf(reason, len, serving < 0 ? "stopping" : "starting");
+    else if (s->cluster && !its_cluster_ready(s->cluster)) {
+        /* in a cluster, ready means "can take cameras": the replica holds its lease */
+        snprintf(reason, len,
+                 "no cluster lease (Redis away, or the previous lease of this name "
+                 "not yet expired)");
+        return 0;
+    }
     return serving > 0;
 }
 
@@ -256,9 +271,123 @@ static int prov_get(void *ud, const char *id, its_api_camera *out)
     return 0;
 }
 
+/* ---- the cluster's cameras ---- */
+
+typedef struct cam_strings {
+    char url[2048], kind[16], scene[2048];
+} cam_strings;
+
+static const char *jstr(json_t *j, const char *k)
+{
+    return json_string_value(json_object_get(j, k));
+}
+
+/* A registry camera (its_app_camera_json's fields) into a camera for the pipeline, url and
+ * scene ${VAR}-expanded here. ITS_EINVAL with err saying why. */
+static int camera_from_json(json_t *j, int spread_phase, its_camera_cfg *c, cam_strings *st,
+                            char *err, size_t errlen)
+{
+    memset(c, 0, sizeof *c);
+    const char *url = jstr(j, "url"), *kind = jstr(j, "kind"), *pace = jstr(j, "pace"),
+               *scene = jstr(j, "scene"), *tr = jstr(j, "rtsp_transport");
+    its_source_kind k;
+    if (!url || its_app_expand(url, st->url, sizeof st->url) < 0)
+        return its_seterr(err, errlen, ITS_EINVAL, "url: missing or cannot be expanded");
+    if (kind && (its_source_parse_kind(kind, &k) < 0 ||
+                 snprintf(st->kind, sizeof st->kind, "%s", kind) >= (int)sizeof st->kind))
+        return its_seterr(err, errlen, ITS_EINVAL, "kind: '%s' is not a source kind", kind);
+    if (pace && strcmp(pace, "realtime") && strcmp(pace, "none"))
+        return its_seterr(err, errlen, ITS_EINVAL, "pace: '%s' is not realtime or none", pace);
+    if (tr && strcmp(tr, "tcp") && strcmp(tr, "udp"))
+        return its_seterr(err, errlen, ITS_EINVAL, "rtsp_transport: '%s' is not tcp or udp", tr);
+    if (scene && its_app_expand(scene, st->scene, sizeof st->scene) < 0)
+        return its_seterr(err, errlen, ITS_EINVAL, "scene: cannot be expanded");
+    c->url = st->url;
+    c->kind = kind ? st->kind : NULL;
+    c->scene = scene && *st->scene ? st->scene : NULL;
+    c->loop = json_is_true(json_object_get(j, "loop"));
+    c->realtime = !(pace && !strcmp(pace, "none"));
+    c->fps = json_number_value(json_object_get(j, "fps"));
+    c->sample_fps = json_number_value(json_object_get(j, "sample_fps"));
+    c->phase_s = json_number_value(json_object_get(j, "phase_s"));
+    if (c->phase_s == 0 && spread_phase)
+        c->phase_s = -1;
+    c->replay_frames = (int)json_integer_value(json_object_get(j, "replay_frames"));
+    c->rtsp_udp = tr && !strcmp(tr, "udp");
+    c->max_width = (int)json_integer_value(json_object_get(j, "max_width"));
+    c->max_height = (int)json_integer_value(json_object_get(j, "max_height"));
+    return 0;
+}
+
+_Atomic uint64_t its_app_lease_until;
+
+static void cl_lease(void *ud, uint64_t valid_until_ns)
+{
+    (void)ud;
+    atomic_store(&its_app_lease_until, valid_until_ns);
+}
+
+static int cl_start(void *ud, const char *id, const char *spec)
+{
+    its_app_services *s = ud;
+    json_t *j = json_loads(spec, 0, NULL);
+    cam_strings *st = its_malloc(ITS_MOD_APP, sizeof *st);
+    char err[256] = "not a JSON object";
+    int rc = ITS_EINVAL;
+    its_camera_cfg c;
+    if (st && json_is_object(j) &&
+        (rc = camera_from_json(j, s->spread_phase, &c, st, err, sizeof err)) == 0) {
+        c.id = (char *)id;
+        rc = its_pipeline_add_camera(s->p, &c, err, sizeof err);
+    }
+    if (rc < 0)
+        its_logw("cluster", id, "camera not started: %s", err);
+    its_free(st);
+    json_decref(j);
+    return rc;
+}
+
+static void cl_stop(void *ud, const char *id)
+{
+    its_app_services *s = ud;
+    its_pipeline_remove_camera(s->p, id);
+}
+
+/* API add with cluster.enabled: the camera goes into the registry, and whichever replica owns
+ * it starts it. */
+static int cluster_add(its_app_services *s, const its_api_camera_spec *spec)
+{
+    json_t *j = spec->json ? json_loads(spec->json, 0, NULL) : json_object();
+    if (!json_is_object(j)) {
+        json_decref(j);
+        return ITS_EINVAL;
+    }
+    json_object_set_new(j, "id", json_string(spec->id));
+    json_object_set_new(j, "url", json_string(spec->url));
+    json_object_set_new(j, "fps", json_real(spec->fps));
+    its_camera_cfg c;
+    cam_strings *st = its_malloc(ITS_MOD_APP, sizeof *st);
+    char err[256] = "out of memory";
+    int rc = st ? camera_from_json(j, s->spread_phase, &c, st, err, sizeof err) : ITS_ENOMEM;
+    its_free(st);
+    char *text = rc == 0 ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(j);
+    if (rc < 0 || !text) {
+        its_logw("api", spec->id, "camera not added: %s", err);
+        return rc < 0 ? rc : ITS_ENOMEM;
+    }
+    rc = its_cluster_put(s->cluster, spec->id, text, spec->replace);
+    free(text);
+    if (rc < 0 && rc != ITS_EEXIST)
+        its_logw("api", spec->id, "camera not added to the registry: %s", its_strerror(rc));
+    return rc;
+}
+
 static int prov_add(void *ud, const its_api_camera_spec *spec)
 {
     its_app_services *s = ud;
+    if (s->cluster)
+        return cluster_add(s, spec);
     its_camera_cfg c = {.id = (char *)spec->id,
                         .url = (char *)spec->url,
                         .realtime = 1,
@@ -297,6 +426,8 @@ static int prov_add(void *ud, const its_api_camera_spec *spec)
 static int prov_remove(void *ud, const char *id)
 {
     its_app_services *s = ud;
+    if (s->cluster)
+        return its_cluster_remove(s->cluster, id);
     return its_pipeline_remove_camera(s->p, id) < 0 ? ITS_ENOENT : 0;
 }
 
@@ -317,6 +448,66 @@ static int prov_push(void *ud, const char *id, const uint8_t *jpeg, size_t len, 
     default:
         return rc;
     }
+}
+
+static void copy(char *dst, size_t len, const char *src)
+{
+    snprintf(dst, len, "%s", src ? src : "");
+}
+
+/* cluster.*: the replica's name (also in every message), the Redis target (copied: a reload
+ * frees the settings), the file's cameras as seeds, then the thread. */
+static int cluster_create(its_app_services *s, const its_app_config *c, char *err, size_t errlen)
+{
+    const its_app_settings *st = &c->s;
+    char name[ITS_CLUSTER_NAME_MAX + 2] = "";
+    const char *env = getenv("ITS_REPLICA_NAME");
+    if (st->cluster_replica && *st->cluster_replica)
+        copy(name, sizeof name, st->cluster_replica);
+    else if (env && *env)
+        copy(name, sizeof name, env);
+    else if (gethostname(name, sizeof name) < 0)
+        name[0] = 0;
+    name[sizeof name - 1] = 0;
+    its_publish_config pc;
+    its_publish_settings_apply(&st->redis, &pc, NULL);
+    copy(s->r_host, sizeof s->r_host, pc.host);
+    copy(s->r_sentinels, sizeof s->r_sentinels, pc.sentinels);
+    copy(s->r_master, sizeof s->r_master, pc.master_name ? pc.master_name : ITS_REDIS_MASTER_NAME);
+    copy(s->r_user, sizeof s->r_user, pc.username);
+    copy(s->r_pass, sizeof s->r_pass, pc.password);
+    its_cluster_config cc;
+    its_cluster_config_default(&cc);
+    cc.replica = name;
+    cc.capacity = st->cluster_capacity > 0 ? st->cluster_capacity : st->max_cameras;
+    cc.lease_ttl_ms = st->cluster_lease_ttl_ms;
+    cc.resync_ms = st->cluster_resync_ms;
+    cc.redis.host = s->r_host;
+    cc.redis.port = pc.port;
+    cc.redis.sentinels = s->r_sentinels[0] ? s->r_sentinels : NULL;
+    cc.redis.master_name = s->r_master;
+    cc.redis.username = s->r_user[0] ? s->r_user : NULL;
+    cc.redis.password = s->r_pass[0] ? s->r_pass : NULL;
+    cc.redis.db = pc.db;
+    cc.redis.connect_timeout_ms = pc.connect_timeout_ms;
+    cc.redis.command_timeout_ms = pc.command_timeout_ms;
+    s->spread_phase = st->spread_phase;
+    its_cluster_ops ops = {.ud = s, .start = cl_start, .stop = cl_stop, .lease = cl_lease};
+    int rc = its_cluster_create(&cc, &ops, &s->cluster, err, errlen);
+    for (unsigned i = 0; rc == 0 && i < c->cams.cameras_count; i++) {
+        char *spec = its_app_camera_json(&c->cams.cameras[i]);
+        rc = spec ? its_cluster_seed(s->cluster, c->cams.cameras[i].id, spec) : ITS_ENOMEM;
+        its_free(spec);
+    }
+    if (rc == 0) {
+        its_json_set_replica(name);
+        its_logi("cluster", NULL, "replica %s, capacity %d, lease %d ms", name, cc.capacity,
+                 cc.lease_ttl_ms);
+        return 0;
+    }
+    if (rc != ITS_ECONFIG)
+        its_seterr(err, errlen, rc, "cluster: %s", its_strerror(rc));
+    return rc;
 }
 
 int its_app_services_create(const its_app_config *c, its_pipeline_t *p, its_app_services **out,
@@ -355,6 +546,8 @@ int its_app_services_create(const its_app_config *c, its_pipeline_t *p, its_app_
         goto fail;
     }
     its_pipeline_set_observer(p, observe, s);
+    if (c->s.cluster_enabled && (rc = cluster_create(s, c, err, errlen)) < 0)
+        goto fail;
     if (c->s.api_enabled) {
         its_api_config ac;
         its_api_settings_apply(&c->s.api, &ac);
@@ -394,8 +587,13 @@ fail:
 
 void its_app_services_set_serving(its_app_services *s, int serving)
 {
-    if (s)
-        atomic_store(&s->serving, serving);
+    if (!s)
+        return;
+    atomic_store(&s->serving, serving);
+    if (s->cluster && serving > 0 && its_cluster_start(s->cluster) < 0)
+        its_loge("cluster", NULL, "cannot start the cluster thread");
+    if (s->cluster && serving < 0)
+        its_cluster_freeze(s->cluster); /* destroy, after the drain, hands the cameras over */
 }
 
 int its_app_services_port(its_app_services *s)
@@ -408,6 +606,7 @@ void its_app_services_destroy(its_app_services *s)
     if (!s)
         return;
     its_api_destroy(s->api); /* no API thread touches the pipeline after this */
+    its_cluster_destroy(s->cluster);
     its_cache_destroy(s->cache);
     its_metrics_remove_collector(s->reg, collect, s);
     its_free(s->cams);

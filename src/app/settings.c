@@ -13,6 +13,8 @@
 #include "its/app.h"
 #include "its/app_hooks.h"
 #include "its/app_redis.h"
+#include "its/app_services.h"
+#include "its/cluster.h"
 #include "its/core.h"
 
 static const char *const backends[] = {"noop", "cpu", "cuda", NULL};
@@ -109,6 +111,18 @@ static const its_option options[] = {
     ITS_OPT_BOOL("api.enabled", S, api_enabled, "true", 0,
                  "serve the HTTP API and /metrics (itsd)"),
     ITS_API_OPTIONS(S, api),
+    ITS_OPT_BOOL("cluster.enabled", S, cluster_enabled, "false", 0,
+                 "share the cameras with other replicas through Redis: a registry, a lease per "
+                 "replica, each camera served by one (docs/scale-out.md)"),
+    ITS_OPT_STR("cluster.replica", S, cluster_replica, "", 0,
+                "this replica's name (empty: ITS_REPLICA_NAME, else the host name)"),
+    ITS_OPT_INT("cluster.capacity", S, cluster_capacity, "0", 0, 4096, 0,
+                "cameras this replica takes, its weight in the split (0: ingest.max_cameras)"),
+    ITS_OPT_INT("cluster.lease_ttl_ms", S, cluster_lease_ttl_ms, ITS_STR(ITS_CLUSTER_LEASE_TTL_MS),
+                3000, 600000, 0,
+                "lease time to live: a replica that stops renewing loses its cameras after it"),
+    ITS_OPT_INT("cluster.resync_ms", S, cluster_resync_ms, ITS_STR(ITS_CLUSTER_RESYNC_MS), 100,
+                600000, 0, "full read of the camera registry at least this often"),
 };
 #undef S
 
@@ -251,6 +265,9 @@ static int validate(its_app_config *c, char *err, size_t errlen)
     if (s->sink == ITS_SINKT_FILE && (!s->sink_path || !*s->sink_path))
         return its_seterr(err, errlen, ITS_ECONFIG, "%s: sink.path: required for sink.type file",
                           o);
+    if (s->cluster_enabled && !its_publish_settings_apply(&s->redis, NULL, NULL))
+        return its_seterr(err, errlen, ITS_ECONFIG,
+                          "%s: cluster.enabled: needs Redis (redis.host or redis.sentinels)", o);
     if (c->cams.cameras_count > (unsigned)s->max_cameras)
         return its_seterr(err, errlen, ITS_ECONFIG,
                           "%s: cameras: %u cameras but ingest.max_cameras %d", o,
@@ -440,6 +457,32 @@ static void print_url(FILE *out, const char *url)
     print_str(out, "url", shown);
 }
 
+char *its_app_camera_json(const its_app_camera *a)
+{
+    char buf[4096];
+    its_json w;
+    its_json_init(&w, buf, sizeof buf);
+    its_json_obj_begin(&w);
+    its_json_kstr(&w, "id", a->id);
+    its_json_kstr(&w, "url", a->url);
+    const char *const names[] = {"kind", "pace", "scene", "rtsp_transport"};
+    const char *const vals[] = {a->kind, a->pace, a->scene, a->rtsp_transport};
+    for (int i = 0; i < 4; i++)
+        if (vals[i])
+            its_json_kstr(&w, names[i], vals[i]);
+    its_json_kbool(&w, "loop", a->loop);
+    its_json_knum(&w, "fps", a->fps);
+    its_json_knum(&w, "sample_fps", a->sample_fps);
+    its_json_knum(&w, "phase_s", a->phase_s);
+    its_json_kint(&w, "replay_frames", a->replay_frames);
+    its_json_kint(&w, "max_width", a->max_width);
+    its_json_kint(&w, "max_height", a->max_height);
+    its_json_obj_end(&w);
+    if (its_json_finish(&w) < 0)
+        return NULL;
+    return its_strdup(ITS_MOD_APP, buf);
+}
+
 int its_app_config_print(const its_app_config *c, FILE *out)
 {
     int rc = its_config_print(&c->cfg, out);
@@ -587,6 +630,8 @@ int its_app_pipeline_opts(const its_app_config *c, its_pipeline_opts *o, char *e
     if (!o->sink)
         return its_seterr(err, errlen, opts_fail(o, ITS_EIO), "sink: cannot open '%s'",
                           s->sink_path);
+    if (s->cluster_enabled && !(o->sink = its_sink_fenced(o->sink, &its_app_lease_until)))
+        return its_seterr(err, errlen, opts_fail(o, ITS_ENOMEM), "sink: out of memory");
     return 0;
 }
 
@@ -599,7 +644,7 @@ int its_app_build_pipeline(const its_app_config *c, its_pipeline_t **out, char *
     its_pipeline_t *p;
     if ((rc = its_pipeline_create(&o, &p, err, errlen)) < 0)
         return rc;
-    for (unsigned i = 0; i < c->cams.cameras_count; i++)
+    for (unsigned i = 0; !c->s.cluster_enabled && i < c->cams.cameras_count; i++)
         if ((rc = its_pipeline_add_camera(p, &c->resolved[i], err, errlen)) < 0) {
             its_pipeline_destroy(p);
             return rc;

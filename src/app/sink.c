@@ -4,6 +4,7 @@
  * memcpy; the buffer is flushed by the status timer and at shutdown, not per line.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -152,4 +153,60 @@ its_sink *its_sink_tee(its_sink **sinks, int n)
     t->sinks = arr;
     t->n = n;
     return &t->base;
+}
+
+/* ---- fenced: a cluster replica publishes only while its lease is valid ---- */
+
+typedef struct fenced_sink {
+    its_sink base;
+    its_sink *inner;
+    const _Atomic uint64_t *until;
+    _Atomic uint64_t dropped; /* in the current spell */
+} fenced_sink;
+
+static int fenced_publish(its_sink *s, its_msg_type type, const char *camera,
+                          const its_frame *frame, const char *json, size_t len)
+{
+    fenced_sink *f = (fenced_sink *)s;
+    if (its_now_ns() >= atomic_load(f->until)) {
+        if (atomic_fetch_add(&f->dropped, 1) == 0)
+            its_logw("cluster", camera, "lease not valid: messages dropped until it is renewed");
+        return 0;
+    }
+    uint64_t n = atomic_exchange(&f->dropped, 0);
+    if (n)
+        its_logi("cluster", NULL, "lease valid again: %llu messages were dropped",
+                 (unsigned long long)n);
+    return f->inner->publish(f->inner, type, camera, frame, json, len);
+}
+
+static void fenced_flush(its_sink *s)
+{
+    fenced_sink *f = (fenced_sink *)s;
+    f->inner->flush(f->inner);
+}
+
+static void fenced_destroy(its_sink *s)
+{
+    fenced_sink *f = (fenced_sink *)s;
+    f->inner->destroy(f->inner);
+    its_free(f);
+}
+
+its_sink *its_sink_fenced(its_sink *inner, const _Atomic uint64_t *valid_until)
+{
+    if (!inner)
+        return NULL;
+    fenced_sink *f = its_calloc(ITS_MOD_APP, 1, sizeof *f);
+    if (!f) {
+        inner->destroy(inner);
+        return NULL;
+    }
+    f->base.name = "fenced";
+    f->base.publish = fenced_publish;
+    f->base.flush = fenced_flush;
+    f->base.destroy = fenced_destroy;
+    f->inner = inner;
+    f->until = valid_until;
+    return &f->base;
 }

@@ -411,6 +411,18 @@ void its_json_knums(its_json *w, const char *const *keys, const double *vals, in
         its_json_knum(w, keys[i], vals[i]);
 }
 
+static char replica_name[64];
+
+void its_json_set_replica(const char *name)
+{
+    snprintf(replica_name, sizeof replica_name, "%s", name ? name : "");
+}
+
+const char *its_json_replica(void)
+{
+    return replica_name;
+}
+
 void its_json_msg_begin(its_json *w, const char *type, const char *camera, int64_t ts_us,
                         uint64_t frame)
 {
@@ -421,6 +433,8 @@ void its_json_msg_begin(its_json *w, const char *type, const char *camera, int64
         its_json_kstr(w, "camera", camera);
     its_json_kint(w, "ts_us", ts_us);
     its_json_kuint(w, "frame", frame);
+    if (replica_name[0])
+        its_json_kstr(w, "replica", replica_name);
 }
 
 void its_json_frame_dets(its_json *w, const its_det *dets, int n, int width, int height,

@@ -36,7 +36,7 @@ struct its_cache {
     size_t entries, bytes;
     its_cache_stats st;
     /* Redis read-through */
-    char *host, *username, *password;
+    char *host, *username, *password, *sentinels, *master_name;
     int port, db, connect_timeout_ms, command_timeout_ms;
     redisContext *rc;
     uint64_t next_connect_ns;
@@ -101,6 +101,10 @@ int its_cache_create(const its_cache_config *cfg, its_metrics *metrics, its_cach
         bad |= !(c->username = its_strdup(ITS_MOD_PUBLISH, cfg->username));
     if (cfg->password)
         bad |= !(c->password = its_strdup(ITS_MOD_PUBLISH, cfg->password));
+    if (cfg->sentinels && cfg->sentinels[0])
+        bad |= !(c->sentinels = its_strdup(ITS_MOD_PUBLISH, cfg->sentinels));
+    if (cfg->master_name)
+        bad |= !(c->master_name = its_strdup(ITS_MOD_PUBLISH, cfg->master_name));
     if (bad) {
         its_cache_destroy(c);
         return ITS_ENOMEM;
@@ -131,6 +135,8 @@ void its_cache_destroy(its_cache *c)
     its_free(c->host);
     its_free(c->username);
     its_free(c->password);
+    its_free(c->sentinels);
+    its_free(c->master_name);
     pthread_mutex_destroy(&c->lock);
     pthread_mutex_destroy(&c->rlock);
     its_free(c);
@@ -284,38 +290,22 @@ int its_cache_get_l1(its_cache *c, const char *key, char **val, size_t *len)
 
 static int redis_connect(its_cache *c)
 {
-    struct timeval ct = {c->connect_timeout_ms / 1000, (c->connect_timeout_ms % 1000) * 1000};
-    struct timeval cmd = {c->command_timeout_ms / 1000, (c->command_timeout_ms % 1000) * 1000};
-    redisContext *rc = redisConnectWithTimeout(c->host, c->port, ct);
-    if (!rc || rc->err || redisSetTimeout(rc, cmd) != REDIS_OK) {
-        if (rc)
-            redisFree(rc);
-        return ITS_ENET;
-    }
-    redisReply *r = NULL;
-    if (c->password) {
-        r = c->username ? redisCommand(rc, "AUTH %s %s", c->username, c->password)
-                        : redisCommand(rc, "AUTH %s", c->password);
-        int ok = r && r->type == REDIS_REPLY_STATUS;
-        if (r)
-            freeReplyObject(r);
-        if (!ok) {
-            redisFree(rc);
-            return ITS_EAUTH;
-        }
-    }
-    if (c->db) {
-        r = redisCommand(rc, "SELECT %d", c->db);
-        int ok = r && r->type == REDIS_REPLY_STATUS;
-        if (r)
-            freeReplyObject(r);
-        if (!ok) {
-            redisFree(rc);
-            return ITS_EAUTH;
-        }
-    }
-    c->rc = rc;
-    return 0;
+    its_redis_target t;
+    its_redis_target_default(&t);
+    t.host = c->host;
+    t.port = c->port;
+    t.sentinels = c->sentinels;
+    if (c->master_name)
+        t.master_name = c->master_name;
+    t.username = c->username;
+    t.password = c->password;
+    t.db = c->db;
+    t.connect_timeout_ms = c->connect_timeout_ms;
+    t.command_timeout_ms = c->command_timeout_ms;
+    char err[256];
+    int rc = 0;
+    c->rc = its_redis_connect(&t, &rc, err, sizeof err);
+    return c->rc ? 0 : rc;
 }
 
 /* Redis I/O happens under rlock, never under the L1 lock, so that L1 readers and the

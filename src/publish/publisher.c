@@ -19,6 +19,7 @@
 
 #include "its/core.h"
 #include "its/publish.h"
+#include "its/redis.h"
 #include "publish_impl.h"
 
 enum kind { K_DETECTIONS, K_ANALYTICS, K_EVENT, K_CACHE, K_COUNT };
@@ -52,10 +53,11 @@ typedef struct cam_entry {
 
 struct its_publisher {
     its_publish_config cfg;
-    char *host, *username, *password;
+    char *host, *username, *password, *sentinels, *master_name;
     redisContext *rc;
-    int failures;       /* consecutive failed connects, for the backoff */
-    int ever_connected; /* a later connect counts as a reconnect */
+    signed char *outcome; /* per message of a round: 1 rejected by Redis (max_pipeline) */
+    int failures;         /* consecutive failed connects, for the backoff */
+    int ever_connected;   /* a later connect counts as a reconnect */
     uint64_t next_attempt_ns;
     uint64_t rng;
     msg *ring;
@@ -164,8 +166,15 @@ int its_publisher_create(const its_publish_config *cfg, its_metrics *metrics, it
     p->host = its_strdup(ITS_MOD_PUBLISH, cfg->host);
     p->username = cfg->username ? its_strdup(ITS_MOD_PUBLISH, cfg->username) : NULL;
     p->password = cfg->password ? its_strdup(ITS_MOD_PUBLISH, cfg->password) : NULL;
+    p->sentinels =
+        cfg->sentinels && *cfg->sentinels ? its_strdup(ITS_MOD_PUBLISH, cfg->sentinels) : NULL;
+    p->master_name =
+        its_strdup(ITS_MOD_PUBLISH, cfg->master_name ? cfg->master_name : ITS_REDIS_MASTER_NAME);
+    p->outcome = its_calloc(ITS_MOD_PUBLISH, (size_t)cfg->max_pipeline, 1);
     if (!p->ring || !p->cams || !p->host || (cfg->username && !p->username) ||
-        (cfg->password && !p->password)) {
+        (cfg->password && !p->password) ||
+        (p->sentinels == NULL) != !(cfg->sentinels && *cfg->sentinels) || !p->master_name ||
+        !p->outcome) {
         its_publisher_destroy(p);
         return ITS_ENOMEM;
     }
@@ -375,6 +384,9 @@ void its_publisher_destroy(its_publisher *p)
     its_free(p->host);
     its_free(p->username);
     its_free(p->password);
+    its_free(p->sentinels);
+    its_free(p->master_name);
+    its_free(p->outcome);
     its_free(p);
 }
 
@@ -843,58 +855,34 @@ static uint64_t backoff_ns(its_publisher *p)
     return ns / 2 + (ns / 2 ? p->rng % (ns / 2 + 1) : 0);
 }
 
-static int setup_command(its_publisher *p, redisContext *c, const char *what, int argc,
-                         const char **argv)
-{
-    redisReply *r = redisCommandArgv(c, argc, argv, NULL);
-    int ok = r && r->type == REDIS_REPLY_STATUS;
-    if (!ok && p->failures == 0) /* one line per outage: the first failed attempt */
-        its_loge("publish", NULL, "%s refused by %s:%d: %s", what, p->host, p->cfg.port,
-                 r && r->type == REDIS_REPLY_ERROR ? r->str : c->errstr);
-    int rc = ok ? 0 : (r ? ITS_EAUTH : ITS_ENET);
-    if (r)
-        freeReplyObject(r);
-    return rc;
-}
-
 static int try_connect(its_publisher *p)
 {
     uint64_t now = its_now_ns();
     if (now < p->next_attempt_ns)
         return ITS_EAGAIN;
-    struct timeval ct = {p->cfg.connect_timeout_ms / 1000,
-                         (p->cfg.connect_timeout_ms % 1000) * 1000};
-    struct timeval cmd = {p->cfg.command_timeout_ms / 1000,
-                          (p->cfg.command_timeout_ms % 1000) * 1000};
-    redisContext *c = redisConnectWithTimeout(p->host, p->cfg.port, ct);
+    /* directly, or the master the Sentinels name (its/redis.h): after a failover the next
+     * connect finds the promoted replica */
+    its_redis_target t;
+    its_redis_target_default(&t);
+    t.host = p->host;
+    t.port = p->cfg.port;
+    t.sentinels = p->sentinels;
+    t.master_name = p->master_name;
+    t.username = p->username;
+    t.password = p->password;
+    t.db = p->cfg.db;
+    t.connect_timeout_ms = p->cfg.connect_timeout_ms;
+    t.command_timeout_ms = p->cfg.command_timeout_ms;
+    char err[256];
     int rc = 0;
-    if (!c || c->err || redisSetTimeout(c, cmd) != REDIS_OK ||
-        redisEnableKeepAlive(c) != REDIS_OK) {
-        if (p->failures == 0)
-            its_logw("publish", NULL, "cannot connect to Redis %s:%d: %s", p->host, p->cfg.port,
-                     c ? c->errstr : "out of memory");
-        rc = ITS_ENET;
-    }
-    if (rc == 0 && p->password) {
-        const char *argv[] = {"AUTH", p->username ? p->username : p->password, p->password};
-        rc = setup_command(p, c, "AUTH", p->username ? 3 : 2, argv);
-    }
-    if (rc == 0 && p->cfg.db) {
-        char db[16];
-        snprintf(db, sizeof db, "%d", p->cfg.db);
-        const char *argv[] = {"SELECT", db};
-        rc = setup_command(p, c, "SELECT", 2, argv);
-    }
-    if (rc == 0) {
-        /* A server that wants a password we lack (NOAUTH) accepts the connection and refuses
-         * every write: find out now, so that it is a failed connect with its backoff and not
-         * a connection that is lost and remade at once. */
-        const char *argv[] = {"PING"};
-        rc = setup_command(p, c, "PING", 1, argv);
-    }
-    if (rc < 0) {
-        if (c)
-            redisFree(c);
+    redisContext *c = its_redis_connect(&t, &rc, err, sizeof err);
+    if (!c) {
+        if (p->failures == 0) { /* one line per outage: the first failed attempt */
+            if (rc == ITS_EAUTH)
+                its_loge("publish", NULL, "%s", err);
+            else
+                its_logw("publish", NULL, "%s", err);
+        }
         p->failures++;
         p->replay_pending = p->count;
         p->next_attempt_ns = its_now_ns() + backoff_ns(p);
@@ -906,8 +894,8 @@ static int try_connect(its_publisher *p)
     if (p->ever_connected) {
         atomic_fetch_add(&p->reconnects, 1);
         its_metric_inc(p->m_reconnects);
-        its_logi("publish", NULL, "reconnected to Redis %s:%d after %d failed attempt(s)", p->host,
-                 p->cfg.port, p->failures);
+        its_logi("publish", NULL, "reconnected to Redis %s:%d after %d failed attempt(s)",
+                 c->tcp.host ? c->tcp.host : p->host, c->tcp.port, p->failures);
         log_outage_loss(p, "Redis is back");
     }
     p->ever_connected = 1;
@@ -939,8 +927,22 @@ static int transient_error(const char *e)
     return 0;
 }
 
-/* One pipelined round: up to max_pipeline messages. Returns messages confirmed, or
- * ITS_ENET after losing the connection. */
+/* A round that cannot complete now: keep its messages (and the rest) and retry after the
+ * backoff, on a new connection. */
+static int round_retry(its_publisher *p)
+{
+    disconnect(p);
+    p->failures = 1;
+    p->replay_pending = p->count;
+    p->next_attempt_ns = its_now_ns() + backoff_ns(p);
+    update_outbox_gauges(p);
+    return ITS_EAGAIN;
+}
+
+/* One pipelined round: up to max_pipeline messages, then with wait_replicas a WAIT. Every
+ * reply is read before any message leaves the outbox, so that a round whose WAIT finds too
+ * few replicas keeps all of its messages for the next attempt. Returns messages confirmed, or
+ * ITS_ENET after losing the connection, ITS_EAGAIN when Redis said "not now". */
 static int flush_round(its_publisher *p)
 {
     size_t n = p->count < (size_t)p->cfg.max_pipeline ? p->count : (size_t)p->cfg.max_pipeline;
@@ -951,10 +953,15 @@ static int flush_round(its_publisher *p)
             return ITS_ENET;
         }
     }
-    int done = 0;
+    if (p->cfg.wait_replicas > 0 && redisAppendCommand(p->rc, "WAIT %d %d", p->cfg.wait_replicas,
+                                                       p->cfg.command_timeout_ms) != REDIS_OK) {
+        connection_lost(p);
+        return ITS_ENET;
+    }
+    size_t ok_n = n; /* the messages before the first "not now" */
     for (size_t i = 0; i < n; i++) {
-        msg *m = &p->ring[p->head];
-        int rejected = 0;
+        const msg *m = &p->ring[(p->head + i) % p->cap];
+        p->outcome[i] = 0;
         for (int j = 0; j < m->ncmd; j++) {
             redisReply *r = NULL;
             if (redisGetReply(p->rc, (void **)&r) != REDIS_OK || !r) {
@@ -964,17 +971,12 @@ static int flush_round(its_publisher *p)
             }
             if (r->type == REDIS_REPLY_ERROR && transient_error(r->str)) {
                 /* Not this message's fault: keep it (and the rest) and retry later. */
-                its_logw("publish", NULL, "Redis not accepting writes (%s); retrying", r->str);
-                freeReplyObject(r);
-                disconnect(p);
-                p->failures = 1;
-                p->replay_pending = p->count;
-                p->next_attempt_ns = its_now_ns() + backoff_ns(p);
-                update_outbox_gauges(p);
-                return ITS_EAGAIN;
-            }
-            if (r->type == REDIS_REPLY_ERROR) {
-                rejected = 1;
+                if (ok_n == n)
+                    its_logw("publish", NULL, "Redis not accepting writes (%s); retrying", r->str);
+                if (i < ok_n)
+                    ok_n = i;
+            } else if (r->type == REDIS_REPLY_ERROR) {
+                p->outcome[i] = 1;
                 uint64_t now = its_now_ns();
                 if (now - p->last_err_log_ns > ITS_NS_PER_S) {
                     its_loge("publish", NULL, "Redis rejected a %s message: %s",
@@ -984,12 +986,48 @@ static int flush_round(its_publisher *p)
             }
             freeReplyObject(r);
         }
+    }
+    if (p->cfg.wait_replicas > 0) {
+        /* WAIT may take its whole timeout, and Redis ends a blocked command's wait on its
+         * server tick (100 ms at the default hz 10): the read waits that much longer */
+        int ms = 2 * p->cfg.command_timeout_ms + 200;
+        struct timeval longer = {ms / 1000, (ms % 1000) * 1000},
+                       normal = {p->cfg.command_timeout_ms / 1000,
+                                 (p->cfg.command_timeout_ms % 1000) * 1000};
+        redisReply *r = NULL;
+        int ok = redisSetTimeout(p->rc, longer) == REDIS_OK &&
+                 redisGetReply(p->rc, (void **)&r) == REDIS_OK && r &&
+                 redisSetTimeout(p->rc, normal) == REDIS_OK;
+        if (!ok) {
+            if (r)
+                freeReplyObject(r);
+            connection_lost(p);
+            update_outbox_gauges(p);
+            return ITS_ENET;
+        }
+        long long acked = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+        if (ok_n == n && acked < p->cfg.wait_replicas) {
+            /* not yet on enough replicas: a failover now could lose them, so they stay */
+            uint64_t now = its_now_ns();
+            if (now - p->last_err_log_ns > ITS_NS_PER_S) {
+                its_logw("publish", NULL, "WAIT: %lld of %d replicas acknowledged; retrying", acked,
+                         p->cfg.wait_replicas);
+                p->last_err_log_ns = now;
+            }
+        }
+        if (acked < p->cfg.wait_replicas)
+            ok_n = 0;
+        freeReplyObject(r);
+    }
+    int done = 0;
+    for (size_t i = 0; i < ok_n; i++) {
+        const msg *m = &p->ring[p->head];
         uint64_t now = its_now_ns();
         enum kind kind = m->kind;
         int cam = m->cam;
         uint64_t capture = m->capture_mono_ns;
         int replay = pop_head(p);
-        if (rejected) {
+        if (p->outcome[i]) {
             atomic_fetch_add(&p->dropped_redis_error, 1);
             its_metric_inc(p->m_drop_redis);
             cam_drop(p, cam, ITS_PUB_DROP_REDIS_ERROR, 1);
@@ -1013,6 +1051,8 @@ static int flush_round(its_publisher *p)
             done++;
         }
     }
+    if (ok_n < n)
+        return round_retry(p);
     update_outbox_gauges(p);
     return done;
 }
@@ -1083,11 +1123,16 @@ void its_publisher_get_stats(its_publisher *p, its_publish_stats *out)
 int its_publish_settings_apply(const its_publish_settings *s, its_publish_config *pub,
                                its_cache_config *cache)
 {
-    int enabled = s->host && s->host[0];
+    const char *sentinels = s->sentinels && s->sentinels[0] ? s->sentinels : NULL;
+    const char *master = s->master_name && s->master_name[0] ? s->master_name : NULL;
+    int enabled = (s->host && s->host[0]) || sentinels;
     if (pub) {
         its_publish_config_default(pub);
-        if (enabled)
+        if (s->host && s->host[0])
             pub->host = s->host;
+        pub->sentinels = sentinels;
+        pub->master_name = master;
+        pub->wait_replicas = s->wait_replicas;
         pub->port = s->port;
         pub->username = s->username && s->username[0] ? s->username : NULL;
         pub->password = s->password && s->password[0] ? s->password : NULL;
@@ -1105,7 +1150,9 @@ int its_publish_settings_apply(const its_publish_settings *s, its_publish_config
         its_cache_config_default(cache);
         cache->max_entries = (size_t)s->cache_max_entries;
         cache->max_bytes = (size_t)s->cache_max_mb << 20;
-        cache->host = enabled ? s->host : NULL;
+        cache->host = !enabled ? NULL : s->host && s->host[0] ? s->host : ITS_PUBLISH_HOST;
+        cache->sentinels = sentinels;
+        cache->master_name = master;
         cache->port = s->port;
         cache->username = s->username && s->username[0] ? s->username : NULL;
         cache->password = s->password && s->password[0] ? s->password : NULL;

@@ -712,6 +712,54 @@ static void test_no_server(void **state)
     its_publisher_destroy(p);
 }
 
+/* redis.wait_replicas: with no replica attached, WAIT says 0 and nothing leaves the outbox
+ * (a failover could lose it); once a replica attaches, everything goes out, in order, and the
+ * replica has it. */
+static void test_wait_replicas(void **state)
+{
+    (void)state;
+    its_publish_config cfg;
+    its_publish_config_default(&cfg);
+    cfg.port = srv.port;
+    cfg.backoff_min_ms = 5;
+    cfg.backoff_max_ms = 50;
+    cfg.wait_replicas = 1;
+    its_publisher *p = NULL;
+    assert_int_equal(its_publisher_create(&cfg, NULL, NULL, &p), 0);
+    its_det d = {.x1 = 10, .y1 = 10, .x2 = 20, .y2 = 20, .score = 0.9f, .class_id = 2};
+    for (int i = 0; i < 10; i++) {
+        its_pub_meta m = {.camera_id = "cam-wait", .frame = (uint64_t)i, .capture_wall_ns = 1};
+        assert_int_equal(its_publish_detections(p, &m, &d, 1, 100, 100, NULL, 0), 0);
+    }
+    assert_int_equal(its_publish_drain(p, 400), ITS_ETIMEDOUT);
+    its_publish_stats st;
+    its_publisher_get_stats(p, &st);
+    assert_int_equal(st.sent, 0);
+    assert_int_equal(st.outbox_msgs, 10);
+
+    its_redis_fixture rep;
+    memset(&rep, 0, sizeof rep);
+    assert_int_equal(its_redis_start(&rep), 0);
+    redisContext *rc = redisConnect("127.0.0.1", rep.port);
+    assert_non_null(rc);
+    redisReply *r = redisCommand(rc, "REPLICAOF 127.0.0.1 %d", srv.port);
+    assert_non_null(r);
+    freeReplyObject(r);
+    assert_int_equal(its_publish_drain(p, 10000), 10);
+    its_publisher_get_stats(p, &st);
+    assert_int_equal(st.sent, 10);
+    assert_int_equal(st.outbox_msgs, 0);
+    r = redisCommand(rc, "GET its:cam:cam-wait:latest"); /* on the replica */
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    assert_non_null(strstr(r->str, "\"frame\":9"));
+    freeReplyObject(r);
+    redisFree(rc);
+    its_publisher_destroy(p);
+    its_redis_stop(&rep, SIGTERM);
+    its_redis_cleanup(&rep);
+}
+
 int main(void)
 {
     if (!its_redis_available()) {
@@ -728,6 +776,7 @@ int main(void)
         cmocka_unit_test(test_command_timeout),
         cmocka_unit_test(test_transient_refusal),
         cmocka_unit_test(test_no_server),
+        cmocka_unit_test(test_wait_replicas),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -100,6 +100,16 @@ static void reload(its_pipeline_t *p, its_app_config *cur, const char *path)
         its_app_config_free(&next);
         return;
     }
+    if (cur->s.cluster_enabled) {
+        /* the cameras are the cluster registry's (the file only seeded it): the API edits it */
+        apply_logging(&next.s);
+        its_logi("app", NULL,
+                 "reloaded %s: run-time options only (cluster.enabled: cameras are "
+                 "managed through the registry)",
+                 path);
+        its_app_config_free(&next);
+        return;
+    }
     unsigned n_old = cur->cams.cameras_count, n_new = next.cams.cameras_count;
     char *removed = its_calloc(ITS_MOD_APP, n_old + 1, 1);
     unsigned *added = its_calloc(ITS_MOD_APP, n_new + 1, sizeof *added);
@@ -158,7 +168,9 @@ static void where_to_look(const its_app_config *c, its_app_services *svc)
         fprintf(stderr, "JSON lines in %s", c->s.sink_path);
     else
         fprintf(stderr, "no local sink");
-    if (c->s.redis.host && *c->s.redis.host)
+    if (c->s.redis.sentinels && *c->s.redis.sentinels)
+        fprintf(stderr, " and Redis through the Sentinels %s", c->s.redis.sentinels);
+    else if (c->s.redis.host && *c->s.redis.host)
         fprintf(stderr, " and Redis at %s:%d", c->s.redis.host, c->s.redis.port);
     fprintf(stderr, " (format: docs/messages.md)\n");
     if (port > 0) {
@@ -424,7 +436,7 @@ int main(int argc, char **argv)
     sd_notify(0, "STOPPING=1");
     its_pipeline_stop(p, (uint64_t)(cfg.s.drain_s * 1e9));
     its_app_services_destroy(svc);
-    summary(p, cfg.s.redis.host && *cfg.s.redis.host);
+    summary(p, its_publish_settings_apply(&cfg.s.redis, NULL, NULL));
     its_pipeline_destroy(p);
     its_app_config_free(&cfg);
     return 0;
