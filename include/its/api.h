@@ -23,6 +23,7 @@
  *   GET  /v1/cameras/{id}             one camera      PUT  /v1/cameras/{id}    add or replace
  *   DELETE /v1/cameras/{id}           remove
  *   GET  /v1/cameras/{id}/analytics?window=1m         L1 cache, then Redis
+ *   GET  /v1/cameras/{id}/counts.csv?from=&to=&interval=15m   interval counts (its/counts.h)
  *   POST /v1/cameras/{id}/frames      body: one JPEG (Content-Type image/jpeg)
  * Errors are JSON: {"error":{"code":"not_found","message":"..."}} with the HTTP status.
  *
@@ -96,6 +97,11 @@ typedef struct its_api_provider {
      * ITS_EFULL/ITS_EBUSY (pipeline full: 429), ITS_EDECODE (not a decodable JPEG: 400). */
     int (*frame_push)(void *ud, const char *id, const uint8_t *jpeg, size_t len,
                       uint64_t received_mono_ns);
+    /* The camera's interval counts, CSV rows without the header (its_counts_csv), through
+     * put(ctx, ...): 0, ITS_ENOENT (no such camera, or no counts for it), or what put
+     * returned. [from_ns, to_ns): wall clock, ns since the epoch. */
+    int (*counts_csv)(void *ud, const char *id, int64_t from_ns, int64_t to_ns, int interval_s,
+                      int (*put)(void *ctx, const char *s, size_t n), void *ctx);
 } its_api_provider;
 
 /* The defaults of its_api_config_default, also those of the "api.*" options below. */
@@ -141,6 +147,8 @@ typedef struct its_api_request {
     const char *method;        /* "GET", ... */
     const char *path;          /* without the query */
     const char *window;        /* ?window= for analytics; NULL: "1m" */
+    const char *from, *to;     /* ?from=, ?to= for counts.csv; NULL: the last 24 hours */
+    const char *interval;      /* ?interval= for counts.csv; NULL: "15m" */
     const char *authorization; /* the Authorization header or NULL */
     const char *content_type;  /* or NULL */
     const uint8_t *body;

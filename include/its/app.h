@@ -80,6 +80,7 @@ typedef struct its_app_settings {
     int analytics_enabled;
     double window_s;
     double quality_image_fps;
+    int counts_hours;
     char *baseline_dir;
     int sink;
     char *sink_path;

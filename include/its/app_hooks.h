@@ -28,6 +28,9 @@ typedef struct its_app_hooks_opts {
     its_metrics *metrics;     /* vehicle counts, flow, drift (NULL: none); outlives the hooks */
     char model_buf[64];       /* private */
     char baseline_buf[512];   /* private */
+    /* each camera's interval counts go here (its/counts.h; NULL: none); outlives the hooks */
+    struct its_counts_store *counts;
+    int counts_hours; /* hours of 1-minute buckets kept per camera */
 } its_app_hooks_opts;
 
 int its_app_hooks(const its_app_hooks_opts *o, its_camera_hooks *out);

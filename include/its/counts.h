@@ -4,11 +4,12 @@
  * flow, written as CSV (columns: docs/analytics.md, "Interval counts").
  *
  *     its_counts_t *c;
- *     if (its_counts_create(&scene, 60, 1440, &c) < 0) ...   // 1-minute buckets, 24 h kept
+ *     if (its_counts_create(&scene, "cam1", 60, 1440, &c) < 0) ... // 1-min buckets, 24 h kept
  *     for (each analysed frame) {
  *         const its_analytics_frame *r;                       // from its_analytics_push
  *         its_counts_frame(c, clock_ns, r->events, r->n_events);
  *     }
+ *     put(ctx, ITS_COUNTS_HEADER, strlen(ITS_COUNTS_HEADER));
  *     its_counts_csv(c, from_ns, to_ns, 900, put, ctx);       // 15-minute rows
  *     its_counts_destroy(c);
  *
@@ -41,25 +42,32 @@
 #include "its/analytics.h"
 
 #define ITS_COUNTS_RECENT 1024 /* crossings whose later class change is still applied */
-#define ITS_COUNTS_GAP_S  10   /* frames further apart than this leave the time between
-                                  unobserved */
+#define ITS_COUNTS_GAP_S                                                                           \
+    10 /* frames further apart than this leave the time between                                    \
+          unobserved */
+/* its-infer and its-replay: 1-minute buckets, a week of media time */
+#define ITS_COUNTS_TOOL_BUCKET_S 60
+#define ITS_COUNTS_TOOL_BUCKETS  (7 * 24 * 60)
 #define ITS_COUNTS_HEADER                                                                          \
-    "interval_start,interval_end,line,class,direction,count,mean_speed_kmh,flow_vph,observed_s\n"
+    "camera,interval_start,interval_end,line,class,direction,count,mean_speed_kmh,flow_vph,"       \
+    "observed_s\n"
 
 typedef struct its_counts its_counts_t;
 
-/* bucket_s: bucket length in seconds (1..3600); keep: buckets kept (the oldest go first). */
-int its_counts_create(const its_scene *scene, int bucket_s, int keep, its_counts_t **out);
+/* camera: the first column of the rows (copied, at most 256 characters); bucket_s: bucket
+ * length in seconds (1..3600); keep: buckets kept (the oldest go first). */
+int its_counts_create(const its_scene *scene, const char *camera, int bucket_s, int keep,
+                      its_counts_t **out);
 void its_counts_destroy(its_counts_t *c);
 int its_counts_bucket_s(const its_counts_t *c);
 
 /* One analysed frame at clock_ns with its events (any kinds; line crossings are used). */
 void its_counts_frame(its_counts_t *c, int64_t clock_ns, const its_event *ev, int n_ev);
 
-/* The CSV (header line, then rows) of the intervals of interval_s seconds (a multiple of the
- * bucket) that overlap [from_ns, to_ns) and were observed or counted: per interval, one row
- * per line, traffic class and direction, zero counts included, in time, line, class order.
- * put receives the text in pieces; a negative return stops and is returned. */
+/* The CSV rows (without the header line, ITS_COUNTS_HEADER) of the intervals of interval_s seconds
+ * (a multiple of the bucket) that overlap [from_ns, to_ns) and were observed or counted: per
+ * interval, one row per line, traffic class and direction, zero counts included, in time, line,
+ * class order. put receives the text in pieces; a negative return stops and is returned. */
 typedef int (*its_counts_put_fn)(void *ctx, const char *s, size_t n);
 int its_counts_csv(its_counts_t *c, int64_t from_ns, int64_t to_ns, int interval_s,
                    its_counts_put_fn put, void *ctx);

@@ -37,6 +37,7 @@ typedef struct crossing {
 
 struct its_counts {
     pthread_mutex_t mu;
+    char camera[2 * 256 + 4]; /* as a CSV field */
     int64_t bucket_ns;
     int keep;
     int n_lines, n_tc, n_cells; /* cells per bucket: n_lines * n_tc * 2 */
@@ -56,14 +57,19 @@ static int64_t floor_div(int64_t a, int64_t b)
     return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
 }
 
-int its_counts_create(const its_scene *scene, int bucket_s, int keep, its_counts_t **out)
+static void csv_field(char *out, size_t len, const char *s);
+
+int its_counts_create(const its_scene *scene, const char *camera, int bucket_s, int keep,
+                      its_counts_t **out)
 {
     *out = NULL;
-    if (!scene || bucket_s < 1 || bucket_s > 3600 || keep < 1 || keep > 1000000)
+    if (!scene || !camera || strlen(camera) > 256 || bucket_s < 1 || bucket_s > 3600 || keep < 1 ||
+        keep > 1000000)
         return ITS_EINVAL;
     its_counts_t *c = its_calloc(ITS_MOD_ANALYTICS, 1, sizeof *c);
     if (!c)
         return ITS_ENOMEM;
+    csv_field(c->camera, sizeof c->camera, camera);
     c->bucket_ns = (int64_t)bucket_s * NS_PER_S;
     c->keep = keep;
     c->n_lines = scene->n_lines;
@@ -267,9 +273,9 @@ int its_counts_csv(its_counts_t *c, int64_t from_ns, int64_t to_ns, int interval
 {
     if (!c || !put || interval_s < 1 || ((int64_t)interval_s * NS_PER_S) % c->bucket_ns)
         return ITS_EINVAL;
-    int rc = put(ctx, ITS_COUNTS_HEADER, sizeof ITS_COUNTS_HEADER - 1);
-    if (rc < 0 || from_ns >= to_ns)
-        return rc < 0 ? rc : 0;
+    int rc = 0;
+    if (from_ns >= to_ns)
+        return 0;
     int64_t iv_ns = (int64_t)interval_s * NS_PER_S;
     int per = (int)(iv_ns / c->bucket_ns);
     pthread_mutex_lock(&c->mu);
@@ -323,15 +329,15 @@ int its_counts_csv(its_counts_t *c, int64_t from_ns, int64_t to_ns, int interval
                 csv_field(cf, sizeof cf, c->classes[t]);
                 for (int d = 0; rc >= 0 && d < 2; d++) {
                     const cell *x = &sum[((size_t)l * (size_t)c->n_tc + (size_t)t) * 2 + d];
-                    char speed[32] = "", flow[32] = "", row[256];
+                    char speed[32] = "", flow[32] = "", row[1024];
                     if (x->n_speed)
                         snprintf(speed, sizeof speed, "%.2f",
                                  (double)x->n_speed / x->inv_speed_sum);
                     if (obs_s > 0)
                         snprintf(flow, sizeof flow, "%.1f", (double)x->count * 3600.0 / obs_s);
-                    int n = snprintf(row, sizeof row, "%s,%s,%s,%s,%s,%u,%s,%s,%.3f\n", t0, t1,
-                                     lf, cf, d == 0 ? "positive" : "negative", x->count, speed,
-                                     flow, obs_s);
+                    int n = snprintf(row, sizeof row, "%s,%s,%s,%s,%s,%s,%u,%s,%s,%.3f\n",
+                                     c->camera, t0, t1, lf, cf, d == 0 ? "positive" : "negative",
+                                     x->count, speed, flow, obs_s);
                     rc = put(ctx, row, (size_t)n);
                 }
             }

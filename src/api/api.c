@@ -14,6 +14,7 @@
 
 #include "api_impl.h"
 #include "its/core.h"
+#include "its/counts.h"
 #include "its/json.h"
 #include "its/stage.h"
 #include "server.h"
@@ -120,6 +121,9 @@ static void http_handle(void *ud, its__http_request *hr)
         .method = hr->method,
         .path = hr->path,
         .window = its__http_arg(hr, "window"),
+        .from = its__http_arg(hr, "from"),
+        .to = its__http_arg(hr, "to"),
+        .interval = its__http_arg(hr, "interval"),
         .authorization = its__http_header(hr, "Authorization"),
         .content_type = its__http_header(hr, "Content-Type"),
         .body = hr->body,
@@ -857,6 +861,77 @@ static int h_analytics(its_api *api, const its_api_request *req, const char *id,
     return 0;
 }
 
+/* A growing body for counts.csv, up to ITS_API_MAX_RESPONSE_MB. */
+typedef struct csv_body {
+    char *buf;
+    size_t len, cap;
+} csv_body;
+
+static int csv_put(void *ctx, const char *s, size_t n)
+{
+    csv_body *b = ctx;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 16384;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        if (cap > ((size_t)ITS_API_MAX_RESPONSE_MB << 20))
+            return ITS_EOVERFLOW;
+        char *nb = its_realloc(ITS_MOD_API, b->buf, cap);
+        if (!nb)
+            return ITS_ENOMEM;
+        b->buf = nb;
+        b->cap = cap;
+    }
+    memcpy(b->buf + b->len, s, n);
+    b->len += n;
+    b->buf[b->len] = 0;
+    return 0;
+}
+
+/* GET /v1/cameras/{id}/counts.csv?from=&to=&interval=: the header, then the rows. */
+static int h_counts(its_api *api, const its_api_request *req, const char *id,
+                    its_api_response *resp)
+{
+    if (!api->prov.counts_csv)
+        return not_implemented(resp);
+    int interval_s = 900;
+    if (req->interval &&
+        (its_counts_parse_interval(req->interval, &interval_s) < 0 || interval_s % 60))
+        return reply_error(resp, 400, "bad_request",
+                           "interval must be whole minutes up to a day, e.g. 15m or 1h");
+    int64_t to_ns = (int64_t)its_wall_ns(), from_ns;
+    if (req->to && its_counts_parse_time(req->to, &to_ns) < 0)
+        return reply_error(resp, 400, "bad_request",
+                           "to must be a UTC time (2026-12-07T08:00:00Z) or unix seconds");
+    from_ns = to_ns - (int64_t)86400 * 1000000000;
+    if (req->from && its_counts_parse_time(req->from, &from_ns) < 0)
+        return reply_error(resp, 400, "bad_request",
+                           "from must be a UTC time (2026-12-07T08:00:00Z) or unix seconds");
+    if (from_ns >= to_ns)
+        return reply_error(resp, 400, "bad_request", "from must be before to");
+    csv_body b = {0};
+    int rc = csv_put(&b, ITS_COUNTS_HEADER, sizeof ITS_COUNTS_HEADER - 1);
+    if (rc == 0)
+        rc = api->prov.counts_csv(api->prov.ud, id, from_ns, to_ns, interval_s, csv_put, &b);
+    if (rc < 0) {
+        its_free(b.buf);
+        if (rc == ITS_EOVERFLOW)
+            return reply_error(resp, 400, "bad_request",
+                               "more than %d MiB of rows: ask for a shorter range or a longer "
+                               "interval",
+                               ITS_API_MAX_RESPONSE_MB);
+        if (rc == ITS_ENOENT)
+            return reply_error(resp, 404, "not_found", "no interval counts for camera %s", id);
+        return reply_error(resp, 500, "internal", "counts: %s", its_strerror(rc));
+    }
+    its_free(resp->body);
+    resp->status = 200;
+    resp->content_type = "text/csv; charset=utf-8";
+    resp->body = b.buf;
+    resp->len = b.len;
+    return 0;
+}
+
 static int h_frame(its_api *api, const its_api_request *req, const char *id, its_api_response *resp)
 {
     if (!api->prov.frame_push)
@@ -944,6 +1019,9 @@ int its_api_handle(its_api *api, const its_api_request *req, its_api_response *r
             break;
         case R_FRAMES:
             rc = post ? h_frame(api, req, id, resp) : method_not_allowed(resp, "POST");
+            break;
+        case R_COUNTS:
+            rc = get ? h_counts(api, req, id, resp) : method_not_allowed(resp, "GET");
             break;
         default:
             rc = reply_error(resp, 404, "not_found", "no such endpoint");

@@ -16,6 +16,7 @@ typedef enum api_route {
     R_CAMERA,    /* /v1/cameras/{id} */
     R_ANALYTICS, /* /v1/cameras/{id}/analytics */
     R_FRAMES,    /* /v1/cameras/{id}/frames */
+    R_COUNTS,    /* /v1/cameras/{id}/counts.csv */
     R_COUNT
 } api_route;
 

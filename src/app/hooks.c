@@ -22,6 +22,11 @@
  * crossing, its_flow_rate_vehicles_per_hour{camera} (the 1-minute flow over all lines) and
  * its_model_drift_score{camera,model,feature} (PSI) at every window.
  *
+ * Interval counts (its/counts.h): with a counts store, each camera's line crossings per
+ * minute of the wall clock, per line, traffic class and direction, kept counts_hours in a ring
+ * and listed in the store under the camera id while the camera is open (GET
+ * /v1/cameras/{id}/counts.csv reads them there).
+ *
  * Baselines: with a baseline directory, a camera's baseline is read from <dir>/<camera>.baseline
  * at open when the file exists, and written there once captured, so drift is measured against
  * the same reference across restarts. Event ids are "<camera>-<t0>-<n>": t0 is the wall-clock time
@@ -33,6 +38,7 @@
 #include <string.h>
 
 #include "its/analytics.h"
+#include "its/counts.h"
 #include "its/app_hooks.h"
 #include "its/core.h"
 #include "its/modelmon.h"
@@ -50,6 +56,8 @@
 typedef struct cam_state {
     char id[ITS_CAMERA_ID_MAX + 1];
     its_analytics_t *an;
+    its_counts_t *counts;    /* NULL: none */
+    its_counts_store *store; /* where counts is listed */
     its_quality_t *q;
     its_modelmon_t *mm;
     its_det_frame df;
@@ -88,6 +96,8 @@ static void cam_close(void *state)
     cam_state *s = state;
     if (!s)
         return;
+    its_counts_store_remove(s->store, s->id, s->counts);
+    its_counts_destroy(s->counts);
     its_analytics_destroy(s->an);
     its_quality_destroy(s->q);
     its_modelmon_destroy(s->mm);
@@ -114,6 +124,16 @@ static int cam_open(void *ctx, const char *camera, const char *scene, void **sta
     }
     if (rc == 0)
         rc = its_analytics_create(&sc, NULL, &s->an);
+    if (rc == 0 && o && o->counts && o->counts_hours > 0 &&
+        (rc = its_counts_create(&sc, camera, 60, o->counts_hours * 60, &s->counts)) == 0) {
+        if (its_counts_store_add(o->counts, camera, s->counts) == 0) {
+            s->store = o->counts;
+        } else {
+            its_logw("app", camera, "no interval counts: the cameras' table is full");
+            its_counts_destroy(s->counts);
+            s->counts = NULL;
+        }
+    }
     its_quality_params qp;
     its_quality_params_default(&qp);
     qp.reuse_image = o && o->quality_image_fps > 0;
@@ -437,6 +457,9 @@ static void cam_analytics(void *state, its_frame *f, its_emit_fn emit, void *ect
             f->dets[t->det_index].track_id = (int)t->id;
     }
     emit_events(s, f, emit, ectx);
+    if (s->counts)
+        its_counts_frame(s->counts, (int64_t)f->ts_ns[ITS_TS_CAPTURE] + s->wall_offset_ns,
+                         s->last->events, s->last->n_events);
     int64_t ts = f->pts_ns;
     if (!s->next_window_ns) {
         s->next_window_ns = ts + s->window_ns;

@@ -43,6 +43,7 @@
 #include <string.h>
 
 #include "its/core.h"
+#include "its/counts.h"
 
 #define REORDER       64 /* per camera; pool_frames is capped to it */
 #define ANA_QUEUE     4096
@@ -443,6 +444,7 @@ int its_pipeline_create(its_pipeline_opts *o, its_pipeline_t **out, char *err, s
     memset(&o->infer, 0, sizeof o->infer);
     o->sink = NULL;
     o->metrics = NULL;
+    o->counts = NULL;
     pthread_mutex_init(&p->ctl_mu, NULL);
     pthread_mutex_init(&p->form_mu, NULL);
     pthread_rwlock_init(&p->slot_mu, NULL);
@@ -870,6 +872,7 @@ void its_pipeline_destroy(its_pipeline_t *p)
     if (p->o.sink)
         p->o.sink->destroy(p->o.sink);
     its_metrics_destroy(p->metrics);
+    its_counts_store_destroy(p->o.counts); /* after the hooks' close, which leave it */
     its_free(p->cams);
     pthread_mutex_destroy(&p->ctl_mu);
     pthread_mutex_destroy(&p->form_mu);
@@ -925,6 +928,11 @@ int its_pipeline_camera_stats(its_pipeline_t *p, int slot, its_camera_stats *out
 its_metrics *its_pipeline_metrics(its_pipeline_t *p)
 {
     return p->metrics;
+}
+
+struct its_counts_store *its_pipeline_counts(its_pipeline_t *p)
+{
+    return p->o.counts;
 }
 
 void its_pipeline_stage_mark(its_pipeline_t *p, its_stage_window *w)

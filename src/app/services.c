@@ -28,6 +28,7 @@
 #include "its/api.h"
 #include "its/app_services.h"
 #include "its/core.h"
+#include "its/counts.h"
 #include "its/metrics.h"
 #include "its/publish.h"
 
@@ -319,6 +320,19 @@ static int prov_push(void *ud, const char *id, const uint8_t *jpeg, size_t len, 
     }
 }
 
+/* GET /v1/cameras/{id}/counts.csv: the camera's interval counts, kept by its hooks. */
+static int prov_counts(void *ud, const char *id, int64_t from_ns, int64_t to_ns, int interval_s,
+                       int (*put)(void *ctx, const char *s, size_t n), void *ctx)
+{
+    its_app_services *s = ud;
+    its_counts_store *store = its_pipeline_counts(s->p);
+    if (!store)
+        return ITS_ENOENT;
+    int rc = its_counts_store_csv(store, id, from_ns, to_ns, interval_s, put, ctx);
+    /* a camera before its first analysed frame has nothing counted yet */
+    return rc == ITS_ENOENT && its_pipeline_find_camera(s->p, id) >= 0 ? 0 : rc;
+}
+
 int its_app_services_create(const its_app_config *c, its_pipeline_t *p, its_app_services **out,
                             char *err, size_t errlen)
 {
@@ -364,7 +378,8 @@ int its_app_services_create(const its_app_config *c, its_pipeline_t *p, its_app_
                                  .camera_get = prov_get,
                                  .camera_add = prov_add,
                                  .camera_remove = prov_remove,
-                                 .frame_push = prov_push};
+                                 .frame_push = prov_push,
+                                 .counts_csv = prov_counts};
         /* With Redis configured, the analytics endpoint reads the windows the sink caches
          * there, through an in-process L1 (its_cache). */
         its_cache_config cc;

@@ -14,6 +14,7 @@
 #include "its/app_hooks.h"
 #include "its/app_redis.h"
 #include "its/core.h"
+#include "its/counts.h"
 
 static const char *const backends[] = {"noop", "cpu", "cuda", NULL};
 static const char *const fallbacks[] = {"none", "cpu", NULL};
@@ -95,6 +96,9 @@ static const its_option options[] = {
     ITS_OPT_DOUBLE("analytics.quality_image_fps", S, quality_image_fps, "0", 0, 1000, 0,
                    "picture-quality measurements per camera per second (0: every frame; the "
                    "frames between reuse the last one)"),
+    ITS_OPT_INT("analytics.counts_hours", S, counts_hours, "24", 0, 168, 0,
+                "hours of interval counts kept in memory per camera for GET "
+                "/v1/cameras/{id}/counts.csv (1-minute buckets; 0: none)"),
     ITS_OPT_STR("analytics.baseline_dir", S, baseline_dir, "", 0,
                 "directory of the model-metrics baselines, one file per camera, written once "
                 "captured and read back at start (empty: a new baseline every start)"),
@@ -497,6 +501,8 @@ static int opts_fail(its_pipeline_opts *o, int rc)
     memset(&o->hooks, 0, sizeof o->hooks);
     its_metrics_destroy(o->metrics);
     o->metrics = NULL;
+    its_counts_store_destroy(o->counts);
+    o->counts = NULL;
     return rc;
 }
 
@@ -555,13 +561,18 @@ int its_app_pipeline_opts(const its_app_config *c, its_pipeline_opts *o, char *e
             its_seterr(err, errlen, rc, "engine: out of memory");
         return opts_fail(o, rc);
     }
+    if (s->analytics_enabled && s->counts_hours > 0 &&
+        its_counts_store_create(s->max_cameras, &o->counts) < 0)
+        return its_seterr(err, errlen, opts_fail(o, ITS_ENOMEM), "analytics: out of memory");
     if (s->analytics_enabled) {
         const char *slash = s->model ? strrchr(s->model, '/') : NULL;
         its_app_hooks_opts ho = {.model_name = slash ? slash + 1 : s->model,
                                  .window_s = s->window_s,
                                  .quality_image_fps = s->quality_image_fps,
                                  .baseline_dir = s->baseline_dir,
-                                 .metrics = o->metrics};
+                                 .metrics = o->metrics,
+                                 .counts = o->counts,
+                                 .counts_hours = s->counts_hours};
         rc = its_app_hooks(&ho, &o->hooks);
         if (rc < 0)
             return its_seterr(err, errlen, opts_fail(o, rc), "analytics: out of memory");

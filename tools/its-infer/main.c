@@ -23,6 +23,7 @@
 #include "infer.h"
 #include "its/alloc.h"
 #include "its/cli.h"
+#include "its/counts.h"
 #include "its/detect.h"
 #include "its/engine.h"
 #include "its/error.h"
@@ -49,6 +50,7 @@ typedef struct options {
     int in_w, in_h; /* --input-size, 0: the model's own */
     int track;      /* --track: ByteTrack + analytics (needs --scene) */
     const char *scene_path;
+    infer_csv csv; /* --csv, --csv-interval, --csv-start */
 } options;
 
 /* One batch slot: the frame's identity, its letterbox, and (for --draw) its pixels. */
@@ -110,6 +112,13 @@ static void usage(FILE *f)
             "                        continue tracks); those under --confidence are not printed\n"
             "  -s, --scene FILE      scene file (lines, zones, lanes, calibration); with\n"
             "                        --track, each video ends with an analytics JSON line\n"
+            "      --csv FILE        with --track: interval counts per line, class and\n"
+            "                        direction of each video into FILE (CSV, columns in\n"
+            "                        docs/analytics.md)\n"
+            "      --csv-interval T  interval of the CSV rows: 15m (default), 1h, 300s...\n"
+            "      --csv-start TIME  the clock time of each video's start, e.g.\n"
+            "                        2026-12-07T08:00:00Z (default: the epoch, so the\n"
+            "                        intervals read as media time)\n"
             "  -h, --help            print this help and exit\n"
             "      --version         print the version and exit\n"
             "\n"
@@ -134,7 +143,10 @@ static int parse_args(int argc, char **argv, options *o)
         OPT_MAXF,
         OPT_TRACK,
         OPT_INSIZE,
-        OPT_CONF
+        OPT_CONF,
+        OPT_CSV,
+        OPT_CSV_INTERVAL,
+        OPT_CSV_START
     };
     static const struct option longopts[] = {
         {"model", required_argument, 0, 'm'},
@@ -152,6 +164,9 @@ static int parse_args(int argc, char **argv, options *o)
         {"track", no_argument, 0, OPT_TRACK},
         {"scene", required_argument, 0, 's'},
         {"input-size", required_argument, 0, OPT_INSIZE},
+        {"csv", required_argument, 0, OPT_CSV},
+        {"csv-interval", required_argument, 0, OPT_CSV_INTERVAL},
+        {"csv-start", required_argument, 0, OPT_CSV_START},
         {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, ITS_CLI_OPT_VERSION},
         {0, 0, 0, 0},
@@ -162,6 +177,7 @@ static int parse_args(int argc, char **argv, options *o)
     o->iou = -1;
     o->device = "cpu";
     o->family = "auto";
+    o->csv.interval_s = 900;
     int c;
     double v;
     while ((c = getopt_long(argc, argv, ITS_CLI_OPTSTRING("m:i:b:t:d:s:"), longopts, NULL)) != -1) {
@@ -221,6 +237,26 @@ static int parse_args(int argc, char **argv, options *o)
                 return -1;
             }
             break;
+        case OPT_CSV:
+            o->csv.path = optarg;
+            break;
+        case OPT_CSV_INTERVAL:
+            if (its_counts_parse_interval(optarg, &o->csv.interval_s) < 0 ||
+                o->csv.interval_s % ITS_COUNTS_TOOL_BUCKET_S) {
+                its_cli_usage_error(PROG, "--csv-interval: '%s' is not whole minutes (15m, 1h)",
+                                    optarg);
+                return -1;
+            }
+            break;
+        case OPT_CSV_START:
+            if (its_counts_parse_time(optarg, &o->csv.start_ns) < 0) {
+                its_cli_usage_error(PROG,
+                                    "--csv-start: '%s' is not a UTC time like "
+                                    "2026-12-07T08:00:00Z",
+                                    optarg);
+                return -1;
+            }
+            break;
         case 'h':
             usage(stdout);
             exit(ITS_EXIT_OK);
@@ -233,6 +269,10 @@ static int parse_args(int argc, char **argv, options *o)
     }
     if (o->track != (o->scene_path != NULL)) {
         its_cli_usage_error(PROG, "--track and --scene go together");
+        return -1;
+    }
+    if (o->csv.path && !o->track) {
+        its_cli_usage_error(PROG, "--csv needs --track and --scene");
         return -1;
     }
     if (!o->model) {
@@ -539,7 +579,8 @@ int main(int argc, char **argv)
     }
     /* Stages in order: --track, JSON, --draw. */
     if (a.o.track) {
-        if (infer_stage_track(a.o.scene_path, a.keep_conf, stdout, &a.stages[a.n_stages]) < 0) {
+        if (infer_stage_track(a.o.scene_path, a.keep_conf, stdout, &a.o.csv,
+                              &a.stages[a.n_stages]) < 0) {
             teardown(&a);
             return 2;
         }
