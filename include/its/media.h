@@ -73,6 +73,8 @@ int its_image_encode_jpeg(const its_image *img, int quality, uint8_t **out, size
                           char *err, size_t errlen);
 int its_image_save_jpeg(const its_image *img, const char *path, int quality, char *err,
                         size_t errlen);
+/* A packed RGB/BGR image as an 8-bit RGB PNG file. */
+int its_image_save_png(const its_image *img, const char *path, char *err, size_t errlen);
 
 /* Number of decode/encode failures since start (all threads). */
 unsigned long its_media_error_count(void);

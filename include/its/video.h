@@ -130,4 +130,28 @@ static inline size_t its_video_frame_bytes(int width, int height)
     return (size_t)width * (size_t)height * 3;
 }
 
+/*
+ * A video file out: packed RGB/BGR frames of one size at a constant rate, encoded with H.264
+ * (libx264) where FFmpeg has it, else MPEG-4 part 2, into the container the file name asks
+ * for (.mp4, .mkv, .avi). Odd sizes lose their last column or row (4:2:0).
+ *
+ *     its_video_writer_t *w;
+ *     if (its_video_writer_open("out.mp4", 1280, 720, 30, ITS_PIX_RGB24, &w, err, sizeof err))
+ *         ...
+ *     its_video_writer_write(w, pixels, stride);      // per frame
+ *     its_video_writer_close(w);                      // flush and finish the file
+ *
+ * One thread per writer. Errors: ITS_EINVAL, ITS_ENOMEM, ITS_EIO (the file), ITS_EUNSUPPORTED
+ * (no encoder or container); err says which and why.
+ */
+typedef struct its_video_writer its_video_writer_t;
+
+int its_video_writer_open(const char *path, int width, int height, double fps, its_pixfmt pixfmt,
+                          its_video_writer_t **out, char *err, size_t errlen);
+int its_video_writer_write(its_video_writer_t *w, const uint8_t *data, int stride);
+/* The encoder's name ("libx264", "mpeg4"). */
+const char *its_video_writer_codec(const its_video_writer_t *w);
+/* Flushes, finishes the file and frees w; ITS_EIO when writing failed. */
+int its_video_writer_close(its_video_writer_t *w);
+
 #endif

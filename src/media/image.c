@@ -315,3 +315,21 @@ int its_image_save_jpeg(const its_image *img, const char *path, int quality, cha
         return fail(ITS_EIO, err, errlen, "%s: write error", path);
     return 0;
 }
+
+int its_image_save_png(const its_image *img, const char *path, char *err, size_t errlen)
+{
+    if (!img || !img->data || (img->fmt != ITS_PIX_RGB24 && img->fmt != ITS_PIX_BGR24))
+        return fail(ITS_EINVAL, err, errlen, "%s: not a packed RGB/BGR image", path);
+    png_image pi;
+    memset(&pi, 0, sizeof pi);
+    pi.version = PNG_IMAGE_VERSION;
+    pi.width = (png_uint_32)img->width;
+    pi.height = (png_uint_32)img->height;
+    pi.format = img->fmt == ITS_PIX_BGR24 ? PNG_FORMAT_BGR : PNG_FORMAT_RGB;
+    if (!png_image_write_to_file(&pi, path, 0, img->data, (png_int_32)img->stride, NULL)) {
+        int rc = fail(ITS_EIO, err, errlen, "%s: %s", path, pi.message);
+        png_image_free(&pi);
+        return rc;
+    }
+    return 0;
+}

@@ -18,7 +18,9 @@
 typedef struct infer_source {
     const char *path; /* as given on the command line */
     int is_video;
-    double fps; /* videos: nominal rate, 0 if unknown */
+    int is_png;       /* images: a PNG file (else JPEG) */
+    double fps;       /* videos: nominal rate, 0 if unknown */
+    int64_t n_frames; /* videos: frames to come (the container's count, --max-frames), 0 unknown */
 } infer_source;
 
 typedef struct infer_result {
