@@ -50,6 +50,19 @@
 
 typedef struct its_video its_video_t;
 
+/* A compressed packet of the video stream as the demuxer read it, before decoding (for
+ * remuxing without re-encoding, its/evidence.h); times on the frames' clock (pts_ns). */
+typedef struct its_video_packet {
+    const uint8_t *data;
+    size_t size;
+    int64_t pts_ns, dts_ns, duration_ns;
+    int key; /* a keyframe: decoding can start here */
+} its_video_packet;
+
+/* Called on the reading thread for every packet of the video stream; data is valid during
+ * the call only. */
+typedef void (*its_video_packet_fn)(void *ctx, its_video_t *v, const its_video_packet *p);
+
 typedef struct its_video_opts {
     its_pixfmt pixfmt;   /* output layout: RGB24 (default) or BGR24 */
     int max_width;       /* frames wider/taller are scaled down to fit; 0: 4096 */
@@ -61,6 +74,8 @@ typedef struct its_video_opts {
     const char *format;  /* force a demuxer ("mjpeg", "h264"...); NULL: probe */
     atomic_int *cancel;  /* optional: while nonzero, open/read abort with ITS_ECLOSED (the
                           * caller's stop flag; it must outlive the reader) */
+    its_video_packet_fn on_packet; /* optional: every video packet, as read */
+    void *packet_ctx;
 } its_video_opts;
 
 typedef struct its_video_frame {
@@ -120,6 +135,8 @@ int its_video_rewind(its_video_t *v);
 void its_video_interrupt(its_video_t *v);
 
 int its_video_get_info(const its_video_t *v, its_video_info *out);
+/* The video stream's codec parameters (FFmpeg's AVCodecParameters, for a muxer); NULL if none. */
+const void *its_video_codecpar(const its_video_t *v);
 void its_video_get_stats(const its_video_t *v, its_video_stats *out);
 /* The last error's text, "" if none. */
 const char *its_video_error(const its_video_t *v);
