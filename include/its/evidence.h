@@ -36,7 +36,7 @@
 
 #define ITS_CLIPRING_PENDING 16 /* clips waiting for their packets, per camera */
 
-typedef struct its_clipring its_clipring_t;
+typedef struct its_clipring its_clipring_t; /* struct its_clipring in other headers */
 
 int its_clipring_create(size_t max_bytes, its_clipring_t **out);
 void its_clipring_ref(its_clipring_t *r);
@@ -61,5 +61,54 @@ void its_clipring_get_stats(its_clipring_t *r, its_clipring_stats *out);
  * deleted until at most max_bytes remain, and every file older than max_age_s. Returns the
  * number deleted. */
 int its_evidence_sweep(const char *dir, uint64_t max_bytes, double max_age_s);
+
+/*
+ * The evidence of a service: its folder, the cameras' rings and the recent events' records.
+ * An event's snapshot is DIR/<event id>.jpg (written at once), its clip DIR/<event id>.mp4
+ * (written by the camera's source thread once post_s has passed). After each capture the
+ * folder is swept to max_bytes and max_age_s. Thread-safe: cameras open and close from the
+ * pipeline's control path, captures come from the analytics workers, reads from the API.
+ */
+typedef struct its_evidence_config {
+    const char *dir; /* created if missing */
+    double pre_s, post_s;
+    size_t ring_bytes; /* per camera */
+    uint64_t max_bytes;
+    double max_age_s; /* 0: no age limit */
+} its_evidence_config;
+
+typedef struct its_evidence_record {
+    char id[160];
+    char camera[65];
+    char kind[32];
+    int64_t ts_us;
+    int clip; /* a clip was asked for (the camera has a ring) */
+} its_evidence_record;
+
+#define ITS_EVIDENCE_RECORDS 1024 /* records kept, the oldest go first */
+
+typedef struct its_evidence_store its_evidence_store;
+
+int its_evidence_store_create(const its_evidence_config *c, its_evidence_store **out, char *err,
+                              size_t errlen);
+void its_evidence_store_destroy(its_evidence_store *s);
+double its_evidence_pre_s(const its_evidence_store *s);
+/* A new ring for the camera (replacing the table's previous one); the caller gets a reference
+ * (to hand to its source). NULL when out of memory. */
+its_clipring_t *its_evidence_camera_open(its_evidence_store *s, const char *camera);
+/* The camera is gone: its ring leaves the table (if it is still r; r NULL: whichever). */
+void its_evidence_camera_close(its_evidence_store *s, const char *camera, its_clipring_t *r);
+/* An event's evidence: the snapshot (JPEG bytes; NULL: none) written now, the clip around
+ * media_ns asked of the camera's ring (when it has one: *clip set), the record kept. id:
+ * [A-Za-z0-9_.-], at most 159 characters. */
+int its_evidence_capture(its_evidence_store *s, const char *camera, const char *id,
+                         const char *kind, int64_t ts_us, int64_t media_ns, const uint8_t *jpeg,
+                         size_t jpeg_len, int *clip);
+/* The newest records first; returns how many. */
+int its_evidence_list(its_evidence_store *s, its_evidence_record *out, int max);
+/* The file of an event's "snapshot" or "clip" once written; ITS_ENOENT otherwise, ITS_EINVAL
+ * for an id that cannot be one. */
+int its_evidence_path(its_evidence_store *s, const char *id, const char *what, char *path,
+                      size_t len);
 
 #endif

@@ -360,3 +360,194 @@ int its_evidence_sweep(const char *dir, uint64_t max_bytes, double max_age_s)
     free(f);
     return deleted;
 }
+
+/* ---- the service's store --------------------------------------------------------------- */
+
+#define MAX_CAMERAS 4096
+
+typedef struct cam_ring {
+    char id[65];
+    its_clipring_t *r;
+} cam_ring;
+
+struct its_evidence_store {
+    pthread_mutex_t mu;
+    its_evidence_config c;
+    char dir[1024];
+    cam_ring *cams;
+    its_evidence_record *rec;
+    int rec_head, rec_n;
+};
+
+int its_evidence_store_create(const its_evidence_config *c, its_evidence_store **out, char *err,
+                              size_t errlen)
+{
+    *out = NULL;
+    if (!c || !c->dir || !*c->dir || strlen(c->dir) >= 1000 || c->pre_s < 0 || c->post_s < 0)
+        return its_seterr(err, errlen, ITS_EINVAL, "evidence: bad configuration");
+    if (mkdir(c->dir, 0750) != 0 && errno != EEXIST)
+        return its_seterr(err, errlen, ITS_EIO, "evidence.dir %s: %s", c->dir, strerror(errno));
+    its_evidence_store *s = its_calloc(ITS_MOD_INGEST, 1, sizeof *s);
+    if (!s)
+        return its_seterr(err, errlen, ITS_ENOMEM, "evidence: out of memory");
+    s->cams = its_calloc(ITS_MOD_INGEST, MAX_CAMERAS, sizeof *s->cams);
+    s->rec = its_calloc(ITS_MOD_INGEST, ITS_EVIDENCE_RECORDS, sizeof *s->rec);
+    if (!s->cams || !s->rec) {
+        its_free(s->cams);
+        its_free(s->rec);
+        its_free(s);
+        return its_seterr(err, errlen, ITS_ENOMEM, "evidence: out of memory");
+    }
+    s->c = *c;
+    snprintf(s->dir, sizeof s->dir, "%s", c->dir);
+    s->c.dir = s->dir;
+    pthread_mutex_init(&s->mu, NULL);
+    *out = s;
+    return 0;
+}
+
+void its_evidence_store_destroy(its_evidence_store *s)
+{
+    if (!s)
+        return;
+    for (int i = 0; i < MAX_CAMERAS; i++)
+        its_clipring_unref(s->cams[i].r);
+    pthread_mutex_destroy(&s->mu);
+    its_free(s->cams);
+    its_free(s->rec);
+    its_free(s);
+}
+
+double its_evidence_pre_s(const its_evidence_store *s)
+{
+    return s->c.pre_s;
+}
+
+its_clipring_t *its_evidence_camera_open(its_evidence_store *s, const char *camera)
+{
+    if (!s || !camera || strlen(camera) >= sizeof s->cams[0].id)
+        return NULL;
+    its_clipring_t *r;
+    if (its_clipring_create(s->c.ring_bytes, &r) < 0)
+        return NULL;
+    pthread_mutex_lock(&s->mu);
+    int slot = -1;
+    for (int i = 0; i < MAX_CAMERAS; i++) {
+        if (s->cams[i].r && !strcmp(s->cams[i].id, camera)) {
+            slot = i;
+            break;
+        }
+        if (!s->cams[i].r && slot < 0)
+            slot = i;
+    }
+    if (slot < 0) {
+        pthread_mutex_unlock(&s->mu);
+        its_clipring_unref(r);
+        return NULL;
+    }
+    its_clipring_unref(s->cams[slot].r);
+    snprintf(s->cams[slot].id, sizeof s->cams[slot].id, "%s", camera);
+    s->cams[slot].r = r;
+    its_clipring_ref(r); /* the caller's */
+    pthread_mutex_unlock(&s->mu);
+    return r;
+}
+
+void its_evidence_camera_close(its_evidence_store *s, const char *camera, its_clipring_t *r)
+{
+    if (!s || !camera)
+        return;
+    pthread_mutex_lock(&s->mu);
+    for (int i = 0; i < MAX_CAMERAS; i++)
+        if (s->cams[i].r && (!r || s->cams[i].r == r) && !strcmp(s->cams[i].id, camera)) {
+            r = s->cams[i].r;
+            its_clipring_unref(r);
+            s->cams[i].r = NULL;
+            break;
+        }
+    pthread_mutex_unlock(&s->mu);
+}
+
+static int valid_id(const char *id)
+{
+    size_t n = id ? strlen(id) : 0;
+    if (!n || n >= sizeof((its_evidence_record *)0)->id || id[0] == '.')
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = id[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '.' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+int its_evidence_capture(its_evidence_store *s, const char *camera, const char *id,
+                         const char *kind, int64_t ts_us, int64_t media_ns, const uint8_t *jpeg,
+                         size_t jpeg_len, int *clip)
+{
+    *clip = 0;
+    if (!s || !camera || !valid_id(id) || !kind)
+        return ITS_EINVAL;
+    char path[1300];
+    int rc = 0;
+    if (jpeg && jpeg_len) {
+        char part[1320];
+        snprintf(path, sizeof path, "%s/%s.jpg", s->dir, id);
+        snprintf(part, sizeof part, "%s.part", path);
+        FILE *f = fopen(part, "wb");
+        int ok = f && fwrite(jpeg, 1, jpeg_len, f) == jpeg_len;
+        if (f && fclose(f) != 0)
+            ok = 0;
+        if (!ok || rename(part, path) != 0) {
+            unlink(part);
+            rc = ITS_EIO;
+        }
+    }
+    snprintf(path, sizeof path, "%s/%s.mp4", s->dir, id);
+    pthread_mutex_lock(&s->mu);
+    its_clipring_t *r = NULL;
+    for (int i = 0; i < MAX_CAMERAS && !r; i++)
+        if (s->cams[i].r && !strcmp(s->cams[i].id, camera)) {
+            r = s->cams[i].r;
+            its_clipring_ref(r);
+        }
+    its_evidence_record *x = &s->rec[(s->rec_head + s->rec_n) % ITS_EVIDENCE_RECORDS];
+    if (s->rec_n == ITS_EVIDENCE_RECORDS)
+        s->rec_head = (s->rec_head + 1) % ITS_EVIDENCE_RECORDS;
+    else
+        s->rec_n++;
+    memset(x, 0, sizeof *x);
+    snprintf(x->id, sizeof x->id, "%s", id);
+    snprintf(x->camera, sizeof x->camera, "%s", camera);
+    snprintf(x->kind, sizeof x->kind, "%s", kind);
+    x->ts_us = ts_us;
+    if (r && its_clipring_request(r, media_ns, s->c.pre_s, s->c.post_s, path) == 0)
+        x->clip = *clip = 1;
+    pthread_mutex_unlock(&s->mu);
+    its_clipring_unref(r);
+    its_evidence_sweep(s->dir, s->c.max_bytes, s->c.max_age_s);
+    return rc;
+}
+
+int its_evidence_list(its_evidence_store *s, its_evidence_record *out, int max)
+{
+    pthread_mutex_lock(&s->mu);
+    int n = 0;
+    for (int i = s->rec_n - 1; i >= 0 && n < max; i--)
+        out[n++] = s->rec[(s->rec_head + i) % ITS_EVIDENCE_RECORDS];
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+int its_evidence_path(its_evidence_store *s, const char *id, const char *what, char *path,
+                      size_t len)
+{
+    if (!s || !valid_id(id) || !what)
+        return ITS_EINVAL;
+    const char *ext = !strcmp(what, "snapshot") ? "jpg" : !strcmp(what, "clip") ? "mp4" : NULL;
+    if (!ext)
+        return ITS_EINVAL;
+    snprintf(path, len, "%s/%s.%s", s->dir, id, ext);
+    return access(path, R_OK) == 0 ? 0 : ITS_ENOENT;
+}
