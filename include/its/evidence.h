@@ -17,7 +17,8 @@
  * keyframe) to the last one at or before t + post_s, timestamps shifted so that t - pre_s is
  * 0: the packets before it (from the keyframe on) get negative times, which the MP4 muxer
  * turns into an edit list, so players and ffprobe show pre_s + post_s seconds starting at
- * t - pre_s while the decoder still gets its keyframe. The file appears whole (written as
+ * t - pre_s while the decoder still gets its keyframe (a clip asked for before the first
+ * keyframe the ring holds starts at that keyframe, shorter). The file appears whole (written as
  * PATH.part, then renamed).
  *
  * Contract: one writer thread (its_clipring_packet, which also cuts the clips that are due);

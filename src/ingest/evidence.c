@@ -191,7 +191,9 @@ static int cut(its_clipring_t *r, const request *q)
             last = i;
     if (last < first || !r->par->codec_id)
         return ITS_ENOENT;
-    return write_clip(r, first, last, q->start, q->path);
+    /* before the stream's first picture there is nothing to show: the clip starts there */
+    int64_t start = q->start > at(r, first)->pts ? q->start : at(r, first)->pts;
+    return write_clip(r, first, last, start, q->path);
 }
 
 /* Cut the requests whose end has come (all with force). */
