@@ -139,9 +139,12 @@ static void evidence_kinds(cam_state *s, const its_scene *sc, const char *list)
                 s->ev_classes = ~0u;
                 break;
             }
+            unsigned before = s->ev_classes;
             for (int c = 0; c < sc->n_tclasses; c++)
                 if (!strcmp(cls, sc->tclasses[c].name))
                     s->ev_classes |= 1u << c;
+            if (s->ev_classes == before)
+                its_logw("app", s->id, "evidence.events: the scene has no traffic class '%s'", cls);
         }
         if (!found)
             its_logw("app", s->id, "evidence.events: '%s' is no event kind, ignored", t);
