@@ -386,6 +386,11 @@ void its_analytics_report_write(const its_analytics_t *a, const its_analytics_re
  */
 void its_analytics_event_message(const its_analytics_t *a, const its_event *e, const char *camera,
                                  const char *id_prefix, int64_t ts_us, uint64_t frame, its_json *w);
+/* The event message with "evidence":{"snapshot":..,"clip":..} (links; NULL ones left out). */
+void its_analytics_event_message_links(const its_analytics_t *a, const its_event *e,
+                                       const char *camera, const char *id_prefix, int64_t ts_us,
+                                       uint64_t frame, const char *snapshot, const char *clip,
+                                       its_json *w);
 void its_analytics_window_message(const its_analytics_t *a, const its_analytics_report *r,
                                   const char *camera, int64_t ts_us, uint64_t frame, its_json *w);
 

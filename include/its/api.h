@@ -23,6 +23,9 @@
  *   GET  /v1/cameras/{id}             one camera      PUT  /v1/cameras/{id}    add or replace
  *   DELETE /v1/cameras/{id}           remove
  *   GET  /v1/cameras/{id}/analytics?window=1m         L1 cache, then Redis
+ *   GET  /v1/cameras/{id}/counts.csv?from=&to=&interval=15m   interval counts (its/counts.h)
+ *   GET  /v1/events                   recent events with evidence, links to their files
+ *   GET  /v1/events/{id}/snapshot.jpg, /v1/events/{id}/clip.mp4   the files (its/evidence.h)
  *   POST /v1/cameras/{id}/frames      body: one JPEG (Content-Type image/jpeg)
  * Errors are JSON: {"error":{"code":"not_found","message":"..."}} with the HTTP status.
  *
@@ -79,6 +82,20 @@ typedef struct its_api_camera_spec {
     int replace;      /* PUT: replace an existing camera instead of failing with ITS_EEXIST */
 } its_api_camera_spec;
 
+/* An event with evidence, for GET /v1/events. */
+typedef struct its_api_event {
+    char id[160];
+    char camera[ITS_PUB_ID_MAX + 1];
+    char kind[32];
+    int64_t ts_us;
+    int snapshot, clip; /* 1: the file is there */
+    int clip_pending;   /* 1: asked for, not on disk (not written yet, or it failed) */
+} its_api_event;
+
+#define ITS_API_MAX_EVENTS   1024 /* per /v1/events response */
+#define ITS_API_MAX_FILE_MB  64   /* largest evidence file served */
+#define ITS_API_EVENT_ID_MAX 159
+
 /* Every callback may be NULL: its endpoints then answer 501 (503 for readiness). */
 typedef struct its_api_provider {
     void *ud;
@@ -96,6 +113,16 @@ typedef struct its_api_provider {
      * ITS_EFULL/ITS_EBUSY (pipeline full: 429), ITS_EDECODE (not a decodable JPEG: 400). */
     int (*frame_push)(void *ud, const char *id, const uint8_t *jpeg, size_t len,
                       uint64_t received_mono_ns);
+    /* The camera's interval counts, CSV rows without the header (its_counts_csv), through
+     * put(ctx, ...): 0, ITS_ENOENT (no such camera, or no counts for it), or what put
+     * returned. [from_ns, to_ns): wall clock, ns since the epoch. */
+    int (*counts_csv)(void *ud, const char *id, int64_t from_ns, int64_t to_ns, int interval_s,
+                      int (*put)(void *ctx, const char *s, size_t n), void *ctx);
+    /* The newest events with evidence first, up to max; returns the count. */
+    int (*events)(void *ud, its_api_event *out, int max);
+    /* The path of an event's "snapshot" or "clip": 0, ITS_ENOENT (unknown, not written yet or
+     * deleted by the storage limits). */
+    int (*evidence_file)(void *ud, const char *id, const char *what, char *path, size_t len);
 } its_api_provider;
 
 /* The defaults of its_api_config_default, also those of the "api.*" options below. */
@@ -141,6 +168,8 @@ typedef struct its_api_request {
     const char *method;        /* "GET", ... */
     const char *path;          /* without the query */
     const char *window;        /* ?window= for analytics; NULL: "1m" */
+    const char *from, *to;     /* ?from=, ?to= for counts.csv; NULL: the last 24 hours */
+    const char *interval;      /* ?interval= for counts.csv; NULL: "15m" */
     const char *authorization; /* the Authorization header or NULL */
     const char *content_type;  /* or NULL */
     const uint8_t *body;

@@ -80,6 +80,10 @@ typedef struct its_app_settings {
     int analytics_enabled;
     double window_s;
     double quality_image_fps;
+    int counts_hours;
+    char *evidence_dir, *evidence_events;
+    double evidence_pre_s, evidence_post_s, evidence_max_age_h;
+    int evidence_max_mb, evidence_ring_mb;
     char *baseline_dir;
     int sink;
     char *sink_path;

@@ -28,6 +28,13 @@ typedef struct its_app_hooks_opts {
     its_metrics *metrics;     /* vehicle counts, flow, drift (NULL: none); outlives the hooks */
     char model_buf[64];       /* private */
     char baseline_buf[512];   /* private */
+    /* each camera's interval counts go here (its/counts.h; NULL: none); outlives the hooks */
+    struct its_counts_store *counts;
+    int counts_hours; /* hours of 1-minute buckets kept per camera */
+    /* events' snapshots and clips (its/evidence.h; NULL: none); outlives the hooks */
+    struct its_evidence_store *evidence;
+    const char *evidence_events;   /* the kinds that keep evidence (evidence.events; copied) */
+    char evidence_events_buf[256]; /* private */
 } its_app_hooks_opts;
 
 int its_app_hooks(const its_app_hooks_opts *o, its_camera_hooks *out);

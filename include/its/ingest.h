@@ -117,6 +117,10 @@ typedef struct its_source_opts {
     int nice;             /* the source thread's niceness (0..19, decoding yields to the
                            * stages after it); 0: the creator's */
     int rtsp_udp;         /* rtsp: 1 RTP over UDP; 0: interleaved in the TCP connection */
+    /* files and live: every compressed video packet also goes into this ring (its/
+     * evidence.h), whose clips are cut on the source's thread; the source takes over the
+     * caller's reference. NULL: none */
+    struct its_clipring *clipring;
 } its_source_opts;
 
 typedef struct its_source_stats {

@@ -73,6 +73,13 @@ int its_image_encode_jpeg(const its_image *img, int quality, uint8_t **out, size
                           char *err, size_t errlen);
 int its_image_save_jpeg(const its_image *img, const char *path, int quality, char *err,
                         size_t errlen);
+/* Drawing on a packed RGB/BGR image, clipped to it: a rectangle's outline, a line. */
+void its_image_draw_box(its_image *img, int x1, int y1, int x2, int y2, int thick,
+                        const uint8_t rgb[3]);
+void its_image_draw_line(its_image *img, int x0, int y0, int x1, int y1, int thick,
+                         const uint8_t rgb[3]);
+/* A packed RGB/BGR image as an 8-bit RGB PNG file. */
+int its_image_save_png(const its_image *img, const char *path, char *err, size_t errlen);
 
 /* Number of decode/encode failures since start (all threads). */
 unsigned long its_media_error_count(void);

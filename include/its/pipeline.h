@@ -222,6 +222,11 @@ typedef struct its_pipeline_opts {
     int max_cameras;         /* cameras present at once (removed ones until reclaimed) */
     int engine_workers;
     int analytics_workers;
+    /* owned; the cameras' interval counts (its/counts.h), filled by the hooks; NULL: none */
+    struct its_counts_store *counts;
+    /* owned; events' snapshots and clips (its/evidence.h): file and live cameras get a ring of
+     * their packets, the hooks capture; NULL: none */
+    struct its_evidence_store *evidence;
     /* batching */
     int batch_max; /* largest batch, capped by the backend's own largest */
     double batch_delay_ms;
@@ -292,6 +297,10 @@ int its_pipeline_push_image(its_pipeline_t *p, const char *id, const uint8_t *da
  * service exports it (/metrics, /v1/status) and may add its own series and collectors.
  */
 its_metrics *its_pipeline_metrics(its_pipeline_t *p);
+/* The cameras' interval counts (its_pipeline_opts.counts), or NULL. */
+struct its_counts_store *its_pipeline_counts(its_pipeline_t *p);
+/* The events' evidence (its_pipeline_opts.evidence), or NULL. */
+struct its_evidence_store *its_pipeline_evidence(its_pipeline_t *p);
 /* Cumulative stage histogram counts at one moment, to measure an interval (status line,
  * benchmark phases). */
 typedef struct its_stage_window {

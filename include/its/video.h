@@ -50,6 +50,19 @@
 
 typedef struct its_video its_video_t;
 
+/* A compressed packet of the video stream as the demuxer read it, before decoding (for
+ * remuxing without re-encoding, its/evidence.h); times on the frames' clock (pts_ns). */
+typedef struct its_video_packet {
+    const uint8_t *data;
+    size_t size;
+    int64_t pts_ns, dts_ns, duration_ns;
+    int key; /* a keyframe: decoding can start here */
+} its_video_packet;
+
+/* Called on the reading thread for every packet of the video stream; data is valid during
+ * the call only. */
+typedef void (*its_video_packet_fn)(void *ctx, its_video_t *v, const its_video_packet *p);
+
 typedef struct its_video_opts {
     its_pixfmt pixfmt;   /* output layout: RGB24 (default) or BGR24 */
     int max_width;       /* frames wider/taller are scaled down to fit; 0: 4096 */
@@ -61,6 +74,8 @@ typedef struct its_video_opts {
     const char *format;  /* force a demuxer ("mjpeg", "h264"...); NULL: probe */
     atomic_int *cancel;  /* optional: while nonzero, open/read abort with ITS_ECLOSED (the
                           * caller's stop flag; it must outlive the reader) */
+    its_video_packet_fn on_packet; /* optional: every video packet, as read */
+    void *packet_ctx;
 } its_video_opts;
 
 typedef struct its_video_frame {
@@ -120,6 +135,8 @@ int its_video_rewind(its_video_t *v);
 void its_video_interrupt(its_video_t *v);
 
 int its_video_get_info(const its_video_t *v, its_video_info *out);
+/* The video stream's codec parameters (FFmpeg's AVCodecParameters, for a muxer); NULL if none. */
+const void *its_video_codecpar(const its_video_t *v);
 void its_video_get_stats(const its_video_t *v, its_video_stats *out);
 /* The last error's text, "" if none. */
 const char *its_video_error(const its_video_t *v);
@@ -129,5 +146,29 @@ static inline size_t its_video_frame_bytes(int width, int height)
 {
     return (size_t)width * (size_t)height * 3;
 }
+
+/*
+ * A video file out: packed RGB/BGR frames of one size at a constant rate, encoded with H.264
+ * (libx264) where FFmpeg has it, else MPEG-4 part 2, into the container the file name asks
+ * for (.mp4, .mkv, .avi). Odd sizes lose their last column or row (4:2:0).
+ *
+ *     its_video_writer_t *w;
+ *     if (its_video_writer_open("out.mp4", 1280, 720, 30, ITS_PIX_RGB24, &w, err, sizeof err))
+ *         ...
+ *     its_video_writer_write(w, pixels, stride);      // per frame
+ *     its_video_writer_close(w);                      // flush and finish the file
+ *
+ * One thread per writer. Errors: ITS_EINVAL, ITS_ENOMEM, ITS_EIO (the file), ITS_EUNSUPPORTED
+ * (no encoder or container); err says which and why.
+ */
+typedef struct its_video_writer its_video_writer_t;
+
+int its_video_writer_open(const char *path, int width, int height, double fps, its_pixfmt pixfmt,
+                          its_video_writer_t **out, char *err, size_t errlen);
+int its_video_writer_write(its_video_writer_t *w, const uint8_t *data, int stride);
+/* The encoder's name ("libx264", "mpeg4"). */
+const char *its_video_writer_codec(const its_video_writer_t *w);
+/* Flushes, finishes the file and frees w; ITS_EIO when writing failed. */
+int its_video_writer_close(its_video_writer_t *w);
 
 #endif

@@ -1423,6 +1423,14 @@ static void event_json(its_json *w, const its_scene *s, const its_event *e)
 void its_analytics_event_message(const its_analytics_t *a, const its_event *e, const char *camera,
                                  const char *id_prefix, int64_t ts_us, uint64_t frame, its_json *w)
 {
+    its_analytics_event_message_links(a, e, camera, id_prefix, ts_us, frame, NULL, NULL, w);
+}
+
+void its_analytics_event_message_links(const its_analytics_t *a, const its_event *e,
+                                       const char *camera, const char *id_prefix, int64_t ts_us,
+                                       uint64_t frame, const char *snapshot, const char *clip,
+                                       its_json *w)
+{
     char id[160];
     size_t n = strlen(id_prefix);
     n = n < sizeof id - 24 ? n : sizeof id - 24;
@@ -1432,6 +1440,15 @@ void its_analytics_event_message(const its_analytics_t *a, const its_event *e, c
     its_json_msg_begin(w, "event", camera, ts_us, frame);
     its_json_kstr(w, "id", id);
     event_fields(w, &a->sc, e);
+    if (snapshot || clip) {
+        its_json_key(w, "evidence");
+        its_json_obj_begin(w);
+        if (snapshot)
+            its_json_kstr(w, "snapshot", snapshot);
+        if (clip)
+            its_json_kstr(w, "clip", clip);
+        its_json_obj_end(w);
+    }
     its_json_obj_end(w);
 }
 

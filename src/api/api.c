@@ -14,6 +14,7 @@
 
 #include "api_impl.h"
 #include "its/core.h"
+#include "its/counts.h"
 #include "its/json.h"
 #include "its/stage.h"
 #include "server.h"
@@ -120,6 +121,9 @@ static void http_handle(void *ud, its__http_request *hr)
         .method = hr->method,
         .path = hr->path,
         .window = its__http_arg(hr, "window"),
+        .from = its__http_arg(hr, "from"),
+        .to = its__http_arg(hr, "to"),
+        .interval = its__http_arg(hr, "interval"),
         .authorization = its__http_header(hr, "Authorization"),
         .content_type = its__http_header(hr, "Content-Type"),
         .body = hr->body,
@@ -840,7 +844,7 @@ static int h_analytics(its_api *api, const its_api_request *req, const char *id,
     }
     if (!api->cache)
         return reply_error(resp, 503, "unavailable", "no analytics cache configured");
-    char key[160];
+    char key[256];
     snprintf(key, sizeof key, "its:cam:%s:analytics:%s", id, window);
     char *val = NULL;
     size_t len = 0;
@@ -856,6 +860,170 @@ static int h_analytics(its_api *api, const its_api_request *req, const char *id,
     resp->content_type = "application/json";
     resp->body = val;
     resp->len = len;
+    return 0;
+}
+
+/* A growing body for counts.csv, up to ITS_API_MAX_RESPONSE_MB. */
+typedef struct csv_body {
+    char *buf;
+    size_t len, cap;
+} csv_body;
+
+static int csv_put(void *ctx, const char *s, size_t n)
+{
+    csv_body *b = ctx;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 16384;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        if (cap > ((size_t)ITS_API_MAX_RESPONSE_MB << 20))
+            return ITS_EOVERFLOW;
+        char *nb = its_realloc(ITS_MOD_API, b->buf, cap);
+        if (!nb)
+            return ITS_ENOMEM;
+        b->buf = nb;
+        b->cap = cap;
+    }
+    memcpy(b->buf + b->len, s, n);
+    b->len += n;
+    b->buf[b->len] = 0;
+    return 0;
+}
+
+/* GET /v1/cameras/{id}/counts.csv?from=&to=&interval=: the header, then the rows. */
+static int h_counts(its_api *api, const its_api_request *req, const char *id,
+                    its_api_response *resp)
+{
+    if (!api->prov.counts_csv)
+        return not_implemented(resp);
+    int interval_s = 900;
+    if (req->interval &&
+        (its_counts_parse_interval(req->interval, &interval_s) < 0 || interval_s % 60))
+        return reply_error(resp, 400, "bad_request",
+                           "interval must be whole minutes up to a day, e.g. 15m or 1h");
+    int64_t to_ns = (int64_t)its_wall_ns(), from_ns;
+    if (req->to && its_counts_parse_time(req->to, &to_ns) < 0)
+        return reply_error(resp, 400, "bad_request",
+                           "to must be a UTC time (2026-12-07T08:00:00Z) or unix seconds");
+    from_ns = to_ns - (int64_t)86400 * 1000000000;
+    if (req->from && its_counts_parse_time(req->from, &from_ns) < 0)
+        return reply_error(resp, 400, "bad_request",
+                           "from must be a UTC time (2026-12-07T08:00:00Z) or unix seconds");
+    if (from_ns >= to_ns)
+        return reply_error(resp, 400, "bad_request", "from must be before to");
+    csv_body b = {0};
+    int rc = csv_put(&b, ITS_COUNTS_HEADER, sizeof ITS_COUNTS_HEADER - 1);
+    if (rc == 0)
+        rc = api->prov.counts_csv(api->prov.ud, id, from_ns, to_ns, interval_s, csv_put, &b);
+    if (rc < 0) {
+        its_free(b.buf);
+        if (rc == ITS_EOVERFLOW)
+            return reply_error(resp, 400, "bad_request",
+                               "more than %d MiB of rows: ask for a shorter range or a longer "
+                               "interval",
+                               ITS_API_MAX_RESPONSE_MB);
+        if (rc == ITS_ENOENT)
+            return reply_error(resp, 404, "not_found", "no interval counts for camera %s", id);
+        return reply_error(resp, 500, "internal", "counts: %s", its_strerror(rc));
+    }
+    its_free(resp->body);
+    resp->status = 200;
+    resp->content_type = "text/csv; charset=utf-8";
+    resp->body = b.buf;
+    resp->len = b.len;
+    return 0;
+}
+
+struct events_doc {
+    const its_api_event *ev;
+    int n;
+};
+
+static void events_body(its_json *w, const void *ctx)
+{
+    const struct events_doc *d = ctx;
+    char url[256];
+    its_json_obj_begin(w);
+    its_json_key(w, "events");
+    its_json_arr_begin(w);
+    for (int i = 0; i < d->n; i++) {
+        const its_api_event *e = &d->ev[i];
+        its_json_obj_begin(w);
+        its_json_kstr(w, "id", e->id);
+        its_json_kstr(w, "camera", e->camera);
+        its_json_kstr(w, "kind", e->kind);
+        its_json_kint(w, "ts_us", e->ts_us);
+        snprintf(url, sizeof url, "/v1/events/%s/snapshot.jpg", e->id);
+        if (e->snapshot)
+            its_json_kstr(w, "snapshot", url);
+        else
+            its_json_knull(w, "snapshot");
+        snprintf(url, sizeof url, "/v1/events/%s/clip.mp4", e->id);
+        if (e->clip)
+            its_json_kstr(w, "clip", url);
+        else
+            its_json_knull(w, "clip");
+        its_json_kbool(w, "clip_pending", e->clip_pending);
+        its_json_obj_end(w);
+    }
+    its_json_arr_end(w);
+    its_json_kint(w, "count", d->n);
+    its_json_obj_end(w);
+}
+
+/* GET /v1/events: the recent events that kept evidence, newest first, with their links. */
+static int h_events(its_api *api, its_api_response *resp)
+{
+    if (!api->prov.events)
+        return not_implemented(resp);
+    its_api_event *ev = its_calloc(ITS_MOD_API, ITS_API_MAX_EVENTS, sizeof *ev);
+    if (!ev)
+        return reply_error(resp, 500, "internal", "out of memory");
+    int n = api->prov.events(api->prov.ud, ev, ITS_API_MAX_EVENTS);
+    if (n < 0) {
+        its_free(ev);
+        return reply_code(resp, n, "events");
+    }
+    for (int i = 0; i < n; i++) {
+        ev[i].id[sizeof ev[i].id - 1] = 0;
+        ev[i].camera[sizeof ev[i].camera - 1] = 0;
+        ev[i].kind[sizeof ev[i].kind - 1] = 0;
+    }
+    struct events_doc d = {ev, n};
+    int rc = reply_json(resp, 200, events_body, &d);
+    its_free(ev);
+    return rc;
+}
+
+/* GET /v1/events/{id}/snapshot.jpg or clip.mp4: the file, whole. */
+static int h_evidence(its_api *api, const char *id, int clip, its_api_response *resp)
+{
+    if (!api->prov.evidence_file)
+        return not_implemented(resp);
+    const char *what = clip ? "clip" : "snapshot";
+    char path[1400];
+    if (api->prov.evidence_file(api->prov.ud, id, what, path, sizeof path) < 0)
+        return reply_error(resp, 404, "not_found", "no %s for event %s (yet)", what, id);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return reply_error(resp, 404, "not_found", "no %s for event %s", what, id);
+    char *buf = NULL;
+    long size = -1;
+    if (fseek(f, 0, SEEK_END) == 0 && (size = ftell(f)) >= 0 &&
+        size <= (long)ITS_API_MAX_FILE_MB << 20 && fseek(f, 0, SEEK_SET) == 0)
+        buf = its_malloc(ITS_MOD_API, (size_t)size + 1);
+    int ok = buf && fread(buf, 1, (size_t)size, f) == (size_t)size;
+    fclose(f);
+    if (!ok) {
+        its_free(buf);
+        return reply_error(resp, 500, "internal", "cannot read the %s of event %s", what, id);
+    }
+    buf[size] = 0;
+    its_free(resp->body);
+    resp->status = 200;
+    resp->content_type = clip ? "video/mp4" : "image/jpeg";
+    resp->body = buf;
+    resp->len = (size_t)size;
     return 0;
 }
 
@@ -896,7 +1064,7 @@ int its_api_handle(its_api *api, const its_api_request *req, its_api_response *r
     memset(resp, 0, sizeof *resp);
     if (!api || !req || !req->method || !req->path || (req->body_len && !req->body))
         return reply_error(resp, 400, "bad_request", "malformed request");
-    char id[ITS_PUB_ID_MAX + 1];
+    char id[ITS_API_EVENT_ID_MAX + 1];
     int bad_id = 0;
     api_route r = its__api_route(req->path, id, sizeof id, &bad_id);
     const char *m = req->method;
@@ -914,6 +1082,8 @@ int its_api_handle(its_api *api, const its_api_request *req, its_api_response *r
     } else if (req->body_too_large) {
         rc = reply_error(resp, 413, "payload_too_large", "body exceeds %zu bytes",
                          its__api_body_limit(api, m, req->path));
+    } else if (bad_id && (r == R_SNAPSHOT || r == R_CLIP)) {
+        rc = reply_error(resp, 400, "bad_request", "event id must match [A-Za-z0-9_.-]{1,159}");
     } else if (bad_id) {
         rc = reply_error(resp, 400, "bad_request", "camera id must match [A-Za-z0-9_.-]{1,64}");
     } else {
@@ -946,6 +1116,16 @@ int its_api_handle(its_api *api, const its_api_request *req, its_api_response *r
             break;
         case R_FRAMES:
             rc = post ? h_frame(api, req, id, resp) : method_not_allowed(resp, "POST");
+            break;
+        case R_COUNTS:
+            rc = get ? h_counts(api, req, id, resp) : method_not_allowed(resp, "GET");
+            break;
+        case R_EVENTS:
+            rc = get ? h_events(api, resp) : method_not_allowed(resp, "GET");
+            break;
+        case R_SNAPSHOT:
+        case R_CLIP:
+            rc = get ? h_evidence(api, id, r == R_CLIP, resp) : method_not_allowed(resp, "GET");
             break;
         default:
             rc = reply_error(resp, 404, "not_found", "no such endpoint");

@@ -16,10 +16,15 @@ typedef enum api_route {
     R_CAMERA,    /* /v1/cameras/{id} */
     R_ANALYTICS, /* /v1/cameras/{id}/analytics */
     R_FRAMES,    /* /v1/cameras/{id}/frames */
+    R_COUNTS,    /* /v1/cameras/{id}/counts.csv */
+    R_EVENTS,    /* /v1/events */
+    R_SNAPSHOT,  /* /v1/events/{id}/snapshot.jpg */
+    R_CLIP,      /* /v1/events/{id}/clip.mp4 */
     R_COUNT
 } api_route;
 
-/* Parse a path. id receives the camera id for the /v1/cameras/{id}... routes. A syntactically
+/* Parse a path. id receives the camera id for the /v1/cameras/{id}... routes, the event id
+ * ([A-Za-z0-9_.-]{1,159}) for /v1/events/{id}/... A syntactically
  * bad id (characters outside the id set, too long) gives R_CAMERA etc. with *bad_id set. */
 api_route its__api_route(const char *path, char *id, size_t idlen, int *bad_id);
 const char *its__api_route_name(api_route r);

@@ -9,7 +9,8 @@
 #include "its/publish.h"
 
 static const char *const route_names[R_COUNT] = {
-    "unknown", "healthz", "readyz", "metrics", "status", "cameras", "camera", "analytics", "frames",
+    "unknown",   "healthz", "readyz", "metrics", "status",         "cameras",    "camera",
+    "analytics", "frames",  "counts", "events",  "event_snapshot", "event_clip",
 };
 
 const char *its__api_route_name(api_route r)
@@ -32,6 +33,30 @@ static long next_segment(const char **p, char *seg, size_t cap)
     return (long)n;
 }
 
+/* "{id}/snapshot.jpg" or "{id}/clip.mp4" after /v1/events/. */
+static api_route event_route(const char *p, char *id, size_t idlen, int *bad_id)
+{
+    char ev[ITS_API_EVENT_ID_MAX + 2];
+    long n = next_segment(&p, ev, sizeof ev);
+    if (n <= 0 || *p != '/')
+        return R_NOT_FOUND;
+    p++;
+    api_route r = !strcmp(p, "snapshot.jpg") ? R_SNAPSHOT
+                  : !strcmp(p, "clip.mp4")   ? R_CLIP
+                                             : R_NOT_FOUND;
+    if (r == R_NOT_FOUND)
+        return r;
+    int ok = ev[0] != '.';
+    for (long i = 0; i < n && ok; i++)
+        ok = (ev[i] >= 'a' && ev[i] <= 'z') || (ev[i] >= 'A' && ev[i] <= 'Z') ||
+             (ev[i] >= '0' && ev[i] <= '9') || ev[i] == '_' || ev[i] == '.' || ev[i] == '-';
+    if (!ok)
+        *bad_id = 1;
+    else if (idlen)
+        snprintf(id, idlen, "%s", ev);
+    return r;
+}
+
 api_route its__api_route(const char *path, char *id, size_t idlen, int *bad_id)
 {
     *bad_id = 0;
@@ -49,6 +74,11 @@ api_route its__api_route(const char *path, char *id, size_t idlen, int *bad_id)
         return R_STATUS;
     if (!strcmp(path, "/v1/cameras") || !strcmp(path, "/v1/cameras/"))
         return R_CAMERAS;
+    if (!strcmp(path, "/v1/events") || !strcmp(path, "/v1/events/"))
+        return R_EVENTS;
+    static const char events[] = "/v1/events/";
+    if (!strncmp(path, events, sizeof events - 1))
+        return event_route(path + sizeof events - 1, id, idlen, bad_id);
     static const char prefix[] = "/v1/cameras/";
     if (strncmp(path, prefix, sizeof prefix - 1))
         return R_NOT_FOUND;
@@ -71,6 +101,8 @@ api_route its__api_route(const char *path, char *id, size_t idlen, int *bad_id)
         return R_ANALYTICS;
     if (!strcmp(sub, "frames"))
         return R_FRAMES;
+    if (!strcmp(sub, "counts.csv"))
+        return R_COUNTS;
     if (sub[0] == 0)
         return R_CAMERA; /* trailing slash */
     return R_NOT_FOUND;

@@ -22,6 +22,17 @@
  * crossing, its_flow_rate_vehicles_per_hour{camera} (the 1-minute flow over all lines) and
  * its_model_drift_score{camera,model,feature} (PSI) at every window.
  *
+ * Interval counts (its/counts.h): with a counts store, each camera's line crossings per
+ * minute of the wall clock, per line, traffic class and direction, kept counts_hours in a ring
+ * and listed in the store under the camera id while the camera is open (GET
+ * /v1/cameras/{id}/counts.csv reads them there).
+ *
+ * Evidence (its/evidence.h): with an evidence store, an event of the configured kinds (its
+ * first message: an instant event, or the start of one that lasts) gets an annotated snapshot
+ * (the frame with its boxes, the event's track in red and the counting lines, JPEG), written
+ * at once, and a clip asked of the camera's packet ring around the frame's media time; the
+ * event message carries their links ("evidence": {"snapshot", "clip"}, docs/messages.md).
+ *
  * Baselines: with a baseline directory, a camera's baseline is read from <dir>/<camera>.baseline
  * at open when the file exists, and written there once captured, so drift is measured against
  * the same reference across restarts. Event ids are "<camera>-<t0>-<n>": t0 is the wall-clock time
@@ -33,6 +44,9 @@
 #include <string.h>
 
 #include "its/analytics.h"
+#include "its/counts.h"
+#include "its/evidence.h"
+#include "its/media.h"
 #include "its/app_hooks.h"
 #include "its/core.h"
 #include "its/modelmon.h"
@@ -50,6 +64,12 @@
 typedef struct cam_state {
     char id[ITS_CAMERA_ID_MAX + 1];
     its_analytics_t *an;
+    its_counts_t *counts;         /* NULL: none */
+    its_counts_store *store;      /* where counts is listed */
+    its_evidence_store *evidence; /* NULL: none */
+    unsigned ev_kinds;            /* bit per its_event_type that keeps evidence */
+    unsigned ev_classes;          /* line crossings: bit per traffic class (all: ~0u) */
+    its_scene_line lines[ITS_SCENE_MAX_LINES]; /* drawn on snapshots */
     its_quality_t *q;
     its_modelmon_t *mm;
     its_det_frame df;
@@ -88,12 +108,47 @@ static void cam_close(void *state)
     cam_state *s = state;
     if (!s)
         return;
+    its_counts_store_remove(s->store, s->id, s->counts);
+    its_counts_destroy(s->counts);
     its_analytics_destroy(s->an);
     its_quality_destroy(s->q);
     its_modelmon_destroy(s->mm);
     its_free(s->luma);
     its_free(s->json);
     its_free(s);
+}
+
+/* evidence.events: "kind,kind,line_crossing:CLASS" into the camera's masks. */
+static void evidence_kinds(cam_state *s, const its_scene *sc, const char *list)
+{
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", list ? list : "");
+    for (char *save = NULL, *t = strtok_r(buf, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
+        char *cls = strchr(t, ':');
+        if (cls)
+            *cls++ = 0;
+        int found = 0;
+        for (int k = 0; k < ITS_EV_COUNT; k++) {
+            if (strcmp(t, its_event_type_name((its_event_type)k)))
+                continue;
+            found = 1;
+            s->ev_kinds |= 1u << k;
+            if (k != ITS_EV_LINE_CROSSING)
+                break;
+            if (!cls) {
+                s->ev_classes = ~0u;
+                break;
+            }
+            unsigned before = s->ev_classes;
+            for (int c = 0; c < sc->n_tclasses; c++)
+                if (!strcmp(cls, sc->tclasses[c].name))
+                    s->ev_classes |= 1u << c;
+            if (s->ev_classes == before)
+                its_logw("app", s->id, "evidence.events: the scene has no traffic class '%s'", cls);
+        }
+        if (!found)
+            its_logw("app", s->id, "evidence.events: '%s' is no event kind, ignored", t);
+    }
 }
 
 static int cam_open(void *ctx, const char *camera, const char *scene, void **state, char *err,
@@ -114,6 +169,16 @@ static int cam_open(void *ctx, const char *camera, const char *scene, void **sta
     }
     if (rc == 0)
         rc = its_analytics_create(&sc, NULL, &s->an);
+    if (rc == 0 && o && o->counts && o->counts_hours > 0 &&
+        (rc = its_counts_create(&sc, camera, 60, o->counts_hours * 60, &s->counts)) == 0) {
+        if (its_counts_store_add(o->counts, camera, s->counts) == 0) {
+            s->store = o->counts;
+        } else {
+            its_logw("app", camera, "no interval counts: the cameras' table is full");
+            its_counts_destroy(s->counts);
+            s->counts = NULL;
+        }
+    }
     its_quality_params qp;
     its_quality_params_default(&qp);
     qp.reuse_image = o && o->quality_image_fps > 0;
@@ -139,7 +204,11 @@ static int cam_open(void *ctx, const char *camera, const char *scene, void **sta
                 its_logi("app", camera, "model baseline read from %s", s->baseline_path);
         }
     }
+    if (rc == 0 && o && o->evidence)
+        evidence_kinds(s, &sc, o->evidence_events);
     if (rc == 0) {
+        s->evidence = o && s->ev_kinds ? o->evidence : NULL;
+        memcpy(s->lines, sc.lines, sizeof s->lines);
         s->n_lines = sc.n_lines;
         for (int i = 0; i < sc.n_lines; i++)
             snprintf(s->line_names[i], sizeof s->line_names[i], "%s", sc.lines[i].name);
@@ -184,6 +253,59 @@ static void send(cam_state *s, its_json *w, its_msg_type type, its_emit_fn emit,
     emit(ectx, type, w->buf, (size_t)n);
 }
 
+/* Does this event keep evidence? Its first message does, when its kind (and, for a line
+ * crossing, its traffic class) is configured. */
+static int wants_evidence(const cam_state *s, const its_event *e)
+{
+    if (!s->evidence || !(s->ev_kinds >> e->type & 1u) || e->phase == ITS_PHASE_UPDATE ||
+        e->phase == ITS_PHASE_END)
+        return 0;
+    return e->type != ITS_EV_LINE_CROSSING || (e->tclass >= 0 && (s->ev_classes >> e->tclass & 1u));
+}
+
+/* The event's snapshot (its frame, the boxes, its track in red, the counting lines) and its
+ * clip; the links into snap_url and clip_url ("" when none). Allocates (an image, a JPEG) per
+ * event, never per frame. */
+static void capture(cam_state *s, const its_frame *f, const its_event *e, const char *id,
+                    char *snap_url, char *clip_url, size_t len)
+{
+    snap_url[0] = clip_url[0] = 0;
+    its_image img = {0};
+    uint8_t *jpeg = NULL;
+    size_t jlen = 0;
+    char err[256];
+    if (f->data && its_image_alloc(&img, f->width, f->height, f->pixfmt) == 0) {
+        for (int y = 0; y < f->height; y++)
+            memcpy(img.data + (size_t)y * img.stride, f->data + (size_t)y * (size_t)f->stride,
+                   (size_t)f->width * 3);
+        int side = f->width > f->height ? f->width : f->height, t = side / 400 + 1;
+        static const uint8_t green[3] = {72, 249, 10}, red[3] = {255, 40, 40},
+                             yellow[3] = {255, 220, 0};
+        for (int i = 0; i < s->n_lines; i++)
+            its_image_draw_line(&img, (int)s->lines[i].a.x, (int)s->lines[i].a.y,
+                                (int)s->lines[i].b.x, (int)s->lines[i].b.y, t + 1, yellow);
+        for (int i = 0; i < f->n_dets; i++) {
+            const its_det *d = &f->dets[i];
+            int mine = e->track_id && d->track_id == (int)e->track_id;
+            its_image_draw_box(&img, (int)d->x1, (int)d->y1, (int)d->x2, (int)d->y2,
+                               mine ? 2 * t + 1 : t, mine ? red : green);
+        }
+        if (its_image_encode_jpeg(&img, 85, &jpeg, &jlen, err, sizeof err) < 0)
+            its_logw("app", s->id, "event %s: no snapshot: %s", id, err);
+        its_image_free(&img);
+    }
+    int clip = 0;
+    if (its_evidence_capture(s->evidence, s->id, id, its_event_type_name(e->type),
+                             wall_us(s, f->ts_ns[ITS_TS_CAPTURE]), f->pts_ns, jpeg, jlen,
+                             &clip) < 0)
+        its_logw("app", s->id, "event %s: evidence not kept in full", id);
+    else if (jpeg)
+        snprintf(snap_url, len, "/v1/events/%s/snapshot.jpg", id);
+    if (clip)
+        snprintf(clip_url, len, "/v1/events/%s/clip.mp4", id);
+    its_free(jpeg);
+}
+
 /* Events happen in the frame that shows them: their time is the frame's capture time. */
 static void emit_events(cam_state *s, const its_frame *f, its_emit_fn emit, void *ectx)
 {
@@ -192,8 +314,15 @@ static void emit_events(cam_state *s, const its_frame *f, its_emit_fn emit, void
         its_json w;
         its_json_init(&w, s->json, REPORT_JSON);
         const its_event *e = &r->events[i];
-        its_analytics_event_message(s->an, e, s->id, s->id_prefix,
-                                    wall_us(s, f->ts_ns[ITS_TS_CAPTURE]), f->seq, &w);
+        char snap[256] = "", clip[256] = "";
+        if (wants_evidence(s, e)) {
+            char id[200];
+            snprintf(id, sizeof id, "%s-%llu", s->id_prefix, (unsigned long long)e->seq);
+            capture(s, f, e, id, snap, clip, sizeof snap);
+        }
+        its_analytics_event_message_links(s->an, e, s->id, s->id_prefix,
+                                          wall_us(s, f->ts_ns[ITS_TS_CAPTURE]), f->seq,
+                                          snap[0] ? snap : NULL, clip[0] ? clip : NULL, &w);
         send(s, &w, ITS_MSG_EVENT, emit, ectx);
         s->events++;
         if (s->reg && e->type == ITS_EV_LINE_CROSSING && e->group >= 0 &&
@@ -437,6 +566,9 @@ static void cam_analytics(void *state, its_frame *f, its_emit_fn emit, void *ect
             f->dets[t->det_index].track_id = (int)t->id;
     }
     emit_events(s, f, emit, ectx);
+    if (s->counts)
+        its_counts_frame(s->counts, (int64_t)f->ts_ns[ITS_TS_CAPTURE] + s->wall_offset_ns,
+                         s->last->events, s->last->n_events);
     int64_t ts = f->pts_ns;
     if (!s->next_window_ns) {
         s->next_window_ns = ts + s->window_ns;
@@ -511,6 +643,12 @@ int its_app_hooks(const its_app_hooks_opts *o, its_camera_hooks *out)
     if (o && o->model_name)
         snprintf(copy->model_buf, sizeof copy->model_buf, "%s", o->model_name);
     copy->model_name = copy->model_buf;
+    copy->evidence_events = NULL;
+    if (o && o->evidence_events) {
+        snprintf(copy->evidence_events_buf, sizeof copy->evidence_events_buf, "%s",
+                 o->evidence_events);
+        copy->evidence_events = copy->evidence_events_buf;
+    }
     copy->baseline_dir = NULL;
     if (o && o->baseline_dir && *o->baseline_dir) {
         snprintf(copy->baseline_buf, sizeof copy->baseline_buf, "%s", o->baseline_dir);

@@ -43,6 +43,8 @@
 #include <string.h>
 
 #include "its/core.h"
+#include "its/counts.h"
+#include "its/evidence.h"
 
 #define REORDER       64 /* per camera; pool_frames is capped to it */
 #define ANA_QUEUE     4096
@@ -447,6 +449,8 @@ int its_pipeline_create(its_pipeline_opts *o, its_pipeline_t **out, char *err, s
     memset(&o->infer, 0, sizeof o->infer);
     o->sink = NULL;
     o->metrics = NULL;
+    o->counts = NULL;
+    o->evidence = NULL;
     pthread_mutex_init(&p->ctl_mu, NULL);
     pthread_mutex_init(&p->form_mu, NULL);
     pthread_rwlock_init(&p->slot_mu, NULL);
@@ -659,10 +663,15 @@ int its_pipeline_add_camera(its_pipeline_t *p, const its_camera_cfg *c, char *er
     so.backoff_min_ms = p->o.backoff_min_ms;
     so.backoff_max_ms = p->o.backoff_max_ms;
     so.nice = p->o.source_nice;
+    its_source_kind kind = so.kind ? so.kind : its_source_kind_of(c->url);
+    if (p->o.evidence && kind >= ITS_SOURCE_FILE && kind <= ITS_SOURCE_HLS)
+        so.clipring = its_evidence_camera_open(p->o.evidence, c->id); /* the source's */
     its_source_t *src;
     rc = its_source_create(&so, on_frame, p, &src, err, errlen);
-    if (rc < 0)
+    if (rc < 0) {
+        its_evidence_camera_close(p->o.evidence, c->id, so.clipring);
         goto out;
+    }
     slot_reset(k);
     pthread_rwlock_wrlock(&p->slot_mu);
     snprintf(k->id, sizeof k->id, "%s", c->id);
@@ -723,6 +732,7 @@ int its_pipeline_remove_camera(its_pipeline_t *p, const char *id)
         /* cancelled, never waited for: its frames in flight finish, its counters stay
          * readable until the slot is reclaimed */
         its_source_cancel(p->cams[i].src);
+        its_evidence_camera_close(p->o.evidence, id, NULL); /* its ring leaves the table */
         atomic_store(&p->cams[i].active, 0);
         p->cams[i].state = SLOT_RETIRING;
         p->cams[i].retired_ns = its_now_ns();
@@ -874,6 +884,8 @@ void its_pipeline_destroy(its_pipeline_t *p)
     if (p->o.sink)
         p->o.sink->destroy(p->o.sink);
     its_metrics_destroy(p->metrics);
+    its_counts_store_destroy(p->o.counts); /* after the hooks' close, which leave it */
+    its_evidence_store_destroy(p->o.evidence);
     its_free(p->cams);
     pthread_mutex_destroy(&p->ctl_mu);
     pthread_mutex_destroy(&p->form_mu);
@@ -929,6 +941,16 @@ int its_pipeline_camera_stats(its_pipeline_t *p, int slot, its_camera_stats *out
 its_metrics *its_pipeline_metrics(its_pipeline_t *p)
 {
     return p->metrics;
+}
+
+struct its_counts_store *its_pipeline_counts(its_pipeline_t *p)
+{
+    return p->o.counts;
+}
+
+struct its_evidence_store *its_pipeline_evidence(its_pipeline_t *p)
+{
+    return p->o.evidence;
 }
 
 void its_pipeline_stage_mark(its_pipeline_t *p, its_stage_window *w)

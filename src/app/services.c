@@ -32,6 +32,8 @@
 #include "its/app_services.h"
 #include "its/cluster.h"
 #include "its/core.h"
+#include "its/counts.h"
+#include "its/evidence.h"
 #include "its/metrics.h"
 #include "its/publish.h"
 
@@ -510,6 +512,53 @@ static int cluster_create(its_app_services *s, const its_app_config *c, char *er
     return rc;
 }
 
+/* GET /v1/cameras/{id}/counts.csv: the camera's interval counts, kept by its hooks. */
+static int prov_counts(void *ud, const char *id, int64_t from_ns, int64_t to_ns, int interval_s,
+                       int (*put)(void *ctx, const char *s, size_t n), void *ctx)
+{
+    its_app_services *s = ud;
+    its_counts_store *store = its_pipeline_counts(s->p);
+    if (!store)
+        return ITS_ENOENT;
+    int rc = its_counts_store_csv(store, id, from_ns, to_ns, interval_s, put, ctx);
+    /* a camera before its first analysed frame has nothing counted yet */
+    return rc == ITS_ENOENT && its_pipeline_find_camera(s->p, id) >= 0 ? 0 : rc;
+}
+
+/* GET /v1/events: the evidence store's records, with what is on disk now. */
+static int prov_events(void *ud, its_api_event *out, int max)
+{
+    its_app_services *s = ud;
+    its_evidence_store *ev = its_pipeline_evidence(s->p);
+    if (!ev)
+        return 0;
+    its_evidence_record *rec = its_calloc(ITS_MOD_APP, (size_t)max, sizeof *rec);
+    if (!rec)
+        return ITS_ENOMEM;
+    int n = its_evidence_list(ev, rec, max);
+    for (int i = 0; i < n; i++) {
+        char path[1400];
+        its_api_event *e = &out[i];
+        memset(e, 0, sizeof *e);
+        snprintf(e->id, sizeof e->id, "%s", rec[i].id);
+        snprintf(e->camera, sizeof e->camera, "%s", rec[i].camera);
+        snprintf(e->kind, sizeof e->kind, "%s", rec[i].kind);
+        e->ts_us = rec[i].ts_us;
+        e->snapshot = its_evidence_path(ev, rec[i].id, "snapshot", path, sizeof path) == 0;
+        e->clip = its_evidence_path(ev, rec[i].id, "clip", path, sizeof path) == 0;
+        e->clip_pending = rec[i].clip && !e->clip; /* asked for, not on disk (yet) */
+    }
+    its_free(rec);
+    return n;
+}
+
+static int prov_evidence_file(void *ud, const char *id, const char *what, char *path, size_t len)
+{
+    its_app_services *s = ud;
+    its_evidence_store *ev = its_pipeline_evidence(s->p);
+    return ev ? its_evidence_path(ev, id, what, path, len) : ITS_ENOENT;
+}
+
 int its_app_services_create(const its_app_config *c, its_pipeline_t *p, its_app_services **out,
                             char *err, size_t errlen)
 {
@@ -557,7 +606,10 @@ int its_app_services_create(const its_app_config *c, its_pipeline_t *p, its_app_
                                  .camera_get = prov_get,
                                  .camera_add = prov_add,
                                  .camera_remove = prov_remove,
-                                 .frame_push = prov_push};
+                                 .frame_push = prov_push,
+                                 .counts_csv = prov_counts,
+                                 .events = prov_events,
+                                 .evidence_file = prov_evidence_file};
         /* With Redis configured, the analytics endpoint reads the windows the sink caches
          * there, through an in-process L1 (its_cache). */
         its_cache_config cc;

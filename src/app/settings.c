@@ -16,6 +16,8 @@
 #include "its/app_services.h"
 #include "its/cluster.h"
 #include "its/core.h"
+#include "its/counts.h"
+#include "its/evidence.h"
 
 static const char *const backends[] = {"noop", "cpu", "cuda", NULL};
 static const char *const fallbacks[] = {"none", "cpu", NULL};
@@ -97,6 +99,25 @@ static const its_option options[] = {
     ITS_OPT_DOUBLE("analytics.quality_image_fps", S, quality_image_fps, "0", 0, 1000, 0,
                    "picture-quality measurements per camera per second (0: every frame; the "
                    "frames between reuse the last one)"),
+    ITS_OPT_INT("analytics.counts_hours", S, counts_hours, "24", 0, 168, 0,
+                "hours of interval counts kept in memory per camera for GET "
+                "/v1/cameras/{id}/counts.csv (1-minute buckets; 0: none)"),
+    ITS_OPT_STR("evidence.dir", S, evidence_dir, "", 0,
+                "folder of the events' snapshots and clips (empty: no evidence kept)"),
+    ITS_OPT_STR("evidence.events", S, evidence_events, "stopped_vehicle,wrong_way,speed_drop", 0,
+                "event kinds that keep evidence, comma-separated; line_crossing, or "
+                "line_crossing:CLASS for one traffic class"),
+    ITS_OPT_DOUBLE("evidence.pre_s", S, evidence_pre_s, "5", 0, 60, 0,
+                   "seconds of video before the event in its clip"),
+    ITS_OPT_DOUBLE("evidence.post_s", S, evidence_post_s, "5", 0, 60, 0,
+                   "seconds of video after the event in its clip"),
+    ITS_OPT_INT("evidence.max_mb", S, evidence_max_mb, "1024", 1, 1048576, 0,
+                "evidence.dir is kept under this many MiB (the oldest files go first)"),
+    ITS_OPT_DOUBLE("evidence.max_age_h", S, evidence_max_age_h, "168", 0, 87600, 0,
+                   "evidence files older than this many hours are deleted (0: no age limit)"),
+    ITS_OPT_INT("evidence.ring_mb", S, evidence_ring_mb, "8", 1, 1024, 0,
+                "compressed video kept in memory per camera for the clips, MiB (it must "
+                "cover pre_s and a keyframe interval)"),
     ITS_OPT_STR("analytics.baseline_dir", S, baseline_dir, "", 0,
                 "directory of the model-metrics baselines, one file per camera, written once "
                 "captured and read back at start (empty: a new baseline every start)"),
@@ -540,6 +561,10 @@ static int opts_fail(its_pipeline_opts *o, int rc)
     memset(&o->hooks, 0, sizeof o->hooks);
     its_metrics_destroy(o->metrics);
     o->metrics = NULL;
+    its_counts_store_destroy(o->counts);
+    o->counts = NULL;
+    its_evidence_store_destroy(o->evidence);
+    o->evidence = NULL;
     return rc;
 }
 
@@ -598,13 +623,30 @@ int its_app_pipeline_opts(const its_app_config *c, its_pipeline_opts *o, char *e
             its_seterr(err, errlen, rc, "engine: out of memory");
         return opts_fail(o, rc);
     }
+    if (s->analytics_enabled && s->counts_hours > 0 &&
+        its_counts_store_create(s->max_cameras, &o->counts) < 0)
+        return its_seterr(err, errlen, opts_fail(o, ITS_ENOMEM), "analytics: out of memory");
+    if (s->analytics_enabled && s->evidence_dir && *s->evidence_dir) {
+        its_evidence_config ec = {.dir = s->evidence_dir,
+                                  .pre_s = s->evidence_pre_s,
+                                  .post_s = s->evidence_post_s,
+                                  .ring_bytes = (size_t)s->evidence_ring_mb << 20,
+                                  .max_bytes = (uint64_t)s->evidence_max_mb << 20,
+                                  .max_age_s = s->evidence_max_age_h * 3600};
+        if ((rc = its_evidence_store_create(&ec, &o->evidence, err, errlen)) < 0)
+            return opts_fail(o, rc);
+    }
     if (s->analytics_enabled) {
         const char *slash = s->model ? strrchr(s->model, '/') : NULL;
         its_app_hooks_opts ho = {.model_name = slash ? slash + 1 : s->model,
                                  .window_s = s->window_s,
                                  .quality_image_fps = s->quality_image_fps,
                                  .baseline_dir = s->baseline_dir,
-                                 .metrics = o->metrics};
+                                 .metrics = o->metrics,
+                                 .counts = o->counts,
+                                 .counts_hours = s->counts_hours,
+                                 .evidence = o->evidence,
+                                 .evidence_events = s->evidence_events};
         rc = its_app_hooks(&ho, &o->hooks);
         if (rc < 0)
             return its_seterr(err, errlen, opts_fail(o, rc), "analytics: out of memory");

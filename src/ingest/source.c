@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "its/core.h"
+#include "its/evidence.h"
 #include "its/media.h"
 #include "ingest_impl.h"
 
@@ -58,6 +59,7 @@ struct its_source {
     its_pool_t *hdr_pool;
     its_pool_t *pix_pool; /* NULL for replay */
     its__clip *clip;      /* replay only */
+    int64_t pkt_base;     /* media time of the connection's (or loop's) start, for the packets */
     pthread_t thread;
     int started, joined;
     atomic_int refs;       /* the owner's and, while it runs, the thread's */
@@ -186,11 +188,19 @@ static void note_error(its_source_t *s, const char *msg)
     pthread_mutex_unlock(&s->mu);
 }
 
+/* Every compressed packet into the clip ring, on the media clock of the frames. */
+static void on_packet(void *ctx, its_video_t *v, const its_video_packet *p)
+{
+    its_source_t *s = ctx;
+    its_clipring_packet(s->o.clipring, v, p, s->pkt_base);
+}
+
 static void source_free(its_source_t *s)
 {
     its_pool_destroy(s->pix_pool);
     its_pool_destroy(s->hdr_pool);
     its__clip_put(s->clip);
+    its_clipring_unref(s->o.clipring);
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);
     pthread_mutex_destroy(&s->cb_mu);
@@ -264,6 +274,7 @@ static int run_connection(its_source_t *s, its_video_t *v, int *got_frames)
         t0 -= t0 % (uint64_t)(1e9 / s->o.sample_fps);
     /* media time continues across loops and reconnects, so it never goes backwards */
     int64_t media_base = s->pts_end, last_pts = s->pts_end;
+    s->pkt_base = media_base;
     int64_t conn_base = media_base; /* pacing is relative to this connection's start */
     uint64_t k = 0;                 /* frames since t0 */
     /* sampled files at native pace: a live camera delivers the frames between the samples at
@@ -337,6 +348,7 @@ static int run_connection(its_source_t *s, its_video_t *v, int *got_frames)
             if (its_video_rewind(v) < 0)
                 return 0; /* reopen instead */
             media_base = last_pts + (int64_t)period;
+            s->pkt_base = media_base;
             pthread_mutex_lock(&s->mu);
             s->st.loops++;
             pthread_mutex_unlock(&s->mu);
@@ -400,7 +412,9 @@ static void *live_main(void *arg)
                          .max_height = s->o.max_height,
                          .timeout_ms = s->o.stall_timeout_ms,
                          .rtsp_udp = s->o.rtsp_udp,
-                         .cancel = &s->stop};
+                         .cancel = &s->stop,
+                         .on_packet = s->o.clipring ? on_packet : NULL,
+                         .packet_ctx = s};
     int attempt = 0;
     while (!atomic_load(&s->stop)) {
         set_state(s, ITS_SOURCE_CONNECTING);
@@ -448,6 +462,7 @@ static void *live_main(void *arg)
             break;
         attempt++;
     }
+    its_clipring_flush(s->o.clipring); /* a file that ended: its last clips with what there is */
     thread_done(s);
     return NULL;
 }
@@ -524,11 +539,13 @@ int its_source_create(const its_source_opts *opts, its_frame_cb cb, void *ctx, i
     *out = NULL;
     if (!opts || !cb || !opts->url || !*opts->url) {
         snprintf(err, errlen, "source: a url and a callback are required");
+        its_clipring_unref(opts ? opts->clipring : NULL);
         return ITS_EINVAL;
     }
     its_source_t *s = its_calloc(ITS_MOD_INGEST, 1, sizeof *s);
     if (!s) {
         snprintf(err, errlen, "source: out of memory");
+        its_clipring_unref(opts->clipring);
         return ITS_ENOMEM;
     }
     s->o = *opts;

@@ -391,6 +391,32 @@ static void stamp(its_video_t *v, const AVFrame *fr, its_video_frame *f)
     f->index = v->index++;
 }
 
+/* The compressed packet to the caller's tap, on the frames' clock. */
+static void tap_packet(its_video_t *v)
+{
+    AVStream *st = v->fmt->streams[v->stream];
+    const AVPacket *k = v->pkt;
+    int64_t pts = k->pts != AV_NOPTS_VALUE ? k->pts : k->dts;
+    if (pts == AV_NOPTS_VALUE)
+        return; /* no time to place it at */
+    if (v->start_pts == AV_NOPTS_VALUE)
+        v->start_pts = pts;
+    AVRational ns = {1, 1000000000};
+    int64_t dts = k->dts != AV_NOPTS_VALUE ? k->dts : pts;
+    its_video_packet p = {.data = k->data,
+                          .size = (size_t)k->size,
+                          .pts_ns = av_rescale_q(pts - v->start_pts, st->time_base, ns),
+                          .dts_ns = av_rescale_q(dts - v->start_pts, st->time_base, ns),
+                          .duration_ns = av_rescale_q(k->duration, st->time_base, ns),
+                          .key = !!(k->flags & AV_PKT_FLAG_KEY)};
+    v->opts.on_packet(v->opts.packet_ctx, v, &p);
+}
+
+const void *its_video_codecpar(const its_video_t *v)
+{
+    return v && v->fmt && v->stream >= 0 ? v->fmt->streams[v->stream]->codecpar : NULL;
+}
+
 /* Decode until a picture is ready in v->frame: 1, ITS_EEOF or an error. */
 static int decode_next(its_video_t *v)
 {
@@ -449,6 +475,8 @@ static int decode_next(its_video_t *v)
         }
         v->stats.packets++;
         v->stats.bytes += (uint64_t)v->pkt->size;
+        if (v->opts.on_packet)
+            tap_packet(v);
         ret = avcodec_send_packet(v->dec, v->pkt);
         av_packet_unref(v->pkt);
         if (ret < 0 && ret != AVERROR(EAGAIN)) {

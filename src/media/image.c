@@ -14,6 +14,7 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <turbojpeg.h>
@@ -314,4 +315,71 @@ int its_image_save_jpeg(const its_image *img, const char *path, int quality, cha
     if (put != len || cerr != 0)
         return fail(ITS_EIO, err, errlen, "%s: write error", path);
     return 0;
+}
+
+int its_image_save_png(const its_image *img, const char *path, char *err, size_t errlen)
+{
+    if (!img || !img->data || (img->fmt != ITS_PIX_RGB24 && img->fmt != ITS_PIX_BGR24))
+        return fail(ITS_EINVAL, err, errlen, "%s: not a packed RGB/BGR image", path);
+    png_image pi;
+    memset(&pi, 0, sizeof pi);
+    pi.version = PNG_IMAGE_VERSION;
+    pi.width = (png_uint_32)img->width;
+    pi.height = (png_uint_32)img->height;
+    pi.format = img->fmt == ITS_PIX_BGR24 ? PNG_FORMAT_BGR : PNG_FORMAT_RGB;
+    if (!png_image_write_to_file(&pi, path, 0, img->data, (png_int_32)img->stride, NULL)) {
+        int rc = fail(ITS_EIO, err, errlen, "%s: %s", path, pi.message);
+        png_image_free(&pi);
+        return rc;
+    }
+    return 0;
+}
+
+static void px_set(its_image *img, int x, int y, const uint8_t rgb[3])
+{
+    if (x < 0 || y < 0 || x >= img->width || y >= img->height)
+        return;
+    uint8_t *p = img->data + (size_t)y * img->stride + 3 * (size_t)x;
+    int bgr = img->fmt == ITS_PIX_BGR24;
+    p[0] = rgb[bgr ? 2 : 0];
+    p[1] = rgb[1];
+    p[2] = rgb[bgr ? 0 : 2];
+}
+
+void its_image_draw_box(its_image *img, int x1, int y1, int x2, int y2, int thick,
+                        const uint8_t rgb[3])
+{
+    for (int t = 0; t < thick; t++) {
+        for (int x = x1; x <= x2; x++) {
+            px_set(img, x, y1 + t, rgb);
+            px_set(img, x, y2 - t, rgb);
+        }
+        for (int y = y1; y <= y2; y++) {
+            px_set(img, x1 + t, y, rgb);
+            px_set(img, x2 - t, y, rgb);
+        }
+    }
+}
+
+void its_image_draw_line(its_image *img, int x0, int y0, int x1, int y1, int thick,
+                         const uint8_t rgb[3])
+{
+    int dx = abs(x1 - x0), dy = -abs(y1 - y0), sx = x0 < x1 ? 1 : -1, sy = y0 < y1 ? 1 : -1;
+    int e = dx + dy, h = thick / 2;
+    for (int guard = 0; guard < 1 << 16; guard++) {
+        for (int a = -h; a <= h; a++)
+            for (int b = -h; b <= h; b++)
+                px_set(img, x0 + a, y0 + b, rgb);
+        if (x0 == x1 && y0 == y1)
+            break;
+        int e2 = 2 * e;
+        if (e2 >= dy) {
+            e += dy;
+            x0 += sx;
+        }
+        if (e2 <= dx) {
+            e += dx;
+            y0 += sy;
+        }
+    }
 }

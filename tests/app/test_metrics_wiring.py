@@ -17,6 +17,8 @@ pass, 1 fail, 77 skipped (outside CI).
 """
 import argparse
 import collections
+import csv
+import io
 import json
 import math
 import os
@@ -158,6 +160,41 @@ def baseline_persisted(o, work, ck):
         redis.wait()
 
 
+def check_counts_csv(ck, msgs, counts_csv, errors, t_start):
+    """GET /v1/cameras/{id}/counts.csv against the camera's own event messages: the CSV's
+    counts summed over its intervals equal the line crossings per line, traffic class and
+    direction (a crossing's update moves it to its new class, as in the analytics report),
+    the intervals lie on the quarter hours of the run, and bad queries are refused."""
+    for cam, (code, text) in counts_csv.items():
+        ck.equal(code, 200, "counts.csv of " + cam)
+        rows = list(csv.DictReader(io.StringIO(text)))
+        ck.equal(text.split("\n", 1)[0], "camera,interval_start,interval_end,line,class,"
+                 "direction,count,mean_speed_kmh,flow_vph,observed_s", "counts.csv header")
+        got = collections.Counter()
+        for row in rows:
+            got[(row["line"], row["class"], row["direction"])] += int(row["count"])
+        by_id = {}
+        for m in msgs:
+            if m["type"] == "event" and m["kind"] == "line_crossing" and m["camera"] == cam:
+                by_id[m["id"]] = (m["line"], m["traffic_class"], m["direction"])
+        want = collections.Counter(by_id.values())
+        ck.equal(+got, +want, "counts.csv totals of %s against its crossing events" % cam)
+        starts = {row["interval_start"] for row in rows}
+        q0 = int(t_start // 900 * 900)
+        quarters = {time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+                    for t in range(q0, int(time.time()) + 1, 900)}
+        ck.check(starts and starts <= quarters,
+                 "counts.csv intervals %s on the run's quarter hours %s" % (starts, quarters))
+        ck.check(all(r["camera"] == cam for r in rows), "counts.csv camera column")
+        observed = sum(float(r["observed_s"]) for r in rows
+                       if r["line"] == rows[0]["line"] and r["class"] == rows[0]["class"] and
+                       r["direction"] == "positive")
+        ck.check(0 < observed <= time.time() - t_start,
+                 "%s observed %.1f s within the run's %.1f s" % (cam, observed,
+                                                                 time.time() - t_start))
+    ck.equal(sorted(errors.values()), [400, 400, 400, 404], "counts.csv bad queries %r" % errors)
+
+
 def main():
     ap = argparse.ArgumentParser()
     for a in ("itsd", "source", "shared", "work"):
@@ -204,6 +241,7 @@ def main():
                     "cameras:\n%s" % (json.dumps(model), json.dumps(os.path.join(
                         work, "baselines")), rport, aport, cams))
         out_path = os.path.join(work, "itsd.jsonl")
+        t_start = time.time()
         itsd = subprocess.Popen([o.itsd, "-c", cfg], stdout=open(out_path, "wb"),
                                 stderr=open(out_path + ".err", "wb"))
 
@@ -252,6 +290,18 @@ def main():
                     hour = json.loads(body)
             except urllib.error.HTTPError as e:
                 codes[w] = (e.code, None)
+        # interval counts of both cameras, 15-minute rows of the last 24 hours (the default)
+        counts_csv = {c: scrape(aport, "/v1/cameras/%s/counts.csv?interval=15m" % c)
+                      for c in ("cam-a", "cam-b")}
+        counts_errors = {}
+        for q in ("/v1/cameras/cam-a/counts.csv?interval=90s",
+                  "/v1/cameras/cam-a/counts.csv?from=yesterday",
+                  "/v1/cameras/cam-a/counts.csv?from=2026-12-07T09:00:00Z&to=2026-12-07T08:00:00Z",
+                  "/v1/cameras/nope/counts.csv"):
+            try:
+                counts_errors[q] = scrape(aport, q)[0]
+            except urllib.error.HTTPError as e:
+                counts_errors[q] = e.code
         after = parse(scrape(aport)[1])
         r = Resp(rport)
         ttl = {k: r.cmd("TTL", k) for k in (
@@ -381,6 +431,7 @@ def main():
     ck.equal(+got, line_crossings, "the 60m record's crossings of cam-a")
     ck.check(sum(series(after, "its_http_requests_total", code="200").values()) >= 3,
              "its_http_requests_total{code=200}")
+    check_counts_csv(ck, msgs, counts_csv, counts_errors, t_start)
     err = open(out_path + ".err", encoding="utf-8").read()
     ck.check(re.search(r"itsd: redis: sent \d+ .*dropped 0 ", err) is not None,
              "the summary's Redis line:\n" + err[-2000:])

@@ -22,6 +22,7 @@ Exit status: 0 the floor (--strict: the bar) is met, 1 it is not (or a tool fail
 are missing (1 under CI=true: a missing reference is a failure there, never a skip).
 """
 import argparse
+import csv
 import json
 import os
 import re
@@ -149,6 +150,25 @@ def match(labels, events, fps):
     return li, ej
 
 
+def csv_matches_report(csv_path, frames_path):
+    """its-replay --csv: the interval counts summed over the intervals equal the report's
+    traffic_total per line, class and direction (class changes after a crossing included)."""
+    want, got = {}, {}
+    with open(frames_path) as f:
+        for text in f:
+            m = json.loads(text)
+            if m.get("type") == "replay":
+                for line in m["report"]["lines"]:
+                    for c, (pos, neg) in line["traffic_total"].items():
+                        want[(line["name"], c, "positive")] = pos
+                        want[(line["name"], c, "negative")] = neg
+    with open(csv_path) as f:
+        for row in csv.DictReader(f):
+            k = (row["line"], row["class"], row["direction"])
+            got[k] = got.get(k, 0) + int(row["count"])
+    return bool(want) and got == want
+
+
 def evaluate(video_dir, args, det):
     lab = json.load(open(os.path.join(video_dir, "labels.json")))
     name = os.path.splitext(lab["video"])[0]
@@ -166,7 +186,8 @@ def evaluate(video_dir, args, det):
         cmd += ["--input-size", det["input_size"]]
     run(cmd + [media], dets)
     t1 = time.monotonic()
-    run([args.replay, "--scene", scene, "--frames", dets], frames)
+    counts_csv = os.path.join(work, "counts.csv")
+    run([args.replay, "--scene", scene, "--frames", "--csv", counts_csv, dets], frames)
     t2 = time.monotonic()
     events = crossings(frames, lab["line"])
     labels = lab["crossings"]
@@ -189,9 +210,11 @@ def evaluate(video_dir, args, det):
     res["class_accuracy"] = sum(v["class_ok"] for v in res["directions"].values()) / n if n else 1
     res["exact"] = all(v["labelled"] == v["counted"] for v in res["directions"].values())
     res["pass"] = res["exact"] and res["class_accuracy"] >= CLASS_BAR
+    res["csv_ok"] = csv_matches_report(counts_csv, frames)
     res["floor"] = (all(abs(v["labelled"] - v["counted"]) <= FLOOR_OFF
                         for v in res["directions"].values())
-                    and res["class_accuracy"] >= FLOOR_CLASS)
+                    and res["class_accuracy"] >= FLOOR_CLASS and res["csv_ok"])
+    res["pass"] = res["pass"] and res["csv_ok"]
     return res
 
 
@@ -208,6 +231,8 @@ def describe(r):
             lines.append(f"  {d}: labelled {v['labelled']}, counted {v['counted']} "
                          f"({'exact' if v['labelled'] == v['counted'] else 'NOT exact'}), "
                          f"matched {v['matched']}, in the labelled class {v['class_ok']}")
+    if not r["csv_ok"]:
+        lines.append("  its-replay --csv: the interval counts do not add up to the report's")
     lines.append(f"  class accuracy {100 * r['class_accuracy']:.1f}% "
                  f"(bar {100 * CLASS_BAR:.0f}%): {'PASS' if r['pass'] else 'FAIL'}")
     for x in r["missed"]:

@@ -50,14 +50,14 @@ static void test_images_and_draw(void **state)
     assert_non_null(strstr(r->out, "\"class\":\"person\""));
     assert_non_null(strstr(r->out, "\"class\":\"horse\""));
     char p[600];
-    snprintf(p, sizeof p, "%s/draw/bus.jpg.jpg", g_tmp);
+    snprintf(p, sizeof p, "%s/draw/bus.jpg", g_tmp);
     size_t len;
     uint8_t *jpg = its_test_read_file(p, &len);
     assert_non_null(jpg);
     assert_true(len > 1000 && jpg[0] == 0xFF && jpg[1] == 0xD8);
     its_free(jpg);
     unlink(p);
-    snprintf(p, sizeof p, "%s/draw/person.jpg.jpg", g_tmp);
+    snprintf(p, sizeof p, "%s/draw/person.jpg", g_tmp);
     unlink(p);
     snprintf(p, sizeof p, "%s/draw", g_tmp);
     rmdir(p);

@@ -18,7 +18,9 @@
 typedef struct infer_source {
     const char *path; /* as given on the command line */
     int is_video;
-    double fps; /* videos: nominal rate, 0 if unknown */
+    int is_png;       /* images: a PNG file (else JPEG) */
+    double fps;       /* videos: nominal rate, 0 if unknown */
+    int64_t n_frames; /* videos: frames to come (the container's count, --max-frames), 0 unknown */
 } infer_source;
 
 typedef struct infer_result {
@@ -43,13 +45,22 @@ typedef struct infer_stage {
     void *ctx;
 } infer_stage;
 
+/* --csv FILE: interval counts of each video (its/counts.h), on the clock of the video's
+ * media time from start_ns (--csv-start; 0: the epoch). */
+typedef struct infer_csv {
+    const char *path; /* NULL: none */
+    int interval_s;   /* --csv-interval (default 900) */
+    int64_t start_ns;
+} infer_csv;
+
 /* Built-in stages. */
 int infer_stage_json(FILE *out, infer_stage *st);
 int infer_stage_draw(const char *dir, infer_stage *st);
 /* --track --scene FILE: tracker + analytics per video; prints each video's analytics to out. */
 /* keep_conf: the detector decodes down to the tracker's low threshold; the stages after this
  * one see detections scoring keep_conf and more only. */
-int infer_stage_track(const char *scene_path, float keep_conf, FILE *out, infer_stage *st);
+int infer_stage_track(const char *scene_path, float keep_conf, FILE *out, const infer_csv *csv,
+                      infer_stage *st);
 
 /* Draw boxes and labels into an image (any size; clipped). */
 void infer_draw_box(its_image *img, int x1, int y1, int x2, int y2, int thick,

@@ -23,6 +23,8 @@
 #include "infer.h"
 #include "its/alloc.h"
 #include "its/cli.h"
+#include "its/clock.h"
+#include "its/counts.h"
 #include "its/detect.h"
 #include "its/engine.h"
 #include "its/error.h"
@@ -49,6 +51,7 @@ typedef struct options {
     int in_w, in_h; /* --input-size, 0: the model's own */
     int track;      /* --track: ByteTrack + analytics (needs --scene) */
     const char *scene_path;
+    infer_csv csv; /* --csv, --csv-interval, --csv-start */
 } options;
 
 /* One batch slot: the frame's identity, its letterbox, and (for --draw) its pixels. */
@@ -97,7 +100,8 @@ static void usage(FILE *f)
             "  -b, --batch N         frames per inference (default 1)\n"
             "  -t, --threads N       CPU threads (default 0 = all cores)\n"
             "  -d, --device NAME     engine backend: cpu (default) or cuda\n"
-            "      --draw DIR        write annotated JPEGs into DIR\n"
+            "      --draw DIR        write annotated copies into DIR: an image under its own\n"
+            "                        name, a video as DIR/NAME.mp4 (H.264)\n"
             "      --names FILE      class names, one per line (default: model metadata,\n"
             "                        else $ITS_SHARED_DIR/media/coco.names for 80 classes)\n"
             "      --family NAME     head: auto (default), ultralytics, yolov5, yolox, nanodet\n"
@@ -110,8 +114,18 @@ static void usage(FILE *f)
             "                        continue tracks); those under --confidence are not printed\n"
             "  -s, --scene FILE      scene file (lines, zones, lanes, calibration); with\n"
             "                        --track, each video ends with an analytics JSON line\n"
+            "      --csv FILE        with --track: interval counts per line, class and\n"
+            "                        direction of each video into FILE (CSV, columns in\n"
+            "                        docs/analytics.md)\n"
+            "      --csv-interval T  interval of the CSV rows: 15m (default), 1h, 300s...\n"
+            "      --csv-start TIME  the clock time of each video's start, e.g.\n"
+            "                        2026-12-07T08:00:00Z (default: the epoch, so the\n"
+            "                        intervals read as media time)\n"
             "  -h, --help            print this help and exit\n"
             "      --version         print the version and exit\n"
+            "\n"
+            "On a terminal, each video shows its progress on stderr (frame n/N, frames per\n"
+            "second, time left); not when stderr is a file or a pipe.\n"
             "\n"
             "On a machine shared with other work, set OMP_WAIT_POLICY=passive: the CPU\n"
             "engine's threads then sleep at once when idle instead of spinning 200 us.\n"
@@ -134,7 +148,10 @@ static int parse_args(int argc, char **argv, options *o)
         OPT_MAXF,
         OPT_TRACK,
         OPT_INSIZE,
-        OPT_CONF
+        OPT_CONF,
+        OPT_CSV,
+        OPT_CSV_INTERVAL,
+        OPT_CSV_START
     };
     static const struct option longopts[] = {
         {"model", required_argument, 0, 'm'},
@@ -152,6 +169,9 @@ static int parse_args(int argc, char **argv, options *o)
         {"track", no_argument, 0, OPT_TRACK},
         {"scene", required_argument, 0, 's'},
         {"input-size", required_argument, 0, OPT_INSIZE},
+        {"csv", required_argument, 0, OPT_CSV},
+        {"csv-interval", required_argument, 0, OPT_CSV_INTERVAL},
+        {"csv-start", required_argument, 0, OPT_CSV_START},
         {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, ITS_CLI_OPT_VERSION},
         {0, 0, 0, 0},
@@ -162,6 +182,7 @@ static int parse_args(int argc, char **argv, options *o)
     o->iou = -1;
     o->device = "cpu";
     o->family = "auto";
+    o->csv.interval_s = 900;
     int c;
     double v;
     while ((c = getopt_long(argc, argv, ITS_CLI_OPTSTRING("m:i:b:t:d:s:"), longopts, NULL)) != -1) {
@@ -221,6 +242,26 @@ static int parse_args(int argc, char **argv, options *o)
                 return -1;
             }
             break;
+        case OPT_CSV:
+            o->csv.path = optarg;
+            break;
+        case OPT_CSV_INTERVAL:
+            if (its_counts_parse_interval(optarg, &o->csv.interval_s) < 0 ||
+                o->csv.interval_s % ITS_COUNTS_TOOL_BUCKET_S) {
+                its_cli_usage_error(PROG, "--csv-interval: '%s' is not whole minutes (15m, 1h)",
+                                    optarg);
+                return -1;
+            }
+            break;
+        case OPT_CSV_START:
+            if (its_counts_parse_time(optarg, &o->csv.start_ns) < 0) {
+                its_cli_usage_error(PROG,
+                                    "--csv-start: '%s' is not a UTC time like "
+                                    "2026-12-07T08:00:00Z",
+                                    optarg);
+                return -1;
+            }
+            break;
         case 'h':
             usage(stdout);
             exit(ITS_EXIT_OK);
@@ -233,6 +274,10 @@ static int parse_args(int argc, char **argv, options *o)
     }
     if (o->track != (o->scene_path != NULL)) {
         its_cli_usage_error(PROG, "--track and --scene go together");
+        return -1;
+    }
+    if (o->csv.path && !o->track) {
+        its_cli_usage_error(PROG, "--csv needs --track and --scene");
         return -1;
     }
     if (!o->model) {
@@ -434,7 +479,37 @@ static int add_frame(app *a, const infer_source *src, int64_t frame, int64_t pts
     return 0;
 }
 
-static int is_image_file(const char *path, int *exists)
+/* Progress of a video on a terminal: "NAME: frame n/N, F fps, m:ss left", redrawn in place
+ * at most 4 times a second; nothing when stderr is not a terminal. */
+typedef struct progress {
+    int on;
+    const char *name;
+    int64_t total;
+    uint64_t t0, last;
+} progress;
+
+static void progress_show(progress *p, int64_t n, int final)
+{
+    uint64_t now = its_now_ns();
+    if (!p->on || (!final && now - p->last < 250 * ITS_NS_PER_MS))
+        return;
+    p->last = now;
+    double el = (double)(now - p->t0) / 1e9, fps = el > 0 ? (double)n / el : 0;
+    char line[256], total[32] = "", left[48] = "";
+    if (p->total > 0) {
+        snprintf(total, sizeof total, "/%lld", (long long)p->total);
+        if (fps > 0 && !final) {
+            long s = (long)((double)(p->total - n) / fps + 0.5);
+            snprintf(left, sizeof left, ", %ld:%02ld left", s / 60, s % 60);
+        }
+    }
+    snprintf(line, sizeof line, "%s: frame %lld%s, %.1f fps%s", p->name, (long long)n, total, fps,
+             left);
+    fprintf(stderr, "\r%s\033[K%s", line, final ? "\n" : "");
+    fflush(stderr);
+}
+
+static int is_image_file(const char *path, int *exists, int *png)
 {
     if (strstr(path, "://")) { /* rtsp://, http://...: a stream for FFmpeg */
         *exists = 1;
@@ -447,7 +522,9 @@ static int is_image_file(const char *path, int *exists)
     uint8_t head[8];
     size_t n = fread(head, 1, sizeof head, f);
     fclose(f);
-    return its_image_probe(head, n) != ITS_IMG_UNKNOWN;
+    its_image_format kind = its_image_probe(head, n);
+    *png = kind == ITS_IMG_PNG;
+    return kind != ITS_IMG_UNKNOWN;
 }
 
 static int run_image(app *a, const infer_source *src)
@@ -477,12 +554,25 @@ static int run_video(app *a, infer_source *src)
         return rc;
     }
     its_video_info info;
-    if (its_video_get_info(v, &info) == 0)
+    if (its_video_get_info(v, &info) == 0) {
         src->fps = info.fps;
+        src->n_frames = info.n_frames > 0 ? info.n_frames
+                        : info.duration_s > 0 && info.fps > 0
+                            ? (int64_t)(info.duration_s * info.fps + 0.5)
+                            : 0;
+    }
+    if (a->o.max_frames && (!src->n_frames || src->n_frames > a->o.max_frames))
+        src->n_frames = a->o.max_frames;
+    const char *base = strrchr(src->path, '/');
+    progress pg = {.on = isatty(STDERR_FILENO),
+                   .name = base ? base + 1 : src->path,
+                   .total = src->n_frames,
+                   .t0 = its_now_ns()};
     its_video_frame f;
     int64_t count = 0;
     while ((rc = its_video_read(v, &f)) == 1) {
         count++;
+        progress_show(&pg, count, 0);
         rc = add_frame(a, src, (int64_t)f.index, f.pts_ns, f.data, f.width, f.height, f.stride,
                        vo.pixfmt);
         if (rc < 0)
@@ -502,6 +592,8 @@ static int run_video(app *a, infer_source *src)
                 its_video_error(v)[0] ? its_video_error(v) : its_strerror(rc));
     /* The stages see all of this video's frames before its end_source. */
     int frc = flush(a);
+    if (count)
+        progress_show(&pg, count, 1);
     its_video_close(v);
     return rc < 0 ? rc : frc;
 }
@@ -539,7 +631,8 @@ int main(int argc, char **argv)
     }
     /* Stages in order: --track, JSON, --draw. */
     if (a.o.track) {
-        if (infer_stage_track(a.o.scene_path, a.keep_conf, stdout, &a.stages[a.n_stages]) < 0) {
+        if (infer_stage_track(a.o.scene_path, a.keep_conf, stdout, &a.o.csv,
+                              &a.stages[a.n_stages]) < 0) {
             teardown(&a);
             return 2;
         }
@@ -564,8 +657,9 @@ int main(int argc, char **argv)
     for (int i = optind; i < argc; i++) {
         infer_source *src = &srcs[i - optind];
         src->path = argv[i];
-        int exists;
-        if (is_image_file(src->path, &exists)) {
+        int exists, png = 0;
+        if (is_image_file(src->path, &exists, &png)) {
+            src->is_png = png;
             rc = run_image(&a, src);
         } else if (!exists) {
             fprintf(stderr, "its-infer: %s: no such file\n", src->path);

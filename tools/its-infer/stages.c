@@ -1,5 +1,7 @@
 /*
- * Built-in its-infer stages: one JSON object per frame on stdout, and annotated JPEGs.
+ * Built-in its-infer stages: one JSON object per frame on stdout, and --draw's annotated
+ * copies: an image under its own name (JPEG or PNG as the input), a video as DIR/<name>.mp4
+ * (its/video.h's writer: H.264, else MPEG-4 part 2).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -12,6 +14,7 @@
 #include "its/clock.h"
 #include "its/error.h"
 #include "its/json.h"
+#include "its/video.h"
 
 /* ---- JSON ------------------------------------------------------------------------------ */
 
@@ -182,7 +185,35 @@ void infer_draw_text(its_image *img, int x, int y, int s, const char *text, cons
 
 typedef struct draw_ctx {
     char dir[1024];
+    its_video_writer_t *w; /* the video being written, NULL before its first frame */
+    char out[1400];        /* its path */
+    int w_failed;          /* this video's writer could not be opened: its frames are skipped */
+    int w_width, w_height; /* the writer's frame size; frames of another size are skipped */
+    long skipped;
 } draw_ctx;
+
+/* The annotated copy's path: DIR/<the input's file name> for images; DIR/<its name without
+ * the extension>.mp4 for videos. */
+static void out_path(const draw_ctx *ctx, const infer_source *src, char *buf, size_t len)
+{
+    const char *base = strrchr(src->path, '/');
+    base = base ? base + 1 : src->path;
+    if (!src->is_video) {
+        snprintf(buf, len, "%s/%s", ctx->dir, base);
+        return;
+    }
+    const char *dot = strrchr(base, '.');
+    int n = dot && dot != base ? (int)(dot - base) : (int)strlen(base);
+    snprintf(buf, len, "%s/%.*s.mp4", ctx->dir, n, base[0] ? base : "video");
+}
+
+/* Writing the annotated copy over its input would destroy it. */
+static int same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+           sa.st_ino == sb.st_ino;
+}
 
 static void class_color(int cls, uint8_t rgb[3])
 {
@@ -192,10 +223,42 @@ static void class_color(int cls, uint8_t rgb[3])
     memcpy(rgb, pal[(cls < 0 ? -cls : cls) % 8], 3);
 }
 
+static int draw_begin(void *vctx, const infer_source *src)
+{
+    draw_ctx *ctx = vctx;
+    (void)src;
+    ctx->w = NULL;
+    ctx->w_failed = 0;
+    ctx->skipped = 0;
+    return 0;
+}
+
+/* The video's first frame opens its writer. */
+static int open_writer(draw_ctx *ctx, const infer_result *r, const its_image *img)
+{
+    out_path(ctx, r->src, ctx->out, sizeof ctx->out);
+    char err[1600];
+    int rc = ITS_EINVAL;
+    if (same_file(ctx->out, r->src->path))
+        snprintf(err, sizeof err, "%s: the input itself; choose another folder", ctx->out);
+    else
+        rc = its_video_writer_open(ctx->out, img->width, img->height,
+                                   r->src->fps > 0 ? r->src->fps : 25, img->fmt, &ctx->w, err,
+                                   sizeof err);
+    if (rc < 0) {
+        fprintf(stderr, "its-infer: --draw: %s\n", err);
+        ctx->w_failed = 1;
+        return rc;
+    }
+    ctx->w_width = img->width;
+    ctx->w_height = img->height;
+    return 0;
+}
+
 static int draw_frame(void *vctx, infer_result *r)
 {
     draw_ctx *ctx = vctx;
-    if (!r->image)
+    if (!r->image || (r->src->is_video && ctx->w_failed))
         return 0;
     /* Draw on the caller's frame copy: the pixels are not used again after the stages. */
     its_image *img = (its_image *)r->image;
@@ -207,27 +270,63 @@ static int draw_frame(void *vctx, infer_result *r)
         static const uint8_t white[3] = {255, 255, 255};
         class_color(d->class_id, col);
         infer_draw_box(img, (int)d->x1, (int)d->y1, (int)d->x2, (int)d->y2, t, col);
-        char text[96], buf[32];
-        snprintf(text, sizeof text, "%s %.2f", label_of(r, d->class_id, buf, sizeof buf), d->score);
+        char text[128], buf[32];
+        if (d->track_id > 0)
+            snprintf(text, sizeof text, "%s %.2f %d", label_of(r, d->class_id, buf, sizeof buf),
+                     d->score, (int)d->track_id);
+        else
+            snprintf(text, sizeof text, "%s %.2f", label_of(r, d->class_id, buf, sizeof buf),
+                     d->score);
         int ty = (int)d->y1 - 9 * s;
         infer_draw_text(img, (int)d->x1, ty < 0 ? (int)d->y1 : ty, s, text, white, col);
     }
-    const char *base = strrchr(r->src->path, '/');
-    base = base ? base + 1 : r->src->path;
-    char name[1200];
-    if (r->src->is_video)
-        snprintf(name, sizeof name, "%s/%s_%06lld.jpg", ctx->dir, base, (long long)r->frame);
-    else
-        snprintf(name, sizeof name, "%s/%s.jpg", ctx->dir, base);
     char err[256];
-    int rc = its_image_save_jpeg(img, name, 90, err, sizeof err);
+    int rc;
+    if (r->src->is_video) {
+        if (!ctx->w && (rc = open_writer(ctx, r, img)) < 0)
+            return rc;
+        if (img->width != ctx->w_width || img->height != ctx->w_height) {
+            ctx->skipped++; /* a stream that changed its size mid-way */
+            return 0;
+        }
+        rc = its_video_writer_write(ctx->w, img->data, (int)img->stride);
+        if (rc < 0)
+            fprintf(stderr, "its-infer: --draw: %s: %s\n", ctx->out, its_strerror(rc));
+        return rc;
+    }
+    char name[1400];
+    out_path(ctx, r->src, name, sizeof name);
+    if (same_file(name, r->src->path)) {
+        fprintf(stderr, "its-infer: --draw: %s: the input itself; choose another folder\n", name);
+        return ITS_EINVAL;
+    }
+    rc = r->src->is_png ? its_image_save_png(img, name, err, sizeof err)
+                        : its_image_save_jpeg(img, name, 90, err, sizeof err);
     if (rc < 0)
         fprintf(stderr, "its-infer: --draw: %s\n", err);
     return rc;
 }
 
-static void draw_destroy(void *ctx)
+static int draw_end(void *vctx, const infer_source *src)
 {
+    draw_ctx *ctx = vctx;
+    (void)src;
+    if (!ctx->w)
+        return 0;
+    if (ctx->skipped)
+        fprintf(stderr, "its-infer: --draw: %s: %ld frames of another size left out\n", ctx->out,
+                ctx->skipped);
+    int rc = its_video_writer_close(ctx->w);
+    ctx->w = NULL;
+    if (rc < 0)
+        fprintf(stderr, "its-infer: --draw: %s: %s\n", ctx->out, its_strerror(rc));
+    return rc;
+}
+
+static void draw_destroy(void *vctx)
+{
+    draw_ctx *ctx = vctx;
+    its_video_writer_close(ctx->w);
     its_free(ctx);
 }
 
@@ -244,7 +343,9 @@ int infer_stage_draw(const char *dir, infer_stage *st)
     snprintf(ctx->dir, sizeof ctx->dir, "%s", dir);
     st->name = "draw";
     st->needs_pixels = 1;
+    st->begin_source = draw_begin;
     st->frame = draw_frame;
+    st->end_source = draw_end;
     st->destroy = draw_destroy;
     st->ctx = ctx;
     return 0;

@@ -4,7 +4,12 @@
  * track id (-1: no confirmed track this frame); at the end of each video it prints one more
  * JSON line, {"source": ..., "analytics": {...}}, with the counts per line and the other
  * analytics. Still images have no time axis: their detections pass with track id -1.
+ * With --csv, each video's interval counts (its/counts.h) go into one CSV file (a header, then
+ * each video's rows, its path in the camera column) on the clock of the video's media time
+ * from --csv-start.
  */
+#include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -12,6 +17,7 @@
 #include "its/alloc.h"
 #include "its/analytics.h"
 #include "its/clock.h"
+#include "its/counts.h"
 #include "its/error.h"
 #include "its/json.h"
 #include "its/log.h"
@@ -26,7 +32,10 @@ typedef struct track_ctx {
     int64_t last_ts;
     uint64_t last_frame;
     char *json;
-    float keep_conf; /* the stages after this one see detections from here up only */
+    float keep_conf;      /* the stages after this one see detections from here up only */
+    its_counts_t *counts; /* per video, with --csv */
+    const infer_csv *csv;
+    FILE *csv_out;
 } track_ctx;
 
 static int track_begin(void *ctx, const infer_source *src)
@@ -34,8 +43,15 @@ static int track_begin(void *ctx, const infer_source *src)
     track_ctx *t = ctx;
     its_analytics_destroy(t->a);
     t->a = NULL;
+    its_counts_destroy(t->counts);
+    t->counts = NULL;
     t->src = src;
     return 0;
+}
+
+static int csv_put(void *ctx, const char *s, size_t n)
+{
+    return fwrite(s, 1, n, ctx) == n ? 0 : ITS_EIO;
 }
 
 /* The tracker needs the stream's real rate (its buffer is in frames): the video's if known. */
@@ -48,6 +64,9 @@ static int start(track_ctx *t, const infer_result *r)
         its_logw("track", r->src->path, "scene is for %dx%d frames, the video is %dx%d",
                  sc.width_px, sc.height_px, r->width, r->height);
     int rc = its_analytics_create(&sc, NULL, &t->a);
+    if (rc == 0 && t->csv_out)
+        rc = its_counts_create(&sc, r->src->path, ITS_COUNTS_TOOL_BUCKET_S, ITS_COUNTS_TOOL_BUCKETS,
+                               &t->counts);
     if (rc < 0)
         its_loge("track", r->src->path, "analytics: %s", its_strerror(rc));
     t->last_ts = INT64_MIN;
@@ -97,6 +116,8 @@ static int track_frame(void *ctx, infer_result *r)
         keep_strong(t, r);
         return 0; /* one bad frame must not stop the video */
     }
+    if (t->counts)
+        its_counts_frame(t->counts, t->csv->start_ns + ts, out->events, out->n_events);
     for (int i = 0; i < out->n_tracks; i++) {
         int di = out->tracks[i].det_index;
         if (di >= 0 && di < n)
@@ -125,20 +146,34 @@ static int track_end(void *ctx, const infer_source *src)
         fprintf(t->out, "%s\n", t->json);
         fflush(t->out);
     }
+    if (t->counts) {
+        rc = its_counts_csv(t->counts, INT64_MIN, INT64_MAX, t->csv->interval_s, csv_put,
+                            t->csv_out);
+        if (rc == 0 && fflush(t->csv_out) != 0)
+            rc = ITS_EIO;
+        if (rc < 0)
+            its_loge("track", src->path, "--csv %s: %s", t->csv->path, its_strerror(rc));
+        its_counts_destroy(t->counts);
+        t->counts = NULL;
+    }
     its_analytics_destroy(t->a);
     t->a = NULL;
-    return ferror(t->out) ? ITS_EIO : 0;
+    return ferror(t->out) || (t->csv_out && ferror(t->csv_out)) ? ITS_EIO : 0;
 }
 
 static void track_destroy(void *ctx)
 {
     track_ctx *t = ctx;
     its_analytics_destroy(t->a);
+    its_counts_destroy(t->counts);
+    if (t->csv_out)
+        fclose(t->csv_out);
     its_free(t->json);
     its_free(t);
 }
 
-int infer_stage_track(const char *scene_path, float keep_conf, FILE *out, infer_stage *st)
+int infer_stage_track(const char *scene_path, float keep_conf, FILE *out, const infer_csv *csv,
+                      infer_stage *st)
 {
     char err[512];
     track_ctx *t = its_calloc(ITS_MOD_APP, 1, sizeof *t);
@@ -154,6 +189,15 @@ int infer_stage_track(const char *scene_path, float keep_conf, FILE *out, infer_
     }
     t->out = out;
     t->keep_conf = keep_conf;
+    if (csv && csv->path) {
+        t->csv = csv;
+        t->csv_out = fopen(csv->path, "w");
+        if (!t->csv_out || fputs(ITS_COUNTS_HEADER, t->csv_out) < 0) {
+            fprintf(stderr, "its-infer: --csv %s: %s\n", csv->path, strerror(errno));
+            track_destroy(t);
+            return ITS_EIO;
+        }
+    }
     memset(st, 0, sizeof *st);
     st->name = "track";
     st->begin_source = track_begin;

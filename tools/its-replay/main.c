@@ -11,7 +11,9 @@
  * Prints, with --frames, one "tracks" message per frame (tracks, speeds, lanes, events); with
  * --events, one "event" message per event; and at the end one "replay" message per camera with
  * the analytics report (counts per line, windows, zones, queues, incidents). Timestamps come
- * from "pts_us", else frame / fps (the scene's unless --fps). Exit status: 0 ok; 1 some lines
+ * from "pts_us", else frame / fps (the scene's unless --fps). With --csv FILE, the interval
+ * counts of every camera (its/counts.h) on the clock of those timestamps from --csv-start.
+ * Exit status: 0 ok; 1 some lines
  * were malformed (each reported with its line number and skipped); 2 usage, scene or file
  * error (its/cli.h, docs/cli.md).
  */
@@ -25,6 +27,7 @@
 #include "its/analytics.h"
 #include "its/cli.h"
 #include "its/clock.h"
+#include "its/counts.h"
 #include "its/error.h"
 #include "its/json.h"
 #include "replay.h"
@@ -38,6 +41,7 @@ typedef struct cam {
     char id[REPLAY_CAMERA_MAX];
     char id_prefix[REPLAY_CAMERA_MAX + 24];
     its_analytics_t *a;
+    its_counts_t *counts; /* --csv */
     int64_t last_ts, last_ts_us;
     uint64_t last_frame;
     long frames;
@@ -45,7 +49,8 @@ typedef struct cam {
 
 static void usage(FILE *f)
 {
-    fprintf(f, "Usage: its-replay -s SCENE.yaml [-f FPS] [--frames] [--events] FILE|-\n"
+    fprintf(f, "Usage: its-replay -s SCENE.yaml [-f FPS] [--frames] [--events] [--csv FILE]\n"
+               "                  FILE|-\n"
                "Track and count over recorded detections without running the detector again\n"
                "(tune a scene file, check counts): the \"frame\" lines of itsd's output and the\n"
                "\"infer\" lines of its-infer (messages v2, docs/messages.md); other lines are\n"
@@ -57,6 +62,11 @@ static void usage(FILE *f)
                "      --frames      print one \"tracks\" message per frame (tracks, speeds,\n"
                "                    lanes, events)\n"
                "      --events      print one \"event\" message per event\n"
+               "      --csv FILE    interval counts per camera, line, class and direction into\n"
+               "                    FILE (CSV, columns in docs/analytics.md)\n"
+               "      --csv-interval T  interval of the CSV rows: 15m (default), 1h, 300s...\n"
+               "      --csv-start TIME  the clock time of media time 0, e.g.\n"
+               "                    2026-12-07T08:00:00Z (default: the epoch)\n"
                "  -h, --help        print this help and exit\n"
                "      --version     print the version and exit\n"
                "\n"
@@ -78,7 +88,13 @@ static void print(its_json *w)
         fprintf(stderr, "its-replay: message too large, not printed\n");
 }
 
-static cam *camera(cam *cams, int *n, const char *id, const its_scene *scene, int64_t run_us)
+static int csv_put(void *ctx, const char *s, size_t n)
+{
+    return fwrite(s, 1, n, ctx) == n ? 0 : ITS_EIO;
+}
+
+static cam *camera(cam *cams, int *n, const char *id, const its_scene *scene, int64_t run_us,
+                   int csv)
 {
     for (int i = 0; i < *n; i++)
         if (!strcmp(cams[i].id, id))
@@ -93,6 +109,11 @@ static cam *camera(cam *cams, int *n, const char *id, const its_scene *scene, in
     c->last_ts = -1;
     if (its_analytics_create(scene, NULL, &c->a) < 0)
         return NULL;
+    if (csv && its_counts_create(scene, id, ITS_COUNTS_TOOL_BUCKET_S, ITS_COUNTS_TOOL_BUCKETS,
+                                 &c->counts) < 0) {
+        its_analytics_destroy(c->a);
+        return NULL;
+    }
     (*n)++;
     return c;
 }
@@ -104,11 +125,16 @@ int main(int argc, char **argv)
         {"fps", required_argument, 0, 'f'},
         {"frames", no_argument, 0, 'F'},
         {"events", no_argument, 0, 'e'},
+        {"csv", required_argument, 0, 'C'},
+        {"csv-interval", required_argument, 0, 'I'},
+        {"csv-start", required_argument, 0, 'S'},
         {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, ITS_CLI_OPT_VERSION},
         {0, 0, 0, 0},
     };
-    const char *scene_path = NULL;
+    const char *scene_path = NULL, *csv_path = NULL;
+    int csv_interval = 900;
+    int64_t csv_start = 0;
     double fps = 0;
     int print_frames = 0, print_events = 0, c;
     while ((c = getopt_long(argc, argv, ITS_CLI_OPTSTRING("s:f:"), longopts, NULL)) != -1) {
@@ -125,6 +151,20 @@ int main(int argc, char **argv)
             break;
         case 'e':
             print_events = 1;
+            break;
+        case 'C':
+            csv_path = optarg;
+            break;
+        case 'I':
+            if (its_counts_parse_interval(optarg, &csv_interval) < 0 ||
+                csv_interval % ITS_COUNTS_TOOL_BUCKET_S)
+                return its_cli_usage_error(
+                    PROG, "--csv-interval: '%s' is not whole minutes (15m, 1h)", optarg);
+            break;
+        case 'S':
+            if (its_counts_parse_time(optarg, &csv_start) < 0)
+                return its_cli_usage_error(
+                    PROG, "--csv-start: '%s' is not a UTC time like 2026-12-07T08:00:00Z", optarg);
             break;
         case 'h':
             usage(stdout);
@@ -153,6 +193,15 @@ int main(int argc, char **argv)
     FILE *in = strcmp(path, "-") ? fopen(path, "r") : stdin;
     if (!in) {
         fprintf(stderr, "its-replay: %s: %s\n", path, strerror(errno));
+        return 2;
+    }
+    FILE *csv = NULL;
+    if (csv_path && (!(csv = fopen(csv_path, "w")) || fputs(ITS_COUNTS_HEADER, csv) < 0)) {
+        fprintf(stderr, "its-replay: --csv %s: %s\n", csv_path, strerror(errno));
+        if (csv)
+            fclose(csv);
+        if (in != stdin)
+            fclose(in);
         return 2;
     }
     int64_t run_us = (int64_t)(its_wall_ns() / 1000);
@@ -186,7 +235,7 @@ int main(int argc, char **argv)
         if (extra)
             fprintf(stderr, "its-replay: %s:%ld: %d detections over %d ignored\n", path, lineno,
                     extra, MAX_DETS);
-        cam *cm = camera(cams, &n_cams, rf.camera, &scene, run_us);
+        cam *cm = camera(cams, &n_cams, rf.camera, &scene, run_us, csv != NULL);
         if (!cm) {
             fprintf(stderr, "its-replay: %s:%ld: more than %d cameras, line skipped\n", path,
                     lineno, MAX_CAMERAS);
@@ -211,6 +260,8 @@ int main(int argc, char **argv)
             continue;
         }
         cm->frames++;
+        if (cm->counts)
+            its_counts_frame(cm->counts, csv_start + f->ts_ns, fr->events, fr->n_events);
         if (print_frames) {
             its_json_init(&w, out, BUF);
             its_json_msg_begin(&w, "tracks", cm->id, rf.ts_us, f->frame_no);
@@ -246,6 +297,17 @@ int main(int argc, char **argv)
             goto done;
         }
         printf("%s\n", out);
+        if (csv &&
+            its_counts_csv(cams[i].counts, INT64_MIN, INT64_MAX, csv_interval, csv_put, csv) < 0) {
+            fprintf(stderr, "its-replay: --csv %s: write error\n", csv_path);
+            rc = 2;
+            goto done;
+        }
+    }
+    if (csv && fflush(csv) != 0) {
+        fprintf(stderr, "its-replay: --csv %s: write error\n", csv_path);
+        rc = 2;
+        goto done;
     }
     if (n_cams == 0)
         fprintf(stderr, "its-replay: %s: no detection frames\n", path);
@@ -254,8 +316,12 @@ done:
     free(line);
     if (in && in != stdin)
         fclose(in);
-    for (int i = 0; i < n_cams; i++)
+    for (int i = 0; i < n_cams; i++) {
         its_analytics_destroy(cams[i].a);
+        its_counts_destroy(cams[i].counts);
+    }
+    if (csv)
+        fclose(csv);
     its_free(cams);
     its_free(dets);
     its_free(out);
