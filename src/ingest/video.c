@@ -137,7 +137,9 @@ static int map_io_error(its_video_t *v, int averr)
      * timed_out flag alone cannot tell. */
     if (averr == AVERROR_EXIT)
         return atomic_load(&v->interrupted) ? ITS_ECLOSED : ITS_ETIMEDOUT;
-    if (averr == AVERROR(EINTR) && v->timed_out)
+    /* Our deadline fired during this call: whatever the demuxer made of the interrupted read
+     * (EINTR, or EIO from a container demuxer cut off mid-element), the camera stalled. */
+    if (v->timed_out)
         return ITS_ETIMEDOUT;
     if (averr == AVERROR(ETIMEDOUT))
         return ITS_ETIMEDOUT;
