@@ -1082,7 +1082,7 @@ int its_api_handle(its_api *api, const its_api_request *req, its_api_response *r
     } else if (req->body_too_large) {
         rc = reply_error(resp, 413, "payload_too_large", "body exceeds %zu bytes",
                          its__api_body_limit(api, m, req->path));
-    } else if (bad_id && (r == R_SNAPSHOT || r == R_CLIP)) {
+    } else if (bad_id && (r == R_EVENT_SNAPSHOT || r == R_EVENT_CLIP)) {
         rc = reply_error(resp, 400, "bad_request", "event id must match [A-Za-z0-9_.-]{1,159}");
     } else if (bad_id) {
         rc = reply_error(resp, 400, "bad_request", "camera id must match [A-Za-z0-9_.-]{1,64}");
@@ -1123,9 +1123,10 @@ int its_api_handle(its_api *api, const its_api_request *req, its_api_response *r
         case R_EVENTS:
             rc = get ? h_events(api, resp) : method_not_allowed(resp, "GET");
             break;
-        case R_SNAPSHOT:
-        case R_CLIP:
-            rc = get ? h_evidence(api, id, r == R_CLIP, resp) : method_not_allowed(resp, "GET");
+        case R_EVENT_SNAPSHOT:
+        case R_EVENT_CLIP:
+            rc = get ? h_evidence(api, id, r == R_EVENT_CLIP, resp)
+                     : method_not_allowed(resp, "GET");
             break;
         default:
             rc = reply_error(resp, 404, "not_found", "no such endpoint");

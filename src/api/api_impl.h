@@ -12,14 +12,14 @@ typedef enum api_route {
     R_READYZ,
     R_METRICS,
     R_STATUS,
-    R_CAMERAS,   /* /v1/cameras */
-    R_CAMERA,    /* /v1/cameras/{id} */
-    R_ANALYTICS, /* /v1/cameras/{id}/analytics */
-    R_FRAMES,    /* /v1/cameras/{id}/frames */
-    R_COUNTS,    /* /v1/cameras/{id}/counts.csv */
-    R_EVENTS,    /* /v1/events */
-    R_SNAPSHOT,  /* /v1/events/{id}/snapshot.jpg */
-    R_CLIP,      /* /v1/events/{id}/clip.mp4 */
+    R_CAMERAS,        /* /v1/cameras */
+    R_CAMERA,         /* /v1/cameras/{id} */
+    R_ANALYTICS,      /* /v1/cameras/{id}/analytics */
+    R_FRAMES,         /* /v1/cameras/{id}/frames */
+    R_COUNTS,         /* /v1/cameras/{id}/counts.csv */
+    R_EVENTS,         /* /v1/events */
+    R_EVENT_SNAPSHOT, /* /v1/events/{id}/snapshot.jpg */
+    R_EVENT_CLIP,     /* /v1/events/{id}/clip.mp4 */
     R_COUNT
 } api_route;
 

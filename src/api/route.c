@@ -41,8 +41,8 @@ static api_route event_route(const char *p, char *id, size_t idlen, int *bad_id)
     if (n <= 0 || *p != '/')
         return R_NOT_FOUND;
     p++;
-    api_route r = !strcmp(p, "snapshot.jpg") ? R_SNAPSHOT
-                  : !strcmp(p, "clip.mp4")   ? R_CLIP
+    api_route r = !strcmp(p, "snapshot.jpg") ? R_EVENT_SNAPSHOT
+                  : !strcmp(p, "clip.mp4")   ? R_EVENT_CLIP
                                              : R_NOT_FOUND;
     if (r == R_NOT_FOUND)
         return r;
