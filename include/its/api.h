@@ -24,6 +24,11 @@
  *   DELETE /v1/cameras/{id}           remove
  *   GET  /v1/cameras/{id}/analytics?window=1m         L1 cache, then Redis
  *   POST /v1/cameras/{id}/frames      body: one JPEG (Content-Type image/jpeg)
+ *   GET  /v1/cameras/{id}/snapshot.jpg[?annotate=1]   the latest frame as a JPEG; annotated:
+ *                                     boxes, track ids, classes, the scene's lines and zones
+ *   GET  /v1/cameras/{id}/scene       the camera's analytics scene (JSON)
+ *   PUT  /v1/cameras/{id}/scene       body: a scene (JSON, or YAML as in a scene file):
+ *                                     validated, saved and applied from the next frame
  * Errors are JSON: {"error":{"code":"not_found","message":"..."}} with the HTTP status.
  *
  * Contract
@@ -96,6 +101,18 @@ typedef struct its_api_provider {
      * ITS_EFULL/ITS_EBUSY (pipeline full: 429), ITS_EDECODE (not a decodable JPEG: 400). */
     int (*frame_push)(void *ud, const char *id, const uint8_t *jpeg, size_t len,
                       uint64_t received_mono_ns);
+    /* The camera's latest frame as a JPEG into *jpeg (its_malloc'd, the API frees it) and
+     * *len: 0, ITS_ENOENT (no such camera), ITS_EAGAIN (no frame yet: 503). May wait for the
+     * camera's next frame, up to a second. */
+    int (*snapshot)(void *ud, const char *id, int annotate, uint8_t **jpeg, size_t *len);
+    /* The camera's scene as a JSON object into *json (its_malloc'd, NUL-ended): 0,
+     * ITS_ENOENT (no such camera), ITS_EAGAIN (its analytics have not started: 503). */
+    int (*scene_get)(void *ud, const char *id, char **json, size_t *len);
+    /* A new scene (text as in a scene file; JSON is YAML too): 0 saved and applied, with
+     * the file it went to in saved ("" where there is none); ITS_ECONFIG (invalid: why in
+     * err), ITS_ENOENT, ITS_EAGAIN (as scene_get), ITS_EIO (not saved: nothing applied). */
+    int (*scene_put)(void *ud, const char *id, const char *text, size_t len, char *err,
+                     size_t errlen, char *saved, size_t savedlen);
 } its_api_provider;
 
 /* The defaults of its_api_config_default, also those of the "api.*" options below. */
@@ -141,6 +158,7 @@ typedef struct its_api_request {
     const char *method;        /* "GET", ... */
     const char *path;          /* without the query */
     const char *window;        /* ?window= for analytics; NULL: "1m" */
+    const char *annotate;      /* ?annotate= for snapshots: "1" or "true" draws; NULL: no */
     const char *authorization; /* the Authorization header or NULL */
     const char *content_type;  /* or NULL */
     const uint8_t *body;

@@ -81,6 +81,7 @@ typedef struct its_app_settings {
     double window_s;
     double quality_image_fps;
     char *baseline_dir;
+    char *scene_dir;
     int sink;
     char *sink_path;
     double status_interval_s;

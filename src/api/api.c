@@ -120,6 +120,7 @@ static void http_handle(void *ud, its__http_request *hr)
         .method = hr->method,
         .path = hr->path,
         .window = its__http_arg(hr, "window"),
+        .annotate = its__http_arg(hr, "annotate"),
         .authorization = its__http_header(hr, "Authorization"),
         .content_type = its__http_header(hr, "Content-Type"),
         .body = hr->body,
@@ -872,6 +873,90 @@ static int h_frame(its_api *api, const its_api_request *req, const char *id, its
     return reply_result(resp, 202, id, "queued", (long long)req->body_len);
 }
 
+static int h_snapshot(its_api *api, const its_api_request *req, const char *id,
+                      its_api_response *resp)
+{
+    if (!api->prov.snapshot)
+        return not_implemented(resp);
+    const char *a = req->annotate;
+    int annotate = a && (!strcmp(a, "1") || !strcmp(a, "true"));
+    if (a && !annotate && strcmp(a, "0") && strcmp(a, "false"))
+        return reply_error(resp, 400, "bad_request", "annotate must be 0, 1, true or false");
+    uint8_t *jpeg = NULL;
+    size_t len = 0;
+    int rc = api->prov.snapshot(api->prov.ud, id, annotate, &jpeg, &len);
+    if (rc == ITS_EAGAIN)
+        return reply_error(resp, 503, "unavailable", "%s: no frame yet", id);
+    if (rc < 0)
+        return reply_code(resp, rc, id);
+    its_free(resp->body);
+    resp->status = 200;
+    resp->content_type = "image/jpeg";
+    resp->body = (char *)jpeg;
+    resp->len = len; /* the transport adds Cache-Control: no-store to every response */
+    return 0;
+}
+
+static int h_scene_get(its_api *api, const char *id, its_api_response *resp)
+{
+    if (!api->prov.scene_get)
+        return not_implemented(resp);
+    char *json = NULL;
+    size_t len = 0;
+    int rc = api->prov.scene_get(api->prov.ud, id, &json, &len);
+    if (rc == ITS_EAGAIN)
+        return reply_error(resp, 503, "unavailable", "%s: analytics not started yet", id);
+    if (rc < 0)
+        return reply_code(resp, rc, id);
+    its_free(resp->body);
+    resp->status = 200;
+    resp->content_type = "application/json";
+    resp->body = json;
+    resp->len = len;
+    return 0;
+}
+
+struct scene_put_doc {
+    const char *id, *saved;
+};
+
+static void scene_put_body(its_json *w, const void *ctx)
+{
+    const struct scene_put_doc *d = ctx;
+    its_json_obj_begin(w);
+    its_json_kstr(w, "id", d->id);
+    its_json_kstr(w, "result", "applied");
+    its_json_kstr(w, "saved_to", d->saved[0] ? d->saved : NULL);
+    its_json_obj_end(w);
+}
+
+static int h_scene_put(its_api *api, const its_api_request *req, const char *id,
+                       its_api_response *resp)
+{
+    if (!api->prov.scene_put)
+        return not_implemented(resp);
+    const char *ct = req->content_type;
+    if (!ct || (strncmp(ct, "application/json", 16) && strncmp(ct, "application/yaml", 16) &&
+                strncmp(ct, "text/yaml", 9)))
+        return reply_error(resp, 415, "unsupported_media_type",
+                           "a scene is application/json or application/yaml");
+    if (!req->body_len || memchr(req->body, 0, req->body_len))
+        return reply_error(resp, 400, "bad_request", "a scene is a non-empty text");
+    char err[256] = "", saved[600] = "";
+    int rc = api->prov.scene_put(api->prov.ud, id, (const char *)req->body, req->body_len, err,
+                                 sizeof err, saved, sizeof saved);
+    if (rc == ITS_ECONFIG || rc == ITS_EINVAL)
+        return reply_error(resp, 400, "bad_scene", "%s", err[0] ? err : "invalid scene");
+    if (rc == ITS_EAGAIN)
+        return reply_error(resp, 503, "unavailable", "%s: analytics not started yet", id);
+    if (rc == ITS_EIO)
+        return reply_error(resp, 500, "internal", "%s", err[0] ? err : "scene not saved");
+    if (rc < 0)
+        return reply_code(resp, rc, id);
+    struct scene_put_doc d = {id, saved};
+    return reply_json(resp, 200, scene_put_body, &d);
+}
+
 static int method_not_allowed(its_api_response *resp, const char *allow)
 {
     resp->header_name = "Allow";
@@ -944,6 +1029,14 @@ int its_api_handle(its_api *api, const its_api_request *req, its_api_response *r
             break;
         case R_FRAMES:
             rc = post ? h_frame(api, req, id, resp) : method_not_allowed(resp, "POST");
+            break;
+        case R_SNAPSHOT:
+            rc = get ? h_snapshot(api, req, id, resp) : method_not_allowed(resp, "GET");
+            break;
+        case R_SCENE:
+            rc = get   ? h_scene_get(api, id, resp)
+                 : put ? h_scene_put(api, req, id, resp)
+                       : method_not_allowed(resp, "GET, PUT");
             break;
         default:
             rc = reply_error(resp, 404, "not_found", "no such endpoint");

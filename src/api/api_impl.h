@@ -16,6 +16,8 @@ typedef enum api_route {
     R_CAMERA,    /* /v1/cameras/{id} */
     R_ANALYTICS, /* /v1/cameras/{id}/analytics */
     R_FRAMES,    /* /v1/cameras/{id}/frames */
+    R_SNAPSHOT,  /* /v1/cameras/{id}/snapshot.jpg */
+    R_SCENE,     /* /v1/cameras/{id}/scene */
     R_COUNT
 } api_route;
 

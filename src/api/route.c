@@ -9,7 +9,8 @@
 #include "its/publish.h"
 
 static const char *const route_names[R_COUNT] = {
-    "unknown", "healthz", "readyz", "metrics", "status", "cameras", "camera", "analytics", "frames",
+    "unknown", "healthz",   "readyz", "metrics",  "status", "cameras",
+    "camera",  "analytics", "frames", "snapshot", "scene",
 };
 
 const char *its__api_route_name(api_route r)
@@ -71,6 +72,10 @@ api_route its__api_route(const char *path, char *id, size_t idlen, int *bad_id)
         return R_ANALYTICS;
     if (!strcmp(sub, "frames"))
         return R_FRAMES;
+    if (!strcmp(sub, "snapshot.jpg"))
+        return R_SNAPSHOT;
+    if (!strcmp(sub, "scene"))
+        return R_SCENE;
     if (sub[0] == 0)
         return R_CAMERA; /* trailing slash */
     return R_NOT_FOUND;
