@@ -29,6 +29,11 @@
  *   GET  /v1/cameras/{id}/scene       the camera's analytics scene (JSON)
  *   PUT  /v1/cameras/{id}/scene       body: a scene (JSON, or YAML as in a scene file):
  *                                     validated, saved and applied from the next frame
+ *   GET  /v1/cameras/{id}/events      Server-Sent Events: the camera's analytics report now
+ *                                     (one "report" event, then the stream ends and the
+ *                                     client reconnects after "retry" ms: the transport
+ *                                     closes every connection)
+ *   GET  /, /console/...              the operator console (docs/console.md), compiled in
  * Errors are JSON: {"error":{"code":"not_found","message":"..."}} with the HTTP status.
  *
  * Contract
@@ -36,7 +41,8 @@
  *   Bearer <token>" (401 otherwise) except /healthz, /readyz and /metrics; with public_read,
  *   reads (GET, HEAD) need none either. its_api_start refuses (ITS_EAUTH) to bind a
  *   non-loopback address without a token. Credentials in camera URLs are never returned
- *   (its/url.h).
+ *   (its/url.h). The console's static files need no token (they hold no data; the page sends
+ *   the token it is given with every API call).
  * - Starvation (src/api/server.h): a deadline per request from accept (timeout_s), connections
  *   per client address limited, and /metrics, /healthz, /readyz served from capacity of their
  *   own. Every error, also those of the transport (400, 408, 414, 431, 503, 505), is JSON.
@@ -113,6 +119,9 @@ typedef struct its_api_provider {
      * err), ITS_ENOENT, ITS_EAGAIN (as scene_get), ITS_EIO (not saved: nothing applied). */
     int (*scene_put)(void *ud, const char *id, const char *text, size_t len, char *err,
                      size_t errlen, char *saved, size_t savedlen);
+    /* The camera's analytics now as one JSON object into *json (its_malloc'd, NUL-ended, no
+     * newline): 0, ITS_ENOENT, ITS_EAGAIN (nothing yet: 503). May wait up to a second. */
+    int (*live)(void *ud, const char *id, char **json, size_t *len);
 } its_api_provider;
 
 /* The defaults of its_api_config_default, also those of the "api.*" options below. */

@@ -350,10 +350,11 @@ static int is_mutating(const char *m)
 }
 
 /* With a token, every request needs it except the monitoring endpoints (probes and
- * Prometheus; they carry no secret) and, with public_read, the reads. */
+ * Prometheus; they carry no secret), the console's static files and, with public_read, the
+ * reads. */
 static int needs_token(const its_api *api, const char *m, api_route r)
 {
-    if (!api->token || r == R_HEALTHZ || r == R_READYZ || r == R_METRICS)
+    if (!api->token || r == R_HEALTHZ || r == R_READYZ || r == R_METRICS || r == R_CONSOLE)
         return 0;
     return is_mutating(m) || !api->cfg.public_read;
 }
@@ -957,6 +958,52 @@ static int h_scene_put(its_api *api, const its_api_request *req, const char *id,
     return reply_json(resp, 200, scene_put_body, &d);
 }
 
+/* One Server-Sent Event with the camera's report; the client reconnects after SSE_RETRY_MS. */
+#define SSE_RETRY_MS 1000
+static int h_events(its_api *api, const char *id, its_api_response *resp)
+{
+    if (!api->prov.live)
+        return not_implemented(resp);
+    char *json = NULL;
+    size_t len = 0;
+    int rc = api->prov.live(api->prov.ud, id, &json, &len);
+    if (rc == ITS_EAGAIN)
+        return reply_error(resp, 503, "unavailable", "%s: analytics not started yet", id);
+    if (rc < 0)
+        return reply_code(resp, rc, id);
+    static const char head[] = "retry: " ITS_STR(SSE_RETRY_MS) "\nevent: report\ndata: ";
+    size_t n = sizeof head - 1 + len + 2;
+    char *body = its_malloc(ITS_MOD_API, n + 1);
+    if (!body) {
+        its_free(json);
+        return reply_error(resp, 500, "internal", "out of memory");
+    }
+    memcpy(body, head, sizeof head - 1);
+    memcpy(body + sizeof head - 1, json, len);
+    memcpy(body + n - 2, "\n\n", 3);
+    its_free(json);
+    its_free(resp->body);
+    resp->status = 200;
+    resp->content_type = "text/event-stream";
+    resp->body = body;
+    resp->len = n;
+    return 0;
+}
+
+static int h_console(const its_api_request *req, its_api_response *resp)
+{
+    const unsigned char *data;
+    size_t len;
+    const char *ct;
+    if (its__console_file(req->path, &data, &len, &ct) < 0)
+        return reply_error(resp, 404, "not_found", "no such console file");
+    if (set_body(resp, (const char *)data, len) < 0)
+        return reply_error(resp, 500, "internal", "out of memory");
+    resp->status = 200;
+    resp->content_type = ct;
+    return 0;
+}
+
 static int method_not_allowed(its_api_response *resp, const char *allow)
 {
     resp->header_name = "Allow";
@@ -1032,6 +1079,12 @@ int its_api_handle(its_api *api, const its_api_request *req, its_api_response *r
             break;
         case R_SNAPSHOT:
             rc = get ? h_snapshot(api, req, id, resp) : method_not_allowed(resp, "GET");
+            break;
+        case R_EVENTS:
+            rc = get ? h_events(api, id, resp) : method_not_allowed(resp, "GET");
+            break;
+        case R_CONSOLE:
+            rc = get ? h_console(req, resp) : method_not_allowed(resp, "GET");
             break;
         case R_SCENE:
             rc = get   ? h_scene_get(api, id, resp)

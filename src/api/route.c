@@ -46,6 +46,8 @@ api_route its__api_route(const char *path, char *id, size_t idlen, int *bad_id)
         return R_READYZ;
     if (!strcmp(path, "/metrics"))
         return R_METRICS;
+    if (!strcmp(path, "/") || !strcmp(path, "/index.html") || !strncmp(path, "/console/", 9))
+        return R_CONSOLE;
     if (!strcmp(path, "/v1/status"))
         return R_STATUS;
     if (!strcmp(path, "/v1/cameras") || !strcmp(path, "/v1/cameras/"))
@@ -76,6 +78,8 @@ api_route its__api_route(const char *path, char *id, size_t idlen, int *bad_id)
         return R_SNAPSHOT;
     if (!strcmp(sub, "scene"))
         return R_SCENE;
+    if (!strcmp(sub, "events"))
+        return R_EVENTS;
     if (sub[0] == 0)
         return R_CAMERA; /* trailing slash */
     return R_NOT_FOUND;

@@ -33,6 +33,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "its/analytics.h"
 #include "its/app_hooks.h"
@@ -56,6 +57,7 @@ typedef struct cam_state cam_state;
 typedef struct hooks_ctx {
     its_app_hooks_opts o;
     pthread_mutex_t mu; /* guards the list, each camera's scene copy and pending scene */
+    pthread_cond_t cv;  /* a camera's live report was written */
     cam_state *cams;
 } hooks_ctx;
 
@@ -67,6 +69,10 @@ struct cam_state {
     char scene_path[512];   /* the camera's scene file ("": none) */
     its_scene *pending;     /* set by its_app_hooks_scene_set, under mu */
     atomic_int has_pending; /* the worker's cheap test before it takes mu */
+    atomic_int want_report; /* its_app_hooks_live_report asked for a fresh one */
+    char *report;           /* the live report (JSON), under mu; grown, never per frame */
+    size_t report_len, report_cap;
+    uint64_t report_at; /* its_now_ns() when written; 0 none */
     its_analytics_t *an;
     its_quality_t *q;
     its_modelmon_t *mm;
@@ -116,6 +122,7 @@ static void cam_close(void *state)
         pthread_mutex_unlock(&s->ctx->mu);
     }
     its_free(s->pending);
+    its_free(s->report);
     its_analytics_destroy(s->an);
     its_quality_destroy(s->q);
     its_modelmon_destroy(s->mm);
@@ -501,6 +508,44 @@ static void take_scene(cam_state *s)
     its_free(sc);
 }
 
+/* The analytics report now, as JSON for another thread (its_app_hooks_live_report): written
+ * only when one was asked for since the last. */
+static void live_report(cam_state *s, const its_frame *f)
+{
+    its_analytics_report rep;
+    if (its_analytics_get_report(s->an, &rep) < 0)
+        return;
+    its_json w;
+    its_json_init(&w, s->json, REPORT_JSON);
+    its_json_obj_begin(&w);
+    its_json_kstr(&w, "camera", s->id);
+    its_json_kint(&w, "ts_us", wall_us(s, f->ts_ns[ITS_TS_CAPTURE]));
+    its_json_kuint(&w, "frame", f->seq);
+    its_json_key(&w, "report");
+    its_analytics_report_write(s->an, &rep, &w);
+    its_json_obj_end(&w);
+    int n = its_json_finish(&w);
+    if (n < 0)
+        return;
+    pthread_mutex_lock(&s->ctx->mu);
+    if ((size_t)n + 1 > s->report_cap) {
+        char *r = its_realloc(ITS_MOD_APP, s->report, (size_t)n + 1);
+        if (!r) {
+            pthread_mutex_unlock(&s->ctx->mu);
+            return;
+        }
+        s->report = r;
+        s->report_cap = (size_t)n + 1;
+    }
+    memcpy(s->report, s->json, (size_t)n);
+    s->report[n] = 0;
+    s->report_len = (size_t)n;
+    s->report_at = its_now_ns();
+    atomic_store(&s->want_report, 0);
+    pthread_cond_broadcast(&s->ctx->cv);
+    pthread_mutex_unlock(&s->ctx->mu);
+}
+
 static void cam_analytics(void *state, its_frame *f, its_emit_fn emit, void *ectx)
 {
     cam_state *s = state;
@@ -536,6 +581,8 @@ static void cam_analytics(void *state, its_frame *f, its_emit_fn emit, void *ect
         emit_window(s, f, emit, ectx);
         s->next_window_ns = ts + s->window_ns;
     }
+    if (s->ctx && atomic_load_explicit(&s->want_report, memory_order_relaxed))
+        live_report(s, f);
 }
 
 /* Luma at half resolution (2x2 box), BT.601 weights, into s->luma. */
@@ -596,6 +643,7 @@ static void hooks_release(void *ctx)
     if (!hc)
         return;
     pthread_mutex_destroy(&hc->mu);
+    pthread_cond_destroy(&hc->cv);
     its_free(hc);
 }
 
@@ -654,6 +702,44 @@ int its_app_hooks_scene_set(const its_camera_hooks *h, const char *camera, const
     return c ? 0 : ITS_ENOENT;
 }
 
+int its_app_hooks_live_report(const its_camera_hooks *h, const char *camera, uint64_t max_age_ns,
+                              uint64_t wait_ns, char **json, size_t *len)
+{
+    if (!h || h->open != cam_open || !h->ctx)
+        return ITS_EUNSUPPORTED;
+    hooks_ctx *hc = h->ctx;
+    uint64_t asked = its_now_ns();
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    uint64_t t = (uint64_t)until.tv_nsec + wait_ns;
+    until.tv_sec += (time_t)(t / ITS_NS_PER_S);
+    until.tv_nsec = (long)(t % ITS_NS_PER_S);
+    pthread_mutex_lock(&hc->mu);
+    cam_state *c = find_cam(hc, camera);
+    int rc = c ? 0 : ITS_ENOENT;
+    if (c) {
+        atomic_store(&c->want_report, 1); /* the next request finds a newer one */
+        if (!c->report_at || asked - c->report_at > max_age_ns) {
+            /* wait for the worker (the camera may be removed meanwhile: look it up again) */
+            while ((c = find_cam(hc, camera)) && c->report_at < asked &&
+                   pthread_cond_timedwait(&hc->cv, &hc->mu, &until) == 0) {
+            }
+        }
+        if (!c)
+            rc = ITS_ENOENT;
+        else if (!c->report_at)
+            rc = ITS_EAGAIN;
+        else if (!(*json = its_malloc(ITS_MOD_APP, c->report_len + 1)))
+            rc = ITS_ENOMEM;
+        else {
+            memcpy(*json, c->report, c->report_len + 1);
+            *len = c->report_len;
+        }
+    }
+    pthread_mutex_unlock(&hc->mu);
+    return rc;
+}
+
 const char *its_app_hooks_scene_dir(const its_camera_hooks *h)
 {
     if (!h || h->open != cam_open || !h->ctx)
@@ -668,6 +754,7 @@ int its_app_hooks(const its_app_hooks_opts *o, its_camera_hooks *out)
     if (!hc)
         return ITS_ENOMEM;
     pthread_mutex_init(&hc->mu, NULL);
+    pthread_cond_init(&hc->cv, NULL);
     its_app_hooks_opts *copy = &hc->o;
     if (o)
         *copy = *o;

@@ -514,6 +514,20 @@ static int prov_snapshot(void *ud, const char *id, int annot, uint8_t **jpeg, si
     return rc;
 }
 
+/* ---- live analytics (the console's event stream) ---- */
+
+#define LIVE_MAX_AGE_NS (1500 * ITS_NS_PER_MS)
+
+static int prov_live(void *ud, const char *id, char **json, size_t *len)
+{
+    its_app_services *s = ud;
+    if (its_pipeline_find_camera(s->p, id) < 0)
+        return ITS_ENOENT;
+    int rc = its_app_hooks_live_report(its_pipeline_hooks(s->p), id, LIVE_MAX_AGE_NS, SNAP_WAIT_NS,
+                                       json, len);
+    return rc == ITS_ENOENT ? ITS_EAGAIN : rc;
+}
+
 /* ---- scenes ---- */
 
 static int prov_scene_get(void *ud, const char *id, char **json, size_t *len)
@@ -658,7 +672,8 @@ int its_app_services_create(const its_app_config *c, its_pipeline_t *p, its_app_
                                  .frame_push = prov_push,
                                  .snapshot = prov_snapshot,
                                  .scene_get = prov_scene_get,
-                                 .scene_put = prov_scene_put};
+                                 .scene_put = prov_scene_put,
+                                 .live = prov_live};
         /* With Redis configured, the analytics endpoint reads the windows the sink caches
          * there, through an in-process L1 (its_cache). */
         its_cache_config cc;
