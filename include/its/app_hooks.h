@@ -56,8 +56,9 @@ int its_app_hooks_scene_get(const its_camera_hooks *h, const char *camera, its_s
 int its_app_hooks_scene_set(const its_camera_hooks *h, const char *camera, const its_scene *sc,
                             const char *path);
 const char *its_app_hooks_scene_dir(const its_camera_hooks *h);
-/* The camera's analytics report now, {"camera":..,"ts_us":..,"frame":..,"report":{..}} (the
- * report of a window message, docs/messages.md) into *json (its_malloc'd, NUL-ended). The
+/* The camera's analytics report now, a "live" message {"v":2,"type":"live","camera":..,
+ * "ts_us":..,"frame":..,"report":{..}} (the report of a window message, docs/messages.md;
+ * docs/schema/live.schema.json) into *json (its_malloc'd, NUL-ended). The
  * camera's worker writes one on the frame after it was asked for (never otherwise): the last
  * one is answered when it is at most max_age_ns old, else the next is waited for, up to
  * wait_ns (then the last, or ITS_EAGAIN without one). ITS_ENOENT: not known (as above). */

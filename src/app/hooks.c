@@ -517,10 +517,7 @@ static void live_report(cam_state *s, const its_frame *f)
         return;
     its_json w;
     its_json_init(&w, s->json, REPORT_JSON);
-    its_json_obj_begin(&w);
-    its_json_kstr(&w, "camera", s->id);
-    its_json_kint(&w, "ts_us", wall_us(s, f->ts_ns[ITS_TS_CAPTURE]));
-    its_json_kuint(&w, "frame", f->seq);
+    its_json_msg_begin(&w, "live", s->id, wall_us(s, f->ts_ns[ITS_TS_CAPTURE]), f->seq);
     its_json_key(&w, "report");
     its_analytics_report_write(s->an, &rep, &w);
     its_json_obj_end(&w);

@@ -337,8 +337,7 @@ static void test_private_reads_and_redaction(void **state)
     expect(get("/v1/cameras/x/events"), 401, "unauthorized");
     expect(post_json("PUT", "/v1/cameras/x/scene", NULL, "{}"), 401, "unauthorized");
     expect(post_json("PUT", "/v1/cameras/x/scene", TOKEN, "{}"), 501, "not_implemented");
-    expect(http("GET", "/v1/cameras/x/snapshot.jpg", TOKEN, NULL, NULL, 0), 501,
-           "not_implemented");
+    expect(http("GET", "/v1/cameras/x/snapshot.jpg", TOKEN, NULL, NULL, 0), 501, "not_implemented");
     /* the console's static files hold no data: served without a token */
     http_resp r = get("/");
     assert_int_equal(r.status, 200);

@@ -4,7 +4,8 @@
 
     test_snapshot_scene.py --itsd BIN --source DIR --shared DIR --work DIR
 
-Snapshots (GET /v1/cameras/{id}/snapshot.jpg): a JPEG of the video's size, decoded by ffmpeg;
+The event stream (GET /v1/cameras/{id}/events) is one Server-Sent Event whose data is a
+"live" message valid against docs/schema/. Snapshots (GET /v1/cameras/{id}/snapshot.jpg): a JPEG of the video's size, decoded by ffmpeg;
 two taken a second apart differ (the video moves); ?annotate=1 paints the scene's counting
 line "main" from the scene file's coordinates in the documented yellow, which the plain
 picture does not have there. Scenes (GET/PUT /v1/cameras/{id}/scene): GET gives the scene
@@ -102,6 +103,26 @@ def snapshots(d, ck, scene):
     ck.equal(d.get("/v1/cameras/road/snapshot.jpg?annotate=maybe")[0], 400, "annotate=maybe")
     ck.equal(d.request("POST", "/v1/cameras/road/snapshot.jpg", b"x", "image/jpeg")[0], 405,
              "POST snapshot")
+
+
+def events(d, ck, source):
+    """GET /v1/cameras/{id}/events: one Server-Sent Event holding a valid "live" message."""
+    sys.path.insert(0, os.path.join(source, "scripts"))
+    import validate_messages  # noqa: E402
+    try:
+        val = validate_messages.Validator(os.path.join(source, "docs", "schema"))
+    except ImportError:
+        skip("python3-jsonschema is not installed")
+    st, hdr, body = d.get("/v1/cameras/road/events")
+    ck.equal((st, hdr.get("Content-Type")), (200, "text/event-stream"), "events: status, type")
+    fields = [l.split(": ", 1) for l in body.decode().split("\n") if l]
+    ck.equal([k for k, _ in fields], ["retry", "event", "data"], "events: the fields of the event")
+    ck.check(body.endswith(b"\n\n"), "events: the event ends with a blank line")
+    msg = json.loads(dict(fields)["data"])
+    errs = val.errors(msg)
+    ck.check(not errs and msg["type"] == "live" and msg["camera"] == "road",
+             "events: a valid live message of road: %s" % errs[:3])
+    ck.equal(d.get("/v1/cameras/nosuch/events")[0], 404, "events of an unknown camera")
 
 
 def scenes(d, ck, file_scene):
@@ -204,6 +225,7 @@ def main():
         d.wait_json("/v1/cameras/road/scene")
         try:
             snapshots(d, ck, file_scene)
+            events(d, ck, o.source)
             scenes(d, ck, file_scene)
         except AssertionError as e:
             ck.check(False, str(e))
