@@ -102,6 +102,16 @@ class Itsd:
     def get(self, path):
         return self.request("GET", path)
 
+    def get_ready(self, path, seconds=20):
+        """GET path, again while it answers 503 (no frame or analytics yet: a loaded machine
+        may take more than the second the API waits for a camera's next frame)."""
+        end = time.time() + seconds
+        while True:
+            r = self.get(path)
+            if r[0] != 503 or time.time() > end:
+                return r
+            time.sleep(0.2)
+
     def json(self, path):
         status, _, body = self.get(path)
         if status != 200:

@@ -77,18 +77,18 @@ def wait_window(d, camera, pred, seconds, what):
 
 
 def snapshots(d, ck, scene):
-    st, hdr, body = d.get("/v1/cameras/road/snapshot.jpg")
+    st, hdr, body = d.get_ready("/v1/cameras/road/snapshot.jpg")
     ck.equal(st, 200, "snapshot status")
     ck.equal(hdr.get("Content-Type"), "image/jpeg", "snapshot Content-Type")
     ck.check(body[:3] == b"\xff\xd8\xff", "snapshot is a JPEG (SOI marker)")
     a = decode_jpeg(body)
     ck.equal((a[0], a[1]), (640, 360), "snapshot size (the video's)")
     time.sleep(1.0)
-    b = decode_jpeg(d.get("/v1/cameras/road/snapshot.jpg")[2])
+    b = decode_jpeg(d.get_ready("/v1/cameras/road/snapshot.jpg")[2])
     diff = sum(abs(x - y) for x, y in zip(a[2], b[2])) / len(a[2])
     ck.check(diff > 0.5, "two snapshots a second apart differ: mean abs diff %.3f" % diff)
     plain = b
-    st, _, body = d.get("/v1/cameras/road/snapshot.jpg?annotate=1")
+    st, _, body = d.get_ready("/v1/cameras/road/snapshot.jpg?annotate=1")
     ck.equal(st, 200, "annotated snapshot status")
     ann = decode_jpeg(body)
     main = next(l for l in scene["lines"] if l["name"] == "main")
@@ -113,7 +113,7 @@ def events(d, ck, source):
         val = validate_messages.Validator(os.path.join(source, "docs", "schema"))
     except ImportError:
         skip("python3-jsonschema is not installed")
-    st, hdr, body = d.get("/v1/cameras/road/events")
+    st, hdr, body = d.get_ready("/v1/cameras/road/events")
     ck.equal((st, hdr.get("Content-Type")), (200, "text/event-stream"), "events: status, type")
     fields = [l.split(": ", 1) for l in body.decode().split("\n") if l]
     ck.equal([k for k, _ in fields], ["retry", "event", "data"], "events: the fields of the event")

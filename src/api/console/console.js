@@ -168,8 +168,17 @@ function pictureLoop(c) {
 function liveCounts(c) {
   const url = "/v1/cameras/" + encodeURIComponent(c.id) + "/events";
   if (!token()) {
-    c.events = new EventSource(url);
-    c.events.addEventListener("report", (ev) => showReport(JSON.parse(ev.data)));
+    const open = () => {
+      if (c.stopped) return;
+      c.events = new EventSource(url);
+      c.events.addEventListener("report", (ev) => showReport(JSON.parse(ev.data)));
+      // an answer that is not a stream (503 before the camera's first frame) closes the
+      // EventSource for good: open it again a second later
+      c.events.onerror = () => {
+        if (c.events.readyState === EventSource.CLOSED) setTimeout(open, 1000);
+      };
+    };
+    open();
     return;
   }
   const poll = async () => {
