@@ -943,7 +943,7 @@ static int h_scene_put(its_api *api, const its_api_request *req, const char *id,
                            "a scene is application/json or application/yaml");
     if (!req->body_len || memchr(req->body, 0, req->body_len))
         return reply_error(resp, 400, "bad_request", "a scene is a non-empty text");
-    char err[256] = "", saved[600] = "";
+    char err[256] = "", saved[640] = "";
     int rc = api->prov.scene_put(api->prov.ud, id, (const char *)req->body, req->body_len, err,
                                  sizeof err, saved, sizeof saved);
     if (rc == ITS_ECONFIG || rc == ITS_EINVAL)

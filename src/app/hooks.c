@@ -66,7 +66,7 @@ struct cam_state {
     hooks_ctx *ctx;
     cam_state *next;        /* in ctx->cams */
     its_scene scene;        /* the scene in use (a copy, read by other threads under mu) */
-    char scene_path[512];   /* the camera's scene file ("": none) */
+    char scene_path[640];   /* the camera's scene file ("": none) */
     its_scene *pending;     /* set by its_app_hooks_scene_set, under mu */
     atomic_int has_pending; /* the worker's cheap test before it takes mu */
     atomic_int want_report; /* its_app_hooks_live_report asked for a fresh one */

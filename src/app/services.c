@@ -591,7 +591,7 @@ static int prov_scene_put(void *ud, const char *id, const char *text, size_t len
     if (its_pipeline_find_camera(s->p, id) < 0)
         return ITS_ENOENT;
     const its_camera_hooks *h = its_pipeline_hooks(s->p);
-    char path[600];
+    char path[640];
     int rc = its_app_hooks_scene_get(h, id, NULL, path, sizeof path);
     if (rc < 0)
         return rc == ITS_ENOENT ? ITS_EAGAIN : rc;

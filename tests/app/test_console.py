@@ -234,6 +234,7 @@ def run(o, ck):
             b.close()
         if ck.failures:
             print(d.log()[-3000:])
+    ck.check(d.proc.returncode == 0, "itsd exit status after SIGTERM: %s" % d.proc.returncode)
 
 
 def main():

@@ -231,6 +231,7 @@ def main():
             ck.check(False, str(e))
         if ck.failures:
             print(d.log()[-3000:])
+    ck.check(d.proc.returncode == 0, "itsd exit status after SIGTERM: %s" % d.proc.returncode)
     print("%s in %.1f s" % ("FAIL" if ck.failures else "PASS", time.time() - t0))
     return 1 if ck.failures else 0
 
