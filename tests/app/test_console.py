@@ -11,7 +11,7 @@ real video and the real detector (itsd_fixture.py).
   cross; the latency budget table lists the stages from /v1/status.
 - The scene editor: a line drawn with the mouse on the picture and saved through the page is
   in the scene the API returns (at the pixels clicked), and the window messages that follow
-  count at it.
+  count at it; a zone painted and four calibration points clicked likewise.
 Screenshots: <work>/grid-1.png, grid-2.png, camera.png. Exit status 0 pass, 1 fail, 77
 skipped (no chromium or python3-websocket; under CI=true these are failures).
 """
@@ -213,6 +213,22 @@ def run(o, ck):
                 "(document.getElementById('save').getBoundingClientRect()))"))])
             b.wait("document.getElementById('save').dataset.saved == '1'", 15,
                    "the page saved the scene")
+            # a zone (three corners, Close) and the calibration (four points), saved again
+            b.eval("document.getElementById('shape-name').value = 'painted'")
+            b.eval("document.getElementById('add-zone').click()")
+            zone = [[60, 330], [250, 330], [200, 250]]
+            for px, py in zone:
+                b.click(rect["x"] + px * rect["w"] / 640, rect["y"] + py * rect["h"] / 360)
+            b.eval("document.getElementById('close-zone').click()")
+            b.eval("document.getElementById('road-points').value = '0,0 3.5,0 3.5,12 0,12'")
+            b.eval("document.getElementById('calibrate').click()")
+            calib = [[300, 310], [440, 310], [386, 160], [305, 160]]
+            for px, py in calib:
+                b.click(rect["x"] + px * rect["w"] / 640, rect["y"] + py * rect["h"] / 360)
+            b.eval("document.getElementById('save').click()")
+            b.wait("document.getElementById('save').dataset.saved == '2'", 15,
+                   "the page saved the scene again: " + str(b.eval(
+                       "document.getElementById('editor-msg').textContent")))
             b.screenshot(os.path.join(o.work, "camera.png"))
             scene = d.json("/v1/cameras/road/scene")
             drawn = [l for l in scene["lines"] if l["name"] == "drawn"]
@@ -220,6 +236,16 @@ def run(o, ck):
                 abs(p - q) <= 2 for got, w in zip(drawn[0]["points"], want) for p, q in zip(got, w)),
                 "the line drawn on the page is in the API's scene at %s: %s" %
                 (want, drawn[0]["points"] if drawn else scene["lines"]))
+            close = lambda a, b: all(abs(p - q) <= 2 for u, v in zip(a, b)  # noqa: E731
+                                     for p, q in zip(u, v)) and len(a) == len(b)
+            painted = [z for z in scene["zones"] if z["name"] == "painted"]
+            ck.check(len(painted) == 1 and close(painted[0]["polygon"], zone),
+                     "the zone painted on the page is in the API's scene at %s: %s" %
+                     (zone, painted[0]["polygon"] if painted else scene["zones"]))
+            cal = scene.get("calibration", {})
+            ck.check(close(cal.get("image", []), calib) and
+                     cal.get("road") == [[0, 0], [3.5, 0], [3.5, 12], [0, 12]],
+                     "the calibration set on the page: %s" % cal)
             ck.check([l["name"] for l in scene["lines"]][:2] == ["main", "opposite"],
                      "the scene's other lines are kept: %s" % [l["name"] for l in scene["lines"]])
             end = time.time() + 15

@@ -293,6 +293,8 @@ function shapes(s) {
   const out = [];
   (s.lines || []).forEach((l, i) => l.points.forEach((p, k) => out.push(["line", i, k, p])));
   (s.zones || []).forEach((z, i) => z.polygon.forEach((p, k) => out.push(["zone", i, k, p])));
+  (s.lanes || []).forEach((z, i) => z.polygon.forEach((p, k) => out.push(["lane", i, k, p])));
+  if (s.calibration) s.calibration.image.forEach((p, k) => out.push(["calib", 0, k, p]));
   return out;
 }
 
@@ -318,8 +320,20 @@ function onDown(ev) {
   const c = cam;
   if (!c || !c.scene) return;
   const p = toImage(ev), tol = 10 * $("picture").width / $("picture").getBoundingClientRect().width;
-  if (c.mode === "line" || c.mode === "zone") {
+  if (c.mode) {
     c.pending.push(p);
+    if (c.mode === "calib" && c.pending.length === 4) {
+      const road = $("road-points").value.trim().split(/\s+/).map((xy) => xy.split(",").map(Number));
+      if (road.length !== 4 || road.some((q) => q.length !== 2 || q.some((v) => !isFinite(v)))) {
+        setMode(null);
+        return message("road points: four x,y pairs in metres, e.g. 0,0 3.5,0 3.5,20 0,20");
+      }
+      c.scene.calibration = { image: c.pending.slice(), road: road };
+      setMode(null);
+      message("calibration set: save to apply");
+      draw(c);
+      return;
+    }
     if (c.mode === "line" && c.pending.length === 2) {
       const [a, b] = c.pending;
       // positive: across the line, to the right of a -> b in image coordinates
@@ -332,7 +346,7 @@ function onDown(ev) {
       c.selected = ["line", c.scene.lines.length - 1];
       setMode(null);
     }
-    $("close-zone").disabled = !(c.mode === "zone" && c.pending.length >= 3);
+    $("close-zone").disabled = !((c.mode === "zone" || c.mode === "lane") && c.pending.length >= 3);
     draw(c);
     return;
   }
@@ -347,12 +361,13 @@ function onDown(ev) {
   (c.scene.lines || []).forEach((l, i) => {
     if (segDist(p, l.points[0], l.points[1]) <= tol) c.selected = ["line", i];
   });
-  if (!c.selected)
-    (c.scene.zones || []).forEach((z, i) => {
-      for (let k = 0; k < z.polygon.length; k++)
-        if (segDist(p, z.polygon[k], z.polygon[(k + 1) % z.polygon.length]) <= tol)
-          c.selected = ["zone", i];
-    });
+  for (const kind of ["zone", "lane"])
+    if (!c.selected)
+      (c.scene[kind + "s"] || []).forEach((z, i) => {
+        for (let k = 0; k < z.polygon.length; k++)
+          if (segDist(p, z.polygon[k], z.polygon[(k + 1) % z.polygon.length]) <= tol)
+            c.selected = [kind, i];
+      });
   draw(c);
 }
 
@@ -361,7 +376,8 @@ function onMove(ev) {
   if (!c || !c.drag) return;
   const [kind, i, k] = c.drag, p = toImage(ev);
   if (kind === "line") c.scene.lines[i].points[k] = p;
-  else c.scene.zones[i].polygon[k] = p;
+  else if (kind === "calib") c.scene.calibration.image[k] = p;
+  else c.scene[kind + "s"][i].polygon[k] = p;
   draw(c);
 }
 
@@ -375,35 +391,61 @@ function setMode(mode) {
   cam.pending = [];
   $("add-line").classList.toggle("active", mode === "line");
   $("add-zone").classList.toggle("active", mode === "zone");
+  $("add-lane").classList.toggle("active", mode === "lane");
+  $("calibrate").classList.toggle("active", mode === "calib");
   $("close-zone").disabled = true;
   message(mode === "line" ? "click the line's two end points"
-          : mode === "zone" ? "click the zone's corners, then Close zone" : "");
+          : mode === "zone" ? "click the zone's corners, then Close"
+          : mode === "lane" ? "click the lane's corners, its entry edge first, then Close"
+          : mode === "calib" ? "click the four road points, in the order of the road coordinates"
+          : "");
 }
 
 function closeZone() {
   const c = cam;
   if (!c || c.pending.length < 3) return;
-  c.scene.zones = c.scene.zones || [];
-  const name = uniqueName($("shape-name").value.trim() || "zone", c.scene.zones);
-  c.scene.zones.push({ name: name, polygon: c.pending.slice(), walk: false });
-  c.selected = ["zone", c.scene.zones.length - 1];
+  const poly = c.pending.slice();
+  if (c.mode === "lane") {
+    // travel: from the middle of the entry edge (the first two corners) to the centroid
+    const cx = poly.reduce((a, q) => a + q[0], 0) / poly.length;
+    const cy = poly.reduce((a, q) => a + q[1], 0) / poly.length;
+    const ex = (poly[0][0] + poly[1][0]) / 2, ey = (poly[0][1] + poly[1][1]) / 2;
+    const n = Math.hypot(cx - ex, cy - ey) || 1;
+    c.scene.lanes = c.scene.lanes || [];
+    const name = uniqueName($("shape-name").value.trim() || "lane", c.scene.lanes);
+    c.scene.lanes.push({ name: name, polygon: poly, direction: [
+      Math.round((cx - ex) / n * 100) / 100, Math.round((cy - ey) / n * 100) / 100] });
+    c.selected = ["lane", c.scene.lanes.length - 1];
+  } else {
+    c.scene.zones = c.scene.zones || [];
+    const name = uniqueName($("shape-name").value.trim() || "zone", c.scene.zones);
+    c.scene.zones.push({ name: name, polygon: poly, walk: false });
+    c.selected = ["zone", c.scene.zones.length - 1];
+  }
   setMode(null);
   draw(c);
 }
 
 function flip() {
   const c = cam;
-  if (!c || !c.selected || c.selected[0] !== "line") return message("select a line first");
-  const l = c.scene.lines[c.selected[1]];
-  l.positive = [-l.positive[0], -l.positive[1]];
+  if (!c || !c.selected || (c.selected[0] !== "line" && c.selected[0] !== "lane"))
+    return message("select a line or lane first");
+  if (c.selected[0] === "line") {
+    const l = c.scene.lines[c.selected[1]];
+    l.positive = [-l.positive[0], -l.positive[1]];
+  } else {
+    const l = c.scene.lanes[c.selected[1]];
+    l.direction = [-l.direction[0], -l.direction[1]];
+  }
   draw(c);
 }
 
 function del() {
   const c = cam;
-  if (!c || !c.selected) return message("select a line or zone first");
+  if (!c || !c.selected || c.selected[0] === "calib")
+    return message("select a line, zone or lane first");
   const [kind, i] = c.selected;
-  const list = kind === "line" ? c.scene.lines : c.scene.zones;
+  const list = c.scene[kind + "s"];
   const name = list[i].name;
   if (kind === "line")
     for (const lane of c.scene.lanes || [])
@@ -465,6 +507,30 @@ function draw(c) {
     g.stroke();
     g.fillText(z.name, z.polygon[0][0] + 4, z.polygon[0][1] + 14);
   });
+  (c.scene.lanes || []).forEach((z, i) => {
+    g.strokeStyle = g.fillStyle = sel("lane", i) ? "#ffffff" : "#c08aff";
+    g.setLineDash([6, 4]);
+    g.beginPath();
+    z.polygon.forEach((p, k) => (k ? g.lineTo(p[0], p[1]) : g.moveTo(p[0], p[1])));
+    g.closePath();
+    g.stroke();
+    g.setLineDash([]);
+    const cx = z.polygon.reduce((a, q) => a + q[0], 0) / z.polygon.length;
+    const cy = z.polygon.reduce((a, q) => a + q[1], 0) / z.polygon.length;
+    const d = z.direction, n = Math.hypot(d[0], d[1]) || 1;
+    arrow(g, [cx - d[0] / n * 20, cy - d[1] / n * 20], [cx + d[0] / n * 20, cy + d[1] / n * 20],
+          [d[0], d[1]]);
+    g.fillText(z.name, cx + 6, cy);
+  });
+  if (c.scene.calibration) {
+    g.fillStyle = "#00ff88";
+    c.scene.calibration.image.forEach((p, k) => {
+      g.beginPath();
+      g.arc(p[0], p[1], 5, 0, 2 * Math.PI);
+      g.fill();
+      g.fillText(String(k + 1), p[0] + 7, p[1] - 5);
+    });
+  }
   (c.scene.lines || []).forEach((l, i) => {
     const [a, b] = l.points;
     g.strokeStyle = g.fillStyle = sel("line", i) ? "#ffffff" : "#ff4fd8";
@@ -511,6 +577,8 @@ function init() {
   window.addEventListener("mouseup", onUp);
   $("add-line").onclick = () => setMode(cam && cam.mode === "line" ? null : "line");
   $("add-zone").onclick = () => setMode(cam && cam.mode === "zone" ? null : "zone");
+  $("add-lane").onclick = () => setMode(cam && cam.mode === "lane" ? null : "lane");
+  $("calibrate").onclick = () => setMode(cam && cam.mode === "calib" ? null : "calib");
   $("close-zone").onclick = closeZone;
   $("flip").onclick = flip;
   $("delete").onclick = del;
