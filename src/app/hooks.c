@@ -721,6 +721,7 @@ int its_app_hooks_live_report(const its_camera_hooks *h, const char *camera, uin
             while ((c = find_cam(hc, camera)) && c->report_at < asked &&
                    pthread_cond_timedwait(&hc->cv, &hc->mu, &until) == 0) {
             }
+            c = find_cam(hc, camera); /* the wait may have timed out on a camera since gone */
         }
         if (!c)
             rc = ITS_ENOENT;
