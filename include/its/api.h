@@ -53,7 +53,9 @@
  *   cut short. Numbers that are not finite are written as null.
  * - The provider callbacks run on the API's threads, concurrently; they must be thread-safe
  *   and must not block (frame_push hands the JPEG to the pipeline or fails with ITS_EFULL;
- *   the API never waits for the pipeline). The JPEG bytes are only valid during the call.
+ *   the API never waits for the pipeline), except snapshot and live, which may wait up to a
+ *   second for a camera's next frame when what they hold is stale. The JPEG bytes are only
+ *   valid during the call.
  * - its_api_handle is the whole request logic without the network: the server, the tests
  *   and the fuzz target all go through it.
  */

@@ -5,6 +5,7 @@
 
 const TILE_MS = 250; // a visible tile asks for its next picture this long after the last came
 const STATUS_MS = 2000;
+const LIST_MS = 10000; // the grid looks for added and removed cameras this often
 const $ = (id) => document.getElementById(id);
 
 // ---- the API ------------------------------------------------------------------------------
@@ -585,6 +586,9 @@ function init() {
   $("revert").onclick = () => cam && loadScene(cam);
   $("save").onclick = save;
   window.addEventListener("hashchange", route);
+  setInterval(() => {
+    if (currentCamera() === null) showGrid();
+  }, LIST_MS);
   route();
 }
 
