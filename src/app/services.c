@@ -27,6 +27,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -44,6 +46,8 @@
 #define SNAP_WAIT_NS   ITS_NS_PER_S /* longest wait for a frame */
 #define SNAP_QUALITY   80
 #define SCENE_JSON_MAX (256 * 1024)
+#define SNAP_NICE      19                 /* the encoder thread's niceness */
+#define SNAP_ENCODE_NS (5 * ITS_NS_PER_S) /* longest wait for the encoder */
 
 /* The latest frame of a camera slot, copied by the observer only when a snapshot was asked
  * for (want) since the last copy: nothing is copied or encoded while nobody looks. */
@@ -60,6 +64,19 @@ typedef struct cam_snap {
     int n_dets;
     its_det dets[ITS_FRAME_MAX_DETS];
 } cam_snap;
+
+/* A snapshot to draw and encode, handed from an API thread to the encoder thread. The API
+ * thread waits for it up to SNAP_ENCODE_NS; one it gave up on is freed by the encoder. */
+typedef struct snap_job {
+    struct snap_job *next;
+    char id[ITS_CAMERA_ID_MAX + 1];
+    its_image img;
+    its_det *dets;
+    int n_dets, annotate;
+    uint8_t *jpeg;
+    size_t len;
+    int rc, done, abandoned;
+} snap_job;
 
 typedef struct cam_series {
     char id[64]; /* the camera the series are of (a slot is reused by other cameras) */
@@ -95,6 +112,12 @@ struct its_app_services {
     uint64_t prev_fallbacks;     /* collector only */
     const char *backend;         /* engine.backend, the label of its_engine_fallback */
     cam_snap *snaps;             /* per camera slot */
+    /* the snapshot encoder: one thread at the lowest priority (SNAP_NICE) */
+    pthread_t enc_thread;
+    int enc_started, enc_stop;
+    pthread_mutex_t enc_mu;
+    pthread_cond_t enc_work, enc_done;
+    snap_job *enc_head, *enc_tail;
 };
 
 /* On the camera's analytics worker, after the sinks: copy the frame if a snapshot waits for
@@ -501,17 +524,101 @@ static int prov_snapshot(void *ud, const char *id, int annot, uint8_t **jpeg, si
         memcpy(dets, sn->dets, (size_t)n * sizeof *dets);
     }
     pthread_mutex_unlock(&sn->mu);
-    if (rc == 0) {
-        if (annot)
-            annotate(s, id, &img, dets, n);
-        char err[256];
-        rc = its_image_encode_jpeg(&img, SNAP_QUALITY, jpeg, len, err, sizeof err);
-        if (rc < 0)
-            its_logw("api", id, "snapshot: %s", err);
+    if (rc < 0) {
+        its_image_free(&img);
+        its_free(dets);
+        return rc;
     }
-    its_image_free(&img);
-    its_free(dets);
+    snap_job *job = its_calloc(ITS_MOD_APP, 1, sizeof *job);
+    if (!job) {
+        its_image_free(&img);
+        its_free(dets);
+        return ITS_ENOMEM;
+    }
+    snprintf(job->id, sizeof job->id, "%s", id);
+    job->img = img;
+    job->dets = dets;
+    job->n_dets = n;
+    job->annotate = annot;
+    /* drawn and encoded on the encoder thread; this one waits (bounded) */
+    struct timespec until;
+    deadline(&until, SNAP_ENCODE_NS);
+    pthread_mutex_lock(&s->enc_mu);
+    if (s->enc_tail)
+        s->enc_tail->next = job;
+    else
+        s->enc_head = job;
+    s->enc_tail = job;
+    pthread_cond_signal(&s->enc_work);
+    while (!job->done && pthread_cond_timedwait(&s->enc_done, &s->enc_mu, &until) == 0) {
+    }
+    if (job->done) {
+        rc = job->rc;
+        *jpeg = job->jpeg;
+        *len = job->len;
+        its_free(job);
+    } else { /* the encoder frees it when it gets to it */
+        job->abandoned = 1;
+        rc = ITS_EAGAIN;
+    }
+    pthread_mutex_unlock(&s->enc_mu);
     return rc;
+}
+
+static void job_free(snap_job *job)
+{
+    its_image_free(&job->img);
+    its_free(job->dets);
+    its_free(job->jpeg);
+    its_free(job);
+}
+
+/* The encoder: snapshots are drawn and encoded here, at the lowest priority, so that they
+ * take only CPU time the pipeline leaves (a woken pipeline thread preempts it at once).
+ * Linux applies PRIO_PROCESS to the thread whose id is given. */
+static void *encoder_main(void *arg)
+{
+    its_app_services *s = arg;
+#ifdef __linux__
+    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), SNAP_NICE) != 0)
+        its_logw("api", NULL, "snapshot encoder: cannot lower its priority: %s", strerror(errno));
+#endif
+    pthread_mutex_lock(&s->enc_mu);
+    for (;;) {
+        while (!s->enc_head && !s->enc_stop)
+            pthread_cond_wait(&s->enc_work, &s->enc_mu);
+        snap_job *job = s->enc_head;
+        if (!job)
+            break; /* stopping, nothing left */
+        s->enc_head = job->next;
+        if (!s->enc_head)
+            s->enc_tail = NULL;
+        int skip = job->abandoned || s->enc_stop;
+        pthread_mutex_unlock(&s->enc_mu);
+        int rc = ITS_ECLOSED;
+        if (!skip) {
+            if (job->annotate)
+                annotate(s, job->id, &job->img, job->dets, job->n_dets);
+            char err[256];
+            rc = its_image_encode_jpeg(&job->img, SNAP_QUALITY, &job->jpeg, &job->len, err,
+                                       sizeof err);
+            if (rc < 0)
+                its_logw("api", job->id, "snapshot: %s", err);
+        }
+        its_image_free(&job->img);
+        its_free(job->dets);
+        job->dets = NULL;
+        pthread_mutex_lock(&s->enc_mu);
+        if (job->abandoned) {
+            job_free(job);
+        } else {
+            job->rc = rc;
+            job->done = 1;
+            pthread_cond_broadcast(&s->enc_done);
+        }
+    }
+    pthread_mutex_unlock(&s->enc_mu);
+    return NULL;
 }
 
 /* ---- live analytics (the console's event stream) ---- */
@@ -631,6 +738,9 @@ int its_app_services_create(const its_app_config *c, its_pipeline_t *p, its_app_
     s->backend =
         c->s.backend >= 0 && c->s.backend <= ITS_BACKEND_CUDA ? backend_names[c->s.backend] : "?";
     pthread_mutex_init(&s->collect_mu, NULL);
+    pthread_mutex_init(&s->enc_mu, NULL);
+    pthread_cond_init(&s->enc_work, NULL);
+    pthread_cond_init(&s->enc_done, NULL);
     s->cams = its_calloc(ITS_MOD_APP, (size_t)s->max_cams, sizeof *s->cams);
     s->prev = its_calloc(ITS_MOD_APP, (size_t)s->max_cams, sizeof *s->prev);
     s->snaps = its_calloc(ITS_MOD_APP, (size_t)s->max_cams, sizeof *s->snaps);
@@ -661,6 +771,12 @@ int its_app_services_create(const its_app_config *c, its_pipeline_t *p, its_app_
     }
     its_pipeline_set_observer(p, observe, s);
     if (c->s.api_enabled) {
+        if (pthread_create(&s->enc_thread, NULL, encoder_main, s) != 0) {
+            snprintf(err, errlen, "api: cannot start the snapshot encoder thread");
+            rc = ITS_ENOMEM;
+            goto fail;
+        }
+        s->enc_started = 1;
         its_api_config ac;
         its_api_settings_apply(&c->s.api, &ac);
         its_api_provider prov = {.ud = s,
@@ -717,6 +833,17 @@ void its_app_services_destroy(its_app_services *s)
     if (!s)
         return;
     its_api_destroy(s->api); /* no API thread touches the pipeline after this */
+    if (s->enc_started) {
+        pthread_mutex_lock(&s->enc_mu);
+        s->enc_stop = 1;
+        pthread_cond_signal(&s->enc_work);
+        pthread_mutex_unlock(&s->enc_mu);
+        pthread_join(s->enc_thread, NULL);
+    }
+    for (snap_job *j = s->enc_head, *nx; j; j = nx) { /* none once the API has stopped */
+        nx = j->next;
+        job_free(j);
+    }
     its_cache_destroy(s->cache);
     its_metrics_remove_collector(s->reg, collect, s);
     its_free(s->cams);
@@ -727,6 +854,9 @@ void its_app_services_destroy(its_app_services *s)
         its_free(s->snaps[i].px);
     }
     its_free(s->snaps);
+    pthread_mutex_destroy(&s->enc_mu);
+    pthread_cond_destroy(&s->enc_work);
+    pthread_cond_destroy(&s->enc_done);
     pthread_mutex_destroy(&s->collect_mu);
     its_free(s);
 }
