@@ -24,8 +24,9 @@
  *   DELETE /v1/cameras/{id}           remove
  *   GET  /v1/cameras/{id}/analytics?window=1m         L1 cache, then Redis
  *   POST /v1/cameras/{id}/frames      body: one JPEG (Content-Type image/jpeg)
- *   GET  /v1/cameras/{id}/snapshot.jpg[?annotate=1]   the latest frame as a JPEG; annotated:
- *                                     boxes, track ids, classes, the scene's lines and zones
+ *   GET  /v1/cameras/{id}/snapshot.jpg[?annotate=1][&width=N]   the latest frame as a JPEG;
+ *                                     annotated: boxes, track ids, classes, the scene's lines
+ *                                     and zones; width: scaled down to N (16..8192) across
  *   GET  /v1/cameras/{id}/scene       the camera's analytics scene (JSON)
  *   PUT  /v1/cameras/{id}/scene       body: a scene (JSON, or YAML as in a scene file):
  *                                     validated, saved and applied from the next frame
@@ -109,10 +110,11 @@ typedef struct its_api_provider {
      * ITS_EFULL/ITS_EBUSY (pipeline full: 429), ITS_EDECODE (not a decodable JPEG: 400). */
     int (*frame_push)(void *ud, const char *id, const uint8_t *jpeg, size_t len,
                       uint64_t received_mono_ns);
-    /* The camera's latest frame as a JPEG into *jpeg (its_malloc'd, the API frees it) and
+    /* The camera's latest frame as a JPEG, scaled down to width pixels across when narrower
+     * than the frame (0: at its size), into *jpeg (its_malloc'd, the API frees it) and
      * *len: 0, ITS_ENOENT (no such camera), ITS_EAGAIN (no frame yet: 503). May wait for the
      * camera's next frame, up to a second. */
-    int (*snapshot)(void *ud, const char *id, int annotate, uint8_t **jpeg, size_t *len);
+    int (*snapshot)(void *ud, const char *id, int annotate, int width, uint8_t **jpeg, size_t *len);
     /* The camera's scene as a JSON object into *json (its_malloc'd, NUL-ended): 0,
      * ITS_ENOENT (no such camera), ITS_EAGAIN (its analytics have not started: 503). */
     int (*scene_get)(void *ud, const char *id, char **json, size_t *len);
@@ -170,6 +172,7 @@ typedef struct its_api_request {
     const char *path;          /* without the query */
     const char *window;        /* ?window= for analytics; NULL: "1m" */
     const char *annotate;      /* ?annotate= for snapshots: "1" or "true" draws; NULL: no */
+    const char *width;         /* ?width= for snapshots: scale down to this many pixels */
     const char *authorization; /* the Authorization header or NULL */
     const char *content_type;  /* or NULL */
     const uint8_t *body;

@@ -121,6 +121,7 @@ static void http_handle(void *ud, its__http_request *hr)
         .path = hr->path,
         .window = its__http_arg(hr, "window"),
         .annotate = its__http_arg(hr, "annotate"),
+        .width = its__http_arg(hr, "width"),
         .authorization = its__http_header(hr, "Authorization"),
         .content_type = its__http_header(hr, "Content-Type"),
         .body = hr->body,
@@ -883,9 +884,16 @@ static int h_snapshot(its_api *api, const its_api_request *req, const char *id,
     int annotate = a && (!strcmp(a, "1") || !strcmp(a, "true"));
     if (a && !annotate && strcmp(a, "0") && strcmp(a, "false"))
         return reply_error(resp, 400, "bad_request", "annotate must be 0, 1, true or false");
+    long width = 0;
+    if (req->width) {
+        char *end;
+        width = strtol(req->width, &end, 10);
+        if (!req->width[0] || *end || width < 16 || width > 8192)
+            return reply_error(resp, 400, "bad_request", "width must be an integer in [16, 8192]");
+    }
     uint8_t *jpeg = NULL;
     size_t len = 0;
-    int rc = api->prov.snapshot(api->prov.ud, id, annotate, &jpeg, &len);
+    int rc = api->prov.snapshot(api->prov.ud, id, annotate, (int)width, &jpeg, &len);
     if (rc == ITS_EAGAIN)
         return reply_error(resp, 503, "unavailable", "%s: no frame yet", id);
     if (rc < 0)

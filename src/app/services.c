@@ -72,7 +72,7 @@ typedef struct snap_job {
     char id[ITS_CAMERA_ID_MAX + 1];
     its_image img;
     its_det *dets;
-    int n_dets, annotate;
+    int n_dets, annotate, width; /* width: scale the picture down to it (0: as it is) */
     uint8_t *jpeg;
     size_t len;
     int rc, done, abandoned;
@@ -417,11 +417,44 @@ static void snap_color(int track, int cls, uint8_t rgb[3])
     memcpy(rgb, pal[(k < 0 ? -k : k) % 8], 3);
 }
 
-/* Boxes with "#track class" (untracked: the class and score), then the scene: zones as
- * outlines (cyan), counting lines (yellow) with their names and an arrow for the positive
- * direction. */
+/* At scale k (1: the frame's pixels): boxes with "#track class" (untracked: the class and score),
+ * then the scene: zones as outlines (cyan), counting lines (yellow) with their names and an arrow
+ * for the positive direction. */
+/* The frame scaled by k < 1 (each output pixel the mean of the source pixels under it). */
+static int downscale(const its_image *src, double k, its_image *out)
+{
+    int w = (int)(src->width * k + 0.5), h = (int)(src->height * k + 0.5);
+    w = w < 1 ? 1 : w;
+    h = h < 1 ? 1 : h;
+    int rc = its_image_alloc(out, w, h, src->fmt);
+    if (rc < 0)
+        return rc;
+    for (int y = 0; y < h; y++) {
+        int y0 = (int)((long)y * src->height / h), y1 = (int)((long)(y + 1) * src->height / h);
+        y1 = y1 > y0 ? y1 : y0 + 1;
+        uint8_t *o = out->data + (size_t)y * (size_t)out->stride;
+        for (int x = 0; x < w; x++) {
+            int x0 = (int)((long)x * src->width / w), x1 = (int)((long)(x + 1) * src->width / w);
+            x1 = x1 > x0 ? x1 : x0 + 1;
+            unsigned sum[3] = {0, 0, 0};
+            for (int yy = y0; yy < y1; yy++) {
+                const uint8_t *p = src->data + (size_t)yy * (size_t)src->stride + 3 * (size_t)x0;
+                for (int xx = x0; xx < x1; xx++, p += 3) {
+                    sum[0] += p[0];
+                    sum[1] += p[1];
+                    sum[2] += p[2];
+                }
+            }
+            unsigned cnt = (unsigned)((y1 - y0) * (x1 - x0));
+            for (int c = 0; c < 3; c++)
+                o[3 * x + c] = (uint8_t)((sum[c] + cnt / 2) / cnt);
+        }
+    }
+    return 0;
+}
+
 static void annotate(its_app_services *s, const char *id, its_image *img, const its_det *dets,
-                     int n)
+                     int n, double k)
 {
     static const uint8_t white[3] = {255, 255, 255}, black[3] = {0, 0, 0},
                          zone_c[3] = {0, 220, 255}, line_c[3] = {255, 230, 0};
@@ -431,17 +464,17 @@ static void annotate(its_app_services *s, const char *id, its_image *img, const 
     if (scene && its_app_hooks_scene_get(its_pipeline_hooks(s->p), id, scene, NULL, 0) == 0) {
         for (int i = 0; i < scene->n_zones; i++) {
             const its_scene_zone *z = &scene->zones[i];
-            for (int k = 0; k < z->n; k++) {
-                its_pt a = z->poly[k], b = z->poly[(k + 1) % z->n];
-                its_image_draw_line(img, a.x, a.y, b.x, b.y, t, zone_c);
+            for (int j = 0; j < z->n; j++) {
+                its_pt a = z->poly[j], b = z->poly[(j + 1) % z->n];
+                its_image_draw_line(img, a.x * k, a.y * k, b.x * k, b.y * k, t, zone_c);
             }
-            its_image_draw_text(img, (int)z->poly[0].x, (int)z->poly[0].y, sc, z->name, black,
-                                zone_c);
+            its_image_draw_text(img, (int)(z->poly[0].x * k), (int)(z->poly[0].y * k), sc, z->name,
+                                black, zone_c);
         }
         for (int i = 0; i < scene->n_lines; i++) {
             const its_scene_line *l = &scene->lines[i];
-            its_image_draw_line(img, l->a.x, l->a.y, l->b.x, l->b.y, 2 * t, line_c);
-            double mx = (l->a.x + l->b.x) / 2, my = (l->a.y + l->b.y) / 2;
+            its_image_draw_line(img, l->a.x * k, l->a.y * k, l->b.x * k, l->b.y * k, 2 * t, line_c);
+            double mx = (l->a.x + l->b.x) / 2 * k, my = (l->a.y + l->b.y) / 2 * k;
             double pl = hypot(l->positive.x, l->positive.y);
             if (pl > 0) {
                 double ux = l->positive.x / pl, uy = l->positive.y / pl, len = 12.0 * sc;
@@ -452,8 +485,8 @@ static void annotate(its_app_services *s, const char *id, its_image *img, const 
                 its_image_draw_line(img, tx, ty, tx - ux * len / 2 + uy * len / 3,
                                     ty - uy * len / 2 - ux * len / 3, t, line_c);
             }
-            its_image_draw_text(img, (int)l->a.x, (int)l->a.y - 10 * sc, sc, l->name, black,
-                                line_c);
+            its_image_draw_text(img, (int)(l->a.x * k), (int)(l->a.y * k) - 10 * sc, sc, l->name,
+                                black, line_c);
         }
     }
     its_free(scene);
@@ -461,7 +494,8 @@ static void annotate(its_app_services *s, const char *id, its_image *img, const 
         const its_det *d = &dets[i];
         uint8_t col[3];
         snap_color(d->track_id, d->class_id, col);
-        its_image_draw_box(img, (int)d->x1, (int)d->y1, (int)d->x2, (int)d->y2, t, col);
+        int x1 = (int)(d->x1 * k), y1 = (int)(d->y1 * k);
+        its_image_draw_box(img, x1, y1, (int)(d->x2 * k), (int)(d->y2 * k), t, col);
         const char *name = its_pipeline_class_name(s->p, d->class_id);
         char cls[16], text[64];
         if (!name || !*name) {
@@ -472,8 +506,8 @@ static void annotate(its_app_services *s, const char *id, its_image *img, const 
             snprintf(text, sizeof text, "%d %s", d->track_id, name);
         else
             snprintf(text, sizeof text, "%s %.2f", name, d->score);
-        int ty = (int)d->y1 - 9 * sc;
-        its_image_draw_text(img, (int)d->x1, ty < 0 ? (int)d->y1 : ty, sc, text, white, col);
+        int ty = y1 - 9 * sc;
+        its_image_draw_text(img, x1, ty < 0 ? y1 : ty, sc, text, white, col);
     }
 }
 
@@ -490,7 +524,8 @@ static void deadline(struct timespec *ts, uint64_t ns)
  * delivers none meanwhile is answered with its last copy, or ITS_EAGAIN without one). The
  * pixels are copied out of the slot's buffer under its lock, then drawn on and encoded on the
  * API's thread. */
-static int prov_snapshot(void *ud, const char *id, int annot, uint8_t **jpeg, size_t *len)
+static int prov_snapshot(void *ud, const char *id, int annot, int width, uint8_t **jpeg,
+                         size_t *len)
 {
     its_app_services *s = ud;
     int slot = its_pipeline_find_camera(s->p, id);
@@ -540,6 +575,7 @@ static int prov_snapshot(void *ud, const char *id, int annot, uint8_t **jpeg, si
     job->dets = dets;
     job->n_dets = n;
     job->annotate = annot;
+    job->width = width;
     /* drawn and encoded on the encoder thread; this one waits (bounded) */
     struct timespec until;
     deadline(&until, SNAP_ENCODE_NS);
@@ -597,11 +633,23 @@ static void *encoder_main(void *arg)
         pthread_mutex_unlock(&s->enc_mu);
         int rc = ITS_ECLOSED;
         if (!skip) {
-            if (job->annotate)
-                annotate(s, job->id, &job->img, job->dets, job->n_dets);
-            char err[256];
-            rc = its_image_encode_jpeg(&job->img, SNAP_QUALITY, &job->jpeg, &job->len, err,
-                                       sizeof err);
+            /* scaled down first, so that the drawing keeps its thickness */
+            double k = 1.0;
+            its_image small = {0};
+            rc = 0;
+            if (job->width > 0 && job->width < job->img.width) {
+                k = (double)job->width / job->img.width;
+                if ((rc = downscale(&job->img, k, &small)) == 0) {
+                    its_image_free(&job->img);
+                    job->img = small;
+                }
+            }
+            if (rc == 0 && job->annotate)
+                annotate(s, job->id, &job->img, job->dets, job->n_dets, k);
+            char err[256] = "out of memory";
+            if (rc == 0)
+                rc = its_image_encode_jpeg(&job->img, SNAP_QUALITY, &job->jpeg, &job->len, err,
+                                           sizeof err);
             if (rc < 0)
                 its_logw("api", job->id, "snapshot: %s", err);
         }

@@ -8,7 +8,8 @@ The event stream (GET /v1/cameras/{id}/events) is one Server-Sent Event whose da
 "live" message valid against docs/schema/. Snapshots (GET /v1/cameras/{id}/snapshot.jpg): a JPEG of the video's size, decoded by ffmpeg;
 two taken a second apart differ (the video moves); ?annotate=1 paints the scene's counting
 line "main" from the scene file's coordinates in the documented yellow, which the plain
-picture does not have there. Scenes (GET/PUT /v1/cameras/{id}/scene): GET gives the scene
+picture does not have there; width=320 gives half the size with the line at half its
+coordinates. Scenes (GET/PUT /v1/cameras/{id}/scene): GET gives the scene
 file's lines; an invalid scene is refused with the key that is wrong and changes nothing; a
 valid one is saved to the camera's scene file and applies without a restart: the unchanged
 line "main" keeps counting from where it was, an added line starts from zero, and a moved
@@ -99,6 +100,17 @@ def snapshots(d, ck, scene):
              (on_line, [pixel(ann, x, y) for x, y in on_line]))
     ck.check(not all(near_colour(plain, x, y, YELLOW, tol=40, r=0) for x, y in on_line),
              "plain snapshot has no yellow line there: %s" % [pixel(plain, x, y) for x, y in on_line])
+    # scaled down for a tile: half the size, the line drawn at half its coordinates
+    st, _, body = d.get_ready("/v1/cameras/road/snapshot.jpg?annotate=1&width=320")
+    half = decode_jpeg(body)
+    ck.equal((st, half[0], half[1]), (200, 320, 180), "width=320: status and size")
+    on_half = [(x // 2, y // 2) for x, y in on_line]
+    ck.check(all(near_colour(half, x, y, YELLOW) for x, y in on_half),
+             "width=320: line 'main' drawn yellow at %s: %s" %
+             (on_half, [pixel(half, x, y) for x, y in on_half]))
+    ck.equal(d.get("/v1/cameras/road/snapshot.jpg?width=8")[0], 400, "width=8")
+    ck.equal(decode_jpeg(d.get_ready("/v1/cameras/road/snapshot.jpg?width=2000")[2])[:2],
+             (640, 360), "width wider than the frame: the frame's size")
     ck.equal(d.get("/v1/cameras/nosuch/snapshot.jpg")[0], 404, "snapshot of an unknown camera")
     ck.equal(d.get("/v1/cameras/road/snapshot.jpg?annotate=maybe")[0], 400, "annotate=maybe")
     ck.equal(d.request("POST", "/v1/cameras/road/snapshot.jpg", b"x", "image/jpeg")[0], 405,
@@ -139,8 +151,8 @@ def scenes(d, ck, file_scene):
     ck.check(st == 400 and err.get("code") == "bad_scene" and
              "lines[0].points" in err.get("message", ""),
              "invalid scene refused naming the key: %d %s" % (st, body[:200]))
-    ck.equal(open(d.road_scene, encoding="utf-8").read(), before_file,
-             "the scene file after a refused PUT")
+    ck.check(open(d.road_scene, encoding="utf-8").read() == before_file,
+             "the scene file unchanged after a refused PUT")
     ck.equal(d.json("/v1/cameras/road/scene")["lines"], got["lines"],
              "the scene after a refused PUT")
 

@@ -27,10 +27,11 @@ async function apiJson(path) {
   return r.json();
 }
 
-// A picture into an <img> or for a canvas: fetched as a blob (so the token goes along).
-async function picture(id, annotate) {
+// A picture into an <img> or for a canvas: fetched as a blob (so the token goes along). width:
+// itsd scales it down to that many pixels across (a tile's size), 0: the frame's own size.
+async function picture(id, annotate, width) {
   const r = await api("/v1/cameras/" + encodeURIComponent(id) + "/snapshot.jpg?annotate=" +
-                      (annotate ? 1 : 0));
+                      (annotate ? 1 : 0) + (width ? "&width=" + width : ""));
   if (!r.ok) throw new Error("snapshot " + r.status);
   return r.blob();
 }
@@ -43,7 +44,8 @@ let observer = null;
 function tileLoop(t) {
   if (t.busy || !t.visible || currentCamera() !== null) return;
   t.busy = true;
-  picture(t.id, true)
+  const width = Math.max(16, Math.min(8192, Math.ceil(t.img.clientWidth * devicePixelRatio)));
+  picture(t.id, true, width)
     .then((blob) => {
       const url = URL.createObjectURL(blob);
       t.img.onload = () => {
@@ -149,7 +151,7 @@ async function loadScene(c) {
 
 function pictureLoop(c) {
   if (c.stopped) return;
-  picture(c.id, true)
+  picture(c.id, true, 0) // the frame's pixels: the editor's points are the scene's
     .then((blob) => createImageBitmap(blob))
     .then((bmp) => {
       c.img = bmp;
