@@ -1088,7 +1088,7 @@ int its_api_handle(its_api *api, const its_api_request *req, its_api_response *r
         case R_SNAPSHOT:
             rc = get ? h_snapshot(api, req, id, resp) : method_not_allowed(resp, "GET");
             break;
-        case R_EVENTS:
+        case R_LIVE:
             rc = get ? h_events(api, id, resp) : method_not_allowed(resp, "GET");
             break;
         case R_CONSOLE:

@@ -18,7 +18,7 @@ typedef enum api_route {
     R_FRAMES,    /* /v1/cameras/{id}/frames */
     R_SNAPSHOT,  /* /v1/cameras/{id}/snapshot.jpg */
     R_SCENE,     /* /v1/cameras/{id}/scene */
-    R_EVENTS,    /* /v1/cameras/{id}/events (Server-Sent Events) */
+    R_LIVE,      /* /v1/cameras/{id}/events (Server-Sent Events) */
     R_CONSOLE,   /* / and /console/... (the operator console's files) */
     R_COUNT
 } api_route;

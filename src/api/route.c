@@ -9,8 +9,8 @@
 #include "its/publish.h"
 
 static const char *const route_names[R_COUNT] = {
-    "unknown", "healthz",   "readyz", "metrics",  "status", "cameras",
-    "camera",  "analytics", "frames", "snapshot", "scene",
+    "unknown",   "healthz", "readyz",   "metrics", "status", "cameras", "camera",
+    "analytics", "frames",  "snapshot", "scene",   "live",   "console",
 };
 
 const char *its__api_route_name(api_route r)
@@ -79,7 +79,7 @@ api_route its__api_route(const char *path, char *id, size_t idlen, int *bad_id)
     if (!strcmp(sub, "scene"))
         return R_SCENE;
     if (!strcmp(sub, "events"))
-        return R_EVENTS;
+        return R_LIVE;
     if (sub[0] == 0)
         return R_CAMERA; /* trailing slash */
     return R_NOT_FOUND;
