@@ -185,6 +185,10 @@ int its_scene_load_string(const char *yaml, size_t len, const char *origin, its_
                           char *err, size_t errlen);
 /* Check a scene filled in by hand and fit its homography (also done by load). */
 int its_scene_validate(its_scene *s, const char *origin, char *err, size_t errlen);
+/* The scene as one JSON object in the scene file's keys (every value written, each number
+ * with the fewest digits that read back exactly), which its_scene_load_string reads back to
+ * the same scene. */
+void its_scene_write(const its_scene *s, its_json *w);
 /* Image pixel -> road metres through s->H. */
 its_pt its_scene_to_road(const its_scene *s, its_pt img);
 
@@ -340,6 +344,19 @@ void its_analytics_params_default(its_analytics_params *p);
 int its_analytics_create(const its_scene *scene, const its_tracker_params *tp,
                          its_analytics_t **out);
 void its_analytics_destroy(its_analytics_t *a);
+/* Replace the scene while tracks and counts go on (the scene is copied and validated;
+ * ITS_EINVAL if it is not valid, nothing changed then). A line of the new scene with the same
+ * name, end points, positive direction and lanes as one of the old is the same line: its
+ * totals, windows, forecast and the tracks' state at it (the side they are on, whether they
+ * were counted there) continue; any other line starts from zero, and a track counts there
+ * once it has been seen on one side and then on the other. Zones alike (same name, polygon
+ * and walk); presence in a zone that is gone ends without an event. Lanes, calibration, class
+ * map, traffic classes and parameters are taken as they are; counts by traffic class start
+ * again when the traffic classes change, speeds when the calibration does. line_map (may be
+ * NULL) receives for each new line the index of the old line it continues, or -1. Not while
+ * push/update run (one thread, as the rest). Allocates nothing. */
+int its_analytics_set_scene(its_analytics_t *a, const its_scene *scene,
+                            int line_map[ITS_SCENE_MAX_LINES]);
 /* Detections of one frame: runs the camera's tracker, then update. Detectors with per-class
  * NMS may report one vehicle twice (car and truck, same box); before tracking, a detection
  * overlapping a higher-scored one of another class by duplicate_iou or more is dropped, so

@@ -27,6 +27,17 @@
  *   GET  /v1/events                   recent events with evidence, links to their files
  *   GET  /v1/events/{id}/snapshot.jpg, /v1/events/{id}/clip.mp4   the files (its/evidence.h)
  *   POST /v1/cameras/{id}/frames      body: one JPEG (Content-Type image/jpeg)
+ *   GET  /v1/cameras/{id}/snapshot.jpg[?annotate=1][&width=N]   the latest frame as a JPEG;
+ *                                     annotated: boxes, track ids, classes, the scene's lines
+ *                                     and zones; width: scaled down to N (16..8192) across
+ *   GET  /v1/cameras/{id}/scene       the camera's analytics scene (JSON)
+ *   PUT  /v1/cameras/{id}/scene       body: a scene (JSON, or YAML as in a scene file):
+ *                                     validated, saved and applied from the next frame
+ *   GET  /v1/cameras/{id}/events      Server-Sent Events: the camera's analytics report now
+ *                                     (one "report" event, then the stream ends and the
+ *                                     client reconnects after "retry" ms: the transport
+ *                                     closes every connection)
+ *   GET  /, /console/...              the operator console (docs/console.md), compiled in
  * Errors are JSON: {"error":{"code":"not_found","message":"..."}} with the HTTP status.
  *
  * Contract
@@ -34,7 +45,8 @@
  *   Bearer <token>" (401 otherwise) except /healthz, /readyz and /metrics; with public_read,
  *   reads (GET, HEAD) need none either. its_api_start refuses (ITS_EAUTH) to bind a
  *   non-loopback address without a token. Credentials in camera URLs are never returned
- *   (its/url.h).
+ *   (its/url.h). The console's static files need no token (they hold no data; the page sends
+ *   the token it is given with every API call).
  * - Starvation (src/api/server.h): a deadline per request from accept (timeout_s), connections
  *   per client address limited, and /metrics, /healthz, /readyz served from capacity of their
  *   own. Every error, also those of the transport (400, 408, 414, 431, 503, 505), is JSON.
@@ -45,7 +57,9 @@
  *   cut short. Numbers that are not finite are written as null.
  * - The provider callbacks run on the API's threads, concurrently; they must be thread-safe
  *   and must not block (frame_push hands the JPEG to the pipeline or fails with ITS_EFULL;
- *   the API never waits for the pipeline). The JPEG bytes are only valid during the call.
+ *   the API never waits for the pipeline), except snapshot and live, which may wait up to a
+ *   second for a camera's next frame when what they hold is stale. The JPEG bytes are only
+ *   valid during the call.
  * - its_api_handle is the whole request logic without the network: the server, the tests
  *   and the fuzz target all go through it.
  */
@@ -123,6 +137,22 @@ typedef struct its_api_provider {
     /* The path of an event's "snapshot" or "clip": 0, ITS_ENOENT (unknown, not written yet or
      * deleted by the storage limits). */
     int (*evidence_file)(void *ud, const char *id, const char *what, char *path, size_t len);
+    /* The camera's latest frame as a JPEG, scaled down to width pixels across when narrower
+     * than the frame (0: at its size), into *jpeg (its_malloc'd, the API frees it) and
+     * *len: 0, ITS_ENOENT (no such camera), ITS_EAGAIN (no frame yet: 503). May wait for the
+     * camera's next frame, up to a second. */
+    int (*snapshot)(void *ud, const char *id, int annotate, int width, uint8_t **jpeg, size_t *len);
+    /* The camera's scene as a JSON object into *json (its_malloc'd, NUL-ended): 0,
+     * ITS_ENOENT (no such camera), ITS_EAGAIN (its analytics have not started: 503). */
+    int (*scene_get)(void *ud, const char *id, char **json, size_t *len);
+    /* A new scene (text as in a scene file; JSON is YAML too): 0 saved and applied, with
+     * the file it went to in saved ("" where there is none); ITS_ECONFIG (invalid: why in
+     * err), ITS_ENOENT, ITS_EAGAIN (as scene_get), ITS_EIO (not saved: nothing applied). */
+    int (*scene_put)(void *ud, const char *id, const char *text, size_t len, char *err,
+                     size_t errlen, char *saved, size_t savedlen);
+    /* The camera's analytics now as one JSON object into *json (its_malloc'd, NUL-ended, no
+     * newline): 0, ITS_ENOENT, ITS_EAGAIN (nothing yet: 503). May wait up to a second. */
+    int (*live)(void *ud, const char *id, char **json, size_t *len);
 } its_api_provider;
 
 /* The defaults of its_api_config_default, also those of the "api.*" options below. */
@@ -170,6 +200,8 @@ typedef struct its_api_request {
     const char *window;        /* ?window= for analytics; NULL: "1m" */
     const char *from, *to;     /* ?from=, ?to= for counts.csv; NULL: the last 24 hours */
     const char *interval;      /* ?interval= for counts.csv; NULL: "15m" */
+    const char *annotate;      /* ?annotate= for snapshots: "1" or "true" draws; NULL: no */
+    const char *width;         /* ?width= for snapshots: scale down to this many pixels */
     const char *authorization; /* the Authorization header or NULL */
     const char *content_type;  /* or NULL */
     const uint8_t *body;

@@ -85,6 +85,7 @@ typedef struct its_app_settings {
     double evidence_pre_s, evidence_post_s, evidence_max_age_h;
     int evidence_max_mb, evidence_ring_mb;
     char *baseline_dir;
+    char *scene_dir;
     int sink;
     char *sink_path;
     double status_interval_s;

@@ -14,6 +14,10 @@
 #ifndef ITS_APP_HOOKS_H
 #define ITS_APP_HOOKS_H
 
+#include <stddef.h>
+#include <stdint.h>
+
+#include "its/analytics.h"
 #include "its/pipeline.h"
 
 /* Seconds between analytics window messages when window_s is 0, and itsd's default. */
@@ -26,6 +30,9 @@ typedef struct its_app_hooks_opts {
     const char *baseline_dir; /* model-metrics baselines, <dir>/<camera>.baseline (copied);
                                  NULL or "": not persisted */
     its_metrics *metrics;     /* vehicle counts, flow, drift (NULL: none); outlives the hooks */
+    const char *scene_dir;    /* scenes saved through the API for cameras without a scene
+                                 file, <dir>/<camera>.yaml, read at open (copied); NULL or "":
+                                 none */
     char model_buf[64];       /* private */
     char baseline_buf[512];   /* private */
     /* each camera's interval counts go here (its/counts.h; NULL: none); outlives the hooks */
@@ -35,8 +42,34 @@ typedef struct its_app_hooks_opts {
     struct its_evidence_store *evidence;
     const char *evidence_events;   /* the kinds that keep evidence (evidence.events; copied) */
     char evidence_events_buf[256]; /* private */
+    char scene_dir_buf[512];       /* private */
 } its_app_hooks_opts;
 
 int its_app_hooks(const its_app_hooks_opts *o, its_camera_hooks *out);
+
+/*
+ * Scenes of running cameras, from any thread (the HTTP API). h must be hooks made by
+ * its_app_hooks (else ITS_EUNSUPPORTED); a camera is known from its first frame (its analytics
+ * open) until it is removed (else ITS_ENOENT).
+ * - get: the camera's scene (the one set last, also before it applies) and the file it was
+ *   read from or last saved to ("" none) into path.
+ * - set: validate sc (ITS_EINVAL) and apply it on the camera's analytics worker before its
+ *   next frame (its_analytics_set_scene: unchanged lines keep their counts); path (may be
+ *   NULL) becomes the camera's scene file. Saving the file is the caller's.
+ * - scene_dir: the directory for cameras without a scene file, or NULL.
+ */
+int its_app_hooks_scene_get(const its_camera_hooks *h, const char *camera, its_scene *out,
+                            char *path, size_t pathlen);
+int its_app_hooks_scene_set(const its_camera_hooks *h, const char *camera, const its_scene *sc,
+                            const char *path);
+const char *its_app_hooks_scene_dir(const its_camera_hooks *h);
+/* The camera's analytics report now, a "live" message {"v":2,"type":"live","camera":..,
+ * "ts_us":..,"frame":..,"report":{..}} (the report of a window message, docs/messages.md;
+ * docs/schema/live.schema.json) into *json (its_malloc'd, NUL-ended). The
+ * camera's worker writes one on the frame after it was asked for (never otherwise): the last
+ * one is answered when it is at most max_age_ns old, else the next is waited for, up to
+ * wait_ns (then the last, or ITS_EAGAIN without one). ITS_ENOENT: not known (as above). */
+int its_app_hooks_live_report(const its_camera_hooks *h, const char *camera, uint64_t max_age_ns,
+                              uint64_t wait_ns, char **json, size_t *len);
 
 #endif

@@ -1,6 +1,6 @@
 /*
  * its/media.h - still-image decoding (JPEG via libturbojpeg, PNG via libpng) to packed 8-bit
- * RGB or BGR, and JPEG encoding for annotated output.
+ * RGB or BGR, JPEG encoding, and drawing boxes, lines and labels for annotated output.
  *
  *     its_image img;
  *     char err[256];
@@ -73,13 +73,19 @@ int its_image_encode_jpeg(const its_image *img, int quality, uint8_t **out, size
                           char *err, size_t errlen);
 int its_image_save_jpeg(const its_image *img, const char *path, int quality, char *err,
                         size_t errlen);
-/* Drawing on a packed RGB/BGR image, clipped to it: a rectangle's outline, a line. */
-void its_image_draw_box(its_image *img, int x1, int y1, int x2, int y2, int thick,
-                        const uint8_t rgb[3]);
-void its_image_draw_line(its_image *img, int x0, int y0, int x1, int y1, int thick,
-                         const uint8_t rgb[3]);
 /* A packed RGB/BGR image as an 8-bit RGB PNG file. */
 int its_image_save_png(const its_image *img, const char *path, char *err, size_t errlen);
+
+/* Drawing, clipped to the image; colours are RGB whatever the image's channel order.
+ * A rectangle outline t pixels thick inside (x1, y1)-(x2, y2); a segment t pixels wide; a
+ * label in a 5x7 font scaled s times on a bg box of (6 n + 1) s x 9 s pixels whose top left
+ * is (x, y) (letters are drawn lower case; characters outside [a-z0-9 ._:-] as a box). */
+void its_image_draw_box(its_image *img, int x1, int y1, int x2, int y2, int t,
+                        const uint8_t rgb[3]);
+void its_image_draw_line(its_image *img, double x0, double y0, double x1, double y1, int t,
+                         const uint8_t rgb[3]);
+void its_image_draw_text(its_image *img, int x, int y, int s, const char *text, const uint8_t fg[3],
+                         const uint8_t bg[3]);
 
 /* Number of decode/encode failures since start (all threads). */
 unsigned long its_media_error_count(void);

@@ -323,6 +323,8 @@ void its_pipeline_set_observer(its_pipeline_t *p, its_frame_observer fn, void *c
 size_t its_pipeline_analytics_queued(its_pipeline_t *p);
 /* The detector's name of a class id (NULL: none, e.g. the no-op backend). Any thread. */
 const char *its_pipeline_class_name(its_pipeline_t *p, int class_id);
+/* The per-camera hooks the pipeline was created with (its_pipeline_opts.hooks). Any thread. */
+const its_camera_hooks *its_pipeline_hooks(its_pipeline_t *p);
 /* Flush the sinks (the status timer does this). */
 void its_pipeline_flush(its_pipeline_t *p);
 /* Messages published so far (all types). */

@@ -312,6 +312,65 @@ void its_analytics_destroy(its_analytics_t *a)
     its_free(a);
 }
 
+/* A counting line's state from nothing: its geometry, empty windows, a new forecast. */
+static void line_init(its_analytics_t *a, int i)
+{
+    lstate *l = &a->lines[i];
+    const its_scene_line *sl = &a->sc.lines[i];
+    memset(l, 0, sizeof *l);
+    l->len = hypot(sl->b.x - sl->a.x, sl->b.y - sl->a.y);
+    l->u.x = (sl->b.x - sl->a.x) / l->len;
+    l->u.y = (sl->b.y - sl->a.y) / l->len;
+    l->n.x = -l->u.y;
+    l->n.y = l->u.x;
+    for (int k = 0; k < B1_N; k++)
+        l->b1[k].idx = -1;
+    for (int k = 0; k < B15_N; k++)
+        l->b15[k].idx = -1;
+    its_forecast_init(&l->fc, a->sc.params.forecast_alpha, a->sc.params.forecast_beta);
+}
+
+/* What follows from the scene but the lines' state: traffic classes, zone and lane boxes,
+ * the lanes' road geometry (their queue state starts empty). */
+static void scene_derived(its_analytics_t *a)
+{
+    const its_scene *s = &a->sc;
+    memset(a->kind_tc, -1, sizeof a->kind_tc);
+    for (int c = 0; c < s->n_tclasses; c++)
+        for (int k = 0; k < ITS_TK_COUNT; k++)
+            if (s->tclasses[c].kinds >> k & 1)
+                a->kind_tc[k] = (signed char)c;
+    a->has_walk = 0;
+    for (int i = 0; i < s->n_zones; i++)
+        a->has_walk |= s->zones[i].walk;
+    for (int i = 0; i < s->n_zones; i++)
+        a->zones[i].box = poly_bbox(s->zones[i].poly, s->zones[i].n);
+    if (s->speed_zone_n)
+        a->speed_box = poly_bbox(s->speed_zone, s->speed_zone_n);
+    for (int i = 0; i < s->n_lanes; i++) {
+        lanestate *ls = &a->lanes[i];
+        const its_scene_lane *sl = &s->lanes[i];
+        memset(ls, 0, sizeof *ls);
+        ls->box = poly_bbox(sl->poly, sl->n);
+        ls->queue_m = ls->queue_max = NAN;
+        its_pt c = {0, 0};
+        for (int k = 0; k < sl->n; k++) {
+            c.x += sl->poly[k].x / sl->n;
+            c.y += sl->poly[k].y / sl->n;
+        }
+        double dl = hypot(sl->direction.x, sl->direction.y);
+        its_pt c2 = {c.x + sl->direction.x / dl * 10, c.y + sl->direction.y / dl * 10};
+        its_pt r1 = its_scene_to_road(s, c), r2 = its_scene_to_road(s, c2);
+        double rl = hypot(r2.x - r1.x, r2.y - r1.y);
+        ls->dir.x = rl > 0 ? (r2.x - r1.x) / rl : 0;
+        ls->dir.y = rl > 0 ? (r2.y - r1.y) / rl : 0;
+        if (sl->stop_line >= 0) {
+            ls->stop_a = its_scene_to_road(s, s->lines[sl->stop_line].a);
+            ls->stop_b = its_scene_to_road(s, s->lines[sl->stop_line].b);
+        }
+    }
+}
+
 int its_analytics_create(const its_scene *scene, const its_tracker_params *tp,
                          its_analytics_t **out)
 {
@@ -374,54 +433,134 @@ int its_analytics_create(const its_scene *scene, const its_tracker_params *tp,
     a->n_free = mt;
     for (int i = 0; i < mt; i++)
         a->free_slots[i] = mt - 1 - i;
-    const its_scene *s = &a->sc;
-    memset(a->kind_tc, -1, sizeof a->kind_tc);
-    for (int c = 0; c < s->n_tclasses; c++)
-        for (int k = 0; k < ITS_TK_COUNT; k++)
-            if (s->tclasses[c].kinds >> k & 1)
-                a->kind_tc[k] = (signed char)c;
-    for (int i = 0; i < s->n_zones; i++)
-        a->has_walk |= s->zones[i].walk;
-    for (int i = 0; i < s->n_lines; i++) {
-        lstate *l = &a->lines[i];
-        const its_scene_line *sl = &s->lines[i];
-        l->len = hypot(sl->b.x - sl->a.x, sl->b.y - sl->a.y);
-        l->u.x = (sl->b.x - sl->a.x) / l->len;
-        l->u.y = (sl->b.y - sl->a.y) / l->len;
-        l->n.x = -l->u.y;
-        l->n.y = l->u.x;
-        for (int k = 0; k < B1_N; k++)
-            l->b1[k].idx = -1;
-        for (int k = 0; k < B15_N; k++)
-            l->b15[k].idx = -1;
-        its_forecast_init(&l->fc, s->params.forecast_alpha, s->params.forecast_beta);
-    }
-    for (int i = 0; i < s->n_zones; i++)
-        a->zones[i].box = poly_bbox(s->zones[i].poly, s->zones[i].n);
-    if (s->speed_zone_n)
-        a->speed_box = poly_bbox(s->speed_zone, s->speed_zone_n);
-    for (int i = 0; i < s->n_lanes; i++) {
-        lanestate *ls = &a->lanes[i];
-        const its_scene_lane *sl = &s->lanes[i];
-        ls->box = poly_bbox(sl->poly, sl->n);
-        ls->queue_m = ls->queue_max = NAN;
-        its_pt c = {0, 0};
-        for (int k = 0; k < sl->n; k++) {
-            c.x += sl->poly[k].x / sl->n;
-            c.y += sl->poly[k].y / sl->n;
-        }
-        double dl = hypot(sl->direction.x, sl->direction.y);
-        its_pt c2 = {c.x + sl->direction.x / dl * 10, c.y + sl->direction.y / dl * 10};
-        its_pt r1 = its_scene_to_road(s, c), r2 = its_scene_to_road(s, c2);
-        double rl = hypot(r2.x - r1.x, r2.y - r1.y);
-        ls->dir.x = rl > 0 ? (r2.x - r1.x) / rl : 0;
-        ls->dir.y = rl > 0 ? (r2.y - r1.y) / rl : 0;
-        if (sl->stop_line >= 0) {
-            ls->stop_a = its_scene_to_road(s, s->lines[sl->stop_line].a);
-            ls->stop_b = its_scene_to_road(s, s->lines[sl->stop_line].b);
-        }
-    }
+    for (int i = 0; i < a->sc.n_lines; i++)
+        line_init(a, i);
+    scene_derived(a);
     *out = a;
+    return 0;
+}
+
+static int same_pt(its_pt p, its_pt q)
+{
+    return p.x == q.x && p.y == q.y;
+}
+
+static int same_line(const its_scene_line *p, const its_scene_line *q)
+{
+    return !strcmp(p->name, q->name) && same_pt(p->a, q->a) && same_pt(p->b, q->b) &&
+           same_pt(p->positive, q->positive) && p->lanes == q->lanes;
+}
+
+static int same_zone(const its_scene_zone *p, const its_scene_zone *q)
+{
+    if (strcmp(p->name, q->name) || p->n != q->n || p->walk != q->walk)
+        return 0;
+    for (int i = 0; i < p->n; i++)
+        if (!same_pt(p->poly[i], q->poly[i]))
+            return 0;
+    return 1;
+}
+
+int its_analytics_set_scene(its_analytics_t *a, const its_scene *scene,
+                            int line_map[ITS_SCENE_MAX_LINES])
+{
+    if (!a || !scene)
+        return ITS_EINVAL;
+    its_scene sc = *scene;
+    if (its_scene_validate(&sc, "scene", NULL, 0) < 0)
+        return ITS_EINVAL;
+    const its_scene *os = &a->sc;
+    int lmap[ITS_SCENE_MAX_LINES], zmap[ITS_SCENE_MAX_ZONES];
+    unsigned used = 0;
+    for (int i = 0; i < sc.n_lines; i++) {
+        lmap[i] = -1;
+        for (int j = 0; j < os->n_lines && lmap[i] < 0; j++)
+            if (!(used >> j & 1) && same_line(&sc.lines[i], &os->lines[j])) {
+                lmap[i] = j;
+                used |= 1u << j;
+            }
+    }
+    used = 0;
+    for (int i = 0; i < sc.n_zones; i++) {
+        zmap[i] = -1;
+        for (int j = 0; j < os->n_zones && zmap[i] < 0; j++)
+            if (!(used >> j & 1) && same_zone(&sc.zones[i], &os->zones[j])) {
+                zmap[i] = j;
+                used |= 1u << j;
+            }
+    }
+    int same_tc =
+        sc.n_tclasses == os->n_tclasses && !memcmp(sc.tclasses, os->tclasses, sizeof sc.tclasses);
+    int same_cal = sc.has_calibration == os->has_calibration &&
+                   !memcmp(sc.calib_image, os->calib_image, sizeof sc.calib_image) &&
+                   !memcmp(sc.calib_road, os->calib_road, sizeof sc.calib_road);
+    /* the lines and zones kept, at their new indices */
+    static const lstate no_line;
+    lstate old_lines[ITS_SCENE_MAX_LINES];
+    zstate old_zones[ITS_SCENE_MAX_ZONES];
+    memcpy(old_lines, a->lines, sizeof old_lines);
+    memcpy(old_zones, a->zones, sizeof old_zones);
+    a->sc = sc;
+    for (int i = 0; i < ITS_SCENE_MAX_LINES; i++)
+        a->lines[i] = no_line;
+    for (int i = 0; i < sc.n_lines; i++) {
+        if (lmap[i] < 0) {
+            line_init(a, i);
+            continue;
+        }
+        a->lines[i] = old_lines[lmap[i]];
+        if (!same_tc) { /* counts by traffic class start again with the new classification */
+            lstate *l = &a->lines[i];
+            memset(l->traffic_total, 0, sizeof l->traffic_total);
+            for (int k = 0; k < B1_N; k++)
+                memset(l->b1[k].traffic, 0, sizeof l->b1[k].traffic);
+            for (int k = 0; k < B15_N; k++)
+                memset(l->b15[k].traffic, 0, sizeof l->b15[k].traffic);
+        }
+    }
+    memset(a->zones, 0, sizeof a->zones);
+    for (int i = 0; i < sc.n_zones; i++)
+        if (zmap[i] >= 0)
+            a->zones[i] = old_zones[zmap[i]];
+    scene_derived(a);
+    /* every live track: its state at the kept lines and zones moves with them; at new lines
+     * it has no side yet (its next position sets it), in new zones it is not yet */
+    for (int k = 0; k < a->n_live; k++) {
+        tstate *t = &a->st[a->live[k]], o = *t;
+        t->counted = 0;
+        t->in_zone = 0;
+        for (int i = 0; i < sc.n_lines; i++) {
+            int j = lmap[i];
+            t->side[i] = j >= 0 ? o.side[j] : 0;
+            t->ref[i] = j >= 0 ? o.ref[j] : (its_pt){0, 0};
+            t->cross_ts[i] = j >= 0 ? o.cross_ts[j] : 0;
+            t->cross_dir[i] = j >= 0 ? o.cross_dir[j] : 0;
+            t->cross_group[i] = j >= 0 ? o.cross_group[j] : 0;
+            t->cross_tc[i] = j >= 0 && same_tc ? o.cross_tc[j] : -1;
+            t->cross_seq[i] = j >= 0 ? o.cross_seq[j] : 0;
+            if (j >= 0 && (o.counted >> j & 1))
+                t->counted |= 1u << i;
+        }
+        for (int i = 0; i < sc.n_zones; i++) {
+            int j = zmap[i];
+            t->zone_enter[i] = j >= 0 ? o.zone_enter[j] : 0;
+            t->zone_seq[i] = j >= 0 ? o.zone_seq[j] : 0;
+            t->zone_upd[i] = j >= 0 ? o.zone_upd[j] : 0;
+            if (j >= 0 && (o.in_zone >> j & 1))
+                t->in_zone |= 1u << i;
+        }
+        t->lane = -1;
+        t->queued = 0;
+        if (!same_cal) { /* road positions of the old calibration mean nothing now */
+            t->road = t->road0 = its_scene_to_road(&a->sc, t->img);
+            t->hcount = t->wstart = 0;
+            t->speed = NAN;
+            t->vel.x = t->vel.y = 0;
+            t->spn = t->sph = 0;
+        }
+    }
+    if (line_map)
+        memcpy(line_map, lmap, sizeof lmap);
     return 0;
 }
 

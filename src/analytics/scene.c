@@ -870,3 +870,129 @@ int its_scene_load_string(const char *yaml, size_t len, const char *origin, its_
         return its_seterr(err, errlen, ITS_EINVAL, "scene: no document given");
     return load(NULL, yaml, len, origin ? origin : "(string)", out, err, errlen);
 }
+
+/* ---- writing ---- */
+
+/* The fewest digits (15, else 17) that read back as the same double. */
+static void num_exact(its_json *w, double v)
+{
+    char b[40];
+    snprintf(b, sizeof b, "%.15g", v);
+    its_json_numg(w, v, strtod(b, NULL) == v ? 15 : 17);
+}
+
+static void pt_json(its_json *w, its_pt p)
+{
+    its_json_arr_begin(w);
+    num_exact(w, p.x);
+    num_exact(w, p.y);
+    its_json_arr_end(w);
+}
+
+static void pts_json(its_json *w, const char *key, const its_pt *p, int n)
+{
+    its_json_key(w, key);
+    its_json_arr_begin(w);
+    for (int i = 0; i < n; i++)
+        pt_json(w, p[i]);
+    its_json_arr_end(w);
+}
+
+void its_scene_write(const its_scene *s, its_json *w)
+{
+    its_json_obj_begin(w);
+    its_json_kstr(w, "camera", s->camera);
+    its_json_key(w, "fps");
+    num_exact(w, s->fps);
+    if (s->width_px > 0 && s->height_px > 0) {
+        its_json_key(w, "frame");
+        its_json_arr_begin(w);
+        its_json_int(w, s->width_px);
+        its_json_int(w, s->height_px);
+        its_json_arr_end(w);
+    }
+    if (s->has_calibration) {
+        its_json_key(w, "calibration");
+        its_json_obj_begin(w);
+        pts_json(w, "image", s->calib_image, 4);
+        pts_json(w, "road", s->calib_road, 4);
+        its_json_obj_end(w);
+    }
+    if (s->speed_zone_n)
+        pts_json(w, "speed_zone", s->speed_zone, s->speed_zone_n);
+    its_json_key(w, "classes");
+    its_json_obj_begin(w);
+    for (int g = 0; g < ITS_CLS_COUNT; g++) {
+        its_json_key(w, its_class_group_name(g));
+        its_json_arr_begin(w);
+        for (int id = 0; id < 256; id++)
+            if (s->class_map[id] == g)
+                its_json_int(w, id);
+        its_json_arr_end(w);
+    }
+    its_json_obj_end(w);
+    its_json_key(w, "lines");
+    its_json_arr_begin(w);
+    for (int i = 0; i < s->n_lines; i++) {
+        const its_scene_line *l = &s->lines[i];
+        its_json_obj_begin(w);
+        its_json_kstr(w, "name", l->name);
+        its_json_key(w, "points");
+        its_json_arr_begin(w);
+        pt_json(w, l->a);
+        pt_json(w, l->b);
+        its_json_arr_end(w);
+        its_json_key(w, "positive");
+        pt_json(w, l->positive);
+        its_json_kint(w, "lanes", l->lanes);
+        its_json_obj_end(w);
+    }
+    its_json_arr_end(w);
+    its_json_key(w, "zones");
+    its_json_arr_begin(w);
+    for (int i = 0; i < s->n_zones; i++) {
+        its_json_obj_begin(w);
+        its_json_kstr(w, "name", s->zones[i].name);
+        pts_json(w, "polygon", s->zones[i].poly, s->zones[i].n);
+        its_json_kbool(w, "walk", s->zones[i].walk);
+        its_json_obj_end(w);
+    }
+    its_json_arr_end(w);
+    its_json_key(w, "lanes");
+    its_json_arr_begin(w);
+    for (int i = 0; i < s->n_lanes; i++) {
+        const its_scene_lane *l = &s->lanes[i];
+        its_json_obj_begin(w);
+        its_json_kstr(w, "name", l->name);
+        pts_json(w, "polygon", l->poly, l->n);
+        its_json_key(w, "direction");
+        pt_json(w, l->direction);
+        if (l->stop_line >= 0 && l->stop_line < s->n_lines)
+            its_json_kstr(w, "stop_line", s->lines[l->stop_line].name);
+        its_json_obj_end(w);
+    }
+    its_json_arr_end(w);
+    its_json_key(w, "traffic_classes");
+    its_json_arr_begin(w);
+    for (int i = 0; i < s->n_tclasses; i++) {
+        its_json_obj_begin(w);
+        its_json_kstr(w, "name", s->tclasses[i].name);
+        its_json_key(w, "kinds");
+        its_json_arr_begin(w);
+        for (int k = 0; k < ITS_TK_COUNT; k++)
+            if (s->tclasses[i].kinds >> k & 1)
+                its_json_str(w, its_traffic_kind_name(k));
+        its_json_arr_end(w);
+        its_json_obj_end(w);
+    }
+    its_json_arr_end(w);
+    its_json_key(w, "analytics");
+    its_json_obj_begin(w);
+    const double *pv = (const double *)&s->params;
+    for (int i = 0; i < N_PARAMS; i++) {
+        its_json_key(w, param_fields[i].key);
+        num_exact(w, pv[i]);
+    }
+    its_json_obj_end(w);
+    its_json_obj_end(w);
+}

@@ -124,6 +124,8 @@ static void http_handle(void *ud, its__http_request *hr)
         .from = its__http_arg(hr, "from"),
         .to = its__http_arg(hr, "to"),
         .interval = its__http_arg(hr, "interval"),
+        .annotate = its__http_arg(hr, "annotate"),
+        .width = its__http_arg(hr, "width"),
         .authorization = its__http_header(hr, "Authorization"),
         .content_type = its__http_header(hr, "Content-Type"),
         .body = hr->body,
@@ -353,10 +355,11 @@ static int is_mutating(const char *m)
 }
 
 /* With a token, every request needs it except the monitoring endpoints (probes and
- * Prometheus; they carry no secret) and, with public_read, the reads. */
+ * Prometheus; they carry no secret), the console's static files and, with public_read, the
+ * reads. */
 static int needs_token(const its_api *api, const char *m, api_route r)
 {
-    if (!api->token || r == R_HEALTHZ || r == R_READYZ || r == R_METRICS)
+    if (!api->token || r == R_HEALTHZ || r == R_READYZ || r == R_METRICS || r == R_CONSOLE)
         return 0;
     return is_mutating(m) || !api->cfg.public_read;
 }
@@ -1042,6 +1045,143 @@ static int h_frame(its_api *api, const its_api_request *req, const char *id, its
     return reply_result(resp, 202, id, "queued", (long long)req->body_len);
 }
 
+static int h_snapshot(its_api *api, const its_api_request *req, const char *id,
+                      its_api_response *resp)
+{
+    if (!api->prov.snapshot)
+        return not_implemented(resp);
+    const char *a = req->annotate;
+    int annotate = a && (!strcmp(a, "1") || !strcmp(a, "true"));
+    if (a && !annotate && strcmp(a, "0") && strcmp(a, "false"))
+        return reply_error(resp, 400, "bad_request", "annotate must be 0, 1, true or false");
+    long width = 0;
+    if (req->width) {
+        char *end;
+        width = strtol(req->width, &end, 10);
+        if (!req->width[0] || *end || width < 16 || width > 8192)
+            return reply_error(resp, 400, "bad_request", "width must be an integer in [16, 8192]");
+    }
+    uint8_t *jpeg = NULL;
+    size_t len = 0;
+    int rc = api->prov.snapshot(api->prov.ud, id, annotate, (int)width, &jpeg, &len);
+    if (rc == ITS_EAGAIN)
+        return reply_error(resp, 503, "unavailable", "%s: no frame yet", id);
+    if (rc < 0)
+        return reply_code(resp, rc, id);
+    its_free(resp->body);
+    resp->status = 200;
+    resp->content_type = "image/jpeg";
+    resp->body = (char *)jpeg;
+    resp->len = len; /* the transport adds Cache-Control: no-store to every response */
+    return 0;
+}
+
+static int h_scene_get(its_api *api, const char *id, its_api_response *resp)
+{
+    if (!api->prov.scene_get)
+        return not_implemented(resp);
+    char *json = NULL;
+    size_t len = 0;
+    int rc = api->prov.scene_get(api->prov.ud, id, &json, &len);
+    if (rc == ITS_EAGAIN)
+        return reply_error(resp, 503, "unavailable", "%s: analytics not started yet", id);
+    if (rc < 0)
+        return reply_code(resp, rc, id);
+    its_free(resp->body);
+    resp->status = 200;
+    resp->content_type = "application/json";
+    resp->body = json;
+    resp->len = len;
+    return 0;
+}
+
+struct scene_put_doc {
+    const char *id, *saved;
+};
+
+static void scene_put_body(its_json *w, const void *ctx)
+{
+    const struct scene_put_doc *d = ctx;
+    its_json_obj_begin(w);
+    its_json_kstr(w, "id", d->id);
+    its_json_kstr(w, "result", "applied");
+    its_json_kstr(w, "saved_to", d->saved[0] ? d->saved : NULL);
+    its_json_obj_end(w);
+}
+
+static int h_scene_put(its_api *api, const its_api_request *req, const char *id,
+                       its_api_response *resp)
+{
+    if (!api->prov.scene_put)
+        return not_implemented(resp);
+    const char *ct = req->content_type;
+    if (!ct || (strncmp(ct, "application/json", 16) && strncmp(ct, "application/yaml", 16) &&
+                strncmp(ct, "text/yaml", 9)))
+        return reply_error(resp, 415, "unsupported_media_type",
+                           "a scene is application/json or application/yaml");
+    if (!req->body_len || memchr(req->body, 0, req->body_len))
+        return reply_error(resp, 400, "bad_request", "a scene is a non-empty text");
+    char err[256] = "", saved[640] = "";
+    int rc = api->prov.scene_put(api->prov.ud, id, (const char *)req->body, req->body_len, err,
+                                 sizeof err, saved, sizeof saved);
+    if (rc == ITS_ECONFIG || rc == ITS_EINVAL)
+        return reply_error(resp, 400, "bad_scene", "%s", err[0] ? err : "invalid scene");
+    if (rc == ITS_EAGAIN)
+        return reply_error(resp, 503, "unavailable", "%s: analytics not started yet", id);
+    if (rc == ITS_EIO)
+        return reply_error(resp, 500, "internal", "%s", err[0] ? err : "scene not saved");
+    if (rc < 0)
+        return reply_code(resp, rc, id);
+    struct scene_put_doc d = {id, saved};
+    return reply_json(resp, 200, scene_put_body, &d);
+}
+
+/* One Server-Sent Event with the camera's report; the client reconnects after SSE_RETRY_MS. */
+#define SSE_RETRY_MS 1000
+static int h_live(its_api *api, const char *id, its_api_response *resp)
+{
+    if (!api->prov.live)
+        return not_implemented(resp);
+    char *json = NULL;
+    size_t len = 0;
+    int rc = api->prov.live(api->prov.ud, id, &json, &len);
+    if (rc == ITS_EAGAIN)
+        return reply_error(resp, 503, "unavailable", "%s: analytics not started yet", id);
+    if (rc < 0)
+        return reply_code(resp, rc, id);
+    static const char head[] = "retry: " ITS_STR(SSE_RETRY_MS) "\nevent: report\ndata: ";
+    size_t n = sizeof head - 1 + len + 2;
+    char *body = its_malloc(ITS_MOD_API, n + 1);
+    if (!body) {
+        its_free(json);
+        return reply_error(resp, 500, "internal", "out of memory");
+    }
+    memcpy(body, head, sizeof head - 1);
+    memcpy(body + sizeof head - 1, json, len);
+    memcpy(body + n - 2, "\n\n", 3);
+    its_free(json);
+    its_free(resp->body);
+    resp->status = 200;
+    resp->content_type = "text/event-stream";
+    resp->body = body;
+    resp->len = n;
+    return 0;
+}
+
+static int h_console(const its_api_request *req, its_api_response *resp)
+{
+    const unsigned char *data;
+    size_t len;
+    const char *ct;
+    if (its__console_file(req->path, &data, &len, &ct) < 0)
+        return reply_error(resp, 404, "not_found", "no such console file");
+    if (set_body(resp, (const char *)data, len) < 0)
+        return reply_error(resp, 500, "internal", "out of memory");
+    resp->status = 200;
+    resp->content_type = ct;
+    return 0;
+}
+
 static int method_not_allowed(its_api_response *resp, const char *allow)
 {
     resp->header_name = "Allow";
@@ -1127,6 +1267,20 @@ int its_api_handle(its_api *api, const its_api_request *req, its_api_response *r
         case R_EVENT_CLIP:
             rc = get ? h_evidence(api, id, r == R_EVENT_CLIP, resp)
                      : method_not_allowed(resp, "GET");
+            break;
+        case R_SNAPSHOT:
+            rc = get ? h_snapshot(api, req, id, resp) : method_not_allowed(resp, "GET");
+            break;
+        case R_LIVE:
+            rc = get ? h_live(api, id, resp) : method_not_allowed(resp, "GET");
+            break;
+        case R_CONSOLE:
+            rc = get ? h_console(req, resp) : method_not_allowed(resp, "GET");
+            break;
+        case R_SCENE:
+            rc = get   ? h_scene_get(api, id, resp)
+                 : put ? h_scene_put(api, req, id, resp)
+                       : method_not_allowed(resp, "GET, PUT");
             break;
         default:
             rc = reply_error(resp, 404, "not_found", "no such endpoint");

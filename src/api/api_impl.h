@@ -20,6 +20,10 @@ typedef enum api_route {
     R_EVENTS,         /* /v1/events */
     R_EVENT_SNAPSHOT, /* /v1/events/{id}/snapshot.jpg */
     R_EVENT_CLIP,     /* /v1/events/{id}/clip.mp4 */
+    R_SNAPSHOT,       /* /v1/cameras/{id}/snapshot.jpg */
+    R_SCENE,          /* /v1/cameras/{id}/scene */
+    R_LIVE,           /* /v1/cameras/{id}/events (Server-Sent Events) */
+    R_CONSOLE,        /* / and /console/... (the operator console's files) */
     R_COUNT
 } api_route;
 
@@ -28,6 +32,11 @@ typedef enum api_route {
  * bad id (characters outside the id set, too long) gives R_CAMERA etc. with *bad_id set. */
 api_route its__api_route(const char *path, char *id, size_t idlen, int *bad_id);
 const char *its__api_route_name(api_route r);
+/* The console's file for a path ("/" is index.html): its bytes, length and media type; 0, or
+ * ITS_ENOENT. The files are compiled in (console_files.c, generated from src/api/console/). */
+int its__console_file(const char *path, const unsigned char **data, size_t *len,
+                      const char **content_type);
+
 /* Largest body accepted for this request (0: a body is not expected). */
 size_t its__api_body_limit(const its_api *api, const char *method, const char *path);
 

@@ -9,8 +9,9 @@
 #include "its/publish.h"
 
 static const char *const route_names[R_COUNT] = {
-    "unknown",   "healthz", "readyz", "metrics", "status",         "cameras",    "camera",
-    "analytics", "frames",  "counts", "events",  "event_snapshot", "event_clip",
+    "unknown",    "healthz",   "readyz", "metrics", "status",  "cameras",
+    "camera",     "analytics", "frames", "counts",  "events",  "event_snapshot",
+    "event_clip", "snapshot",  "scene",  "live",    "console",
 };
 
 const char *its__api_route_name(api_route r)
@@ -70,6 +71,8 @@ api_route its__api_route(const char *path, char *id, size_t idlen, int *bad_id)
         return R_READYZ;
     if (!strcmp(path, "/metrics"))
         return R_METRICS;
+    if (!strcmp(path, "/") || !strcmp(path, "/index.html") || !strncmp(path, "/console/", 9))
+        return R_CONSOLE;
     if (!strcmp(path, "/v1/status"))
         return R_STATUS;
     if (!strcmp(path, "/v1/cameras") || !strcmp(path, "/v1/cameras/"))
@@ -103,6 +106,12 @@ api_route its__api_route(const char *path, char *id, size_t idlen, int *bad_id)
         return R_FRAMES;
     if (!strcmp(sub, "counts.csv"))
         return R_COUNTS;
+    if (!strcmp(sub, "snapshot.jpg"))
+        return R_SNAPSHOT;
+    if (!strcmp(sub, "scene"))
+        return R_SCENE;
+    if (!strcmp(sub, "events"))
+        return R_LIVE;
     if (sub[0] == 0)
         return R_CAMERA; /* trailing slash */
     return R_NOT_FOUND;

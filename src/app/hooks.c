@@ -40,8 +40,11 @@
  * are unique across restarts and the same through an event's start, updates and end.
  */
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "its/analytics.h"
 #include "its/counts.h"
@@ -61,8 +64,29 @@
 #define HOUR_SNAP_NS ((int64_t)60 * (int64_t)ITS_NS_PER_S)
 #define HOUR_SNAPS   62 /* a minute apart: a little over an hour */
 
-typedef struct cam_state {
+typedef struct cam_state cam_state;
+
+/* The hooks' context: the options, and the cameras whose analytics are open, for the scene
+ * calls of other threads (its_app_hooks_scene_get/_set). */
+typedef struct hooks_ctx {
+    its_app_hooks_opts o;
+    pthread_mutex_t mu; /* guards the list, each camera's scene copy and pending scene */
+    pthread_cond_t cv;  /* a camera's live report was written */
+    cam_state *cams;
+} hooks_ctx;
+
+struct cam_state {
     char id[ITS_CAMERA_ID_MAX + 1];
+    hooks_ctx *ctx;
+    cam_state *next;        /* in ctx->cams */
+    its_scene scene;        /* the scene in use (a copy, read by other threads under mu) */
+    char scene_path[640];   /* the camera's scene file ("": none) */
+    its_scene *pending;     /* set by its_app_hooks_scene_set, under mu */
+    atomic_int has_pending; /* the worker's cheap test before it takes mu */
+    atomic_int want_report; /* its_app_hooks_live_report asked for a fresh one */
+    char *report;           /* the live report (JSON), under mu; grown, never per frame */
+    size_t report_len, report_cap;
+    uint64_t report_at; /* its_now_ns() when written; 0 none */
     its_analytics_t *an;
     its_counts_t *counts;         /* NULL: none */
     its_counts_store *store;      /* where counts is listed */
@@ -98,7 +122,7 @@ typedef struct cam_state {
     int snap_head, snap_n;
     int64_t next_snap_ns;
     int baseline_published;
-} cam_state;
+};
 
 static const char *const mm_feature_names[ITS_MM_FEATURES] = {"confidence", "class", "count",
                                                               "area"};
@@ -110,6 +134,17 @@ static void cam_close(void *state)
         return;
     its_counts_store_remove(s->store, s->id, s->counts);
     its_counts_destroy(s->counts);
+    if (s->ctx) {
+        pthread_mutex_lock(&s->ctx->mu);
+        for (cam_state **pp = &s->ctx->cams; *pp; pp = &(*pp)->next)
+            if (*pp == s) {
+                *pp = s->next;
+                break;
+            }
+        pthread_mutex_unlock(&s->ctx->mu);
+    }
+    its_free(s->pending);
+    its_free(s->report);
     its_analytics_destroy(s->an);
     its_quality_destroy(s->q);
     its_modelmon_destroy(s->mm);
@@ -154,15 +189,28 @@ static void evidence_kinds(cam_state *s, const its_scene *sc, const char *list)
 static int cam_open(void *ctx, const char *camera, const char *scene, void **state, char *err,
                     size_t errlen)
 {
-    const its_app_hooks_opts *o = ctx;
+    hooks_ctx *hc = ctx;
+    const its_app_hooks_opts *o = hc ? &hc->o : NULL;
     cam_state *s = its_calloc(ITS_MOD_APP, 1, sizeof *s);
     if (!s)
         return ITS_ENOMEM;
     snprintf(s->id, sizeof s->id, "%s", camera);
     its_scene sc;
     int rc = 0;
+    /* a camera without a scene file takes the one saved for it in scene_dir, if any */
+    char saved[600] = "";
+    if (!scene && o && o->scene_dir && *o->scene_dir) {
+        snprintf(saved, sizeof saved, "%s/%s.yaml", o->scene_dir, camera);
+        FILE *f = fopen(saved, "r");
+        if (f) {
+            fclose(f);
+            scene = saved;
+            its_logi("app", camera, "scene %s (saved through the API)", saved);
+        }
+    }
     if (scene) {
         rc = its_scene_load(scene, &sc, err, errlen);
+        snprintf(s->scene_path, sizeof s->scene_path, "%s", scene);
     } else {
         its_scene_default(&sc);
         snprintf(sc.camera, sizeof sc.camera, "%s", camera);
@@ -225,6 +273,14 @@ static int cam_open(void *ctx, const char *camera, const char *scene, void **sta
             snprintf(err, errlen, "out of memory");
         cam_close(s);
         return rc;
+    }
+    s->scene = sc;
+    if (hc) {
+        s->ctx = hc;
+        pthread_mutex_lock(&hc->mu);
+        s->next = hc->cams;
+        hc->cams = s;
+        pthread_mutex_unlock(&hc->mu);
     }
     s->window_ns = (int64_t)((o && o->window_s > 0 ? o->window_s : ITS_APP_WINDOW_S) * 1e9);
     uint64_t wall = its_wall_ns();
@@ -542,9 +598,85 @@ static void emit_window(cam_state *s, const its_frame *f, its_emit_fn emit, void
     }
 }
 
+/* A scene set by another thread, from this frame on (docs/service.md, "Scenes"). */
+static void take_scene(cam_state *s)
+{
+    pthread_mutex_lock(&s->ctx->mu);
+    its_scene *sc = s->pending;
+    s->pending = NULL;
+    atomic_store(&s->has_pending, 0);
+    pthread_mutex_unlock(&s->ctx->mu);
+    if (!sc)
+        return;
+    int map[ITS_SCENE_MAX_LINES];
+    if (its_analytics_set_scene(s->an, sc, map) < 0) { /* validated by the setter already */
+        its_logw("app", s->id, "new scene refused by the analytics");
+        its_free(sc);
+        return;
+    }
+    /* the 60-minute record's snapshots follow the lines; a new line starts at zero */
+    for (int k = 0; k < HOUR_SNAPS; k++) {
+        uint32_t old[ITS_SCENE_MAX_LINES][ITS_CLS_COUNT][2];
+        memcpy(old, s->snap[k], sizeof old);
+        memset(s->snap[k], 0, sizeof s->snap[k]);
+        for (int i = 0; i < sc->n_lines; i++)
+            if (map[i] >= 0)
+                memcpy(s->snap[k][i], old[map[i]], sizeof s->snap[k][i]);
+    }
+    s->n_lines = sc->n_lines;
+    for (int i = 0; i < sc->n_lines; i++)
+        snprintf(s->line_names[i], sizeof s->line_names[i], "%s", sc->lines[i].name);
+    int kept = 0;
+    for (int i = 0; i < sc->n_lines; i++)
+        kept += map[i] >= 0;
+    pthread_mutex_lock(&s->ctx->mu);
+    s->scene = *sc;
+    pthread_mutex_unlock(&s->ctx->mu);
+    its_logi("app", s->id, "scene applied: %d lines (%d continued), %d zones, %d lanes",
+             sc->n_lines, kept, sc->n_zones, sc->n_lanes);
+    its_free(sc);
+}
+
+/* The analytics report now, as JSON for another thread (its_app_hooks_live_report): written
+ * only when one was asked for since the last. */
+static void live_report(cam_state *s, const its_frame *f)
+{
+    its_analytics_report rep;
+    if (its_analytics_get_report(s->an, &rep) < 0)
+        return;
+    its_json w;
+    its_json_init(&w, s->json, REPORT_JSON);
+    its_json_msg_begin(&w, "live", s->id, wall_us(s, f->ts_ns[ITS_TS_CAPTURE]), f->seq);
+    its_json_key(&w, "report");
+    its_analytics_report_write(s->an, &rep, &w);
+    its_json_obj_end(&w);
+    int n = its_json_finish(&w);
+    if (n < 0)
+        return;
+    pthread_mutex_lock(&s->ctx->mu);
+    if ((size_t)n + 1 > s->report_cap) {
+        char *r = its_realloc(ITS_MOD_APP, s->report, (size_t)n + 1);
+        if (!r) {
+            pthread_mutex_unlock(&s->ctx->mu);
+            return;
+        }
+        s->report = r;
+        s->report_cap = (size_t)n + 1;
+    }
+    memcpy(s->report, s->json, (size_t)n);
+    s->report[n] = 0;
+    s->report_len = (size_t)n;
+    s->report_at = its_now_ns();
+    atomic_store(&s->want_report, 0);
+    pthread_cond_broadcast(&s->ctx->cv);
+    pthread_mutex_unlock(&s->ctx->mu);
+}
+
 static void cam_analytics(void *state, its_frame *f, its_emit_fn emit, void *ectx)
 {
     cam_state *s = state;
+    if (atomic_load_explicit(&s->has_pending, memory_order_relaxed))
+        take_scene(s);
     int n = f->n_dets;
     /* quality and model metrics read s->df after this, for the same frame */
     s->df = (its_det_frame){.dets = f->dets,
@@ -578,6 +710,8 @@ static void cam_analytics(void *state, its_frame *f, its_emit_fn emit, void *ect
         emit_window(s, f, emit, ectx);
         s->next_window_ns = ts + s->window_ns;
     }
+    if (s->ctx && atomic_load_explicit(&s->want_report, memory_order_relaxed))
+        live_report(s, f);
 }
 
 /* Luma at half resolution (2x2 box), BT.601 weights, into s->luma. */
@@ -632,11 +766,126 @@ static void cam_modelmon(void *state, its_frame *f)
         its_modelmon_record_inference(s->mm, (int64_t)f->ts_ns[ITS_TS_INFER], (int64_t)ns, 1);
 }
 
-int its_app_hooks(const its_app_hooks_opts *o, its_camera_hooks *out)
+static void hooks_release(void *ctx)
 {
-    its_app_hooks_opts *copy = its_calloc(ITS_MOD_APP, 1, sizeof *copy);
+    hooks_ctx *hc = ctx;
+    if (!hc)
+        return;
+    pthread_mutex_destroy(&hc->mu);
+    pthread_cond_destroy(&hc->cv);
+    its_free(hc);
+}
+
+static cam_state *find_cam(hooks_ctx *hc, const char *camera)
+{
+    for (cam_state *c = hc->cams; c; c = c->next)
+        if (!strcmp(c->id, camera))
+            return c;
+    return NULL;
+}
+
+int its_app_hooks_scene_get(const its_camera_hooks *h, const char *camera, its_scene *out,
+                            char *path, size_t pathlen)
+{
+    if (!h || h->open != cam_open || !h->ctx)
+        return ITS_EUNSUPPORTED;
+    hooks_ctx *hc = h->ctx;
+    pthread_mutex_lock(&hc->mu);
+    cam_state *c = find_cam(hc, camera);
+    if (c) {
+        if (out)
+            *out = c->pending ? *c->pending : c->scene; /* what applies from the next frame */
+        if (path)
+            snprintf(path, pathlen, "%s", c->scene_path);
+    }
+    pthread_mutex_unlock(&hc->mu);
+    return c ? 0 : ITS_ENOENT;
+}
+
+int its_app_hooks_scene_set(const its_camera_hooks *h, const char *camera, const its_scene *sc,
+                            const char *path)
+{
+    if (!h || h->open != cam_open || !h->ctx)
+        return ITS_EUNSUPPORTED;
+    hooks_ctx *hc = h->ctx;
+    its_scene *copy = its_malloc(ITS_MOD_APP, sizeof *copy);
     if (!copy)
         return ITS_ENOMEM;
+    *copy = *sc;
+    if (its_scene_validate(copy, camera, NULL, 0) < 0) {
+        its_free(copy);
+        return ITS_EINVAL;
+    }
+    pthread_mutex_lock(&hc->mu);
+    cam_state *c = find_cam(hc, camera);
+    if (c) {
+        its_free(c->pending);
+        c->pending = copy;
+        copy = NULL;
+        if (path)
+            snprintf(c->scene_path, sizeof c->scene_path, "%s", path);
+        atomic_store(&c->has_pending, 1);
+    }
+    pthread_mutex_unlock(&hc->mu);
+    its_free(copy);
+    return c ? 0 : ITS_ENOENT;
+}
+
+int its_app_hooks_live_report(const its_camera_hooks *h, const char *camera, uint64_t max_age_ns,
+                              uint64_t wait_ns, char **json, size_t *len)
+{
+    if (!h || h->open != cam_open || !h->ctx)
+        return ITS_EUNSUPPORTED;
+    hooks_ctx *hc = h->ctx;
+    uint64_t asked = its_now_ns();
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    uint64_t t = (uint64_t)until.tv_nsec + wait_ns;
+    until.tv_sec += (time_t)(t / ITS_NS_PER_S);
+    until.tv_nsec = (long)(t % ITS_NS_PER_S);
+    pthread_mutex_lock(&hc->mu);
+    cam_state *c = find_cam(hc, camera);
+    int rc = c ? 0 : ITS_ENOENT;
+    if (c) {
+        atomic_store(&c->want_report, 1); /* the next request finds a newer one */
+        if (!c->report_at || asked - c->report_at > max_age_ns) {
+            /* wait for the worker (the camera may be removed meanwhile: look it up again) */
+            while ((c = find_cam(hc, camera)) && c->report_at < asked &&
+                   pthread_cond_timedwait(&hc->cv, &hc->mu, &until) == 0) {
+            }
+            c = find_cam(hc, camera); /* the wait may have timed out on a camera since gone */
+        }
+        if (!c)
+            rc = ITS_ENOENT;
+        else if (!c->report_at)
+            rc = ITS_EAGAIN;
+        else if (!(*json = its_malloc(ITS_MOD_APP, c->report_len + 1)))
+            rc = ITS_ENOMEM;
+        else {
+            memcpy(*json, c->report, c->report_len + 1);
+            *len = c->report_len;
+        }
+    }
+    pthread_mutex_unlock(&hc->mu);
+    return rc;
+}
+
+const char *its_app_hooks_scene_dir(const its_camera_hooks *h)
+{
+    if (!h || h->open != cam_open || !h->ctx)
+        return NULL;
+    const hooks_ctx *hc = h->ctx;
+    return hc->o.scene_dir && *hc->o.scene_dir ? hc->o.scene_dir : NULL;
+}
+
+int its_app_hooks(const its_app_hooks_opts *o, its_camera_hooks *out)
+{
+    hooks_ctx *hc = its_calloc(ITS_MOD_APP, 1, sizeof *hc);
+    if (!hc)
+        return ITS_ENOMEM;
+    pthread_mutex_init(&hc->mu, NULL);
+    pthread_cond_init(&hc->cv, NULL);
+    its_app_hooks_opts *copy = &hc->o;
     if (o)
         *copy = *o;
     copy->model_name = NULL;
@@ -654,12 +903,17 @@ int its_app_hooks(const its_app_hooks_opts *o, its_camera_hooks *out)
         snprintf(copy->baseline_buf, sizeof copy->baseline_buf, "%s", o->baseline_dir);
         copy->baseline_dir = copy->baseline_buf;
     }
+    copy->scene_dir = NULL;
+    if (o && o->scene_dir && *o->scene_dir) {
+        snprintf(copy->scene_dir_buf, sizeof copy->scene_dir_buf, "%s", o->scene_dir);
+        copy->scene_dir = copy->scene_dir_buf;
+    }
     *out = (its_camera_hooks){.open = cam_open,
                               .quality = cam_quality,
                               .modelmon = cam_modelmon,
                               .analytics = cam_analytics,
                               .close = cam_close,
-                              .release = its_free,
-                              .ctx = copy};
+                              .release = hooks_release,
+                              .ctx = hc};
     return 0;
 }

@@ -985,6 +985,11 @@ void its_pipeline_batch_stats(its_pipeline_t *p, its_batcher_stats *out)
     its_batcher_get_stats(p->batcher, out);
 }
 
+const its_camera_hooks *its_pipeline_hooks(its_pipeline_t *p)
+{
+    return p ? &p->o.hooks : NULL;
+}
+
 void its_pipeline_flush(its_pipeline_t *p)
 {
     pthread_mutex_lock(&p->ctl_mu); /* not while stop closes the sinks */

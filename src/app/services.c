@@ -19,23 +19,68 @@
  *
  * The API's callbacks run on its threads: they use only the pipeline's thread-safe calls.
  */
+#include <errno.h>
 #include <jansson.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "its/analytics.h"
 #include "its/api.h"
 #include "its/app.h"
+#include "its/app_hooks.h"
 #include "its/app_services.h"
 #include "its/cluster.h"
 #include "its/core.h"
 #include "its/counts.h"
 #include "its/evidence.h"
+#include "its/media.h"
 #include "its/metrics.h"
 #include "its/publish.h"
+
+/* A snapshot younger than this is answered as it is; an older one waits for a new frame. */
+#define SNAP_FRESH_NS  (500 * ITS_NS_PER_MS)
+#define SNAP_WAIT_NS   ITS_NS_PER_S /* longest wait for a frame */
+#define SNAP_QUALITY   80
+#define SCENE_JSON_MAX (256 * 1024)
+#define SNAP_NICE      19                 /* the encoder thread's niceness */
+#define SNAP_ENCODE_NS (5 * ITS_NS_PER_S) /* longest wait for the encoder */
+
+/* The latest frame of a camera slot, copied by the observer only when a snapshot was asked
+ * for (want) since the last copy: nothing is copied or encoded while nobody looks. */
+typedef struct cam_snap {
+    pthread_mutex_t mu; /* the copy; the observer only try-locks it */
+    pthread_cond_t cv;  /* a new copy */
+    atomic_int want;
+    uint8_t *px;
+    size_t cap;
+    int width, height;
+    its_pixfmt fmt;
+    char id[ITS_CAMERA_ID_MAX + 1]; /* the camera the copy is of ("": none yet) */
+    uint64_t at_ns;                 /* when it was copied */
+    int n_dets;
+    its_det dets[ITS_FRAME_MAX_DETS];
+} cam_snap;
+
+/* A snapshot to draw and encode, handed from an API thread to the encoder thread. The API
+ * thread waits for it up to SNAP_ENCODE_NS; one it gave up on is freed by the encoder. */
+typedef struct snap_job {
+    struct snap_job *next;
+    char id[ITS_CAMERA_ID_MAX + 1];
+    its_image img;
+    its_det *dets;
+    int n_dets, annotate, width; /* width: scale the picture down to it (0: as it is) */
+    uint8_t *jpeg;
+    size_t len;
+    int rc, done, abandoned;
+} snap_job;
 
 typedef struct cam_series {
     char id[64]; /* the camera the series are of (a slot is reused by other cameras) */
@@ -74,7 +119,46 @@ struct its_app_services {
     its_cluster *cluster;
     int spread_phase;
     char r_host[256], r_sentinels[512], r_master[64], r_user[128], r_pass[256];
+    cam_snap *snaps; /* per camera slot */
+    /* the snapshot encoder: one thread at the lowest priority (SNAP_NICE) */
+    pthread_t enc_thread;
+    int enc_started, enc_stop;
+    pthread_mutex_t enc_mu;
+    pthread_cond_t enc_work, enc_done;
+    snap_job *enc_head, *enc_tail;
 };
+
+/* On the camera's analytics worker, after the sinks: copy the frame if a snapshot waits for
+ * one. The buffer grows to the frame's size once (not per frame); a copy the API is reading
+ * right now is left alone and the next frame is taken instead. */
+static void snap_observe(cam_snap *sn, const its_frame *f, const char *camera)
+{
+    if (!atomic_load_explicit(&sn->want, memory_order_relaxed) || pthread_mutex_trylock(&sn->mu))
+        return;
+    size_t need = (size_t)f->width * 3 * (size_t)f->height;
+    if (need > sn->cap) {
+        uint8_t *px = its_realloc(ITS_MOD_APP, sn->px, need);
+        if (!px) {
+            pthread_mutex_unlock(&sn->mu);
+            return;
+        }
+        sn->px = px;
+        sn->cap = need;
+    }
+    for (int y = 0; y < f->height; y++)
+        memcpy(sn->px + (size_t)y * (size_t)f->width * 3, f->data + (size_t)y * (size_t)f->stride,
+               (size_t)f->width * 3);
+    sn->width = f->width;
+    sn->height = f->height;
+    sn->fmt = f->pixfmt;
+    snprintf(sn->id, sizeof sn->id, "%s", camera);
+    sn->n_dets = f->n_dets < ITS_FRAME_MAX_DETS ? f->n_dets : ITS_FRAME_MAX_DETS;
+    memcpy(sn->dets, f->dets, (size_t)sn->n_dets * sizeof sn->dets[0]);
+    sn->at_ns = its_now_ns();
+    atomic_store(&sn->want, 0);
+    pthread_cond_broadcast(&sn->cv);
+    pthread_mutex_unlock(&sn->mu);
+}
 
 static void observe(void *ctx, const its_frame *f, const char *camera)
 {
@@ -86,6 +170,7 @@ static void observe(void *ctx, const its_frame *f, const char *camera)
         its_metric_observe(s->batch_size, (double)f->batch_n);
     if (f->camera < 0 || f->camera >= s->max_cams)
         return;
+    snap_observe(&s->snaps[f->camera], f, camera);
     cam_series *cs = &s->cams[f->camera];
     uint64_t now = f->ts_ns[ITS_TS_SENT] ? f->ts_ns[ITS_TS_SENT] : its_now_ns();
     if (cs->ready && strcmp(cs->id, camera) != 0) /* the slot has a new camera */
@@ -559,6 +644,373 @@ static int prov_evidence_file(void *ud, const char *id, const char *what, char *
     return ev ? its_evidence_path(ev, id, what, path, len) : ITS_ENOENT;
 }
 
+/* ---- snapshots ---- */
+
+static void snap_color(int track, int cls, uint8_t rgb[3])
+{
+    static const uint8_t pal[8][3] = {{255, 56, 56},  {255, 157, 151}, {255, 112, 31},
+                                      {255, 178, 29}, {72, 249, 10},   {26, 147, 52},
+                                      {0, 194, 255},  {52, 69, 147}};
+    int k = track > 0 ? track : cls;
+    memcpy(rgb, pal[(k < 0 ? -k : k) % 8], 3);
+}
+
+/* At scale k (1: the frame's pixels): boxes with "#track class" (untracked: the class and score),
+ * then the scene: zones as outlines (cyan), counting lines (yellow) with their names and an arrow
+ * for the positive direction. */
+/* The frame scaled by k < 1 (each output pixel the mean of the source pixels under it). */
+static int downscale(const its_image *src, double k, its_image *out)
+{
+    int w = (int)(src->width * k + 0.5), h = (int)(src->height * k + 0.5);
+    w = w < 1 ? 1 : w;
+    h = h < 1 ? 1 : h;
+    int rc = its_image_alloc(out, w, h, src->fmt);
+    if (rc < 0)
+        return rc;
+    for (int y = 0; y < h; y++) {
+        int y0 = (int)((long)y * src->height / h), y1 = (int)((long)(y + 1) * src->height / h);
+        y1 = y1 > y0 ? y1 : y0 + 1;
+        uint8_t *o = out->data + (size_t)y * (size_t)out->stride;
+        for (int x = 0; x < w; x++) {
+            int x0 = (int)((long)x * src->width / w), x1 = (int)((long)(x + 1) * src->width / w);
+            x1 = x1 > x0 ? x1 : x0 + 1;
+            unsigned sum[3] = {0, 0, 0};
+            for (int yy = y0; yy < y1; yy++) {
+                const uint8_t *p = src->data + (size_t)yy * (size_t)src->stride + 3 * (size_t)x0;
+                for (int xx = x0; xx < x1; xx++, p += 3) {
+                    sum[0] += p[0];
+                    sum[1] += p[1];
+                    sum[2] += p[2];
+                }
+            }
+            unsigned cnt = (unsigned)((y1 - y0) * (x1 - x0));
+            for (int c = 0; c < 3; c++)
+                o[3 * x + c] = (uint8_t)((sum[c] + cnt / 2) / cnt);
+        }
+    }
+    return 0;
+}
+
+static void annotate(its_app_services *s, const char *id, its_image *img, const its_det *dets,
+                     int n, double k)
+{
+    static const uint8_t white[3] = {255, 255, 255}, black[3] = {0, 0, 0},
+                         zone_c[3] = {0, 220, 255}, line_c[3] = {255, 230, 0};
+    int side = img->width > img->height ? img->width : img->height;
+    int t = side / 500 + 1, sc = side / 700 + 1;
+    its_scene *scene = its_malloc(ITS_MOD_APP, sizeof *scene);
+    if (scene && its_app_hooks_scene_get(its_pipeline_hooks(s->p), id, scene, NULL, 0) == 0) {
+        for (int i = 0; i < scene->n_zones; i++) {
+            const its_scene_zone *z = &scene->zones[i];
+            for (int j = 0; j < z->n; j++) {
+                its_pt a = z->poly[j], b = z->poly[(j + 1) % z->n];
+                its_image_draw_line(img, a.x * k, a.y * k, b.x * k, b.y * k, t, zone_c);
+            }
+            its_image_draw_text(img, (int)(z->poly[0].x * k), (int)(z->poly[0].y * k), sc, z->name,
+                                black, zone_c);
+        }
+        for (int i = 0; i < scene->n_lines; i++) {
+            const its_scene_line *l = &scene->lines[i];
+            its_image_draw_line(img, l->a.x * k, l->a.y * k, l->b.x * k, l->b.y * k, 2 * t, line_c);
+            double mx = (l->a.x + l->b.x) / 2 * k, my = (l->a.y + l->b.y) / 2 * k;
+            double pl = hypot(l->positive.x, l->positive.y);
+            if (pl > 0) {
+                double ux = l->positive.x / pl, uy = l->positive.y / pl, len = 12.0 * sc;
+                double tx = mx + ux * len, ty = my + uy * len;
+                its_image_draw_line(img, mx, my, tx, ty, t, line_c);
+                its_image_draw_line(img, tx, ty, tx - ux * len / 2 - uy * len / 3,
+                                    ty - uy * len / 2 + ux * len / 3, t, line_c);
+                its_image_draw_line(img, tx, ty, tx - ux * len / 2 + uy * len / 3,
+                                    ty - uy * len / 2 - ux * len / 3, t, line_c);
+            }
+            its_image_draw_text(img, (int)(l->a.x * k), (int)(l->a.y * k) - 10 * sc, sc, l->name,
+                                black, line_c);
+        }
+    }
+    its_free(scene);
+    for (int i = 0; i < n; i++) {
+        const its_det *d = &dets[i];
+        uint8_t col[3];
+        snap_color(d->track_id, d->class_id, col);
+        int x1 = (int)(d->x1 * k), y1 = (int)(d->y1 * k);
+        its_image_draw_box(img, x1, y1, (int)(d->x2 * k), (int)(d->y2 * k), t, col);
+        const char *name = its_pipeline_class_name(s->p, d->class_id);
+        char cls[16], text[64];
+        if (!name || !*name) {
+            snprintf(cls, sizeof cls, "class_%d", d->class_id);
+            name = cls;
+        }
+        if (d->track_id > 0)
+            snprintf(text, sizeof text, "%d %s", d->track_id, name);
+        else
+            snprintf(text, sizeof text, "%s %.2f", name, d->score);
+        int ty = y1 - 9 * sc;
+        its_image_draw_text(img, x1, ty < 0 ? y1 : ty, sc, text, white, col);
+    }
+}
+
+static void deadline(struct timespec *ts, uint64_t ns)
+{
+    clock_gettime(CLOCK_REALTIME, ts);
+    uint64_t t = (uint64_t)ts->tv_nsec + ns;
+    ts->tv_sec += (time_t)(t / ITS_NS_PER_S);
+    ts->tv_nsec = (long)(t % ITS_NS_PER_S);
+}
+
+/* GET /v1/cameras/{id}/snapshot.jpg: the copy of the camera's latest frame, or, when that is
+ * older than SNAP_FRESH_NS, the next frame (waited for up to SNAP_WAIT_NS; a camera that
+ * delivers none meanwhile is answered with its last copy, or ITS_EAGAIN without one). The
+ * pixels are copied out of the slot's buffer under its lock, then drawn on and encoded on the
+ * API's thread. */
+static int prov_snapshot(void *ud, const char *id, int annot, int width, uint8_t **jpeg,
+                         size_t *len)
+{
+    its_app_services *s = ud;
+    int slot = its_pipeline_find_camera(s->p, id);
+    if (slot < 0 || slot >= s->max_cams)
+        return ITS_ENOENT;
+    cam_snap *sn = &s->snaps[slot];
+    its_det *dets = its_malloc(ITS_MOD_APP, sizeof sn->dets);
+    if (!dets)
+        return ITS_ENOMEM;
+    its_image img = {0};
+    int n = 0, rc = 0;
+    uint64_t asked = its_now_ns();
+    pthread_mutex_lock(&sn->mu);
+    if (strcmp(sn->id, id) || asked - sn->at_ns > SNAP_FRESH_NS) {
+        atomic_store(&sn->want, 1);
+        struct timespec until;
+        deadline(&until, SNAP_WAIT_NS);
+        while ((strcmp(sn->id, id) || sn->at_ns < asked) &&
+               pthread_cond_timedwait(&sn->cv, &sn->mu, &until) == 0) {
+        }
+    } else {
+        atomic_store(&sn->want, 1); /* the next request finds a newer frame */
+    }
+    if (strcmp(sn->id, id)) {
+        rc = ITS_EAGAIN;
+    } else if ((rc = its_image_alloc(&img, sn->width, sn->height, sn->fmt)) == 0) {
+        for (int y = 0; y < sn->height; y++)
+            memcpy(img.data + (size_t)y * (size_t)img.stride,
+                   sn->px + (size_t)y * (size_t)sn->width * 3, (size_t)sn->width * 3);
+        n = sn->n_dets;
+        memcpy(dets, sn->dets, (size_t)n * sizeof *dets);
+    }
+    pthread_mutex_unlock(&sn->mu);
+    if (rc < 0) {
+        its_image_free(&img);
+        its_free(dets);
+        return rc;
+    }
+    snap_job *job = its_calloc(ITS_MOD_APP, 1, sizeof *job);
+    if (!job) {
+        its_image_free(&img);
+        its_free(dets);
+        return ITS_ENOMEM;
+    }
+    snprintf(job->id, sizeof job->id, "%s", id);
+    job->img = img;
+    job->dets = dets;
+    job->n_dets = n;
+    job->annotate = annot;
+    job->width = width;
+    /* drawn and encoded on the encoder thread; this one waits (bounded) */
+    struct timespec until;
+    deadline(&until, SNAP_ENCODE_NS);
+    pthread_mutex_lock(&s->enc_mu);
+    if (s->enc_tail)
+        s->enc_tail->next = job;
+    else
+        s->enc_head = job;
+    s->enc_tail = job;
+    pthread_cond_signal(&s->enc_work);
+    while (!job->done && pthread_cond_timedwait(&s->enc_done, &s->enc_mu, &until) == 0) {
+    }
+    if (job->done) {
+        rc = job->rc;
+        *jpeg = job->jpeg;
+        *len = job->len;
+        its_free(job);
+    } else { /* the encoder frees it when it gets to it */
+        job->abandoned = 1;
+        rc = ITS_EAGAIN;
+    }
+    pthread_mutex_unlock(&s->enc_mu);
+    return rc;
+}
+
+static void job_free(snap_job *job)
+{
+    its_image_free(&job->img);
+    its_free(job->dets);
+    its_free(job->jpeg);
+    its_free(job);
+}
+
+/* The encoder: snapshots are drawn and encoded here, at the lowest priority, so that they
+ * take only CPU time the pipeline leaves (a woken pipeline thread preempts it at once).
+ * Linux applies PRIO_PROCESS to the thread whose id is given. */
+static void *encoder_main(void *arg)
+{
+    its_app_services *s = arg;
+#ifdef __linux__
+    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), SNAP_NICE) != 0)
+        its_logw("api", NULL, "snapshot encoder: cannot lower its priority: %s", strerror(errno));
+#endif
+    pthread_mutex_lock(&s->enc_mu);
+    for (;;) {
+        while (!s->enc_head && !s->enc_stop)
+            pthread_cond_wait(&s->enc_work, &s->enc_mu);
+        snap_job *job = s->enc_head;
+        if (!job)
+            break; /* stopping, nothing left */
+        s->enc_head = job->next;
+        if (!s->enc_head)
+            s->enc_tail = NULL;
+        int skip = job->abandoned || s->enc_stop;
+        pthread_mutex_unlock(&s->enc_mu);
+        int rc = ITS_ECLOSED;
+        if (!skip) {
+            /* scaled down first, so that the drawing keeps its thickness */
+            double k = 1.0;
+            its_image small = {0};
+            rc = 0;
+            if (job->width > 0 && job->width < job->img.width) {
+                k = (double)job->width / job->img.width;
+                if ((rc = downscale(&job->img, k, &small)) == 0) {
+                    its_image_free(&job->img);
+                    job->img = small;
+                }
+            }
+            if (rc == 0 && job->annotate)
+                annotate(s, job->id, &job->img, job->dets, job->n_dets, k);
+            char err[256] = "out of memory";
+            if (rc == 0)
+                rc = its_image_encode_jpeg(&job->img, SNAP_QUALITY, &job->jpeg, &job->len, err,
+                                           sizeof err);
+            if (rc < 0)
+                its_logw("api", job->id, "snapshot: %s", err);
+        }
+        its_image_free(&job->img);
+        its_free(job->dets);
+        job->dets = NULL;
+        pthread_mutex_lock(&s->enc_mu);
+        if (job->abandoned) {
+            job_free(job);
+        } else {
+            job->rc = rc;
+            job->done = 1;
+            pthread_cond_broadcast(&s->enc_done);
+        }
+    }
+    pthread_mutex_unlock(&s->enc_mu);
+    return NULL;
+}
+
+/* ---- live analytics (the console's event stream) ---- */
+
+#define LIVE_MAX_AGE_NS (1500 * ITS_NS_PER_MS)
+
+static int prov_live(void *ud, const char *id, char **json, size_t *len)
+{
+    its_app_services *s = ud;
+    if (its_pipeline_find_camera(s->p, id) < 0)
+        return ITS_ENOENT;
+    int rc = its_app_hooks_live_report(its_pipeline_hooks(s->p), id, LIVE_MAX_AGE_NS, SNAP_WAIT_NS,
+                                       json, len);
+    return rc == ITS_ENOENT ? ITS_EAGAIN : rc;
+}
+
+/* ---- scenes ---- */
+
+static int prov_scene_get(void *ud, const char *id, char **json, size_t *len)
+{
+    its_app_services *s = ud;
+    if (its_pipeline_find_camera(s->p, id) < 0)
+        return ITS_ENOENT;
+    its_scene *sc = its_malloc(ITS_MOD_APP, sizeof *sc);
+    char *buf = its_malloc(ITS_MOD_APP, SCENE_JSON_MAX);
+    int rc =
+        sc && buf ? its_app_hooks_scene_get(its_pipeline_hooks(s->p), id, sc, NULL, 0) : ITS_ENOMEM;
+    if (rc == 0) {
+        its_json w;
+        its_json_init(&w, buf, SCENE_JSON_MAX);
+        its_scene_write(sc, &w);
+        int n = its_json_finish(&w);
+        if (n < 0) {
+            rc = n;
+        } else {
+            *json = buf;
+            *len = (size_t)n;
+            buf = NULL;
+        }
+    }
+    its_free(sc);
+    its_free(buf);
+    /* known to the pipeline but without analytics yet (before its first frame) */
+    return rc == ITS_ENOENT ? ITS_EAGAIN : rc;
+}
+
+/* Write text to path through a temporary file in the same directory and a rename, so that
+ * the file is the old scene or the new one, never half of it. */
+static int save_atomic(const char *path, const char *text, size_t len, char *err, size_t errlen)
+{
+    char tmp[700];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return its_seterr(err, errlen, ITS_EIO, "%s: %s", tmp, strerror(errno));
+    int ok = fwrite(text, 1, len, f) == len;
+    if (len && text[len - 1] != '\n')
+        ok &= fputc('\n', f) != EOF;
+    ok &= fflush(f) == 0 && fsync(fileno(f)) == 0;
+    ok &= fclose(f) == 0;
+    if (!ok || rename(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        return its_seterr(err, errlen, ITS_EIO, "%s: %s", path, strerror(e));
+    }
+    return 0;
+}
+
+/* PUT /v1/cameras/{id}/scene: parsed and validated as a scene file is, saved to the
+ * camera's scene file (else <analytics.scene_dir>/<id>.yaml; else not saved), then applied
+ * from the camera's next frame. Nothing is applied when it cannot be saved. */
+static int prov_scene_put(void *ud, const char *id, const char *text, size_t len, char *err,
+                          size_t errlen, char *saved, size_t savedlen)
+{
+    its_app_services *s = ud;
+    saved[0] = 0;
+    if (its_pipeline_find_camera(s->p, id) < 0)
+        return ITS_ENOENT;
+    const its_camera_hooks *h = its_pipeline_hooks(s->p);
+    char path[640];
+    int rc = its_app_hooks_scene_get(h, id, NULL, path, sizeof path);
+    if (rc < 0)
+        return rc == ITS_ENOENT ? ITS_EAGAIN : rc;
+    its_scene *sc = its_malloc(ITS_MOD_APP, sizeof *sc);
+    if (!sc)
+        return ITS_ENOMEM;
+    char origin[96];
+    snprintf(origin, sizeof origin, "scene of %s", id);
+    rc = its_scene_load_string(text, len, origin, sc, err, errlen);
+    if (rc == 0 && !path[0] && its_app_hooks_scene_dir(h))
+        snprintf(path, sizeof path, "%s/%s.yaml", its_app_hooks_scene_dir(h), id);
+    if (rc == 0 && path[0])
+        rc = save_atomic(path, text, len, err, errlen);
+    if (rc == 0)
+        rc = its_app_hooks_scene_set(h, id, sc, path[0] ? path : NULL);
+    if (rc == 0) {
+        snprintf(saved, savedlen, "%s", path);
+        its_logi("api", id, "scene saved to %s; applies from the next frame",
+                 path[0] ? path : "(nowhere: no scene file, no analytics.scene_dir)");
+    } else if (rc == ITS_ENOENT) {
+        rc = ITS_EAGAIN;
+    }
+    its_free(sc);
+    return rc == ITS_EINVAL ? ITS_ECONFIG : rc;
+}
+
 int its_app_services_create(const its_app_config *c, its_pipeline_t *p, its_app_services **out,
                             char *err, size_t errlen)
 {
@@ -572,11 +1024,20 @@ int its_app_services_create(const its_app_config *c, its_pipeline_t *p, its_app_
     s->backend =
         c->s.backend >= 0 && c->s.backend <= ITS_BACKEND_CUDA ? backend_names[c->s.backend] : "?";
     pthread_mutex_init(&s->collect_mu, NULL);
+    pthread_mutex_init(&s->enc_mu, NULL);
+    pthread_cond_init(&s->enc_work, NULL);
+    pthread_cond_init(&s->enc_done, NULL);
     s->cams = its_calloc(ITS_MOD_APP, (size_t)s->max_cams, sizeof *s->cams);
     s->prev = its_calloc(ITS_MOD_APP, (size_t)s->max_cams, sizeof *s->prev);
+    s->snaps = its_calloc(ITS_MOD_APP, (size_t)s->max_cams, sizeof *s->snaps);
+    for (int i = 0; s->snaps && i < s->max_cams; i++) {
+        pthread_mutex_init(&s->snaps[i].mu, NULL);
+        pthread_cond_init(&s->snaps[i].cv, NULL);
+    }
     s->reg = its_pipeline_metrics(p);
     int rc = ITS_ENOMEM;
-    if (!s->cams || !s->prev || its_metrics_add_collector(s->reg, collect, s, NULL) < 0) {
+    if (!s->cams || !s->prev || !s->snaps ||
+        its_metrics_add_collector(s->reg, collect, s, NULL) < 0) {
         snprintf(err, errlen, "metrics: out of memory");
         goto fail;
     }
@@ -598,6 +1059,12 @@ int its_app_services_create(const its_app_config *c, its_pipeline_t *p, its_app_
     if (c->s.cluster_enabled && (rc = cluster_create(s, c, err, errlen)) < 0)
         goto fail;
     if (c->s.api_enabled) {
+        if (pthread_create(&s->enc_thread, NULL, encoder_main, s) != 0) {
+            snprintf(err, errlen, "api: cannot start the snapshot encoder thread");
+            rc = ITS_ENOMEM;
+            goto fail;
+        }
+        s->enc_started = 1;
         its_api_config ac;
         its_api_settings_apply(&c->s.api, &ac);
         its_api_provider prov = {.ud = s,
@@ -609,7 +1076,11 @@ int its_app_services_create(const its_app_config *c, its_pipeline_t *p, its_app_
                                  .frame_push = prov_push,
                                  .counts_csv = prov_counts,
                                  .events = prov_events,
-                                 .evidence_file = prov_evidence_file};
+                                 .evidence_file = prov_evidence_file,
+                                 .snapshot = prov_snapshot,
+                                 .scene_get = prov_scene_get,
+                                 .scene_put = prov_scene_put,
+                                 .live = prov_live};
         /* With Redis configured, the analytics endpoint reads the windows the sink caches
          * there, through an in-process L1 (its_cache). */
         its_cache_config cc;
@@ -659,10 +1130,30 @@ void its_app_services_destroy(its_app_services *s)
         return;
     its_api_destroy(s->api); /* no API thread touches the pipeline after this */
     its_cluster_destroy(s->cluster);
+    if (s->enc_started) {
+        pthread_mutex_lock(&s->enc_mu);
+        s->enc_stop = 1;
+        pthread_cond_signal(&s->enc_work);
+        pthread_mutex_unlock(&s->enc_mu);
+        pthread_join(s->enc_thread, NULL);
+    }
+    for (snap_job *j = s->enc_head, *nx; j; j = nx) { /* none once the API has stopped */
+        nx = j->next;
+        job_free(j);
+    }
     its_cache_destroy(s->cache);
     its_metrics_remove_collector(s->reg, collect, s);
     its_free(s->cams);
     its_free(s->prev);
+    for (int i = 0; s->snaps && i < s->max_cams; i++) {
+        pthread_mutex_destroy(&s->snaps[i].mu);
+        pthread_cond_destroy(&s->snaps[i].cv);
+        its_free(s->snaps[i].px);
+    }
+    its_free(s->snaps);
+    pthread_mutex_destroy(&s->enc_mu);
+    pthread_cond_destroy(&s->enc_work);
+    pthread_cond_destroy(&s->enc_done);
     pthread_mutex_destroy(&s->collect_mu);
     its_free(s);
 }

@@ -121,6 +121,10 @@ static const its_option options[] = {
     ITS_OPT_STR("analytics.baseline_dir", S, baseline_dir, "", 0,
                 "directory of the model-metrics baselines, one file per camera, written once "
                 "captured and read back at start (empty: a new baseline every start)"),
+    ITS_OPT_STR("analytics.scene_dir", S, scene_dir, "", 0,
+                "directory of scenes saved through the API (PUT /v1/cameras/{id}/scene) for "
+                "cameras without a scene file, <camera>.yaml, read when the camera starts "
+                "(empty: such scenes apply until the camera is removed)"),
     ITS_OPT_ENUM("sink.type", S, sink, "stdout", sinks, 0,
                  "stdout (JSON lines), file (JSON lines to sink.path) or null"),
     ITS_OPT_STR("sink.path", S, sink_path, "", 0, "file for sink.type file"),
@@ -646,7 +650,8 @@ int its_app_pipeline_opts(const its_app_config *c, its_pipeline_opts *o, char *e
                                  .counts = o->counts,
                                  .counts_hours = s->counts_hours,
                                  .evidence = o->evidence,
-                                 .evidence_events = s->evidence_events};
+                                 .evidence_events = s->evidence_events,
+                                 .scene_dir = s->scene_dir};
         rc = its_app_hooks(&ho, &o->hooks);
         if (rc < 0)
             return its_seterr(err, errlen, opts_fail(o, rc), "analytics: out of memory");

@@ -974,6 +974,66 @@ static void test_bad_input(void **state)
 }
 
 /* After warm-up a frame allocates nothing. */
+/* A scene replaced while two cars drive up the road (its_analytics_set_scene): line "a" is
+ * unchanged and keeps its count (car 1 crossed it before the change and is not counted again),
+ * "b" moved by a metre and counts from zero, "d" is new behind car 1 (counted for car 2 only),
+ * zone "z" is unchanged and keeps its entries. Truth from the trajectories: both cars cross
+ * a, b, c; only car 2 crosses d after it exists. */
+static void test_scene_live(void **state)
+{
+    (void)state;
+    its_scene s, s2, bad;
+    sim_scene(&s);
+    sim_add_line(&s, "a", 10);
+    sim_add_line(&s, "b", 20);
+    sim_add_line(&s, "c", 30);
+    sim_add_zone(&s, "z", 0, 10, 12, 18);
+    sim_scene(&s2);
+    sim_add_line(&s2, "a", 10);
+    sim_add_line(&s2, "b", 21);
+    sim_add_line(&s2, "c", 30);
+    sim_add_line(&s2, "d", 5);
+    sim_add_zone(&s2, "z", 0, 10, 12, 18);
+    its_analytics_t *a = make(&s);
+    int changed = 0, crossings = 0;
+    for (int f = 0; f < 30 * 7; f++) {
+        its_track t[2];
+        int n = 0;
+        for (int k = 0; k < 2; k++) {
+            double y = 0.5 + 10 * (f / SIM_FPS - 2.0 * k); /* car 2 two seconds behind */
+            if (y >= 0.5 && y <= 39.5)
+                t[n++] = sim_track(&s, (uint32_t)k + 1, COCO_CAR, (its_pt){3 + 4 * k, y});
+        }
+        if (f == 45) { /* car 1 at 15.5 m (past a, inside z), car 2 not yet on the road */
+            its_analytics_report rep;
+            assert_int_equal(its_analytics_get_report(a, &rep), 0);
+            assert_int_equal(rep.lines[0].total[ITS_CLS_CAR][0], 1);
+            assert_int_equal(rep.zones[0].entries, 1);
+            bad = s2;
+            bad.lines[3].b = bad.lines[3].a; /* a line of no length */
+            assert_int_equal(its_analytics_set_scene(a, &bad, NULL), ITS_EINVAL);
+            int map[ITS_SCENE_MAX_LINES];
+            assert_int_equal(its_analytics_set_scene(a, &s2, map), 0);
+            assert_int_equal(map[0], 0);
+            assert_int_equal(map[1], -1);
+            assert_int_equal(map[2], 2);
+            assert_int_equal(map[3], -1);
+            changed = 1;
+        }
+        crossings += count_events(step(a, f, t, n), ITS_EV_LINE_CROSSING);
+    }
+    assert_true(changed);
+    its_analytics_report rep;
+    assert_int_equal(its_analytics_get_report(a, &rep), 0);
+    assert_int_equal(rep.lines[0].total[ITS_CLS_CAR][0], 2); /* a: 1 before, 1 after */
+    assert_int_equal(rep.lines[1].total[ITS_CLS_CAR][0], 2); /* b moved: both cars after */
+    assert_int_equal(rep.lines[2].total[ITS_CLS_CAR][0], 2);
+    assert_int_equal(rep.lines[3].total[ITS_CLS_CAR][0], 1); /* d: car 2 only */
+    assert_int_equal(rep.zones[0].entries, 2);
+    assert_int_equal(crossings, 7); /* a 2, b 2, c 2, d 1: one event each */
+    its_analytics_destroy(a);
+}
+
 static void test_no_alloc(void **state)
 {
     (void)state;
@@ -1020,7 +1080,7 @@ int main(void)
         cmocka_unit_test(test_stopped_lifecycle), cmocka_unit_test(test_event_messages),
         cmocka_unit_test(test_windows),           cmocka_unit_test(test_los),
         cmocka_unit_test(test_forecast),          cmocka_unit_test(test_bad_input),
-        cmocka_unit_test(test_no_alloc),
+        cmocka_unit_test(test_no_alloc),          cmocka_unit_test(test_scene_live),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

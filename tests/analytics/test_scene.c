@@ -237,7 +237,8 @@ static void test_limits_and_files(void **state)
     assert_int_equal(its_scene_load(NULL, &s, err, sizeof err), ITS_EINVAL);
 }
 
-/* Every scene shipped for the test videos loads and fits the frame it is for. */
+/* Every scene shipped for the test videos loads and fits the frame it is for, and its JSON
+ * (its_scene_write) loads back to the same scene. */
 static void test_shipped_scenes(void **state)
 {
     (void)state;
@@ -260,6 +261,19 @@ static void test_shipped_scenes(void **state)
             fprintf(stderr, "%s\n", err);
         assert_int_equal(rc, 0);
         assert_true(s.width_px > 0 && s.n_lines > 0 && s.has_calibration);
+        /* written as JSON (GET /v1/cameras/{id}/scene) it reads back as the same scene */
+        static char json[65536];
+        its_json w;
+        its_json_init(&w, json, sizeof json);
+        its_scene_write(&s, &w);
+        int len = its_json_finish(&w);
+        assert_true(len > 0);
+        its_scene back;
+        rc = its_scene_load_string(json, (size_t)len, "json", &back, err, sizeof err);
+        if (rc < 0)
+            fprintf(stderr, "%s\n%s\n", err, json);
+        assert_int_equal(rc, 0);
+        assert_memory_equal(&back, &s, sizeof s);
         n++;
     }
     closedir(d);

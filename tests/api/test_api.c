@@ -331,7 +331,26 @@ static void test_private_reads_and_redaction(void **state)
     expect(get("/v1/cameras"), 401, "unauthorized");
     expect(get("/v1/status"), 401, "unauthorized");
     expect(get("/v1/cameras/x/analytics"), 401, "unauthorized");
-    http_resp r = get("/metrics");
+    /* the snapshot, scene and event stream are reads like the others; a scene is a change */
+    expect(get("/v1/cameras/x/snapshot.jpg?annotate=1"), 401, "unauthorized");
+    expect(get("/v1/cameras/x/scene"), 401, "unauthorized");
+    expect(get("/v1/cameras/x/events"), 401, "unauthorized");
+    expect(post_json("PUT", "/v1/cameras/x/scene", NULL, "{}"), 401, "unauthorized");
+    expect(post_json("PUT", "/v1/cameras/x/scene", TOKEN, "{}"), 501, "not_implemented");
+    expect(http("GET", "/v1/cameras/x/snapshot.jpg", TOKEN, NULL, NULL, 0), 501, "not_implemented");
+    /* the console's static files hold no data: served without a token */
+    http_resp r = get("/");
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.headers, "Content-Type: text/html"));
+    assert_non_null(strstr(r.body, "<script src=\"/console/console.js\">"));
+    free(r.body);
+    r = get("/console/console.js");
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.headers, "Content-Type: text/javascript"));
+    free(r.body);
+    expect(get("/console/nosuch.js"), 404, "not_found");
+    expect(post_json("POST", "/", TOKEN, "{}"), 405, "method_not_allowed");
+    r = get("/metrics");
     assert_int_equal(r.status, 200);
     free(r.body);
     expect(get("/healthz"), 200, NULL);
