@@ -178,9 +178,10 @@ static void where_to_look(const its_app_config *c, its_app_services *svc)
         if (strcmp(h, "0.0.0.0") == 0 || strcmp(h, "::") == 0)
             h = "127.0.0.1";
         fprintf(stderr,
-                "itsd: status http://%s:%d/v1/status, cameras http://%s:%d/v1/cameras, "
-                "Prometheus http://%s:%d/metrics (API: docs/service.md)\n",
-                h, port, h, port, h, port);
+                "itsd: console http://%s:%d/, status http://%s:%d/v1/status, cameras "
+                "http://%s:%d/v1/cameras, Prometheus http://%s:%d/metrics (API: "
+                "docs/service.md)\n",
+                h, port, h, port, h, port, h, port);
     }
 }
 
