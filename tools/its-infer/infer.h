@@ -62,10 +62,4 @@ int infer_stage_draw(const char *dir, infer_stage *st);
 int infer_stage_track(const char *scene_path, float keep_conf, FILE *out, const infer_csv *csv,
                       infer_stage *st);
 
-/* Draw boxes and labels into an image (any size; clipped). */
-void infer_draw_box(its_image *img, int x1, int y1, int x2, int y2, int thick,
-                    const uint8_t rgb[3]);
-void infer_draw_text(its_image *img, int x, int y, int scale, const char *text, const uint8_t fg[3],
-                     const uint8_t bg[3]);
-
 #endif

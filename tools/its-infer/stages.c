@@ -80,108 +80,7 @@ int infer_stage_json(FILE *out, infer_stage *st)
     return 0;
 }
 
-/* ---- drawing --------------------------------------------------------------------------- */
-
-/* A 5x7 font for labels: rows top to bottom, bit 4 = leftmost column. */
-static const uint8_t font_digits[10][7] = {
-    {0x0E, 0x11, 0x13, 0x15, 0x19, 0x11, 0x0E}, {0x04, 0x0C, 0x04, 0x04, 0x04, 0x04, 0x0E},
-    {0x0E, 0x11, 0x01, 0x02, 0x04, 0x08, 0x1F}, {0x1F, 0x02, 0x04, 0x02, 0x01, 0x11, 0x0E},
-    {0x02, 0x06, 0x0A, 0x12, 0x1F, 0x02, 0x02}, {0x1F, 0x10, 0x1E, 0x01, 0x01, 0x11, 0x0E},
-    {0x06, 0x08, 0x10, 0x1E, 0x11, 0x11, 0x0E}, {0x1F, 0x01, 0x02, 0x04, 0x08, 0x08, 0x08},
-    {0x0E, 0x11, 0x11, 0x0E, 0x11, 0x11, 0x0E}, {0x0E, 0x11, 0x11, 0x0F, 0x01, 0x02, 0x0C},
-};
-static const uint8_t font_lower[26][7] = {
-    {0x00, 0x00, 0x0E, 0x01, 0x0F, 0x11, 0x0F}, {0x10, 0x10, 0x16, 0x19, 0x11, 0x11, 0x1E},
-    {0x00, 0x00, 0x0E, 0x10, 0x10, 0x11, 0x0E}, {0x01, 0x01, 0x0D, 0x13, 0x11, 0x11, 0x0F},
-    {0x00, 0x00, 0x0E, 0x11, 0x1F, 0x10, 0x0E}, {0x06, 0x09, 0x08, 0x1C, 0x08, 0x08, 0x08},
-    {0x00, 0x0F, 0x11, 0x11, 0x0F, 0x01, 0x0E}, {0x10, 0x10, 0x16, 0x19, 0x11, 0x11, 0x11},
-    {0x04, 0x00, 0x0C, 0x04, 0x04, 0x04, 0x0E}, {0x02, 0x00, 0x06, 0x02, 0x02, 0x12, 0x0C},
-    {0x10, 0x10, 0x12, 0x14, 0x18, 0x14, 0x12}, {0x0C, 0x04, 0x04, 0x04, 0x04, 0x04, 0x0E},
-    {0x00, 0x00, 0x1A, 0x15, 0x15, 0x11, 0x11}, {0x00, 0x00, 0x16, 0x19, 0x11, 0x11, 0x11},
-    {0x00, 0x00, 0x0E, 0x11, 0x11, 0x11, 0x0E}, {0x00, 0x00, 0x1E, 0x11, 0x1E, 0x10, 0x10},
-    {0x00, 0x00, 0x0D, 0x13, 0x0F, 0x01, 0x01}, {0x00, 0x00, 0x16, 0x19, 0x10, 0x10, 0x10},
-    {0x00, 0x00, 0x0E, 0x10, 0x0E, 0x01, 0x1E}, {0x08, 0x08, 0x1C, 0x08, 0x08, 0x09, 0x06},
-    {0x00, 0x00, 0x11, 0x11, 0x11, 0x13, 0x0D}, {0x00, 0x00, 0x11, 0x11, 0x11, 0x0A, 0x04},
-    {0x00, 0x00, 0x11, 0x11, 0x15, 0x15, 0x0A}, {0x00, 0x00, 0x11, 0x0A, 0x04, 0x0A, 0x11},
-    {0x00, 0x00, 0x11, 0x11, 0x0F, 0x01, 0x0E}, {0x00, 0x00, 0x1F, 0x02, 0x04, 0x08, 0x1F},
-};
-
-static const uint8_t *glyph(char ch)
-{
-    static const uint8_t space[7] = {0}, dot[7] = {0, 0, 0, 0, 0, 0x0C, 0x0C},
-                         dash[7] = {0, 0, 0, 0x1F, 0, 0, 0}, under[7] = {0, 0, 0, 0, 0, 0, 0x1F},
-                         colon[7] = {0, 0x0C, 0x0C, 0, 0x0C, 0x0C, 0},
-                         other[7] = {0x1F, 0x11, 0x11, 0x11, 0x11, 0x11, 0x1F};
-    if (ch >= '0' && ch <= '9')
-        return font_digits[ch - '0'];
-    if (ch >= 'a' && ch <= 'z')
-        return font_lower[ch - 'a'];
-    if (ch >= 'A' && ch <= 'Z')
-        return font_lower[ch - 'A'];
-    switch (ch) {
-    case ' ':
-        return space;
-    case '.':
-        return dot;
-    case '-':
-        return dash;
-    case '_':
-        return under;
-    case ':':
-        return colon;
-    default:
-        return other;
-    }
-}
-
-static void put(its_image *img, int x, int y, const uint8_t rgb[3])
-{
-    if (x < 0 || y < 0 || x >= img->width || y >= img->height)
-        return;
-    uint8_t *p = img->data + (size_t)y * img->stride + 3 * (size_t)x;
-    int bgr = img->fmt == ITS_PIX_BGR24;
-    p[0] = rgb[bgr ? 2 : 0];
-    p[1] = rgb[1];
-    p[2] = rgb[bgr ? 0 : 2];
-}
-
-static void fill(its_image *img, int x1, int y1, int x2, int y2, const uint8_t rgb[3])
-{
-    if (x1 < 0)
-        x1 = 0;
-    if (y1 < 0)
-        y1 = 0;
-    if (x2 > img->width)
-        x2 = img->width;
-    if (y2 > img->height)
-        y2 = img->height;
-    for (int y = y1; y < y2; y++)
-        for (int x = x1; x < x2; x++)
-            put(img, x, y, rgb);
-}
-
-void infer_draw_box(its_image *img, int x1, int y1, int x2, int y2, int t, const uint8_t rgb[3])
-{
-    fill(img, x1, y1, x2, y1 + t, rgb);
-    fill(img, x1, y2 - t, x2, y2, rgb);
-    fill(img, x1, y1, x1 + t, y2, rgb);
-    fill(img, x2 - t, y1, x2, y2, rgb);
-}
-
-void infer_draw_text(its_image *img, int x, int y, int s, const char *text, const uint8_t fg[3],
-                     const uint8_t bg[3])
-{
-    int n = (int)strlen(text);
-    fill(img, x, y, x + (6 * n + 1) * s, y + 9 * s, bg);
-    for (int i = 0; i < n; i++) {
-        const uint8_t *g = glyph(text[i]);
-        for (int r = 0; r < 7; r++)
-            for (int c = 0; c < 5; c++)
-                if (g[r] & (0x10 >> c))
-                    fill(img, x + (1 + 6 * i + c) * s, y + (1 + r) * s, x + (2 + 6 * i + c) * s,
-                         y + (2 + r) * s, fg);
-    }
-}
+/* ---- drawing (its_image_draw_*, its/media.h) ------------------------------------------- */
 
 typedef struct draw_ctx {
     char dir[1024];
@@ -269,7 +168,7 @@ static int draw_frame(void *vctx, infer_result *r)
         uint8_t col[3];
         static const uint8_t white[3] = {255, 255, 255};
         class_color(d->class_id, col);
-        infer_draw_box(img, (int)d->x1, (int)d->y1, (int)d->x2, (int)d->y2, t, col);
+        its_image_draw_box(img, (int)d->x1, (int)d->y1, (int)d->x2, (int)d->y2, t, col);
         char text[128], buf[32];
         if (d->track_id > 0)
             snprintf(text, sizeof text, "%s %.2f %d", label_of(r, d->class_id, buf, sizeof buf),
@@ -278,7 +177,7 @@ static int draw_frame(void *vctx, infer_result *r)
             snprintf(text, sizeof text, "%s %.2f", label_of(r, d->class_id, buf, sizeof buf),
                      d->score);
         int ty = (int)d->y1 - 9 * s;
-        infer_draw_text(img, (int)d->x1, ty < 0 ? (int)d->y1 : ty, s, text, white, col);
+        its_image_draw_text(img, (int)d->x1, ty < 0 ? (int)d->y1 : ty, s, text, white, col);
     }
     char err[256];
     int rc;
