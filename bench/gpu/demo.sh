@@ -7,7 +7,8 @@
 #      machine the demo is sized for: with the decoding threads at nice 10 (the default) and,
 #      for comparison, at nice 0 (ITS_INGEST_NICE=0);
 #   3. a table: each run's per-stage p99 against its budget, windows, events, drops.
-# Environment: SECONDS_EACH (default 60), OUT (default /tmp/its-demo-out).
+# Environment: SECONDS_EACH (default 60), OUT (default /tmp/its-demo-out), RUNS (default
+# "gpu cpu2-nice10 cpu2-nice0": which of the runs above).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 OUT=${OUT:-/tmp/its-demo-out}
@@ -30,18 +31,23 @@ run() { # name, then env assignments and a command prefix
     grep -E "engine|backend|cuda|GPU" "$OUT/$name.err" | head -5
     tail -6 "$OUT/$name.err"
 }
-run gpu ITS_ENGINE_BACKEND=cuda
-run cpu2-nice10 ITS_ENGINE_BACKEND=cpu taskset -c 0,1
-run cpu2-nice0 ITS_ENGINE_BACKEND=cpu ITS_INGEST_NICE=0 taskset -c 0,1
+RUNS=${RUNS:-gpu cpu2-nice10 cpu2-nice0}
+for r in $RUNS; do
+    case $r in
+    gpu) run gpu ITS_ENGINE_BACKEND=cuda ;;
+    cpu2-nice10) run cpu2-nice10 ITS_ENGINE_BACKEND=cpu taskset -c 0,1 ;;
+    cpu2-nice0) run cpu2-nice0 ITS_ENGINE_BACKEND=cpu ITS_INGEST_NICE=0 taskset -c 0,1 ;;
+    esac
+done
 echo "==== table ($CARD)"
-python3 - "$OUT" <<'PY'
+python3 - "$OUT" "$RUNS" <<'PY'
 import json, sys, os, collections
 out = sys.argv[1]
 budget = {"queue": 5, "batch": 10, "inference": 50, "postprocess": 10, "analytics": 15,
           "quality": 5, "modelmon": 5}
 print(f"{'run':<13} {'frames':>6} " + " ".join(f"{k[:5]:>7}" for k in budget) +
       f" {'windows':>7} {'events':>6}  over budget")
-for name in ("gpu", "cpu2-nice10", "cpu2-nice0"):
+for name in sys.argv[2].split():
     lat = collections.defaultdict(list); win = ev = fr = 0
     try:
         for line in open(os.path.join(out, name + ".jsonl")):
