@@ -16,22 +16,8 @@ cmake --build "$build" -j2 --target itsd its_cuda >/dev/null
 tmp=$(mktemp -d)
 mkdir -p "$tmp/s/bin" "$tmp/s/lib" "$tmp/s/shared/models/yolox-nano" "$tmp/s/shared/media"
 cp "$build/tools/itsd/itsd" "$build/lib/its_cuda.so" "$tmp/s/bin/"
-for b in "$tmp"/s/bin/*; do
-    ldd "$b" | awk '/=> \//{print $3}' | grep -vE 'libc\.so|libm\.so|libdl\.so|librt\.so|libpthread|libstdc\+\+|libgcc_s|ld-linux|libcudnn|libcublas|libcudart|libnvidia|libcuda\.so' || true
-done | sort -u | while read -r l; do cp -L "$l" "$tmp/s/lib/"; done
-# The transfer to the GPU machine is limited to 64 MiB: libraries that the demo never calls
-# into and that are large even compressed (codec2, a speech codec linked by libavcodec) are
-# replaced by stubs of the same soname that define the symbols the other libraries import
-# (they are bound at load time) and abort if ever called.
-for stub in libcodec2.so.1.0; do
-    [ -f "$tmp/s/lib/$stub" ] || continue
-    nm -D --defined-only "$tmp/s/lib/$stub" | awk '$2 ~ /^[TW]$/ {print $3}' | sort -u >"$tmp/defs"
-    for l in "$tmp"/s/lib/* "$tmp"/s/bin/*; do nm -D --undefined-only "$l" 2>/dev/null; done |
-        awk '{print $2}' | sed 's/@.*//' | sort -u | comm -12 - "$tmp/defs" |
-        awk 'BEGIN {print "#include <stdlib.h>"} {print "void " $1 "(void); void " $1 "(void) { abort(); }"}' \
-            >"$tmp/stub.c"
-    cc -shared -fPIC -o "$tmp/s/lib/$stub" -Wl,-soname,"$stub" "$tmp/stub.c"
-done
+. "$root/bench/gpu/pack.sh"
+its_pack_libs "$tmp/s"
 cp "$shared/models/yolox-nano/yolox_nano.onnx" "$tmp/s/shared/models/yolox-nano/"
 cp "$shared/media/coco.names" "$tmp/s/shared/media/"
 for v in $(sed -n 's|.*url: .*/media/\(.*\.mp4\)|\1|p' "$root/deploy/itsd.yaml"); do

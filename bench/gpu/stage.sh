@@ -22,9 +22,8 @@ done
 # the cuda backend module, beside the binaries (where the engine looks for it first)
 cp "$build/lib/its_cuda.so" "$tmp/s/bin/"
 # the Debian libraries the binaries need that an Ubuntu CUDA image lacks
-for b in "$tmp"/s/bin/*; do
-    ldd "$b" | awk '/=> \//{print $3}' | grep -vE 'libc\.so|libm\.so|libdl\.so|librt\.so|libpthread|libstdc\+\+|libgcc_s|ld-linux|libcudnn|libcublas|libcudart|libnvidia|libcuda\.so' || true
-done | sort -u | while read -r l; do cp -L "$l" "$tmp/s/lib/"; done
+. "$root/bench/gpu/pack.sh"
+its_pack_libs "$tmp/s"
 for m in yolo11n-fp32-dequant yolov8n-int8-qdq; do
     mkdir -p "$tmp/s/shared/models/$m"
     cp "$shared/models/$m"/*.onnx "$shared/models/$m"/expected_detections.json "$tmp/s/shared/models/$m/"

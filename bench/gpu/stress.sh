@@ -23,10 +23,8 @@ if [ "${1:-}" = stage ]; then
     tmp=$(mktemp -d)
     mkdir -p "$tmp/s/bin" "$tmp/s/lib" "$tmp/s/shared/models/yolo11n-fp32-dequant" "$tmp/s/shared/media"
     cp "$build/tools/itsd/itsd" "$build/tools/its-bench/its-bench" "$(command -v redis-server)" "$tmp/s/bin/"
-    for b in "$tmp"/s/bin/*; do
-        ldd "$b" | awk '/=> \//{print $3}' |
-            grep -vE 'libc\.so|libm\.so|libdl\.so|librt\.so|libpthread|ld-linux|libcudnn|libcublas|libcudart|libnvidia|libcuda\.so' || true
-    done | sort -u | while read -r l; do cp -L "$l" "$tmp/s/lib/"; done
+    . "$here/pack.sh"
+    its_pack_libs "$tmp/s"
     cp "$shared/models/yolo11n-fp32-dequant/"*.onnx "$tmp/s/shared/models/yolo11n-fp32-dequant/"
     cp "$shared/media/traffic_highway_overpass_720p.mp4" "$shared/media/coco.names" "$tmp/s/shared/media/"
     cp "$root/bench/stress/spec.yaml" "$tmp/s/"
