@@ -7,7 +7,8 @@
 itsd runs the noop engine on CAMERAS replay cameras (one shared 720p clip) at FPS each, with
 picture quality measured QUALITY_FPS times per camera per second (5, as deploy/itsd-gpu.yaml;
 1 on a 2-core machine, where 100 cameras at 5 take a core), at niceness NICE if set (-10,
-as root, ahead of other work on a shared machine),
+as root, ahead of other work on a shared machine) or in the real-time class at RT_PRIO if set
+(SCHED_RR, as root: a build or test suite beside it then takes only the CPU that itsd leaves),
 publishing into a real redis-server. Every CHURN_S seconds a camera is added or removed over
 the HTTP API (alternately); every REDIS_RESTART_S seconds Redis is stopped and started again
 (3 s down). Every SAMPLE_S seconds it samples itsd's RSS, threads and open descriptors
@@ -159,6 +160,10 @@ def main():
     cmd = [a.itsd, "-c", cfg]
     if ENV.get("NICE"):
         cmd = ["nice", "-n", ENV["NICE"]] + cmd
+    # RT_PRIO (e.g. 10, as root): itsd's threads under SCHED_RR at that priority, ahead of
+    # every ordinary process (compilers, test suites) on a machine shared with other work
+    if ENV.get("RT_PRIO"):
+        cmd = ["chrt", "-r", ENV["RT_PRIO"]] + cmd
     itsd = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
                             stderr=open(err_path, "wb"))
     for _ in range(300):
