@@ -20,6 +20,7 @@ if [ ! -x "$itsd" ]; then
 fi
 port=${START_PORT:-18090}
 limit=${START_TIMEOUT_S:-300}
+mkdir -p "$OUT"
 plans=$OUT/plans
 rm -rf "$plans"
 cfg=$OUT/start.yaml
