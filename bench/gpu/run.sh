@@ -7,7 +7,9 @@
 #   3. the PyTorch peer (bench/gpu/onnx_torch.py): checked against ONNX Runtime, then timed
 #      eager and under torch.compile(mode="reduce-overhead");
 #   4. our engine's timings, same models, batches and card;
-#   5. a table (last), naming the card.
+#   5. itsd's start to /readyz with two engine workers, cold and warm plan cache, and the GPU
+#      memory it holds (bench/gpu/start.sh; START=0 skips it);
+#   6. a table (last), naming the card.
 # Usage, on the GPU machine: bash STAGE/run.sh, where STAGE holds stage.tar.xz made by
 # bench/gpu/stage.sh (binaries built on the dev machine plus the libraries they need), or, in
 # a checkout with a build: ITS_BUILD=build bash bench/gpu/run.sh.
@@ -38,7 +40,7 @@ else
     BIN=$OUT/bin SHARED=${ITS_SHARED_DIR:-$SRC/../shared}
     # the cuda backend is the module lib/its_cuda.so: beside the binaries, the engine finds it
     mkdir -p "$BIN" && cp "$B"/tests/cuda/test_cuda* "$B"/bench/gpu/bench_cuda "$B"/lib/its_cuda.so \
-        "$BIN/" 2>/dev/null
+        "$B"/tools/itsd/itsd "$BIN/" 2>/dev/null
 fi
 
 step "machine"
@@ -59,7 +61,7 @@ step "GPU tests"
 for t in "$BIN"/test_cuda${TESTS:-*}; do
     [ -x "$t" ] || continue
     if timeout 400 "$t" >"$OUT/$(basename "$t").log" 2>&1; then r=0; else r=$?; fi
-    grep -E "^(letterbox|decode|parity|public|op |e2e|  e2e|create|\[  (PASSED|FAILED|ERROR)|\[  FAILED|\[   LINE)|load:" "$OUT/$(basename "$t").log"
+    grep -E "^(letterbox|decode|parity|public|op |e2e|  e2e|create|\[  (PASSED|FAILED|ERROR)|\[  FAILED|\[   LINE)|load:|cold|warm|shared|broken|rewritten|cut|  (shared|warm|after))" "$OUT/$(basename "$t").log"
     echo "$(basename "$t"): exit $r"
     [ $r = 0 ] || fail=1
 done
@@ -118,6 +120,11 @@ if [ -x "$BIN/bench_cuda" ]; then
     fi
 fi
 
+if [ "${START:-1}" = 1 ]; then
+    step "itsd start: cold and warm plan cache, two engine workers"
+    bash "$SRC/bench/gpu/start.sh" "$BIN" "$SHARED" "$OUT" || fail=1
+fi
+
 if [ "${PEER:-1}" = 1 ]; then
     step "PyTorch peer"
     PYTHONUNBUFFERED=1 python3 "$SRC/bench/gpu/peer.py" --out "$OUT/peer.json" \
@@ -128,5 +135,6 @@ fi
 
 step "table ($CARD)"
 python3 "$SRC/bench/gpu/table.py" --card "$CARD" "$OUT"/ours*.json "$OUT"/peer.json
+[ -f "$OUT/start.txt" ] && cat "$OUT/start.txt"
 echo "overall: $([ $fail = 0 ] && echo PASS || echo FAIL)"
 exit $fail

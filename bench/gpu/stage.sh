@@ -19,8 +19,9 @@ for t in $(find "$build/tests/cuda" "$build/bench" "$build/tools" -maxdepth 2 -t
            \( -name 'test_cuda*' -o -name 'bench_cuda' \) 2>/dev/null); do
     cp "$t" "$tmp/s/bin/"
 done
-# the cuda backend module, beside the binaries (where the engine looks for it first)
-cp "$build/lib/its_cuda.so" "$tmp/s/bin/"
+# the cuda backend module, beside the binaries (where the engine looks for it first), and
+# itsd for the start benchmark (bench/gpu/start.sh)
+cp "$build/lib/its_cuda.so" "$build/tools/itsd/itsd" "$tmp/s/bin/"
 # the Debian libraries the binaries need that an Ubuntu CUDA image lacks
 . "$root/bench/gpu/pack.sh"
 its_pack_libs "$tmp/s"

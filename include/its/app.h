@@ -58,7 +58,8 @@ typedef struct its_app_settings {
     int backend;
     int fallback; /* engine.fallback: 1 = cpu (a GPU engine that fails is replaced), 0 = none */
     char *model;
-    char *input_size; /* "WxH" or empty */
+    char *input_size;     /* "WxH" or empty */
+    char *plan_cache_dir; /* engine.plan_cache_dir: a folder, "auto" or empty (none) */
     char *labels;
     int threads;
     int engine_workers;

@@ -73,11 +73,26 @@ typedef struct its_engine_opts {
     int threads;         /* cpu: worker threads, 0 = number of cores */
     int max_batch;       /* largest batch run will be given; 0 = 1 */
     int device;          /* cuda: device ordinal */
+    /* Plan cache folder (cuda: the cuDNN engine choices and plans; docs/cuda.md, "Plan
+     * cache"): NULL = the environment's ITS_PLAN_CACHE_DIR, "" or unset = no cache. */
+    const char *plan_cache_dir;
 } its_engine_opts;
 
 int its_engine_create(const its_model_t *m, const its_engine_opts *opts, its_engine_t **out,
                       char *err, size_t errlen);
 void its_engine_destroy(its_engine_t *e);
+
+/*
+ * its_engine_share: a new engine that runs what base runs, sharing its graph, device
+ * weights and plans (cuda: the cuDNN plans and choices), with an execution state of its own
+ * (activation arena, streams, staging, CUDA graphs, frames path). Engine workers of one
+ * process create one engine and share it, so the model is planned once and its weights are
+ * held once. Where the backend has nothing to share (cpu) it is an engine of its own,
+ * created from base's model and options. base must be alive during the call; afterwards
+ * base and the new engine are independent: destroyed in any order, used from different
+ * threads at once (each by one thread at a time, as any engine).
+ */
+int its_engine_share(its_engine_t *base, its_engine_t **out, char *err, size_t errlen);
 
 /*
  * Run a batch of n (1..max_batch) inputs synchronously. input: the model's first input as
@@ -134,6 +149,12 @@ typedef struct its_engine_counters {
     uint64_t runs, runs_failed;
     /* the frames path: batches submitted, frames in them, submits refused or waits failed */
     uint64_t detect_batches, detect_frames, detect_failed;
+    /* the plan cache (its_engine_opts.plan_cache_dir): lookups answered from it and planned
+     * anew, files rejected (stale, corrupt, a configuration that no longer builds: planned
+     * anew and rewritten), searches run (cuDNN heuristics queries, algorithm searches,
+     * autotuning); engines made by its_engine_share */
+    uint64_t plan_cache_hits, plan_cache_misses, plan_cache_rejected, plan_searches;
+    uint64_t engines_shared;
 } its_engine_counters;
 void its_engine_get_counters(its_engine_counters *out);
 

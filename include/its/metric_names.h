@@ -49,6 +49,10 @@
     X(ITS_M_ENGINE_FALLBACK, "its_engine_fallback", ITS_METRIC_GAUGE,                              \
       "Engine workers running on the cpu engine in place of the configured GPU backend",           \
       "backend", ITS_BUCKETS_NONE, 0)                                                              \
+    X(ITS_M_PLAN_CACHE, "its_engine_plan_cache_total", ITS_METRIC_COUNTER,                         \
+      "GPU engine planning: plans taken from the plan cache (hit), planned anew (miss), cache "    \
+      "files rejected as stale or corrupt (rejected)",                                             \
+      "result", ITS_BUCKETS_NONE, 0)                                                               \
     X(ITS_M_CAMERA_FPS, "its_camera_fps", ITS_METRIC_GAUGE, "Frames per second per camera",        \
       "camera", ITS_BUCKETS_NONE, 0)                                                               \
     X(ITS_M_CAMERA_UP, "its_camera_up", ITS_METRIC_GAUGE,                                          \

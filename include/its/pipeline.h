@@ -91,24 +91,26 @@ typedef struct its_infer_factory {
 int its_infer_noop_factory(double cost_us, its_infer_factory *out);
 
 typedef struct its_infer_engine_opts {
-    const char *model;      /* ONNX file */
-    const char *backend;    /* "cpu" (default) or "cuda" */
-    int fallback_cpu;       /* a GPU backend that cannot be created or fails at run time is
-                             * replaced by the cpu engine (logged) and retried with backoff */
-    int threads;            /* cpu threads per engine; 0: cores */
-    int max_batch;          /* 1..32 */
-    float conf, iou;        /* 0: the detector's defaults */
-    float track_conf;       /* detections from here to conf are kept for the tracker only, after
-                               a frame's n_dets (its_frame n_weak); 0: none */
-    int max_width;          /* largest frame the engine's frames path (cuda) takes: 0 = 1920 */
-    int max_height;         /* 0 = 1080; larger frames are letterboxed on the host instead */
-    int host_letterbox;     /* 1: never use the frames path (letterbox on the host) */
-    const char *labels;     /* class-name file (one per line); NULL: the model's metadata */
-    const char *input_size; /* "WxH": run the network at that size (its_model_set_input_size) */
+    const char *model;          /* ONNX file */
+    const char *backend;        /* "cpu" (default) or "cuda" */
+    int fallback_cpu;           /* a GPU backend that cannot be created or fails at run time is
+                                 * replaced by the cpu engine (logged) and retried with backoff */
+    int threads;                /* cpu threads per engine; 0: cores */
+    int max_batch;              /* 1..32 */
+    float conf, iou;            /* 0: the detector's defaults */
+    float track_conf;           /* detections from here to conf are kept for the tracker only, after
+                                   a frame's n_dets (its_frame n_weak); 0: none */
+    int max_width;              /* largest frame the engine's frames path (cuda) takes: 0 = 1920 */
+    int max_height;             /* 0 = 1080; larger frames are letterboxed on the host instead */
+    int host_letterbox;         /* 1: never use the frames path (letterbox on the host) */
+    const char *labels;         /* class-name file (one per line); NULL: the model's metadata */
+    const char *input_size;     /* "WxH": run the network at that size (its_model_set_input_size) */
+    const char *plan_cache_dir; /* GPU plan cache folder (its_engine_opts); "" or NULL: none */
 } its_infer_engine_opts;
 
 /* The real detector (engine + letterbox + decode + NMS). The model is loaded once and shared
- * by the workers' engines. */
+ * by the workers' engines; a GPU engine is created once and shared by the workers
+ * (its_engine_share: one copy of the weights and plans, an execution state per worker). */
 int its_infer_engine_factory(const its_infer_engine_opts *o, its_infer_factory *out, char *err,
                              size_t errlen);
 

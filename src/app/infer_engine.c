@@ -2,7 +2,9 @@
  * The real inference backend: the engine (its/engine.h) with the detector head
  * (its/detect.h) around it. The model is loaded once (immutable, shared); each engine
  * worker gets its own engine, detector and buffers sized for max_batch at creation, so a run
- * allocates nothing. Two paths:
+ * allocates nothing. A GPU engine is planned once: the first worker creates it (with the
+ * plan cache of engine.plan_cache_dir) and the others share it (its_engine_share: the
+ * weights and plans once, an execution state per worker). Two paths:
  * - frames path (cuda, YOLOv8/YOLO11 heads): the 8-bit frames go to the engine as they are;
  *   letterbox, network, decode and NMS run on the GPU (its_engine_detect_*), and the worker
  *   keeps up to two batches in flight (submit/collect), so one uploads while one computes.
@@ -18,6 +20,7 @@
  * doubling up to FALLBACK_RETRY_MAX_S while it keeps failing.
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -44,6 +47,10 @@ typedef struct shared {
     int frames_ok;   /* the model fits the engine's frames path */
     float keep_conf; /* detections under it (decoded down to cfg.conf) are the tracker's only */
     int clip_pinned; /* replay clips go to the engine's pinned memory (set by us) */
+    char plan_cache_dir[1024]; /* engine.plan_cache_dir ("": none) */
+    /* the GPU engine the workers share (one of theirs; NULL once it is destroyed), under mu */
+    pthread_mutex_t mu;
+    its_engine_t *base;
 } shared;
 
 typedef struct engine_inf {
@@ -80,12 +87,39 @@ static int eng_fallback(its_infer *inf, uint64_t *events)
     return atomic_load(&e->on_fallback);
 }
 
+/* An engine of backend: a GPU one shares the workers' engine where there is one. */
+static int new_engine(shared *sh, const char *backend, its_engine_t **out, char *err, size_t errlen)
+{
+    its_engine_opts eo = {.backend = backend,
+                          .threads = sh->threads,
+                          .max_batch = sh->max_batch,
+                          .plan_cache_dir = sh->plan_cache_dir};
+    if (strcmp(backend, "cpu") == 0)
+        return its_engine_create(sh->model, &eo, out, err, errlen);
+    pthread_mutex_lock(&sh->mu);
+    int rc = sh->base ? its_engine_share(sh->base, out, err, errlen)
+                      : its_engine_create(sh->model, &eo, out, err, errlen);
+    if (rc == 0 && !sh->base)
+        sh->base = *out;
+    pthread_mutex_unlock(&sh->mu);
+    return rc;
+}
+
+static void drop_engine(shared *sh, its_engine_t *en)
+{
+    if (!en)
+        return;
+    pthread_mutex_lock(&sh->mu);
+    if (sh->base == en)
+        sh->base = NULL;
+    its_engine_destroy(en);
+    pthread_mutex_unlock(&sh->mu);
+}
+
 static its_engine_t *make_engine(engine_inf *e, const char *backend, char *err, size_t errlen)
 {
-    its_engine_opts eo = {
-        .backend = backend, .threads = e->sh->threads, .max_batch = e->sh->max_batch};
     its_engine_t *en = NULL;
-    return its_engine_create(e->sh->model, &eo, &en, err, errlen) < 0 ? NULL : en;
+    return new_engine(e->sh, backend, &en, err, errlen) < 0 ? NULL : en;
 }
 
 /* Replace the GPU engine by a cpu engine for this worker (why: what failed). */
@@ -98,6 +132,10 @@ static int fall_back(engine_inf *e, const char *why)
         return ITS_EBACKEND;
     }
     e->gpu_engine = e->gpu ? e->engine : e->gpu_engine;
+    pthread_mutex_lock(&e->sh->mu); /* the failed engine is shared no more */
+    if (e->sh->base == e->gpu_engine)
+        e->sh->base = NULL;
+    pthread_mutex_unlock(&e->sh->mu);
     e->engine = cpu;
     e->gpu = 0;
     e->retry_s = FALLBACK_RETRY_MIN_S;
@@ -124,7 +162,7 @@ static void retry_gpu(engine_inf *e)
         e->engine = g;
         if (frames_path_setup(e, err, sizeof err) < 0 || !e->gpu) {
             e->engine = cpu;
-            its_engine_destroy(g);
+            drop_engine(e->sh, g);
             g = NULL;
             if (!err[0])
                 snprintf(err, sizeof err, "no frames path");
@@ -137,9 +175,9 @@ static void retry_gpu(engine_inf *e)
                  "still unavailable (%s); on the cpu engine, next try in %d s", err, e->retry_s);
         return;
     }
-    its_engine_destroy(e->gpu_engine);
+    drop_engine(e->sh, e->gpu_engine);
     e->gpu_engine = NULL;
-    its_engine_destroy(cpu);
+    drop_engine(e->sh, cpu);
     atomic_store(&e->on_fallback, 0);
     its_logi("engine", e->sh->backend, "back on the %s engine", e->sh->backend);
 }
@@ -316,8 +354,8 @@ static void eng_destroy(its_infer *inf)
     its_free(e->input);
     its_free(e->gdets);
     its_detector_destroy(e->det);
-    its_engine_destroy(e->engine);
-    its_engine_destroy(e->gpu_engine);
+    drop_engine(e->sh, e->engine);
+    drop_engine(e->sh, e->gpu_engine);
     its_free(e);
 }
 
@@ -416,11 +454,8 @@ static int eng_create(void *ctx, its_infer **out, char *err, size_t errlen)
     e->base.fallback = eng_fallback;
     int gpu_backend = strcmp(sh->backend, "cpu") != 0;
     int rc = 0;
-    if (!sh->primary_gone) {
-        its_engine_opts eo = {
-            .backend = sh->backend, .threads = sh->threads, .max_batch = sh->max_batch};
-        rc = its_engine_create(sh->model, &eo, &e->engine, err, errlen);
-    }
+    if (!sh->primary_gone)
+        rc = new_engine(sh, sh->backend, &e->engine, err, errlen);
     if ((sh->primary_gone || rc < 0) && gpu_backend && sh->fallback_cpu) {
         char why[512];
         snprintf(why, sizeof why, "the %s engine cannot be created: %s", sh->backend,
@@ -474,6 +509,7 @@ static void shared_free(void *ctx)
         its_ingest_set_clip_memory(NULL);
     its_det_names_free(sh->names);
     its_model_free(sh->model);
+    pthread_mutex_destroy(&sh->mu);
     its_free(sh);
 }
 
@@ -492,7 +528,10 @@ int its_infer_engine_factory(const its_infer_engine_opts *o, its_infer_factory *
         snprintf(err, errlen, "engine: out of memory");
         return ITS_ENOMEM;
     }
+    pthread_mutex_init(&sh->mu, NULL);
     snprintf(sh->backend, sizeof sh->backend, "%s", backend);
+    snprintf(sh->plan_cache_dir, sizeof sh->plan_cache_dir, "%s",
+             o->plan_cache_dir ? o->plan_cache_dir : "");
     sh->fallback_cpu = o->fallback_cpu;
     sh->primary_gone = gone;
     sh->threads = o->threads;

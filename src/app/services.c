@@ -40,6 +40,7 @@
 #include "its/cluster.h"
 #include "its/core.h"
 #include "its/counts.h"
+#include "its/engine.h"
 #include "its/evidence.h"
 #include "its/media.h"
 #include "its/metrics.h"
@@ -114,6 +115,7 @@ struct its_app_services {
     uint64_t prev_engine_errors; /* collector only */
     atomic_int serving;          /* its_app_services_set_serving: what /readyz answers */
     uint64_t prev_fallbacks;     /* collector only */
+    uint64_t prev_plan_cache[3]; /* collector only: hits, misses, rejected files */
     const char *backend;         /* engine.backend, the label of its_engine_fallback */
     /* cluster.enabled: the cameras come from the shared registry (its/cluster.h) */
     its_cluster *cluster;
@@ -292,6 +294,17 @@ static void collect(void *ud, its_metrics *reg)
             its_metrics_series_v(its_metrics_std(reg, ITS_M_ERRORS), "engine", "fallback"),
             (double)(fev - s->prev_fallbacks));
     s->prev_fallbacks = fev;
+    /* GPU engine planning and its cache (engine.plan_cache_dir) */
+    its_engine_counters ec;
+    its_engine_get_counters(&ec);
+    uint64_t pcv[3] = {ec.plan_cache_hits, ec.plan_cache_misses, ec.plan_cache_rejected};
+    static const char *const pcl[3] = {"hit", "miss", "rejected"};
+    for (int i = 0; i < 3; i++) {
+        its_metric *m = its_metrics_series_v(its_metrics_std(reg, ITS_M_PLAN_CACHE), pcl[i]);
+        if (pcv[i] > s->prev_plan_cache[i])
+            its_metric_add(m, (double)(pcv[i] - s->prev_plan_cache[i]));
+        s->prev_plan_cache[i] = pcv[i];
+    }
     pthread_mutex_unlock(&s->collect_mu);
 }
 

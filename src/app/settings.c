@@ -47,7 +47,12 @@ static const its_option options[] = {
     ITS_OPT_INT("engine.threads", S, threads, "0", 0, 256, 0,
                 "CPU threads per engine (0: all cores)"),
     ITS_OPT_INT("engine.workers", S, engine_workers, ITS_STR(ITS_PIPE_ENGINE_WORKERS), 1, 8, 0,
-                "engine worker threads, each with its own engine (batches in flight)"),
+                "engine worker threads, each with its own execution state (batches in flight); "
+                "a GPU engine's weights and plans are shared by all of them"),
+    ITS_OPT_STR("engine.plan_cache_dir", S, plan_cache_dir, "auto", 0,
+                "where a GPU engine's planning (cuDNN engine choices and plans) is cached: auto "
+                "= $XDG_CACHE_HOME/its-analytics/plans, or ~/.cache/its-analytics/plans; empty: "
+                "no cache"),
     ITS_OPT_DOUBLE("engine.conf", S, conf, ITS_STR(ITS_DET_CONF_DEFAULT), 0.0, 1.0, 0,
                    "confidence threshold (SPEC)"),
     ITS_OPT_DOUBLE("engine.track_conf", S, track_conf, ITS_STR(ITS_DET_TRACK_CONF_DEFAULT), 0.0,
@@ -383,9 +388,9 @@ static int load(its_app_config *c, const char *path, const char *yaml, size_t le
     if (rc < 0)
         return rc;
     /* expand ${VAR} in the path-like settings */
-    char **paths[] = {&c->s.model, &c->s.labels, &c->s.sink_path};
-    const char *names[] = {"engine.model", "engine.labels", "sink.path"};
-    for (int i = 0; i < 3; i++) {
+    char **paths[] = {&c->s.model, &c->s.labels, &c->s.sink_path, &c->s.plan_cache_dir};
+    const char *names[] = {"engine.model", "engine.labels", "sink.path", "engine.plan_cache_dir"};
+    for (int i = 0; i < 4; i++) {
         char *e = keep(c, *paths[i], names[i], err, errlen, &rc);
         if (rc < 0)
             return rc;
@@ -552,6 +557,22 @@ void its_app_config_move(its_app_config *dst, its_app_config *src)
 }
 
 /* Give back what its_app_pipeline_opts made before failing. */
+/* engine.plan_cache_dir: "auto" is $XDG_CACHE_HOME/its-analytics/plans, or
+ * $HOME/.cache/its-analytics/plans (no cache where neither is set); "" is no cache. */
+static const char *plan_cache_dir(const char *v, char *buf, size_t len)
+{
+    if (!v || strcmp(v, "auto") != 0)
+        return v ? v : "";
+    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    if (xdg && *xdg)
+        snprintf(buf, len, "%s/its-analytics/plans", xdg);
+    else if (home && *home)
+        snprintf(buf, len, "%s/.cache/its-analytics/plans", home);
+    else
+        return "";
+    return buf;
+}
+
 static int opts_fail(its_pipeline_opts *o, int rc)
 {
     if (o->sink)
@@ -607,19 +628,21 @@ int its_app_pipeline_opts(const its_app_config *c, its_pipeline_opts *o, char *e
             mw = ITS_MAX(mw, c->cams.cameras[i].max_width);
             mh = ITS_MAX(mh, c->cams.cameras[i].max_height);
         }
-        its_infer_engine_opts eo = {.model = s->model,
-                                    .backend = backends[s->backend],
-                                    .fallback_cpu = s->fallback == 1,
-                                    .threads = s->threads,
-                                    .max_batch = s->batch_max,
-                                    .conf = (float)s->conf,
-                                    .track_conf = (float)s->track_conf,
-                                    .iou = (float)s->iou,
-                                    .max_width = mw,
-                                    .max_height = mh,
-                                    .input_size =
-                                        s->input_size && *s->input_size ? s->input_size : NULL,
-                                    .labels = s->labels && *s->labels ? s->labels : NULL};
+        char pcd[1024];
+        its_infer_engine_opts eo = {
+            .model = s->model,
+            .plan_cache_dir = plan_cache_dir(s->plan_cache_dir, pcd, sizeof pcd),
+            .backend = backends[s->backend],
+            .fallback_cpu = s->fallback == 1,
+            .threads = s->threads,
+            .max_batch = s->batch_max,
+            .conf = (float)s->conf,
+            .track_conf = (float)s->track_conf,
+            .iou = (float)s->iou,
+            .max_width = mw,
+            .max_height = mh,
+            .input_size = s->input_size && *s->input_size ? s->input_size : NULL,
+            .labels = s->labels && *s->labels ? s->labels : NULL};
         rc = its_infer_engine_factory(&eo, &o->infer, err, errlen);
     }
     if (rc < 0) {

@@ -13,6 +13,14 @@
  *     b->sync(ctx)                              wait for run to finish (no-op on cpu)
  *     b->free(ctx)
  *
+ * Optional steps (NULL in the vtable: none):
+ *     b->plan_cache(ctx, &cache)                after optimize, before the first prepare:
+ *                                               where the plan cache lives and the engine's
+ *                                               part of its key (plancache.h)
+ *     b->share(ctx, &ctx2)                      after the last prepare: a second context
+ *                                               running the same plans on the same weights
+ *                                               with its own execution state
+ *
  * Contract: prepare may allocate (primitives, reordered weights, the arena); run must not.
  * run gets host pointers: inputs[i] holds n items of graph input i (a non-batched input:
  * its whole tensor), outputs[i] receives n items of graph output i; items n..B-1 of the
@@ -35,10 +43,20 @@
 #define ITS_ENGINE_BACKEND_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "its/engine.h"
 
 #include "ir.h"
+
+/* The engine's part of a plan cache key (plancache.h); the backend adds its device's. */
+typedef struct its_backend_cache {
+    const char *dir;        /* the cache folder (exists or is created at the first write) */
+    const char *model_hash; /* hex SHA-256 of the ONNX bytes */
+    int in_w, in_h;         /* network input size (0 if not an image input) */
+    const int *batches;     /* the batch sizes prepare will be called with, in order */
+    int n_batches;
+} its_backend_cache;
 
 typedef struct its_backend_i {
     const char *name;
@@ -61,7 +79,20 @@ typedef struct its_backend_i {
     int padded_batches;
     /* Optional (NULL: no extensions): the extension table called name, or NULL. */
     const void *(*get_proc)(const char *name);
+    /* Optional: use the plan cache described by c (strings valid during the call only).
+     * Planning then takes what the file has and rewrites it where it had to plan anew; a
+     * missing, stale or corrupt file only costs the planning. */
+    void (*plan_cache)(void *ctx, const its_backend_cache *c);
+    /* Optional: *out = a context sharing ctx's weights and plans (read-only once prepared),
+     * with its own execution state; either may be freed first, and the two may run on
+     * different threads at once. Called after the last prepare. */
+    int (*share)(void *ctx, void **out, char *err, size_t errlen);
 } its_backend_i;
+
+/* Counted into its_engine_counters by backends (any thread): plan cache lookups answered
+ * (hits) and planned anew (misses), cache files rejected (stale, corrupt, no longer
+ * building), and searches run (cuDNN heuristics queries, algorithm searches, autotuning). */
+void its__engine_count_plans(uint64_t hits, uint64_t misses, uint64_t rejected, uint64_t searches);
 
 /*
  * Extension "frames" (ITS_BACKEND_EXT_FRAMES): the frames path of its/engine.h

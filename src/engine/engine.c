@@ -19,11 +19,21 @@
 
 #include "backend.h"
 #include "ir.h"
+#include "plancache.h"
 
 #define MAX_MODEL_BYTES ((size_t)1 << 30)
 
 static _Atomic uint64_t n_models_loaded, n_models_rejected, n_engines_created, n_engines_failed,
-    n_runs, n_runs_failed, n_det_batches, n_det_frames, n_det_failed;
+    n_runs, n_runs_failed, n_det_batches, n_det_frames, n_det_failed, n_plan_hits, n_plan_misses,
+    n_plan_rejected, n_plan_searches, n_engines_shared;
+
+void its__engine_count_plans(uint64_t hits, uint64_t misses, uint64_t rejected, uint64_t searches)
+{
+    n_plan_hits += hits;
+    n_plan_misses += misses;
+    n_plan_rejected += rejected;
+    n_plan_searches += searches;
+}
 
 void its_engine_get_counters(its_engine_counters *out)
 {
@@ -36,13 +46,19 @@ void its_engine_get_counters(its_engine_counters *out)
     out->detect_batches = n_det_batches;
     out->detect_frames = n_det_frames;
     out->detect_failed = n_det_failed;
+    out->plan_cache_hits = n_plan_hits;
+    out->plan_cache_misses = n_plan_misses;
+    out->plan_cache_rejected = n_plan_rejected;
+    out->plan_searches = n_plan_searches;
+    out->engines_shared = n_engines_shared;
 }
 #define MAX_PLANS 8
 
 struct its_model {
     its_graph g;
     its_tensor_desc *in, *out;
-    int broken; /* a failed its_model_set_input_size left the graph half rewritten */
+    int broken;    /* a failed its_model_set_input_size left the graph half rewritten */
+    char hash[65]; /* hex SHA-256 of the ONNX bytes (and any frozen input values) */
 };
 
 struct its_engine {
@@ -53,8 +69,15 @@ struct its_engine {
     int batches[MAX_PLANS], n_batches;
     its_shape *shapes[MAX_PLANS];       /* per prepared batch, per tensor */
     const its_backend_frames_i *frames; /* the backend's frames path, or NULL */
-    int det_max;                        /* frames path: max_det once set up, else 0 */
-    int det_n[2];                       /* frames path: frames of the batch behind each ticket */
+    /* Sharing (its_engine_share): an engine made by sharing points at the engine that owns
+     * the graph and the shapes (origin) and only borrows them; the owner lives on, without
+     * its backend context, until the last engine sharing it is destroyed. */
+    its_engine_t *origin;
+    _Atomic int refs; /* the owner: itself plus the engines sharing it */
+    its_engine_opts opts;
+    char bname[32];
+    int det_max;  /* frames path: max_det once set up, else 0 */
+    int det_n[2]; /* frames path: frames of the batch behind each ticket */
 };
 
 static void fill_desc(const its_graph *g, int t, its_tensor_desc *d, int symbolic)
@@ -124,6 +147,14 @@ int its_model_load_buffer_frozen(const void *data, size_t len, const its_input_v
     int rc = its__onnx_load(data, len, &m->g, err, errlen);
     if (rc == 0 && n_vals > 0)
         rc = freeze_inputs(&m->g, vals, n_vals, err, errlen);
+    its_plancache_sha256_hex(data, len, m->hash);
+    for (int v = 0; rc == 0 && v < n_vals; v++) { /* frozen inputs change the graph */
+        char text[64 + 2 * 65 + 2], h[65];
+        its_plancache_sha256_hex(vals[v].name, strlen(vals[v].name), h);
+        int n = snprintf(text, sizeof text, "%s %s ", m->hash, h);
+        its_plancache_sha256_hex(vals[v].data, vals[v].bytes, text + n);
+        its_plancache_sha256_hex(text, strlen(text), m->hash);
+    }
     if (rc == 0)
         rc = its__graph_infer(&m->g, err, errlen);
     if (rc == 0)
@@ -420,6 +451,42 @@ static const void *backend_ext(const its_backend_i *b, const char *name)
     return b->get_proc ? b->get_proc(name) : NULL;
 }
 
+/* The batch sizes an engine prepares: 1, 2, 4, ... below max_batch, then max_batch. */
+static int batch_list(int max_batch, int *b)
+{
+    int n = 0;
+    for (int bs = 1;; bs *= 2) {
+        int B = bs < max_batch ? bs : max_batch;
+        if (n == MAX_PLANS - 1 && B != max_batch)
+            B = max_batch;
+        b[n++] = B;
+        if (B == max_batch)
+            return n;
+    }
+}
+
+/* Give the backend the engine's part of the plan cache key (plancache.h). */
+static void plan_cache_setup(its_engine_t *e, const its_engine_opts *o, int max_batch)
+{
+    const char *dir = its_plancache_dir(o->plan_cache_dir);
+    if (!dir || !e->b->plan_cache)
+        return;
+    int b[MAX_PLANS];
+    int n = batch_list(max_batch, b);
+    int w = 0, h = 0;
+    if (e->g.n_inputs > 0 && e->g.tensors[e->g.inputs[0]].shape.rank == 4) {
+        h = (int)e->g.tensors[e->g.inputs[0]].shape.dims[2];
+        w = (int)e->g.tensors[e->g.inputs[0]].shape.dims[3];
+    }
+    its_backend_cache bc = {.dir = dir,
+                            .model_hash = e->model->hash,
+                            .in_w = w,
+                            .in_h = h,
+                            .batches = b,
+                            .n_batches = n};
+    e->b->plan_cache(e->ctx, &bc);
+}
+
 int its_engine_create(const its_model_t *m, const its_engine_opts *opts, its_engine_t **out,
                       char *err, size_t errlen)
 {
@@ -455,6 +522,11 @@ int its_engine_create(const its_model_t *m, const its_engine_opts *opts, its_eng
         return ITS_ENOMEM;
     e->model = m;
     e->b = b;
+    e->refs = 1;
+    snprintf(e->bname, sizeof e->bname, "%s", bname);
+    e->opts = o;
+    e->opts.backend = e->bname;
+    e->opts.plan_cache_dir = NULL; /* not kept: only planning reads it */
     int rc = its__graph_clone(&m->g, &e->g);
     if (rc < 0) {
         its_free(e);
@@ -471,16 +543,17 @@ int its_engine_create(const its_model_t *m, const its_engine_opts *opts, its_eng
             rc = ITS_EUNSUPPORTED;
         }
     }
-    /* batch sizes 1, 2, 4, ... below max_batch, then max_batch */
     int batched = 0;
     for (int k = 0; k < e->g.n_inputs; k++)
         batched |= e->g.tensors[e->g.inputs[k]].batched;
     if (!batched)
         max_batch = 1;
-    for (int bs = 1; rc == 0; bs *= 2) {
-        int B = bs < max_batch ? bs : max_batch;
-        if (e->n_batches == MAX_PLANS - 1 && B != max_batch)
-            B = max_batch;
+    if (rc == 0)
+        plan_cache_setup(e, &o, max_batch);
+    int sizes[MAX_PLANS];
+    int n_sizes = batch_list(max_batch, sizes);
+    for (int k = 0; rc == 0 && k < n_sizes; k++) {
+        int B = sizes[k];
         e->shapes[e->n_batches] =
             its_malloc(ITS_MOD_ENGINE, (size_t)(e->g.n_tensors + 1) * sizeof(its_shape));
         if (!e->shapes[e->n_batches]) {
@@ -492,8 +565,6 @@ int its_engine_create(const its_model_t *m, const its_engine_opts *opts, its_eng
         rc = its__infer_shapes(&e->g, B, sh, err, errlen);
         if (rc == 0)
             rc = b->prepare(e->ctx, &e->g, B, sh, err, errlen);
-        if (B == max_batch)
-            break;
     }
     if (rc < 0) {
         if (rc == ITS_ENOMEM && !err[0])
@@ -510,16 +581,75 @@ int its_engine_create(const its_model_t *m, const its_engine_opts *opts, its_eng
     return 0;
 }
 
+int its_engine_share(its_engine_t *base, its_engine_t **out, char *err, size_t errlen)
+{
+    char local[256];
+    if (!err || !errlen) {
+        err = local;
+        errlen = sizeof local;
+    }
+    err[0] = 0;
+    if (!base || !out || !base->ctx)
+        return ITS_EINVAL;
+    *out = NULL;
+    if (!base->b->share) /* nothing to share (cpu): an engine of its own, as before */
+        return its_engine_create(base->model, &base->opts, out, err, errlen);
+    its_engine_t *owner = base->origin ? base->origin : base;
+    its_engine_t *e = its_calloc(ITS_MOD_ENGINE, 1, sizeof *e);
+    if (!e)
+        return its_seterr(err, errlen, ITS_ENOMEM, "out of memory");
+    e->model = owner->model;
+    e->g = owner->g; /* borrowed: only the owner frees it */
+    e->b = owner->b;
+    e->n_batches = owner->n_batches;
+    e->frames = owner->frames;
+    e->origin = owner;
+    e->opts = owner->opts;
+    memcpy(e->bname, owner->bname, sizeof e->bname);
+    e->opts.backend = e->bname;
+    memcpy(e->batches, owner->batches, sizeof e->batches);
+    memcpy(e->shapes, owner->shapes, sizeof e->shapes);
+    int rc = base->b->share(base->ctx, &e->ctx, err, errlen);
+    if (rc < 0) {
+        if (rc == ITS_ENOMEM && !err[0])
+            its_seterr(err, errlen, rc, "out of memory");
+        its_loge("engine", e->bname, "shared engine failed: %s", err);
+        n_engines_failed++;
+        its_free(e);
+        return rc;
+    }
+    owner->refs++;
+    n_engines_shared++;
+    its_logi("engine", e->bname, "engine ready, sharing weights and plans: arena %zu bytes",
+             e->b->arena_bytes(e->ctx));
+    *out = e;
+    return 0;
+}
+
+static void release(its_engine_t *owner)
+{
+    if (--owner->refs > 0)
+        return;
+    for (int i = 0; i < owner->n_batches; i++)
+        its_free(owner->shapes[i]);
+    its__graph_free(&owner->g);
+    its_free(owner);
+}
+
 void its_engine_destroy(its_engine_t *e)
 {
     if (!e)
         return;
     if (e->ctx)
         e->b->free(e->ctx);
-    for (int i = 0; i < e->n_batches; i++)
-        its_free(e->shapes[i]);
-    its__graph_free(&e->g);
-    its_free(e);
+    e->ctx = NULL;
+    if (e->origin) {
+        its_engine_t *owner = e->origin;
+        its_free(e);
+        release(owner);
+    } else {
+        release(e);
+    }
 }
 
 static int pick_plan(const its_engine_t *e, int n)

@@ -111,6 +111,44 @@ static void test_batch_sizes(void **st)
     its_model_free(m);
 }
 
+/* its_engine_share on the cpu backend (nothing to share): an engine of its own with base's
+ * options, which outlives base and computes what a fresh engine computes. */
+static void test_cpu_share(void **st)
+{
+    (void)st;
+    its_model_t *m = zoo_model();
+    its_engine_opts o = {.backend = "cpu", .threads = 1, .max_batch = 4};
+    its_engine_t *base = NULL, *shared = NULL, *fresh = NULL;
+    char err[256];
+    its_engine_counters c0, c1;
+    its_engine_get_counters(&c0);
+    assert_int_equal(its_engine_create(m, &o, &base, err, sizeof err), 0);
+    assert_int_equal(its_engine_share(base, &shared, err, sizeof err), 0);
+    its_engine_get_counters(&c1);
+    assert_int_equal(c1.engines_created - c0.engines_created, 2);
+    assert_int_equal(c1.engines_shared, c0.engines_shared);
+    assert_int_equal(its_engine_max_batch(shared), 4);
+    assert_string_equal(its_engine_backend_name(shared), "cpu");
+    its_engine_destroy(base);
+    assert_int_equal(its_engine_create(m, &o, &fresh, err, sizeof err), 0);
+    float in[4 * 3 * 8 * 8], a[4 * 64], b[4 * 64];
+    for (size_t i = 0; i < sizeof in / sizeof in[0]; i++)
+        in[i] = (float)((i * 37) % 101) / 101.0f;
+    float *oa[1] = {a}, *ob[1] = {b};
+    assert_int_equal(its_engine_run(shared, 3, in, oa), 0);
+    assert_int_equal(its_engine_run(fresh, 3, in, ob), 0);
+    its_tensor_desc d;
+    assert_int_equal(its_engine_output_shape(shared, 0, 3, &d), 0);
+    size_t n = 1;
+    for (int k = 0; k < d.rank; k++)
+        n *= (size_t)d.dims[k];
+    assert_memory_equal(a, b, n * sizeof(float));
+    assert_int_equal(its_engine_share(NULL, &shared, err, sizeof err), ITS_EINVAL);
+    its_engine_destroy(shared);
+    its_engine_destroy(fresh);
+    its_model_free(m);
+}
+
 #ifdef ITS_TEST_CUDA_MODULE
 /* In a child: a cuda engine with ITS_CUDA_MODULE set to path must fail with ITS_ENODEV and
  * an err containing want. Exits 0 if so. */
@@ -193,6 +231,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         /* first: nothing may have loaded a module yet */
         cmocka_unit_test(test_cpu_maps_no_cuda),    cmocka_unit_test(test_batch_sizes),
+        cmocka_unit_test(test_cpu_share),
 #ifdef ITS_TEST_CUDA_MODULE
         cmocka_unit_test(test_cuda_module_missing), cmocka_unit_test(test_cuda_module_not_loadable),
         cmocka_unit_test(test_cuda_without_gpu),

@@ -47,7 +47,8 @@ set_target_properties(its_engine_cudak PROPERTIES POSITION_INDEPENDENT_CODE ON
                       C_VISIBILITY_PRESET hidden CUDA_VISIBILITY_PRESET hidden)
 
 add_library(its_cuda MODULE ${_cu}/cuda_backend.c ${_cu}/cuda_plan.c ${_cu}/cuda_ops.c
-            ${_cu}/cuda_graph.c ${_cu}/cuda_frames.c ${_cu}/cudnn_fused.c)
+            ${_cu}/cuda_graph.c ${_cu}/cuda_frames.c ${_cu}/cudnn_fused.c
+            ${_cu}/cuda_plancache.c)
 target_include_directories(its_cuda PRIVATE ${ITS_ROOT}/include ${CMAKE_CURRENT_SOURCE_DIR} ${_cu})
 target_compile_options(its_cuda PRIVATE ${ITS_C_WARNINGS})
 target_link_libraries(its_cuda PRIVATE its_engine_cudak)

@@ -85,10 +85,70 @@ static int cuda_init(const its_engine_opts *o, void **out, char *err, size_t err
         return ITS_ENOMEM;
     c->device = o->device;
     c->max_batch = o->max_batch > 0 ? o->max_batch : 1;
+    c->refs = its_malloc(ITS_MOD_ENGINE, sizeof *c->refs);
+    if (!c->refs) {
+        its_free(c);
+        return ITS_ENOMEM;
+    }
+    *c->refs = 1;
     int rc = init_handles(c);
+    c->plan_dnn = c->dnn; /* the plans are finalised with it: shared, freed last */
     if (rc < 0) {
         cuda_free(c);
         FAIL(rc, "cuda: device %d: initialisation failed (%s)", o->device, its_strerror(rc));
+    }
+    *out = c;
+    return 0;
+}
+
+/* A context sharing b's weights and plans (backend vtable's share): a copy of b with its own
+ * streams, handles, arena, staging and CUDA graphs (cuda_internal.h, "Sharing"). */
+static int cuda_share(void *vctx, void **out, char *err, size_t errlen)
+{
+    cuda_ctx *b = vctx;
+    if (!b->finalized)
+        FAIL(ITS_EINVAL, "cuda: an engine is shared once prepared");
+    cuda_ctx *c = its_malloc(ITS_MOD_ENGINE, sizeof *c);
+    if (!c)
+        return ITS_ENOMEM;
+    memcpy(c, b, sizeof *c);
+    (*c->refs)++;
+    c->is_share = 1;
+    /* the execution state is this context's own */
+    c->stream = c->copy_stream = NULL;
+    c->dnn = NULL;
+    c->blas = NULL;
+    c->arena = NULL;
+    c->arena_size = 0;
+    c->conv_ws = c->blas_ws = NULL;
+    memset(c->pin_in, 0, sizeof c->pin_in);
+    memset(c->pin_out, 0, sizeof c->pin_out);
+    for (int i = 0; i < c->n_plans; i++) {
+        c->plans[i].exec_full = c->plans[i].exec_net = NULL;
+        c->plans[i].exec_det[0] = c->plans[i].exec_det[1] = NULL;
+    }
+    c->finalized = 0;
+    c->pending = 0;
+    c->pend_plan = NULL;
+    c->pend_out = NULL;
+    c->det_ready = 0;
+    memset(&c->det, 0, sizeof c->det);
+    memset(c->slots, 0, sizeof c->slots);
+    c->det_scratch = NULL;
+    c->next_slot = c->det_tried = 0;
+    c->det_direct = c->det_copied = 0;
+    c->frames_free = NULL;
+    c->pcache = NULL;
+    c->pc_path = NULL;
+    c->load_ms_find = 0;
+    int rc = init_handles(c);
+    if (rc == 0)
+        rc = its__cuda_finalize(c, err, errlen);
+    if (rc < 0) {
+        if (!err[0])
+            snprintf(err, errlen, "cuda: shared context: %s", its_strerror(rc));
+        cuda_free(c);
+        return rc;
     }
     *out = c;
     return 0;
@@ -500,6 +560,19 @@ static size_t cuda_arena_bytes(void *vctx)
     return c->arena_size;
 }
 
+/* What each context has of its own in a plan: its CUDA graphs. */
+static void free_plan_exec(plan *p)
+{
+    if (p->exec_full)
+        cudaGraphExecDestroy(p->exec_full);
+    if (p->exec_net)
+        cudaGraphExecDestroy(p->exec_net);
+    for (int k = 0; k < 2; k++)
+        if (p->exec_det[k])
+            cudaGraphExecDestroy(p->exec_det[k]);
+}
+
+/* What the contexts sharing it have in common (cuda_share). */
 static void free_plan(plan *p)
 {
     for (int i = 0; i < p->n_convs; i++) {
@@ -513,13 +586,6 @@ static void free_plan(plan *p)
         if (cd->c)
             cudnnDestroyConvolutionDescriptor(cd->c);
     }
-    if (p->exec_full)
-        cudaGraphExecDestroy(p->exec_full);
-    if (p->exec_net)
-        cudaGraphExecDestroy(p->exec_net);
-    for (int k = 0; k < 2; k++)
-        if (p->exec_det[k])
-            cudaGraphExecDestroy(p->exec_det[k]);
     its_free(p->convs);
     its_free(p->steps);
     its_free(p->bufs);
@@ -543,7 +609,7 @@ static void cuda_free(void *vctx)
     if (c->copy_stream)
         cudaStreamSynchronize(c->copy_stream);
     for (int i = 0; i < c->n_plans; i++)
-        free_plan(&c->plans[i]);
+        free_plan_exec(&c->plans[i]);
     for (int k = 0; k < MAX_IO; k++) {
         if (c->pin_in[k])
             cudaFreeHost(c->pin_in[k]);
@@ -554,21 +620,32 @@ static void cuda_free(void *vctx)
         c->frames_free(c);
     if (c->arena)
         cudaFree(c->arena);
-    if (c->wmem)
-        cudaFree(c->wmem);
     if (c->blas)
         cublasDestroy(c->blas);
-    if (c->dnn)
+    if (c->dnn && c->dnn != c->plan_dnn)
         cudnnDestroy(c->dnn);
     if (c->stream)
         cudaStreamDestroy(c->stream);
     if (c->copy_stream)
         cudaStreamDestroy(c->copy_stream);
+    its_plancache_free(c->pcache);
+    its_free(c->pc_path);
+    if (c->refs && --*c->refs > 0) { /* the others still use what is shared */
+        its_free(c);
+        return;
+    }
+    for (int i = 0; i < c->n_plans; i++)
+        free_plan(&c->plans[i]);
+    if (c->wmem)
+        cudaFree(c->wmem);
     for (int i = 0; i < c->n_fused; i++)
         its__fconv_free(&c->fcache[i].f);
+    if (c->plan_dnn)
+        cudnnDestroy(c->plan_dnn);
     its_free(c->fcache);
     its_free(c->cdev);
     its_free(c->algos);
+    its_free((void *)c->refs);
     its_free(c);
 }
 
@@ -598,6 +675,8 @@ static const its_backend_i cuda_iface = {
     .free = cuda_free,
     .padded_batches = 1,
     .get_proc = cuda_get_proc,
+    .plan_cache = its__cuda_plan_cache_open,
+    .share = cuda_share,
 };
 
 /* The module's one exported symbol (ITS_BACKEND_MODULE_ENTRY). */

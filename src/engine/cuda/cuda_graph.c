@@ -105,7 +105,7 @@ int its__cuda_finalize(cuda_ctx *c, char *err, size_t errlen)
             FAIL(ITS_ENOMEM, "cuda: cannot allocate pinned output staging");
     }
     double t0 = (double)its_now_ns();
-    for (int i = 0; i < c->n_plans; i++) {
+    for (int i = 0; !c->is_share && i < c->n_plans; i++) { /* a shared context has them */
         plan *p = &c->plans[i];
         for (int s = 0; s < p->n_steps; s++)
             if (p->steps[s].kind == ST_CONV) {
@@ -141,6 +141,8 @@ int its__cuda_finalize(cuda_ctx *c, char *err, size_t errlen)
     }
     ITS_CUDA_TRY(cudaStreamSynchronize(c->stream));
     c->finalized = 1;
+    if (!c->is_share)
+        its__cuda_plan_cache_close(c);
     its_logi("engine", "cuda",
              "device arena %zu bytes (activations %zu), weights %zu bytes, %d fused cuDNN conv "
              "graphs (%d shapes without one), %d legacy algorithms chosen, in %.0f ms; %d CUDA "

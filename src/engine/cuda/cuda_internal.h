@@ -27,6 +27,7 @@
 
 #include "../backend.h"
 #include "../ir.h"
+#include "../plancache.h"
 #include "cuda_backend_impl.h"
 #include "cuda_kernels.h"
 #include "cuda_prepost.h"
@@ -184,6 +185,20 @@ typedef struct cuda_ctx {
     int next_slot, det_tried;
     uint64_t det_direct, det_copied; /* frames uploaded from where they were / via staging */
     void (*frames_free)(struct cuda_ctx *c); /* set by the frames path's setup */
+    /* Sharing (its_engine_share -> cuda_share): the contexts made from one share the graph,
+     * the weights (cdev, wmem), the plans' steps, buffers and descriptors, the cuDNN plans
+     * (fcache) and choices (algos), and the cuDNN handle those plans were finalised with
+     * (plan_dnn); *refs counts them and the last one frees what they share. Each has its own
+     * streams, handles for execution (dnn: its own in a shared context), arena, staging,
+     * CUDA graphs (plans[i].exec_*) and frames path. */
+    _Atomic int *refs;
+    int is_share;
+    cudnnHandle_t plan_dnn;
+    /* the plan cache (cuda_plancache.c): NULL when off */
+    its_plancache *pcache;
+    char *pc_path;
+    int pc_dirty, pc_warned;
+    uint64_t pc_hits, pc_misses, pc_searches;
 } cuda_ctx;
 
 #define FAIL(code, ...)                                                                            \
@@ -311,6 +326,18 @@ int its__cuda_finalize(cuda_ctx *c, char *err, size_t errlen);
 int its__cuda_time_net(void *ctx, int batch, int iters, float *ms, int n_ms);
 int its__cuda_replay_net(void *ctx, int batch);
 size_t its__cuda_weight_bytes(void *ctx);
+
+/* cuda_plancache.c: the plan cache (docs/cuda.md, "Plan cache"). */
+/* Open the cache for this context's device and the engine's key (backend vtable's plan_cache). */
+void its__cuda_plan_cache_open(void *ctx, const its_backend_cache *bc);
+/* The fused graph of spec from the cache: 1 (built from the cached configuration or plan,
+ * in *f), 0 (the cache says no engine takes it: *f untouched), or -1 (not cached, or the
+ * cached one no longer builds: plan anew). */
+int its__cuda_pc_fused(cuda_ctx *c, const its_fconv_spec *spec, its_fconv *f);
+/* The legacy algorithm of conv key from the cache: 1 (in *algo) or 0. */
+int its__cuda_pc_algo(cuda_ctx *c, const int *key, cudnnConvolutionFwdAlgo_t *algo);
+/* After finalize: write the file where anything was planned anew, count, close. */
+void its__cuda_plan_cache_close(cuda_ctx *c);
 
 /* The extension tables (its_backend_i.get_proc). */
 extern const its_backend_frames_i its__cuda_frames_ext;

@@ -55,7 +55,15 @@ static int find_fused(cuda_ctx *c, conv_desc *cd)
     fused_cache *fc = &c->fcache[c->n_fused++];
     fc->spec = cd->spec;
     uint64_t t0 = its_now_ns();
-    int rc = its__fconv_build(c->dnn, &cd->spec, tune_candidates(), &fc->f);
+    int rc, cached = its__cuda_pc_fused(c, &cd->spec, &fc->f);
+    if (cached >= 0) { /* from the plan cache: no heuristics query, no tuning */
+        rc = cached ? 0 : ITS_EUNSUPPORTED;
+        fc->tuned = 1;
+    } else {
+        int keep = tune_candidates();
+        rc = its__fconv_build(c->dnn, &cd->spec, keep, &fc->f);
+        c->pc_searches += 1 + (keep > 1 && rc == 0 && fc->f.n_cand > 1); /* + the tuning */
+    }
     c->load_ms_find += (double)(its_now_ns() - t0) / 1e6;
     fc->ok = rc == 0;
     if (fc->ok)
@@ -774,6 +782,9 @@ int its__cuda_find_algo(cuda_ctx *c, plan *p, const step *s)
         }
     cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
     int got = 0;
+    if (its__cuda_pc_algo(c, cd->key, &cd->algo))
+        goto keep;
+    c->pc_searches++;
     if (getenv("ITS_CUDA_NO_FIND")) {
         ITS_CUDNN_TRY(cudnnGetConvolutionForwardAlgorithm_v7(
             c->dnn, cd->x, cd->w, cd->c, cd->y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &got, perf));
@@ -791,6 +802,7 @@ int its__cuda_find_algo(cuda_ctx *c, plan *p, const step *s)
         return ITS_EUNSUPPORTED;
     }
     cd->algo = perf[pick].algo;
+keep:
     if (its__cuda_grow((void **)&c->algos, &c->cap_algos, c->n_algos + 1, sizeof(algo_cache)) < 0)
         return ITS_ENOMEM;
     memcpy(c->algos[c->n_algos].key, cd->key, sizeof cd->key);

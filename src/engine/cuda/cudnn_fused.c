@@ -109,8 +109,20 @@ static void nhwc_strides(const int64_t *d, int64_t cs, int64_t *s)
     s[3] = cs;
 }
 
-static int build(cudnnHandle_t h, const its_fconv_spec *sp, int virt_like_y, int keep_n,
-                 its_fconv *f)
+/* A new descriptor of type t, kept in f (freed with it). */
+static int made(its_fconv *f, cudnnBackendDescriptorType_t t, cudnnBackendDescriptor_t *d)
+{
+    if (cudnnBackendCreateDescriptor(t, d) != CUDNN_STATUS_SUCCESS)
+        return ITS_EBACKEND;
+    int rc = keep(f, *d);
+    if (rc < 0)
+        cudnnBackendDestroyDescriptor(*d);
+    return rc;
+}
+
+/* The operation graph of sp (its descriptors kept in f) in *graph. */
+static int opgraph(cudnnHandle_t h, const its_fconv_spec *sp, int virt_like_y, its_fconv *f,
+                   cudnnBackendDescriptor_t *graph_out)
 {
     int rc;
     int64_t xd[4] = {sp->n, sp->c, sp->h, sp->w}, xs[4];
@@ -225,7 +237,7 @@ static int build(cudnnHandle_t h, const its_fconv_spec *sp, int virt_like_y, int
         cur = out;
     }
 
-    cudnnBackendDescriptor_t graph, heur;
+    cudnnBackendDescriptor_t graph;
     T(cudnnBackendCreateDescriptor(CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR, &graph));
     if ((rc = keep(f, graph)) < 0) {
         cudnnBackendDestroyDescriptor(graph);
@@ -235,6 +247,96 @@ static int build(cudnnHandle_t h, const its_fconv_spec *sp, int virt_like_y, int
                                n_ops, ops));
     T(cudnnBackendSetAttribute(graph, CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &h));
     SOFT(cudnnBackendFinalize(graph));
+    *graph_out = graph;
+    return 0;
+}
+
+/* The configuration of engine config ec (global index, knobs), for the plan cache. */
+static void cfg_of(cudnnBackendDescriptor_t ec, int virt_like_y, its_fconv_cfg *out)
+{
+    memset(out, 0, sizeof *out);
+    out->engine = -1;
+    out->virt_like_y = virt_like_y;
+    cudnnBackendDescriptor_t eng = NULL, kc[ITS_FCONV_MAX_KNOBS];
+    int n_kc = 0;
+    int64_t got = 0, idx = -1;
+    if (cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINE_DESCRIPTOR, &eng) != CUDNN_STATUS_SUCCESS)
+        return;
+    if (cudnnBackendGetAttribute(ec, CUDNN_ATTR_ENGINECFG_ENGINE, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1,
+                                 &got, &eng) != CUDNN_STATUS_SUCCESS ||
+        cudnnBackendGetAttribute(eng, CUDNN_ATTR_ENGINE_GLOBAL_INDEX, CUDNN_TYPE_INT64, 1, &got,
+                                 &idx) != CUDNN_STATUS_SUCCESS)
+        goto done;
+    while (n_kc < ITS_FCONV_MAX_KNOBS &&
+           cudnnBackendCreateDescriptor(CUDNN_BACKEND_KNOB_CHOICE_DESCRIPTOR, &kc[n_kc]) ==
+               CUDNN_STATUS_SUCCESS)
+        n_kc++;
+    got = 0;
+    if (cudnnBackendGetAttribute(ec, CUDNN_ATTR_ENGINECFG_KNOB_CHOICES,
+                                 CUDNN_TYPE_BACKEND_DESCRIPTOR, n_kc, &got,
+                                 kc) != CUDNN_STATUS_SUCCESS ||
+        got > n_kc)
+        goto done;
+    for (int64_t i = 0; i < got; i++) {
+        cudnnBackendKnobType_t type;
+        int64_t n1 = 0, n2 = 0, v = 0;
+        if (cudnnBackendGetAttribute(kc[i], CUDNN_ATTR_KNOB_CHOICE_KNOB_TYPE, CUDNN_TYPE_KNOB_TYPE,
+                                     1, &n1, &type) != CUDNN_STATUS_SUCCESS ||
+            cudnnBackendGetAttribute(kc[i], CUDNN_ATTR_KNOB_CHOICE_KNOB_VALUE, CUDNN_TYPE_INT64, 1,
+                                     &n2, &v) != CUDNN_STATUS_SUCCESS)
+            goto done;
+        out->knob_type[i] = (int64_t)type;
+        out->knob_value[i] = v;
+    }
+    out->n_knobs = (int32_t)got;
+    out->engine = idx;
+done:
+    for (int i = 0; i < n_kc; i++)
+        cudnnBackendDestroyDescriptor(kc[i]);
+    cudnnBackendDestroyDescriptor(eng);
+}
+
+/* Finalise an execution plan for engine config ec; kept as a candidate when its workspace
+ * fits (the first one becomes f->plan). 1 if kept, 0 if not. */
+static int try_plan(cudnnHandle_t h, const its_fconv_spec *sp, cudnnBackendDescriptor_t ec,
+                    int virt_like_y, its_fconv *f)
+{
+    cudnnBackendDescriptor_t plan;
+    if (cudnnBackendCreateDescriptor(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR, &plan) !=
+        CUDNN_STATUS_SUCCESS)
+        return 0;
+    if (cudnnBackendSetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1,
+                                 &h) == CUDNN_STATUS_SUCCESS &&
+        cudnnBackendSetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG,
+                                 CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &ec) == CUDNN_STATUS_SUCCESS &&
+        cudnnBackendFinalize(plan) == CUDNN_STATUS_SUCCESS) {
+        int64_t wsz = 0, got = 0;
+        cudnnBackendGetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64,
+                                 1, &got, &wsz);
+        if (wsz <= sp->max_ws) {
+            int k = f->n_cand++;
+            f->cand[k] = plan;
+            f->cand_ws[k] = wsz;
+            cfg_of(ec, virt_like_y, &f->cand_cfg[k]);
+            if (k == 0) { /* the first is cuDNN's pick */
+                f->plan = plan;
+                f->ws = wsz;
+                f->cfg = f->cand_cfg[0];
+            }
+            return 1;
+        }
+    }
+    cudnnBackendDestroyDescriptor(plan);
+    return 0;
+}
+
+static int build(cudnnHandle_t h, const its_fconv_spec *sp, int virt_like_y, int keep_n,
+                 its_fconv *f)
+{
+    cudnnBackendDescriptor_t graph, heur;
+    int rc = opgraph(h, sp, virt_like_y, f, &graph);
+    if (rc < 0)
+        return rc;
     T(cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR, &heur));
     if ((rc = keep(f, heur)) < 0) {
         cudnnBackendDestroyDescriptor(heur);
@@ -252,34 +354,9 @@ static int build(cudnnHandle_t h, const its_fconv_spec *sp, int virt_like_y, int
         T(cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR, &cfg[i]));
     cudnnStatus_t st = cudnnBackendGetAttribute(
         heur, CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR, MAX_CFG, &n_cfg, cfg);
-    rc = ITS_EUNSUPPORTED;
-    for (int64_t i = 0; st == CUDNN_STATUS_SUCCESS && i < n_cfg && f->n_cand < keep_n; i++) {
-        cudnnBackendDescriptor_t plan;
-        if (cudnnBackendCreateDescriptor(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR, &plan) !=
-            CUDNN_STATUS_SUCCESS)
-            break;
-        if (cudnnBackendSetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1,
-                                     &h) == CUDNN_STATUS_SUCCESS &&
-            cudnnBackendSetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG,
-                                     CUDNN_TYPE_BACKEND_DESCRIPTOR, 1,
-                                     &cfg[i]) == CUDNN_STATUS_SUCCESS &&
-            cudnnBackendFinalize(plan) == CUDNN_STATUS_SUCCESS) {
-            int64_t wsz = 0, got = 0;
-            cudnnBackendGetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE,
-                                     CUDNN_TYPE_INT64, 1, &got, &wsz);
-            if (wsz <= sp->max_ws) {
-                f->cand[f->n_cand] = plan;
-                f->cand_ws[f->n_cand++] = wsz;
-                if (rc < 0) { /* the first is cuDNN's pick */
-                    f->plan = plan;
-                    f->ws = wsz;
-                    rc = 0;
-                }
-                continue;
-            }
-        }
-        cudnnBackendDestroyDescriptor(plan);
-    }
+    for (int64_t i = 0; st == CUDNN_STATUS_SUCCESS && i < n_cfg && f->n_cand < keep_n; i++)
+        try_plan(h, sp, cfg[i], virt_like_y, f);
+    rc = f->n_cand > 0 ? 0 : ITS_EUNSUPPORTED;
     for (int i = 0; i < MAX_CFG; i++)
         cudnnBackendDestroyDescriptor(cfg[i]);
     return rc;
@@ -300,6 +377,109 @@ int its__fconv_build(cudnnHandle_t h, const its_fconv_spec *sp, int keep, its_fc
             its__fconv_free(f);
     }
     return rc;
+}
+
+int its__fconv_build_cfg(cudnnHandle_t h, const its_fconv_spec *sp, const its_fconv_cfg *cfg,
+                         its_fconv *f)
+{
+    memset(f, 0, sizeof *f);
+    if (sp->groups < 1 || sp->c % sp->groups || cfg->engine < 0 || cfg->n_knobs < 0 ||
+        cfg->n_knobs > ITS_FCONV_MAX_KNOBS)
+        return ITS_EINVAL;
+    cudnnBackendDescriptor_t graph, eng, ec, kc[ITS_FCONV_MAX_KNOBS];
+    int rc = opgraph(h, sp, cfg->virt_like_y, f, &graph);
+    if (rc == 0)
+        rc = made(f, CUDNN_BACKEND_ENGINE_DESCRIPTOR, &eng);
+    if (rc == 0 && (cudnnBackendSetAttribute(eng, CUDNN_ATTR_ENGINE_OPERATION_GRAPH,
+                                             CUDNN_TYPE_BACKEND_DESCRIPTOR, 1,
+                                             &graph) != CUDNN_STATUS_SUCCESS ||
+                    cudnnBackendSetAttribute(eng, CUDNN_ATTR_ENGINE_GLOBAL_INDEX, CUDNN_TYPE_INT64,
+                                             1, &cfg->engine) != CUDNN_STATUS_SUCCESS ||
+                    cudnnBackendFinalize(eng) != CUDNN_STATUS_SUCCESS))
+        rc = ITS_EUNSUPPORTED;
+    for (int i = 0; rc == 0 && i < cfg->n_knobs; i++) {
+        cudnnBackendKnobType_t type = (cudnnBackendKnobType_t)cfg->knob_type[i];
+        if ((rc = made(f, CUDNN_BACKEND_KNOB_CHOICE_DESCRIPTOR, &kc[i])) < 0)
+            break;
+        if (cudnnBackendSetAttribute(kc[i], CUDNN_ATTR_KNOB_CHOICE_KNOB_TYPE, CUDNN_TYPE_KNOB_TYPE,
+                                     1, &type) != CUDNN_STATUS_SUCCESS ||
+            cudnnBackendSetAttribute(kc[i], CUDNN_ATTR_KNOB_CHOICE_KNOB_VALUE, CUDNN_TYPE_INT64, 1,
+                                     &cfg->knob_value[i]) != CUDNN_STATUS_SUCCESS ||
+            cudnnBackendFinalize(kc[i]) != CUDNN_STATUS_SUCCESS)
+            rc = ITS_EUNSUPPORTED;
+    }
+    if (rc == 0)
+        rc = made(f, CUDNN_BACKEND_ENGINECFG_DESCRIPTOR, &ec);
+    if (rc == 0 &&
+        (cudnnBackendSetAttribute(ec, CUDNN_ATTR_ENGINECFG_ENGINE, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1,
+                                  &eng) != CUDNN_STATUS_SUCCESS ||
+         (cfg->n_knobs > 0 && cudnnBackendSetAttribute(ec, CUDNN_ATTR_ENGINECFG_KNOB_CHOICES,
+                                                       CUDNN_TYPE_BACKEND_DESCRIPTOR, cfg->n_knobs,
+                                                       kc) != CUDNN_STATUS_SUCCESS) ||
+         cudnnBackendFinalize(ec) != CUDNN_STATUS_SUCCESS))
+        rc = ITS_EUNSUPPORTED;
+    if (rc == 0 && !try_plan(h, sp, ec, cfg->virt_like_y, f))
+        rc = ITS_EUNSUPPORTED;
+    if (rc == 0)
+        f->cfg = *cfg; /* as asked (what cuDNN reports back may list defaulted knobs too) */
+    if (rc < 0)
+        its__fconv_free(f);
+    return rc;
+}
+
+int its__fconv_load_json(cudnnHandle_t h, const its_fconv_spec *sp, const char *json, size_t len,
+                         its_fconv *f)
+{
+    memset(f, 0, sizeof *f);
+    cudnnBackendDescriptor_t plan;
+    if (!json || len == 0 ||
+        cudnnBackendCreateDescriptor(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR, &plan) !=
+            CUDNN_STATUS_SUCCESS)
+        return ITS_EUNSUPPORTED;
+    int64_t wsz = -1, got = 0;
+    if (cudnnBackendSetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1,
+                                 &h) != CUDNN_STATUS_SUCCESS ||
+        cudnnBackendSetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_JSON_REPRESENTATION,
+                                 CUDNN_TYPE_CHAR, (int64_t)len, json) != CUDNN_STATUS_SUCCESS ||
+        cudnnBackendFinalize(plan) != CUDNN_STATUS_SUCCESS ||
+        cudnnBackendGetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64,
+                                 1, &got, &wsz) != CUDNN_STATUS_SUCCESS ||
+        wsz < 0 || wsz > sp->max_ws) {
+        cudnnBackendDestroyDescriptor(plan);
+        return ITS_EUNSUPPORTED;
+    }
+    f->plan = plan;
+    f->ws = wsz;
+    f->cand[0] = plan;
+    f->cand_ws[0] = wsz;
+    f->n_cand = 1;
+    f->cfg.engine = -1;
+    return 0;
+}
+
+int its__fconv_json(const its_fconv *f, char **json, size_t *len)
+{
+    *json = NULL;
+    *len = 0;
+    int64_t n = 0;
+    if (!f->plan ||
+        cudnnBackendGetAttribute(f->plan, CUDNN_ATTR_EXECUTION_PLAN_JSON_REPRESENTATION,
+                                 CUDNN_TYPE_CHAR, 0, &n, NULL) != CUDNN_STATUS_SUCCESS ||
+        n <= 0 || n > ((int64_t)16 << 20))
+        return ITS_EUNSUPPORTED;
+    char *b = its_malloc(ITS_MOD_ENGINE, (size_t)n + 1);
+    if (!b)
+        return ITS_ENOMEM;
+    int64_t got = 0;
+    if (cudnnBackendGetAttribute(f->plan, CUDNN_ATTR_EXECUTION_PLAN_JSON_REPRESENTATION,
+                                 CUDNN_TYPE_CHAR, n, &got, b) != CUDNN_STATUS_SUCCESS ||
+        got <= 0 || got > n) {
+        its_free(b);
+        return ITS_EUNSUPPORTED;
+    }
+    *json = b;
+    *len = (size_t)got;
+    return 0;
 }
 
 int its__fconv_exec(cudnnHandle_t h, const its_fconv *f, const void *x, const void *w,
@@ -374,8 +554,10 @@ int its__fconv_tune(cudnnHandle_t h, its_fconv *f, const void *x, const void *w,
             cudnnBackendDestroyDescriptor(f->cand[i]);
     f->plan = f->cand[best];
     f->ws = f->cand_ws[best];
+    f->cfg = f->cand_cfg[best];
     f->cand[0] = f->plan;
     f->cand_ws[0] = f->ws;
+    f->cand_cfg[0] = f->cfg;
     f->n_cand = 1;
     return 0;
 }
