@@ -38,7 +38,7 @@ if [ "${1:-}" = stage ]; then
 fi
 
 OUT=${OUT:-/tmp/its-stress-out}
-W=/tmp/its-stress
+W=${STRESS_WORK:-/tmp/its-stress}
 rm -rf "$W" && mkdir -p "$W" "$OUT" && tar -C "$W" -xJf "$here/stress.tar.xz"
 pyd() { python3 -c "import $1, os; print(os.path.dirname($1.__file__))" 2>/dev/null; }
 export LD_LIBRARY_PATH=$W/lib:$(pyd nvidia.cudnn)/lib:$(pyd nvidia.cublas)/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
@@ -53,12 +53,14 @@ echo "NVML: ${nvml:-not found}"
 nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv,noheader -l 2 \
     >"$OUT/nvidia-smi.csv" 2>/dev/null &
 smi_pid=$!
-trap 'kill $smi_pid 2>/dev/null' EXIT
+trap 'kill $smi_pid 2>/dev/null || true' EXIT
 cd "$W"
 common=(--set bench.itsd=$W/bin/itsd --set bench.redis_server=$W/bin/redis-server
         --set bench.workdir=$OUT --set bench.backend=cuda
         ${INPUT_SIZE:+--set bench.input_size=$INPUT_SIZE} ${BATCH:+--batch $BATCH})
-echo "input size: ${INPUT_SIZE:-the model's}, batch: ${BATCH:-spec.yaml's}"
+# (no quote characters inside ${...:-...}: bash 5.2 reads a quote there as the start of a
+# quoted word, and the line fails with "bad substitution" when the variable is unset)
+echo "input size: ${INPUT_SIZE:-model default}, batch: ${BATCH:-spec.yaml default}"
 PHASES=${PHASES:-stress,capacity}
 if [[ $PHASES == *stress* ]]; then
     echo "==== stress: 100 cameras x 30 FPS, ${STRESS_S:-300} s, $CARD"
