@@ -192,6 +192,7 @@ typedef struct its_camera_cfg {
     double phase_s;    /* replay; < 0: spread automatically over the replay cameras */
     int replay_frames;
     int rtsp_udp; /* rtsp_transport: udp */
+    int decode;   /* its_video_decode: auto (0, the default), cpu or nvdec (docs/decode.md) */
     int max_width, max_height;
 } its_camera_cfg;
 
@@ -238,6 +239,7 @@ typedef struct its_pipeline_opts {
     int stall_timeout_ms, backoff_min_ms, backoff_max_ms;
     int max_width, max_height;
     int source_nice; /* niceness of the source (decoding) threads */
+    int nvdec_auto;  /* 1: cameras with decode auto try NVDEC (a cuda engine); 0: the CPU */
 } its_pipeline_opts;
 
 typedef struct its_camera_stats {
