@@ -270,8 +270,9 @@ static void collect(void *ud, its_metrics *reg)
         advance(reg, ITS_M_CAMERA_OPEN_FAIL, cs.id, NULL, cs.source.open_failures,
                 &pv->open_failures);
         advance(reg, ITS_M_CAMERA_RECONNECTS, cs.id, NULL, cs.source.reconnects, &pv->reconnects);
-        advance(reg, ITS_M_DECODE_FALLBACK, its_video_fallback_name(cs.source.fallback), NULL,
-                cs.source.decode_fallbacks, &pv->decode_fallbacks);
+        if (cs.source.decode_fallbacks) /* (no series for the cameras without one) */
+            advance(reg, ITS_M_DECODE_FALLBACK, its_video_fallback_name(cs.source.fallback), NULL,
+                    cs.source.decode_fallbacks, &pv->decode_fallbacks);
         its_metric_set(its_metrics_series_v(its_metrics_std(reg, ITS_M_CAMERA_NVDEC), cs.id),
                        cs.source.nvdec);
         int up = cs.source.state == ITS_SOURCE_RUNNING;
