@@ -120,8 +120,8 @@ typedef struct its_source_opts {
     int nice;             /* the source thread's niceness (0..19, decoding yields to the
                            * stages after it); 0: the creator's */
     int rtsp_udp;         /* rtsp: 1 RTP over UDP; 0: interleaved in the TCP connection */
-    /* files and live: where to decode (its/video.h; AUTO: NVDEC for H.264/HEVC where it
-     * can be had, else the CPU) */
+    /* files and live: where to decode (its/video.h; zero: the CPU; AUTO: NVDEC for
+     * H.264/HEVC where it can be had, else the CPU) */
     its_video_decode decode;
     /* files and live: every compressed video packet also goes into this ring (its/
      * evidence.h), whose clips are cut on the source's thread; the source takes over the

@@ -192,7 +192,8 @@ typedef struct its_camera_cfg {
     double phase_s;    /* replay; < 0: spread automatically over the replay cameras */
     int replay_frames;
     int rtsp_udp; /* rtsp_transport: udp */
-    int decode;   /* its_video_decode: auto (0, the default), cpu or nvdec (docs/decode.md) */
+    int decode;   /* its_video_decode (docs/decode.md); zero is cpu: the configuration and the
+                   * API set auto, their default */
     int max_width, max_height;
 } its_camera_cfg;
 

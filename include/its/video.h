@@ -70,8 +70,9 @@ typedef void (*its_video_packet_fn)(void *ctx, its_video_t *v, const its_video_p
 
 /* Where a reader decodes (its_video_opts.decode). */
 typedef enum its_video_decode {
-    ITS_VIDEO_DECODE_AUTO = 0, /* NVDEC for H.264/HEVC where it can be had, else the CPU */
-    ITS_VIDEO_DECODE_CPU = 1,  /* libavcodec's software decoder */
+    ITS_VIDEO_DECODE_CPU = 0,  /* libavcodec's software decoder (the zero value: every reader
+                                * that does not ask for the GPU) */
+    ITS_VIDEO_DECODE_AUTO = 1, /* NVDEC for H.264/HEVC where it can be had, else the CPU */
     ITS_VIDEO_DECODE_NVDEC = 2 /* the GPU's decoder or nothing: open fails (ITS_EUNSUPPORTED) */
 } its_video_decode;
 
@@ -89,7 +90,7 @@ typedef enum its_video_fallback {
 
 /* "no_device", "codec", "sessions", "open_failed" ("" for NONE): metric labels. */
 const char *its_video_fallback_name(its_video_fallback f);
-/* "auto", "cpu", "nvdec"; its_video_parse_decode: ITS_EINVAL for another name. */
+/* "cpu", "auto", "nvdec"; its_video_parse_decode: ITS_EINVAL for another name. */
 const char *its_video_decode_name(its_video_decode d);
 int its_video_parse_decode(const char *name, its_video_decode *out);
 
@@ -105,7 +106,7 @@ int its_video_nvdec_sessions(void);
 
 typedef struct its_video_opts {
     its_pixfmt pixfmt; /* output layout: RGB24 (default) or BGR24 */
-    /* where to decode; AUTO by default (see its_video_decode) */
+    /* where to decode; CPU when left zero (see its_video_decode) */
     its_video_decode decode;
     int max_width;       /* frames wider/taller are scaled down to fit; 0: 4096 */
     int max_height;      /* 0: 4096 */

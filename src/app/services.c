@@ -488,6 +488,7 @@ static int prov_add(void *ud, const its_api_camera_spec *spec)
         return cluster_add(s, spec);
     its_camera_cfg c = {.id = (char *)spec->id,
                         .url = (char *)spec->url,
+                        .decode = ITS_VIDEO_DECODE_AUTO,
                         .realtime = 1,
                         .fps = spec->fps,
                         .phase_s = -1};

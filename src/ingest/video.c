@@ -115,7 +115,7 @@ static char hw_why[200];
 static atomic_int nv_sessions, nv_limit;
 
 static const char *const fallback_names[] = {"", "no_device", "codec", "sessions", "open_failed"};
-static const char *const decode_names[] = {"auto", "cpu", "nvdec"};
+static const char *const decode_names[] = {"cpu", "auto", "nvdec"}; /* its_video_decode */
 
 const char *its_video_fallback_name(its_video_fallback f)
 {

@@ -82,7 +82,7 @@ static const char *const backends[] = {"cpu", "cuda", "noop", NULL};
  * the file itself and decodes it as itsd decodes a camera (looped, paced at the camera's FPS,
  * start points staggered) */
 static const char *const sources[] = {"replay", "stream", NULL};
-static const char *const decodes[] = {"auto", "cpu", "nvdec", NULL}; /* its_video_decode */
+static const char *const decodes[] = {"cpu", "auto", "nvdec", NULL}; /* its_video_decode */
 
 typedef struct settings {
     bench_opts o;
