@@ -441,13 +441,14 @@ static void test_bad_args(void **st)
         ITS_EINVAL);
 }
 
-/* The first frame of traffic_bridge_720p.mp4 as NV12 with a 1536-byte pitch (NVDEC surfaces
- * are pitched), letterboxed into 640x640 and 640x384 on the GPU, fp32 NCHW and fp16 NHWC. */
+/* The first frame of traffic_highway_overpass_720p.mp4 as NV12 with a 1536-byte pitch (NVDEC
+ * surfaces are pitched), letterboxed into 640x640 and 640x384 on the GPU, fp32 NCHW and fp16
+ * NHWC. */
 static void test_letterbox_nv12_real(void **st)
 {
     (void)st;
     char p[1024], err[256];
-    if (!its_test_shared_path("media/traffic_bridge_720p.mp4", p, sizeof p))
+    if (!its_test_shared_path("media/traffic_highway_overpass_720p.mp4", p, sizeof p))
         ITS_TEST_SKIP("shared media missing");
     its_video_t *v;
     its_video_opts o = {.decode = ITS_VIDEO_DECODE_CPU};
