@@ -20,9 +20,16 @@
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
 #include <libavutil/hwcontext.h>
+/* hwcontext_cuda.h wants cuda.h for two handle types; declared here instead (cuda.h's
+ * definitions), so ingest builds without the CUDA toolkit */
+#define CUDA_VERSION 11000
+typedef struct CUctx_st *CUcontext;
+typedef struct CUstream_st *CUstream;
+#include <libavutil/hwcontext_cuda.h>
 #include <libavutil/imgutils.h>
 #include <libavutil/pixdesc.h>
 #include <libswscale/swscale.h>
+#include <dlfcn.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -147,24 +154,70 @@ int its_video_nvdec_sessions(void)
     return atomic_load(&nv_sessions);
 }
 
-/* A reference to the process's CUDA device, or NULL with the reason in why. The device's
- * primary context: the one the CUDA runtime, and so the CUDA engine, uses, so every decoder
- * session and the engine share one context (no context switches, frames visible to both). */
+/* FFmpeg's CUDA device around the primary context of GPU 0, taken from the driver (libcuda,
+ * cuda.h's ABI: int status, 0 = success). The primary context is the one the CUDA runtime,
+ * and so the CUDA engine, uses: every decoder session and the engine share one context (no
+ * context switches, device memory valid in both). Wrapped rather than created with
+ * av_hwdevice_ctx_create's primary_ctx option, which refuses a primary context that the
+ * engine already made active with other scheduling flags than FFmpeg's. The retained
+ * context is kept for the process's life. NULL with the reason in why. */
+static AVBufferRef *wrap_primary_context(char *why, size_t n)
+{
+    void *lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (!lib) {
+        snprintf(why, n, "no CUDA device (no NVIDIA driver: %.120s)", dlerror());
+        return NULL;
+    }
+    int (*init)(unsigned) = (int (*)(unsigned))dlsym(lib, "cuInit");
+    int (*get)(int *, int) = (int (*)(int *, int))dlsym(lib, "cuDeviceGet");
+    int (*retain)(CUcontext *, int) =
+        (int (*)(CUcontext *, int))dlsym(lib, "cuDevicePrimaryCtxRetain");
+    int (*release)(int) = (int (*)(int))dlsym(lib, "cuDevicePrimaryCtxRelease");
+    int dev = 0, rc;
+    CUcontext ctx = NULL;
+    if (!init || !get || !retain || !release) {
+        snprintf(why, n, "no CUDA device (libcuda lacks an entry point)");
+        dlclose(lib);
+        return NULL;
+    }
+    if ((rc = init(0)) != 0 || (rc = get(&dev, 0)) != 0) {
+        snprintf(why, n, "no CUDA device (cuInit/cuDeviceGet: CUDA error %d: no GPU)", rc);
+        dlclose(lib);
+        return NULL;
+    }
+    if ((rc = retain(&ctx, dev)) != 0) {
+        snprintf(why, n, "no CUDA device (cuDevicePrimaryCtxRetain: CUDA error %d)", rc);
+        dlclose(lib);
+        return NULL;
+    }
+    AVBufferRef *ref = av_hwdevice_ctx_alloc(AV_HWDEVICE_TYPE_CUDA);
+    if (ref) {
+        AVCUDADeviceContext *hc = ((AVHWDeviceContext *)ref->data)->hwctx;
+        hc->cuda_ctx = ctx;
+        hc->stream = NULL; /* the context's default stream */
+        if ((rc = av_hwdevice_ctx_init(ref)) < 0) {
+            char reason[128];
+            av_strerror(rc, reason, sizeof reason);
+            snprintf(why, n, "no CUDA device (FFmpeg's CUDA device: %s)", reason);
+            av_buffer_unref(&ref);
+        }
+    } else {
+        snprintf(why, n, "out of memory");
+    }
+    if (!ref) {
+        release(dev);
+        dlclose(lib);
+    }
+    return ref; /* libcuda stays loaded while the context lives */
+}
+
+/* A reference to the process's CUDA device, or NULL with the reason in why. */
 static AVBufferRef *hw_device(char *why, size_t n)
 {
     pthread_mutex_lock(&hw_mu);
     if (!hw_tried) {
         hw_tried = 1;
-        AVDictionary *d = NULL;
-        av_dict_set(&d, "primary_ctx", "1", 0);
-        int ret = av_hwdevice_ctx_create(&hw_dev, AV_HWDEVICE_TYPE_CUDA, NULL, d, 0);
-        av_dict_free(&d);
-        if (ret < 0) {
-            char reason[128];
-            av_strerror(ret, reason, sizeof reason);
-            snprintf(hw_why, sizeof hw_why, "no CUDA device (%s: no NVIDIA driver or GPU)", reason);
-            hw_dev = NULL;
-        }
+        hw_dev = wrap_primary_context(hw_why, sizeof hw_why);
     }
     AVBufferRef *ref = hw_dev ? av_buffer_ref(hw_dev) : NULL;
     if (!ref)
