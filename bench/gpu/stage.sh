@@ -30,6 +30,8 @@ for m in yolo11n-fp32-dequant yolov8n-int8-qdq; do
     cp "$shared/models/$m"/*.onnx "$shared/models/$m"/expected_detections.json "$tmp/s/shared/models/$m/"
 done
 cp "$shared"/media/{bus,zidane,street_nyc_bus_lane,person}.jpg "$tmp/s/shared/media/"
+# a real 720p camera frame for the NV12 letterbox test (test_cuda_prepost)
+cp "$shared"/media/traffic_highway_overpass_720p.mp4 "$tmp/s/shared/media/"
 git -C "$root" archive --format=tar --prefix=src/ HEAD | tar -x -C "$tmp/s"
 for f in bench/gpu/*.py bench/gpu/*.sh; do cp "$root/$f" "$tmp/s/src/$f"; done  # uncommitted edits too
 mkdir -p "$dest"

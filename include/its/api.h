@@ -85,6 +85,8 @@ typedef struct its_api_camera {
     char state[16]; /* "starting" (a replay clip loading), "running", "connecting", "down",
                      * "stopped" */
     double fps;     /* measured frames per second */
+    /* where its video decodes: "nvdec" or "cpu" */
+    char decoder[8];
     uint64_t frames, drops;
 } its_api_camera;
 

@@ -25,12 +25,14 @@
  *         fps: 0                         # 0: the media's own rate
  *         sample_fps: 0                  # pass on at most this many frames per second of
  *                                        # media time, the video still at its own rate (0: all)
- *         phase_s: 0                     # replay: offset into the clip
+ *         phase_s: 0                     # replay, paced files: offset into the clip
  *         replay_frames: 0               # replay: frames kept in memory (0: up to 300)
  *         max_width: 0                   # 0: ingest.max_width
  *         max_height: 0
  *         scene: deploy/scenes/cam-1.yaml   # analytics scene, optional
  *         rtsp_transport: tcp            # rtsp: tcp (interleaved, default) or udp
+ *         decode: auto                   # auto (NVDEC with the cuda engine, else CPU) | nvdec
+ *                                        # | cpu (docs/decode.md)
  *
  * String values of url, scene, engine.model, engine.labels and sink.path may use ${VAR} and
  * ${VAR:-default}; relative paths are relative to the working directory.
@@ -63,6 +65,7 @@ typedef struct its_app_settings {
     char *labels;
     int threads;
     int engine_workers;
+    int nvdec_max_sessions; /* engine.nvdec_max_sessions: 0 = no limit of ours */
     double conf, iou;
     double track_conf;
     double noop_cost_us;
@@ -109,6 +112,7 @@ typedef struct its_app_camera {
     char *pace;
     char *scene;
     char *rtsp_transport;
+    char *decode;
     int loop;
     double fps;
     double sample_fps;

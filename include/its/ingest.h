@@ -104,6 +104,9 @@ typedef struct its_source_opts {
     double sample_fps;    /* files and live: pass on at most this many frames per second of
                            * media time, skipping the others after decoding; 0: every frame */
     double phase_s;       /* replay: start this far into the clip (load tests spread cameras);
+                           * paced files: the first connection starts this far into the file
+                           * (whole frames decoded and skipped, the fraction of a frame as a
+                           * delay), so cameras decoding one file are out of step;
                            * with sample_fps: the media time of the first frame passed on,
                            * modulo the sampling period (spreads cameras over it) */
     int replay_frames;    /* replay: keep at most this many frames of the clip; 0: 300; at most
@@ -117,6 +120,9 @@ typedef struct its_source_opts {
     int nice;             /* the source thread's niceness (0..19, decoding yields to the
                            * stages after it); 0: the creator's */
     int rtsp_udp;         /* rtsp: 1 RTP over UDP; 0: interleaved in the TCP connection */
+    /* files and live: where to decode (its/video.h; zero: the CPU; AUTO: NVDEC for
+     * H.264/HEVC where it can be had, else the CPU) */
+    its_video_decode decode;
     /* files and live: every compressed video packet also goes into this ring (its/
      * evidence.h), whose clips are cut on the source's thread; the source takes over the
      * caller's reference. NULL: none */
@@ -133,6 +139,11 @@ typedef struct its_source_stats {
     uint64_t corrupt_frames;    /* frames with concealed errors, over all connections */
     uint64_t size_changes;      /* frame size changes, over all connections */
     uint64_t loops;             /* times a looped file or clip started again */
+    int nvdec;                  /* 1: the current connection decodes on the GPU (NVDEC) */
+    /* decode AUTO that decodes on the CPU: why (the first reason seen), and whether that was
+     * counted: 1 at most over the camera's life, whatever its reconnects */
+    its_video_fallback fallback;
+    uint64_t decode_fallbacks;
     its_source_state state;
     int width, height; /* last frame's size */
     double fps_nominal;

@@ -57,6 +57,13 @@
       "camera", ITS_BUCKETS_NONE, 0)                                                               \
     X(ITS_M_CAMERA_UP, "its_camera_up", ITS_METRIC_GAUGE,                                          \
       "1 while a camera delivers frames, 0 while it is down", "camera", ITS_BUCKETS_NONE, 0)       \
+    X(ITS_M_CAMERA_NVDEC, "its_camera_nvdec", ITS_METRIC_GAUGE,                                    \
+      "1 while a camera's video decodes on the GPU (NVDEC), 0 on the CPU", "camera",               \
+      ITS_BUCKETS_NONE, 0)                                                                         \
+    X(ITS_M_DECODE_FALLBACK, "its_decode_fallback_total", ITS_METRIC_COUNTER,                      \
+      "Cameras with decode auto that decode on the CPU instead of NVDEC, once per camera, by "     \
+      "reason (no_device, codec, sessions, open_failed)",                                          \
+      "reason", ITS_BUCKETS_NONE, 0)                                                               \
     X(ITS_M_CAMERA_STALLS, "its_camera_stalls_total", ITS_METRIC_COUNTER,                          \
       "Times a camera delivered no frame for the stall timeout (then reconnected)", "camera",      \
       ITS_BUCKETS_NONE, 0)                                                                         \

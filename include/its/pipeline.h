@@ -194,6 +194,8 @@ typedef struct its_camera_cfg {
     double phase_s;    /* replay; < 0: spread automatically over the replay cameras */
     int replay_frames;
     int rtsp_udp; /* rtsp_transport: udp */
+    int decode;   /* its_video_decode (docs/decode.md); zero is cpu: the configuration and the
+                   * API set auto, their default */
     int max_width, max_height;
 } its_camera_cfg;
 
@@ -240,6 +242,7 @@ typedef struct its_pipeline_opts {
     int stall_timeout_ms, backoff_min_ms, backoff_max_ms;
     int max_width, max_height;
     int source_nice; /* niceness of the source (decoding) threads */
+    int nvdec_auto;  /* 1: cameras with decode auto try NVDEC (a cuda engine); 0: the CPU */
 } its_pipeline_opts;
 
 typedef struct its_camera_stats {

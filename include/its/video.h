@@ -35,6 +35,11 @@
  * - its_video_read's frame points into the reader's own buffer, valid until the next read or
  *   close. its_video_read_into converts into a caller buffer instead (no copy, no allocation
  *   per frame once the size is known: the reader allocates only when the frame size changes).
+ * - Decoding (opts.decode, docs/decode.md): H.264 and HEVC decode on the GPU's NVDEC through
+ *   FFmpeg's CUDA hwaccel where it can be had (one CUDA device context for the process, the
+ *   device's primary context, which the CUDA engine uses too), else on the CPU; the decoded
+ *   picture is copied to the host for conversion. An AUTO reader that falls back says why
+ *   in its_video_stats.fallback; an NVDEC one fails to open instead (ITS_EUNSUPPORTED).
  * - Timestamps: pts_ns is the frame's presentation time in ns since the stream's start
  *   (from the best-effort timestamp; frames without one get the previous one plus a frame
  *   period). Wall/monotonic capture time is the caller's business (its_now_ns at read).
@@ -63,8 +68,46 @@ typedef struct its_video_packet {
  * the call only. */
 typedef void (*its_video_packet_fn)(void *ctx, its_video_t *v, const its_video_packet *p);
 
+/* Where a reader decodes (its_video_opts.decode). */
+typedef enum its_video_decode {
+    ITS_VIDEO_DECODE_CPU = 0,  /* libavcodec's software decoder (the zero value: every reader
+                                * that does not ask for the GPU) */
+    ITS_VIDEO_DECODE_AUTO = 1, /* NVDEC for H.264/HEVC where it can be had, else the CPU */
+    ITS_VIDEO_DECODE_NVDEC = 2 /* the GPU's decoder or nothing: open fails (ITS_EUNSUPPORTED) */
+} its_video_decode;
+
+/* Why an ITS_VIDEO_DECODE_AUTO reader decodes on the CPU (its_video_stats.fallback). */
+typedef enum its_video_fallback {
+    ITS_VIDEO_FALLBACK_NONE = 0,
+    ITS_VIDEO_FALLBACK_NO_DEVICE, /* no CUDA device: no driver (libcuda), no GPU, or FFmpeg
+                                   * without the CUDA hwaccel */
+    ITS_VIDEO_FALLBACK_CODEC,     /* neither H.264 nor HEVC */
+    ITS_VIDEO_FALLBACK_SESSIONS,  /* its_video_set_nvdec_limit's sessions are all in use */
+    ITS_VIDEO_FALLBACK_OPEN,      /* the GPU decoder did not open for this stream (no
+                                   * libnvcuvid, profile or size unsupported, out of memory) */
+    ITS_VIDEO_FALLBACK_COUNT
+} its_video_fallback;
+
+/* "no_device", "codec", "sessions", "open_failed" ("" for NONE): metric labels. */
+const char *its_video_fallback_name(its_video_fallback f);
+/* "cpu", "auto", "nvdec"; its_video_parse_decode: ITS_EINVAL for another name. */
+const char *its_video_decode_name(its_video_decode d);
+int its_video_parse_decode(const char *name, its_video_decode *out);
+
+/*
+ * NVDEC sessions (readers decoding on the GPU) allowed at once in this process; 0 (the
+ * default): no limit of ours (the driver's and the GPU memory's remain). A reader that finds
+ * them all in use decodes on the CPU (ITS_VIDEO_FALLBACK_SESSIONS) or, with
+ * ITS_VIDEO_DECODE_NVDEC, fails to open. Any thread; applies to later opens.
+ */
+void its_video_set_nvdec_limit(int sessions);
+/* Readers decoding on the GPU now. */
+int its_video_nvdec_sessions(void);
+
 typedef struct its_video_opts {
-    its_pixfmt pixfmt;   /* output layout: RGB24 (default) or BGR24 */
+    its_pixfmt pixfmt; /* output layout: RGB24 (default) or BGR24 */
+    /* where to decode; CPU when left zero (see its_video_decode) */
+    its_video_decode decode;
     int max_width;       /* frames wider/taller are scaled down to fit; 0: 4096 */
     int max_height;      /* 0: 4096 */
     int timeout_ms;      /* network open/read timeout; 0: 5000 */
@@ -104,11 +147,16 @@ typedef struct its_video_stats {
     uint64_t corrupt_frames; /* frames returned with concealed decoding errors */
     uint64_t size_changes;   /* times the frame size changed */
     uint64_t bytes;          /* demuxed bytes of video packets */
+    /* 1: frames are decoded on the GPU (NVDEC); AUTO on the CPU: why (NONE if it never tried
+     * the GPU) */
+    int nvdec;
+    its_video_fallback fallback;
 } its_video_stats;
 
 /* Open and probe; find the best video stream and open its decoder. err gets
  * "<url>: <what>: <reason>". Errors: ITS_ENOENT (no such file), ITS_EDECODE (not a video or
- * no decoder), ITS_ENET, ITS_ETIMEDOUT, ITS_ECLOSED, ITS_ENOMEM. opts may be NULL. */
+ * no decoder), ITS_ENET, ITS_ETIMEDOUT, ITS_ECLOSED, ITS_ENOMEM, ITS_EUNSUPPORTED (decode
+ * NVDEC where the GPU decoder cannot be had). opts may be NULL. */
 int its_video_open(const char *url, const its_video_opts *opts, its_video_t **out, char *err,
                    size_t errlen);
 /* NULL is a no-op. */
@@ -127,6 +175,11 @@ int its_video_read(its_video_t *v, its_video_frame *f);
 /* Next frame converted into dst (capacity cap bytes, rows of width*3). If the frame needs
  * more than cap bytes it is dropped and ITS_ERANGE returned, with f's width/height set. */
 int its_video_read_into(its_video_t *v, uint8_t *dst, size_t cap, its_video_frame *f);
+
+/* Decode the next frame without converting it (it stays where the decoder put it, in GPU
+ * memory for NVDEC) and release it: 1 with f's size, pts and index set (data NULL), ITS_EEOF
+ * or an error, as its_video_read. For skipping frames and for measuring decode alone. */
+int its_video_skip(its_video_t *v, its_video_frame *f);
 
 /* Seek back to the start (for looping files). ITS_EUNSUPPORTED on unseekable inputs. */
 int its_video_rewind(its_video_t *v);

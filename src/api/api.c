@@ -398,6 +398,8 @@ static void camera_body(its_json *w, const its_api_camera *c)
     its_json_kstr(w, "url", shown);
     its_json_kstr(w, "state", c->state);
     its_json_knum(w, "fps", isfinite(c->fps) ? c->fps : 0.0);
+    if (c->decoder[0])
+        its_json_kstr(w, "decoder", c->decoder);
     its_json_kuint(w, "frames", c->frames);
     its_json_kuint(w, "drops", c->drops);
     its_json_obj_end(w);

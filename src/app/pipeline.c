@@ -651,11 +651,17 @@ int its_pipeline_add_camera(its_pipeline_t *p, const its_camera_cfg *c, char *er
     so.sample_fps = c->sample_fps;
     so.phase_s = c->phase_s;
     if (c->phase_s < 0) /* spread replay cameras over 2 s of clip and a frame period */
-        so.phase_s = fmod(slot * 0.6180339887, 1.0) * 2.0;
+        so.phase_s = so.kind == ITS_SOURCE_REPLAY ||
+                             (!so.kind && its_source_kind_of(c->url) == ITS_SOURCE_REPLAY)
+                         ? fmod(slot * 0.6180339887, 1.0) * 2.0
+                         : 0;
     if (c->phase_s < 0 && c->sample_fps > 0) /* sampled files: over the sampling period */
         so.phase_s = fmod(slot * 0.6180339887, 1.0) / c->sample_fps;
     so.replay_frames = c->replay_frames;
     so.rtsp_udp = c->rtsp_udp;
+    so.decode = c->decode == ITS_VIDEO_DECODE_AUTO && !p->o.nvdec_auto
+                    ? ITS_VIDEO_DECODE_CPU
+                    : (its_video_decode)c->decode;
     so.max_width = c->max_width > 0 ? c->max_width : p->o.max_width;
     so.max_height = c->max_height > 0 ? c->max_height : p->o.max_height;
     so.pool_frames = p->o.pool_frames;

@@ -98,6 +98,7 @@ typedef struct cam_prev {
     char id[ITS_CAMERA_ID_MAX + 1]; /* the camera they are of */
     uint64_t dropped[ITS_DROP_REASON_COUNT];
     uint64_t stalls, open_failures, reconnects;
+    uint64_t decode_fallbacks;
 } cam_prev;
 
 struct its_app_services {
@@ -271,6 +272,11 @@ static void collect(void *ud, its_metrics *reg)
         advance(reg, ITS_M_CAMERA_OPEN_FAIL, cs.id, NULL, cs.source.open_failures,
                 &pv->open_failures);
         advance(reg, ITS_M_CAMERA_RECONNECTS, cs.id, NULL, cs.source.reconnects, &pv->reconnects);
+        if (cs.source.decode_fallbacks) /* (no series for the cameras without one) */
+            advance(reg, ITS_M_DECODE_FALLBACK, its_video_fallback_name(cs.source.fallback), NULL,
+                    cs.source.decode_fallbacks, &pv->decode_fallbacks);
+        its_metric_set(its_metrics_series_v(its_metrics_std(reg, ITS_M_CAMERA_NVDEC), cs.id),
+                       cs.source.nvdec);
         int up = cs.source.state == ITS_SOURCE_RUNNING;
         its_metric_set(its_metrics_series_v(its_metrics_std(reg, ITS_M_CAMERA_UP), cs.id), up);
         if (!up) /* no frames come: the last second's rate no longer holds */
@@ -343,6 +349,7 @@ static void to_api(const its_camera_stats *cs, const char *url, its_api_camera *
                          : "down";
     snprintf(out->state, sizeof out->state, "%s", st);
     out->fps = cs->source.fps_nominal;
+    snprintf(out->decoder, sizeof out->decoder, "%s", cs->source.nvdec ? "nvdec" : "cpu");
     out->frames = cs->processed;
     out->drops = cs->dropped_total;
 }
@@ -389,8 +396,11 @@ static int camera_from_json(json_t *j, int spread_phase, its_camera_cfg *c, cam_
 {
     memset(c, 0, sizeof *c);
     const char *url = jstr(j, "url"), *kind = jstr(j, "kind"), *pace = jstr(j, "pace"),
-               *scene = jstr(j, "scene"), *tr = jstr(j, "rtsp_transport");
+               *scene = jstr(j, "scene"), *tr = jstr(j, "rtsp_transport"), *dec = jstr(j, "decode");
     its_source_kind k;
+    its_video_decode d = ITS_VIDEO_DECODE_AUTO;
+    if (dec && its_video_parse_decode(dec, &d) < 0)
+        return its_seterr(err, errlen, ITS_EINVAL, "decode: '%s' is not auto, nvdec or cpu", dec);
     if (!url || its_app_expand(url, st->url, sizeof st->url) < 0)
         return its_seterr(err, errlen, ITS_EINVAL, "url: missing or cannot be expanded");
     if (kind && (its_source_parse_kind(kind, &k) < 0 ||
@@ -414,6 +424,7 @@ static int camera_from_json(json_t *j, int spread_phase, its_camera_cfg *c, cam_
         c->phase_s = -1;
     c->replay_frames = (int)json_integer_value(json_object_get(j, "replay_frames"));
     c->rtsp_udp = tr && !strcmp(tr, "udp");
+    c->decode = (int)d;
     c->max_width = (int)json_integer_value(json_object_get(j, "max_width"));
     c->max_height = (int)json_integer_value(json_object_get(j, "max_height"));
     return 0;
@@ -490,6 +501,7 @@ static int prov_add(void *ud, const its_api_camera_spec *spec)
         return cluster_add(s, spec);
     its_camera_cfg c = {.id = (char *)spec->id,
                         .url = (char *)spec->url,
+                        .decode = ITS_VIDEO_DECODE_AUTO,
                         .realtime = 1,
                         .fps = spec->fps,
                         .phase_s = -1};
@@ -507,6 +519,15 @@ static int prov_add(void *ud, const its_api_camera_spec *spec)
         c.replay_frames = (int)json_integer_value(json_object_get(j, "replay_frames"));
         const char *tr = json_string_value(json_object_get(j, "rtsp_transport"));
         c.rtsp_udp = tr && !strcmp(tr, "udp");
+        const char *dec = json_string_value(json_object_get(j, "decode"));
+        its_video_decode d = ITS_VIDEO_DECODE_AUTO;
+        if (dec && its_video_parse_decode(dec, &d) < 0) {
+            its_logw("api", spec->id, "camera not added: decode: '%s' is not auto, nvdec or cpu",
+                     dec);
+            json_decref(j);
+            return ITS_EINVAL;
+        }
+        c.decode = (int)d;
         json_decref(j);
     }
     int replaced = 0;

@@ -53,6 +53,9 @@ static const its_option options[] = {
                 "where a GPU engine's planning (cuDNN engine choices and plans) is cached: auto "
                 "= $XDG_CACHE_HOME/its-analytics/plans, or ~/.cache/its-analytics/plans; empty: "
                 "no cache"),
+    ITS_OPT_INT("engine.nvdec_max_sessions", S, nvdec_max_sessions, "0", 0, 4096, 0,
+                "cameras decoding on the GPU's NVDEC at once; the others decode on the CPU "
+                "(counted, its_decode_fallback_total{reason=\"sessions\"}); 0: no limit of ours"),
     ITS_OPT_DOUBLE("engine.conf", S, conf, ITS_STR(ITS_DET_CONF_DEFAULT), 0.0, 1.0, 0,
                    "confidence threshold (SPEC)"),
     ITS_OPT_DOUBLE("engine.track_conf", S, track_conf, ITS_STR(ITS_DET_TRACK_CONF_DEFAULT), 0.0,
@@ -167,6 +170,8 @@ static const cyaml_schema_field_t cam_fields[] = {
                            0, 500),
     CYAML_FIELD_STRING_PTR("rtsp_transport", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
                            its_app_camera, rtsp_transport, 0, 8),
+    CYAML_FIELD_STRING_PTR("decode", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, its_app_camera,
+                           decode, 0, 8),
     CYAML_FIELD_BOOL("loop", CYAML_FLAG_OPTIONAL, its_app_camera, loop),
     CYAML_FIELD_FLOAT("fps", CYAML_FLAG_OPTIONAL, its_app_camera, fps),
     CYAML_FIELD_FLOAT("sample_fps", CYAML_FLAG_OPTIONAL, its_app_camera, sample_fps),
@@ -330,6 +335,11 @@ static int validate(its_app_config *c, char *err, size_t errlen)
             return its_seterr(err, errlen, ITS_ECONFIG,
                               "%s: cameras[%u].rtsp_transport: '%s' is not tcp or udp", o, i,
                               a->rtsp_transport);
+        its_video_decode dec = ITS_VIDEO_DECODE_AUTO;
+        if (a->decode && its_video_parse_decode(a->decode, &dec) < 0)
+            return its_seterr(err, errlen, ITS_ECONFIG,
+                              "%s: cameras[%u].decode: '%s' is not auto, nvdec or cpu", o, i,
+                              a->decode);
         if (a->pace && strcmp(a->pace, "realtime") != 0 && strcmp(a->pace, "none") != 0)
             return its_seterr(err, errlen, ITS_ECONFIG,
                               "%s: cameras[%u].pace: '%s' is not realtime or none", o, i, a->pace);
@@ -366,6 +376,7 @@ static int validate(its_app_config *c, char *err, size_t errlen)
         r->phase_s = a->phase_s == 0 && s->spread_phase ? -1 : a->phase_s;
         r->replay_frames = a->replay_frames;
         r->rtsp_udp = a->rtsp_transport && !strcmp(a->rtsp_transport, "udp");
+        r->decode = (int)dec;
         r->max_width = a->max_width;
         r->max_height = a->max_height;
     }
@@ -495,9 +506,9 @@ char *its_app_camera_json(const its_app_camera *a)
     its_json_obj_begin(&w);
     its_json_kstr(&w, "id", a->id);
     its_json_kstr(&w, "url", a->url);
-    const char *const names[] = {"kind", "pace", "scene", "rtsp_transport"};
-    const char *const vals[] = {a->kind, a->pace, a->scene, a->rtsp_transport};
-    for (int i = 0; i < 4; i++)
+    const char *const names[] = {"kind", "pace", "scene", "rtsp_transport", "decode"};
+    const char *const vals[] = {a->kind, a->pace, a->scene, a->rtsp_transport, a->decode};
+    for (int i = 0; i < 5; i++)
         if (vals[i])
             its_json_kstr(&w, names[i], vals[i]);
     its_json_kbool(&w, "loop", a->loop);
@@ -527,6 +538,7 @@ int its_app_config_print(const its_app_config *c, FILE *out)
         print_str(out, "pace", a->pace);
         print_str(out, "scene", a->scene);
         print_str(out, "rtsp_transport", a->rtsp_transport);
+        print_str(out, "decode", a->decode);
         fprintf(out, "    loop: %s\n", a->loop ? "true" : "false");
         fprintf(out, "    fps: %g\n    sample_fps: %g\n    phase_s: %g\n", a->fps, a->sample_fps,
                 a->phase_s);
@@ -618,6 +630,8 @@ int its_app_pipeline_opts(const its_app_config *c, its_pipeline_opts *o, char *e
     o->max_width = s->max_width;
     o->max_height = s->max_height;
     o->source_nice = s->source_nice;
+    o->nvdec_auto = s->backend == ITS_BACKEND_CUDA;
+    its_video_set_nvdec_limit(s->nvdec_max_sessions);
     int rc;
     if (s->backend == ITS_BACKEND_NOOP) {
         rc = its_infer_noop_factory(s->noop_cost_us, &o->infer);

@@ -73,6 +73,7 @@ struct its_source {
     uint64_t seq;
     int64_t pts_end;     /* media time just after the last frame, carried across reconnects */
     int64_t next_sample; /* sample_fps: media time of the next frame to pass on */
+    int phased;          /* paced files: phase_s was applied (on the first connection only) */
     unsigned rng;
     pthread_mutex_t push_mu; /* push sources: one image at a time (seq, pts) */
     uint64_t push_t0;        /* push sources: capture time of the first image */
@@ -239,6 +240,27 @@ static void add_video_stats(its_source_t *s, its_video_t *v)
     pthread_mutex_unlock(&s->mu);
 }
 
+/* Where this connection decodes, after its open and again after its first frame (the GPU
+ * decoder opens with the first picture and may give up there). A fallback from NVDEC is
+ * logged and counted once per camera. */
+static void note_decoder(its_source_t *s, its_video_t *v)
+{
+    its_video_stats vs;
+    its_video_get_stats(v, &vs);
+    int first = 0;
+    pthread_mutex_lock(&s->mu);
+    s->st.nvdec = vs.nvdec;
+    if (vs.fallback != ITS_VIDEO_FALLBACK_NONE && !s->st.decode_fallbacks) {
+        s->st.fallback = vs.fallback;
+        s->st.decode_fallbacks = 1;
+        first = 1;
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (first)
+        its_logw("ingest", s->id, "decoding on the CPU, not NVDEC (%s)",
+                 its_video_fallback_name(vs.fallback));
+}
+
 /* sample_fps: 1 if the frame at media time pts is skipped. A frame is passed on when it is
  * due within half a source frame period; the next one is due 1/sample_fps later, or a
  * sample period after this frame where media time jumped ahead (a reconnect). */
@@ -282,6 +304,20 @@ static int run_connection(its_source_t *s, its_video_t *v, int *got_frames)
      * the sampled frame, whose batch and inference would share the CPU with that burst */
     int spread = pace && s->o.sample_fps > 0 && s->o.fps <= 0;
     uint64_t next_read = 0; /* spread: when the next frame comes due (an estimate) */
+    /* paced files with a phase (load tests): the first connection starts phase_s into the
+     * file (whole frames decoded and skipped at once, so the decoders of many cameras on one
+     * file are at different places in it) and a fraction of a frame period late (so their
+     * frames do not come due together) */
+    uint64_t skip = 0, delay_ns = 0;
+    if (pace && s->o.phase_s > 0 && s->o.sample_fps <= 0 && !s->phased) {
+        double frames = s->o.phase_s * fps;
+        skip = (uint64_t)frames;
+        delay_ns = (uint64_t)((frames - (double)skip) * (double)period);
+        if (!skip)
+            t0 += delay_ns;
+    }
+    s->phased = 1;
+    int noted = 0; /* note_decoder after the first frame */
     for (;;) {
         if (atomic_load(&s->stop))
             return 1;
@@ -295,6 +331,19 @@ static int run_connection(its_source_t *s, its_video_t *v, int *got_frames)
         int rc = px ? its_video_read_into(v, px->data, px->capacity, &f) : its_video_read(v, &f);
         if (rc == 1) {
             *got_frames = 1;
+            if (!noted) {
+                note_decoder(s, v);
+                noted = 1;
+            }
+            if (skip) {
+                last_pts = media_base + f.pts_ns;
+                s->pts_end = last_pts + (int64_t)period;
+                its_buf_unref(px);
+                if (--skip == 0) /* the next frame is due delay_ns from now */
+                    t0 = its_now_ns() + delay_ns -
+                         (s->o.fps > 0 ? 0 : (uint64_t)(s->pts_end - conn_base));
+                continue;
+            }
             if (s->o.sample_fps > 0 && skip_sample(s, media_base + f.pts_ns, (int64_t)period)) {
                 last_pts = media_base + f.pts_ns;
                 s->pts_end = last_pts + (int64_t)period;
@@ -412,6 +461,7 @@ static void *live_main(void *arg)
                          .max_height = s->o.max_height,
                          .timeout_ms = s->o.stall_timeout_ms,
                          .rtsp_udp = s->o.rtsp_udp,
+                         .decode = s->o.decode,
                          .cancel = &s->stop,
                          .on_packet = s->o.clipring ? on_packet : NULL,
                          .packet_ctx = s};
@@ -429,6 +479,7 @@ static void *live_main(void *arg)
             pthread_mutex_unlock(&s->mu);
             if (stopped)
                 its_video_interrupt(v);
+            note_decoder(s, v);
             set_state(s, ITS_SOURCE_RUNNING);
             if (attempt) {
                 char shown[ITS_URL_SHOWN_MAX];

@@ -19,8 +19,17 @@
 
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
+#include <libavutil/hwcontext.h>
+/* hwcontext_cuda.h wants cuda.h for two handle types; declared here instead (cuda.h's
+ * definitions), so ingest builds without the CUDA toolkit */
+#define CUDA_VERSION 11000
+typedef struct CUctx_st *CUcontext;
+typedef struct CUstream_st *CUstream;
+#include <libavutil/hwcontext_cuda.h>
 #include <libavutil/imgutils.h>
+#include <libavutil/pixdesc.h>
 #include <libswscale/swscale.h>
+#include <dlfcn.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -29,6 +38,7 @@
 
 #include "its/alloc.h"
 #include "its/clock.h"
+#include "its/core.h"
 #include "its/error.h"
 #include "its/log.h"
 #include "its/url.h"
@@ -39,12 +49,18 @@
 /* Packets without any decoded picture, as a multiple of max_bad_packets: long GOPs on a
  * stream joined mid-way legitimately give a few hundred packets before the first keyframe. */
 #define NO_FRAME_FACTOR 4
+/* NVDEC surfaces beyond the decoder's reference frames: the picture being copied out while
+ * the next ones decode. The reader releases each picture before it asks for the next. */
+#define NVDEC_EXTRA_SURFACES 4
 
 struct its_video {
     AVFormatContext *fmt;
     AVCodecContext *dec;
     AVPacket *pkt;
     AVFrame *frame;
+    AVFrame *sw; /* NVDEC: the picture copied to the host (allocated once per size) */
+    int nvdec;   /* decoding on the GPU (holds one of the process's NVDEC sessions) */
+    int hw_lost; /* NVDEC: the GPU decoder did not open for this stream (get_format) */
     struct SwsContext *sws;
     int stream;
     int network;
@@ -95,6 +111,188 @@ static void global_init(void)
 {
     av_log_set_callback(ff_log);
     avformat_network_init();
+}
+
+/* ---- NVDEC through FFmpeg's CUDA hwaccel (docs/decode.md) ---- */
+
+static pthread_mutex_t hw_mu = PTHREAD_MUTEX_INITIALIZER;
+static AVBufferRef *hw_dev; /* the process's CUDA device context, made once; never freed */
+static int hw_tried;        /* made or failed: a failure is not retried (no driver, no GPU) */
+static char hw_why[200];
+static atomic_int nv_sessions, nv_limit;
+
+static const char *const fallback_names[] = {"", "no_device", "codec", "sessions", "open_failed"};
+static const char *const decode_names[] = {"cpu", "auto", "nvdec"}; /* its_video_decode */
+
+const char *its_video_fallback_name(its_video_fallback f)
+{
+    return (unsigned)f < ITS_ARRAY_LEN(fallback_names) ? fallback_names[f] : "";
+}
+
+const char *its_video_decode_name(its_video_decode d)
+{
+    return (unsigned)d < ITS_ARRAY_LEN(decode_names) ? decode_names[d] : "?";
+}
+
+int its_video_parse_decode(const char *name, its_video_decode *out)
+{
+    for (unsigned i = 0; name && i < ITS_ARRAY_LEN(decode_names); i++)
+        if (strcmp(name, decode_names[i]) == 0) {
+            *out = (its_video_decode)i;
+            return 0;
+        }
+    return ITS_EINVAL;
+}
+
+void its_video_set_nvdec_limit(int sessions)
+{
+    atomic_store(&nv_limit, sessions > 0 ? sessions : 0);
+}
+
+int its_video_nvdec_sessions(void)
+{
+    return atomic_load(&nv_sessions);
+}
+
+/* FFmpeg's CUDA device around the primary context of GPU 0, taken from the driver (libcuda,
+ * cuda.h's ABI: int status, 0 = success). The primary context is the one the CUDA runtime,
+ * and so the CUDA engine, uses: every decoder session and the engine share one context (no
+ * context switches, device memory valid in both). Wrapped rather than created with
+ * av_hwdevice_ctx_create's primary_ctx option, which refuses a primary context that the
+ * engine already made active with other scheduling flags than FFmpeg's. The retained
+ * context is kept for the process's life. NULL with the reason in why. */
+static AVBufferRef *wrap_primary_context(char *why, size_t n)
+{
+    void *lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (!lib) {
+        snprintf(why, n, "no CUDA device (no NVIDIA driver: %.120s)", dlerror());
+        return NULL;
+    }
+    int (*init)(unsigned) = (int (*)(unsigned))dlsym(lib, "cuInit");
+    int (*get)(int *, int) = (int (*)(int *, int))dlsym(lib, "cuDeviceGet");
+    int (*retain)(CUcontext *, int) =
+        (int (*)(CUcontext *, int))dlsym(lib, "cuDevicePrimaryCtxRetain");
+    int (*release)(int) = (int (*)(int))dlsym(lib, "cuDevicePrimaryCtxRelease");
+    int dev = 0, rc;
+    CUcontext ctx = NULL;
+    if (!init || !get || !retain || !release) {
+        snprintf(why, n, "no CUDA device (libcuda lacks an entry point)");
+        dlclose(lib);
+        return NULL;
+    }
+    if ((rc = init(0)) != 0 || (rc = get(&dev, 0)) != 0) {
+        snprintf(why, n, "no CUDA device (cuInit/cuDeviceGet: CUDA error %d: no GPU)", rc);
+        dlclose(lib);
+        return NULL;
+    }
+    if ((rc = retain(&ctx, dev)) != 0) {
+        snprintf(why, n, "no CUDA device (cuDevicePrimaryCtxRetain: CUDA error %d)", rc);
+        dlclose(lib);
+        return NULL;
+    }
+    AVBufferRef *ref = av_hwdevice_ctx_alloc(AV_HWDEVICE_TYPE_CUDA);
+    if (ref) {
+        AVCUDADeviceContext *hc = ((AVHWDeviceContext *)ref->data)->hwctx;
+        hc->cuda_ctx = ctx;
+        hc->stream = NULL; /* the context's default stream */
+        if ((rc = av_hwdevice_ctx_init(ref)) < 0) {
+            char reason[128];
+            av_strerror(rc, reason, sizeof reason);
+            snprintf(why, n, "no CUDA device (FFmpeg's CUDA device: %s)", reason);
+            av_buffer_unref(&ref);
+        }
+    } else {
+        snprintf(why, n, "out of memory");
+    }
+    if (!ref) {
+        release(dev);
+        dlclose(lib);
+    }
+    return ref; /* libcuda stays loaded while the context lives */
+}
+
+/* A reference to the process's CUDA device, or NULL with the reason in why. */
+static AVBufferRef *hw_device(char *why, size_t n)
+{
+    pthread_mutex_lock(&hw_mu);
+    if (!hw_tried) {
+        hw_tried = 1;
+        hw_dev = wrap_primary_context(hw_why, sizeof hw_why);
+    }
+    AVBufferRef *ref = hw_dev ? av_buffer_ref(hw_dev) : NULL;
+    if (!ref)
+        snprintf(why, n, "%s", hw_dev ? "out of memory" : hw_why);
+    pthread_mutex_unlock(&hw_mu);
+    return ref;
+}
+
+static int session_take(void)
+{
+    int cur = atomic_load(&nv_sessions);
+    for (;;) {
+        int lim = atomic_load(&nv_limit);
+        if (lim > 0 && cur >= lim)
+            return 0;
+        if (atomic_compare_exchange_weak(&nv_sessions, &cur, cur + 1))
+            return 1;
+    }
+}
+
+static void session_drop(its_video_t *v)
+{
+    if (v->nvdec) {
+        v->nvdec = 0;
+        v->stats.nvdec = 0;
+        atomic_fetch_sub(&nv_sessions, 1);
+    }
+}
+
+/* libavcodec offers CUDA first when the hwaccel could open for the stream; when it could not
+ * (no libnvcuvid, a profile or size NVDEC lacks) it asks again without it: then the software
+ * format, and the reader notes the loss (AUTO: a fallback; NVDEC: an error at the read). */
+static enum AVPixelFormat get_format(AVCodecContext *ctx, const enum AVPixelFormat *fmts)
+{
+    its_video_t *v = ctx->opaque;
+    const enum AVPixelFormat *p;
+    for (p = fmts; *p != AV_PIX_FMT_NONE; p++)
+        if (*p == AV_PIX_FMT_CUDA && v->nvdec)
+            return AV_PIX_FMT_CUDA;
+    if (v->nvdec) {
+        v->hw_lost = 1;
+        v->stats.fallback = ITS_VIDEO_FALLBACK_OPEN;
+        session_drop(v);
+    }
+    for (p = fmts; *p != AV_PIX_FMT_NONE; p++) {
+        const AVPixFmtDescriptor *d = av_pix_fmt_desc_get(*p);
+        if (d && !(d->flags & AV_PIX_FMT_FLAG_HWACCEL))
+            return *p;
+    }
+    return AV_PIX_FMT_NONE;
+}
+
+/* Set the decoder up for NVDEC: ITS_VIDEO_FALLBACK_NONE, or why not (reason in why). */
+static its_video_fallback hw_attach(its_video_t *v, enum AVCodecID id, char *why, size_t n)
+{
+    if (id != AV_CODEC_ID_H264 && id != AV_CODEC_ID_HEVC) {
+        snprintf(why, n, "NVDEC decodes H.264 and HEVC, not %s", avcodec_get_name(id));
+        return ITS_VIDEO_FALLBACK_CODEC;
+    }
+    AVBufferRef *dev = hw_device(why, n);
+    if (!dev)
+        return ITS_VIDEO_FALLBACK_NO_DEVICE;
+    if (!session_take()) {
+        av_buffer_unref(&dev);
+        snprintf(why, n, "all %d NVDEC sessions in use", atomic_load(&nv_limit));
+        return ITS_VIDEO_FALLBACK_SESSIONS;
+    }
+    v->nvdec = 1;
+    v->stats.nvdec = 1;
+    v->dec->hw_device_ctx = dev;
+    v->dec->get_format = get_format;
+    v->dec->opaque = v;
+    v->dec->extra_hw_frames = NVDEC_EXTRA_SURFACES;
+    v->dec->thread_count = 1; /* the GPU decodes; frame threads would only add latency */
+    return ITS_VIDEO_FALLBACK_NONE;
 }
 
 static int interrupt_cb(void *opaque)
@@ -246,22 +444,45 @@ int its_video_open(const char *url, const its_video_opts *opts, its_video_t **ou
         if ((int)i != v->stream)
             v->fmt->streams[i]->discard = AVDISCARD_ALL;
     AVStream *st = v->fmt->streams[v->stream];
-    v->dec = avcodec_alloc_context3(codec);
-    if (!v->dec) {
-        rc = set_err(v, ITS_ENOMEM, "decoder", 0);
-        goto fail;
-    }
-    ret = avcodec_parameters_to_context(v->dec, st->codecpar);
-    if (ret < 0) {
-        rc = set_err(v, ITS_EDECODE, "decoder parameters", ret);
-        goto fail;
-    }
-    v->dec->thread_count = v->opts.threads;
-    v->dec->pkt_timebase = st->time_base;
-    ret = avcodec_open2(v->dec, codec, NULL);
-    if (ret < 0) {
-        rc = set_err(v, ITS_EDECODE, "cannot open decoder", ret);
-        goto fail;
+    /* NVDEC first where asked for (a second round on the CPU if its decoder does not open) */
+    for (int round = 0;; round++) {
+        int want_hw = v->opts.decode != ITS_VIDEO_DECODE_CPU && round == 0;
+        v->dec = avcodec_alloc_context3(codec);
+        if (!v->dec) {
+            rc = set_err(v, ITS_ENOMEM, "decoder", 0);
+            goto fail;
+        }
+        ret = avcodec_parameters_to_context(v->dec, st->codecpar);
+        if (ret < 0) {
+            rc = set_err(v, ITS_EDECODE, "decoder parameters", ret);
+            goto fail;
+        }
+        v->dec->thread_count = v->opts.threads;
+        v->dec->pkt_timebase = st->time_base;
+        if (want_hw) {
+            char why[256];
+            its_video_fallback fb = hw_attach(v, codec->id, why, sizeof why);
+            if (fb != ITS_VIDEO_FALLBACK_NONE && v->opts.decode == ITS_VIDEO_DECODE_NVDEC) {
+                snprintf(v->err, sizeof v->err, "%.400s: decode nvdec: %.200s", v->url, why);
+                rc = ITS_EUNSUPPORTED;
+                goto fail;
+            }
+            v->stats.fallback = fb;
+        }
+        ret = avcodec_open2(v->dec, codec, NULL);
+        if (ret >= 0)
+            break;
+        if (!v->nvdec) {
+            rc = set_err(v, ITS_EDECODE, "cannot open decoder", ret);
+            goto fail;
+        }
+        session_drop(v);
+        avcodec_free_context(&v->dec);
+        if (v->opts.decode == ITS_VIDEO_DECODE_NVDEC) {
+            rc = set_err(v, ITS_EUNSUPPORTED, "decode nvdec: the GPU decoder did not open", ret);
+            goto fail;
+        }
+        v->stats.fallback = ITS_VIDEO_FALLBACK_OPEN;
     }
     AVRational fr = av_guess_frame_rate(v->fmt, st, NULL);
     if (fr.num > 0 && fr.den > 0)
@@ -287,6 +508,8 @@ void its_video_close(its_video_t *v)
         return;
     sws_freeContext(v->sws);
     avcodec_free_context(&v->dec);
+    session_drop(v);
+    av_frame_free(&v->sw);
     avformat_close_input(&v->fmt);
     av_frame_free(&v->frame);
     av_packet_free(&v->pkt);
@@ -428,6 +651,10 @@ static int decode_next(its_video_t *v)
             (v->cancel && atomic_load_explicit(v->cancel, memory_order_relaxed)))
             return set_err(v, ITS_ECLOSED, "read", 0);
         int ret = avcodec_receive_frame(v->dec, v->frame);
+        if (v->hw_lost && v->opts.decode == ITS_VIDEO_DECODE_NVDEC) {
+            av_frame_unref(v->frame);
+            return set_err(v, ITS_EUNSUPPORTED, "decode nvdec: the GPU decoder did not open", 0);
+        }
         if (ret == 0) {
             v->consecutive_bad = 0;
             v->since_frame = 0;
@@ -491,6 +718,29 @@ static int decode_next(its_video_t *v)
     }
 }
 
+/* An NVDEC picture (in GPU memory) copied into the host frame v->sw, which is allocated once
+ * per size and format: the converter reads it from there. 0, or an ITS_E* code. */
+static int download(its_video_t *v, const AVFrame *fr)
+{
+    const AVHWFramesContext *hf = (const AVHWFramesContext *)fr->hw_frames_ctx->data;
+    if (!v->sw && !(v->sw = av_frame_alloc()))
+        return ITS_ENOMEM;
+    if (v->sw->width != fr->width || v->sw->height != fr->height ||
+        v->sw->format != hf->sw_format || !v->sw->buf[0]) {
+        av_frame_unref(v->sw);
+        v->sw->width = fr->width;
+        v->sw->height = fr->height;
+        v->sw->format = hf->sw_format;
+        if (av_frame_get_buffer(v->sw, 0) < 0)
+            return ITS_ENOMEM;
+    }
+    if (av_hwframe_transfer_data(v->sw, fr, 0) < 0)
+        return ITS_EDECODE;
+    v->sw->color_range = fr->color_range;
+    v->sw->colorspace = fr->colorspace;
+    return 0;
+}
+
 static int next_frame(its_video_t *v, uint8_t *dst, size_t cap, its_video_frame *f)
 {
     memset(f, 0, sizeof *f);
@@ -499,7 +749,17 @@ static int next_frame(its_video_t *v, uint8_t *dst, size_t cap, its_video_frame 
         if (rc != 1)
             return rc;
         AVFrame *fr = v->frame;
-        if (fr->width <= 0 || fr->height <= 0 || prepare_sws(v, fr) < 0) {
+        /* pixels: the decoder's picture, or its host copy where NVDEC decoded it */
+        const AVFrame *px = fr;
+        if (fr->format == AV_PIX_FMT_CUDA && fr->hw_frames_ctx) {
+            rc = download(v, fr);
+            if (rc < 0) {
+                av_frame_unref(fr);
+                return set_err(v, rc, "copy of the GPU picture to the host", 0);
+            }
+            px = v->sw;
+        }
+        if (fr->width <= 0 || fr->height <= 0 || prepare_sws(v, px) < 0) {
             v->stats.bad_packets++;
             av_frame_unref(fr);
             if (++v->consecutive_bad >= (unsigned)v->opts.max_bad_packets)
@@ -532,7 +792,7 @@ static int next_frame(its_video_t *v, uint8_t *dst, size_t cap, its_video_frame 
         }
         uint8_t *planes[4] = {target, NULL, NULL, NULL};
         int strides[4] = {f->stride, 0, 0, 0};
-        int h = sws_scale(v->sws, (const uint8_t *const *)fr->data, fr->linesize, 0, fr->height,
+        int h = sws_scale(v->sws, (const uint8_t *const *)px->data, px->linesize, 0, px->height,
                           planes, strides);
         if (dst && target != dst)
             memcpy(dst, target, need);
@@ -560,6 +820,20 @@ int its_video_read_into(its_video_t *v, uint8_t *dst, size_t cap, its_video_fram
     if (!dst)
         return ITS_EINVAL;
     return next_frame(v, dst, cap, f);
+}
+
+int its_video_skip(its_video_t *v, its_video_frame *f)
+{
+    memset(f, 0, sizeof *f);
+    int rc = decode_next(v);
+    if (rc != 1)
+        return rc;
+    f->width = v->frame->width;
+    f->height = v->frame->height;
+    stamp(v, v->frame, f);
+    av_frame_unref(v->frame);
+    v->stats.frames++;
+    return 1;
 }
 
 int its_video_rewind(its_video_t *v)

@@ -2,7 +2,9 @@
  * GPU pre/post-processing against plain C references written here from the definitions:
  * letterbox of a mixed batch (RGB, BGR, NV12; sizes up- and down-scaled, odd and tiny) and
  * YOLOv8 decode + class-aware NMS (fp32 and fp16 heads, few and very many candidates), both
- * direct and replayed from a captured CUDA graph. Exit 77 without a GPU.
+ * direct and replayed from a captured CUDA graph; and the NV12 letterbox of a real camera frame
+ * (in pitched planes, as NVDEC leaves them) against the host reference tests/detect/nv12_ref.c,
+ * which tests/detect/test_nv12.c holds to the CPU's RGB letterbox. Exit 77 without a GPU.
  */
 #include <math.h>
 #include <stdio.h>
@@ -13,6 +15,8 @@
 
 #include "cuda_prepost.h"
 #include "its/core.h"
+#include "its/video.h"
+#include "nv12_ref.h"
 #include "testutil.h"
 
 #define CK(x) assert_int_equal((int)(x), 0)
@@ -437,6 +441,95 @@ static void test_bad_args(void **st)
         ITS_EINVAL);
 }
 
+/* The first frame of traffic_highway_overpass_720p.mp4 as NV12 with a 1536-byte pitch (NVDEC
+ * surfaces are pitched), letterboxed into 640x640 and 640x384 on the GPU, fp32 NCHW and fp16
+ * NHWC. */
+static void test_letterbox_nv12_real(void **st)
+{
+    (void)st;
+    char p[1024], err[256];
+    if (!its_test_shared_path("media/traffic_highway_overpass_720p.mp4", p, sizeof p))
+        ITS_TEST_SKIP("shared media missing");
+    its_video_t *v;
+    its_video_opts o = {.decode = ITS_VIDEO_DECODE_CPU};
+    assert_int_equal(its_video_open(p, &o, &v, err, sizeof err), 0);
+    its_video_frame vf;
+    assert_int_equal(its_video_read(v, &vf), 1);
+    enum { W = 1280, H = 720, PITCH = 1536 };
+    assert_int_equal(vf.width, W);
+    assert_int_equal(vf.height, H);
+    uint8_t *y = malloc((size_t)W * H), *uv = malloc((size_t)W * H / 2);
+    uint8_t *pitched = calloc((size_t)PITCH * H * 3 / 2, 1);
+    assert_non_null(y);
+    assert_non_null(uv);
+    assert_non_null(pitched);
+    nv12_from_rgb(vf.data, W, H, y, uv);
+    its_video_close(v);
+    for (int j = 0; j < H; j++)
+        memcpy(pitched + (size_t)j * PITCH, y + (size_t)j * W, W);
+    for (int j = 0; j < H / 2; j++)
+        memcpy(pitched + (size_t)PITCH * H + (size_t)j * PITCH, uv + (size_t)j * W, W);
+    uint8_t *d;
+    CK(cudaMalloc((void **)&d, (size_t)PITCH * H * 3 / 2));
+    CK(cudaMemcpy(d, pitched, (size_t)PITCH * H * 3 / 2, cudaMemcpyHostToDevice));
+    const int sizes[2][2] = {{640, 640}, {640, 384}};
+    for (int s = 0; s < 2; s++) {
+        int dw = sizes[s][0], dh = sizes[s][1];
+        size_t px = (size_t)dw * dh;
+        its_cuda_frame f = {.data = d,
+                            .uv = d + (size_t)PITCH * H,
+                            .width = W,
+                            .height = H,
+                            .stride = PITCH,
+                            .uv_stride = PITCH,
+                            .fmt = ITS_PIX_NV12};
+        its_cuda_letterbox_plan(&f, 1, dw, dh);
+        its_cuda_frame *df;
+        float *d32;
+        uint16_t *d16;
+        CK(cudaMalloc((void **)&df, sizeof f));
+        CK(cudaMemcpy(df, &f, sizeof f, cudaMemcpyHostToDevice));
+        CK(cudaMalloc((void **)&d32, px * 3 * sizeof(float)));
+        CK(cudaMalloc((void **)&d16, px * 4 * 2));
+        CK(its_cuda_letterbox_nchw_f32(df, 1, dw, dh, d32, 0));
+        CK(its_cuda_letterbox(df, 1, dw, dh, 4, d16, 0));
+        CK(cudaDeviceSynchronize());
+        float *h32 = malloc(px * 3 * sizeof(float)), *ref = malloc(px * 3 * sizeof(float));
+        uint16_t *h16 = malloc(px * 4 * 2);
+        assert_non_null(h32);
+        assert_non_null(ref);
+        assert_non_null(h16);
+        CK(cudaMemcpy(h32, d32, px * 3 * sizeof(float), cudaMemcpyDeviceToHost));
+        CK(cudaMemcpy(h16, d16, px * 4 * 2, cudaMemcpyDeviceToHost));
+        nv12_letterbox_ref(y, W, uv, W, W, H, dw, dh, ref);
+        double max32 = 0, max16 = 0;
+        for (size_t i = 0; i < px; i++)
+            for (int c = 0; c < 3; c++) {
+                double want = ref[(size_t)c * px + i];
+                double e32 = fabs(h32[(size_t)c * px + i] - want);
+                double e16 = fabs(half_to_float(h16[i * 4 + c]) - want);
+                e32 = isfinite(e32) ? e32 : 1e9;
+                e16 = isfinite(e16) ? e16 : 1e9;
+                max32 = e32 > max32 ? e32 : max32;
+                max16 = e16 > max16 ? e16 : max16;
+            }
+        printf("nv12 720p frame -> %dx%d: max abs error fp32 %.3g, fp16 %.3g\n", dw, dh, max32,
+               max16);
+        assert_true(max32 < 1e-4);
+        assert_true(max16 < 1.0 / 1024);
+        free(h32);
+        free(h16);
+        free(ref);
+        CK(cudaFree(df));
+        CK(cudaFree(d32));
+        CK(cudaFree(d16));
+    }
+    CK(cudaFree(d));
+    free(y);
+    free(uv);
+    free(pitched);
+}
+
 int main(void)
 {
     int ndev = 0;
@@ -445,9 +538,10 @@ int main(void)
         return ITS_TEST_SKIP_CODE;
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_letterbox_plan), cmocka_unit_test(test_letterbox_mixed_batch),
-        cmocka_unit_test(test_decode_f32),     cmocka_unit_test(test_decode_f16_graph),
-        cmocka_unit_test(test_decode_dense),   cmocka_unit_test(test_bad_args),
+        cmocka_unit_test(test_letterbox_plan),      cmocka_unit_test(test_letterbox_mixed_batch),
+        cmocka_unit_test(test_decode_f32),          cmocka_unit_test(test_decode_f16_graph),
+        cmocka_unit_test(test_decode_dense),        cmocka_unit_test(test_bad_args),
+        cmocka_unit_test(test_letterbox_nv12_real),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

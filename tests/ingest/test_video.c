@@ -1,4 +1,5 @@
 /* The FFmpeg video reader on the shared traffic videos and on damaged copies of them. */
+#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -293,6 +294,119 @@ static void test_interrupt(void **state)
     its_video_close(NULL);
 }
 
+/* 1 if the NVIDIA driver's CUDA library loads here (the GPU machine), else 0 (CI). */
+static int have_cuda_driver(void)
+{
+    void *h = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (h)
+        dlclose(h);
+    return h != NULL;
+}
+
+/* Where a reader decodes. Without a CUDA driver (CI): decode auto decodes H.264 on the CPU
+ * and says why (no_device), frame for frame what decode cpu gives; a JPEG is not for NVDEC
+ * (codec) wherever it runs; decode nvdec is an error that says why, never a silent CPU
+ * decode. */
+static void test_decode_choice(void **state)
+{
+    (void)state;
+    char p[600], jpg[600], err[512];
+    media_path("traffic_bridge_720p.mp4", p, sizeof p);
+    media_path("bus.jpg", jpg, sizeof jpg);
+    int gpu = have_cuda_driver();
+    assert_string_equal(its_video_fallback_name(ITS_VIDEO_FALLBACK_NO_DEVICE), "no_device");
+    its_video_decode d;
+    assert_int_equal(its_video_parse_decode("nvdec", &d), 0);
+    assert_int_equal(d, ITS_VIDEO_DECODE_NVDEC);
+    assert_int_equal(its_video_parse_decode("gpu", &d), ITS_EINVAL);
+
+    its_video_opts autoo = {.decode = ITS_VIDEO_DECODE_AUTO};
+    its_video_opts cpu = {.decode = ITS_VIDEO_DECODE_CPU};
+    its_video_t *va, *vc;
+    assert_int_equal(its_video_open(p, &autoo, &va, err, sizeof err), 0);
+    assert_int_equal(its_video_open(p, &cpu, &vc, err, sizeof err), 0);
+    its_video_stats sa, sc;
+    its_video_frame fa, fc;
+    int n = 0, ra, rc;
+    int64_t diff = 0;
+    while ((ra = its_video_read(va, &fa)) == 1 && (rc = its_video_read(vc, &fc)) == 1) {
+        assert_int_equal(fa.width, fc.width);
+        assert_int_equal(fa.height, fc.height);
+        if (!gpu) /* the same decoder: the same pixels */
+            assert_memory_equal(fa.data, fc.data, its_video_frame_bytes(fa.width, fa.height));
+        else
+            for (size_t i = 0; i < its_video_frame_bytes(fa.width, fa.height); i += 97)
+                diff += abs((int)fa.data[i] - (int)fc.data[i]);
+        n++;
+    }
+    assert_int_equal(ra, ITS_EEOF);
+    assert_int_equal(n, 144); /* SOURCES.md */
+    its_video_get_stats(va, &sa);
+    its_video_get_stats(vc, &sc);
+    assert_int_equal(sc.nvdec, 0);
+    assert_int_equal(sc.fallback, ITS_VIDEO_FALLBACK_NONE); /* cpu: no fallback to count */
+    if (!gpu) {
+        assert_int_equal(sa.nvdec, 0);
+        assert_int_equal(sa.fallback, ITS_VIDEO_FALLBACK_NO_DEVICE);
+    } else { /* on the GPU machine: NVDEC, or a reason why not */
+        assert_true(sa.nvdec ? sa.fallback == ITS_VIDEO_FALLBACK_NONE
+                             : sa.fallback != ITS_VIDEO_FALLBACK_NONE);
+        print_message("decode auto: %s (%s), mean |nvdec - cpu| %.2f\n", sa.nvdec ? "nvdec" : "cpu",
+                      its_video_fallback_name(sa.fallback),
+                      (double)diff / (n * (double)its_video_frame_bytes(1280, 720) / 97));
+    }
+    assert_int_equal(its_video_nvdec_sessions(), sa.nvdec);
+    its_video_close(va);
+    its_video_close(vc);
+    assert_int_equal(its_video_nvdec_sessions(), 0);
+
+    /* a JPEG: not a codec NVDEC takes (through this path) */
+    assert_int_equal(its_video_open(jpg, &autoo, &va, err, sizeof err), 0);
+    its_video_get_stats(va, &sa);
+    assert_int_equal(sa.nvdec, 0);
+    assert_int_equal(sa.fallback, ITS_VIDEO_FALLBACK_CODEC);
+    assert_int_equal(its_video_read(va, &fa), 1);
+    its_video_close(va);
+
+    its_video_opts nv = {.decode = ITS_VIDEO_DECODE_NVDEC};
+    assert_int_equal(its_video_open(jpg, &nv, &va, err, sizeof err), ITS_EUNSUPPORTED);
+    assert_non_null(strstr(err, "decode nvdec: NVDEC decodes H.264 and HEVC, not mjpeg"));
+    if (!gpu) {
+        assert_int_equal(its_video_open(p, &nv, &va, err, sizeof err), ITS_EUNSUPPORTED);
+        assert_non_null(strstr(err, "decode nvdec: no CUDA device"));
+        assert_null(va);
+    }
+}
+
+/* its_video_skip decodes without converting: the frames, sizes and timestamps of read. */
+static void test_skip(void **state)
+{
+    (void)state;
+    char p[600], err[256];
+    media_path("traffic_bridge_720p.mp4", p, sizeof p);
+    its_video_t *a, *b;
+    assert_int_equal(its_video_open(p, NULL, &a, err, sizeof err), 0);
+    assert_int_equal(its_video_open(p, NULL, &b, err, sizeof err), 0);
+    its_video_frame fa, fb;
+    int n = 0;
+    while (its_video_skip(a, &fa) == 1) {
+        assert_int_equal(its_video_read(b, &fb), 1);
+        assert_null(fa.data);
+        assert_int_equal(fa.width, 1280);
+        assert_int_equal(fa.height, 720);
+        assert_true(fa.pts_ns == fb.pts_ns);
+        assert_true(fa.index == fb.index);
+        n++;
+    }
+    assert_int_equal(n, 144);
+    assert_int_equal(its_video_read(b, &fb), ITS_EEOF);
+    its_video_stats st;
+    its_video_get_stats(a, &st);
+    assert_int_equal(st.frames, 144);
+    its_video_close(a);
+    its_video_close(b);
+}
+
 int main(void)
 {
     if (!its_test_shared_path("media", media, sizeof media)) {
@@ -307,6 +421,8 @@ int main(void)
         cmocka_unit_test(test_size_change),
         cmocka_unit_test(test_image),
         cmocka_unit_test(test_interrupt),
+        cmocka_unit_test(test_decode_choice),
+        cmocka_unit_test(test_skip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -64,3 +64,15 @@ int nvmlDeviceGetMemoryInfo(void *dev, fake_memory *m)
     m->free = m->total - m->used;
     return 0;
 }
+
+int nvmlDeviceGetName(void *dev, char *name, unsigned int len);
+
+int nvmlDeviceGetName(void *dev, char *name, unsigned int len)
+{
+    static const char model[] = "its fake GPU";
+    if (dev != &fake_device || len < sizeof model)
+        return 2;
+    for (unsigned int i = 0; i < sizeof model; i++)
+        name[i] = model[i];
+    return 0;
+}

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "bench_gpu.h"
 #include "bench_proc.h"
 #include "bench_run.h"
 #include "its/core.h"
@@ -44,6 +45,7 @@ int bench_run_engine(const bench_opts *o, bench_result *r, char *err, size_t err
     int rc;
     memset(r, 0, sizeof *r);
     r->gpu_util_mean = r->gpu_mem_mb = NAN;
+    snprintf(r->decode, sizeof r->decode, "cpu"); /* the frames are decoded once, on the host */
     r->n_cams = o->cameras;
     r->cams = its_calloc(ITS_MOD_APP, (size_t)o->cameras, sizeof *r->cams);
     size_t expect = (size_t)(o->cameras * o->fps * (o->duration_s + 5) * 1.2) + 1024;
@@ -162,10 +164,15 @@ int bench_run_engine(const bench_opts *o, bench_result *r, char *err, size_t err
     float *batch_in = inputs + (size_t)DISTINCT_FRAMES * in_floats;
     uint64_t last_progress = t0;
     size_t progress_from = 0;
+    int window = 0;
     for (;;) {
         uint64_t now = its_now_ns();
         if (now >= end)
             break;
+        if (!window && now >= measure_from) {
+            bench_gpu_window(1);
+            window = 1;
+        }
         while (t0 + next * period <= now)
             next++;
         if (next - head > BACKLOG_MAX) { /* drop the oldest, as itsd's watermarks do */
@@ -225,6 +232,8 @@ int bench_run_engine(const bench_opts *o, bench_result *r, char *err, size_t err
     }
     if (!o->quiet)
         fputc('\n', stderr);
+    bench_gpu_window(0);
+    bench_gpu_result(&r->gpu_util_mean, &r->gpu_mem_mb, &r->gpu_name, &r->gpu_note);
     r->frames_in = next;
     r->measured_s = o->duration_s;
     r->peak_rss_mb = proc_peak_rss_mb(0);

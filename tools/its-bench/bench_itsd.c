@@ -3,9 +3,10 @@
  * per-frame result channels in Redis before itsd starts, and every message's latency is its
  * arrival time here minus the frame's capture timestamp (CLOCK_MONOTONIC is one clock for
  * every process on the host, so the two are comparable). itsd runs as its own process on a
- * generated configuration: N replay cameras at F FPS, phases spread, Redis and the API on
- * free loopback ports. Its metrics give frames captured and dropped per camera, errors and
- * GPU use; /proc gives its CPU time and peak memory.
+ * generated configuration: N cameras at F FPS (replayed clips, or streams that each camera
+ * decodes itself), phases spread, Redis and the API on free loopback ports. Its metrics give
+ * frames captured and dropped per camera and errors; /proc gives its CPU time and peak
+ * memory; NVML (bench_gpu.c) the GPU's utilisation.
  */
 #include <errno.h>
 #include <hiredis/hiredis.h>
@@ -19,9 +20,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bench_gpu.h"
 #include "bench_proc.h"
 #include "bench_run.h"
 #include "its/core.h"
+
+#define STREAM_SPREAD_S 8.0
 
 static int write_itsd_config(const bench_opts *o, int redis_port, int api_port, const char *path)
 {
@@ -63,11 +67,20 @@ static int write_itsd_config(const bench_opts *o, int redis_port, int api_port, 
         }
     }
     fprintf(f, "cameras:\n");
-    for (int i = 0; i < o->cameras; i++)
+    int stream = o->source && !strcmp(o->source, "stream");
+    for (int i = 0; i < o->cameras; i++) {
+        /* replay: phases spread over one frame period; stream: each camera also starts at its
+         * own place in the file (spread over STREAM_SPREAD_S), so that the decoders of one
+         * file are not in step (keyframes, the expensive frames, would all come due at once) */
+        double phase = o->fps > 0 ? (double)i / o->cameras / o->fps : 0.0;
+        if (stream)
+            phase += STREAM_SPREAD_S * (double)i / o->cameras;
         fprintf(f,
-                "  - {id: cam-%d, url: \"%s\", kind: replay, fps: %g, loop: true, "
-                "phase_s: %.6f}\n",
-                i, o->video, o->fps, o->fps > 0 ? (double)i / o->cameras / o->fps : 0.0);
+                "  - {id: cam-%d, url: \"%s\", kind: %s, fps: %g, loop: true, "
+                "phase_s: %.6f%s%s}\n",
+                i, o->video, stream ? "file" : "replay", o->fps, phase,
+                stream && o->decode ? ", decode: " : "", stream && o->decode ? o->decode : "");
+    }
     return fclose(f) == 0 ? 0 : ITS_EIO;
 }
 
@@ -157,23 +170,20 @@ static int receive(const bench_opts *o, bench_result *r, redisContext *sub, int 
     return n;
 }
 
-static void scrape(int api_port, bench_result *r, double *gpu_sum, int *gpu_n, int final)
+/* From itsd's /metrics at the end of the window: the error count, and where the cameras
+ * decode (its_camera_nvdec: 1 per camera on NVDEC; replayed clips were decoded on the CPU). */
+static void scrape_final(int api_port, int cameras, bench_result *r)
 {
     char *text = http_get(api_port, "/metrics", 2000);
     if (!text)
         return;
-    double g = prom_sum(text, "gpu_utilization_percent", NULL);
-    if (!isnan(g)) {
-        *gpu_sum += g;
-        (*gpu_n)++;
-    }
-    double mem = prom_sum(text, "its_gpu_memory_used_bytes", NULL);
-    if (!isnan(mem))
-        r->gpu_mem_mb = fmax(isnan(r->gpu_mem_mb) ? 0 : r->gpu_mem_mb, mem / 1048576.0);
-    if (final) {
-        double errs = prom_sum(text, "its_errors_total", NULL);
-        r->errors += isnan(errs) ? 0 : (uint64_t)errs;
-    }
+    double errs = prom_sum(text, "its_errors_total", NULL);
+    r->errors += isnan(errs) ? 0 : (uint64_t)errs;
+    double nv = prom_sum(text, "its_camera_nvdec", NULL);
+    if (!isnan(nv) && nv >= cameras)
+        snprintf(r->decode, sizeof r->decode, "nvdec");
+    else if (!isnan(nv) && nv >= 1)
+        snprintf(r->decode, sizeof r->decode, "mixed");
     its_free(text);
 }
 
@@ -213,6 +223,7 @@ int bench_run_itsd(const bench_opts *o, bench_result *r, char *err, size_t errle
     char cfg[1024], log[1024], rlog[1024];
     memset(r, 0, sizeof *r);
     r->gpu_util_mean = r->gpu_mem_mb = NAN;
+    snprintf(r->decode, sizeof r->decode, "cpu");
     r->exit_status = -1;
     r->n_cams = o->cameras;
     r->cams = its_calloc(ITS_MOD_APP, (size_t)o->cameras, sizeof *r->cams);
@@ -261,9 +272,9 @@ int bench_run_itsd(const bench_opts *o, bench_result *r, char *err, size_t errle
     uint64_t t0 = its_now_ns();
     uint64_t measure_from = UINT64_MAX, end = UINT64_MAX;
     uint64_t ready_deadline = t0 + 300 * ITS_NS_PER_S;
-    uint64_t next_progress = t0 + ITS_NS_PER_S, next_scrape = UINT64_MAX;
-    double gpu_sum = 0, cpu0 = -1, peak = -1;
-    int gpu_n = 0, stopping = 0;
+    uint64_t next_progress = t0 + ITS_NS_PER_S;
+    double cpu0 = -1, peak = -1;
+    int stopping = 0, window = 0;
     uint64_t stop_at = 0, last_count = 0;
     size_t progress_from = 0;
     for (;;) {
@@ -271,14 +282,14 @@ int bench_run_itsd(const bench_opts *o, bench_result *r, char *err, size_t errle
         if (end == UINT64_MAX && r->messages > 0) {
             measure_from = now + (uint64_t)(o->warmup_s * 1e9);
             end = measure_from + (uint64_t)(o->duration_s * 1e9);
-            next_scrape = measure_from;
         } else if (end == UINT64_MAX && now > ready_deadline) {
             snprintf(err, errlen, "no result from itsd within 300 s; see %s", log);
             rc = ITS_ETIMEDOUT;
             break;
         }
         if (!stopping && now >= end) {
-            scrape(api_port, r, &gpu_sum, &gpu_n, 1);
+            bench_gpu_window(0);
+            scrape_final(api_port, o->cameras, r);
             double cpu = proc_cpu_s(itsd_pid);
             if (cpu >= 0 && cpu0 >= 0)
                 r->cpu_cores = (cpu - cpu0) / o->duration_s;
@@ -308,10 +319,9 @@ int bench_run_itsd(const bench_opts *o, bench_result *r, char *err, size_t errle
         }
         if (cpu0 < 0 && now >= measure_from)
             cpu0 = proc_cpu_s(itsd_pid);
-        if (!stopping && now >= next_scrape) {
-            if (now >= measure_from)
-                scrape(api_port, r, &gpu_sum, &gpu_n, 0);
-            next_scrape += 2 * ITS_NS_PER_S;
+        if (!window && !stopping && now >= measure_from) {
+            bench_gpu_window(1);
+            window = 1;
         }
         if (!o->quiet && now >= next_progress) {
             double el = (double)(now - t0) / 1e9;
@@ -339,7 +349,8 @@ int bench_run_itsd(const bench_opts *o, bench_result *r, char *err, size_t errle
         fputc('\n', stderr);
     r->measured_s = o->duration_s;
     r->peak_rss_mb = peak;
-    r->gpu_util_mean = gpu_n ? gpu_sum / gpu_n : NAN;
+    bench_gpu_window(0);
+    bench_gpu_result(&r->gpu_util_mean, &r->gpu_mem_mb, &r->gpu_name, &r->gpu_note);
     r->errors += r->bad_messages;
     if (itsd_pid < 0)
         read_final_accounting(log, r);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 #include "bench_stats.h"
+#include "its/video.h"
 
 #define BENCH_MAX_CAMERAS 4096
 
@@ -20,6 +21,9 @@ typedef struct bench_opts {
     double duration_s;
     double warmup_s; /* samples from the first warmup_s are not counted (reported as such) */
     int engine_only;
+    char *decode; /* stream cameras' decode: auto, nvdec or cpu (its/video.h) */
+    char *source; /* itsd mode: "replay" (clips decoded once, served from memory) or "stream"
+                   * (every camera decodes its own H.264 stream: a looped file, paced) */
     /* the service under test */
     char *itsd; /* path of the itsd binary */
     char *model;
@@ -61,12 +65,20 @@ typedef struct bench_result {
     double cpu_cores;     /* itsd's CPU time / wall time */
     double peak_rss_mb;   /* itsd's (or our own, engine-only) VmHWM */
     double gpu_util_mean; /* percent, NaN where no GPU */
-    double gpu_mem_mb;    /* NaN where no GPU */
+    double gpu_mem_mb;    /* peak during the window; NaN where no GPU */
+    const char *gpu_name; /* NVML's model name, NULL if unknown */
+    const char *gpu_note; /* why GPU figures are missing, NULL if measured */
+    char decode[8];       /* "cpu", "nvdec" or "mixed": where the cameras' frames were decoded */
     int exit_status;      /* itsd's exit status, -1 if killed */
     bench_camera *cams;
     int n_cams;
 } bench_result;
 
+/* --decode-only: n readers of file decoding it in a loop, unpaced, for duration_s after
+ * warmup_s; the table and a JSON line to out (and json_out unless NULL or ""). 0, or
+ * ITS_EDECODE if every reader failed. */
+int bench_decode_only(const char *file, int n, its_video_decode mode, double warmup_s,
+                      double duration_s, const char *json_out, FILE *out);
 int bench_run_itsd(const bench_opts *o, bench_result *r, char *err, size_t errlen);
 int bench_run_engine(const bench_opts *o, bench_result *r, char *err, size_t errlen);
 void bench_result_free(bench_result *r);

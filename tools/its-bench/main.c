@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bench_gpu.h"
 #include "bench_run.h"
 #include "bench_stats.h"
 #include "its/cli.h"
@@ -77,10 +78,18 @@ static const cyaml_schema_field_t doc_fields[] = {
 /* noop: itsd's stand-in engine that detects nothing - stresses ingest, batching, analytics,
  * publishing and Redis without a model (itsd mode only) */
 static const char *const backends[] = {"cpu", "cuda", "noop", NULL};
+/* replay: every camera serves one clip decoded once into memory; stream: every camera opens
+ * the file itself and decodes it as itsd decodes a camera (looped, paced at the camera's FPS,
+ * start points staggered) */
+static const char *const sources[] = {"replay", "stream", NULL};
+static const char *const decodes[] = {"cpu", "auto", "nvdec", NULL}; /* its_video_decode */
 
 typedef struct settings {
     bench_opts o;
     int backend;
+    int source;
+    int decode;
+    int decoders;
     char *json_out;
     double step_s;
     int max_cameras;
@@ -96,6 +105,14 @@ static const its_option options[] = {
                 "video every camera replays"),
     ITS_OPT_ENUM("bench.backend", settings, backend, "cpu", backends, 0,
                  "engine backend: cpu, cuda, or noop (itsd mode; no model runs)"),
+    ITS_OPT_ENUM("bench.source", settings, source, "replay", sources, 0,
+                 "itsd mode: replay (clips decoded once, served from memory) or stream (each "
+                 "camera decodes its own looped H.264 stream, paced)"),
+    ITS_OPT_ENUM("bench.decode", settings, decode, "auto", decodes, 0,
+                 "where streams decode (stream mode, --decode-only): auto (NVDEC with the cuda "
+                 "engine, else CPU), nvdec or cpu"),
+    ITS_OPT_INT("bench.decoders", settings, decoders, "16", 1, 1024, 0,
+                "--decode-only: readers decoding the video at once, in this process"),
     ITS_OPT_STR("bench.input_size", settings, o.input_size, "", 0,
                 "network input WxH (itsd engine.input_size; empty: the model's own)"),
     ITS_OPT_INT("bench.threads", settings, o.threads, "0", 0, 256, 0, "CPU threads (0: all)"),
@@ -161,6 +178,10 @@ static void usage(FILE *out)
                  "  -b, --batch N         override stress_test.batch_size\n"
                  "      --engine-only     time the engine alone, no itsd\n"
                  "      --find-capacity   raise cameras until p99 > bench.p99_bound_ms or drops\n"
+                 "      --decode-only [FILE]  the decode ceiling: bench.decoders readers of FILE\n"
+                 "                        (bench.video) decode it unpaced in this process\n"
+                 "      --decoders N      --set bench.decoders=N\n"
+                 "      --decode MODE     --set bench.decode=MODE (auto, nvdec, cpu)\n"
                  "      --set KEY=VALUE   any bench.* option (see --print-config)\n"
                  "      --print-config    print the effective configuration and exit\n"
                  "  -q, --quiet           no progress line\n"
@@ -224,10 +245,12 @@ static void print_report(const bench_opts *o, const stress_test *st, bench_resul
     char host[256] = "";
     gethostname(host, sizeof host - 1);
     fprintf(out,
-            "\n== its-bench: %d cameras x %g FPS, batch %d, %s, %s backend (%d engine "
-            "workers), %.0f s measured (after %.0f s warm-up), host %s, %ld CPUs\n",
+            "\n== its-bench: %d cameras x %g FPS, batch %d, %s, %s source, %s decode, %s "
+            "backend (%d engine workers), GPU %s, %.0f s measured (after %.0f s warm-up), host "
+            "%s, %ld CPUs\n",
             o->cameras, o->fps, o->batch, o->engine_only ? "engine only" : "itsd end to end",
-            o->backend, o->engine_only ? 1 : o->engine_workers, r->measured_s, o->warmup_s, host,
+            o->source, r->decode, o->backend, o->engine_only ? 1 : o->engine_workers,
+            r->gpu_name ? r->gpu_name : "unknown", r->measured_s, o->warmup_s, host,
             sysconf(_SC_NPROCESSORS_ONLN));
     fprintf(out, "\nLatency (%s), %zu frames:\n",
             o->engine_only ? "inference done - frame due"
@@ -264,9 +287,12 @@ static void print_report(const bench_opts *o, const stress_test *st, bench_resul
             (unsigned long long)r->errors, r->measured_s > 0 ? r->lat.n / r->measured_s : 0,
             minutes > 0 ? r->detections / minutes : 0, r->cpu_cores, r->peak_rss_mb);
     if (isnan(r->gpu_util_mean))
-        fprintf(out, "| GPU utilisation | no GPU (NVML absent) |\n");
+        fprintf(out, "| GPU utilisation (NVML) | not measured: %s |\n",
+                r->gpu_note ? r->gpu_note : "no sample");
     else
-        fprintf(out, "| GPU utilisation (mean) | %.1f%% |\n| GPU memory used | %.0f MiB |\n",
+        fprintf(out,
+                "| GPU utilisation (NVML, mean) | %.1f%% |\n| GPU memory used (peak) | %.0f MiB "
+                "|\n",
                 r->gpu_util_mean, r->gpu_mem_mb);
 
     verdict v[8];
@@ -299,7 +325,10 @@ static void write_json(const bench_opts *o, const stress_test *st, bench_result 
     its_json_knum(&w, "fps", o->fps);
     its_json_kint(&w, "batch", o->batch);
     its_json_kstr(&w, "mode", o->engine_only ? "engine" : "itsd");
+    its_json_kstr(&w, "source", o->source);
+    its_json_kstr(&w, "decode", r->decode);
     its_json_kstr(&w, "backend", o->backend);
+    its_json_kstr(&w, "gpu", r->gpu_name);
     its_json_kint(&w, "engine_workers", o->engine_only ? 1 : o->engine_workers);
     its_json_kfixed(&w, "measured_s", r->measured_s, 1);
     its_json_kuint(&w, "frames", r->lat.n);
@@ -321,8 +350,8 @@ static void write_json(const bench_opts *o, const stress_test *st, bench_result 
     its_json_kfixed(&w, "cpu_cores", r->cpu_cores, 2);
     its_json_kfixed(&w, "peak_rss_mb", r->peak_rss_mb, 1);
     its_json_kfixed(&w, "gpu_utilization", r->gpu_util_mean, 1);
-    if (!isnan(r->gpu_util_mean))
-        its_json_kfixed(&w, "gpu_memory_mb", r->gpu_mem_mb, 0);
+    its_json_kfixed(&w, "gpu_memory_mb", r->gpu_mem_mb, 0);
+    its_json_kstr(&w, "gpu_note", r->gpu_note);
     its_json_key(&w, "expected");
     its_json_obj_begin(&w);
     for (int i = 0; i < nv; i++) {
@@ -370,15 +399,21 @@ static int find_capacity(bench_opts o, int max_cameras, double step_s)
     o.duration_s = step_s;
     printf("\n== capacity search: %g FPS per camera, p99 <= %g ms, no drops, %g s per step\n",
            o.fps, o.p99_bound_ms, step_s);
-    printf("| cameras | p99 ms | dropped | errors | held |\n|---|---|---|---|---|\n");
+    printf("| cameras | p99 ms | dropped | errors | GPU %% | decode | held |\n"
+           "|---|---|---|---|---|---|---|\n");
     while (n <= max_cameras) {
         bench_result r;
         o.cameras = n;
         int rc = run_once(&o, &r);
         int ok = rc == 0 && step_holds(&o, &r);
-        printf("| %d | %.2f | %llu | %llu | %s |\n", n, its_ns_to_ms(lat_percentile(&r.lat, 99)),
-               (unsigned long long)r.frames_dropped, (unsigned long long)r.errors,
-               ok ? "yes" : "no");
+        char p99[32] = "-", gpu[32] = "-";
+        if (rc == 0 && r.lat.n)
+            snprintf(p99, sizeof p99, "%.2f", its_ns_to_ms(lat_percentile(&r.lat, 99)));
+        if (rc == 0 && !isnan(r.gpu_util_mean))
+            snprintf(gpu, sizeof gpu, "%.0f", r.gpu_util_mean);
+        printf("| %d | %s | %llu | %llu | %s | %s | %s |\n", n, p99,
+               (unsigned long long)r.frames_dropped, (unsigned long long)r.errors, gpu,
+               rc == 0 ? r.decode : "-", ok ? "yes" : "no");
         fflush(stdout);
         bench_result_free(&r);
         if (ok)
@@ -413,9 +448,20 @@ int main(int argc, char **argv)
                       .extra_size = sizeof doc};
     const char *path = NULL;
     double cameras = -1, fps = -1, duration = -1, batch = -1;
-    int find = 0, print = 0, engine_only = 0, quiet = 0;
+    int find = 0, print = 0, engine_only = 0, quiet = 0, decode_only = 0;
     char err[512];
-    enum { O_CAMERAS = 256, O_FPS, O_DURATION, O_ENGINE, O_FIND, O_SET, O_PRINT };
+    enum {
+        O_CAMERAS = 256,
+        O_FPS,
+        O_DURATION,
+        O_ENGINE,
+        O_FIND,
+        O_SET,
+        O_PRINT,
+        O_DECODE_ONLY,
+        O_DECODERS,
+        O_DECODE
+    };
     static const struct option longopts[] = {{"config", required_argument, NULL, 'c'},
                                              {"cameras", required_argument, NULL, O_CAMERAS},
                                              {"fps", required_argument, NULL, O_FPS},
@@ -423,6 +469,9 @@ int main(int argc, char **argv)
                                              {"batch", required_argument, NULL, 'b'},
                                              {"engine-only", no_argument, NULL, O_ENGINE},
                                              {"find-capacity", no_argument, NULL, O_FIND},
+                                             {"decode-only", no_argument, NULL, O_DECODE_ONLY},
+                                             {"decoders", required_argument, NULL, O_DECODERS},
+                                             {"decode", required_argument, NULL, O_DECODE},
                                              {"set", required_argument, NULL, O_SET},
                                              {"print-config", no_argument, NULL, O_PRINT},
                                              {"quiet", no_argument, NULL, 'q'},
@@ -438,6 +487,9 @@ int main(int argc, char **argv)
         case 'c':
             path = optarg;
             break;
+        case O_DECODE_ONLY:
+            decode_only = 1;
+            break;
         case 'h':
             usage(stdout);
             return ITS_EXIT_OK;
@@ -450,7 +502,9 @@ int main(int argc, char **argv)
             break;
         }
     }
-    if (optind < argc)
+    /* --decode-only takes the video as its one argument */
+    const char *decode_file = decode_only && optind == argc - 1 ? argv[optind] : NULL;
+    if (optind < argc && !decode_file)
         return its_cli_usage_error(PROG, "unexpected argument '%s'", argv[optind]);
     if (its_config_load(&cfg, path, err, sizeof err) < 0) {
         fprintf(stderr, "its-bench: %s\n", err);
@@ -490,6 +544,14 @@ int main(int argc, char **argv)
         case O_FIND:
             find = 1;
             break;
+        case O_DECODERS:
+        case O_DECODE:
+            if (its_config_set(&cfg, c == O_DECODERS ? "bench.decoders" : "bench.decode", optarg,
+                               c == O_DECODERS ? "--decoders" : "--decode", err, sizeof err) < 0) {
+                fprintf(stderr, "its-bench: %s\n", err);
+                USAGE_FAIL(ITS_EXIT_USAGE);
+            }
+            break;
         case O_PRINT:
             print = 1;
             break;
@@ -524,6 +586,8 @@ int main(int argc, char **argv)
     stress_test *st = doc.stress;
     bench_opts o = s.o;
     o.backend = (char *)backends[s.backend];
+    o.source = (char *)sources[s.source];
+    o.decode = (char *)decodes[s.decode];
     o.cameras = cameras >= 0 ? (int)cameras : st ? st->camera_streams : 4;
     o.fps = fps >= 0 ? fps : st ? st->fps_per_camera : 5;
     o.batch = batch >= 0 ? (int)batch : st && st->batch_size ? st->batch_size : 8;
@@ -533,6 +597,10 @@ int main(int argc, char **argv)
     if (engine_only && strcmp(o.backend, "noop") == 0) {
         USAGE_FAIL(its_cli_usage_error(PROG, "--engine-only: needs a real engine (cpu or cuda), "
                                              "not noop"));
+    }
+    if (engine_only && s.source != 0) {
+        USAGE_FAIL(its_cli_usage_error(PROG, "--engine-only: frames are decoded once before "
+                                             "timing; bench.source=stream needs itsd"));
     }
     if (o.cameras < 1 || o.cameras > BENCH_MAX_CAMERAS || o.fps <= 0 || o.fps > 1000 ||
         o.batch < 1 || o.batch > 32 || o.duration_s <= 0) {
@@ -544,8 +612,20 @@ int main(int argc, char **argv)
         USAGE_FAIL(ITS_EXIT_USAGE);
     }
     mkdir(o.workdir, 0755);
+    if (bench_gpu_start() < 0) {
+        const char *name, *note;
+        double u, m;
+        bench_gpu_result(&u, &m, &name, &note);
+        fprintf(stderr, "its-bench: %s\n", note);
+    }
     int status = 0;
-    if (find) {
+    if (decode_only) {
+        char *file = decode_file ? resolve_path(its_strdup(ITS_MOD_APP, decode_file)) : NULL;
+        int rc = bench_decode_only(file ? file : o.video, s.decoders, (its_video_decode)s.decode,
+                                   o.warmup_s, o.duration_s, s.json_out, stdout);
+        its_free(file);
+        status = rc < 0 ? 1 : 0;
+    } else if (find) {
         find_capacity(o, s.max_cameras, s.step_s);
     } else {
         bench_result r;
@@ -572,6 +652,7 @@ int main(int argc, char **argv)
         }
         bench_result_free(&r);
     }
+    bench_gpu_stop();
     its_config_free(&cfg);
     return status;
 #undef USAGE_FAIL
