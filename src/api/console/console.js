@@ -9,7 +9,8 @@ const STATUS_MS = 2000;
 const LIST_MS = 10000; // the grid looks for added and removed cameras this often
 const EVENTS_MS = 2000; // an event list asks for new events this often (while the page shows)
 const EVENTS_MAX = 30; // events listed (the newest)
-const CLIP_WAIT_MS = 1000; // a clip still being written is asked for again this often
+const CLIP_WAIT_MS = 1000; // a clip still being written is asked for again this often,
+const CLIP_WAIT_TRIES = 120; // this many times at most (evidence.post_s is seconds)
 const $ = (id) => document.getElementById(id);
 
 // ---- the API ------------------------------------------------------------------------------
@@ -483,7 +484,7 @@ async function openEvent(e) {
     return;
   }
   const clip = e.clip || "/v1/events/" + encodeURIComponent(e.id) + "/clip.mp4";
-  for (;;) {
+  for (let tries = 1;; tries++) {
     if (gen !== viewer.gen) return;
     try {
       const u = await blobUrl(clip, gen);
@@ -500,6 +501,10 @@ async function openEvent(e) {
       }
       if (!e.clip_pending) {
         note.textContent = "the clip is gone (the evidence folder's size or age limit)";
+        return;
+      }
+      if (tries >= CLIP_WAIT_TRIES) {
+        note.textContent = "no clip: it was not written (its video had left the camera's ring)";
         return;
       }
       note.textContent = "the clip is being written (it ends evidence.post_s after the event)…";
