@@ -11,7 +11,8 @@ default: what an operator's browser asks for, the tiles in view only, plus Chrom
 when it runs on the same machine), or 9 HTTP clients each fetching an annotated snapshot
 every 250 ms as a tile does (--client http: itsd's own cost, without a browser). Per phase it
 prints the p50 and p99 of analytics_latency_seconds over the phase (from /metrics bucket
-deltas, as PromQL's histogram_quantile), the frames, the snapshots a second and itsd's CPU.
+deltas, as PromQL's histogram_quantile), the frames, the snapshots a second and itsd's CPU;
+with the browser also how many tiles fetched a picture (only those on screen should).
 The issue's bar: the p99 with the console within 10% of the p99 without.
 """
 import argparse
@@ -123,12 +124,18 @@ def main():
                 stop.set()
                 for t in threads:
                     t.join()
+                shown = ""
+                if with_console and browser:  # tiles fetch only while on screen
+                    shown = "  tiles fetched %s of %d" % (browser.eval(
+                        "[...document.querySelectorAll('.tile img')]"
+                        ".filter(i => i.dataset.frames).length"), cameras)
                 p50, _ = quantile(a, b, 0.5)
                 p99, n = quantile(a, b, 0.99)
                 snaps = (f1 - f0) / (t1 - t0) if not browser else float("nan")
                 print("%-12s p50 %7.2f ms  p99 %7.2f ms  frames %6d  snapshots/s %5.1f  "
-                      "itsd CPU %.2f cores" % ("console" if with_console else "no console", p50,
-                                               p99, n, snaps, (c1 - c0) / (t1 - t0)), flush=True)
+                      "itsd CPU %.2f cores%s" % ("console" if with_console else "no console", p50,
+                                                 p99, n, snaps, (c1 - c0) / (t1 - t0), shown),
+                      flush=True)
     finally:
         stop.set()
         if browser:

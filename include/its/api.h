@@ -24,8 +24,10 @@
  *   DELETE /v1/cameras/{id}           remove
  *   GET  /v1/cameras/{id}/analytics?window=1m         L1 cache, then Redis
  *   GET  /v1/cameras/{id}/counts.csv?from=&to=&interval=15m   interval counts (its/counts.h)
- *   GET  /v1/events                   recent events with evidence, links to their files
- *   GET  /v1/events/{id}/snapshot.jpg, /v1/events/{id}/clip.mp4   the files (its/evidence.h)
+ *   GET  /v1/events[?camera=ID][&limit=N]   recent events with evidence, links to their files
+ *   GET  /v1/events/{id}/snapshot.jpg, /v1/events/{id}/clip.mp4   the files (its/evidence.h);
+ *                                     a Range of bytes=A-B, A- or -N is answered 206
+ *                                     (Content-Range), one past the end 416
  *   POST /v1/cameras/{id}/frames      body: one JPEG (Content-Type image/jpeg)
  *   GET  /v1/cameras/{id}/snapshot.jpg[?annotate=1][&width=N]   the latest frame as a JPEG;
  *                                     annotated: boxes, track ids, classes, the scene's lines
@@ -104,6 +106,10 @@ typedef struct its_api_event {
     char camera[ITS_PUB_ID_MAX + 1];
     char kind[32];
     int64_t ts_us;
+    char cls[16];       /* class group; "": none */
+    char place_key[8];  /* "line", "zone", "lane"; "": none */
+    char place[32];     /* its name */
+    int direction;      /* line crossings: +1, -1; else 0 */
     int snapshot, clip; /* 1: the file is there */
     int clip_pending;   /* 1: asked for, not on disk (not written yet, or it failed) */
 } its_api_event;
@@ -204,6 +210,9 @@ typedef struct its_api_request {
     const char *interval;      /* ?interval= for counts.csv; NULL: "15m" */
     const char *annotate;      /* ?annotate= for snapshots: "1" or "true" draws; NULL: no */
     const char *width;         /* ?width= for snapshots: scale down to this many pixels */
+    const char *camera;        /* ?camera= for /v1/events: that camera's only; NULL: all */
+    const char *limit;         /* ?limit= for /v1/events: at most this many; NULL: all */
+    const char *range;         /* the Range header (evidence files: one byte range) or NULL */
     const char *authorization; /* the Authorization header or NULL */
     const char *content_type;  /* or NULL */
     const uint8_t *body;

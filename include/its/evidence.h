@@ -18,7 +18,8 @@
  * 0: the packets before it (from the keyframe on) get negative times, which the MP4 muxer
  * turns into an edit list, so players and ffprobe show pre_s + post_s seconds starting at
  * t - pre_s while the decoder still gets its keyframe (a clip asked for before the first
- * keyframe the ring holds starts at that keyframe, shorter). The file appears whole (written as
+ * keyframe the ring holds starts at that keyframe, shorter). The index (moov) comes before the
+ * media (faststart), so a browser plays a clip as it arrives. The file appears whole (written as
  * PATH.part, then renamed).
  *
  * Contract: one writer thread (its_clipring_packet, which also cuts the clips that are due);
@@ -83,7 +84,11 @@ typedef struct its_evidence_record {
     char camera[65];
     char kind[32];
     int64_t ts_us;
-    int clip; /* a clip was asked for (the camera has a ring) */
+    char cls[16];      /* the object's class group ("car"); "": none (a queue) */
+    char place_key[8]; /* "line", "zone" or "lane" (as in the event message); "": none */
+    char place[32];    /* that line's, zone's or lane's name in the scene */
+    int direction;     /* line crossings: +1 positive, -1 negative; else 0 */
+    int clip;          /* a clip was asked for (the camera has a ring) */
 } its_evidence_record;
 
 #define ITS_EVIDENCE_RECORDS 1024 /* records kept, the oldest go first */
@@ -100,11 +105,10 @@ its_clipring_t *its_evidence_camera_open(its_evidence_store *s, const char *came
 /* The camera is gone: its ring leaves the table (if it is still r; r NULL: whichever). */
 void its_evidence_camera_close(its_evidence_store *s, const char *camera, its_clipring_t *r);
 /* An event's evidence: the snapshot (JPEG bytes; NULL: none) written now, the clip around
- * media_ns asked of the camera's ring (when it has one: *clip set), the record kept. id:
- * [A-Za-z0-9_.-], at most 159 characters. */
-int its_evidence_capture(its_evidence_store *s, const char *camera, const char *id,
-                         const char *kind, int64_t ts_us, int64_t media_ns, const uint8_t *jpeg,
-                         size_t jpeg_len, int *clip);
+ * media_ns asked of the camera's ring of ev->camera (when it has one: *clip set), the record
+ * ev kept (its clip field is set here). ev->id: [A-Za-z0-9_.-], at most 159 characters. */
+int its_evidence_capture(its_evidence_store *s, const its_evidence_record *ev, int64_t media_ns,
+                         const uint8_t *jpeg, size_t jpeg_len, int *clip);
 /* The newest records first; returns how many. */
 int its_evidence_list(its_evidence_store *s, its_evidence_record *out, int max);
 /* The file of an event's "snapshot" or "clip" once written; ITS_ENOENT otherwise, ITS_EINVAL

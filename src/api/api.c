@@ -126,6 +126,9 @@ static void http_handle(void *ud, its__http_request *hr)
         .interval = its__http_arg(hr, "interval"),
         .annotate = its__http_arg(hr, "annotate"),
         .width = its__http_arg(hr, "width"),
+        .camera = its__http_arg(hr, "camera"),
+        .limit = its__http_arg(hr, "limit"),
+        .range = its__http_header(hr, "Range"),
         .authorization = its__http_header(hr, "Authorization"),
         .content_type = its__http_header(hr, "Content-Type"),
         .body = hr->body,
@@ -958,6 +961,15 @@ static void events_body(its_json *w, const void *ctx)
         its_json_kstr(w, "camera", e->camera);
         its_json_kstr(w, "kind", e->kind);
         its_json_kint(w, "ts_us", e->ts_us);
+        if (e->cls[0])
+            its_json_kstr(w, "class", e->cls);
+        else
+            its_json_knull(w, "class");
+        if (!strcmp(e->place_key, "line") || !strcmp(e->place_key, "zone") ||
+            !strcmp(e->place_key, "lane"))
+            its_json_kstr(w, e->place_key, e->place);
+        if (e->direction)
+            its_json_kstr(w, "direction", e->direction > 0 ? "positive" : "negative");
         snprintf(url, sizeof url, "/v1/events/%s/snapshot.jpg", e->id);
         if (e->snapshot)
             its_json_kstr(w, "snapshot", url);
@@ -976,11 +988,20 @@ static void events_body(its_json *w, const void *ctx)
     its_json_obj_end(w);
 }
 
-/* GET /v1/events: the recent events that kept evidence, newest first, with their links. */
-static int h_events(its_api *api, its_api_response *resp)
+/* GET /v1/events[?camera=ID][&limit=N]: the recent events that kept evidence, newest first,
+ * with their links; those of one camera, the newest N. */
+static int h_events(its_api *api, const its_api_request *req, its_api_response *resp)
 {
     if (!api->prov.events)
         return not_implemented(resp);
+    long limit = ITS_API_MAX_EVENTS;
+    if (req->limit) {
+        char *end;
+        limit = strtol(req->limit, &end, 10);
+        if (end == req->limit || *end || limit < 1 || limit > ITS_API_MAX_EVENTS)
+            return reply_error(resp, 400, "bad_request", "limit must be 1 to %d",
+                               ITS_API_MAX_EVENTS);
+    }
     its_api_event *ev = its_calloc(ITS_MOD_API, ITS_API_MAX_EVENTS, sizeof *ev);
     if (!ev)
         return reply_error(resp, 500, "internal", "out of memory");
@@ -989,19 +1010,74 @@ static int h_events(its_api *api, its_api_response *resp)
         its_free(ev);
         return reply_code(resp, n, "events");
     }
-    for (int i = 0; i < n; i++) {
-        ev[i].id[sizeof ev[i].id - 1] = 0;
-        ev[i].camera[sizeof ev[i].camera - 1] = 0;
-        ev[i].kind[sizeof ev[i].kind - 1] = 0;
+    int kept = 0;
+    for (int i = 0; i < n && kept < limit; i++) {
+        its_api_event *e = &ev[i];
+        e->id[sizeof e->id - 1] = 0;
+        e->camera[sizeof e->camera - 1] = 0;
+        e->kind[sizeof e->kind - 1] = 0;
+        e->cls[sizeof e->cls - 1] = 0;
+        e->place_key[sizeof e->place_key - 1] = 0;
+        e->place[sizeof e->place - 1] = 0;
+        if (req->camera && strcmp(req->camera, e->camera))
+            continue;
+        if (kept != i)
+            ev[kept] = *e;
+        kept++;
     }
+    n = kept;
     struct events_doc d = {ev, n};
     int rc = reply_json(resp, 200, events_body, &d);
     its_free(ev);
     return rc;
 }
 
-/* GET /v1/events/{id}/snapshot.jpg or clip.mp4: the file, whole. */
-static int h_evidence(its_api *api, const char *id, int clip, its_api_response *resp)
+/* A Range header of one byte range over a file of size bytes (RFC 9110, 14.1.2): 1 with the
+ * range in [*first, *last], 0 to answer the whole file (no Range, another unit, several
+ * ranges or a malformed one: a server may ignore it), -1 unsatisfiable (it starts past the
+ * end, or a suffix of 0 bytes: 416). */
+static int byte_range(const char *h, long size, long *first, long *last)
+{
+    if (!h || strncmp(h, "bytes=", 6) || strchr(h, ','))
+        return 0;
+    const char *p = h + 6;
+    char *end;
+    if (*p == '-') { /* the last N bytes */
+        if (p[1] < '0' || p[1] > '9')
+            return 0;
+        long long nlast = strtoll(p + 1, &end, 10);
+        if (*end)
+            return 0;
+        if (nlast <= 0 || size == 0)
+            return -1;
+        *first = nlast >= size ? 0 : size - (long)nlast;
+        *last = size - 1;
+        return 1;
+    }
+    if (*p < '0' || *p > '9')
+        return 0;
+    long long a = strtoll(p, &end, 10), b = -1;
+    if (*end != '-')
+        return 0;
+    p = end + 1;
+    if (*p) {
+        if (*p < '0' || *p > '9')
+            return 0;
+        b = strtoll(p, &end, 10);
+        if (*end || b < a)
+            return 0;
+    }
+    if (a >= size)
+        return -1;
+    *first = (long)a;
+    *last = b < 0 || b >= size ? size - 1 : (long)b;
+    return 1;
+}
+
+/* GET /v1/events/{id}/snapshot.jpg or clip.mp4: the file, or the one byte range asked for
+ * (a browser's <video> reads a clip in ranges, and seeks with them). */
+static int h_evidence(its_api *api, const its_api_request *req, const char *id, int clip,
+                      its_api_response *resp)
 {
     if (!api->prov.evidence_file)
         return not_implemented(resp);
@@ -1024,11 +1100,34 @@ static int h_evidence(its_api *api, const char *id, int clip, its_api_response *
         return reply_error(resp, 500, "internal", "cannot read the %s of event %s", what, id);
     }
     buf[size] = 0;
+    long first = 0, last = size - 1;
+    int ranged = byte_range(req->range, size, &first, &last);
+    if (ranged < 0) {
+        its_free(buf);
+        int rc = reply_error(resp, 416, "range_not_satisfiable", "the %s of event %s has %ld bytes",
+                             what, id, size);
+        if (rc == 0) {
+            resp->header_name = "Content-Range";
+            snprintf(resp->header_value, sizeof resp->header_value, "bytes */%ld", size);
+        }
+        return rc;
+    }
+    if (ranged && first > 0)
+        memmove(buf, buf + first, (size_t)(last - first + 1));
     its_free(resp->body);
-    resp->status = 200;
+    resp->status = ranged ? 206 : 200;
     resp->content_type = clip ? "video/mp4" : "image/jpeg";
     resp->body = buf;
-    resp->len = (size_t)size;
+    resp->len = (size_t)(last - first + 1);
+    buf[resp->len] = 0;
+    if (ranged) {
+        resp->header_name = "Content-Range";
+        snprintf(resp->header_value, sizeof resp->header_value, "bytes %ld-%ld/%ld", first, last,
+                 size);
+    } else {
+        resp->header_name = "Accept-Ranges";
+        snprintf(resp->header_value, sizeof resp->header_value, "bytes");
+    }
     return 0;
 }
 
@@ -1263,11 +1362,11 @@ int its_api_handle(its_api *api, const its_api_request *req, its_api_response *r
             rc = get ? h_counts(api, req, id, resp) : method_not_allowed(resp, "GET");
             break;
         case R_EVENTS:
-            rc = get ? h_events(api, resp) : method_not_allowed(resp, "GET");
+            rc = get ? h_events(api, req, resp) : method_not_allowed(resp, "GET");
             break;
         case R_EVENT_SNAPSHOT:
         case R_EVENT_CLIP:
-            rc = get ? h_evidence(api, id, r == R_EVENT_CLIP, resp)
+            rc = get ? h_evidence(api, req, id, r == R_EVENT_CLIP, resp)
                      : method_not_allowed(resp, "GET");
             break;
         case R_SNAPSHOT:

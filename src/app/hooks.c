@@ -350,10 +350,33 @@ static void capture(cam_state *s, const its_frame *f, const its_event *e, const 
             its_logw("app", s->id, "event %s: no snapshot: %s", id, err);
         its_image_free(&img);
     }
+    /* what the event list shows: the event message's kind, class and place (its names) */
+    its_evidence_record rec = {.ts_us = wall_us(s, f->ts_ns[ITS_TS_CAPTURE])};
+    snprintf(rec.id, sizeof rec.id, "%.159s", id); /* ids are at most 117 characters */
+    snprintf(rec.camera, sizeof rec.camera, "%s", s->id);
+    snprintf(rec.kind, sizeof rec.kind, "%s", its_event_type_name(e->type));
+    if (e->type != ITS_EV_QUEUE)
+        snprintf(rec.cls, sizeof rec.cls, "%s", its_class_group_name(e->group));
+    const its_scene *sc = &s->scene; /* written by this thread only */
+    const char *key = NULL, *place = NULL;
+    if (e->type == ITS_EV_LINE_CROSSING && e->index >= 0 && e->index < sc->n_lines) {
+        key = "line";
+        place = sc->lines[e->index].name;
+        rec.direction = e->direction > 0 ? 1 : -1;
+    } else if (e->type == ITS_EV_ZONE_PRESENCE && e->index >= 0 && e->index < sc->n_zones) {
+        key = "zone";
+        place = sc->zones[e->index].name;
+    } else if (e->type != ITS_EV_LINE_CROSSING && e->type != ITS_EV_ZONE_PRESENCE &&
+               e->index >= 0 && e->index < sc->n_lanes) {
+        key = "lane";
+        place = sc->lanes[e->index].name;
+    }
+    if (key) {
+        snprintf(rec.place_key, sizeof rec.place_key, "%s", key);
+        snprintf(rec.place, sizeof rec.place, "%s", place);
+    }
     int clip = 0;
-    if (its_evidence_capture(s->evidence, s->id, id, its_event_type_name(e->type),
-                             wall_us(s, f->ts_ns[ITS_TS_CAPTURE]), f->pts_ns, jpeg, jlen,
-                             &clip) < 0)
+    if (its_evidence_capture(s->evidence, &rec, f->pts_ns, jpeg, jlen, &clip) < 0)
         its_logw("app", s->id, "event %s: evidence not kept in full", id);
     else if (jpeg)
         snprintf(snap_url, len, "/v1/events/%s/snapshot.jpg", id);
@@ -624,6 +647,7 @@ static void take_scene(cam_state *s)
                 memcpy(s->snap[k][i], old[map[i]], sizeof s->snap[k][i]);
     }
     s->n_lines = sc->n_lines;
+    memcpy(s->lines, sc->lines, sizeof s->lines); /* the evidence snapshots draw these */
     for (int i = 0; i < sc->n_lines; i++)
         snprintf(s->line_names[i], sizeof s->line_names[i], "%s", sc->lines[i].name);
     int kept = 0;

@@ -663,6 +663,10 @@ static int prov_events(void *ud, its_api_event *out, int max)
         snprintf(e->camera, sizeof e->camera, "%s", rec[i].camera);
         snprintf(e->kind, sizeof e->kind, "%s", rec[i].kind);
         e->ts_us = rec[i].ts_us;
+        snprintf(e->cls, sizeof e->cls, "%s", rec[i].cls);
+        snprintf(e->place_key, sizeof e->place_key, "%s", rec[i].place_key);
+        snprintf(e->place, sizeof e->place, "%s", rec[i].place);
+        e->direction = rec[i].direction;
         e->snapshot = its_evidence_path(ev, rec[i].id, "snapshot", path, sizeof path) == 0;
         e->clip = its_evidence_path(ev, rec[i].id, "clip", path, sizeof path) == 0;
         e->clip_pending = rec[i].clip && !e->clip; /* asked for, not on disk (yet) */

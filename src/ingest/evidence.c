@@ -137,7 +137,12 @@ static int write_clip(its_clipring_t *r, int first, int last, int64_t start, con
         st->time_base = (AVRational){1, 90000};
         ok = avio_open(&fmt->pb, part, AVIO_FLAG_WRITE) >= 0;
     }
-    ok = ok && avformat_write_header(fmt, NULL) >= 0;
+    /* the index (moov) before the media, as a browser's <video> wants it to start playing and
+     * to know the duration before the whole file has come: the muxer moves it at the end */
+    AVDictionary *opts = NULL;
+    av_dict_set(&opts, "movflags", "+faststart", 0);
+    ok = ok && avformat_write_header(fmt, &opts) >= 0;
+    av_dict_free(&opts);
     AVRational ns = {1, (int)NS};
     for (int i = first; ok && i <= last; i++) {
         entry *x = at(r, i);
@@ -484,13 +489,13 @@ static int valid_id(const char *id)
     return 1;
 }
 
-int its_evidence_capture(its_evidence_store *s, const char *camera, const char *id,
-                         const char *kind, int64_t ts_us, int64_t media_ns, const uint8_t *jpeg,
-                         size_t jpeg_len, int *clip)
+int its_evidence_capture(its_evidence_store *s, const its_evidence_record *ev, int64_t media_ns,
+                         const uint8_t *jpeg, size_t jpeg_len, int *clip)
 {
     *clip = 0;
-    if (!s || !camera || !valid_id(id) || !kind)
+    if (!s || !ev || !valid_id(ev->id) || !ev->camera[0] || !ev->kind[0])
         return ITS_EINVAL;
+    const char *id = ev->id, *camera = ev->camera;
     char path[1300];
     int rc = 0;
     if (jpeg && jpeg_len) {
@@ -519,11 +524,8 @@ int its_evidence_capture(its_evidence_store *s, const char *camera, const char *
         s->rec_head = (s->rec_head + 1) % ITS_EVIDENCE_RECORDS;
     else
         s->rec_n++;
-    memset(x, 0, sizeof *x);
-    snprintf(x->id, sizeof x->id, "%s", id);
-    snprintf(x->camera, sizeof x->camera, "%s", camera);
-    snprintf(x->kind, sizeof x->kind, "%s", kind);
-    x->ts_us = ts_us;
+    *x = *ev;
+    x->clip = 0;
     if (r && its_clipring_request(r, media_ns, s->c.pre_s, s->c.post_s, path) == 0)
         x->clip = *clip = 1;
     pthread_mutex_unlock(&s->mu);

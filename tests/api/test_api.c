@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -845,6 +846,183 @@ static void test_long_camera_list(void **state)
     json_decref(j);
 }
 
+/* ---- /v1/events and the evidence files: a provider with three events and one file ---- */
+
+static char ev_file[256]; /* 1000 bytes: byte i is i % 251 */
+
+static int three_events(void *ud, its_api_event *out, int max)
+{
+    (void)ud;
+    static const its_api_event ev[3] = {
+        {.id = "b-3",
+         .camera = "b",
+         .kind = "stopped_vehicle",
+         .ts_us = 3000,
+         .cls = "truck",
+         .place_key = "lane",
+         .place = "east",
+         .snapshot = 1},
+        {.id = "a-2",
+         .camera = "a",
+         .kind = "line_crossing",
+         .ts_us = 2000,
+         .cls = "car",
+         .place_key = "line",
+         .place = "main",
+         .direction = -1,
+         .snapshot = 1,
+         .clip = 1},
+        {.id = "a-1",
+         .camera = "a",
+         .kind = "queue",
+         .ts_us = 1000,
+         .place_key = "lane",
+         .place = "west",
+         .clip_pending = 1},
+    };
+    int n = max < 3 ? max : 3;
+    memcpy(out, ev, (size_t)n * sizeof *ev);
+    return n;
+}
+
+static int one_file(void *ud, const char *id, const char *what, char *path, size_t len)
+{
+    (void)ud;
+    if (strcmp(id, "a-2"))
+        return ITS_ENOENT;
+    snprintf(path, len, "%s", !strcmp(what, "clip") ? ev_file : "/nonexistent");
+    return 0;
+}
+
+/* The value of a response header ("" if absent). */
+static void header(const http_resp *r, const char *name, char *out, size_t len)
+{
+    out[0] = 0;
+    for (const char *p = r->headers; (p = strstr(p, "\r\n"));) {
+        p += 2;
+        size_t n = strlen(name);
+        if (!strncasecmp(p, name, n) && p[n] == ':') {
+            p += n + 1;
+            p += strspn(p, " ");
+            snprintf(out, len, "%.*s", (int)strcspn(p, "\r"), p);
+            return;
+        }
+    }
+}
+
+static http_resp get_range(const char *path, const char *range)
+{
+    char head[512];
+    snprintf(head, sizeof head,
+             "GET %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nRange: %s\r\n\r\n", path,
+             range);
+    return http_raw(head, NULL, 0);
+}
+
+static void test_events_and_ranges(void **state)
+{
+    (void)state;
+    snprintf(ev_file, sizeof ev_file, "/tmp/its_test_api_clip_%d.mp4", (int)getpid());
+    FILE *f = fopen(ev_file, "wb");
+    assert_non_null(f);
+    for (int i = 0; i < 1000; i++)
+        fputc(i % 251, f);
+    fclose(f);
+    its_api_config cfg;
+    its_api_config_default(&cfg);
+    cfg.port = 0;
+    its_api_provider prov = {.events = three_events, .evidence_file = one_file};
+    its_api *a = NULL;
+    assert_int_equal(its_api_create(&cfg, &prov, NULL, NULL, &a), 0);
+    assert_int_equal(its_api_start(a), 0);
+    int saved = port;
+    port = its_api_port(a);
+
+    /* the list: every field, the camera filter, the limit */
+    http_resp r = get("/v1/events");
+    assert_int_equal(r.status, 200);
+    json_t *j = body_json(&r);
+    free(r.body);
+    json_t *evs = json_object_get(j, "events");
+    assert_int_equal(json_array_size(evs), 3);
+    json_t *e = json_array_get(evs, 1);
+    assert_string_equal(json_string_value(json_object_get(e, "id")), "a-2");
+    assert_string_equal(json_string_value(json_object_get(e, "class")), "car");
+    assert_string_equal(json_string_value(json_object_get(e, "line")), "main");
+    assert_string_equal(json_string_value(json_object_get(e, "direction")), "negative");
+    assert_string_equal(json_string_value(json_object_get(e, "clip")), "/v1/events/a-2/clip.mp4");
+    e = json_array_get(evs, 2);
+    assert_true(json_is_null(json_object_get(e, "class")));
+    assert_string_equal(json_string_value(json_object_get(e, "lane")), "west");
+    assert_null(json_object_get(e, "direction"));
+    assert_null(json_object_get(e, "line"));
+    assert_true(json_is_true(json_object_get(e, "clip_pending")));
+    json_decref(j);
+    r = get("/v1/events?camera=a&limit=1");
+    assert_int_equal(r.status, 200);
+    j = body_json(&r);
+    free(r.body);
+    evs = json_object_get(j, "events");
+    assert_int_equal(json_array_size(evs), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(evs, 0), "id")), "a-2");
+    assert_int_equal(json_integer_value(json_object_get(j, "count")), 1);
+    json_decref(j);
+    r = get("/v1/events?camera=zz");
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "\"count\":0"));
+    free(r.body);
+    expect(get("/v1/events?limit=0"), 400, "bad_request");
+    expect(get("/v1/events?limit=1025"), 400, "bad_request");
+    expect(get("/v1/events?limit=3x"), 400, "bad_request");
+
+    /* the file whole, and in ranges (RFC 9110: bytes=A-B, A-, -N; past the end 416) */
+    char h[128];
+    r = get("/v1/events/a-2/clip.mp4");
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.len, 1000);
+    header(&r, "Content-Type", h, sizeof h);
+    assert_string_equal(h, "video/mp4");
+    header(&r, "Accept-Ranges", h, sizeof h);
+    assert_string_equal(h, "bytes");
+    free(r.body);
+    static const struct {
+        const char *range;
+        int status;
+        long first, last; /* the bytes answered (206), or -1 (the whole file, 200) */
+    } cases[] = {
+        {"bytes=0-", 206, 0, 999},         {"bytes=100-199", 206, 100, 199},
+        {"bytes=990-5000", 206, 990, 999}, {"bytes=-10", 206, 990, 999},
+        {"bytes=-5000", 206, 0, 999},      {"bytes=999-999", 206, 999, 999},
+        {"bytes=1000-", 416, 0, 0},        {"bytes=-0", 416, 0, 0},
+        {"bytes=5-2", 200, -1, -1},        {"bytes=0-1,5-6", 200, -1, -1},
+        {"items=0-1", 200, -1, -1},        {"bytes=x-", 200, -1, -1},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        r = get_range("/v1/events/a-2/clip.mp4", cases[k].range);
+        printf("Range: %s -> %d, %zu bytes\n", cases[k].range, r.status, r.len);
+        assert_int_equal(r.status, cases[k].status);
+        header(&r, "Content-Range", h, sizeof h);
+        if (cases[k].status == 416) {
+            assert_string_equal(h, "bytes */1000");
+        } else if (cases[k].status == 206) {
+            char want[64];
+            snprintf(want, sizeof want, "bytes %ld-%ld/1000", cases[k].first, cases[k].last);
+            assert_string_equal(h, want);
+            assert_int_equal(r.len, (size_t)(cases[k].last - cases[k].first + 1));
+            for (long i = cases[k].first; i <= cases[k].last; i++)
+                assert_int_equal((unsigned char)r.body[i - cases[k].first], i % 251);
+        } else {
+            assert_int_equal(r.len, 1000);
+        }
+        free(r.body);
+    }
+    expect(get("/v1/events/a-2/snapshot.jpg"), 404, "not_found"); /* the file is not there */
+    expect(get("/v1/events/a-9/clip.mp4"), 404, "not_found");
+    port = saved;
+    its_api_destroy(a);
+    unlink(ev_file);
+}
+
 /* A camera label of `len` bytes: a distinct first letter, a quote, then 'x'. */
 static char *long_label(int i, size_t len)
 {
@@ -946,6 +1124,7 @@ int main(void)
         cmocka_unit_test(test_ready_requires_redis),
         cmocka_unit_test(test_long_camera_list),
         cmocka_unit_test(test_long_status),
+        cmocka_unit_test(test_events_and_ranges),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -31,7 +31,9 @@ ROAD_SCENE = "deploy/scenes/traffic_road_cctv_360p.yaml"
 
 
 class Itsd:
-    def __init__(self, itsd, source, shared, work, api_threads=4):
+    def __init__(self, itsd, source, shared, work, api_threads=4, evidence=None):
+        """evidence: None, or the evidence section's settings ({"events": ..., "pre_s": ...});
+        its folder is <work>/evidence."""
         self.work = work
         paths = [os.path.join(shared, p) for p in (MODEL, LABELS, ROAD, JUNCTION)]
         for p in paths:
@@ -50,10 +52,15 @@ class Itsd:
             f.write("engine:\n  backend: cpu\n  model: %s\n  labels: %s\n  threads: 1\n"
                     "  conf: 0.25\nanalytics:\n  window_s: 1\n  scene_dir: %s\n"
                     "sink:\n  type: file\n  path: %s\nstatus:\n  interval_s: 0\n"
-                    "api:\n  port: %d\n  threads: %d\ncameras:\n" %
+                    "api:\n  port: %d\n  threads: %d\n" %
                     (json.dumps(model), json.dumps(labels),
                      json.dumps(os.path.join(work, "scenes")), json.dumps(self.out), self.port,
                      api_threads))
+            if evidence:
+                f.write("evidence:\n  dir: %s\n" % json.dumps(os.path.join(work, "evidence")))
+                for k, v in evidence.items():
+                    f.write("  %s: %s\n" % (k, json.dumps(v)))
+            f.write("cameras:\n")
             f.write(cam % ("road", json.dumps(road), ", scene: " + json.dumps(self.road_scene)))
             f.write(cam % ("junction", json.dumps(junction), ""))
         env = dict(os.environ, OMP_WAIT_POLICY="passive")
@@ -61,6 +68,7 @@ class Itsd:
                                      stdout=open(os.path.join(work, "itsd.out"), "wb"),
                                      stderr=open(os.path.join(work, "itsd.err"), "wb"))
         self.base = "http://127.0.0.1:%d" % self.port
+        self.started = time.time()
 
     def __enter__(self):
         end = time.time() + 30
@@ -128,6 +136,15 @@ class Itsd:
                     raise AssertionError("GET %s: %d %s" % (path, status, body[:300]))
                 return json.loads(body)
             time.sleep(0.2)
+
+    def messages(self, kind):
+        """Every message of a type ("event", "window", ...) written so far."""
+        if not os.path.exists(self.out):
+            return []
+        with open(self.out, encoding="utf-8") as f:
+            text = f.read()
+        tag = '"type":"%s"' % kind
+        return [json.loads(line) for line in text.split("\n")[:-1] if tag in line]
 
     def windows(self, camera):
         """Every window message of the camera written so far (complete lines only)."""

@@ -12,8 +12,16 @@ real video and the real detector (itsd_fixture.py).
 - The scene editor: a line drawn with the mouse on the picture and saved through the page is
   in the scene the API returns (at the pixels clicked), and the window messages that follow
   count at it; a zone painted and four calibration points clicked likewise.
-Screenshots: <work>/grid-1.png, grid-2.png, camera.png. Exit status 0 pass, 1 fail, 77
-skipped (no chromium or python3-websocket; under CI=true these are failures).
+- Events (evidence kept for line crossings, pre_s 1 and post_s 1.5): the camera page lists an
+  event of /v1/events with its kind, class and line as its event message says, and a
+  thumbnail that loaded; a click on it opens the annotated snapshot (loaded, 640 px across)
+  and plays the clip in a <video>: its duration within 0.5 s of pre_s + post_s (and within
+  0.1 s of ffprobe's), and it plays (its time advances, frames are decoded). The clip's own
+  URL plays in a <video> as well (Chromium reads it in byte ranges). The events view lists
+  it, with its camera.
+Screenshots: <work>/grid-1.png, grid-2.png, camera.png, events-camera.png, event-open.png,
+events.png. Exit status 0 pass, 1 fail, 77 skipped (no chromium or python3-websocket; under
+CI=true these are failures).
 """
 import argparse
 import base64
@@ -27,6 +35,8 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from itsd_fixture import Itsd, decode_jpeg, free_port, skip  # noqa: E402
+
+PRE, POST = 1.0, 1.5  # evidence.pre_s, evidence.post_s
 
 try:
     import websocket  # python3-websocket
@@ -161,7 +171,8 @@ MAIN_COUNT = """(() => { let n = 0;
 
 
 def run(o, ck):
-    with Itsd(o.itsd, o.source, o.shared, o.work) as d:
+    evidence = {"events": "line_crossing", "pre_s": PRE, "post_s": POST}
+    with Itsd(o.itsd, o.source, o.shared, o.work, evidence=evidence) as d:
         b = Browser(o.work)
         try:
             b.call("Page.enable")
@@ -256,11 +267,128 @@ def run(o, ck):
             ck.check(any(any(l["name"] == "drawn" for l in w["report"]["lines"])
                          for w in d.windows("road")),
                      "the windows that follow count at the drawn line")
+            events(o, ck, d, b)
         finally:
             b.close()
         if ck.failures:
             print(d.log()[-3000:])
     ck.check(d.proc.returncode == 0, "itsd exit status after SIGTERM: %s" % d.proc.returncode)
+
+
+def ffprobe_duration(path):
+    p = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of",
+                        "default=noprint_wrappers=1:nokey=1", path], capture_output=True, text=True)
+    try:
+        return float(p.stdout.strip())
+    except ValueError:
+        return -1.0
+
+
+ROW = """(() => { const li = document.querySelector('#cam-events li[data-id="%s"]');
+  if (!li) return null;
+  li.scrollIntoView({block: 'nearest'});
+  const img = li.querySelector('img'), r = li.getBoundingClientRect();
+  return JSON.stringify({text: li.textContent, clip: li.dataset.clip,
+    thumb: img.complete ? img.naturalWidth : 0, x: r.x + r.width / 2, y: r.y + r.height / 2});
+})()"""
+
+VIDEO = """JSON.stringify((v => ({ready: v.readyState, duration: v.duration, t: v.currentTime,
+  frames: v.getVideoPlaybackQuality().totalVideoFrames, error: v.error && v.error.code,
+  snapshot: (i => i.complete ? i.naturalWidth : 0)(document.getElementById('viewer-snapshot')),
+  open: !document.getElementById('viewer').hidden}))(document.getElementById('viewer-clip')))"""
+
+DIRECT = """new Promise(res => { const v = document.createElement('video'); v.muted = true;
+  v.preload = 'auto'; v.onloadedmetadata = () => res(v.duration);
+  v.onerror = () => res(-1); setTimeout(() => res(-2), 15000); v.src = '%s'; })"""
+
+
+def events(o, ck, d, b):
+    """The camera page's event list, the viewer (snapshot and clip), the events view."""
+    # an event whose clip is written, with pre_s of video before it (the stream's start is
+    # within 1.5 s of itsd's), among the newest the page lists
+    ev, listed, end = None, [], time.time() + 40
+    while time.time() < end and ev is None:
+        listed = d.json("/v1/events?camera=road&limit=30")["events"]
+        ev = next((e for e in listed
+                   if e["clip"] and e["ts_us"] / 1e6 > d.started + PRE + 1.5), None)
+        if ev is None:
+            time.sleep(0.5)
+    if not ck.check(ev is not None, "an event of road with its clip written: %s" % listed[:3]):
+        return
+    msg = next((m for m in d.messages("event") if m.get("id") == ev["id"]), {})
+    ck.check(msg.get("kind") == ev["kind"] == "line_crossing" and
+             msg.get("class") == ev.get("class") and msg.get("line") == ev.get("line") and
+             msg.get("direction") == ev.get("direction"),
+             "/v1/events says what the event message says: %s / %s" % (
+                 {k: ev.get(k) for k in ("kind", "class", "line", "direction")},
+                 {k: msg.get(k) for k in ("kind", "class", "line", "direction")}))
+    row_ready = ("(() => { const r = JSON.parse(%s || 'null');"
+                 " return r && r.thumb > 0 && r.clip == 'clip' ? JSON.stringify(r) : ''; })()"
+                 % (ROW % ev["id"]))
+    row = json.loads(b.wait(row_ready, 20, "event %s listed on the camera page with its "
+                            "thumbnail" % ev["id"]))
+    ck.check(row["thumb"] == 640, "the event's thumbnail loaded: naturalWidth %d" % row["thumb"])
+    want = ["line crossing", str(msg.get("class")), "line %s" % msg.get("line")]
+    ck.check(all(w in row["text"] for w in want),
+             "the event's row says %s: %r" % (want, row["text"]))
+    b.screenshot(os.path.join(o.work, "events-camera.png"))
+
+    # open it with a click on its row (the list may have moved by a row since it was read:
+    # the viewer says which event it shows), the snapshot large, the clip playing
+    for _ in range(3):
+        row = json.loads(b.eval(row_ready) or "null") or row
+        b.click(row["x"], row["y"])
+        shown = b.wait("document.getElementById('viewer').hidden ? '' :"
+                       " document.getElementById('viewer').dataset.id", 5, "the viewer opening")
+        if shown == ev["id"]:
+            break
+        b.eval("document.getElementById('viewer-close').click()")
+    ck.check(shown == ev["id"], "a click on the row opens event %s: %s" % (ev["id"], shown))
+    v = json.loads(b.wait("(() => { const v = JSON.parse(%s); return v.open && v.snapshot > 0"
+                          " && v.ready >= 1 && isFinite(v.duration) ? JSON.stringify(v) : ''; })()"
+                          % VIDEO, 20, "the event's snapshot and clip in the viewer"))
+    ck.check(v["snapshot"] == 640, "the large snapshot loaded: naturalWidth %d" % v["snapshot"])
+    ck.check(abs(v["duration"] - (PRE + POST)) <= 0.5,
+             "the clip's duration in Chromium %.3f s within 0.5 s of pre_s + post_s = %.1f s" %
+             (v["duration"], PRE + POST))
+    t1 = v["t"]
+    try:
+        v2 = json.loads(b.wait("(() => { const v = JSON.parse(%s); return v.t > %f && v.frames > 0"
+                               " ? JSON.stringify(v) : ''; })()" % (VIDEO, t1), 15,
+                               "the clip playing"))
+        ck.check(True, "the clip plays: currentTime %.2f -> %.2f s, %d frames decoded" %
+                 (t1, v2["t"], v2["frames"]))
+    except AssertionError as e:
+        ck.check(False, "%s: %s" % (e, b.eval(VIDEO)))
+    b.screenshot(os.path.join(o.work, "event-open.png"))
+    clip_path = os.path.join(o.work, "event-clip.mp4")
+    status, headers, body = d.get(ev["clip"])
+    with open(clip_path, "wb") as f:
+        f.write(body)
+    probe = ffprobe_duration(clip_path)
+    ck.check(status == 200 and headers.get("Content-Type") == "video/mp4" and
+             abs(probe - v["duration"]) <= 0.1,
+             "ffprobe's duration of the clip %.3f s, Chromium's %.3f s" % (probe, v["duration"]))
+    direct = b.eval(DIRECT % (d.base + ev["clip"]))
+    ck.check(abs(direct - (PRE + POST)) <= 0.5,
+             "the clip's URL itself in a <video>: duration %.3f s" % direct)
+    b.call("Input.dispatchKeyEvent", type="keyDown", key="Escape", code="Escape",
+           windowsVirtualKeyCode=27)
+    b.wait("document.getElementById('viewer').hidden", 5, "Escape closes the viewer")
+
+    # the events view: every camera's events, newest first, with the camera named
+    b.call("Page.navigate", url=d.base + "/#events")
+    first = json.loads(b.wait(
+        "(() => { const li = document.querySelector('#all-events li');"
+        " if (!li) return ''; const img = li.querySelector('img');"
+        " return img.complete && img.naturalWidth > 0 ? JSON.stringify({id: li.dataset.id,"
+        " text: li.textContent, n: document.querySelectorAll('#all-events li').length}) : '';"
+        " })()", 20, "the events view's newest event with its thumbnail"))
+    api_ids = [e["id"] for e in d.json("/v1/events?limit=30")["events"]]
+    ck.check(first["id"] in api_ids[:5] and "camera road" in first["text"] and first["n"] >= 2,
+             "the events view lists %d events, the newest %s (camera road) of /v1/events's %s" %
+             (first["n"], first["id"], api_ids[:3]))
+    b.screenshot(os.path.join(o.work, "events.png"))
 
 
 def main():

@@ -2,7 +2,8 @@
  * video: a keyframe every 5.12 s, so every clip starts between keyframes), checked with
  * ffprobe, an independent reader: the duration is within 0.5 s of pre_s + post_s, the codec is
  * the source's (no re-encoding), and the first picture shown is the source's frame at
- * t - pre_s. Also the ring's eviction and the storage sweep. */
+ * t - pre_s; the index (moov) precedes the media (mdat), as a browser needs to play it while it
+ * loads. Also the ring's eviction and the storage sweep. */
 #include "testutil.h"
 
 #include <stdio.h>
@@ -68,6 +69,41 @@ static double frame_diff(const char *a, double ta, const char *b, double tb)
     return d / (double)sizeof px[0];
 }
 
+/* The order of the MP4's top-level boxes (ISO/IEC 14496-12: a 32-bit big-endian size, a
+ * four-character type; size 1: a 64-bit size follows): 1 when "moov" comes before "mdat", 0
+ * when after, -1 when either is missing or the file is not a box sequence. */
+static int moov_first(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -1;
+    int moov = -1, mdat = -1, k = 0, rc = -1;
+    unsigned char h[16];
+    long pos = 0;
+    while (fseek(f, pos, SEEK_SET) == 0 && fread(h, 1, 8, f) == 8) {
+        unsigned long long size = (unsigned long long)h[0] << 24 | h[1] << 16 | h[2] << 8 | h[3];
+        if (size == 1) {
+            if (fread(h + 8, 1, 8, f) != 8)
+                break;
+            size = 0;
+            for (int i = 8; i < 16; i++)
+                size = size << 8 | h[i];
+        }
+        if (!memcmp(h + 4, "moov", 4))
+            moov = k;
+        if (!memcmp(h + 4, "mdat", 4))
+            mdat = k;
+        if (size < 8)
+            break;
+        pos += (long)size;
+        k++;
+    }
+    fclose(f);
+    if (moov >= 0 && mdat >= 0)
+        rc = moov < mdat;
+    return rc;
+}
+
 static void test_clip_durations(void **state)
 {
     (void)state;
@@ -108,6 +144,8 @@ static void test_clip_durations(void **state)
         double d = atof(out);
         printf("clip %d: duration %.3f s (want %.1f)\n", k, d, want[k]);
         assert_true(d > want[k] - 0.5 && d < want[k] + 0.5);
+        /* the index before the media: a browser plays it as it arrives (faststart) */
+        assert_int_equal(moov_first(clips[k]), 1);
         /* its first picture is the source's at t - pre_s, not the keyframe's before it */
         double same = frame_diff(clips[k], 0, video, start[k]);
         double key = frame_diff(clips[k], 0, video, k == 0 ? 0.04 : 5.16);

@@ -1,11 +1,16 @@
-// The operator console of itsd (docs/console.md): a grid of live camera tiles, and a camera
-// page with live counts, the stage budgets and a scene editor. Plain browser JavaScript, no
-// framework; everything comes from itsd's own API.
+// The operator console of itsd (docs/console.md): a grid of live camera tiles, a camera page
+// with live counts, the stage budgets, the camera's events and a scene editor, and the list of
+// every camera's events; an event opens its snapshot and plays its clip. Plain browser
+// JavaScript, no framework; everything comes from itsd's own API.
 "use strict";
 
 const TILE_MS = 250; // a visible tile asks for its next picture this long after the last came
 const STATUS_MS = 2000;
 const LIST_MS = 10000; // the grid looks for added and removed cameras this often
+const EVENTS_MS = 2000; // an event list asks for new events this often (while the page shows)
+const EVENTS_MAX = 30; // events listed (the newest)
+const CLIP_WAIT_MS = 1000; // a clip still being written is asked for again this often,
+const CLIP_WAIT_TRIES = 120; // this many times at most (evidence.post_s is seconds)
 const $ = (id) => document.getElementById(id);
 
 // ---- the API ------------------------------------------------------------------------------
@@ -42,7 +47,7 @@ const tiles = new Map(); // camera id -> {el, img, visible, busy}
 let observer = null;
 
 function tileLoop(t) {
-  if (t.busy || !t.visible || currentCamera() !== null) return;
+  if (t.busy || !t.visible || currentView() !== "grid") return;
   t.busy = true;
   const width = Math.max(16, Math.min(8192, Math.ceil(t.img.clientWidth * devicePixelRatio)));
   picture(t.id, true, width)
@@ -65,8 +70,10 @@ function tileLoop(t) {
 async function showGrid() {
   $("grid-view").hidden = false;
   $("camera-view").hidden = true;
+  $("events-view").hidden = true;
   $("where").textContent = "cameras";
   stopCamera();
+  stopAllEvents();
   let list;
   try {
     list = (await apiJson("/v1/cameras")).cameras;
@@ -112,17 +119,25 @@ function currentCamera() {
   return m ? decodeURIComponent(m[1]) : null;
 }
 
+function currentView() {
+  if (currentCamera() !== null) return "camera";
+  return location.hash === "#events" ? "events" : "grid";
+}
+
 function stopCamera() {
   if (!cam) return;
   cam.stopped = true;
   if (cam.events) cam.events.close();
+  stopEvents(cam.evlist);
   for (const t of cam.timers) clearInterval(t);
   cam = null;
 }
 
 async function showCamera(id) {
   stopCamera();
+  stopAllEvents();
   $("grid-view").hidden = true;
+  $("events-view").hidden = true;
   $("camera-view").hidden = false;
   $("where").textContent = id;
   cam = { id: id, scene: null, applied: null, img: null, timers: [], mode: null,
@@ -131,6 +146,7 @@ async function showCamera(id) {
   loadScene(c);
   pictureLoop(c);
   liveCounts(c);
+  c.evlist = eventList($("cam-events"), $("cam-events-empty"), id);
   status(c);
   c.timers.push(setInterval(() => status(c), STATUS_MS));
 }
@@ -277,6 +293,224 @@ async function status(c) {
     }
     fill($("stages").tBodies[0], rows);
   } catch (e) {}
+}
+
+// ---- events: the lists and the viewer -----------------------------------------------------
+
+// A live list of the events that kept evidence (GET /v1/events, one camera's or all), newest
+// first, asked for again every EVENTS_MS while the page is shown. Each event's thumbnail is its
+// snapshot, fetched once and only when its row scrolls into view.
+let thumbObserver = null;
+let allEvents = null; // the events view's list
+
+function eventList(ul, empty, camera) {
+  ul.replaceChildren();
+  const l = { ul: ul, empty: empty, camera: camera, items: new Map(), stopped: false,
+              timer: null };
+  const tick = async () => {
+    if (l.stopped) return;
+    if (!document.hidden) await refreshEvents(l);
+    if (!l.stopped) l.timer = setTimeout(tick, EVENTS_MS);
+  };
+  tick();
+  return l;
+}
+
+function stopEvents(l) {
+  if (!l) return;
+  l.stopped = true;
+  clearTimeout(l.timer);
+  for (const it of l.items.values()) dropItem(it);
+  l.items.clear();
+}
+
+function stopAllEvents() {
+  stopEvents(allEvents);
+  allEvents = null;
+}
+
+function dropItem(it) {
+  thumbObserver.unobserve(it.li);
+  it.li.remove();
+  if (it.url) URL.revokeObjectURL(it.url);
+  it.url = null;
+}
+
+function placeText(e) {
+  if (e.line) return "line " + e.line + (e.direction === "negative" ? " (−)" : " (+)");
+  if (e.zone) return "zone " + e.zone;
+  if (e.lane) return "lane " + e.lane;
+  return "";
+}
+
+function clipState(e) {
+  return e.clip ? "clip" : e.clip_pending ? "clip pending" : "no clip";
+}
+
+function eventItem(l, e) {
+  const li = document.createElement("li");
+  li.className = "event";
+  li.dataset.id = e.id;
+  const img = document.createElement("img");
+  img.alt = e.kind;
+  const meta = document.createElement("div");
+  meta.className = "meta";
+  const line = (cls, text) => {
+    const sp = document.createElement("span");
+    sp.className = cls;
+    sp.textContent = text;
+    meta.append(sp);
+    return sp;
+  };
+  line("kind", e.kind.replace(/_/g, " "));
+  line("time", new Date(e.ts_us / 1000).toLocaleString());
+  if (!l.camera) line("camera", "camera " + e.camera);
+  line("what", [e.class, placeText(e)].filter((x) => x).join(", "));
+  const it = { ev: e, li: li, img: img, url: null, loading: false, clip: line("clip", "") };
+  li.append(img, meta);
+  li.onclick = () => openEvent(it.ev);
+  return it;
+}
+
+async function loadThumb(it) {
+  if (it.url || it.loading || !it.ev.snapshot) return;
+  it.loading = true;
+  try {
+    const r = await api(it.ev.snapshot);
+    if (!r.ok) throw new Error(r.status);
+    const url = URL.createObjectURL(await r.blob());
+    if (!it.li.isConnected) return URL.revokeObjectURL(url);
+    it.url = url;
+    it.img.src = url;
+  } catch (e) {
+    it.img.alt = "no snapshot";
+  } finally {
+    it.loading = false;
+  }
+}
+
+async function refreshEvents(l) {
+  let list;
+  try {
+    list = (await apiJson("/v1/events?limit=" + EVENTS_MAX +
+                          (l.camera ? "&camera=" + encodeURIComponent(l.camera) : ""))).events;
+  } catch (e) {
+    l.empty.hidden = false;
+    l.empty.textContent = "Cannot list the events (" + e.message + ").";
+    return;
+  }
+  if (l.stopped) return;
+  l.empty.hidden = list.length > 0;
+  l.empty.textContent = "No events with evidence yet (itsd keeps them with evidence.dir set).";
+  const ids = new Set(list.map((e) => e.id));
+  for (const [id, it] of l.items)
+    if (!ids.has(id)) {
+      dropItem(it);
+      l.items.delete(id);
+    }
+  let prev = null;
+  for (const e of list) {
+    let it = l.items.get(e.id);
+    if (!it) {
+      it = eventItem(l, e);
+      l.items.set(e.id, it);
+    }
+    it.ev = e;
+    it.li.dataset.clip = clipState(e);
+    it.clip.textContent = clipState(e);
+    const want = prev ? prev.nextSibling : l.ul.firstChild;
+    if (it.li !== want) l.ul.insertBefore(it.li, want);
+    if (!it.observed) {
+      it.observed = true;
+      thumbObserver.observe(it.li);
+    }
+    prev = it.li;
+  }
+}
+
+async function showEvents() {
+  stopCamera();
+  stopAllEvents();
+  $("grid-view").hidden = true;
+  $("camera-view").hidden = true;
+  $("events-view").hidden = false;
+  $("where").textContent = "events";
+  allEvents = eventList($("all-events"), $("all-events-empty"), null);
+}
+
+// The viewer: the event's annotated snapshot, large, and its clip in a <video>. Both are
+// fetched (with the token, like every picture) and shown from blob URLs; a clip still being
+// written (clip_pending: its post_s has not passed) is asked for again until it is there.
+let viewer = { gen: 0, urls: [] };
+
+function closeViewer() {
+  viewer.gen++;
+  $("viewer").hidden = true;
+  const v = $("viewer-clip");
+  v.pause();
+  v.removeAttribute("src");
+  v.load();
+  $("viewer-snapshot").removeAttribute("src");
+  for (const u of viewer.urls) URL.revokeObjectURL(u);
+  viewer.urls = [];
+}
+
+async function blobUrl(path, gen) {
+  const r = await api(path);
+  if (!r.ok) {
+    const err = new Error(path + ": " + r.status);
+    err.status = r.status;
+    throw err;
+  }
+  const blob = await r.blob();
+  if (gen !== viewer.gen) return null;
+  const url = URL.createObjectURL(blob);
+  viewer.urls.push(url);
+  return url;
+}
+
+async function openEvent(e) {
+  closeViewer();
+  const gen = viewer.gen;
+  $("viewer").hidden = false;
+  $("viewer").dataset.id = e.id;
+  $("viewer-caption").textContent = [e.kind.replace(/_/g, " "), "camera " + e.camera,
+    new Date(e.ts_us / 1000).toLocaleString(), e.class, placeText(e)].filter((x) => x).join(" · ");
+  const note = $("viewer-clip-note");
+  if (e.snapshot)
+    blobUrl(e.snapshot, gen).then((u) => u && ($("viewer-snapshot").src = u)).catch(() => {});
+  if (!e.clip && !e.clip_pending) {
+    note.textContent = "no clip: this camera keeps no video packets (replay and push cameras)";
+    return;
+  }
+  const clip = e.clip || "/v1/events/" + encodeURIComponent(e.id) + "/clip.mp4";
+  for (let tries = 1;; tries++) {
+    if (gen !== viewer.gen) return;
+    try {
+      const u = await blobUrl(clip, gen);
+      if (!u) return;
+      const v = $("viewer-clip");
+      v.src = u;
+      note.textContent = "clip: evidence.pre_s before the event to evidence.post_s after it";
+      v.play().catch(() => {});
+      return;
+    } catch (err) {
+      if (err.status !== 404) {
+        note.textContent = "no clip (" + err.message + ")";
+        return;
+      }
+      if (!e.clip_pending) {
+        note.textContent = "the clip is gone (the evidence folder's size or age limit)";
+        return;
+      }
+      if (tries >= CLIP_WAIT_TRIES) {
+        note.textContent = "no clip: it was not written (its video had left the camera's ring)";
+        return;
+      }
+      note.textContent = "the clip is being written (it ends evidence.post_s after the event)…";
+      await new Promise((res) => setTimeout(res, CLIP_WAIT_MS));
+    }
+  }
 }
 
 // ---- the scene editor ---------------------------------------------------------------------
@@ -555,9 +789,11 @@ function draw(c) {
 // ---- wiring -------------------------------------------------------------------------------
 
 function route() {
-  const id = currentCamera();
-  if (id === null) showGrid();
-  else showCamera(id);
+  closeViewer();
+  const view = currentView();
+  if (view === "camera") showCamera(currentCamera());
+  else if (view === "events") showEvents();
+  else showGrid();
 }
 
 function init() {
@@ -574,6 +810,22 @@ function init() {
       tileLoop(t);
     }
   });
+  thumbObserver = new IntersectionObserver((entries) => {
+    for (const e of entries) {
+      if (!e.isIntersecting) continue;
+      const l = cam && cam.evlist && cam.evlist.items.has(e.target.dataset.id) ? cam.evlist
+                : allEvents;
+      const it = l && l.items.get(e.target.dataset.id);
+      if (it) loadThumb(it);
+    }
+  });
+  $("viewer-close").onclick = closeViewer;
+  $("viewer").onclick = (ev) => {
+    if (ev.target === $("viewer")) closeViewer();
+  };
+  window.addEventListener("keydown", (ev) => {
+    if (ev.key === "Escape" && !$("viewer").hidden) closeViewer();
+  });
   const cv = $("picture");
   cv.addEventListener("mousedown", onDown);
   cv.addEventListener("mousemove", onMove);
@@ -589,7 +841,7 @@ function init() {
   $("save").onclick = save;
   window.addEventListener("hashchange", route);
   setInterval(() => {
-    if (currentCamera() === null) showGrid();
+    if (currentView() === "grid") showGrid();
   }, LIST_MS);
   route();
 }
