@@ -1455,7 +1455,7 @@ int its_analytics_get_report(its_analytics_t *a, its_analytics_report *r)
     memset(r, 0, sizeof *r);
     r->ts_ns = a->last_ts;
     r->frames = a->frames_before + a->frames;
-    r->elapsed_s = a->frames ? (double)(a->last_ts - a->t0) / NS
+    r->elapsed_s = a->frames    ? (double)(a->last_ts - a->t0) / NS
                    : a->resumed ? (double)a->resume_ns / NS
                                 : 0;
     r->tracks_now = a->tracks_now;
@@ -1860,8 +1860,7 @@ void its_analytics_checkpoint_write(const its_analytics_t *a, const char *camera
     its_json_kint(w, "checkpoint", ITS_CHECKPOINT_VERSION);
     its_json_kstr(w, "camera", camera ? camera : s->camera);
     its_json_kint(w, "wall_us", wall_us);
-    its_json_kint(w, "elapsed_ns",
-                  a->frames ? a->last_ts - a->t0 : a->resumed ? a->resume_ns : 0);
+    its_json_kint(w, "elapsed_ns", a->frames ? a->last_ts - a->t0 : a->resumed ? a->resume_ns : 0);
     its_json_kuint(w, "frames", a->frames_before + a->frames);
     its_json_key(w, "incidents");
     its_json_arr_begin(w);
@@ -2128,9 +2127,9 @@ int its_analytics_checkpoint_restore(its_analytics_t *a, const char *text, size_
             incidents[i] = (uint64_t)json_integer_value(x);
     }
     uint64_t ctr[6];
-    static const char *const ctr_keys[6] = {"frames_refused", "events_dropped", "tracks_dropped",
-                                            "duplicates_dropped", "riders_merged",
-                                            "class_changes"};
+    static const char *const ctr_keys[6] = {"frames_refused", "events_dropped",
+                                            "tracks_dropped", "duplicates_dropped",
+                                            "riders_merged",  "class_changes"};
     for (int i = 0; i < 6; i++)
         ctr[i] = ck_uint(&r, root, ctr_keys[i]);
     /* the traffic classes: counts by class continue only under the same classification */
@@ -2226,7 +2225,8 @@ int its_analytics_checkpoint_restore(its_analytics_t *a, const char *text, size_
             break;
         its_scene_zone cz;
         memset(&cz, 0, sizeof cz);
-        json_t *nm = ck_get(&r, e, "name", JSON_STRING), *poly = ck_get(&r, e, "polygon", JSON_ARRAY);
+        json_t *nm = ck_get(&r, e, "name", JSON_STRING),
+               *poly = ck_get(&r, e, "polygon", JSON_ARRAY);
         json_t *walk = ck_get(&r, e, "walk", -1);
         if (r.bad)
             break;

@@ -77,8 +77,7 @@ static void drive(its_analytics_t *a, int64_t t0, int *f, uint32_t id, int class
         assert_int_equal(its_analytics_update(a, t0 + *f * FRAME_NS, (uint64_t)*f, &t, 1, &r), 0);
     }
     for (int k = 0; k < 30; k++, (*f)++)
-        assert_int_equal(its_analytics_update(a, t0 + *f * FRAME_NS, (uint64_t)*f, NULL, 0, &r),
-                         0);
+        assert_int_equal(its_analytics_update(a, t0 + *f * FRAME_NS, (uint64_t)*f, NULL, 0, &r), 0);
 }
 
 static void report(its_analytics_t *a, its_analytics_report *r)
@@ -133,9 +132,8 @@ static void test_roundtrip(void **state)
     its_analytics_t *b = make(&s);
     its_analytics_resumed info;
     char err[256] = "";
-    assert_int_equal(its_analytics_checkpoint_restore(b, buf, n, 1000000 + 2000000, &info, err,
-                                                      sizeof err),
-                     0);
+    assert_int_equal(
+        its_analytics_checkpoint_restore(b, buf, n, 1000000 + 2000000, &info, err, sizeof err), 0);
     assert_int_equal(info.lines, 2);
     assert_int_equal(info.lines_kept, 2);
     assert_int_equal(info.zones_kept, 1);
@@ -205,8 +203,8 @@ static void test_changed_scene(void **state)
     its_analytics_t *b = make(&s2);
     its_analytics_resumed info;
     char err[256] = "";
-    assert_int_equal(
-        its_analytics_checkpoint_restore(b, buf, n, 1000000, &info, err, sizeof err), 0);
+    assert_int_equal(its_analytics_checkpoint_restore(b, buf, n, 1000000, &info, err, sizeof err),
+                     0);
     assert_int_equal(info.lines, 3);
     assert_int_equal(info.lines_kept, 1);
     assert_int_equal(info.zones_kept, 1);
@@ -223,8 +221,8 @@ static void test_changed_scene(void **state)
     scene(&s3, 200);
     s3.zones[0].poly[2].y = 530;
     its_analytics_t *c = make(&s3);
-    assert_int_equal(
-        its_analytics_checkpoint_restore(c, buf, n, 1000000, &info, err, sizeof err), 0);
+    assert_int_equal(its_analytics_checkpoint_restore(c, buf, n, 1000000, &info, err, sizeof err),
+                     0);
     assert_int_equal(info.zones_kept, 0);
     assert_int_equal(info.lines_kept, 2);
     report(c, &r);
@@ -270,9 +268,9 @@ static void test_corrupt(void **state)
         assert_non_null(at);
         size_t pre = (size_t)(at - buf) + 9;
         int m = snprintf(bad, sizeof bad, "%.*s%s%s", (int)pre, buf, subst[i][0], at + 10);
-        assert_int_equal(its_analytics_checkpoint_restore(b, bad, (size_t)m, 0, NULL, err,
-                                                          sizeof err),
-                         ITS_EPROTO);
+        assert_int_equal(
+            its_analytics_checkpoint_restore(b, bad, (size_t)m, 0, NULL, err, sizeof err),
+            ITS_EPROTO);
     }
     report(b, &r);
     assert_int_equal(r.frames, 0);
