@@ -21,8 +21,11 @@
  *   PUBSUB {p}:changes          a camera id, published after every registry write
  *   STRING {p}:lease:{replica}  the replica's lease: a random token, PX lease_ttl_ms
  *   HASH   {p}:members          replica -> capacity (entries without a lease are pruned)
- *   STRING {p}:owner:{camera}   the replica serving the camera, PX lease_ttl_ms; "-" for
+ *   STRING {p}:owner:{<camera>} the replica serving the camera, PX lease_ttl_ms; "-" for
  *                               handover_gap_ms after a release (nobody may take it yet)
+ *   HASH   {p}:ckpt:{<camera>}  epoch: incremented by every take of the camera; data: its
+ *                               last checkpoint (its/analytics.h), written by its owner
+ * ({<camera>}: the braces are in the key, a Redis Cluster hash tag.)
  *
  * The thread, every lease_ttl_ms / 4: renews the lease and the owner keys of the cameras it
  * serves in one Lua script (which also returns the live members and their capacities), reads
@@ -45,6 +48,15 @@
  * and others take them; a renewal that finds the lease gone or someone else's stops everything
  * at once. Either way the replica then takes nothing until it holds a new lease (SET NX, which
  * waits out a lease of the same name still held, e.g. by a process killed a moment ago).
+ *
+ * Checkpoints: a take (SET owner NX in a script) also increments the camera's epoch, the
+ * fencing token of its checkpoints: its_cluster_checkpoint_save writes only while the lease is
+ * valid here, the owner key names this replica and the epoch is the one of this replica's
+ * take, in one script; so an owner that was fenced, stalled or has handed the camera over can
+ * never overwrite a newer owner's checkpoint. A change published on the change channel (a
+ * registry write, a replica leaving) makes every replica renew at once and so see the members;
+ * a camera in a handover gap is taken as soon as the gap ends, so a graceful leave moves the
+ * cameras in about handover_gap_ms.
  *
  * Contract: the ops run on the cluster thread only. put/remove/seed may be called from any
  * thread (one mutex-guarded connection; blocking, bounded by the Redis timeouts). The Redis
@@ -117,5 +129,12 @@ void its_cluster_freeze(its_cluster *c);
  * pipeline drained) and gives up the lease. Idempotent; destroy does it too. */
 void its_cluster_leave(its_cluster *c);
 void its_cluster_destroy(its_cluster *c);
+
+/* Checkpoints, from any thread (their own connection; blocking, bounded by the Redis
+ * timeouts). save: 0 written; ITS_EBUSY refused (the camera is not held here under a valid
+ * lease, or a newer take exists); ITS_ENET Redis away. load: 0 and *data (NUL-terminated,
+ * its_free it) of *len bytes; ITS_ENOENT none; ITS_ENET. */
+int its_cluster_checkpoint_save(its_cluster *c, const char *id, const char *data, size_t len);
+int its_cluster_checkpoint_load(its_cluster *c, const char *id, char **data, size_t *len);
 
 #endif

@@ -434,10 +434,31 @@ static int cl_start(void *ud, const char *id, const char *spec)
     return rc;
 }
 
+/* A camera stopped for a handover: removed, and its analytics closed (their last checkpoint
+ * written) before the cluster releases it, waiting at most STOP_CLOSE_NS for its frames in
+ * flight. */
+#define STOP_CLOSE_NS (2 * ITS_NS_PER_S)
+
 static void cl_stop(void *ud, const char *id)
 {
     its_app_services *s = ud;
     its_pipeline_remove_camera(s->p, id);
+    const its_camera_hooks *h = its_pipeline_hooks(s->p);
+    uint64_t until = its_now_ns() + STOP_CLOSE_NS;
+    while (its_app_hooks_is_open(h, id) && its_now_ns() < until) {
+        its_sleep_ns(10 * ITS_NS_PER_MS);
+        its_pipeline_reap(s->p);
+    }
+}
+
+static int cl_ckpt_save(void *ud, const char *id, const char *json, size_t len)
+{
+    return its_cluster_checkpoint_save(((its_app_services *)ud)->cluster, id, json, len);
+}
+
+static int cl_ckpt_load(void *ud, const char *id, char **json, size_t *len)
+{
+    return its_cluster_checkpoint_load(((its_app_services *)ud)->cluster, id, json, len);
 }
 
 /* API add with cluster.enabled: the camera goes into the registry, and whichever replica owns
@@ -586,6 +607,8 @@ static int cluster_create(its_app_services *s, const its_app_config *c, char *er
         rc = spec ? its_cluster_seed(s->cluster, c->cams.cameras[i].id, spec) : ITS_ENOMEM;
         its_free(spec);
     }
+    if (rc == 0) /* with analytics: each camera's continue across moves */
+        its_app_hooks_set_checkpoints(its_pipeline_hooks(s->p), cl_ckpt_save, cl_ckpt_load, s);
     if (rc == 0) {
         its_json_set_replica(name);
         its_logi("cluster", NULL, "replica %s, capacity %d, lease %d ms", name, cc.capacity,
@@ -1129,6 +1152,9 @@ void its_app_services_destroy(its_app_services *s)
     if (!s)
         return;
     its_api_destroy(s->api); /* no API thread touches the pipeline after this */
+    if (s->cluster)          /* the pipeline has stopped: the last checkpoints, then the handover */
+        its_logi("cluster", NULL, "%d cameras checkpointed for the handover",
+                 its_app_hooks_checkpoint_all(its_pipeline_hooks(s->p)));
     its_cluster_destroy(s->cluster);
     if (s->enc_started) {
         pthread_mutex_lock(&s->enc_mu);
