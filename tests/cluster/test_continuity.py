@@ -18,8 +18,8 @@ without a phase. Checked, with the events as the independent count:
   2. the killed replica restarted takes its camera back (a handover), and its first window
      equals the handing-over replica's last checkpoint plus its own crossings;
   3. SIGTERM of that replica: it exits within shutdown.drain_s + 5 s, its camera is served by
-     the other within a couple of seconds (measured: SIGTERM to the first frame message from
-     the new replica), its final checkpoint equals its last window plus the crossings after
+     the other within 2.5 s (the handover gap of 1.5 s and the take; measured, with the first
+     frame message from the new replica), its final checkpoint equals its last window plus the crossings after
      it, and the new replica's first window equals that checkpoint plus its own crossings.
 Exit status 0 pass, 1 fail, 77 skipped (no redis-server or shared data outside CI).
 """
@@ -74,6 +74,7 @@ class Watch(threading.Thread):
         self.windows = []  # (camera, replica, frame, count, received)
         self.frames = []  # (camera, replica, received)
         self.ckpts = {c: [] for c in CAMS}  # [(epoch, count, received)]
+        self.ckpt_bytes = 0  # the largest checkpoint seen
         self.r = Resp(port, timeout=None)
         self.r.cmd("PSUBSCRIBE", "its:cam:*:analytics", "its:cam:*:detections")
         threading.Thread(target=self.poll, daemon=True).start()
@@ -106,6 +107,7 @@ class Watch(threading.Thread):
                     continue
                 epoch, count = int(v[0]), total(json.loads(v[1]))
                 with self.lock:
+                    self.ckpt_bytes = max(self.ckpt_bytes, len(v[1]))
                     h = self.ckpts[c]
                     if not h or h[-1][:2] != (epoch, count):
                         h.append((epoch, count, time.time()))
@@ -263,6 +265,9 @@ def main():
         victim.proc.kill()
         victim.proc.wait()
         time.sleep(0.2)
+        if not w.snap()[2][cam]:
+            fail("no checkpoint of %s in Redis (its:cluster:ckpt:{%s})" % (cam, cam))
+            return
         ck = w.snap()[2][cam][-1]
         log("kill -9 %s: %s's last window counted %d, its checkpoint (epoch %d) %d" %
             (victim.name, cam, before, ck[0], ck[1]))
@@ -299,27 +304,36 @@ def main():
         t_term = time.time()
         last_win = [x for x in windows if x[0] == cam and x[1] == victim.name][-1]
         victim.proc.send_signal(signal.SIGTERM)
-        try:
-            victim.proc.wait(timeout=DRAIN_S + 5)
-            exit_s = time.time() - t_term
-        except subprocess.TimeoutExpired:
+        exit_s = served_s = frame_s = None
+        end = time.time() + 15
+        while time.time() < end and (exit_s is None or served_s is None or frame_s is None):
+            now = time.time() - t_term
+            if exit_s is None and victim.proc.poll() is not None:
+                exit_s = now
+            if served_s is None and cam in other.cameras():
+                served_s = now
+            if frame_s is None and any(f[0] == cam and f[1] == other.name and f[2] > t_term
+                                       for f in w.snap()[1]):
+                frame_s = time.time() - t_term
+            time.sleep(0.02)
+        moved = t_term + frame_s if frame_s is not None else None
+        if exit_s is None or exit_s > DRAIN_S + 5:
             fail("%s did not exit within drain_s + 5 s of SIGTERM" % victim.name)
             victim.proc.kill()
-            victim.proc.wait()
-            exit_s = float("nan")
+        victim.proc.wait()
         if victim.proc.returncode != 0:
             fail("%s exited %s after SIGTERM" % (victim.name, victim.proc.returncode))
-        end = time.time() + 10
-        moved = None
-        while time.time() < end and not moved:
-            moved = next((f[2] for f in w.snap()[1] if f[0] == cam and f[1] == other.name and
-                          f[2] > t_term), None)
-            time.sleep(0.05)
-        move_s = moved - t_term if moved else float("nan")
+        nan = float("nan")
         log("SIGTERM %s: exited after %.2f s (limit %d s); %s served by %s %.2f s after the "
-            "SIGTERM" % (victim.name, exit_s, DRAIN_S + 5, cam, other.name, move_s))
-        if not move_s <= 3.0:
-            fail("after SIGTERM, %s took %.2f s to move (limit 3 s)" % (cam, move_s))
+            "SIGTERM, its first frame there after %.2f s (handover gap 1.5 s, lease %.1f s)" %
+            (victim.name, exit_s or nan, DRAIN_S + 5, cam, other.name, served_s or nan,
+             frame_s or nan, TTL_MS / 1000))
+        # a couple of seconds: the handover gap, then the take (not the lease's expiry)
+        if served_s is None or served_s > 1.5 + 1.0:
+            fail("after SIGTERM, %s took %s s to be served elsewhere (limit 2.5 s)" %
+                 (cam, served_s))
+        if frame_s is None:
+            fail("after SIGTERM, no frame of %s from %s" % (cam, other.name))
         # the final checkpoint of the stopped replica: its last window plus its crossings since
         h = w.snap()[2][cam]
         stop_ck = [v for v in h if v[2] <= (moved or time.time())][-1]
@@ -332,8 +346,8 @@ def main():
                  (stop_ck[1], last_win[3], after_last))
         check_continues(o, w, cam, victim.name, other.name, stop_ck[1], t_term, "after SIGTERM")
         windows, frames, cks = w.snap()
-        log("messages: %d windows, %d frames; checkpoint versions %s" %
-            (len(windows), len(frames), {c: len(v) for c, v in cks.items()}))
+        log("messages: %d windows, %d frames; checkpoint versions %s, up to %d bytes" %
+            (len(windows), len(frames), {c: len(v) for c, v in cks.items()}, w.ckpt_bytes))
     finally:
         for r in reps:
             if r.proc and r.proc.poll() is None:
