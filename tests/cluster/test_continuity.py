@@ -194,7 +194,7 @@ def wait_window(w, cam, replica, after, seconds):
     return None
 
 
-def check_continues(o, w, cam, frm, to, ck, after, what):
+def check_continues(o, w, cam, to, ck, after, what):
     """The first window of the camera from `to` after `after` equals the checkpoint count ck
     plus the crossings `to` published up to that window's frame."""
     x = wait_window(w, cam, to, after, 15)
@@ -271,7 +271,7 @@ def main():
         ck = w.snap()[2][cam][-1]
         log("kill -9 %s: %s's last window counted %d, its checkpoint (epoch %d) %d" %
             (victim.name, cam, before, ck[0], ck[1]))
-        x = check_continues(o, w, cam, victim.name, other.name, ck[1], t_kill, "after kill -9")
+        x = check_continues(o, w, cam, other.name, ck[1], t_kill, "after kill -9")
         if x:
             frames = [f for f in w.snap()[1] if f[0] == cam and f[1] == other.name and
                       f[2] > t_kill]
@@ -296,7 +296,7 @@ def main():
         mine = [v for v in h if v[2] > t_back]
         epochs = sorted({v[0] for v in mine})
         handed = [v for v in mine if v[0] == epochs[0]][-1] if mine else ck
-        check_continues(o, w, cam, other.name, victim.name, handed[1], t_back, "handover")
+        check_continues(o, w, cam, victim.name, handed[1], t_back, "handover")
 
         # ---- 3. SIGTERM: graceful handover ---------------------------------------------------
         time.sleep(2)
@@ -344,7 +344,7 @@ def main():
         if stop_ck[1] != last_win[3] + after_last:
             fail("the final checkpoint counts %d, not last window %d + %d crossings" %
                  (stop_ck[1], last_win[3], after_last))
-        check_continues(o, w, cam, victim.name, other.name, stop_ck[1], t_term, "after SIGTERM")
+        check_continues(o, w, cam, other.name, stop_ck[1], t_term, "after SIGTERM")
         windows, frames, cks = w.snap()
         log("messages: %d windows, %d frames; checkpoint versions %s, up to %d bytes" %
             (len(windows), len(frames), {c: len(v) for c, v in cks.items()}, w.ckpt_bytes))
