@@ -381,7 +381,8 @@ static int read_registry(its_cluster *c)
         c->cams[w++] = c->cams[i];
     }
     c->n_cams = w;
-    qsort(c->cams, (size_t)c->n_cams, sizeof *c->cams, cam_cmp);
+    if (c->n_cams > 1) /* cams is NULL while the registry has been empty */
+        qsort(c->cams, (size_t)c->n_cams, sizeof *c->cams, cam_cmp);
     return 0;
 }
 

@@ -64,6 +64,8 @@ static its_cluster *replica(const char *name, served *s, int ttl_ms)
     cc.prefix = "t";
     cc.redis.host = "127.0.0.1";
     cc.redis.port = srv.port;
+    cc.redis.connect_timeout_ms = 2000; /* a loaded machine, a sanitizer build */
+    cc.redis.command_timeout_ms = 2000;
     its_cluster_ops ops = {.ud = s, .start = op_start, .stop = op_stop};
     its_cluster *c = NULL;
     char err[256];
