@@ -21,11 +21,11 @@
  *   PUBSUB {p}:changes          a camera id, published after every registry write
  *   STRING {p}:lease:{replica}  the replica's lease: a random token, PX lease_ttl_ms
  *   HASH   {p}:members          replica -> capacity (entries without a lease are pruned)
- *   STRING {p}:owner:{<camera>} the replica serving the camera, PX lease_ttl_ms; "-" for
+ *   STRING {p}:owner:{camera}   the replica serving the camera, PX lease_ttl_ms; "-" for
  *                               handover_gap_ms after a release (nobody may take it yet)
  *   HASH   {p}:ckpt:{<camera>}  epoch: incremented by every take of the camera; data: its
  *                               last checkpoint (its/analytics.h), written by its owner
- * ({<camera>}: the braces are in the key, a Redis Cluster hash tag.)
+ * ({<camera>}: the braces are in the key, the camera's Redis Cluster hash tag.)
  *
  * The thread, every lease_ttl_ms / 4: renews the lease and the owner keys of the cameras it
  * serves in one Lua script (which also returns the live members and their capacities), reads

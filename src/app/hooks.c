@@ -64,12 +64,13 @@
 #include "its/stage.h"
 #include "its/track.h"
 
-#define LUMA_MAX_W   2048
-#define LUMA_MAX_H   2048
-#define REPORT_JSON  (256 * 1024)
-#define HOUR_NS      ((int64_t)3600 * (int64_t)ITS_NS_PER_S)
-#define HOUR_SNAP_NS ((int64_t)60 * (int64_t)ITS_NS_PER_S)
-#define HOUR_SNAPS   62 /* a minute apart: a little over an hour */
+#define LUMA_MAX_W    2048
+#define LUMA_MAX_H    2048
+#define REPORT_JSON   (256 * 1024)
+#define CKPT_JSON_MAX (1024 * 1024) /* the largest checkpoint: 16 lines and 16 zones, full */
+#define HOUR_NS       ((int64_t)3600 * (int64_t)ITS_NS_PER_S)
+#define HOUR_SNAP_NS  ((int64_t)60 * (int64_t)ITS_NS_PER_S)
+#define HOUR_SNAPS    62 /* a minute apart: a little over an hour */
 
 typedef struct cam_state cam_state;
 
@@ -149,10 +150,18 @@ static void ckpt_save(cam_state *s, const char *when)
     if (!s->ckpt || !o || !o->ckpt_save)
         return;
     its_json w;
+    int64_t now_us = (int64_t)(its_wall_ns() / 1000);
     its_json_init(&w, s->json, REPORT_JSON);
-    its_analytics_checkpoint_write(s->an, s->id, (int64_t)(its_wall_ns() / 1000), &w);
+    its_analytics_checkpoint_write(s->an, s->id, now_us, &w);
     int n = its_json_finish(&w);
-    int rc = n < 0 ? n : o->ckpt_save(o->ckpt_ud, s->id, s->json, (size_t)n);
+    char *big = NULL; /* many lines with full windows: up to about 21 kB each */
+    if (n == ITS_EOVERFLOW && (big = its_malloc(ITS_MOD_APP, CKPT_JSON_MAX))) {
+        its_json_init(&w, big, CKPT_JSON_MAX);
+        its_analytics_checkpoint_write(s->an, s->id, now_us, &w);
+        n = its_json_finish(&w);
+    }
+    int rc = n < 0 ? n : o->ckpt_save(o->ckpt_ud, s->id, big ? big : s->json, (size_t)n);
+    its_free(big);
     if (rc == 0) {
         ckpt_count(s, "written");
     } else if (rc == ITS_EBUSY) { /* no longer ours: the next owner's state is newer */

@@ -30,7 +30,7 @@ static const char renew_lua[] =
     "redis.call('HSET', p .. ':members', me, ARGV[5])\n"
     "local lost = {}\n"
     "for i = 6, #ARGV do\n"
-    "  local k = p .. ':owner:{' .. ARGV[i] .. '}'\n"
+    "  local k = p .. ':owner:' .. ARGV[i]\n"
     "  if redis.call('GET', k) == me then redis.call('PEXPIRE', k, ttl)\n"
     "  else lost[#lost + 1] = ARGV[i] end\n"
     "end\n"
@@ -209,8 +209,9 @@ static void key(its_cluster *c, char *buf, size_t len, const char *what, const c
     snprintf(buf, len, "%s:%s%s%s", c->prefix, what, name ? ":" : "", name ? name : "");
 }
 
-/* A camera's own key, "<prefix>:<what>:{<camera>}": the hash tag puts all of a camera's keys
- * in one slot of a Redis Cluster, so one script may take several. */
+/* A camera's checkpoint key, "<prefix>:<what>:{<camera>}": the camera's hash tag, its slot in a
+ * Redis Cluster. (The owner key keeps its name without the tag, so that replicas of earlier
+ * builds and this one agree on it during a rolling update; docs/scale-out.md.) */
 static void cam_key(its_cluster *c, char *buf, size_t len, const char *what, const char *id)
 {
     snprintf(buf, len, "%s:%s:{%s}", c->prefix, what, id);
@@ -452,7 +453,7 @@ static void assign(its_cluster *c)
 static void release(its_cluster *c, const char *id)
 {
     char k[160], gap[16];
-    cam_key(c, k, sizeof k, "owner", id);
+    key(c, k, sizeof k, "owner", id);
     snprintf(gap, sizeof gap, "%d", c->cfg.handover_gap_ms);
     const char *argv[] = {"EVAL", release_lua, "1", k, c->replica, gap};
     pthread_mutex_lock(&c->mu);
@@ -518,7 +519,7 @@ static void stop_all(its_cluster *c, const char *why)
 static int take(its_cluster *c, const char *id, long long *epoch, long long *gap_ms)
 {
     char k[160], ck[160], ttl[16];
-    cam_key(c, k, sizeof k, "owner", id);
+    key(c, k, sizeof k, "owner", id);
     cam_key(c, ck, sizeof ck, "ckpt", id);
     snprintf(ttl, sizeof ttl, "%d", c->cfg.lease_ttl_ms);
     const char *argv[] = {"EVAL", take_lua, "2", k, ck, c->replica, ttl};
@@ -999,7 +1000,7 @@ int its_cluster_checkpoint_save(its_cluster *c, const char *id, const char *data
     if (its_now_ns() >= atomic_load(&c->valid_until))
         return ITS_EBUSY; /* fenced, or leaving: the camera may be someone else's by now */
     char k[160], ck[160], ep[24];
-    cam_key(c, k, sizeof k, "owner", id);
+    key(c, k, sizeof k, "owner", id);
     cam_key(c, ck, sizeof ck, "ckpt", id);
     pthread_mutex_lock(&c->ck_mu);
     long long epoch = 0;

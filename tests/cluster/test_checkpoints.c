@@ -142,7 +142,7 @@ static void test_fencing(void **state)
     assert_int_equal(its_cluster_checkpoint_save(c, "cam-1", "{\"n\":3}", 7), 0);
     expect_data(c, "cam-1", "{\"n\":3}");
     /* the owner key someone else's (the replica stops the camera at its next renewal) */
-    freeReplyObject(cmd(rc, "SET %s %s", "t:owner:{cam-1}", "r2"));
+    freeReplyObject(cmd(rc, "SET %s %s", "t:owner:cam-1", "r2"));
     assert_int_equal(its_cluster_checkpoint_save(c, "cam-1", "{\"n\":4}", 7), ITS_EBUSY);
     expect_data(c, "cam-1", "{\"n\":3}");
     /* gone: nothing more from this replica */
