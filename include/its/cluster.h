@@ -74,6 +74,7 @@
 #define ITS_CLUSTER_LEASE_TTL_MS    10000
 #define ITS_CLUSTER_RESYNC_MS       5000
 #define ITS_CLUSTER_HANDOVER_GAP_MS 1500
+#define ITS_CLUSTER_CLOSE_WAIT_MS   2000
 
 typedef struct its_cluster its_cluster;
 
@@ -84,6 +85,10 @@ typedef struct its_cluster_ops {
     int (*start)(void *ud, const char *id, const char *spec);
     /* Stop serving it; when this returns, it produces no new frames. */
     void (*stop)(void *ud, const char *id);
+    /* Optional: 1 once a stopped camera has finished (its frames in flight done, its last
+     * checkpoint written), else 0. A handover polls it for the cameras it stopped, all
+     * together, for at most ITS_CLUSTER_CLOSE_WAIT_MS, before it releases them. */
+    int (*closed)(void *ud, const char *id);
     /* Optional: the lease is valid until valid_until_ns (its_now_ns() base; the fence time,
      * lease_ttl_ms - handover_gap_ms after the last renewal sent), 0 when there is none.
      * Called at every renewal and loss; what this replica publishes should be gated on it

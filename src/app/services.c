@@ -434,21 +434,19 @@ static int cl_start(void *ud, const char *id, const char *spec)
     return rc;
 }
 
-/* A camera stopped for a handover: removed, and its analytics closed (their last checkpoint
- * written) before the cluster releases it, waiting at most STOP_CLOSE_NS for its frames in
- * flight. */
-#define STOP_CLOSE_NS (2 * ITS_NS_PER_S)
-
 static void cl_stop(void *ud, const char *id)
 {
     its_app_services *s = ud;
     its_pipeline_remove_camera(s->p, id);
-    const its_camera_hooks *h = its_pipeline_hooks(s->p);
-    uint64_t until = its_now_ns() + STOP_CLOSE_NS;
-    while (its_app_hooks_is_open(h, id) && its_now_ns() < until) {
-        its_sleep_ns(10 * ITS_NS_PER_MS);
-        its_pipeline_reap(s->p);
-    }
+}
+
+/* A removed camera has closed once its slot is reclaimed and its analytics closed (their last
+ * checkpoint written): reaped here, as the control path does. */
+static int cl_closed(void *ud, const char *id)
+{
+    its_app_services *s = ud;
+    its_pipeline_reap(s->p);
+    return !its_app_hooks_is_open(its_pipeline_hooks(s->p), id);
 }
 
 static int cl_ckpt_save(void *ud, const char *id, const char *json, size_t len)
@@ -600,7 +598,8 @@ static int cluster_create(its_app_services *s, const its_app_config *c, char *er
     cc.redis.connect_timeout_ms = pc.connect_timeout_ms;
     cc.redis.command_timeout_ms = pc.command_timeout_ms;
     s->spread_phase = st->spread_phase;
-    its_cluster_ops ops = {.ud = s, .start = cl_start, .stop = cl_stop, .lease = cl_lease};
+    its_cluster_ops ops = {
+        .ud = s, .start = cl_start, .stop = cl_stop, .closed = cl_closed, .lease = cl_lease};
     int rc = its_cluster_create(&cc, &ops, &s->cluster, err, errlen);
     for (unsigned i = 0; rc == 0 && i < c->cams.cameras_count; i++) {
         char *spec = its_app_camera_json(&c->cams.cameras[i]);

@@ -83,6 +83,7 @@ typedef struct cam {
     char *spec;        /* the registry's, NULL: gone from the registry */
     char *running;     /* the spec it was started with, NULL: not served here */
     int mine;          /* this view assigns it to us */
+    int handing;       /* stopped for a handover: released once closed */
     uint64_t retry_ns; /* a start failed: not again before this */
 } cam;
 
@@ -492,17 +493,42 @@ static void set_epoch(its_cluster *c, const char *id, long long epoch)
     pthread_mutex_unlock(&c->ck_mu);
 }
 
+/* Stops a camera. A handover keeps its epoch and owner key until hand_over() (its last
+ * checkpoint is still to be written); any other stop forgets them at once. */
 static void stop_cam(its_cluster *c, cam *e, int handover)
 {
     if (!e->running)
         return;
-    c->ops.stop(c->ops.ud, e->id); /* its last checkpoint goes out under the epoch */
-    set_epoch(c, e->id, 0);
+    c->ops.stop(c->ops.ud, e->id);
+    if (handover)
+        e->handing = 1;
+    else
+        set_epoch(c, e->id, 0);
     its_free(e->running);
     e->running = NULL;
     atomic_fetch_sub(&c->serving, 1);
-    if (handover)
+}
+
+/* The cameras stopped for a handover: once each has closed (ops.closed: its last checkpoint
+ * written; all waited for together, at most ITS_CLUSTER_CLOSE_WAIT_MS), each is released. */
+static void hand_over(its_cluster *c)
+{
+    uint64_t until = its_now_ns() + (uint64_t)ITS_CLUSTER_CLOSE_WAIT_MS * ITS_NS_PER_MS;
+    for (int open = c->ops.closed != NULL; open && its_now_ns() < until;) {
+        open = 0;
+        for (int i = 0; i < c->n_cams && !open; i++)
+            open = c->cams[i].handing && !c->ops.closed(c->ops.ud, c->cams[i].id);
+        if (open)
+            its_sleep_ns(10 * ITS_NS_PER_MS);
+    }
+    for (int i = 0; i < c->n_cams; i++) {
+        cam *e = &c->cams[i];
+        if (!e->handing)
+            continue;
+        e->handing = 0;
+        set_epoch(c, e->id, 0);
         release(c, e->id);
+    }
 }
 
 static void stop_all(its_cluster *c, const char *why)
@@ -555,6 +581,7 @@ static void reconcile(its_cluster *c)
             stop_cam(c, e, 1);
         }
     }
+    hand_over(c);
     int capacity = c->cfg.capacity;
     for (int i = 0; i < c->n_cams; i++) {
         cam *e = &c->cams[i];
