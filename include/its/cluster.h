@@ -86,8 +86,10 @@ typedef struct its_cluster_ops {
     /* Stop serving it; when this returns, it produces no new frames. */
     void (*stop)(void *ud, const char *id);
     /* Optional: 1 once a stopped camera has finished (its frames in flight done, its last
-     * checkpoint written), else 0. A handover polls it for the cameras it stopped, all
-     * together, for at most ITS_CLUSTER_CLOSE_WAIT_MS, before it releases them. */
+     * checkpoint written), else 0. Polled for the cameras just stopped, all together, for at
+     * most ITS_CLUSTER_CLOSE_WAIT_MS (and half of lease_ttl_ms - handover_gap_ms): by a handover
+     * before it releases them, and after a lost lease before a new one is taken (which opens the
+     * output again). */
     int (*closed)(void *ud, const char *id);
     /* Optional: the lease is valid until valid_until_ns (its_now_ns() base; the fence time,
      * lease_ttl_ms - handover_gap_ms after the last renewal sent), 0 when there is none.
@@ -126,10 +128,12 @@ int its_cluster_remove(its_cluster *c, const char *id);
 int its_cluster_ready(its_cluster *c);
 /* Cameras this replica serves now, and live members in its last view. */
 void its_cluster_counts(its_cluster *c, int *serving, int *members);
-/* Stops the thread: no camera is started or stopped any more; the lease and the owner keys
- * stay until they expire or leave hands them over. Idempotent. */
+/* No camera is started or stopped any more (when this returns); the thread only renews the
+ * lease and the owner keys of the cameras served, so that a drain's messages pass the fence
+ * and its last checkpoints can be written however long it takes, until leave hands them over.
+ * Idempotent. */
 void its_cluster_freeze(its_cluster *c);
-/* Freezes, then hands over every camera it served (its owner key becomes "-" for
+/* Freezes, stops the thread, then hands over every camera it served (its owner key becomes "-" for
  * handover_gap_ms; the ops are not called: the caller has stopped the cameras, e.g. the
  * pipeline drained) and gives up the lease. Idempotent; destroy does it too. */
 void its_cluster_leave(its_cluster *c);

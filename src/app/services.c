@@ -440,12 +440,19 @@ static void cl_stop(void *ud, const char *id)
     its_pipeline_remove_camera(s->p, id);
 }
 
-/* A removed camera has closed once its slot is reclaimed and its analytics closed (their last
- * checkpoint written): reaped here, as the control path does. */
+/* A removed camera has closed once no frame of it is in flight and its analytics are closed
+ * (their last checkpoint written): reaped here, as the control path does. */
 static int cl_closed(void *ud, const char *id)
 {
     its_app_services *s = ud;
     its_pipeline_reap(s->p);
+    int n = its_pipeline_n_cameras(s->p);
+    for (int i = 0; i < n; i++) {
+        its_camera_stats cs;
+        if (its_pipeline_camera_stats(s->p, i, &cs) == 0 && !cs.active && cs.in_flight > 0 &&
+            !strcmp(cs.id, id))
+            return 0;
+    }
     return !its_app_hooks_is_open(its_pipeline_hooks(s->p), id);
 }
 

@@ -83,6 +83,7 @@ typedef struct cam {
     char *spec;        /* the registry's, NULL: gone from the registry */
     char *running;     /* the spec it was started with, NULL: not served here */
     int mine;          /* this view assigns it to us */
+    int closing;       /* stopped: its frames in flight may not be through yet */
     int handing;       /* stopped for a handover: released once closed */
     uint64_t retry_ns; /* a start failed: not again before this */
 } cam;
@@ -112,6 +113,7 @@ struct its_cluster {
     pthread_t thread;
     int started, left;
     atomic_int stop;
+    atomic_int frozen, frozen_ack; /* its_cluster_freeze asked; the thread has seen it */
     /* the thread's state */
     char token[40];
     int held;              /* the lease is ours */
@@ -500,6 +502,7 @@ static void stop_cam(its_cluster *c, cam *e, int handover)
     if (!e->running)
         return;
     c->ops.stop(c->ops.ud, e->id);
+    e->closing = 1;
     if (handover)
         e->handing = 1;
     else
@@ -509,18 +512,29 @@ static void stop_cam(its_cluster *c, cam *e, int handover)
     atomic_fetch_sub(&c->serving, 1);
 }
 
-/* The cameras stopped for a handover: once each has closed (ops.closed: its last checkpoint
- * written; all waited for together, at most ITS_CLUSTER_CLOSE_WAIT_MS), each is released. */
-static void hand_over(its_cluster *c)
+/* Waits until every camera stopped since the last wait has closed (ops.closed: its frames in
+ * flight through, its last checkpoint written), all together, at most
+ * ITS_CLUSTER_CLOSE_WAIT_MS and half the fence's margin (no renewal is sent meanwhile). */
+static void wait_closed(its_cluster *c)
 {
-    uint64_t until = its_now_ns() + (uint64_t)ITS_CLUSTER_CLOSE_WAIT_MS * ITS_NS_PER_MS;
+    int ms = (c->cfg.lease_ttl_ms - c->cfg.handover_gap_ms) / 2;
+    ms = ms < ITS_CLUSTER_CLOSE_WAIT_MS ? ms : ITS_CLUSTER_CLOSE_WAIT_MS;
+    uint64_t until = its_now_ns() + (uint64_t)ms * ITS_NS_PER_MS;
     for (int open = c->ops.closed != NULL; open && its_now_ns() < until;) {
         open = 0;
         for (int i = 0; i < c->n_cams && !open; i++)
-            open = c->cams[i].handing && !c->ops.closed(c->ops.ud, c->cams[i].id);
+            open = c->cams[i].closing && !c->ops.closed(c->ops.ud, c->cams[i].id);
         if (open)
             its_sleep_ns(10 * ITS_NS_PER_MS);
     }
+    for (int i = 0; i < c->n_cams; i++)
+        c->cams[i].closing = 0;
+}
+
+/* The cameras stopped for a handover: once closed, each is released. */
+static void hand_over(its_cluster *c)
+{
+    wait_closed(c);
     for (int i = 0; i < c->n_cams; i++) {
         cam *e = &c->cams[i];
         if (!e->handing)
@@ -623,7 +637,7 @@ static void apply_renewal(its_cluster *c, const redisReply *r)
     for (size_t i = 0; lost->type == REDIS_REPLY_ARRAY && i < lost->elements; i++) {
         cam *e = lost->element[i]->type == REDIS_REPLY_STRING ? find_cam(c, lost->element[i]->str)
                                                               : NULL;
-        if (e && e->running) {
+        if (e && e->running && !atomic_load(&c->frozen_ack)) {
             its_logw("cluster", e->id, "owner key lost: stopping");
             stop_cam(c, e, 0);
         }
@@ -734,6 +748,9 @@ static void renew(its_cluster *c)
             c->n_members = 0;
             atomic_store(&c->valid_until, 0);
             stop_all(c, "the lease is gone (expired or taken)");
+            /* a new lease opens the output again (its_sink_fenced): not before the frames
+             * these cameras had in flight (a stalled process's) are through and dropped */
+            wait_closed(c);
         }
         c->token[0] = 0;
     }
@@ -778,7 +795,8 @@ static void sub_wait(its_cluster *c, uint64_t deadline)
 {
     for (;;) {
         uint64_t now = its_now_ns();
-        if (now >= deadline || atomic_load(&c->stop))
+        if (now >= deadline || atomic_load(&c->stop) ||
+            (atomic_load(&c->frozen) && !atomic_load(&c->frozen_ack)))
             return;
         int ms = (int)((deadline - now) / ITS_NS_PER_MS) + 1;
         if (ms > 100)
@@ -809,6 +827,23 @@ static void sub_wait(its_cluster *c, uint64_t deadline)
 
 /* ---- the thread ------------------------------------------------------------------------ */
 
+/* Frozen (a graceful stop's drain): the lease and the owner keys of the cameras served are
+ * renewed, nothing else; a lease lost or fenced closes the output and checkpoints (no camera is
+ * stopped here: the pipeline is stopping them), and no new lease is taken. */
+static void renew_frozen(its_cluster *c, uint64_t fence)
+{
+    char ttl[16], capv[16];
+    snprintf(ttl, sizeof ttl, "%d", c->cfg.lease_ttl_ms);
+    snprintf(capv, sizeof capv, "%d", c->cfg.capacity);
+    if (c->held && renew_script(c, ttl, capv, its_now_ns()) == 0)
+        c->held = 0;
+    if (c->held && its_now_ns() - c->last_ok >= fence)
+        c->held = 0;
+    atomic_store(&c->valid_until, c->held ? c->last_ok + fence : 0);
+    if (c->ops.lease)
+        c->ops.lease(c->ops.ud, c->held ? c->last_ok + fence : 0);
+}
+
 static void *run(void *arg)
 {
     its_cluster *c = arg;
@@ -817,6 +852,15 @@ static void *run(void *arg)
     uint64_t next_renew = 0;
     while (!atomic_load(&c->stop)) {
         uint64_t now = its_now_ns();
+        if (atomic_load(&c->frozen)) {
+            atomic_store(&c->frozen_ack, 1);
+            if (now >= next_renew) {
+                renew_frozen(c, fence);
+                next_renew = now + tick;
+            }
+            sub_wait(c, next_renew);
+            continue;
+        }
         atomic_store(&c->ready, c->held);
         if (c->seeded < c->n_seeds && write_seeds(c) < 0) {
             sub_wait(c, now + 500 * ITS_NS_PER_MS);
@@ -918,13 +962,11 @@ void its_cluster_freeze(its_cluster *c)
 {
     if (!c)
         return;
+    atomic_store(&c->frozen, 1);
     atomic_store(&c->ready, 0);
-    if (!c->started)
-        return;
-    atomic_store(&c->stop, 1);
-    pthread_join(c->thread, NULL);
-    c->started = 0;
-    c->left = 1; /* not started again */
+    c->left = 1;                                       /* not started again */
+    while (c->started && !atomic_load(&c->frozen_ack)) /* a reconcile in progress ends */
+        its_sleep_ns(2 * ITS_NS_PER_MS);
 }
 
 void its_cluster_leave(its_cluster *c)
@@ -932,7 +974,11 @@ void its_cluster_leave(its_cluster *c)
     if (!c)
         return;
     its_cluster_freeze(c);
-    c->left = 1;
+    if (c->started) { /* the renewals end here */
+        atomic_store(&c->stop, 1);
+        pthread_join(c->thread, NULL);
+        c->started = 0;
+    }
     atomic_store(&c->valid_until, 0); /* the cameras' last checkpoints are written */
     pthread_mutex_lock(&c->ck_mu);
     c->n_helds = 0;
