@@ -133,7 +133,9 @@ struct cam_state {
     int snap_head, snap_n;
     int64_t next_snap_ns;
     int baseline_published;
-    int ckpt; /* opened in full: checkpoints are saved (with the options' ckpt_save) */
+    int ckpt;     /* opened in full: checkpoints are saved (with the options' ckpt_save) */
+    int restored; /* the analytics continue a checkpoint, whose line totals were these: */
+    uint32_t ck_totals[ITS_SCENE_MAX_LINES][ITS_CLS_COUNT][2];
 };
 
 /* its_checkpoints_total{result}, with a registry. */
@@ -201,6 +203,12 @@ static void ckpt_restore(cam_state *s)
         return;
     }
     ckpt_count(s, "restored");
+    s->restored = 1;
+    its_analytics_report *rep = its_malloc(ITS_MOD_APP, sizeof *rep);
+    if (rep && its_analytics_get_report(s->an, rep) == 0)
+        for (int i = 0; i < s->n_lines; i++)
+            memcpy(s->ck_totals[i], rep->lines[i].total, sizeof s->ck_totals[i]);
+    its_free(rep);
     its_logi("app", s->id,
              "continued from its checkpoint (%.1f s of stream, written %.1f s ago): %d of %d "
              "lines, %d of %d zones%s",
@@ -793,7 +801,12 @@ static void cam_analytics(void *state, its_frame *f, its_emit_fn emit, void *ect
     int64_t ts = f->pts_ns;
     if (!s->next_window_ns) {
         s->next_window_ns = ts + s->window_ns;
-        snapshot(s, ts, NULL); /* the start of the first hour: nothing counted yet */
+        /* the start of the first hour: nothing counted yet, or what a checkpoint brought
+         * (the 60-minute record counts from the move) */
+        snapshot(s, ts, NULL);
+        if (s->restored)
+            memcpy(s->snap[(s->snap_head + s->snap_n - 1) % HOUR_SNAPS], s->ck_totals,
+                   sizeof s->ck_totals);
         s->next_snap_ns = ts + HOUR_SNAP_NS;
     } else if (ts >= s->next_window_ns) {
         emit_window(s, f, emit, ectx);
