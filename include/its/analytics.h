@@ -393,6 +393,47 @@ void its_analytics_report_write(const its_analytics_t *a, const its_analytics_re
                                 its_json *w);
 
 /*
+ * Checkpoints: a camera's cumulative analytics as one JSON object (docs/scale-out.md,
+ * "Checkpoints", has the format), so that another process continues them: line totals (by
+ * class group and traffic class), the 1- and 15-minute windows' buckets, the flow forecasts,
+ * zone statistics (entries, occupancy, dwell) and the report's counters. Tracks are not in it
+ * (they start again, and so do lifecycles in progress).
+ *
+ *     its_json w;                                           // the owner, at window ends
+ *     its_json_init(&w, buf, sizeof buf);
+ *     its_analytics_checkpoint_write(a, "cam-1", wall_us, &w);
+ *     ...
+ *     its_analytics_resumed r;                              // the next owner, before frame 1
+ *     if (its_analytics_checkpoint_restore(b, text, len, wall_us, &r, err, sizeof err) < 0)
+ *         log(err);                                         // b is as created: counts from 0
+ *
+ * Restore applies the state of a checkpoint line to the line of this context's scene with the
+ * same name, end points, positive direction and lanes (as its_analytics_set_scene does), zones
+ * alike (name, polygon, walk); other lines and zones start at zero. Counts by traffic class
+ * continue only when the traffic classes are the same (names and kinds). The stream time goes
+ * on from the checkpoint's, plus the wall-clock time between wall_us of the write and of the
+ * restore, so the windows' buckets age across the move. Only before the first frame, once;
+ * ITS_EPROTO (err says why) for a checkpoint that is not one of this version, and the context
+ * is then unchanged. Allocates a little (the parse) and so is not for the frame path.
+ */
+#define ITS_CHECKPOINT_VERSION 1
+
+typedef struct its_analytics_resumed {
+    int lines, lines_kept; /* the scene's lines, those continued from the checkpoint */
+    int zones, zones_kept;
+    int traffic_kept; /* the counts by traffic class continued */
+    double elapsed_s; /* stream time the checkpoint covered */
+    double age_s;     /* wall-clock time since it was written */
+} its_analytics_resumed;
+
+/* camera: the id written into it (NULL: the scene's camera). */
+void its_analytics_checkpoint_write(const its_analytics_t *a, const char *camera, int64_t wall_us,
+                                    its_json *w);
+int its_analytics_checkpoint_restore(its_analytics_t *a, const char *text, size_t len,
+                                     int64_t wall_us, its_analytics_resumed *info, char *err,
+                                     size_t errlen);
+
+/*
  * Whole messages of schema v2 (docs/messages.md), one JSON object each into w:
  * - an event: {"v":2,"type":"event","camera":..,"ts_us":..,"frame":..,"id":..,"kind":..,..};
  *   id is "<id_prefix>-<seq>": with a prefix unique per camera and process run (itsd uses the

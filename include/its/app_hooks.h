@@ -45,6 +45,22 @@ typedef struct its_app_hooks_opts {
     char scene_dir_buf[512];       /* private */
 } its_app_hooks_opts;
 
+/* Checkpoints of each camera's analytics (its/analytics.h), so that a camera moved to another
+ * process continues its counts: load at open, before the first frame; save after every window
+ * message and at close. save/load return 0 or an ITS_E* code (save: ITS_EBUSY refused, the
+ * camera is no longer held; load: an its_malloc'd text, ITS_ENOENT none); ud outlives the
+ * hooks. Set before any camera opens (a cluster sets them before it starts cameras). */
+typedef int (*its_app_ckpt_save_fn)(void *ud, const char *camera, const char *json, size_t len);
+typedef int (*its_app_ckpt_load_fn)(void *ud, const char *camera, char **json, size_t *len);
+int its_app_hooks_set_checkpoints(const its_camera_hooks *h, its_app_ckpt_save_fn save,
+                                  its_app_ckpt_load_fn load, void *ud);
+/* After the pipeline has stopped (no worker runs): every open camera's checkpoint now (the
+ * handover of a graceful stop), none again at close. Returns the cameras saved. */
+int its_app_hooks_checkpoint_all(const its_camera_hooks *h);
+/* 1 while the camera's analytics are open (from its first frame until its slot is reclaimed
+ * and closed), else 0. Any thread. */
+int its_app_hooks_is_open(const its_camera_hooks *h, const char *camera);
+
 int its_app_hooks(const its_app_hooks_opts *o, its_camera_hooks *out);
 
 /*

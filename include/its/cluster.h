@@ -23,6 +23,9 @@
  *   HASH   {p}:members          replica -> capacity (entries without a lease are pruned)
  *   STRING {p}:owner:{camera}   the replica serving the camera, PX lease_ttl_ms; "-" for
  *                               handover_gap_ms after a release (nobody may take it yet)
+ *   HASH   {p}:ckpt:{<camera>}  epoch: incremented by every take of the camera; data: its
+ *                               last checkpoint (its/analytics.h), written by its owner
+ * ({<camera>}: the braces are in the key, the camera's Redis Cluster hash tag.)
  *
  * The thread, every lease_ttl_ms / 4: renews the lease and the owner keys of the cameras it
  * serves in one Lua script (which also returns the live members and their capacities), reads
@@ -46,6 +49,15 @@
  * at once. Either way the replica then takes nothing until it holds a new lease (SET NX, which
  * waits out a lease of the same name still held, e.g. by a process killed a moment ago).
  *
+ * Checkpoints: a take (SET owner NX in a script) also increments the camera's epoch, the
+ * fencing token of its checkpoints: its_cluster_checkpoint_save writes only while the lease is
+ * valid here, the owner key names this replica and the epoch is the one of this replica's
+ * take, in one script; so an owner that was fenced, stalled or has handed the camera over can
+ * never overwrite a newer owner's checkpoint. A change published on the change channel (a
+ * registry write, a replica leaving) makes every replica renew at once and so see the members;
+ * a camera in a handover gap is taken as soon as the gap ends, so a graceful leave moves the
+ * cameras in about handover_gap_ms.
+ *
  * Contract: the ops run on the cluster thread only. put/remove/seed may be called from any
  * thread (one mutex-guarded connection; blocking, bounded by the Redis timeouts). The Redis
  * target's strings must outlive the cluster.
@@ -62,6 +74,7 @@
 #define ITS_CLUSTER_LEASE_TTL_MS    10000
 #define ITS_CLUSTER_RESYNC_MS       5000
 #define ITS_CLUSTER_HANDOVER_GAP_MS 1500
+#define ITS_CLUSTER_CLOSE_WAIT_MS   2000
 
 typedef struct its_cluster its_cluster;
 
@@ -72,6 +85,12 @@ typedef struct its_cluster_ops {
     int (*start)(void *ud, const char *id, const char *spec);
     /* Stop serving it; when this returns, it produces no new frames. */
     void (*stop)(void *ud, const char *id);
+    /* Optional: 1 once a stopped camera has finished (its frames in flight done, its last
+     * checkpoint written), else 0. Polled for the cameras just stopped, all together, for at
+     * most ITS_CLUSTER_CLOSE_WAIT_MS (and half of lease_ttl_ms - handover_gap_ms): by a handover
+     * before it releases them, and after a lost lease before a new one is taken (which opens the
+     * output again). */
+    int (*closed)(void *ud, const char *id);
     /* Optional: the lease is valid until valid_until_ns (its_now_ns() base; the fence time,
      * lease_ttl_ms - handover_gap_ms after the last renewal sent), 0 when there is none.
      * Called at every renewal and loss; what this replica publishes should be gated on it
@@ -109,13 +128,22 @@ int its_cluster_remove(its_cluster *c, const char *id);
 int its_cluster_ready(its_cluster *c);
 /* Cameras this replica serves now, and live members in its last view. */
 void its_cluster_counts(its_cluster *c, int *serving, int *members);
-/* Stops the thread: no camera is started or stopped any more; the lease and the owner keys
- * stay until they expire or leave hands them over. Idempotent. */
+/* No camera is started or stopped any more (when this returns); the thread only renews the
+ * lease and the owner keys of the cameras served, so that a drain's messages pass the fence
+ * and its last checkpoints can be written however long it takes, until leave hands them over.
+ * Idempotent. */
 void its_cluster_freeze(its_cluster *c);
-/* Freezes, then hands over every camera it served (its owner key becomes "-" for
+/* Freezes, stops the thread, then hands over every camera it served (its owner key becomes "-" for
  * handover_gap_ms; the ops are not called: the caller has stopped the cameras, e.g. the
  * pipeline drained) and gives up the lease. Idempotent; destroy does it too. */
 void its_cluster_leave(its_cluster *c);
 void its_cluster_destroy(its_cluster *c);
+
+/* Checkpoints, from any thread (their own connection; blocking, bounded by the Redis
+ * timeouts). save: 0 written; ITS_EBUSY refused (the camera is not held here under a valid
+ * lease, or a newer take exists); ITS_ENET Redis away. load: 0 and *data (NUL-terminated,
+ * its_free it) of *len bytes; ITS_ENOENT none; ITS_ENET. */
+int its_cluster_checkpoint_save(its_cluster *c, const char *id, const char *data, size_t len);
+int its_cluster_checkpoint_load(its_cluster *c, const char *id, char **data, size_t *len);
 
 #endif

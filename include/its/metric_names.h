@@ -86,6 +86,10 @@
     X(ITS_M_DRIFT, "its_model_drift_score", ITS_METRIC_GAUGE,                                      \
       "Drift (PSI) of a model output feature against the camera's baseline",                       \
       "camera,model,feature", ITS_BUCKETS_NONE, 0)                                                 \
+    X(ITS_M_CHECKPOINTS, "its_checkpoints_total", ITS_METRIC_COUNTER,                              \
+      "Analytics checkpoints of cameras (cluster) by result: written, refused, failed, restored, " \
+      "absent, corrupt",                                                                           \
+      "result", ITS_BUCKETS_NONE, 0)                                                               \
     X(ITS_M_PUB_MESSAGES, "its_publish_messages_total", ITS_METRIC_COUNTER,                        \
       "Messages written to Redis and acknowledged, by kind", "kind", ITS_BUCKETS_NONE, 0)          \
     X(ITS_M_PUB_REPLAYED, "its_publish_replayed_total", ITS_METRIC_COUNTER,                        \

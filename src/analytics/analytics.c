@@ -7,7 +7,10 @@
  * 15 of 1 min) summed only when a report is asked for. So a frame costs O(tracks x (lines +
  * zones + lanes)) with no allocation.
  */
+#include <jansson.h>
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "its/alloc.h"
@@ -172,6 +175,11 @@ struct its_analytics {
     zstate zones[ITS_SCENE_MAX_ZONES];
     lanestate lanes[ITS_SCENE_MAX_LANES];
     int64_t t0, last_ts;
+    /* restored from a checkpoint (its_analytics_checkpoint_restore): the stream time its
+     * first frame continues at, and the frames analysed before */
+    int resumed;
+    int64_t resume_ns;
+    uint64_t frames_before;
     uint64_t frames, refused, ev_dropped, tr_dropped, dups, riders, moved;
     signed char kind_tc[ITS_TK_COUNT]; /* traffic kind -> the scene's traffic class, -1 */
     int has_walk;                      /* the scene marks walking zones */
@@ -1106,8 +1114,13 @@ int its_analytics_update(its_analytics_t *a, int64_t ts, uint64_t frame_no, cons
         return ITS_EINVAL;
     }
     const its_scene *s = &a->sc;
-    if (!a->frames)
+    if (!a->frames && a->resumed) { /* continue the checkpoint's stream time */
+        a->t0 = ts - a->resume_ns;
+        for (int i = 0; i < s->n_lines; i++)
+            a->lines[i].last_cross_ts += a->t0;
+    } else if (!a->frames) {
         a->t0 = ts;
+    }
     int64_t dt = a->frames ? ts - a->last_ts : 0;
     for (int i = 0; i < s->n_zones; i++) {
         a->zones[i].total_ns += dt;
@@ -1441,8 +1454,10 @@ int its_analytics_get_report(its_analytics_t *a, its_analytics_report *r)
     const its_scene *s = &a->sc;
     memset(r, 0, sizeof *r);
     r->ts_ns = a->last_ts;
-    r->frames = a->frames;
-    r->elapsed_s = a->frames ? (double)(a->last_ts - a->t0) / NS : 0;
+    r->frames = a->frames_before + a->frames;
+    r->elapsed_s = a->frames    ? (double)(a->last_ts - a->t0) / NS
+                   : a->resumed ? (double)a->resume_ns / NS
+                                : 0;
     r->tracks_now = a->tracks_now;
     r->mean_speed_kmh = a->frames ? a->mean_speed : NAN;
     memcpy(r->incidents, a->incidents, sizeof r->incidents);
@@ -1766,4 +1781,515 @@ void its_analytics_window_message(const its_analytics_t *a, const its_analytics_
     its_json_key(w, "report");
     its_analytics_report_write(a, r, w);
     its_json_obj_end(w);
+}
+
+/* ---- checkpoints (docs/scale-out.md, "Checkpoints") ---- */
+
+/* The fewest digits (15, else 17) that read back as the same double; null when not finite. */
+static void ck_num(its_json *w, double v)
+{
+    char b[40];
+    snprintf(b, sizeof b, "%.15g", v);
+    its_json_numg(w, v, isfinite(v) && strtod(b, NULL) != v ? 17 : 15);
+}
+
+static void ck_knum(its_json *w, const char *key, double v)
+{
+    its_json_key(w, key);
+    ck_num(w, v);
+}
+
+static void ck_pt(its_json *w, const char *key, its_pt p)
+{
+    if (key)
+        its_json_key(w, key);
+    its_json_arr_begin(w);
+    ck_num(w, p.x);
+    ck_num(w, p.y);
+    its_json_arr_end(w);
+}
+
+/* n x 2 counts as one flat array [c0+, c0-, c1+, ...]. */
+static void ck_counts(its_json *w, const char *key, const uint32_t (*c)[2], int n)
+{
+    its_json_key(w, key);
+    its_json_arr_begin(w);
+    for (int i = 0; i < n; i++) {
+        its_json_uint(w, c[i][0]);
+        its_json_uint(w, c[i][1]);
+    }
+    its_json_arr_end(w);
+}
+
+static void ck_nums(its_json *w, const char *key, const double *v, int n)
+{
+    its_json_key(w, key);
+    its_json_arr_begin(w);
+    for (int i = 0; i < n; i++)
+        ck_num(w, v[i]);
+    its_json_arr_end(w);
+}
+
+static void ck_buckets(its_json *w, const char *key, const bucket *ring, int n, int n_tc)
+{
+    its_json_key(w, key);
+    its_json_arr_begin(w);
+    for (int k = 0; k < n; k++) {
+        const bucket *b = &ring[k];
+        if (b->idx < 0)
+            continue;
+        its_json_obj_begin(w);
+        its_json_kint(w, "idx", b->idx);
+        ck_counts(w, "count", b->count, ITS_CLS_COUNT);
+        ck_counts(w, "traffic", b->traffic, n_tc);
+        ck_knum(w, "inv_speed_sum", b->inv_speed_sum);
+        its_json_kuint(w, "n_speed", b->n_speed);
+        ck_knum(w, "headway_sum", b->headway_sum);
+        ck_knum(w, "headway_min", b->headway_min);
+        its_json_kuint(w, "n_headway", b->n_headway);
+        its_json_obj_end(w);
+    }
+    its_json_arr_end(w);
+}
+
+void its_analytics_checkpoint_write(const its_analytics_t *a, const char *camera, int64_t wall_us,
+                                    its_json *w)
+{
+    const its_scene *s = &a->sc;
+    its_json_obj_begin(w);
+    its_json_kint(w, "checkpoint", ITS_CHECKPOINT_VERSION);
+    its_json_kstr(w, "camera", camera ? camera : s->camera);
+    its_json_kint(w, "wall_us", wall_us);
+    its_json_kint(w, "elapsed_ns", a->frames ? a->last_ts - a->t0 : a->resumed ? a->resume_ns : 0);
+    its_json_kuint(w, "frames", a->frames_before + a->frames);
+    its_json_key(w, "incidents");
+    its_json_arr_begin(w);
+    for (int i = 0; i < ITS_EV_COUNT; i++)
+        its_json_uint(w, a->incidents[i]);
+    its_json_arr_end(w);
+    its_json_kuint(w, "frames_refused", a->refused);
+    its_json_kuint(w, "events_dropped", a->ev_dropped);
+    its_json_kuint(w, "tracks_dropped", a->tr_dropped);
+    its_json_kuint(w, "duplicates_dropped", a->dups);
+    its_json_kuint(w, "riders_merged", a->riders);
+    its_json_kuint(w, "class_changes", a->moved);
+    its_json_key(w, "traffic_classes");
+    its_json_arr_begin(w);
+    for (int c = 0; c < s->n_tclasses; c++) {
+        its_json_obj_begin(w);
+        its_json_kstr(w, "name", s->tclasses[c].name);
+        its_json_kuint(w, "kinds", s->tclasses[c].kinds);
+        its_json_obj_end(w);
+    }
+    its_json_arr_end(w);
+    its_json_key(w, "lines");
+    its_json_arr_begin(w);
+    for (int i = 0; i < s->n_lines; i++) {
+        const its_scene_line *sl = &s->lines[i];
+        const lstate *l = &a->lines[i];
+        const its_forecast *f = &l->fc;
+        its_json_obj_begin(w);
+        its_json_kstr(w, "name", sl->name);
+        ck_pt(w, "a", sl->a);
+        ck_pt(w, "b", sl->b);
+        ck_pt(w, "positive", sl->positive);
+        its_json_kint(w, "lanes", sl->lanes);
+        ck_counts(w, "total", l->total, ITS_CLS_COUNT);
+        ck_counts(w, "traffic_total", l->traffic_total, s->n_tclasses);
+        if (l->has_last_cross)
+            its_json_kint(w, "last_cross_ns", l->last_cross_ts - (a->frames ? a->t0 : 0));
+        its_json_kint(w, "minute", l->minute);
+        its_json_kuint(w, "minute_vehicles", l->minute_vehicles);
+        ck_buckets(w, "b1", l->b1, B1_N, s->n_tclasses);
+        ck_buckets(w, "b15", l->b15, B15_N, s->n_tclasses);
+        its_json_key(w, "forecast");
+        its_json_obj_begin(w);
+        ck_knum(w, "level", f->level);
+        ck_knum(w, "trend", f->trend);
+        its_json_kuint(w, "n", f->n);
+        ck_nums(w, "hist", f->hist, 64);
+        ck_nums(w, "f15", f->f15, 64);
+        ck_nums(w, "f60", f->f60, 64);
+        ck_knum(w, "next1", f->next1);
+        ck_knum(w, "abs_err1", f->abs_err1);
+        ck_knum(w, "abs_err15", f->abs_err15);
+        ck_knum(w, "abs_err60", f->abs_err60);
+        its_json_kuint(w, "n_err1", f->n_err1);
+        its_json_kuint(w, "n_err15", f->n_err15);
+        its_json_kuint(w, "n_err60", f->n_err60);
+        its_json_obj_end(w);
+        its_json_obj_end(w);
+    }
+    its_json_arr_end(w);
+    its_json_key(w, "zones");
+    its_json_arr_begin(w);
+    for (int i = 0; i < s->n_zones; i++) {
+        const its_scene_zone *sz = &s->zones[i];
+        const zstate *z = &a->zones[i];
+        its_json_obj_begin(w);
+        its_json_kstr(w, "name", sz->name);
+        its_json_key(w, "polygon");
+        its_json_arr_begin(w);
+        for (int k = 0; k < sz->n; k++)
+            ck_pt(w, NULL, sz->poly[k]);
+        its_json_arr_end(w);
+        its_json_kbool(w, "walk", sz->walk);
+        its_json_kint(w, "occupied_ns", z->occupied_ns);
+        its_json_kint(w, "total_ns", z->total_ns);
+        its_json_kuint(w, "entries", z->entries);
+        ck_knum(w, "dwell_sum", z->dwell_sum);
+        ck_knum(w, "dwell_max", z->dwell_max);
+        its_json_kuint(w, "dwell_n", z->dwell_n);
+        its_json_obj_end(w);
+    }
+    its_json_arr_end(w);
+    its_json_obj_end(w);
+}
+
+/* Reading: every value checked for its type and range; the first error is kept. */
+typedef struct ckr {
+    char *err;
+    size_t errlen;
+    int bad;
+} ckr;
+
+static void ck_bad(ckr *r, const char *what)
+{
+    if (!r->bad)
+        its_seterr(r->err, r->errlen, ITS_EPROTO, "checkpoint: %s", what);
+    r->bad = 1;
+}
+
+static json_t *ck_get(ckr *r, const json_t *o, const char *key, int type)
+{
+    json_t *v = json_is_object(o) ? json_object_get(o, key) : NULL;
+    if (!v || (type >= 0 && json_typeof(v) != (json_type)type)) {
+        char m[96];
+        snprintf(m, sizeof m, "'%s' missing or of the wrong type", key);
+        ck_bad(r, m);
+        return NULL;
+    }
+    return v;
+}
+
+static int64_t ck_int(ckr *r, const json_t *o, const char *key, int64_t lo, int64_t hi)
+{
+    json_t *v = ck_get(r, o, key, JSON_INTEGER);
+    int64_t x = v ? (int64_t)json_integer_value(v) : 0;
+    if (v && (x < lo || x > hi)) {
+        char m[96];
+        snprintf(m, sizeof m, "'%s' out of range", key);
+        ck_bad(r, m);
+        return 0;
+    }
+    return x;
+}
+
+static uint64_t ck_uint(ckr *r, const json_t *o, const char *key)
+{
+    return (uint64_t)ck_int(r, o, key, 0, INT64_MAX);
+}
+
+/* A number, or null for a value that was not finite (nf). */
+static double ck_dbl_v(ckr *r, const json_t *v, double nf)
+{
+    if (json_is_null(v))
+        return nf;
+    if (!json_is_number(v)) {
+        ck_bad(r, "a number expected");
+        return nf;
+    }
+    return json_number_value(v);
+}
+
+static double ck_dbl(ckr *r, const json_t *o, const char *key, double nf)
+{
+    json_t *v = ck_get(r, o, key, -1);
+    return v ? ck_dbl_v(r, v, nf) : nf;
+}
+
+static void ck_dbls(ckr *r, const json_t *o, const char *key, double *out, int n)
+{
+    json_t *v = ck_get(r, o, key, JSON_ARRAY);
+    if (v && json_array_size(v) != (size_t)n)
+        ck_bad(r, "a number array of the wrong length");
+    for (int i = 0; v && !r->bad && i < n; i++)
+        out[i] = ck_dbl_v(r, json_array_get(v, (size_t)i), NAN);
+}
+
+static void ck_cnts(ckr *r, const json_t *o, const char *key, uint32_t (*c)[2], int n)
+{
+    json_t *v = ck_get(r, o, key, JSON_ARRAY);
+    if (v && json_array_size(v) != (size_t)n * 2)
+        ck_bad(r, "a count array of the wrong length");
+    for (int i = 0; v && !r->bad && i < 2 * n; i++) {
+        json_t *x = json_array_get(v, (size_t)i);
+        if (!json_is_integer(x) || json_integer_value(x) < 0 ||
+            json_integer_value(x) > (json_int_t)UINT32_MAX) {
+            ck_bad(r, "a count is not a 32-bit count");
+            return;
+        }
+        c[i / 2][i % 2] = (uint32_t)json_integer_value(x);
+    }
+}
+
+static its_pt ck_pt_v(ckr *r, const json_t *v)
+{
+    its_pt p = {NAN, NAN};
+    if (!json_is_array(v) || json_array_size(v) != 2 || !json_is_number(json_array_get(v, 0)) ||
+        !json_is_number(json_array_get(v, 1))) {
+        ck_bad(r, "a point is not [x, y]");
+        return p;
+    }
+    p.x = json_number_value(json_array_get(v, 0));
+    p.y = json_number_value(json_array_get(v, 1));
+    return p;
+}
+
+static void ck_ring(ckr *r, const json_t *o, const char *key, bucket *ring, int n, int n_tc)
+{
+    json_t *v = ck_get(r, o, key, JSON_ARRAY);
+    for (int k = 0; k < n; k++) {
+        memset(&ring[k], 0, sizeof ring[k]);
+        ring[k].idx = -1;
+    }
+    size_t i;
+    json_t *e;
+    json_array_foreach(v, i, e)
+    {
+        if (r->bad)
+            return;
+        int64_t idx = ck_int(r, e, "idx", 0, INT64_MAX / 2);
+        bucket *b = &ring[idx % n];
+        if (b->idx >= 0) {
+            ck_bad(r, "two window buckets in one slot");
+            return;
+        }
+        b->idx = idx;
+        ck_cnts(r, e, "count", b->count, ITS_CLS_COUNT);
+        ck_cnts(r, e, "traffic", b->traffic, n_tc);
+        b->inv_speed_sum = ck_dbl(r, e, "inv_speed_sum", 0);
+        b->n_speed = (uint32_t)ck_int(r, e, "n_speed", 0, UINT32_MAX);
+        b->headway_sum = ck_dbl(r, e, "headway_sum", 0);
+        b->headway_min = ck_dbl(r, e, "headway_min", INFINITY);
+        b->n_headway = (uint32_t)ck_int(r, e, "n_headway", 0, UINT32_MAX);
+    }
+}
+
+int its_analytics_checkpoint_restore(its_analytics_t *a, const char *text, size_t len,
+                                     int64_t wall_us, its_analytics_resumed *info, char *err,
+                                     size_t errlen)
+{
+    if (info)
+        memset(info, 0, sizeof *info);
+    if (!a || !text)
+        return its_seterr(err, errlen, ITS_EINVAL, "checkpoint: nothing given");
+    if (a->frames || a->resumed)
+        return its_seterr(err, errlen, ITS_EINVAL,
+                          "checkpoint: restored only before the first frame, once");
+    json_error_t je;
+    json_t *root = json_loadb(text, len, 0, &je);
+    if (!root)
+        return its_seterr(err, errlen, ITS_EPROTO, "checkpoint: not JSON: %s (line %d)", je.text,
+                          je.line);
+    const its_scene *s = &a->sc;
+    ckr r = {err, errlen, 0};
+    /* everything is read into copies first: a bad checkpoint changes nothing */
+    static const lstate no_line;
+    lstate *nl = its_malloc(ITS_MOD_ANALYTICS, sizeof(lstate) * ITS_SCENE_MAX_LINES);
+    zstate nz[ITS_SCENE_MAX_ZONES];
+    int lmatch[ITS_SCENE_MAX_LINES], zmatch[ITS_SCENE_MAX_ZONES];
+    its_analytics_resumed in = {.lines = s->n_lines, .zones = s->n_zones};
+    if (!nl) {
+        json_decref(root);
+        return its_seterr(err, errlen, ITS_ENOMEM, "checkpoint: out of memory");
+    }
+    for (int i = 0; i < ITS_SCENE_MAX_LINES; i++)
+        lmatch[i] = 0;
+    for (int i = 0; i < ITS_SCENE_MAX_ZONES; i++)
+        zmatch[i] = 0;
+    if (!json_is_object(root))
+        ck_bad(&r, "not a JSON object");
+    if (ck_int(&r, root, "checkpoint", 0, INT32_MAX) != ITS_CHECKPOINT_VERSION && !r.bad)
+        ck_bad(&r, "a version this build does not read");
+    int64_t saved_us = ck_int(&r, root, "wall_us", 0, INT64_MAX);
+    int64_t elapsed = ck_int(&r, root, "elapsed_ns", 0, INT64_MAX / 4);
+    uint64_t frames = ck_uint(&r, root, "frames");
+    uint64_t incidents[ITS_EV_COUNT] = {0};
+    json_t *inc = ck_get(&r, root, "incidents", JSON_ARRAY);
+    if (inc && json_array_size(inc) != ITS_EV_COUNT)
+        ck_bad(&r, "'incidents' of the wrong length");
+    for (int i = 0; inc && !r.bad && i < ITS_EV_COUNT; i++) {
+        json_t *x = json_array_get(inc, (size_t)i);
+        if (!json_is_integer(x) || json_integer_value(x) < 0)
+            ck_bad(&r, "an incident count is not a count");
+        else
+            incidents[i] = (uint64_t)json_integer_value(x);
+    }
+    uint64_t ctr[6];
+    static const char *const ctr_keys[6] = {"frames_refused", "events_dropped",
+                                            "tracks_dropped", "duplicates_dropped",
+                                            "riders_merged",  "class_changes"};
+    for (int i = 0; i < 6; i++)
+        ctr[i] = ck_uint(&r, root, ctr_keys[i]);
+    /* the traffic classes: counts by class continue only under the same classification */
+    json_t *tcs = ck_get(&r, root, "traffic_classes", JSON_ARRAY);
+    int same_tc = tcs && json_array_size(tcs) == (size_t)s->n_tclasses;
+    for (int c = 0; same_tc && !r.bad && c < s->n_tclasses; c++) {
+        json_t *e = json_array_get(tcs, (size_t)c), *nm = ck_get(&r, e, "name", JSON_STRING);
+        same_tc = nm && !strcmp(json_string_value(nm), s->tclasses[c].name) &&
+                  ck_int(&r, e, "kinds", 0, UINT32_MAX) == (int64_t)s->tclasses[c].kinds;
+    }
+    in.traffic_kept = same_tc;
+    int ck_tc = tcs ? (int)json_array_size(tcs) : 0; /* the checkpoint's traffic classes */
+    if (ck_tc > ITS_SCENE_MAX_TCLASSES)
+        ck_bad(&r, "more traffic classes than a scene has");
+    json_t *lines = ck_get(&r, root, "lines", JSON_ARRAY), *e;
+    size_t k;
+    for (int i = 0; i < ITS_SCENE_MAX_LINES; i++)
+        nl[i] = no_line;
+    json_array_foreach(lines, k, e)
+    {
+        if (r.bad)
+            break;
+        its_scene_line cl;
+        memset(&cl, 0, sizeof cl);
+        json_t *nm = ck_get(&r, e, "name", JSON_STRING);
+        snprintf(cl.name, sizeof cl.name, "%s", nm ? json_string_value(nm) : "");
+        json_t *pa = ck_get(&r, e, "a", JSON_ARRAY), *pb = ck_get(&r, e, "b", JSON_ARRAY),
+               *pp = ck_get(&r, e, "positive", JSON_ARRAY);
+        if (r.bad)
+            break;
+        cl.a = ck_pt_v(&r, pa);
+        cl.b = ck_pt_v(&r, pb);
+        cl.positive = ck_pt_v(&r, pp);
+        cl.lanes = (int)ck_int(&r, e, "lanes", 0, 1 << 20);
+        lstate l;
+        memset(&l, 0, sizeof l);
+        ck_cnts(&r, e, "total", l.total, ITS_CLS_COUNT);
+        ck_cnts(&r, e, "traffic_total", l.traffic_total, ck_tc);
+        json_t *lc = json_object_get(e, "last_cross_ns");
+        if (lc) {
+            l.has_last_cross = 1;
+            l.last_cross_ts = ck_int(&r, e, "last_cross_ns", INT64_MIN / 4, INT64_MAX / 4);
+        }
+        l.minute = ck_int(&r, e, "minute", 0, INT64_MAX / 4);
+        l.minute_vehicles = (uint32_t)ck_int(&r, e, "minute_vehicles", 0, UINT32_MAX);
+        ck_ring(&r, e, "b1", l.b1, B1_N, ck_tc);
+        ck_ring(&r, e, "b15", l.b15, B15_N, ck_tc);
+        if (!same_tc) { /* counts by traffic class start again under a new classification */
+            memset(l.traffic_total, 0, sizeof l.traffic_total);
+            for (int b = 0; b < B1_N; b++)
+                memset(l.b1[b].traffic, 0, sizeof l.b1[b].traffic);
+            for (int b = 0; b < B15_N; b++)
+                memset(l.b15[b].traffic, 0, sizeof l.b15[b].traffic);
+        }
+        json_t *f = ck_get(&r, e, "forecast", JSON_OBJECT);
+        its_forecast_init(&l.fc, s->params.forecast_alpha, s->params.forecast_beta);
+        if (f) {
+            l.fc.level = ck_dbl(&r, f, "level", NAN);
+            l.fc.trend = ck_dbl(&r, f, "trend", NAN);
+            l.fc.n = ck_uint(&r, f, "n");
+            ck_dbls(&r, f, "hist", l.fc.hist, 64);
+            ck_dbls(&r, f, "f15", l.fc.f15, 64);
+            ck_dbls(&r, f, "f60", l.fc.f60, 64);
+            l.fc.next1 = ck_dbl(&r, f, "next1", NAN);
+            l.fc.abs_err1 = ck_dbl(&r, f, "abs_err1", NAN);
+            l.fc.abs_err15 = ck_dbl(&r, f, "abs_err15", NAN);
+            l.fc.abs_err60 = ck_dbl(&r, f, "abs_err60", NAN);
+            l.fc.n_err1 = ck_uint(&r, f, "n_err1");
+            l.fc.n_err15 = ck_uint(&r, f, "n_err15");
+            l.fc.n_err60 = ck_uint(&r, f, "n_err60");
+        }
+        if (r.bad)
+            break;
+        /* the scene's line of the same name and geometry, not matched yet, takes this state */
+        for (int i = 0; i < s->n_lines; i++) {
+            if (lmatch[i] || !same_line(&s->lines[i], &cl))
+                continue;
+            lmatch[i] = 1;
+            its_pt u = a->lines[i].u, n = a->lines[i].n;
+            double ln = a->lines[i].len;
+            nl[i] = l;
+            nl[i].u = u;
+            nl[i].n = n;
+            nl[i].len = ln;
+            break;
+        }
+    }
+    json_t *zones = ck_get(&r, root, "zones", JSON_ARRAY);
+    memset(nz, 0, sizeof nz);
+    json_array_foreach(zones, k, e)
+    {
+        if (r.bad)
+            break;
+        its_scene_zone cz;
+        memset(&cz, 0, sizeof cz);
+        json_t *nm = ck_get(&r, e, "name", JSON_STRING),
+               *poly = ck_get(&r, e, "polygon", JSON_ARRAY);
+        json_t *walk = ck_get(&r, e, "walk", -1);
+        if (r.bad)
+            break;
+        snprintf(cz.name, sizeof cz.name, "%s", json_string_value(nm));
+        if (json_array_size(poly) > ITS_SCENE_MAX_POLY || !json_is_boolean(walk)) {
+            ck_bad(&r, "a zone's polygon or walk is not valid");
+            break;
+        }
+        cz.n = (int)json_array_size(poly);
+        for (int p = 0; p < cz.n; p++)
+            cz.poly[p] = ck_pt_v(&r, json_array_get(poly, (size_t)p));
+        cz.walk = json_is_true(walk);
+        zstate z;
+        memset(&z, 0, sizeof z);
+        z.occupied_ns = ck_int(&r, e, "occupied_ns", 0, INT64_MAX / 4);
+        z.total_ns = ck_int(&r, e, "total_ns", 0, INT64_MAX / 4);
+        z.entries = ck_uint(&r, e, "entries");
+        z.dwell_sum = ck_dbl(&r, e, "dwell_sum", 0);
+        z.dwell_max = ck_dbl(&r, e, "dwell_max", 0);
+        z.dwell_n = ck_uint(&r, e, "dwell_n");
+        if (r.bad)
+            break;
+        for (int i = 0; i < s->n_zones; i++) {
+            if (zmatch[i] || !same_zone(&s->zones[i], &cz))
+                continue;
+            zmatch[i] = 1;
+            z.box = a->zones[i].box;
+            z.count = 0; /* the tracks inside start again */
+            nz[i] = z;
+            break;
+        }
+    }
+    json_decref(root);
+    if (r.bad) {
+        its_free(nl);
+        return ITS_EPROTO;
+    }
+    for (int i = 0; i < s->n_lines; i++)
+        if (lmatch[i]) {
+            a->lines[i] = nl[i];
+            in.lines_kept++;
+        }
+    for (int i = 0; i < s->n_zones; i++)
+        if (zmatch[i]) {
+            a->zones[i] = nz[i];
+            in.zones_kept++;
+        }
+    its_free(nl);
+    memcpy(a->incidents, incidents, sizeof a->incidents);
+    a->refused = ctr[0];
+    a->ev_dropped = ctr[1];
+    a->tr_dropped = ctr[2];
+    a->dups = ctr[3];
+    a->riders = ctr[4];
+    a->moved = ctr[5];
+    a->frames_before = frames;
+    /* the stream goes on from where the checkpoint left it, plus the wall-clock time since */
+    int64_t gap_ns = wall_us > saved_us ? (wall_us - saved_us) * 1000 : 0;
+    a->resume_ns = elapsed + gap_ns;
+    a->resumed = 1;
+    in.elapsed_s = (double)elapsed / NS;
+    in.age_s = (double)gap_ns / NS;
+    if (info)
+        *info = in;
+    return 0;
 }

@@ -33,6 +33,13 @@
  * at once, and a clip asked of the camera's packet ring around the frame's media time; the
  * event message carries their links ("evidence": {"snapshot", "clip"}, docs/messages.md).
  *
+ * Checkpoints (with ckpt_save/ckpt_load, a cluster's replica): at open, before the camera's
+ * first frame, its analytics continue from its last checkpoint (its/analytics.h: lines and
+ * zones that still match by name and geometry; a checkpoint that does not parse is logged and
+ * ignored); after every window message, and at close, the analytics state is saved again.
+ * its_checkpoints_total{result} counts what happened (written, refused, failed; restored,
+ * absent, corrupt).
+ *
  * Baselines: with a baseline directory, a camera's baseline is read from <dir>/<camera>.baseline
  * at open when the file exists, and written there once captured, so drift is measured against
  * the same reference across restarts. Event ids are "<camera>-<t0>-<n>": t0 is the wall-clock time
@@ -57,12 +64,13 @@
 #include "its/stage.h"
 #include "its/track.h"
 
-#define LUMA_MAX_W   2048
-#define LUMA_MAX_H   2048
-#define REPORT_JSON  (256 * 1024)
-#define HOUR_NS      ((int64_t)3600 * (int64_t)ITS_NS_PER_S)
-#define HOUR_SNAP_NS ((int64_t)60 * (int64_t)ITS_NS_PER_S)
-#define HOUR_SNAPS   62 /* a minute apart: a little over an hour */
+#define LUMA_MAX_W    2048
+#define LUMA_MAX_H    2048
+#define REPORT_JSON   (256 * 1024)
+#define CKPT_JSON_MAX (1024 * 1024) /* the largest checkpoint: 16 lines and 16 zones, full */
+#define HOUR_NS       ((int64_t)3600 * (int64_t)ITS_NS_PER_S)
+#define HOUR_SNAP_NS  ((int64_t)60 * (int64_t)ITS_NS_PER_S)
+#define HOUR_SNAPS    62 /* a minute apart: a little over an hour */
 
 typedef struct cam_state cam_state;
 
@@ -70,6 +78,9 @@ typedef struct cam_state cam_state;
  * calls of other threads (its_app_hooks_scene_get/_set). */
 typedef struct hooks_ctx {
     its_app_hooks_opts o;
+    its_app_ckpt_save_fn ckpt_save; /* NULL: no checkpoints */
+    its_app_ckpt_load_fn ckpt_load;
+    void *ckpt_ud;
     pthread_mutex_t mu; /* guards the list, each camera's scene copy and pending scene */
     pthread_cond_t cv;  /* a camera's live report was written */
     cam_state *cams;
@@ -122,7 +133,88 @@ struct cam_state {
     int snap_head, snap_n;
     int64_t next_snap_ns;
     int baseline_published;
+    int ckpt;     /* opened in full: checkpoints are saved (with the options' ckpt_save) */
+    int restored; /* the analytics continue a checkpoint, whose line totals were these: */
+    uint32_t ck_totals[ITS_SCENE_MAX_LINES][ITS_CLS_COUNT][2];
 };
+
+/* its_checkpoints_total{result}, with a registry. */
+static void ckpt_count(const cam_state *s, const char *result)
+{
+    if (s->reg)
+        its_metric_inc(its_metrics_series_v(its_metrics_std(s->reg, ITS_M_CHECKPOINTS), result));
+}
+
+/* The camera's analytics as a checkpoint, to the options' store (its buffer: s->json). */
+static void ckpt_save(cam_state *s, const char *when)
+{
+    const hooks_ctx *o = s->ctx;
+    if (!s->ckpt || !o || !o->ckpt_save)
+        return;
+    its_json w;
+    int64_t now_us = (int64_t)(its_wall_ns() / 1000);
+    its_json_init(&w, s->json, REPORT_JSON);
+    its_analytics_checkpoint_write(s->an, s->id, now_us, &w);
+    int n = its_json_finish(&w);
+    char *big = NULL; /* many lines with full windows: up to about 21 kB each */
+    if (n == ITS_EOVERFLOW && (big = its_malloc(ITS_MOD_APP, CKPT_JSON_MAX))) {
+        its_json_init(&w, big, CKPT_JSON_MAX);
+        its_analytics_checkpoint_write(s->an, s->id, now_us, &w);
+        n = its_json_finish(&w);
+    }
+    int rc = n < 0 ? n : o->ckpt_save(o->ckpt_ud, s->id, big ? big : s->json, (size_t)n);
+    its_free(big);
+    if (rc == 0) {
+        ckpt_count(s, "written");
+    } else if (rc == ITS_EBUSY) { /* no longer ours: the next owner's state is newer */
+        ckpt_count(s, "refused");
+        its_logw("app", s->id, "checkpoint (%s) refused: the camera is no longer held here", when);
+    } else {
+        ckpt_count(s, "failed");
+        its_logw("app", s->id, "checkpoint (%s) not written: %s", when, its_strerror(rc));
+    }
+}
+
+/* The camera's last checkpoint into its new analytics, before the first frame. */
+static void ckpt_restore(cam_state *s)
+{
+    const hooks_ctx *o = s->ctx;
+    char *text = NULL, err[256];
+    size_t len = 0;
+    int rc = o->ckpt_load(o->ckpt_ud, s->id, &text, &len);
+    if (rc == ITS_ENOENT) {
+        ckpt_count(s, "absent");
+        its_logi("app", s->id, "no checkpoint: the analytics start from zero");
+        return;
+    }
+    if (rc < 0) {
+        ckpt_count(s, "failed");
+        its_logw("app", s->id, "checkpoint not read (%s): the analytics start from zero",
+                 its_strerror(rc));
+        return;
+    }
+    its_analytics_resumed r;
+    rc = its_analytics_checkpoint_restore(s->an, text, len, (int64_t)(its_wall_ns() / 1000), &r,
+                                          err, sizeof err);
+    its_free(text);
+    if (rc < 0) {
+        ckpt_count(s, "corrupt");
+        its_logw("app", s->id, "%s: ignored, the analytics start from zero", err);
+        return;
+    }
+    ckpt_count(s, "restored");
+    s->restored = 1;
+    its_analytics_report *rep = its_malloc(ITS_MOD_APP, sizeof *rep);
+    if (rep && its_analytics_get_report(s->an, rep) == 0)
+        for (int i = 0; i < s->n_lines; i++)
+            memcpy(s->ck_totals[i], rep->lines[i].total, sizeof s->ck_totals[i]);
+    its_free(rep);
+    its_logi("app", s->id,
+             "continued from its checkpoint (%.1f s of stream, written %.1f s ago): %d of %d "
+             "lines, %d of %d zones%s",
+             r.elapsed_s, r.age_s, r.lines_kept, r.lines, r.zones_kept, r.zones,
+             r.traffic_kept ? "" : ", counts by traffic class from zero (classes changed)");
+}
 
 static const char *const mm_feature_names[ITS_MM_FEATURES] = {"confidence", "class", "count",
                                                               "area"};
@@ -132,6 +224,7 @@ static void cam_close(void *state)
     cam_state *s = state;
     if (!s)
         return;
+    ckpt_save(s, "close");
     its_counts_store_remove(s->store, s->id, s->counts);
     its_counts_destroy(s->counts);
     if (s->ctx) {
@@ -288,6 +381,10 @@ static int cam_open(void *ctx, const char *camera, const char *scene, void **sta
     snprintf(s->id_prefix, sizeof s->id_prefix, "%s-%llu", s->id,
              (unsigned long long)(wall / 1000));
     s->image_every_ns = o && o->quality_image_fps > 0 ? (int64_t)(1e9 / o->quality_image_fps) : 0;
+    if (hc && hc->ckpt_load && hc->ckpt_save) {
+        ckpt_restore(s);
+        s->ckpt = 1;
+    }
     *state = s;
     return 0;
 }
@@ -728,10 +825,16 @@ static void cam_analytics(void *state, its_frame *f, its_emit_fn emit, void *ect
     int64_t ts = f->pts_ns;
     if (!s->next_window_ns) {
         s->next_window_ns = ts + s->window_ns;
-        snapshot(s, ts, NULL); /* the start of the first hour: nothing counted yet */
+        /* the start of the first hour: nothing counted yet, or what a checkpoint brought
+         * (the 60-minute record counts from the move) */
+        snapshot(s, ts, NULL);
+        if (s->restored)
+            memcpy(s->snap[(s->snap_head + s->snap_n - 1) % HOUR_SNAPS], s->ck_totals,
+                   sizeof s->ck_totals);
         s->next_snap_ns = ts + HOUR_SNAP_NS;
     } else if (ts >= s->next_window_ns) {
         emit_window(s, f, emit, ectx);
+        ckpt_save(s, "window");
         s->next_window_ns = ts + s->window_ns;
     }
     if (s->ctx && atomic_load_explicit(&s->want_report, memory_order_relaxed))
@@ -900,6 +1003,50 @@ const char *its_app_hooks_scene_dir(const its_camera_hooks *h)
         return NULL;
     const hooks_ctx *hc = h->ctx;
     return hc->o.scene_dir && *hc->o.scene_dir ? hc->o.scene_dir : NULL;
+}
+
+int its_app_hooks_set_checkpoints(const its_camera_hooks *h, its_app_ckpt_save_fn save,
+                                  its_app_ckpt_load_fn load, void *ud)
+{
+    if (!h || h->open != cam_open || !h->ctx)
+        return ITS_EUNSUPPORTED;
+    hooks_ctx *hc = h->ctx;
+    pthread_mutex_lock(&hc->mu);
+    hc->ckpt_save = save;
+    hc->ckpt_load = load;
+    hc->ckpt_ud = ud;
+    pthread_mutex_unlock(&hc->mu);
+    return 0;
+}
+
+int its_app_hooks_checkpoint_all(const its_camera_hooks *h)
+{
+    if (!h || h->open != cam_open || !h->ctx)
+        return 0;
+    hooks_ctx *hc = h->ctx;
+    int n = 0;
+    pthread_mutex_lock(&hc->mu);
+    for (cam_state *s = hc->cams; s; s = s->next)
+        if (s->ckpt) {
+            ckpt_save(s, "stop");
+            s->ckpt = 0;
+            n++;
+        }
+    pthread_mutex_unlock(&hc->mu);
+    return n;
+}
+
+int its_app_hooks_is_open(const its_camera_hooks *h, const char *camera)
+{
+    if (!h || h->open != cam_open || !h->ctx || !camera)
+        return 0;
+    hooks_ctx *hc = h->ctx;
+    int open = 0;
+    pthread_mutex_lock(&hc->mu);
+    for (cam_state *s = hc->cams; s && !open; s = s->next)
+        open = !strcmp(s->id, camera);
+    pthread_mutex_unlock(&hc->mu);
+    return open;
 }
 
 int its_app_hooks(const its_app_hooks_opts *o, its_camera_hooks *out)

@@ -464,6 +464,32 @@ static void cl_stop(void *ud, const char *id)
     its_pipeline_remove_camera(s->p, id);
 }
 
+/* A removed camera has closed once no frame of it is in flight and its analytics are closed
+ * (their last checkpoint written): reaped here, as the control path does. */
+static int cl_closed(void *ud, const char *id)
+{
+    its_app_services *s = ud;
+    its_pipeline_reap(s->p);
+    int n = its_pipeline_n_cameras(s->p);
+    for (int i = 0; i < n; i++) {
+        its_camera_stats cs;
+        if (its_pipeline_camera_stats(s->p, i, &cs) == 0 && !cs.active && cs.in_flight > 0 &&
+            !strcmp(cs.id, id))
+            return 0;
+    }
+    return !its_app_hooks_is_open(its_pipeline_hooks(s->p), id);
+}
+
+static int cl_ckpt_save(void *ud, const char *id, const char *json, size_t len)
+{
+    return its_cluster_checkpoint_save(((its_app_services *)ud)->cluster, id, json, len);
+}
+
+static int cl_ckpt_load(void *ud, const char *id, char **json, size_t *len)
+{
+    return its_cluster_checkpoint_load(((its_app_services *)ud)->cluster, id, json, len);
+}
+
 /* API add with cluster.enabled: the camera goes into the registry, and whichever replica owns
  * it starts it. */
 static int cluster_add(its_app_services *s, const its_api_camera_spec *spec)
@@ -613,13 +639,16 @@ static int cluster_create(its_app_services *s, const its_app_config *c, char *er
     cc.redis.connect_timeout_ms = pc.connect_timeout_ms;
     cc.redis.command_timeout_ms = pc.command_timeout_ms;
     s->spread_phase = st->spread_phase;
-    its_cluster_ops ops = {.ud = s, .start = cl_start, .stop = cl_stop, .lease = cl_lease};
+    its_cluster_ops ops = {
+        .ud = s, .start = cl_start, .stop = cl_stop, .closed = cl_closed, .lease = cl_lease};
     int rc = its_cluster_create(&cc, &ops, &s->cluster, err, errlen);
     for (unsigned i = 0; rc == 0 && i < c->cams.cameras_count; i++) {
         char *spec = its_app_camera_json(&c->cams.cameras[i]);
         rc = spec ? its_cluster_seed(s->cluster, c->cams.cameras[i].id, spec) : ITS_ENOMEM;
         its_free(spec);
     }
+    if (rc == 0) /* with analytics: each camera's continue across moves */
+        its_app_hooks_set_checkpoints(its_pipeline_hooks(s->p), cl_ckpt_save, cl_ckpt_load, s);
     if (rc == 0) {
         its_json_set_replica(name);
         its_logi("cluster", NULL, "replica %s, capacity %d, lease %d ms", name, cc.capacity,
@@ -1167,6 +1196,9 @@ void its_app_services_destroy(its_app_services *s)
     if (!s)
         return;
     its_api_destroy(s->api); /* no API thread touches the pipeline after this */
+    if (s->cluster)          /* the pipeline has stopped: the last checkpoints, then the handover */
+        its_logi("cluster", NULL, "%d cameras checkpointed for the handover",
+                 its_app_hooks_checkpoint_all(its_pipeline_hooks(s->p)));
     its_cluster_destroy(s->cluster);
     if (s->enc_started) {
         pthread_mutex_lock(&s->enc_mu);

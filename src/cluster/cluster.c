@@ -49,6 +49,28 @@ static const char release_lua[] = "if redis.call('GET', KEYS[1]) == ARGV[1] then
                                   "end\n"
                                   "return 0\n";
 
+/* Takes a camera: SET owner NX PX, and on success a new epoch for it (the fencing token of its
+ * checkpoints). KEYS: owner, checkpoint; ARGV: replica, ttl_ms. Returns the epoch (>= 1), 0
+ * when someone holds it, or -(ms left) while it is in a handover gap. */
+static const char take_lua[] = "if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then\n"
+                               "  return redis.call('HINCRBY', KEYS[2], 'epoch', 1)\n"
+                               "end\n"
+                               "if redis.call('GET', KEYS[1]) == '-' then\n"
+                               "  local t = redis.call('PTTL', KEYS[1])\n"
+                               "  if t < 1 then t = 1 end\n"
+                               "  return -t\n"
+                               "end\n"
+                               "return 0\n";
+
+/* Writes a checkpoint if the camera is still ours under the epoch we took it with. KEYS: owner,
+ * checkpoint; ARGV: replica, epoch, data. 1 written, 0 refused. */
+static const char save_lua[] = "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end\n"
+                               "if redis.call('HGET', KEYS[2], 'epoch') ~= ARGV[2] then\n"
+                               "  return 0\n"
+                               "end\n"
+                               "redis.call('HSET', KEYS[2], 'data', ARGV[3])\n"
+                               "return 1\n";
+
 /* Gives up the lease if it is ours. KEYS: lease, members; ARGV: token, replica. */
 static const char drop_lua[] =
     "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
@@ -61,8 +83,16 @@ typedef struct cam {
     char *spec;        /* the registry's, NULL: gone from the registry */
     char *running;     /* the spec it was started with, NULL: not served here */
     int mine;          /* this view assigns it to us */
+    int closing;       /* stopped: its frames in flight may not be through yet */
+    int handing;       /* stopped for a handover: released once closed */
     uint64_t retry_ns; /* a start failed: not again before this */
 } cam;
+
+/* A camera started here and the epoch it was taken with (its checkpoints' fencing token). */
+typedef struct held {
+    char id[ITS_CLUSTER_NAME_MAX + 2];
+    long long epoch;
+} held;
 
 typedef struct member {
     char name[ITS_CLUSTER_NAME_MAX + 2];
@@ -83,6 +113,7 @@ struct its_cluster {
     pthread_t thread;
     int started, left;
     atomic_int stop;
+    atomic_int frozen, frozen_ack; /* its_cluster_freeze asked; the thread has seen it */
     /* the thread's state */
     char token[40];
     int held;              /* the lease is ours */
@@ -98,6 +129,15 @@ struct its_cluster {
     atomic_int ready; /* the lease is held (its_cluster_ready) */
     char **seeds;     /* id, spec, id, spec... */
     int n_seeds, cap_seeds, seeded, seeds_logged;
+    int renew_now; /* a change was published: renew (and see the members) at once */
+    /* checkpoints: their own connection (a slow write never delays a renewal), the epochs of
+     * the cameras held, and the lease's validity as the fence sees it */
+    pthread_mutex_t ck_mu; /* ck, ck_retry_ns, helds */
+    redisContext *ck;
+    uint64_t ck_retry_ns;
+    held *helds;
+    int n_helds, cap_helds;
+    _Atomic uint64_t valid_until;
 };
 
 void its_cluster_config_default(its_cluster_config *c)
@@ -170,6 +210,14 @@ static redisReply *cmd_argv(its_cluster *c, int argc, const char **argv)
 static void key(its_cluster *c, char *buf, size_t len, const char *what, const char *name)
 {
     snprintf(buf, len, "%s:%s%s%s", c->prefix, what, name ? ":" : "", name ? name : "");
+}
+
+/* A camera's checkpoint key, "<prefix>:<what>:{<camera>}": the camera's hash tag, its slot in a
+ * Redis Cluster. (The owner key keeps its name without the tag, so that replicas of earlier
+ * builds and this one agree on it during a rolling update; docs/scale-out.md.) */
+static void cam_key(its_cluster *c, char *buf, size_t len, const char *what, const char *id)
+{
+    snprintf(buf, len, "%s:%s:{%s}", c->prefix, what, id);
 }
 
 static int notify(its_cluster *c, const char *id)
@@ -259,6 +307,16 @@ int its_cluster_put(its_cluster *c, const char *id, const char *spec, int replac
 int its_cluster_remove(its_cluster *c, const char *id)
 {
     int rc = hash_write(c, "HDEL", id, NULL);
+    if (rc == 1) { /* its checkpoint goes with it (a camera added again starts at zero) */
+        char k[160];
+        cam_key(c, k, sizeof k, "ckpt", id);
+        const char *argv[] = {"DEL", k};
+        pthread_mutex_lock(&c->mu);
+        redisReply *r = cmd_argv(c, 2, argv);
+        pthread_mutex_unlock(&c->mu);
+        if (r)
+            freeReplyObject(r);
+    }
     return rc < 0 ? rc : rc == 1 ? 0 : ITS_ENOENT;
 }
 
@@ -327,7 +385,8 @@ static int read_registry(its_cluster *c)
         c->cams[w++] = c->cams[i];
     }
     c->n_cams = w;
-    qsort(c->cams, (size_t)c->n_cams, sizeof *c->cams, cam_cmp);
+    if (c->n_cams > 1) /* cams is NULL while the registry has been empty */
+        qsort(c->cams, (size_t)c->n_cams, sizeof *c->cams, cam_cmp);
     return 0;
 }
 
@@ -407,16 +466,83 @@ static void release(its_cluster *c, const char *id)
         freeReplyObject(r);
 }
 
+/* The epoch the camera was taken with, set (epoch > 0) or forgotten (0). */
+static void set_epoch(its_cluster *c, const char *id, long long epoch)
+{
+    pthread_mutex_lock(&c->ck_mu);
+    int i = 0;
+    while (i < c->n_helds && strcmp(c->helds[i].id, id))
+        i++;
+    if (epoch <= 0) {
+        if (i < c->n_helds)
+            c->helds[i] = c->helds[--c->n_helds];
+    } else {
+        if (i == c->n_helds && c->n_helds == c->cap_helds) {
+            int cap = c->cap_helds ? 2 * c->cap_helds : 16;
+            held *v = its_realloc(ITS_MOD_APP, c->helds, (size_t)cap * sizeof *v);
+            if (v) {
+                c->helds = v;
+                c->cap_helds = cap;
+            }
+        }
+        if (i < c->cap_helds) { /* out of memory: no checkpoints for it */
+            if (i == c->n_helds)
+                c->n_helds++;
+            snprintf(c->helds[i].id, sizeof c->helds[i].id, "%s", id);
+            c->helds[i].epoch = epoch;
+        }
+    }
+    pthread_mutex_unlock(&c->ck_mu);
+}
+
+/* Stops a camera. A handover keeps its epoch and owner key until hand_over() (its last
+ * checkpoint is still to be written); any other stop forgets them at once. */
 static void stop_cam(its_cluster *c, cam *e, int handover)
 {
     if (!e->running)
         return;
     c->ops.stop(c->ops.ud, e->id);
+    e->closing = 1;
+    if (handover)
+        e->handing = 1;
+    else
+        set_epoch(c, e->id, 0);
     its_free(e->running);
     e->running = NULL;
     atomic_fetch_sub(&c->serving, 1);
-    if (handover)
+}
+
+/* Waits until every camera stopped since the last wait has closed (ops.closed: its frames in
+ * flight through, its last checkpoint written), all together, at most
+ * ITS_CLUSTER_CLOSE_WAIT_MS and half the fence's margin (no renewal is sent meanwhile). */
+static void wait_closed(its_cluster *c)
+{
+    int ms = (c->cfg.lease_ttl_ms - c->cfg.handover_gap_ms) / 2;
+    ms = ms < ITS_CLUSTER_CLOSE_WAIT_MS ? ms : ITS_CLUSTER_CLOSE_WAIT_MS;
+    uint64_t until = its_now_ns() + (uint64_t)ms * ITS_NS_PER_MS;
+    for (int open = c->ops.closed != NULL; open && its_now_ns() < until;) {
+        open = 0;
+        for (int i = 0; i < c->n_cams && !open; i++)
+            open = c->cams[i].closing && !c->ops.closed(c->ops.ud, c->cams[i].id);
+        if (open)
+            its_sleep_ns(10 * ITS_NS_PER_MS);
+    }
+    for (int i = 0; i < c->n_cams; i++)
+        c->cams[i].closing = 0;
+}
+
+/* The cameras stopped for a handover: once closed, each is released. */
+static void hand_over(its_cluster *c)
+{
+    wait_closed(c);
+    for (int i = 0; i < c->n_cams; i++) {
+        cam *e = &c->cams[i];
+        if (!e->handing)
+            continue;
+        e->handing = 0;
+        set_epoch(c, e->id, 0);
         release(c, e->id);
+    }
 }
 
 static void stop_all(its_cluster *c, const char *why)
@@ -428,17 +554,27 @@ static void stop_all(its_cluster *c, const char *why)
         stop_cam(c, &c->cams[i], 0);
 }
 
-/* SET owner NX PX: 1 taken, 0 someone else's (or in its handover gap), < 0 Redis away. */
-static int take(its_cluster *c, const char *id)
+/* The take script: 1 taken (*epoch set), 0 someone else's, < 0 Redis away; *gap_ms: the
+ * handover gap left (0: none). */
+static int take(its_cluster *c, const char *id, long long *epoch, long long *gap_ms)
 {
-    char k[160], ttl[16];
+    char k[160], ck[160], ttl[16];
     key(c, k, sizeof k, "owner", id);
+    cam_key(c, ck, sizeof ck, "ckpt", id);
     snprintf(ttl, sizeof ttl, "%d", c->cfg.lease_ttl_ms);
-    const char *argv[] = {"SET", k, c->replica, "NX", "PX", ttl};
+    const char *argv[] = {"EVAL", take_lua, "2", k, ck, c->replica, ttl};
     pthread_mutex_lock(&c->mu);
-    redisReply *r = cmd_argv(c, 6, argv);
+    redisReply *r = cmd_argv(c, 7, argv);
     pthread_mutex_unlock(&c->mu);
-    int rc = !r ? ITS_ENET : r->type == REDIS_REPLY_STATUS;
+    *epoch = *gap_ms = 0;
+    int rc = ITS_ENET;
+    if (r && r->type == REDIS_REPLY_INTEGER) {
+        rc = r->integer > 0;
+        *epoch = r->integer > 0 ? r->integer : 0;
+        *gap_ms = r->integer < 0 ? -r->integer : 0;
+    } else if (r) {
+        its_loge("cluster", id, "take refused: %s", r->type == REDIS_REPLY_ERROR ? r->str : "?");
+    }
     if (r)
         freeReplyObject(r);
     return rc;
@@ -459,17 +595,23 @@ static void reconcile(its_cluster *c)
             stop_cam(c, e, 1);
         }
     }
+    hand_over(c);
     int capacity = c->cfg.capacity;
     for (int i = 0; i < c->n_cams; i++) {
         cam *e = &c->cams[i];
         if (!e->mine || e->running || !e->spec || atomic_load(&c->serving) >= capacity ||
             its_now_ns() < e->retry_ns)
             continue;
-        int t = take(c, e->id);
+        long long epoch, gap_ms;
+        int t = take(c, e->id, &epoch, &gap_ms);
         if (t < 0)
             return;
-        if (t == 0)
-            continue; /* the previous owner has not let go yet */
+        if (t == 0) { /* the previous owner has not let go yet; after a handover gap, at once */
+            if (gap_ms > 0)
+                e->retry_ns = its_now_ns() + (uint64_t)(gap_ms + 10) * ITS_NS_PER_MS;
+            continue;
+        }
+        set_epoch(c, e->id, epoch); /* before start: the camera may checkpoint at once */
         int rc = c->ops.start(c->ops.ud, e->id, e->spec);
         if (rc == 0 && !(e->running = its_strdup(ITS_MOD_APP, e->spec))) {
             c->ops.stop(c->ops.ud, e->id);
@@ -478,6 +620,7 @@ static void reconcile(its_cluster *c)
         if (rc < 0) {
             its_logw("cluster", e->id, "cannot start (%s): released, tried again in %d ms",
                      its_strerror(rc), c->cfg.resync_ms);
+            set_epoch(c, e->id, 0);
             release(c, e->id);
             e->retry_ns = its_now_ns() + (uint64_t)c->cfg.resync_ms * ITS_NS_PER_MS;
             continue;
@@ -494,7 +637,7 @@ static void apply_renewal(its_cluster *c, const redisReply *r)
     for (size_t i = 0; lost->type == REDIS_REPLY_ARRAY && i < lost->elements; i++) {
         cam *e = lost->element[i]->type == REDIS_REPLY_STRING ? find_cam(c, lost->element[i]->str)
                                                               : NULL;
-        if (e && e->running) {
+        if (e && e->running && !atomic_load(&c->frozen_ack)) {
             its_logw("cluster", e->id, "owner key lost: stopping");
             stop_cam(c, e, 0);
         }
@@ -603,7 +746,11 @@ static void renew(its_cluster *c)
         if (c->held) {
             c->held = 0;
             c->n_members = 0;
+            atomic_store(&c->valid_until, 0);
             stop_all(c, "the lease is gone (expired or taken)");
+            /* a new lease opens the output again (its_sink_fenced): not before the frames
+             * these cameras had in flight (a stalled process's) are through and dropped */
+            wait_closed(c);
         }
         c->token[0] = 0;
     }
@@ -648,7 +795,8 @@ static void sub_wait(its_cluster *c, uint64_t deadline)
 {
     for (;;) {
         uint64_t now = its_now_ns();
-        if (now >= deadline || atomic_load(&c->stop))
+        if (now >= deadline || atomic_load(&c->stop) ||
+            (atomic_load(&c->frozen) && !atomic_load(&c->frozen_ack)))
             return;
         int ms = (int)((deadline - now) / ITS_NS_PER_MS) + 1;
         if (ms > 100)
@@ -668,6 +816,7 @@ static void sub_wait(its_cluster *c, uint64_t deadline)
         void *reply = NULL;
         while (redisGetReplyFromReader(c->sub, &reply) == REDIS_OK && reply) {
             c->dirty = 1;
+            c->renew_now = 1;
             freeReplyObject(reply);
             reply = NULL;
         }
@@ -678,6 +827,23 @@ static void sub_wait(its_cluster *c, uint64_t deadline)
 
 /* ---- the thread ------------------------------------------------------------------------ */
 
+/* Frozen (a graceful stop's drain): the lease and the owner keys of the cameras served are
+ * renewed, nothing else; a lease lost or fenced closes the output and checkpoints (no camera is
+ * stopped here: the pipeline is stopping them), and no new lease is taken. */
+static void renew_frozen(its_cluster *c, uint64_t fence)
+{
+    char ttl[16], capv[16];
+    snprintf(ttl, sizeof ttl, "%d", c->cfg.lease_ttl_ms);
+    snprintf(capv, sizeof capv, "%d", c->cfg.capacity);
+    if (c->held && renew_script(c, ttl, capv, its_now_ns()) == 0)
+        c->held = 0;
+    if (c->held && its_now_ns() - c->last_ok >= fence)
+        c->held = 0;
+    atomic_store(&c->valid_until, c->held ? c->last_ok + fence : 0);
+    if (c->ops.lease)
+        c->ops.lease(c->ops.ud, c->held ? c->last_ok + fence : 0);
+}
+
 static void *run(void *arg)
 {
     its_cluster *c = arg;
@@ -686,19 +852,31 @@ static void *run(void *arg)
     uint64_t next_renew = 0;
     while (!atomic_load(&c->stop)) {
         uint64_t now = its_now_ns();
+        if (atomic_load(&c->frozen)) {
+            atomic_store(&c->frozen_ack, 1);
+            if (now >= next_renew) {
+                renew_frozen(c, fence);
+                next_renew = now + tick;
+            }
+            sub_wait(c, next_renew);
+            continue;
+        }
         atomic_store(&c->ready, c->held);
         if (c->seeded < c->n_seeds && write_seeds(c) < 0) {
             sub_wait(c, now + 500 * ITS_NS_PER_MS);
             continue;
         }
-        if (now >= next_renew) {
+        if (now >= next_renew || c->renew_now) {
+            c->renew_now = 0;
             renew(c);
             next_renew = now + tick;
             if (c->held && its_now_ns() - c->last_ok >= fence) {
                 c->held = 0;
                 c->n_members = 0;
+                atomic_store(&c->valid_until, 0);
                 stop_all(c, "no lease renewal for too long (fenced)");
             }
+            atomic_store(&c->valid_until, c->held ? c->last_ok + fence : 0);
             if (c->ops.lease)
                 c->ops.lease(c->ops.ud, c->held ? c->last_ok + fence : 0);
         }
@@ -714,7 +892,15 @@ static void *run(void *arg)
             assign(c);
             reconcile(c);
         }
-        sub_wait(c, next_renew);
+        /* a camera waiting out a handover gap is taken when the gap ends */
+        uint64_t wake = next_renew;
+        for (int i = 0; c->held && i < c->n_cams; i++) {
+            const cam *e = &c->cams[i];
+            if (e->mine && !e->running && e->spec && e->retry_ns > its_now_ns() &&
+                e->retry_ns < wake)
+                wake = e->retry_ns;
+        }
+        sub_wait(c, wake);
     }
     return NULL;
 }
@@ -744,6 +930,7 @@ int its_cluster_create(const its_cluster_config *cfg, const its_cluster_ops *ops
     c->cfg.replica = c->replica;
     c->cfg.prefix = c->prefix;
     pthread_mutex_init(&c->mu, NULL);
+    pthread_mutex_init(&c->ck_mu, NULL);
     *out = c;
     return 0;
 }
@@ -775,13 +962,11 @@ void its_cluster_freeze(its_cluster *c)
 {
     if (!c)
         return;
+    atomic_store(&c->frozen, 1);
     atomic_store(&c->ready, 0);
-    if (!c->started)
-        return;
-    atomic_store(&c->stop, 1);
-    pthread_join(c->thread, NULL);
-    c->started = 0;
-    c->left = 1; /* not started again */
+    c->left = 1;                                       /* not started again */
+    while (c->started && !atomic_load(&c->frozen_ack)) /* a reconcile in progress ends */
+        its_sleep_ns(2 * ITS_NS_PER_MS);
 }
 
 void its_cluster_leave(its_cluster *c)
@@ -789,7 +974,15 @@ void its_cluster_leave(its_cluster *c)
     if (!c)
         return;
     its_cluster_freeze(c);
-    c->left = 1;
+    if (c->started) { /* the renewals end here */
+        atomic_store(&c->stop, 1);
+        pthread_join(c->thread, NULL);
+        c->started = 0;
+    }
+    atomic_store(&c->valid_until, 0); /* the cameras' last checkpoints are written */
+    pthread_mutex_lock(&c->ck_mu);
+    c->n_helds = 0;
+    pthread_mutex_unlock(&c->ck_mu);
     if (!c->held && !c->token[0])
         return;
     /* the cameras stopped with the pipeline: only their keys are handed over */
@@ -808,6 +1001,8 @@ void its_cluster_leave(its_cluster *c)
     const char *argv[] = {"EVAL", drop_lua, "2", lease, members, c->token, c->replica};
     pthread_mutex_lock(&c->mu);
     redisReply *r = cmd_argv(c, 7, argv);
+    if (r)
+        notify(c, "-"); /* the others see the members at once, not at their next renewal */
     pthread_mutex_unlock(&c->mu);
     if (r)
         freeReplyObject(r);
@@ -824,6 +1019,10 @@ void its_cluster_destroy(its_cluster *c)
         redisFree(c->cmd);
     if (c->sub)
         redisFree(c->sub);
+    if (c->ck)
+        redisFree(c->ck);
+    its_free(c->helds);
+    pthread_mutex_destroy(&c->ck_mu);
     for (int i = 0; i < c->n_cams; i++) {
         its_free(c->cams[i].spec);
         its_free(c->cams[i].running);
@@ -835,4 +1034,101 @@ void its_cluster_destroy(its_cluster *c)
     its_free(c->seeds);
     pthread_mutex_destroy(&c->mu);
     its_free(c);
+}
+
+/* ---- checkpoints ----------------------------------------------------------------------- */
+
+/* A command on the checkpoint connection (made if needed, at most once per 500 ms); caller
+ * holds ck_mu. NULL after a connection error (the connection is then dropped). */
+static redisReply *ck_argv(its_cluster *c, int argc, const char **argv, const size_t *lens)
+{
+    uint64_t now = its_now_ns();
+    if (!c->ck && now >= c->ck_retry_ns) {
+        char err[256];
+        if (!(c->ck = its_redis_connect(&c->cfg.redis, NULL, err, sizeof err))) {
+            c->ck_retry_ns = now + 500 * ITS_NS_PER_MS;
+            its_logw("cluster", NULL, "checkpoints: %s", err);
+        }
+    }
+    if (!c->ck)
+        return NULL;
+    redisReply *r = redisCommandArgv(c->ck, argc, argv, lens);
+    if (!r || (r->type == REDIS_REPLY_ERROR &&
+               (!strncmp(r->str, "READONLY", 8) || !strncmp(r->str, "MASTERDOWN", 10) ||
+                !strncmp(r->str, "LOADING", 7)))) {
+        its_logw("cluster", NULL, "checkpoints: Redis: %s", r ? r->str : c->ck->errstr);
+        if (r)
+            freeReplyObject(r);
+        redisFree(c->ck);
+        c->ck = NULL;
+        return NULL;
+    }
+    return r;
+}
+
+int its_cluster_checkpoint_save(its_cluster *c, const char *id, const char *data, size_t len)
+{
+    if (!c || !valid_name(id) || !data)
+        return ITS_EINVAL;
+    if (its_now_ns() >= atomic_load(&c->valid_until))
+        return ITS_EBUSY; /* fenced, or leaving: the camera may be someone else's by now */
+    char k[160], ck[160], ep[24];
+    key(c, k, sizeof k, "owner", id);
+    cam_key(c, ck, sizeof ck, "ckpt", id);
+    pthread_mutex_lock(&c->ck_mu);
+    long long epoch = 0;
+    for (int i = 0; i < c->n_helds && !epoch; i++)
+        if (!strcmp(c->helds[i].id, id))
+            epoch = c->helds[i].epoch;
+    if (!epoch) {
+        pthread_mutex_unlock(&c->ck_mu);
+        return ITS_EBUSY;
+    }
+    snprintf(ep, sizeof ep, "%lld", epoch);
+    const char *argv[] = {"EVAL", save_lua, "2", k, ck, c->replica, ep, data};
+    size_t lens[8];
+    for (int i = 0; i < 7; i++)
+        lens[i] = strlen(argv[i]);
+    lens[7] = len;
+    redisReply *r = ck_argv(c, 8, argv, lens);
+    pthread_mutex_unlock(&c->ck_mu);
+    int rc = !r                               ? ITS_ENET
+             : r->type != REDIS_REPLY_INTEGER ? ITS_EPROTO
+             : r->integer == 1                ? 0
+                                              : ITS_EBUSY;
+    if (r && r->type == REDIS_REPLY_ERROR)
+        its_loge("cluster", id, "checkpoint refused: %s", r->str);
+    if (r)
+        freeReplyObject(r);
+    return rc;
+}
+
+int its_cluster_checkpoint_load(its_cluster *c, const char *id, char **data, size_t *len)
+{
+    *data = NULL;
+    *len = 0;
+    if (!c || !valid_name(id))
+        return ITS_EINVAL;
+    char ck[160];
+    cam_key(c, ck, sizeof ck, "ckpt", id);
+    const char *argv[] = {"HGET", ck, "data"};
+    pthread_mutex_lock(&c->ck_mu);
+    redisReply *r = ck_argv(c, 3, argv, NULL);
+    pthread_mutex_unlock(&c->ck_mu);
+    int rc = !r                              ? ITS_ENET
+             : r->type == REDIS_REPLY_STRING ? 0
+             : r->type == REDIS_REPLY_NIL    ? ITS_ENOENT
+                                             : ITS_EPROTO;
+    if (rc == 0) {
+        if ((*data = its_malloc(ITS_MOD_APP, r->len + 1))) {
+            memcpy(*data, r->str, r->len);
+            (*data)[r->len] = 0;
+            *len = r->len;
+        } else {
+            rc = ITS_ENOMEM;
+        }
+    }
+    if (r)
+        freeReplyObject(r);
+    return rc;
 }
