@@ -600,9 +600,14 @@ static void *front(void *arg)
 
 /* ---- start and stop -------------------------------------------------------------------- */
 
+/* The front loop's counts (n_api, n_ops) are what limit connections. libmicrohttpd's own limit
+ * is only a backstop and is set well above them: it is split among the pool's threads, and a
+ * closed connection leaves libmicrohttpd's count after its close notice has freed our slot, so
+ * a limit equal to ours refuses, under load, a connection that our count admitted. */
 static struct MHD_Daemon *daemon_start(its__http_server *s, unsigned int threads,
                                        unsigned int limit)
 {
+    limit = 2 * limit + 2 * threads;
     unsigned int flags =
         MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC;
     if (threads > 1)

@@ -94,8 +94,10 @@ def snapshots(d, ck, scene):
     ann = decode_jpeg(body)
     main = next(l for l in scene["lines"] if l["name"] == "main")
     (x0, y0), (x1, y1) = main["points"]
-    on_line = [(int(x0 + (x1 - x0) * f), int(y0 + (y1 - y0) * f)) for f in (0.3, 0.6, 0.9)]
-    ck.check(all(near_colour(ann, x, y, YELLOW) for x, y in on_line),
+    # nine points along the line; boxes and labels of the vehicles on it are drawn over the
+    # line and may cover a few of them, so two thirds must be yellow
+    on_line = [(int(x0 + (x1 - x0) * f / 10), int(y0 + (y1 - y0) * f / 10)) for f in range(1, 10)]
+    ck.check(sum(near_colour(ann, x, y, YELLOW) for x, y in on_line) >= 6,
              "annotated: line 'main' drawn yellow at %s: %s" %
              (on_line, [pixel(ann, x, y) for x, y in on_line]))
     ck.check(not all(near_colour(plain, x, y, YELLOW, tol=40, r=0) for x, y in on_line),
@@ -105,7 +107,7 @@ def snapshots(d, ck, scene):
     half = decode_jpeg(body)
     ck.equal((st, half[0], half[1]), (200, 320, 180), "width=320: status and size")
     on_half = [(x // 2, y // 2) for x, y in on_line]
-    ck.check(all(near_colour(half, x, y, YELLOW) for x, y in on_half),
+    ck.check(sum(near_colour(half, x, y, YELLOW) for x, y in on_half) >= 6,
              "width=320: line 'main' drawn yellow at %s: %s" %
              (on_half, [pixel(half, x, y) for x, y in on_half]))
     ck.equal(d.get("/v1/cameras/road/snapshot.jpg?width=8")[0], 400, "width=8")
